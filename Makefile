@@ -1,0 +1,67 @@
+# armdb: a bitcask table access method for PostgreSQL 15
+#
+#   make && make install          build and install the extension
+#   make installcheck             pg_regress tests against a running server
+#   make unittest                 storage-layer unit tests, no server needed
+#   make fuzz FUZZ_SECONDS=60     libFuzzer smoke run of the entry/hint parsers
+
+EXTENSION = armdb
+MODULE_big = armdb
+DATA = armdb--0.1.sql
+PGFILEDESC = "armdb - bitcask table access method"
+
+STORAGE_SRCS = src/storage/status.c src/storage/format.c src/storage/io.c \
+	src/storage/shard.c src/storage/recovery.c
+STORAGE_OBJS = $(STORAGE_SRCS:.c=.o)
+
+OBJS = src/armdb.o src/armdb_storage.o src/am/armdb_handler.o \
+	$(STORAGE_OBJS)
+
+REGRESS = armdb_init
+TAP_TESTS = 1
+
+PG_CPPFLAGS = -I$(srcdir)/src
+# -Wextra without the three warnings PostgreSQL's own headers trigger
+ARMDB_WARNINGS = -Wall -Wextra -Werror -Wno-unused-parameter \
+	-Wno-missing-field-initializers -Wno-sign-compare
+PG_CFLAGS = $(ARMDB_WARNINGS)
+SHLIB_LINK = -luring
+
+EXTRA_CLEAN = test/armdb_unit test/fuzz_parsers test/obj test/fuzz-corpus
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# ---------------------------------------------------------------------------
+# Storage layer without a server: compiled with FRONTEND (postgres_fe.h,
+# palloc from libpgcommon, pg_crc32c from libpgport).
+# ---------------------------------------------------------------------------
+FE_CC = $(CC)
+FE_CFLAGS = -O1 -g $(ARMDB_WARNINGS) -D_GNU_SOURCE -DFRONTEND -I$(srcdir)/src \
+	-I$(includedir_server) -I$(includedir_internal)
+FE_LIBS = -L$(pkglibdir) -L$(libdir) -lpgcommon -lpgport -luring -lpthread
+
+UNIT_SRCS = $(wildcard $(srcdir)/test/unit_*.c)
+
+test/armdb_unit: $(UNIT_SRCS) $(STORAGE_SRCS) $(wildcard $(srcdir)/test/*.h) \
+		$(wildcard $(srcdir)/src/storage/*.h)
+	$(FE_CC) $(FE_CFLAGS) -I$(srcdir)/test -o $@ $(UNIT_SRCS) \
+		$(addprefix $(srcdir)/,$(STORAGE_SRCS)) $(FE_LIBS)
+
+.PHONY: unittest fuzz
+unittest: test/armdb_unit
+	./test/armdb_unit
+
+# libFuzzer needs clang; ASan+UBSan catch what a crash alone would not.
+FUZZ_CC = clang
+FUZZ_SECONDS ?= 60
+test/fuzz_parsers: $(srcdir)/test/fuzz_parsers.c $(STORAGE_SRCS)
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -D_GNU_SOURCE -DFRONTEND -I$(srcdir)/src \
+		-I$(includedir_server) -I$(includedir_internal) -o $@ $^ $(FE_LIBS)
+
+fuzz: test/fuzz_parsers
+	mkdir -p test/fuzz-corpus
+	./test/fuzz_parsers -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+		-print_final_stats=1 test/fuzz-corpus $(srcdir)/test/fuzz-seeds

@@ -1,0 +1,202 @@
+/*-------------------------------------------------------------------------
+ *
+ * armdb.c
+ *	  Entry point of the armdb extension: GUCs, shared memory, LWLock
+ *	  tranches.
+ *
+ * armdb keeps its key directory and write buffers in shared memory, so it
+ * must be loaded through shared_preload_libraries; loaded any other way it
+ * refuses with a hint instead of half-working.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+#include "armdb.h"
+
+PG_MODULE_MAGIC;
+
+/* ----------------
+ * GUCs
+ * ----------------
+ */
+int			armdb_shards = 8;
+int			armdb_max_file_size_kb = 1024 * 1024;	/* 1 GB */
+bool		armdb_direct_io = true;
+int			armdb_io_method = ARMDB_IO_AUTO;
+int			armdb_memory_mb = 256;
+char	   *armdb_data_directory = NULL;
+
+static const struct config_enum_entry io_method_options[] = {
+	{"auto", ARMDB_IO_AUTO, false},
+	{"io_uring", ARMDB_IO_URING, false},
+	{"sync", ARMDB_IO_SYNC, false},
+	{NULL, 0, false}
+};
+
+ArmdbSharedState *armdb_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static dsa_area *keydir_area = NULL;
+
+void		_PG_init(void);
+
+static Size
+armdb_shmem_size(void)
+{
+	return add_size(offsetof(ArmdbSharedState, keydir_area),
+					mul_size((Size) armdb_memory_mb, 1024 * 1024));
+}
+
+static void
+armdb_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(armdb_shmem_size());
+	RequestNamedLWLockTranche("armdb", 1);
+}
+
+static void
+armdb_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	armdb_shared = ShmemInitStruct("armdb", armdb_shmem_size(), &found);
+	if (!found)
+	{
+		dsa_area   *area;
+
+		armdb_shared->control_lock = &(GetNamedLWLockTranche("armdb"))->lock;
+		armdb_shared->keydir_tranche_id = LWLockNewTrancheId();
+		armdb_shared->keydir_size = (Size) armdb_memory_mb * 1024 * 1024;
+
+		/*
+		 * The keydir lives in a DSA area created in place, as pgstat does
+		 * (the postmaster cannot use DSM segments).  Capping it at its own
+		 * size keeps it from ever growing into DSM segments: armdb.memory is
+		 * the bound, and running out of it is a clean ERROR naming the GUC.
+		 */
+		area = dsa_create_in_place(armdb_shared->keydir_area,
+								   armdb_shared->keydir_size,
+								   armdb_shared->keydir_tranche_id, NULL);
+		dsa_pin(area);
+		dsa_set_size_limit(area, armdb_shared->keydir_size);
+		dsa_detach(area);
+	}
+	LWLockRelease(AddinShmemInitLock);
+
+	LWLockRegisterTranche(armdb_shared->keydir_tranche_id, "armdb keydir");
+
+	if (!IsUnderPostmaster)
+		armdb_storage_backend_init();
+}
+
+static void
+keydir_area_detach(int code, Datum arg)
+{
+	if (keydir_area != NULL)
+	{
+		dsa_detach(keydir_area);
+		/* no segment was given to dsa_attach_in_place(): release by hand */
+		dsa_release_in_place(armdb_shared->keydir_area);
+		keydir_area = NULL;
+	}
+}
+
+dsa_area *
+armdb_keydir_area(void)
+{
+	MemoryContext oldcontext;
+
+	if (keydir_area != NULL)
+		return keydir_area;
+
+	oldcontext = MemoryContextSwitchTo(TopMemoryContext);
+	keydir_area = dsa_attach_in_place(armdb_shared->keydir_area, NULL);
+	dsa_pin_mapping(keydir_area);
+	MemoryContextSwitchTo(oldcontext);
+	before_shmem_exit(keydir_area_detach, (Datum) 0);
+	return keydir_area;
+}
+
+void
+_PG_init(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("armdb must be loaded via shared_preload_libraries"),
+				 errdetail("armdb keeps its key directory and write buffers in shared memory, which is set up at server start."),
+				 errhint("Add armdb to shared_preload_libraries in postgresql.conf and restart the server.")));
+
+	DefineCustomIntVariable("armdb.shards",
+							"Number of shards of armdb tables created from now on.",
+							"Each shard has its own directory, append file and lock; "
+							"a table keeps the shard count it was created with.",
+							&armdb_shards,
+							8, 1, 256,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("armdb.max_file_size",
+							"Size at which an armdb data file is closed and a new one started.",
+							NULL,
+							&armdb_max_file_size_kb,
+							1024 * 1024, 64, 4194303,
+							PGC_SIGHUP, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("armdb.direct_io",
+							 "Use O_DIRECT for armdb data files.",
+							 "File systems that refuse O_DIRECT get buffered I/O.",
+							 &armdb_direct_io,
+							 true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("armdb.io_method",
+							 "How armdb submits file I/O: io_uring, plain system calls, or auto.",
+							 "auto uses io_uring when the kernel allows it and "
+							 "falls back to pread/pwrite otherwise.",
+							 &armdb_io_method,
+							 ARMDB_IO_AUTO, io_method_options,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("armdb.memory",
+							"Shared memory for the armdb key directory.",
+							NULL,
+							&armdb_memory_mb,
+							256, 8, 1024 * 1024,
+							PGC_POSTMASTER, GUC_UNIT_MB,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("armdb.data_directory",
+							   "Directory of armdb's files; empty means \"armdb\" inside the data directory.",
+							   NULL,
+							   &armdb_data_directory,
+							   "",
+							   PGC_POSTMASTER, 0,
+							   NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("armdb");
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = armdb_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = armdb_shmem_startup;
+}

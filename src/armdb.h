@@ -1,0 +1,49 @@
+/*-------------------------------------------------------------------------
+ *
+ * armdb.h
+ *	  Settings and shared state of the armdb extension.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ARMDB_H
+#define ARMDB_H
+
+#include "storage/lwlock.h"
+#include "utils/dsa.h"
+
+#include "storage/io.h"
+#include "storage/status.h"
+
+/* GUCs (see the README for units and defaults) */
+extern int	armdb_shards;
+extern int	armdb_max_file_size_kb;
+extern bool armdb_direct_io;
+extern int	armdb_io_method;
+extern int	armdb_memory_mb;
+extern char *armdb_data_directory;
+
+/*
+ * The part of the main shared memory segment armdb owns: a control struct,
+ * followed by the key directory's memory, a DSA area created in place and
+ * capped at its size so that armdb.memory is a hard bound.
+ */
+typedef struct ArmdbSharedState
+{
+	LWLock	   *control_lock;	/* protects the fields below it */
+	int			keydir_tranche_id;	/* LWLocks inside the keydir area */
+	Size		keydir_size;	/* bytes of the in-place DSA area */
+	char		keydir_area[FLEXIBLE_ARRAY_MEMBER];
+} ArmdbSharedState;
+
+extern ArmdbSharedState *armdb_shared;
+
+/* the key directory's DSA area, attached on first use in this backend */
+extern dsa_area *armdb_keydir_area(void);
+
+/* src/armdb_storage.c: the storage layer inside a backend */
+extern void armdb_storage_backend_init(void);
+extern ArmdbIo *armdb_backend_io(void);
+extern void armdb_data_dir_path(char *path);
+extern void armdb_report_storage_error(int elevel, const ArmdbError *err);
+
+#endif							/* ARMDB_H */

@@ -1,0 +1,152 @@
+/*-------------------------------------------------------------------------
+ *
+ * armdb_storage.c
+ *	  The storage layer inside a backend: this process's I/O context,
+ *	  descriptor accounting, the armdb data directory, and turning storage
+ *	  errors into ereport()s.
+ *
+ * The storage layer itself (src/storage/) knows nothing of the server; this
+ * file is where its conventions meet PostgreSQL's.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/stat.h>
+
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "storage/ipc.h"
+#include "utils/memutils.h"
+
+#include "armdb.h"
+
+static ArmdbIo backend_io;
+static bool backend_io_ready = false;
+static int	backend_io_requested;
+
+static void
+armdb_fd_opened(void)
+{
+	ReserveExternalFD();
+}
+
+static void
+armdb_fd_closed(void)
+{
+	ReleaseExternalFD();
+}
+
+static void
+backend_io_shutdown(int code, Datum arg)
+{
+	if (backend_io_ready)
+		armdb_io_shutdown(&backend_io);
+	backend_io_ready = false;
+}
+
+/*
+ * Called once in the postmaster at shared memory initialisation: hook the
+ * storage layer's descriptor accounting into fd.c and create the armdb
+ * directory.  Children inherit the hooks.
+ */
+void
+armdb_storage_backend_init(void)
+{
+	char		path[MAXPGPATH];
+	ArmdbError	err;
+
+	armdb_fd_opened_hook = armdb_fd_opened;
+	armdb_fd_closed_hook = armdb_fd_closed;
+
+	armdb_data_dir_path(path);
+	if (!armdb_make_dir(path, &err))
+		armdb_report_storage_error(FATAL, &err);
+}
+
+/*
+ * This process's I/O context, (re)created when armdb.io_method changed
+ * since it was set up.
+ */
+ArmdbIo *
+armdb_backend_io(void)
+{
+	ArmdbError	err;
+	MemoryContext oldcontext;
+	bool		ok;
+
+	if (backend_io_ready && backend_io_requested == armdb_io_method)
+		return &backend_io;
+
+	if (backend_io_ready)
+		armdb_io_shutdown(&backend_io);
+	else
+		on_proc_exit(backend_io_shutdown, (Datum) 0);
+	backend_io_ready = false;
+
+	oldcontext = MemoryContextSwitchTo(TopMemoryContext);
+	ok = armdb_io_init(&backend_io, (ArmdbIoMethod) armdb_io_method, &err);
+	MemoryContextSwitchTo(oldcontext);
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("armdb cannot use io_uring in this process"),
+				 errdetail("%s", err.message),
+				 errhint("Set armdb.io_method to \"auto\" or \"sync\".")));
+	backend_io_ready = true;
+	backend_io_requested = armdb_io_method;
+	return &backend_io;
+}
+
+/* The directory holding every armdb file of this cluster. */
+void
+armdb_data_dir_path(char *path)
+{
+	if (armdb_data_directory != NULL && armdb_data_directory[0] != '\0')
+		strlcpy(path, armdb_data_directory, MAXPGPATH);
+	else
+		snprintf(path, MAXPGPATH, "%s/armdb", DataDir);
+}
+
+/*
+ * Raise a storage-layer error at elevel with the SQLSTATE its kind calls
+ * for: file access errors by errno (ENOSPC is disk_full, ...), corruption
+ * as data_corrupted.
+ */
+void
+armdb_report_storage_error(int elevel, const ArmdbError *err)
+{
+	switch (err->code)
+	{
+		case ARMDB_ERR_IO:
+			errno = err->sys_errno;
+			ereport(elevel,
+					(errcode_for_file_access(),
+					 errmsg("armdb: %s", err->message)));
+			break;
+		case ARMDB_ERR_CORRUPT:
+			ereport(elevel,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("armdb: %s", err->message)));
+			break;
+		case ARMDB_ERR_NOMEM:
+			ereport(elevel,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("armdb: %s", err->message)));
+			break;
+		case ARMDB_ERR_INVALID:
+			ereport(elevel,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("armdb: %s", err->message)));
+			break;
+		case ARMDB_ERR_FAILED:
+			ereport(elevel,
+					(errcode(ERRCODE_IO_ERROR),
+					 errmsg("armdb: %s", err->message),
+					 errhint("Restart the server to recover the shard from its files.")));
+			break;
+		case ARMDB_OK:
+			elog(elevel, "armdb: storage error reported without an error");
+			break;
+	}
+}

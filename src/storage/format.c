@@ -1,0 +1,282 @@
+/*-------------------------------------------------------------------------
+ *
+ * format.c
+ *	  Encoding and checking of armdb's on-disk structures (see format.h).
+ *
+ * Nothing here does I/O: these functions work on memory images, so that the
+ * fuzz target can drive them directly.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "storage/format.h"
+
+#include "port/pg_crc32c.h"
+
+/* The CRC of an entry covers its header after the crc field, then value. */
+static pg_crc32c
+entry_crc(const ArmdbEntryHeader *hdr, const void *value)
+{
+	pg_crc32c	crc;
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, ((const char *) hdr) + sizeof(uint32),
+				ARMDB_ENTRY_HEADER_SIZE - sizeof(uint32));
+	if (hdr->value_len > 0)
+		COMP_CRC32C(crc, value, hdr->value_len);
+	FIN_CRC32C(crc);
+	return crc;
+}
+
+void
+armdb_entry_seal(ArmdbEntryHeader *hdr, const void *value)
+{
+	hdr->crc = entry_crc(hdr, value);
+}
+
+static bool
+all_zero(const char *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] != 0)
+			return false;
+	return true;
+}
+
+ArmdbParseResult
+armdb_entry_parse(const char *buf, size_t avail, ArmdbEntryHeader *hdr)
+{
+	/*
+	 * A partial header is "short" even if its bytes are zero: at a chunk
+	 * boundary the rest may follow.  Whoever knows the file ends here
+	 * decides between padding and a torn entry.
+	 */
+	if (avail < ARMDB_ENTRY_HEADER_SIZE)
+		return ARMDB_PARSE_SHORT;
+
+	memcpy(hdr, buf, ARMDB_ENTRY_HEADER_SIZE);
+	if (all_zero(buf, ARMDB_ENTRY_HEADER_SIZE))
+		return ARMDB_PARSE_ZERO;
+
+	/* cheap plausibility checks before trusting value_len */
+	if (hdr->value_len > ARMDB_MAX_VALUE_LEN)
+		return ARMDB_PARSE_BAD;
+	if ((hdr->gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_FLAG_TOMBSTONE) != 0)
+		return ARMDB_PARSE_BAD;
+
+	if (avail - ARMDB_ENTRY_HEADER_SIZE < hdr->value_len)
+		return ARMDB_PARSE_SHORT;
+
+	if (entry_crc(hdr, buf + ARMDB_ENTRY_HEADER_SIZE) != hdr->crc)
+		return ARMDB_PARSE_BAD;
+	return ARMDB_PARSE_OK;
+}
+
+/* ----------------
+ * Data file header
+ * ----------------
+ */
+static pg_crc32c
+file_header_crc(const ArmdbFileHeader *fh)
+{
+	pg_crc32c	crc;
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, ((const char *) fh) + sizeof(uint32),
+				ARMDB_FILE_HEADER_SIZE - sizeof(uint32));
+	FIN_CRC32C(crc);
+	return crc;
+}
+
+void
+armdb_file_header_init(ArmdbFileHeader *fh, uint32 file_id, uint32 shard)
+{
+	memset(fh, 0, sizeof(*fh));
+	fh->magic = ARMDB_DATA_MAGIC;
+	fh->version = ARMDB_FORMAT_VERSION;
+	fh->file_id = file_id;
+	fh->shard = shard;
+	fh->crc = file_header_crc(fh);
+}
+
+bool
+armdb_file_header_check(const char *buf, size_t avail, uint32 file_id,
+						ArmdbError *err)
+{
+	ArmdbFileHeader fh;
+
+	if (avail < ARMDB_FILE_HEADER_SIZE)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "data file %06u is too short for its header (%zu bytes)",
+						   file_id, avail);
+	memcpy(&fh, buf, sizeof(fh));
+	if (fh.magic != ARMDB_DATA_MAGIC)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "data file %06u has a bad magic number %08x",
+						   file_id, fh.magic);
+	if (file_header_crc(&fh) != fh.crc)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "data file %06u has a bad header checksum",
+						   file_id);
+	if (fh.version != ARMDB_FORMAT_VERSION)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "data file %06u has format version %u, expected %u",
+						   file_id, fh.version, ARMDB_FORMAT_VERSION);
+	if (fh.flags != 0)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "data file %06u uses unsupported features (flags %04x)",
+						   file_id, fh.flags);
+	if (fh.file_id != file_id)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "data file %06u says it is file %06u",
+						   file_id, fh.file_id);
+	return true;
+}
+
+/* ----------------
+ * Hint files
+ * ----------------
+ */
+void
+armdb_hint_record_from_info(ArmdbHintRecord *rec, const ArmdbEntryInfo *info)
+{
+	rec->gsn = info->gsn;
+	rec->xid = info->xid;
+	rec->slot = info->slot;
+	rec->root_slot = info->root_slot;
+	rec->prev_slot = info->prev_slot;
+	rec->offset = info->offset;
+	rec->len = info->len;
+}
+
+/*
+ * The whole image is validated before the first callback, so a bad hint
+ * never delivers part of its records (the caller then scans the data file
+ * and would otherwise see entries twice).
+ */
+bool
+armdb_hint_parse(const char *buf, size_t len, uint32 file_id,
+				 uint64 data_size, ArmdbEntryCallback cb, void *arg,
+				 ArmdbError *err)
+{
+	ArmdbHintHeader hh;
+	ArmdbHintTrailer tr;
+	pg_crc32c	crc;
+	const char *recs;
+	uint64		prev_end = ARMDB_FILE_HEADER_SIZE;
+
+	if (len < sizeof(hh) + sizeof(tr))
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "hint file %06u is too short (%zu bytes)",
+						   file_id, len);
+	memcpy(&hh, buf, sizeof(hh));
+	memcpy(&tr, buf + len - sizeof(tr), sizeof(tr));
+	if (hh.magic != ARMDB_HINT_MAGIC || tr.magic != ARMDB_HINT_MAGIC)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "hint file %06u has a bad magic number", file_id);
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, buf, len - sizeof(tr));
+	FIN_CRC32C(crc);
+	if (crc != tr.crc)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "hint file %06u has a bad checksum", file_id);
+
+	if (hh.version != ARMDB_FORMAT_VERSION || hh.flags != 0)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "hint file %06u has unsupported version %u flags %04x",
+						   file_id, hh.version, hh.flags);
+	if (hh.file_id != file_id)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "hint file %06u says it describes file %06u",
+						   file_id, hh.file_id);
+	if ((len - sizeof(hh) - sizeof(tr)) / sizeof(ArmdbHintRecord) != hh.nrecords ||
+		(len - sizeof(hh) - sizeof(tr)) % sizeof(ArmdbHintRecord) != 0)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "hint file %06u has %zu bytes of records for %u records",
+						   file_id, len - sizeof(hh) - sizeof(tr), hh.nrecords);
+	if (hh.data_end > data_size)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "hint file %06u covers %llu bytes but the data file has %llu",
+						   file_id, (unsigned long long) hh.data_end,
+						   (unsigned long long) data_size);
+
+	recs = buf + sizeof(hh);
+	for (uint32 i = 0; i < hh.nrecords; i++)
+	{
+		ArmdbHintRecord rec;
+
+		memcpy(&rec, recs + i * sizeof(rec), sizeof(rec));
+		if (rec.offset < prev_end ||
+			rec.len < ARMDB_ENTRY_HEADER_SIZE ||
+			rec.len - ARMDB_ENTRY_HEADER_SIZE > ARMDB_MAX_VALUE_LEN ||
+			(uint64) rec.offset + rec.len > hh.data_end ||
+			(rec.gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_FLAG_TOMBSTONE) != 0)
+			return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+							   "hint file %06u record %u is invalid (offset %u, length %u)",
+							   file_id, i, rec.offset, rec.len);
+		prev_end = (uint64) rec.offset + rec.len;
+	}
+
+	if (cb == NULL)
+		return true;
+	for (uint32 i = 0; i < hh.nrecords; i++)
+	{
+		ArmdbHintRecord rec;
+		ArmdbEntryInfo info;
+
+		memcpy(&rec, recs + i * sizeof(rec), sizeof(rec));
+		info.gsn = rec.gsn;
+		info.xid = rec.xid;
+		info.slot = rec.slot;
+		info.root_slot = rec.root_slot;
+		info.prev_slot = rec.prev_slot;
+		info.file_id = file_id;
+		info.offset = rec.offset;
+		info.len = rec.len;
+		if (!cb(arg, &info, err))
+			return false;
+	}
+	return true;
+}
+
+/* ----------------
+ * File names
+ * ----------------
+ */
+static const char *const file_ext[] = {
+	[ARMDB_FILE_DATA] = "data",
+	[ARMDB_FILE_HINT] = "hint",
+	[ARMDB_FILE_TMP] = "tmp",
+};
+
+void
+armdb_file_path(char *path, const char *dir, uint32 file_id,
+				ArmdbFileKind kind)
+{
+	snprintf(path, MAXPGPATH, "%s/%06u.%s", dir, file_id, file_ext[kind]);
+}
+
+bool
+armdb_file_name_parse(const char *name, uint32 *file_id, ArmdbFileKind *kind)
+{
+	uint32		id = 0;
+
+	for (int i = 0; i < 6; i++)
+	{
+		if (name[i] < '0' || name[i] > '9')
+			return false;
+		id = id * 10 + (name[i] - '0');
+	}
+	if (name[6] != '.' || id == 0)
+		return false;
+	for (int k = 0; k < lengthof(file_ext); k++)
+	{
+		if (strcmp(name + 7, file_ext[k]) == 0)
+		{
+			*file_id = id;
+			*kind = (ArmdbFileKind) k;
+			return true;
+		}
+	}
+	return false;
+}

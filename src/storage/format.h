@@ -1,0 +1,235 @@
+/*-------------------------------------------------------------------------
+ *
+ * format.h
+ *	  The one place that knows armdb's on-disk formats and file names.
+ *
+ * A shard directory holds numbered files:
+ *
+ *	 NNNNNN.data	append-only data file: a file header, then entries
+ *	 NNNNNN.hint	summary of an immutable data file (every entry's header
+ *					and location, no values), written for fast start-up
+ *	 NNNNNN.tmp		a file being written (hint or merge output); a .tmp file
+ *					never holds the only copy of anything and is removed by
+ *					recovery
+ *
+ * Data file layout (all integers little-endian as the machine writes them;
+ * armdb files are not portable between architectures, like PostgreSQL's):
+ *
+ *	 offset 0:	ArmdbFileHeader (64 bytes, CRC-protected)
+ *	 offset 64: entries, packed, each an ArmdbEntryHeader followed by
+ *				value_len bytes of value
+ *
+ * Data files are written in whole ARMDB_BLOCK_SIZE blocks (O_DIRECT), so the
+ * bytes after the last entry are zero padding until the next append
+ * overwrites them.  An all-zero entry header therefore marks a clean end;
+ * anything else that fails the checks is a torn or corrupted entry.
+ *
+ * Entry offsets are 32-bit (design §2), so a data file never exceeds 4 GB.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ARMDB_STORAGE_FORMAT_H
+#define ARMDB_STORAGE_FORMAT_H
+
+#include "storage/status.h"
+
+/* I/O unit: O_DIRECT alignment of buffers, offsets and lengths */
+#define ARMDB_BLOCK_SIZE		4096
+
+#define ARMDB_FORMAT_VERSION	1
+
+/* ----------------
+ * Data file header
+ * ----------------
+ */
+#define ARMDB_DATA_MAGIC		0x41444d52	/* "RMDA" */
+#define ARMDB_FILE_HEADER_SIZE	64
+
+typedef struct ArmdbFileHeader
+{
+	uint32		crc;			/* CRC32C of bytes [4, 64) */
+	uint32		magic;			/* ARMDB_DATA_MAGIC */
+	uint16		version;		/* ARMDB_FORMAT_VERSION */
+	uint16		flags;			/* reserved (encryption at rest), 0 */
+	uint32		file_id;		/* must match the file name */
+	uint32		shard;			/* shard number the file belongs to */
+	uint8		reserved[44];	/* zero; room for key check etc. */
+} ArmdbFileHeader;
+
+StaticAssertDecl(sizeof(ArmdbFileHeader) == ARMDB_FILE_HEADER_SIZE,
+				 "file header size");
+
+/* ----------------
+ * Entries
+ * ----------------
+ *
+ * An entry is a version of a row (its tuple image is the value) or a
+ * tombstone (no value; the row slot was deleted by xid).  The gsn orders the
+ * entries of a relation; its top byte carries flags.
+ */
+#define ARMDB_ENTRY_HEADER_SIZE 48
+
+#define ARMDB_GSN_FLAG_TOMBSTONE	(UINT64CONST(1) << 63)
+#define ARMDB_GSN_FLAG_MASK			UINT64CONST(0xFF00000000000000)
+#define ARMDB_GSN_MAX				(~ARMDB_GSN_FLAG_MASK)
+
+/* Largest value: PostgreSQL's MaxAllocSize minus the header. */
+#define ARMDB_MAX_VALUE_LEN		((uint32) (0x3fffffff - ARMDB_ENTRY_HEADER_SIZE))
+
+/* Offsets within a data file are 32-bit. */
+#define ARMDB_MAX_FILE_SIZE		UINT64CONST(0xFFFFFFFF)
+
+/* "no slot" for root_slot/prev_slot */
+#define ARMDB_INVALID_SLOT		UINT64CONST(0xFFFFFFFFFFFFFFFF)
+
+typedef struct ArmdbEntryHeader
+{
+	uint32		crc;			/* CRC32C of header bytes [4, 48) + value */
+	uint32		value_len;		/* bytes of value following the header */
+	uint64		gsn;			/* sequence number | ARMDB_GSN_FLAG_* */
+	uint64		xid;			/* FullTransactionId of the writer/deleter */
+	uint64		slot;			/* this version's row slot (the key) */
+	uint64		root_slot;		/* first slot of the update chain */
+	uint64		prev_slot;		/* version this one replaces, or invalid */
+} ArmdbEntryHeader;
+
+StaticAssertDecl(sizeof(ArmdbEntryHeader) == ARMDB_ENTRY_HEADER_SIZE,
+				 "entry header size");
+
+/*
+ * What a scan (of a data file or a hint file) knows of one entry: its header
+ * fields and its location.  len is the whole entry, header included.
+ */
+typedef struct ArmdbEntryInfo
+{
+	uint64		gsn;			/* with flags */
+	uint64		xid;
+	uint64		slot;
+	uint64		root_slot;
+	uint64		prev_slot;
+	uint32		file_id;
+	uint32		offset;
+	uint32		len;
+} ArmdbEntryInfo;
+
+static inline bool
+armdb_gsn_is_tombstone(uint64 gsn)
+{
+	return (gsn & ARMDB_GSN_FLAG_TOMBSTONE) != 0;
+}
+
+static inline uint64
+armdb_entry_size(uint32 value_len)
+{
+	return (uint64) ARMDB_ENTRY_HEADER_SIZE + value_len;
+}
+
+typedef enum ArmdbParseResult
+{
+	ARMDB_PARSE_OK,				/* a complete entry with a good CRC */
+	ARMDB_PARSE_SHORT,			/* header or value extends past the buffer */
+	ARMDB_PARSE_ZERO,			/* all-zero header: padding, clean end */
+	ARMDB_PARSE_BAD				/* CRC mismatch or impossible length */
+} ArmdbParseResult;
+
+/* Fill crc of *hdr from the header fields and value. */
+extern void armdb_entry_seal(ArmdbEntryHeader *hdr, const void *value);
+
+/*
+ * Check the entry that starts at buf (avail bytes readable).  On OK, *hdr is
+ * a copy of its header and the value is at buf + ARMDB_ENTRY_HEADER_SIZE.
+ * On SHORT with a plausible header, *hdr is filled so that the caller knows
+ * how many bytes to read.
+ */
+extern ArmdbParseResult armdb_entry_parse(const char *buf, size_t avail,
+										  ArmdbEntryHeader *hdr);
+
+extern void armdb_file_header_init(ArmdbFileHeader *fh, uint32 file_id,
+								   uint32 shard);
+extern bool armdb_file_header_check(const char *buf, size_t avail,
+									uint32 file_id, ArmdbError *err);
+
+/* ----------------
+ * Hint files
+ * ----------------
+ *
+ *	 ArmdbHintHeader, nrecords x ArmdbHintRecord, ArmdbHintTrailer
+ *
+ * The trailer's CRC covers everything before it; a hint file is written to
+ * .tmp, fsynced and renamed, so a torn one means corruption, and recovery
+ * then scans the data file instead.
+ */
+#define ARMDB_HINT_MAGIC		0x48444d52	/* "RMDH" */
+
+typedef struct ArmdbHintHeader
+{
+	uint32		magic;
+	uint16		version;
+	uint16		flags;			/* reserved, 0 */
+	uint32		file_id;		/* data file this hint describes */
+	uint32		nrecords;
+	uint64		data_end;		/* data file length the hint covers */
+	uint64		reserved;
+} ArmdbHintHeader;
+
+typedef struct ArmdbHintRecord
+{
+	uint64		gsn;
+	uint64		xid;
+	uint64		slot;
+	uint64		root_slot;
+	uint64		prev_slot;
+	uint32		offset;
+	uint32		len;
+} ArmdbHintRecord;
+
+typedef struct ArmdbHintTrailer
+{
+	uint32		crc;			/* CRC32C of header and records */
+	uint32		magic;			/* ARMDB_HINT_MAGIC again */
+} ArmdbHintTrailer;
+
+StaticAssertDecl(sizeof(ArmdbHintHeader) == 32, "hint header size");
+StaticAssertDecl(sizeof(ArmdbHintRecord) == 48, "hint record size");
+StaticAssertDecl(sizeof(ArmdbHintTrailer) == 8, "hint trailer size");
+
+extern void armdb_hint_record_from_info(ArmdbHintRecord *rec,
+										const ArmdbEntryInfo *info);
+
+/*
+ * Validate a whole hint file image; on success call cb for each record.
+ * data_size is the current length of the data file: a hint that claims more
+ * than the file holds is rejected.
+ */
+typedef bool (*ArmdbEntryCallback) (void *arg, const ArmdbEntryInfo *entry,
+									ArmdbError *err);
+
+extern bool armdb_hint_parse(const char *buf, size_t len, uint32 file_id,
+							 uint64 data_size, ArmdbEntryCallback cb,
+							 void *arg, ArmdbError *err);
+
+/* ----------------
+ * File names
+ * ----------------
+ */
+typedef enum ArmdbFileKind
+{
+	ARMDB_FILE_DATA,
+	ARMDB_FILE_HINT,
+	ARMDB_FILE_TMP
+} ArmdbFileKind;
+
+#define ARMDB_MAX_FILE_ID		999999
+
+/* "<dir>/NNNNNN.<ext>" into path (MAXPGPATH bytes) */
+extern void armdb_file_path(char *path, const char *dir, uint32 file_id,
+							ArmdbFileKind kind);
+
+/*
+ * Recognise a directory entry name; returns false for names that are not
+ * armdb files.
+ */
+extern bool armdb_file_name_parse(const char *name, uint32 *file_id,
+								  ArmdbFileKind *kind);
+
+#endif							/* ARMDB_STORAGE_FORMAT_H */

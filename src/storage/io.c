@@ -1,0 +1,670 @@
+/*-------------------------------------------------------------------------
+ *
+ * io.c
+ *	  io_uring and pread/pwrite implementations of armdb's file I/O.
+ *
+ * Every operation first asks armdb_io_fault_hook (tests inject ENOSPC/EIO
+ * that way on both paths), then runs on the ring or with plain system
+ * calls.  Short writes are continued, EINTR is retried, and failures come
+ * back as ARMDB_ERR_IO with the errno.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "storage/io.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage/format.h"
+
+ArmdbIoFaultHook armdb_io_fault_hook = NULL;
+
+static void
+fd_hook_noop(void)
+{
+}
+
+void		(*armdb_fd_opened_hook) (void) = fd_hook_noop;
+void		(*armdb_fd_closed_hook) (void) = fd_hook_noop;
+
+static const char *const io_op_name[] = {
+	[ARMDB_IOOP_WRITE] = "write",
+	[ARMDB_IOOP_READ] = "read",
+	[ARMDB_IOOP_FSYNC] = "fsync",
+	[ARMDB_IOOP_OPEN] = "open",
+	[ARMDB_IOOP_RENAME] = "rename",
+	[ARMDB_IOOP_TRUNCATE] = "truncate",
+};
+
+/* Returns false (with err set) when the test hook injects a failure. */
+static bool
+fault_check(ArmdbIoOp op, int fd, off_t off, size_t len, ArmdbError *err)
+{
+	int			e;
+
+	if (armdb_io_fault_hook == NULL)
+		return true;
+	e = armdb_io_fault_hook(op, fd, off, len);
+	if (e == 0)
+		return true;
+	return armdb_error(err, ARMDB_ERR_IO, e,
+					   "%s of %zu bytes at offset %lld failed: %s",
+					   io_op_name[op], len, (long long) off, strerror(e));
+}
+
+static bool
+io_failed(ArmdbError *err, ArmdbIoOp op, int e, size_t len, off_t off)
+{
+	return armdb_error(err, ARMDB_ERR_IO, e,
+					   "%s of %zu bytes at offset %lld failed: %s",
+					   io_op_name[op], len, (long long) off, strerror(e));
+}
+
+const char *
+armdb_io_method_name(ArmdbIoMethod method)
+{
+	switch (method)
+	{
+		case ARMDB_IO_AUTO:
+			return "auto";
+		case ARMDB_IO_URING:
+			return "io_uring";
+		case ARMDB_IO_SYNC:
+			return "sync";
+	}
+	return "unknown";
+}
+
+bool
+armdb_io_init(ArmdbIo *io, ArmdbIoMethod requested, ArmdbError *err)
+{
+	struct io_uring *ring;
+	int			rc;
+
+	io->method = ARMDB_IO_SYNC;
+	io->ring = NULL;
+	if (requested == ARMDB_IO_SYNC)
+		return true;
+
+	ring = armdb_alloc(err, sizeof(struct io_uring), "io_uring ring");
+	if (ring == NULL)
+		return false;
+	armdb_fd_opened_hook();
+	rc = io_uring_queue_init(ARMDB_IO_RING_DEPTH, ring, 0);
+	if (rc < 0)
+	{
+		armdb_fd_closed_hook();
+		pfree(ring);
+		if (requested == ARMDB_IO_URING)
+			return armdb_error(err, ARMDB_ERR_IO, -rc,
+							   "could not set up io_uring: %s", strerror(-rc));
+		/* ARMDB_IO_AUTO: the synchronous path does the same work */
+		return true;
+	}
+	io->ring = ring;
+	io->method = ARMDB_IO_URING;
+	return true;
+}
+
+void
+armdb_io_shutdown(ArmdbIo *io)
+{
+	if (io->ring != NULL)
+	{
+		io_uring_queue_exit((struct io_uring *) io->ring);
+		armdb_fd_closed_hook();
+		pfree(io->ring);
+		io->ring = NULL;
+	}
+	io->method = ARMDB_IO_SYNC;
+}
+
+/* ----------------
+ * io_uring path
+ * ----------------
+ */
+
+/* Wait for one completion, retrying interruptions by signals. */
+static int
+uring_wait(struct io_uring *ring, struct io_uring_cqe **cqe)
+{
+	int			rc;
+
+	do
+		rc = io_uring_wait_cqe(ring, cqe);
+	while (rc == -EINTR);
+	return rc;
+}
+
+static struct io_uring_sqe *
+uring_sqe(struct io_uring *ring)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+
+	if (sqe == NULL)
+	{
+		/* the ring is full of unsubmitted entries; push them first */
+		io_uring_submit(ring);
+		sqe = io_uring_get_sqe(ring);
+	}
+	return sqe;
+}
+
+#define TAG_WRITE	1
+#define TAG_FSYNC	2
+
+/*
+ * Write all of buf, then (if sync) fdatasync, with the sync linked to the
+ * write so both go down in one submission.  A short write cancels the linked
+ * fsync; the loop then writes the rest and syncs with the last piece.
+ */
+static bool
+uring_write(struct io_uring *ring, int fd, const char *buf, size_t len,
+			off_t off, bool sync, ArmdbError *err)
+{
+	size_t		done = 0;
+
+	for (;;)
+	{
+		struct io_uring_sqe *sqe;
+		struct io_uring_cqe *cqe;
+		int			wanted = 0;
+		int			write_res = 0;
+		int			fsync_res = 0;
+		int			rc;
+
+		if (done < len)
+		{
+			sqe = uring_sqe(ring);
+			io_uring_prep_write(sqe, fd, buf + done, len - done, off + done);
+			io_uring_sqe_set_data64(sqe, TAG_WRITE);
+			if (sync)
+				sqe->flags |= IOSQE_IO_LINK;
+			wanted++;
+		}
+		if (sync)
+		{
+			sqe = uring_sqe(ring);
+			io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+			io_uring_sqe_set_data64(sqe, TAG_FSYNC);
+			wanted++;
+		}
+		rc = io_uring_submit(ring);
+		if (rc < 0)
+			return io_failed(err, ARMDB_IOOP_WRITE, -rc, len - done, off + done);
+
+		for (int i = 0; i < wanted; i++)
+		{
+			rc = uring_wait(ring, &cqe);
+			if (rc < 0)
+				return io_failed(err, ARMDB_IOOP_WRITE, -rc, len - done,
+								 off + done);
+			if (io_uring_cqe_get_data64(cqe) == TAG_WRITE)
+				write_res = cqe->res;
+			else
+				fsync_res = cqe->res;
+			io_uring_cqe_seen(ring, cqe);
+		}
+
+		if (done < len)
+		{
+			if (write_res < 0 && write_res != -EINTR && write_res != -EAGAIN)
+				return io_failed(err, ARMDB_IOOP_WRITE, -write_res, len - done,
+								 off + done);
+			if (write_res == 0)
+				return io_failed(err, ARMDB_IOOP_WRITE, ENOSPC, len - done,
+								 off + done);
+			if (write_res > 0)
+				done += write_res;
+			if (done < len)
+				continue;		/* short write; a linked fsync was cancelled */
+		}
+		if (!sync)
+			return true;
+		/* the fsync that counts is one that ran after the last piece */
+		if (fsync_res == -ECANCELED || fsync_res == -EINTR)
+			continue;			/* resubmit just the fsync */
+		if (fsync_res < 0)
+			return io_failed(err, ARMDB_IOOP_FSYNC, -fsync_res, 0, 0);
+		return true;
+	}
+}
+
+static bool
+uring_fsync(struct io_uring *ring, int fd, ArmdbError *err)
+{
+	return uring_write(ring, fd, NULL, 0, 0, true, err);
+}
+
+/*
+ * Submit all reads (in rounds of the ring's depth), then complete any short
+ * one that is not at end of file with further reads of its rest.
+ */
+static bool
+uring_read_batch(struct io_uring *ring, ArmdbReadRequest *reqs, int n,
+				 ArmdbError *err)
+{
+	for (int i = 0; i < n; i++)
+		reqs[i].nread = 0;
+
+	for (int first = 0; first < n; first += ARMDB_IO_RING_DEPTH)
+	{
+		int			count = Min(n - first, ARMDB_IO_RING_DEPTH);
+		int			rc;
+		bool		again = true;
+
+		while (again)
+		{
+			int			wanted = 0;
+
+			again = false;
+			for (int i = first; i < first + count; i++)
+			{
+				ArmdbReadRequest *r = &reqs[i];
+				struct io_uring_sqe *sqe;
+
+				if (r->nread == r->len || r->nread == (size_t) -1)
+					continue;
+				sqe = uring_sqe(ring);
+				io_uring_prep_read(sqe, r->fd, (char *) r->buf + r->nread,
+								   r->len - r->nread, r->off + r->nread);
+				io_uring_sqe_set_data64(sqe, (uint64) i);
+				wanted++;
+			}
+			if (wanted == 0)
+				break;
+			rc = io_uring_submit(ring);
+			if (rc < 0)
+				return io_failed(err, ARMDB_IOOP_READ, -rc, 0, 0);
+			for (int k = 0; k < wanted; k++)
+			{
+				struct io_uring_cqe *cqe;
+				ArmdbReadRequest *r;
+				int			res;
+
+				rc = uring_wait(ring, &cqe);
+				if (rc < 0)
+					return io_failed(err, ARMDB_IOOP_READ, -rc, 0, 0);
+				r = &reqs[io_uring_cqe_get_data64(cqe)];
+				res = cqe->res;
+				io_uring_cqe_seen(ring, cqe);
+				if (res == -EINTR || res == -EAGAIN)
+					again = true;
+				else if (res < 0)
+				{
+					/* drain the others before reporting */
+					for (k++; k < wanted; k++)
+						if (uring_wait(ring, &cqe) == 0)
+							io_uring_cqe_seen(ring, cqe);
+					return io_failed(err, ARMDB_IOOP_READ, -res,
+									 r->len - r->nread, r->off + r->nread);
+				}
+				else if (res == 0)
+				{
+					/* end of file: mark complete with what we have */
+					r->len = r->nread;
+				}
+				else
+				{
+					r->nread += res;
+					if (r->nread < r->len)
+						again = true;
+				}
+			}
+		}
+	}
+	return true;
+}
+
+/* ----------------
+ * Synchronous path
+ * ----------------
+ */
+static bool
+sync_write(int fd, const char *buf, size_t len, off_t off, ArmdbError *err)
+{
+	size_t		done = 0;
+
+	while (done < len)
+	{
+		ssize_t		rc = pwrite(fd, buf + done, len - done, off + done);
+
+		if (rc < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			return io_failed(err, ARMDB_IOOP_WRITE, errno, len - done,
+							 off + done);
+		}
+		if (rc == 0)
+			return io_failed(err, ARMDB_IOOP_WRITE, ENOSPC, len - done,
+							 off + done);
+		done += rc;
+	}
+	return true;
+}
+
+static bool
+sync_read(int fd, char *buf, size_t len, off_t off, size_t *nread,
+		  ArmdbError *err)
+{
+	size_t		done = 0;
+
+	while (done < len)
+	{
+		ssize_t		rc = pread(fd, buf + done, len - done, off + done);
+
+		if (rc < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			return io_failed(err, ARMDB_IOOP_READ, errno, len - done,
+							 off + done);
+		}
+		if (rc == 0)
+			break;
+		done += rc;
+	}
+	*nread = done;
+	return true;
+}
+
+static bool
+sync_fsync(int fd, ArmdbError *err)
+{
+	if (fdatasync(fd) != 0)
+		return io_failed(err, ARMDB_IOOP_FSYNC, errno, 0, 0);
+	return true;
+}
+
+/* ----------------
+ * The interface
+ * ----------------
+ */
+bool
+armdb_io_pwrite(ArmdbIo *io, int fd, const void *buf, size_t len, off_t off,
+				ArmdbError *err)
+{
+	if (!fault_check(ARMDB_IOOP_WRITE, fd, off, len, err))
+		return false;
+	if (io->method == ARMDB_IO_URING)
+		return uring_write(io->ring, fd, buf, len, off, false, err);
+	return sync_write(fd, buf, len, off, err);
+}
+
+bool
+armdb_io_pwrite_sync(ArmdbIo *io, int fd, const void *buf, size_t len,
+					 off_t off, ArmdbError *err)
+{
+	if (!fault_check(ARMDB_IOOP_WRITE, fd, off, len, err) ||
+		!fault_check(ARMDB_IOOP_FSYNC, fd, 0, 0, err))
+		return false;
+	if (io->method == ARMDB_IO_URING)
+		return uring_write(io->ring, fd, buf, len, off, true, err);
+	return sync_write(fd, buf, len, off, err) && sync_fsync(fd, err);
+}
+
+bool
+armdb_io_pread(ArmdbIo *io, int fd, void *buf, size_t len, off_t off,
+			   size_t *nread, ArmdbError *err)
+{
+	if (!fault_check(ARMDB_IOOP_READ, fd, off, len, err))
+		return false;
+	if (io->method == ARMDB_IO_URING)
+	{
+		ArmdbReadRequest req = {fd, buf, len, off, 0};
+
+		if (!uring_read_batch(io->ring, &req, 1, err))
+			return false;
+		*nread = req.nread;
+		return true;
+	}
+	return sync_read(fd, buf, len, off, nread, err);
+}
+
+bool
+armdb_io_fdatasync(ArmdbIo *io, int fd, ArmdbError *err)
+{
+	if (!fault_check(ARMDB_IOOP_FSYNC, fd, 0, 0, err))
+		return false;
+	if (io->method == ARMDB_IO_URING)
+		return uring_fsync(io->ring, fd, err);
+	return sync_fsync(fd, err);
+}
+
+bool
+armdb_io_read_batch(ArmdbIo *io, ArmdbReadRequest *reqs, int n,
+					ArmdbError *err)
+{
+	for (int i = 0; i < n; i++)
+		if (!fault_check(ARMDB_IOOP_READ, reqs[i].fd, reqs[i].off,
+						 reqs[i].len, err))
+			return false;
+	if (io->method == ARMDB_IO_URING)
+	{
+		/* uring_read_batch shortens len at end of file; keep the caller's */
+		bool		ok;
+		size_t	   *asked = armdb_alloc(err, sizeof(size_t) * Max(n, 1),
+										"read batch");
+
+		if (asked == NULL)
+			return false;
+		for (int i = 0; i < n; i++)
+			asked[i] = reqs[i].len;
+		ok = uring_read_batch(io->ring, reqs, n, err);
+		for (int i = 0; i < n; i++)
+			reqs[i].len = asked[i];
+		pfree(asked);
+		return ok;
+	}
+	for (int i = 0; i < n; i++)
+		if (!sync_read(reqs[i].fd, reqs[i].buf, reqs[i].len, reqs[i].off,
+					   &reqs[i].nread, err))
+			return false;
+	return true;
+}
+
+/* ----------------
+ * Files and directories
+ * ----------------
+ */
+int
+armdb_file_open(const char *path, int flags, bool direct, bool *is_direct,
+				ArmdbError *err)
+{
+	int			fd;
+
+	if (!fault_check(ARMDB_IOOP_OPEN, -1, 0, 0, err))
+	{
+		armdb_error_context(err, "could not open file \"%s\"", path);
+		return -1;
+	}
+	armdb_fd_opened_hook();
+	fd = open(path, flags | O_CLOEXEC | (direct ? O_DIRECT : 0), 0600);
+	if (fd < 0 && direct && errno == EINVAL)
+	{
+		/* the file system does not do O_DIRECT (tmpfs): buffered I/O */
+		direct = false;
+		fd = open(path, flags | O_CLOEXEC, 0600);
+	}
+	if (fd < 0)
+	{
+		int			save_errno = errno;
+
+		armdb_fd_closed_hook();
+		armdb_error(err, ARMDB_ERR_IO, save_errno,
+					"could not open file \"%s\": %s", path,
+					strerror(save_errno));
+		return -1;
+	}
+	if (is_direct)
+		*is_direct = direct;
+	return fd;
+}
+
+void
+armdb_file_close(int fd)
+{
+	if (fd >= 0)
+	{
+		close(fd);
+		armdb_fd_closed_hook();
+	}
+}
+
+bool
+armdb_file_size(int fd, const char *path, uint64 *size, ArmdbError *err)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) != 0)
+		return armdb_error(err, ARMDB_ERR_IO, errno,
+						   "could not stat file \"%s\": %s", path,
+						   strerror(errno));
+	*size = (uint64) st.st_size;
+	return true;
+}
+
+bool
+armdb_file_truncate(int fd, const char *path, uint64 size, ArmdbError *err)
+{
+	if (!fault_check(ARMDB_IOOP_TRUNCATE, fd, size, 0, err))
+		return armdb_error_context(err, "could not truncate file \"%s\"", path);
+	if (ftruncate(fd, (off_t) size) != 0)
+		return armdb_error(err, ARMDB_ERR_IO, errno,
+						   "could not truncate file \"%s\" to %llu bytes: %s",
+						   path, (unsigned long long) size, strerror(errno));
+	return true;
+}
+
+bool
+armdb_fsync_path(const char *path, bool is_dir, ArmdbError *err)
+{
+	int			fd;
+	int			rc;
+
+	if (!fault_check(ARMDB_IOOP_FSYNC, -1, 0, 0, err))
+		return armdb_error_context(err, "could not fsync \"%s\"", path);
+	armdb_fd_opened_hook();
+	fd = open(path, (is_dir ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (fd < 0)
+	{
+		int			save_errno = errno;
+
+		armdb_fd_closed_hook();
+		return armdb_error(err, ARMDB_ERR_IO, save_errno,
+						   "could not open \"%s\" to fsync it: %s", path,
+						   strerror(save_errno));
+	}
+	rc = is_dir ? fsync(fd) : fdatasync(fd);
+	if (rc != 0)
+	{
+		int			save_errno = errno;
+
+		armdb_file_close(fd);
+		return armdb_error(err, ARMDB_ERR_IO, save_errno,
+						   "could not fsync \"%s\": %s", path,
+						   strerror(save_errno));
+	}
+	armdb_file_close(fd);
+	return true;
+}
+
+/*
+ * rename() then fsync of the directory: the caller has already made the
+ * source file durable, so after this the new name is durable too.
+ */
+bool
+armdb_durable_rename(const char *from, const char *to, const char *dir,
+					 ArmdbError *err)
+{
+	if (!fault_check(ARMDB_IOOP_RENAME, -1, 0, 0, err))
+		return armdb_error_context(err, "could not rename \"%s\"", from);
+	if (rename(from, to) != 0)
+		return armdb_error(err, ARMDB_ERR_IO, errno,
+						   "could not rename \"%s\" to \"%s\": %s",
+						   from, to, strerror(errno));
+	return armdb_fsync_path(dir, true, err);
+}
+
+bool
+armdb_unlink(const char *path, ArmdbError *err)
+{
+	if (unlink(path) != 0 && errno != ENOENT)
+		return armdb_error(err, ARMDB_ERR_IO, errno,
+						   "could not remove file \"%s\": %s", path,
+						   strerror(errno));
+	return true;
+}
+
+bool
+armdb_make_dir(const char *path, ArmdbError *err)
+{
+	char		buf[MAXPGPATH];
+	size_t		len = strlen(path);
+
+	if (len >= sizeof(buf))
+		return armdb_error(err, ARMDB_ERR_INVALID, 0,
+						   "directory path \"%s\" is too long", path);
+	strlcpy(buf, path, sizeof(buf));
+
+	/* each component in turn; a component we create is fsynced with parent */
+	for (size_t i = 1; i <= len; i++)
+	{
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, 0700) == 0)
+		{
+			char		parent[MAXPGPATH];
+			char	   *slash;
+
+			strlcpy(parent, buf, sizeof(parent));
+			slash = strrchr(parent, '/');
+			if (slash == parent)
+				slash[1] = '\0';
+			else if (slash != NULL)
+				*slash = '\0';
+			else
+				strlcpy(parent, ".", sizeof(parent));
+			if (!armdb_fsync_path(buf, true, err) ||
+				!armdb_fsync_path(parent, true, err))
+				return false;
+		}
+		else if (errno != EEXIST)
+			return armdb_error(err, ARMDB_ERR_IO, errno,
+							   "could not create directory \"%s\": %s", buf,
+							   strerror(errno));
+		if (i < len)
+			buf[i] = '/';
+	}
+	return true;
+}
+
+/* ----------------
+ * Aligned buffers
+ * ----------------
+ */
+bool
+armdb_aligned_alloc(ArmdbAlignedBuf *buf, size_t size, ArmdbError *err)
+{
+	buf->raw = armdb_alloc(err, size + ARMDB_BLOCK_SIZE, "I/O buffer");
+	if (buf->raw == NULL)
+		return false;
+	buf->data = (char *) TYPEALIGN(ARMDB_BLOCK_SIZE, buf->raw);
+	buf->size = size;
+	return true;
+}
+
+void
+armdb_aligned_free(ArmdbAlignedBuf *buf)
+{
+	if (buf->raw != NULL)
+		pfree(buf->raw);
+	buf->raw = NULL;
+	buf->data = NULL;
+	buf->size = 0;
+}

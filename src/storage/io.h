@@ -1,0 +1,146 @@
+/*-------------------------------------------------------------------------
+ *
+ * io.h
+ *	  File I/O of the armdb storage layer: io_uring with a pread/pwrite
+ *	  fallback, O_DIRECT, aligned buffers and a fault-injection hook.
+ *
+ * Each process owns one ArmdbIo.  armdb_io_init() tries to set up an
+ * io_uring ring; when that fails (old kernel, seccomp, io_uring_disabled) and
+ * the method is ARMDB_IO_AUTO, the process uses plain pread/pwrite/fdatasync
+ * instead.  Both paths implement the same calls, with the same results, so
+ * that the rest of the storage layer does not care which one runs; the unit
+ * tests run every test on both.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ARMDB_STORAGE_IO_H
+#define ARMDB_STORAGE_IO_H
+
+#include <sys/types.h>
+
+#include "storage/status.h"
+
+typedef enum ArmdbIoMethod
+{
+	ARMDB_IO_AUTO,				/* io_uring if it can be set up, else sync */
+	ARMDB_IO_URING,				/* io_uring, or fail */
+	ARMDB_IO_SYNC				/* pread/pwrite/fdatasync */
+} ArmdbIoMethod;
+
+#define ARMDB_IO_RING_DEPTH		64
+
+typedef struct ArmdbIo
+{
+	ArmdbIoMethod method;		/* effective: ARMDB_IO_URING or ARMDB_IO_SYNC */
+	void	   *ring;			/* struct io_uring *, when method is URING */
+} ArmdbIo;
+
+extern bool armdb_io_init(ArmdbIo *io, ArmdbIoMethod requested,
+						  ArmdbError *err);
+extern void armdb_io_shutdown(ArmdbIo *io);
+extern const char *armdb_io_method_name(ArmdbIoMethod method);
+
+/* Write all of buf at off (retrying short writes). */
+extern bool armdb_io_pwrite(ArmdbIo *io, int fd, const void *buf, size_t len,
+							off_t off, ArmdbError *err);
+
+/*
+ * Write all of buf at off and then fdatasync: one submission (linked SQEs)
+ * with io_uring.
+ */
+extern bool armdb_io_pwrite_sync(ArmdbIo *io, int fd, const void *buf,
+								 size_t len, off_t off, ArmdbError *err);
+
+/* Read up to len bytes at off; *nread < len only at end of file. */
+extern bool armdb_io_pread(ArmdbIo *io, int fd, void *buf, size_t len,
+						   off_t off, size_t *nread, ArmdbError *err);
+
+extern bool armdb_io_fdatasync(ArmdbIo *io, int fd, ArmdbError *err);
+
+/*
+ * Several independent reads submitted together (one device round trip for a
+ * batch with io_uring).  Each request's nread is set; a read that returns
+ * fewer bytes than asked is the end of its file, not an error.
+ */
+typedef struct ArmdbReadRequest
+{
+	int			fd;
+	void	   *buf;
+	size_t		len;
+	off_t		off;
+	size_t		nread;			/* out */
+} ArmdbReadRequest;
+
+extern bool armdb_io_read_batch(ArmdbIo *io, ArmdbReadRequest *reqs, int n,
+								ArmdbError *err);
+
+/* ----------------
+ * Files and directories
+ * ----------------
+ */
+
+/*
+ * Open path with flags (O_CREAT implies mode 0600).  With direct, O_DIRECT
+ * is asked for; a file system that refuses it (EINVAL, e.g. tmpfs) gets a
+ * buffered descriptor and *is_direct tells the caller.
+ */
+extern int	armdb_file_open(const char *path, int flags, bool direct,
+							bool *is_direct, ArmdbError *err);
+extern void armdb_file_close(int fd);
+extern bool armdb_file_size(int fd, const char *path, uint64 *size,
+							ArmdbError *err);
+extern bool armdb_file_truncate(int fd, const char *path, uint64 size,
+								ArmdbError *err);
+extern bool armdb_fsync_path(const char *path, bool is_dir, ArmdbError *err);
+extern bool armdb_durable_rename(const char *from, const char *to,
+								 const char *dir, ArmdbError *err);
+extern bool armdb_unlink(const char *path, ArmdbError *err);
+/* mkdir -p, fsyncing every directory it created and its parent */
+extern bool armdb_make_dir(const char *path, ArmdbError *err);
+
+/*
+ * File descriptor accounting.  The backend points these at
+ * ReserveExternalFD()/ReleaseExternalFD() so that armdb's descriptors count
+ * against max_files_per_process like PostgreSQL's own; the default does
+ * nothing.
+ */
+extern void (*armdb_fd_opened_hook) (void);
+extern void (*armdb_fd_closed_hook) (void);
+
+/* ----------------
+ * Aligned buffers for O_DIRECT
+ * ----------------
+ */
+typedef struct ArmdbAlignedBuf
+{
+	char	   *data;			/* ARMDB_BLOCK_SIZE-aligned */
+	size_t		size;
+	void	   *raw;			/* what to free */
+} ArmdbAlignedBuf;
+
+extern bool armdb_aligned_alloc(ArmdbAlignedBuf *buf, size_t size,
+								ArmdbError *err);
+extern void armdb_aligned_free(ArmdbAlignedBuf *buf);
+
+/* ----------------
+ * Fault injection (tests)
+ * ----------------
+ *
+ * When set, the hook is asked before every operation on both I/O paths; a
+ * non-zero result is the errno the operation then fails with, without
+ * touching the file.
+ */
+typedef enum ArmdbIoOp
+{
+	ARMDB_IOOP_WRITE,
+	ARMDB_IOOP_READ,
+	ARMDB_IOOP_FSYNC,
+	ARMDB_IOOP_OPEN,
+	ARMDB_IOOP_RENAME,
+	ARMDB_IOOP_TRUNCATE
+} ArmdbIoOp;
+
+typedef int (*ArmdbIoFaultHook) (ArmdbIoOp op, int fd, off_t off, size_t len);
+extern ArmdbIoFaultHook armdb_io_fault_hook;
+
+#endif							/* ARMDB_STORAGE_IO_H */

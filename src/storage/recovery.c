@@ -1,0 +1,627 @@
+/*-------------------------------------------------------------------------
+ *
+ * recovery.c
+ *	  Data file scans, hint files, and start-up recovery of a shard
+ *	  (see recovery.h for the rules).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "storage/recovery.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "port/pg_crc32c.h"
+
+#define SCAN_CHUNK_SIZE		(1024 * 1024)
+
+#define BLOCK_FLOOR(x)	((uint64) (x) & ~((uint64) ARMDB_BLOCK_SIZE - 1))
+#define BLOCK_CEIL(x)	BLOCK_FLOOR((uint64) (x) + ARMDB_BLOCK_SIZE - 1)
+
+bool
+armdb_scan_buffer(const char *buf, size_t len, uint32 file_id,
+				  uint64 base_offset, ArmdbEntryCallback cb, void *arg,
+				  ArmdbScanResult *acc, ArmdbParseResult *stop,
+				  ArmdbError *err)
+{
+	size_t		pos = 0;
+
+	for (;;)
+	{
+		ArmdbEntryHeader hdr;
+		ArmdbEntryInfo info;
+		uint64		entry_len;
+
+		*stop = armdb_entry_parse(buf + pos, len - pos, &hdr);
+		if (*stop != ARMDB_PARSE_OK)
+			break;
+		entry_len = armdb_entry_size(hdr.value_len);
+		if (base_offset + pos + entry_len > ARMDB_MAX_FILE_SIZE)
+		{
+			/* cannot be addressed with 32-bit offsets: not ours */
+			*stop = ARMDB_PARSE_BAD;
+			break;
+		}
+
+		info.gsn = hdr.gsn;
+		info.xid = hdr.xid;
+		info.slot = hdr.slot;
+		info.root_slot = hdr.root_slot;
+		info.prev_slot = hdr.prev_slot;
+		info.file_id = file_id;
+		info.offset = (uint32) (base_offset + pos);
+		info.len = (uint32) entry_len;
+		if (cb != NULL && !cb(arg, &info, err))
+			return false;
+
+		acc->entries++;
+		acc->max_gsn = Max(acc->max_gsn, hdr.gsn & ARMDB_GSN_MAX);
+		pos += entry_len;
+		acc->valid_end = base_offset + pos;
+	}
+	return true;
+}
+
+/* Are the bytes [from, size) of the file all zero? */
+static bool
+rest_is_zero(ArmdbIo *io, int fd, ArmdbAlignedBuf *buf, uint64 from,
+			 uint64 size, bool *zero, ArmdbError *err)
+{
+	uint64		off = BLOCK_FLOOR(from);
+
+	*zero = true;
+	while (off < size)
+	{
+		size_t		nread;
+		uint64		skip = from > off ? from - off : 0;
+
+		if (!armdb_io_pread(io, fd, buf->data, buf->size, off, &nread, err))
+			return false;
+		if (nread == 0)
+			break;
+		for (size_t i = skip; i < nread; i++)
+		{
+			if (buf->data[i] != 0)
+			{
+				*zero = false;
+				return true;
+			}
+		}
+		off += nread;
+	}
+	return true;
+}
+
+bool
+armdb_scan_data_file(ArmdbIo *io, int fd, uint32 file_id,
+					 ArmdbEntryCallback cb, void *arg,
+					 ArmdbScanResult *result, ArmdbError *err)
+{
+	ArmdbAlignedBuf buf;
+	uint64		size;
+	uint64		chunk_off = 0;
+	size_t		chunk_len;
+	uint64		pos;
+	bool		zero;
+	bool		ok = false;
+
+	memset(result, 0, sizeof(*result));
+	if (!armdb_file_size(fd, "data file", &size, err))
+		return false;
+	result->file_size = size;
+	if (!armdb_aligned_alloc(&buf, SCAN_CHUNK_SIZE, err))
+		return false;
+
+	if (!armdb_io_pread(io, fd, buf.data, buf.size, 0, &chunk_len, err))
+		goto done;
+
+	/* a file whose creation did not complete: no header, nothing else */
+	if (chunk_len < ARMDB_FILE_HEADER_SIZE ||
+		(buf.data[0] == 0 &&
+		 memcmp(buf.data, buf.data + 1, ARMDB_FILE_HEADER_SIZE - 1) == 0))
+	{
+		if (!rest_is_zero(io, fd, &buf, 0, size, &zero, err))
+			goto done;
+		if (!zero)
+		{
+			armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						"data file %06u has no header but is not empty",
+						file_id);
+			goto done;
+		}
+		result->header_missing = true;
+		result->end = ARMDB_SCAN_END_CLEAN;
+		ok = true;
+		goto done;
+	}
+	if (!armdb_file_header_check(buf.data, chunk_len, file_id, err))
+		goto done;
+
+	pos = result->valid_end = ARMDB_FILE_HEADER_SIZE;
+	for (;;)
+	{
+		ArmdbParseResult stop;
+		uint64		need;
+
+		if (!armdb_scan_buffer(buf.data + (pos - chunk_off),
+							   chunk_len - (pos - chunk_off), file_id, pos,
+							   cb, arg, result, &stop, err))
+			goto done;
+		pos = result->valid_end;
+		if (stop != ARMDB_PARSE_SHORT || chunk_off + chunk_len >= size)
+			break;
+
+		/* the entry at pos continues past this chunk: how far? */
+		need = ARMDB_ENTRY_HEADER_SIZE;
+		if (chunk_off + chunk_len - pos >= ARMDB_ENTRY_HEADER_SIZE)
+		{
+			ArmdbEntryHeader hdr;
+
+			memcpy(&hdr, buf.data + (pos - chunk_off), sizeof(hdr));
+			need = armdb_entry_size(hdr.value_len);
+		}
+		if (pos + need > size)
+			break;				/* cannot be complete: torn at the end */
+
+		chunk_off = BLOCK_FLOOR(pos);
+		need = Max(SCAN_CHUNK_SIZE, BLOCK_CEIL(pos - chunk_off + need));
+		if (need > buf.size)
+		{
+			armdb_aligned_free(&buf);
+			if (!armdb_aligned_alloc(&buf, need, err))
+				return false;
+		}
+		if (!armdb_io_pread(io, fd, buf.data, buf.size, chunk_off, &chunk_len,
+							err))
+			goto done;
+	}
+
+	/* what follows the last good entry: padding, or a torn write? */
+	if (!rest_is_zero(io, fd, &buf, pos, size, &zero, err))
+		goto done;
+	result->end = zero ? ARMDB_SCAN_END_CLEAN : ARMDB_SCAN_END_TORN;
+	ok = true;
+
+done:
+	armdb_aligned_free(&buf);
+	return ok;
+}
+
+/* ----------------
+ * Hint files
+ * ----------------
+ */
+typedef struct EntryArray
+{
+	ArmdbEntryInfo *items;
+	uint32		n;
+	uint32		cap;
+} EntryArray;
+
+static bool
+collect_entry(void *arg, const ArmdbEntryInfo *entry, ArmdbError *err)
+{
+	EntryArray *a = arg;
+
+	if (a->n == a->cap)
+	{
+		uint32		cap = a->cap == 0 ? 1024 : a->cap * 2;
+		ArmdbEntryInfo *items = armdb_alloc(err, sizeof(ArmdbEntryInfo) * cap,
+											"hint entries");
+
+		if (items == NULL)
+			return false;
+		if (a->n > 0)
+			memcpy(items, a->items, sizeof(ArmdbEntryInfo) * a->n);
+		if (a->items)
+			pfree(a->items);
+		a->items = items;
+		a->cap = cap;
+	}
+	a->items[a->n++] = *entry;
+	return true;
+}
+
+bool
+armdb_hint_write(const char *dir, uint32 file_id,
+				 const ArmdbEntryInfo *entries, uint32 n, uint64 data_end,
+				 ArmdbError *err)
+{
+	char		tmp_path[MAXPGPATH];
+	char		hint_path[MAXPGPATH];
+	size_t		len = sizeof(ArmdbHintHeader) + (size_t) n * sizeof(ArmdbHintRecord) +
+		sizeof(ArmdbHintTrailer);
+	char	   *image;
+	char	   *p;
+	ArmdbHintHeader hh;
+	ArmdbHintTrailer tr;
+	ArmdbIo		sync_io = {ARMDB_IO_SYNC, NULL};
+	ArmdbError	ignore;
+	int			fd;
+	bool		ok;
+
+	image = armdb_alloc(err, len, "hint file image");
+	if (image == NULL)
+		return false;
+
+	memset(&hh, 0, sizeof(hh));
+	hh.magic = ARMDB_HINT_MAGIC;
+	hh.version = ARMDB_FORMAT_VERSION;
+	hh.file_id = file_id;
+	hh.nrecords = n;
+	hh.data_end = data_end;
+	memcpy(image, &hh, sizeof(hh));
+	p = image + sizeof(hh);
+	for (uint32 i = 0; i < n; i++)
+	{
+		ArmdbHintRecord rec;
+
+		armdb_hint_record_from_info(&rec, &entries[i]);
+		memcpy(p, &rec, sizeof(rec));
+		p += sizeof(rec);
+	}
+	INIT_CRC32C(tr.crc);
+	COMP_CRC32C(tr.crc, image, p - image);
+	FIN_CRC32C(tr.crc);
+	tr.magic = ARMDB_HINT_MAGIC;
+	memcpy(p, &tr, sizeof(tr));
+
+	/* write tmp, fsync, rename, fsync dir: the .hint is whole or absent */
+	armdb_file_path(tmp_path, dir, file_id, ARMDB_FILE_TMP);
+	armdb_file_path(hint_path, dir, file_id, ARMDB_FILE_HINT);
+	fd = armdb_file_open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC, false, NULL,
+						 err);
+	if (fd < 0)
+	{
+		pfree(image);
+		return false;
+	}
+	ok = armdb_io_pwrite_sync(&sync_io, fd, image, len, 0, err);
+	armdb_file_close(fd);
+	pfree(image);
+	if (!ok)
+		armdb_error_context(err, "could not write \"%s\"", tmp_path);
+	else
+		ok = armdb_durable_rename(tmp_path, hint_path, dir, err);
+	if (!ok)
+		armdb_unlink(tmp_path, &ignore);
+	return ok;
+}
+
+bool
+armdb_hint_build(ArmdbIo *io, const char *dir, uint32 file_id, bool direct_io,
+				 ArmdbError *err)
+{
+	char		path[MAXPGPATH];
+	EntryArray	entries = {NULL, 0, 0};
+	ArmdbScanResult scan;
+	int			fd;
+	bool		ok;
+
+	armdb_file_path(path, dir, file_id, ARMDB_FILE_DATA);
+	fd = armdb_file_open(path, O_RDONLY, direct_io, NULL, err);
+	if (fd < 0)
+		return false;
+	ok = armdb_scan_data_file(io, fd, file_id, collect_entry, &entries, &scan,
+							  err);
+	armdb_file_close(fd);
+	if (ok && (scan.header_missing || scan.end != ARMDB_SCAN_END_CLEAN))
+		ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						 "data file \"%s\" is corrupted at offset %llu",
+						 path, (unsigned long long) scan.valid_end);
+	if (ok)
+		ok = armdb_hint_write(dir, file_id, entries.items, entries.n,
+							  scan.valid_end, err);
+	if (entries.items)
+		pfree(entries.items);
+	return ok;
+}
+
+bool
+armdb_hint_load(ArmdbIo *io, const char *dir, uint32 file_id,
+				uint64 data_size, ArmdbEntryCallback cb, void *arg,
+				ArmdbError *err)
+{
+	char		path[MAXPGPATH];
+	uint64		size;
+	size_t		nread;
+	char	   *image;
+	int			fd;
+	bool		ok;
+
+	armdb_file_path(path, dir, file_id, ARMDB_FILE_HINT);
+	fd = armdb_file_open(path, O_RDONLY, false, NULL, err);
+	if (fd < 0)
+		return false;
+	if (!armdb_file_size(fd, path, &size, err))
+	{
+		armdb_file_close(fd);
+		return false;
+	}
+
+	/* every entry is at least as long as its record: bound the image */
+	if (size > data_size + sizeof(ArmdbHintHeader) + sizeof(ArmdbHintTrailer))
+	{
+		armdb_file_close(fd);
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "hint file \"%s\" is larger than its data file",
+						   path);
+	}
+	image = armdb_alloc(err, Max(size, 1), "hint file");
+	if (image == NULL)
+	{
+		armdb_file_close(fd);
+		return false;
+	}
+	ok = armdb_io_pread(io, fd, image, size, 0, &nread, err);
+	armdb_file_close(fd);
+	if (ok && nread != size)
+		ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						 "hint file \"%s\" changed size while being read",
+						 path);
+	if (ok)
+		ok = armdb_hint_parse(image, size, file_id, data_size, cb, arg, err);
+	pfree(image);
+	return ok;
+}
+
+/* ----------------
+ * Shard recovery
+ * ----------------
+ */
+typedef struct RecoverCallback
+{
+	ArmdbEntryCallback cb;
+	void	   *arg;
+	ArmdbRecoveryReport *report;
+	bool		failed;			/* the caller's callback failed */
+} RecoverCallback;
+
+static bool
+recover_entry(void *arg, const ArmdbEntryInfo *entry, ArmdbError *err)
+{
+	RecoverCallback *rc = arg;
+
+	if (rc->cb != NULL && !rc->cb(rc->arg, entry, err))
+	{
+		rc->failed = true;
+		return false;
+	}
+	rc->report->entries++;
+	rc->report->max_gsn = Max(rc->report->max_gsn, entry->gsn & ARMDB_GSN_MAX);
+	return true;
+}
+
+static int
+cmp_file_id(const void *a, const void *b)
+{
+	uint32		x = *(const uint32 *) a;
+	uint32		y = *(const uint32 *) b;
+
+	return (x > y) - (x < y);
+}
+
+typedef struct ShardListing
+{
+	uint32	   *data_ids;
+	uint32		n_data;
+	uint32	   *hint_ids;		/* sorted */
+	uint32		n_hint;
+} ShardListing;
+
+/* List the shard's files; remove .tmp files on the way. */
+static bool
+list_shard(const char *dir, ShardListing *ls, ArmdbRecoveryReport *report,
+		   ArmdbError *err)
+{
+	DIR		   *d;
+	struct dirent *de;
+	uint32		cap_data = 16;
+	uint32		cap_hint = 16;
+	bool		ok = true;
+
+	ls->n_data = ls->n_hint = 0;
+	ls->data_ids = armdb_alloc(err, sizeof(uint32) * cap_data, "file list");
+	ls->hint_ids = armdb_alloc(err, sizeof(uint32) * cap_hint, "file list");
+	if (ls->data_ids == NULL || ls->hint_ids == NULL)
+		return false;
+
+	d = opendir(dir);
+	if (d == NULL)
+		return armdb_error(err, ARMDB_ERR_IO, errno,
+						   "could not open directory \"%s\": %s", dir,
+						   strerror(errno));
+	while (ok && (errno = 0, de = readdir(d)) != NULL)
+	{
+		uint32		id;
+		ArmdbFileKind kind;
+		uint32	  **ids;
+		uint32	   *n;
+		uint32	   *cap;
+
+		if (!armdb_file_name_parse(de->d_name, &id, &kind))
+			continue;
+		if (kind == ARMDB_FILE_TMP)
+		{
+			char		path[MAXPGPATH];
+
+			armdb_file_path(path, dir, id, ARMDB_FILE_TMP);
+			ok = armdb_unlink(path, err);
+			report->removed_tmp++;
+			continue;
+		}
+		ids = kind == ARMDB_FILE_DATA ? &ls->data_ids : &ls->hint_ids;
+		n = kind == ARMDB_FILE_DATA ? &ls->n_data : &ls->n_hint;
+		cap = kind == ARMDB_FILE_DATA ? &cap_data : &cap_hint;
+		if (*n == *cap)
+		{
+			uint32	   *bigger = armdb_alloc(err, sizeof(uint32) * *cap * 2,
+											 "file list");
+
+			if (bigger == NULL)
+			{
+				ok = false;
+				break;
+			}
+			memcpy(bigger, *ids, sizeof(uint32) * *n);
+			pfree(*ids);
+			*ids = bigger;
+			*cap *= 2;
+		}
+		(*ids)[(*n)++] = id;
+	}
+	if (ok && errno != 0)
+		ok = armdb_error(err, ARMDB_ERR_IO, errno,
+						 "could not read directory \"%s\": %s", dir,
+						 strerror(errno));
+	closedir(d);
+	if (ok && report->removed_tmp > 0)
+		ok = armdb_fsync_path(dir, true, err);
+
+	qsort(ls->data_ids, ls->n_data, sizeof(uint32), cmp_file_id);
+	qsort(ls->hint_ids, ls->n_hint, sizeof(uint32), cmp_file_id);
+	return ok;
+}
+
+/* Recover an immutable (not the newest) data file: hint, else scan. */
+static bool
+recover_immutable_file(ArmdbIo *io, const char *dir, bool direct_io,
+					   uint32 file_id, bool has_hint, RecoverCallback *rc,
+					   ArmdbError *err)
+{
+	char		path[MAXPGPATH];
+	ArmdbScanResult scan;
+	uint64		size;
+	int			fd;
+	bool		ok;
+
+	armdb_file_path(path, dir, file_id, ARMDB_FILE_DATA);
+	fd = armdb_file_open(path, O_RDONLY, direct_io, NULL, err);
+	if (fd < 0)
+		return false;
+	if (!armdb_file_size(fd, path, &size, err))
+	{
+		armdb_file_close(fd);
+		return false;
+	}
+
+	if (has_hint)
+	{
+		if (armdb_hint_load(io, dir, file_id, size, recover_entry, rc, err))
+		{
+			armdb_file_close(fd);
+			rc->report->hinted_files++;
+			return true;
+		}
+		if (rc->failed || err->code != ARMDB_ERR_CORRUPT)
+		{
+			armdb_file_close(fd);
+			return false;
+		}
+		/* a bad hint is only a lost shortcut: scan the data file */
+		if (rc->report->bad_hints++ == 0)
+			armdb_file_path(rc->report->first_bad_hint, dir, file_id,
+							ARMDB_FILE_HINT);
+		armdb_error_clear(err);
+	}
+
+	ok = armdb_scan_data_file(io, fd, file_id, recover_entry, rc, &scan, err);
+	armdb_file_close(fd);
+	if (!ok)
+		return false;
+	rc->report->scanned_files++;
+
+	/*
+	 * An immutable file was fsynced before its successor was created, so a
+	 * bad entry in it is damage, not a torn write: report, cut nothing.
+	 */
+	if (scan.header_missing || scan.end != ARMDB_SCAN_END_CLEAN)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "data file \"%s\" is corrupted at offset %llu of %llu",
+						   path, (unsigned long long) scan.valid_end,
+						   (unsigned long long) scan.file_size);
+	return true;
+}
+
+/* Recover the newest data file: scan it and cut a torn tail. */
+static bool
+recover_active_file(ArmdbIo *io, const char *dir, bool direct_io,
+					uint32 file_id, RecoverCallback *rc, ArmdbError *err)
+{
+	char		path[MAXPGPATH];
+	ArmdbScanResult scan;
+	ArmdbRecoveryReport *report = rc->report;
+	int			fd;
+	bool		ok;
+
+	armdb_file_path(path, dir, file_id, ARMDB_FILE_DATA);
+	fd = armdb_file_open(path, O_RDWR, direct_io, NULL, err);
+	if (fd < 0)
+		return false;
+	ok = armdb_scan_data_file(io, fd, file_id, recover_entry, rc, &scan, err);
+	if (ok)
+		report->scanned_files++;
+
+	if (ok && scan.header_missing)
+	{
+		/*
+		 * Created, but its header never reached the disk, so it holds
+		 * nothing: end_offset 0 tells armdb_shard_open() to start it afresh.
+		 */
+		scan.valid_end = 0;
+	}
+	else if (ok && scan.end == ARMDB_SCAN_END_TORN)
+	{
+		/* appends continue at valid_end; nothing after it may survive */
+		report->torn_tail = true;
+		report->truncated_bytes = scan.file_size - scan.valid_end;
+		ok = armdb_file_truncate(fd, path, scan.valid_end, err) &&
+			armdb_io_fdatasync(io, fd, err);
+	}
+	armdb_file_close(fd);
+	if (!ok)
+		return armdb_error_context(err, "could not recover \"%s\"", path);
+
+	report->last_file_id = file_id;
+	report->end_offset = scan.valid_end;
+	return true;
+}
+
+bool
+armdb_recover_shard(ArmdbIo *io, const char *dir, bool direct_io,
+					bool missing_ok, ArmdbEntryCallback cb, void *arg,
+					ArmdbRecoveryReport *report, ArmdbError *err)
+{
+	ShardListing ls = {NULL, 0, NULL, 0};
+	RecoverCallback rc = {cb, arg, report, false};
+	uint32		hint_pos = 0;
+	bool		ok;
+
+	memset(report, 0, sizeof(*report));
+	if (missing_ok && access(dir, F_OK) != 0 && errno == ENOENT)
+		return true;
+
+	ok = list_shard(dir, &ls, report, err);
+	report->data_files = ls.n_data;
+	for (uint32 i = 0; ok && i < ls.n_data; i++)
+	{
+		uint32		id = ls.data_ids[i];
+		bool		has_hint;
+
+		while (hint_pos < ls.n_hint && ls.hint_ids[hint_pos] < id)
+			hint_pos++;
+		has_hint = hint_pos < ls.n_hint && ls.hint_ids[hint_pos] == id;
+
+		if (i + 1 < ls.n_data)
+			ok = recover_immutable_file(io, dir, direct_io, id, has_hint, &rc,
+										err);
+		else
+			ok = recover_active_file(io, dir, direct_io, id, &rc, err);
+	}
+	if (ls.data_ids)
+		pfree(ls.data_ids);
+	if (ls.hint_ids)
+		pfree(ls.hint_ids);
+	return ok;
+}

@@ -1,0 +1,570 @@
+/*-------------------------------------------------------------------------
+ *
+ * shard.c
+ *	  Appending to, flushing and reading a shard's data files (see shard.h
+ *	  for the state, positions and the locking contract).
+ *
+ * Crash-safety order:
+ *	 - a new data file gets its header written and fdatasync'ed, then the
+ *	   directory fsync'ed, before any entry goes into it;
+ *	 - before the next file is created, the old one is written out and
+ *	   fdatasync'ed, so every file but the newest is complete and durable;
+ *	 - entries reach the file only in whole blocks whose unused tail is zero,
+ *	   so after a crash a file ends in good entries, then zeros or a torn
+ *	   last write (which recovery truncates).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "storage/shard.h"
+
+#include <fcntl.h>
+
+#define BLOCK_FLOOR(x)	((uint64) (x) & ~((uint64) ARMDB_BLOCK_SIZE - 1))
+#define BLOCK_CEIL(x)	BLOCK_FLOOR((uint64) (x) + ARMDB_BLOCK_SIZE - 1)
+
+void
+armdb_shard_state_init(ArmdbShardState *st, uint32 shard_no, char *buf,
+					   uint32 buf_size, uint32 max_file_size)
+{
+	Assert(buf_size >= ARMDB_MIN_BUFFER_SIZE);
+	Assert(buf_size % ARMDB_BLOCK_SIZE == 0);
+	Assert(((uintptr_t) buf) % ARMDB_BLOCK_SIZE == 0);
+
+	memset(st, 0, sizeof(*st));
+	st->shard_no = shard_no;
+	st->max_file_size = Max(max_file_size, ARMDB_MIN_FILE_SIZE);
+	st->buf_size = buf_size;
+	st->buf = buf;
+	memset(buf, 0, buf_size);
+}
+
+void
+armdb_shard_files_init(ArmdbShardFiles *files, const char *dir, ArmdbIo *io,
+					   bool direct_io)
+{
+	memset(files, 0, sizeof(*files));
+	strlcpy(files->dir, dir, sizeof(files->dir));
+	files->io = io;
+	files->direct_io = direct_io;
+	for (int i = 0; i < ARMDB_SHARD_FD_CACHE; i++)
+		files->fds[i].fd = -1;
+}
+
+void
+armdb_shard_files_close(ArmdbShardFiles *files)
+{
+	for (int i = 0; i < ARMDB_SHARD_FD_CACHE; i++)
+	{
+		armdb_file_close(files->fds[i].fd);
+		files->fds[i].fd = -1;
+		files->fds[i].file_id = 0;
+	}
+}
+
+void
+armdb_shard_forget_file(ArmdbShardFiles *files, uint32 file_id)
+{
+	for (int i = 0; i < ARMDB_SHARD_FD_CACHE; i++)
+	{
+		if (files->fds[i].file_id == file_id)
+		{
+			armdb_file_close(files->fds[i].fd);
+			files->fds[i].fd = -1;
+			files->fds[i].file_id = 0;
+		}
+	}
+}
+
+int
+armdb_shard_file_fd(ArmdbShardFiles *files, uint32 file_id, ArmdbError *err)
+{
+	char		path[MAXPGPATH];
+	int			victim = 0;
+	int			fd;
+
+	for (int i = 0; i < ARMDB_SHARD_FD_CACHE; i++)
+	{
+		if (files->fds[i].file_id == file_id)
+		{
+			files->fds[i].last_use = ++files->use_counter;
+			return files->fds[i].fd;
+		}
+		if (files->fds[i].last_use < files->fds[victim].last_use)
+			victim = i;
+	}
+
+	armdb_file_path(path, files->dir, file_id, ARMDB_FILE_DATA);
+	fd = armdb_file_open(path, O_RDWR, files->direct_io, NULL, err);
+	if (fd < 0)
+		return -1;
+	armdb_file_close(files->fds[victim].fd);
+	files->fds[victim].fd = fd;
+	files->fds[victim].file_id = file_id;
+	files->fds[victim].last_use = ++files->use_counter;
+	return fd;
+}
+
+bool
+armdb_should_rotate(uint64 append_end, uint64 entry_len, uint32 max_file_size)
+{
+	/* a file always takes at least one entry, however large */
+	if (append_end <= ARMDB_FILE_HEADER_SIZE)
+		return false;
+	return append_end + entry_len > max_file_size;
+}
+
+static bool
+shard_failed(const ArmdbShardState *st, ArmdbError *err)
+{
+	return armdb_error(err, ARMDB_ERR_FAILED, 0,
+					   "shard %u is unusable after an earlier fsync failure",
+					   st->shard_no);
+}
+
+/*
+ * Write the buffered bytes [written_end, append_end) to the active file, in
+ * whole blocks (the partial last one is zero-padded and rewritten next
+ * time).  The state changes only on success.
+ */
+static bool
+buffer_write_out(ArmdbShardState *st, ArmdbShardFiles *files, ArmdbError *err)
+{
+	uint64		from;
+	uint64		to;
+	int			fd;
+
+	if (st->written_end == st->append_end)
+		return true;
+	from = BLOCK_FLOOR(st->written_end);
+	to = BLOCK_CEIL(st->append_end);
+	Assert(from >= st->buf_start && to - st->buf_start <= st->buf_size);
+
+	fd = armdb_shard_file_fd(files, st->active_file_id, err);
+	if (fd < 0)
+		return false;
+	if (!armdb_io_pwrite(files->io, fd, st->buf + (from - st->buf_start),
+						 to - from, from, err))
+		return armdb_error_context(err, "could not write data file %06u of \"%s\"",
+								   st->active_file_id, files->dir);
+	st->written_end = st->append_end;
+	return true;
+}
+
+/*
+ * Drop the written-out whole blocks from the buffer, keeping the partial
+ * last block at its start.  Everything past append_end stays zero.
+ */
+static void
+buffer_slide(ArmdbShardState *st)
+{
+	uint64		new_start = BLOCK_FLOOR(st->append_end);
+	uint64		used = BLOCK_CEIL(st->append_end) - st->buf_start;
+	uint64		partial = st->append_end - new_start;
+
+	Assert(st->written_end == st->append_end);
+	if (new_start == st->buf_start)
+		return;
+	memmove(st->buf, st->buf + (new_start - st->buf_start), partial);
+	memset(st->buf + partial, 0, used - partial);
+	st->buf_start = new_start;
+}
+
+/* Create data file file_id (header durable) and make it the active file. */
+static bool
+start_new_file(ArmdbShardState *st, ArmdbShardFiles *files, uint32 file_id,
+			   ArmdbError *err)
+{
+	char		path[MAXPGPATH];
+	ArmdbFileHeader fh;
+	ArmdbAlignedBuf block;
+	int			fd;
+	bool		ok;
+
+	if (file_id > ARMDB_MAX_FILE_ID)
+		return armdb_error(err, ARMDB_ERR_INVALID, 0,
+						   "shard \"%s\" has used all %u data file numbers",
+						   files->dir, ARMDB_MAX_FILE_ID);
+	if (file_id == 1 && !armdb_make_dir(files->dir, err))
+		return false;
+
+	/*
+	 * The header goes through its own block: st->buf still holds the old
+	 * file's partial last block, which must survive if this fails.
+	 */
+	armdb_file_header_init(&fh, file_id, st->shard_no);
+	if (!armdb_aligned_alloc(&block, ARMDB_BLOCK_SIZE, err))
+		return false;
+	memset(block.data, 0, ARMDB_BLOCK_SIZE);
+	memcpy(block.data, &fh, sizeof(fh));
+
+	/*
+	 * A file of this number can only be left over from an earlier failed
+	 * attempt (recovery makes the newest file the active one), so it holds
+	 * nothing anyone references: truncate it.
+	 */
+	armdb_file_path(path, files->dir, file_id, ARMDB_FILE_DATA);
+	fd = armdb_file_open(path, O_RDWR | O_CREAT | O_TRUNC, files->direct_io,
+						 NULL, err);
+	if (fd < 0)
+	{
+		armdb_aligned_free(&block);
+		return false;
+	}
+	ok = armdb_io_pwrite_sync(files->io, fd, block.data, ARMDB_BLOCK_SIZE, 0,
+							  err);
+	armdb_file_close(fd);
+	if (!ok)
+	{
+		ArmdbError	ignore;
+
+		armdb_aligned_free(&block);
+		armdb_unlink(path, &ignore);
+		return armdb_error_context(err, "could not initialize \"%s\"", path);
+	}
+	if (!armdb_fsync_path(files->dir, true, err))
+	{
+		armdb_aligned_free(&block);
+		return false;
+	}
+
+	memcpy(st->buf, block.data, ARMDB_BLOCK_SIZE);
+	memset(st->buf + ARMDB_BLOCK_SIZE, 0, st->buf_size - ARMDB_BLOCK_SIZE);
+	armdb_aligned_free(&block);
+	st->active_file_id = file_id;
+	st->buf_start = 0;
+	st->append_end = ARMDB_FILE_HEADER_SIZE;
+	st->written_end = ARMDB_FILE_HEADER_SIZE;
+	st->flushed = ARMDB_POS(file_id, ARMDB_FILE_HEADER_SIZE);
+	return true;
+}
+
+/* Write out and fdatasync the active file: it is complete and durable. */
+static bool
+seal_active_file(ArmdbShardState *st, ArmdbShardFiles *files, ArmdbError *err)
+{
+	ArmdbPos	end = armdb_shard_end(st);
+
+	if (!buffer_write_out(st, files, err))
+		return false;
+	return armdb_shard_sync(st, files, end, err);
+}
+
+bool
+armdb_shard_open(ArmdbShardState *st, ArmdbShardFiles *files,
+				 uint32 last_file_id, uint64 end_offset, ArmdbError *err)
+{
+	memset(st->buf, 0, st->buf_size);
+	st->failed = false;
+	st->active_file_id = last_file_id;
+	if (last_file_id == 0)
+	{
+		st->buf_start = st->append_end = st->written_end = 0;
+		st->flushed = 0;
+		return true;
+	}
+	if (end_offset == 0)
+	{
+		/* recovery found the file without its header: it holds nothing */
+		st->active_file_id = 0;
+		return start_new_file(st, files, last_file_id, err);
+	}
+	if (end_offset < ARMDB_FILE_HEADER_SIZE || end_offset > ARMDB_MAX_FILE_SIZE)
+		return armdb_error(err, ARMDB_ERR_INVALID, 0,
+						   "cannot open shard \"%s\" at offset %llu",
+						   files->dir, (unsigned long long) end_offset);
+
+	st->buf_start = BLOCK_FLOOR(end_offset);
+	st->append_end = st->written_end = end_offset;
+
+	/* the partial last block is rewritten whole by the next write-out */
+	if (end_offset > st->buf_start)
+	{
+		ArmdbAlignedBuf block;
+		size_t		nread;
+		int			fd;
+		bool		ok;
+
+		fd = armdb_shard_file_fd(files, last_file_id, err);
+		if (fd < 0 || !armdb_aligned_alloc(&block, ARMDB_BLOCK_SIZE, err))
+			return false;
+		ok = armdb_io_pread(files->io, fd, block.data, ARMDB_BLOCK_SIZE,
+							st->buf_start, &nread, err);
+		if (ok && nread < end_offset - st->buf_start)
+			ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+							 "data file %06u of \"%s\" is shorter than its recovered end %llu",
+							 last_file_id, files->dir,
+							 (unsigned long long) end_offset);
+		if (ok)
+			memcpy(st->buf, block.data, end_offset - st->buf_start);
+		armdb_aligned_free(&block);
+		if (!ok)
+			return false;
+	}
+
+	/*
+	 * What recovery read may still be only in the kernel's cache (a backend
+	 * crash does not lose it, but a power loss would): make it durable
+	 * before anything is built on it, as PostgreSQL's crash recovery does
+	 * with SyncDataDirectory().
+	 */
+	st->flushed = 0;
+	return armdb_shard_sync(st, files, armdb_shard_end(st), err);
+}
+
+/*
+ * An entry that cannot fit in the write buffer even when it is empty goes
+ * to the file directly, together with the buffer's partial last block.  If
+ * the write fails, the bytes it may have left past the logical end are cut
+ * off again: a value is user data and could imitate entries that a later
+ * recovery scan would otherwise find after the next, shorter entries.
+ */
+static bool
+append_large(ArmdbShardState *st, ArmdbShardFiles *files,
+			 const ArmdbEntryHeader *hdr, const void *value, ArmdbError *err)
+{
+	uint64		from;
+	uint64		entry_len = armdb_entry_size(hdr->value_len);
+	uint64		end = st->append_end + entry_len;
+	ArmdbAlignedBuf tmp;
+	char	   *p;
+	int			fd;
+	bool		ok;
+
+	/* the buffer holds nothing unwritten: its partial block is all we need */
+	if (!buffer_write_out(st, files, err))
+		return false;
+	buffer_slide(st);
+	from = st->buf_start;
+
+	if (!armdb_aligned_alloc(&tmp, BLOCK_CEIL(end) - from, err))
+		return false;
+	memset(tmp.data, 0, tmp.size);
+	p = tmp.data;
+	memcpy(p, st->buf, st->append_end - from);
+	p += st->append_end - from;
+	memcpy(p, hdr, ARMDB_ENTRY_HEADER_SIZE);
+	memcpy(p + ARMDB_ENTRY_HEADER_SIZE, value, hdr->value_len);
+
+	fd = armdb_shard_file_fd(files, st->active_file_id, err);
+	ok = fd >= 0 && armdb_io_pwrite(files->io, fd, tmp.data, tmp.size, from, err);
+	if (!ok && fd >= 0)
+	{
+		char		path[MAXPGPATH];
+		ArmdbError	terr;
+
+		armdb_file_path(path, files->dir, st->active_file_id, ARMDB_FILE_DATA);
+		if (!armdb_file_truncate(fd, path, BLOCK_CEIL(st->append_end), &terr))
+			st->failed = true;	/* cannot vouch for the file's tail now */
+	}
+	if (ok)
+	{
+		/* keep the new partial last block, as buffer_slide would */
+		st->append_end = st->written_end = end;
+		st->buf_start = BLOCK_FLOOR(end);
+		memset(st->buf, 0, st->buf_size);
+		memcpy(st->buf, tmp.data + (st->buf_start - from), end - st->buf_start);
+	}
+	armdb_aligned_free(&tmp);
+	return ok;
+}
+
+bool
+armdb_shard_append(ArmdbShardState *st, ArmdbShardFiles *files,
+				   ArmdbEntryHeader *hdr, const void *value,
+				   ArmdbLocation *loc, uint32 *sealed_file_id, ArmdbError *err)
+{
+	uint64		entry_len;
+	uint64		used;
+
+	*sealed_file_id = 0;
+	if (st->failed)
+		return shard_failed(st, err);
+	if (hdr->value_len > ARMDB_MAX_VALUE_LEN)
+		return armdb_error(err, ARMDB_ERR_INVALID, 0,
+						   "entry value of %u bytes exceeds the maximum of %u",
+						   hdr->value_len, ARMDB_MAX_VALUE_LEN);
+	if ((hdr->gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_FLAG_TOMBSTONE) != 0)
+		return armdb_error(err, ARMDB_ERR_INVALID, 0,
+						   "entry gsn %llx has unknown flags",
+						   (unsigned long long) hdr->gsn);
+	entry_len = armdb_entry_size(hdr->value_len);
+
+	if (st->active_file_id == 0)
+	{
+		if (!start_new_file(st, files, 1, err))
+			return false;
+	}
+	else if (armdb_should_rotate(st->append_end, entry_len, st->max_file_size))
+	{
+		uint32		old = st->active_file_id;
+
+		if (!seal_active_file(st, files, err) ||
+			!start_new_file(st, files, old + 1, err))
+			return false;
+		*sealed_file_id = old;
+	}
+
+	armdb_entry_seal(hdr, value);
+	loc->file_id = st->active_file_id;
+	loc->offset = (uint32) st->append_end;
+	loc->len = (uint32) entry_len;
+
+	/* make room: write out and drop whole blocks if the entry won't fit */
+	used = st->append_end - st->buf_start;
+	if (used + entry_len > st->buf_size)
+	{
+		if (!buffer_write_out(st, files, err))
+			return false;
+		buffer_slide(st);
+		used = st->append_end - st->buf_start;
+	}
+	if (used + entry_len > st->buf_size)
+		return append_large(st, files, hdr, value, err);
+
+	memcpy(st->buf + used, hdr, ARMDB_ENTRY_HEADER_SIZE);
+	if (hdr->value_len > 0)
+		memcpy(st->buf + used + ARMDB_ENTRY_HEADER_SIZE, value, hdr->value_len);
+	st->append_end += entry_len;
+	return true;
+}
+
+bool
+armdb_shard_write_out(ArmdbShardState *st, ArmdbShardFiles *files,
+					  ArmdbPos *reached, ArmdbError *err)
+{
+	if (st->failed)
+		return shard_failed(st, err);
+	if (!buffer_write_out(st, files, err))
+		return false;
+	*reached = armdb_shard_end(st);
+	return true;
+}
+
+bool
+armdb_shard_sync(ArmdbShardState *st, ArmdbShardFiles *files, ArmdbPos pos,
+				 ArmdbError *err)
+{
+	int			fd;
+
+	if (st->failed)
+		return shard_failed(st, err);
+	if (pos <= st->flushed)
+		return true;
+
+	/* older files were synced before their successor was created */
+	Assert(ARMDB_POS_FILE(pos) == st->active_file_id);
+	fd = armdb_shard_file_fd(files, ARMDB_POS_FILE(pos), err);
+	if (fd < 0)
+		return false;
+	if (!armdb_io_fdatasync(files->io, fd, err))
+	{
+		st->failed = true;
+		return armdb_error_context(err, "could not fsync data file %06u of \"%s\"",
+								   ARMDB_POS_FILE(pos), files->dir);
+	}
+	if (pos > st->flushed)
+		st->flushed = pos;
+	return true;
+}
+
+bool
+armdb_shard_flush(ArmdbShardState *st, ArmdbShardFiles *files, ArmdbPos upto,
+				  ArmdbError *err)
+{
+	ArmdbPos	reached;
+
+	if (st->failed)
+		return shard_failed(st, err);
+	if (upto <= st->flushed)
+		return true;
+	if (!armdb_shard_write_out(st, files, &reached, err))
+		return false;
+	return armdb_shard_sync(st, files, reached, err);
+}
+
+bool
+armdb_shard_is_buffered(const ArmdbShardState *st, const ArmdbLocation *loc)
+{
+	return loc->file_id == st->active_file_id &&
+		(uint64) loc->offset + loc->len > st->written_end;
+}
+
+/* Check an entry image read from loc. */
+static bool
+check_entry(const char *dir, const ArmdbLocation *loc, const char *image,
+			ArmdbEntryHeader *hdr, ArmdbError *err)
+{
+	ArmdbParseResult res = armdb_entry_parse(image, loc->len, hdr);
+
+	if (res != ARMDB_PARSE_OK ||
+		armdb_entry_size(hdr->value_len) != loc->len)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "entry at offset %u of data file %06u in \"%s\" is corrupted (%s)",
+						   loc->offset, loc->file_id, dir,
+						   res == ARMDB_PARSE_OK ? "length mismatch" :
+						   res == ARMDB_PARSE_BAD ? "checksum mismatch" :
+						   res == ARMDB_PARSE_ZERO ? "zeroed" : "truncated");
+	return true;
+}
+
+bool
+armdb_shard_read_buffered(const ArmdbShardState *st, const ArmdbLocation *loc,
+						  char *dst, ArmdbEntryHeader *hdr, ArmdbError *err)
+{
+	if (loc->file_id != st->active_file_id ||
+		loc->offset < st->buf_start ||
+		(uint64) loc->offset + loc->len > st->append_end)
+		return armdb_error(err, ARMDB_ERR_INVALID, 0,
+						   "entry at offset %u of data file %06u is not in the write buffer",
+						   loc->offset, loc->file_id);
+	memcpy(dst, st->buf + (loc->offset - st->buf_start), loc->len);
+	return check_entry("write buffer", loc, dst, hdr, err);
+}
+
+bool
+armdb_shard_read_file(ArmdbShardFiles *files, const ArmdbLocation *loc,
+					  char *dst, ArmdbEntryHeader *hdr, ArmdbError *err)
+{
+	uint64		from = BLOCK_FLOOR(loc->offset);
+	uint64		to = BLOCK_CEIL((uint64) loc->offset + loc->len);
+	ArmdbAlignedBuf tmp;
+	size_t		nread;
+	int			fd;
+	bool		ok;
+
+	if (loc->len < ARMDB_ENTRY_HEADER_SIZE)
+		return armdb_error(err, ARMDB_ERR_INVALID, 0,
+						   "entry length %u is impossible", loc->len);
+	fd = armdb_shard_file_fd(files, loc->file_id, err);
+	if (fd < 0)
+		return false;
+	if (!armdb_aligned_alloc(&tmp, to - from, err))
+		return false;
+
+	/* one aligned read covers the whole entry: one device read */
+	ok = armdb_io_pread(files->io, fd, tmp.data, to - from, from, &nread, err);
+	if (!ok)
+		armdb_error_context(err, "could not read data file %06u of \"%s\"",
+							loc->file_id, files->dir);
+	else if (nread < loc->offset - from + loc->len)
+		ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						 "entry at offset %u of data file %06u in \"%s\" is past the end of the file",
+						 loc->offset, loc->file_id, files->dir);
+	else
+	{
+		memcpy(dst, tmp.data + (loc->offset - from), loc->len);
+		ok = check_entry(files->dir, loc, dst, hdr, err);
+	}
+	armdb_aligned_free(&tmp);
+	return ok;
+}
+
+bool
+armdb_shard_read(const ArmdbShardState *st, ArmdbShardFiles *files,
+				 const ArmdbLocation *loc, char *dst, ArmdbEntryHeader *hdr,
+				 ArmdbError *err)
+{
+	if (armdb_shard_is_buffered(st, loc))
+		return armdb_shard_read_buffered(st, loc, dst, hdr, err);
+	return armdb_shard_read_file(files, loc, dst, hdr, err);
+}

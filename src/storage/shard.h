@@ -1,0 +1,202 @@
+/*-------------------------------------------------------------------------
+ *
+ * shard.h
+ *	  A shard of an armdb relation: one directory of data files, one active
+ *	  (append) file and a write buffer in front of it.
+ *
+ * A shard is split in two halves:
+ *
+ *	 ArmdbShardState	the state every process must agree on: active file,
+ *						append/write/flush positions and the write buffer.
+ *						Plain data with no process-local pointers except buf,
+ *						so the backend keeps it in the main shared memory
+ *						segment (mapped at the same address everywhere).
+ *	 ArmdbShardFiles	one process's view: the directory path and its open
+ *						file descriptors.
+ *
+ * Locking is the caller's business, as with PostgreSQL's XLogWrite(): the
+ * functions below say which lock on the shard the caller must hold.  The
+ * backend uses an LWLock per shard ("shard lock") for append, write-out and
+ * buffered reads, and a second one ("flush lock") to elect one fdatasync for
+ * a group of committers; the unit tests are single-threaded and take none.
+ *
+ * Positions.  An entry's location is (file_id, offset, len).  Durability is
+ * tracked as an ArmdbPos, (file_id << 32 | offset), which only grows: files
+ * are numbered in creation order and a file is made fully durable before
+ * the next one is created, so "flushed up to pos" is one comparison.
+ *
+ * The write buffer holds the active file's bytes [buf_start, append_end);
+ * buf_start is block-aligned.  Bytes before written_end are in the file
+ * (handed to the kernel, not necessarily durable); flushed says what is
+ * durable.  Data is written in whole blocks, the last one zero-padded, and
+ * that partial block stays in the buffer to be rewritten by the next
+ * write-out, as PostgreSQL does with its partial last WAL page.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ARMDB_STORAGE_SHARD_H
+#define ARMDB_STORAGE_SHARD_H
+
+#include "storage/format.h"
+#include "storage/io.h"
+
+typedef uint64 ArmdbPos;
+
+#define ARMDB_POS(file_id, offset) \
+	((((uint64) (file_id)) << 32) | (uint64) (offset))
+#define ARMDB_POS_FILE(pos)		((uint32) ((pos) >> 32))
+#define ARMDB_POS_OFFSET(pos)	((uint32) ((pos) & 0xFFFFFFFF))
+
+typedef struct ArmdbLocation
+{
+	uint32		file_id;
+	uint32		offset;
+	uint32		len;			/* whole entry, header included */
+} ArmdbLocation;
+
+/* Smallest write buffer and data file the shard accepts. */
+#define ARMDB_MIN_BUFFER_SIZE	(4 * ARMDB_BLOCK_SIZE)
+#define ARMDB_MIN_FILE_SIZE		(64 * 1024)
+
+typedef struct ArmdbShardState
+{
+	uint32		shard_no;
+	uint32		max_file_size;	/* rotate before an append would pass it */
+	uint32		buf_size;		/* multiple of ARMDB_BLOCK_SIZE */
+	char	   *buf;			/* write buffer, block-aligned, zeroed past
+								 * append_end */
+
+	uint32		active_file_id; /* 0: the shard has no file yet */
+	uint64		buf_start;		/* file offset of buf[0], block-aligned */
+	uint64		append_end;		/* offset where the next entry goes */
+	uint64		written_end;	/* [0, written_end) is in the file */
+	ArmdbPos	flushed;		/* everything before this is durable */
+
+	/*
+	 * Set when an fdatasync failed.  After a failed fsync the kernel may have
+	 * dropped the dirty data and cleared the error (see PostgreSQL's
+	 * data_sync_retry), so nothing written since the last good fsync can be
+	 * trusted; the shard refuses further appends and flushes until recovery
+	 * rebuilds it from what is really on disk.
+	 */
+	bool		failed;
+} ArmdbShardState;
+
+/* Per-process descriptor cache entry. */
+#define ARMDB_SHARD_FD_CACHE	4
+
+typedef struct ArmdbShardFiles
+{
+	char		dir[MAXPGPATH];
+	ArmdbIo    *io;
+	bool		direct_io;		/* ask for O_DIRECT */
+	struct
+	{
+		uint32		file_id;	/* 0: unused */
+		int			fd;
+		uint64		last_use;
+	}			fds[ARMDB_SHARD_FD_CACHE];
+	uint64		use_counter;
+} ArmdbShardFiles;
+
+extern void armdb_shard_state_init(ArmdbShardState *st, uint32 shard_no,
+								   char *buf, uint32 buf_size,
+								   uint32 max_file_size);
+
+extern void armdb_shard_files_init(ArmdbShardFiles *files, const char *dir,
+								   ArmdbIo *io, bool direct_io);
+extern void armdb_shard_files_close(ArmdbShardFiles *files);
+
+/* Descriptor of a data file, opened read-write, cached. */
+extern int	armdb_shard_file_fd(ArmdbShardFiles *files, uint32 file_id,
+								ArmdbError *err);
+/* Forget (and close) the cached descriptor of file_id, e.g. after unlink. */
+extern void armdb_shard_forget_file(ArmdbShardFiles *files, uint32 file_id);
+
+/*
+ * Position a shard after recovery: the active file is last_file_id (0: no
+ * file) and its entries end at end_offset (0: the file has no header yet and
+ * is initialised afresh).  Loads the partial last block into the write
+ * buffer so that the next write-out rewrites it whole, and fsyncs the file.
+ * Caller: shard lock exclusive (or no concurrency yet).
+ */
+extern bool armdb_shard_open(ArmdbShardState *st, ArmdbShardFiles *files,
+							 uint32 last_file_id, uint64 end_offset,
+							 ArmdbError *err);
+
+/*
+ * Append one entry.  hdr's fields other than crc are the caller's; the CRC is
+ * computed here.  Creates the first file, rotates to a new file when the
+ * entry would pass max_file_size (the old file is written out and fsynced
+ * first; *sealed_file_id is set to its id so the caller can have its hint
+ * file built, else to 0), and writes out the buffer whenever it fills.
+ * On success *loc is where the entry is.
+ * Caller: shard lock exclusive.
+ */
+extern bool armdb_shard_append(ArmdbShardState *st, ArmdbShardFiles *files,
+							   ArmdbEntryHeader *hdr, const void *value,
+							   ArmdbLocation *loc, uint32 *sealed_file_id,
+							   ArmdbError *err);
+
+/*
+ * Write the buffered bytes of the active file to the file (not synced).
+ * *reached is the position everything before which is now in the file.
+ * Caller: shard lock exclusive.
+ */
+extern bool armdb_shard_write_out(ArmdbShardState *st, ArmdbShardFiles *files,
+								  ArmdbPos *reached, ArmdbError *err);
+
+/*
+ * fdatasync the data file of pos, then advance st->flushed to pos.
+ * Caller: flush lock (not the shard lock: appends go on meanwhile); the
+ * update of st->flushed needs the shard lock or an atomic store, which is
+ * the caller's choice.  On failure the shard is marked failed.
+ */
+extern bool armdb_shard_sync(ArmdbShardState *st, ArmdbShardFiles *files,
+							 ArmdbPos pos, ArmdbError *err);
+
+/*
+ * Make everything before upto durable: write-out plus sync in one go, for
+ * single-threaded callers (tests, recovery, compaction of a private shard).
+ */
+extern bool armdb_shard_flush(ArmdbShardState *st, ArmdbShardFiles *files,
+							  ArmdbPos upto, ArmdbError *err);
+
+/* The position after the last appended entry. */
+static inline ArmdbPos
+armdb_shard_end(const ArmdbShardState *st)
+{
+	return ARMDB_POS(st->active_file_id, st->append_end);
+}
+
+/*
+ * Is the entry at loc still only in the write buffer?  Then it must be read
+ * with armdb_shard_read_buffered() under the shard lock (shared suffices).
+ */
+extern bool armdb_shard_is_buffered(const ArmdbShardState *st,
+									const ArmdbLocation *loc);
+
+/*
+ * Read the entry at loc into dst (loc->len bytes), verifying its CRC.
+ * armdb_shard_read_buffered() copies from the write buffer (caller: shard
+ * lock, shared); armdb_shard_read_file() reads the file with one aligned
+ * read (no lock needed).  On success *hdr is its header and the value is at
+ * dst + ARMDB_ENTRY_HEADER_SIZE.
+ */
+extern bool armdb_shard_read_buffered(const ArmdbShardState *st,
+									  const ArmdbLocation *loc, char *dst,
+									  ArmdbEntryHeader *hdr, ArmdbError *err);
+extern bool armdb_shard_read_file(ArmdbShardFiles *files,
+								  const ArmdbLocation *loc, char *dst,
+								  ArmdbEntryHeader *hdr, ArmdbError *err);
+
+/* Both of the above, for single-threaded callers. */
+extern bool armdb_shard_read(const ArmdbShardState *st, ArmdbShardFiles *files,
+							 const ArmdbLocation *loc, char *dst,
+							 ArmdbEntryHeader *hdr, ArmdbError *err);
+
+/* Decision function: must an entry of entry_len bytes go to a new file? */
+extern bool armdb_should_rotate(uint64 append_end, uint64 entry_len,
+								uint32 max_file_size);
+
+#endif							/* ARMDB_STORAGE_SHARD_H */

@@ -129,7 +129,13 @@ armdb_keydir_area(void)
 	keydir_area = dsa_attach_in_place(armdb_shared->keydir_area, NULL);
 	dsa_pin_mapping(keydir_area);
 	MemoryContextSwitchTo(oldcontext);
-	before_shmem_exit(keydir_area_detach, (Datum) 0);
+
+	/*
+	 * on_shmem_exit, not before_shmem_exit: it must run after the exiting
+	 * backend's transaction has been aborted, whose callbacks may still use
+	 * the keydir.
+	 */
+	on_shmem_exit(keydir_area_detach, (Datum) 0);
 	return keydir_area;
 }
 

@@ -23,12 +23,17 @@
 
 static ArmdbIo backend_io;
 static bool backend_io_ready = false;
+static bool backend_io_exit_registered = false;
 static int	backend_io_requested;
 
-static void
+/*
+ * AcquireExternalFD() refuses past its share of max_files_per_process, so
+ * armdb cannot starve the descriptors PostgreSQL itself needs.
+ */
+static bool
 armdb_fd_opened(void)
 {
-	ReserveExternalFD();
+	return AcquireExternalFD();
 }
 
 static void
@@ -80,19 +85,24 @@ armdb_backend_io(void)
 
 	if (backend_io_ready)
 		armdb_io_shutdown(&backend_io);
-	else
-		on_proc_exit(backend_io_shutdown, (Datum) 0);
 	backend_io_ready = false;
+	if (!backend_io_exit_registered)
+	{
+		on_proc_exit(backend_io_shutdown, (Datum) 0);
+		backend_io_exit_registered = true;
+	}
 
 	oldcontext = MemoryContextSwitchTo(TopMemoryContext);
 	ok = armdb_io_init(&backend_io, (ArmdbIoMethod) armdb_io_method, &err);
 	MemoryContextSwitchTo(oldcontext);
-	if (!ok)
+	if (!ok && err.code == ARMDB_ERR_IO && err.sys_errno != EMFILE)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("armdb cannot use io_uring in this process"),
 				 errdetail("%s", err.message),
 				 errhint("Set armdb.io_method to \"auto\" or \"sync\".")));
+	if (!ok)
+		armdb_report_storage_error(ERROR, &err);
 	backend_io_ready = true;
 	backend_io_requested = armdb_io_method;
 	return &backend_io;

@@ -22,13 +22,27 @@
 
 ArmdbIoFaultHook armdb_io_fault_hook = NULL;
 
+static bool
+fd_opened_default(void)
+{
+	return true;
+}
+
 static void
-fd_hook_noop(void)
+fd_closed_default(void)
 {
 }
 
-void		(*armdb_fd_opened_hook) (void) = fd_hook_noop;
-void		(*armdb_fd_closed_hook) (void) = fd_hook_noop;
+bool		(*armdb_fd_opened_hook) (void) = fd_opened_default;
+void		(*armdb_fd_closed_hook) (void) = fd_closed_default;
+
+static bool
+fd_refused(ArmdbError *err, const char *what)
+{
+	return armdb_error(err, ARMDB_ERR_IO, EMFILE,
+					   "could not open %s: too many files open in this process",
+					   what);
+}
 
 static const char *const io_op_name[] = {
 	[ARMDB_IOOP_WRITE] = "write",
@@ -63,6 +77,27 @@ io_failed(ArmdbError *err, ArmdbIoOp op, int e, size_t len, off_t off)
 					   io_op_name[op], len, (long long) off, strerror(e));
 }
 
+/*
+ * After a short read: is off the end of the file?  Regular files read short
+ * only at the end, but io_uring may also return short buffered reads, and
+ * retrying at the end would, with O_DIRECT, be an unaligned read (EINVAL).
+ * Direct I/O transfers whole blocks, so a retry before the end is aligned.
+ */
+static bool
+at_end_of_file(int fd, off_t off)
+{
+	struct stat st;
+
+	return fstat(fd, &st) != 0 || off >= st.st_size;
+}
+
+static bool
+fsync_failed(ArmdbError *err, int e)
+{
+	return armdb_error(err, ARMDB_ERR_IO, e, "fdatasync failed: %s",
+					   strerror(e));
+}
+
 const char *
 armdb_io_method_name(ArmdbIoMethod method)
 {
@@ -92,7 +127,11 @@ armdb_io_init(ArmdbIo *io, ArmdbIoMethod requested, ArmdbError *err)
 	ring = armdb_alloc(err, sizeof(struct io_uring), "io_uring ring");
 	if (ring == NULL)
 		return false;
-	armdb_fd_opened_hook();
+	if (!armdb_fd_opened_hook())
+	{
+		pfree(ring);
+		return fd_refused(err, "an io_uring ring");
+	}
 	rc = io_uring_queue_init(ARMDB_IO_RING_DEPTH, ring, 0);
 	if (rc < 0)
 	{
@@ -125,43 +164,64 @@ armdb_io_shutdown(ArmdbIo *io)
 /* ----------------
  * io_uring path
  * ----------------
+ *
+ * Each call prepares at most ARMDB_IO_RING_DEPTH submissions, submits all of
+ * them and reaps every completion before it returns, so no completion of
+ * one call is ever seen by another.  The uring_* functions return
+ * URING_OK, URING_OP_FAILED (the operation itself failed: err says why) or
+ * URING_BROKEN (the ring could not submit or wait).  A broken ring is torn
+ * down and the operation redone with plain system calls: writes, reads and
+ * fsyncs are idempotent, so redoing one that partly ran is harmless.
  */
+#define URING_OK		0
+#define URING_OP_FAILED 1
+#define URING_BROKEN	2
+
+#define TAG_WRITE	UINT64CONST(0xFFFFFFFF00000001)
+#define TAG_FSYNC	UINT64CONST(0xFFFFFFFF00000002)
+
+/* Submit everything prepared; false if the ring refuses. */
+static bool
+uring_submit_all(struct io_uring *ring)
+{
+	int			tries = 0;
+
+	while (io_uring_sq_ready(ring) > 0)
+	{
+		int			rc = io_uring_submit(ring);
+
+		if (rc >= 0)
+			continue;
+		if ((rc == -EINTR || rc == -EAGAIN) && ++tries < 1000)
+		{
+			if (rc == -EAGAIN)
+				usleep(1000);	/* kernel short of memory: give it a moment */
+			continue;
+		}
+		return false;
+	}
+	return true;
+}
 
 /* Wait for one completion, retrying interruptions by signals. */
-static int
+static bool
 uring_wait(struct io_uring *ring, struct io_uring_cqe **cqe)
 {
 	int			rc;
+	int			tries = 0;
 
 	do
 		rc = io_uring_wait_cqe(ring, cqe);
-	while (rc == -EINTR);
-	return rc;
+	while ((rc == -EINTR || rc == -EAGAIN) && ++tries < 1000000);
+	return rc == 0;
 }
-
-static struct io_uring_sqe *
-uring_sqe(struct io_uring *ring)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-
-	if (sqe == NULL)
-	{
-		/* the ring is full of unsubmitted entries; push them first */
-		io_uring_submit(ring);
-		sqe = io_uring_get_sqe(ring);
-	}
-	return sqe;
-}
-
-#define TAG_WRITE	1
-#define TAG_FSYNC	2
 
 /*
  * Write all of buf, then (if sync) fdatasync, with the sync linked to the
  * write so both go down in one submission.  A short write cancels the linked
  * fsync; the loop then writes the rest and syncs with the last piece.
  */
-static bool
+static int
 uring_write(struct io_uring *ring, int fd, const char *buf, size_t len,
 			off_t off, bool sync, ArmdbError *err)
 {
@@ -174,11 +234,12 @@ uring_write(struct io_uring *ring, int fd, const char *buf, size_t len,
 		int			wanted = 0;
 		int			write_res = 0;
 		int			fsync_res = 0;
-		int			rc;
 
 		if (done < len)
 		{
-			sqe = uring_sqe(ring);
+			sqe = io_uring_get_sqe(ring);
+			if (sqe == NULL)
+				return URING_BROKEN;
 			io_uring_prep_write(sqe, fd, buf + done, len - done, off + done);
 			io_uring_sqe_set_data64(sqe, TAG_WRITE);
 			if (sync)
@@ -187,21 +248,20 @@ uring_write(struct io_uring *ring, int fd, const char *buf, size_t len,
 		}
 		if (sync)
 		{
-			sqe = uring_sqe(ring);
+			sqe = io_uring_get_sqe(ring);
+			if (sqe == NULL)
+				return URING_BROKEN;
 			io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
 			io_uring_sqe_set_data64(sqe, TAG_FSYNC);
 			wanted++;
 		}
-		rc = io_uring_submit(ring);
-		if (rc < 0)
-			return io_failed(err, ARMDB_IOOP_WRITE, -rc, len - done, off + done);
+		if (!uring_submit_all(ring))
+			return URING_BROKEN;
 
 		for (int i = 0; i < wanted; i++)
 		{
-			rc = uring_wait(ring, &cqe);
-			if (rc < 0)
-				return io_failed(err, ARMDB_IOOP_WRITE, -rc, len - done,
-								 off + done);
+			if (!uring_wait(ring, &cqe))
+				return URING_BROKEN;
 			if (io_uring_cqe_get_data64(cqe) == TAG_WRITE)
 				write_res = cqe->res;
 			else
@@ -212,51 +272,53 @@ uring_write(struct io_uring *ring, int fd, const char *buf, size_t len,
 		if (done < len)
 		{
 			if (write_res < 0 && write_res != -EINTR && write_res != -EAGAIN)
-				return io_failed(err, ARMDB_IOOP_WRITE, -write_res, len - done,
-								 off + done);
+			{
+				io_failed(err, ARMDB_IOOP_WRITE, -write_res, len - done,
+						  off + done);
+				return URING_OP_FAILED;
+			}
 			if (write_res == 0)
-				return io_failed(err, ARMDB_IOOP_WRITE, ENOSPC, len - done,
-								 off + done);
+			{
+				io_failed(err, ARMDB_IOOP_WRITE, ENOSPC, len - done, off + done);
+				return URING_OP_FAILED;
+			}
 			if (write_res > 0)
 				done += write_res;
 			if (done < len)
 				continue;		/* short write; a linked fsync was cancelled */
 		}
 		if (!sync)
-			return true;
+			return URING_OK;
 		/* the fsync that counts is one that ran after the last piece */
 		if (fsync_res == -ECANCELED || fsync_res == -EINTR)
 			continue;			/* resubmit just the fsync */
 		if (fsync_res < 0)
-			return io_failed(err, ARMDB_IOOP_FSYNC, -fsync_res, 0, 0);
-		return true;
+		{
+			fsync_failed(err, -fsync_res);
+			return URING_OP_FAILED;
+		}
+		return URING_OK;
 	}
 }
 
-static bool
-uring_fsync(struct io_uring *ring, int fd, ArmdbError *err)
-{
-	return uring_write(ring, fd, NULL, 0, 0, true, err);
-}
-
 /*
- * Submit all reads (in rounds of the ring's depth), then complete any short
- * one that is not at end of file with further reads of its rest.
+ * Submit the reads (in rounds of the ring's depth), then continue any short
+ * one that is not at end of file.  Each round reaps all its completions,
+ * even after a failed read, before anything is reported.
  */
-static bool
+static int
 uring_read_batch(struct io_uring *ring, ArmdbReadRequest *reqs, int n,
 				 ArmdbError *err)
 {
-	for (int i = 0; i < n; i++)
-		reqs[i].nread = 0;
+	int			failed_errno = 0;
+	ArmdbReadRequest *failed_req = NULL;
 
 	for (int first = 0; first < n; first += ARMDB_IO_RING_DEPTH)
 	{
 		int			count = Min(n - first, ARMDB_IO_RING_DEPTH);
-		int			rc;
 		bool		again = true;
 
-		while (again)
+		while (again && failed_req == NULL)
 		{
 			int			wanted = 0;
 
@@ -266,9 +328,11 @@ uring_read_batch(struct io_uring *ring, ArmdbReadRequest *reqs, int n,
 				ArmdbReadRequest *r = &reqs[i];
 				struct io_uring_sqe *sqe;
 
-				if (r->nread == r->len || r->nread == (size_t) -1)
+				if (r->nread == r->len)
 					continue;
-				sqe = uring_sqe(ring);
+				sqe = io_uring_get_sqe(ring);
+				if (sqe == NULL)
+					return URING_BROKEN;
 				io_uring_prep_read(sqe, r->fd, (char *) r->buf + r->nread,
 								   r->len - r->nread, r->off + r->nread);
 				io_uring_sqe_set_data64(sqe, (uint64) i);
@@ -276,18 +340,16 @@ uring_read_batch(struct io_uring *ring, ArmdbReadRequest *reqs, int n,
 			}
 			if (wanted == 0)
 				break;
-			rc = io_uring_submit(ring);
-			if (rc < 0)
-				return io_failed(err, ARMDB_IOOP_READ, -rc, 0, 0);
+			if (!uring_submit_all(ring))
+				return URING_BROKEN;
 			for (int k = 0; k < wanted; k++)
 			{
 				struct io_uring_cqe *cqe;
 				ArmdbReadRequest *r;
 				int			res;
 
-				rc = uring_wait(ring, &cqe);
-				if (rc < 0)
-					return io_failed(err, ARMDB_IOOP_READ, -rc, 0, 0);
+				if (!uring_wait(ring, &cqe))
+					return URING_BROKEN;
 				r = &reqs[io_uring_cqe_get_data64(cqe)];
 				res = cqe->res;
 				io_uring_cqe_seen(ring, cqe);
@@ -295,28 +357,40 @@ uring_read_batch(struct io_uring *ring, ArmdbReadRequest *reqs, int n,
 					again = true;
 				else if (res < 0)
 				{
-					/* drain the others before reporting */
-					for (k++; k < wanted; k++)
-						if (uring_wait(ring, &cqe) == 0)
-							io_uring_cqe_seen(ring, cqe);
-					return io_failed(err, ARMDB_IOOP_READ, -res,
-									 r->len - r->nread, r->off + r->nread);
+					failed_errno = -res;
+					failed_req = r;
 				}
 				else if (res == 0)
-				{
-					/* end of file: mark complete with what we have */
-					r->len = r->nread;
-				}
+					r->len = r->nread;	/* end of file */
 				else
 				{
 					r->nread += res;
 					if (r->nread < r->len)
-						again = true;
+					{
+						if (at_end_of_file(r->fd, r->off + r->nread))
+							r->len = r->nread;
+						else
+							again = true;
+					}
 				}
 			}
 		}
+		if (failed_req != NULL)
+		{
+			io_failed(err, ARMDB_IOOP_READ, failed_errno,
+					  failed_req->len - failed_req->nread,
+					  failed_req->off + failed_req->nread);
+			return URING_OP_FAILED;
+		}
 	}
-	return true;
+	return URING_OK;
+}
+
+/* The ring failed as a whole: drop it and carry on without io_uring. */
+static void
+uring_broken(ArmdbIo *io)
+{
+	armdb_io_shutdown(io);
 }
 
 /* ----------------
@@ -367,6 +441,8 @@ sync_read(int fd, char *buf, size_t len, off_t off, size_t *nread,
 		if (rc == 0)
 			break;
 		done += rc;
+		if (done < len && at_end_of_file(fd, off + done))
+			break;
 	}
 	*nread = done;
 	return true;
@@ -376,7 +452,7 @@ static bool
 sync_fsync(int fd, ArmdbError *err)
 {
 	if (fdatasync(fd) != 0)
-		return io_failed(err, ARMDB_IOOP_FSYNC, errno, 0, 0);
+		return fsync_failed(err, errno);
 	return true;
 }
 
@@ -391,7 +467,13 @@ armdb_io_pwrite(ArmdbIo *io, int fd, const void *buf, size_t len, off_t off,
 	if (!fault_check(ARMDB_IOOP_WRITE, fd, off, len, err))
 		return false;
 	if (io->method == ARMDB_IO_URING)
-		return uring_write(io->ring, fd, buf, len, off, false, err);
+	{
+		int			rc = uring_write(io->ring, fd, buf, len, off, false, err);
+
+		if (rc != URING_BROKEN)
+			return rc == URING_OK;
+		uring_broken(io);
+	}
 	return sync_write(fd, buf, len, off, err);
 }
 
@@ -403,7 +485,13 @@ armdb_io_pwrite_sync(ArmdbIo *io, int fd, const void *buf, size_t len,
 		!fault_check(ARMDB_IOOP_FSYNC, fd, 0, 0, err))
 		return false;
 	if (io->method == ARMDB_IO_URING)
-		return uring_write(io->ring, fd, buf, len, off, true, err);
+	{
+		int			rc = uring_write(io->ring, fd, buf, len, off, true, err);
+
+		if (rc != URING_BROKEN)
+			return rc == URING_OK;
+		uring_broken(io);
+	}
 	return sync_write(fd, buf, len, off, err) && sync_fsync(fd, err);
 }
 
@@ -411,18 +499,12 @@ bool
 armdb_io_pread(ArmdbIo *io, int fd, void *buf, size_t len, off_t off,
 			   size_t *nread, ArmdbError *err)
 {
-	if (!fault_check(ARMDB_IOOP_READ, fd, off, len, err))
-		return false;
-	if (io->method == ARMDB_IO_URING)
-	{
-		ArmdbReadRequest req = {fd, buf, len, off, 0};
+	ArmdbReadRequest req = {fd, buf, len, off, 0};
 
-		if (!uring_read_batch(io->ring, &req, 1, err))
-			return false;
-		*nread = req.nread;
-		return true;
-	}
-	return sync_read(fd, buf, len, off, nread, err);
+	if (!armdb_io_read_batch(io, &req, 1, err))
+		return false;
+	*nread = req.nread;
+	return true;
 }
 
 bool
@@ -431,7 +513,13 @@ armdb_io_fdatasync(ArmdbIo *io, int fd, ArmdbError *err)
 	if (!fault_check(ARMDB_IOOP_FSYNC, fd, 0, 0, err))
 		return false;
 	if (io->method == ARMDB_IO_URING)
-		return uring_fsync(io->ring, fd, err);
+	{
+		int			rc = uring_write(io->ring, fd, NULL, 0, 0, true, err);
+
+		if (rc != URING_BROKEN)
+			return rc == URING_OK;
+		uring_broken(io);
+	}
 	return sync_fsync(fd, err);
 }
 
@@ -440,25 +528,34 @@ armdb_io_read_batch(ArmdbIo *io, ArmdbReadRequest *reqs, int n,
 					ArmdbError *err)
 {
 	for (int i = 0; i < n; i++)
+	{
 		if (!fault_check(ARMDB_IOOP_READ, reqs[i].fd, reqs[i].off,
 						 reqs[i].len, err))
 			return false;
+		reqs[i].nread = 0;
+	}
 	if (io->method == ARMDB_IO_URING)
 	{
 		/* uring_read_batch shortens len at end of file; keep the caller's */
-		bool		ok;
-		size_t	   *asked = armdb_alloc(err, sizeof(size_t) * Max(n, 1),
-										"read batch");
+		size_t		asked_one;
+		size_t	   *asked = &asked_one;
+		int			rc;
 
-		if (asked == NULL)
+		if (n > 1 &&
+			(asked = armdb_alloc(err, sizeof(size_t) * n, "read batch")) == NULL)
 			return false;
 		for (int i = 0; i < n; i++)
 			asked[i] = reqs[i].len;
-		ok = uring_read_batch(io->ring, reqs, n, err);
+		rc = uring_read_batch(io->ring, reqs, n, err);
 		for (int i = 0; i < n; i++)
 			reqs[i].len = asked[i];
-		pfree(asked);
-		return ok;
+		if (asked != &asked_one)
+			pfree(asked);
+		if (rc != URING_BROKEN)
+			return rc == URING_OK;
+		uring_broken(io);
+		for (int i = 0; i < n; i++)
+			reqs[i].nread = 0;
 	}
 	for (int i = 0; i < n; i++)
 		if (!sync_read(reqs[i].fd, reqs[i].buf, reqs[i].len, reqs[i].off,
@@ -482,7 +579,14 @@ armdb_file_open(const char *path, int flags, bool direct, bool *is_direct,
 		armdb_error_context(err, "could not open file \"%s\"", path);
 		return -1;
 	}
-	armdb_fd_opened_hook();
+	if (!armdb_fd_opened_hook())
+	{
+		char		what[MAXPGPATH + 8];
+
+		snprintf(what, sizeof(what), "file \"%s\"", path);
+		fd_refused(err, what);
+		return -1;
+	}
 	fd = open(path, flags | O_CLOEXEC | (direct ? O_DIRECT : 0), 0600);
 	if (fd < 0 && direct && errno == EINVAL)
 	{
@@ -548,7 +652,13 @@ armdb_fsync_path(const char *path, bool is_dir, ArmdbError *err)
 
 	if (!fault_check(ARMDB_IOOP_FSYNC, -1, 0, 0, err))
 		return armdb_error_context(err, "could not fsync \"%s\"", path);
-	armdb_fd_opened_hook();
+	if (!armdb_fd_opened_hook())
+	{
+		char		what[MAXPGPATH + 8];
+
+		snprintf(what, sizeof(what), "\"%s\"", path);
+		return fd_refused(err, what);
+	}
 	fd = open(path, (is_dir ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (fd < 0)
 	{

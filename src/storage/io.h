@@ -99,12 +99,14 @@ extern bool armdb_unlink(const char *path, ArmdbError *err);
 extern bool armdb_make_dir(const char *path, ArmdbError *err);
 
 /*
- * File descriptor accounting.  The backend points these at
- * ReserveExternalFD()/ReleaseExternalFD() so that armdb's descriptors count
- * against max_files_per_process like PostgreSQL's own; the default does
- * nothing.
+ * File descriptor accounting.  The opened hook is asked before every open
+ * (files and the io_uring ring) and may refuse, which fails the open with
+ * EMFILE; the closed hook is told of every close.  The backend points them
+ * at AcquireExternalFD()/ReleaseExternalFD(), so that armdb's descriptors
+ * count against max_files_per_process like PostgreSQL's own and cannot
+ * crowd them out.  The defaults allow everything.
  */
-extern void (*armdb_fd_opened_hook) (void);
+extern bool (*armdb_fd_opened_hook) (void);
 extern void (*armdb_fd_closed_hook) (void);
 
 /* ----------------

@@ -136,7 +136,23 @@ armdb_scan_data_file(ArmdbIo *io, int fd, uint32 file_id,
 		goto done;
 	}
 	if (!armdb_file_header_check(buf.data, chunk_len, file_id, err))
+	{
+		/*
+		 * A file's header is written and fsynced before anything else goes
+		 * into it, and later rewrites of its first block leave those bytes
+		 * unchanged.  So a bad header on a file that holds nothing else is a
+		 * creation cut short, not damage.
+		 */
+		if (size > ARMDB_BLOCK_SIZE || chunk_len < ARMDB_FILE_HEADER_SIZE ||
+			!rest_is_zero(io, fd, &buf, ARMDB_FILE_HEADER_SIZE, size, &zero,
+						  err) || !zero)
+			goto done;
+		armdb_error_clear(err);
+		result->header_missing = true;
+		result->end = ARMDB_SCAN_END_CLEAN;
+		ok = true;
 		goto done;
+	}
 
 	pos = result->valid_end = ARMDB_FILE_HEADER_SIZE;
 	for (;;)
@@ -318,6 +334,53 @@ armdb_hint_build(ArmdbIo *io, const char *dir, uint32 file_id, bool direct_io,
 	return ok;
 }
 
+/*
+ * Does the data file really end where its hint says?  A hint describes an
+ * immutable file; one written too early (while entries were still being
+ * appended) would hide every entry after its data_end, so the bytes there
+ * must be padding or the end of the file.  One small read.
+ */
+static bool
+hint_covers_whole_file(ArmdbIo *io, const char *dir, uint32 file_id,
+					   uint64 data_end, ArmdbError *err)
+{
+	char		path[MAXPGPATH];
+	ArmdbAlignedBuf buf;
+	ArmdbEntryHeader hdr;
+	uint64		from = BLOCK_FLOOR(data_end);
+	size_t		nread;
+	size_t		avail;
+	const char *p;
+	bool		ok;
+	int			fd;
+
+	armdb_file_path(path, dir, file_id, ARMDB_FILE_DATA);
+	fd = armdb_file_open(path, O_RDONLY, true, NULL, err);
+	if (fd < 0)
+		return false;
+	if (!armdb_aligned_alloc(&buf, 2 * ARMDB_BLOCK_SIZE, err))
+	{
+		armdb_file_close(fd);
+		return false;
+	}
+	ok = armdb_io_pread(io, fd, buf.data, buf.size, from, &nread, err);
+	armdb_file_close(fd);
+	if (ok)
+	{
+		avail = nread > data_end - from ? nread - (data_end - from) : 0;
+		p = buf.data + (data_end - from);
+		if (avail > 0 &&
+			(avail < ARMDB_ENTRY_HEADER_SIZE ?
+			 (p[0] != 0 || memcmp(p, p + 1, avail - 1) != 0) :
+			 armdb_entry_parse(p, avail, &hdr) != ARMDB_PARSE_ZERO))
+			ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+							 "hint file %06u ends at offset %llu but its data file continues",
+							 file_id, (unsigned long long) data_end);
+	}
+	armdb_aligned_free(&buf);
+	return ok;
+}
+
 bool
 armdb_hint_load(ArmdbIo *io, const char *dir, uint32 file_id,
 				uint64 data_size, ArmdbEntryCallback cb, void *arg,
@@ -360,8 +423,17 @@ armdb_hint_load(ArmdbIo *io, const char *dir, uint32 file_id,
 		ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						 "hint file \"%s\" changed size while being read",
 						 path);
+	/* validate everything, the data file's end included, before any cb */
 	if (ok)
-		ok = armdb_hint_parse(image, size, file_id, data_size, cb, arg, err);
+		ok = armdb_hint_parse(image, size, file_id, data_size, NULL, NULL, err);
+	if (ok)
+	{
+		ArmdbHintHeader hh;
+
+		memcpy(&hh, image, sizeof(hh));
+		ok = hint_covers_whole_file(io, dir, file_id, hh.data_end, err) &&
+			armdb_hint_parse(image, size, file_id, data_size, cb, arg, err);
+	}
 	pfree(image);
 	return ok;
 }

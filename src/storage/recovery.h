@@ -43,7 +43,8 @@ typedef struct ArmdbScanResult
 	uint64		file_size;
 	uint64		entries;
 	uint64		max_gsn;		/* without flags; 0 if no entries */
-	bool		header_missing; /* file empty or header all zero */
+	bool		header_missing; /* file empty, or only a zero or torn
+								 * header: a creation cut short */
 } ArmdbScanResult;
 
 /*

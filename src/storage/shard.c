@@ -198,12 +198,11 @@ start_new_file(ArmdbShardState *st, ArmdbShardFiles *files, uint32 file_id,
 	memcpy(block.data, &fh, sizeof(fh));
 
 	/*
-	 * A file of this number can only be left over from an earlier failed
-	 * attempt (recovery makes the newest file the active one), so it holds
-	 * nothing anyone references: truncate it.
+	 * O_EXCL: an existing file of this number is never silently reused (a
+	 * header-less leftover is removed by armdb_shard_open first).
 	 */
 	armdb_file_path(path, files->dir, file_id, ARMDB_FILE_DATA);
-	fd = armdb_file_open(path, O_RDWR | O_CREAT | O_TRUNC, files->direct_io,
+	fd = armdb_file_open(path, O_RDWR | O_CREAT | O_EXCL, files->direct_io,
 						 NULL, err);
 	if (fd < 0)
 	{
@@ -223,7 +222,13 @@ start_new_file(ArmdbShardState *st, ArmdbShardFiles *files, uint32 file_id,
 	}
 	if (!armdb_fsync_path(files->dir, true, err))
 	{
+		/*
+		 * Whether the new file survives a crash is now unknown, and after a
+		 * failed fsync so is everything else in the directory: like any
+		 * fsync failure, this one stops the shard.
+		 */
 		armdb_aligned_free(&block);
+		st->failed = true;
 		return false;
 	}
 
@@ -231,6 +236,7 @@ start_new_file(ArmdbShardState *st, ArmdbShardFiles *files, uint32 file_id,
 	memset(st->buf + ARMDB_BLOCK_SIZE, 0, st->buf_size - ARMDB_BLOCK_SIZE);
 	armdb_aligned_free(&block);
 	st->active_file_id = file_id;
+	st->sealed = false;
 	st->buf_start = 0;
 	st->append_end = ARMDB_FILE_HEADER_SIZE;
 	st->written_end = ARMDB_FILE_HEADER_SIZE;
@@ -244,35 +250,59 @@ seal_active_file(ArmdbShardState *st, ArmdbShardFiles *files, ArmdbError *err)
 {
 	ArmdbPos	end = armdb_shard_end(st);
 
-	if (!buffer_write_out(st, files, err))
+	if (!buffer_write_out(st, files, err) ||
+		!armdb_shard_sync(st, files, end, err))
 		return false;
-	return armdb_shard_sync(st, files, end, err);
+	armdb_shard_note_flushed(st, end);
+	st->sealed = true;
+	return true;
 }
 
 bool
 armdb_shard_open(ArmdbShardState *st, ArmdbShardFiles *files,
 				 uint32 last_file_id, uint64 end_offset, ArmdbError *err)
 {
-	memset(st->buf, 0, st->buf_size);
-	st->failed = false;
-	st->active_file_id = last_file_id;
+	ArmdbPos	end;
+
+	/*
+	 * Until this succeeds the shard must take no appends: a half-positioned
+	 * shard would write its (zeroed) buffer over the file's last block.
+	 */
+	st->failed = true;
+	st->sealed = false;
+
 	if (last_file_id == 0)
 	{
+		memset(st->buf, 0, st->buf_size);
+		st->active_file_id = 0;
 		st->buf_start = st->append_end = st->written_end = 0;
 		st->flushed = 0;
+		st->failed = false;
 		return true;
 	}
 	if (end_offset == 0)
 	{
-		/* recovery found the file without its header: it holds nothing */
-		st->active_file_id = 0;
-		return start_new_file(st, files, last_file_id, err);
+		/*
+		 * Recovery found the newest file without a (whole) header, so it
+		 * holds nothing: replace it.  The previous file, if any, was sealed
+		 * before this one was created.
+		 */
+		char		path[MAXPGPATH];
+
+		armdb_file_path(path, files->dir, last_file_id, ARMDB_FILE_DATA);
+		armdb_shard_forget_file(files, last_file_id);
+		if (!armdb_unlink(path, err) || !start_new_file(st, files, last_file_id, err))
+			return false;
+		st->failed = false;
+		return true;
 	}
 	if (end_offset < ARMDB_FILE_HEADER_SIZE || end_offset > ARMDB_MAX_FILE_SIZE)
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
 						   "cannot open shard \"%s\" at offset %llu",
 						   files->dir, (unsigned long long) end_offset);
 
+	memset(st->buf, 0, st->buf_size);
+	st->active_file_id = last_file_id;
 	st->buf_start = BLOCK_FLOOR(end_offset);
 	st->append_end = st->written_end = end_offset;
 
@@ -302,21 +332,32 @@ armdb_shard_open(ArmdbShardState *st, ArmdbShardFiles *files,
 	}
 
 	/*
-	 * What recovery read may still be only in the kernel's cache (a backend
-	 * crash does not lose it, but a power loss would): make it durable
-	 * before anything is built on it, as PostgreSQL's crash recovery does
-	 * with SyncDataDirectory().
+	 * What recovery read may still be only in the kernel's cache, and the
+	 * file's directory entry too (a backend crash loses neither, a power
+	 * loss would): make both durable before anything is built on them, as
+	 * PostgreSQL's crash recovery does with SyncDataDirectory().
 	 */
+	end = armdb_shard_end(st);
 	st->flushed = 0;
-	return armdb_shard_sync(st, files, armdb_shard_end(st), err);
+	st->failed = false;
+	if (!armdb_shard_sync(st, files, end, err) ||
+		!armdb_fsync_path(files->dir, true, err))
+	{
+		st->failed = true;
+		return false;
+	}
+	armdb_shard_note_flushed(st, end);
+	return true;
 }
 
 /*
  * An entry that cannot fit in the write buffer even when it is empty goes
  * to the file directly, together with the buffer's partial last block.  If
  * the write fails, the bytes it may have left past the logical end are cut
- * off again: a value is user data and could imitate entries that a later
- * recovery scan would otherwise find after the next, shorter entries.
+ * off again, exactly at append_end: left in the partial block they would be
+ * sealed into the file by a rotation (recovery would then call it
+ * corrupted), and past it a value, which is user data, could imitate
+ * entries that a later recovery scan would find.
  */
 static bool
 append_large(ArmdbShardState *st, ArmdbShardFiles *files,
@@ -353,7 +394,7 @@ append_large(ArmdbShardState *st, ArmdbShardFiles *files,
 		ArmdbError	terr;
 
 		armdb_file_path(path, files->dir, st->active_file_id, ARMDB_FILE_DATA);
-		if (!armdb_file_truncate(fd, path, BLOCK_CEIL(st->append_end), &terr))
+		if (!armdb_file_truncate(fd, path, st->append_end, &terr))
 			st->failed = true;	/* cannot vouch for the file's tail now */
 	}
 	if (ok)
@@ -394,11 +435,13 @@ armdb_shard_append(ArmdbShardState *st, ArmdbShardFiles *files,
 		if (!start_new_file(st, files, 1, err))
 			return false;
 	}
-	else if (armdb_should_rotate(st->append_end, entry_len, st->max_file_size))
+	else if (st->sealed ||
+			 armdb_should_rotate(st->append_end, entry_len, st->max_file_size))
 	{
 		uint32		old = st->active_file_id;
 
-		if (!seal_active_file(st, files, err) ||
+		/* a sealed file stays sealed even if its successor fails to appear */
+		if ((!st->sealed && !seal_active_file(st, files, err)) ||
 			!start_new_file(st, files, old + 1, err))
 			return false;
 		*sealed_file_id = old;
@@ -448,11 +491,7 @@ armdb_shard_sync(ArmdbShardState *st, ArmdbShardFiles *files, ArmdbPos pos,
 
 	if (st->failed)
 		return shard_failed(st, err);
-	if (pos <= st->flushed)
-		return true;
 
-	/* older files were synced before their successor was created */
-	Assert(ARMDB_POS_FILE(pos) == st->active_file_id);
 	fd = armdb_shard_file_fd(files, ARMDB_POS_FILE(pos), err);
 	if (fd < 0)
 		return false;
@@ -462,8 +501,6 @@ armdb_shard_sync(ArmdbShardState *st, ArmdbShardFiles *files, ArmdbPos pos,
 		return armdb_error_context(err, "could not fsync data file %06u of \"%s\"",
 								   ARMDB_POS_FILE(pos), files->dir);
 	}
-	if (pos > st->flushed)
-		st->flushed = pos;
 	return true;
 }
 
@@ -477,9 +514,11 @@ armdb_shard_flush(ArmdbShardState *st, ArmdbShardFiles *files, ArmdbPos upto,
 		return shard_failed(st, err);
 	if (upto <= st->flushed)
 		return true;
-	if (!armdb_shard_write_out(st, files, &reached, err))
+	if (!armdb_shard_write_out(st, files, &reached, err) ||
+		!armdb_shard_sync(st, files, reached, err))
 		return false;
-	return armdb_shard_sync(st, files, reached, err);
+	armdb_shard_note_flushed(st, reached);
+	return true;
 }
 
 bool

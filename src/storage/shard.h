@@ -73,6 +73,14 @@ typedef struct ArmdbShardState
 	ArmdbPos	flushed;		/* everything before this is durable */
 
 	/*
+	 * The active file was sealed (written out and fsynced) for rotation, but
+	 * creating its successor failed.  Nothing more may be appended to it:
+	 * recovery treats every file but the newest as complete, so the next
+	 * append first retries creating the successor.
+	 */
+	bool		sealed;
+
+	/*
 	 * Set when an fdatasync failed.  After a failed fsync the kernel may have
 	 * dropped the dirty data and cleared the error (see PostgreSQL's
 	 * data_sync_retry), so nothing written since the last good fsync can be
@@ -116,8 +124,9 @@ extern void armdb_shard_forget_file(ArmdbShardFiles *files, uint32 file_id);
 /*
  * Position a shard after recovery: the active file is last_file_id (0: no
  * file) and its entries end at end_offset (0: the file has no header yet and
- * is initialised afresh).  Loads the partial last block into the write
- * buffer so that the next write-out rewrites it whole, and fsyncs the file.
+ * is created afresh).  Loads the partial last block into the write buffer
+ * so that the next write-out rewrites it whole, and fsyncs the file and the
+ * directory.  Until it succeeds the shard is marked failed.
  * Caller: shard lock exclusive (or no concurrency yet).
  */
 extern bool armdb_shard_open(ArmdbShardState *st, ArmdbShardFiles *files,
@@ -129,7 +138,8 @@ extern bool armdb_shard_open(ArmdbShardState *st, ArmdbShardFiles *files,
  * computed here.  Creates the first file, rotates to a new file when the
  * entry would pass max_file_size (the old file is written out and fsynced
  * first; *sealed_file_id is set to its id so the caller can have its hint
- * file built, else to 0), and writes out the buffer whenever it fills.
+ * file built, else to 0 -- set even when the append itself then fails),
+ * and writes out the buffer whenever it fills.
  * On success *loc is where the entry is.
  * Caller: shard lock exclusive.
  */
@@ -147,16 +157,27 @@ extern bool armdb_shard_write_out(ArmdbShardState *st, ArmdbShardFiles *files,
 								  ArmdbPos *reached, ArmdbError *err);
 
 /*
- * fdatasync the data file of pos, then advance st->flushed to pos.
- * Caller: flush lock (not the shard lock: appends go on meanwhile); the
- * update of st->flushed needs the shard lock or an atomic store, which is
- * the caller's choice.  On failure the shard is marked failed.
+ * fdatasync the data file of pos.  Does not touch st->flushed: the caller
+ * records the new durable position with armdb_shard_note_flushed().
+ * Caller: flush lock only (appends go on meanwhile).  On failure the shard
+ * is marked failed.
  */
 extern bool armdb_shard_sync(ArmdbShardState *st, ArmdbShardFiles *files,
 							 ArmdbPos pos, ArmdbError *err);
 
 /*
- * Make everything before upto durable: write-out plus sync in one go, for
+ * Record that everything before pos is durable (st->flushed only grows).
+ * Caller: shard lock exclusive, since rotation moves flushed too.
+ */
+static inline void
+armdb_shard_note_flushed(ArmdbShardState *st, ArmdbPos pos)
+{
+	if (pos > st->flushed)
+		st->flushed = pos;
+}
+
+/*
+ * Make everything before upto durable: write-out, sync and note, for
  * single-threaded callers (tests, recovery, compaction of a private shard).
  */
 extern bool armdb_shard_flush(ArmdbShardState *st, ArmdbShardFiles *files,

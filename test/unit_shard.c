@@ -1,0 +1,671 @@
+/*-------------------------------------------------------------------------
+ *
+ * unit_shard.c
+ *	  Tests of shard.c: append, write-out, flush, read, rotation, reopen.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "unit.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define BLOCK_FLOOR(x)	((uint64) (x) & ~((uint64) ARMDB_BLOCK_SIZE - 1))
+
+/* Mixed sizes: tombstones, block edges, values larger than the buffer. */
+static const uint32 roundtrip_sizes[] = {
+	0, 1, 100, 0, 4047, 4048, 4049, 5000, 65536, 200000, 3, 0, 70000, 17,
+	T_BUF_SIZE - ARMDB_ENTRY_HEADER_SIZE, T_BUF_SIZE, 8, 0,
+};
+
+static bool
+append_list(TShard *s, TLog *log, const uint32 *sizes, int n, bool verify_each)
+{
+	for (int i = 0; i < n; i++)
+	{
+		HASSERT_CALL(tshard_append(s, log, sizes[i], sizes[i] == 0, NULL));
+		if (verify_each)
+			HASSERT_CALL(tshard_verify(s, &log->e[log->n - 1]));
+	}
+	return true;
+}
+
+static bool
+append_random(TShard *s, TLog *log, uint64 *rng, int n, uint32 max_len,
+			  bool verify_each)
+{
+	for (int i = 0; i < n; i++)
+	{
+		uint32		r = unit_rand(rng);
+		bool		tomb = r % 9 == 0;
+		uint32		len = tomb ? 0 : unit_rand(rng) % max_len;
+
+		HASSERT_CALL(tshard_append(s, log, len, tomb, NULL));
+		if (verify_each)
+			HASSERT_CALL(tshard_verify(s, &log->e[log->n - 1]));
+	}
+	return true;
+}
+
+static bool
+check_report(const ArmdbRecoveryReport *rep, const TLog *log, int n,
+			 uint32 data_files, uint32 last_file_id, uint64 end_offset)
+{
+	HASSERT_EQ(rep->entries, n);
+	HASSERT_EQ(rep->max_gsn, tlog_max_gsn(log, n));
+	HASSERT_EQ(rep->data_files, data_files);
+	HASSERT_EQ(rep->last_file_id, last_file_id);
+	HASSERT_EQ(rep->end_offset, end_offset);
+	HASSERT_EQ(rep->torn_tail, false);
+	HASSERT_EQ(rep->truncated_bytes, 0);
+	HASSERT_EQ(rep->bad_hints, 0);
+	HASSERT_EQ(rep->removed_tmp, 0);
+	return true;
+}
+
+static void
+roundtrip(bool direct)
+{
+	TShard		s;
+	TLog		log;
+	TInfos		infos;
+	ArmdbRecoveryReport rep;
+	uint64		rng = 42;
+	ArmdbPos	end;
+	uint64		append_end;
+
+	tlog_init(&log);
+	tinfos_init(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, direct, &infos, &rep));
+	ASSERT_EQ(rep.data_files, 0);
+	ASSERT_EQ(rep.last_file_id, 0);
+	ASSERT_EQ(infos.n, 0);
+	ASSERT_EQ(s.st.active_file_id, 0);
+	ASSERT_EQ(armdb_shard_end(&s.st), 0);
+
+	ASSERT_CALL(append_list(&s, &log, roundtrip_sizes, lengthof(roundtrip_sizes), true));
+	ASSERT_CALL(append_random(&s, &log, &rng, 60, 10000, true));
+	ASSERT_EQ(s.st.active_file_id, 1);
+	end = armdb_shard_end(&s.st);
+	ASSERT_EQ(end, ARMDB_POS(1, (uint64) log.e[log.n - 1].loc.offset +
+							 log.e[log.n - 1].loc.len));
+
+	/* before flush (from the buffer and from written-out blocks) */
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+	ASSERT(armdb_shard_is_buffered(&s.st, &log.e[log.n - 1].loc));
+
+	/* after flush: all in the file */
+	ASSERT_CALL(tshard_flush_all(&s));
+	ASSERT_EQ(s.st.flushed, end);
+	for (int i = 0; i < log.n; i++)
+		ASSERT_MSG(!armdb_shard_is_buffered(&s.st, &log.e[i].loc),
+				   "entry %d still buffered after flush", i);
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+	/* the file itself, read without the shard's buffer */
+	for (int i = 0; i < log.n; i += 7)
+	{
+		ArmdbError	err;
+		ArmdbEntryHeader hdr;
+		char	   *dst = malloc(log.e[i].loc.len);
+
+		ASSERT_OK(armdb_shard_read_file(&s.files, &log.e[i].loc, dst, &hdr, &err));
+		ASSERT(memcmp(&hdr, &log.e[i].hdr, sizeof(hdr)) == 0);
+		ASSERT_EQ(unit_check_fill(dst + ARMDB_ENTRY_HEADER_SIZE, hdr.value_len,
+								  log.e[i].seed), -1);
+		free(dst);
+	}
+	append_end = s.st.append_end;
+	tshard_close(&s);
+
+	/* after close and recovery */
+	tinfos_free(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, direct, &infos, &rep));
+	ASSERT_CALL(check_report(&rep, &log, log.n, 1, 1, append_end));
+	ASSERT_EQ(rep.scanned_files + rep.hinted_files, 1);
+	ASSERT_CALL(tinfos_match(&infos, &log, log.n));
+	ASSERT_EQ(armdb_shard_end(&s.st), end);
+	ASSERT_EQ(s.st.flushed, end);
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+
+	/* and appends continue */
+	ASSERT_CALL(append_list(&s, &log, roundtrip_sizes, lengthof(roundtrip_sizes), true));
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+	ASSERT_CALL(tshard_flush_all(&s));
+	append_end = s.st.append_end;
+	tshard_close(&s);
+	tinfos_free(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, direct, &infos, &rep));
+	ASSERT_CALL(check_report(&rep, &log, log.n, 1, 1, append_end));
+	ASSERT_CALL(tinfos_match(&infos, &log, log.n));
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+	tshard_close(&s);
+	tinfos_free(&infos);
+	tlog_free(&log);
+}
+
+static void
+test_shard_roundtrip(void)
+{
+	roundtrip(true);
+}
+
+static void
+test_shard_roundtrip_buffered_io(void)
+{
+	roundtrip(false);
+}
+
+static void
+test_shard_min_buffer(void)
+{
+	TShard		s;
+	TLog		log;
+	TInfos		infos;
+	ArmdbRecoveryReport rep;
+	uint64		rng = 7;
+	uint32		big[] = {
+		ARMDB_MIN_BUFFER_SIZE - ARMDB_ENTRY_HEADER_SIZE,
+		ARMDB_MIN_BUFFER_SIZE - ARMDB_ENTRY_HEADER_SIZE + 1,
+		ARMDB_MIN_BUFFER_SIZE, 40000, 0, 100000, 5, ARMDB_MIN_BUFFER_SIZE * 3,
+	};
+	uint64		max_written = 0;
+
+	tlog_init(&log);
+	tinfos_init(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, ARMDB_MIN_BUFFER_SIZE, T_FILE_SIZE,
+							 true, &infos, &rep));
+	ASSERT_EQ(s.st.buf_size, ARMDB_MIN_BUFFER_SIZE);
+
+	/* small entries: the buffer fills and is written out during appends */
+	for (int i = 0; i < 40; i++)
+	{
+		uint64		written = s.st.written_end;
+
+		ASSERT_CALL(append_random(&s, &log, &rng, 1, 3000, true));
+		ASSERT_MSG(s.st.written_end >= written, "written_end went back");
+		max_written = Max(max_written, s.st.written_end);
+	}
+	ASSERT_MSG(max_written > ARMDB_MIN_BUFFER_SIZE,
+			   "no write-out during appends (written_end %llu)",
+			   (unsigned long long) max_written);
+
+	/* entries at and beyond the buffer's size */
+	ASSERT_CALL(append_list(&s, &log, big, lengthof(big), true));
+	ASSERT_CALL(append_random(&s, &log, &rng, 40, 9000, true));
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+	ASSERT_CALL(tshard_flush_all(&s));
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+	tshard_close(&s);
+
+	tinfos_free(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, ARMDB_MIN_BUFFER_SIZE, T_FILE_SIZE,
+							 true, &infos, &rep));
+	ASSERT_CALL(tinfos_match(&infos, &log, log.n));
+	ASSERT_EQ(rep.torn_tail, false);
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+	ASSERT_CALL(append_list(&s, &log, big, lengthof(big), true));
+	ASSERT_CALL(tshard_flush_all(&s));
+	tshard_close(&s);
+	tinfos_free(&infos);
+	ASSERT_CALL(trecover(&infos, &rep));
+	ASSERT_CALL(tinfos_match(&infos, &log, log.n));
+	tinfos_free(&infos);
+	tlog_free(&log);
+}
+
+static void
+test_shard_should_rotate(void)
+{
+	uint32		max = ARMDB_MIN_FILE_SIZE;
+
+	ASSERT(!armdb_should_rotate(1112, max - 1112, max));
+	ASSERT(armdb_should_rotate(1112, max - 1112 + 1, max));
+	ASSERT(!armdb_should_rotate(max - 48, 48, max));
+	ASSERT(armdb_should_rotate(max - 47, 48, max));
+	ASSERT(armdb_should_rotate(max, 48, max));
+	/* a fresh file takes an entry however large */
+	ASSERT(!armdb_should_rotate(ARMDB_FILE_HEADER_SIZE, (uint64) max * 2, max));
+	/* 32-bit offsets */
+	ASSERT(armdb_should_rotate(UINT64CONST(0xFFFFFF00), 0x200, 0xFFFFFFFF));
+}
+
+static bool
+check_file_sizes(uint32 nfiles, uint32 max, uint32 except)
+{
+	for (uint32 id = 1; id <= nfiles; id++)
+	{
+		char		path[MAXPGPATH];
+		int64		size;
+
+		unit_file(path, id, ARMDB_FILE_DATA);
+		size = unit_file_size(path);
+		HASSERT_MSG(size >= ARMDB_FILE_HEADER_SIZE, "file %u size %lld", id,
+					(long long) size);
+		if (id != except)
+			HASSERT_MSG(size <= max, "file %u has %lld bytes, max %u", id,
+						(long long) size, max);
+	}
+	return true;
+}
+
+static void
+test_shard_rotation_boundary(void)
+{
+	TShard		s;
+	TLog		log;
+	TInfos		infos;
+	ArmdbRecoveryReport rep;
+	uint32		sealed;
+	const uint32 max = ARMDB_MIN_FILE_SIZE;
+	const uint32 H = ARMDB_ENTRY_HEADER_SIZE;
+	ArmdbPos	flushed_prev;
+	uint64		append_end;
+
+	tlog_init(&log);
+	tinfos_init(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, T_BUF_SIZE, max, true, &infos, &rep));
+	ASSERT_EQ(s.st.max_file_size, max);
+
+	/* A, then B filling file 1 exactly */
+	ASSERT_CALL(tshard_append(&s, &log, 1000, false, &sealed));
+	ASSERT_EQ(sealed, 0);
+	ASSERT_CALL(tshard_append(&s, &log, max - 1112 - H, false, &sealed));
+	ASSERT_EQ(sealed, 0);
+	ASSERT_EQ(s.st.append_end, max);
+	ASSERT_EQ(log.e[1].loc.file_id, 1);
+
+	/* C: a tombstone no longer fits */
+	flushed_prev = s.st.flushed;
+	ASSERT_CALL(tshard_append(&s, &log, 0, true, &sealed));
+	ASSERT_EQ(sealed, 1);
+	ASSERT_EQ(log.e[2].loc.file_id, 2);
+	ASSERT_EQ(log.e[2].loc.offset, ARMDB_FILE_HEADER_SIZE);
+	ASSERT(s.st.flushed >= flushed_prev);
+	/* the sealed file is durable: a waiter on it needs no more fsync */
+	ASSERT_MSG(s.st.flushed >= ARMDB_POS(1, max),
+			   "flushed %llx < end of sealed file 1",
+			   (unsigned long long) s.st.flushed);
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+
+	/* D overflows the rest of file 2 by one byte */
+	ASSERT_CALL(tshard_append(&s, &log, max + 1 - s.st.append_end - H, false, &sealed));
+	ASSERT_EQ(sealed, 2);
+	ASSERT_EQ(log.e[3].loc.file_id, 3);
+	ASSERT_EQ(s.st.append_end, ARMDB_FILE_HEADER_SIZE + (max + 1 - 112));
+
+	/* E: 47 bytes left, a tombstone needs 48 */
+	ASSERT_EQ(max - s.st.append_end, 47);
+	ASSERT_CALL(tshard_append(&s, &log, 0, true, &sealed));
+	ASSERT_EQ(sealed, 3);
+
+	/* F fills file 4 exactly: no rotation */
+	ASSERT_CALL(tshard_append(&s, &log, max - s.st.append_end - H, false, &sealed));
+	ASSERT_EQ(sealed, 0);
+	ASSERT_EQ(s.st.active_file_id, 4);
+	ASSERT_EQ(s.st.append_end, max);
+
+	/* G: larger than a whole file: a file of its own */
+	ASSERT_CALL(tshard_append(&s, &log, max + 5000, false, &sealed));
+	ASSERT_EQ(sealed, 4);
+	ASSERT_EQ(s.st.active_file_id, 5);
+	/* H: after an oversized entry the next one rotates */
+	ASSERT_CALL(tshard_append(&s, &log, 10, false, &sealed));
+	ASSERT_EQ(sealed, 5);
+	ASSERT_EQ(s.st.active_file_id, 6);
+
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+	ASSERT_CALL(tshard_flush_all(&s));
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+	ASSERT_CALL(check_file_sizes(6, max, 5));
+	append_end = s.st.append_end;
+	tshard_close(&s);
+
+	tinfos_free(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, T_BUF_SIZE, max, true, &infos, &rep));
+	ASSERT_CALL(check_report(&rep, &log, log.n, 6, 6, append_end));
+	ASSERT_EQ(rep.scanned_files, 6);
+	ASSERT_CALL(tinfos_match(&infos, &log, log.n));
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+	tshard_close(&s);
+	tinfos_free(&infos);
+	tlog_free(&log);
+}
+
+/* Many rotations with random sizes; every file stays within the limit. */
+static void
+test_shard_rotation_random(void)
+{
+	TShard		s;
+	TLog		log;
+	TInfos		infos;
+	ArmdbRecoveryReport rep;
+	uint64		rng = 99;
+	uint32		nsealed = 0;
+	uint32		expect_sealed = 1;
+	ArmdbPos	prev_flushed = 0;
+
+	tlog_init(&log);
+	tinfos_init(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, ARMDB_MIN_BUFFER_SIZE,
+							 ARMDB_MIN_FILE_SIZE, true, &infos, &rep));
+	for (int i = 0; i < 300; i++)
+	{
+		uint32		sealed;
+		uint32		len = unit_rand(&rng) % 12000;
+
+		ASSERT_CALL(tshard_append(&s, &log, len, len < 100, &sealed));
+		if (sealed != 0)
+		{
+			ASSERT_EQ(sealed, expect_sealed);
+			expect_sealed++;
+			nsealed++;
+		}
+		if (i % 17 == 0)
+			ASSERT_CALL(tshard_flush_all(&s));
+		ASSERT_MSG(s.st.flushed >= prev_flushed, "flushed went back");
+		prev_flushed = s.st.flushed;
+	}
+	ASSERT(nsealed >= 10);
+	ASSERT_EQ(s.st.active_file_id, nsealed + 1);
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+	ASSERT_CALL(tshard_flush_all(&s));
+	ASSERT_CALL(check_file_sizes(nsealed + 1, ARMDB_MIN_FILE_SIZE, 0));
+	tshard_close(&s);
+	ASSERT_CALL(trecover(&infos, &rep));
+	ASSERT_CALL(tinfos_match(&infos, &log, log.n));
+	ASSERT_EQ(rep.data_files, nsealed + 1);
+	tinfos_free(&infos);
+	tlog_free(&log);
+}
+
+static void
+test_shard_flush_positions(void)
+{
+	ArmdbError	err;
+	TShard		s;
+	TLog		log;
+	TInfos		infos;
+	ArmdbRecoveryReport rep;
+	ArmdbPos	reached;
+	ArmdbPos	mid;
+	ArmdbPos	flushed;
+	ArmdbPos	end;
+
+	tlog_init(&log);
+	tinfos_init(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, true, &infos, &rep));
+	/* nothing to do on an empty shard */
+	ASSERT_OK(armdb_shard_flush(&s.st, &s.files, armdb_shard_end(&s.st), &err));
+	ASSERT_EQ(s.st.flushed, 0);
+
+	for (int i = 0; i < 3; i++)
+		ASSERT_CALL(tshard_append(&s, &log, 100 * i, i == 0, NULL));
+	end = armdb_shard_end(&s.st);
+	ASSERT(s.st.flushed < end);
+	flushed = s.st.flushed;
+
+	/* write-out: in the file, not yet durable */
+	ASSERT_OK(armdb_shard_write_out(&s.st, &s.files, &reached, &err));
+	ASSERT_EQ(reached, end);
+	ASSERT_EQ(s.st.written_end, s.st.append_end);
+	ASSERT_EQ(s.st.flushed, flushed);
+	ASSERT_CALL(tshard_check_state(&s));
+	ASSERT_OK(armdb_shard_sync(&s.st, &s.files, reached, &err));
+	ASSERT_EQ(s.st.flushed, flushed);	/* the caller records it */
+	armdb_shard_note_flushed(&s.st, reached);
+	ASSERT_EQ(s.st.flushed, reached);
+	armdb_shard_note_flushed(&s.st, flushed);	/* never goes back */
+	ASSERT_EQ(s.st.flushed, reached);
+
+	/* flush up to the middle of what is buffered */
+	for (int i = 0; i < 4; i++)
+		ASSERT_CALL(tshard_append(&s, &log, 500, false, NULL));
+	mid = ARMDB_POS(1, (uint64) log.e[4].loc.offset + log.e[4].loc.len);
+	end = armdb_shard_end(&s.st);
+	ASSERT_OK(armdb_shard_flush(&s.st, &s.files, mid, &err));
+	ASSERT_MSG(s.st.flushed >= mid && s.st.flushed <= end,
+			   "flushed %llx outside [%llx, %llx]",
+			   (unsigned long long) s.st.flushed, (unsigned long long) mid,
+			   (unsigned long long) end);
+	flushed = s.st.flushed;
+
+	/* flushing or syncing older positions changes nothing */
+	ASSERT_OK(armdb_shard_flush(&s.st, &s.files, ARMDB_POS(1, 100), &err));
+	ASSERT_EQ(s.st.flushed, flushed);
+	ASSERT_OK(armdb_shard_sync(&s.st, &s.files, ARMDB_POS(1, 100), &err));
+	ASSERT_EQ(s.st.flushed, flushed);
+
+	/* a write-out with nothing new reaches the same end */
+	ASSERT_CALL(tshard_flush_all(&s));
+	ASSERT_EQ(s.st.flushed, end);
+	ASSERT_OK(armdb_shard_write_out(&s.st, &s.files, &reached, &err));
+	ASSERT_EQ(reached, end);
+	ASSERT_EQ(s.st.flushed, end);
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+	tshard_close(&s);
+	tinfos_free(&infos);
+	tlog_free(&log);
+}
+
+/*
+ * Reopen after recovery at an end that is not block-aligned (the partial
+ * block is reloaded), and at one that is.
+ */
+static void
+reopen_at(uint32 first_len)
+{
+	TShard		s;
+	TLog		log;
+	TInfos		infos;
+	ArmdbRecoveryReport rep;
+	uint64		end;
+	int			durable;
+
+	tlog_init(&log);
+	tinfos_init(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, true, &infos, &rep));
+	ASSERT_CALL(tshard_append(&s, &log, first_len, false, NULL));
+	ASSERT_CALL(tshard_append(&s, &log, 0, true, NULL));
+	ASSERT_CALL(tshard_flush_all(&s));
+	end = s.st.append_end;
+	tshard_close(&s);
+
+	for (int round = 0; round < 3; round++)
+	{
+		uint32		sizes[] = {7, 0, 5000, 100000, 33};
+
+		tinfos_free(&infos);
+		ASSERT_CALL(tshard_start(&s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, true,
+								 &infos, &rep));
+		ASSERT_CALL(check_report(&rep, &log, log.n, 1, 1, end));
+		ASSERT_CALL(tinfos_match(&infos, &log, log.n));
+		ASSERT_EQ(s.st.append_end, end);
+		ASSERT_EQ(s.st.buf_start, BLOCK_FLOOR(end));
+		ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+
+		ASSERT_CALL(append_list(&s, &log, sizes, lengthof(sizes), true));
+		ASSERT_EQ(log.e[log.n - lengthof(sizes)].loc.offset, end);
+		ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+		ASSERT_CALL(tshard_flush_all(&s));
+		ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+		end = s.st.append_end;
+		tshard_close(&s);
+	}
+
+	/* appended but never written out: not in the file after a "crash" */
+	tinfos_free(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, true, &infos, &rep));
+	durable = log.n;
+	ASSERT_CALL(tshard_append(&s, &log, 10, false, NULL));
+	ASSERT_CALL(tshard_append(&s, &log, 20, false, NULL));
+	tshard_close(&s);
+	tinfos_free(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, true, &infos, &rep));
+	ASSERT_CALL(check_report(&rep, &log, durable, 1, 1, end));
+	ASSERT_CALL(tinfos_match(&infos, &log, durable));
+	tshard_close(&s);
+	tinfos_free(&infos);
+	tlog_free(&log);
+}
+
+static void
+test_shard_reopen_unaligned(void)
+{
+	reopen_at(100);				/* ends at 64 + 148 + 48 = 260 */
+}
+
+static void
+test_shard_reopen_aligned(void)
+{
+	/* first entry ends at 8192 - 48, the tombstone at 8192 */
+	reopen_at(2 * ARMDB_BLOCK_SIZE - ARMDB_FILE_HEADER_SIZE - 2 * ARMDB_ENTRY_HEADER_SIZE);
+}
+
+static void
+test_shard_fd_cache(void)
+{
+	ArmdbError	err;
+	TShard		s;
+	TLog		log;
+	TInfos		infos;
+	ArmdbRecoveryReport rep;
+	int			order[] = {0, 1, 2, 3, 4, 5, 6, 7, 7, 6, 5, 4, 3, 2, 1, 0, 3, 7, 0, 5, 2, 6, 1, 4};
+	int			fd;
+	int			fd2;
+
+	tlog_init(&log);
+	tinfos_init(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, T_BUF_SIZE, ARMDB_MIN_FILE_SIZE, true,
+							 &infos, &rep));
+	/* one entry per file */
+	for (int i = 0; i < 8; i++)
+		ASSERT_CALL(tshard_append(&s, &log, 40000, false, NULL));
+	ASSERT_EQ(s.st.active_file_id, 8);
+	ASSERT_CALL(tshard_flush_all(&s));
+	for (int i = 0; i < lengthof(order); i++)
+	{
+		ASSERT_EQ(log.e[order[i]].loc.file_id, order[i] + 1);
+		ASSERT_CALL(tshard_verify(&s, &log.e[order[i]]));
+	}
+
+	fd = armdb_shard_file_fd(&s.files, 3, &err);
+	ASSERT(fd >= 0);
+	ASSERT(fcntl(fd, F_GETFD) != -1);
+	fd2 = armdb_shard_file_fd(&s.files, 3, &err);
+	ASSERT_EQ(fd2, fd);
+	armdb_shard_forget_file(&s.files, 3);
+	fd = armdb_shard_file_fd(&s.files, 3, &err);
+	ASSERT(fd >= 0);
+	ASSERT_CALL(tshard_verify(&s, &log.e[2]));
+	armdb_shard_forget_file(&s.files, 3);
+	armdb_shard_forget_file(&s.files, 3);	/* twice: harmless */
+	armdb_shard_forget_file(&s.files, 999);
+
+	/* a file that does not exist */
+	armdb_error_clear(&err);
+	ASSERT_EQ(armdb_shard_file_fd(&s.files, 50, &err), -1);
+	ASSERT_EQ(err.code, ARMDB_ERR_IO);
+	ASSERT_EQ(err.sys_errno, ENOENT);
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+
+	/* the active file still takes appends after all that */
+	ASSERT_CALL(tshard_append(&s, &log, 10, false, NULL));
+	ASSERT_CALL(tshard_flush_all(&s));
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+	tshard_close(&s);
+	tinfos_free(&infos);
+	tlog_free(&log);
+}
+
+static void
+test_shard_invalid(void)
+{
+	ArmdbError	err;
+	TShard		s;
+	TLog		log;
+	TInfos		infos;
+	ArmdbRecoveryReport rep;
+	ArmdbEntryHeader hdr;
+	ArmdbLocation loc;
+	uint32		sealed;
+	ArmdbShardState before;
+	char		value[16] = {0};
+
+	tlog_init(&log);
+	tinfos_init(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, true, &infos, &rep));
+	ASSERT_CALL(tshard_append(&s, &log, 10, false, NULL));
+	before = s.st;
+
+	tentry_header(&hdr, 50, 16, false);
+	hdr.value_len = ARMDB_MAX_VALUE_LEN + 1;
+	ASSERT_FAILS(armdb_shard_append(&s.st, &s.files, &hdr, value, &loc, &sealed, &err),
+				 ARMDB_ERR_INVALID);
+	tentry_header(&hdr, 50, 16, false);
+	hdr.gsn |= UINT64CONST(1) << 60;	/* an undefined flag */
+	ASSERT_FAILS(armdb_shard_append(&s.st, &s.files, &hdr, value, &loc, &sealed, &err),
+				 ARMDB_ERR_INVALID);
+	ASSERT(before.active_file_id == s.st.active_file_id &&
+		   before.buf_start == s.st.buf_start &&
+		   before.append_end == s.st.append_end &&
+		   before.written_end == s.st.written_end &&
+		   before.flushed == s.st.flushed && before.failed == s.st.failed);
+	ASSERT_CALL(tshard_append(&s, &log, 10, false, NULL));
+	ASSERT_CALL(tshard_flush_all(&s));
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+	tshard_close(&s);
+
+	/* an impossible recovered end */
+	ASSERT_CALL(tshard_init(&s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, true));
+	ASSERT_FAILS(armdb_shard_open(&s.st, &s.files, 1, 10, &err), ARMDB_ERR_INVALID);
+	tshard_close(&s);
+	tinfos_free(&infos);
+	tlog_free(&log);
+}
+
+/* The shard directory is created by the first append. */
+static void
+test_shard_creates_dir(void)
+{
+	TShard		s;
+	TLog		log;
+	TInfos		infos;
+	ArmdbRecoveryReport rep;
+	char		dir[MAXPGPATH];
+	char		path[MAXPGPATH];
+
+	unit_path(dir, "rel/shard7");
+	tlog_init(&log);
+	tinfos_init(&infos);
+	ASSERT_CALL(tshard_start(&s, dir, T_BUF_SIZE, T_FILE_SIZE, true, &infos, &rep));
+	ASSERT_EQ(rep.data_files, 0);
+	ASSERT(!unit_exists(dir));
+	ASSERT_CALL(tshard_append(&s, &log, 10, false, NULL));
+	snprintf(path, sizeof(path), "%s/000001.data", dir);
+	ASSERT(unit_exists(path));
+	ASSERT_CALL(tshard_flush_all(&s));
+	tshard_close(&s);
+	tinfos_free(&infos);
+	ASSERT_CALL(tshard_start(&s, dir, T_BUF_SIZE, T_FILE_SIZE, true, &infos, &rep));
+	ASSERT_CALL(tinfos_match(&infos, &log, 1));
+	tshard_close(&s);
+	tinfos_free(&infos);
+	tlog_free(&log);
+}
+
+const UnitTest unit_shard_tests[] = {
+	{"shard_roundtrip", test_shard_roundtrip},
+	{"shard_roundtrip_buffered_io", test_shard_roundtrip_buffered_io},
+	{"shard_min_buffer", test_shard_min_buffer},
+	{"shard_should_rotate", test_shard_should_rotate},
+	{"shard_rotation_boundary", test_shard_rotation_boundary},
+	{"shard_rotation_random", test_shard_rotation_random},
+	{"shard_flush_positions", test_shard_flush_positions},
+	{"shard_reopen_unaligned", test_shard_reopen_unaligned},
+	{"shard_reopen_aligned", test_shard_reopen_aligned},
+	{"shard_fd_cache", test_shard_fd_cache},
+	{"shard_invalid", test_shard_invalid},
+	{"shard_creates_dir", test_shard_creates_dir},
+	{NULL, NULL}
+};

@@ -7,11 +7,11 @@
 #   bash scripts/test.sh
 #
 # Steps: Debian packages, build, unit tests, fuzz smoke run, install, a
-# throw-away cluster, pg_regress (make installcheck) against it, then the
-# suites later work adds (TAP, isolation, pgbench, core regression
-# allowlist: the step_* functions below).  A failed step does not stop the
-# independent ones after it; the script exits non-zero if any step failed
-# and ends with a summary.
+# throw-away cluster, and "make installcheck" against it as the postgres
+# user: the pg_regress tests (sql/) and the TAP tests (t/, TAP_TESTS = 1).
+# A failed step does not stop the independent ones after it; the script
+# exits non-zero if any step failed and ends with the summary line
+# "N passed, N failed" (of the steps).
 #
 # Environment:
 #   FUZZ_SECONDS    length of the fuzz run (default 60)
@@ -193,71 +193,6 @@ step_installcheck() {
 	return "${rc}"
 }
 
-# Extension point: TAP tests (t/*.pl, PostgreSQL::Test::Cluster).  They
-# start clusters of their own, so they run as postgres.  Once the Makefile
-# sets TAP_TESTS = 1, "make installcheck" above runs them already (PGXS's
-# prove_installcheck) and this step only has to run them alone when asked:
-# PROVE_TESTS='t/001_x.pl' narrows the set.
-step_tap() {
-	shopt -s nullglob
-	local tests=(t/*.pl)
-	if [[ ${#tests[@]} -eq 0 ]]; then
-		echo "no TAP tests (t/*.pl) yet"
-		return 77
-	fi
-	if grep -Eq '^[[:space:]]*TAP_TESTS[[:space:]]*[:?]?=[[:space:]]*1' Makefile; then
-		echo "TAP tests run as part of make installcheck (TAP_TESTS = 1)"
-		return 77
-	fi
-	local args=(installcheck TAP_TESTS=1 REGRESS= ISOLATION=)
-	if [[ -n ${PROVE_TESTS:-} ]]; then
-		args+=("PROVE_TESTS=${PROVE_TESTS}")
-	fi
-	[[ -d ${PG_TREE} ]] || prepare_pg_tree
-	pg_make "${args[@]}"
-}
-
-# Extension point: isolation tests (specs/*.spec, pg_isolation_regress).
-# Like TAP, "make installcheck" runs them once the Makefile lists them in
-# ISOLATION; this step is for a run of its own.
-step_isolation() {
-	shopt -s nullglob
-	local specs=(specs/*.spec)
-	if [[ ${#specs[@]} -eq 0 ]]; then
-		echo "no isolation specs (specs/*.spec) yet"
-		return 77
-	fi
-	if grep -Eq '^[[:space:]]*ISOLATION[[:space:]]*[:?]?=' Makefile; then
-		echo "isolation specs run as part of make installcheck (ISOLATION in the Makefile)"
-		return 77
-	fi
-	echo "specs/*.spec exist but the Makefile has no ISOLATION list" >&2
-	return 1
-}
-
-# Extension point: a short pgbench run on armdb tables, checked for errors
-# (bench/ holds the scripts).
-step_pgbench() {
-	if [[ ! -x bench/check.sh ]]; then
-		echo "no pgbench check (bench/check.sh) yet"
-		return 77
-	fi
-	as_postgres env PGHOST=127.0.0.1 PGPORT="${ARMDB_TEST_PORT}" PGUSER=postgres \
-		PGBIN="${PGBIN}" bash bench/check.sh
-}
-
-# Extension point: PostgreSQL's own regression tests with armdb as the
-# default table access method, restricted to an allowlist of tests that are
-# expected to pass.
-step_core_regress() {
-	if [[ ! -f test/core-regress-allowlist ]]; then
-		echo "no core regression allowlist (test/core-regress-allowlist) yet"
-		return 77
-	fi
-	echo "test/core-regress-allowlist exists but this step is not written yet" >&2
-	return 1
-}
-
 # ---------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------
@@ -288,20 +223,16 @@ fi
 
 if step_passed cluster; then
 	run_step installcheck step_installcheck
-	run_step tap step_tap
-	run_step isolation step_isolation
-	run_step pgbench step_pgbench
-	run_step core-regress step_core_regress
 else
-	for s in installcheck tap isolation pgbench core-regress; do
-		skip_step "${s}" "no cluster"
-	done
+	skip_step installcheck "no cluster"
 fi
+stop_cluster "${CLUSTER_DIR}"
 
 printf '\n===== summary (%ss) =====\n' "$((SECONDS - START))"
 for i in "${!STEP_NAMES[@]}"; do
 	printf '  %-14s %-40s %5ss\n' "${STEP_NAMES[i]}" "${STEP_RESULTS[i]}" "${STEP_SECONDS[i]}"
 done
-printf 'steps: %d passed, %d failed, %d skipped\n' "${PASSED}" "${FAILED}" "${SKIPPED}"
+# the runner's summary line, last
+printf '%d passed, %d failed\n' "${PASSED}" "${FAILED}"
 
 [[ ${FAILED} -eq 0 ]]

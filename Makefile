@@ -14,7 +14,10 @@ STORAGE_SRCS = src/storage/status.c src/storage/format.c src/storage/io.c \
 	src/storage/shard.c src/storage/recovery.c
 STORAGE_OBJS = $(STORAGE_SRCS:.c=.o)
 
-OBJS = src/armdb.o src/armdb_storage.o src/am/armdb_handler.o \
+OBJS = src/armdb.o src/armdb_storage.o \
+	src/am/armdb_handler.o src/am/armdb_scan.o src/am/armdb_modify.o \
+	src/am/armdb_ddl.o src/am/armdb_xact.o \
+	src/keydir/keydir.o src/keydir/relstorage.o src/keydir/visibility.o \
 	$(STORAGE_OBJS)
 
 REGRESS = armdb_init

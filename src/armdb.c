@@ -19,7 +19,10 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
+#include "am/armdb_am.h"
 #include "armdb.h"
+#include "keydir/keydir.h"
+#include "keydir/relstorage.h"
 
 PG_MODULE_MAGIC;
 
@@ -33,6 +36,7 @@ bool		armdb_direct_io = true;
 int			armdb_io_method = ARMDB_IO_AUTO;
 int			armdb_memory_mb = 256;
 char	   *armdb_data_directory = NULL;
+int			armdb_write_buffer_size_kb = 128;
 
 static const struct config_enum_entry io_method_options[] = {
 	{"auto", ARMDB_IO_AUTO, false},
@@ -95,14 +99,19 @@ armdb_shmem_startup(void)
 								   armdb_shared->keydir_tranche_id, NULL);
 		dsa_pin(area);
 		dsa_set_size_limit(area, armdb_shared->keydir_size);
+		armdb_keydir_shmem_init(area);
 		dsa_detach(area);
+		pg_atomic_init_u64(&armdb_shared->next_generation, 1);
 	}
 	LWLockRelease(AddinShmemInitLock);
 
 	LWLockRegisterTranche(armdb_shared->keydir_tranche_id, "armdb keydir");
 
 	if (!IsUnderPostmaster)
+	{
 		armdb_storage_backend_init();
+		armdb_rel_storage_sweep();
+	}
 }
 
 static void
@@ -183,6 +192,15 @@ _PG_init(void)
 							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomIntVariable("armdb.write_buffer_size",
+							"Size of the write buffer of each armdb shard that is written to.",
+							"Taken from armdb.memory when a shard is first written; "
+							"a change applies to buffers allocated afterwards.",
+							&armdb_write_buffer_size_kb,
+							128, 16, 64 * 1024,
+							PGC_SIGHUP, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
 	DefineCustomIntVariable("armdb.memory",
 							"Shared memory for the armdb key directory.",
 							NULL,
@@ -200,6 +218,8 @@ _PG_init(void)
 							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("armdb");
+
+	armdb_xact_init();
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = armdb_shmem_request;

@@ -8,6 +8,8 @@
 #ifndef ARMDB_H
 #define ARMDB_H
 
+#include "lib/dshash.h"
+#include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "utils/dsa.h"
 
@@ -21,6 +23,7 @@ extern bool armdb_direct_io;
 extern int	armdb_io_method;
 extern int	armdb_memory_mb;
 extern char *armdb_data_directory;
+extern int	armdb_write_buffer_size_kb;
 
 /*
  * The part of the main shared memory segment armdb owns: a control struct,
@@ -32,6 +35,8 @@ typedef struct ArmdbSharedState
 	LWLock	   *control_lock;	/* protects the fields below it */
 	int			keydir_tranche_id;	/* LWLocks inside the keydir area */
 	Size		keydir_size;	/* bytes of the in-place DSA area */
+	dshash_table_handle keydir_hash;	/* relation -> ArmdbRelKeydir */
+	pg_atomic_uint64 next_generation;	/* of keydirs */
 	char		keydir_area[FLEXIBLE_ARRAY_MEMBER];
 } ArmdbSharedState;
 

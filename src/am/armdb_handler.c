@@ -1,32 +1,241 @@
 /*-------------------------------------------------------------------------
  *
  * armdb_handler.c
- *	  The armdb table access method handler.
+ *	  The armdb table access method: its TableAmRoutine.
  *
- * The storage layer is in place; the table access method on top of it
- * (scans, modifications, visibility, indexes, vacuum) is not.  Rather than
- * hand PostgreSQL a routine with half-working callbacks, the handler refuses
- * every use with a clear error: PostgreSQL calls it when a relation using
- * the access method is created or opened, so CREATE TABLE ... USING armdb
- * and ALTER TABLE ... SET ACCESS METHOD armdb fail cleanly, before any
- * catalog entry or file exists.
+ * The callbacks are listed in the order of TableAmRoutine; each is a thin
+ * adapter over work done in armdb_scan.c, armdb_modify.c, armdb_ddl.c and
+ * the keydir.
+ *
+ * What this version supports: CREATE TABLE (permanent and temporary),
+ * INSERT, COPY, SELECT (sequential and parallel scans, TABLESAMPLE),
+ * transactions and savepoints with heap's visibility rules, TRUNCATE, DROP,
+ * ALTER TABLE rewrites and SET TABLESPACE, ANALYZE and VACUUM, durable
+ * commits (group commit) and recovery after a crash.  What it does not yet
+ * -- UPDATE, DELETE, row locks (SELECT ... FOR UPDATE, foreign keys that
+ * point at an armdb table), indexes, ON CONFLICT, CLUSTER and VACUUM FULL,
+ * unlogged tables -- is refused with an error and a hint, before anything
+ * is changed.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
 #include "access/tableam.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 
+#include "am/armdb_am.h"
+
 PG_FUNCTION_INFO_V1(armdb_tableam_handler);
+
+void
+armdb_not_supported(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s is not supported on armdb tables yet", what),
+			 errhint("This version of armdb supports INSERT, COPY and SELECT; use a heap table where you need %s.",
+					 what)));
+}
+
+static const TupleTableSlotOps *
+armdb_slot_callbacks(Relation rel)
+{
+	return &TTSOpsHeapTuple;
+}
+
+/* ----------------
+ * Indexes: not yet
+ * ----------------
+ */
+static IndexFetchTableData *
+armdb_index_fetch_begin(Relation rel)
+{
+	armdb_not_supported("an index");
+}
+
+static void
+armdb_index_fetch_reset(IndexFetchTableData *scan)
+{
+}
+
+static void
+armdb_index_fetch_end(IndexFetchTableData *scan)
+{
+}
+
+static bool
+armdb_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
+						Snapshot snapshot, TupleTableSlot *slot,
+						bool *call_again, bool *all_dead)
+{
+	armdb_not_supported("an index");
+}
+
+static TransactionId
+armdb_index_delete_tuples(Relation rel, TM_IndexDeleteOp *delstate)
+{
+	armdb_not_supported("an index");
+}
+
+static double
+armdb_index_build_range_scan(Relation table_rel, Relation index_rel,
+							 struct IndexInfo *index_info, bool allow_sync,
+							 bool anyvisible, bool progress,
+							 BlockNumber start_blockno, BlockNumber numblocks,
+							 IndexBuildCallback callback, void *callback_state,
+							 TableScanDesc scan)
+{
+	armdb_not_supported("an index");
+}
+
+static void
+armdb_index_validate_scan(Relation table_rel, Relation index_rel,
+						  struct IndexInfo *index_info, Snapshot snapshot,
+						  struct ValidateIndexState *state)
+{
+	armdb_not_supported("an index");
+}
+
+/* ----------------
+ * Modifications that are not there yet
+ * ----------------
+ */
+static void
+armdb_tuple_insert_speculative(Relation rel, TupleTableSlot *slot,
+							   CommandId cid, int options,
+							   BulkInsertState bistate, uint32 specToken)
+{
+	armdb_not_supported("INSERT ... ON CONFLICT");
+}
+
+static void
+armdb_tuple_complete_speculative(Relation rel, TupleTableSlot *slot,
+								 uint32 specToken, bool succeeded)
+{
+	armdb_not_supported("INSERT ... ON CONFLICT");
+}
+
+static TM_Result
+armdb_tuple_delete(Relation rel, ItemPointer tid, CommandId cid,
+				   Snapshot snapshot, Snapshot crosscheck, bool wait,
+				   TM_FailureData *tmfd, bool changingPart)
+{
+	armdb_not_supported("DELETE");
+}
+
+static TM_Result
+armdb_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot,
+				   CommandId cid, Snapshot snapshot, Snapshot crosscheck,
+				   bool wait, TM_FailureData *tmfd, LockTupleMode *lockmode,
+				   bool *update_indexes)
+{
+	armdb_not_supported("UPDATE");
+}
+
+static TM_Result
+armdb_tuple_lock(Relation rel, ItemPointer tid, Snapshot snapshot,
+				 TupleTableSlot *slot, CommandId cid, LockTupleMode mode,
+				 LockWaitPolicy wait_policy, uint8 flags,
+				 TM_FailureData *tmfd)
+{
+	armdb_not_supported("locking rows (SELECT ... FOR UPDATE/SHARE, foreign keys referencing the table)");
+}
+
+static void
+armdb_relation_copy_for_cluster(Relation OldTable, Relation NewTable,
+								Relation OldIndex, bool use_sort,
+								TransactionId OldestXmin,
+								TransactionId *xid_cutoff,
+								MultiXactId *multi_cutoff,
+								double *num_tuples, double *tups_vacuumed,
+								double *tups_recently_dead)
+{
+	armdb_not_supported("VACUUM FULL or CLUSTER");
+}
+
+/* ----------------
+ * Size and TOAST
+ * ----------------
+ */
+static bool
+armdb_relation_needs_toast_table(Relation rel)
+{
+	/* values of any size are stored inline */
+	return false;
+}
+
+static Oid
+armdb_relation_toast_am(Relation rel)
+{
+	return InvalidOid;
+}
+
+static const TableAmRoutine armdb_methods = {
+	.type = T_TableAmRoutine,
+
+	.slot_callbacks = armdb_slot_callbacks,
+
+	.scan_begin = armdb_scan_begin,
+	.scan_end = armdb_scan_end,
+	.scan_rescan = armdb_scan_rescan,
+	.scan_getnextslot = armdb_scan_getnextslot,
+
+	/* no TID range scans: the planner then does not offer them */
+	.scan_set_tidrange = NULL,
+	.scan_getnextslot_tidrange = NULL,
+
+	.parallelscan_estimate = armdb_parallelscan_estimate,
+	.parallelscan_initialize = armdb_parallelscan_initialize,
+	.parallelscan_reinitialize = armdb_parallelscan_reinitialize,
+
+	.index_fetch_begin = armdb_index_fetch_begin,
+	.index_fetch_reset = armdb_index_fetch_reset,
+	.index_fetch_end = armdb_index_fetch_end,
+	.index_fetch_tuple = armdb_index_fetch_tuple,
+
+	.tuple_fetch_row_version = armdb_fetch_row_version,
+	.tuple_tid_valid = armdb_tuple_tid_valid,
+	.tuple_get_latest_tid = armdb_get_latest_tid,
+	.tuple_satisfies_snapshot = armdb_tuple_satisfies_snapshot,
+	.index_delete_tuples = armdb_index_delete_tuples,
+
+	.tuple_insert = armdb_tuple_insert,
+	.tuple_insert_speculative = armdb_tuple_insert_speculative,
+	.tuple_complete_speculative = armdb_tuple_complete_speculative,
+	.multi_insert = armdb_multi_insert,
+	.tuple_delete = armdb_tuple_delete,
+	.tuple_update = armdb_tuple_update,
+	.tuple_lock = armdb_tuple_lock,
+
+	.relation_set_new_filenode = armdb_relation_set_new_filenode,
+	.relation_nontransactional_truncate = armdb_relation_nontransactional_truncate,
+	.relation_copy_data = armdb_relation_copy_data,
+	.relation_copy_for_cluster = armdb_relation_copy_for_cluster,
+	.relation_vacuum = armdb_relation_vacuum,
+	.scan_analyze_next_block = armdb_scan_analyze_next_block,
+	.scan_analyze_next_tuple = armdb_scan_analyze_next_tuple,
+	.index_build_range_scan = armdb_index_build_range_scan,
+	.index_validate_scan = armdb_index_validate_scan,
+
+	.relation_size = armdb_relation_size,
+	.relation_needs_toast_table = armdb_relation_needs_toast_table,
+	.relation_toast_am = armdb_relation_toast_am,
+	.relation_fetch_toast_slice = NULL,
+
+	.relation_estimate_size = armdb_relation_estimate_size,
+
+	/* bitmap scans stay unplanned */
+	.scan_bitmap_next_block = NULL,
+	.scan_bitmap_next_tuple = NULL,
+	.scan_sample_next_block = armdb_scan_sample_next_block,
+	.scan_sample_next_tuple = armdb_scan_sample_next_tuple
+};
 
 Datum
 armdb_tableam_handler(PG_FUNCTION_ARGS)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("armdb tables are not supported yet"),
-			 errdetail("This version of armdb provides its storage layer only; the armdb table access method is not implemented."),
-			 errhint("Create the table with the default access method (heap) for now.")));
-	PG_RETURN_NULL();			/* keep the compiler quiet */
+	PG_RETURN_POINTER(&armdb_methods);
 }

@@ -1,0 +1,111 @@
+/*-------------------------------------------------------------------------
+ *
+ * armdb_am.h
+ *	  Declarations shared by the files of armdb's table access method.
+ *
+ *	  armdb_handler.c	the TableAmRoutine: a table of contents
+ *	  armdb_scan.c		sequential, parallel, sample and ANALYZE scans;
+ *						fetching a version by TID
+ *	  armdb_modify.c	insert, multi-insert
+ *	  armdb_ddl.c		storage lifecycle, sizes, vacuum
+ *	  armdb_xact.c		commit-time flush (group commit) and storage
+ *						removal at commit/abort
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ARMDB_AM_H
+#define ARMDB_AM_H
+
+#include "access/relscan.h"
+#include "access/skey.h"
+#include "access/tableam.h"
+#include "utils/rel.h"
+
+#include "keydir/keydir.h"
+
+static inline RelFileNodeBackend
+armdb_rel_rnode(Relation rel)
+{
+	RelFileNodeBackend rnode;
+
+	rnode.node = rel->rd_node;
+	rnode.backend = rel->rd_backend;
+	return rnode;
+}
+
+static inline ArmdbRelKeydir *
+armdb_rel_keydir(Relation rel)
+{
+	return armdb_keydir_get(armdb_rel_rnode(rel));
+}
+
+/* armdb_scan.c */
+extern TableScanDesc armdb_scan_begin(Relation rel, Snapshot snapshot,
+									  int nkeys, ScanKey key,
+									  ParallelTableScanDesc pscan,
+									  uint32 flags);
+extern void armdb_scan_end(TableScanDesc scan);
+extern void armdb_scan_rescan(TableScanDesc scan, ScanKey key,
+							  bool set_params, bool allow_strat,
+							  bool allow_sync, bool allow_pagemode);
+extern bool armdb_scan_getnextslot(TableScanDesc scan,
+								   ScanDirection direction,
+								   TupleTableSlot *slot);
+extern Size armdb_parallelscan_estimate(Relation rel);
+extern Size armdb_parallelscan_initialize(Relation rel,
+										  ParallelTableScanDesc pscan);
+extern void armdb_parallelscan_reinitialize(Relation rel,
+											ParallelTableScanDesc pscan);
+extern bool armdb_fetch_row_version(Relation rel, ItemPointer tid,
+									Snapshot snapshot, TupleTableSlot *slot);
+extern bool armdb_tuple_tid_valid(TableScanDesc scan, ItemPointer tid);
+extern void armdb_get_latest_tid(TableScanDesc scan, ItemPointer tid);
+extern bool armdb_tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot,
+										   Snapshot snapshot);
+extern bool armdb_scan_analyze_next_block(TableScanDesc scan,
+										  BlockNumber blockno,
+										  BufferAccessStrategy bstrategy);
+extern bool armdb_scan_analyze_next_tuple(TableScanDesc scan,
+										  TransactionId OldestXmin,
+										  double *liverows, double *deadrows,
+										  TupleTableSlot *slot);
+extern bool armdb_scan_sample_next_block(TableScanDesc scan,
+										 struct SampleScanState *scanstate);
+extern bool armdb_scan_sample_next_tuple(TableScanDesc scan,
+										 struct SampleScanState *scanstate,
+										 TupleTableSlot *slot);
+
+/* armdb_modify.c */
+extern void armdb_tuple_insert(Relation rel, TupleTableSlot *slot,
+							   CommandId cid, int options,
+							   struct BulkInsertStateData *bistate);
+extern void armdb_multi_insert(Relation rel, TupleTableSlot **slots,
+							   int ntuples, CommandId cid, int options,
+							   struct BulkInsertStateData *bistate);
+
+/* armdb_ddl.c */
+extern void armdb_relation_set_new_filenode(Relation rel,
+											const RelFileNode *newrnode,
+											char persistence,
+											TransactionId *freezeXid,
+											MultiXactId *minmulti);
+extern void armdb_relation_nontransactional_truncate(Relation rel);
+extern void armdb_relation_copy_data(Relation rel, const RelFileNode *newrnode);
+extern void armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
+								  BufferAccessStrategy bstrategy);
+extern uint64 armdb_relation_size(Relation rel, ForkNumber forkNumber);
+extern void armdb_relation_estimate_size(Relation rel, int32 *attr_widths,
+										 BlockNumber *pages, double *tuples,
+										 double *allvisfrac);
+
+/* armdb_xact.c */
+extern void armdb_xact_init(void);
+extern void armdb_xact_note_write(ArmdbRelKeydir *kd, uint32 shard,
+								  ArmdbPos pos);
+extern void armdb_flush_shard(ArmdbRelKeydir *kd, uint32 shard, ArmdbPos upto);
+extern void armdb_flush_all_shards(ArmdbRelKeydir *kd);
+
+/* armdb_handler.c */
+extern void armdb_not_supported(const char *what) pg_attribute_noreturn();
+
+#endif							/* ARMDB_AM_H */

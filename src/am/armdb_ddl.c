@@ -1,0 +1,205 @@
+/*-------------------------------------------------------------------------
+ *
+ * armdb_ddl.c
+ *	  The storage lifecycle of armdb relations, their sizes, and VACUUM.
+ *
+ * Storage is created the way heap creates it -- RelationCreateStorage()
+ * makes the (empty, never used) main fork and registers its pending delete
+ * -- plus armdb's own directory.  PostgreSQL's pending-delete machinery
+ * then decides when the relation's storage dies, and armdb_xact.c removes
+ * the directory at that moment.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/multixact.h"
+#include "access/xact.h"
+#include "catalog/storage.h"
+#include "commands/vacuum.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/ipc.h"
+#include "storage/procarray.h"
+#include "storage/smgr.h"
+#include "utils/snapmgr.h"
+
+#include "am/armdb_am.h"
+#include "armdb.h"
+#include "keydir/relstorage.h"
+#include "keydir/visibility.h"
+
+static bool temp_cleanup_registered = false;
+
+/* At backend exit: this backend's temporary armdb tables go away. */
+static void
+temp_cleanup(int code, Datum arg)
+{
+	armdb_keydir_drop_backend_temp();
+	armdb_rel_storage_remove_backend_temp();
+}
+
+void
+armdb_relation_set_new_filenode(Relation rel, const RelFileNode *newrnode,
+								char persistence, TransactionId *freezeXid,
+								MultiXactId *minmulti)
+{
+	SMgrRelation srel;
+	RelFileNodeBackend rnode;
+
+	if (persistence == RELPERSISTENCE_UNLOGGED)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("unlogged armdb tables are not supported yet"),
+				 errhint("Create the table without UNLOGGED: armdb tables are crash-safe without WAL.")));
+
+	/* as heap: nothing in the new storage is older than this */
+	*freezeXid = RecentXmin;
+	*minmulti = GetOldestMultiXactId();
+
+	srel = RelationCreateStorage(*newrnode, persistence, true);
+	smgrclose(srel);
+
+	rnode.node = *newrnode;
+	rnode.backend = persistence == RELPERSISTENCE_TEMP ?
+		BackendIdForTempRelations() : InvalidBackendId;
+
+	/* relfilenodes are reused: forget whatever had this one before */
+	armdb_keydir_drop(rnode);
+	armdb_rel_storage_create(rnode, (uint32) armdb_shards);
+
+	if (persistence == RELPERSISTENCE_TEMP && !temp_cleanup_registered)
+	{
+		/* after the keydir area's own detach callback: runs before it */
+		(void) armdb_keydir_area();
+		on_shmem_exit(temp_cleanup, (Datum) 0);
+		temp_cleanup_registered = true;
+	}
+}
+
+/*
+ * TRUNCATE of a relation created (or last truncated) in this transaction,
+ * or of a temporary one: empty the storage in place.
+ */
+void
+armdb_relation_nontransactional_truncate(Relation rel)
+{
+	RelFileNodeBackend rnode = armdb_rel_rnode(rel);
+	uint32		nshards = armdb_rel_storage_read_meta(rnode);
+
+	armdb_keydir_drop(rnode);
+	armdb_rel_storage_create(rnode, nshards);
+}
+
+/*
+ * New storage with the same contents (ALTER TABLE ... SET TABLESPACE): copy
+ * the files once everything buffered is durable; the copy's keydir is
+ * loaded from them on first use.
+ */
+void
+armdb_relation_copy_data(Relation rel, const RelFileNode *newrnode)
+{
+	RelFileNodeBackend from = armdb_rel_rnode(rel);
+	RelFileNodeBackend to;
+	SMgrRelation dstrel;
+	ArmdbRelKeydir *kd = armdb_rel_keydir(rel);
+
+	to.node = *newrnode;
+	to.backend = rel->rd_backend;
+	armdb_flush_all_shards(kd);
+
+	dstrel = RelationCreateStorage(*newrnode, rel->rd_rel->relpersistence, true);
+	smgrclose(dstrel);
+	armdb_keydir_drop(to);
+	armdb_rel_storage_copy(from, to, kd->nshards);
+	RelationDropStorage(rel);
+}
+
+uint64
+armdb_relation_size(Relation rel, ForkNumber forkNumber)
+{
+	ArmdbRelKeydir *kd;
+
+	if (forkNumber != MAIN_FORKNUM && forkNumber != InvalidForkNumber)
+		return 0;
+	kd = armdb_rel_keydir(rel);
+	return pg_atomic_read_u64(&kd->npages) * BLCKSZ;
+}
+
+void
+armdb_relation_estimate_size(Relation rel, int32 *attr_widths,
+							 BlockNumber *pages, double *tuples,
+							 double *allvisfrac)
+{
+	ArmdbRelKeydir *kd = armdb_rel_keydir(rel);
+	uint64		npages = pg_atomic_read_u64(&kd->npages);
+	uint64		nversions = pg_atomic_read_u64(&kd->nversions);
+
+	/*
+	 * Virtual pages are the planner's pages.  The keydir knows how many
+	 * versions there are without reading anything; ANALYZE's reltuples is
+	 * better once it exists, since it leaves out dead versions.
+	 */
+	*pages = (BlockNumber) Min(npages, MaxBlockNumber);
+	if (rel->rd_rel->reltuples >= 0 && rel->rd_rel->relpages > 0)
+		*tuples = rel->rd_rel->reltuples / rel->rd_rel->relpages * npages;
+	else
+		*tuples = (double) nversions;
+	*allvisfrac = 0;
+}
+
+/*
+ * VACUUM.  Until UPDATE and DELETE exist, the only dead versions are rows
+ * of aborted inserts; their slots stay used (nothing reuses slots yet), and
+ * relfrozenxid is left where it is: recovery may still need the fate of
+ * every xid its files mention (design §4).  VACUUM counts live and dead
+ * versions and reports them, so the statistics and autovacuum see the
+ * table as it is.
+ */
+void
+armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
+					  BufferAccessStrategy bstrategy)
+{
+	ArmdbRelKeydir *kd = armdb_rel_keydir(rel);
+	uint64		npages = pg_atomic_read_u64(&kd->npages);
+	TransactionId oldest_xmin = GetOldestNonRemovableTransactionId(rel);
+	double		live = 0;
+	double		dead = 0;
+	bool		frozenxid_updated;
+	bool		minmulti_updated;
+
+	for (uint64 p = 0; p < npages; p++)
+	{
+		ArmdbPage  *page = armdb_keydir_page(kd, p);
+
+		vacuum_delay_point();
+		if (page == NULL)
+			continue;
+		LWLockAcquire(&page->lock, LW_SHARED);
+		for (int i = 0; i < ARMDB_SLOTS_PER_PAGE; i++)
+		{
+			if (page->v[i].file_id == 0)
+				continue;
+			switch (armdb_version_satisfies_vacuum(&page->v[i], oldest_xmin))
+			{
+				case HEAPTUPLE_LIVE:
+				case HEAPTUPLE_INSERT_IN_PROGRESS:
+				case HEAPTUPLE_DELETE_IN_PROGRESS:
+					live++;
+					break;
+				case HEAPTUPLE_DEAD:
+				case HEAPTUPLE_RECENTLY_DEAD:
+					dead++;
+					break;
+			}
+		}
+		LWLockRelease(&page->lock);
+	}
+
+	vac_update_relstats(rel, (BlockNumber) Min(npages, MaxBlockNumber), live,
+						0, RelationGetForm(rel)->relhasindex,
+						InvalidTransactionId, InvalidMultiXactId,
+						&frozenxid_updated, &minmulti_updated, false);
+	pgstat_report_vacuum(RelationGetRelid(rel), rel->rd_rel->relisshared,
+						 (PgStat_Counter) live, (PgStat_Counter) dead);
+}

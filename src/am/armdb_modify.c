@@ -1,0 +1,173 @@
+/*-------------------------------------------------------------------------
+ *
+ * armdb_modify.c
+ *	  Writing armdb tables: insert and multi-insert.
+ *
+ * An insert appends the row image to the write buffer of this backend's
+ * shard (a backend always writes to the same shard, so a COPY appends
+ * sequentially to one file and a one-row commit flushes one shard) and
+ * fills the version record of a new slot.  Both happen under the shard
+ * lock; the version is invisible to others until the inserting transaction
+ * commits, and the commit waits for the shard's fdatasync (armdb_xact.c).
+ *
+ * Values are stored inline, whatever their size: external TOAST pointers
+ * are fetched and the tuple flattened before it is written.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/heaptoast.h"
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/predicate.h"
+
+#include "am/armdb_am.h"
+#include "armdb.h"
+
+/* The shard this backend appends to. */
+static inline uint32
+my_shard(ArmdbRelKeydir *kd)
+{
+	return (uint32) ((MyBackendId > 0 ? MyBackendId : MyProcPid) % kd->nshards);
+}
+
+/* The heap tuple image to store for slot: flat, no external TOAST values. */
+static HeapTuple
+tuple_to_store(Relation rel, TupleTableSlot *slot, bool *should_free)
+{
+	HeapTuple	tuple = ExecFetchSlotHeapTuple(slot, true, should_free);
+
+	if (HeapTupleHasExternal(tuple))
+	{
+		HeapTuple	flat = toast_flatten_tuple(tuple, RelationGetDescr(rel));
+
+		if (*should_free)
+			heap_freetuple(tuple);
+		tuple = flat;
+		*should_free = true;
+	}
+	return tuple;
+}
+
+/*
+ * Append one row version and fill its record.  Caller holds the shard lock
+ * exclusively.  Returns the position after the entry.
+ */
+static ArmdbPos
+append_version(Relation rel, ArmdbRelKeydir *kd, uint32 shard,
+			   ArmdbShardRt *rt, ArmdbShardFiles *files, HeapTuple tuple,
+			   TransactionId xid, FullTransactionId fxid, CommandId cid,
+			   ItemPointer tid)
+{
+	ArmdbEntryHeader hdr;
+	ArmdbLocation loc;
+	ArmdbError	err;
+	ArmdbPage  *page;
+	ArmdbVersion *v;
+	uint64		slot;
+	uint32		sealed;
+
+	if (tuple->t_len > ARMDB_MAX_VALUE_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("row is too big: size %u, maximum size %u",
+						tuple->t_len, ARMDB_MAX_VALUE_LEN)));
+
+	slot = shard + (uint64) kd->nshards * rt->next_seq;
+	page = armdb_keydir_page_for_slot(kd, slot);	/* may ERROR: memory */
+
+	if (rt->st.buf == NULL)
+	{
+		armdb_keydir_shard_buffer(kd, rt);
+		armdb_shard_state_init(&rt->st, shard, rt->st.buf, rt->st.buf_size,
+							   rt->st.max_file_size);
+	}
+
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.value_len = tuple->t_len;
+	hdr.gsn = pg_atomic_fetch_add_u64(&kd->next_gsn, 1) & ARMDB_GSN_MAX;
+	hdr.xid = U64FromFullTransactionId(fxid);
+	hdr.slot = slot;
+	hdr.root_slot = slot;
+	hdr.prev_slot = ARMDB_INVALID_SLOT;
+	if (!armdb_shard_append(&rt->st, files, &hdr, tuple->t_data, &loc, &sealed,
+							&err))
+		armdb_report_storage_error(ERROR, &err);
+
+	/* the slot is used up even if this transaction aborts */
+	rt->next_seq++;
+
+	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+	v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];
+	v->file_id = loc.file_id;
+	v->offset = loc.offset;
+	v->len = loc.len;
+	v->xmin = xid;
+	v->xmax = InvalidTransactionId;
+	v->cid = cid;
+	v->infomask = HEAP_XMAX_INVALID;
+	v->infomask2 = 0;
+	v->ctid = slot;
+	LWLockRelease(&page->lock);
+
+	armdb_slot_to_tid(slot, tid);
+	return armdb_shard_end(&rt->st);
+}
+
+/* Insert ntuples slots under one acquisition of the shard lock. */
+static void
+insert_slots(Relation rel, TupleTableSlot **slots, int ntuples, CommandId cid)
+{
+	ArmdbRelKeydir *kd = armdb_rel_keydir(rel);
+	uint32		shard = my_shard(kd);
+	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+	ArmdbShardFiles *files = armdb_keydir_shard_files(kd, shard);
+	FullTransactionId fxid = GetCurrentFullTransactionId();
+	TransactionId xid = XidFromFullTransactionId(fxid);
+	HeapTuple  *tuples = palloc(sizeof(HeapTuple) * ntuples);
+	bool	   *should_free = palloc(sizeof(bool) * ntuples);
+	ArmdbPos	end = 0;
+
+	/* flatten first: detoasting reads other relations, not under our lock */
+	for (int i = 0; i < ntuples; i++)
+		tuples[i] = tuple_to_store(rel, slots[i], &should_free[i]);
+
+	CheckForSerializableConflictIn(rel, NULL, InvalidBlockNumber);
+
+	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < ntuples; i++)
+	{
+		slots[i]->tts_tableOid = RelationGetRelid(rel);
+		end = append_version(rel, kd, shard, rt, files, tuples[i], xid, fxid,
+							 cid, &slots[i]->tts_tid);
+	}
+	LWLockRelease(&rt->lock);
+
+	armdb_xact_note_write(kd, shard, end);
+	pg_atomic_fetch_add_u64(&kd->nversions, ntuples);
+	pgstat_count_heap_insert(rel, ntuples);
+
+	for (int i = 0; i < ntuples; i++)
+		if (should_free[i])
+			heap_freetuple(tuples[i]);
+	pfree(tuples);
+	pfree(should_free);
+}
+
+void
+armdb_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid,
+				   int options, struct BulkInsertStateData *bistate)
+{
+	insert_slots(rel, &slot, 1, cid);
+}
+
+void
+armdb_multi_insert(Relation rel, TupleTableSlot **slots, int ntuples,
+				   CommandId cid, int options,
+				   struct BulkInsertStateData *bistate)
+{
+	insert_slots(rel, slots, ntuples, cid);
+}

@@ -1,0 +1,697 @@
+/*-------------------------------------------------------------------------
+ *
+ * armdb_scan.c
+ *	  Reading armdb tables: sequential and parallel scans, fetching a
+ *	  version by TID, ANALYZE and TABLESAMPLE scans.
+ *
+ * A sequential scan reads each shard's data files front to back in large
+ * chunks (the bitcask way: sequential I/O, no random reads), and returns an
+ * entry when the keydir still points at it and its version is visible to
+ * the snapshot.  Before it starts on a shard it writes out the shard's
+ * write buffer, so the files hold everything appended so far (this
+ * transaction's own rows included); what is appended later is not visible
+ * to the scan's snapshot anyway.  A parallel scan hands out whole shards.
+ *
+ * Fetching by TID (triggers, ANALYZE, TABLESAMPLE) reads one entry: from the
+ * shard's write buffer under the shard lock if it is still there, else with
+ * one aligned read of the file.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/tsmapi.h"
+#include "access/xact.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/predicate.h"
+#include "utils/snapmgr.h"
+
+#include "am/armdb_am.h"
+#include "armdb.h"
+#include "keydir/visibility.h"
+
+#define SCAN_CHUNK_SIZE		(1024 * 1024)
+
+typedef struct ArmdbParallelScanDescData
+{
+	ParallelTableScanDescData base;
+	pg_atomic_uint32 next_shard;
+} ArmdbParallelScanDescData;
+
+typedef struct ArmdbScanDescData
+{
+	TableScanDescData base;
+	ArmdbRelKeydir *kd;
+
+	/* sequential scan position */
+	int32		shard;			/* current shard, -1 before the first */
+	bool		in_shard;
+	ArmdbShardFiles *files;
+	uint32		file_id;		/* current data file */
+	uint32		last_file_id;	/* the shard's newest file at shard start */
+	uint64		last_end;		/* its end at shard start */
+	uint64		file_end;		/* end of the current file's entries */
+	uint64		pos;			/* next entry in the current file */
+	ArmdbAlignedBuf chunk;
+	uint64		chunk_off;
+	size_t		chunk_len;
+
+	/* ANALYZE and TABLESAMPLE */
+	BlockNumber cblock;
+	int			coffset;		/* next slot index in cblock */
+	BlockNumber nblocks;
+	BlockNumber startblock;
+
+	/* the tuple last returned, in memory of the scan's context */
+	MemoryContext mcxt;
+	HeapTupleData tuple;
+	char	   *tuple_buf;
+	Size		tuple_buf_size;
+} ArmdbScanDescData;
+
+typedef ArmdbScanDescData *ArmdbScanDesc;
+
+/* ----------------
+ * Building tuples
+ * ----------------
+ */
+
+/*
+ * The tuple image in the data file is a heap tuple as it was inserted; its
+ * transaction fields are the version record's, filled in here so that
+ * system columns (xmin, xmax, cmin, ctid) read right.
+ */
+static void
+fill_tuple(HeapTuple tuple, Relation rel, uint64 slot, char *image,
+		   uint32 image_len, const ArmdbVersion *v)
+{
+	HeapTupleHeader td = (HeapTupleHeader) image;
+
+	tuple->t_len = image_len;
+	tuple->t_data = td;
+	tuple->t_tableOid = RelationGetRelid(rel);
+	armdb_slot_to_tid(slot, &tuple->t_self);
+
+	td->t_infomask = (td->t_infomask & ~HEAP_XACT_MASK) |
+		(v->infomask & HEAP_XACT_MASK);
+	td->t_infomask2 = (td->t_infomask2 & HEAP_NATTS_MASK) |
+		(v->infomask2 & HEAP2_XACT_MASK);
+	HeapTupleHeaderSetXmin(td, v->xmin);
+	HeapTupleHeaderSetXmax(td, v->xmax);
+	td->t_choice.t_heap.t_field3.t_cid = v->cid;
+	if (v->infomask2 & ARMDB_V2_SPECULATIVE)
+		td->t_ctid = tuple->t_self;
+	else
+		armdb_slot_to_tid(v->ctid, &td->t_ctid);
+}
+
+static char *
+tuple_buffer(ArmdbScanDesc scan, Size len)
+{
+	if (scan->tuple_buf_size < len)
+	{
+		if (scan->tuple_buf)
+			pfree(scan->tuple_buf);
+		scan->tuple_buf_size = Max(len, 8192);
+		scan->tuple_buf = MemoryContextAllocHuge(scan->mcxt,
+												 scan->tuple_buf_size);
+	}
+	return scan->tuple_buf;
+}
+
+/*
+ * Read the entry of version v (slot) into buf (v->len bytes), from the write
+ * buffer or the file, and check that it is the entry of that slot.
+ */
+static void
+read_version(ArmdbRelKeydir *kd, uint64 slot, const ArmdbVersion *v, char *buf)
+{
+	uint32		shard = (uint32) (slot % kd->nshards);
+	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+	ArmdbShardFiles *files = armdb_keydir_shard_files(kd, shard);
+	ArmdbLocation loc = {v->file_id, v->offset, v->len};
+	ArmdbEntryHeader hdr;
+	ArmdbError	err;
+	bool		ok;
+
+	LWLockAcquire(&rt->lock, LW_SHARED);
+	if (armdb_shard_is_buffered(&rt->st, &loc))
+	{
+		ok = armdb_shard_read_buffered(&rt->st, &loc, buf, &hdr, &err);
+		LWLockRelease(&rt->lock);
+	}
+	else
+	{
+		LWLockRelease(&rt->lock);
+		ok = armdb_shard_read_file(files, &loc, buf, &hdr, &err);
+	}
+	if (!ok)
+		armdb_report_storage_error(ERROR, &err);
+	if (hdr.slot != slot)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("armdb: entry at offset %u of data file %06u in \"%s\" belongs to slot %llu, not %llu",
+						loc.offset, loc.file_id, files->dir,
+						(unsigned long long) hdr.slot,
+						(unsigned long long) slot)));
+}
+
+/*
+ * Look up slot; if it holds a version visible to snapshot, copy the record
+ * to *copy and return true.
+ */
+static bool
+version_visible(ArmdbRelKeydir *kd, uint64 slot, Snapshot snapshot,
+				ArmdbVersion *copy)
+{
+	ArmdbPage  *page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE);
+	ArmdbVersion *v;
+	bool		visible;
+
+	if (page == NULL)
+		return false;
+	LWLockAcquire(&page->lock, LW_SHARED);
+	v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];
+	visible = v->file_id != 0 && armdb_version_satisfies(v, slot, snapshot);
+	*copy = *v;
+	LWLockRelease(&page->lock);
+	return visible;
+}
+
+/* Read a version found in the keydir and store it in slot. */
+static void
+store_version(ArmdbScanDesc scan, Relation rel, ArmdbRelKeydir *kd,
+			  uint64 slotno, const ArmdbVersion *v, TupleTableSlot *slot)
+{
+	char	   *buf = tuple_buffer(scan, v->len);
+
+	read_version(kd, slotno, v, buf);
+	fill_tuple(&scan->tuple, rel, slotno, buf + ARMDB_ENTRY_HEADER_SIZE,
+			   v->len - ARMDB_ENTRY_HEADER_SIZE, v);
+	ExecStoreHeapTuple(&scan->tuple, slot, false);
+}
+
+/* ----------------
+ * Sequential scans
+ * ----------------
+ */
+TableScanDesc
+armdb_scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key,
+				 ParallelTableScanDesc pscan, uint32 flags)
+{
+	ArmdbScanDesc scan = palloc0(sizeof(ArmdbScanDescData));
+
+	RelationIncrementReferenceCount(rel);
+	scan->base.rs_rd = rel;
+	scan->base.rs_snapshot = snapshot;
+	scan->base.rs_nkeys = nkeys;
+	scan->base.rs_key = key;
+	scan->base.rs_flags = flags;
+	scan->base.rs_parallel = pscan;
+	scan->kd = armdb_rel_keydir(rel);
+	scan->mcxt = CurrentMemoryContext;
+	scan->shard = -1;
+	scan->cblock = InvalidBlockNumber;
+	scan->tuple.t_tableOid = RelationGetRelid(rel);
+
+	if (flags & SO_TEMP_SNAPSHOT)
+		Assert(IsMVCCSnapshot(snapshot));
+	if (snapshot && IsMVCCSnapshot(snapshot) && (flags & SO_TYPE_SEQSCAN))
+		PredicateLockRelation(rel, snapshot);
+	return &scan->base;
+}
+
+static void
+scan_reset(ArmdbScanDesc scan)
+{
+	scan->shard = -1;
+	scan->in_shard = false;
+	scan->cblock = InvalidBlockNumber;
+	scan->coffset = 0;
+}
+
+void
+armdb_scan_rescan(TableScanDesc sscan, ScanKey key, bool set_params,
+				  bool allow_strat, bool allow_sync, bool allow_pagemode)
+{
+	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
+
+	if (key != NULL && sscan->rs_nkeys > 0)
+		memcpy(sscan->rs_key, key, sscan->rs_nkeys * sizeof(ScanKeyData));
+	scan_reset(scan);
+}
+
+void
+armdb_scan_end(TableScanDesc sscan)
+{
+	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
+
+	armdb_aligned_free(&scan->chunk);
+	if (scan->tuple_buf)
+		pfree(scan->tuple_buf);
+	RelationDecrementReferenceCount(sscan->rs_rd);
+	if (sscan->rs_flags & SO_TEMP_SNAPSHOT)
+		UnregisterSnapshot(sscan->rs_snapshot);
+	pfree(scan);
+}
+
+/* Pick the next shard to scan: the next one, or one the parallel scan hands out. */
+static bool
+next_shard(ArmdbScanDesc scan)
+{
+	ParallelTableScanDesc pscan = scan->base.rs_parallel;
+
+	if (pscan != NULL)
+	{
+		ArmdbParallelScanDescData *ppscan = (ArmdbParallelScanDescData *) pscan;
+
+		scan->shard = (int32) pg_atomic_fetch_add_u32(&ppscan->next_shard, 1);
+	}
+	else
+		scan->shard++;
+	return scan->shard < (int32) scan->kd->nshards;
+}
+
+/* Start scanning scan->shard: fix its end and make its files complete. */
+static bool
+start_shard(ArmdbScanDesc scan)
+{
+	ArmdbShardRt *rt = armdb_keydir_shard(scan->kd, scan->shard);
+	ArmdbPos	reached;
+	ArmdbError	err;
+	bool		ok = true;
+
+	scan->files = armdb_keydir_shard_files(scan->kd, scan->shard);
+	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+	scan->last_file_id = rt->st.active_file_id;
+	scan->last_end = rt->st.append_end;
+	if (scan->last_file_id != 0 && rt->st.written_end < rt->st.append_end)
+		ok = armdb_shard_write_out(&rt->st, scan->files, &reached, &err);
+	LWLockRelease(&rt->lock);
+	if (!ok)
+		armdb_report_storage_error(ERROR, &err);
+	if (scan->last_file_id == 0)
+		return false;
+	scan->file_id = 0;
+	return true;
+}
+
+/* Move to the next data file of the shard; false at the shard's end. */
+static bool
+next_file(ArmdbScanDesc scan)
+{
+	ArmdbError	err;
+	uint64		size;
+	int			fd;
+
+	if (scan->file_id >= scan->last_file_id)
+		return false;
+	scan->file_id++;
+	scan->pos = ARMDB_FILE_HEADER_SIZE;
+	scan->chunk_len = 0;
+	scan->chunk_off = 0;
+	if (scan->file_id == scan->last_file_id)
+	{
+		scan->file_end = scan->last_end;
+		return true;
+	}
+	fd = armdb_shard_file_fd(scan->files, scan->file_id, &err);
+	if (fd < 0 || !armdb_file_size(fd, scan->files->dir, &size, &err))
+		armdb_report_storage_error(ERROR, &err);
+	scan->file_end = size;
+	return true;
+}
+
+/* Make [pos, pos + need) of the current file available in the chunk. */
+static char *
+chunk_bytes(ArmdbScanDesc scan, uint64 need)
+{
+	ArmdbError	err;
+	uint64		from;
+	size_t		want;
+	int			fd;
+
+	if (scan->pos >= scan->chunk_off &&
+		scan->pos + need <= scan->chunk_off + scan->chunk_len)
+		return scan->chunk.data + (scan->pos - scan->chunk_off);
+
+	from = TYPEALIGN_DOWN(ARMDB_BLOCK_SIZE, scan->pos);
+	want = Max(SCAN_CHUNK_SIZE, TYPEALIGN(ARMDB_BLOCK_SIZE, scan->pos - from + need));
+	if (scan->chunk.size < want)
+	{
+		/* the scan's memory: callers reset their own between tuples */
+		MemoryContext oldcontext = MemoryContextSwitchTo(scan->mcxt);
+		bool		ok;
+
+		armdb_aligned_free(&scan->chunk);
+		ok = armdb_aligned_alloc(&scan->chunk, want, &err);
+		MemoryContextSwitchTo(oldcontext);
+		if (!ok)
+			armdb_report_storage_error(ERROR, &err);
+	}
+	fd = armdb_shard_file_fd(scan->files, scan->file_id, &err);
+	if (fd < 0 ||
+		!armdb_io_pread(scan->files->io, fd, scan->chunk.data, scan->chunk.size,
+						from, &scan->chunk_len, &err))
+		armdb_report_storage_error(ERROR, &err);
+	scan->chunk_off = from;
+	if (scan->pos + need > scan->chunk_off + scan->chunk_len)
+		return NULL;
+	return scan->chunk.data + (scan->pos - scan->chunk_off);
+}
+
+bool
+armdb_scan_getnextslot(TableScanDesc sscan, ScanDirection direction,
+					   TupleTableSlot *slot)
+{
+	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
+	Relation	rel = sscan->rs_rd;
+
+	if (ScanDirectionIsBackward(direction))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("armdb tables do not support backward scans"),
+				 errhint("Declare the cursor without SCROLL, or use a heap table.")));
+
+	for (;;)
+	{
+		ArmdbEntryHeader hdr;
+		ArmdbParseResult res;
+		ArmdbVersion v;
+		char	   *p;
+		uint64		entry_len;
+
+		CHECK_FOR_INTERRUPTS();
+
+		if (!scan->in_shard)
+		{
+			if (!next_shard(scan))
+			{
+				ExecClearTuple(slot);
+				return false;
+			}
+			scan->in_shard = start_shard(scan);
+			continue;
+		}
+		if (scan->file_id == 0 || scan->pos >= scan->file_end)
+		{
+			if (!next_file(scan))
+				scan->in_shard = false;
+			continue;
+		}
+
+		p = chunk_bytes(scan, Min(ARMDB_ENTRY_HEADER_SIZE, scan->file_end - scan->pos));
+		res = p == NULL ? ARMDB_PARSE_SHORT :
+			armdb_entry_parse(p, Min(scan->chunk_off + scan->chunk_len,
+									 scan->file_end) - scan->pos, &hdr);
+		if (res == ARMDB_PARSE_SHORT && p != NULL &&
+			scan->file_end - scan->pos >= ARMDB_ENTRY_HEADER_SIZE &&
+			!(hdr.value_len > ARMDB_MAX_VALUE_LEN))
+		{
+			entry_len = armdb_entry_size(hdr.value_len);
+			if (scan->pos + entry_len <= scan->file_end &&
+				(p = chunk_bytes(scan, entry_len)) != NULL)
+				res = armdb_entry_parse(p, entry_len, &hdr);
+		}
+		if (res == ARMDB_PARSE_ZERO ||
+			(res == ARMDB_PARSE_SHORT && scan->file_id != scan->last_file_id &&
+			 scan->file_end - scan->pos < ARMDB_BLOCK_SIZE))
+		{
+			/* zero padding at the end of an older file */
+			scan->pos = scan->file_end;
+			continue;
+		}
+		if (res != ARMDB_PARSE_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("armdb: entry at offset %llu of data file %06u in \"%s\" is corrupted",
+							(unsigned long long) scan->pos, scan->file_id,
+							scan->files->dir)));
+
+		entry_len = armdb_entry_size(hdr.value_len);
+		if (!armdb_gsn_is_tombstone(hdr.gsn) &&
+			version_visible(scan->kd, hdr.slot, sscan->rs_snapshot, &v) &&
+			v.file_id == scan->file_id && v.offset == scan->pos)
+		{
+			char	   *buf = tuple_buffer(scan, hdr.value_len);
+
+			memcpy(buf, p + ARMDB_ENTRY_HEADER_SIZE, hdr.value_len);
+			fill_tuple(&scan->tuple, rel, hdr.slot, buf, hdr.value_len, &v);
+			scan->pos += entry_len;
+			pgstat_count_heap_getnext(rel);
+			ExecStoreHeapTuple(&scan->tuple, slot, false);
+			return true;
+		}
+		scan->pos += entry_len;
+	}
+}
+
+/* ----------------
+ * Parallel scans: shards are the unit of work
+ * ----------------
+ */
+Size
+armdb_parallelscan_estimate(Relation rel)
+{
+	return sizeof(ArmdbParallelScanDescData);
+}
+
+Size
+armdb_parallelscan_initialize(Relation rel, ParallelTableScanDesc pscan)
+{
+	ArmdbParallelScanDescData *ppscan = (ArmdbParallelScanDescData *) pscan;
+
+	ppscan->base.phs_relid = RelationGetRelid(rel);
+	ppscan->base.phs_syncscan = false;
+	pg_atomic_init_u32(&ppscan->next_shard, 0);
+	return sizeof(ArmdbParallelScanDescData);
+}
+
+void
+armdb_parallelscan_reinitialize(Relation rel, ParallelTableScanDesc pscan)
+{
+	ArmdbParallelScanDescData *ppscan = (ArmdbParallelScanDescData *) pscan;
+
+	pg_atomic_write_u32(&ppscan->next_shard, 0);
+}
+
+/* ----------------
+ * Single versions by TID
+ * ----------------
+ */
+static bool
+tid_slot(ArmdbRelKeydir *kd, ItemPointer tid, uint64 *slot)
+{
+	OffsetNumber off = ItemPointerGetOffsetNumberNoCheck(tid);
+
+	if (off < 1 || off > ARMDB_SLOTS_PER_PAGE)
+		return false;
+	*slot = armdb_tid_to_slot(tid);
+	return *slot / ARMDB_SLOTS_PER_PAGE < pg_atomic_read_u64(&kd->npages);
+}
+
+bool
+armdb_fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot,
+						TupleTableSlot *slot)
+{
+	ArmdbRelKeydir *kd = armdb_rel_keydir(rel);
+	ArmdbVersion v;
+	uint64		slotno;
+	char	   *buf;
+	HeapTuple	tuple;
+
+	if (!tid_slot(kd, tid, &slotno) ||
+		!version_visible(kd, slotno, snapshot, &v))
+		return false;
+
+	/* the slot owns the tuple: one palloc'd block, header and image */
+	buf = palloc(HEAPTUPLESIZE + v.len);
+	tuple = (HeapTuple) buf;
+	read_version(kd, slotno, &v, buf + HEAPTUPLESIZE);
+	memmove(buf + HEAPTUPLESIZE, buf + HEAPTUPLESIZE + ARMDB_ENTRY_HEADER_SIZE,
+			v.len - ARMDB_ENTRY_HEADER_SIZE);
+	fill_tuple(tuple, rel, slotno, buf + HEAPTUPLESIZE,
+			   v.len - ARMDB_ENTRY_HEADER_SIZE, &v);
+	ExecStoreHeapTuple(tuple, slot, true);
+	return true;
+}
+
+bool
+armdb_tuple_tid_valid(TableScanDesc scan, ItemPointer tid)
+{
+	uint64		slot;
+
+	return tid_slot(armdb_rel_keydir(scan->rs_rd), tid, &slot);
+}
+
+/*
+ * Versions are never replaced by newer ones yet (no UPDATE), so the latest
+ * version of a TID is itself.
+ */
+void
+armdb_get_latest_tid(TableScanDesc scan, ItemPointer tid)
+{
+}
+
+bool
+armdb_tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot,
+							   Snapshot snapshot)
+{
+	ArmdbRelKeydir *kd = armdb_rel_keydir(rel);
+	ArmdbVersion v;
+	uint64		slotno;
+
+	if (!tid_slot(kd, &slot->tts_tid, &slotno))
+		return false;
+	return version_visible(kd, slotno, snapshot, &v);
+}
+
+/* ----------------
+ * ANALYZE: virtual pages are the blocks it samples
+ * ----------------
+ */
+bool
+armdb_scan_analyze_next_block(TableScanDesc sscan, BlockNumber blockno,
+							  BufferAccessStrategy bstrategy)
+{
+	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
+
+	scan->cblock = blockno;
+	scan->coffset = 0;
+	return true;
+}
+
+bool
+armdb_scan_analyze_next_tuple(TableScanDesc sscan, TransactionId OldestXmin,
+							  double *liverows, double *deadrows,
+							  TupleTableSlot *slot)
+{
+	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
+	ArmdbPage  *page = armdb_keydir_page(scan->kd, scan->cblock);
+
+	if (page == NULL)
+		return false;
+
+	while (scan->coffset < ARMDB_SLOTS_PER_PAGE)
+	{
+		int			i = scan->coffset++;
+		uint64		slotno = (uint64) scan->cblock * ARMDB_SLOTS_PER_PAGE + i;
+		ArmdbVersion v;
+		bool		sample_it = false;
+
+		LWLockAcquire(&page->lock, LW_SHARED);
+		v = page->v[i];
+		if (v.file_id == 0)
+		{
+			LWLockRelease(&page->lock);
+			continue;
+		}
+
+		/* as heapam_scan_analyze_next_tuple() counts */
+		switch (armdb_version_satisfies_vacuum(&page->v[i], OldestXmin))
+		{
+			case HEAPTUPLE_LIVE:
+				sample_it = true;
+				*liverows += 1;
+				break;
+			case HEAPTUPLE_DEAD:
+			case HEAPTUPLE_RECENTLY_DEAD:
+				*deadrows += 1;
+				break;
+			case HEAPTUPLE_INSERT_IN_PROGRESS:
+				if (TransactionIdIsCurrentTransactionId(v.xmin))
+				{
+					sample_it = true;
+					*liverows += 1;
+				}
+				break;
+			case HEAPTUPLE_DELETE_IN_PROGRESS:
+				if (TransactionIdIsCurrentTransactionId(v.xmax))
+					*deadrows += 1;
+				else
+				{
+					sample_it = true;
+					*liverows += 1;
+				}
+				break;
+		}
+		v = page->v[i];
+		LWLockRelease(&page->lock);
+
+		if (sample_it)
+		{
+			store_version(scan, sscan->rs_rd, scan->kd, slotno, &v, slot);
+			return true;
+		}
+	}
+	ExecClearTuple(slot);
+	return false;
+}
+
+/* ----------------
+ * TABLESAMPLE, over virtual pages (as heapam_scan_sample_next_*)
+ * ----------------
+ */
+bool
+armdb_scan_sample_next_block(TableScanDesc sscan, SampleScanState *scanstate)
+{
+	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
+	TsmRoutine *tsm = scanstate->tsmroutine;
+	BlockNumber blockno;
+
+	if (scan->cblock == InvalidBlockNumber && scan->nblocks == 0)
+		scan->nblocks = (BlockNumber) pg_atomic_read_u64(&scan->kd->npages);
+	if (scan->nblocks == 0)
+		return false;
+
+	if (tsm->NextSampleBlock)
+		blockno = tsm->NextSampleBlock(scanstate, scan->nblocks);
+	else if (scan->cblock == InvalidBlockNumber)
+		blockno = scan->startblock = 0;
+	else
+	{
+		blockno = scan->cblock + 1;
+		if (blockno >= scan->nblocks)
+			blockno = InvalidBlockNumber;
+	}
+	scan->cblock = blockno;
+	if (!BlockNumberIsValid(blockno))
+	{
+		scan->nblocks = 0;
+		return false;
+	}
+	return true;
+}
+
+bool
+armdb_scan_sample_next_tuple(TableScanDesc sscan, SampleScanState *scanstate,
+							 TupleTableSlot *slot)
+{
+	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
+	TsmRoutine *tsm = scanstate->tsmroutine;
+
+	for (;;)
+	{
+		OffsetNumber off;
+		uint64		slotno;
+		ArmdbVersion v;
+
+		CHECK_FOR_INTERRUPTS();
+		off = tsm->NextSampleTuple(scanstate, scan->cblock, ARMDB_SLOTS_PER_PAGE);
+		if (!OffsetNumberIsValid(off))
+		{
+			ExecClearTuple(slot);
+			return false;
+		}
+		slotno = (uint64) scan->cblock * ARMDB_SLOTS_PER_PAGE + off - 1;
+		if (version_visible(scan->kd, slotno, sscan->rs_snapshot, &v))
+		{
+			store_version(scan, sscan->rs_rd, scan->kd, slotno, &v, slot);
+			pgstat_count_heap_getnext(sscan->rs_rd);
+			return true;
+		}
+	}
+}

@@ -1,0 +1,246 @@
+/*-------------------------------------------------------------------------
+ *
+ * armdb_xact.c
+ *	  What armdb does at transaction boundaries.
+ *
+ * Pre-commit: make every entry this transaction appended durable before
+ * the commit record can be (design §4, atomicity invariant).  Each shard
+ * the transaction wrote is flushed up to its last entry; committers of one
+ * shard share fdatasync calls (group commit): one of them, holding the
+ * shard's flush lock, writes out everything buffered and syncs, and the
+ * others find their entries already durable when they get the lock.  This
+ * happens whatever synchronous_commit says: the WAL writer may flush the
+ * commit record at any moment, so deferring our flush would let a crash
+ * keep a commit whose rows are lost.
+ *
+ * Commit and abort: PostgreSQL 15 does not tell a table access method when
+ * storage is dropped (design §8), so the pending deletes of the ending
+ * (sub)transaction say which armdb directories and keydirs to remove:
+ * dropped ones at commit, created ones at abort.
+ *
+ * PREPARE TRANSACTION is refused when armdb storage was written, created or
+ * dropped: the prepared transaction's fate would be decided by a backend
+ * that knows nothing of its armdb entries.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/storage.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "utils/memutils.h"
+
+#include "am/armdb_am.h"
+#include "armdb.h"
+#include "keydir/relstorage.h"
+
+typedef struct PendingWrite
+{
+	ArmdbRelKey key;
+	uint64		generation;
+	uint32		shard;
+	ArmdbPos	pos;			/* flush up to here at commit */
+} PendingWrite;
+
+static PendingWrite *pending = NULL;
+static int	npending = 0;
+static int	maxpending = 0;
+
+void
+armdb_xact_note_write(ArmdbRelKeydir *kd, uint32 shard, ArmdbPos pos)
+{
+	for (int i = 0; i < npending; i++)
+	{
+		if (pending[i].generation == kd->generation && pending[i].shard == shard)
+		{
+			pending[i].pos = Max(pending[i].pos, pos);
+			return;
+		}
+	}
+	if (npending == maxpending)
+	{
+		maxpending = Max(16, maxpending * 2);
+		pending = pending == NULL ?
+			MemoryContextAlloc(TopMemoryContext, sizeof(PendingWrite) * maxpending) :
+			repalloc(pending, sizeof(PendingWrite) * maxpending);
+	}
+	pending[npending].key = kd->key;
+	pending[npending].generation = kd->generation;
+	pending[npending].shard = shard;
+	pending[npending].pos = pos;
+	npending++;
+}
+
+/*
+ * Make everything of the shard before upto durable, sharing the work with
+ * concurrent committers.
+ */
+void
+armdb_flush_shard(ArmdbRelKeydir *kd, uint32 shard, ArmdbPos upto)
+{
+	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+	ArmdbShardFiles *files = armdb_keydir_shard_files(kd, shard);
+	ArmdbPos	reached;
+	ArmdbError	err;
+	bool		done;
+
+	LWLockAcquire(&rt->lock, LW_SHARED);
+	done = rt->st.flushed >= upto;
+	LWLockRelease(&rt->lock);
+	if (done)
+		return;
+
+	/* one flusher at a time; whoever waited here may find its work done */
+	LWLockAcquire(&rt->flush_lock, LW_EXCLUSIVE);
+	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+	if (rt->st.flushed >= upto)
+	{
+		LWLockRelease(&rt->lock);
+		LWLockRelease(&rt->flush_lock);
+		return;
+	}
+	if (!armdb_shard_write_out(&rt->st, files, &reached, &err))
+		armdb_report_storage_error(ERROR, &err);
+	LWLockRelease(&rt->lock);
+
+	/* appends go on while we sync */
+	if (!armdb_shard_sync(&rt->st, files, reached, &err))
+	{
+		/*
+		 * As PostgreSQL does for its own files (data_sync_retry): after a
+		 * failed fsync the kernel may have dropped the data, so only crash
+		 * recovery from what is on disk can be trusted.
+		 */
+		armdb_report_storage_error(data_sync_elevel(ERROR), &err);
+	}
+
+	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+	armdb_shard_note_flushed(&rt->st, reached);
+	LWLockRelease(&rt->lock);
+	LWLockRelease(&rt->flush_lock);
+}
+
+void
+armdb_flush_all_shards(ArmdbRelKeydir *kd)
+{
+	for (uint32 shard = 0; shard < kd->nshards; shard++)
+	{
+		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+		ArmdbPos	end;
+
+		LWLockAcquire(&rt->lock, LW_SHARED);
+		end = rt->st.active_file_id == 0 ? 0 : armdb_shard_end(&rt->st);
+		LWLockRelease(&rt->lock);
+		if (end != 0)
+			armdb_flush_shard(kd, shard, end);
+	}
+}
+
+static void
+flush_pending_writes(void)
+{
+	for (int i = 0; i < npending; i++)
+	{
+		ArmdbRelKeydir *kd = armdb_keydir_find(&pending[i].key,
+											   pending[i].generation);
+
+		/* gone: dropped in this transaction, its entries need no flush */
+		if (kd != NULL)
+			armdb_flush_shard(kd, pending[i].shard, pending[i].pos);
+	}
+	npending = 0;
+}
+
+/* Remove the armdb storage among the pending deletes of forCommit. */
+static void
+remove_pending_deletes(bool forCommit)
+{
+	RelFileNode *rels;
+	int			nrels = smgrGetPendingDeletes(forCommit, &rels);
+
+	for (int i = 0; i < nrels; i++)
+	{
+		RelFileNodeBackend rnode;
+
+		rnode.node = rels[i];
+		rnode.backend = InvalidBackendId;
+		if (!armdb_rel_storage_exists(rnode))
+			continue;
+		armdb_keydir_drop(rnode);
+		/* the transaction's outcome is decided: failures are warnings */
+		armdb_rel_storage_remove(rnode, WARNING);
+	}
+	if (nrels > 0)
+		pfree(rels);
+}
+
+static bool
+pending_deletes_touch_armdb(bool forCommit)
+{
+	RelFileNode *rels;
+	int			nrels = smgrGetPendingDeletes(forCommit, &rels);
+	bool		found = false;
+
+	for (int i = 0; i < nrels && !found; i++)
+	{
+		RelFileNodeBackend rnode;
+
+		rnode.node = rels[i];
+		rnode.backend = InvalidBackendId;
+		found = armdb_rel_storage_exists(rnode);
+	}
+	if (nrels > 0)
+		pfree(rels);
+	return found;
+}
+
+static void
+armdb_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+			flush_pending_writes();
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (npending > 0 || pending_deletes_touch_armdb(true) ||
+				pending_deletes_touch_armdb(false))
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that has written, created or dropped armdb tables"),
+						 errhint("Commit the transaction instead, or keep armdb changes out of two-phase transactions.")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			npending = 0;
+			remove_pending_deletes(true);
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			npending = 0;
+			remove_pending_deletes(false);
+			break;
+		case XACT_EVENT_PREPARE:
+			npending = 0;
+			break;
+	}
+}
+
+static void
+armdb_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	/* storage created in the aborted subtransaction goes with it */
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		remove_pending_deletes(false);
+}
+
+void
+armdb_xact_init(void)
+{
+	RegisterXactCallback(armdb_xact_callback, NULL);
+	RegisterSubXactCallback(armdb_subxact_callback, NULL);
+}

@@ -1,0 +1,582 @@
+/*-------------------------------------------------------------------------
+ *
+ * keydir.c
+ *	  The shared key directory of armdb relations (see keydir.h).
+ *
+ * A relation's keydir is created empty on first use and then loaded from
+ * its shard directories: every entry whose transaction committed (or is
+ * still running) becomes the version record of its slot; entries of
+ * aborted transactions are skipped, but their slots are never handed out
+ * again (design §2: after a restart every non-live slot counts as not yet
+ * index-vacuumed).
+ *
+ * All memory comes from the in-place DSA area capped at armdb.memory.  When
+ * it is full, the operation that needed memory fails with an ERROR naming
+ * the setting, and nothing already stored is affected.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/transam.h"
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/procarray.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#include "armdb.h"
+#include "keydir/keydir.h"
+#include "keydir/relstorage.h"
+#include "storage/recovery.h"
+
+static dshash_table *keydir_hash = NULL;
+
+static const dshash_parameters keydir_hash_params = {
+	sizeof(ArmdbRelKey),
+	sizeof(ArmdbRelKeydir),
+	dshash_memcmp,
+	dshash_memhash,
+	0							/* tranche id, set at run time */
+};
+
+/* Backend-local descriptors of shard files, per (keydir generation, shard). */
+typedef struct ShardFilesKey
+{
+	uint64		generation;
+	uint32		shard;
+	uint32		pad;
+} ShardFilesKey;
+
+typedef struct ShardFilesEntry
+{
+	ShardFilesKey key;
+	ArmdbShardFiles files;
+} ShardFilesEntry;
+
+static HTAB *shard_files_cache = NULL;
+
+static void forget_shard_files(ArmdbRelKeydir *kd);
+static void free_keydir_memory(ArmdbRelKeydir *kd);
+
+void
+armdb_keydir_report_full(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("armdb key directory is full"),
+			 errdetail("No memory was left for %s.", what),
+			 errhint("Increase armdb.memory (currently %d MB) and restart the server.",
+					 armdb_memory_mb)));
+}
+
+static void *
+keydir_alloc(dsa_pointer *dp, Size size, const char *what)
+{
+	*dp = dsa_allocate_extended(armdb_keydir_area(), size,
+								DSA_ALLOC_NO_OOM | DSA_ALLOC_ZERO |
+								(size > MaxAllocSize ? DSA_ALLOC_HUGE : 0));
+	if (!DsaPointerIsValid(*dp))
+		armdb_keydir_report_full(what);
+	return dsa_get_address(armdb_keydir_area(), *dp);
+}
+
+/*
+ * Create the relation hash in the postmaster, inside the in-place area, the
+ * way pgstat does for its own.
+ */
+void
+armdb_keydir_shmem_init(dsa_area *area)
+{
+	dshash_table *hash;
+	dshash_parameters params = keydir_hash_params;
+
+	params.tranche_id = armdb_shared->keydir_tranche_id;
+	hash = dshash_create(area, &params, NULL);
+	armdb_shared->keydir_hash = dshash_get_hash_table_handle(hash);
+	dshash_detach(hash);
+}
+
+static dshash_table *
+keydir_table(void)
+{
+	if (keydir_hash == NULL)
+	{
+		dshash_parameters params = keydir_hash_params;
+		MemoryContext oldcontext = MemoryContextSwitchTo(TopMemoryContext);
+
+		params.tranche_id = armdb_shared->keydir_tranche_id;
+		keydir_hash = dshash_attach(armdb_keydir_area(), &params,
+									armdb_shared->keydir_hash, NULL);
+		MemoryContextSwitchTo(oldcontext);
+	}
+	return keydir_hash;
+}
+
+void
+armdb_rel_key(ArmdbRelKey *key, RelFileNodeBackend rnode)
+{
+	memset(key, 0, sizeof(*key));
+	key->dbNode = rnode.node.dbNode;
+	key->relNode = rnode.node.relNode;
+	key->backend = rnode.backend;
+}
+
+ArmdbShardRt *
+armdb_keydir_shard(ArmdbRelKeydir *kd, uint32 shard)
+{
+	Assert(shard < kd->nshards);
+	return ((ArmdbShardRt *) dsa_get_address(armdb_keydir_area(), kd->shards)) + shard;
+}
+
+/* ----------------
+ * Virtual pages
+ * ----------------
+ *
+ * Page pointers only ever go from invalid to valid (under kd->lock), and a
+ * page is initialised before its pointer is published, so readers need no
+ * lock to find a page: a barrier pairs with the writer's.
+ */
+ArmdbPage *
+armdb_keydir_page(ArmdbRelKeydir *kd, uint64 pageno)
+{
+	dsa_area   *area = armdb_keydir_area();
+	dsa_pointer *chunks;
+	dsa_pointer *chunk;
+	dsa_pointer page_dp;
+
+	if (pageno >= (uint64) ARMDB_PAGES_PER_CHUNK * ARMDB_MAX_CHUNKS)
+		return NULL;
+	chunks = dsa_get_address(area, kd->chunks);
+	if (!DsaPointerIsValid(chunks[pageno / ARMDB_PAGES_PER_CHUNK]))
+		return NULL;
+	pg_read_barrier();
+	chunk = dsa_get_address(area, chunks[pageno / ARMDB_PAGES_PER_CHUNK]);
+	page_dp = chunk[pageno % ARMDB_PAGES_PER_CHUNK];
+	if (!DsaPointerIsValid(page_dp))
+		return NULL;
+	pg_read_barrier();
+	return dsa_get_address(area, page_dp);
+}
+
+static ArmdbPage *
+page_for_slot(ArmdbRelKeydir *kd, uint64 slot, bool have_lock)
+{
+	uint64		pageno = slot / ARMDB_SLOTS_PER_PAGE;
+	ArmdbPage  *page = armdb_keydir_page(kd, pageno);
+	dsa_pointer *chunks;
+	dsa_pointer *chunk;
+
+	if (page != NULL)
+		return page;
+	if (slot >= ARMDB_MAX_SLOTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("armdb table has used all of its %llu row slots",
+						(unsigned long long) ARMDB_MAX_SLOTS),
+				 errhint("VACUUM FULL the table to renumber its rows.")));
+
+	if (!have_lock)
+		LWLockAcquire(&kd->lock, LW_EXCLUSIVE);
+	chunks = dsa_get_address(armdb_keydir_area(), kd->chunks);
+	if (!DsaPointerIsValid(chunks[pageno / ARMDB_PAGES_PER_CHUNK]))
+	{
+		dsa_pointer dp;
+
+		keydir_alloc(&dp, sizeof(dsa_pointer) * ARMDB_PAGES_PER_CHUNK,
+					 "a page directory chunk");
+		/* DSA_ALLOC_ZERO: every entry is InvalidDsaPointer (0) */
+		pg_write_barrier();
+		chunks[pageno / ARMDB_PAGES_PER_CHUNK] = dp;
+	}
+	chunk = dsa_get_address(armdb_keydir_area(),
+							chunks[pageno / ARMDB_PAGES_PER_CHUNK]);
+	if (!DsaPointerIsValid(chunk[pageno % ARMDB_PAGES_PER_CHUNK]))
+	{
+		dsa_pointer dp;
+
+		page = keydir_alloc(&dp, sizeof(ArmdbPage), "a page of row versions");
+		LWLockInitialize(&page->lock, armdb_shared->keydir_tranche_id);
+		pg_write_barrier();
+		chunk[pageno % ARMDB_PAGES_PER_CHUNK] = dp;
+	}
+	/* npages only grows */
+	while (pg_atomic_read_u64(&kd->npages) <= pageno)
+	{
+		uint64		old = pg_atomic_read_u64(&kd->npages);
+
+		if (old <= pageno)
+			pg_atomic_compare_exchange_u64(&kd->npages, &old, pageno + 1);
+	}
+	if (!have_lock)
+		LWLockRelease(&kd->lock);
+	return armdb_keydir_page(kd, pageno);
+}
+
+ArmdbPage *
+armdb_keydir_page_for_slot(ArmdbRelKeydir *kd, uint64 slot)
+{
+	return page_for_slot(kd, slot, false);
+}
+
+void
+armdb_keydir_shard_buffer(ArmdbRelKeydir *kd, ArmdbShardRt *rt)
+{
+	char	   *raw;
+	/* a whole number of O_DIRECT blocks */
+	uint32		size = (uint32) TYPEALIGN_DOWN(ARMDB_BLOCK_SIZE,
+											   armdb_write_buffer_size_kb * 1024);
+
+	if (rt->st.buf != NULL)
+		return;
+	/* over-allocate to align: O_DIRECT writes straight from this buffer */
+	raw = keydir_alloc(&rt->buf_dp, size + ARMDB_BLOCK_SIZE,
+					   "a shard write buffer");
+	rt->st.buf = (char *) TYPEALIGN(ARMDB_BLOCK_SIZE, raw);
+	rt->st.buf_size = size;
+}
+
+/* ----------------
+ * Backend-local shard files
+ * ----------------
+ */
+ArmdbShardFiles *
+armdb_keydir_shard_files(ArmdbRelKeydir *kd, uint32 shard)
+{
+	ShardFilesKey key;
+	ShardFilesEntry *entry;
+	bool		found;
+
+	if (shard_files_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(ShardFilesKey);
+		ctl.entrysize = sizeof(ShardFilesEntry);
+		ctl.hcxt = TopMemoryContext;
+		shard_files_cache = hash_create("armdb shard files", 64, &ctl,
+										HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	memset(&key, 0, sizeof(key));
+	key.generation = kd->generation;
+	key.shard = shard;
+	entry = hash_search(shard_files_cache, &key, HASH_ENTER, &found);
+	if (!found)
+	{
+		char		dir[MAXPGPATH];
+		RelFileNodeBackend rnode;
+
+		rnode.node.spcNode = InvalidOid;
+		rnode.node.dbNode = kd->key.dbNode;
+		rnode.node.relNode = kd->key.relNode;
+		rnode.backend = kd->key.backend;
+		armdb_shard_dir_path(dir, rnode, shard);
+		armdb_shard_files_init(&entry->files, dir, armdb_backend_io(),
+							   armdb_direct_io);
+	}
+	entry->files.io = armdb_backend_io();
+	return &entry->files;
+}
+
+/* Close this backend's descriptors of a keydir's files. */
+static void
+forget_shard_files(ArmdbRelKeydir *kd)
+{
+	if (shard_files_cache == NULL)
+		return;
+	for (uint32 shard = 0; shard < kd->nshards; shard++)
+	{
+		ShardFilesKey key;
+		ShardFilesEntry *entry;
+
+		memset(&key, 0, sizeof(key));
+		key.generation = kd->generation;
+		key.shard = shard;
+		entry = hash_search(shard_files_cache, &key, HASH_FIND, NULL);
+		if (entry != NULL)
+		{
+			armdb_shard_files_close(&entry->files);
+			hash_search(shard_files_cache, &key, HASH_REMOVE, NULL);
+		}
+	}
+}
+
+/* ----------------
+ * Loading a relation's keydir from its files
+ * ----------------
+ */
+typedef struct LoadState
+{
+	ArmdbRelKeydir *kd;
+	uint32		shard;
+	uint64		max_seq;		/* highest slot sequence seen, + 1 */
+	uint64		entries;
+	uint64		live;
+} LoadState;
+
+/*
+ * What became of the transaction that wrote an entry?  Entries older than
+ * the relation's relfrozenxid never need asking (design §4): armdb does not
+ * advance relfrozenxid past anything its files still depend on.
+ */
+static bool
+entry_counts(TransactionId xid, bool *in_progress)
+{
+	*in_progress = false;
+	if (!TransactionIdIsNormal(xid))
+		return xid == FrozenTransactionId;
+	if (TransactionIdIsCurrentTransactionId(xid) || TransactionIdIsInProgress(xid))
+	{
+		*in_progress = true;
+		return true;
+	}
+	return TransactionIdDidCommit(xid);
+}
+
+static bool
+load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
+{
+	LoadState  *ls = arg;
+	ArmdbRelKeydir *kd = ls->kd;
+	uint64		seq;
+	ArmdbPage  *page;
+	ArmdbVersion *v;
+	bool		in_progress;
+	TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64(e->xid));
+
+	if (e->slot >= ARMDB_MAX_SLOTS || e->slot % kd->nshards != ls->shard)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "entry at offset %u of data file %06u has slot %llu, which does not belong to shard %u",
+						   e->offset, e->file_id,
+						   (unsigned long long) e->slot, ls->shard);
+	seq = e->slot / kd->nshards;
+	ls->max_seq = Max(ls->max_seq, seq + 1);
+	ls->entries++;
+
+	if (!entry_counts(xid, &in_progress))
+		return true;			/* aborted: as if never written */
+
+	page = page_for_slot(kd, e->slot, true);	/* loader holds kd->lock */
+	v = &page->v[e->slot % ARMDB_SLOTS_PER_PAGE];
+	if (armdb_gsn_is_tombstone(e->gsn))
+	{
+		/* the slot's row was deleted: the next increment's DELETE */
+		if (v->file_id != 0)
+			ls->live--;
+		memset(v, 0, sizeof(*v));
+		return true;
+	}
+	if (v->file_id == 0)
+		ls->live++;
+	v->file_id = e->file_id;
+	v->offset = e->offset;
+	v->len = e->len;
+	v->xmin = xid;
+	v->xmax = InvalidTransactionId;
+	v->cid = FirstCommandId;
+	v->infomask = HEAP_XMAX_INVALID | (in_progress ? 0 : HEAP_XMIN_COMMITTED);
+	v->infomask2 = 0;
+	v->ctid = e->slot;
+	return true;
+}
+
+static void
+load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
+{
+	dsa_pointer *chunks PG_USED_FOR_ASSERTS_ONLY;
+	uint64		max_gsn = 0;
+	uint64		live = 0;
+
+	kd->nshards = armdb_rel_storage_read_meta(rnode);
+	keydir_alloc(&kd->shards, sizeof(ArmdbShardRt) * kd->nshards,
+				 "shard states");
+	chunks = keydir_alloc(&kd->chunks, sizeof(dsa_pointer) * ARMDB_MAX_CHUNKS,
+						  "a page directory");
+
+	for (uint32 shard = 0; shard < kd->nshards; shard++)
+	{
+		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+		ArmdbShardFiles *files = armdb_keydir_shard_files(kd, shard);
+		ArmdbRecoveryReport report;
+		LoadState	ls = {kd, shard, 0, 0, 0};
+		ArmdbError	err;
+
+		LWLockInitialize(&rt->lock, armdb_shared->keydir_tranche_id);
+		LWLockInitialize(&rt->flush_lock, armdb_shared->keydir_tranche_id);
+		memset(&rt->st, 0, sizeof(rt->st));
+		rt->st.shard_no = shard;
+		rt->st.max_file_size = (uint32) Min((uint64) armdb_max_file_size_kb * 1024,
+											ARMDB_MAX_FILE_SIZE);
+
+		if (!armdb_recover_shard(armdb_backend_io(), files->dir,
+								 armdb_direct_io, true, load_entry, &ls,
+								 &report, &err))
+			armdb_report_storage_error(ERROR, &err);
+		if (report.torn_tail)
+			ereport(LOG,
+					(errmsg("armdb: cut a torn tail of %llu bytes from data file %06u in \"%s\"",
+							(unsigned long long) report.truncated_bytes,
+							report.last_file_id, files->dir)));
+		if (report.bad_hints > 0)
+			ereport(LOG,
+					(errmsg("armdb: ignored %u damaged hint files in \"%s\", first \"%s\"; the data files were scanned instead",
+							report.bad_hints, files->dir,
+							report.first_bad_hint)));
+		rt->next_seq = ls.max_seq;
+		max_gsn = Max(max_gsn, report.max_gsn);
+		live += ls.live;
+		if (report.last_file_id != 0)
+		{
+			armdb_keydir_shard_buffer(kd, rt);
+			armdb_shard_state_init(&rt->st, shard, rt->st.buf, rt->st.buf_size,
+								   rt->st.max_file_size);
+			if (!armdb_shard_open(&rt->st, files, report.last_file_id,
+								  report.end_offset, &err))
+				armdb_report_storage_error(ERROR, &err);
+		}
+	}
+	pg_atomic_write_u64(&kd->next_gsn, max_gsn + 1);
+	pg_atomic_write_u64(&kd->nversions, live);
+}
+
+ArmdbRelKeydir *
+armdb_keydir_get(RelFileNodeBackend rnode)
+{
+	ArmdbRelKey key;
+	ArmdbRelKeydir *kd;
+	bool		found;
+
+	armdb_rel_key(&key, rnode);
+	kd = dshash_find_or_insert(keydir_table(), &key, &found);
+	if (!found)
+	{
+		kd->generation = pg_atomic_fetch_add_u64(&armdb_shared->next_generation, 1);
+		kd->nshards = 0;
+		kd->loaded = false;
+		LWLockInitialize(&kd->lock, armdb_shared->keydir_tranche_id);
+		pg_atomic_init_u64(&kd->next_gsn, 1);
+		pg_atomic_init_u64(&kd->npages, 0);
+		pg_atomic_init_u64(&kd->nversions, 0);
+		kd->shards = InvalidDsaPointer;
+		kd->chunks = InvalidDsaPointer;
+	}
+	dshash_release_lock(keydir_table(), kd);
+
+	if (!kd->loaded)
+	{
+		LWLockAcquire(&kd->lock, LW_EXCLUSIVE);
+		if (!kd->loaded)
+		{
+			PG_TRY();
+			{
+				load_keydir(kd, rnode);
+			}
+			PG_CATCH();
+			{
+				/*
+				 * Leave nothing half-loaded behind, but keep the entry:
+				 * others may be waiting for its lock.  The next use starts
+				 * over (and most likely reports the same problem).
+				 */
+				forget_shard_files(kd);
+				free_keydir_memory(kd);
+				LWLockRelease(&kd->lock);
+				PG_RE_THROW();
+			}
+			PG_END_TRY();
+			kd->loaded = true;
+		}
+		LWLockRelease(&kd->lock);
+	}
+	return kd;
+}
+
+ArmdbRelKeydir *
+armdb_keydir_find(const ArmdbRelKey *key, uint64 generation)
+{
+	ArmdbRelKeydir *kd = dshash_find(keydir_table(), key, false);
+
+	if (kd == NULL)
+		return NULL;
+	dshash_release_lock(keydir_table(), kd);
+	if (kd->generation != generation || !kd->loaded)
+		return NULL;
+	return kd;
+}
+
+static void
+free_keydir_memory(ArmdbRelKeydir *kd)
+{
+	dsa_area   *area = armdb_keydir_area();
+
+	pg_atomic_write_u64(&kd->npages, 0);
+	if (DsaPointerIsValid(kd->chunks))
+	{
+		dsa_pointer *chunks = dsa_get_address(area, kd->chunks);
+
+		for (int c = 0; c < ARMDB_MAX_CHUNKS; c++)
+		{
+			dsa_pointer *chunk;
+
+			if (!DsaPointerIsValid(chunks[c]))
+				continue;
+			chunk = dsa_get_address(area, chunks[c]);
+			for (int p = 0; p < ARMDB_PAGES_PER_CHUNK; p++)
+				if (DsaPointerIsValid(chunk[p]))
+					dsa_free(area, chunk[p]);
+			dsa_free(area, chunks[c]);
+		}
+		dsa_free(area, kd->chunks);
+	}
+	if (DsaPointerIsValid(kd->shards))
+	{
+		for (uint32 shard = 0; shard < kd->nshards; shard++)
+		{
+			ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+
+			if (DsaPointerIsValid(rt->buf_dp))
+				dsa_free(area, rt->buf_dp);
+		}
+		dsa_free(area, kd->shards);
+	}
+	kd->chunks = InvalidDsaPointer;
+	kd->shards = InvalidDsaPointer;
+	kd->nshards = 0;
+	kd->loaded = false;
+}
+
+void
+armdb_keydir_drop(RelFileNodeBackend rnode)
+{
+	ArmdbRelKey key;
+	ArmdbRelKeydir *kd;
+
+	armdb_rel_key(&key, rnode);
+	kd = dshash_find(keydir_table(), &key, true);
+	if (kd == NULL)
+		return;
+	forget_shard_files(kd);
+	free_keydir_memory(kd);
+	dshash_delete_entry(keydir_table(), kd);
+}
+
+void
+armdb_keydir_drop_backend_temp(void)
+{
+	dshash_seq_status status;
+	ArmdbRelKeydir *kd;
+
+	if (armdb_shared == NULL)
+		return;
+	dshash_seq_init(&status, keydir_table(), true);
+	while ((kd = dshash_seq_next(&status)) != NULL)
+	{
+		if (kd->key.backend != MyBackendId || kd->key.dbNode != MyDatabaseId)
+			continue;
+		forget_shard_files(kd);
+		free_keydir_memory(kd);
+		dshash_delete_current(&status);
+	}
+	dshash_seq_term(&status);
+}

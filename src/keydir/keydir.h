@@ -1,0 +1,164 @@
+/*-------------------------------------------------------------------------
+ *
+ * keydir.h
+ *	  The key directory: for every armdb relation, in shared memory, the
+ *	  version record of every row slot, and the runtime state of its shards.
+ *
+ * A relation's keydir is found through a dshash table keyed by its
+ * RelFileNodeBackend (relfilenode, not relation OID: TRUNCATE and rewrites
+ * give a relation new storage, and a new, empty keydir).  Everything lives
+ * in the in-place DSA area sized by armdb.memory.
+ *
+ * Slots and TIDs (design §2).  A version's slot is its key; its TID is
+ * (slot / ARMDB_SLOTS_PER_PAGE, slot % ARMDB_SLOTS_PER_PAGE + 1).  The 291
+ * slots of one block number form a *virtual page*: an array of version
+ * records with one LWLock, the stand-in for a heap buffer's content lock.
+ * Shard s hands out slots s, s + nshards, s + 2 * nshards, ... so every
+ * entry of a slot lives in one shard.
+ *
+ * Version records mirror the fields of a heap tuple header that concurrency
+ * needs (design §3): xmin, xmax, the command id (cmin/cmax or a combo id),
+ * heap's t_infomask bits and t_infomask2 flag bits, and ctid, the slot of
+ * the newer version.  The row image itself is in the data files.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ARMDB_KEYDIR_H
+#define ARMDB_KEYDIR_H
+
+#include "access/htup_details.h"
+#include "lib/dshash.h"
+#include "port/atomics.h"
+#include "storage/itemptr.h"
+#include "storage/lwlock.h"
+#include "storage/relfilenode.h"
+#include "utils/dsa.h"
+
+#include "storage/shard.h"
+
+/* slots per virtual page: MaxHeapTuplesPerPage, so TIDs stay heap-valid */
+#define ARMDB_SLOTS_PER_PAGE	291
+
+/* virtual pages per directory chunk, and chunks per relation */
+#define ARMDB_PAGES_PER_CHUNK	1024
+#define ARMDB_MAX_CHUNKS		4096
+#define ARMDB_MAX_SLOTS \
+	((uint64) ARMDB_SLOTS_PER_PAGE * ARMDB_PAGES_PER_CHUNK * ARMDB_MAX_CHUNKS)
+
+/*
+ * infomask2 bits of heap that are not flags hold the attribute count there;
+ * a version record has no attribute count, so its low bits are armdb's.
+ */
+#define ARMDB_V2_SPECULATIVE	0x0001	/* speculative insertion; ctid holds
+										 * the token */
+
+typedef struct ArmdbVersion
+{
+	uint32		file_id;		/* 0: the slot holds no version */
+	uint32		offset;			/* entry location in the shard's file */
+	uint32		len;			/* whole entry, header included */
+	TransactionId xmin;
+	TransactionId xmax;			/* deleter, updater, locker, or a MultiXact */
+	CommandId	cid;			/* cmin, cmax, or combo id (HEAP_COMBOCID) */
+	uint16		infomask;		/* heap's t_infomask bits */
+	uint16		infomask2;		/* heap's t_infomask2 flags, ARMDB_V2_* */
+	uint64		ctid;			/* slot of the newer version; own slot if
+								 * none; speculative token if SPECULATIVE */
+} ArmdbVersion;
+
+StaticAssertDecl(sizeof(ArmdbVersion) <= 40, "version record is at most 40 bytes");
+
+typedef struct ArmdbPage
+{
+	LWLock		lock;			/* like a heap buffer's content lock */
+	ArmdbVersion v[ARMDB_SLOTS_PER_PAGE];
+} ArmdbPage;
+
+/* A shard's shared runtime state. */
+typedef struct ArmdbShardRt
+{
+	LWLock		lock;			/* append, write-out, buffered reads */
+	LWLock		flush_lock;		/* elects one fdatasync for a group */
+	uint64		next_seq;		/* next slot is shard + nshards * next_seq */
+	dsa_pointer buf_dp;			/* write buffer, allocated on first append */
+	ArmdbShardState st;
+} ArmdbShardRt;
+
+typedef struct ArmdbRelKey
+{
+	Oid			dbNode;
+	Oid			relNode;
+	int			backend;		/* InvalidBackendId, or a temp table's owner */
+} ArmdbRelKey;
+
+typedef struct ArmdbRelKeydir
+{
+	ArmdbRelKey key;			/* dshash key: must be first */
+	uint64		generation;		/* unique per keydir ever created */
+	uint32		nshards;
+	bool		loaded;			/* recovered from the files */
+	LWLock		lock;			/* loading; allocating page chunks */
+	pg_atomic_uint64 next_gsn;
+	pg_atomic_uint64 npages;	/* virtual pages that may hold versions */
+	pg_atomic_uint64 nversions; /* versions stored (for size estimates) */
+	dsa_pointer shards;			/* ArmdbShardRt[nshards] */
+	dsa_pointer chunks;			/* dsa_pointer[ARMDB_MAX_CHUNKS] -> chunk of
+								 * ARMDB_PAGES_PER_CHUNK page pointers */
+} ArmdbRelKeydir;
+
+/* ----------------
+ * keydir.c
+ * ----------------
+ */
+extern void armdb_keydir_shmem_init(dsa_area *area);
+extern void armdb_rel_key(ArmdbRelKey *key, RelFileNodeBackend rnode);
+
+/*
+ * The keydir of a relation's storage, recovered from its files on first
+ * use.  The caller holds a lock on the relation, which keeps the keydir
+ * from being dropped underneath it.
+ */
+extern ArmdbRelKeydir *armdb_keydir_get(RelFileNodeBackend rnode);
+
+/* The keydir if it exists in shared memory, without loading anything. */
+extern ArmdbRelKeydir *armdb_keydir_find(const ArmdbRelKey *key,
+										 uint64 generation);
+
+/* Forget a keydir (storage dropped or replaced); frees all its memory. */
+extern void armdb_keydir_drop(RelFileNodeBackend rnode);
+
+/* Drop every keydir of temporary relations owned by this backend. */
+extern void armdb_keydir_drop_backend_temp(void);
+
+extern ArmdbShardRt *armdb_keydir_shard(ArmdbRelKeydir *kd, uint32 shard);
+
+/* The virtual page pageno, or NULL if it was never allocated. */
+extern ArmdbPage *armdb_keydir_page(ArmdbRelKeydir *kd, uint64 pageno);
+
+/* The virtual page of slot, allocated if needed (ERROR when memory is full). */
+extern ArmdbPage *armdb_keydir_page_for_slot(ArmdbRelKeydir *kd, uint64 slot);
+
+/* Write buffer of a shard, allocated on first use. */
+extern void armdb_keydir_shard_buffer(ArmdbRelKeydir *kd, ArmdbShardRt *rt);
+
+/* This process's descriptors for a shard's files. */
+extern ArmdbShardFiles *armdb_keydir_shard_files(ArmdbRelKeydir *kd,
+												 uint32 shard);
+
+extern void armdb_keydir_report_full(const char *what) pg_attribute_noreturn();
+
+static inline uint64
+armdb_tid_to_slot(ItemPointer tid)
+{
+	return (uint64) ItemPointerGetBlockNumberNoCheck(tid) * ARMDB_SLOTS_PER_PAGE +
+		ItemPointerGetOffsetNumberNoCheck(tid) - 1;
+}
+
+static inline void
+armdb_slot_to_tid(uint64 slot, ItemPointer tid)
+{
+	ItemPointerSet(tid, (BlockNumber) (slot / ARMDB_SLOTS_PER_PAGE),
+				   (OffsetNumber) (slot % ARMDB_SLOTS_PER_PAGE + 1));
+}
+
+#endif							/* ARMDB_KEYDIR_H */

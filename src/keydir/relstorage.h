@@ -1,0 +1,47 @@
+/*-------------------------------------------------------------------------
+ *
+ * relstorage.h
+ *	  The directory of an armdb relation's storage: where it is, its meta
+ *	  file, creating, copying and removing it, and the start-up sweep.
+ *
+ *	  <armdb dir>/<dboid>/<relfilenode>/			permanent relation
+ *	  <armdb dir>/<dboid>/t<backend>_<relfilenode>/	temporary relation
+ *		  armdb.meta	shard count and identity, CRC-protected
+ *		  0/ 1/ ...		shard directories (created on first write)
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ARMDB_RELSTORAGE_H
+#define ARMDB_RELSTORAGE_H
+
+#include "storage/relfilenode.h"
+
+extern void armdb_rel_dir_path(char *path, RelFileNodeBackend rnode);
+extern void armdb_shard_dir_path(char *path, RelFileNodeBackend rnode,
+								 uint32 shard);
+
+/* Fresh, empty storage (a leftover directory of that name is removed). */
+extern void armdb_rel_storage_create(RelFileNodeBackend rnode, uint32 nshards);
+
+/* The shard count; ERROR (data corrupted) if the storage is missing. */
+extern uint32 armdb_rel_storage_read_meta(RelFileNodeBackend rnode);
+
+extern bool armdb_rel_storage_exists(RelFileNodeBackend rnode);
+
+/* Remove the storage; failures are reported at elevel. */
+extern void armdb_rel_storage_remove(RelFileNodeBackend rnode, int elevel);
+
+/* Copy all files of from into the (new) storage to. */
+extern void armdb_rel_storage_copy(RelFileNodeBackend from,
+								   RelFileNodeBackend to, uint32 nshards);
+
+/* Remove every temporary relation's storage of this backend. */
+extern void armdb_rel_storage_remove_backend_temp(void);
+
+/*
+ * At server start: remove storage whose relation is gone (temporary tables,
+ * drops a crash interrupted, dropped databases).
+ */
+extern void armdb_rel_storage_sweep(void);
+
+#endif							/* ARMDB_RELSTORAGE_H */

@@ -14,8 +14,9 @@ STORAGE_SRCS = src/storage/status.c src/storage/format.c src/storage/io.c \
 	src/storage/shard.c src/storage/recovery.c
 STORAGE_OBJS = $(STORAGE_SRCS:.c=.o)
 
-OBJS = src/armdb.o src/armdb_storage.o \
-	src/am/armdb_handler.o src/am/armdb_scan.o src/am/armdb_modify.o \
+OBJS = src/armdb.o src/armdb_storage.o src/armdb_funcs.o \
+	src/am/armdb_handler.o src/am/armdb_index.o src/am/armdb_scan.o \
+	src/am/armdb_modify.o \
 	src/am/armdb_ddl.o src/am/armdb_xact.o \
 	src/keydir/keydir.o src/keydir/relstorage.o src/keydir/visibility.o \
 	$(STORAGE_OBJS)
@@ -35,6 +36,10 @@ EXTRA_CLEAN = test/armdb_unit test/fuzz_parsers test/obj test/fuzz-corpus
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks no header dependencies: rebuild everything when a header
+# changes (a struct compiled two ways is a silent memory corruption)
+$(OBJS): $(wildcard $(srcdir)/src/*.h $(srcdir)/src/*/*.h)
 
 # ---------------------------------------------------------------------------
 # Storage layer without a server: compiled with FRONTEND (postgres_fe.h,

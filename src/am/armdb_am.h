@@ -6,6 +6,7 @@
  *	  armdb_handler.c	the TableAmRoutine: a table of contents
  *	  armdb_scan.c		sequential, parallel, sample and ANALYZE scans;
  *						fetching a version by TID
+ *	  armdb_index.c		index fetches, index builds
  *	  armdb_modify.c	insert, multi-insert
  *	  armdb_ddl.c		storage lifecycle, sizes, vacuum
  *	  armdb_xact.c		commit-time flush (group commit) and storage
@@ -16,6 +17,7 @@
 #ifndef ARMDB_AM_H
 #define ARMDB_AM_H
 
+#include "access/heapam.h"
 #include "access/relscan.h"
 #include "access/skey.h"
 #include "access/tableam.h"
@@ -75,6 +77,40 @@ extern bool armdb_scan_sample_next_tuple(TableScanDesc scan,
 										 struct SampleScanState *scanstate,
 										 TupleTableSlot *slot);
 
+extern bool armdb_slot_of_tid(ArmdbRelKeydir *kd, ItemPointer tid,
+							  uint64 *slot);
+extern bool armdb_version_lookup(ArmdbRelKeydir *kd, uint64 slot,
+								 Snapshot snapshot, ArmdbVersion *copy);
+extern void armdb_read_version_tuple(Relation rel, ArmdbRelKeydir *kd,
+									 uint64 slotno, const ArmdbVersion *v,
+									 char *buf, HeapTuple tuple);
+extern bool armdb_version_surely_dead(ArmdbRelKeydir *kd, uint64 slot,
+									  struct GlobalVisState *vistest);
+extern HTSV_Result armdb_version_htsv(ArmdbRelKeydir *kd, uint64 slot,
+									  TransactionId OldestXmin,
+									  TransactionId *xwait);
+
+/* armdb_index.c */
+extern IndexFetchTableData *armdb_index_fetch_begin(Relation rel);
+extern void armdb_index_fetch_reset(IndexFetchTableData *scan);
+extern void armdb_index_fetch_end(IndexFetchTableData *scan);
+extern bool armdb_index_fetch_tuple(IndexFetchTableData *scan,
+									ItemPointer tid, Snapshot snapshot,
+									TupleTableSlot *slot, bool *call_again,
+									bool *all_dead);
+extern TransactionId armdb_index_delete_tuples(Relation rel,
+											   TM_IndexDeleteOp *delstate);
+extern double armdb_index_build_range_scan(Relation heapRelation,
+										   Relation indexRelation,
+										   struct IndexInfo *indexInfo,
+										   bool allow_sync, bool anyvisible,
+										   bool progress,
+										   BlockNumber start_blockno,
+										   BlockNumber numblocks,
+										   IndexBuildCallback callback,
+										   void *callback_state,
+										   TableScanDesc scan);
+
 /* armdb_modify.c */
 extern void armdb_tuple_insert(Relation rel, TupleTableSlot *slot,
 							   CommandId cid, int options,
@@ -107,5 +143,6 @@ extern void armdb_flush_all_shards(ArmdbRelKeydir *kd);
 
 /* armdb_handler.c */
 extern void armdb_not_supported(const char *what) pg_attribute_noreturn();
+extern bool armdb_is_armdb_relation(Relation rel);
 
 #endif							/* ARMDB_AM_H */

@@ -10,12 +10,13 @@
  * What this version supports: CREATE TABLE (permanent and temporary),
  * INSERT, COPY, SELECT (sequential and parallel scans, TABLESAMPLE),
  * transactions and savepoints with heap's visibility rules, TRUNCATE, DROP,
- * ALTER TABLE rewrites and SET TABLESPACE, ANALYZE and VACUUM, durable
- * commits (group commit) and recovery after a crash.  What it does not yet
- * -- UPDATE, DELETE, row locks (SELECT ... FOR UPDATE, foreign keys that
- * point at an armdb table), indexes, ON CONFLICT, CLUSTER and VACUUM FULL,
- * unlogged tables -- is refused with an error and a hint, before anything
- * is changed.
+ * ALTER TABLE rewrites and SET TABLESPACE, ANALYZE and VACUUM, indexes
+ * (btree, hash, ...: PRIMARY KEY and UNIQUE included; index and index-only
+ * scans), durable commits (group commit) and recovery after a crash.  What
+ * it does not yet -- UPDATE, DELETE, row locks (SELECT ... FOR UPDATE,
+ * foreign keys that point at an armdb table), ON CONFLICT, CREATE INDEX
+ * CONCURRENTLY, BRIN, CLUSTER and VACUUM FULL, unlogged tables -- is refused
+ * with an error and a hint, before anything is changed.
  *
  *-------------------------------------------------------------------------
  */
@@ -36,7 +37,7 @@ armdb_not_supported(const char *what)
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("%s is not supported on armdb tables yet", what),
-			 errhint("This version of armdb supports INSERT, COPY and SELECT; use a heap table where you need %s.",
+			 errhint("This version of armdb supports INSERT, COPY, SELECT and indexes; use a heap table where you need %s.",
 					 what)));
 }
 
@@ -47,56 +48,15 @@ armdb_slot_callbacks(Relation rel)
 }
 
 /* ----------------
- * Indexes: not yet
+ * CREATE INDEX CONCURRENTLY's validation pass: not yet
  * ----------------
  */
-static IndexFetchTableData *
-armdb_index_fetch_begin(Relation rel)
-{
-	armdb_not_supported("an index");
-}
-
-static void
-armdb_index_fetch_reset(IndexFetchTableData *scan)
-{
-}
-
-static void
-armdb_index_fetch_end(IndexFetchTableData *scan)
-{
-}
-
-static bool
-armdb_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
-						Snapshot snapshot, TupleTableSlot *slot,
-						bool *call_again, bool *all_dead)
-{
-	armdb_not_supported("an index");
-}
-
-static TransactionId
-armdb_index_delete_tuples(Relation rel, TM_IndexDeleteOp *delstate)
-{
-	armdb_not_supported("an index");
-}
-
-static double
-armdb_index_build_range_scan(Relation table_rel, Relation index_rel,
-							 struct IndexInfo *index_info, bool allow_sync,
-							 bool anyvisible, bool progress,
-							 BlockNumber start_blockno, BlockNumber numblocks,
-							 IndexBuildCallback callback, void *callback_state,
-							 TableScanDesc scan)
-{
-	armdb_not_supported("an index");
-}
-
 static void
 armdb_index_validate_scan(Relation table_rel, Relation index_rel,
 						  struct IndexInfo *index_info, Snapshot snapshot,
 						  struct ValidateIndexState *state)
 {
-	armdb_not_supported("an index");
+	armdb_not_supported("CREATE INDEX CONCURRENTLY");
 }
 
 /* ----------------
@@ -233,6 +193,12 @@ static const TableAmRoutine armdb_methods = {
 	.scan_sample_next_block = armdb_scan_sample_next_block,
 	.scan_sample_next_tuple = armdb_scan_sample_next_tuple
 };
+
+bool
+armdb_is_armdb_relation(Relation rel)
+{
+	return rel->rd_tableam == &armdb_methods;
+}
 
 Datum
 armdb_tableam_handler(PG_FUNCTION_ARGS)

@@ -76,7 +76,7 @@ append_version(Relation rel, ArmdbRelKeydir *kd, uint32 shard,
 				 errmsg("row is too big: size %u, maximum size %u",
 						tuple->t_len, ARMDB_MAX_VALUE_LEN)));
 
-	slot = shard + (uint64) kd->nshards * rt->next_seq;
+	slot = armdb_shard_slot(shard, rt->next_seq, kd->nshards);
 	page = armdb_keydir_page_for_slot(kd, slot);	/* may ERROR: memory */
 
 	if (rt->st.buf == NULL)
@@ -110,7 +110,7 @@ append_version(Relation rel, ArmdbRelKeydir *kd, uint32 shard,
 	v->cid = cid;
 	v->infomask = HEAP_XMAX_INVALID;
 	v->infomask2 = 0;
-	v->ctid = slot;
+	v->ctid = (uint32) slot;
 	LWLockRelease(&page->lock);
 
 	armdb_slot_to_tid(slot, tid);

@@ -129,7 +129,7 @@ tuple_buffer(ArmdbScanDesc scan, Size len)
 static void
 read_version(ArmdbRelKeydir *kd, uint64 slot, const ArmdbVersion *v, char *buf)
 {
-	uint32		shard = (uint32) (slot % kd->nshards);
+	uint32		shard = armdb_slot_shard(slot, kd->nshards);
 	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
 	ArmdbShardFiles *files = armdb_keydir_shard_files(kd, shard);
 	ArmdbLocation loc = {v->file_id, v->offset, v->len};
@@ -163,9 +163,9 @@ read_version(ArmdbRelKeydir *kd, uint64 slot, const ArmdbVersion *v, char *buf)
  * Look up slot; if it holds a version visible to snapshot, copy the record
  * to *copy and return true.
  */
-static bool
-version_visible(ArmdbRelKeydir *kd, uint64 slot, Snapshot snapshot,
-				ArmdbVersion *copy)
+bool
+armdb_version_lookup(ArmdbRelKeydir *kd, uint64 slot, Snapshot snapshot,
+					 ArmdbVersion *copy)
 {
 	ArmdbPage  *page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE);
 	ArmdbVersion *v;
@@ -179,6 +179,68 @@ version_visible(ArmdbRelKeydir *kd, uint64 slot, Snapshot snapshot,
 	*copy = *v;
 	LWLockRelease(&page->lock);
 	return visible;
+}
+
+/*
+ * Read the tuple of a version found in the keydir into buf (v->len bytes)
+ * and make *tuple describe it.
+ */
+void
+armdb_read_version_tuple(Relation rel, ArmdbRelKeydir *kd, uint64 slotno,
+						 const ArmdbVersion *v, char *buf, HeapTuple tuple)
+{
+	read_version(kd, slotno, v, buf);
+	fill_tuple(tuple, rel, slotno, buf + ARMDB_ENTRY_HEADER_SIZE,
+			   v->len - ARMDB_ENTRY_HEADER_SIZE, v);
+}
+
+/* Is the version in slot dead to every snapshot vistest describes? */
+bool
+armdb_version_surely_dead(ArmdbRelKeydir *kd, uint64 slot,
+						  GlobalVisState *vistest)
+{
+	ArmdbPage  *page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE);
+	bool		dead;
+
+	if (page == NULL)
+		return false;
+	LWLockAcquire(&page->lock, LW_SHARED);
+	dead = page->v[slot % ARMDB_SLOTS_PER_PAGE].file_id != 0 &&
+		armdb_version_is_surely_dead(&page->v[slot % ARMDB_SLOTS_PER_PAGE],
+									 vistest);
+	LWLockRelease(&page->lock);
+	return dead;
+}
+
+/*
+ * HeapTupleSatisfiesVacuum of the version in slot; *xwait is the xid an
+ * in-progress result is waiting for (inserter, or deleter/updater).
+ */
+HTSV_Result
+armdb_version_htsv(ArmdbRelKeydir *kd, uint64 slot, TransactionId OldestXmin,
+				   TransactionId *xwait)
+{
+	ArmdbPage  *page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE);
+	ArmdbVersion *v;
+	HTSV_Result res;
+
+	*xwait = InvalidTransactionId;
+	if (page == NULL)
+		return HEAPTUPLE_DEAD;
+	LWLockAcquire(&page->lock, LW_SHARED);
+	v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];
+	if (v->file_id == 0)
+		res = HEAPTUPLE_DEAD;
+	else
+	{
+		res = armdb_version_satisfies_vacuum(v, OldestXmin);
+		if (res == HEAPTUPLE_INSERT_IN_PROGRESS)
+			*xwait = v->xmin;
+		else if (res == HEAPTUPLE_DELETE_IN_PROGRESS)
+			*xwait = armdb_version_get_update_xid(v);
+	}
+	LWLockRelease(&page->lock);
+	return res;
 }
 
 /* Read a version found in the keydir and store it in slot. */
@@ -433,7 +495,7 @@ armdb_scan_getnextslot(TableScanDesc sscan, ScanDirection direction,
 
 		entry_len = armdb_entry_size(hdr.value_len);
 		if (!armdb_gsn_is_tombstone(hdr.gsn) &&
-			version_visible(scan->kd, hdr.slot, sscan->rs_snapshot, &v) &&
+			armdb_version_lookup(scan->kd, hdr.slot, sscan->rs_snapshot, &v) &&
 			v.file_id == scan->file_id && v.offset == scan->pos)
 		{
 			char	   *buf = tuple_buffer(scan, hdr.value_len);
@@ -482,8 +544,8 @@ armdb_parallelscan_reinitialize(Relation rel, ParallelTableScanDesc pscan)
  * Single versions by TID
  * ----------------
  */
-static bool
-tid_slot(ArmdbRelKeydir *kd, ItemPointer tid, uint64 *slot)
+bool
+armdb_slot_of_tid(ArmdbRelKeydir *kd, ItemPointer tid, uint64 *slot)
 {
 	OffsetNumber off = ItemPointerGetOffsetNumberNoCheck(tid);
 
@@ -503,8 +565,8 @@ armdb_fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot,
 	char	   *buf;
 	HeapTuple	tuple;
 
-	if (!tid_slot(kd, tid, &slotno) ||
-		!version_visible(kd, slotno, snapshot, &v))
+	if (!armdb_slot_of_tid(kd, tid, &slotno) ||
+		!armdb_version_lookup(kd, slotno, snapshot, &v))
 		return false;
 
 	/* the slot owns the tuple: one palloc'd block, header and image */
@@ -524,7 +586,7 @@ armdb_tuple_tid_valid(TableScanDesc scan, ItemPointer tid)
 {
 	uint64		slot;
 
-	return tid_slot(armdb_rel_keydir(scan->rs_rd), tid, &slot);
+	return armdb_slot_of_tid(armdb_rel_keydir(scan->rs_rd), tid, &slot);
 }
 
 /*
@@ -544,9 +606,9 @@ armdb_tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot,
 	ArmdbVersion v;
 	uint64		slotno;
 
-	if (!tid_slot(kd, &slot->tts_tid, &slotno))
+	if (!armdb_slot_of_tid(kd, &slot->tts_tid, &slotno))
 		return false;
-	return version_visible(kd, slotno, snapshot, &v);
+	return armdb_version_lookup(kd, slotno, snapshot, &v);
 }
 
 /* ----------------
@@ -687,7 +749,7 @@ armdb_scan_sample_next_tuple(TableScanDesc sscan, SampleScanState *scanstate,
 			return false;
 		}
 		slotno = (uint64) scan->cblock * ARMDB_SLOTS_PER_PAGE + off - 1;
-		if (version_visible(scan->kd, slotno, sscan->rs_snapshot, &v))
+		if (armdb_version_lookup(scan->kd, slotno, sscan->rs_snapshot, &v))
 		{
 			store_version(scan, sscan->rs_rd, scan->kd, slotno, &v, slot);
 			pgstat_count_heap_getnext(sscan->rs_rd);

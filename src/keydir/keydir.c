@@ -345,12 +345,13 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	bool		in_progress;
 	TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64(e->xid));
 
-	if (e->slot >= ARMDB_MAX_SLOTS || e->slot % kd->nshards != ls->shard)
+	if (e->slot >= ARMDB_MAX_SLOTS ||
+		armdb_slot_shard(e->slot, kd->nshards) != ls->shard)
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						   "entry at offset %u of data file %06u has slot %llu, which does not belong to shard %u",
 						   e->offset, e->file_id,
 						   (unsigned long long) e->slot, ls->shard);
-	seq = e->slot / kd->nshards;
+	seq = armdb_slot_seq(e->slot, kd->nshards);
 	ls->max_seq = Max(ls->max_seq, seq + 1);
 	ls->entries++;
 
@@ -377,7 +378,7 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	v->cid = FirstCommandId;
 	v->infomask = HEAP_XMAX_INVALID | (in_progress ? 0 : HEAP_XMIN_COMMITTED);
 	v->infomask2 = 0;
-	v->ctid = e->slot;
+	v->ctid = (uint32) e->slot;
 	return true;
 }
 
@@ -490,6 +491,46 @@ armdb_keydir_get(RelFileNodeBackend rnode)
 		LWLockRelease(&kd->lock);
 	}
 	return kd;
+}
+
+int64
+armdb_keydir_bytes(ArmdbRelKeydir *kd)
+{
+	dsa_area   *area = armdb_keydir_area();
+	int64		total = sizeof(ArmdbRelKeydir);
+	dsa_pointer *chunks;
+
+	LWLockAcquire(&kd->lock, LW_SHARED);
+	if (DsaPointerIsValid(kd->shards))
+	{
+		total += sizeof(ArmdbShardRt) * kd->nshards;
+		for (uint32 shard = 0; shard < kd->nshards; shard++)
+		{
+			ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+
+			if (DsaPointerIsValid(rt->buf_dp))
+				total += rt->st.buf_size + ARMDB_BLOCK_SIZE;
+		}
+	}
+	if (DsaPointerIsValid(kd->chunks))
+	{
+		total += sizeof(dsa_pointer) * ARMDB_MAX_CHUNKS;
+		chunks = dsa_get_address(area, kd->chunks);
+		for (int c = 0; c < ARMDB_MAX_CHUNKS; c++)
+		{
+			dsa_pointer *chunk;
+
+			if (!DsaPointerIsValid(chunks[c]))
+				continue;
+			total += sizeof(dsa_pointer) * ARMDB_PAGES_PER_CHUNK;
+			chunk = dsa_get_address(area, chunks[c]);
+			for (int p = 0; p < ARMDB_PAGES_PER_CHUNK; p++)
+				if (DsaPointerIsValid(chunk[p]))
+					total += sizeof(ArmdbPage);
+		}
+	}
+	LWLockRelease(&kd->lock);
+	return total;
 }
 
 ArmdbRelKeydir *

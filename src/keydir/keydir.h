@@ -13,8 +13,11 @@
  * (slot / ARMDB_SLOTS_PER_PAGE, slot % ARMDB_SLOTS_PER_PAGE + 1).  The 291
  * slots of one block number form a *virtual page*: an array of version
  * records with one LWLock, the stand-in for a heap buffer's content lock.
- * Shard s hands out slots s, s + nshards, s + 2 * nshards, ... so every
- * entry of a slot lives in one shard.
+ * Virtual page p belongs to shard p % nshards, which hands out its slots in
+ * order, so every entry of a slot lives in one shard and a single writer
+ * fills whole pages (design §2 suggests slot % nshards; that would leave
+ * each page of a one-writer table 1/nshards full, nshards times the
+ * memory per row).
  *
  * Version records mirror the fields of a heap tuple header that concurrency
  * needs (design §3): xmin, xmax, the command id (cmin/cmax or a combo id),
@@ -62,11 +65,13 @@ typedef struct ArmdbVersion
 	CommandId	cid;			/* cmin, cmax, or combo id (HEAP_COMBOCID) */
 	uint16		infomask;		/* heap's t_infomask bits */
 	uint16		infomask2;		/* heap's t_infomask2 flags, ARMDB_V2_* */
-	uint64		ctid;			/* slot of the newer version; own slot if
-								 * none; speculative token if SPECULATIVE */
+	uint32		ctid;			/* slot of the newer version; own slot if
+								 * none; speculative token if SPECULATIVE
+								 * (slots fit: ARMDB_MAX_SLOTS < 2^32) */
 } ArmdbVersion;
 
-StaticAssertDecl(sizeof(ArmdbVersion) <= 40, "version record is at most 40 bytes");
+StaticAssertDecl(sizeof(ArmdbVersion) == 32, "version record is 32 bytes");
+StaticAssertDecl(ARMDB_MAX_SLOTS <= PG_UINT32_MAX, "slots fit in 32 bits");
 
 typedef struct ArmdbPage
 {
@@ -79,7 +84,7 @@ typedef struct ArmdbShardRt
 {
 	LWLock		lock;			/* append, write-out, buffered reads */
 	LWLock		flush_lock;		/* elects one fdatasync for a group */
-	uint64		next_seq;		/* next slot is shard + nshards * next_seq */
+	uint64		next_seq;		/* next slot: armdb_shard_slot(next_seq) */
 	dsa_pointer buf_dp;			/* write buffer, allocated on first append */
 	ArmdbShardState st;
 } ArmdbShardRt;
@@ -146,6 +151,33 @@ extern ArmdbShardFiles *armdb_keydir_shard_files(ArmdbRelKeydir *kd,
 												 uint32 shard);
 
 extern void armdb_keydir_report_full(const char *what) pg_attribute_noreturn();
+
+/* Shared memory a keydir occupies, its write buffers included. */
+extern int64 armdb_keydir_bytes(ArmdbRelKeydir *kd);
+
+/* The shard a slot belongs to. */
+static inline uint32
+armdb_slot_shard(uint64 slot, uint32 nshards)
+{
+	return (uint32) ((slot / ARMDB_SLOTS_PER_PAGE) % nshards);
+}
+
+/* The seq-th slot (0, 1, ...) of a shard. */
+static inline uint64
+armdb_shard_slot(uint32 shard, uint64 seq, uint32 nshards)
+{
+	uint64		page = (seq / ARMDB_SLOTS_PER_PAGE) * nshards + shard;
+
+	return page * ARMDB_SLOTS_PER_PAGE + seq % ARMDB_SLOTS_PER_PAGE;
+}
+
+/* The inverse: which of its shard's slots is slot. */
+static inline uint64
+armdb_slot_seq(uint64 slot, uint32 nshards)
+{
+	return (slot / ARMDB_SLOTS_PER_PAGE / nshards) * ARMDB_SLOTS_PER_PAGE +
+		slot % ARMDB_SLOTS_PER_PAGE;
+}
 
 static inline uint64
 armdb_tid_to_slot(ItemPointer tid)

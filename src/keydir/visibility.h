@@ -85,7 +85,6 @@ static inline uint32
 armdb_version_get_speculative_token(const ArmdbVersion *v)
 {
 	Assert(armdb_version_is_speculative(v));
-	Assert(v->ctid <= PG_UINT32_MAX);
 	return (uint32) v->ctid;
 }
 

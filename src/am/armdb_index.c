@@ -1,0 +1,305 @@
+/*-------------------------------------------------------------------------
+ *
+ * armdb_index.c
+ *	  Index support of armdb tables: fetching a version for an index scan,
+ *	  building an index, and the index-deletion callback.
+ *
+ * Versions are never updated in place yet, so every index entry points at a
+ * version that is its own chain root: an index fetch looks up one slot, and
+ * the build scan indexes each version under its own TID.  The visibility
+ * decisions are heap's (heapam_index_build_range_scan,
+ * heap_hot_search_buffer), made on the version record under its virtual
+ * page's lock.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/xact.h"
+#include "catalog/catalog.h"
+#include "catalog/index.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/lmgr.h"
+#include "storage/predicate.h"
+#include "storage/procarray.h"
+#include "utils/snapmgr.h"
+
+#include "am/armdb_am.h"
+#include "keydir/visibility.h"
+
+typedef struct ArmdbIndexFetchData
+{
+	IndexFetchTableData base;
+	ArmdbRelKeydir *kd;
+	MemoryContext mcxt;
+	char	   *buf;			/* the last tuple fetched */
+	Size		buf_size;
+	HeapTupleData tuple;
+} ArmdbIndexFetchData;
+
+IndexFetchTableData *
+armdb_index_fetch_begin(Relation rel)
+{
+	ArmdbIndexFetchData *fetch = palloc0(sizeof(ArmdbIndexFetchData));
+
+	fetch->base.rel = rel;
+	fetch->kd = armdb_rel_keydir(rel);
+	fetch->mcxt = CurrentMemoryContext;
+	return &fetch->base;
+}
+
+void
+armdb_index_fetch_reset(IndexFetchTableData *scan)
+{
+}
+
+void
+armdb_index_fetch_end(IndexFetchTableData *scan)
+{
+	ArmdbIndexFetchData *fetch = (ArmdbIndexFetchData *) scan;
+
+	if (fetch->buf)
+		pfree(fetch->buf);
+	pfree(fetch);
+}
+
+/*
+ * heap_hot_search_buffer for chains of one version: return it if the
+ * snapshot sees it; *all_dead only when it is dead to every snapshot, since
+ * the index AM then kills the entry.
+ */
+bool
+armdb_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
+						Snapshot snapshot, TupleTableSlot *slot,
+						bool *call_again, bool *all_dead)
+{
+	ArmdbIndexFetchData *fetch = (ArmdbIndexFetchData *) scan;
+	Relation	rel = scan->rel;
+	ArmdbVersion v;
+	uint64		slotno;
+	bool		visible;
+
+	*call_again = false;
+	if (all_dead)
+		*all_dead = false;
+	if (!armdb_slot_of_tid(fetch->kd, tid, &slotno))
+		return false;
+
+	visible = armdb_version_lookup(fetch->kd, slotno, snapshot, &v);
+	if (!visible)
+	{
+		if (all_dead && v.file_id != 0 &&
+			armdb_version_surely_dead(fetch->kd, slotno,
+									  GlobalVisTestFor(rel)))
+			*all_dead = true;
+		return false;
+	}
+
+	if (fetch->buf_size < v.len)
+	{
+		if (fetch->buf)
+			pfree(fetch->buf);
+		fetch->buf_size = Max(v.len, 8192);
+		fetch->buf = MemoryContextAllocHuge(fetch->mcxt, fetch->buf_size);
+	}
+	armdb_read_version_tuple(rel, fetch->kd, slotno, &v, fetch->buf,
+							 &fetch->tuple);
+	if (IsMVCCSnapshot(snapshot))
+		PredicateLockTID(rel, &fetch->tuple.t_self, snapshot, v.xmin);
+	ExecStoreHeapTuple(&fetch->tuple, slot, false);
+	pgstat_count_heap_fetch(rel);
+	return true;
+}
+
+/*
+ * Index deletion (btree's simple and bottom-up passes).  Without UPDATE and
+ * DELETE the only dead versions are aborted inserts; leaving every entry
+ * not known deletable in place is always correct (the index then splits a
+ * page instead), so nothing more is promised here.
+ */
+TransactionId
+armdb_index_delete_tuples(Relation rel, TM_IndexDeleteOp *delstate)
+{
+	return InvalidTransactionId;
+}
+
+/*
+ * heapam_index_build_range_scan() for armdb: a sequential scan with
+ * SnapshotAny (or an MVCC snapshot for concurrent builds), deciding for
+ * each version like heap does with HeapTupleSatisfiesVacuum.
+ */
+double
+armdb_index_build_range_scan(Relation heapRelation, Relation indexRelation,
+							 struct IndexInfo *indexInfo, bool allow_sync,
+							 bool anyvisible, bool progress,
+							 BlockNumber start_blockno, BlockNumber numblocks,
+							 IndexBuildCallback callback, void *callback_state,
+							 TableScanDesc scan)
+{
+	bool		is_system_catalog = IsSystemRelation(heapRelation);
+	bool		checking_uniqueness;
+	ArmdbRelKeydir *kd = armdb_rel_keydir(heapRelation);
+	Datum		values[INDEX_MAX_KEYS];
+	bool		isnull[INDEX_MAX_KEYS];
+	double		reltuples = 0;
+	ExprState  *predicate;
+	TupleTableSlot *slot;
+	EState	   *estate;
+	ExprContext *econtext;
+	Snapshot	snapshot;
+	bool		need_unregister_snapshot = false;
+	TransactionId OldestXmin;
+
+	if (start_blockno != 0 || numblocks != InvalidBlockNumber)
+		armdb_not_supported("summarizing a block range (BRIN)");
+
+	checking_uniqueness = (indexInfo->ii_Unique ||
+						   indexInfo->ii_ExclusionOps != NULL);
+	Assert(!(anyvisible && checking_uniqueness));
+
+	estate = CreateExecutorState();
+	econtext = GetPerTupleExprContext(estate);
+	slot = table_slot_create(heapRelation, NULL);
+	econtext->ecxt_scantuple = slot;
+	predicate = ExecPrepareQual(indexInfo->ii_Predicate, estate);
+
+	OldestXmin = InvalidTransactionId;
+	if (!IsBootstrapProcessingMode() && !indexInfo->ii_Concurrent)
+		OldestXmin = GetOldestNonRemovableTransactionId(heapRelation);
+
+	if (!scan)
+	{
+		if (!TransactionIdIsValid(OldestXmin))
+		{
+			snapshot = RegisterSnapshot(GetTransactionSnapshot());
+			need_unregister_snapshot = true;
+		}
+		else
+			snapshot = SnapshotAny;
+		scan = table_beginscan_strat(heapRelation, snapshot, 0, NULL, true,
+									 allow_sync);
+	}
+	else
+		snapshot = scan->rs_snapshot;
+
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		tupleIsAlive;
+		uint64		slotno;
+
+		CHECK_FOR_INTERRUPTS();
+		slotno = armdb_tid_to_slot(&slot->tts_tid);
+
+		if (snapshot == SnapshotAny)
+		{
+			bool		indexIt;
+			TransactionId xwait;
+			HTSV_Result res;
+
+	recheck:
+			res = armdb_version_htsv(kd, slotno, OldestXmin, &xwait);
+			switch (res)
+			{
+				case HEAPTUPLE_DEAD:
+					indexIt = false;
+					tupleIsAlive = false;
+					break;
+				case HEAPTUPLE_LIVE:
+					indexIt = true;
+					tupleIsAlive = true;
+					reltuples += 1;
+					break;
+				case HEAPTUPLE_RECENTLY_DEAD:
+					/* no HOT chains yet: index it, like a non-HOT tuple */
+					indexIt = true;
+					tupleIsAlive = false;
+					break;
+				case HEAPTUPLE_INSERT_IN_PROGRESS:
+					if (anyvisible)
+					{
+						indexIt = true;
+						tupleIsAlive = true;
+						reltuples += 1;
+						break;
+					}
+					if (!TransactionIdIsCurrentTransactionId(xwait))
+					{
+						if (!is_system_catalog)
+							elog(WARNING, "concurrent insert in progress within table \"%s\"",
+								 RelationGetRelationName(heapRelation));
+						if (checking_uniqueness)
+						{
+							XactLockTableWait(xwait, heapRelation,
+											  &slot->tts_tid,
+											  XLTW_InsertIndexUnique);
+							CHECK_FOR_INTERRUPTS();
+							goto recheck;
+						}
+					}
+					else
+						reltuples += 1;
+					indexIt = true;
+					tupleIsAlive = true;
+					break;
+				case HEAPTUPLE_DELETE_IN_PROGRESS:
+					if (anyvisible)
+					{
+						indexIt = true;
+						tupleIsAlive = false;
+						reltuples += 1;
+						break;
+					}
+					if (!TransactionIdIsCurrentTransactionId(xwait))
+					{
+						if (!is_system_catalog)
+							elog(WARNING, "concurrent delete in progress within table \"%s\"",
+								 RelationGetRelationName(heapRelation));
+						if (checking_uniqueness)
+						{
+							XactLockTableWait(xwait, heapRelation,
+											  &slot->tts_tid,
+											  XLTW_InsertIndexUnique);
+							CHECK_FOR_INTERRUPTS();
+							goto recheck;
+						}
+						reltuples += 1;
+					}
+					indexIt = true;
+					tupleIsAlive = false;
+					break;
+				default:
+					elog(ERROR, "unexpected HeapTupleSatisfiesVacuum result");
+					indexIt = tupleIsAlive = false; /* keep compiler quiet */
+					break;
+			}
+			if (!indexIt)
+				continue;
+		}
+		else
+		{
+			/* an MVCC snapshot: the scan returned only what it sees */
+			tupleIsAlive = true;
+			reltuples += 1;
+		}
+
+		MemoryContextReset(econtext->ecxt_per_tuple_memory);
+		if (predicate != NULL && !ExecQual(predicate, econtext))
+			continue;
+		FormIndexDatum(indexInfo, slot, estate, values, isnull);
+		callback(indexRelation, &slot->tts_tid, values, isnull, tupleIsAlive,
+				 callback_state);
+	}
+
+	table_endscan(scan);
+	if (need_unregister_snapshot)
+		UnregisterSnapshot(snapshot);
+	ExecDropSingleTupleTableSlot(slot);
+	FreeExecutorState(estate);
+	indexInfo->ii_ExpressionsState = NIL;
+	indexInfo->ii_PredicateState = NULL;
+	return reltuples;
+}

@@ -16,12 +16,12 @@ STORAGE_OBJS = $(STORAGE_SRCS:.c=.o)
 
 OBJS = src/armdb.o src/armdb_storage.o src/armdb_funcs.o \
 	src/am/armdb_handler.o src/am/armdb_index.o src/am/armdb_scan.o \
-	src/am/armdb_modify.o \
+	src/am/armdb_modify.o src/am/armdb_update.o \
 	src/am/armdb_ddl.o src/am/armdb_xact.o \
 	src/keydir/keydir.o src/keydir/relstorage.o src/keydir/visibility.o \
 	$(STORAGE_OBJS)
 
-REGRESS = armdb_init
+REGRESS = armdb_init armdb_table
 TAP_TESTS = 1
 
 PG_CPPFLAGS = -I$(srcdir)/src

@@ -8,6 +8,7 @@
  *						fetching a version by TID
  *	  armdb_index.c		index fetches, index builds
  *	  armdb_modify.c	insert, multi-insert
+ *	  armdb_update.c	delete, update, row locks
  *	  armdb_ddl.c		storage lifecycle, sizes, vacuum
  *	  armdb_xact.c		commit-time flush (group commit) and storage
  *						removal at commit/abort
@@ -118,6 +119,29 @@ extern void armdb_tuple_insert(Relation rel, TupleTableSlot *slot,
 extern void armdb_multi_insert(Relation rel, TupleTableSlot **slots,
 							   int ntuples, CommandId cid, int options,
 							   struct BulkInsertStateData *bistate);
+
+extern void armdb_shard_prepare(ArmdbRelKeydir *kd, ArmdbShardRt *rt,
+								uint32 shard);
+extern void armdb_insert_version(Relation rel, ArmdbRelKeydir *kd,
+								 TupleTableSlot *slot, CommandId cid,
+								 uint64 prev_slot);
+
+/* armdb_update.c */
+extern TM_Result armdb_tuple_delete(Relation rel, ItemPointer tid,
+									CommandId cid, Snapshot snapshot,
+									Snapshot crosscheck, bool wait,
+									TM_FailureData *tmfd, bool changingPart);
+extern TM_Result armdb_tuple_update(Relation rel, ItemPointer otid,
+									TupleTableSlot *slot, CommandId cid,
+									Snapshot snapshot, Snapshot crosscheck,
+									bool wait, TM_FailureData *tmfd,
+									LockTupleMode *lockmode,
+									bool *update_indexes);
+extern TM_Result armdb_tuple_lock(Relation rel, ItemPointer tid,
+								  Snapshot snapshot, TupleTableSlot *slot,
+								  CommandId cid, LockTupleMode mode,
+								  LockWaitPolicy wait_policy, uint8 flags,
+								  TM_FailureData *tmfd);
 
 /* armdb_ddl.c */
 extern void armdb_relation_set_new_filenode(Relation rel,

@@ -10,13 +10,15 @@
  * What this version supports: CREATE TABLE (permanent and temporary),
  * INSERT, COPY, SELECT (sequential and parallel scans, TABLESAMPLE),
  * transactions and savepoints with heap's visibility rules, TRUNCATE, DROP,
- * ALTER TABLE rewrites and SET TABLESPACE, ANALYZE and VACUUM, indexes
- * (btree, hash, ...: PRIMARY KEY and UNIQUE included; index and index-only
- * scans), durable commits (group commit) and recovery after a crash.  What
- * it does not yet -- UPDATE, DELETE, row locks (SELECT ... FOR UPDATE,
- * foreign keys that point at an armdb table), ON CONFLICT, CREATE INDEX
- * CONCURRENTLY, BRIN, CLUSTER and VACUUM FULL, unlogged tables -- is refused
- * with an error and a hint, before anything is changed.
+ * UPDATE, DELETE, SELECT ... FOR UPDATE / FOR NO KEY UPDATE (READ
+ * COMMITTED rechecks included), ALTER TABLE rewrites and SET TABLESPACE,
+ * ANALYZE and VACUUM, indexes (btree, hash, ...: PRIMARY KEY and UNIQUE
+ * included; index and index-only scans), durable commits (group commit) and
+ * recovery after a crash.  What it does not yet -- FOR SHARE / FOR KEY SHARE
+ * (and so foreign keys that point at an armdb table), ON CONFLICT, CREATE
+ * INDEX CONCURRENTLY, BRIN, CLUSTER and VACUUM FULL, unlogged tables, UPDATE
+ * moving rows between partitions -- is refused with an error and a hint,
+ * before anything is changed.
  *
  *-------------------------------------------------------------------------
  */
@@ -36,9 +38,8 @@ armdb_not_supported(const char *what)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("%s is not supported on armdb tables yet", what),
-			 errhint("This version of armdb supports INSERT, COPY, SELECT and indexes; use a heap table where you need %s.",
-					 what)));
+			 errmsg("armdb tables do not support %s yet", what),
+			 errhint("Use a heap table where this is needed; the Limits section of armdb's README lists what armdb does not do yet.")));
 }
 
 static const TupleTableSlotOps *
@@ -76,32 +77,6 @@ armdb_tuple_complete_speculative(Relation rel, TupleTableSlot *slot,
 								 uint32 specToken, bool succeeded)
 {
 	armdb_not_supported("INSERT ... ON CONFLICT");
-}
-
-static TM_Result
-armdb_tuple_delete(Relation rel, ItemPointer tid, CommandId cid,
-				   Snapshot snapshot, Snapshot crosscheck, bool wait,
-				   TM_FailureData *tmfd, bool changingPart)
-{
-	armdb_not_supported("DELETE");
-}
-
-static TM_Result
-armdb_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot,
-				   CommandId cid, Snapshot snapshot, Snapshot crosscheck,
-				   bool wait, TM_FailureData *tmfd, LockTupleMode *lockmode,
-				   bool *update_indexes)
-{
-	armdb_not_supported("UPDATE");
-}
-
-static TM_Result
-armdb_tuple_lock(Relation rel, ItemPointer tid, Snapshot snapshot,
-				 TupleTableSlot *slot, CommandId cid, LockTupleMode mode,
-				 LockWaitPolicy wait_policy, uint8 flags,
-				 TM_FailureData *tmfd)
-{
-	armdb_not_supported("locking rows (SELECT ... FOR UPDATE/SHARE, foreign keys referencing the table)");
 }
 
 static void

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * armdb_modify.c
- *	  Writing armdb tables: insert and multi-insert.
+ *	  Writing armdb tables: insert and multi-insert (and the new version of
+ *	  an UPDATE, see armdb_update.c).
  *
  * An insert appends the row image to the write buffer of this backend's
  * shard (a backend always writes to the same shard, so a COPY appends
@@ -56,11 +57,26 @@ tuple_to_store(Relation rel, TupleTableSlot *slot, bool *should_free)
  * Append one row version and fill its record.  Caller holds the shard lock
  * exclusively.  Returns the position after the entry.
  */
+/*
+ * Give a shard its write buffer on its first append.  Caller holds the
+ * shard lock exclusively.
+ */
+void
+armdb_shard_prepare(ArmdbRelKeydir *kd, ArmdbShardRt *rt, uint32 shard)
+{
+	if (rt->st.buf == NULL)
+	{
+		armdb_keydir_shard_buffer(kd, rt);
+		armdb_shard_state_init(&rt->st, shard, rt->st.buf, rt->st.buf_size,
+							   rt->st.max_file_size);
+	}
+}
+
 static ArmdbPos
 append_version(Relation rel, ArmdbRelKeydir *kd, uint32 shard,
 			   ArmdbShardRt *rt, ArmdbShardFiles *files, HeapTuple tuple,
 			   TransactionId xid, FullTransactionId fxid, CommandId cid,
-			   ItemPointer tid)
+			   uint64 prev_slot, ItemPointer tid)
 {
 	ArmdbEntryHeader hdr;
 	ArmdbLocation loc;
@@ -79,12 +95,7 @@ append_version(Relation rel, ArmdbRelKeydir *kd, uint32 shard,
 	slot = armdb_shard_slot(shard, rt->next_seq, kd->nshards);
 	page = armdb_keydir_page_for_slot(kd, slot);	/* may ERROR: memory */
 
-	if (rt->st.buf == NULL)
-	{
-		armdb_keydir_shard_buffer(kd, rt);
-		armdb_shard_state_init(&rt->st, shard, rt->st.buf, rt->st.buf_size,
-							   rt->st.max_file_size);
-	}
+	armdb_shard_prepare(kd, rt, shard);
 
 	memset(&hdr, 0, sizeof(hdr));
 	hdr.value_len = tuple->t_len;
@@ -92,7 +103,7 @@ append_version(Relation rel, ArmdbRelKeydir *kd, uint32 shard,
 	hdr.xid = U64FromFullTransactionId(fxid);
 	hdr.slot = slot;
 	hdr.root_slot = slot;
-	hdr.prev_slot = ARMDB_INVALID_SLOT;
+	hdr.prev_slot = prev_slot;
 	if (!armdb_shard_append(&rt->st, files, &hdr, tuple->t_data, &loc, &sealed,
 							&err))
 		armdb_report_storage_error(ERROR, &err);
@@ -117,11 +128,14 @@ append_version(Relation rel, ArmdbRelKeydir *kd, uint32 shard,
 	return armdb_shard_end(&rt->st);
 }
 
-/* Insert ntuples slots under one acquisition of the shard lock. */
+/*
+ * Insert ntuples slots under one acquisition of the shard lock; prev_slot
+ * is the version an UPDATE replaces, or ARMDB_INVALID_SLOT.
+ */
 static void
-insert_slots(Relation rel, TupleTableSlot **slots, int ntuples, CommandId cid)
+insert_slots(Relation rel, ArmdbRelKeydir *kd, TupleTableSlot **slots,
+			 int ntuples, CommandId cid, uint64 prev_slot)
 {
-	ArmdbRelKeydir *kd = armdb_rel_keydir(rel);
 	uint32		shard = my_shard(kd);
 	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
 	ArmdbShardFiles *files = armdb_keydir_shard_files(kd, shard);
@@ -142,13 +156,12 @@ insert_slots(Relation rel, TupleTableSlot **slots, int ntuples, CommandId cid)
 	{
 		slots[i]->tts_tableOid = RelationGetRelid(rel);
 		end = append_version(rel, kd, shard, rt, files, tuples[i], xid, fxid,
-							 cid, &slots[i]->tts_tid);
+							 cid, prev_slot, &slots[i]->tts_tid);
 	}
 	LWLockRelease(&rt->lock);
 
 	armdb_xact_note_write(kd, shard, end);
 	pg_atomic_fetch_add_u64(&kd->nversions, ntuples);
-	pgstat_count_heap_insert(rel, ntuples);
 
 	for (int i = 0; i < ntuples; i++)
 		if (should_free[i])
@@ -161,7 +174,8 @@ void
 armdb_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid,
 				   int options, struct BulkInsertStateData *bistate)
 {
-	insert_slots(rel, &slot, 1, cid);
+	insert_slots(rel, armdb_rel_keydir(rel), &slot, 1, cid, ARMDB_INVALID_SLOT);
+	pgstat_count_heap_insert(rel, 1);
 }
 
 void
@@ -169,5 +183,15 @@ armdb_multi_insert(Relation rel, TupleTableSlot **slots, int ntuples,
 				   CommandId cid, int options,
 				   struct BulkInsertStateData *bistate)
 {
-	insert_slots(rel, slots, ntuples, cid);
+	insert_slots(rel, armdb_rel_keydir(rel), slots, ntuples, cid,
+				 ARMDB_INVALID_SLOT);
+	pgstat_count_heap_insert(rel, ntuples);
+}
+
+/* The new version of an UPDATE; slot->tts_tid is set to its TID. */
+void
+armdb_insert_version(Relation rel, ArmdbRelKeydir *kd, TupleTableSlot *slot,
+					 CommandId cid, uint64 prev_slot)
+{
+	insert_slots(rel, kd, &slot, 1, cid, prev_slot);
 }

@@ -62,6 +62,10 @@ typedef struct ArmdbScanDescData
 	/* ANALYZE and TABLESAMPLE */
 	BlockNumber cblock;
 	int			coffset;		/* next slot index in cblock */
+	ArmdbAlignedBuf span;		/* entries of cblock, read at once */
+	uint32		span_file;		/* 0: nothing read */
+	uint64		span_from;		/* file offset of span.data[0] */
+	size_t		span_len;
 	BlockNumber nblocks;
 	BlockNumber startblock;
 
@@ -312,6 +316,7 @@ armdb_scan_end(TableScanDesc sscan)
 	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
 
 	armdb_aligned_free(&scan->chunk);
+	armdb_aligned_free(&scan->span);
 	if (scan->tuple_buf)
 		pfree(scan->tuple_buf);
 	RelationDecrementReferenceCount(sscan->rs_rd);
@@ -615,6 +620,82 @@ armdb_tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot,
  * ANALYZE: virtual pages are the blocks it samples
  * ----------------
  */
+/*
+ * The entries of one virtual page were mostly appended together, so they
+ * usually lie side by side in one file: read that span with one I/O, as
+ * heap reads the page, instead of one read per row.  Entries outside it
+ * (or still in the write buffer) are read one by one.
+ */
+#define SPAN_MAX	(4 * 1024 * 1024)
+
+static void
+read_block_span(ArmdbScanDesc scan, BlockNumber blockno)
+{
+	ArmdbRelKeydir *kd = scan->kd;
+	ArmdbPage  *page = armdb_keydir_page(kd, blockno);
+	uint32		shard = armdb_slot_shard((uint64) blockno * ARMDB_SLOTS_PER_PAGE,
+										 kd->nshards);
+	ArmdbShardRt *rt;
+	ArmdbShardFiles *files;
+	ArmdbLocation span = {0, 0, 0};
+	uint64		from = PG_UINT64_MAX;
+	uint64		to = 0;
+	ArmdbError	err;
+	bool		buffered;
+	int			fd;
+	MemoryContext oldcontext;
+	bool		ok;
+
+	scan->span_file = 0;
+	if (page == NULL)
+		return;
+	LWLockAcquire(&page->lock, LW_SHARED);
+	for (int i = 0; i < ARMDB_SLOTS_PER_PAGE; i++)
+	{
+		ArmdbVersion *v = &page->v[i];
+
+		if (v->file_id == 0)
+			continue;
+		if (span.file_id == 0)
+			span.file_id = v->file_id;
+		if (v->file_id != span.file_id)
+			continue;
+		from = Min(from, v->offset);
+		to = Max(to, (uint64) v->offset + v->len);
+	}
+	LWLockRelease(&page->lock);
+	if (span.file_id == 0 || to - from > SPAN_MAX)
+		return;
+
+	span.offset = (uint32) from;
+	span.len = (uint32) (to - from);
+	rt = armdb_keydir_shard(kd, shard);
+	LWLockAcquire(&rt->lock, LW_SHARED);
+	buffered = armdb_shard_is_buffered(&rt->st, &span);
+	LWLockRelease(&rt->lock);
+	if (buffered)
+		return;
+
+	files = armdb_keydir_shard_files(kd, shard);
+	scan->span_from = TYPEALIGN_DOWN(ARMDB_BLOCK_SIZE, from);
+	if (scan->span.size < TYPEALIGN(ARMDB_BLOCK_SIZE, to) - scan->span_from)
+	{
+		oldcontext = MemoryContextSwitchTo(scan->mcxt);
+		armdb_aligned_free(&scan->span);
+		ok = armdb_aligned_alloc(&scan->span, SPAN_MAX + 2 * ARMDB_BLOCK_SIZE, &err);
+		MemoryContextSwitchTo(oldcontext);
+		if (!ok)
+			armdb_report_storage_error(ERROR, &err);
+	}
+	fd = armdb_shard_file_fd(files, span.file_id, &err);
+	if (fd < 0 ||
+		!armdb_io_pread(files->io, fd, scan->span.data,
+						TYPEALIGN(ARMDB_BLOCK_SIZE, to) - scan->span_from,
+						scan->span_from, &scan->span_len, &err))
+		armdb_report_storage_error(ERROR, &err);
+	scan->span_file = span.file_id;
+}
+
 bool
 armdb_scan_analyze_next_block(TableScanDesc sscan, BlockNumber blockno,
 							  BufferAccessStrategy bstrategy)
@@ -623,7 +704,35 @@ armdb_scan_analyze_next_block(TableScanDesc sscan, BlockNumber blockno,
 
 	scan->cblock = blockno;
 	scan->coffset = 0;
+	read_block_span(scan, blockno);
 	return true;
+}
+
+/* Store the version of slotno in slot, from the block span if it is there. */
+static void
+store_sampled_version(ArmdbScanDesc scan, uint64 slotno, const ArmdbVersion *v,
+					  TupleTableSlot *slot)
+{
+	ArmdbEntryHeader hdr;
+	char	   *buf;
+
+	if (v->file_id != scan->span_file || v->offset < scan->span_from ||
+		v->offset + v->len > scan->span_from + scan->span_len)
+	{
+		store_version(scan, scan->base.rs_rd, scan->kd, slotno, v, slot);
+		return;
+	}
+	buf = tuple_buffer(scan, v->len);
+	memcpy(buf, scan->span.data + (v->offset - scan->span_from), v->len);
+	if (armdb_entry_parse(buf, v->len, &hdr) != ARMDB_PARSE_OK ||
+		hdr.slot != slotno)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("armdb: entry at offset %u of data file %06u is corrupted",
+						v->offset, v->file_id)));
+	fill_tuple(&scan->tuple, scan->base.rs_rd, slotno,
+			   buf + ARMDB_ENTRY_HEADER_SIZE, v->len - ARMDB_ENTRY_HEADER_SIZE, v);
+	ExecStoreHeapTuple(&scan->tuple, slot, false);
 }
 
 bool
@@ -685,7 +794,7 @@ armdb_scan_analyze_next_tuple(TableScanDesc sscan, TransactionId OldestXmin,
 
 		if (sample_it)
 		{
-			store_version(scan, sscan->rs_rd, scan->kd, slotno, &v, slot);
+			store_sampled_version(scan, slotno, &v, slot);
 			return true;
 		}
 	}
@@ -725,6 +834,7 @@ armdb_scan_sample_next_block(TableScanDesc sscan, SampleScanState *scanstate)
 		scan->nblocks = 0;
 		return false;
 	}
+	read_block_span(scan, blockno);
 	return true;
 }
 
@@ -751,7 +861,7 @@ armdb_scan_sample_next_tuple(TableScanDesc sscan, SampleScanState *scanstate,
 		slotno = (uint64) scan->cblock * ARMDB_SLOTS_PER_PAGE + off - 1;
 		if (armdb_version_lookup(scan->kd, slotno, sscan->rs_snapshot, &v))
 		{
-			store_version(scan, sscan->rs_rd, scan->kd, slotno, &v, slot);
+			store_sampled_version(scan, slotno, &v, slot);
 			pgstat_count_heap_getnext(sscan->rs_rd);
 			return true;
 		}

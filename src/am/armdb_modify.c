@@ -144,14 +144,17 @@ insert_slots(Relation rel, ArmdbRelKeydir *kd, TupleTableSlot **slots,
 	HeapTuple  *tuples = palloc(sizeof(HeapTuple) * ntuples);
 	bool	   *should_free = palloc(sizeof(bool) * ntuples);
 	ArmdbPos	end = 0;
+	XLogRecPtr	wal_lsn;
 
 	/* flatten first: detoasting reads other relations, not under our lock */
 	for (int i = 0; i < ntuples; i++)
 		tuples[i] = tuple_to_store(rel, slots[i], &should_free[i]);
 
 	CheckForSerializableConflictIn(rel, NULL, InvalidBlockNumber);
+	wal_lsn = armdb_xact_log_xid();
 
 	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+	rt->wal_lsn = Max(rt->wal_lsn, wal_lsn);
 	for (int i = 0; i < ntuples; i++)
 	{
 		slots[i]->tts_tableOid = RelationGetRelid(rel);

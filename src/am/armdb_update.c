@@ -337,6 +337,7 @@ append_tombstone(ArmdbRelKeydir *kd, uint64 slot, FullTransactionId fxid)
 	ArmdbError	err;
 	uint32		sealed;
 	ArmdbPos	end;
+	XLogRecPtr	wal_lsn = armdb_xact_log_xid();
 
 	memset(&hdr, 0, sizeof(hdr));
 	hdr.value_len = 0;
@@ -346,6 +347,7 @@ append_tombstone(ArmdbRelKeydir *kd, uint64 slot, FullTransactionId fxid)
 	hdr.prev_slot = ARMDB_INVALID_SLOT;
 
 	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+	rt->wal_lsn = Max(rt->wal_lsn, wal_lsn);
 	armdb_shard_prepare(kd, rt, shard);
 	hdr.gsn = (pg_atomic_fetch_add_u64(&kd->next_gsn, 1) & ARMDB_GSN_MAX) |
 		ARMDB_GSN_FLAG_TOMBSTONE;

@@ -18,6 +18,18 @@
  * (sub)transaction say which armdb directories and keydirs to remove:
  * dropped ones at commit, created ones at abort.
  *
+ * Transaction ids in WAL.  A transaction that writes only armdb tables
+ * would otherwise write no WAL before its commit record, and PostgreSQL
+ * then (1) commits it asynchronously -- the commit record may be lost in a
+ * crash after the client was told of the commit -- and (2) may hand its xid
+ * out again after a crash, when the xid was never WAL-logged: entries of a
+ * transaction that died in the crash would then look like those of the new,
+ * unrelated transaction with the same xid, and come back to life when it
+ * commits.  So the first armdb write of each (sub)transaction inserts an
+ * XLOG_NOOP record, which carries the xid (replay moves nextXid past it, and
+ * the transaction has written WAL), and no entry reaches a data file before
+ * WAL is flushed up to that record: the shard's write barrier below.
+ *
  * PREPARE TRANSACTION is refused when armdb storage was written, created or
  * dropped: the prepared transaction's fate would be decided by a backend
  * that knows nothing of its armdb entries.
@@ -27,6 +39,9 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xloginsert.h"
+#include "catalog/pg_control.h"
 #include "catalog/storage.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
@@ -47,6 +62,43 @@ typedef struct PendingWrite
 static PendingWrite *pending = NULL;
 static int	npending = 0;
 static int	maxpending = 0;
+
+/* the last (sub)transaction id this backend WAL-logged, and where */
+static TransactionId wal_logged_xid = InvalidTransactionId;
+static XLogRecPtr wal_logged_lsn = InvalidXLogRecPtr;
+
+/*
+ * Make sure the current (sub)transaction's id is in WAL before it is
+ * written into any armdb entry; returns the LSN to flush before such an
+ * entry reaches a data file.
+ */
+XLogRecPtr
+armdb_xact_log_xid(void)
+{
+	TransactionId xid = GetCurrentTransactionId();
+
+	if (!TransactionIdEquals(xid, wal_logged_xid))
+	{
+		static const char payload[] = "armdb";
+
+		XLogBeginInsert();
+		XLogRegisterData((char *) payload, sizeof(payload));
+		wal_logged_lsn = XLogInsert(RM_XLOG_ID, XLOG_NOOP);
+		wal_logged_xid = xid;
+	}
+	return wal_logged_lsn;
+}
+
+/* ArmdbShardFiles.write_barrier: WAL first, then the entries (see above). */
+bool
+armdb_shard_write_barrier(void *arg, ArmdbError *err)
+{
+	ArmdbShardRt *rt = arg;
+
+	if (!XLogRecPtrIsInvalid(rt->wal_lsn))
+		XLogFlush(rt->wal_lsn);
+	return true;
+}
 
 void
 armdb_xact_note_write(ArmdbRelKeydir *kd, uint32 shard, ArmdbPos pos)
@@ -216,11 +268,13 @@ armdb_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			npending = 0;
+			wal_logged_xid = InvalidTransactionId;
 			remove_pending_deletes(true);
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			npending = 0;
+			wal_logged_xid = InvalidTransactionId;
 			remove_pending_deletes(false);
 			break;
 		case XACT_EVENT_PREPARE:

@@ -276,6 +276,8 @@ armdb_keydir_shard_files(ArmdbRelKeydir *kd, uint32 shard)
 							   armdb_direct_io);
 	}
 	entry->files.io = armdb_backend_io();
+	entry->files.write_barrier = armdb_shard_write_barrier;
+	entry->files.write_barrier_arg = armdb_keydir_shard(kd, shard);
 	return &entry->files;
 }
 
@@ -398,14 +400,16 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 	for (uint32 shard = 0; shard < kd->nshards; shard++)
 	{
 		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
-		ArmdbShardFiles *files = armdb_keydir_shard_files(kd, shard);
+		ArmdbShardFiles *files;
 		ArmdbRecoveryReport report;
 		LoadState	ls = {kd, shard, 0, 0, 0};
 		ArmdbError	err;
 
 		LWLockInitialize(&rt->lock, armdb_shared->keydir_tranche_id);
 		LWLockInitialize(&rt->flush_lock, armdb_shared->keydir_tranche_id);
+		rt->wal_lsn = InvalidXLogRecPtr;
 		memset(&rt->st, 0, sizeof(rt->st));
+		files = armdb_keydir_shard_files(kd, shard);
 		rt->st.shard_no = shard;
 		rt->st.max_file_size = (uint32) Min((uint64) armdb_max_file_size_kb * 1024,
 											ARMDB_MAX_FILE_SIZE);

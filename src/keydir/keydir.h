@@ -30,6 +30,7 @@
 #define ARMDB_KEYDIR_H
 
 #include "access/htup_details.h"
+#include "access/xlogdefs.h"
 #include "lib/dshash.h"
 #include "port/atomics.h"
 #include "storage/itemptr.h"
@@ -86,6 +87,8 @@ typedef struct ArmdbShardRt
 	LWLock		flush_lock;		/* elects one fdatasync for a group */
 	uint64		next_seq;		/* next slot: armdb_shard_slot(next_seq) */
 	dsa_pointer buf_dp;			/* write buffer, allocated on first append */
+	XLogRecPtr	wal_lsn;		/* WAL to flush before entries in the buffer
+								 * reach the file (armdb_xact.c) */
 	ArmdbShardState st;
 } ArmdbShardRt;
 
@@ -151,6 +154,9 @@ extern ArmdbShardFiles *armdb_keydir_shard_files(ArmdbRelKeydir *kd,
 												 uint32 shard);
 
 extern void armdb_keydir_report_full(const char *what) pg_attribute_noreturn();
+
+/* armdb_xact.c: WAL flush before entries are written (ArmdbShardFiles) */
+extern bool armdb_shard_write_barrier(void *arg, ArmdbError *err);
 
 /* Shared memory a keydir occupies, its write buffers included. */
 extern int64 armdb_keydir_bytes(ArmdbRelKeydir *kd);

@@ -139,6 +139,9 @@ buffer_write_out(ArmdbShardState *st, ArmdbShardFiles *files, ArmdbError *err)
 	to = BLOCK_CEIL(st->append_end);
 	Assert(from >= st->buf_start && to - st->buf_start <= st->buf_size);
 
+	if (files->write_barrier &&
+		!files->write_barrier(files->write_barrier_arg, err))
+		return false;
 	fd = armdb_shard_file_fd(files, st->active_file_id, err);
 	if (fd < 0)
 		return false;
@@ -386,6 +389,12 @@ append_large(ArmdbShardState *st, ArmdbShardFiles *files,
 	memcpy(p, hdr, ARMDB_ENTRY_HEADER_SIZE);
 	memcpy(p + ARMDB_ENTRY_HEADER_SIZE, value, hdr->value_len);
 
+	if (files->write_barrier &&
+		!files->write_barrier(files->write_barrier_arg, err))
+	{
+		armdb_aligned_free(&tmp);
+		return false;
+	}
 	fd = armdb_shard_file_fd(files, st->active_file_id, err);
 	ok = fd >= 0 && armdb_io_pwrite(files->io, fd, tmp.data, tmp.size, from, err);
 	if (!ok && fd >= 0)

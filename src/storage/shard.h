@@ -105,6 +105,15 @@ typedef struct ArmdbShardFiles
 		uint64		last_use;
 	}			fds[ARMDB_SHARD_FD_CACHE];
 	uint64		use_counter;
+
+	/*
+	 * Called before any write of entries to a data file (not for file
+	 * headers).  The backend uses it to flush WAL far enough that the
+	 * transaction ids in the entries survive a crash (armdb_xact.c); it may
+	 * refuse with an error.  NULL: nothing to do.
+	 */
+	bool		(*write_barrier) (void *arg, ArmdbError *err);
+	void	   *write_barrier_arg;
 } ArmdbShardFiles;
 
 extern void armdb_shard_state_init(ArmdbShardState *st, uint32 shard_no,

@@ -8,7 +8,8 @@
 #
 # Steps: Debian packages, build, unit tests, fuzz smoke run, install, a
 # throw-away cluster, and "make installcheck" against it as the postgres
-# user: the pg_regress tests (sql/) and the TAP tests (t/, TAP_TESTS = 1).
+# user: the pg_regress tests (sql/) and the TAP tests (t/, TAP_TESTS = 1);
+# then a pgbench TPC-B run on armdb tables, checked for consistency.
 # A failed step does not stop the independent ones after it; the script
 # exits non-zero if any step failed and ends with the summary line
 # "N passed, N failed" (of the steps).
@@ -193,6 +194,13 @@ step_installcheck() {
 	return "${rc}"
 }
 
+# pgbench TPC-B with armdb as the default access method: no failed
+# transaction, balances consistent with history (bench/pgbench-check.sh).
+step_pgbench() {
+	as_postgres env PGHOST=127.0.0.1 PGPORT="${ARMDB_TEST_PORT}" PGUSER=postgres \
+		PGBIN="${PGBIN}" bash "${ARMDB_ROOT}/bench/pgbench-check.sh" 2 15
+}
+
 # ---------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------
@@ -223,8 +231,10 @@ fi
 
 if step_passed cluster; then
 	run_step installcheck step_installcheck
+	run_step pgbench step_pgbench
 else
 	skip_step installcheck "no cluster"
+	skip_step pgbench "no cluster"
 fi
 stop_cluster "${CLUSTER_DIR}"
 

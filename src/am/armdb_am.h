@@ -120,6 +120,7 @@ extern void armdb_multi_insert(Relation rel, TupleTableSlot **slots,
 							   int ntuples, CommandId cid, int options,
 							   struct BulkInsertStateData *bistate);
 
+extern uint32 armdb_my_shard(ArmdbRelKeydir *kd);
 extern void armdb_shard_prepare(ArmdbRelKeydir *kd, ArmdbShardRt *rt,
 								uint32 shard);
 extern void armdb_insert_version(Relation rel, ArmdbRelKeydir *kd,

@@ -29,8 +29,8 @@
 #include "armdb.h"
 
 /* The shard this backend appends to. */
-static inline uint32
-my_shard(ArmdbRelKeydir *kd)
+uint32
+armdb_my_shard(ArmdbRelKeydir *kd)
 {
 	return (uint32) ((MyBackendId > 0 ? MyBackendId : MyProcPid) % kd->nshards);
 }
@@ -136,7 +136,7 @@ static void
 insert_slots(Relation rel, ArmdbRelKeydir *kd, TupleTableSlot **slots,
 			 int ntuples, CommandId cid, uint64 prev_slot)
 {
-	uint32		shard = my_shard(kd);
+	uint32		shard = armdb_my_shard(kd);
 	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
 	ArmdbShardFiles *files = armdb_keydir_shard_files(kd, shard);
 	FullTransactionId fxid = GetCurrentFullTransactionId();

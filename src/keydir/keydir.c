@@ -314,8 +314,24 @@ typedef struct LoadState
 	uint32		shard;
 	uint64		max_seq;		/* highest slot sequence seen, + 1 */
 	uint64		entries;
-	uint64		live;
+	/* slots whose version a committed DELETE or UPDATE ended */
+	uint64	   *kills;
+	uint64		nkills;
+	uint64		maxkills;
 } LoadState;
+
+static void
+note_kill(LoadState *ls, uint64 slot)
+{
+	if (ls->nkills == ls->maxkills)
+	{
+		ls->maxkills = Max(1024, ls->maxkills * 2);
+		ls->kills = ls->kills == NULL ?
+			palloc_extended(sizeof(uint64) * ls->maxkills, MCXT_ALLOC_HUGE) :
+			repalloc_huge(ls->kills, sizeof(uint64) * ls->maxkills);
+	}
+	ls->kills[ls->nkills++] = slot;
+}
 
 /*
  * What became of the transaction that wrote an entry?  Entries older than
@@ -336,42 +352,49 @@ entry_counts(TransactionId xid, bool *in_progress)
 	return TransactionIdDidCommit(xid);
 }
 
+/*
+ * One entry, in file order.  A version fills its slot's record; the end of a
+ * version -- a tombstone (DELETE) or a newer version naming it as prev_slot
+ * (UPDATE) -- is noted and applied once every shard is loaded, because it is
+ * written to the shard of the backend that made the change, not necessarily
+ * the shard of the slot it ends.  That is sound while slots are never
+ * reused: a slot holds one version in its life.
+ */
 static bool
 load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 {
 	LoadState  *ls = arg;
 	ArmdbRelKeydir *kd = ls->kd;
-	uint64		seq;
 	ArmdbPage  *page;
 	ArmdbVersion *v;
 	bool		in_progress;
 	TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64(e->xid));
 
 	if (e->slot >= ARMDB_MAX_SLOTS ||
-		armdb_slot_shard(e->slot, kd->nshards) != ls->shard)
+		(!armdb_gsn_is_tombstone(e->gsn) &&
+		 armdb_slot_shard(e->slot, kd->nshards) != ls->shard))
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						   "entry at offset %u of data file %06u has slot %llu, which does not belong to shard %u",
 						   e->offset, e->file_id,
 						   (unsigned long long) e->slot, ls->shard);
-	seq = armdb_slot_seq(e->slot, kd->nshards);
-	ls->max_seq = Max(ls->max_seq, seq + 1);
 	ls->entries++;
 
+	if (armdb_gsn_is_tombstone(e->gsn))
+	{
+		if (entry_counts(xid, &in_progress))
+			note_kill(ls, e->slot);
+		return true;
+	}
+
+	/* slots are used up even by versions of aborted transactions */
+	ls->max_seq = Max(ls->max_seq, armdb_slot_seq(e->slot, kd->nshards) + 1);
 	if (!entry_counts(xid, &in_progress))
 		return true;			/* aborted: as if never written */
+	if (e->prev_slot != ARMDB_INVALID_SLOT && e->prev_slot < ARMDB_MAX_SLOTS)
+		note_kill(ls, e->prev_slot);
 
 	page = page_for_slot(kd, e->slot, true);	/* loader holds kd->lock */
 	v = &page->v[e->slot % ARMDB_SLOTS_PER_PAGE];
-	if (armdb_gsn_is_tombstone(e->gsn))
-	{
-		/* the slot's row was deleted: the next increment's DELETE */
-		if (v->file_id != 0)
-			ls->live--;
-		memset(v, 0, sizeof(*v));
-		return true;
-	}
-	if (v->file_id == 0)
-		ls->live++;
 	v->file_id = e->file_id;
 	v->offset = e->offset;
 	v->len = e->len;
@@ -390,6 +413,7 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 	dsa_pointer *chunks PG_USED_FOR_ASSERTS_ONLY;
 	uint64		max_gsn = 0;
 	uint64		live = 0;
+	LoadState	ls;
 
 	kd->nshards = armdb_rel_storage_read_meta(rnode);
 	keydir_alloc(&kd->shards, sizeof(ArmdbShardRt) * kd->nshards,
@@ -397,12 +421,13 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 	chunks = keydir_alloc(&kd->chunks, sizeof(dsa_pointer) * ARMDB_MAX_CHUNKS,
 						  "a page directory");
 
+	memset(&ls, 0, sizeof(ls));
+	ls.kd = kd;
 	for (uint32 shard = 0; shard < kd->nshards; shard++)
 	{
 		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
 		ArmdbShardFiles *files;
 		ArmdbRecoveryReport report;
-		LoadState	ls = {kd, shard, 0, 0, 0};
 		ArmdbError	err;
 
 		LWLockInitialize(&rt->lock, armdb_shared->keydir_tranche_id);
@@ -414,6 +439,8 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 		rt->st.max_file_size = (uint32) Min((uint64) armdb_max_file_size_kb * 1024,
 											ARMDB_MAX_FILE_SIZE);
 
+		ls.shard = shard;
+		ls.max_seq = 0;
 		if (!armdb_recover_shard(armdb_backend_io(), files->dir,
 								 armdb_direct_io, true, load_entry, &ls,
 								 &report, &err))
@@ -430,7 +457,6 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 							report.first_bad_hint)));
 		rt->next_seq = ls.max_seq;
 		max_gsn = Max(max_gsn, report.max_gsn);
-		live += ls.live;
 		if (report.last_file_id != 0)
 		{
 			armdb_keydir_shard_buffer(kd, rt);
@@ -440,6 +466,25 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 								  report.end_offset, &err))
 				armdb_report_storage_error(ERROR, &err);
 		}
+	}
+	/* second pass: end the versions that committed changes ended */
+	for (uint64 i = 0; i < ls.nkills; i++)
+	{
+		ArmdbPage  *page = armdb_keydir_page(kd, ls.kills[i] / ARMDB_SLOTS_PER_PAGE);
+
+		if (page != NULL)
+			memset(&page->v[ls.kills[i] % ARMDB_SLOTS_PER_PAGE], 0,
+				   sizeof(ArmdbVersion));
+	}
+	if (ls.kills)
+		pfree(ls.kills);
+	for (uint64 p = 0; p < pg_atomic_read_u64(&kd->npages); p++)
+	{
+		ArmdbPage  *page = armdb_keydir_page(kd, p);
+
+		for (int i = 0; page != NULL && i < ARMDB_SLOTS_PER_PAGE; i++)
+			if (page->v[i].file_id != 0)
+				live++;
 	}
 	pg_atomic_write_u64(&kd->next_gsn, max_gsn + 1);
 	pg_atomic_write_u64(&kd->nversions, live);

@@ -14,7 +14,7 @@
  * slots of one block number form a *virtual page*: an array of version
  * records with one LWLock, the stand-in for a heap buffer's content lock.
  * Virtual page p belongs to shard p % nshards, which hands out its slots in
- * order, so every entry of a slot lives in one shard and a single writer
+ * order, so a slot's version lives in the slot's shard and a single writer
  * fills whole pages (design §2 suggests slot % nshards; that would leave
  * each page of a one-writer table 1/nshards full, nshards times the
  * memory per row).

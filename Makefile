@@ -22,6 +22,10 @@ OBJS = src/armdb.o src/armdb_storage.o src/armdb_funcs.o \
 	$(STORAGE_OBJS)
 
 REGRESS = armdb_init armdb_table
+ISOLATION = armdb-eval-plan-qual armdb-update-delete armdb-row-locks \
+	armdb-rr-conflict armdb-write-skew armdb-unique armdb-visibility \
+	armdb-refused
+ISOLATION_OPTS = --load-extension=armdb
 TAP_TESTS = 1
 
 PG_CPPFLAGS = -I$(srcdir)/src

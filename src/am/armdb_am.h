@@ -85,6 +85,8 @@ extern bool armdb_version_lookup(ArmdbRelKeydir *kd, uint64 slot,
 extern void armdb_read_version_tuple(Relation rel, ArmdbRelKeydir *kd,
 									 uint64 slotno, const ArmdbVersion *v,
 									 char *buf, HeapTuple tuple);
+extern void armdb_check_serializable_out(Relation rel, ArmdbVersion *v,
+										 bool visible, Snapshot snapshot);
 extern bool armdb_version_surely_dead(ArmdbRelKeydir *kd, uint64 slot,
 									  struct GlobalVisState *vistest);
 extern HTSV_Result armdb_version_htsv(ArmdbRelKeydir *kd, uint64 slot,

@@ -90,6 +90,8 @@ armdb_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
 		return false;
 
 	visible = armdb_version_lookup(fetch->kd, slotno, snapshot, &v);
+	if (v.file_id != 0)
+		armdb_check_serializable_out(rel, &v, visible, snapshot);
 	if (!visible)
 	{
 		if (all_dead && v.file_id != 0 &&

@@ -21,6 +21,7 @@
 #include "postgres.h"
 
 #include "access/heapam.h"
+#include "access/subtrans.h"
 #include "access/tsmapi.h"
 #include "access/xact.h"
 #include "executor/tuptable.h"
@@ -247,6 +248,51 @@ armdb_version_htsv(ArmdbRelKeydir *kd, uint64 slot, TransactionId OldestXmin,
 	return res;
 }
 
+/*
+ * HeapCheckForSerializableConflictOut() on a version record: a serializable
+ * transaction reading (or skipping as invisible) a version that a
+ * concurrent serializable transaction wrote or ended has a rw-conflict out
+ * to it.  v may be a copy: the hint bits it gets are not kept.
+ */
+void
+armdb_check_serializable_out(Relation rel, ArmdbVersion *v, bool visible,
+							 Snapshot snapshot)
+{
+	TransactionId xid;
+
+	if (!CheckForSerializableConflictOutNeeded(rel, snapshot))
+		return;
+
+	switch (armdb_version_satisfies_vacuum(v, TransactionXmin))
+	{
+		case HEAPTUPLE_LIVE:
+			if (visible)
+				return;
+			xid = v->xmin;
+			break;
+		case HEAPTUPLE_RECENTLY_DEAD:
+		case HEAPTUPLE_DELETE_IN_PROGRESS:
+			xid = visible ? armdb_version_get_update_xid(v) : v->xmin;
+			if (TransactionIdPrecedes(xid, TransactionXmin))
+				return;			/* like the DEAD case */
+			break;
+		case HEAPTUPLE_INSERT_IN_PROGRESS:
+			xid = v->xmin;
+			break;
+		case HEAPTUPLE_DEAD:
+		default:
+			return;
+	}
+
+	/* the top-level xid; not too old to conflict, and not our own */
+	if (TransactionIdEquals(xid, GetTopTransactionIdIfAny()))
+		return;
+	xid = SubTransGetTopmostTransaction(xid);
+	if (TransactionIdPrecedes(xid, TransactionXmin))
+		return;
+	CheckForSerializableConflictOut(rel, xid, snapshot);
+}
+
 /* Read a version found in the keydir and store it in slot. */
 static void
 store_version(ArmdbScanDesc scan, Relation rel, ArmdbRelKeydir *kd,
@@ -450,6 +496,7 @@ armdb_scan_getnextslot(TableScanDesc sscan, ScanDirection direction,
 		ArmdbVersion v;
 		char	   *p;
 		uint64		entry_len;
+		bool		visible;
 
 		CHECK_FOR_INTERRUPTS();
 
@@ -499,9 +546,19 @@ armdb_scan_getnextslot(TableScanDesc sscan, ScanDirection direction,
 							scan->files->dir)));
 
 		entry_len = armdb_entry_size(hdr.value_len);
-		if (!armdb_gsn_is_tombstone(hdr.gsn) &&
-			armdb_version_lookup(scan->kd, hdr.slot, sscan->rs_snapshot, &v) &&
-			v.file_id == scan->file_id && v.offset == scan->pos)
+		if (!armdb_gsn_is_tombstone(hdr.gsn))
+		{
+			visible = armdb_version_lookup(scan->kd, hdr.slot,
+										   sscan->rs_snapshot, &v);
+			if (v.file_id != scan->file_id || v.offset != scan->pos)
+				visible = false;	/* not this slot's version any more */
+			else
+				armdb_check_serializable_out(rel, &v, visible,
+											 sscan->rs_snapshot);
+		}
+		else
+			visible = false;
+		if (visible)
 		{
 			char	   *buf = tuple_buffer(scan, hdr.value_len);
 
@@ -570,9 +627,17 @@ armdb_fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot,
 	char	   *buf;
 	HeapTuple	tuple;
 
-	if (!armdb_slot_of_tid(kd, tid, &slotno) ||
-		!armdb_version_lookup(kd, slotno, snapshot, &v))
+	if (!armdb_slot_of_tid(kd, tid, &slotno))
 		return false;
+	if (!armdb_version_lookup(kd, slotno, snapshot, &v))
+	{
+		if (v.file_id != 0)
+			armdb_check_serializable_out(rel, &v, false, snapshot);
+		return false;
+	}
+	armdb_check_serializable_out(rel, &v, true, snapshot);
+	if (IsMVCCSnapshot(snapshot))
+		PredicateLockTID(rel, tid, snapshot, v.xmin);
 
 	/* the slot owns the tuple: one palloc'd block, header and image */
 	buf = palloc(HEAPTUPLESIZE + v.len);
@@ -850,6 +915,7 @@ armdb_scan_sample_next_tuple(TableScanDesc sscan, SampleScanState *scanstate,
 		OffsetNumber off;
 		uint64		slotno;
 		ArmdbVersion v;
+		bool		visible;
 
 		CHECK_FOR_INTERRUPTS();
 		off = tsm->NextSampleTuple(scanstate, scan->cblock, ARMDB_SLOTS_PER_PAGE);
@@ -859,7 +925,11 @@ armdb_scan_sample_next_tuple(TableScanDesc sscan, SampleScanState *scanstate,
 			return false;
 		}
 		slotno = (uint64) scan->cblock * ARMDB_SLOTS_PER_PAGE + off - 1;
-		if (armdb_version_lookup(scan->kd, slotno, sscan->rs_snapshot, &v))
+		visible = armdb_version_lookup(scan->kd, slotno, sscan->rs_snapshot, &v);
+		if (v.file_id != 0)
+			armdb_check_serializable_out(sscan->rs_rd, &v, visible,
+										 sscan->rs_snapshot);
+		if (visible)
 		{
 			store_sampled_version(scan, slotno, &v, slot);
 			pgstat_count_heap_getnext(sscan->rs_rd);

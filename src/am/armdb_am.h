@@ -123,6 +123,14 @@ extern void armdb_multi_insert(Relation rel, TupleTableSlot **slots,
 							   struct BulkInsertStateData *bistate);
 
 extern uint32 armdb_my_shard(ArmdbRelKeydir *kd);
+extern void armdb_tuple_insert_speculative(Relation rel, TupleTableSlot *slot,
+										   CommandId cid, int options,
+										   struct BulkInsertStateData *bistate,
+										   uint32 specToken);
+extern void armdb_tuple_complete_speculative(Relation rel,
+											 TupleTableSlot *slot,
+											 uint32 specToken,
+											 bool succeeded);
 extern void armdb_shard_prepare(ArmdbRelKeydir *kd, ArmdbShardRt *rt,
 								uint32 shard);
 extern void armdb_insert_version(Relation rel, ArmdbRelKeydir *kd,
@@ -130,6 +138,7 @@ extern void armdb_insert_version(Relation rel, ArmdbRelKeydir *kd,
 								 uint64 prev_slot);
 
 /* armdb_update.c */
+extern void armdb_append_tombstone(ArmdbRelKeydir *kd, uint64 slot);
 extern TM_Result armdb_tuple_delete(Relation rel, ItemPointer tid,
 									CommandId cid, Snapshot snapshot,
 									Snapshot crosscheck, bool wait,

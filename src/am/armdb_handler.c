@@ -14,9 +14,9 @@
  * COMMITTED rechecks included), ALTER TABLE rewrites and SET TABLESPACE,
  * ANALYZE and VACUUM, indexes (btree, hash, ...: PRIMARY KEY and UNIQUE
  * included; index and index-only scans), durable commits (group commit) and
- * recovery after a crash.  What it does not yet -- FOR SHARE / FOR KEY SHARE
- * (and so foreign keys that point at an armdb table), ON CONFLICT, CREATE
- * INDEX CONCURRENTLY, BRIN, CLUSTER and VACUUM FULL, unlogged tables, UPDATE
+ * recovery after a crash, INSERT ... ON CONFLICT.  What it does not yet --
+ * FOR SHARE / FOR KEY SHARE (and so foreign keys that point at an armdb
+ * table), CREATE INDEX CONCURRENTLY, BRIN, CLUSTER and VACUUM FULL, unlogged tables, UPDATE
  * moving rows between partitions -- is refused with an error and a hint,
  * before anything is changed.
  *
@@ -64,21 +64,6 @@ armdb_index_validate_scan(Relation table_rel, Relation index_rel,
  * Modifications that are not there yet
  * ----------------
  */
-static void
-armdb_tuple_insert_speculative(Relation rel, TupleTableSlot *slot,
-							   CommandId cid, int options,
-							   BulkInsertState bistate, uint32 specToken)
-{
-	armdb_not_supported("INSERT ... ON CONFLICT");
-}
-
-static void
-armdb_tuple_complete_speculative(Relation rel, TupleTableSlot *slot,
-								 uint32 specToken, bool succeeded)
-{
-	armdb_not_supported("INSERT ... ON CONFLICT");
-}
-
 static void
 armdb_relation_copy_for_cluster(Relation OldTable, Relation NewTable,
 								Relation OldIndex, bool use_sort,

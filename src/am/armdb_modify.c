@@ -76,7 +76,7 @@ static ArmdbPos
 append_version(Relation rel, ArmdbRelKeydir *kd, uint32 shard,
 			   ArmdbShardRt *rt, ArmdbShardFiles *files, HeapTuple tuple,
 			   TransactionId xid, FullTransactionId fxid, CommandId cid,
-			   uint64 prev_slot, ItemPointer tid)
+			   uint64 prev_slot, uint32 spec_token, ItemPointer tid)
 {
 	ArmdbEntryHeader hdr;
 	ArmdbLocation loc;
@@ -120,8 +120,17 @@ append_version(Relation rel, ArmdbRelKeydir *kd, uint32 shard,
 	v->xmax = InvalidTransactionId;
 	v->cid = cid;
 	v->infomask = HEAP_XMAX_INVALID;
-	v->infomask2 = 0;
-	v->ctid = (uint32) slot;
+	if (spec_token != 0)
+	{
+		/* a speculative insertion: ctid holds the token (heap: t_ctid) */
+		v->infomask2 = ARMDB_V2_SPECULATIVE;
+		v->ctid = spec_token;
+	}
+	else
+	{
+		v->infomask2 = 0;
+		v->ctid = (uint32) slot;
+	}
 	LWLockRelease(&page->lock);
 
 	armdb_slot_to_tid(slot, tid);
@@ -134,7 +143,7 @@ append_version(Relation rel, ArmdbRelKeydir *kd, uint32 shard,
  */
 static void
 insert_slots(Relation rel, ArmdbRelKeydir *kd, TupleTableSlot **slots,
-			 int ntuples, CommandId cid, uint64 prev_slot)
+			 int ntuples, CommandId cid, uint64 prev_slot, uint32 spec_token)
 {
 	uint32		shard = armdb_my_shard(kd);
 	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
@@ -159,7 +168,7 @@ insert_slots(Relation rel, ArmdbRelKeydir *kd, TupleTableSlot **slots,
 	{
 		slots[i]->tts_tableOid = RelationGetRelid(rel);
 		end = append_version(rel, kd, shard, rt, files, tuples[i], xid, fxid,
-							 cid, prev_slot, &slots[i]->tts_tid);
+							 cid, prev_slot, spec_token, &slots[i]->tts_tid);
 	}
 	LWLockRelease(&rt->lock);
 
@@ -177,8 +186,68 @@ void
 armdb_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid,
 				   int options, struct BulkInsertStateData *bistate)
 {
-	insert_slots(rel, armdb_rel_keydir(rel), &slot, 1, cid, ARMDB_INVALID_SLOT);
+	insert_slots(rel, armdb_rel_keydir(rel), &slot, 1, cid, ARMDB_INVALID_SLOT,
+				 0);
 	pgstat_count_heap_insert(rel, 1);
+}
+
+/*
+ * INSERT ... ON CONFLICT: the version carries the speculative insertion
+ * token until armdb_tuple_complete_speculative() decides its fate, so that
+ * SnapshotDirty can report it to concurrent inserters (heap keeps the token
+ * in t_ctid).
+ */
+void
+armdb_tuple_insert_speculative(Relation rel, TupleTableSlot *slot,
+							   CommandId cid, int options,
+							   struct BulkInsertStateData *bistate,
+							   uint32 specToken)
+{
+	Assert(specToken != 0);
+	insert_slots(rel, armdb_rel_keydir(rel), &slot, 1, cid, ARMDB_INVALID_SLOT,
+				 specToken);
+	pgstat_count_heap_insert(rel, 1);
+}
+
+/*
+ * heap_finish_speculative / heap_abort_speculative.  A failed speculative
+ * insertion becomes invisible to everyone at once (xmin invalid, as heap
+ * does), so that concurrent inserters waiting on it see no conflict; a
+ * tombstone keeps recovery from bringing it back when the transaction
+ * commits.
+ */
+void
+armdb_tuple_complete_speculative(Relation rel, TupleTableSlot *slot,
+								 uint32 specToken, bool succeeded)
+{
+	ArmdbRelKeydir *kd = armdb_rel_keydir(rel);
+	uint64		slotno = armdb_tid_to_slot(&slot->tts_tid);
+	ArmdbPage  *page = armdb_keydir_page(kd, slotno / ARMDB_SLOTS_PER_PAGE);
+	ArmdbVersion *v;
+
+	if (page == NULL)
+		elog(ERROR, "armdb: speculative insertion at (%u,%u) has no version",
+			 ItemPointerGetBlockNumber(&slot->tts_tid),
+			 ItemPointerGetOffsetNumber(&slot->tts_tid));
+
+	if (!succeeded)
+		armdb_append_tombstone(kd, slotno);
+
+	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+	v = &page->v[slotno % ARMDB_SLOTS_PER_PAGE];
+	Assert(v->infomask2 & ARMDB_V2_SPECULATIVE);
+	v->infomask2 &= ~ARMDB_V2_SPECULATIVE;
+	v->ctid = (uint32) slotno;
+	if (!succeeded)
+	{
+		v->infomask &= ~(HEAP_XMAX_COMMITTED | HEAP_XMAX_INVALID |
+						 HEAP_XMAX_IS_MULTI | HEAP_LOCK_MASK |
+						 HEAP_XMAX_LOCK_ONLY);
+		v->infomask |= HEAP_XMAX_INVALID;
+		v->infomask2 &= ~HEAP_KEYS_UPDATED;
+		v->xmin = InvalidTransactionId;
+	}
+	LWLockRelease(&page->lock);
 }
 
 void
@@ -187,7 +256,7 @@ armdb_multi_insert(Relation rel, TupleTableSlot **slots, int ntuples,
 				   struct BulkInsertStateData *bistate)
 {
 	insert_slots(rel, armdb_rel_keydir(rel), slots, ntuples, cid,
-				 ARMDB_INVALID_SLOT);
+				 ARMDB_INVALID_SLOT, 0);
 	pgstat_count_heap_insert(rel, ntuples);
 }
 
@@ -196,5 +265,5 @@ void
 armdb_insert_version(Relation rel, ArmdbRelKeydir *kd, TupleTableSlot *slot,
 					 CommandId cid, uint64 prev_slot)
 {
-	insert_slots(rel, kd, &slot, 1, cid, prev_slot);
+	insert_slots(rel, kd, &slot, 1, cid, prev_slot, 0);
 }

@@ -330,9 +330,10 @@ retry:
 }
 
 /* Append a tombstone of slot to this backend's shard, for recovery. */
-static void
-append_tombstone(ArmdbRelKeydir *kd, uint64 slot, FullTransactionId fxid)
+void
+armdb_append_tombstone(ArmdbRelKeydir *kd, uint64 slot)
 {
+	FullTransactionId fxid = GetCurrentFullTransactionId();
 	uint32		shard = armdb_my_shard(kd);
 	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
 	ArmdbShardFiles *files = armdb_keydir_shard_files(kd, shard);
@@ -368,7 +369,6 @@ armdb_tuple_delete(Relation rel, ItemPointer tid, CommandId cid,
 				   TM_FailureData *tmfd, bool changingPart)
 {
 	ArmdbRelKeydir *kd = armdb_rel_keydir(rel);
-	FullTransactionId fxid = GetCurrentFullTransactionId();
 	ArmdbVersion v;
 	TM_Result	result;
 
@@ -380,7 +380,7 @@ armdb_tuple_delete(Relation rel, ItemPointer tid, CommandId cid,
 	if (result != TM_Ok)
 		return result;
 
-	append_tombstone(kd, armdb_tid_to_slot(tid), fxid);
+	armdb_append_tombstone(kd, armdb_tid_to_slot(tid));
 	pgstat_count_heap_delete(rel);
 	return TM_Ok;
 }

@@ -133,6 +133,8 @@ extern void armdb_tuple_complete_speculative(Relation rel,
 											 bool succeeded);
 extern void armdb_shard_prepare(ArmdbRelKeydir *kd, ArmdbShardRt *rt,
 								uint32 shard);
+extern void armdb_copy_version(Relation rel, TupleTableSlot *slot,
+							   const ArmdbVersion *old);
 extern void armdb_insert_version(Relation rel, ArmdbRelKeydir *kd,
 								 TupleTableSlot *slot, CommandId cid,
 								 uint64 prev_slot);
@@ -163,6 +165,15 @@ extern void armdb_relation_set_new_filenode(Relation rel,
 											MultiXactId *minmulti);
 extern void armdb_relation_nontransactional_truncate(Relation rel);
 extern void armdb_relation_copy_data(Relation rel, const RelFileNode *newrnode);
+extern void armdb_relation_copy_for_cluster(Relation OldTable,
+											Relation NewTable,
+											Relation OldIndex, bool use_sort,
+											TransactionId OldestXmin,
+											TransactionId *xid_cutoff,
+											MultiXactId *multi_cutoff,
+											double *num_tuples,
+											double *tups_vacuumed,
+											double *tups_recently_dead);
 extern void armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 								  BufferAccessStrategy bstrategy);
 extern uint64 armdb_relation_size(Relation rel, ForkNumber forkNumber);

@@ -13,10 +13,12 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/multixact.h"
 #include "access/xact.h"
 #include "catalog/storage.h"
 #include "commands/vacuum.h"
+#include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/ipc.h"
@@ -113,6 +115,98 @@ armdb_relation_copy_data(Relation rel, const RelFileNode *newrnode)
 	armdb_keydir_drop(to);
 	armdb_rel_storage_copy(from, to, kd->nshards);
 	RelationDropStorage(rel);
+}
+
+/*
+ * VACUUM FULL and CLUSTER (heapam_relation_copy_for_cluster): copy every
+ * version not dead to everyone -- in the order of OldIndex if given -- into
+ * the new storage, keeping what snapshots need to see it as before.
+ * armdb does not freeze yet, so the cutoffs stay the table's own.
+ */
+void
+armdb_relation_copy_for_cluster(Relation OldTable, Relation NewTable,
+								Relation OldIndex, bool use_sort,
+								TransactionId OldestXmin,
+								TransactionId *xid_cutoff,
+								MultiXactId *multi_cutoff,
+								double *num_tuples, double *tups_vacuumed,
+								double *tups_recently_dead)
+{
+	ArmdbRelKeydir *kd = armdb_rel_keydir(OldTable);
+	TupleTableSlot *slot = table_slot_create(OldTable, NULL);
+	IndexScanDesc index_scan = NULL;
+	TableScanDesc table_scan = NULL;
+
+	*xid_cutoff = OldTable->rd_rel->relfrozenxid;
+	*multi_cutoff = OldTable->rd_rel->relminmxid;
+	*num_tuples = *tups_vacuumed = *tups_recently_dead = 0;
+
+	if (OldIndex != NULL)
+	{
+		index_scan = index_beginscan(OldTable, OldIndex, SnapshotAny, 0, 0);
+		index_rescan(index_scan, NULL, 0, NULL, 0);
+	}
+	else
+		table_scan = table_beginscan(OldTable, SnapshotAny, 0, NULL);
+
+	for (;;)
+	{
+		uint64		slotno;
+		ArmdbVersion v;
+		TransactionId xwait;
+		bool		keep;
+
+		CHECK_FOR_INTERRUPTS();
+		if (index_scan != NULL ?
+			!index_getnext_slot(index_scan, ForwardScanDirection, slot) :
+			!table_scan_getnextslot(table_scan, ForwardScanDirection, slot))
+			break;
+
+		slotno = armdb_tid_to_slot(&slot->tts_tid);
+		switch (armdb_version_htsv(kd, slotno, OldestXmin, &xwait))
+		{
+			case HEAPTUPLE_DEAD:
+				*tups_vacuumed += 1;
+				keep = false;
+				break;
+			case HEAPTUPLE_RECENTLY_DEAD:
+				*tups_recently_dead += 1;
+				keep = true;
+				break;
+			case HEAPTUPLE_LIVE:
+				keep = true;
+				break;
+			case HEAPTUPLE_INSERT_IN_PROGRESS:
+				if (!TransactionIdIsCurrentTransactionId(xwait))
+					elog(WARNING, "concurrent insert in progress within table \"%s\"",
+						 RelationGetRelationName(OldTable));
+				keep = true;
+				break;
+			case HEAPTUPLE_DELETE_IN_PROGRESS:
+				if (!TransactionIdIsCurrentTransactionId(xwait))
+					elog(WARNING, "concurrent delete in progress within table \"%s\"",
+						 RelationGetRelationName(OldTable));
+				*tups_recently_dead += 1;
+				keep = true;
+				break;
+			default:
+				elog(ERROR, "unexpected HeapTupleSatisfiesVacuum result");
+				keep = false;	/* keep compiler quiet */
+				break;
+		}
+		if (!keep)
+			continue;
+
+		(void) armdb_version_lookup(kd, slotno, SnapshotAny, &v);
+		*num_tuples += 1;
+		armdb_copy_version(NewTable, slot, &v);
+	}
+
+	if (index_scan != NULL)
+		index_endscan(index_scan);
+	if (table_scan != NULL)
+		table_endscan(table_scan);
+	ExecDropSingleTupleTableSlot(slot);
 }
 
 uint64

@@ -8,17 +8,17 @@
  * the keydir.
  *
  * What this version supports: CREATE TABLE (permanent and temporary),
- * INSERT, COPY, SELECT (sequential and parallel scans, TABLESAMPLE),
- * transactions and savepoints with heap's visibility rules, TRUNCATE, DROP,
- * UPDATE, DELETE, SELECT ... FOR UPDATE / FOR NO KEY UPDATE (READ
- * COMMITTED rechecks included), ALTER TABLE rewrites and SET TABLESPACE,
- * ANALYZE and VACUUM, indexes (btree, hash, ...: PRIMARY KEY and UNIQUE
- * included; index and index-only scans), durable commits (group commit) and
- * recovery after a crash, INSERT ... ON CONFLICT.  What it does not yet --
- * FOR SHARE / FOR KEY SHARE (and so foreign keys that point at an armdb
- * table), CREATE INDEX CONCURRENTLY, BRIN, CLUSTER and VACUUM FULL, unlogged tables, UPDATE
- * moving rows between partitions -- is refused with an error and a hint,
- * before anything is changed.
+ * INSERT, COPY, INSERT ... ON CONFLICT, SELECT (sequential and parallel
+ * scans, TABLESAMPLE), UPDATE, DELETE, SELECT ... FOR UPDATE / FOR NO KEY
+ * UPDATE (READ COMMITTED rechecks included), transactions and savepoints
+ * with heap's visibility rules, TRUNCATE, DROP, ALTER TABLE rewrites and SET
+ * TABLESPACE, VACUUM FULL and CLUSTER, ANALYZE and VACUUM, indexes (btree,
+ * hash, GIN, GiST...: PRIMARY KEY and UNIQUE included; index and index-only
+ * scans), durable commits (group commit) and recovery after a crash.  What
+ * it does not yet -- FOR SHARE / FOR KEY SHARE (and so foreign keys that
+ * point at an armdb table), CREATE INDEX CONCURRENTLY, BRIN range
+ * summaries, unlogged tables, UPDATE moving rows between partitions -- is
+ * refused with an error and a hint, before anything is changed.
  *
  *-------------------------------------------------------------------------
  */
@@ -64,18 +64,6 @@ armdb_index_validate_scan(Relation table_rel, Relation index_rel,
  * Modifications that are not there yet
  * ----------------
  */
-static void
-armdb_relation_copy_for_cluster(Relation OldTable, Relation NewTable,
-								Relation OldIndex, bool use_sort,
-								TransactionId OldestXmin,
-								TransactionId *xid_cutoff,
-								MultiXactId *multi_cutoff,
-								double *num_tuples, double *tups_vacuumed,
-								double *tups_recently_dead)
-{
-	armdb_not_supported("VACUUM FULL or CLUSTER");
-}
-
 /* ----------------
  * Size and TOAST
  * ----------------

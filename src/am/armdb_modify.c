@@ -260,6 +260,95 @@ armdb_multi_insert(Relation rel, TupleTableSlot **slots, int ntuples,
 	pgstat_count_heap_insert(rel, ntuples);
 }
 
+/* The FullTransactionId of a recent xid (not older than 2^31 xids). */
+static FullTransactionId
+full_xid(TransactionId xid)
+{
+	FullTransactionId next = ReadNextFullTransactionId();
+	uint32		epoch = EpochFromFullTransactionId(next);
+
+	if (!TransactionIdIsNormal(xid))
+		return FullTransactionIdFromEpochAndXid(0, xid);
+	if (xid > XidFromFullTransactionId(next))
+		epoch--;
+	return FullTransactionIdFromEpochAndXid(epoch, xid);
+}
+
+/*
+ * VACUUM FULL and CLUSTER: write the version old of another table into rel
+ * as it is -- inserted by the same transaction, ended by the same one -- so
+ * that snapshots that saw it before still see it (heap's rewrite keeps
+ * tuple headers the same way).  An end by an update or delete becomes a
+ * tombstone too, so that recovery ends it again; update chains are not
+ * carried over (the version's ctid points at itself).
+ */
+void
+armdb_copy_version(Relation rel, TupleTableSlot *slot, const ArmdbVersion *old)
+{
+	ArmdbRelKeydir *kd = armdb_rel_keydir(rel);
+	uint32		shard = armdb_my_shard(kd);
+	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+	ArmdbShardFiles *files = armdb_keydir_shard_files(kd, shard);
+	bool		should_free;
+	HeapTuple	tuple = tuple_to_store(rel, slot, &should_free);
+	XLogRecPtr	wal_lsn = armdb_xact_log_xid();
+	ArmdbPage  *page;
+	ArmdbVersion *v;
+	uint64		slotno;
+	ArmdbPos	end;
+	bool		ended = TransactionIdIsValid(old->xmax) &&
+		!(old->infomask & HEAP_XMAX_INVALID) &&
+		!HEAP_XMAX_IS_LOCKED_ONLY(old->infomask) &&
+		!(old->infomask & HEAP_XMAX_IS_MULTI);
+
+	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+	rt->wal_lsn = Max(rt->wal_lsn, wal_lsn);
+	append_version(rel, kd, shard, rt, files, tuple, old->xmin,
+				   full_xid(old->xmin), FirstCommandId, ARMDB_INVALID_SLOT, 0,
+				   &slot->tts_tid);
+	slotno = armdb_tid_to_slot(&slot->tts_tid);
+	end = armdb_shard_end(&rt->st);
+	LWLockRelease(&rt->lock);
+
+	if (ended)
+	{
+		ArmdbEntryHeader hdr;
+		ArmdbLocation loc;
+		ArmdbError	err;
+		uint32		sealed;
+
+		memset(&hdr, 0, sizeof(hdr));
+		hdr.xid = U64FromFullTransactionId(full_xid(old->xmax));
+		hdr.slot = slotno;
+		hdr.root_slot = slotno;
+		hdr.prev_slot = ARMDB_INVALID_SLOT;
+		LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+		hdr.gsn = (pg_atomic_fetch_add_u64(&kd->next_gsn, 1) & ARMDB_GSN_MAX) |
+			ARMDB_GSN_FLAG_TOMBSTONE;
+		if (!armdb_shard_append(&rt->st, files, &hdr, NULL, &loc, &sealed, &err))
+			armdb_report_storage_error(ERROR, &err);
+		end = armdb_shard_end(&rt->st);
+		LWLockRelease(&rt->lock);
+	}
+
+	/* the record as it was, but for its own place */
+	page = armdb_keydir_page(kd, slotno / ARMDB_SLOTS_PER_PAGE);
+	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+	v = &page->v[slotno % ARMDB_SLOTS_PER_PAGE];
+	v->xmin = old->xmin;
+	v->xmax = old->xmax;
+	v->cid = old->cid;
+	v->infomask = old->infomask;
+	v->infomask2 = old->infomask2 & ~ARMDB_V2_SPECULATIVE;
+	v->ctid = (uint32) slotno;
+	LWLockRelease(&page->lock);
+
+	armdb_xact_note_write(kd, shard, end);
+	pg_atomic_fetch_add_u64(&kd->nversions, 1);
+	if (should_free)
+		heap_freetuple(tuple);
+}
+
 /* The new version of an UPDATE; slot->tts_tid is set to its TID. */
 void
 armdb_insert_version(Relation rel, ArmdbRelKeydir *kd, TupleTableSlot *slot,

@@ -114,6 +114,12 @@ extern double armdb_index_build_range_scan(Relation heapRelation,
 										   void *callback_state,
 										   TableScanDesc scan);
 
+extern void armdb_index_validate_scan(Relation heapRelation,
+									  Relation indexRelation,
+									  struct IndexInfo *indexInfo,
+									  Snapshot snapshot,
+									  struct ValidateIndexState *state);
+
 /* armdb_modify.c */
 extern void armdb_tuple_insert(Relation rel, TupleTableSlot *slot,
 							   CommandId cid, int options,

@@ -14,10 +14,9 @@
  * with heap's visibility rules, TRUNCATE, DROP, ALTER TABLE rewrites and SET
  * TABLESPACE, VACUUM FULL and CLUSTER, ANALYZE and VACUUM, indexes (btree,
  * hash, GIN, GiST...: PRIMARY KEY and UNIQUE included; index and index-only
- * scans), durable commits (group commit) and recovery after a crash.  What
+ * scans; CREATE INDEX CONCURRENTLY), durable commits (group commit) and recovery after a crash.  What
  * it does not yet -- FOR SHARE / FOR KEY SHARE (and so foreign keys that
- * point at an armdb table), CREATE INDEX CONCURRENTLY, BRIN range
- * summaries, unlogged tables, UPDATE moving rows between partitions -- is
+ * point at an armdb table), BRIN range summaries, unlogged tables, UPDATE moving rows between partitions -- is
  * refused with an error and a hint, before anything is changed.
  *
  *-------------------------------------------------------------------------
@@ -48,22 +47,6 @@ armdb_slot_callbacks(Relation rel)
 	return &TTSOpsHeapTuple;
 }
 
-/* ----------------
- * CREATE INDEX CONCURRENTLY's validation pass: not yet
- * ----------------
- */
-static void
-armdb_index_validate_scan(Relation table_rel, Relation index_rel,
-						  struct IndexInfo *index_info, Snapshot snapshot,
-						  struct ValidateIndexState *state)
-{
-	armdb_not_supported("CREATE INDEX CONCURRENTLY");
-}
-
-/* ----------------
- * Modifications that are not there yet
- * ----------------
- */
 /* ----------------
  * Size and TOAST
  * ----------------

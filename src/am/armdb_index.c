@@ -27,6 +27,7 @@
 #include "storage/predicate.h"
 #include "storage/procarray.h"
 #include "utils/snapmgr.h"
+#include "utils/tuplesort.h"
 
 #include "am/armdb_am.h"
 #include "keydir/visibility.h"
@@ -304,4 +305,102 @@ armdb_index_build_range_scan(Relation heapRelation, Relation indexRelation,
 	indexInfo->ii_ExpressionsState = NIL;
 	indexInfo->ii_PredicateState = NULL;
 	return reltuples;
+}
+
+/*
+ * CREATE INDEX CONCURRENTLY's validation pass (heapam_index_validate_scan):
+ * every version visible to snapshot whose TID the index lacks is inserted.
+ * state->tuplesort holds the index's TIDs in order; the versions are
+ * visited in TID order too -- virtual page by virtual page, not file by
+ * file -- so that the two lists merge.
+ */
+void
+armdb_index_validate_scan(Relation heapRelation, Relation indexRelation,
+						  struct IndexInfo *indexInfo, Snapshot snapshot,
+						  struct ValidateIndexState *state)
+{
+	ArmdbRelKeydir *kd = armdb_rel_keydir(heapRelation);
+	uint64		npages = pg_atomic_read_u64(&kd->npages);
+	Datum		values[INDEX_MAX_KEYS];
+	bool		isnull[INDEX_MAX_KEYS];
+	ExprState  *predicate;
+	TupleTableSlot *slot;
+	EState	   *estate;
+	ExprContext *econtext;
+	ItemPointerData decoded;
+	ItemPointer indexcursor = NULL;
+	bool		tuplesort_empty = false;
+	char	   *buf = NULL;
+	Size		buf_size = 0;
+	HeapTupleData tuple;
+
+	estate = CreateExecutorState();
+	econtext = GetPerTupleExprContext(estate);
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(heapRelation),
+									&TTSOpsHeapTuple);
+	econtext->ecxt_scantuple = slot;
+	predicate = ExecPrepareQual(indexInfo->ii_Predicate, estate);
+
+	for (uint64 p = 0; p < npages; p++)
+	{
+		for (int i = 0; i < ARMDB_SLOTS_PER_PAGE; i++)
+		{
+			uint64		slotno = p * ARMDB_SLOTS_PER_PAGE + i;
+			ItemPointerData tid;
+			ArmdbVersion v;
+
+			CHECK_FOR_INTERRUPTS();
+			if (!armdb_version_lookup(kd, slotno, snapshot, &v))
+				continue;
+			state->htups += 1;
+			armdb_slot_to_tid(slotno, &tid);
+
+			/* skip the index's TIDs up to this one */
+			while (!tuplesort_empty &&
+				   (indexcursor == NULL ||
+					ItemPointerCompare(indexcursor, &tid) < 0))
+			{
+				Datum		ts_val;
+				bool		ts_isnull;
+
+				tuplesort_empty = !tuplesort_getdatum(state->tuplesort, true,
+													  &ts_val, &ts_isnull, NULL);
+				Assert(tuplesort_empty || !ts_isnull);
+				if (!tuplesort_empty)
+				{
+					itemptr_decode(&decoded, DatumGetInt64(ts_val));
+					indexcursor = &decoded;
+				}
+				else
+					indexcursor = NULL;
+			}
+			if (!tuplesort_empty && ItemPointerCompare(indexcursor, &tid) == 0)
+				continue;		/* already in the index */
+
+			MemoryContextReset(econtext->ecxt_per_tuple_memory);
+			if (buf_size < v.len)
+			{
+				if (buf)
+					pfree(buf);
+				buf_size = Max(v.len, 8192);
+				buf = MemoryContextAllocHuge(CurrentMemoryContext, buf_size);
+			}
+			armdb_read_version_tuple(heapRelation, kd, slotno, &v, buf, &tuple);
+			ExecStoreHeapTuple(&tuple, slot, false);
+			if (predicate != NULL && !ExecQual(predicate, econtext))
+				continue;
+			FormIndexDatum(indexInfo, slot, estate, values, isnull);
+			index_insert(indexRelation, values, isnull, &tid, heapRelation,
+						 indexInfo->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
+						 false, indexInfo);
+			state->tups_inserted += 1;
+		}
+	}
+
+	ExecDropSingleTupleTableSlot(slot);
+	FreeExecutorState(estate);
+	if (buf)
+		pfree(buf);
+	indexInfo->ii_ExpressionsState = NIL;
+	indexInfo->ii_PredicateState = NULL;
 }

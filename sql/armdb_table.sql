@@ -382,6 +382,25 @@ SELECT id FROM tdml WHERE id = 1 FOR UPDATE NOWAIT;
 -- an UPDATE that changes nothing still makes a new version
 UPDATE tdml SET n = n WHERE id = 9;
 SELECT id, n FROM tdml WHERE id = 9;
+-- WHERE CURRENT OF follows the row through its own updates
+BEGIN;
+DECLARE ccur CURSOR FOR SELECT id, n FROM tdml WHERE id = 10 FOR UPDATE;
+FETCH 1 FROM ccur;
+UPDATE tdml SET n = n + 10 WHERE CURRENT OF ccur;
+UPDATE tdml SET n = n + 10 WHERE CURRENT OF ccur RETURNING id, n;
+DELETE FROM tdml WHERE CURRENT OF ccur RETURNING id, n;
+COMMIT;
+SELECT count(*) FROM tdml WHERE id = 10;
+-- system columns of new rows, as heap_insert leaves them
+BEGIN;
+INSERT INTO tdml VALUES (300, 0, 'sys')
+  RETURNING xmin = pg_current_xact_id()::xid AS xmin_ok, xmax, cmin;
+UPDATE tdml SET n = 1 WHERE id = 300
+  RETURNING xmin = pg_current_xact_id()::xid AS xmin_ok, xmax, cmin;
+COMMIT;
+-- ON CONFLICT touching one row twice in a command
+INSERT INTO tdml VALUES (1, 0, 'a'), (1, 0, 'b') ON CONFLICT (id) DO UPDATE SET v = 'x';
+INSERT INTO tdml VALUES (301, 0, 'a'), (301, 0, 'b') ON CONFLICT (id) DO UPDATE SET v = 'x';
 VACUUM tdml;
 SELECT count(*) FROM tdml;
 DROP TABLE tdml;

@@ -243,8 +243,10 @@ armdb_relation_estimate_size(Relation rel, int32 *attr_widths,
 }
 
 /*
- * VACUUM.  Until UPDATE and DELETE exist, the only dead versions are rows
- * of aborted inserts; their slots stay used (nothing reuses slots yet), and
+ * VACUUM.  Dead versions are not reclaimed yet: their slots stay used
+ * (nothing reuses slots yet), their bytes stay in the files until
+ * compaction exists, and their index entries go when index scans or
+ * btree's deletion passes find them dead (armdb_index_delete_tuples).
  * relfrozenxid is left where it is: recovery may still need the fate of
  * every xid its files mention (design §4).  VACUUM counts live and dead
  * versions and reports them, so the statistics and autovacuum see the

@@ -119,15 +119,61 @@ armdb_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
 }
 
 /*
- * Index deletion (btree's simple and bottom-up passes).  Without UPDATE and
- * DELETE the only dead versions are aborted inserts; leaving every entry
- * not known deletable in place is always correct (the index then splits a
- * page instead), so nothing more is promised here.
+ * Index deletion (heap_index_delete_tuples): btree asks which of the TIDs
+ * it proposes may go.  Entries it already knows dead (LP_DEAD) are trusted,
+ * as heap trusts them; every other one goes when its version is dead to
+ * every snapshot, or gone.  Slots are never reused, so an entry whose
+ * version is gone can never come to point at another row.  Returns the
+ * newest xid whose changes the deletions depend on
+ * (HeapTupleHeaderAdvanceLatestRemovedXid), for hot-standby conflicts.
  */
 TransactionId
 armdb_index_delete_tuples(Relation rel, TM_IndexDeleteOp *delstate)
 {
-	return InvalidTransactionId;
+	ArmdbRelKeydir *kd = armdb_rel_keydir(rel);
+	GlobalVisState *vistest = GlobalVisTestFor(rel);
+	TransactionId latest_removed = InvalidTransactionId;
+
+	for (int i = 0; i < delstate->ndeltids; i++)
+	{
+		TM_IndexDelete *ideltid = &delstate->deltids[i];
+		TM_IndexStatus *istatus = delstate->status + ideltid->id;
+		uint64		slot;
+		ArmdbPage  *page;
+		ArmdbVersion *v;
+		bool		dead;
+		TransactionId xmax = InvalidTransactionId;
+		bool		xmin_committed;
+
+		if (!armdb_slot_of_tid(kd, &ideltid->tid, &slot) ||
+			(page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE)) == NULL)
+		{
+			istatus->knowndeletable = true;
+			continue;
+		}
+		LWLockAcquire(&page->lock, LW_SHARED);
+		v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];
+		dead = v->file_id == 0 || istatus->knowndeletable ||
+			armdb_version_is_surely_dead(v, vistest);
+		if (dead && v->file_id != 0)
+		{
+			xmax = armdb_version_get_update_xid(v);
+			xmin_committed = armdb_version_xmin_committed(v) ||
+				(!armdb_version_xmin_invalid(v) && TransactionIdDidCommit(v->xmin));
+			if (!xmin_committed || TransactionIdEquals(xmax, v->xmin))
+				xmax = InvalidTransactionId;
+		}
+		LWLockRelease(&page->lock);
+
+		if (!dead)
+			continue;
+		istatus->knowndeletable = true;
+		if (TransactionIdIsValid(xmax) &&
+			(!TransactionIdIsValid(latest_removed) ||
+			 TransactionIdFollows(xmax, latest_removed)))
+			latest_removed = xmax;
+	}
+	return latest_removed;
 }
 
 /*

@@ -22,6 +22,7 @@
 #include "access/heaptoast.h"
 #include "access/xact.h"
 #include "miscadmin.h"
+#include "storage/fd.h"
 #include "pgstat.h"
 #include "storage/predicate.h"
 
@@ -72,6 +73,44 @@ armdb_shard_prepare(ArmdbRelKeydir *kd, ArmdbShardRt *rt, uint32 shard)
 	}
 }
 
+/*
+ * Slot reuse invariant (design §2): a slot is never handed to a new version
+ * while an index entry may point at it.  Index entries are WAL-logged, but
+ * the entries of a transaction that never commits may never reach the data
+ * files, so after a restart the files alone cannot say which slots were
+ * handed out.  A shard therefore reserves slots ahead, ARMDB_RESERVE_SEQS at
+ * a time, with a reservation entry made durable before any of them is used;
+ * recovery starts after the highest reservation.  Caller holds the shard
+ * lock exclusively.
+ */
+static void
+reserve_slots(ArmdbRelKeydir *kd, uint32 shard, ArmdbShardRt *rt,
+			  ArmdbShardFiles *files)
+{
+	ArmdbEntryHeader hdr;
+	ArmdbLocation loc;
+	ArmdbError	err;
+	ArmdbPos	reached;
+	uint32		sealed;
+	uint64		upto = rt->next_seq + ARMDB_RESERVE_SEQS;
+
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.gsn = (pg_atomic_fetch_add_u64(&kd->next_gsn, 1) & ARMDB_GSN_MAX) |
+		ARMDB_GSN_FLAG_RESERVE;
+	hdr.xid = U64FromFullTransactionId(InvalidFullTransactionId);
+	hdr.slot = armdb_shard_slot(shard, upto - 1, kd->nshards);
+	hdr.root_slot = hdr.slot;
+	hdr.prev_slot = ARMDB_INVALID_SLOT;
+	if (!armdb_shard_append(&rt->st, files, &hdr, NULL, &loc, &sealed, &err) ||
+		!armdb_shard_write_out(&rt->st, files, &reached, &err) ||
+		!armdb_shard_sync(&rt->st, files, reached, &err))
+		armdb_report_storage_error(err.code == ARMDB_ERR_IO &&
+								   rt->st.failed ? data_sync_elevel(ERROR) : ERROR,
+								   &err);
+	armdb_shard_note_flushed(&rt->st, reached);
+	rt->reserved_seq = upto;
+}
+
 static ArmdbPos
 append_version(Relation rel, ArmdbRelKeydir *kd, uint32 shard,
 			   ArmdbShardRt *rt, ArmdbShardFiles *files, HeapTuple tuple,
@@ -92,10 +131,12 @@ append_version(Relation rel, ArmdbRelKeydir *kd, uint32 shard,
 				 errmsg("row is too big: size %u, maximum size %u",
 						tuple->t_len, ARMDB_MAX_VALUE_LEN)));
 
+	armdb_shard_prepare(kd, rt, shard);
+	if (rt->next_seq >= rt->reserved_seq)
+		reserve_slots(kd, shard, rt, files);
+
 	slot = armdb_shard_slot(shard, rt->next_seq, kd->nshards);
 	page = armdb_keydir_page_for_slot(kd, slot);	/* may ERROR: memory */
-
-	armdb_shard_prepare(kd, rt, shard);
 
 	memset(&hdr, 0, sizeof(hdr));
 	hdr.value_len = tuple->t_len;
@@ -138,6 +179,31 @@ append_version(Relation rel, ArmdbRelKeydir *kd, uint32 shard,
 }
 
 /*
+ * Give the slot's tuple the header heap_insert would have left in it, so
+ * that RETURNING xmin, cmin, ctid and friends read right.
+ */
+static void
+stamp_slot_tuple(TupleTableSlot *slot, TransactionId xid, CommandId cid)
+{
+	HeapTuple	tuple;
+	bool		should_free;
+
+	if (!TTS_IS_HEAPTUPLE(slot))
+		return;					/* other slots have no system columns */
+	tuple = ExecFetchSlotHeapTuple(slot, true, &should_free);
+	Assert(!should_free);
+	tuple->t_data->t_infomask &= ~HEAP_XACT_MASK;
+	tuple->t_data->t_infomask2 &= ~HEAP2_XACT_MASK;
+	tuple->t_data->t_infomask |= HEAP_XMAX_INVALID;
+	HeapTupleHeaderSetXmin(tuple->t_data, xid);
+	HeapTupleHeaderSetCmin(tuple->t_data, cid);
+	HeapTupleHeaderSetXmax(tuple->t_data, InvalidTransactionId);
+	tuple->t_data->t_ctid = slot->tts_tid;
+	tuple->t_self = slot->tts_tid;
+	tuple->t_tableOid = slot->tts_tableOid;
+}
+
+/*
  * Insert ntuples slots under one acquisition of the shard lock; prev_slot
  * is the version an UPDATE replaces, or ARMDB_INVALID_SLOT.
  */
@@ -176,8 +242,11 @@ insert_slots(Relation rel, ArmdbRelKeydir *kd, TupleTableSlot **slots,
 	pg_atomic_fetch_add_u64(&kd->nversions, ntuples);
 
 	for (int i = 0; i < ntuples; i++)
+	{
 		if (should_free[i])
 			heap_freetuple(tuples[i]);
+		stamp_slot_tuple(slots[i], xid, cid);
+	}
 	pfree(tuples);
 	pfree(should_free);
 }

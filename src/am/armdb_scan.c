@@ -546,7 +546,8 @@ armdb_scan_getnextslot(TableScanDesc sscan, ScanDirection direction,
 							scan->files->dir)));
 
 		entry_len = armdb_entry_size(hdr.value_len);
-		if (!armdb_gsn_is_tombstone(hdr.gsn))
+		if (!armdb_gsn_is_tombstone(hdr.gsn) &&
+			!armdb_gsn_is_reservation(hdr.gsn))
 		{
 			visible = armdb_version_lookup(scan->kd, hdr.slot,
 										   sscan->rs_snapshot, &v);
@@ -660,12 +661,41 @@ armdb_tuple_tid_valid(TableScanDesc scan, ItemPointer tid)
 }
 
 /*
- * Versions are never replaced by newer ones yet (no UPDATE), so the latest
- * version of a TID is itself.
+ * heap_get_latest_tid(): follow the update chain from tid and return the
+ * newest version the scan's snapshot sees (WHERE CURRENT OF, currtid).
  */
 void
-armdb_get_latest_tid(TableScanDesc scan, ItemPointer tid)
+armdb_get_latest_tid(TableScanDesc sscan, ItemPointer tid)
 {
+	ArmdbRelKeydir *kd = armdb_rel_keydir(sscan->rs_rd);
+	Snapshot	snapshot = sscan->rs_snapshot;
+	ItemPointerData ctid = *tid;
+	TransactionId prior_xmax = InvalidTransactionId;
+
+	for (;;)
+	{
+		uint64		slot;
+		ArmdbVersion v;
+		bool		visible;
+
+		if (!armdb_slot_of_tid(kd, &ctid, &slot))
+			break;
+		visible = armdb_version_lookup(kd, slot, snapshot, &v);
+		if (v.file_id == 0)
+			break;
+		/* a broken chain: the slot holds something else now */
+		if (TransactionIdIsValid(prior_xmax) &&
+			!TransactionIdEquals(prior_xmax, v.xmin))
+			break;
+		if (visible)
+			*tid = ctid;
+		if ((v.infomask & HEAP_XMAX_INVALID) ||
+			armdb_version_is_only_locked(&v) ||
+			armdb_version_ctid_is_self(&v, slot))
+			break;
+		armdb_slot_to_tid(v.ctid, &ctid);
+		prior_xmax = armdb_version_get_update_xid(&v);
+	}
 }
 
 bool

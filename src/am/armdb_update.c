@@ -169,6 +169,15 @@ retry:
 	}
 	result = armdb_version_satisfies_update(v, slot, cid);
 
+	if (result == TM_Invisible && op == OP_LOCK)
+	{
+		/*
+		 * As heap_lock_tuple: possible only when ON CONFLICT DO UPDATE meets
+		 * a row this command inserted; the caller raises the proper error.
+		 */
+		LWLockRelease(&page->lock);
+		return TM_Invisible;
+	}
 	if (result == TM_Invisible)
 	{
 		LWLockRelease(&page->lock);
@@ -503,10 +512,11 @@ retry:
 		}
 	}
 
-	if (result == TM_Ok)
-	{
-		if (!armdb_fetch_row_version(rel, tid, SnapshotAny, slot))
-			elog(ERROR, "armdb: failed to fetch the row version just locked");
-	}
+	/*
+	 * As heapam_tuple_lock, the slot gets the version examined last, locked
+	 * or not: ON CONFLICT DO UPDATE reads its xmin after TM_Invisible.
+	 */
+	if (!armdb_fetch_row_version(rel, tid, SnapshotAny, slot) && result == TM_Ok)
+		elog(ERROR, "armdb: failed to fetch the row version just locked");
 	return result;
 }

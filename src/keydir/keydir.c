@@ -373,12 +373,19 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	if (e->slot >= ARMDB_MAX_SLOTS ||
 		(!armdb_gsn_is_tombstone(e->gsn) &&
 		 armdb_slot_shard(e->slot, kd->nshards) != ls->shard))
+		/* versions and reservations live in their slot's shard */
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						   "entry at offset %u of data file %06u has slot %llu, which does not belong to shard %u",
 						   e->offset, e->file_id,
 						   (unsigned long long) e->slot, ls->shard);
 	ls->entries++;
 
+	if (armdb_gsn_is_reservation(e->gsn))
+	{
+		/* handed out before, maybe still in an index: never again */
+		ls->max_seq = Max(ls->max_seq, armdb_slot_seq(e->slot, kd->nshards) + 1);
+		return true;
+	}
 	if (armdb_gsn_is_tombstone(e->gsn))
 	{
 		if (entry_counts(xid, &in_progress))
@@ -456,6 +463,7 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 							report.bad_hints, files->dir,
 							report.first_bad_hint)));
 		rt->next_seq = ls.max_seq;
+		rt->reserved_seq = ls.max_seq;	/* the next insert reserves anew */
 		max_gsn = Max(max_gsn, report.max_gsn);
 		if (report.last_file_id != 0)
 		{

@@ -40,6 +40,9 @@
 
 #include "storage/shard.h"
 
+/* slots a shard reserves at a time (armdb_modify.c) */
+#define ARMDB_RESERVE_SEQS		(16 * 291)
+
 /* slots per virtual page: MaxHeapTuplesPerPage, so TIDs stay heap-valid */
 #define ARMDB_SLOTS_PER_PAGE	291
 
@@ -86,6 +89,7 @@ typedef struct ArmdbShardRt
 	LWLock		lock;			/* append, write-out, buffered reads */
 	LWLock		flush_lock;		/* elects one fdatasync for a group */
 	uint64		next_seq;		/* next slot: armdb_shard_slot(next_seq) */
+	uint64		reserved_seq;	/* slots below this are durably reserved */
 	dsa_pointer buf_dp;			/* write buffer, allocated on first append */
 	XLogRecPtr	wal_lsn;		/* WAL to flush before entries in the buffer
 								 * reach the file (armdb_xact.c) */

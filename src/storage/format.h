@@ -70,6 +70,14 @@ StaticAssertDecl(sizeof(ArmdbFileHeader) == ARMDB_FILE_HEADER_SIZE,
 #define ARMDB_ENTRY_HEADER_SIZE 48
 
 #define ARMDB_GSN_FLAG_TOMBSTONE	(UINT64CONST(1) << 63)
+/*
+ * A slot reservation: no value; slot is the highest slot of its shard that
+ * may have been handed out.  Recovery never hands out a slot at or below it
+ * again, even if nothing of that slot reached the files (an index entry may
+ * still point at it).
+ */
+#define ARMDB_GSN_FLAG_RESERVE		(UINT64CONST(1) << 62)
+#define ARMDB_GSN_KNOWN_FLAGS		(ARMDB_GSN_FLAG_TOMBSTONE | ARMDB_GSN_FLAG_RESERVE)
 #define ARMDB_GSN_FLAG_MASK			UINT64CONST(0xFF00000000000000)
 #define ARMDB_GSN_MAX				(~ARMDB_GSN_FLAG_MASK)
 
@@ -116,6 +124,12 @@ static inline bool
 armdb_gsn_is_tombstone(uint64 gsn)
 {
 	return (gsn & ARMDB_GSN_FLAG_TOMBSTONE) != 0;
+}
+
+static inline bool
+armdb_gsn_is_reservation(uint64 gsn)
+{
+	return (gsn & ARMDB_GSN_FLAG_RESERVE) != 0;
 }
 
 static inline uint64

@@ -433,7 +433,7 @@ armdb_shard_append(ArmdbShardState *st, ArmdbShardFiles *files,
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
 						   "entry value of %u bytes exceeds the maximum of %u",
 						   hdr->value_len, ARMDB_MAX_VALUE_LEN);
-	if ((hdr->gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_FLAG_TOMBSTONE) != 0)
+	if ((hdr->gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_KNOWN_FLAGS) != 0)
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
 						   "entry gsn %llx has unknown flags",
 						   (unsigned long long) hdr->gsn);

@@ -9,7 +9,9 @@
 # Steps: Debian packages, build, unit tests, fuzz smoke run, install, a
 # throw-away cluster, and "make installcheck" against it as the postgres
 # user: the pg_regress tests (sql/) and the TAP tests (t/, TAP_TESTS = 1);
-# then a pgbench TPC-B run on armdb tables, checked for consistency.
+# then a pgbench TPC-B run on armdb tables, checked for consistency, and
+# PostgreSQL's core regression suite against an allowlist of known
+# differences (test/core-regress-allowlist).
 # A failed step does not stop the independent ones after it; the script
 # exits non-zero if any step failed and ends with the summary line
 # "N passed, N failed" (of the steps).
@@ -155,7 +157,8 @@ step_install() {
 }
 
 step_cluster() {
-	start_cluster "${CLUSTER_DIR}" "${ARMDB_TEST_PORT}"
+	# prepared transactions enabled, as the core suite's allowlist was made with
+	start_cluster "${CLUSTER_DIR}" "${ARMDB_TEST_PORT}" "max_prepared_transactions = 10"
 	cluster_psql "${ARMDB_TEST_PORT}" -c 'SELECT version()'
 }
 
@@ -201,6 +204,15 @@ step_pgbench() {
 		PGBIN="${PGBIN}" bash "${ARMDB_ROOT}/bench/pgbench-check.sh" 2 15
 }
 
+# PostgreSQL's own regression suite with armdb as the default table access
+# method: every failure must be in test/core-regress-allowlist, with its
+# reason (test/core-regress-check.sh; needs ../shared/tools beside the
+# repository).
+step_core_regress() {
+	PGHOST=127.0.0.1 PGPORT="${ARMDB_TEST_PORT}" PGUSER=postgres \
+		bash "${ARMDB_ROOT}/test/core-regress-check.sh" "${WORK}/core-regress"
+}
+
 # ---------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------
@@ -232,9 +244,11 @@ fi
 if step_passed cluster; then
 	run_step installcheck step_installcheck
 	run_step pgbench step_pgbench
+	run_step core-regress step_core_regress
 else
 	skip_step installcheck "no cluster"
 	skip_step pgbench "no cluster"
+	skip_step core-regress "no cluster"
 fi
 stop_cluster "${CLUSTER_DIR}"
 

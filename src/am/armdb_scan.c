@@ -4,13 +4,15 @@
  *	  Reading armdb tables: sequential and parallel scans, fetching a
  *	  version by TID, ANALYZE and TABLESAMPLE scans.
  *
- * A sequential scan reads each shard's data files front to back in large
+ * A sequential scan reads the shards' data files front to back in large
  * chunks (the bitcask way: sequential I/O, no random reads), and returns an
  * entry when the keydir still points at it and its version is visible to
- * the snapshot.  Before it starts on a shard it writes out the shard's
- * write buffer, so the files hold everything appended so far (this
- * transaction's own rows included); what is appended later is not visible
- * to the scan's snapshot anyway.  A parallel scan hands out whole shards.
+ * the snapshot.  A serial scan merges the shards by gsn, so rows come back
+ * in the order they were written, as from heap.  Before it reads a shard
+ * it writes out the shard's write buffer, so the files hold everything
+ * appended so far (this transaction's own rows included); what is appended
+ * later is not visible to the scan's snapshot anyway.  A parallel scan
+ * hands out whole shards.
  *
  * Fetching by TID (triggers, ANALYZE, TABLESAMPLE) reads one entry: from the
  * shard's write buffer under the shard lock if it is still there, else with
@@ -23,6 +25,7 @@
 #include "access/heapam.h"
 #include "access/subtrans.h"
 #include "access/tsmapi.h"
+#include "lib/binaryheap.h"
 #include "access/xact.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
@@ -34,7 +37,8 @@
 #include "armdb.h"
 #include "keydir/visibility.h"
 
-#define SCAN_CHUNK_SIZE		(1024 * 1024)
+/* read size of a shard's files; a serial scan reads all shards at once */
+#define SCAN_CHUNK_SIZE		(256 * 1024)
 
 typedef struct ArmdbParallelScanDescData
 {
@@ -42,23 +46,42 @@ typedef struct ArmdbParallelScanDescData
 	pg_atomic_uint32 next_shard;
 } ArmdbParallelScanDescData;
 
+/*
+ * Reading one shard's data files front to back, one entry at a time.
+ */
+typedef struct ShardCursor
+{
+	uint32		shard;
+	ArmdbShardFiles *files;
+	uint32		file_id;		/* current data file; 0 before the first */
+	uint32		last_file_id;	/* the shard's newest file at cursor start */
+	uint64		last_end;		/* its end at cursor start */
+	uint64		file_end;		/* end of the current file's entries */
+	uint64		pos;			/* the current entry */
+	ArmdbAlignedBuf chunk;
+	uint64		chunk_off;
+	size_t		chunk_len;
+	bool		valid;			/* hdr/entry describe the entry at pos */
+	ArmdbEntryHeader hdr;
+	char	   *entry;			/* in chunk */
+} ShardCursor;
+
 typedef struct ArmdbScanDescData
 {
 	TableScanDescData base;
 	ArmdbRelKeydir *kd;
 
-	/* sequential scan position */
-	int32		shard;			/* current shard, -1 before the first */
-	bool		in_shard;
-	ArmdbShardFiles *files;
-	uint32		file_id;		/* current data file */
-	uint32		last_file_id;	/* the shard's newest file at shard start */
-	uint64		last_end;		/* its end at shard start */
-	uint64		file_end;		/* end of the current file's entries */
-	uint64		pos;			/* next entry in the current file */
-	ArmdbAlignedBuf chunk;
-	uint64		chunk_off;
-	size_t		chunk_len;
+	/*
+	 * Sequential scans.  A serial scan reads all shards at once and merges
+	 * them by gsn, so it returns versions in the order they were written --
+	 * as heap returns rows in the order it appended them -- whichever
+	 * backends (and so shards) wrote them.  A parallel scan's workers take
+	 * whole shards, one cursor at a time.
+	 */
+	bool		started;
+	ShardCursor *cursors;		/* one per shard (serial) or one (parallel) */
+	int			ncursors;
+	binaryheap *merge;			/* serial: cursors with entries, by gsn */
 
 	/* ANALYZE and TABLESAMPLE */
 	BlockNumber cblock;
@@ -325,7 +348,6 @@ armdb_scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key,
 	scan->base.rs_parallel = pscan;
 	scan->kd = armdb_rel_keydir(rel);
 	scan->mcxt = CurrentMemoryContext;
-	scan->shard = -1;
 	scan->cblock = InvalidBlockNumber;
 	scan->tuple.t_tableOid = RelationGetRelid(rel);
 
@@ -337,10 +359,24 @@ armdb_scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key,
 }
 
 static void
+free_cursors(ArmdbScanDesc scan)
+{
+	for (int i = 0; i < scan->ncursors; i++)
+		armdb_aligned_free(&scan->cursors[i].chunk);
+	if (scan->cursors)
+		pfree(scan->cursors);
+	if (scan->merge)
+		binaryheap_free(scan->merge);
+	scan->cursors = NULL;
+	scan->merge = NULL;
+	scan->ncursors = 0;
+	scan->started = false;
+}
+
+static void
 scan_reset(ArmdbScanDesc scan)
 {
-	scan->shard = -1;
-	scan->in_shard = false;
+	free_cursors(scan);
 	scan->cblock = InvalidBlockNumber;
 	scan->coffset = 0;
 }
@@ -361,7 +397,7 @@ armdb_scan_end(TableScanDesc sscan)
 {
 	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
 
-	armdb_aligned_free(&scan->chunk);
+	free_cursors(scan);
 	armdb_aligned_free(&scan->span);
 	if (scan->tuple_buf)
 		pfree(scan->tuple_buf);
@@ -371,109 +407,229 @@ armdb_scan_end(TableScanDesc sscan)
 	pfree(scan);
 }
 
-/* Pick the next shard to scan: the next one, or one the parallel scan hands out. */
-static bool
-next_shard(ArmdbScanDesc scan)
+/*
+ * Start a cursor on a shard: fix where it ends and write out the shard's
+ * buffer, so that its files hold everything appended so far.
+ */
+static void
+cursor_start(ArmdbScanDesc scan, ShardCursor *cur, uint32 shard)
 {
-	ParallelTableScanDesc pscan = scan->base.rs_parallel;
-
-	if (pscan != NULL)
-	{
-		ArmdbParallelScanDescData *ppscan = (ArmdbParallelScanDescData *) pscan;
-
-		scan->shard = (int32) pg_atomic_fetch_add_u32(&ppscan->next_shard, 1);
-	}
-	else
-		scan->shard++;
-	return scan->shard < (int32) scan->kd->nshards;
-}
-
-/* Start scanning scan->shard: fix its end and make its files complete. */
-static bool
-start_shard(ArmdbScanDesc scan)
-{
-	ArmdbShardRt *rt = armdb_keydir_shard(scan->kd, scan->shard);
+	ArmdbShardRt *rt = armdb_keydir_shard(scan->kd, shard);
 	ArmdbPos	reached;
 	ArmdbError	err;
 	bool		ok = true;
 
-	scan->files = armdb_keydir_shard_files(scan->kd, scan->shard);
+	cur->shard = shard;
+	cur->files = armdb_keydir_shard_files(scan->kd, shard);
+	cur->file_id = 0;
+	cur->valid = false;
+	cur->chunk_len = 0;
 	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
-	scan->last_file_id = rt->st.active_file_id;
-	scan->last_end = rt->st.append_end;
-	if (scan->last_file_id != 0 && rt->st.written_end < rt->st.append_end)
-		ok = armdb_shard_write_out(&rt->st, scan->files, &reached, &err);
+	cur->last_file_id = rt->st.active_file_id;
+	cur->last_end = rt->st.append_end;
+	if (cur->last_file_id != 0 && rt->st.written_end < rt->st.append_end)
+		ok = armdb_shard_write_out(&rt->st, cur->files, &reached, &err);
 	LWLockRelease(&rt->lock);
 	if (!ok)
 		armdb_report_storage_error(ERROR, &err);
-	if (scan->last_file_id == 0)
-		return false;
-	scan->file_id = 0;
-	return true;
 }
 
 /* Move to the next data file of the shard; false at the shard's end. */
 static bool
-next_file(ArmdbScanDesc scan)
+cursor_next_file(ShardCursor *cur)
 {
 	ArmdbError	err;
 	uint64		size;
 	int			fd;
 
-	if (scan->file_id >= scan->last_file_id)
+	if (cur->file_id >= cur->last_file_id)
 		return false;
-	scan->file_id++;
-	scan->pos = ARMDB_FILE_HEADER_SIZE;
-	scan->chunk_len = 0;
-	scan->chunk_off = 0;
-	if (scan->file_id == scan->last_file_id)
+	cur->file_id++;
+	cur->pos = ARMDB_FILE_HEADER_SIZE;
+	cur->chunk_len = 0;
+	cur->chunk_off = 0;
+	if (cur->file_id == cur->last_file_id)
 	{
-		scan->file_end = scan->last_end;
+		cur->file_end = cur->last_end;
 		return true;
 	}
-	fd = armdb_shard_file_fd(scan->files, scan->file_id, &err);
-	if (fd < 0 || !armdb_file_size(fd, scan->files->dir, &size, &err))
+	fd = armdb_shard_file_fd(cur->files, cur->file_id, &err);
+	if (fd < 0 || !armdb_file_size(fd, cur->files->dir, &size, &err))
 		armdb_report_storage_error(ERROR, &err);
-	scan->file_end = size;
+	cur->file_end = size;
 	return true;
 }
 
 /* Make [pos, pos + need) of the current file available in the chunk. */
 static char *
-chunk_bytes(ArmdbScanDesc scan, uint64 need)
+cursor_bytes(ArmdbScanDesc scan, ShardCursor *cur, uint64 need)
 {
 	ArmdbError	err;
 	uint64		from;
 	size_t		want;
 	int			fd;
 
-	if (scan->pos >= scan->chunk_off &&
-		scan->pos + need <= scan->chunk_off + scan->chunk_len)
-		return scan->chunk.data + (scan->pos - scan->chunk_off);
+	if (cur->pos >= cur->chunk_off &&
+		cur->pos + need <= cur->chunk_off + cur->chunk_len)
+		return cur->chunk.data + (cur->pos - cur->chunk_off);
 
-	from = TYPEALIGN_DOWN(ARMDB_BLOCK_SIZE, scan->pos);
-	want = Max(SCAN_CHUNK_SIZE, TYPEALIGN(ARMDB_BLOCK_SIZE, scan->pos - from + need));
-	if (scan->chunk.size < want)
+	from = TYPEALIGN_DOWN(ARMDB_BLOCK_SIZE, cur->pos);
+	want = Max(SCAN_CHUNK_SIZE, TYPEALIGN(ARMDB_BLOCK_SIZE, cur->pos - from + need));
+	if (cur->chunk.size < want)
 	{
 		/* the scan's memory: callers reset their own between tuples */
 		MemoryContext oldcontext = MemoryContextSwitchTo(scan->mcxt);
 		bool		ok;
 
-		armdb_aligned_free(&scan->chunk);
-		ok = armdb_aligned_alloc(&scan->chunk, want, &err);
+		armdb_aligned_free(&cur->chunk);
+		ok = armdb_aligned_alloc(&cur->chunk, want, &err);
 		MemoryContextSwitchTo(oldcontext);
 		if (!ok)
 			armdb_report_storage_error(ERROR, &err);
 	}
-	fd = armdb_shard_file_fd(scan->files, scan->file_id, &err);
+	fd = armdb_shard_file_fd(cur->files, cur->file_id, &err);
 	if (fd < 0 ||
-		!armdb_io_pread(scan->files->io, fd, scan->chunk.data, scan->chunk.size,
-						from, &scan->chunk_len, &err))
+		!armdb_io_pread(cur->files->io, fd, cur->chunk.data, cur->chunk.size,
+						from, &cur->chunk_len, &err))
 		armdb_report_storage_error(ERROR, &err);
-	scan->chunk_off = from;
-	if (scan->pos + need > scan->chunk_off + scan->chunk_len)
+	cur->chunk_off = from;
+	if (cur->pos + need > cur->chunk_off + cur->chunk_len)
 		return NULL;
-	return scan->chunk.data + (scan->pos - scan->chunk_off);
+	return cur->chunk.data + (cur->pos - cur->chunk_off);
+}
+
+/*
+ * Position the cursor on its next entry (at pos or in a later file):
+ * true with cur->hdr and cur->entry set, false at the shard's end.
+ */
+static bool
+cursor_peek(ArmdbScanDesc scan, ShardCursor *cur)
+{
+	for (;;)
+	{
+		ArmdbParseResult res;
+		uint64		entry_len;
+		char	   *p;
+
+		CHECK_FOR_INTERRUPTS();
+		if (cur->file_id == 0 || cur->pos >= cur->file_end)
+		{
+			if (!cursor_next_file(cur))
+				return cur->valid = false;
+			continue;
+		}
+
+		p = cursor_bytes(scan, cur, Min(ARMDB_ENTRY_HEADER_SIZE, cur->file_end - cur->pos));
+		res = p == NULL ? ARMDB_PARSE_SHORT :
+			armdb_entry_parse(p, Min(cur->chunk_off + cur->chunk_len,
+									 cur->file_end) - cur->pos, &cur->hdr);
+		if (res == ARMDB_PARSE_SHORT && p != NULL &&
+			cur->file_end - cur->pos >= ARMDB_ENTRY_HEADER_SIZE &&
+			cur->hdr.value_len <= ARMDB_MAX_VALUE_LEN)
+		{
+			entry_len = armdb_entry_size(cur->hdr.value_len);
+			if (cur->pos + entry_len <= cur->file_end &&
+				(p = cursor_bytes(scan, cur, entry_len)) != NULL)
+				res = armdb_entry_parse(p, entry_len, &cur->hdr);
+		}
+		if (res == ARMDB_PARSE_ZERO ||
+			(res == ARMDB_PARSE_SHORT && cur->file_id != cur->last_file_id &&
+			 cur->file_end - cur->pos < ARMDB_BLOCK_SIZE))
+		{
+			/* zero padding at the end of an older file */
+			cur->pos = cur->file_end;
+			continue;
+		}
+		if (res != ARMDB_PARSE_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("armdb: entry at offset %llu of data file %06u in \"%s\" is corrupted",
+							(unsigned long long) cur->pos, cur->file_id,
+							cur->files->dir)));
+		cur->entry = p;
+		return cur->valid = true;
+	}
+}
+
+static void
+cursor_advance(ShardCursor *cur)
+{
+	cur->pos += armdb_entry_size(cur->hdr.value_len);
+	cur->valid = false;
+}
+
+/* Order of the merge: the smaller gsn first (binaryheap keeps the largest). */
+static int
+cursor_cmp(Datum a, Datum b, void *arg)
+{
+	uint64		ga = ((ShardCursor *) DatumGetPointer(a))->hdr.gsn & ARMDB_GSN_MAX;
+	uint64		gb = ((ShardCursor *) DatumGetPointer(b))->hdr.gsn & ARMDB_GSN_MAX;
+
+	return (ga < gb) ? 1 : (ga > gb) ? -1 : 0;
+}
+
+/*
+ * The cursor whose entry comes next, positioned on it; NULL at the end of
+ * the scan.
+ */
+static ShardCursor *
+scan_next_entry(ArmdbScanDesc scan)
+{
+	ParallelTableScanDesc pscan = scan->base.rs_parallel;
+	uint32		nshards = scan->kd->nshards;
+
+	if (!scan->started)
+	{
+		MemoryContext oldcontext = MemoryContextSwitchTo(scan->mcxt);
+
+		scan->started = true;
+		scan->ncursors = pscan != NULL ? 1 : (int) nshards;
+		scan->cursors = palloc0(sizeof(ShardCursor) * scan->ncursors);
+		if (pscan == NULL)
+		{
+			scan->merge = binaryheap_allocate(scan->ncursors, cursor_cmp, NULL);
+			for (uint32 i = 0; i < nshards; i++)
+			{
+				cursor_start(scan, &scan->cursors[i], i);
+				if (cursor_peek(scan, &scan->cursors[i]))
+					binaryheap_add_unordered(scan->merge,
+											 PointerGetDatum(&scan->cursors[i]));
+			}
+			binaryheap_build(scan->merge);
+		}
+		MemoryContextSwitchTo(oldcontext);
+	}
+
+	if (pscan != NULL)
+	{
+		ArmdbParallelScanDescData *ppscan = (ArmdbParallelScanDescData *) pscan;
+		ShardCursor *cur = &scan->cursors[0];
+
+		/* the current shard, or the next one the workers have not taken */
+		while (!(cur->files != NULL && (cur->valid || cursor_peek(scan, cur))))
+		{
+			uint32		shard = pg_atomic_fetch_add_u32(&ppscan->next_shard, 1);
+
+			if (shard >= nshards)
+				return NULL;
+			cursor_start(scan, cur, shard);
+		}
+		return cur;
+	}
+
+	/* serial: the merge's smallest gsn; refill after the previous one */
+	while (!binaryheap_empty(scan->merge))
+	{
+		ShardCursor *cur = (ShardCursor *) DatumGetPointer(binaryheap_first(scan->merge));
+
+		if (cur->valid)
+			return cur;
+		if (cursor_peek(scan, cur))
+			binaryheap_replace_first(scan->merge, PointerGetDatum(cur));
+		else
+			(void) binaryheap_remove_first(scan->merge);
+	}
+	return NULL;
 }
 
 bool
@@ -482,6 +638,7 @@ armdb_scan_getnextslot(TableScanDesc sscan, ScanDirection direction,
 {
 	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
 	Relation	rel = sscan->rs_rd;
+	ShardCursor *cur;
 
 	if (ScanDirectionIsBackward(direction))
 		ereport(ERROR,
@@ -489,89 +646,38 @@ armdb_scan_getnextslot(TableScanDesc sscan, ScanDirection direction,
 				 errmsg("armdb tables do not support backward scans"),
 				 errhint("Declare the cursor without SCROLL, or use a heap table.")));
 
-	for (;;)
+	while ((cur = scan_next_entry(scan)) != NULL)
 	{
-		ArmdbEntryHeader hdr;
-		ArmdbParseResult res;
+		ArmdbEntryHeader *hdr = &cur->hdr;
 		ArmdbVersion v;
-		char	   *p;
-		uint64		entry_len;
-		bool		visible;
+		bool		visible = false;
 
-		CHECK_FOR_INTERRUPTS();
-
-		if (!scan->in_shard)
+		if (!armdb_gsn_is_tombstone(hdr->gsn) &&
+			!armdb_gsn_is_reservation(hdr->gsn))
 		{
-			if (!next_shard(scan))
-			{
-				ExecClearTuple(slot);
-				return false;
-			}
-			scan->in_shard = start_shard(scan);
-			continue;
-		}
-		if (scan->file_id == 0 || scan->pos >= scan->file_end)
-		{
-			if (!next_file(scan))
-				scan->in_shard = false;
-			continue;
-		}
-
-		p = chunk_bytes(scan, Min(ARMDB_ENTRY_HEADER_SIZE, scan->file_end - scan->pos));
-		res = p == NULL ? ARMDB_PARSE_SHORT :
-			armdb_entry_parse(p, Min(scan->chunk_off + scan->chunk_len,
-									 scan->file_end) - scan->pos, &hdr);
-		if (res == ARMDB_PARSE_SHORT && p != NULL &&
-			scan->file_end - scan->pos >= ARMDB_ENTRY_HEADER_SIZE &&
-			!(hdr.value_len > ARMDB_MAX_VALUE_LEN))
-		{
-			entry_len = armdb_entry_size(hdr.value_len);
-			if (scan->pos + entry_len <= scan->file_end &&
-				(p = chunk_bytes(scan, entry_len)) != NULL)
-				res = armdb_entry_parse(p, entry_len, &hdr);
-		}
-		if (res == ARMDB_PARSE_ZERO ||
-			(res == ARMDB_PARSE_SHORT && scan->file_id != scan->last_file_id &&
-			 scan->file_end - scan->pos < ARMDB_BLOCK_SIZE))
-		{
-			/* zero padding at the end of an older file */
-			scan->pos = scan->file_end;
-			continue;
-		}
-		if (res != ARMDB_PARSE_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("armdb: entry at offset %llu of data file %06u in \"%s\" is corrupted",
-							(unsigned long long) scan->pos, scan->file_id,
-							scan->files->dir)));
-
-		entry_len = armdb_entry_size(hdr.value_len);
-		if (!armdb_gsn_is_tombstone(hdr.gsn) &&
-			!armdb_gsn_is_reservation(hdr.gsn))
-		{
-			visible = armdb_version_lookup(scan->kd, hdr.slot,
+			visible = armdb_version_lookup(scan->kd, hdr->slot,
 										   sscan->rs_snapshot, &v);
-			if (v.file_id != scan->file_id || v.offset != scan->pos)
+			if (v.file_id != cur->file_id || v.offset != cur->pos)
 				visible = false;	/* not this slot's version any more */
 			else
 				armdb_check_serializable_out(rel, &v, visible,
 											 sscan->rs_snapshot);
 		}
-		else
-			visible = false;
 		if (visible)
 		{
-			char	   *buf = tuple_buffer(scan, hdr.value_len);
+			char	   *buf = tuple_buffer(scan, hdr->value_len);
 
-			memcpy(buf, p + ARMDB_ENTRY_HEADER_SIZE, hdr.value_len);
-			fill_tuple(&scan->tuple, rel, hdr.slot, buf, hdr.value_len, &v);
-			scan->pos += entry_len;
+			memcpy(buf, cur->entry + ARMDB_ENTRY_HEADER_SIZE, hdr->value_len);
+			fill_tuple(&scan->tuple, rel, hdr->slot, buf, hdr->value_len, &v);
+			cursor_advance(cur);
 			pgstat_count_heap_getnext(rel);
 			ExecStoreHeapTuple(&scan->tuple, slot, false);
 			return true;
 		}
-		scan->pos += entry_len;
+		cursor_advance(cur);
 	}
+	ExecClearTuple(slot);
+	return false;
 }
 
 /* ----------------

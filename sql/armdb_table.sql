@@ -452,5 +452,5 @@ ORDER BY 1;
 
 -- clean up
 DROP TABLE t1, tcopy, ttypes, twide, tbig, ttrunc, talter, tam, tctas, tstats,
-	ttrig, ttrig_log, tidx;
+	ttrig, ttrig_log, tidx, tunlogged;
 DROP FUNCTION ttrig_fn(), ttrig_stmt_fn();

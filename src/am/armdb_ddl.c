@@ -14,9 +14,11 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/xlog.h"
 #include "access/multixact.h"
 #include "access/xact.h"
 #include "catalog/storage.h"
+#include "catalog/storage_xlog.h"
 #include "commands/vacuum.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
@@ -49,17 +51,26 @@ armdb_relation_set_new_filenode(Relation rel, const RelFileNode *newrnode,
 	SMgrRelation srel;
 	RelFileNodeBackend rnode;
 
-	if (persistence == RELPERSISTENCE_UNLOGGED)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("unlogged armdb tables are not supported yet"),
-				 errhint("Create the table without UNLOGGED: armdb tables are crash-safe without WAL.")));
-
 	/* as heap: nothing in the new storage is older than this */
 	*freezeXid = RecentXmin;
 	*minmulti = GetOldestMultiXactId();
 
 	srel = RelationCreateStorage(*newrnode, persistence, true);
+
+	/*
+	 * An unlogged relation gets an init fork, as heap's: PostgreSQL then
+	 * treats it as unlogged everywhere (and our start-up sweep empties its
+	 * armdb storage after a crash, see relstorage.c).
+	 */
+	if (persistence == RELPERSISTENCE_UNLOGGED)
+	{
+		Assert(rel->rd_rel->relkind == RELKIND_RELATION ||
+			   rel->rd_rel->relkind == RELKIND_MATVIEW ||
+			   rel->rd_rel->relkind == RELKIND_TOASTVALUE);
+		smgrcreate(srel, INIT_FORKNUM, false);
+		log_smgrcreate(newrnode, INIT_FORKNUM);
+		smgrimmedsync(srel, INIT_FORKNUM);
+	}
 	smgrclose(srel);
 
 	rnode.node = *newrnode;
@@ -68,7 +79,7 @@ armdb_relation_set_new_filenode(Relation rel, const RelFileNode *newrnode,
 
 	/* relfilenodes are reused: forget whatever had this one before */
 	armdb_keydir_drop(rnode);
-	armdb_rel_storage_create(rnode, (uint32) armdb_shards);
+	armdb_rel_storage_create(rnode, (uint32) armdb_shards, persistence);
 
 	if (persistence == RELPERSISTENCE_TEMP && !temp_cleanup_registered)
 	{
@@ -87,10 +98,11 @@ void
 armdb_relation_nontransactional_truncate(Relation rel)
 {
 	RelFileNodeBackend rnode = armdb_rel_rnode(rel);
-	uint32		nshards = armdb_rel_storage_read_meta(rnode);
+	char		persistence;
+	uint32		nshards = armdb_rel_storage_read_meta(rnode, &persistence);
 
 	armdb_keydir_drop(rnode);
-	armdb_rel_storage_create(rnode, nshards);
+	armdb_rel_storage_create(rnode, nshards, persistence);
 }
 
 /*
@@ -111,9 +123,16 @@ armdb_relation_copy_data(Relation rel, const RelFileNode *newrnode)
 	armdb_flush_all_shards(kd);
 
 	dstrel = RelationCreateStorage(*newrnode, rel->rd_rel->relpersistence, true);
+	if (rel->rd_rel->relpersistence == RELPERSISTENCE_UNLOGGED)
+	{
+		smgrcreate(dstrel, INIT_FORKNUM, false);
+		log_smgrcreate(newrnode, INIT_FORKNUM);
+		smgrimmedsync(dstrel, INIT_FORKNUM);
+	}
 	smgrclose(dstrel);
 	armdb_keydir_drop(to);
-	armdb_rel_storage_copy(from, to, kd->nshards);
+	armdb_rel_storage_copy(from, to, kd->nshards,
+						   rel->rd_rel->relpersistence);
 	RelationDropStorage(rel);
 }
 
@@ -243,15 +262,34 @@ armdb_relation_estimate_size(Relation rel, int32 *attr_widths,
 }
 
 /*
- * VACUUM.  Dead versions are not reclaimed yet: their slots stay used
- * (nothing reuses slots yet), their bytes stay in the files until
- * compaction exists, and their index entries go when index scans or
- * btree's deletion passes find them dead (armdb_index_delete_tuples).
+ * VACUUM (lazy vacuum's three passes, on the keydir):
+ *	 1. find the versions dead to every snapshot;
+ *	 2. bulk-delete their entries from every index (and run every index's
+ *		cleanup, which also flushes GIN's pending list);
+ *	 3. free their slots for reuse -- no index entry points at them any more
+ *		(design §2) -- and count their entries' bytes as dead, for
+ *		compaction.
+ * Their bytes stay in the data files until compaction rewrites them.
  * relfrozenxid is left where it is: recovery may still need the fate of
- * every xid its files mention (design §4).  VACUUM counts live and dead
- * versions and reports them, so the statistics and autovacuum see the
- * table as it is.
+ * every xid its files mention (design §4), until compaction or hint files
+ * record those fates.
  */
+typedef struct DeadSlots
+{
+	ItemPointerData *tids;		/* in TID order */
+	int64		n;
+	int64		cap;
+} DeadSlots;
+
+static bool
+dead_slot_callback(ItemPointer itemptr, void *state)
+{
+	DeadSlots  *dead = state;
+
+	return bsearch(itemptr, dead->tids, dead->n, sizeof(ItemPointerData),
+				   (int (*) (const void *, const void *)) ItemPointerCompare) != NULL;
+}
+
 void
 armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 					  BufferAccessStrategy bstrategy)
@@ -259,11 +297,16 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 	ArmdbRelKeydir *kd = armdb_rel_keydir(rel);
 	uint64		npages = pg_atomic_read_u64(&kd->npages);
 	TransactionId oldest_xmin = GetOldestNonRemovableTransactionId(rel);
+	DeadSlots	dead = {NULL, 0, 0};
 	double		live = 0;
-	double		dead = 0;
+	double		recently_dead = 0;
 	bool		frozenxid_updated;
 	bool		minmulti_updated;
+	Relation   *indrels;
+	int			nindexes;
+	IndexBulkDeleteResult **stats;
 
+	/* 1. the dead */
 	for (uint64 p = 0; p < npages; p++)
 	{
 		ArmdbPage  *page = armdb_keydir_page(kd, p);
@@ -283,19 +326,84 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 				case HEAPTUPLE_DELETE_IN_PROGRESS:
 					live++;
 					break;
-				case HEAPTUPLE_DEAD:
 				case HEAPTUPLE_RECENTLY_DEAD:
-					dead++;
+					recently_dead++;
+					break;
+				case HEAPTUPLE_DEAD:
+					if (dead.n == dead.cap)
+					{
+						dead.cap = Max(1024, dead.cap * 2);
+						dead.tids = dead.tids == NULL ?
+							palloc_extended(sizeof(ItemPointerData) * dead.cap, MCXT_ALLOC_HUGE) :
+							repalloc_huge(dead.tids, sizeof(ItemPointerData) * dead.cap);
+					}
+					armdb_slot_to_tid(p * ARMDB_SLOTS_PER_PAGE + i, &dead.tids[dead.n++]);
 					break;
 			}
 		}
 		LWLockRelease(&page->lock);
 	}
 
+	/* 2. their index entries */
+	vac_open_indexes(rel, RowExclusiveLock, &nindexes, &indrels);
+	stats = palloc0(sizeof(IndexBulkDeleteResult *) * Max(nindexes, 1));
+	for (int i = 0; i < nindexes; i++)
+	{
+		IndexVacuumInfo ivinfo;
+
+		memset(&ivinfo, 0, sizeof(ivinfo));
+		ivinfo.index = indrels[i];
+		ivinfo.analyze_only = false;
+		ivinfo.report_progress = false;
+		ivinfo.estimated_count = true;
+		ivinfo.message_level = DEBUG2;
+		ivinfo.num_heap_tuples = live;
+		ivinfo.strategy = bstrategy;
+		if (dead.n > 0)
+			stats[i] = index_bulk_delete(&ivinfo, stats[i], dead_slot_callback,
+										 &dead);
+		stats[i] = index_vacuum_cleanup(&ivinfo, stats[i]);
+		if (stats[i] != NULL && !stats[i]->estimated_count)
+			vac_update_relstats(indrels[i], stats[i]->num_pages,
+								stats[i]->num_index_tuples, 0, false,
+								InvalidTransactionId, InvalidMultiXactId,
+								NULL, NULL, false);
+	}
+	vac_close_indexes(nindexes, indrels, NoLock);
+
+	/* 3. their slots, for reuse, and their bytes, for compaction */
+	for (int64 i = 0; i < dead.n; i++)
+	{
+		uint64		slot = armdb_tid_to_slot(&dead.tids[i]);
+		uint32		shard = armdb_slot_shard(slot, kd->nshards);
+		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+		ArmdbPage  *page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE);
+		ArmdbVersion *v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];
+
+		vacuum_delay_point();
+		LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+		pg_atomic_fetch_add_u64(&rt->dead_bytes, v->len);
+		memset(v, 0, sizeof(*v));
+		LWLockRelease(&page->lock);
+		(void) armdb_keydir_free_slot(rt, slot);
+		LWLockRelease(&rt->lock);
+	}
+	if (dead.n > 0)
+	{
+		pg_atomic_fetch_sub_u64(&kd->nversions,
+								Min((uint64) dead.n, pg_atomic_read_u64(&kd->nversions)));
+		pfree(dead.tids);
+	}
+
 	vac_update_relstats(rel, (BlockNumber) Min(npages, MaxBlockNumber), live,
-						0, RelationGetForm(rel)->relhasindex,
-						InvalidTransactionId, InvalidMultiXactId,
-						&frozenxid_updated, &minmulti_updated, false);
+						0, nindexes > 0, InvalidTransactionId,
+						InvalidMultiXactId, &frozenxid_updated,
+						&minmulti_updated, false);
 	pgstat_report_vacuum(RelationGetRelid(rel), rel->rd_rel->relisshared,
-						 (PgStat_Counter) live, (PgStat_Counter) dead);
+						 (PgStat_Counter) live, (PgStat_Counter) recently_dead);
+	ereport(params->log_min_duration >= 0 ? LOG : DEBUG2,
+			(errmsg("armdb: vacuumed \"%s\": %lld dead versions removed, %.0f live, %.0f recently dead",
+					RelationGetRelationName(rel), (long long) dead.n, live,
+					recently_dead)));
 }

@@ -132,10 +132,18 @@ append_version(Relation rel, ArmdbRelKeydir *kd, uint32 shard,
 						tuple->t_len, ARMDB_MAX_VALUE_LEN)));
 
 	armdb_shard_prepare(kd, rt, shard);
-	if (rt->next_seq >= rt->reserved_seq)
-		reserve_slots(kd, shard, rt, files);
-
-	slot = armdb_shard_slot(shard, rt->next_seq, kd->nshards);
+	if (rt->nfree > 0)
+	{
+		/* a slot VACUUM freed: no index entry points at it any more */
+		slot = ((uint32 *) dsa_get_address(armdb_keydir_area(),
+										   rt->free_slots))[rt->nfree - 1];
+	}
+	else
+	{
+		if (rt->next_seq >= rt->reserved_seq)
+			reserve_slots(kd, shard, rt, files);
+		slot = armdb_shard_slot(shard, rt->next_seq, kd->nshards);
+	}
 	page = armdb_keydir_page_for_slot(kd, slot);	/* may ERROR: memory */
 
 	memset(&hdr, 0, sizeof(hdr));
@@ -150,7 +158,10 @@ append_version(Relation rel, ArmdbRelKeydir *kd, uint32 shard,
 		armdb_report_storage_error(ERROR, &err);
 
 	/* the slot is used up even if this transaction aborts */
-	rt->next_seq++;
+	if (rt->nfree > 0)
+		rt->nfree--;
+	else
+		rt->next_seq++;
 
 	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 	v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];

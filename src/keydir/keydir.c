@@ -220,6 +220,35 @@ armdb_keydir_page_for_slot(ArmdbRelKeydir *kd, uint64 slot)
 	return page_for_slot(kd, slot, false);
 }
 
+bool
+armdb_keydir_free_slot(ArmdbShardRt *rt, uint64 slot)
+{
+	dsa_area   *area = armdb_keydir_area();
+	uint32	   *slots;
+
+	if (rt->nfree == rt->free_cap)
+	{
+		uint32		cap = Max(1024, rt->free_cap * 2);
+		dsa_pointer dp = dsa_allocate_extended(area, sizeof(uint32) * cap,
+											   DSA_ALLOC_NO_OOM);
+
+		if (!DsaPointerIsValid(dp))
+			return false;
+		if (DsaPointerIsValid(rt->free_slots))
+		{
+			memcpy(dsa_get_address(area, dp),
+				   dsa_get_address(area, rt->free_slots),
+				   sizeof(uint32) * rt->nfree);
+			dsa_free(area, rt->free_slots);
+		}
+		rt->free_slots = dp;
+		rt->free_cap = cap;
+	}
+	slots = dsa_get_address(area, rt->free_slots);
+	slots[rt->nfree++] = (uint32) slot;
+	return true;
+}
+
 void
 armdb_keydir_shard_buffer(ArmdbRelKeydir *kd, ArmdbShardRt *rt)
 {
@@ -308,29 +337,56 @@ forget_shard_files(ArmdbRelKeydir *kd)
  * Loading a relation's keydir from its files
  * ----------------
  */
+/* A committed end of the version in slot, by an entry of gsn. */
+typedef struct LoadKill
+{
+	uint64		slot;
+	uint64		gsn;
+} LoadKill;
+
 typedef struct LoadState
 {
 	ArmdbRelKeydir *kd;
 	uint32		shard;
 	uint64		max_seq;		/* highest slot sequence seen, + 1 */
 	uint64		entries;
-	/* slots whose version a committed DELETE or UPDATE ended */
-	uint64	   *kills;
+	uint64		bytes;			/* of all entries of this shard */
+	LoadKill   *kills;
 	uint64		nkills;
 	uint64		maxkills;
 } LoadState;
 
 static void
-note_kill(LoadState *ls, uint64 slot)
+note_kill(LoadState *ls, uint64 slot, uint64 gsn)
 {
 	if (ls->nkills == ls->maxkills)
 	{
 		ls->maxkills = Max(1024, ls->maxkills * 2);
 		ls->kills = ls->kills == NULL ?
-			palloc_extended(sizeof(uint64) * ls->maxkills, MCXT_ALLOC_HUGE) :
-			repalloc_huge(ls->kills, sizeof(uint64) * ls->maxkills);
+			palloc_extended(sizeof(LoadKill) * ls->maxkills, MCXT_ALLOC_HUGE) :
+			repalloc_huge(ls->kills, sizeof(LoadKill) * ls->maxkills);
 	}
-	ls->kills[ls->nkills++] = slot;
+	ls->kills[ls->nkills].slot = slot;
+	ls->kills[ls->nkills].gsn = gsn & ARMDB_GSN_MAX;
+	ls->nkills++;
+}
+
+/*
+ * While loading, a record's xmax and cid hold its entry's gsn (they are
+ * reset when loading is done): an end applies only to an older version,
+ * since VACUUM may have given the slot to a newer one.
+ */
+static inline void
+stash_gsn(ArmdbVersion *v, uint64 gsn)
+{
+	v->xmax = (TransactionId) (gsn & 0xFFFFFFFF);
+	v->cid = (CommandId) (gsn >> 32);
+}
+
+static inline uint64
+stashed_gsn(const ArmdbVersion *v)
+{
+	return ((uint64) v->cid << 32) | v->xmax;
 }
 
 /*
@@ -353,12 +409,14 @@ entry_counts(TransactionId xid, bool *in_progress)
 }
 
 /*
- * One entry, in file order.  A version fills its slot's record; the end of a
- * version -- a tombstone (DELETE) or a newer version naming it as prev_slot
- * (UPDATE) -- is noted and applied once every shard is loaded, because it is
- * written to the shard of the backend that made the change, not necessarily
- * the shard of the slot it ends.  That is sound while slots are never
- * reused: a slot holds one version in its life.
+ * One entry, in file order.  A version fills its slot's record (a later
+ * version of a reused slot replaces an earlier one: both are in the slot's
+ * shard, in gsn order).  The end of a version -- a tombstone (DELETE) or a
+ * newer version naming it as prev_slot (UPDATE) -- is noted and applied
+ * once every shard is loaded, because it is written to the shard of the
+ * backend that made the change, not necessarily the slot's; it applies only
+ * if the slot's version is older than the end, since VACUUM may have given
+ * the slot to a newer one.
  */
 static bool
 load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
@@ -379,6 +437,7 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 						   e->offset, e->file_id,
 						   (unsigned long long) e->slot, ls->shard);
 	ls->entries++;
+	ls->bytes += e->len;
 
 	if (armdb_gsn_is_reservation(e->gsn))
 	{
@@ -389,7 +448,7 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	if (armdb_gsn_is_tombstone(e->gsn))
 	{
 		if (entry_counts(xid, &in_progress))
-			note_kill(ls, e->slot);
+			note_kill(ls, e->slot, e->gsn);
 		return true;
 	}
 
@@ -398,7 +457,7 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	if (!entry_counts(xid, &in_progress))
 		return true;			/* aborted: as if never written */
 	if (e->prev_slot != ARMDB_INVALID_SLOT && e->prev_slot < ARMDB_MAX_SLOTS)
-		note_kill(ls, e->prev_slot);
+		note_kill(ls, e->prev_slot, e->gsn);
 
 	page = page_for_slot(kd, e->slot, true);	/* loader holds kd->lock */
 	v = &page->v[e->slot % ARMDB_SLOTS_PER_PAGE];
@@ -406,8 +465,7 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	v->offset = e->offset;
 	v->len = e->len;
 	v->xmin = xid;
-	v->xmax = InvalidTransactionId;
-	v->cid = FirstCommandId;
+	stash_gsn(v, e->gsn);
 	v->infomask = HEAP_XMAX_INVALID | (in_progress ? 0 : HEAP_XMIN_COMMITTED);
 	v->infomask2 = 0;
 	v->ctid = (uint32) e->slot;
@@ -421,8 +479,10 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 	uint64		max_gsn = 0;
 	uint64		live = 0;
 	LoadState	ls;
+	uint64	   *shard_bytes;
+	uint64	   *shard_live_bytes;
 
-	kd->nshards = armdb_rel_storage_read_meta(rnode);
+	kd->nshards = armdb_rel_storage_read_meta(rnode, NULL);
 	keydir_alloc(&kd->shards, sizeof(ArmdbShardRt) * kd->nshards,
 				 "shard states");
 	chunks = keydir_alloc(&kd->chunks, sizeof(dsa_pointer) * ARMDB_MAX_CHUNKS,
@@ -430,6 +490,8 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 
 	memset(&ls, 0, sizeof(ls));
 	ls.kd = kd;
+	shard_bytes = palloc0(sizeof(uint64) * kd->nshards);
+	shard_live_bytes = palloc0(sizeof(uint64) * kd->nshards);
 	for (uint32 shard = 0; shard < kd->nshards; shard++)
 	{
 		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
@@ -440,6 +502,9 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 		LWLockInitialize(&rt->lock, armdb_shared->keydir_tranche_id);
 		LWLockInitialize(&rt->flush_lock, armdb_shared->keydir_tranche_id);
 		rt->wal_lsn = InvalidXLogRecPtr;
+		rt->free_slots = InvalidDsaPointer;
+		rt->nfree = rt->free_cap = 0;
+		pg_atomic_init_u64(&rt->dead_bytes, 0);
 		memset(&rt->st, 0, sizeof(rt->st));
 		files = armdb_keydir_shard_files(kd, shard);
 		rt->st.shard_no = shard;
@@ -448,6 +513,7 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 
 		ls.shard = shard;
 		ls.max_seq = 0;
+		ls.bytes = 0;
 		if (!armdb_recover_shard(armdb_backend_io(), files->dir,
 								 armdb_direct_io, true, load_entry, &ls,
 								 &report, &err))
@@ -464,6 +530,7 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 							report.first_bad_hint)));
 		rt->next_seq = ls.max_seq;
 		rt->reserved_seq = ls.max_seq;	/* the next insert reserves anew */
+		shard_bytes[shard] = ls.bytes;
 		max_gsn = Max(max_gsn, report.max_gsn);
 		if (report.last_file_id != 0)
 		{
@@ -475,25 +542,44 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 				armdb_report_storage_error(ERROR, &err);
 		}
 	}
-	/* second pass: end the versions that committed changes ended */
+	/* second pass: end the (older) versions that committed changes ended */
 	for (uint64 i = 0; i < ls.nkills; i++)
 	{
-		ArmdbPage  *page = armdb_keydir_page(kd, ls.kills[i] / ARMDB_SLOTS_PER_PAGE);
+		ArmdbPage  *page = armdb_keydir_page(kd, ls.kills[i].slot / ARMDB_SLOTS_PER_PAGE);
+		ArmdbVersion *v;
 
-		if (page != NULL)
-			memset(&page->v[ls.kills[i] % ARMDB_SLOTS_PER_PAGE], 0,
-				   sizeof(ArmdbVersion));
+		if (page == NULL)
+			continue;
+		v = &page->v[ls.kills[i].slot % ARMDB_SLOTS_PER_PAGE];
+		if (v->file_id != 0 && stashed_gsn(v) < ls.kills[i].gsn)
+			memset(v, 0, sizeof(ArmdbVersion));
 	}
 	if (ls.kills)
 		pfree(ls.kills);
+
+	/* unstash; what no live version uses is dead bytes for compaction */
 	for (uint64 p = 0; p < pg_atomic_read_u64(&kd->npages); p++)
 	{
 		ArmdbPage  *page = armdb_keydir_page(kd, p);
 
 		for (int i = 0; page != NULL && i < ARMDB_SLOTS_PER_PAGE; i++)
-			if (page->v[i].file_id != 0)
-				live++;
+		{
+			ArmdbVersion *v = &page->v[i];
+
+			if (v->file_id == 0)
+				continue;
+			v->xmax = InvalidTransactionId;
+			v->cid = FirstCommandId;
+			live++;
+			shard_live_bytes[armdb_slot_shard(p * ARMDB_SLOTS_PER_PAGE, kd->nshards)] +=
+				v->len;
+		}
 	}
+	for (uint32 shard = 0; shard < kd->nshards; shard++)
+		pg_atomic_write_u64(&armdb_keydir_shard(kd, shard)->dead_bytes,
+							shard_bytes[shard] - shard_live_bytes[shard]);
+	pfree(shard_bytes);
+	pfree(shard_live_bytes);
 	pg_atomic_write_u64(&kd->next_gsn, max_gsn + 1);
 	pg_atomic_write_u64(&kd->nversions, live);
 }
@@ -635,6 +721,8 @@ free_keydir_memory(ArmdbRelKeydir *kd)
 
 			if (DsaPointerIsValid(rt->buf_dp))
 				dsa_free(area, rt->buf_dp);
+			if (DsaPointerIsValid(rt->free_slots))
+				dsa_free(area, rt->free_slots);
 		}
 		dsa_free(area, kd->shards);
 	}

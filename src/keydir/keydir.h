@@ -93,6 +93,12 @@ typedef struct ArmdbShardRt
 	dsa_pointer buf_dp;			/* write buffer, allocated on first append */
 	XLogRecPtr	wal_lsn;		/* WAL to flush before entries in the buffer
 								 * reach the file (armdb_xact.c) */
+	/* slots VACUUM freed (index entries gone): reused before new ones */
+	dsa_pointer free_slots;		/* uint32[free_cap] */
+	uint32		nfree;
+	uint32		free_cap;
+	pg_atomic_uint64 dead_bytes;	/* bytes of entries no longer needed,
+									 * for compaction */
 	ArmdbShardState st;
 } ArmdbShardRt;
 
@@ -149,6 +155,13 @@ extern ArmdbPage *armdb_keydir_page(ArmdbRelKeydir *kd, uint64 pageno);
 
 /* The virtual page of slot, allocated if needed (ERROR when memory is full). */
 extern ArmdbPage *armdb_keydir_page_for_slot(ArmdbRelKeydir *kd, uint64 slot);
+
+/*
+ * Hand slot (of this shard, index entries gone) out again; caller holds the
+ * shard lock exclusively.  Returns false if there is no memory to remember
+ * it (the slot is then simply not reused).
+ */
+extern bool armdb_keydir_free_slot(ArmdbShardRt *rt, uint64 slot);
 
 /* Write buffer of a shard, allocated on first use. */
 extern void armdb_keydir_shard_buffer(ArmdbRelKeydir *kd, ArmdbShardRt *rt);

@@ -19,6 +19,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "catalog/pg_class.h"
+#include "catalog/pg_control.h"
+#include "common/controldata_utils.h"
 #include "common/relpath.h"
 #include "miscadmin.h"
 #include "port/pg_crc32c.h"
@@ -42,6 +45,8 @@ typedef struct ArmdbMeta
 	Oid			dbNode;
 	Oid			relNode;
 	int32		backend;
+	char		persistence;	/* RELPERSISTENCE_* */
+	char		pad[3];
 	pg_crc32c	crc;			/* of everything before it */
 } ArmdbMeta;
 
@@ -81,7 +86,8 @@ meta_crc(const ArmdbMeta *meta)
 
 /* Write the meta file durably: temporary name, fsync, rename, fsync dir. */
 static void
-write_meta(const char *dir, RelFileNodeBackend rnode, uint32 nshards)
+write_meta(const char *dir, RelFileNodeBackend rnode, uint32 nshards,
+		   char persistence)
 {
 	char		path[MAXPGPATH];
 	char		tmp[MAXPGPATH];
@@ -96,6 +102,7 @@ write_meta(const char *dir, RelFileNodeBackend rnode, uint32 nshards)
 	meta.dbNode = rnode.node.dbNode;
 	meta.relNode = rnode.node.relNode;
 	meta.backend = rnode.backend;
+	meta.persistence = persistence;
 	meta.crc = meta_crc(&meta);
 
 	snprintf(path, sizeof(path), "%s/%s", dir, ARMDB_META_FILE);
@@ -123,7 +130,8 @@ write_meta(const char *dir, RelFileNodeBackend rnode, uint32 nshards)
 }
 
 void
-armdb_rel_storage_create(RelFileNodeBackend rnode, uint32 nshards)
+armdb_rel_storage_create(RelFileNodeBackend rnode, uint32 nshards,
+						 char persistence)
 {
 	char		dir[MAXPGPATH];
 	char		parent[MAXPGPATH];
@@ -138,7 +146,7 @@ armdb_rel_storage_create(RelFileNodeBackend rnode, uint32 nshards)
 
 	if (!armdb_make_dir(dir, &err))
 		armdb_report_storage_error(ERROR, &err);
-	write_meta(dir, rnode, nshards);
+	write_meta(dir, rnode, nshards, persistence);
 
 	/* the new directory's entry in its parent must be durable too */
 	strlcpy(parent, dir, sizeof(parent));
@@ -157,7 +165,7 @@ armdb_rel_storage_exists(RelFileNodeBackend rnode)
 }
 
 uint32
-armdb_rel_storage_read_meta(RelFileNodeBackend rnode)
+armdb_rel_storage_read_meta(RelFileNodeBackend rnode, char *persistence)
 {
 	char		path[MAXPGPATH];
 	char		dir[MAXPGPATH];
@@ -192,6 +200,8 @@ armdb_rel_storage_read_meta(RelFileNodeBackend rnode)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("armdb file \"%s\" is corrupted", path)));
+	if (persistence)
+		*persistence = meta.persistence;
 	return meta.nshards;
 }
 
@@ -219,7 +229,7 @@ armdb_rel_storage_remove(RelFileNodeBackend rnode, int elevel)
 
 void
 armdb_rel_storage_copy(RelFileNodeBackend from, RelFileNodeBackend to,
-					   uint32 nshards)
+					   uint32 nshards, char persistence)
 {
 	char		src[MAXPGPATH];
 	char		dst[MAXPGPATH];
@@ -229,7 +239,7 @@ armdb_rel_storage_copy(RelFileNodeBackend from, RelFileNodeBackend to,
 	armdb_rel_storage_remove(to, ERROR);
 	/* copydir() fsyncs the files and the new directory */
 	copydir(src, dst, true);
-	write_meta(dst, to, nshards);
+	write_meta(dst, to, nshards, persistence);
 }
 
 void
@@ -259,9 +269,35 @@ armdb_rel_storage_remove_backend_temp(void)
 	FreeDir(dir);
 }
 
+/*
+ * Empty an unlogged relation's storage: everything but its meta file goes,
+ * as heap resets an unlogged relation from its init fork after a crash.
+ */
+static void
+reset_unlogged(const char *dir)
+{
+	DIR		   *d = AllocateDir(dir);
+	struct dirent *de;
+
+	while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
+	{
+		char		path[MAXPGPATH];
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+			strcmp(de->d_name, ARMDB_META_FILE) == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (!rmtree(path, true) && unlink(path) != 0)
+			ereport(LOG,
+					(errmsg("could not remove \"%s\" of an unlogged armdb table", path)));
+	}
+	FreeDir(d);
+	fsync_fname_ext(dir, true, true, LOG);
+}
+
 /* Is the main fork of the relation the meta file in dir names still there? */
 static bool
-sweep_keep(const char *dir)
+sweep_keep(const char *dir, bool after_crash)
 {
 	char		path[MAXPGPATH];
 	char	   *relpath;
@@ -284,6 +320,13 @@ sweep_keep(const char *dir)
 							  InvalidBackendId, MAIN_FORKNUM);
 	keep = stat(relpath, &st) == 0 || errno != ENOENT;
 	pfree(relpath);
+	if (keep && after_crash && meta.persistence == RELPERSISTENCE_UNLOGGED)
+	{
+		ereport(LOG,
+				(errmsg("armdb: emptying unlogged table storage \"%s\" after a crash",
+						dir)));
+		reset_unlogged(dir);
+	}
 	return keep;
 }
 
@@ -293,6 +336,16 @@ armdb_rel_storage_sweep(void)
 	char		base[MAXPGPATH];
 	DIR		   *top;
 	struct dirent *dbde;
+	ControlFileData *control;
+	bool		crc_ok;
+	bool		after_crash;
+
+	/* as PostgreSQL decides whether to reset unlogged relations */
+	control = get_controlfile(DataDir, &crc_ok);
+	after_crash = !crc_ok ||
+		(control->state != DB_SHUTDOWNED &&
+		 control->state != DB_SHUTDOWNED_IN_RECOVERY);
+	pfree(control);
 
 	armdb_data_dir_path(base);
 	top = AllocateDir(base);
@@ -314,7 +367,7 @@ armdb_rel_storage_sweep(void)
 			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 				continue;
 			snprintf(path, sizeof(path), "%s/%s", dbdir, de->d_name);
-			if (sweep_keep(path))
+			if (sweep_keep(path, after_crash))
 			{
 				kept++;
 				continue;

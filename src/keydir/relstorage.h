@@ -21,10 +21,12 @@ extern void armdb_shard_dir_path(char *path, RelFileNodeBackend rnode,
 								 uint32 shard);
 
 /* Fresh, empty storage (a leftover directory of that name is removed). */
-extern void armdb_rel_storage_create(RelFileNodeBackend rnode, uint32 nshards);
+extern void armdb_rel_storage_create(RelFileNodeBackend rnode, uint32 nshards,
+									 char persistence);
 
 /* The shard count; ERROR (data corrupted) if the storage is missing. */
-extern uint32 armdb_rel_storage_read_meta(RelFileNodeBackend rnode);
+extern uint32 armdb_rel_storage_read_meta(RelFileNodeBackend rnode,
+										  char *persistence);
 
 extern bool armdb_rel_storage_exists(RelFileNodeBackend rnode);
 
@@ -33,14 +35,16 @@ extern void armdb_rel_storage_remove(RelFileNodeBackend rnode, int elevel);
 
 /* Copy all files of from into the (new) storage to. */
 extern void armdb_rel_storage_copy(RelFileNodeBackend from,
-								   RelFileNodeBackend to, uint32 nshards);
+								   RelFileNodeBackend to, uint32 nshards,
+								   char persistence);
 
 /* Remove every temporary relation's storage of this backend. */
 extern void armdb_rel_storage_remove_backend_temp(void);
 
 /*
  * At server start: remove storage whose relation is gone (temporary tables,
- * drops a crash interrupted, dropped databases).
+ * drops a crash interrupted, dropped databases), and after a crash empty
+ * unlogged tables.
  */
 extern void armdb_rel_storage_sweep(void);
 

@@ -146,7 +146,8 @@ extern void armdb_insert_version(Relation rel, ArmdbRelKeydir *kd,
 								 uint64 prev_slot);
 
 /* armdb_update.c */
-extern void armdb_append_tombstone(ArmdbRelKeydir *kd, uint64 slot);
+extern void armdb_append_tombstone(ArmdbRelKeydir *kd, uint64 slot,
+								   FullTransactionId fxid);
 extern TM_Result armdb_tuple_delete(Relation rel, ItemPointer tid,
 									CommandId cid, Snapshot snapshot,
 									Snapshot crosscheck, bool wait,

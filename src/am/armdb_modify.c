@@ -311,7 +311,7 @@ armdb_tuple_complete_speculative(Relation rel, TupleTableSlot *slot,
 			 ItemPointerGetOffsetNumber(&slot->tts_tid));
 
 	if (!succeeded)
-		armdb_append_tombstone(kd, slotno);
+		armdb_append_tombstone(kd, slotno, GetCurrentFullTransactionId());
 
 	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 	v = &page->v[slotno % ARMDB_SLOTS_PER_PAGE];
@@ -391,25 +391,7 @@ armdb_copy_version(Relation rel, TupleTableSlot *slot, const ArmdbVersion *old)
 	LWLockRelease(&rt->lock);
 
 	if (ended)
-	{
-		ArmdbEntryHeader hdr;
-		ArmdbLocation loc;
-		ArmdbError	err;
-		uint32		sealed;
-
-		memset(&hdr, 0, sizeof(hdr));
-		hdr.xid = U64FromFullTransactionId(full_xid(old->xmax));
-		hdr.slot = slotno;
-		hdr.root_slot = slotno;
-		hdr.prev_slot = ARMDB_INVALID_SLOT;
-		LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
-		hdr.gsn = (pg_atomic_fetch_add_u64(&kd->next_gsn, 1) & ARMDB_GSN_MAX) |
-			ARMDB_GSN_FLAG_TOMBSTONE;
-		if (!armdb_shard_append(&rt->st, files, &hdr, NULL, &loc, &sealed, &err))
-			armdb_report_storage_error(ERROR, &err);
-		end = armdb_shard_end(&rt->st);
-		LWLockRelease(&rt->lock);
-	}
+		armdb_append_tombstone(kd, slotno, full_xid(old->xmax));
 
 	/* the record as it was, but for its own place */
 	page = armdb_keydir_page(kd, slotno / ARMDB_SLOTS_PER_PAGE);

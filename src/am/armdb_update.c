@@ -61,6 +61,34 @@ static const LOCKMODE tuple_lock_mode[] = {
 						 HEAP_XMAX_IS_MULTI | HEAP_LOCK_MASK | \
 						 HEAP_XMAX_LOCK_ONLY)
 
+/*
+ * Wait for transaction xwait as wait_policy says: block, skip (false), or
+ * fail with heap's error.
+ */
+static bool
+wait_for_xact(Relation rel, TransactionId xwait, ItemPointer tid,
+			  LockWaitPolicy wait_policy, XLTW_Oper oper)
+{
+	switch (wait_policy)
+	{
+		case LockWaitBlock:
+			XactLockTableWait(xwait, rel, tid, oper);
+			break;
+		case LockWaitSkip:
+			if (!ConditionalXactLockTableWait(xwait))
+				return false;
+			break;
+		case LockWaitError:
+			if (!ConditionalXactLockTableWait(xwait))
+				ereport(ERROR,
+						(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+						 errmsg("could not obtain lock on row in relation \"%s\"",
+								RelationGetRelationName(rel))));
+			break;
+	}
+	return true;
+}
+
 typedef enum VersionOp
 {
 	OP_DELETE,
@@ -237,27 +265,12 @@ retry:
 				}
 				have_tuple_lock = true;
 			}
-			switch (wait_policy)
+			if (!wait_for_xact(rel, xwait, tid, wait_policy,
+							   op == OP_DELETE ? XLTW_Delete :
+							   op == OP_UPDATE ? XLTW_Update : XLTW_Lock))
 			{
-				case LockWaitBlock:
-					XactLockTableWait(xwait, rel, tid,
-									  op == OP_DELETE ? XLTW_Delete :
-									  op == OP_UPDATE ? XLTW_Update : XLTW_Lock);
-					break;
-				case LockWaitSkip:
-					if (!ConditionalXactLockTableWait(xwait))
-					{
-						UnlockTuple(rel, tid, tuple_lock_mode[mode]);
-						return TM_WouldBlock;
-					}
-					break;
-				case LockWaitError:
-					if (!ConditionalXactLockTableWait(xwait))
-						ereport(ERROR,
-								(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-								 errmsg("could not obtain lock on row in relation \"%s\"",
-										RelationGetRelationName(rel))));
-					break;
+				UnlockTuple(rel, tid, tuple_lock_mode[mode]);
+				return TM_WouldBlock;
 			}
 			LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 
@@ -338,11 +351,13 @@ retry:
 	return TM_Ok;
 }
 
-/* Append a tombstone of slot to this backend's shard, for recovery. */
+/*
+ * Append a tombstone of slot, by transaction fxid, to this backend's shard,
+ * for recovery.
+ */
 void
-armdb_append_tombstone(ArmdbRelKeydir *kd, uint64 slot)
+armdb_append_tombstone(ArmdbRelKeydir *kd, uint64 slot, FullTransactionId fxid)
 {
-	FullTransactionId fxid = GetCurrentFullTransactionId();
 	uint32		shard = armdb_my_shard(kd);
 	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
 	ArmdbShardFiles *files = armdb_keydir_shard_files(kd, shard);
@@ -389,7 +404,8 @@ armdb_tuple_delete(Relation rel, ItemPointer tid, CommandId cid,
 	if (result != TM_Ok)
 		return result;
 
-	armdb_append_tombstone(kd, armdb_tid_to_slot(tid));
+	armdb_append_tombstone(kd, armdb_tid_to_slot(tid),
+						   GetCurrentFullTransactionId());
 	pgstat_count_heap_delete(rel);
 	return TM_Ok;
 }
@@ -475,24 +491,9 @@ retry:
 			{
 				if (TransactionIdIsValid(dirty.xmax))
 				{
-					switch (wait_policy)
-					{
-						case LockWaitBlock:
-							XactLockTableWait(dirty.xmax, rel, tid,
-											  XLTW_FetchUpdated);
-							break;
-						case LockWaitSkip:
-							if (!ConditionalXactLockTableWait(dirty.xmax))
-								return TM_WouldBlock;
-							break;
-						case LockWaitError:
-							if (!ConditionalXactLockTableWait(dirty.xmax))
-								ereport(ERROR,
-										(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-										 errmsg("could not obtain lock on row in relation \"%s\"",
-												RelationGetRelationName(rel))));
-							break;
-					}
+					if (!wait_for_xact(rel, dirty.xmax, tid, wait_policy,
+									   XLTW_FetchUpdated))
+						return TM_WouldBlock;
 					continue;
 				}
 				if (TransactionIdIsCurrentTransactionId(prior_xmax) &&

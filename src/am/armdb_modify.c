@@ -28,6 +28,54 @@
 
 #include "am/armdb_am.h"
 #include "armdb.h"
+#include "storage/recovery.h"
+
+/*
+ * Data files sealed by this backend's appends (rotation), whose hint files
+ * are still to be written.  Appends note them under the shard lock; the
+ * hints are built once the lock is released, since that reads the whole
+ * file (until a background worker takes this over).
+ */
+#define MAX_PENDING_HINTS	16
+static struct
+{
+	char		dir[MAXPGPATH];
+	uint32		file_id;
+}			pending_hints[MAX_PENDING_HINTS];
+static int	npending_hints = 0;
+
+void
+armdb_note_sealed(ArmdbShardFiles *files, uint32 sealed_file_id)
+{
+	if (sealed_file_id == 0 || npending_hints == MAX_PENDING_HINTS)
+		return;					/* without a hint, recovery scans the file */
+	strlcpy(pending_hints[npending_hints].dir, files->dir, MAXPGPATH);
+	pending_hints[npending_hints].file_id = sealed_file_id;
+	npending_hints++;
+}
+
+/*
+ * Write the hint files of the sealed data files.  A failure is only a
+ * warning: a hint is a shortcut for recovery, which scans the data file
+ * without one.
+ */
+void
+armdb_build_sealed_hints(void)
+{
+	while (npending_hints > 0)
+	{
+		ArmdbError	err;
+		int			i = --npending_hints;
+
+		if (!armdb_hint_build(armdb_backend_io(), pending_hints[i].dir,
+							  pending_hints[i].file_id, armdb_direct_io, &err))
+			ereport(WARNING,
+					(errmsg("armdb: could not write the hint file of data file %06u in \"%s\": %s",
+							pending_hints[i].file_id, pending_hints[i].dir,
+							err.message),
+					 errdetail("Recovery will scan the data file instead.")));
+	}
+}
 
 /* The shard this backend appends to. */
 uint32
@@ -101,11 +149,12 @@ reserve_slots(ArmdbRelKeydir *kd, uint32 shard, ArmdbShardRt *rt,
 	hdr.slot = armdb_shard_slot(shard, upto - 1, kd->nshards);
 	hdr.root_slot = hdr.slot;
 	hdr.prev_slot = ARMDB_INVALID_SLOT;
-	if (!armdb_shard_append(&rt->st, files, &hdr, NULL, &loc, &sealed, &err) ||
-		!armdb_shard_write_out(&rt->st, files, &reached, &err) ||
+	if (!armdb_shard_append(&rt->st, files, &hdr, NULL, &loc, &sealed, &err))
+		armdb_report_storage_error(ERROR, &err);
+	armdb_note_sealed(files, sealed);
+	if (!armdb_shard_write_out(&rt->st, files, &reached, &err) ||
 		!armdb_shard_sync(&rt->st, files, reached, &err))
-		armdb_report_storage_error(err.code == ARMDB_ERR_IO &&
-								   rt->st.failed ? data_sync_elevel(ERROR) : ERROR,
+		armdb_report_storage_error(rt->st.failed ? data_sync_elevel(ERROR) : ERROR,
 								   &err);
 	armdb_shard_note_flushed(&rt->st, reached);
 	rt->reserved_seq = upto;
@@ -156,6 +205,7 @@ append_version(Relation rel, ArmdbRelKeydir *kd, uint32 shard,
 	if (!armdb_shard_append(&rt->st, files, &hdr, tuple->t_data, &loc, &sealed,
 							&err))
 		armdb_report_storage_error(ERROR, &err);
+	armdb_note_sealed(files, sealed);
 
 	/* the slot is used up even if this transaction aborts */
 	if (rt->nfree > 0)
@@ -251,6 +301,7 @@ insert_slots(Relation rel, ArmdbRelKeydir *kd, TupleTableSlot **slots,
 
 	armdb_xact_note_write(kd, shard, end);
 	pg_atomic_fetch_add_u64(&kd->nversions, ntuples);
+	armdb_build_sealed_hints();
 
 	for (int i = 0; i < ntuples; i++)
 	{

@@ -1,0 +1,55 @@
+# Hint files: each data file a shard closes gets one; recovery reads them
+# instead of scanning, and a damaged hint is ignored (logged) in favour of
+# its data file, losing nothing.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('hints');
+$node->init;
+$node->append_conf('postgresql.conf',
+	"shared_preload_libraries = 'armdb'\narmdb.max_file_size = '1MB'");
+$node->start;
+$node->safe_psql('postgres', q{
+CREATE EXTENSION armdb;
+CREATE TABLE h (id int PRIMARY KEY, v text) USING armdb;
+INSERT INTO h SELECT g, repeat('x', 100) FROM generate_series(1, 40000) g;
+UPDATE h SET v = 'updated' WHERE id % 7 = 0;
+DELETE FROM h WHERE id % 11 = 0;
+});
+my $want = $node->safe_psql('postgres',
+	'SELECT count(*), sum(id), sum(length(v)) FROM h');
+
+my $dboid = $node->safe_psql('postgres',
+	"SELECT oid FROM pg_database WHERE datname = 'postgres'");
+my $filenode = $node->safe_psql('postgres', "SELECT pg_relation_filenode('h')");
+my @data = glob($node->data_dir . "/armdb/$dboid/$filenode/*/*.data");
+my @hints = glob($node->data_dir . "/armdb/$dboid/$filenode/*/*.hint");
+cmp_ok(scalar(@data), '>', 3, 'the table spans several data files');
+is(scalar(@hints), scalar(@data) - 1,
+	'every closed data file has a hint file (the active one has none)');
+
+$node->restart;
+is($node->safe_psql('postgres', 'SELECT count(*), sum(id), sum(length(v)) FROM h'),
+	$want, 'rows recovered through hint files');
+
+# damage one hint: recovery scans its data file instead
+$node->stop;
+open(my $fh, '+<', $hints[0]) or die "open $hints[0]: $!";
+binmode $fh;
+seek($fh, 40, 0);
+print $fh "\xff\xff\xff\xff";
+close($fh);
+$node->start;
+is($node->safe_psql('postgres', 'SELECT count(*), sum(id), sum(length(v)) FROM h'),
+	$want, 'rows recovered with a damaged hint file');
+is( $node->safe_psql(
+		'postgres', 'SET enable_seqscan = off; SELECT count(*) FROM h WHERE id > 0'),
+	(split(/\|/, $want))[0],
+	'index scans agree');
+like(slurp_file($node->logfile), qr/ignored 1 damaged hint files/,
+	'the damaged hint is reported');
+
+done_testing();

@@ -246,7 +246,7 @@ fuzz_entry(const char *buf, size_t len)
 			CHECK(hdr.value_len <= ARMDB_MAX_VALUE_LEN);
 			CHECK(len >= armdb_entry_size(hdr.value_len));
 			CHECK(memcmp(&hdr, buf, ARMDB_ENTRY_HEADER_SIZE) == 0);
-			CHECK((hdr.gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_KNOWN_FLAGS) == 0);
+			CHECK((hdr.gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_ENTRY_FLAGS) == 0);
 
 			/* sealing the same header and value gives the same CRC */
 			{
@@ -301,7 +301,7 @@ hint_cb(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	CHECK(e->offset >= ARMDB_FILE_HEADER_SIZE);
 	CHECK((uint64) e->offset >= hc->prev_end);
 	CHECK((uint64) e->offset + e->len <= hc->data_size);
-	CHECK((e->gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_KNOWN_FLAGS) == 0);
+	CHECK((e->gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_HINT_FLAGS) == 0);
 	hc->prev_end = (uint64) e->offset + e->len;
 	return true;
 }

@@ -13,7 +13,10 @@
  */
 #include "postgres.h"
 
+#include <sys/stat.h>
+
 #include "access/genam.h"
+#include "access/transam.h"
 #include "access/xlog.h"
 #include "access/multixact.h"
 #include "access/xact.h"
@@ -32,6 +35,7 @@
 #include "armdb.h"
 #include "keydir/relstorage.h"
 #include "keydir/visibility.h"
+#include "storage/recovery.h"
 
 static bool temp_cleanup_registered = false;
 
@@ -269,10 +273,11 @@ armdb_relation_estimate_size(Relation rel, int32 *attr_widths,
  *	 3. free their slots for reuse -- no index entry points at them any more
  *		(design §2) -- and count their entries' bytes as dead, for
  *		compaction.
+ *	 4. freeze: versions older than every snapshot get heap's frozen bits,
+ *		the hint files record the fates of the xids they list, and
+ *		relfrozenxid moves up to the oldest xid whose fate is still only in
+ *		clog (design §4).
  * Their bytes stay in the data files until compaction rewrites them.
- * relfrozenxid is left where it is: recovery may still need the fate of
- * every xid its files mention (design §4), until compaction or hint files
- * record those fates.
  */
 typedef struct DeadSlots
 {
@@ -290,6 +295,154 @@ dead_slot_callback(ItemPointer itemptr, void *state)
 				   (int (*) (const void *, const void *)) ItemPointerCompare) != NULL;
 }
 
+typedef struct FreezeScan
+{
+	ArmdbEntryInfo *items;
+	uint32		n;
+	uint32		cap;
+	TransactionId oldest;		/* oldest normal xid seen */
+} FreezeScan;
+
+static bool
+freeze_collect(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
+{
+	FreezeScan *fs = arg;
+
+	if (fs->n == fs->cap)
+	{
+		fs->cap = Max(1024, fs->cap * 2);
+		fs->items = fs->items == NULL ?
+			palloc_extended(sizeof(ArmdbEntryInfo) * fs->cap, MCXT_ALLOC_HUGE) :
+			repalloc_huge(fs->items, sizeof(ArmdbEntryInfo) * fs->cap);
+	}
+	fs->items[fs->n++] = *e;
+	return true;
+}
+
+static bool
+oldest_xid_of(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
+{
+	FreezeScan *fs = arg;
+	TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64(e->xid));
+
+	if (TransactionIdIsNormal(xid) && !armdb_gsn_is_reservation(e->gsn) &&
+		(!TransactionIdIsValid(fs->oldest) || TransactionIdPrecedes(xid, fs->oldest)))
+		fs->oldest = xid;
+	return true;
+}
+
+/*
+ * Record in the hint files what became of every transaction older than
+ * cutoff whose entries they list, and return the oldest xid whose fate the
+ * files still leave to clog -- the relfrozenxid recovery allows (design
+ * §4).  Closed files get their fates written into their hints; the active
+ * file of each shard is scanned for its oldest xid, or, with seal, closed
+ * first so that its entries can be frozen too.  Returns
+ * InvalidTransactionId when something could not be read (then relfrozenxid
+ * stays where it is).
+ */
+static TransactionId
+freeze_files(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal)
+{
+	TransactionId frozen_to = cutoff;
+
+	/*
+	 * A fate written to disk must not be undone by a crash: make every
+	 * commit record so far durable (asynchronous commits included) before
+	 * calling any transaction committed.
+	 */
+	XLogFlush(GetXLogInsertRecPtr());
+
+	for (uint32 shard = 0; shard < kd->nshards; shard++)
+	{
+		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+		ArmdbShardFiles *files = armdb_keydir_shard_files(kd, shard);
+		ArmdbError	err;
+		ArmdbPos	reached;
+		uint32		sealed = 0;
+		uint32		active;
+		bool		ok = true;
+		FreezeScan	fs;
+		int			fd;
+		uint64		size;
+		ArmdbScanResult scan;
+
+		LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+		active = rt->st.active_file_id;
+		if (active != 0)
+		{
+			ok = seal ? armdb_shard_seal(&rt->st, files, &sealed, &err) :
+				armdb_shard_write_out(&rt->st, files, &reached, &err);
+			active = rt->st.active_file_id;
+		}
+		LWLockRelease(&rt->lock);
+		if (!ok)
+			armdb_report_storage_error(ERROR, &err);
+		if (active == 0)
+			continue;
+
+		/* closed files: the fates into their hints */
+		for (uint32 file = 1; file < active; file++)
+		{
+			char		hint[MAXPGPATH];
+			bool		changed = false;
+			uint64		data_end = ARMDB_FILE_HEADER_SIZE;
+			struct stat st;
+
+			armdb_file_path(hint, files->dir, file, ARMDB_FILE_HINT);
+			if (stat(hint, &st) != 0 &&
+				!armdb_hint_build(files->io, files->dir, file, armdb_direct_io, &err))
+				return InvalidTransactionId;
+			memset(&fs, 0, sizeof(fs));
+			fd = armdb_shard_file_fd(files, file, &err);
+			if (fd < 0 || !armdb_file_size(fd, files->dir, &size, &err) ||
+				!armdb_hint_load(files->io, files->dir, file, size,
+								 freeze_collect, &fs, &err))
+				return InvalidTransactionId;
+			for (uint32 i = 0; i < fs.n; i++)
+			{
+				ArmdbEntryInfo *e = &fs.items[i];
+				TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64(e->xid));
+
+				data_end = Max(data_end, (uint64) e->offset + e->len);
+				if ((e->gsn & (ARMDB_GSN_FLAG_FROZEN | ARMDB_GSN_FLAG_ABORTED)) ||
+					!TransactionIdIsNormal(xid) || armdb_gsn_is_reservation(e->gsn))
+					continue;
+				if (TransactionIdPrecedes(xid, cutoff))
+				{
+					e->gsn |= TransactionIdDidCommit(xid) ?
+						ARMDB_GSN_FLAG_FROZEN : ARMDB_GSN_FLAG_ABORTED;
+					changed = true;
+				}
+				else if (TransactionIdPrecedes(xid, frozen_to))
+					frozen_to = xid;
+			}
+			if (changed &&
+				!armdb_hint_write(files->dir, file, fs.items, fs.n, data_end, &err))
+			{
+				ereport(WARNING,
+						(errmsg("armdb: %s", err.message),
+						 errdetail("relfrozenxid is not advanced.")));
+				return InvalidTransactionId;
+			}
+			if (fs.items)
+				pfree(fs.items);
+		}
+
+		/* the active file: its oldest xid still needs clog */
+		memset(&fs, 0, sizeof(fs));
+		fd = armdb_shard_file_fd(files, active, &err);
+		if (fd < 0 ||
+			!armdb_scan_data_file(files->io, fd, active, oldest_xid_of, &fs,
+								  &scan, &err))
+			return InvalidTransactionId;
+		if (TransactionIdIsValid(fs.oldest) &&
+			TransactionIdPrecedes(fs.oldest, frozen_to))
+			frozen_to = fs.oldest;
+	}
+	return frozen_to;
+}
+
 void
 armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 					  BufferAccessStrategy bstrategy)
@@ -305,6 +458,7 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 	Relation   *indrels;
 	int			nindexes;
 	IndexBulkDeleteResult **stats;
+	TransactionId new_frozen_xid;
 
 	/* 1. the dead */
 	for (uint64 p = 0; p < npages; p++)
@@ -314,20 +468,46 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 		vacuum_delay_point();
 		if (page == NULL)
 			continue;
-		LWLockAcquire(&page->lock, LW_SHARED);
+		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 		for (int i = 0; i < ARMDB_SLOTS_PER_PAGE; i++)
 		{
-			if (page->v[i].file_id == 0)
+			ArmdbVersion *v = &page->v[i];
+			HTSV_Result res;
+
+			if (v->file_id == 0)
 				continue;
-			switch (armdb_version_satisfies_vacuum(&page->v[i], oldest_xmin))
+			res = armdb_version_satisfies_vacuum(v, oldest_xmin);
+			switch (res)
 			{
 				case HEAPTUPLE_LIVE:
 				case HEAPTUPLE_INSERT_IN_PROGRESS:
 				case HEAPTUPLE_DELETE_IN_PROGRESS:
-					live++;
-					break;
 				case HEAPTUPLE_RECENTLY_DEAD:
-					recently_dead++;
+					if (res == HEAPTUPLE_RECENTLY_DEAD)
+						recently_dead++;
+					else
+						live++;
+
+					/*
+					 * Freeze what is older than every snapshot, as heap does
+					 * before relfrozenxid moves: a committed xmin, and an
+					 * xmax that only locked or aborted.
+					 */
+					if (TransactionIdIsNormal(v->xmin) &&
+						TransactionIdPrecedes(v->xmin, oldest_xmin) &&
+						(v->infomask & HEAP_XMIN_COMMITTED))
+						v->infomask |= HEAP_XMIN_FROZEN;
+					if (TransactionIdIsNormal(v->xmax) &&
+						!(v->infomask & HEAP_XMAX_IS_MULTI) &&
+						TransactionIdPrecedes(v->xmax, oldest_xmin) &&
+						(HEAP_XMAX_IS_LOCKED_ONLY(v->infomask) ||
+						 !TransactionIdDidCommit(v->xmax)))
+					{
+						v->infomask &= ~(HEAP_XMAX_COMMITTED | HEAP_LOCK_MASK |
+										 HEAP_XMAX_LOCK_ONLY);
+						v->infomask |= HEAP_XMAX_INVALID;
+						v->xmax = InvalidTransactionId;
+					}
 					break;
 				case HEAPTUPLE_DEAD:
 					if (dead.n == dead.cap)
@@ -396,8 +576,25 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 		pfree(dead.tids);
 	}
 
+	/*
+	 * 4. relfrozenxid, as far as the files allow.  An aggressive vacuum
+	 * (FREEZE, anti-wraparound, or a table older than
+	 * vacuum_freeze_table_age) also closes each shard's active file so
+	 * that its entries can be frozen.
+	 */
+	{
+		int			table_age_limit = params->freeze_table_age >= 0 ?
+			params->freeze_table_age : vacuum_freeze_table_age;
+		int32		age = (int32) (ReadNextTransactionId() -
+								   rel->rd_rel->relfrozenxid);
+		bool		aggressive = (params->options & VACOPT_FREEZE) ||
+			params->is_wraparound || age > table_age_limit;
+
+		new_frozen_xid = freeze_files(kd, oldest_xmin, aggressive);
+	}
+
 	vac_update_relstats(rel, (BlockNumber) Min(npages, MaxBlockNumber), live,
-						0, nindexes > 0, InvalidTransactionId,
+						0, nindexes > 0, new_frozen_xid,
 						InvalidMultiXactId, &frozenxid_updated,
 						&minmulti_updated, false);
 	pgstat_report_vacuum(RelationGetRelid(rel), rel->rd_rel->relisshared,

@@ -379,6 +379,7 @@ note_kill(LoadState *ls, uint64 slot, uint64 gsn)
 static inline void
 stash_gsn(ArmdbVersion *v, uint64 gsn)
 {
+	gsn &= ARMDB_GSN_MAX;
 	v->xmax = (TransactionId) (gsn & 0xFFFFFFFF);
 	v->cid = (CommandId) (gsn >> 32);
 }
@@ -425,7 +426,8 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	ArmdbRelKeydir *kd = ls->kd;
 	ArmdbPage  *page;
 	ArmdbVersion *v;
-	bool		in_progress;
+	bool		in_progress = false;
+	bool		counts;
 	TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64(e->xid));
 
 	if (e->slot >= ARMDB_MAX_SLOTS ||
@@ -445,16 +447,27 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 		ls->max_seq = Max(ls->max_seq, armdb_slot_seq(e->slot, kd->nshards) + 1);
 		return true;
 	}
+	/* a hint may already say what became of the transaction */
+	if (e->gsn & ARMDB_GSN_FLAG_FROZEN)
+	{
+		counts = true;
+		in_progress = false;
+	}
+	else if (e->gsn & ARMDB_GSN_FLAG_ABORTED)
+		counts = false;
+	else
+		counts = entry_counts(xid, &in_progress);
+
 	if (armdb_gsn_is_tombstone(e->gsn))
 	{
-		if (entry_counts(xid, &in_progress))
+		if (counts)
 			note_kill(ls, e->slot, e->gsn);
 		return true;
 	}
 
 	/* slots are used up even by versions of aborted transactions */
 	ls->max_seq = Max(ls->max_seq, armdb_slot_seq(e->slot, kd->nshards) + 1);
-	if (!entry_counts(xid, &in_progress))
+	if (!counts)
 		return true;			/* aborted: as if never written */
 	if (e->prev_slot != ARMDB_INVALID_SLOT && e->prev_slot < ARMDB_MAX_SLOTS)
 		note_kill(ls, e->prev_slot, e->gsn);
@@ -467,6 +480,8 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	v->xmin = xid;
 	stash_gsn(v, e->gsn);
 	v->infomask = HEAP_XMAX_INVALID | (in_progress ? 0 : HEAP_XMIN_COMMITTED);
+	if (e->gsn & ARMDB_GSN_FLAG_FROZEN)
+		v->infomask |= HEAP_XMIN_FROZEN;	/* its xid may be older than clog */
 	v->infomask2 = 0;
 	v->ctid = (uint32) e->slot;
 	return true;

@@ -60,7 +60,7 @@ armdb_entry_parse(const char *buf, size_t avail, ArmdbEntryHeader *hdr)
 	/* cheap plausibility checks before trusting value_len */
 	if (hdr->value_len > ARMDB_MAX_VALUE_LEN)
 		return ARMDB_PARSE_BAD;
-	if ((hdr->gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_KNOWN_FLAGS) != 0)
+	if ((hdr->gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_ENTRY_FLAGS) != 0)
 		return ARMDB_PARSE_BAD;
 
 	if (avail - ARMDB_ENTRY_HEADER_SIZE < hdr->value_len)
@@ -210,7 +210,7 @@ armdb_hint_parse(const char *buf, size_t len, uint32 file_id,
 			rec.len < ARMDB_ENTRY_HEADER_SIZE ||
 			rec.len - ARMDB_ENTRY_HEADER_SIZE > ARMDB_MAX_VALUE_LEN ||
 			(uint64) rec.offset + rec.len > hh.data_end ||
-			(rec.gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_KNOWN_FLAGS) != 0)
+			(rec.gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_HINT_FLAGS) != 0)
 			return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 							   "hint file %06u record %u is invalid (offset %u, length %u)",
 							   file_id, i, rec.offset, rec.len);

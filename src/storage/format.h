@@ -77,7 +77,19 @@ StaticAssertDecl(sizeof(ArmdbFileHeader) == ARMDB_FILE_HEADER_SIZE,
  * still point at it).
  */
 #define ARMDB_GSN_FLAG_RESERVE		(UINT64CONST(1) << 62)
-#define ARMDB_GSN_KNOWN_FLAGS		(ARMDB_GSN_FLAG_TOMBSTONE | ARMDB_GSN_FLAG_RESERVE)
+#define ARMDB_GSN_ENTRY_FLAGS		(ARMDB_GSN_FLAG_TOMBSTONE | ARMDB_GSN_FLAG_RESERVE)
+
+/*
+ * In hint records only: the entry's transaction is known to have committed
+ * (FROZEN) or not (ABORTED).  Once a hint records the fate of every xid in
+ * its file, recovery needs no clog for that file, and relfrozenxid may pass
+ * those xids (design §4: entries are frozen when their fate is on disk).
+ */
+#define ARMDB_GSN_FLAG_FROZEN		(UINT64CONST(1) << 61)
+#define ARMDB_GSN_FLAG_ABORTED		(UINT64CONST(1) << 60)
+#define ARMDB_GSN_HINT_FLAGS		(ARMDB_GSN_ENTRY_FLAGS | \
+									 ARMDB_GSN_FLAG_FROZEN | \
+									 ARMDB_GSN_FLAG_ABORTED)
 #define ARMDB_GSN_FLAG_MASK			UINT64CONST(0xFF00000000000000)
 #define ARMDB_GSN_MAX				(~ARMDB_GSN_FLAG_MASK)
 

@@ -433,7 +433,7 @@ armdb_shard_append(ArmdbShardState *st, ArmdbShardFiles *files,
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
 						   "entry value of %u bytes exceeds the maximum of %u",
 						   hdr->value_len, ARMDB_MAX_VALUE_LEN);
-	if ((hdr->gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_KNOWN_FLAGS) != 0)
+	if ((hdr->gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_ENTRY_FLAGS) != 0)
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
 						   "entry gsn %llx has unknown flags",
 						   (unsigned long long) hdr->gsn);
@@ -477,6 +477,24 @@ armdb_shard_append(ArmdbShardState *st, ArmdbShardFiles *files,
 	if (hdr->value_len > 0)
 		memcpy(st->buf + used + ARMDB_ENTRY_HEADER_SIZE, value, hdr->value_len);
 	st->append_end += entry_len;
+	return true;
+}
+
+bool
+armdb_shard_seal(ArmdbShardState *st, ArmdbShardFiles *files,
+				 uint32 *sealed_file_id, ArmdbError *err)
+{
+	uint32		old = st->active_file_id;
+
+	*sealed_file_id = 0;
+	if (st->failed)
+		return shard_failed(st, err);
+	if (old == 0 || (st->append_end <= ARMDB_FILE_HEADER_SIZE && !st->sealed))
+		return true;			/* nothing to close */
+	if ((!st->sealed && !seal_active_file(st, files, err)) ||
+		!start_new_file(st, files, old + 1, err))
+		return false;
+	*sealed_file_id = old;
 	return true;
 }
 

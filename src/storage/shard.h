@@ -158,6 +158,15 @@ extern bool armdb_shard_append(ArmdbShardState *st, ArmdbShardFiles *files,
 							   ArmdbError *err);
 
 /*
+ * Close the active file now, as a rotation would (written out, fsynced, a
+ * new file started), so that it can get its hint file; *sealed_file_id is
+ * its id, or 0 if the active file held no entries.
+ * Caller: shard lock exclusive.
+ */
+extern bool armdb_shard_seal(ArmdbShardState *st, ArmdbShardFiles *files,
+							 uint32 *sealed_file_id, ArmdbError *err);
+
+/*
  * Write the buffered bytes of the active file to the file (not synced).
  * *reached is the position everything before which is now in the file.
  * Caller: shard lock exclusive.

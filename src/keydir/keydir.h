@@ -41,7 +41,7 @@
 #include "storage/shard.h"
 
 /* slots a shard reserves at a time (armdb_modify.c) */
-#define ARMDB_RESERVE_SEQS		(16 * 291)
+#define ARMDB_RESERVE_SEQS		(128 * 291)
 
 /* slots per virtual page: MaxHeapTuplesPerPage, so TIDs stay heap-valid */
 #define ARMDB_SLOTS_PER_PAGE	291

@@ -220,6 +220,7 @@ _PG_init(void)
 	MarkGUCPrefixReserved("armdb");
 
 	armdb_xact_init();
+	armdb_utility_init();
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = armdb_shmem_request;

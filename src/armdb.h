@@ -45,6 +45,9 @@ extern ArmdbSharedState *armdb_shared;
 /* the key directory's DSA area, attached on first use in this backend */
 extern dsa_area *armdb_keydir_area(void);
 
+/* src/armdb_utility.c: CREATE/DROP DATABASE */
+extern void armdb_utility_init(void);
+
 /* src/armdb_storage.c: the storage layer inside a backend */
 extern void armdb_storage_backend_init(void);
 extern ArmdbIo *armdb_backend_io(void);

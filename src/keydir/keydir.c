@@ -762,6 +762,25 @@ armdb_keydir_drop(RelFileNodeBackend rnode)
 	dshash_delete_entry(keydir_table(), kd);
 }
 
+/* DROP DATABASE: forget every keydir of the database (nobody uses them). */
+void
+armdb_keydir_drop_database(Oid db)
+{
+	dshash_seq_status status;
+	ArmdbRelKeydir *kd;
+
+	dshash_seq_init(&status, keydir_table(), true);
+	while ((kd = dshash_seq_next(&status)) != NULL)
+	{
+		if (kd->key.dbNode != db)
+			continue;
+		forget_shard_files(kd);
+		free_keydir_memory(kd);
+		dshash_delete_current(&status);
+	}
+	dshash_seq_term(&status);
+}
+
 void
 armdb_keydir_drop_backend_temp(void)
 {

@@ -145,6 +145,9 @@ extern ArmdbRelKeydir *armdb_keydir_find(const ArmdbRelKey *key,
 /* Forget a keydir (storage dropped or replaced); frees all its memory. */
 extern void armdb_keydir_drop(RelFileNodeBackend rnode);
 
+/* Drop every keydir of a dropped database. */
+extern void armdb_keydir_drop_database(Oid db);
+
 /* Drop every keydir of temporary relations owned by this backend. */
 extern void armdb_keydir_drop_backend_temp(void);
 

@@ -242,6 +242,94 @@ armdb_rel_storage_copy(RelFileNodeBackend from, RelFileNodeBackend to,
 	write_meta(dst, to, nshards, persistence);
 }
 
+/*
+ * CREATE DATABASE: copy the template's armdb files to the new database, each
+ * relation's meta file rewritten for its new database.
+ */
+void
+armdb_rel_storage_copy_database(Oid src_db, Oid dst_db)
+{
+	char		base[MAXPGPATH];
+	char		src[MAXPGPATH];
+	char		dst[MAXPGPATH];
+	struct stat st;
+	DIR		   *dir;
+	struct dirent *de;
+
+	armdb_data_dir_path(base);
+	snprintf(src, sizeof(src), "%s/%u", base, src_db);
+	snprintf(dst, sizeof(dst), "%s/%u", base, dst_db);
+	if (stat(src, &st) != 0)
+		return;					/* the template has no armdb tables */
+	if (stat(dst, &st) == 0 && !rmtree(dst, true))
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not remove old armdb directory \"%s\"", dst)));
+
+	copydir(src, dst, true);
+
+	dir = AllocateDir(dst);
+	while ((de = ReadDir(dir, dst)) != NULL)
+	{
+		char		reldir[MAXPGPATH];
+		RelFileNodeBackend rnode;
+		ArmdbMeta	meta;
+		char		path[MAXPGPATH];
+		int			fd;
+		bool		ok;
+
+		if (strspn(de->d_name, "0123456789") != strlen(de->d_name))
+		{
+			/* not a permanent relation's directory (temporary leftovers) */
+			if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			{
+				snprintf(reldir, sizeof(reldir), "%s/%s", dst, de->d_name);
+				(void) rmtree(reldir, true);
+			}
+			continue;
+		}
+		snprintf(reldir, sizeof(reldir), "%s/%s", dst, de->d_name);
+		snprintf(path, sizeof(path), "%s/%s", reldir, ARMDB_META_FILE);
+		fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+		ok = fd >= 0 && read(fd, &meta, sizeof(meta)) == sizeof(meta) &&
+			meta.magic == ARMDB_META_MAGIC && meta.crc == meta_crc(&meta);
+		if (fd >= 0)
+			CloseTransientFile(fd);
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("armdb file \"%s\" is corrupted", path)));
+		rnode.node.spcNode = meta.spcNode;
+		rnode.node.dbNode = dst_db;
+		rnode.node.relNode = meta.relNode;
+		rnode.backend = InvalidBackendId;
+		write_meta(reldir, rnode, meta.nshards, meta.persistence);
+	}
+	FreeDir(dir);
+	fsync_fname(dst, true);
+	fsync_fname(base, true);
+}
+
+/* DROP DATABASE: all of the database's armdb files go. */
+void
+armdb_rel_storage_remove_database(Oid db)
+{
+	char		base[MAXPGPATH];
+	char		dir[MAXPGPATH];
+	struct stat st;
+
+	armdb_data_dir_path(base);
+	snprintf(dir, sizeof(dir), "%s/%u", base, db);
+	if (stat(dir, &st) != 0)
+		return;
+	if (!rmtree(dir, true))
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not remove armdb directory \"%s\"", dir),
+				 errdetail("It is removed at the next server start.")));
+	fsync_fname_ext(base, true, true, WARNING);
+}
+
 void
 armdb_rel_storage_remove_backend_temp(void)
 {

@@ -38,6 +38,10 @@ extern void armdb_rel_storage_copy(RelFileNodeBackend from,
 								   RelFileNodeBackend to, uint32 nshards,
 								   char persistence);
 
+/* CREATE DATABASE / DROP DATABASE (armdb_utility.c) */
+extern void armdb_rel_storage_copy_database(Oid src_db, Oid dst_db);
+extern void armdb_rel_storage_remove_database(Oid db);
+
 /* Remove every temporary relation's storage of this backend. */
 extern void armdb_rel_storage_remove_backend_temp(void);
 

@@ -450,6 +450,22 @@ SELECT relpersistence FROM pg_class WHERE relname = 't1';
 SELECT indexrelid::regclass::text AS index FROM pg_index WHERE indrelid = 'tidx'::regclass
 ORDER BY 1;
 
+-- UPDATE moving rows between partitions
+CREATE TABLE tpart (k int, v text) PARTITION BY RANGE (k);
+CREATE TABLE tpart1 PARTITION OF tpart FOR VALUES FROM (0) TO (100) USING armdb;
+CREATE TABLE tpart2 PARTITION OF tpart FOR VALUES FROM (100) TO (200) USING armdb;
+INSERT INTO tpart VALUES (1, 'a'), (2, 'b'), (150, 'c');
+UPDATE tpart SET k = k + 100 WHERE k = 1 RETURNING tableoid::regclass, *;
+SELECT tableoid::regclass, * FROM tpart ORDER BY k;
+DROP TABLE tpart;
+-- BRIN: built, and new ranges summarized
+CREATE TABLE tbrin (id int, v int) USING armdb;
+INSERT INTO tbrin SELECT g, g FROM generate_series(1, 3000) g;
+CREATE INDEX tbrin_v ON tbrin USING brin (v) WITH (pages_per_range = 1);
+INSERT INTO tbrin SELECT g, g FROM generate_series(3001, 6000) g;
+SELECT brin_summarize_new_values('tbrin_v') > 0 AS summarized;
+DROP TABLE tbrin;
+
 -- clean up
 DROP TABLE t1, tcopy, ttypes, twide, tbig, ttrunc, talter, tam, tctas, tstats,
 	ttrig, ttrig_log, tidx, tunlogged;

@@ -7,17 +7,19 @@
  * adapter over work done in armdb_scan.c, armdb_modify.c, armdb_ddl.c and
  * the keydir.
  *
- * What this version supports: CREATE TABLE (permanent and temporary),
+ * What this version supports: CREATE TABLE (permanent, temporary, unlogged),
  * INSERT, COPY, INSERT ... ON CONFLICT, SELECT (sequential and parallel
- * scans, TABLESAMPLE), UPDATE, DELETE, SELECT ... FOR UPDATE / FOR NO KEY
- * UPDATE (READ COMMITTED rechecks included), transactions and savepoints
- * with heap's visibility rules, TRUNCATE, DROP, ALTER TABLE rewrites and SET
- * TABLESPACE, VACUUM FULL and CLUSTER, ANALYZE and VACUUM, indexes (btree,
- * hash, GIN, GiST...: PRIMARY KEY and UNIQUE included; index and index-only
- * scans; CREATE INDEX CONCURRENTLY), durable commits (group commit) and recovery after a crash.  What
- * it does not yet -- FOR SHARE / FOR KEY SHARE (and so foreign keys that
- * point at an armdb table), BRIN range summaries, unlogged tables, UPDATE moving rows between partitions -- is
- * refused with an error and a hint, before anything is changed.
+ * scans, TABLESAMPLE), UPDATE (also across partitions), DELETE, SELECT ...
+ * FOR UPDATE / FOR NO KEY UPDATE (READ COMMITTED rechecks included),
+ * transactions and savepoints with heap's visibility rules, TRUNCATE, DROP,
+ * ALTER TABLE rewrites and SET TABLESPACE, VACUUM (with freezing), VACUUM
+ * FULL and CLUSTER, ANALYZE, indexes (btree, hash, GIN, GiST, SP-GiST, BRIN:
+ * PRIMARY KEY and UNIQUE included; index and index-only scans; CREATE INDEX
+ * CONCURRENTLY), durable commits (group commit) and recovery after a crash.
+ * What it does not yet -- FOR SHARE / FOR KEY SHARE (and so foreign keys
+ * that point at an armdb table), PREPARE TRANSACTION after armdb writes,
+ * backward scans -- is refused with an error and a hint, before anything is
+ * changed.
  *
  *-------------------------------------------------------------------------
  */

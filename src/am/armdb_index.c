@@ -203,8 +203,17 @@ armdb_index_build_range_scan(Relation heapRelation, Relation indexRelation,
 	bool		need_unregister_snapshot = false;
 	TransactionId OldestXmin;
 
-	if (start_blockno != 0 || numblocks != InvalidBlockNumber)
-		armdb_not_supported("summarizing a block range (BRIN)");
+	/*
+	 * A block range (BRIN summarizing new ranges) is read virtual page by
+	 * virtual page, its slots in TID order; a whole-table build scans the
+	 * files.
+	 */
+	bool		ranged = start_blockno != 0 || numblocks != InvalidBlockNumber;
+	uint64		range_slot = (uint64) start_blockno * ARMDB_SLOTS_PER_PAGE;
+	uint64		range_end;
+	char	   *range_buf = NULL;
+	Size		range_buf_size = 0;
+	HeapTupleData range_tuple;
 
 	checking_uniqueness = (indexInfo->ii_Unique ||
 						   indexInfo->ii_ExclusionOps != NULL);
@@ -220,6 +229,11 @@ armdb_index_build_range_scan(Relation heapRelation, Relation indexRelation,
 	if (!IsBootstrapProcessingMode() && !indexInfo->ii_Concurrent)
 		OldestXmin = GetOldestNonRemovableTransactionId(heapRelation);
 
+	range_end = numblocks == InvalidBlockNumber ?
+		pg_atomic_read_u64(&kd->npages) * ARMDB_SLOTS_PER_PAGE :
+		Min(pg_atomic_read_u64(&kd->npages),
+			(uint64) start_blockno + numblocks) * ARMDB_SLOTS_PER_PAGE;
+
 	if (!scan)
 	{
 		if (!TransactionIdIsValid(OldestXmin))
@@ -229,18 +243,46 @@ armdb_index_build_range_scan(Relation heapRelation, Relation indexRelation,
 		}
 		else
 			snapshot = SnapshotAny;
-		scan = table_beginscan_strat(heapRelation, snapshot, 0, NULL, true,
-									 allow_sync);
+		if (!ranged)
+			scan = table_beginscan_strat(heapRelation, snapshot, 0, NULL, true,
+										 allow_sync);
 	}
 	else
 		snapshot = scan->rs_snapshot;
 
-	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	for (;;)
 	{
 		bool		tupleIsAlive;
 		uint64		slotno;
 
 		CHECK_FOR_INTERRUPTS();
+		if (ranged)
+		{
+			ArmdbVersion v;
+			bool		found = false;
+
+			while (!found && range_slot < range_end)
+			{
+				slotno = range_slot++;
+				if (!armdb_version_lookup(kd, slotno, snapshot, &v))
+					continue;
+				if (range_buf_size < v.len)
+				{
+					if (range_buf)
+						pfree(range_buf);
+					range_buf_size = Max(v.len, 8192);
+					range_buf = palloc(range_buf_size);
+				}
+				armdb_read_version_tuple(heapRelation, kd, slotno, &v,
+										 range_buf, &range_tuple);
+				ExecStoreHeapTuple(&range_tuple, slot, false);
+				found = true;
+			}
+			if (!found)
+				break;
+		}
+		else if (!table_scan_getnextslot(scan, ForwardScanDirection, slot))
+			break;
 		slotno = armdb_tid_to_slot(&slot->tts_tid);
 
 		if (snapshot == SnapshotAny)
@@ -343,10 +385,13 @@ armdb_index_build_range_scan(Relation heapRelation, Relation indexRelation,
 				 callback_state);
 	}
 
-	table_endscan(scan);
+	if (scan != NULL)
+		table_endscan(scan);
 	if (need_unregister_snapshot)
 		UnregisterSnapshot(snapshot);
 	ExecDropSingleTupleTableSlot(slot);
+	if (range_buf)
+		pfree(range_buf);
 	FreeExecutorState(estate);
 	indexInfo->ii_ExpressionsState = NIL;
 	indexInfo->ii_PredicateState = NULL;

@@ -132,6 +132,8 @@ fill_tuple(HeapTuple tuple, Relation rel, uint64 slot, char *image,
 	td->t_choice.t_heap.t_field3.t_cid = v->cid;
 	if (v->infomask2 & ARMDB_V2_SPECULATIVE)
 		td->t_ctid = tuple->t_self;
+	else if (v->ctid == ARMDB_CTID_MOVED)
+		ItemPointerSetMovedPartitions(&td->t_ctid);
 	else
 		armdb_slot_to_tid(v->ctid, &td->t_ctid);
 }
@@ -797,6 +799,7 @@ armdb_get_latest_tid(TableScanDesc sscan, ItemPointer tid)
 			*tid = ctid;
 		if ((v.infomask & HEAP_XMAX_INVALID) ||
 			armdb_version_is_only_locked(&v) ||
+			v.ctid == ARMDB_CTID_MOVED ||
 			armdb_version_ctid_is_self(&v, slot))
 			break;
 		armdb_slot_to_tid(v.ctid, &ctid);

@@ -152,8 +152,11 @@ static void
 fill_failure(TM_FailureData *tmfd, ArmdbVersion *v, uint64 slot,
 			 TM_Result result)
 {
-	armdb_slot_to_tid(armdb_version_ctid_is_self(v, slot) ? slot : v->ctid,
-					  &tmfd->ctid);
+	if (v->ctid == ARMDB_CTID_MOVED && !armdb_version_is_speculative(v))
+		ItemPointerSetMovedPartitions(&tmfd->ctid);
+	else
+		armdb_slot_to_tid(armdb_version_ctid_is_self(v, slot) ? slot : v->ctid,
+						  &tmfd->ctid);
 	tmfd->xmax = armdb_version_get_update_xid(v);
 	if (result == TM_SelfModified)
 		tmfd->cmax = armdb_version_get_cmax(v);
@@ -398,13 +401,21 @@ armdb_tuple_delete(Relation rel, ItemPointer tid, CommandId cid,
 	ArmdbVersion v;
 	TM_Result	result;
 
-	if (changingPart)
-		armdb_not_supported("moving rows to another partition by UPDATE");
-
 	result = modify_version(rel, kd, tid, cid, crosscheck, wait, LockWaitBlock,
 							OP_DELETE, LockTupleExclusive, tmfd, &v);
 	if (result != TM_Ok)
 		return result;
+
+	/* as heap: the row went to another partition, not away */
+	if (changingPart)
+	{
+		uint64		slot = armdb_tid_to_slot(tid);
+		ArmdbPage  *page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE);
+
+		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+		page->v[slot % ARMDB_SLOTS_PER_PAGE].ctid = ARMDB_CTID_MOVED;
+		LWLockRelease(&page->lock);
+	}
 
 	armdb_append_tombstone(kd, armdb_tid_to_slot(tid),
 						   GetCurrentFullTransactionId());
@@ -474,6 +485,11 @@ retry:
 		TransactionId prior_xmax = tmfd->xmax;
 		SnapshotData dirty;
 
+		if (ItemPointerIndicatesMovedPartitions(&tmfd->ctid))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("tuple to be locked was already moved to another partition due to concurrent update")));
+
 		/* follow the chain to the newest version, as heapam_tuple_lock */
 		*tid = tmfd->ctid;
 		tmfd->traversed = true;
@@ -508,6 +524,10 @@ retry:
 				goto retry;
 			}
 			/* updated or deleted by a committed transaction (or us) */
+			if (nv.ctid == ARMDB_CTID_MOVED)
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("tuple to be locked was already moved to another partition due to concurrent update")));
 			if (armdb_version_ctid_is_self(&nv, nslot))
 				return TM_Deleted;
 			armdb_slot_to_tid(nv.ctid, tid);

@@ -75,7 +75,13 @@ typedef struct ArmdbVersion
 } ArmdbVersion;
 
 StaticAssertDecl(sizeof(ArmdbVersion) == 32, "version record is 32 bytes");
-StaticAssertDecl(ARMDB_MAX_SLOTS <= PG_UINT32_MAX, "slots fit in 32 bits");
+
+/*
+ * ctid of a version that an UPDATE moved to another partition (heap:
+ * ItemPointerSetMovedPartitions); no slot has this number.
+ */
+#define ARMDB_CTID_MOVED		PG_UINT32_MAX
+StaticAssertDecl(ARMDB_MAX_SLOTS < PG_UINT32_MAX, "slots fit in 32 bits");
 
 typedef struct ArmdbPage
 {

@@ -316,6 +316,7 @@ retry:
 
 	if (op == OP_LOCK)
 	{
+		armdb_xact_note_row_lock();
 		/* xmax = us, lock only; command id untouched, as heap */
 		v->infomask &= ~XMAX_BITS_MASK;
 		v->infomask |= HEAP_XMAX_LOCK_ONLY | HEAP_XMAX_EXCL_LOCK;

@@ -30,9 +30,8 @@
  * the transaction has written WAL), and no entry reaches a data file before
  * WAL is flushed up to that record: the shard's write barrier below.
  *
- * PREPARE TRANSACTION is refused when armdb storage was written, created or
- * dropped: the prepared transaction's fate would be decided by a backend
- * that knows nothing of its armdb entries.
+ * PREPARE TRANSACTION flushes like a commit; it is refused after row locks
+ * or armdb DDL, which a prepared transaction could not keep (see below).
  *
  *-------------------------------------------------------------------------
  */
@@ -62,6 +61,15 @@ typedef struct PendingWrite
 static PendingWrite *pending = NULL;
 static int	npending = 0;
 static int	maxpending = 0;
+
+/* a row lock (not an UPDATE or DELETE) was taken on an armdb row */
+static bool took_row_lock = false;
+
+void
+armdb_xact_note_row_lock(void)
+{
+	took_row_lock = true;
+}
 
 /* the last (sub)transaction id this backend WAL-logged, and where */
 static TransactionId wal_logged_xid = InvalidTransactionId;
@@ -258,27 +266,48 @@ armdb_xact_callback(XactEvent event, void *arg)
 			flush_pending_writes();
 			break;
 		case XACT_EVENT_PRE_PREPARE:
-			if (npending > 0 || pending_deletes_touch_armdb(true) ||
+
+			/*
+			 * A prepared transaction's entries are durable like a commit's,
+			 * and after a restart recovery keeps them as the versions of a
+			 * transaction in progress (its xid stays in the proc array),
+			 * with the rows it deleted or replaced marked as such.  What
+			 * recovery could not restore is refused: row locks that were
+			 * taken but not written, and armdb storage created or dropped
+			 * (its removal would be decided by COMMIT/ROLLBACK PREPARED,
+			 * which armdb does not see).
+			 */
+			if (took_row_lock)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that has locked rows of armdb tables"),
+						 errhint("Commit the transaction instead, or take row locks (SELECT ... FOR UPDATE) outside two-phase transactions.")));
+			if (pending_deletes_touch_armdb(true) ||
 				pending_deletes_touch_armdb(false))
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("cannot PREPARE a transaction that has written, created or dropped armdb tables"),
-						 errhint("Commit the transaction instead, or keep armdb changes out of two-phase transactions.")));
+						 errmsg("cannot PREPARE a transaction that has created or dropped armdb tables"),
+						 errhint("Commit the transaction instead, or keep armdb DDL out of two-phase transactions.")));
+			flush_pending_writes();
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			npending = 0;
+			took_row_lock = false;
 			wal_logged_xid = InvalidTransactionId;
 			remove_pending_deletes(true);
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			npending = 0;
+			took_row_lock = false;
 			wal_logged_xid = InvalidTransactionId;
 			remove_pending_deletes(false);
 			break;
 		case XACT_EVENT_PREPARE:
 			npending = 0;
+			took_row_lock = false;
+			wal_logged_xid = InvalidTransactionId;
 			break;
 	}
 }

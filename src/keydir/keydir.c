@@ -342,6 +342,10 @@ typedef struct LoadKill
 {
 	uint64		slot;
 	uint64		gsn;
+	TransactionId xid;			/* the ending transaction */
+	bool		in_progress;	/* still running: a prepared transaction */
+	uint64		newer;			/* slot of the new version (UPDATE), or the
+								 * slot itself (DELETE) */
 } LoadKill;
 
 typedef struct LoadState
@@ -357,7 +361,8 @@ typedef struct LoadState
 } LoadState;
 
 static void
-note_kill(LoadState *ls, uint64 slot, uint64 gsn)
+note_kill(LoadState *ls, uint64 slot, uint64 gsn, TransactionId xid,
+		  bool in_progress, uint64 newer)
 {
 	if (ls->nkills == ls->maxkills)
 	{
@@ -368,6 +373,9 @@ note_kill(LoadState *ls, uint64 slot, uint64 gsn)
 	}
 	ls->kills[ls->nkills].slot = slot;
 	ls->kills[ls->nkills].gsn = gsn & ARMDB_GSN_MAX;
+	ls->kills[ls->nkills].xid = xid;
+	ls->kills[ls->nkills].in_progress = in_progress;
+	ls->kills[ls->nkills].newer = newer;
 	ls->nkills++;
 }
 
@@ -461,7 +469,7 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	if (armdb_gsn_is_tombstone(e->gsn))
 	{
 		if (counts)
-			note_kill(ls, e->slot, e->gsn);
+			note_kill(ls, e->slot, e->gsn, xid, in_progress, e->slot);
 		return true;
 	}
 
@@ -470,7 +478,7 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	if (!counts)
 		return true;			/* aborted: as if never written */
 	if (e->prev_slot != ARMDB_INVALID_SLOT && e->prev_slot < ARMDB_MAX_SLOTS)
-		note_kill(ls, e->prev_slot, e->gsn);
+		note_kill(ls, e->prev_slot, e->gsn, xid, in_progress, e->slot);
 
 	page = page_for_slot(kd, e->slot, true);	/* loader holds kd->lock */
 	v = &page->v[e->slot % ARMDB_SLOTS_PER_PAGE];
@@ -557,7 +565,12 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 				armdb_report_storage_error(ERROR, &err);
 		}
 	}
-	/* second pass: end the (older) versions that committed changes ended */
+	/*
+	 * Second pass: end the (older) versions that committed changes ended.
+	 * An end by a transaction still running -- a prepared one, after a
+	 * restart -- only marks the version as being deleted or updated by it,
+	 * as heap's xmax does, once the records are unstashed below.
+	 */
 	for (uint64 i = 0; i < ls.nkills; i++)
 	{
 		ArmdbPage  *page = armdb_keydir_page(kd, ls.kills[i].slot / ARMDB_SLOTS_PER_PAGE);
@@ -566,11 +579,11 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 		if (page == NULL)
 			continue;
 		v = &page->v[ls.kills[i].slot % ARMDB_SLOTS_PER_PAGE];
-		if (v->file_id != 0 && stashed_gsn(v) < ls.kills[i].gsn)
+		if (v->file_id == 0 || stashed_gsn(v) >= ls.kills[i].gsn)
+			ls.kills[i].in_progress = false;	/* not this version's end */
+		else if (!ls.kills[i].in_progress)
 			memset(v, 0, sizeof(ArmdbVersion));
 	}
-	if (ls.kills)
-		pfree(ls.kills);
 
 	/* unstash; what no live version uses is dead bytes for compaction */
 	for (uint64 p = 0; p < pg_atomic_read_u64(&kd->npages); p++)
@@ -590,6 +603,24 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 				v->len;
 		}
 	}
+	for (uint64 i = 0; i < ls.nkills; i++)
+	{
+		ArmdbPage  *page;
+		ArmdbVersion *v;
+
+		if (!ls.kills[i].in_progress)
+			continue;
+		page = armdb_keydir_page(kd, ls.kills[i].slot / ARMDB_SLOTS_PER_PAGE);
+		v = &page->v[ls.kills[i].slot % ARMDB_SLOTS_PER_PAGE];
+		v->xmax = ls.kills[i].xid;
+		v->infomask &= ~(HEAP_XMAX_INVALID | HEAP_XMAX_COMMITTED |
+						 HEAP_XMAX_IS_MULTI | HEAP_LOCK_MASK |
+						 HEAP_XMAX_LOCK_ONLY);
+		v->infomask2 |= HEAP_KEYS_UPDATED;
+		v->ctid = (uint32) ls.kills[i].newer;
+	}
+	if (ls.kills)
+		pfree(ls.kills);
 	for (uint32 shard = 0; shard < kd->nshards; shard++)
 		pg_atomic_write_u64(&armdb_keydir_shard(kd, shard)->dead_bytes,
 							shard_bytes[shard] - shard_live_bytes[shard]);

@@ -82,6 +82,8 @@ extern bool armdb_slot_of_tid(ArmdbRelKeydir *kd, ItemPointer tid,
 							  uint64 *slot);
 extern bool armdb_version_lookup(ArmdbRelKeydir *kd, uint64 slot,
 								 Snapshot snapshot, ArmdbVersion *copy);
+extern char *armdb_reserve_buffer(char **buf, Size *size, Size len,
+								  MemoryContext mcxt);
 extern void armdb_read_version_tuple(Relation rel, ArmdbRelKeydir *kd,
 									 uint64 slotno, const ArmdbVersion *v,
 									 char *buf, HeapTuple tuple);

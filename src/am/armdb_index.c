@@ -102,14 +102,9 @@ armdb_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
 		return false;
 	}
 
-	if (fetch->buf_size < v.len)
-	{
-		if (fetch->buf)
-			pfree(fetch->buf);
-		fetch->buf_size = Max(v.len, 8192);
-		fetch->buf = MemoryContextAllocHuge(fetch->mcxt, fetch->buf_size);
-	}
-	armdb_read_version_tuple(rel, fetch->kd, slotno, &v, fetch->buf,
+	armdb_read_version_tuple(rel, fetch->kd, slotno, &v,
+							 armdb_reserve_buffer(&fetch->buf, &fetch->buf_size,
+												  v.len, fetch->mcxt),
 							 &fetch->tuple);
 	if (IsMVCCSnapshot(snapshot))
 		PredicateLockTID(rel, &fetch->tuple.t_self, snapshot, v.xmin);
@@ -266,15 +261,12 @@ armdb_index_build_range_scan(Relation heapRelation, Relation indexRelation,
 				slotno = range_slot++;
 				if (!armdb_version_lookup(kd, slotno, snapshot, &v))
 					continue;
-				if (range_buf_size < v.len)
-				{
-					if (range_buf)
-						pfree(range_buf);
-					range_buf_size = Max(v.len, 8192);
-					range_buf = palloc(range_buf_size);
-				}
 				armdb_read_version_tuple(heapRelation, kd, slotno, &v,
-										 range_buf, &range_tuple);
+										 armdb_reserve_buffer(&range_buf,
+															  &range_buf_size,
+															  v.len,
+															  CurrentMemoryContext),
+										 &range_tuple);
 				ExecStoreHeapTuple(&range_tuple, slot, false);
 				found = true;
 			}
@@ -469,14 +461,10 @@ armdb_index_validate_scan(Relation heapRelation, Relation indexRelation,
 				continue;		/* already in the index */
 
 			MemoryContextReset(econtext->ecxt_per_tuple_memory);
-			if (buf_size < v.len)
-			{
-				if (buf)
-					pfree(buf);
-				buf_size = Max(v.len, 8192);
-				buf = MemoryContextAllocHuge(CurrentMemoryContext, buf_size);
-			}
-			armdb_read_version_tuple(heapRelation, kd, slotno, &v, buf, &tuple);
+			armdb_read_version_tuple(heapRelation, kd, slotno, &v,
+									 armdb_reserve_buffer(&buf, &buf_size, v.len,
+														  CurrentMemoryContext),
+									 &tuple);
 			ExecStoreHeapTuple(&tuple, slot, false);
 			if (predicate != NULL && !ExecQual(predicate, econtext))
 				continue;

@@ -138,18 +138,28 @@ fill_tuple(HeapTuple tuple, Relation rel, uint64 slot, char *image,
 		armdb_slot_to_tid(v->ctid, &td->t_ctid);
 }
 
+/*
+ * A buffer of at least len bytes in mcxt for tuple images: *buf is reused
+ * while it is big enough, else replaced (*size tracks it).
+ */
+char *
+armdb_reserve_buffer(char **buf, Size *size, Size len, MemoryContext mcxt)
+{
+	if (*size < len)
+	{
+		if (*buf)
+			pfree(*buf);
+		*size = Max(len, 8192);
+		*buf = MemoryContextAllocHuge(mcxt, *size);
+	}
+	return *buf;
+}
+
 static char *
 tuple_buffer(ArmdbScanDesc scan, Size len)
 {
-	if (scan->tuple_buf_size < len)
-	{
-		if (scan->tuple_buf)
-			pfree(scan->tuple_buf);
-		scan->tuple_buf_size = Max(len, 8192);
-		scan->tuple_buf = MemoryContextAllocHuge(scan->mcxt,
-												 scan->tuple_buf_size);
-	}
-	return scan->tuple_buf;
+	return armdb_reserve_buffer(&scan->tuple_buf, &scan->tuple_buf_size, len,
+								scan->mcxt);
 }
 
 /*

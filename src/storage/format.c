@@ -33,8 +33,8 @@ armdb_entry_seal(ArmdbEntryHeader *hdr, const void *value)
 	hdr->crc = entry_crc(hdr, value);
 }
 
-static bool
-all_zero(const char *buf, size_t len)
+bool
+armdb_all_zero(const char *buf, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
 		if (buf[i] != 0)
@@ -54,7 +54,7 @@ armdb_entry_parse(const char *buf, size_t avail, ArmdbEntryHeader *hdr)
 		return ARMDB_PARSE_SHORT;
 
 	memcpy(hdr, buf, ARMDB_ENTRY_HEADER_SIZE);
-	if (all_zero(buf, ARMDB_ENTRY_HEADER_SIZE))
+	if (armdb_all_zero(buf, ARMDB_ENTRY_HEADER_SIZE))
 		return ARMDB_PARSE_ZERO;
 
 	/* cheap plausibility checks before trusting value_len */

@@ -38,6 +38,13 @@
 
 #define ARMDB_FORMAT_VERSION	1
 
+/* block-aligned offsets at or below / at or above x */
+#define ARMDB_BLOCK_FLOOR(x)	((uint64) (x) & ~((uint64) ARMDB_BLOCK_SIZE - 1))
+#define ARMDB_BLOCK_CEIL(x)		ARMDB_BLOCK_FLOOR((uint64) (x) + ARMDB_BLOCK_SIZE - 1)
+
+/* Are all len bytes at buf zero (padding)? */
+extern bool armdb_all_zero(const char *buf, size_t len);
+
 /* ----------------
  * Data file header
  * ----------------

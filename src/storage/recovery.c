@@ -16,8 +16,6 @@
 
 #define SCAN_CHUNK_SIZE		(1024 * 1024)
 
-#define BLOCK_FLOOR(x)	((uint64) (x) & ~((uint64) ARMDB_BLOCK_SIZE - 1))
-#define BLOCK_CEIL(x)	BLOCK_FLOOR((uint64) (x) + ARMDB_BLOCK_SIZE - 1)
 
 bool
 armdb_scan_buffer(const char *buf, size_t len, uint32 file_id,
@@ -68,7 +66,7 @@ static bool
 rest_is_zero(ArmdbIo *io, int fd, ArmdbAlignedBuf *buf, uint64 from,
 			 uint64 size, bool *zero, ArmdbError *err)
 {
-	uint64		off = BLOCK_FLOOR(from);
+	uint64		off = ARMDB_BLOCK_FLOOR(from);
 
 	*zero = true;
 	while (off < size)
@@ -80,13 +78,10 @@ rest_is_zero(ArmdbIo *io, int fd, ArmdbAlignedBuf *buf, uint64 from,
 			return false;
 		if (nread == 0)
 			break;
-		for (size_t i = skip; i < nread; i++)
+		if (nread > skip && !armdb_all_zero(buf->data + skip, nread - skip))
 		{
-			if (buf->data[i] != 0)
-			{
-				*zero = false;
-				return true;
-			}
+			*zero = false;
+			return true;
 		}
 		off += nread;
 	}
@@ -118,8 +113,7 @@ armdb_scan_data_file(ArmdbIo *io, int fd, uint32 file_id,
 
 	/* a file whose creation did not complete: no header, nothing else */
 	if (chunk_len < ARMDB_FILE_HEADER_SIZE ||
-		(buf.data[0] == 0 &&
-		 memcmp(buf.data, buf.data + 1, ARMDB_FILE_HEADER_SIZE - 1) == 0))
+		armdb_all_zero(buf.data, ARMDB_FILE_HEADER_SIZE))
 	{
 		if (!rest_is_zero(io, fd, &buf, 0, size, &zero, err))
 			goto done;
@@ -180,8 +174,8 @@ armdb_scan_data_file(ArmdbIo *io, int fd, uint32 file_id,
 		if (pos + need > size)
 			break;				/* cannot be complete: torn at the end */
 
-		chunk_off = BLOCK_FLOOR(pos);
-		need = Max(SCAN_CHUNK_SIZE, BLOCK_CEIL(pos - chunk_off + need));
+		chunk_off = ARMDB_BLOCK_FLOOR(pos);
+		need = Max(SCAN_CHUNK_SIZE, ARMDB_BLOCK_CEIL(pos - chunk_off + need));
 		if (need > buf.size)
 		{
 			armdb_aligned_free(&buf);
@@ -347,7 +341,7 @@ hint_covers_whole_file(ArmdbIo *io, const char *dir, uint32 file_id,
 	char		path[MAXPGPATH];
 	ArmdbAlignedBuf buf;
 	ArmdbEntryHeader hdr;
-	uint64		from = BLOCK_FLOOR(data_end);
+	uint64		from = ARMDB_BLOCK_FLOOR(data_end);
 	size_t		nread;
 	size_t		avail;
 	const char *p;
@@ -371,7 +365,7 @@ hint_covers_whole_file(ArmdbIo *io, const char *dir, uint32 file_id,
 		p = buf.data + (data_end - from);
 		if (avail > 0 &&
 			(avail < ARMDB_ENTRY_HEADER_SIZE ?
-			 (p[0] != 0 || memcmp(p, p + 1, avail - 1) != 0) :
+			 !armdb_all_zero(p, avail) :
 			 armdb_entry_parse(p, avail, &hdr) != ARMDB_PARSE_ZERO))
 			ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 							 "hint file %06u ends at offset %llu but its data file continues",

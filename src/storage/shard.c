@@ -19,8 +19,6 @@
 
 #include <fcntl.h>
 
-#define BLOCK_FLOOR(x)	((uint64) (x) & ~((uint64) ARMDB_BLOCK_SIZE - 1))
-#define BLOCK_CEIL(x)	BLOCK_FLOOR((uint64) (x) + ARMDB_BLOCK_SIZE - 1)
 
 void
 armdb_shard_state_init(ArmdbShardState *st, uint32 shard_no, char *buf,
@@ -135,8 +133,8 @@ buffer_write_out(ArmdbShardState *st, ArmdbShardFiles *files, ArmdbError *err)
 
 	if (st->written_end == st->append_end)
 		return true;
-	from = BLOCK_FLOOR(st->written_end);
-	to = BLOCK_CEIL(st->append_end);
+	from = ARMDB_BLOCK_FLOOR(st->written_end);
+	to = ARMDB_BLOCK_CEIL(st->append_end);
 	Assert(from >= st->buf_start && to - st->buf_start <= st->buf_size);
 
 	if (files->write_barrier &&
@@ -160,8 +158,8 @@ buffer_write_out(ArmdbShardState *st, ArmdbShardFiles *files, ArmdbError *err)
 static void
 buffer_slide(ArmdbShardState *st)
 {
-	uint64		new_start = BLOCK_FLOOR(st->append_end);
-	uint64		used = BLOCK_CEIL(st->append_end) - st->buf_start;
+	uint64		new_start = ARMDB_BLOCK_FLOOR(st->append_end);
+	uint64		used = ARMDB_BLOCK_CEIL(st->append_end) - st->buf_start;
 	uint64		partial = st->append_end - new_start;
 
 	Assert(st->written_end == st->append_end);
@@ -306,7 +304,7 @@ armdb_shard_open(ArmdbShardState *st, ArmdbShardFiles *files,
 
 	memset(st->buf, 0, st->buf_size);
 	st->active_file_id = last_file_id;
-	st->buf_start = BLOCK_FLOOR(end_offset);
+	st->buf_start = ARMDB_BLOCK_FLOOR(end_offset);
 	st->append_end = st->written_end = end_offset;
 
 	/* the partial last block is rewritten whole by the next write-out */
@@ -380,7 +378,7 @@ append_large(ArmdbShardState *st, ArmdbShardFiles *files,
 	buffer_slide(st);
 	from = st->buf_start;
 
-	if (!armdb_aligned_alloc(&tmp, BLOCK_CEIL(end) - from, err))
+	if (!armdb_aligned_alloc(&tmp, ARMDB_BLOCK_CEIL(end) - from, err))
 		return false;
 	memset(tmp.data, 0, tmp.size);
 	p = tmp.data;
@@ -410,7 +408,7 @@ append_large(ArmdbShardState *st, ArmdbShardFiles *files,
 	{
 		/* keep the new partial last block, as buffer_slide would */
 		st->append_end = st->written_end = end;
-		st->buf_start = BLOCK_FLOOR(end);
+		st->buf_start = ARMDB_BLOCK_FLOOR(end);
 		memset(st->buf, 0, st->buf_size);
 		memcpy(st->buf, tmp.data + (st->buf_start - from), end - st->buf_start);
 	}
@@ -591,8 +589,8 @@ bool
 armdb_shard_read_file(ArmdbShardFiles *files, const ArmdbLocation *loc,
 					  char *dst, ArmdbEntryHeader *hdr, ArmdbError *err)
 {
-	uint64		from = BLOCK_FLOOR(loc->offset);
-	uint64		to = BLOCK_CEIL((uint64) loc->offset + loc->len);
+	uint64		from = ARMDB_BLOCK_FLOOR(loc->offset);
+	uint64		to = ARMDB_BLOCK_CEIL((uint64) loc->offset + loc->len);
 	ArmdbAlignedBuf tmp;
 	size_t		nread;
 	int			fd;

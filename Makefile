@@ -16,7 +16,7 @@ STORAGE_OBJS = $(STORAGE_SRCS:.c=.o)
 
 OBJS = src/armdb.o src/armdb_storage.o src/armdb_funcs.o src/armdb_utility.o \
 	src/am/armdb_handler.o src/am/armdb_index.o src/am/armdb_scan.o \
-	src/am/armdb_modify.o src/am/armdb_update.o \
+	src/am/armdb_modify.o src/am/armdb_update.o src/am/armdb_rowlock.o \
 	src/am/armdb_ddl.o src/am/armdb_xact.o \
 	src/keydir/keydir.o src/keydir/relstorage.o src/keydir/visibility.o \
 	$(STORAGE_OBJS)
@@ -24,7 +24,7 @@ OBJS = src/armdb.o src/armdb_storage.o src/armdb_funcs.o src/armdb_utility.o \
 REGRESS = armdb_init armdb_table
 ISOLATION = armdb-eval-plan-qual armdb-update-delete armdb-row-locks \
 	armdb-rr-conflict armdb-write-skew armdb-unique armdb-visibility \
-	armdb-refused
+	armdb-subxact-locks armdb-fk
 ISOLATION_OPTS = --load-extension=armdb
 TAP_TESTS = 1
 

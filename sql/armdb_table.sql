@@ -405,14 +405,40 @@ VACUUM tdml;
 SELECT count(*) FROM tdml;
 DROP TABLE tdml;
 
--- what this version refuses, with a hint, before anything is changed
+-- row locks of every strength; foreign keys that reference armdb tables
 SELECT * FROM t1 WHERE a = 1 FOR SHARE;
 SELECT * FROM t1 WHERE a = 1 FOR KEY SHARE;
--- a foreign key that points at an armdb table locks the row it checks
+CREATE TABLE tparent (id int PRIMARY KEY, v text) USING armdb;
+CREATE TABLE tchild (id int PRIMARY KEY,
+  pid int REFERENCES tparent (id) ON DELETE CASCADE, w int) USING armdb;
+INSERT INTO tparent SELECT g, 'p' || g FROM generate_series(1, 5) g;
+INSERT INTO tchild VALUES (1, 1, 0), (2, 1, 0), (3, 2, 0);
+INSERT INTO tchild VALUES (4, 99, 0);
+UPDATE tparent SET v = 'changed' WHERE id = 1;
+UPDATE tparent SET id = 10 WHERE id = 2;
+UPDATE tparent SET id = 20 WHERE id = 5;
+DELETE FROM tparent WHERE id = 1;
+SELECT * FROM tchild ORDER BY id;
+-- locks in subtransactions: upgraded, kept past a rolled-back change
+BEGIN;
+SELECT id FROM tparent WHERE id = 3 FOR KEY SHARE;
+SAVEPOINT s1;
+SELECT id FROM tparent WHERE id = 3 FOR SHARE;
+SAVEPOINT s2;
+UPDATE tparent SET v = 'sub' WHERE id = 3;
+ROLLBACK TO s2;
+DELETE FROM tparent WHERE id = 3;
+ROLLBACK TO s1;
+SELECT id, v FROM tparent WHERE id = 3 FOR UPDATE;
+UPDATE tparent SET v = 'locked' WHERE id = 3;
+COMMIT;
+VACUUM tparent;
+SELECT * FROM tparent ORDER BY id;
+-- a heap table may reference an armdb table
 CREATE TABLE tref (a int REFERENCES tidx (a));
 INSERT INTO tref VALUES (1);
 SELECT count(*) FROM tref;
-DROP TABLE tref;
+DROP TABLE tref, tchild, tparent;
 -- ON CONFLICT: a new key needs a speculative insertion; a conflicting one
 -- is found before any insertion, and DO NOTHING then does nothing, as on heap
 INSERT INTO tidx VALUES (2000, 'new', 0) ON CONFLICT (a) DO NOTHING;

@@ -102,6 +102,7 @@ armdb_shmem_startup(void)
 		armdb_keydir_shmem_init(area);
 		dsa_detach(area);
 		pg_atomic_init_u64(&armdb_shared->next_generation, 1);
+		pg_atomic_init_u64(&armdb_shared->keydir_drops, 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 

@@ -37,6 +37,8 @@ typedef struct ArmdbSharedState
 	Size		keydir_size;	/* bytes of the in-place DSA area */
 	dshash_table_handle keydir_hash;	/* relation -> ArmdbRelKeydir */
 	pg_atomic_uint64 next_generation;	/* of keydirs */
+	pg_atomic_uint64 keydir_drops;	/* keydirs dropped so far: backends then
+									 * close their descriptors of them */
 	char		keydir_area[FLEXIBLE_ARRAY_MEMBER];
 } ArmdbSharedState;
 
@@ -51,6 +53,7 @@ extern void armdb_utility_init(void);
 /* src/armdb_storage.c: the storage layer inside a backend */
 extern void armdb_storage_backend_init(void);
 extern ArmdbIo *armdb_backend_io(void);
+extern int	armdb_open_fds(void);
 extern void armdb_data_dir_path(char *path);
 extern void armdb_report_storage_error(int elevel, const ArmdbError *err);
 

@@ -26,6 +26,9 @@ static bool backend_io_ready = false;
 static bool backend_io_exit_registered = false;
 static int	backend_io_requested;
 
+/* descriptors this process holds open through the storage layer */
+static int	open_fds = 0;
+
 /*
  * AcquireExternalFD() refuses past its share of max_files_per_process, so
  * armdb cannot starve the descriptors PostgreSQL itself needs.
@@ -33,13 +36,23 @@ static int	backend_io_requested;
 static bool
 armdb_fd_opened(void)
 {
-	return AcquireExternalFD();
+	if (!AcquireExternalFD())
+		return false;
+	open_fds++;
+	return true;
 }
 
 static void
 armdb_fd_closed(void)
 {
 	ReleaseExternalFD();
+	open_fds--;
+}
+
+int
+armdb_open_fds(void)
+{
+	return open_fds;
 }
 
 static void

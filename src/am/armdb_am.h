@@ -9,6 +9,7 @@
  *	  armdb_index.c		index fetches, index builds
  *	  armdb_modify.c	insert, multi-insert
  *	  armdb_update.c	delete, update, row locks
+ *	  armdb_rowlock.c	row lock modes, MultiXacts, the xmax they leave
  *	  armdb_ddl.c		storage lifecycle, sizes, vacuum
  *	  armdb_xact.c		commit-time flush (group commit) and storage
  *						removal at commit/abort
@@ -19,9 +20,11 @@
 #define ARMDB_AM_H
 
 #include "access/heapam.h"
+#include "access/multixact.h"
 #include "access/relscan.h"
 #include "access/skey.h"
 #include "access/tableam.h"
+#include "storage/lmgr.h"
 #include "utils/rel.h"
 
 #include "keydir/keydir.h"
@@ -147,7 +150,8 @@ extern void armdb_copy_version(Relation rel, TupleTableSlot *slot,
 							   const ArmdbVersion *old);
 extern void armdb_insert_version(Relation rel, ArmdbRelKeydir *kd,
 								 TupleTableSlot *slot, CommandId cid,
-								 uint64 prev_slot);
+								 uint64 prev_slot, TransactionId xmax,
+								 uint16 xmax_infomask, uint16 xmax_infomask2);
 
 /* armdb_update.c */
 extern void armdb_append_tombstone(ArmdbRelKeydir *kd, uint64 slot,
@@ -167,6 +171,28 @@ extern TM_Result armdb_tuple_lock(Relation rel, ItemPointer tid,
 								  CommandId cid, LockTupleMode mode,
 								  LockWaitPolicy wait_policy, uint8 flags,
 								  TM_FailureData *tmfd);
+
+/* armdb_rowlock.c */
+extern LOCKMODE armdb_tuple_lock_hwmode(LockTupleMode mode);
+extern LockTupleMode armdb_mxstatus_mode(MultiXactStatus status);
+extern MultiXactStatus armdb_mxstatus_for_lock(LockTupleMode mode,
+											   bool is_update);
+extern int	armdb_xmax_status(uint16 infomask, uint16 infomask2);
+extern void armdb_multi_hint_bits(MultiXactId multi, uint16 *infomask,
+								  uint16 *infomask2);
+extern bool armdb_multi_conflicts(MultiXactId multi, uint16 infomask,
+								  LockTupleMode mode, bool *current_is_member);
+extern bool armdb_multi_wait(MultiXactId multi, MultiXactStatus status,
+							 uint16 infomask, bool nowait, Relation rel,
+							 ItemPointer tid, XLTW_Oper oper, int *remaining);
+extern void armdb_compute_new_xmax(TransactionId xmax, uint16 old_infomask,
+								   uint16 old_infomask2,
+								   TransactionId add_to_xmax,
+								   LockTupleMode mode, bool is_update,
+								   TransactionId *result_xmax,
+								   uint16 *result_infomask,
+								   uint16 *result_infomask2);
+extern TransactionId armdb_multi_update_xid(MultiXactId multi);
 
 /* armdb_ddl.c */
 extern void armdb_relation_set_new_filenode(Relation rel,

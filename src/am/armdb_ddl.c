@@ -443,6 +443,41 @@ freeze_files(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal)
 	return frozen_to;
 }
 
+/*
+ * A MultiXact xmax whose members have all ended is replaced by what
+ * remains of it (heap's FreezeMultiXactId, simplified: armdb has no old
+ * MultiXacts to fear, as none survives a restart): its committed updater,
+ * or nothing.  One still running lowers *min_multi, the relminmxid this
+ * VACUUM may report.  Caller holds the page lock exclusively.
+ */
+static void
+freeze_multi(ArmdbVersion *v, MultiXactId *min_multi)
+{
+	TransactionId updater = InvalidTransactionId;
+
+	if (MultiXactIdIsRunning(v->xmax, HEAP_XMAX_IS_LOCKED_ONLY(v->infomask)))
+	{
+		if (MultiXactIdPrecedes(v->xmax, *min_multi))
+			*min_multi = v->xmax;
+		return;
+	}
+	if (!HEAP_XMAX_IS_LOCKED_ONLY(v->infomask))
+		updater = armdb_version_get_multi_update_xid(v);
+	v->infomask &= ~(HEAP_XMAX_IS_MULTI | HEAP_LOCK_MASK | HEAP_XMAX_LOCK_ONLY);
+	v->infomask2 &= ~ARMDB_V2_KEYS_UNKNOWN;
+	if (TransactionIdIsValid(updater) && TransactionIdDidCommit(updater))
+	{
+		v->xmax = updater;
+		v->infomask |= HEAP_XMAX_COMMITTED;
+	}
+	else
+	{
+		v->xmax = InvalidTransactionId;
+		v->infomask |= HEAP_XMAX_INVALID;
+		v->infomask2 &= ~HEAP_KEYS_UPDATED;
+	}
+}
+
 void
 armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 					  BufferAccessStrategy bstrategy)
@@ -459,6 +494,7 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 	int			nindexes;
 	IndexBulkDeleteResult **stats;
 	TransactionId new_frozen_xid;
+	MultiXactId new_min_multi = GetOldestMultiXactId();
 
 	/* 1. the dead */
 	for (uint64 p = 0; p < npages; p++)
@@ -497,6 +533,9 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 						TransactionIdPrecedes(v->xmin, oldest_xmin) &&
 						(v->infomask & HEAP_XMIN_COMMITTED))
 						v->infomask |= HEAP_XMIN_FROZEN;
+					if ((v->infomask & HEAP_XMAX_IS_MULTI) &&
+						!(v->infomask & HEAP_XMAX_INVALID))
+						freeze_multi(v, &new_min_multi);
 					if (TransactionIdIsNormal(v->xmax) &&
 						!(v->infomask & HEAP_XMAX_IS_MULTI) &&
 						TransactionIdPrecedes(v->xmax, oldest_xmin) &&
@@ -595,7 +634,7 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 
 	vac_update_relstats(rel, (BlockNumber) Min(npages, MaxBlockNumber), live,
 						0, nindexes > 0, new_frozen_xid,
-						InvalidMultiXactId, &frozenxid_updated,
+						new_min_multi, &frozenxid_updated,
 						&minmulti_updated, false);
 	pgstat_report_vacuum(RelationGetRelid(rel), rel->rd_rel->relisshared,
 						 (PgStat_Counter) live, (PgStat_Counter) recently_dead);

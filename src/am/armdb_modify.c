@@ -164,7 +164,8 @@ static ArmdbPos
 append_version(Relation rel, ArmdbRelKeydir *kd, uint32 shard,
 			   ArmdbShardRt *rt, ArmdbShardFiles *files, HeapTuple tuple,
 			   TransactionId xid, FullTransactionId fxid, CommandId cid,
-			   uint64 prev_slot, uint32 spec_token, ItemPointer tid)
+			   uint64 prev_slot, uint32 spec_token, const ArmdbVersion *lockers,
+			   ItemPointer tid)
 {
 	ArmdbEntryHeader hdr;
 	ArmdbLocation loc;
@@ -222,16 +223,20 @@ append_version(Relation rel, ArmdbRelKeydir *kd, uint32 shard,
 	v->xmax = InvalidTransactionId;
 	v->cid = cid;
 	v->infomask = HEAP_XMAX_INVALID;
+	v->infomask2 = 0;
+	v->ctid = (uint32) slot;
 	if (spec_token != 0)
 	{
 		/* a speculative insertion: ctid holds the token (heap: t_ctid) */
 		v->infomask2 = ARMDB_V2_SPECULATIVE;
 		v->ctid = spec_token;
 	}
-	else
+	else if (lockers != NULL && TransactionIdIsValid(lockers->xmax))
 	{
-		v->infomask2 = 0;
-		v->ctid = (uint32) slot;
+		/* an UPDATE's new version inherits the old one's key-share lockers */
+		v->xmax = lockers->xmax;
+		v->infomask = lockers->infomask;
+		v->infomask2 = lockers->infomask2;
 	}
 	LWLockRelease(&page->lock);
 
@@ -266,11 +271,13 @@ stamp_slot_tuple(TupleTableSlot *slot, TransactionId xid, CommandId cid)
 
 /*
  * Insert ntuples slots under one acquisition of the shard lock; prev_slot
- * is the version an UPDATE replaces, or ARMDB_INVALID_SLOT.
+ * is the version an UPDATE replaces, or ARMDB_INVALID_SLOT, and lockers
+ * (xmax and its infomask bits) the row locks its new version starts with.
  */
 static void
 insert_slots(Relation rel, ArmdbRelKeydir *kd, TupleTableSlot **slots,
-			 int ntuples, CommandId cid, uint64 prev_slot, uint32 spec_token)
+			 int ntuples, CommandId cid, uint64 prev_slot, uint32 spec_token,
+			 const ArmdbVersion *lockers)
 {
 	uint32		shard = armdb_my_shard(kd);
 	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
@@ -295,7 +302,8 @@ insert_slots(Relation rel, ArmdbRelKeydir *kd, TupleTableSlot **slots,
 	{
 		slots[i]->tts_tableOid = RelationGetRelid(rel);
 		end = append_version(rel, kd, shard, rt, files, tuples[i], xid, fxid,
-							 cid, prev_slot, spec_token, &slots[i]->tts_tid);
+							 cid, prev_slot, spec_token, lockers,
+							 &slots[i]->tts_tid);
 	}
 	LWLockRelease(&rt->lock);
 
@@ -318,7 +326,7 @@ armdb_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid,
 				   int options, struct BulkInsertStateData *bistate)
 {
 	insert_slots(rel, armdb_rel_keydir(rel), &slot, 1, cid, ARMDB_INVALID_SLOT,
-				 0);
+				 0, NULL);
 	pgstat_count_heap_insert(rel, 1);
 }
 
@@ -336,7 +344,7 @@ armdb_tuple_insert_speculative(Relation rel, TupleTableSlot *slot,
 {
 	Assert(specToken != 0);
 	insert_slots(rel, armdb_rel_keydir(rel), &slot, 1, cid, ARMDB_INVALID_SLOT,
-				 specToken);
+				 specToken, NULL);
 	pgstat_count_heap_insert(rel, 1);
 }
 
@@ -387,7 +395,7 @@ armdb_multi_insert(Relation rel, TupleTableSlot **slots, int ntuples,
 				   struct BulkInsertStateData *bistate)
 {
 	insert_slots(rel, armdb_rel_keydir(rel), slots, ntuples, cid,
-				 ARMDB_INVALID_SLOT, 0);
+				 ARMDB_INVALID_SLOT, 0, NULL);
 	pgstat_count_heap_insert(rel, ntuples);
 }
 
@@ -427,22 +435,26 @@ armdb_copy_version(Relation rel, TupleTableSlot *slot, const ArmdbVersion *old)
 	ArmdbVersion *v;
 	uint64		slotno;
 	ArmdbPos	end;
-	bool		ended = TransactionIdIsValid(old->xmax) &&
+	TransactionId ender = InvalidTransactionId;
+
+	/* the updater or deleter, also from a MultiXact */
+	if (TransactionIdIsValid(old->xmax) &&
 		!(old->infomask & HEAP_XMAX_INVALID) &&
-		!HEAP_XMAX_IS_LOCKED_ONLY(old->infomask) &&
-		!(old->infomask & HEAP_XMAX_IS_MULTI);
+		!HEAP_XMAX_IS_LOCKED_ONLY(old->infomask))
+		ender = (old->infomask & HEAP_XMAX_IS_MULTI) ?
+			armdb_multi_update_xid(old->xmax) : old->xmax;
 
 	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
 	rt->wal_lsn = Max(rt->wal_lsn, wal_lsn);
 	append_version(rel, kd, shard, rt, files, tuple, old->xmin,
 				   full_xid(old->xmin), FirstCommandId, ARMDB_INVALID_SLOT, 0,
-				   &slot->tts_tid);
+				   NULL, &slot->tts_tid);
 	slotno = armdb_tid_to_slot(&slot->tts_tid);
 	end = armdb_shard_end(&rt->st);
 	LWLockRelease(&rt->lock);
 
-	if (ended)
-		armdb_append_tombstone(kd, slotno, full_xid(old->xmax));
+	if (TransactionIdIsValid(ender))
+		armdb_append_tombstone(kd, slotno, full_xid(ender));
 
 	/* the record as it was, but for its own place */
 	page = armdb_keydir_page(kd, slotno / ARMDB_SLOTS_PER_PAGE);
@@ -462,10 +474,20 @@ armdb_copy_version(Relation rel, TupleTableSlot *slot, const ArmdbVersion *old)
 		heap_freetuple(tuple);
 }
 
-/* The new version of an UPDATE; slot->tts_tid is set to its TID. */
+/*
+ * The new version of an UPDATE, locked by xmax (with its infomask bits) if
+ * valid; slot->tts_tid is set to its TID.
+ */
 void
 armdb_insert_version(Relation rel, ArmdbRelKeydir *kd, TupleTableSlot *slot,
-					 CommandId cid, uint64 prev_slot)
+					 CommandId cid, uint64 prev_slot, TransactionId xmax,
+					 uint16 xmax_infomask, uint16 xmax_infomask2)
 {
-	insert_slots(rel, kd, &slot, 1, cid, prev_slot, 0);
+	ArmdbVersion lockers;
+
+	memset(&lockers, 0, sizeof(lockers));
+	lockers.xmax = xmax;
+	lockers.infomask = xmax_infomask;
+	lockers.infomask2 = xmax_infomask2;
+	insert_slots(rel, kd, &slot, 1, cid, prev_slot, 0, &lockers);
 }

@@ -296,6 +296,7 @@ armdb_xact_callback(XactEvent event, void *arg)
 			took_row_lock = false;
 			wal_logged_xid = InvalidTransactionId;
 			remove_pending_deletes(true);
+			armdb_keydir_close_dropped_files();
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
@@ -303,6 +304,7 @@ armdb_xact_callback(XactEvent event, void *arg)
 			took_row_lock = false;
 			wal_logged_xid = InvalidTransactionId;
 			remove_pending_deletes(false);
+			armdb_keydir_close_dropped_files();
 			break;
 		case XACT_EVENT_PREPARE:
 			npending = 0;

@@ -21,6 +21,7 @@
 #include "access/transam.h"
 #include "access/xact.h"
 #include "miscadmin.h"
+#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/procarray.h"
 #include "utils/hsearch.h"
@@ -52,13 +53,19 @@ typedef struct ShardFilesKey
 typedef struct ShardFilesEntry
 {
 	ShardFilesKey key;
+	ArmdbRelKey relkey;			/* whose files */
+	uint64		last_use;		/* shard_files_clock at the last lookup */
 	ArmdbShardFiles files;
 } ShardFilesEntry;
 
 static HTAB *shard_files_cache = NULL;
+static uint64 shard_files_clock = 0;
+static uint64 shard_files_drops_seen = 0;
 
 static void forget_shard_files(ArmdbRelKeydir *kd);
 static void free_keydir_memory(ArmdbRelKeydir *kd);
+static int	shard_files_fd_budget(void);
+static void close_idle_shard_files(ShardFilesEntry *keep);
 
 void
 armdb_keydir_report_full(const char *what)
@@ -304,10 +311,100 @@ armdb_keydir_shard_files(ArmdbRelKeydir *kd, uint32 shard)
 		armdb_shard_files_init(&entry->files, dir, armdb_backend_io(),
 							   armdb_direct_io);
 	}
+	entry->relkey = kd->key;
+	entry->last_use = ++shard_files_clock;
 	entry->files.io = armdb_backend_io();
 	entry->files.write_barrier = armdb_shard_write_barrier;
 	entry->files.write_barrier_arg = armdb_keydir_shard(kd, shard);
+	if (armdb_open_fds() > shard_files_fd_budget())
+		close_idle_shard_files(entry);
 	return &entry->files;
+}
+
+static bool
+shard_files_open(const ArmdbShardFiles *files)
+{
+	for (int i = 0; i < ARMDB_SHARD_FD_CACHE; i++)
+		if (files->fds[i].fd >= 0)
+			return true;
+	return false;
+}
+
+static int
+last_use_cmp(const void *a, const void *b)
+{
+	uint64		ua = (*(ShardFilesEntry *const *) a)->last_use;
+	uint64		ub = (*(ShardFilesEntry *const *) b)->last_use;
+
+	return ua < ub ? -1 : ua > ub ? 1 : 0;
+}
+
+/*
+ * How many descriptors armdb keeps open in a backend before it closes the
+ * least recently used ones: a sixth of max_safe_fds, half the share
+ * AcquireExternalFD() allows, so that a session touching many armdb tables
+ * never runs out (as fd.c's virtual descriptors do for heap).
+ */
+static int
+shard_files_fd_budget(void)
+{
+	return Max(2 * ARMDB_SHARD_FD_CACHE, max_safe_fds / 6);
+}
+
+/*
+ * Close the descriptors of the least recently looked-up shards, all but
+ * keep's, until half the budget is used.  The entries stay: callers may
+ * hold pointers to them, and reopen files on demand.  (So a descriptor
+ * from armdb_shard_file_fd() is good only until the next
+ * armdb_keydir_shard_files() call.)
+ */
+static void
+close_idle_shard_files(ShardFilesEntry *keep)
+{
+	HASH_SEQ_STATUS status;
+	ShardFilesEntry *entry;
+	ShardFilesEntry **open;
+	int			nopen = 0;
+	long		n = hash_get_num_entries(shard_files_cache);
+
+	open = palloc(sizeof(ShardFilesEntry *) * Max(n, 1));
+	hash_seq_init(&status, shard_files_cache);
+	while ((entry = hash_seq_search(&status)) != NULL)
+		if (entry != keep && shard_files_open(&entry->files))
+			open[nopen++] = entry;
+	qsort(open, nopen, sizeof(ShardFilesEntry *), last_use_cmp);
+	for (int i = 0; i < nopen && armdb_open_fds() > shard_files_fd_budget() / 2; i++)
+		armdb_shard_files_close(&open[i]->files);
+	pfree(open);
+}
+
+/*
+ * At the end of a transaction: if any keydir was dropped since the last
+ * look (by any backend), close this backend's descriptors of the dropped
+ * ones, so that their removed files give their space back (heap's smgr
+ * invalidation does that for heap files).
+ */
+void
+armdb_keydir_close_dropped_files(void)
+{
+	HASH_SEQ_STATUS status;
+	ShardFilesEntry *entry;
+	uint64		drops;
+
+	if (shard_files_cache == NULL || armdb_shared == NULL)
+		return;
+	drops = pg_atomic_read_u64(&armdb_shared->keydir_drops);
+	if (drops == shard_files_drops_seen)
+		return;
+	shard_files_drops_seen = drops;
+	hash_seq_init(&status, shard_files_cache);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		if (armdb_keydir_find(&entry->relkey, entry->key.generation) != NULL)
+			continue;
+		armdb_shard_files_close(&entry->files);
+		hash_search(shard_files_cache, &entry->key, HASH_REMOVE, NULL);
+	}
 }
 
 /* Close this backend's descriptors of a keydir's files. */
@@ -740,6 +837,7 @@ free_keydir_memory(ArmdbRelKeydir *kd)
 {
 	dsa_area   *area = armdb_keydir_area();
 
+	pg_atomic_fetch_add_u64(&armdb_shared->keydir_drops, 1);
 	pg_atomic_write_u64(&kd->npages, 0);
 	if (DsaPointerIsValid(kd->chunks))
 	{

@@ -58,6 +58,11 @@
  */
 #define ARMDB_V2_SPECULATIVE	0x0001	/* speculative insertion; ctid holds
 										 * the token */
+#define ARMDB_V2_KEYS_UNKNOWN	0x0002	/* an update that has not yet compared
+										 * its key columns: HEAP_KEYS_UPDATED
+										 * is set, and may be cleared once
+										 * somebody needs to know
+										 * (armdb_update.c) */
 
 typedef struct ArmdbVersion
 {
@@ -171,6 +176,9 @@ extern ArmdbPage *armdb_keydir_page_for_slot(ArmdbRelKeydir *kd, uint64 slot);
  * it (the slot is then simply not reused).
  */
 extern bool armdb_keydir_free_slot(ArmdbShardRt *rt, uint64 slot);
+
+/* Close descriptors of keydirs dropped since the last call (xact end). */
+extern void armdb_keydir_close_dropped_files(void);
 
 /* Write buffer of a shard, allocated on first use. */
 extern void armdb_keydir_shard_buffer(ArmdbRelKeydir *kd, ArmdbShardRt *rt);

@@ -11,7 +11,8 @@
 # user: the pg_regress tests (sql/) and the TAP tests (t/, TAP_TESTS = 1);
 # then a pgbench TPC-B run on armdb tables, checked for consistency, and
 # PostgreSQL's core regression suite against an allowlist of known
-# differences (test/core-regress-allowlist).
+# differences (test/core-regress-allowlist), and its isolation suite against
+# test/core-isolation-allowlist.
 # A failed step does not stop the independent ones after it; the script
 # exits non-zero if any step failed and ends with the summary line
 # "N passed, N failed" (of the steps).
@@ -213,6 +214,14 @@ step_core_regress() {
 		bash "${ARMDB_ROOT}/test/core-regress-check.sh" "${WORK}/core-regress"
 }
 
+# PostgreSQL's own isolation suite with armdb as the default access method:
+# every failing spec must be in test/core-isolation-allowlist, with its
+# reason (test/core-isolation-check.sh).
+step_core_isolation() {
+	PGHOST=127.0.0.1 PGPORT="${ARMDB_TEST_PORT}" PGUSER=postgres \
+		bash "${ARMDB_ROOT}/test/core-isolation-check.sh" "${WORK}/core-isolation"
+}
+
 # ---------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------
@@ -245,10 +254,12 @@ if step_passed cluster; then
 	run_step installcheck step_installcheck
 	run_step pgbench step_pgbench
 	run_step core-regress step_core_regress
+	run_step core-isolation step_core_isolation
 else
 	skip_step installcheck "no cluster"
 	skip_step pgbench "no cluster"
 	skip_step core-regress "no cluster"
+	skip_step core-isolation "no cluster"
 fi
 stop_cluster "${CLUSTER_DIR}"
 

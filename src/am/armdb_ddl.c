@@ -19,6 +19,7 @@
 #include "access/transam.h"
 #include "access/xlog.h"
 #include "access/multixact.h"
+#include "access/xlog_internal.h"
 #include "access/xact.h"
 #include "catalog/storage.h"
 #include "catalog/storage_xlog.h"
@@ -345,13 +346,18 @@ static TransactionId
 freeze_files(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal)
 {
 	TransactionId frozen_to = cutoff;
+	XLogRecPtr	upto = GetXLogInsertRecPtr();
 
 	/*
 	 * A fate written to disk must not be undone by a crash: make every
 	 * commit record so far durable (asynchronous commits included) before
-	 * calling any transaction committed.
+	 * calling any transaction committed.  At the start of a WAL page the
+	 * insert position lies past a page header nothing has written yet, and
+	 * XLogFlush() would refuse it: flush to the end of the last record.
 	 */
-	XLogFlush(GetXLogInsertRecPtr());
+	if (upto % XLOG_BLCKSZ <= SizeOfXLogLongPHD)
+		upto -= upto % XLOG_BLCKSZ;
+	XLogFlush(upto);
 
 	for (uint32 shard = 0; shard < kd->nshards; shard++)
 	{

@@ -367,6 +367,9 @@ armdb_scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key,
 		Assert(IsMVCCSnapshot(snapshot));
 	if (snapshot && IsMVCCSnapshot(snapshot) && (flags & SO_TYPE_SEQSCAN))
 		PredicateLockRelation(rel, snapshot);
+	/* as heap's initscan: every start of a sequential scan counts */
+	if (flags & SO_TYPE_SEQSCAN)
+		pgstat_count_heap_scan(rel);
 	return &scan->base;
 }
 
@@ -402,6 +405,8 @@ armdb_scan_rescan(TableScanDesc sscan, ScanKey key, bool set_params,
 	if (key != NULL && sscan->rs_nkeys > 0)
 		memcpy(sscan->rs_key, key, sscan->rs_nkeys * sizeof(ScanKeyData));
 	scan_reset(scan);
+	if (sscan->rs_flags & SO_TYPE_SEQSCAN)
+		pgstat_count_heap_scan(sscan->rs_rd);
 }
 
 void

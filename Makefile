@@ -29,6 +29,11 @@ ISOLATION_OPTS = --load-extension=armdb
 TAP_TESTS = 1
 
 PG_CPPFLAGS = -I$(srcdir)/src
+# make ASSERTS=1: compile armdb's own Assert()s in (the test suite does), on
+# any server build -- it need not be configured with --enable-cassert
+ifdef ASSERTS
+PG_CPPFLAGS += -DUSE_ASSERT_CHECKING
+endif
 # -Wextra without the three warnings PostgreSQL's own headers trigger
 ARMDB_WARNINGS = -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wno-missing-field-initializers -Wno-sign-compare

@@ -121,15 +121,16 @@ EOF
 	return "${rc}"
 }
 
+# ARMDB_ASSERTS=1 builds with armdb's Assert()s checked (the test suite).
 build_extension() {
-	log "building armdb (make clean && make)"
+	log "building armdb (make clean && make${ARMDB_ASSERTS:+ ASSERTS=1})"
 	make -C "${ARMDB_ROOT}" PG_CONFIG="${PG_CONFIG}" clean >/dev/null
-	make -C "${ARMDB_ROOT}" PG_CONFIG="${PG_CONFIG}" -j"$(nproc)"
+	make -C "${ARMDB_ROOT}" PG_CONFIG="${PG_CONFIG}" ${ARMDB_ASSERTS:+ASSERTS=1} -j"$(nproc)"
 }
 
 install_extension() {
 	log "installing armdb into $("${PG_CONFIG}" --pkglibdir)"
-	as_root make -C "${ARMDB_ROOT}" PG_CONFIG="${PG_CONFIG}" install
+	as_root make -C "${ARMDB_ROOT}" PG_CONFIG="${PG_CONFIG}" ${ARMDB_ASSERTS:+ASSERTS=1} install
 }
 
 # Debian's postgresql-common creates the postgres user; make it if some

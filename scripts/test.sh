@@ -21,6 +21,7 @@
 #   FUZZ_SECONDS    length of the fuzz run (default 60)
 #   ARMDB_TEST_PORT port of the throw-away cluster (default 54329)
 #   KEEP_CLUSTER=1  leave the throw-away cluster's directory behind
+#   ARMDB_ASSERTS   build with armdb's Assert()s checked (default 1; 0: off)
 #
 set -euo pipefail
 
@@ -30,6 +31,10 @@ cd "${ARMDB_ROOT}"
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 ARMDB_TEST_PORT=${ARMDB_TEST_PORT:-54329}
+# every test runs against a build whose Assert()s are checked
+ARMDB_ASSERTS=${ARMDB_ASSERTS-1}
+[[ ${ARMDB_ASSERTS} == 0 ]] && ARMDB_ASSERTS=
+export ARMDB_ASSERTS
 
 # ---------------------------------------------------------------------------
 # Step bookkeeping

@@ -461,13 +461,16 @@ freeze_multi(ArmdbVersion *v, MultiXactId *min_multi)
 {
 	TransactionId updater = InvalidTransactionId;
 
-	if (MultiXactIdIsRunning(v->xmax, HEAP_XMAX_IS_LOCKED_ONLY(v->infomask)))
+	/* a MultiXact known to be over must not outlive relminmxid either */
+	if (!(v->infomask & HEAP_XMAX_INVALID) &&
+		MultiXactIdIsRunning(v->xmax, HEAP_XMAX_IS_LOCKED_ONLY(v->infomask)))
 	{
 		if (MultiXactIdPrecedes(v->xmax, *min_multi))
 			*min_multi = v->xmax;
 		return;
 	}
-	if (!HEAP_XMAX_IS_LOCKED_ONLY(v->infomask))
+	if (!(v->infomask & HEAP_XMAX_INVALID) &&
+		!HEAP_XMAX_IS_LOCKED_ONLY(v->infomask))
 		updater = armdb_version_get_multi_update_xid(v);
 	v->infomask &= ~(HEAP_XMAX_IS_MULTI | HEAP_LOCK_MASK | HEAP_XMAX_LOCK_ONLY);
 	v->infomask2 &= ~ARMDB_V2_KEYS_UNKNOWN;
@@ -539,8 +542,7 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 						TransactionIdPrecedes(v->xmin, oldest_xmin) &&
 						(v->infomask & HEAP_XMIN_COMMITTED))
 						v->infomask |= HEAP_XMIN_FROZEN;
-					if ((v->infomask & HEAP_XMAX_IS_MULTI) &&
-						!(v->infomask & HEAP_XMAX_INVALID))
+					if (v->infomask & HEAP_XMAX_IS_MULTI)
 						freeze_multi(v, &new_min_multi);
 					if (TransactionIdIsNormal(v->xmax) &&
 						!(v->infomask & HEAP_XMAX_IS_MULTI) &&

@@ -256,6 +256,21 @@ armdb_multi_wait(MultiXactId multi, MultiXactStatus status, uint16 infomask,
 	return result;
 }
 
+/* A MultiXact of a committed updater (xmax) and add_to_xmax, and its bits. */
+static TransactionId
+keep_committed_updater(TransactionId xmax, uint16 old_infomask2,
+					   TransactionId add_to_xmax, MultiXactStatus new_status,
+					   uint16 *infomask, uint16 *infomask2)
+{
+	MultiXactId multi;
+
+	multi = MultiXactIdCreate(xmax, (old_infomask2 & HEAP_KEYS_UPDATED) ?
+							  MultiXactStatusUpdate : MultiXactStatusNoKeyUpdate,
+							  add_to_xmax, new_status);
+	armdb_multi_hint_bits(multi, infomask, infomask2);
+	return multi;
+}
+
 /*
  * heapam.c's compute_new_xmax_infomask(): given a version's xmax and
  * infomask, and the current (sub)transaction add_to_xmax taking mode (to
@@ -335,18 +350,12 @@ restart:
 									 armdb_mxstatus_for_lock(mode, is_update));
 		armdb_multi_hint_bits(new_xmax, &new_infomask, &new_infomask2);
 	}
-	else if (old_infomask & HEAP_XMAX_COMMITTED ||
-			 (!TransactionIdIsInProgress(xmax) &&
-			  !HEAP_XMAX_IS_LOCKED_ONLY(old_infomask) &&
-			  TransactionIdDidCommit(xmax)))
+	else if (old_infomask & HEAP_XMAX_COMMITTED)
 	{
 		/* a committed updater stays, as the MultiXact's updater */
-		MultiXactStatus status = (old_infomask2 & HEAP_KEYS_UPDATED) ?
-			MultiXactStatusUpdate : MultiXactStatusNoKeyUpdate;
-
-		new_xmax = MultiXactIdCreate(xmax, status, add_to_xmax,
-									 armdb_mxstatus_for_lock(mode, is_update));
-		armdb_multi_hint_bits(new_xmax, &new_infomask, &new_infomask2);
+		new_xmax = keep_committed_updater(xmax, old_infomask2, add_to_xmax,
+										  armdb_mxstatus_for_lock(mode, is_update),
+										  &new_infomask, &new_infomask2);
 	}
 	else if (TransactionIdIsInProgress(xmax))
 	{
@@ -372,6 +381,18 @@ restart:
 									 add_to_xmax,
 									 armdb_mxstatus_for_lock(mode, is_update));
 		armdb_multi_hint_bits(new_xmax, &new_infomask, &new_infomask2);
+	}
+	else if (!HEAP_XMAX_IS_LOCKED_ONLY(old_infomask) &&
+			 TransactionIdDidCommit(xmax))
+	{
+		/*
+		 * An updater that committed since we looked (this test must come
+		 * after the in-progress one, as in heap, or a commit in between
+		 * would drop the update) stays, as the MultiXact's updater.
+		 */
+		new_xmax = keep_committed_updater(xmax, old_infomask2, add_to_xmax,
+										  armdb_mxstatus_for_lock(mode, is_update),
+										  &new_infomask, &new_infomask2);
 	}
 	else
 	{

@@ -24,6 +24,16 @@
  * versions (settle_keys_updated).  Until then the answer errs on the safe
  * side, a key update.
  *
+ * The link window.  Heap sets the old tuple's xmax and its t_ctid to the
+ * new tuple in one critical section.  Here the old version's xmax is set
+ * first (deciding who may update), the new version is then appended (which
+ * may wait for I/O), and only then is the old version's ctid pointed at it.
+ * Meanwhile the old version looks updated with no newer version: a FOR KEY
+ * SHARE locker, which does not wait for a no-key update, would lock only
+ * the old version and its lock would miss the new one.  So such a locker
+ * waits the window out (link_pending, wait_for_link) and then follows the
+ * chain as heap does.  Every other locker waits for the updater anyway.
+ *
  * Durability: DELETE appends a tombstone of the slot; UPDATE appends only
  * the new version (a new slot), whose prev_slot names the version it ends.
  * Both go to this backend's shard, like its inserts, so a transaction
@@ -195,6 +205,32 @@ newer_version(const ArmdbVersion *v, uint64 slot, uint64 *newer)
 	return true;
 }
 
+/*
+ * Is an UPDATE of this version between setting its xmax and linking its
+ * new version (file header: the link window)?  Only a no-key update, or
+ * one whose key question is open, matters: lockers wait for key updates
+ * and deletes anyway.  v is a copy, or the caller holds the page lock.
+ */
+static bool
+link_pending(ArmdbVersion *v, uint64 slot)
+{
+	if ((v->infomask & HEAP_XMAX_INVALID) ||
+		HEAP_XMAX_IS_LOCKED_ONLY(v->infomask) ||
+		armdb_version_is_speculative(v) || v->ctid != slot ||
+		((v->infomask2 & HEAP_KEYS_UPDATED) &&
+		 !(v->infomask2 & ARMDB_V2_KEYS_UNKNOWN)))
+		return false;
+	return TransactionIdIsInProgress(armdb_version_get_update_xid(v));
+}
+
+/* Let an updater finish linking its new version (page lock not held). */
+static void
+wait_for_link(void)
+{
+	CHECK_FOR_INTERRUPTS();
+	pg_usleep(100L);
+}
+
 static void
 fill_failure(TM_FailureData *tmfd, ArmdbVersion *v, uint64 slot,
 			 TM_Result result)
@@ -286,11 +322,17 @@ update_changes_keys(Relation rel, ItemPointer tid, TupleTableSlot *newslot)
  * Settle ARMDB_V2_KEYS_UNKNOWN on the version in slot (file header): read
  * it and its newer version and compare their key columns.  Anything odd --
  * the newer version gone, or not made by the updater -- leaves the safe
- * answer, a key update.
+ * answer, a key update.  Nothing is settled while the new version is not
+ * linked yet (link_pending) or when there is none (the update aborted);
+ * returns whether the flag was settled.  The key columns are the
+ * relation's when settling, not when updating: a unique index dropped in
+ * between makes its columns count as non-key (a foreign key's own index
+ * cannot be dropped while the foreign key exists).
  */
-static void
+static bool
 settle_keys_updated(Relation rel, ArmdbRelKeydir *kd, uint64 slot)
 {
+	bool		settled = false;
 	ArmdbPage  *page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE);
 	ArmdbVersion *v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];
 	ArmdbVersion seen;
@@ -301,12 +343,12 @@ settle_keys_updated(Relation rel, ArmdbRelKeydir *kd, uint64 slot)
 	LWLockAcquire(&page->lock, LW_SHARED);
 	seen = *v;
 	LWLockRelease(&page->lock);
-	if (!(seen.infomask2 & ARMDB_V2_KEYS_UNKNOWN))
-		return;
+	if (!(seen.infomask2 & ARMDB_V2_KEYS_UNKNOWN) ||
+		!newer_version(&seen, slot, &newer))
+		return false;
 
 	memset(&newer_seen, 0, sizeof(newer_seen));
-	if (newer_version(&seen, slot, &newer) &&
-		!(seen.infomask & HEAP_XMAX_IS_MULTI) &&
+	if (!(seen.infomask & HEAP_XMAX_IS_MULTI) &&
 		(armdb_version_lookup(kd, newer, SnapshotAny, &newer_seen),
 		 newer_seen.file_id != 0 &&
 		 TransactionIdEquals(newer_seen.xmin, seen.xmax)))
@@ -334,8 +376,10 @@ settle_keys_updated(Relation rel, ArmdbRelKeydir *kd, uint64 slot)
 		v->infomask2 &= ~ARMDB_V2_KEYS_UNKNOWN;
 		if (!differ)
 			v->infomask2 &= ~HEAP_KEYS_UPDATED;
+		settled = true;
 	}
 	LWLockRelease(&page->lock);
+	return settled;
 }
 
 /* ----------------
@@ -634,11 +678,19 @@ retry:
 			TM_Result	result = TM_Ok;
 			TransactionId waitxid = InvalidTransactionId;
 
+			if (link_pending(v, slot))
+			{
+				LWLockRelease(&page->lock);
+				wait_for_link();
+				goto retry;
+			}
 			if (v->infomask2 & ARMDB_V2_KEYS_UNKNOWN)
 			{
 				LWLockRelease(&page->lock);
-				settle_keys_updated(rel, kd, slot);
-				goto retry;
+				if (settle_keys_updated(rel, kd, slot))
+					goto retry;
+				LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+				/* unsettled: the safe answer, a key update, stands */
 			}
 			if (v->infomask & HEAP_XMAX_IS_MULTI)
 			{
@@ -697,6 +749,14 @@ retry:
 		set_xmax(v, new_xmax, new_infomask, new_infomask2);
 
 next:
+		/* we may have locked it inside an update's link window */
+		if (link_pending(v, slot))
+		{
+			LWLockRelease(&page->lock);
+			wait_for_link();
+			LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+			goto next;
+		}
 		if ((v->infomask & HEAP_XMAX_INVALID) ||
 			!newer_version(v, slot, &newer) ||
 			armdb_version_is_only_locked(v))
@@ -759,12 +819,29 @@ retry:
 
 		LWLockRelease(&page->lock);
 
-		/* a key-share lock depends on whether the update changed the key */
-		if (mode == LockTupleKeyShare && (infomask2 & ARMDB_V2_KEYS_UNKNOWN))
+		/*
+		 * A key-share lock does not wait for a no-key update, so it must see
+		 * the update's new version linked, and know whether the key changed.
+		 */
+		if (mode == LockTupleKeyShare)
 		{
-			settle_keys_updated(rel, kd, slot);
-			LWLockAcquire(&page->lock, LW_EXCLUSIVE);
-			goto retry;
+			ArmdbVersion seen = *v;
+
+			seen.xmax = xwait;
+			seen.infomask = infomask;
+			seen.infomask2 = infomask2;
+			if (link_pending(&seen, slot))
+			{
+				wait_for_link();
+				LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+				goto retry;
+			}
+			if ((infomask2 & ARMDB_V2_KEYS_UNKNOWN) &&
+				settle_keys_updated(rel, kd, slot))
+			{
+				LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+				goto retry;
+			}
 		}
 
 		/*

@@ -595,7 +595,6 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 static void
 load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 {
-	dsa_pointer *chunks PG_USED_FOR_ASSERTS_ONLY;
 	uint64		max_gsn = 0;
 	uint64		live = 0;
 	LoadState	ls;
@@ -605,8 +604,8 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 	kd->nshards = armdb_rel_storage_read_meta(rnode, NULL);
 	keydir_alloc(&kd->shards, sizeof(ArmdbShardRt) * kd->nshards,
 				 "shard states");
-	chunks = keydir_alloc(&kd->chunks, sizeof(dsa_pointer) * ARMDB_MAX_CHUNKS,
-						  "a page directory");
+	(void) keydir_alloc(&kd->chunks, sizeof(dsa_pointer) * ARMDB_MAX_CHUNKS,
+						"a page directory");
 
 	memset(&ls, 0, sizeof(ls));
 	ls.kd = kd;

@@ -434,6 +434,51 @@ UPDATE tparent SET v = 'locked' WHERE id = 3;
 COMMIT;
 VACUUM tparent;
 SELECT * FROM tparent ORDER BY id;
+-- SCROLL cursors move both ways, as over a heap table with the same rows
+CREATE TABLE tscroll (a int, b text) USING armdb;
+CREATE TABLE tscroll_heap (a int, b text) USING heap;
+INSERT INTO tscroll SELECT g, 'r' || g FROM generate_series(1, 2000) g;
+INSERT INTO tscroll_heap SELECT * FROM tscroll;
+DELETE FROM tscroll WHERE a % 7 = 0;
+DELETE FROM tscroll_heap WHERE a % 7 = 0;
+BEGIN;
+DECLARE c SCROLL CURSOR FOR SELECT a FROM tscroll WHERE a > 1990 OR a < 4;
+DECLARE h SCROLL CURSOR FOR SELECT a FROM tscroll_heap WHERE a > 1990 OR a < 4;
+MOVE FORWARD 2 IN c;
+FETCH BACKWARD 1 FROM c;
+FETCH LAST FROM c;
+FETCH PRIOR FROM c;
+FETCH ABSOLUTE 3 FROM c;
+FETCH RELATIVE 0 FROM c;
+FETCH ABSOLUTE -2 FROM c;
+FETCH FORWARD 5 FROM c;
+FETCH BACKWARD ALL FROM c;
+FETCH FIRST FROM c;
+-- every position agrees with heap's
+CREATE FUNCTION scroll_walk(cur refcursor) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  r record;
+  out text := '';
+  steps int[] := ARRAY[3, -2, 4, -5, 6, -1, 9, -12, 20, -3];
+  n int;
+BEGIN
+  MOVE ABSOLUTE 0 IN cur;
+  FOREACH n IN ARRAY steps LOOP
+    FETCH RELATIVE n FROM cur INTO r;
+    out := out || coalesce(r.a::text, '-') || ' ';
+  END LOOP;
+  RETURN out;
+END $$;
+SELECT scroll_walk('c') = scroll_walk('h') AS same_as_heap, scroll_walk('c');
+COMMIT;
+-- FETCH LAST on a fresh cursor: to the end, then backwards
+BEGIN;
+DECLARE c2 SCROLL CURSOR FOR SELECT a FROM tscroll;
+FETCH LAST FROM c2;
+FETCH BACKWARD 2 FROM c2;
+COMMIT;
+DROP FUNCTION scroll_walk(refcursor);
+DROP TABLE tscroll, tscroll_heap;
 -- a heap table may reference an armdb table
 CREATE TABLE tref (a int REFERENCES tidx (a));
 INSERT INTO tref VALUES (1);
@@ -459,11 +504,6 @@ VACUUM (FULL, ANALYZE) t1;
 CLUSTER tidx USING tidx_pkey;
 CREATE UNLOGGED TABLE tunlogged (a int) USING armdb;
 ALTER TABLE t1 SET UNLOGGED;
-BEGIN;
-DECLARE c SCROLL CURSOR FOR SELECT a FROM t1;
-MOVE FORWARD 2 IN c;
-FETCH BACKWARD 1 FROM c;
-ROLLBACK;
 -- nothing changed
 SELECT count(*), sum(a) FROM t1;
 SELECT count(*) FROM t1 WHERE a = 99;

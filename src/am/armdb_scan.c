@@ -83,6 +83,21 @@ typedef struct ArmdbScanDescData
 	int			ncursors;
 	binaryheap *merge;			/* serial: cursors with entries, by gsn */
 
+	/*
+	 * Backward scans (SCROLL cursors).  Shards are read forward only, so
+	 * the first backward step replays the merge to list the slots returned
+	 * so far; from then on the scan keeps that list (history) and moves
+	 * through it, re-reading versions by slot, and extends it as forward
+	 * steps pass its end.  The snapshot sees the same versions every time.
+	 */
+	uint64		nreturned;		/* forward tuples returned by the merge */
+	bool		merge_done;		/* ... and it has returned them all */
+	uint64	   *history;		/* slots returned, in order; NULL: none */
+	int64		hist_len;
+	int64		hist_cap;
+	int64		hist_pos;		/* index of the current tuple; -1 before
+								 * the first, hist_len after the last */
+
 	/* ANALYZE and TABLESAMPLE */
 	BlockNumber cblock;
 	int			coffset;		/* next slot index in cblock */
@@ -361,6 +376,7 @@ armdb_scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key,
 	scan->kd = armdb_rel_keydir(rel);
 	scan->mcxt = CurrentMemoryContext;
 	scan->cblock = InvalidBlockNumber;
+	scan->hist_pos = -1;
 	scan->tuple.t_tableOid = RelationGetRelid(rel);
 
 	if (flags & SO_TEMP_SNAPSHOT)
@@ -392,6 +408,13 @@ static void
 scan_reset(ArmdbScanDesc scan)
 {
 	free_cursors(scan);
+	if (scan->history)
+		pfree(scan->history);
+	scan->history = NULL;
+	scan->hist_len = scan->hist_cap = 0;
+	scan->hist_pos = -1;
+	scan->nreturned = 0;
+	scan->merge_done = false;
 	scan->cblock = InvalidBlockNumber;
 	scan->coffset = 0;
 }
@@ -418,6 +441,8 @@ armdb_scan_end(TableScanDesc sscan)
 	armdb_aligned_free(&scan->span);
 	if (scan->tuple_buf)
 		pfree(scan->tuple_buf);
+	if (scan->history)
+		pfree(scan->history);
 	RelationDecrementReferenceCount(sscan->rs_rd);
 	if (sscan->rs_flags & SO_TEMP_SNAPSHOT)
 		UnregisterSnapshot(sscan->rs_snapshot);
@@ -649,19 +674,17 @@ scan_next_entry(ArmdbScanDesc scan)
 	return NULL;
 }
 
-bool
-armdb_scan_getnextslot(TableScanDesc sscan, ScanDirection direction,
-					   TupleTableSlot *slot)
+/*
+ * The next visible version of the gsn merge into scan->tuple (with its
+ * slot in *slotno), or false at the end.  With replay, only the slot is
+ * wanted (history rebuilding): no tuple, no statistics, no SSI checks --
+ * the first pass did those.
+ */
+static bool
+merge_next(ArmdbScanDesc scan, bool replay, uint64 *slotno)
 {
-	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
-	Relation	rel = sscan->rs_rd;
+	Relation	rel = scan->base.rs_rd;
 	ShardCursor *cur;
-
-	if (ScanDirectionIsBackward(direction))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("armdb tables do not support backward scans"),
-				 errhint("Declare the cursor without SCROLL, or use a heap table.")));
 
 	while ((cur = scan_next_entry(scan)) != NULL)
 	{
@@ -673,26 +696,140 @@ armdb_scan_getnextslot(TableScanDesc sscan, ScanDirection direction,
 			!armdb_gsn_is_reservation(hdr->gsn))
 		{
 			visible = armdb_version_lookup(scan->kd, hdr->slot,
-										   sscan->rs_snapshot, &v);
+										   scan->base.rs_snapshot, &v);
 			if (v.file_id != cur->file_id || v.offset != cur->pos)
 				visible = false;	/* not this slot's version any more */
-			else
+			else if (!replay)
 				armdb_check_serializable_out(rel, &v, visible,
-											 sscan->rs_snapshot);
+											 scan->base.rs_snapshot);
 		}
 		if (visible)
 		{
-			char	   *buf = tuple_buffer(scan, hdr->value_len);
+			*slotno = hdr->slot;
+			if (!replay)
+			{
+				char	   *buf = tuple_buffer(scan, hdr->value_len);
 
-			memcpy(buf, cur->entry + ARMDB_ENTRY_HEADER_SIZE, hdr->value_len);
-			fill_tuple(&scan->tuple, rel, hdr->slot, buf, hdr->value_len, &v);
+				memcpy(buf, cur->entry + ARMDB_ENTRY_HEADER_SIZE,
+					   hdr->value_len);
+				fill_tuple(&scan->tuple, rel, hdr->slot, buf, hdr->value_len,
+						   &v);
+				pgstat_count_heap_getnext(rel);
+			}
 			cursor_advance(cur);
-			pgstat_count_heap_getnext(rel);
-			ExecStoreHeapTuple(&scan->tuple, slot, false);
 			return true;
 		}
 		cursor_advance(cur);
 	}
+	return false;
+}
+
+static void
+history_append(ArmdbScanDesc scan, uint64 slotno)
+{
+	if (scan->hist_len == scan->hist_cap)
+	{
+		MemoryContext oldcontext = MemoryContextSwitchTo(scan->mcxt);
+
+		scan->hist_cap = Max(1024, scan->hist_cap * 2);
+		scan->history = scan->history == NULL ?
+			palloc_extended(sizeof(uint64) * scan->hist_cap, MCXT_ALLOC_HUGE) :
+			repalloc_huge(scan->history, sizeof(uint64) * scan->hist_cap);
+		MemoryContextSwitchTo(oldcontext);
+	}
+	scan->history[scan->hist_len++] = slotno;
+}
+
+/*
+ * The first backward step: replay the merge from the start to list the
+ * slots returned so far (all of them when the scan has not started: a
+ * backward scan from scratch starts at the end, as heap's does), leaving
+ * the merge where it was.
+ */
+static void
+history_build(ArmdbScanDesc scan)
+{
+	uint64		n = scan->nreturned;
+	bool		to_end = scan->merge_done || n == 0;
+	uint64		slotno;
+
+	free_cursors(scan);
+	scan->hist_cap = 1024;
+	scan->history = MemoryContextAllocHuge(scan->mcxt,
+										   sizeof(uint64) * scan->hist_cap);
+	scan->hist_len = 0;
+	while ((to_end || (uint64) scan->hist_len < n) &&
+		   merge_next(scan, true, &slotno))
+		history_append(scan, slotno);
+	if (to_end)
+		scan->merge_done = true;
+	scan->hist_pos = to_end ? scan->hist_len : scan->hist_len - 1;
+}
+
+/* Return the history's tuple at hist_pos, read again by slot. */
+static void
+history_fetch(ArmdbScanDesc scan, TupleTableSlot *slot)
+{
+	Relation	rel = scan->base.rs_rd;
+	uint64		slotno = scan->history[scan->hist_pos];
+	ArmdbVersion v;
+	char	   *buf;
+
+	memset(&v, 0, sizeof(v));
+	if (!armdb_version_lookup(scan->kd, slotno, scan->base.rs_snapshot, &v))
+		elog(ERROR, "armdb: row version in slot " UINT64_FORMAT " vanished under a scan's snapshot",
+			 slotno);
+	buf = tuple_buffer(scan, v.len);
+	armdb_read_version_tuple(rel, scan->kd, slotno, &v, buf, &scan->tuple);
+	pgstat_count_heap_getnext(rel);
+	ExecStoreHeapTuple(&scan->tuple, slot, false);
+}
+
+bool
+armdb_scan_getnextslot(TableScanDesc sscan, ScanDirection direction,
+					   TupleTableSlot *slot)
+{
+	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
+	uint64		slotno;
+
+	if (ScanDirectionIsBackward(direction))
+	{
+		if (sscan->rs_parallel != NULL)
+			elog(ERROR, "armdb: parallel scans cannot go backward");
+		if (scan->history == NULL)
+			history_build(scan);
+		scan->hist_pos = Min(scan->hist_pos, scan->hist_len) - 1;
+		if (scan->hist_pos < 0)
+		{
+			scan->hist_pos = -1;
+			ExecClearTuple(slot);
+			return false;
+		}
+		history_fetch(scan, slot);
+		return true;
+	}
+
+	/* forward through the history first, if there is one */
+	if (scan->history != NULL && scan->hist_pos + 1 < scan->hist_len)
+	{
+		scan->hist_pos++;
+		history_fetch(scan, slot);
+		return true;
+	}
+	if (!scan->merge_done && merge_next(scan, false, &slotno))
+	{
+		scan->nreturned++;
+		if (scan->history != NULL)
+		{
+			history_append(scan, slotno);
+			scan->hist_pos = scan->hist_len - 1;
+		}
+		ExecStoreHeapTuple(&scan->tuple, slot, false);
+		return true;
+	}
+	scan->merge_done = true;
+	if (scan->history != NULL)
+		scan->hist_pos = scan->hist_len;
 	ExecClearTuple(slot);
 	return false;
 }

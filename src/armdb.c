@@ -33,6 +33,7 @@ PG_MODULE_MAGIC;
 int			armdb_shards = 8;
 int			armdb_max_file_size_kb = 1024 * 1024;	/* 1 GB */
 bool		armdb_direct_io = true;
+bool		armdb_cached_reads = true;
 int			armdb_io_method = ARMDB_IO_AUTO;
 int			armdb_memory_mb = 256;
 char	   *armdb_data_directory = NULL;
@@ -180,6 +181,16 @@ _PG_init(void)
 							 "Use O_DIRECT for armdb data files.",
 							 "File systems that refuse O_DIRECT get buffered I/O.",
 							 &armdb_direct_io,
+							 true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("armdb.cached_reads",
+							 "Read single rows through the operating system's page cache.",
+							 "Index fetches and other single-row reads then cost no "
+							 "device read when the row was read recently; sequential "
+							 "scans and writes keep armdb.direct_io.",
+							 &armdb_cached_reads,
 							 true,
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);

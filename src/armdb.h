@@ -20,6 +20,7 @@
 extern int	armdb_shards;
 extern int	armdb_max_file_size_kb;
 extern bool armdb_direct_io;
+extern bool armdb_cached_reads;
 extern int	armdb_io_method;
 extern int	armdb_memory_mb;
 extern char *armdb_data_directory;

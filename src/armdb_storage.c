@@ -18,6 +18,7 @@
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "utils/memutils.h"
+#include "utils/wait_event.h"
 
 #include "armdb.h"
 
@@ -55,6 +56,29 @@ armdb_open_fds(void)
 	return open_fds;
 }
 
+/* armdb's reads, writes and syncs as PostgreSQL's data file wait events */
+static void
+armdb_io_wait(ArmdbIoOp op, bool start)
+{
+	if (!start)
+	{
+		pgstat_report_wait_end();
+		return;
+	}
+	switch (op)
+	{
+		case ARMDB_IOOP_READ:
+			pgstat_report_wait_start(WAIT_EVENT_DATA_FILE_READ);
+			break;
+		case ARMDB_IOOP_WRITE:
+			pgstat_report_wait_start(WAIT_EVENT_DATA_FILE_WRITE);
+			break;
+		default:
+			pgstat_report_wait_start(WAIT_EVENT_DATA_FILE_SYNC);
+			break;
+	}
+}
+
 static void
 backend_io_shutdown(int code, Datum arg)
 {
@@ -76,6 +100,7 @@ armdb_storage_backend_init(void)
 
 	armdb_fd_opened_hook = armdb_fd_opened;
 	armdb_fd_closed_hook = armdb_fd_closed;
+	armdb_io_wait_hook = armdb_io_wait;
 
 	armdb_data_dir_path(path);
 	if (!armdb_make_dir(path, &err))

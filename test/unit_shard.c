@@ -578,6 +578,59 @@ test_shard_fd_cache(void)
 	tlog_free(&log);
 }
 
+/*
+ * cached_reads: point reads go through the page cache while appends stay
+ * O_DIRECT.  The tail block is read (and so cached), then rewritten by a
+ * direct write of the next entries: reads must see the new bytes.
+ */
+static void
+test_shard_cached_reads(void)
+{
+	TShard		s;
+	TLog		log;
+	TInfos		infos;
+	ArmdbRecoveryReport rep;
+
+	tlog_init(&log);
+	tinfos_init(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, true,
+							 &infos, &rep));
+	s.files.cached_reads = true;
+	for (int round = 0; round < 6; round++)
+	{
+		for (int i = 0; i < 5; i++)
+			ASSERT_CALL(tshard_append(&s, &log, 100 + 37 * i, false, NULL));
+		ASSERT_CALL(tshard_flush_all(&s));
+		/* from the file, never the buffer: through the cache */
+		for (int i = 0; i < log.n; i++)
+		{
+			ArmdbError	err;
+			ArmdbEntryHeader hdr;
+			char	   *dst = malloc(log.e[i].loc.len);
+
+			ASSERT_OK(armdb_shard_read_file(&s.files, &log.e[i].loc, dst,
+											&hdr, &err));
+			ASSERT(memcmp(&hdr, &log.e[i].hdr, sizeof(hdr)) == 0);
+			ASSERT_EQ(unit_check_fill(dst + ARMDB_ENTRY_HEADER_SIZE,
+									  hdr.value_len, log.e[i].seed), -1);
+			free(dst);
+		}
+	}
+	/* a cached descriptor and a direct one of the same file */
+	{
+		int			n = 0;
+
+		for (int i = 0; i < ARMDB_SHARD_FD_CACHE; i++)
+			if (s.files.fds[i].file_id == 1)
+				n++;
+		ASSERT_EQ(n, 2);
+	}
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+	tshard_close(&s);
+	tinfos_free(&infos);
+	tlog_free(&log);
+}
+
 static void
 test_shard_invalid(void)
 {
@@ -665,6 +718,7 @@ const UnitTest unit_shard_tests[] = {
 	{"shard_reopen_unaligned", test_shard_reopen_unaligned},
 	{"shard_reopen_aligned", test_shard_reopen_aligned},
 	{"shard_fd_cache", test_shard_fd_cache},
+	{"shard_cached_reads", test_shard_cached_reads},
 	{"shard_invalid", test_shard_invalid},
 	{"shard_creates_dir", test_shard_creates_dir},
 	{NULL, NULL}

@@ -144,6 +144,7 @@ armdb_flush_shard(ArmdbRelKeydir *kd, uint32 shard, ArmdbPos upto)
 	ArmdbShardFiles *files = armdb_keydir_shard_files(kd, shard);
 	ArmdbPos	reached;
 	ArmdbError	err;
+	XLogRecPtr	wal_lsn;
 	bool		done;
 
 	LWLockAcquire(&rt->lock, LW_SHARED);
@@ -154,6 +155,18 @@ armdb_flush_shard(ArmdbRelKeydir *kd, uint32 shard, ArmdbPos upto)
 
 	/* one flusher at a time; whoever waited here may find its work done */
 	LWLockAcquire(&rt->flush_lock, LW_EXCLUSIVE);
+
+	/*
+	 * The write barrier flushes WAL under the shard lock, which stops every
+	 * append to the shard meanwhile; flush what is known to be needed now,
+	 * before taking it, so that the barrier usually finds nothing left.
+	 */
+	LWLockAcquire(&rt->lock, LW_SHARED);
+	wal_lsn = rt->wal_lsn;
+	LWLockRelease(&rt->lock);
+	if (!XLogRecPtrIsInvalid(wal_lsn))
+		XLogFlush(wal_lsn);
+
 	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
 	if (rt->st.flushed >= upto)
 	{

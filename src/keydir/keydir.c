@@ -314,6 +314,7 @@ armdb_keydir_shard_files(ArmdbRelKeydir *kd, uint32 shard)
 	entry->relkey = kd->key;
 	entry->last_use = ++shard_files_clock;
 	entry->files.io = armdb_backend_io();
+	entry->files.cached_reads = armdb_cached_reads;
 	entry->files.write_barrier = armdb_shard_write_barrier;
 	entry->files.write_barrier_arg = armdb_keydir_shard(kd, shard);
 	if (armdb_open_fds() > shard_files_fd_budget())

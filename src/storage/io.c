@@ -36,6 +36,13 @@ fd_closed_default(void)
 bool		(*armdb_fd_opened_hook) (void) = fd_opened_default;
 void		(*armdb_fd_closed_hook) (void) = fd_closed_default;
 
+static void
+io_wait_default(ArmdbIoOp op, bool start)
+{
+}
+
+void		(*armdb_io_wait_hook) (ArmdbIoOp op, bool start) = io_wait_default;
+
 static bool
 fd_refused(ArmdbError *err, const char *what)
 {
@@ -460,8 +467,8 @@ sync_fsync(int fd, ArmdbError *err)
  * The interface
  * ----------------
  */
-bool
-armdb_io_pwrite(ArmdbIo *io, int fd, const void *buf, size_t len, off_t off,
+static bool
+io_pwrite_impl(ArmdbIo *io, int fd, const void *buf, size_t len, off_t off,
 				ArmdbError *err)
 {
 	if (!fault_check(ARMDB_IOOP_WRITE, fd, off, len, err))
@@ -477,8 +484,8 @@ armdb_io_pwrite(ArmdbIo *io, int fd, const void *buf, size_t len, off_t off,
 	return sync_write(fd, buf, len, off, err);
 }
 
-bool
-armdb_io_pwrite_sync(ArmdbIo *io, int fd, const void *buf, size_t len,
+static bool
+io_pwrite_sync_impl(ArmdbIo *io, int fd, const void *buf, size_t len,
 					 off_t off, ArmdbError *err)
 {
 	if (!fault_check(ARMDB_IOOP_WRITE, fd, off, len, err) ||
@@ -507,8 +514,8 @@ armdb_io_pread(ArmdbIo *io, int fd, void *buf, size_t len, off_t off,
 	return true;
 }
 
-bool
-armdb_io_fdatasync(ArmdbIo *io, int fd, ArmdbError *err)
+static bool
+io_fdatasync_impl(ArmdbIo *io, int fd, ArmdbError *err)
 {
 	if (!fault_check(ARMDB_IOOP_FSYNC, fd, 0, 0, err))
 		return false;
@@ -523,8 +530,8 @@ armdb_io_fdatasync(ArmdbIo *io, int fd, ArmdbError *err)
 	return sync_fsync(fd, err);
 }
 
-bool
-armdb_io_read_batch(ArmdbIo *io, ArmdbReadRequest *reqs, int n,
+static bool
+io_read_batch_impl(ArmdbIo *io, ArmdbReadRequest *reqs, int n,
 					ArmdbError *err)
 {
 	for (int i = 0; i < n; i++)
@@ -777,4 +784,56 @@ armdb_aligned_free(ArmdbAlignedBuf *buf)
 	buf->raw = NULL;
 	buf->data = NULL;
 	buf->size = 0;
+}
+
+/* ----------------
+ * The interface: the operations above, reported to the wait hook
+ * ----------------
+ */
+bool
+armdb_io_pwrite(ArmdbIo *io, int fd, const void *buf, size_t len, off_t off,
+				ArmdbError *err)
+{
+	bool		ok;
+
+	armdb_io_wait_hook(ARMDB_IOOP_WRITE, true);
+	ok = io_pwrite_impl(io, fd, buf, len, off, err);
+	armdb_io_wait_hook(ARMDB_IOOP_WRITE, false);
+	return ok;
+}
+
+bool
+armdb_io_pwrite_sync(ArmdbIo *io, int fd, const void *buf, size_t len,
+					 off_t off, ArmdbError *err)
+{
+	bool		ok;
+
+	/* the sync is what takes the time */
+	armdb_io_wait_hook(ARMDB_IOOP_FSYNC, true);
+	ok = io_pwrite_sync_impl(io, fd, buf, len, off, err);
+	armdb_io_wait_hook(ARMDB_IOOP_FSYNC, false);
+	return ok;
+}
+
+bool
+armdb_io_fdatasync(ArmdbIo *io, int fd, ArmdbError *err)
+{
+	bool		ok;
+
+	armdb_io_wait_hook(ARMDB_IOOP_FSYNC, true);
+	ok = io_fdatasync_impl(io, fd, err);
+	armdb_io_wait_hook(ARMDB_IOOP_FSYNC, false);
+	return ok;
+}
+
+bool
+armdb_io_read_batch(ArmdbIo *io, ArmdbReadRequest *reqs, int n,
+					ArmdbError *err)
+{
+	bool		ok;
+
+	armdb_io_wait_hook(ARMDB_IOOP_READ, true);
+	ok = io_read_batch_impl(io, reqs, n, err);
+	armdb_io_wait_hook(ARMDB_IOOP_READ, false);
+	return ok;
 }

@@ -145,4 +145,11 @@ typedef enum ArmdbIoOp
 typedef int (*ArmdbIoFaultHook) (ArmdbIoOp op, int fd, off_t off, size_t len);
 extern ArmdbIoFaultHook armdb_io_fault_hook;
 
+/*
+ * Waiting.  Told when a read, write or sync starts (start = true) and ends;
+ * the backend reports these as wait events (pg_stat_activity shows
+ * IO/DataFileRead, DataFileWrite, DataFileSync).  The default does nothing.
+ */
+extern void (*armdb_io_wait_hook) (ArmdbIoOp op, bool start);
+
 #endif							/* ARMDB_STORAGE_IO_H */

@@ -73,16 +73,22 @@ armdb_shard_forget_file(ArmdbShardFiles *files, uint32 file_id)
 	}
 }
 
-int
-armdb_shard_file_fd(ArmdbShardFiles *files, uint32 file_id, ArmdbError *err)
+/*
+ * A descriptor of data file file_id, opened with O_DIRECT (if the files
+ * ask for it) when direct, without otherwise.
+ */
+static int
+shard_file_fd(ArmdbShardFiles *files, uint32 file_id, bool direct,
+			  ArmdbError *err)
 {
 	char		path[MAXPGPATH];
 	int			victim = 0;
 	int			fd;
 
+	direct = direct && files->direct_io;
 	for (int i = 0; i < ARMDB_SHARD_FD_CACHE; i++)
 	{
-		if (files->fds[i].file_id == file_id)
+		if (files->fds[i].file_id == file_id && files->fds[i].direct == direct)
 		{
 			files->fds[i].last_use = ++files->use_counter;
 			return files->fds[i].fd;
@@ -92,14 +98,21 @@ armdb_shard_file_fd(ArmdbShardFiles *files, uint32 file_id, ArmdbError *err)
 	}
 
 	armdb_file_path(path, files->dir, file_id, ARMDB_FILE_DATA);
-	fd = armdb_file_open(path, O_RDWR, files->direct_io, NULL, err);
+	fd = armdb_file_open(path, O_RDWR, direct, NULL, err);
 	if (fd < 0)
 		return -1;
 	armdb_file_close(files->fds[victim].fd);
 	files->fds[victim].fd = fd;
 	files->fds[victim].file_id = file_id;
+	files->fds[victim].direct = direct;
 	files->fds[victim].last_use = ++files->use_counter;
 	return fd;
+}
+
+int
+armdb_shard_file_fd(ArmdbShardFiles *files, uint32 file_id, ArmdbError *err)
+{
+	return shard_file_fd(files, file_id, true, err);
 }
 
 bool
@@ -599,13 +612,17 @@ armdb_shard_read_file(ArmdbShardFiles *files, const ArmdbLocation *loc,
 	if (loc->len < ARMDB_ENTRY_HEADER_SIZE)
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
 						   "entry length %u is impossible", loc->len);
-	fd = armdb_shard_file_fd(files, loc->file_id, err);
+	/*
+	 * With cached_reads, through the page cache: O_DIRECT writes of the
+	 * same range invalidate what it holds, so it is never stale.
+	 */
+	fd = shard_file_fd(files, loc->file_id, !files->cached_reads, err);
 	if (fd < 0)
 		return false;
 	if (!armdb_aligned_alloc(&tmp, to - from, err))
 		return false;
 
-	/* one aligned read covers the whole entry: one device read */
+	/* one aligned read covers the whole entry: at most one device read */
 	ok = armdb_io_pread(files->io, fd, tmp.data, to - from, from, &nread, err);
 	if (!ok)
 		armdb_error_context(err, "could not read data file %06u of \"%s\"",

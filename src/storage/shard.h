@@ -98,10 +98,12 @@ typedef struct ArmdbShardFiles
 	char		dir[MAXPGPATH];
 	ArmdbIo    *io;
 	bool		direct_io;		/* ask for O_DIRECT */
+	bool		cached_reads;	/* point reads through the OS page cache */
 	struct
 	{
 		uint32		file_id;	/* 0: unused */
 		int			fd;
+		bool		direct;		/* opened with O_DIRECT asked for */
 		uint64		last_use;
 	}			fds[ARMDB_SHARD_FD_CACHE];
 	uint64		use_counter;

@@ -64,6 +64,16 @@ typedef struct ShardCursor
 	bool		valid;			/* hdr/entry describe the entry at pos */
 	ArmdbEntryHeader hdr;
 	char	   *entry;			/* in chunk */
+
+	/*
+	 * Page-at-a-time visibility (MVCC snapshots), as heap's page mode: the
+	 * version records of the virtual page last met, copied and judged
+	 * under one acquisition of its lock.  A shard's entries fill its pages
+	 * in order, so most entries find their page here.
+	 */
+	uint64		vis_page;		/* PG_UINT64_MAX: none */
+	ArmdbVersion *vis_copy;		/* [ARMDB_SLOTS_PER_PAGE] */
+	bool	   *vis;			/* [ARMDB_SLOTS_PER_PAGE] */
 } ShardCursor;
 
 typedef struct ArmdbScanDescData
@@ -393,7 +403,13 @@ static void
 free_cursors(ArmdbScanDesc scan)
 {
 	for (int i = 0; i < scan->ncursors; i++)
+	{
 		armdb_aligned_free(&scan->cursors[i].chunk);
+		if (scan->cursors[i].vis_copy)
+			pfree(scan->cursors[i].vis_copy);
+		if (scan->cursors[i].vis)
+			pfree(scan->cursors[i].vis);
+	}
 	if (scan->cursors)
 		pfree(scan->cursors);
 	if (scan->merge)
@@ -465,6 +481,7 @@ cursor_start(ArmdbScanDesc scan, ShardCursor *cur, uint32 shard)
 	cur->files = armdb_keydir_shard_files(scan->kd, shard);
 	cur->file_id = 0;
 	cur->valid = false;
+	cur->vis_page = PG_UINT64_MAX;
 	cur->chunk_len = 0;
 	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
 	cur->last_file_id = rt->st.active_file_id;
@@ -675,6 +692,62 @@ scan_next_entry(ArmdbScanDesc scan)
 }
 
 /*
+ * Is the version of the entry under cur (slot) visible to the scan's
+ * snapshot?  *v gets the version record.  With an MVCC snapshot the whole
+ * virtual page is judged at once (heap's page mode): what changes on the
+ * page afterwards concerns transactions the snapshot does not see.
+ */
+static bool
+entry_visible(ArmdbScanDesc scan, ShardCursor *cur, uint64 slot,
+			  ArmdbVersion *v)
+{
+	Snapshot	snapshot = scan->base.rs_snapshot;
+	uint64		pageno = slot / ARMDB_SLOTS_PER_PAGE;
+	int			i = slot % ARMDB_SLOTS_PER_PAGE;
+
+	if (!IsMVCCSnapshot(snapshot))
+	{
+		memset(v, 0, sizeof(*v));
+		return armdb_version_lookup(scan->kd, slot, snapshot, v);
+	}
+	if (cur->vis_page != pageno)
+	{
+		ArmdbPage  *page = armdb_keydir_page(scan->kd, pageno);
+
+		if (cur->vis_copy == NULL)
+		{
+			cur->vis_copy = MemoryContextAlloc(scan->mcxt,
+											   sizeof(ArmdbVersion) * ARMDB_SLOTS_PER_PAGE);
+			cur->vis = MemoryContextAlloc(scan->mcxt,
+										  sizeof(bool) * ARMDB_SLOTS_PER_PAGE);
+		}
+		if (page == NULL)
+		{
+			memset(cur->vis_copy, 0, sizeof(ArmdbVersion) * ARMDB_SLOTS_PER_PAGE);
+			memset(cur->vis, 0, sizeof(bool) * ARMDB_SLOTS_PER_PAGE);
+		}
+		else
+		{
+			uint64		first = pageno * ARMDB_SLOTS_PER_PAGE;
+
+			LWLockAcquire(&page->lock, LW_SHARED);
+			for (int j = 0; j < ARMDB_SLOTS_PER_PAGE; j++)
+			{
+				ArmdbVersion *pv = &page->v[j];
+
+				cur->vis[j] = pv->file_id != 0 &&
+					armdb_version_satisfies(pv, first + j, snapshot);
+				cur->vis_copy[j] = *pv;
+			}
+			LWLockRelease(&page->lock);
+		}
+		cur->vis_page = pageno;
+	}
+	*v = cur->vis_copy[i];
+	return cur->vis[i];
+}
+
+/*
  * The next visible version of the gsn merge into scan->tuple (with its
  * slot in *slotno), or false at the end.  With replay, only the slot is
  * wanted (history rebuilding): no tuple, no statistics, no SSI checks --
@@ -695,8 +768,7 @@ merge_next(ArmdbScanDesc scan, bool replay, uint64 *slotno)
 		if (!armdb_gsn_is_tombstone(hdr->gsn) &&
 			!armdb_gsn_is_reservation(hdr->gsn))
 		{
-			visible = armdb_version_lookup(scan->kd, hdr->slot,
-										   scan->base.rs_snapshot, &v);
+			visible = entry_visible(scan, cur, hdr->slot, &v);
 			if (v.file_id != cur->file_id || v.offset != cur->pos)
 				visible = false;	/* not this slot's version any more */
 			else if (!replay)

@@ -16,7 +16,7 @@ DB=armdb_pgbench
 psql() { "${PGBIN}/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 psql -d postgres -c "DROP DATABASE IF EXISTS ${DB}" -c "CREATE DATABASE ${DB}"
-psql -d "${DB}" -c "CREATE EXTENSION armdb"
+psql -d "${DB}" -c "CREATE EXTENSION IF NOT EXISTS armdb"
 PGOPTIONS='-c default_table_access_method=armdb' "${PGBIN}/pgbench" -i -q -s "${SCALE}" "${DB}"
 
 ams=$(psql -d "${DB}" -At -c "SELECT string_agg(DISTINCT a.amname, ',') FROM pg_class c

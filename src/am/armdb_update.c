@@ -81,6 +81,18 @@ typedef enum KeyState
 	KEYS_CHANGED				/* a key column changes (or DELETE) */
 } KeyState;
 
+/* NOWAIT met a lock: heap's error */
+static void row_lock_not_available(Relation rel) pg_attribute_noreturn();
+
+static void
+row_lock_not_available(Relation rel)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+			 errmsg("could not obtain lock on row in relation \"%s\"",
+					RelationGetRelationName(rel))));
+}
+
 /*
  * Wait for transaction xwait as wait_policy says: block, skip (false), or
  * fail with heap's error.
@@ -100,10 +112,7 @@ wait_for_xact(Relation rel, TransactionId xwait, ItemPointer tid,
 			break;
 		case LockWaitError:
 			if (!ConditionalXactLockTableWait(xwait))
-				ereport(ERROR,
-						(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-						 errmsg("could not obtain lock on row in relation \"%s\"",
-								RelationGetRelationName(rel))));
+				row_lock_not_available(rel);
 			break;
 	}
 	return true;
@@ -132,10 +141,7 @@ acquire_tuplock(Relation rel, ItemPointer tid, LockTupleMode mode,
 			break;
 		case LockWaitError:
 			if (!ConditionalLockTuple(rel, tid, hwmode))
-				ereport(ERROR,
-						(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-						 errmsg("could not obtain lock on row in relation \"%s\"",
-								RelationGetRelationName(rel))));
+				row_lock_not_available(rel);
 			break;
 	}
 	*have_tuple_lock = true;
@@ -1004,10 +1010,7 @@ retry:
 									  oper, NULL))
 				{
 					if (wait_policy == LockWaitError)
-						ereport(ERROR,
-								(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-								 errmsg("could not obtain lock on row in relation \"%s\"",
-										RelationGetRelationName(rel))));
+						row_lock_not_available(rel);
 					result = TM_WouldBlock;
 					LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 					goto failed;

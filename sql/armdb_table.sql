@@ -241,7 +241,17 @@ INSERT INTO ttemp2 VALUES (1), (2);
 SELECT count(*) FROM ttemp2;
 COMMIT;
 SELECT count(*) FROM ttemp2;
+-- this session's temporary armdb directories: ttemp's and ttemp2's
+SELECT count(*) AS temp_dirs FROM pg_ls_dir('armdb/' ||
+  (SELECT oid FROM pg_database WHERE datname = current_database())) d
+  WHERE d LIKE 't%';
 DROP TABLE ttemp, ttemp2;
+-- removed at the end of the next transaction (the files of a dropped
+-- temporary table go after the dropping transaction's own callbacks)
+SELECT 1 AS next_transaction;
+SELECT count(*) AS temp_dirs FROM pg_ls_dir('armdb/' ||
+  (SELECT oid FROM pg_database WHERE datname = current_database())) d
+  WHERE d LIKE 't%';
 
 -- ANALYZE: exact row count for a 10000-row table
 CREATE TABLE tstats (a int, b text) USING armdb;

@@ -222,6 +222,7 @@ extern void armdb_relation_estimate_size(Relation rel, int32 *attr_widths,
 extern void armdb_xact_init(void);
 extern XLogRecPtr armdb_xact_log_xid(void);
 extern void armdb_xact_note_row_lock(void);
+extern void armdb_xact_note_temp_storage(RelFileNodeBackend rnode);
 extern void armdb_xact_note_write(ArmdbRelKeydir *kd, uint32 shard,
 								  ArmdbPos pos);
 extern void armdb_flush_shard(ArmdbRelKeydir *kd, uint32 shard, ArmdbPos upto);

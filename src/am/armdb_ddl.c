@@ -85,6 +85,8 @@ armdb_relation_set_new_filenode(Relation rel, const RelFileNode *newrnode,
 	/* relfilenodes are reused: forget whatever had this one before */
 	armdb_keydir_drop(rnode);
 	armdb_rel_storage_create(rnode, (uint32) armdb_shards, persistence);
+	if (persistence == RELPERSISTENCE_TEMP)
+		armdb_xact_note_temp_storage(rnode);
 
 	if (persistence == RELPERSISTENCE_TEMP && !temp_cleanup_registered)
 	{
@@ -126,6 +128,8 @@ armdb_relation_copy_data(Relation rel, const RelFileNode *newrnode)
 	to.node = *newrnode;
 	to.backend = rel->rd_backend;
 	armdb_flush_all_shards(kd);
+	if (to.backend != InvalidBackendId)
+		armdb_xact_note_temp_storage(to);
 
 	dstrel = RelationCreateStorage(*newrnode, rel->rd_rel->relpersistence, true);
 	if (rel->rd_rel->relpersistence == RELPERSISTENCE_UNLOGGED)

@@ -16,7 +16,11 @@
  * Commit and abort: PostgreSQL 15 does not tell a table access method when
  * storage is dropped (design §8), so the pending deletes of the ending
  * (sub)transaction say which armdb directories and keydirs to remove:
- * dropped ones at commit, created ones at abort.
+ * dropped ones at commit, created ones at abort.  Pending deletes do not
+ * list temporary relations (smgrGetPendingDeletes), so this backend keeps a
+ * list of the temporary armdb storage it made, and at each transaction end
+ * removes what no longer has its main fork file: storage dropped by an
+ * earlier transaction (its file goes after the callbacks of its own end).
  *
  * Transaction ids in WAL.  A transaction that writes only armdb tables
  * would otherwise write no WAL before its commit record, and PostgreSQL
@@ -37,11 +41,14 @@
  */
 #include "postgres.h"
 
+#include <sys/stat.h>
+
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xloginsert.h"
 #include "catalog/pg_control.h"
 #include "catalog/storage.h"
+#include "common/relpath.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "utils/memutils.h"
@@ -61,6 +68,52 @@ typedef struct PendingWrite
 static PendingWrite *pending = NULL;
 static int	npending = 0;
 static int	maxpending = 0;
+
+/* temporary armdb storage this backend made (file header) */
+static RelFileNodeBackend *temp_storage = NULL;
+static int	ntemp_storage = 0;
+static int	maxtemp_storage = 0;
+
+void
+armdb_xact_note_temp_storage(RelFileNodeBackend rnode)
+{
+	if (ntemp_storage == maxtemp_storage)
+	{
+		maxtemp_storage = Max(8, maxtemp_storage * 2);
+		temp_storage = temp_storage == NULL ?
+			MemoryContextAlloc(TopMemoryContext,
+							   sizeof(RelFileNodeBackend) * maxtemp_storage) :
+			repalloc(temp_storage, sizeof(RelFileNodeBackend) * maxtemp_storage);
+	}
+	temp_storage[ntemp_storage++] = rnode;
+}
+
+/* Remove the temporary armdb storage whose relation is gone. */
+static void
+remove_dropped_temp_storage(void)
+{
+	int			kept = 0;
+
+	for (int i = 0; i < ntemp_storage; i++)
+	{
+		RelFileNodeBackend rnode = temp_storage[i];
+		char	   *path = relpathbackend(rnode.node, rnode.backend, MAIN_FORKNUM);
+		struct stat st;
+		bool		gone = stat(path, &st) != 0 && errno == ENOENT;
+
+		pfree(path);
+		if (!gone)
+		{
+			temp_storage[kept++] = rnode;
+			continue;
+		}
+		/* unless a later relation reused the relfilenode (it is listed too) */
+		armdb_keydir_drop(rnode);
+		if (armdb_rel_storage_exists(rnode))
+			armdb_rel_storage_remove(rnode, WARNING);
+	}
+	ntemp_storage = kept;
+}
 
 /* a row lock (not an UPDATE or DELETE) was taken on an armdb row */
 static bool took_row_lock = false;
@@ -309,6 +362,7 @@ armdb_xact_callback(XactEvent event, void *arg)
 			took_row_lock = false;
 			wal_logged_xid = InvalidTransactionId;
 			remove_pending_deletes(true);
+			remove_dropped_temp_storage();
 			armdb_keydir_close_dropped_files();
 			break;
 		case XACT_EVENT_ABORT:
@@ -317,6 +371,7 @@ armdb_xact_callback(XactEvent event, void *arg)
 			took_row_lock = false;
 			wal_logged_xid = InvalidTransactionId;
 			remove_pending_deletes(false);
+			remove_dropped_temp_storage();
 			armdb_keydir_close_dropped_files();
 			break;
 		case XACT_EVENT_PREPARE:

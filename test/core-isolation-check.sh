@@ -25,15 +25,7 @@ $as "cd $SRC/src/test/isolation && $PGXS/src/test/isolation/pg_isolation_regress
   --outputdir=$OUT --bindir=$BIN --host=$PGHOST --port=$PGPORT --user=$PGUSER \
   --load-extension=$AM --schedule=./isolation_schedule" > "$OUT/summary.txt" 2>&1
 grep -qE '(ok|FAILED)( +[0-9]+ ms)?$' "$OUT/summary.txt" || { echo "core isolation: no results in $OUT"; cat "$OUT/summary.txt"; exit 1; }
-failed=$(grep FAILED "$OUT/summary.txt" | sed -E 's/^(test )?[[:space:]]*([^[:space:]]+).*/\2/' | sort -u)
-allowed=$(grep -v "^#" "$ALLOW" | awk 'NF {print $1}' | sort -u)
-flaky=$(grep -E "^[^#[:space:]]+ +# flaky" "$ALLOW" | awk '{print $1}')
-unexpected=$(comm -23 <(echo "$failed") <(echo "$allowed") | grep .)
-for t in $(comm -13 <(echo "$failed") <(echo "$allowed")); do echo "$flaky" | grep -qx "$t" || echo "now passes: remove from allowlist: $t"; done
-for t in $unexpected; do echo "UNEXPECTED failure: $t"; done
-grep -qE 'terminated by signal|server closed the connection' "$OUT/regression.diffs" 2>/dev/null &&
-  echo "WARNING: server crash in $OUT/regression.diffs"
 n=$(grep -cE '\.\.\. +(ok|FAILED)' "$OUT/summary.txt")
-nf=$(echo "$failed" | grep -c .); nu=$(echo "$unexpected" | grep -c .)
-echo "core isolation: $nf of $n specs failed, $((nf - nu)) allowlisted, $nu unexpected"
-[ "$nu" -eq 0 ]
+echo "core isolation: $n specs run"
+. "$here/allowlist-compare.sh"
+allowlist_compare "core isolation" "$OUT/summary.txt" "$ALLOW" "$OUT/regression.diffs"

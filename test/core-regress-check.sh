@@ -10,15 +10,5 @@ OUT=${1:-/tmp/armdb-core-regress}
 ALLOW=$here/core-regress-allowlist
 AM=armdb PGUSER=${PGUSER:-postgres} "$here/../../shared/tools/pg-core-regress" "$OUT" | tail -1
 [ -s "$OUT/summary.txt" ] || { echo "core regress: no summary in $OUT"; exit 1; }
-# exact test names (the tool's failed.txt cuts "collate.icu.utf8" to "collate")
-failed=$(grep FAILED "$OUT/summary.txt" | sed -E 's/^(test )?[[:space:]]*([^[:space:]]+).*/\2/' | sort -u)
-allowed=$(grep -v "^#" "$ALLOW" | awk 'NF {print $1}' | sort -u)
-flaky=$(grep -E "^[^#[:space:]]+ +# flaky" "$ALLOW" | awk '{print $1}')
-unexpected=$(comm -23 <(echo "$failed") <(echo "$allowed") | grep .)
-for t in $(comm -13 <(echo "$failed") <(echo "$allowed")); do echo "$flaky" | grep -qx "$t" || echo "now passes: remove from allowlist: $t"; done
-for t in $unexpected; do echo "UNEXPECTED failure: $t"; done
-grep -qE 'terminated by signal|server closed the connection' "$OUT/results/regression.diffs" 2>/dev/null &&
-  echo "WARNING: server crash in $OUT/results/regression.diffs"
-nf=$(echo "$failed" | grep -c .); nu=$(echo "$unexpected" | grep -c .)
-echo "core regress: $nf failed, $((nf - nu)) allowlisted, $nu unexpected"
-[ "$nu" -eq 0 ]
+. "$here/allowlist-compare.sh"
+allowlist_compare "core regress" "$OUT/summary.txt" "$ALLOW" "$OUT/results/regression.diffs"

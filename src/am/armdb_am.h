@@ -150,8 +150,7 @@ extern void armdb_copy_version(Relation rel, TupleTableSlot *slot,
 							   const ArmdbVersion *old);
 extern void armdb_insert_version(Relation rel, ArmdbRelKeydir *kd,
 								 TupleTableSlot *slot, CommandId cid,
-								 uint64 prev_slot, TransactionId xmax,
-								 uint16 xmax_infomask, uint16 xmax_infomask2);
+								 uint64 prev_slot, const ArmdbVersion *lockers);
 
 /* armdb_update.c */
 extern void armdb_append_tombstone(ArmdbRelKeydir *kd, uint64 slot,
@@ -192,7 +191,6 @@ extern void armdb_compute_new_xmax(TransactionId xmax, uint16 old_infomask,
 								   TransactionId *result_xmax,
 								   uint16 *result_infomask,
 								   uint16 *result_infomask2);
-extern TransactionId armdb_multi_update_xid(MultiXactId multi);
 
 /* armdb_ddl.c */
 extern void armdb_relation_set_new_filenode(Relation rel,

@@ -27,6 +27,7 @@
 #include "storage/predicate.h"
 
 #include "am/armdb_am.h"
+#include "keydir/visibility.h"
 #include "armdb.h"
 #include "storage/recovery.h"
 
@@ -442,7 +443,7 @@ armdb_copy_version(Relation rel, TupleTableSlot *slot, const ArmdbVersion *old)
 		!(old->infomask & HEAP_XMAX_INVALID) &&
 		!HEAP_XMAX_IS_LOCKED_ONLY(old->infomask))
 		ender = (old->infomask & HEAP_XMAX_IS_MULTI) ?
-			armdb_multi_update_xid(old->xmax) : old->xmax;
+			armdb_multi_get_update_xid(old->xmax) : old->xmax;
 
 	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
 	rt->wal_lsn = Max(rt->wal_lsn, wal_lsn);
@@ -475,19 +476,13 @@ armdb_copy_version(Relation rel, TupleTableSlot *slot, const ArmdbVersion *old)
 }
 
 /*
- * The new version of an UPDATE, locked by xmax (with its infomask bits) if
- * valid; slot->tts_tid is set to its TID.
+ * The new version of an UPDATE, locked by lockers->xmax (with its infomask
+ * bits) if valid; slot->tts_tid is set to its TID.
  */
 void
 armdb_insert_version(Relation rel, ArmdbRelKeydir *kd, TupleTableSlot *slot,
-					 CommandId cid, uint64 prev_slot, TransactionId xmax,
-					 uint16 xmax_infomask, uint16 xmax_infomask2)
+					 CommandId cid, uint64 prev_slot,
+					 const ArmdbVersion *lockers)
 {
-	ArmdbVersion lockers;
-
-	memset(&lockers, 0, sizeof(lockers));
-	lockers.xmax = xmax;
-	lockers.infomask = xmax_infomask;
-	lockers.infomask2 = xmax_infomask2;
-	insert_slots(rel, kd, &slot, 1, cid, prev_slot, 0, &lockers);
+	insert_slots(rel, kd, &slot, 1, cid, prev_slot, 0, lockers);
 }

@@ -36,6 +36,7 @@
 #include "storage/procarray.h"
 
 #include "am/armdb_am.h"
+#include "keydir/visibility.h"
 
 /*
  * For each row lock mode: the heavyweight lock LockTuple takes to queue
@@ -340,7 +341,7 @@ restart:
 		if (HEAP_LOCKED_UPGRADED(old_infomask) ||
 			(!MultiXactIdIsRunning(xmax, HEAP_XMAX_IS_LOCKED_ONLY(old_infomask)) &&
 			 (HEAP_XMAX_IS_LOCKED_ONLY(old_infomask) ||
-			  !TransactionIdDidCommit(armdb_multi_update_xid(xmax)))))
+			  !TransactionIdDidCommit(armdb_multi_get_update_xid(xmax)))))
 		{
 			old_infomask &= ~HEAP_XMAX_IS_MULTI;
 			old_infomask |= HEAP_XMAX_INVALID;
@@ -404,29 +405,4 @@ restart:
 	*result_xmax = new_xmax;
 	*result_infomask = new_infomask;
 	*result_infomask2 = new_infomask2;
-}
-
-/*
- * heapam.c's MultiXactIdGetUpdateXid(): the updating member of a MultiXact
- * that is not lock-only, or InvalidTransactionId.
- */
-TransactionId
-armdb_multi_update_xid(MultiXactId multi)
-{
-	MultiXactMember *members;
-	int			nmembers;
-	TransactionId update_xid = InvalidTransactionId;
-
-	nmembers = GetMultiXactIdMembers(multi, &members, false, false);
-	for (int i = 0; i < nmembers; i++)
-	{
-		if (ISUPDATE_from_mxstatus(members[i].status))
-		{
-			update_xid = members[i].xid;
-			break;
-		}
-	}
-	if (nmembers > 0)
-		pfree(members);
-	return update_xid;
 }

@@ -225,8 +225,8 @@ read_version(ArmdbRelKeydir *kd, uint64 slot, const ArmdbVersion *v, char *buf)
 }
 
 /*
- * Look up slot; if it holds a version visible to snapshot, copy the record
- * to *copy and return true.
+ * Look up slot: copy its record to *copy (all zeros, file_id 0, if the slot
+ * holds nothing) and return whether it is a version visible to snapshot.
  */
 bool
 armdb_version_lookup(ArmdbRelKeydir *kd, uint64 slot, Snapshot snapshot,
@@ -237,7 +237,10 @@ armdb_version_lookup(ArmdbRelKeydir *kd, uint64 slot, Snapshot snapshot,
 	bool		visible;
 
 	if (page == NULL)
+	{
+		memset(copy, 0, sizeof(*copy));
 		return false;
+	}
 	LWLockAcquire(&page->lock, LW_SHARED);
 	v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];
 	visible = v->file_id != 0 && armdb_version_satisfies(v, slot, snapshot);
@@ -706,10 +709,7 @@ entry_visible(ArmdbScanDesc scan, ShardCursor *cur, uint64 slot,
 	int			i = slot % ARMDB_SLOTS_PER_PAGE;
 
 	if (!IsMVCCSnapshot(snapshot))
-	{
-		memset(v, 0, sizeof(*v));
 		return armdb_version_lookup(scan->kd, slot, snapshot, v);
-	}
 	if (cur->vis_page != pageno)
 	{
 		ArmdbPage  *page = armdb_keydir_page(scan->kd, pageno);
@@ -847,7 +847,6 @@ history_fetch(ArmdbScanDesc scan, TupleTableSlot *slot)
 	ArmdbVersion v;
 	char	   *buf;
 
-	memset(&v, 0, sizeof(v));
 	if (!armdb_version_lookup(scan->kd, slotno, scan->base.rs_snapshot, &v))
 		elog(ERROR, "armdb: row version in slot " UINT64_FORMAT " vanished under a scan's snapshot",
 			 slotno);

@@ -353,26 +353,25 @@ settle_keys_updated(Relation rel, ArmdbRelKeydir *kd, uint64 slot)
 		!newer_version(&seen, slot, &newer))
 		return false;
 
-	memset(&newer_seen, 0, sizeof(newer_seen));
-	if (!(seen.infomask & HEAP_XMAX_IS_MULTI) &&
-		(armdb_version_lookup(kd, newer, SnapshotAny, &newer_seen),
-		 newer_seen.file_id != 0 &&
-		 TransactionIdEquals(newer_seen.xmin, seen.xmax)))
+	/* set_xmax() clears the flag when xmax becomes a MultiXact: be safe */
+	if (!(seen.infomask & HEAP_XMAX_IS_MULTI))
 	{
-		TupleTableSlot *oldslot;
-		TupleTableSlot *newslot;
-		ItemPointerData otid;
-		ItemPointerData ntid;
+		(void) armdb_version_lookup(kd, newer, SnapshotAny, &newer_seen);
+		if (newer_seen.file_id != 0 &&
+			TransactionIdEquals(newer_seen.xmin, seen.xmax))
+		{
+			TupleTableSlot *newslot;
+			ItemPointerData otid;
+			ItemPointerData ntid;
 
-		oldslot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
-		newslot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
-		armdb_slot_to_tid(slot, &otid);
-		armdb_slot_to_tid(newer, &ntid);
-		if (armdb_fetch_row_version(rel, &otid, SnapshotAny, oldslot) &&
-			armdb_fetch_row_version(rel, &ntid, SnapshotAny, newslot))
-			differ = key_columns_differ(rel, oldslot, newslot);
-		ExecDropSingleTupleTableSlot(oldslot);
-		ExecDropSingleTupleTableSlot(newslot);
+			newslot = MakeSingleTupleTableSlot(RelationGetDescr(rel),
+											   &TTSOpsHeapTuple);
+			armdb_slot_to_tid(slot, &otid);
+			armdb_slot_to_tid(newer, &ntid);
+			if (armdb_fetch_row_version(rel, &ntid, SnapshotAny, newslot))
+				differ = update_changes_keys(rel, &otid, newslot);
+			ExecDropSingleTupleTableSlot(newslot);
+		}
 	}
 
 	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
@@ -647,7 +646,7 @@ lock_updated_chain(Relation rel, ArmdbRelKeydir *kd, uint16 prior_infomask,
 
 	MultiXactIdSetOldestMember();
 	prior_xmax = (prior_infomask & HEAP_XMAX_IS_MULTI) ?
-		armdb_multi_update_xid(prior_raw_xmax) : prior_raw_xmax;
+		armdb_multi_get_update_xid(prior_raw_xmax) : prior_raw_xmax;
 
 	for (;;)
 	{
@@ -1169,8 +1168,7 @@ armdb_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot,
 		return result;
 
 	/* the new version, in our shard; then link the old one to it */
-	armdb_insert_version(rel, kd, slot, cid, oslot, lockers.xmax,
-						 lockers.infomask, lockers.infomask2);
+	armdb_insert_version(rel, kd, slot, cid, oslot, &lockers);
 	nslot = armdb_tid_to_slot(&slot->tts_tid);
 	page = armdb_keydir_page(kd, oslot / ARMDB_SLOTS_PER_PAGE);
 	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
@@ -1222,7 +1220,6 @@ retry:
 			ArmdbVersion nv;
 			bool		visible;
 
-			memset(&nv, 0, sizeof(nv));
 			if (!armdb_slot_of_tid(kd, tid, &nslot))
 				return TM_Deleted;
 			visible = armdb_version_lookup(kd, nslot, &dirty, &nv);

@@ -69,6 +69,19 @@ static PendingWrite *pending = NULL;
 static int	npending = 0;
 static int	maxpending = 0;
 
+/*
+ * Remove a relation's armdb storage and keydir, if it has any.  The
+ * transaction's outcome is decided: failures are warnings.
+ */
+static void
+drop_storage(RelFileNodeBackend rnode)
+{
+	if (!armdb_rel_storage_exists(rnode))
+		return;
+	armdb_keydir_drop(rnode);
+	armdb_rel_storage_remove(rnode, WARNING);
+}
+
 /* temporary armdb storage this backend made (file header) */
 static RelFileNodeBackend *temp_storage = NULL;
 static int	ntemp_storage = 0;
@@ -107,10 +120,7 @@ remove_dropped_temp_storage(void)
 			temp_storage[kept++] = rnode;
 			continue;
 		}
-		/* unless a later relation reused the relfilenode (it is listed too) */
-		armdb_keydir_drop(rnode);
-		if (armdb_rel_storage_exists(rnode))
-			armdb_rel_storage_remove(rnode, WARNING);
+		drop_storage(rnode);
 	}
 	ntemp_storage = kept;
 }
@@ -292,11 +302,7 @@ remove_pending_deletes(bool forCommit)
 
 		rnode.node = rels[i];
 		rnode.backend = InvalidBackendId;
-		if (!armdb_rel_storage_exists(rnode))
-			continue;
-		armdb_keydir_drop(rnode);
-		/* the transaction's outcome is decided: failures are warnings */
-		armdb_rel_storage_remove(rnode, WARNING);
+		drop_storage(rnode);
 	}
 	if (nrels > 0)
 		pfree(rels);

@@ -130,9 +130,21 @@ armdb_version_get_cmax(ArmdbVersion *v)
 TransactionId
 armdb_version_get_multi_update_xid(ArmdbVersion *v)
 {
+	return armdb_multi_get_update_xid(v->xmax);
+}
+
+/*
+ * armdb_multi_get_update_xid
+ *		The same for a MultiXact that is not lock-only, outside any record.
+ */
+TransactionId
+armdb_multi_get_update_xid(MultiXactId multi)
+{
 	HeapTupleHeaderData tup;
 
-	version_header(v, &tup);
+	memset(&tup, 0, sizeof(tup));
+	tup.t_infomask = HEAP_XMAX_IS_MULTI;
+	HeapTupleHeaderSetXmax(&tup, multi);
 	return HeapTupleGetUpdateXid(&tup);
 }
 

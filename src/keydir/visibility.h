@@ -101,6 +101,7 @@ armdb_version_ctid_is_self(const ArmdbVersion *v, uint64 slot)
 }
 
 extern TransactionId armdb_version_get_multi_update_xid(ArmdbVersion *v);
+extern TransactionId armdb_multi_get_update_xid(MultiXactId multi);
 
 /*
  * HeapTupleHeaderGetUpdateXid: the updating xid, resolving a MultiXact xmax

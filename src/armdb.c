@@ -12,6 +12,8 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_control.h"
+#include "common/controldata_utils.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -38,6 +40,7 @@ int			armdb_io_method = ARMDB_IO_AUTO;
 int			armdb_memory_mb = 256;
 char	   *armdb_data_directory = NULL;
 int			armdb_write_buffer_size_kb = 128;
+bool		armdb_skip_damaged_entries = false;
 
 static const struct config_enum_entry io_method_options[] = {
 	{"auto", ARMDB_IO_AUTO, false},
@@ -69,6 +72,27 @@ armdb_shmem_request(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(armdb_shmem_size());
 	RequestNamedLWLockTranche("armdb", 1);
+}
+
+/*
+ * Did the server stop without a clean shutdown before this start (or this
+ * reinitialisation of shared memory after a backend crash)?  Decided from
+ * the control file as PostgreSQL decides whether to run crash recovery;
+ * called in the postmaster before the startup process changes it.
+ */
+static bool
+server_crashed(void)
+{
+	ControlFileData *control;
+	bool		crc_ok;
+	bool		crashed;
+
+	control = get_controlfile(DataDir, &crc_ok);
+	crashed = !crc_ok ||
+		(control->state != DB_SHUTDOWNED &&
+		 control->state != DB_SHUTDOWNED_IN_RECOVERY);
+	pfree(control);
+	return crashed;
 }
 
 static void
@@ -104,6 +128,7 @@ armdb_shmem_startup(void)
 		dsa_detach(area);
 		pg_atomic_init_u64(&armdb_shared->next_generation, 1);
 		pg_atomic_init_u64(&armdb_shared->keydir_drops, 0);
+		armdb_shared->after_crash = !IsUnderPostmaster && server_crashed();
 	}
 	LWLockRelease(AddinShmemInitLock);
 
@@ -212,6 +237,17 @@ _PG_init(void)
 							128, 16, 64 * 1024,
 							PGC_SIGHUP, GUC_UNIT_KB,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("armdb.skip_damaged_entries",
+							 "Load armdb tables around damaged entries instead of failing.",
+							 "Like zero_damaged_pages: when a data file is found damaged "
+							 "while a table is loaded, keep every entry whose checksum is "
+							 "good and skip the damaged bytes (a damaged tail is copied to "
+							 "a .damaged file first). The rows of damaged entries are lost.",
+							 &armdb_skip_damaged_entries,
+							 false,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("armdb.memory",
 							"Shared memory for the armdb key directory.",

@@ -25,6 +25,7 @@ extern int	armdb_io_method;
 extern int	armdb_memory_mb;
 extern char *armdb_data_directory;
 extern int	armdb_write_buffer_size_kb;
+extern bool armdb_skip_damaged_entries;
 
 /*
  * The part of the main shared memory segment armdb owns: a control struct,
@@ -35,12 +36,16 @@ typedef struct ArmdbSharedState
 {
 	LWLock	   *control_lock;	/* protects the fields below it */
 	int			keydir_tranche_id;	/* LWLocks inside the keydir area */
+	bool		after_crash;	/* this server start (or shared memory
+								 * reinitialisation) followed a crash: the
+								 * active data files may end in torn writes */
 	Size		keydir_size;	/* bytes of the in-place DSA area */
 	dshash_table_handle keydir_hash;	/* relation -> ArmdbRelKeydir */
 	pg_atomic_uint64 next_generation;	/* of keydirs */
 	pg_atomic_uint64 keydir_drops;	/* keydirs dropped so far: backends then
 									 * close their descriptors of them */
-	char		keydir_area[FLEXIBLE_ARRAY_MEMBER];
+	/* MAXALIGNed: the in-place DSA area holds atomics */
+	char		keydir_area[FLEXIBLE_ARRAY_MEMBER] pg_attribute_aligned(MAXIMUM_ALIGNOF);
 } ArmdbSharedState;
 
 extern ArmdbSharedState *armdb_shared;
@@ -54,7 +59,6 @@ extern void armdb_utility_init(void);
 /* src/armdb_storage.c: the storage layer inside a backend */
 extern void armdb_storage_backend_init(void);
 extern ArmdbIo *armdb_backend_io(void);
-extern int	armdb_open_fds(void);
 extern void armdb_data_dir_path(char *path);
 extern void armdb_report_storage_error(int elevel, const ArmdbError *err);
 

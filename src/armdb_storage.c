@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * armdb_storage.c
- *	  The storage layer inside a backend: this process's I/O context,
- *	  descriptor accounting, the armdb data directory, and turning storage
- *	  errors into ereport()s.
+ *	  The storage layer inside a backend: this process's I/O context, its
+ *	  descriptors through fd.c, the armdb data directory, and turning
+ *	  storage errors into ereport()s.
  *
  * The storage layer itself (src/storage/) knows nothing of the server; this
  * file is where its conventions meet PostgreSQL's.
@@ -27,34 +27,70 @@ static bool backend_io_ready = false;
 static bool backend_io_exit_registered = false;
 static int	backend_io_requested;
 
-/* descriptors this process holds open through the storage layer */
-static int	open_fds = 0;
-
 /*
- * AcquireExternalFD() refuses past its share of max_files_per_process, so
- * armdb cannot starve the descriptors PostgreSQL itself needs.
+ * The io_uring ring's descriptor: AcquireExternalFD() refuses past its
+ * share of max_files_per_process, so armdb cannot starve the descriptors
+ * PostgreSQL itself needs.
  */
 static bool
 armdb_fd_opened(void)
 {
-	if (!AcquireExternalFD())
-		return false;
-	open_fds++;
-	return true;
+	return AcquireExternalFD();
 }
 
 static void
 armdb_fd_closed(void)
 {
 	ReleaseExternalFD();
-	open_fds--;
 }
 
-int
-armdb_open_fds(void)
+/*
+ * Files go through fd.c (see io.h): what the storage layer opens for the
+ * length of one call is a transient file, which fd.c closes at
+ * (sub)transaction abort when an ERROR leaves it open; the data files a
+ * shard keeps using are virtual file descriptors, which fd.c closes and
+ * reopens as its limit on open files requires -- one descriptor cache for
+ * heap and armdb alike.
+ */
+static int
+backend_open(const char *path, int flags, mode_t mode)
 {
-	return open_fds;
+	return OpenTransientFilePerm(path, flags | PG_BINARY, mode);
 }
+
+static void
+backend_close(int fd)
+{
+	CloseTransientFile(fd);
+}
+
+static int
+backend_open_cached(const char *path, int flags, mode_t mode)
+{
+	return PathNameOpenFilePerm(path, flags | PG_BINARY, mode);
+}
+
+static int
+backend_cached_fd(int handle)
+{
+	int			fd = FileGetRawDesc((File) handle);
+
+	/* closed to make room for others: any operation through fd.c reopens */
+	if (fd < 0 && FileSize((File) handle) >= 0)
+		fd = FileGetRawDesc((File) handle);
+	return fd;
+}
+
+static void
+backend_close_cached(int handle)
+{
+	FileClose((File) handle);
+}
+
+static const ArmdbFileHooks backend_file_hooks = {
+	backend_open, backend_close, backend_open_cached, backend_cached_fd,
+	backend_close_cached
+};
 
 /* armdb's reads, writes and syncs as PostgreSQL's data file wait events */
 static void
@@ -100,6 +136,7 @@ armdb_storage_backend_init(void)
 
 	armdb_fd_opened_hook = armdb_fd_opened;
 	armdb_fd_closed_hook = armdb_fd_closed;
+	armdb_file_hooks = backend_file_hooks;
 	armdb_io_wait_hook = armdb_io_wait;
 
 	armdb_data_dir_path(path);
@@ -168,6 +205,19 @@ armdb_report_storage_error(int elevel, const ArmdbError *err)
 	{
 		case ARMDB_ERR_IO:
 			errno = err->sys_errno;
+			if (err->sys_errno == ENOSPC)
+			{
+				char		dir[MAXPGPATH];
+
+				armdb_data_dir_path(dir);
+				ereport(elevel,
+						(errcode(ERRCODE_DISK_FULL),
+						 errmsg("armdb: %s", err->message),
+						 errdetail("Nothing committed was lost; this statement's changes were not written."),
+						 errhint("Free disk space on the file system holding \"%s\" (armdb.data_directory); reads keep working meanwhile.",
+								 dir)));
+				break;
+			}
 			ereport(elevel,
 					(errcode_for_file_access(),
 					 errmsg("armdb: %s", err->message)));

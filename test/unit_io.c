@@ -548,7 +548,7 @@ test_fault_read_eio(void)
 	/* recovery fails and cuts nothing */
 	unit_file(path, 1, ARMDB_FILE_DATA);
 	size = unit_file_size(path);
-	ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, false, NULL, NULL,
+	ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL,
 									 &rep, &err), ARMDB_ERR_IO);
 	ASSERT_EQ(err.sys_errno, EIO);
 	ASSERT_EQ(unit_file_size(path), size);
@@ -618,7 +618,7 @@ test_fault_hint_build(void)
 	{
 		unit_fault_set(faults[f].op, faults[f].e, faults[f].skip, -1);
 		armdb_error_clear(&err);
-		ASSERT_MSG(!armdb_hint_build(unit_io, unit_dir, 1, true, &err),
+		ASSERT_MSG(!armdb_hint_build(unit_io, unit_dir, 1, true, false, &err),
 				   "fault %d: hint build succeeded", f);
 		ASSERT_MSG(err.code == ARMDB_ERR_IO && err.sys_errno == faults[f].e,
 				   "fault %d: code %d errno %d: %s", f, err.code,
@@ -639,7 +639,7 @@ test_fault_hint_build(void)
 		armdb_unlink(hint, &err);
 	}
 
-	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, &err));
+	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, &err));
 	ASSERT(unit_exists(hint));
 	tinfos_init(&infos);
 	ASSERT_CALL(trecover(&infos, &rep));
@@ -957,7 +957,7 @@ test_fault_rotation_then_crash(void)
 
 	tinfos_free(&infos);
 	tinfos_init(&infos);
-	ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true, false, tinfos_cb,
+	ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, tinfos_cb,
 								  &infos, &rep, &err));
 	ASSERT_CALL(tinfos_match(&infos, &log, durable));
 	tinfos_free(&infos);
@@ -987,11 +987,11 @@ test_fault_recovery_truncate(void)
 	size = unit_file_size(path);
 
 	unit_fault_set(ARMDB_IOOP_TRUNCATE, EIO, 0, -1);
-	ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, false, NULL, NULL,
+	ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL,
 									 &rep, &err), ARMDB_ERR_IO);
 	ASSERT_EQ(unit_file_size(path), size);
 	unit_fault_set(ARMDB_IOOP_FSYNC, EIO, 0, -1);
-	ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, false, NULL, NULL,
+	ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL,
 									 &rep, &err), ARMDB_ERR_IO);
 	unit_fault_clear();
 	tinfos_free(&infos);
@@ -1035,7 +1035,7 @@ test_fault_open_reload_read(void)
 	tshard_close(&s);
 
 	ASSERT_CALL(tshard_init(&s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, true));
-	ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true, false, NULL, NULL,
+	ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL,
 								  &rep, &err));
 	unit_fault_set(ARMDB_IOOP_READ, EIO, 0, -1);
 	ASSERT_FAILS(armdb_shard_open(&s.st, &s.files, rep.last_file_id,
@@ -1078,7 +1078,7 @@ test_fault_open_headerless(void)
 	ASSERT(unit_write_all(path, "", 0));
 
 	ASSERT_CALL(tshard_init(&s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, true));
-	ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true, false, NULL, NULL,
+	ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL,
 								  &rep, &err));
 	ASSERT_EQ(rep.last_file_id, 2);
 	ASSERT_EQ(rep.end_offset, 0);
@@ -1174,7 +1174,7 @@ test_fault_large_append_then_rotate(void)
 	ASSERT_EQ(s.st.active_file_id, 2);
 	ASSERT_CALL(tshard_flush_all(&s));
 	tshard_close(&s);
-	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, &err));
+	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, &err));
 	ASSERT_CALL(recover_expect(&log, log.n, log.n));
 	tinfos_free(&infos);
 	tlog_free(&log);
@@ -1186,17 +1186,35 @@ static bool refuse_all(void)
 	return false;
 }
 
+static int
+open_refused(const char *path, int flags, mode_t mode)
+{
+	errno = EMFILE;
+	return -1;
+}
+
 static void
 test_fd_hook_refuses(void)
 {
 	ArmdbError	err;
 	char		path[MAXPGPATH];
 	bool		(*saved) (void) = armdb_fd_opened_hook;
+	ArmdbFileHooks saved_files = armdb_file_hooks;
+	ArmdbIo		io;
 	int			fd;
 
 	unit_file(path, 1, ARMDB_FILE_DATA);
-	armdb_fd_opened_hook = refuse_all;
+	armdb_file_hooks.open = open_refused;
 	fd = armdb_file_open(path, O_RDWR | O_CREAT, true, NULL, &err);
+	armdb_file_hooks = saved_files;
+	ASSERT_EQ(fd, -1);
+	ASSERT_EQ(err.code, ARMDB_ERR_IO);
+	ASSERT_EQ(err.sys_errno, EMFILE);
+	ASSERT(!unit_exists(path));
+
+	/* the io_uring ring is accounted through the other hook */
+	armdb_fd_opened_hook = refuse_all;
+	fd = armdb_io_init(&io, ARMDB_IO_URING, &err) ? 0 : -1;
 	armdb_fd_opened_hook = saved;
 	ASSERT_EQ(fd, -1);
 	ASSERT_EQ(err.code, ARMDB_ERR_IO);

@@ -93,6 +93,43 @@ count_fd_closed(void)
 	fd_balance--;
 }
 
+/* the storage layer's own file hooks, wrapped to count opens and closes */
+static ArmdbFileHooks plain_file_hooks;
+
+static int
+count_open(const char *path, int flags, mode_t mode)
+{
+	int			fd = plain_file_hooks.open(path, flags, mode);
+
+	if (fd >= 0)
+		fd_balance++;
+	return fd;
+}
+
+static void
+count_close(int fd)
+{
+	plain_file_hooks.close(fd);
+	fd_balance--;
+}
+
+static int
+count_open_cached(const char *path, int flags, mode_t mode)
+{
+	int			fd = plain_file_hooks.open_cached(path, flags, mode);
+
+	if (fd >= 0)
+		fd_balance++;
+	return fd;
+}
+
+static void
+count_close_cached(int handle)
+{
+	plain_file_hooks.close_cached(handle);
+	fd_balance--;
+}
+
 static int
 open_fd_count(void)
 {
@@ -182,8 +219,8 @@ run_one(const UnitTest *t, ArmdbIoMethod method, const char *tmpbase)
 					  fds_before, fds_after);
 		else if (fd_balance != 0)
 			unit_fail(__FILE__, __LINE__,
-					  "descriptor accounting: armdb_fd_opened_hook/closed_hook "
-					  "calls differ by %d", fd_balance);
+					  "descriptor accounting: opens and closes through the "
+					  "storage layer's hooks differ by %d", fd_balance);
 	}
 
 	if (getenv("ARMDB_UNIT_KEEP") == NULL)
@@ -225,6 +262,11 @@ main(int argc, char **argv)
 
 	armdb_fd_opened_hook = count_fd_opened;
 	armdb_fd_closed_hook = count_fd_closed;
+	plain_file_hooks = armdb_file_hooks;
+	armdb_file_hooks.open = count_open;
+	armdb_file_hooks.close = count_close;
+	armdb_file_hooks.open_cached = count_open_cached;
+	armdb_file_hooks.close_cached = count_close_cached;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
 	methods[nmethods++] = ARMDB_IO_SYNC;

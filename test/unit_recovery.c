@@ -119,8 +119,8 @@ test_recovery_hinted_vs_scanned(void)
 	ASSERT_CALL(tinfos_match(&scanned, &log, log.n));
 
 	/* hints of the sealed files */
-	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, &err));
-	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 2, true, &err));
+	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, &err));
+	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 2, true, false, &err));
 	ASSERT_EQ(unit_count_files(unit_dir, ".hint"), 2);
 	ASSERT_EQ(unit_count_files(unit_dir, ".tmp"), 0);
 	tinfos_init(&hinted);
@@ -241,7 +241,7 @@ test_recovery_hint_active_file(void)
 	tlog_init(&log);
 	tinfos_init(&infos);
 	ASSERT_CALL(build_shard(&log, sizes, lengthof(sizes), ARMDB_MIN_FILE_SIZE));
-	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, &err));
+	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, &err));
 
 	/* reopen and append to file 1 */
 	ASSERT_CALL(tshard_start(&s, unit_dir, T_BUF_SIZE, ARMDB_MIN_FILE_SIZE, true,
@@ -447,6 +447,206 @@ files_equal(const char *path, const char *image, size_t len)
 	return true;
 }
 
+/* infos equal to log's entries but log->e[skip] */
+static bool
+tinfos_match_but(const TInfos *infos, const TLog *log, int skip)
+{
+	HASSERT_EQ(infos->n, log->n - 1);
+	for (int i = 0, j = 0; i < log->n; i++)
+	{
+		if (i == skip)
+			continue;
+		HASSERT_EQ(infos->e[j].gsn, log->e[i].hdr.gsn);
+		HASSERT_EQ(infos->e[j].offset, log->e[i].loc.offset);
+		HASSERT_EQ(infos->e[j].len, log->e[i].loc.len);
+		j++;
+	}
+	return true;
+}
+
+/*
+ * Damage in the middle of the active file is corruption, not a torn tail:
+ * a torn write is the last one, with nothing valid after it.  After a clean
+ * shutdown there is no torn tail at all.  Nothing is changed either way.
+ */
+static void
+test_recovery_damaged_active(void)
+{
+	ArmdbError	err;
+	TLog		log;
+	char		path[MAXPGPATH];
+	char	   *image;
+	size_t		image_len;
+	int			n;
+
+	tlog_init(&log);
+	ASSERT_CALL(build_shard(&log, torn_sizes, lengthof(torn_sizes), T_FILE_SIZE));
+	n = log.n;
+	unit_file(path, 1, ARMDB_FILE_DATA);
+	image = unit_read_all(path, &image_len);
+	ASSERT(image != NULL);
+
+	/* every entry but the last, header and value bytes, after a crash */
+	for (int k = 0; k < n - 1; k++)
+	{
+		uint32		offs[3] = {0, 20, log.e[k].loc.len - 1};
+
+		for (int j = 0; j < 3; j++)
+		{
+			ArmdbRecoveryReport rep;
+
+			ASSERT(unit_flip_bit(path, log.e[k].loc.offset + offs[j], j));
+			ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true,
+											 ARMDB_RECOVER_AFTER_CRASH, NULL,
+											 NULL, &rep, &err),
+						 ARMDB_ERR_CORRUPT);
+			ASSERT_MSG(strstr(err.message, "a valid entry follows") != NULL,
+					   "%s", err.message);
+			ASSERT(unit_flip_bit(path, log.e[k].loc.offset + offs[j], j));
+			ASSERT_CALL(files_equal(path, image, image_len));
+		}
+	}
+
+	/* after a clean shutdown, even the last entry's damage is corruption */
+	{
+		ArmdbRecoveryReport rep;
+		uint32		at = log.e[n - 1].loc.offset + 60;
+
+		ASSERT(unit_flip_bit(path, at, 3));
+		ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, 0, NULL, NULL,
+										 &rep, &err), ARMDB_ERR_CORRUPT);
+		image[at] ^= 1 << 3;
+		ASSERT_CALL(files_equal(path, image, image_len));
+		/* and the same after a crash is a torn tail, cut */
+		ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true,
+									  ARMDB_RECOVER_AFTER_CRASH, NULL, NULL,
+									  &rep, &err));
+		ASSERT_EQ(rep.torn_tail, true);
+		ASSERT_EQ(unit_file_size(path), log.e[n - 1].loc.offset);
+	}
+	free(image);
+	tlog_free(&log);
+}
+
+/*
+ * Salvaging: the user's explicit choice keeps every good entry around the
+ * damage, cuts nothing from the middle of a file, copies a damaged tail
+ * aside before cutting it, and hints a salvaged immutable file so that the
+ * next recovery needs no salvaging.
+ */
+static void
+test_recovery_salvage(void)
+{
+	ArmdbError	err;
+	TLog		log;
+	char		path[MAXPGPATH];
+	char		damaged[MAXPGPATH];
+	char	   *image;
+	size_t		image_len;
+	int			n;
+	int			mid;
+
+	tlog_init(&log);
+	ASSERT_CALL(build_shard(&log, torn_sizes, lengthof(torn_sizes), T_FILE_SIZE));
+	n = log.n;
+	mid = n / 2;
+	unit_file(path, 1, ARMDB_FILE_DATA);
+	image = unit_read_all(path, &image_len);
+
+	/* a middle entry of the active file */
+	{
+		TInfos		infos;
+		ArmdbRecoveryReport rep;
+
+		ASSERT(unit_flip_bit(path, log.e[mid].loc.offset + 30, 1));
+		tinfos_init(&infos);
+		ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true,
+									  ARMDB_RECOVER_SALVAGE, tinfos_cb, &infos,
+									  &rep, &err));
+		ASSERT_CALL(tinfos_match_but(&infos, &log, mid));
+		ASSERT_EQ(rep.salvaged_files, 1);
+		ASSERT_EQ(rep.salvaged_bytes, log.e[mid].loc.len);
+		ASSERT_EQ(rep.first_salvaged_offset, log.e[mid].loc.offset);
+		ASSERT_EQ(rep.active_salvaged, true);
+		ASSERT_EQ(rep.end_offset, image_len > 0 ? log.e[n - 1].loc.offset + log.e[n - 1].loc.len : 0);
+		ASSERT_EQ(unit_file_size(path), image_len);
+		tinfos_free(&infos);
+
+		/* the hint the caller then writes lists the good entries */
+		ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, true, &err));
+		ASSERT(unit_flip_bit(path, log.e[mid].loc.offset + 30, 1));
+		ASSERT(unit_write_all(path, image, image_len));
+		unit_file(damaged, 1, ARMDB_FILE_HINT);
+		ASSERT(unlink(damaged) == 0);
+	}
+
+	/* the last entry, after a clean shutdown: copied aside, then cut */
+	{
+		TInfos		infos;
+		ArmdbRecoveryReport rep;
+		uint32		at = log.e[n - 1].loc.offset;
+		char	   *saved;
+		size_t		saved_len;
+
+		ASSERT(unit_flip_bit(path, at + 5, 0));
+		tinfos_init(&infos);
+		ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true,
+									  ARMDB_RECOVER_SALVAGE, tinfos_cb, &infos,
+									  &rep, &err));
+		ASSERT_CALL(tinfos_match(&infos, &log, n - 1));
+		ASSERT_EQ(rep.salvaged_files, 1);
+		ASSERT_EQ(rep.active_salvaged, false);
+		ASSERT_EQ(unit_file_size(path), at);
+		snprintf(damaged, sizeof(damaged), "%s/000001.damaged.%u", unit_dir, at);
+		saved = unit_read_all(damaged, &saved_len);
+		ASSERT(saved != NULL);
+		ASSERT_EQ(saved_len, image_len - at);
+		image[at + 5] ^= 1;
+		ASSERT(memcmp(saved, image + at, saved_len) == 0);
+		free(saved);
+		tinfos_free(&infos);
+	}
+	free(image);
+	tlog_free(&log);
+}
+
+/* Salvaging an immutable file leaves a hint: no salvaging needed again. */
+static void
+test_recovery_salvage_immutable(void)
+{
+	ArmdbError	err;
+	TLog		log;
+	char		p1[MAXPGPATH];
+	int			last1 = -1;
+	int			mid;
+
+	tlog_init(&log);
+	ASSERT_CALL(build_three_files(&log));
+	unit_file(p1, 1, ARMDB_FILE_DATA);
+	for (int i = 0; i < log.n; i++)
+		if (log.e[i].loc.file_id == 1)
+			last1 = i;
+	mid = last1 / 2;
+	ASSERT(unit_flip_bit(p1, log.e[mid].loc.offset + 40, 2));
+
+	for (int pass = 0; pass < 2; pass++)
+	{
+		TInfos		infos;
+		ArmdbRecoveryReport rep;
+
+		tinfos_init(&infos);
+		/* first with salvaging, then without: the hint is used */
+		ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true,
+									  pass == 0 ? ARMDB_RECOVER_SALVAGE : 0,
+									  tinfos_cb, &infos, &rep, &err));
+		ASSERT_CALL(tinfos_match_but(&infos, &log, mid));
+		ASSERT_EQ(rep.salvaged_files, pass == 0 ? 1 : 0);
+		ASSERT_EQ(rep.hinted_files, pass == 0 ? 0 : 1);
+		tinfos_free(&infos);
+	}
+	tlog_free(&log);
+}
+
 /* Damage in an older, immutable file: corruption, nothing cut. */
 static void
 test_recovery_flipped_immutable(void)
@@ -494,7 +694,7 @@ test_recovery_flipped_immutable(void)
 		ArmdbRecoveryReport rep;
 
 		ASSERT(unit_flip_bit(p1, offsets[k], k % 8));
-		ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, false, NULL, NULL,
+		ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL,
 										 &rep, &err), ARMDB_ERR_CORRUPT);
 		ASSERT(unit_flip_bit(p1, offsets[k], k % 8));
 		ASSERT_CALL(files_equal(p1, img1, len1));
@@ -508,7 +708,7 @@ test_recovery_flipped_immutable(void)
 		uint64		cut = log.e[last1].loc.offset + 10;
 
 		ASSERT(unit_truncate(p1, cut));
-		ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, false, NULL, NULL,
+		ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL,
 										 &rep, &err), ARMDB_ERR_CORRUPT);
 		ASSERT_EQ(unit_file_size(p1), cut);
 		ASSERT(unit_write_all(p1, img1, len1));
@@ -561,8 +761,8 @@ test_recovery_bad_hint(void)
 
 	tlog_init(&log);
 	ASSERT_CALL(build_three_files(&log));
-	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, &err));
-	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 2, true, &err));
+	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, &err));
+	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 2, true, false, &err));
 	unit_file(hint, 1, ARMDB_FILE_HINT);
 	image = unit_read_all(hint, &len);
 	ASSERT(image != NULL && len > 40);
@@ -665,7 +865,7 @@ test_recovery_missing_dir(void)
 	unit_path(dir, "no/such/shard");
 	tinfos_init(&infos);
 	memset(&rep, 0x7f, sizeof(rep));
-	ASSERT_OK(armdb_recover_shard(unit_io, dir, true, true, tinfos_cb, &infos,
+	ASSERT_OK(armdb_recover_shard(unit_io, dir, true, ARMDB_RECOVER_MISSING_OK | ARMDB_RECOVER_AFTER_CRASH, tinfos_cb, &infos,
 								  &rep, &err));
 	ASSERT_EQ(rep.data_files, 0);
 	ASSERT_EQ(rep.entries, 0);
@@ -676,13 +876,13 @@ test_recovery_missing_dir(void)
 	ASSERT_EQ(infos.n, 0);
 	ASSERT(!unit_exists(dir));
 
-	ASSERT_FAILS(armdb_recover_shard(unit_io, dir, true, false, tinfos_cb, &infos,
+	ASSERT_FAILS(armdb_recover_shard(unit_io, dir, true, ARMDB_RECOVER_AFTER_CRASH, tinfos_cb, &infos,
 									 &rep, &err), ARMDB_ERR_IO);
 	ASSERT_EQ(err.sys_errno, ENOENT);
 
 	/* an empty directory, missing_ok or not */
 	memset(&rep, 0x7f, sizeof(rep));
-	ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true, false, tinfos_cb, &infos,
+	ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, tinfos_cb, &infos,
 								  &rep, &err));
 	ASSERT_EQ(rep.data_files, 0);
 	ASSERT_EQ(rep.entries, 0);
@@ -694,7 +894,7 @@ test_recovery_missing_dir(void)
 	/* not a directory */
 	unit_path(dir, "plain");
 	ASSERT(unit_write_all(dir, "x", 1));
-	ASSERT_FAILS(armdb_recover_shard(unit_io, dir, true, true, NULL, NULL, &rep,
+	ASSERT_FAILS(armdb_recover_shard(unit_io, dir, true, ARMDB_RECOVER_MISSING_OK | ARMDB_RECOVER_AFTER_CRASH, NULL, NULL, &rep,
 									 &err), ARMDB_ERR_IO);
 	tinfos_free(&infos);
 }
@@ -831,7 +1031,7 @@ test_recovery_bad_header(void)
 	unit_file(path, 1, ARMDB_FILE_DATA);
 	size = unit_file_size(path);
 	ASSERT(unit_flip_bit(path, 12, 3));
-	ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, false, NULL, NULL,
+	ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL,
 									 &rep, &err), ARMDB_ERR_CORRUPT);
 	ASSERT_EQ(unit_file_size(path), size);
 	ASSERT(unit_flip_bit(path, 12, 3));
@@ -842,7 +1042,7 @@ test_recovery_bad_header(void)
 
 		unit_file(other, 2, ARMDB_FILE_DATA);
 		ASSERT(rename(path, other) == 0);
-		ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, false, NULL,
+		ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL,
 										 NULL, &rep, &err), ARMDB_ERR_CORRUPT);
 		ASSERT(rename(other, path) == 0);
 	}
@@ -885,7 +1085,7 @@ test_recovery_large(void)
 	ASSERT_CALL(trecover(&a, &rep));
 	ASSERT_CALL(tinfos_match(&a, &log, log.n));
 	ASSERT_EQ(rep.torn_tail, false);
-	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, &err));
+	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, &err));
 	tinfos_init(&b);
 	ASSERT_CALL(trecover(&b, &rep));
 	ASSERT_EQ(rep.hinted_files, 1);
@@ -929,7 +1129,7 @@ test_recovery_callback_fails(void)
 
 	tlog_init(&log);
 	ASSERT_CALL(build_three_files(&log));
-	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, &err));
+	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, &err));
 	unit_file(path, 3, ARMDB_FILE_DATA);
 	/* a torn tail that must not be cut by a recovery that fails */
 	size = unit_file_size(path);
@@ -938,7 +1138,7 @@ test_recovery_callback_fails(void)
 	{
 		tinfos_init(&infos);
 		infos.fail_at = at;
-		ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, false, tinfos_cb,
+		ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, tinfos_cb,
 										 &infos, &rep, &err), ARMDB_ERR_INVALID);
 		ASSERT(strstr(err.message, "test callback") != NULL);
 		ASSERT_EQ(infos.n, at);
@@ -978,7 +1178,7 @@ test_recovery_scan_api(void)
 	fd = armdb_file_open(path, O_RDONLY, true, NULL, &err);
 	ASSERT(fd >= 0);
 	tinfos_init(&infos);
-	ASSERT_OK(armdb_scan_data_file(unit_io, fd, 1, tinfos_cb, &infos, &res, &err));
+	ASSERT_OK(armdb_scan_data_file(unit_io, fd, 1, false, tinfos_cb, &infos, &res, &err));
 	ASSERT_CALL(tinfos_match(&infos, &log, n));
 	ASSERT_EQ(res.end, ARMDB_SCAN_END_CLEAN);
 	ASSERT_EQ(res.valid_end, end);
@@ -988,7 +1188,7 @@ test_recovery_scan_api(void)
 	ASSERT_EQ(res.header_missing, false);
 	tinfos_free(&infos);
 	/* wrong file id */
-	ASSERT_FAILS(armdb_scan_data_file(unit_io, fd, 2, NULL, NULL, &res, &err),
+	ASSERT_FAILS(armdb_scan_data_file(unit_io, fd, 2, false, NULL, NULL, &res, &err),
 				 ARMDB_ERR_CORRUPT);
 	armdb_file_close(fd);
 
@@ -996,7 +1196,7 @@ test_recovery_scan_api(void)
 	ASSERT(unit_flip_bit(path, log.e[n - 1].loc.offset + 60, 0));
 	fd = armdb_file_open(path, O_RDONLY, true, NULL, &err);
 	ASSERT(fd >= 0);
-	ASSERT_OK(armdb_scan_data_file(unit_io, fd, 1, NULL, NULL, &res, &err));
+	ASSERT_OK(armdb_scan_data_file(unit_io, fd, 1, false, NULL, NULL, &res, &err));
 	ASSERT_EQ(res.end, ARMDB_SCAN_END_TORN);
 	ASSERT_EQ(res.valid_end, log.e[n - 1].loc.offset);
 	ASSERT_EQ(res.entries, n - 1);
@@ -1078,6 +1278,9 @@ const UnitTest unit_recovery_tests[] = {
 	{"recovery_torn_garbage", test_recovery_torn_garbage},
 	{"recovery_flipped_active", test_recovery_flipped_active},
 	{"recovery_flipped_immutable", test_recovery_flipped_immutable},
+	{"recovery_damaged_active", test_recovery_damaged_active},
+	{"recovery_salvage", test_recovery_salvage},
+	{"recovery_salvage_immutable", test_recovery_salvage_immutable},
 	{"recovery_bad_hint", test_recovery_bad_hint},
 	{"recovery_tmp_removed", test_recovery_tmp_removed},
 	{"recovery_missing_dir", test_recovery_missing_dir},

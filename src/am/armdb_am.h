@@ -134,7 +134,8 @@ extern void armdb_multi_insert(Relation rel, TupleTableSlot **slots,
 							   struct BulkInsertStateData *bistate);
 
 extern uint32 armdb_my_shard(ArmdbRelKeydir *kd);
-extern void armdb_note_sealed(ArmdbShardFiles *files, uint32 sealed_file_id);
+extern void armdb_note_sealed(ArmdbRelKeydir *kd, ArmdbShardFiles *files,
+							  uint32 sealed_file_id);
 extern void armdb_build_sealed_hints(void);
 extern void armdb_tuple_insert_speculative(Relation rel, TupleTableSlot *slot,
 										   CommandId cid, int options,

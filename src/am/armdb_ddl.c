@@ -401,7 +401,8 @@ freeze_files(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal)
 
 			armdb_file_path(hint, files->dir, file, ARMDB_FILE_HINT);
 			if (stat(hint, &st) != 0 &&
-				!armdb_hint_build(files->io, files->dir, file, armdb_direct_io, &err))
+				!armdb_hint_build(files->io, files->dir, file, armdb_direct_io,
+								  false, &err))
 				return InvalidTransactionId;
 			memset(&fs, 0, sizeof(fs));
 			fd = armdb_shard_file_fd(files, file, &err);
@@ -443,7 +444,7 @@ freeze_files(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal)
 		memset(&fs, 0, sizeof(fs));
 		fd = armdb_shard_file_fd(files, active, &err);
 		if (fd < 0 ||
-			!armdb_scan_data_file(files->io, fd, active, oldest_xid_of, &fs,
+			!armdb_scan_data_file(files->io, fd, active, false, oldest_xid_of, &fs,
 								  &scan, &err))
 			return InvalidTransactionId;
 		if (TransactionIdIsValid(fs.oldest) &&

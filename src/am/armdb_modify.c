@@ -35,21 +35,28 @@
  * Data files sealed by this backend's appends (rotation), whose hint files
  * are still to be written.  Appends note them under the shard lock; the
  * hints are built once the lock is released, since that reads the whole
- * file (until a background worker takes this over).
+ * file (until a background worker takes this over).  Each names its keydir
+ * (relation and generation): storage dropped meanwhile (TRUNCATE, a
+ * rewrite, DROP, by any backend) needs no hint any more.
  */
 #define MAX_PENDING_HINTS	16
 static struct
 {
+	ArmdbRelKey relkey;
+	uint64		generation;
 	char		dir[MAXPGPATH];
 	uint32		file_id;
 }			pending_hints[MAX_PENDING_HINTS];
 static int	npending_hints = 0;
 
 void
-armdb_note_sealed(ArmdbShardFiles *files, uint32 sealed_file_id)
+armdb_note_sealed(ArmdbRelKeydir *kd, ArmdbShardFiles *files,
+				  uint32 sealed_file_id)
 {
 	if (sealed_file_id == 0 || npending_hints == MAX_PENDING_HINTS)
 		return;					/* without a hint, recovery scans the file */
+	pending_hints[npending_hints].relkey = kd->key;
+	pending_hints[npending_hints].generation = kd->generation;
 	strlcpy(pending_hints[npending_hints].dir, files->dir, MAXPGPATH);
 	pending_hints[npending_hints].file_id = sealed_file_id;
 	npending_hints++;
@@ -68,8 +75,13 @@ armdb_build_sealed_hints(void)
 		ArmdbError	err;
 		int			i = --npending_hints;
 
+		/* dropped since: nothing to do (and its files may be gone) */
+		if (armdb_keydir_find(&pending_hints[i].relkey,
+							  pending_hints[i].generation) == NULL)
+			continue;
 		if (!armdb_hint_build(armdb_backend_io(), pending_hints[i].dir,
-							  pending_hints[i].file_id, armdb_direct_io, &err))
+							  pending_hints[i].file_id, armdb_direct_io, false,
+							  &err))
 			ereport(WARNING,
 					(errmsg("armdb: could not write the hint file of data file %06u in \"%s\": %s",
 							pending_hints[i].file_id, pending_hints[i].dir,
@@ -152,7 +164,7 @@ reserve_slots(ArmdbRelKeydir *kd, uint32 shard, ArmdbShardRt *rt,
 	hdr.prev_slot = ARMDB_INVALID_SLOT;
 	if (!armdb_shard_append(&rt->st, files, &hdr, NULL, &loc, &sealed, &err))
 		armdb_report_storage_error(ERROR, &err);
-	armdb_note_sealed(files, sealed);
+	armdb_note_sealed(kd, files, sealed);
 	if (!armdb_shard_write_out(&rt->st, files, &reached, &err) ||
 		!armdb_shard_sync(&rt->st, files, reached, &err))
 		armdb_report_storage_error(rt->st.failed ? data_sync_elevel(ERROR) : ERROR,
@@ -207,7 +219,7 @@ append_version(Relation rel, ArmdbRelKeydir *kd, uint32 shard,
 	if (!armdb_shard_append(&rt->st, files, &hdr, tuple->t_data, &loc, &sealed,
 							&err))
 		armdb_report_storage_error(ERROR, &err);
-	armdb_note_sealed(files, sealed);
+	armdb_note_sealed(kd, files, sealed);
 
 	/* the slot is used up even if this transaction aborts */
 	if (rt->nfree > 0)

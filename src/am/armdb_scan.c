@@ -36,6 +36,7 @@
 #include "am/armdb_am.h"
 #include "armdb.h"
 #include "keydir/visibility.h"
+#include "storage/recovery.h"
 
 /* read size of a shard's files; a serial scan reads all shards at once */
 #define SCAN_CHUNK_SIZE		(256 * 1024)
@@ -61,9 +62,20 @@ typedef struct ShardCursor
 	ArmdbAlignedBuf chunk;
 	uint64		chunk_off;
 	size_t		chunk_len;
+	uint64		avail_end;		/* bytes from the last cursor_bytes() are
+								 * good up to this offset */
+
+	/*
+	 * The newest file's bytes [tail_start, last_end) that were still only in
+	 * the shard's write buffer at cursor start, copied: a scan never writes
+	 * (a full disk must not break reads), so it reads them from here.
+	 */
+	char	   *tail;			/* NULL: none */
+	uint64		tail_start;
+
 	bool		valid;			/* hdr/entry describe the entry at pos */
 	ArmdbEntryHeader hdr;
-	char	   *entry;			/* in chunk */
+	char	   *entry;			/* in chunk or tail */
 
 	/*
 	 * Page-at-a-time visibility (MVCC snapshots), as heap's page mode: the
@@ -408,6 +420,8 @@ free_cursors(ArmdbScanDesc scan)
 	for (int i = 0; i < scan->ncursors; i++)
 	{
 		armdb_aligned_free(&scan->cursors[i].chunk);
+		if (scan->cursors[i].tail)
+			pfree(scan->cursors[i].tail);
 		if (scan->cursors[i].vis_copy)
 			pfree(scan->cursors[i].vis_copy);
 		if (scan->cursors[i].vis)
@@ -469,16 +483,15 @@ armdb_scan_end(TableScanDesc sscan)
 }
 
 /*
- * Start a cursor on a shard: fix where it ends and write out the shard's
- * buffer, so that its files hold everything appended so far.
+ * Start a cursor on a shard: fix where it ends, and copy what of that is
+ * still only in the shard's write buffer.  Writing the buffer out instead
+ * would make every scan fail while the disk is full (design §5a: a full
+ * disk fails writes, never reads).
  */
 static void
 cursor_start(ArmdbScanDesc scan, ShardCursor *cur, uint32 shard)
 {
 	ArmdbShardRt *rt = armdb_keydir_shard(scan->kd, shard);
-	ArmdbPos	reached;
-	ArmdbError	err;
-	bool		ok = true;
 
 	cur->shard = shard;
 	cur->files = armdb_keydir_shard_files(scan->kd, shard);
@@ -486,14 +499,39 @@ cursor_start(ArmdbScanDesc scan, ShardCursor *cur, uint32 shard)
 	cur->valid = false;
 	cur->vis_page = PG_UINT64_MAX;
 	cur->chunk_len = 0;
-	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
-	cur->last_file_id = rt->st.active_file_id;
-	cur->last_end = rt->st.append_end;
-	if (cur->last_file_id != 0 && rt->st.written_end < rt->st.append_end)
-		ok = armdb_shard_write_out(&rt->st, cur->files, &reached, &err);
-	LWLockRelease(&rt->lock);
-	if (!ok)
-		armdb_report_storage_error(ERROR, &err);
+	cur->tail = NULL;
+
+	for (;;)
+	{
+		/* buf_size is set once, with the buffer: allocate outside the lock */
+		Size		cap = rt->st.buf_size;
+		char	   *tail = cap > 0 ? MemoryContextAlloc(scan->mcxt, cap) : NULL;
+		uint64		tail_len = 0;
+
+		LWLockAcquire(&rt->lock, LW_SHARED);
+		cur->last_file_id = rt->st.active_file_id;
+		cur->last_end = rt->st.append_end;
+		cur->tail_start = rt->st.written_end;
+		if (cur->last_file_id != 0)
+			tail_len = rt->st.append_end - rt->st.written_end;
+		if (tail_len > cap)
+		{
+			/* the buffer appeared meanwhile */
+			LWLockRelease(&rt->lock);
+			if (tail)
+				pfree(tail);
+			continue;
+		}
+		if (tail_len > 0)
+			memcpy(tail, rt->st.buf + (rt->st.written_end - rt->st.buf_start),
+				   tail_len);
+		LWLockRelease(&rt->lock);
+		if (tail_len > 0)
+			cur->tail = tail;
+		else if (tail)
+			pfree(tail);
+		return;
+	}
 }
 
 /* Move to the next data file of the shard; false at the shard's end. */
@@ -531,9 +569,22 @@ cursor_bytes(ArmdbScanDesc scan, ShardCursor *cur, uint64 need)
 	size_t		want;
 	int			fd;
 
+	/* in the newest file, the bytes from tail_start on are in the copy */
+	if (cur->tail != NULL && cur->file_id == cur->last_file_id &&
+		cur->pos >= cur->tail_start)
+	{
+		cur->avail_end = cur->last_end;
+		if (cur->pos + need > cur->last_end)
+			return NULL;
+		return cur->tail + (cur->pos - cur->tail_start);
+	}
+
 	if (cur->pos >= cur->chunk_off &&
 		cur->pos + need <= cur->chunk_off + cur->chunk_len)
+	{
+		cur->avail_end = cur->chunk_off + cur->chunk_len;
 		return cur->chunk.data + (cur->pos - cur->chunk_off);
+	}
 
 	from = TYPEALIGN_DOWN(ARMDB_BLOCK_SIZE, cur->pos);
 	want = Max(SCAN_CHUNK_SIZE, TYPEALIGN(ARMDB_BLOCK_SIZE, cur->pos - from + need));
@@ -555,6 +606,7 @@ cursor_bytes(ArmdbScanDesc scan, ShardCursor *cur, uint64 need)
 						from, &cur->chunk_len, &err))
 		armdb_report_storage_error(ERROR, &err);
 	cur->chunk_off = from;
+	cur->avail_end = cur->chunk_off + cur->chunk_len;
 	if (cur->pos + need > cur->chunk_off + cur->chunk_len)
 		return NULL;
 	return cur->chunk.data + (cur->pos - cur->chunk_off);
@@ -583,8 +635,8 @@ cursor_peek(ArmdbScanDesc scan, ShardCursor *cur)
 
 		p = cursor_bytes(scan, cur, Min(ARMDB_ENTRY_HEADER_SIZE, cur->file_end - cur->pos));
 		res = p == NULL ? ARMDB_PARSE_SHORT :
-			armdb_entry_parse(p, Min(cur->chunk_off + cur->chunk_len,
-									 cur->file_end) - cur->pos, &cur->hdr);
+			armdb_entry_parse(p, Min(cur->avail_end, cur->file_end) - cur->pos,
+							  &cur->hdr);
 		if (res == ARMDB_PARSE_SHORT && p != NULL &&
 			cur->file_end - cur->pos >= ARMDB_ENTRY_HEADER_SIZE &&
 			cur->hdr.value_len <= ARMDB_MAX_VALUE_LEN)
@@ -600,6 +652,22 @@ cursor_peek(ArmdbScanDesc scan, ShardCursor *cur)
 		{
 			/* zero padding at the end of an older file */
 			cur->pos = cur->file_end;
+			continue;
+		}
+		if (res != ARMDB_PARSE_OK &&
+			armdb_keydir_shard(scan->kd, cur->shard)->damaged)
+		{
+			/* damage a salvage skipped: on to the next good entry */
+			ArmdbError	err;
+			uint64		next;
+			int			fd = armdb_shard_file_fd(cur->files, cur->file_id, &err);
+
+			if (fd < 0 ||
+				!armdb_find_next_entry(cur->files->io, fd, cur->pos,
+									   cur->file_end, &next, &err))
+				armdb_report_storage_error(ERROR, &err);
+			cur->pos = next != 0 ? next : cur->file_end;
+			cur->chunk_len = 0;
 			continue;
 		}
 		if (res != ARMDB_PARSE_OK)

@@ -1115,7 +1115,7 @@ armdb_append_tombstone(ArmdbRelKeydir *kd, uint64 slot, FullTransactionId fxid)
 		ARMDB_GSN_FLAG_TOMBSTONE;
 	if (!armdb_shard_append(&rt->st, files, &hdr, NULL, &loc, &sealed, &err))
 		armdb_report_storage_error(ERROR, &err);
-	armdb_note_sealed(files, sealed);
+	armdb_note_sealed(kd, files, sealed);
 	end = armdb_shard_end(&rt->st);
 	LWLockRelease(&rt->lock);
 	armdb_xact_note_write(kd, shard, end);

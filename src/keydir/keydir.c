@@ -42,7 +42,11 @@ static const dshash_parameters keydir_hash_params = {
 	0							/* tranche id, set at run time */
 };
 
-/* Backend-local descriptors of shard files, per (keydir generation, shard). */
+/*
+ * Backend-local handles of shard files, per (keydir generation, shard).  The
+ * handles are fd.c's virtual descriptors, which fd.c itself keeps under
+ * max_files_per_process, so this map needs no budget of its own.
+ */
 typedef struct ShardFilesKey
 {
 	uint64		generation;
@@ -54,18 +58,14 @@ typedef struct ShardFilesEntry
 {
 	ShardFilesKey key;
 	ArmdbRelKey relkey;			/* whose files */
-	uint64		last_use;		/* shard_files_clock at the last lookup */
 	ArmdbShardFiles files;
 } ShardFilesEntry;
 
 static HTAB *shard_files_cache = NULL;
-static uint64 shard_files_clock = 0;
 static uint64 shard_files_drops_seen = 0;
 
 static void forget_shard_files(ArmdbRelKeydir *kd);
 static void free_keydir_memory(ArmdbRelKeydir *kd);
-static int	shard_files_fd_budget(void);
-static void close_idle_shard_files(ShardFilesEntry *keep);
 
 void
 armdb_keydir_report_full(const char *what)
@@ -312,71 +312,11 @@ armdb_keydir_shard_files(ArmdbRelKeydir *kd, uint32 shard)
 							   armdb_direct_io);
 	}
 	entry->relkey = kd->key;
-	entry->last_use = ++shard_files_clock;
 	entry->files.io = armdb_backend_io();
 	entry->files.cached_reads = armdb_cached_reads;
 	entry->files.write_barrier = armdb_shard_write_barrier;
 	entry->files.write_barrier_arg = armdb_keydir_shard(kd, shard);
-	if (armdb_open_fds() > shard_files_fd_budget())
-		close_idle_shard_files(entry);
 	return &entry->files;
-}
-
-static bool
-shard_files_open(const ArmdbShardFiles *files)
-{
-	for (int i = 0; i < ARMDB_SHARD_FD_CACHE; i++)
-		if (files->fds[i].fd >= 0)
-			return true;
-	return false;
-}
-
-static int
-last_use_cmp(const void *a, const void *b)
-{
-	uint64		ua = (*(ShardFilesEntry *const *) a)->last_use;
-	uint64		ub = (*(ShardFilesEntry *const *) b)->last_use;
-
-	return ua < ub ? -1 : ua > ub ? 1 : 0;
-}
-
-/*
- * How many descriptors armdb keeps open in a backend before it closes the
- * least recently used ones: a sixth of max_safe_fds, half the share
- * AcquireExternalFD() allows, so that a session touching many armdb tables
- * never runs out (as fd.c's virtual descriptors do for heap).
- */
-static int
-shard_files_fd_budget(void)
-{
-	return Max(2 * ARMDB_SHARD_FD_CACHE, max_safe_fds / 6);
-}
-
-/*
- * Close the descriptors of the least recently looked-up shards, all but
- * keep's, until half the budget is used.  The entries stay: callers may
- * hold pointers to them, and reopen files on demand.  (So a descriptor
- * from armdb_shard_file_fd() is good only until the next
- * armdb_keydir_shard_files() call.)
- */
-static void
-close_idle_shard_files(ShardFilesEntry *keep)
-{
-	HASH_SEQ_STATUS status;
-	ShardFilesEntry *entry;
-	ShardFilesEntry **open;
-	int			nopen = 0;
-	long		n = hash_get_num_entries(shard_files_cache);
-
-	open = palloc(sizeof(ShardFilesEntry *) * Max(n, 1));
-	hash_seq_init(&status, shard_files_cache);
-	while ((entry = hash_seq_search(&status)) != NULL)
-		if (entry != keep && shard_files_open(&entry->files))
-			open[nopen++] = entry;
-	qsort(open, nopen, sizeof(ShardFilesEntry *), last_use_cmp);
-	for (int i = 0; i < nopen && armdb_open_fds() > shard_files_fd_budget() / 2; i++)
-		armdb_shard_files_close(&open[i]->files);
-	pfree(open);
 }
 
 /*
@@ -456,6 +396,10 @@ typedef struct LoadState
 	LoadKill   *kills;
 	uint64		nkills;
 	uint64		maxkills;
+	uint32		file_id;		/* file of the last entry seen */
+	uint64		file_pos;		/* where the next entry of file_id must be */
+	bool		gaps;			/* bytes between two entries of a file:
+								 * damage skipped by salvaging */
 } LoadState;
 
 static void
@@ -536,6 +480,16 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	bool		counts;
 	TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64(e->xid));
 
+	/* entries are packed: a gap is damage a salvage skipped (maybe earlier) */
+	if (e->file_id != ls->file_id)
+	{
+		ls->file_id = e->file_id;
+		ls->file_pos = ARMDB_FILE_HEADER_SIZE;
+	}
+	if (e->offset != ls->file_pos)
+		ls->gaps = true;
+	ls->file_pos = (uint64) e->offset + e->len;
+
 	if (e->slot >= ARMDB_MAX_SLOTS ||
 		(!armdb_gsn_is_tombstone(e->gsn) &&
 		 armdb_slot_shard(e->slot, kd->nshards) != ls->shard))
@@ -593,9 +547,26 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	return true;
 }
 
+/*
+ * A shard that cannot be loaded because a data file is damaged: say what
+ * the user can do about it.
+ */
+static void
+report_load_error(const char *dir, const ArmdbError *err)
+{
+	if (err->code != ARMDB_ERR_CORRUPT)
+		armdb_report_storage_error(ERROR, err);
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("armdb: %s", err->message),
+			 errdetail("Nothing was changed in \"%s\".", dir),
+			 errhint("Restore the table from a backup, or have a superuser set armdb.skip_damaged_entries to on and read the table again, which keeps every undamaged row and loses the damaged ones.")));
+}
+
 static void
 load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 {
+	uint32		recover_flags = ARMDB_RECOVER_MISSING_OK;
 	uint64		max_gsn = 0;
 	uint64		live = 0;
 	LoadState	ls;
@@ -603,6 +574,10 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 	uint64	   *shard_live_bytes;
 
 	kd->nshards = armdb_rel_storage_read_meta(rnode, NULL);
+	if (armdb_shared->after_crash)
+		recover_flags |= ARMDB_RECOVER_AFTER_CRASH;
+	if (armdb_skip_damaged_entries)
+		recover_flags |= ARMDB_RECOVER_SALVAGE;
 	keydir_alloc(&kd->shards, sizeof(ArmdbShardRt) * kd->nshards,
 				 "shard states");
 	(void) keydir_alloc(&kd->chunks, sizeof(dsa_pointer) * ARMDB_MAX_CHUNKS,
@@ -634,10 +609,21 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 		ls.shard = shard;
 		ls.max_seq = 0;
 		ls.bytes = 0;
+		ls.file_id = 0;
+		ls.gaps = false;
 		if (!armdb_recover_shard(armdb_backend_io(), files->dir,
-								 armdb_direct_io, true, load_entry, &ls,
-								 &report, &err))
-			armdb_report_storage_error(ERROR, &err);
+								 armdb_direct_io, recover_flags, load_entry,
+								 &ls, &report, &err))
+			report_load_error(files->dir, &err);
+		if (report.salvaged_files > 0)
+			ereport(WARNING,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("armdb: skipped %llu damaged bytes in %u data files of \"%s\", first in \"%s\" at offset %llu",
+							(unsigned long long) report.salvaged_bytes,
+							report.salvaged_files, files->dir,
+							report.first_salvaged,
+							(unsigned long long) report.first_salvaged_offset),
+					 errdetail("armdb.skip_damaged_entries is on: the rows whose entries were damaged are lost; a damaged tail was copied to a \".damaged\" file beside its data file.")));
 		if (report.torn_tail)
 			ereport(LOG,
 					(errmsg("armdb: cut a torn tail of %llu bytes from data file %06u in \"%s\"",
@@ -648,6 +634,7 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 					(errmsg("armdb: ignored %u damaged hint files in \"%s\", first \"%s\"; the data files were scanned instead",
 							report.bad_hints, files->dir,
 							report.first_bad_hint)));
+		rt->damaged = ls.gaps || report.salvaged_files > 0;
 		rt->next_seq = ls.max_seq;
 		rt->reserved_seq = ls.max_seq;	/* the next insert reserves anew */
 		shard_bytes[shard] = ls.bytes;
@@ -660,6 +647,22 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 			if (!armdb_shard_open(&rt->st, files, report.last_file_id,
 								  report.end_offset, &err))
 				armdb_report_storage_error(ERROR, &err);
+
+			/*
+			 * Salvaging skipped damage inside the active file: close it and
+			 * give it a hint file listing its good entries, so that the next
+			 * start reads the hint and never meets the damage again.
+			 */
+			if (report.active_salvaged)
+			{
+				uint32		sealed;
+
+				if (!armdb_shard_seal(&rt->st, files, &sealed, &err) ||
+					(sealed != 0 &&
+					 !armdb_hint_build(files->io, files->dir, sealed,
+									   armdb_direct_io, true, &err)))
+					armdb_report_storage_error(ERROR, &err);
+			}
 		}
 	}
 	/*

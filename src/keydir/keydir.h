@@ -110,6 +110,10 @@ typedef struct ArmdbShardRt
 	uint32		free_cap;
 	pg_atomic_uint64 dead_bytes;	/* bytes of entries no longer needed,
 									 * for compaction */
+	bool		damaged;		/* a data file has damaged bytes between its
+								 * entries, skipped when the table was
+								 * salvaged (armdb.skip_damaged_entries):
+								 * sequential scans step over them */
 	ArmdbShardState st;
 } ArmdbShardRt;
 

@@ -36,6 +36,28 @@ fd_closed_default(void)
 bool		(*armdb_fd_opened_hook) (void) = fd_opened_default;
 void		(*armdb_fd_closed_hook) (void) = fd_closed_default;
 
+static int
+open_default(const char *path, int flags, mode_t mode)
+{
+	return open(path, flags | O_CLOEXEC, mode);
+}
+
+static void
+close_default(int fd)
+{
+	close(fd);
+}
+
+static int
+cached_fd_default(int handle)
+{
+	return handle;
+}
+
+ArmdbFileHooks armdb_file_hooks = {
+	open_default, close_default, open_default, cached_fd_default, close_default
+};
+
 static void
 io_wait_default(ArmdbIoOp op, bool start)
 {
@@ -575,9 +597,13 @@ io_read_batch_impl(ArmdbIo *io, ArmdbReadRequest *reqs, int n,
  * Files and directories
  * ----------------
  */
-int
-armdb_file_open(const char *path, int flags, bool direct, bool *is_direct,
-				ArmdbError *err)
+/*
+ * open with O_DIRECT when asked, falling back to buffered I/O on file
+ * systems that refuse it, through the given hook.
+ */
+static int
+file_open(int (*open_fn) (const char *, int, mode_t), const char *path,
+		  int flags, bool direct, bool *is_direct, ArmdbError *err)
 {
 	int			fd;
 
@@ -586,26 +612,17 @@ armdb_file_open(const char *path, int flags, bool direct, bool *is_direct,
 		armdb_error_context(err, "could not open file \"%s\"", path);
 		return -1;
 	}
-	if (!armdb_fd_opened_hook())
-	{
-		char		what[MAXPGPATH + 8];
-
-		snprintf(what, sizeof(what), "file \"%s\"", path);
-		fd_refused(err, what);
-		return -1;
-	}
-	fd = open(path, flags | O_CLOEXEC | (direct ? O_DIRECT : 0), 0600);
+	fd = open_fn(path, flags | (direct ? O_DIRECT : 0), 0600);
 	if (fd < 0 && direct && errno == EINVAL)
 	{
 		/* the file system does not do O_DIRECT (tmpfs): buffered I/O */
 		direct = false;
-		fd = open(path, flags | O_CLOEXEC, 0600);
+		fd = open_fn(path, flags, 0600);
 	}
 	if (fd < 0)
 	{
 		int			save_errno = errno;
 
-		armdb_fd_closed_hook();
 		armdb_error(err, ARMDB_ERR_IO, save_errno,
 					"could not open file \"%s\": %s", path,
 					strerror(save_errno));
@@ -616,14 +633,45 @@ armdb_file_open(const char *path, int flags, bool direct, bool *is_direct,
 	return fd;
 }
 
+int
+armdb_file_open(const char *path, int flags, bool direct, bool *is_direct,
+				ArmdbError *err)
+{
+	return file_open(armdb_file_hooks.open, path, flags, direct, is_direct,
+					 err);
+}
+
 void
 armdb_file_close(int fd)
 {
 	if (fd >= 0)
-	{
-		close(fd);
-		armdb_fd_closed_hook();
-	}
+		armdb_file_hooks.close(fd);
+}
+
+int
+armdb_file_open_cached(const char *path, int flags, bool direct,
+					   bool *is_direct, ArmdbError *err)
+{
+	return file_open(armdb_file_hooks.open_cached, path, flags, direct,
+					 is_direct, err);
+}
+
+int
+armdb_file_cached_fd(int handle, const char *path, ArmdbError *err)
+{
+	int			fd = armdb_file_hooks.cached_fd(handle);
+
+	if (fd < 0)
+		armdb_error(err, ARMDB_ERR_IO, errno,
+					"could not reopen file \"%s\": %s", path, strerror(errno));
+	return fd;
+}
+
+void
+armdb_file_close_cached(int handle)
+{
+	if (handle >= 0)
+		armdb_file_hooks.close_cached(handle);
 }
 
 bool
@@ -659,19 +707,11 @@ armdb_fsync_path(const char *path, bool is_dir, ArmdbError *err)
 
 	if (!fault_check(ARMDB_IOOP_FSYNC, -1, 0, 0, err))
 		return armdb_error_context(err, "could not fsync \"%s\"", path);
-	if (!armdb_fd_opened_hook())
-	{
-		char		what[MAXPGPATH + 8];
-
-		snprintf(what, sizeof(what), "\"%s\"", path);
-		return fd_refused(err, what);
-	}
-	fd = open(path, (is_dir ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	fd = armdb_file_hooks.open(path, is_dir ? O_RDONLY : O_RDWR, 0);
 	if (fd < 0)
 	{
 		int			save_errno = errno;
 
-		armdb_fd_closed_hook();
 		return armdb_error(err, ARMDB_ERR_IO, save_errno,
 						   "could not open \"%s\" to fsync it: %s", path,
 						   strerror(save_errno));

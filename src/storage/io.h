@@ -99,12 +99,44 @@ extern bool armdb_unlink(const char *path, ArmdbError *err);
 extern bool armdb_make_dir(const char *path, ArmdbError *err);
 
 /*
- * File descriptor accounting.  The opened hook is asked before every open
- * (files and the io_uring ring) and may refuse, which fails the open with
- * EMFILE; the closed hook is told of every close.  The backend points them
- * at AcquireExternalFD()/ReleaseExternalFD(), so that armdb's descriptors
- * count against max_files_per_process like PostgreSQL's own and cannot
- * crowd them out.  The defaults allow everything.
+ * Cached files: a data file that a shard keeps using (armdb_shard_files),
+ * opened once and identified by a handle.  armdb_file_cached_fd() gives a
+ * descriptor for the next I/O on it; that descriptor is good only until
+ * the next file is opened, since the backend's handles are PostgreSQL's
+ * virtual file descriptors (fd.c closes the least recently used ones to
+ * stay under max_files_per_process, and reopens them on demand).
+ */
+extern int	armdb_file_open_cached(const char *path, int flags, bool direct,
+								   bool *is_direct, ArmdbError *err);
+extern int	armdb_file_cached_fd(int handle, const char *path, ArmdbError *err);
+extern void armdb_file_close_cached(int handle);
+
+/*
+ * How descriptors are obtained.  The defaults are open(2) and close(2),
+ * with a handle being the descriptor itself.  The backend (armdb_storage.c)
+ * routes them through fd.c:
+ *	 - armdb_file_open() is OpenTransientFile(): counted against
+ *	   max_files_per_process, and closed at (sub)transaction abort, so that
+ *	   an ERROR thrown while the storage layer holds a descriptor (a keydir
+ *	   load running out of armdb.memory, say) leaks nothing;
+ *	 - cached files are PathNameOpenFile() virtual descriptors.
+ * An open hook returns -1 with errno set on failure.
+ */
+typedef struct ArmdbFileHooks
+{
+	int			(*open) (const char *path, int flags, mode_t mode);
+	void		(*close) (int fd);
+	int			(*open_cached) (const char *path, int flags, mode_t mode);
+	int			(*cached_fd) (int handle);
+	void		(*close_cached) (int handle);
+} ArmdbFileHooks;
+
+extern ArmdbFileHooks armdb_file_hooks;
+
+/*
+ * Accounting of descriptors outside files: the io_uring ring.  The opened
+ * hook may refuse (EMFILE); the backend points these at
+ * AcquireExternalFD()/ReleaseExternalFD().  The defaults allow everything.
  */
 extern bool (*armdb_fd_opened_hook) (void);
 extern void (*armdb_fd_closed_hook) (void);

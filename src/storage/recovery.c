@@ -88,8 +88,104 @@ rest_is_zero(ArmdbIo *io, int fd, ArmdbAlignedBuf *buf, uint64 from,
 	return true;
 }
 
+/*
+ * Could an entry start at p (avail bytes to the end of the file)?  The
+ * cheap checks of armdb_entry_parse() and a few more on fields whose range
+ * is known (slots are 32-bit, gsns start at 1), so that a search through
+ * damaged bytes computes a CRC only where an entry is plausible.
+ */
+static bool
+plausible_entry_header(const char *p, uint64 avail, ArmdbEntryHeader *hdr)
+{
+	if (avail < ARMDB_ENTRY_HEADER_SIZE)
+		return false;
+	memcpy(hdr, p, ARMDB_ENTRY_HEADER_SIZE);
+	return hdr->value_len <= ARMDB_MAX_VALUE_LEN &&
+		armdb_entry_size(hdr->value_len) <= avail &&
+		(hdr->gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_ENTRY_FLAGS) == 0 &&
+		(hdr->gsn & ARMDB_GSN_MAX) != 0 &&
+		hdr->slot <= PG_UINT32_MAX &&
+		(hdr->root_slot == ARMDB_INVALID_SLOT || hdr->root_slot <= PG_UINT32_MAX) &&
+		(hdr->prev_slot == ARMDB_INVALID_SLOT || hdr->prev_slot <= PG_UINT32_MAX);
+}
+
+/* Is there a whole entry with a good CRC at offset off? */
+static bool
+entry_at(ArmdbIo *io, int fd, uint64 off, uint32 entry_len, bool *valid,
+		 ArmdbError *err)
+{
+	uint64		from = ARMDB_BLOCK_FLOOR(off);
+	ArmdbAlignedBuf tmp;
+	ArmdbEntryHeader hdr;
+	size_t		nread;
+	bool		ok;
+
+	*valid = false;
+	if (!armdb_aligned_alloc(&tmp, ARMDB_BLOCK_CEIL(off + entry_len) - from, err))
+		return false;
+	ok = armdb_io_pread(io, fd, tmp.data, tmp.size, from, &nread, err);
+	if (ok && nread >= off - from + entry_len)
+		*valid = armdb_entry_parse(tmp.data + (off - from), entry_len, &hdr) ==
+			ARMDB_PARSE_OK;
+	armdb_aligned_free(&tmp);
+	return ok;
+}
+
 bool
-armdb_scan_data_file(ArmdbIo *io, int fd, uint32 file_id,
+armdb_find_next_entry(ArmdbIo *io, int fd, uint64 from, uint64 size,
+					  uint64 *next, ArmdbError *err)
+{
+	ArmdbAlignedBuf buf;
+	uint64		pos = from + 1;
+	bool		ok = true;
+
+	*next = 0;
+	if (!armdb_aligned_alloc(&buf, SCAN_CHUNK_SIZE, err))
+		return false;
+	while (ok && pos + ARMDB_ENTRY_HEADER_SIZE <= size)
+	{
+		uint64		off = ARMDB_BLOCK_FLOOR(pos);
+		uint64		start = pos;
+		size_t		nread;
+
+		if (!armdb_io_pread(io, fd, buf.data, buf.size, off, &nread, err))
+		{
+			ok = false;
+			break;
+		}
+		for (; pos + ARMDB_ENTRY_HEADER_SIZE <= off + nread; pos++)
+		{
+			const char *p = buf.data + (pos - off);
+			ArmdbEntryHeader hdr;
+			uint64		len;
+			bool		valid;
+
+			if (!plausible_entry_header(p, size - pos, &hdr))
+				continue;
+			len = armdb_entry_size(hdr.value_len);
+			if (pos + len <= off + nread)
+				valid = armdb_entry_parse(p, len, &hdr) == ARMDB_PARSE_OK;
+			else if (!entry_at(io, fd, pos, (uint32) len, &valid, err))
+			{
+				ok = false;
+				break;
+			}
+			if (valid)
+			{
+				*next = pos;
+				armdb_aligned_free(&buf);
+				return true;
+			}
+		}
+		if (pos == start)
+			break;				/* the file ended early: nothing more to read */
+	}
+	armdb_aligned_free(&buf);
+	return ok;
+}
+
+bool
+armdb_scan_data_file(ArmdbIo *io, int fd, uint32 file_id, bool skip_damage,
 					 ArmdbEntryCallback cb, void *arg,
 					 ArmdbScanResult *result, ArmdbError *err)
 {
@@ -152,27 +248,49 @@ armdb_scan_data_file(ArmdbIo *io, int fd, uint32 file_id,
 	for (;;)
 	{
 		ArmdbParseResult stop;
-		uint64		need;
+		uint64		need = 0;
+		uint64		next;
+		bool		stopped;
 
 		if (!armdb_scan_buffer(buf.data + (pos - chunk_off),
 							   chunk_len - (pos - chunk_off), file_id, pos,
 							   cb, arg, result, &stop, err))
 			goto done;
 		pos = result->valid_end;
-		if (stop != ARMDB_PARSE_SHORT || chunk_off + chunk_len >= size)
-			break;
-
-		/* the entry at pos continues past this chunk: how far? */
-		need = ARMDB_ENTRY_HEADER_SIZE;
-		if (chunk_off + chunk_len - pos >= ARMDB_ENTRY_HEADER_SIZE)
+		stopped = stop != ARMDB_PARSE_SHORT || chunk_off + chunk_len >= size;
+		if (!stopped)
 		{
-			ArmdbEntryHeader hdr;
+			/* the entry at pos continues past this chunk: how far? */
+			need = ARMDB_ENTRY_HEADER_SIZE;
+			if (chunk_off + chunk_len - pos >= ARMDB_ENTRY_HEADER_SIZE)
+			{
+				ArmdbEntryHeader hdr;
 
-			memcpy(&hdr, buf.data + (pos - chunk_off), sizeof(hdr));
-			need = armdb_entry_size(hdr.value_len);
+				memcpy(&hdr, buf.data + (pos - chunk_off), sizeof(hdr));
+				need = armdb_entry_size(hdr.value_len);
+			}
+			/* cannot be complete: torn at the end, or damaged */
+			stopped = pos + need > size;
 		}
-		if (pos + need > size)
-			break;				/* cannot be complete: torn at the end */
+		if (stopped)
+		{
+			if (!skip_damage)
+				break;
+			/* padding to the end, or damage with a valid entry after it? */
+			if (!rest_is_zero(io, fd, &buf, pos, size, &zero, err))
+				goto done;
+			if (zero)
+				break;
+			if (!armdb_find_next_entry(io, fd, pos, size, &next, err))
+				goto done;
+			if (next == 0)
+				break;			/* a bad tail: the caller decides */
+			if (result->skipped++ == 0)
+				result->first_skipped = pos;
+			result->skipped_bytes += next - pos;
+			pos = result->valid_end = next;
+			need = 0;
+		}
 
 		chunk_off = ARMDB_BLOCK_FLOOR(pos);
 		need = Max(SCAN_CHUNK_SIZE, ARMDB_BLOCK_CEIL(pos - chunk_off + need));
@@ -301,7 +419,7 @@ armdb_hint_write(const char *dir, uint32 file_id,
 
 bool
 armdb_hint_build(ArmdbIo *io, const char *dir, uint32 file_id, bool direct_io,
-				 ArmdbError *err)
+				 bool skip_damage, ArmdbError *err)
 {
 	char		path[MAXPGPATH];
 	EntryArray	entries = {NULL, 0, 0};
@@ -313,8 +431,8 @@ armdb_hint_build(ArmdbIo *io, const char *dir, uint32 file_id, bool direct_io,
 	fd = armdb_file_open(path, O_RDONLY, direct_io, NULL, err);
 	if (fd < 0)
 		return false;
-	ok = armdb_scan_data_file(io, fd, file_id, collect_entry, &entries, &scan,
-							  err);
+	ok = armdb_scan_data_file(io, fd, file_id, skip_damage, collect_entry,
+							  &entries, &scan, err);
 	armdb_file_close(fd);
 	if (ok && (scan.header_missing || scan.end != ARMDB_SCAN_END_CLEAN))
 		ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
@@ -441,6 +559,7 @@ typedef struct RecoverCallback
 	ArmdbEntryCallback cb;
 	void	   *arg;
 	ArmdbRecoveryReport *report;
+	uint32		flags;			/* ARMDB_RECOVER_* */
 	bool		failed;			/* the caller's callback failed */
 } RecoverCallback;
 
@@ -550,6 +669,87 @@ list_shard(const char *dir, ShardListing *ls, ArmdbRecoveryReport *report,
 	return ok;
 }
 
+/*
+ * Salvaging: copy the bytes [from, size) of a data file aside, to
+ * NNNNNN.damaged.<from> beside it (fsynced), before they are cut off.
+ */
+static bool
+save_damaged_tail(ArmdbIo *io, int fd, const char *dir, uint32 file_id,
+				  uint64 from, uint64 size, ArmdbError *err)
+{
+	char		path[MAXPGPATH];
+	ArmdbAlignedBuf buf;
+	uint64		off = ARMDB_BLOCK_FLOOR(from);
+	int			out;
+	bool		ok = true;
+
+	snprintf(path, sizeof(path), "%s/%06u.damaged.%llu", dir, file_id,
+			 (unsigned long long) from);
+	out = armdb_file_open(path, O_WRONLY | O_CREAT | O_TRUNC, false, NULL, err);
+	if (out < 0)
+		return false;
+	if (!armdb_aligned_alloc(&buf, SCAN_CHUNK_SIZE, err))
+	{
+		armdb_file_close(out);
+		return false;
+	}
+	while (ok && off < size)
+	{
+		size_t		nread;
+		uint64		skip = from > off ? from - off : 0;
+
+		ok = armdb_io_pread(io, fd, buf.data, buf.size, off, &nread, err);
+		if (!ok || nread <= skip)
+			break;
+		ok = armdb_io_pwrite(io, out, buf.data + skip, nread - skip,
+							 off + skip - from, err);
+		off += nread;
+	}
+	ok = ok && armdb_io_fdatasync(io, out, err);
+	armdb_file_close(out);
+	armdb_aligned_free(&buf);
+	if (ok)
+		ok = armdb_fsync_path(dir, true, err);
+	if (!ok)
+		armdb_error_context(err, "could not save the damaged bytes of data file %06u to \"%s\"",
+							file_id, path);
+	return ok;
+}
+
+/* Salvaging: note what scan skipped in file_id of dir. */
+static void
+note_salvaged(ArmdbRecoveryReport *report, const char *path,
+			  const ArmdbScanResult *scan, uint64 cut)
+{
+	if (scan->skipped == 0 && cut == 0)
+		return;
+	if (report->salvaged_files++ == 0)
+	{
+		strlcpy(report->first_salvaged, path, sizeof(report->first_salvaged));
+		report->first_salvaged_offset = scan->skipped > 0 ?
+			scan->first_skipped : scan->valid_end;
+	}
+	report->salvaged_bytes += scan->skipped_bytes + cut;
+}
+
+/*
+ * A damaged tail is cut only after a crash (a torn last write) or when
+ * salvaging (after saving a copy); otherwise it is corruption.  With
+ * salvaging the bytes are copied aside first.
+ */
+static bool
+cut_tail(ArmdbIo *io, int fd, const char *dir, uint32 file_id,
+		 const char *path, const ArmdbScanResult *scan, RecoverCallback *rc,
+		 ArmdbError *err)
+{
+	if ((rc->flags & ARMDB_RECOVER_SALVAGE) &&
+		!save_damaged_tail(io, fd, dir, file_id, scan->valid_end,
+						   scan->file_size, err))
+		return false;
+	return armdb_file_truncate(fd, path, scan->valid_end, err) &&
+		armdb_io_fdatasync(io, fd, err);
+}
+
 /* Recover an immutable (not the newest) data file: hint, else scan. */
 static bool
 recover_immutable_file(ArmdbIo *io, const char *dir, bool direct_io,
@@ -558,12 +758,14 @@ recover_immutable_file(ArmdbIo *io, const char *dir, bool direct_io,
 {
 	char		path[MAXPGPATH];
 	ArmdbScanResult scan;
+	bool		salvage = (rc->flags & ARMDB_RECOVER_SALVAGE) != 0;
 	uint64		size;
 	int			fd;
 	bool		ok;
 
 	armdb_file_path(path, dir, file_id, ARMDB_FILE_DATA);
-	fd = armdb_file_open(path, O_RDONLY, direct_io, NULL, err);
+	fd = armdb_file_open(path, salvage ? O_RDWR : O_RDONLY, direct_io, NULL,
+						 err);
 	if (fd < 0)
 		return false;
 	if (!armdb_file_size(fd, path, &size, err))
@@ -592,22 +794,35 @@ recover_immutable_file(ArmdbIo *io, const char *dir, bool direct_io,
 		armdb_error_clear(err);
 	}
 
-	ok = armdb_scan_data_file(io, fd, file_id, recover_entry, rc, &scan, err);
-	armdb_file_close(fd);
-	if (!ok)
-		return false;
-	rc->report->scanned_files++;
+	ok = armdb_scan_data_file(io, fd, file_id, salvage, recover_entry, rc,
+							  &scan, err);
+	if (ok)
+		rc->report->scanned_files++;
 
 	/*
 	 * An immutable file was fsynced before its successor was created, so a
-	 * bad entry in it is damage, not a torn write: report, cut nothing.
+	 * bad entry in it is damage, not a torn write: report, cut nothing --
+	 * unless salvaging, which keeps the good entries (and a copy of a
+	 * damaged tail) and writes a hint so that the damage is not met again.
 	 */
-	if (scan.header_missing || scan.end != ARMDB_SCAN_END_CLEAN)
-		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
-						   "data file \"%s\" is corrupted at offset %llu of %llu",
-						   path, (unsigned long long) scan.valid_end,
-						   (unsigned long long) scan.file_size);
-	return true;
+	if (ok && !salvage && (scan.header_missing || scan.end != ARMDB_SCAN_END_CLEAN))
+		ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						 "data file \"%s\" is corrupted at offset %llu of %llu",
+						 path, (unsigned long long) scan.valid_end,
+						 (unsigned long long) scan.file_size);
+	else if (ok && salvage && !scan.header_missing &&
+			 (scan.skipped > 0 || scan.end != ARMDB_SCAN_END_CLEAN))
+	{
+		uint64		cut = scan.end == ARMDB_SCAN_END_CLEAN ? 0 :
+			scan.file_size - scan.valid_end;
+
+		ok = (cut == 0 || cut_tail(io, fd, dir, file_id, path, &scan, rc, err)) &&
+			armdb_hint_build(io, dir, file_id, direct_io, true, err);
+		if (ok)
+			note_salvaged(rc->report, path, &scan, cut);
+	}
+	armdb_file_close(fd);
+	return ok;
 }
 
 /* Recover the newest data file: scan it and cut a torn tail. */
@@ -618,6 +833,7 @@ recover_active_file(ArmdbIo *io, const char *dir, bool direct_io,
 	char		path[MAXPGPATH];
 	ArmdbScanResult scan;
 	ArmdbRecoveryReport *report = rc->report;
+	bool		salvage = (rc->flags & ARMDB_RECOVER_SALVAGE) != 0;
 	int			fd;
 	bool		ok;
 
@@ -625,7 +841,8 @@ recover_active_file(ArmdbIo *io, const char *dir, bool direct_io,
 	fd = armdb_file_open(path, O_RDWR, direct_io, NULL, err);
 	if (fd < 0)
 		return false;
-	ok = armdb_scan_data_file(io, fd, file_id, recover_entry, rc, &scan, err);
+	ok = armdb_scan_data_file(io, fd, file_id, salvage, recover_entry, rc,
+							  &scan, err);
 	if (ok)
 		report->scanned_files++;
 
@@ -637,15 +854,53 @@ recover_active_file(ArmdbIo *io, const char *dir, bool direct_io,
 		 */
 		scan.valid_end = 0;
 	}
-	else if (ok && scan.end == ARMDB_SCAN_END_TORN)
+	else if (ok && scan.end == ARMDB_SCAN_END_TORN && !salvage)
 	{
-		/* appends continue at valid_end; nothing after it may survive */
-		report->torn_tail = true;
-		report->truncated_bytes = scan.file_size - scan.valid_end;
-		ok = armdb_file_truncate(fd, path, scan.valid_end, err) &&
-			armdb_io_fdatasync(io, fd, err);
+		uint64		next = 0;
+
+		/*
+		 * A torn write is the last, unfinished one: it leaves bad bytes at
+		 * the end of the file, with nothing valid after them, and only when
+		 * the server did not shut down cleanly.  Anything else is damage.
+		 */
+		if (!(rc->flags & ARMDB_RECOVER_AFTER_CRASH))
+			ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+							 "data file \"%s\" is corrupted at offset %llu of %llu",
+							 path, (unsigned long long) scan.valid_end,
+							 (unsigned long long) scan.file_size);
+		else if (!(ok = armdb_find_next_entry(io, fd, scan.valid_end,
+											  scan.file_size, &next, err)))
+			;
+		else if (next != 0)
+			ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+							 "data file \"%s\" is corrupted at offset %llu of %llu: a valid entry follows at offset %llu",
+							 path, (unsigned long long) scan.valid_end,
+							 (unsigned long long) scan.file_size,
+							 (unsigned long long) next);
+		else
+		{
+			/* appends continue at valid_end; nothing after it may survive */
+			report->torn_tail = true;
+			report->truncated_bytes = scan.file_size - scan.valid_end;
+			ok = cut_tail(io, fd, dir, file_id, path, &scan, rc, err);
+		}
+	}
+	else if (ok && salvage &&
+			 (scan.skipped > 0 || scan.end == ARMDB_SCAN_END_TORN))
+	{
+		uint64		cut = scan.end == ARMDB_SCAN_END_TORN ?
+			scan.file_size - scan.valid_end : 0;
+
+		ok = cut == 0 || cut_tail(io, fd, dir, file_id, path, &scan, rc, err);
+		if (ok)
+		{
+			note_salvaged(report, path, &scan, cut);
+			report->active_salvaged = scan.skipped > 0;
+		}
 	}
 	armdb_file_close(fd);
+	if (!ok && err->code == ARMDB_ERR_CORRUPT)
+		return false;
 	if (!ok)
 		return armdb_error_context(err, "could not recover \"%s\"", path);
 
@@ -656,16 +911,17 @@ recover_active_file(ArmdbIo *io, const char *dir, bool direct_io,
 
 bool
 armdb_recover_shard(ArmdbIo *io, const char *dir, bool direct_io,
-					bool missing_ok, ArmdbEntryCallback cb, void *arg,
+					uint32 flags, ArmdbEntryCallback cb, void *arg,
 					ArmdbRecoveryReport *report, ArmdbError *err)
 {
 	ShardListing ls = {NULL, 0, NULL, 0};
-	RecoverCallback rc = {cb, arg, report, false};
+	RecoverCallback rc = {cb, arg, report, flags, false};
 	uint32		hint_pos = 0;
 	bool		ok;
 
 	memset(report, 0, sizeof(*report));
-	if (missing_ok && access(dir, F_OK) != 0 && errno == ENOENT)
+	if ((flags & ARMDB_RECOVER_MISSING_OK) &&
+		access(dir, F_OK) != 0 && errno == ENOENT)
 		return true;
 
 	ok = list_shard(dir, &ls, report, err);

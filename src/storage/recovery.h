@@ -10,12 +10,26 @@
  *	 2. for every data file, oldest first: if its hint file is valid, report
  *		the hint's records; otherwise scan the data file with CRC checks (and
  *		count the bad hint);
- *	 3. the newest data file is the active one: its entries after the hinted
- *		part are scanned, and a torn or corrupted tail is truncated (and
- *		reported) so that appends continue after the last good entry.
- * A bad entry inside an older, immutable data file is not a torn write (the
- * file was fsynced before the next one was created): it is reported as
- * corruption and nothing is truncated.
+ *	 3. the newest data file is the active one: it is scanned, and a torn
+ *		tail is truncated (and reported) so that appends continue after the
+ *		last good entry.
+ *
+ * What counts as a torn tail (design §5a): only what the last, unfinished
+ * write could have damaged.  That is bad bytes at the end of the active
+ * file, with no valid entry anywhere after them, and only after a crash
+ * (ARMDB_RECOVER_AFTER_CRASH): a cleanly shut down server left no write
+ * unfinished.  Anything else -- a bad entry followed by good ones, a bad
+ * entry after a clean shutdown, a bad entry inside an older, immutable file
+ * (fsynced before its successor was created) -- is corruption: reported as
+ * ARMDB_ERR_CORRUPT with the file and offset, and nothing is changed.
+ *
+ * Salvaging (ARMDB_RECOVER_SALVAGE, the user's explicit choice) skips
+ * damaged ranges instead: every entry that still has a good CRC is kept and
+ * the skipped ranges are reported.  A damaged tail with nothing valid after
+ * it is copied aside to NNNNNN.damaged.<offset> before it is cut, so even
+ * salvaging destroys nothing; immutable files that needed skipping get a
+ * hint file listing their good entries, so later starts need not salvage
+ * them again.
  *
  * What the entries mean (commit status, newest version per slot) is the
  * caller's business: the storage layer only reports them, in file order.
@@ -45,17 +59,32 @@ typedef struct ArmdbScanResult
 	uint64		max_gsn;		/* without flags; 0 if no entries */
 	bool		header_missing; /* file empty, or only a zero or torn
 								 * header: a creation cut short */
+	/* with skip_damage only: damaged ranges skipped on the way */
+	uint32		skipped;		/* how many */
+	uint64		skipped_bytes;	/* their total length */
+	uint64		first_skipped;	/* offset of the first */
 } ArmdbScanResult;
 
 /*
  * Scan a data file from its first entry, calling cb (may be NULL) for every
  * good entry, until the end or the first bad entry.  Reads in large aligned
  * chunks through io.  A bad file header (not just a missing one) is
- * ARMDB_ERR_CORRUPT.
+ * ARMDB_ERR_CORRUPT.  With skip_damage, a bad entry followed by a valid one
+ * is skipped (counted in result->skipped*) and the scan goes on from the
+ * valid one; only a bad tail then ends it as ARMDB_SCAN_END_TORN.
  */
 extern bool armdb_scan_data_file(ArmdbIo *io, int fd, uint32 file_id,
-								 ArmdbEntryCallback cb, void *arg,
-								 ArmdbScanResult *result, ArmdbError *err);
+								 bool skip_damage, ArmdbEntryCallback cb,
+								 void *arg, ArmdbScanResult *result,
+								 ArmdbError *err);
+
+/*
+ * The offset of the first valid (CRC-checked) entry that starts after
+ * offset from, or 0 if there is none before size.  Tells a torn tail (no
+ * valid entry after the bad bytes) from damage in the middle of a file.
+ */
+extern bool armdb_find_next_entry(ArmdbIo *io, int fd, uint64 from,
+								  uint64 size, uint64 *next, ArmdbError *err);
 
 /*
  * The scan on an in-memory image holding the bytes of a data file from
@@ -72,11 +101,14 @@ extern bool armdb_scan_buffer(const char *buf, size_t len, uint32 file_id,
 
 /*
  * Write the hint file of data file file_id from its entries: scan the data
- * file (it must be complete: a bad entry is ARMDB_ERR_CORRUPT), write
- * NNNNNN.tmp, fsync it, rename it to NNNNNN.hint and fsync the directory.
+ * file (it must be complete: a bad entry is ARMDB_ERR_CORRUPT, unless
+ * skip_damage, when the hint lists the good entries around the damage),
+ * write NNNNNN.tmp, fsync it, rename it to NNNNNN.hint and fsync the
+ * directory.
  */
 extern bool armdb_hint_build(ArmdbIo *io, const char *dir, uint32 file_id,
-							 bool direct_io, ArmdbError *err);
+							 bool direct_io, bool skip_damage,
+							 ArmdbError *err);
 
 /* Same, from entries the caller already has (compaction outputs). */
 extern bool armdb_hint_write(const char *dir, uint32 file_id,
@@ -107,15 +139,31 @@ typedef struct ArmdbRecoveryReport
 	bool		torn_tail;		/* garbage after the last good entry */
 	uint64		truncated_bytes;	/* bytes cut from the active file */
 	char		first_bad_hint[MAXPGPATH];	/* for the log, if any */
+	/* ARMDB_RECOVER_SALVAGE only */
+	uint32		salvaged_files; /* files with damage skipped or cut */
+	uint64		salvaged_bytes; /* damaged bytes skipped or cut */
+	bool		active_salvaged;	/* the active file among them: the
+									 * caller should seal it and give it a
+									 * hint (armdb_hint_build with
+									 * skip_damage) */
+	char		first_salvaged[MAXPGPATH];	/* file, for the log */
+	uint64		first_salvaged_offset;
 } ArmdbRecoveryReport;
+
+/* flags of armdb_recover_shard */
+#define ARMDB_RECOVER_MISSING_OK	0x01	/* no directory: an empty shard */
+#define ARMDB_RECOVER_AFTER_CRASH	0x02	/* the server did not shut down
+											 * cleanly: the active file may
+											 * end in a torn write */
+#define ARMDB_RECOVER_SALVAGE		0x04	/* skip damage (see above) */
 
 /*
  * Recover one shard directory (see the file comment).  cb sees every entry
- * of every file in order.  A missing directory is an empty shard only if
- * missing_ok; otherwise ARMDB_ERR_IO/ENOENT.
+ * of every file in order.  A missing directory is an empty shard only with
+ * ARMDB_RECOVER_MISSING_OK; otherwise ARMDB_ERR_IO/ENOENT.
  */
 extern bool armdb_recover_shard(ArmdbIo *io, const char *dir, bool direct_io,
-								bool missing_ok, ArmdbEntryCallback cb,
+								uint32 flags, ArmdbEntryCallback cb,
 								void *arg, ArmdbRecoveryReport *report,
 								ArmdbError *err);
 

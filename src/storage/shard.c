@@ -45,7 +45,7 @@ armdb_shard_files_init(ArmdbShardFiles *files, const char *dir, ArmdbIo *io,
 	files->io = io;
 	files->direct_io = direct_io;
 	for (int i = 0; i < ARMDB_SHARD_FD_CACHE; i++)
-		files->fds[i].fd = -1;
+		files->fds[i].handle = -1;
 }
 
 void
@@ -53,8 +53,8 @@ armdb_shard_files_close(ArmdbShardFiles *files)
 {
 	for (int i = 0; i < ARMDB_SHARD_FD_CACHE; i++)
 	{
-		armdb_file_close(files->fds[i].fd);
-		files->fds[i].fd = -1;
+		armdb_file_close_cached(files->fds[i].handle);
+		files->fds[i].handle = -1;
 		files->fds[i].file_id = 0;
 	}
 }
@@ -66,8 +66,8 @@ armdb_shard_forget_file(ArmdbShardFiles *files, uint32 file_id)
 	{
 		if (files->fds[i].file_id == file_id)
 		{
-			armdb_file_close(files->fds[i].fd);
-			files->fds[i].fd = -1;
+			armdb_file_close_cached(files->fds[i].handle);
+			files->fds[i].handle = -1;
 			files->fds[i].file_id = 0;
 		}
 	}
@@ -83,30 +83,30 @@ shard_file_fd(ArmdbShardFiles *files, uint32 file_id, bool direct,
 {
 	char		path[MAXPGPATH];
 	int			victim = 0;
-	int			fd;
+	int			handle;
 
 	direct = direct && files->direct_io;
+	armdb_file_path(path, files->dir, file_id, ARMDB_FILE_DATA);
 	for (int i = 0; i < ARMDB_SHARD_FD_CACHE; i++)
 	{
 		if (files->fds[i].file_id == file_id && files->fds[i].direct == direct)
 		{
 			files->fds[i].last_use = ++files->use_counter;
-			return files->fds[i].fd;
+			return armdb_file_cached_fd(files->fds[i].handle, path, err);
 		}
 		if (files->fds[i].last_use < files->fds[victim].last_use)
 			victim = i;
 	}
 
-	armdb_file_path(path, files->dir, file_id, ARMDB_FILE_DATA);
-	fd = armdb_file_open(path, O_RDWR, direct, NULL, err);
-	if (fd < 0)
+	handle = armdb_file_open_cached(path, O_RDWR, direct, NULL, err);
+	if (handle < 0)
 		return -1;
-	armdb_file_close(files->fds[victim].fd);
-	files->fds[victim].fd = fd;
+	armdb_file_close_cached(files->fds[victim].handle);
+	files->fds[victim].handle = handle;
 	files->fds[victim].file_id = file_id;
 	files->fds[victim].direct = direct;
 	files->fds[victim].last_use = ++files->use_counter;
-	return fd;
+	return armdb_file_cached_fd(handle, path, err);
 }
 
 int
@@ -158,8 +158,24 @@ buffer_write_out(ArmdbShardState *st, ArmdbShardFiles *files, ArmdbError *err)
 		return false;
 	if (!armdb_io_pwrite(files->io, fd, st->buf + (from - st->buf_start),
 						 to - from, from, err))
+	{
+		char		path[MAXPGPATH];
+		ArmdbError	terr;
+
+		/*
+		 * A write that failed part-way (a full disk) may have left some of
+		 * its blocks in the file, ending inside an entry.  Cut them off
+		 * again: the file must end in whole entries (then zeros) whenever
+		 * the server is not crashing, or recovery after a clean shutdown
+		 * would rightly call it corrupted.  The buffer keeps the bytes for
+		 * the next write-out.
+		 */
+		armdb_file_path(path, files->dir, st->active_file_id, ARMDB_FILE_DATA);
+		if (!armdb_file_truncate(fd, path, st->written_end, &terr))
+			st->failed = true;	/* cannot vouch for the file's tail now */
 		return armdb_error_context(err, "could not write data file %06u of \"%s\"",
 								   st->active_file_id, files->dir);
+	}
 	st->written_end = st->append_end;
 	return true;
 }

@@ -11,8 +11,10 @@
  *						Plain data with no process-local pointers except buf,
  *						so the backend keeps it in the main shared memory
  *						segment (mapped at the same address everywhere).
- *	 ArmdbShardFiles	one process's view: the directory path and its open
- *						file descriptors.
+ *	 ArmdbShardFiles	one process's view: the directory path and the
+ *						handles of the data files it uses (cached files,
+ *						see io.h: in a backend, virtual file descriptors
+ *						that PostgreSQL's fd.c keeps under its limits).
  *
  * Locking is the caller's business, as with PostgreSQL's XLogWrite(): the
  * functions below say which lock on the shard the caller must hold.  The
@@ -90,7 +92,7 @@ typedef struct ArmdbShardState
 	bool		failed;
 } ArmdbShardState;
 
-/* Per-process descriptor cache entry. */
+/* Per-process: data files of a shard with a cached-file handle. */
 #define ARMDB_SHARD_FD_CACHE	4
 
 typedef struct ArmdbShardFiles
@@ -102,7 +104,7 @@ typedef struct ArmdbShardFiles
 	struct
 	{
 		uint32		file_id;	/* 0: unused */
-		int			fd;
+		int			handle;		/* armdb_file_open_cached(); -1: none */
 		bool		direct;		/* opened with O_DIRECT asked for */
 		uint64		last_use;
 	}			fds[ARMDB_SHARD_FD_CACHE];
@@ -126,7 +128,10 @@ extern void armdb_shard_files_init(ArmdbShardFiles *files, const char *dir,
 								   ArmdbIo *io, bool direct_io);
 extern void armdb_shard_files_close(ArmdbShardFiles *files);
 
-/* Descriptor of a data file, opened read-write, cached. */
+/*
+ * Descriptor of a data file, opened read-write, cached; good until the next
+ * file is opened (see armdb_file_cached_fd()).
+ */
 extern int	armdb_shard_file_fd(ArmdbShardFiles *files, uint32 file_id,
 								ArmdbError *err);
 /* Forget (and close) the cached descriptor of file_id, e.g. after unlink. */

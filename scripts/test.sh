@@ -115,6 +115,7 @@ cleanup() {
 	local rc=$?
 	set +e
 	stop_cluster "${CLUSTER_DIR}"
+	[[ -n ${SMALL_FS:-} ]] && mountpoint -q "${SMALL_FS}" 2>/dev/null && umount "${SMALL_FS}"
 	if [[ ${KEEP_CLUSTER:-0} == 1 ]]; then
 		log "kept ${WORK}"
 	else
@@ -178,15 +179,36 @@ prepare_pg_tree() {
 	chmod o+x "${WORK}"
 }
 
+# A small file system for the disk-full test (t/012_disk_full.pl): a
+# loop-mounted ext4 (O_DIRECT works there), or a size-limited tmpfs where
+# loop devices are not available.  Unmounted by cleanup.
+SMALL_FS=${WORK}/small-fs
+mount_small_fs() {
+	mkdir -p "${SMALL_FS}"
+	if truncate -s 64M "${WORK}/small-fs.img" &&
+		mkfs.ext4 -q -m 0 -F "${WORK}/small-fs.img" >/dev/null 2>&1 &&
+		mount -o loop "${WORK}/small-fs.img" "${SMALL_FS}" 2>/dev/null; then
+		log "small file system for the disk-full test: ext4 on a loop device"
+	elif mount -t tmpfs -o size=48m tmpfs "${SMALL_FS}" 2>/dev/null; then
+		log "small file system for the disk-full test: tmpfs"
+	else
+		log "could not mount a small file system: the disk-full test is skipped"
+		return 0
+	fi
+	chown postgres:postgres "${SMALL_FS}"
+}
+
 # make TARGET... as postgres in the copied tree, against the test cluster.
 pg_make() {
 	as_postgres env PGHOST=127.0.0.1 PGPORT="${ARMDB_TEST_PORT}" PGUSER=postgres \
+		ARMDB_TEST_SMALL_FS="${SMALL_FS}" \
 		make -C "${PG_TREE}" PG_CONFIG="${PG_CONFIG}" "$@"
 }
 
 step_installcheck() {
 	local rc=0
 	prepare_pg_tree
+	mount_small_fs
 	pg_make installcheck || rc=$?
 	if [[ ${rc} -ne 0 ]]; then
 		if [[ -f ${PG_TREE}/regression.diffs ]]; then

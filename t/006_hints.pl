@@ -52,4 +52,31 @@ is( $node->safe_psql(
 like(slurp_file($node->logfile), qr/ignored 1 damaged hint files/,
 	'the damaged hint is reported');
 
+# Hint work queued for storage that is dropped before it is done (CLUSTER
+# seals files of the new storage, TRUNCATE drops that storage) is dropped
+# with it: the next insert has nothing to warn about.
+my ($ret, $out, $err) = $node->psql('postgres', q{
+CREATE INDEX h_id ON h (id);
+CLUSTER h USING h_id;
+TRUNCATE h;
+INSERT INTO h VALUES (1, 'after truncate');
+SELECT count(*) FROM h;
+});
+is($out, '1', 'CLUSTER, TRUNCATE, INSERT');
+unlike($err, qr/WARNING/, 'no warning about hint files of dropped storage');
+
+# armdb.max_file_size applies after a reload, not only after a restart
+$node->append_conf('postgresql.conf', "armdb.max_file_size = '128kB'");
+$node->reload;
+$node->safe_psql('postgres',
+	q{INSERT INTO h SELECT g, repeat('y', 100) FROM generate_series(2, 20001) g});
+my @later = grep { -s $_ > 0 } glob($node->data_dir . "/armdb/$dboid/"
+	  . $node->safe_psql('postgres', "SELECT pg_relation_filenode('h')")
+	  . "/*/*.data");
+my @sealed = grep { -e ($_ =~ s/\.data$/.hint/r) } @later;
+cmp_ok(scalar(@sealed), '>', 5, 'the reloaded size closes files sooner');
+my @big = grep { -s $_ > 128 * 1024 + 8192 } @sealed;
+is(scalar(@big), 0, 'no closed file passes the reloaded armdb.max_file_size')
+  or diag(join(' ', map { "$_: " . (-s $_) } @big));
+
 done_testing();

@@ -120,18 +120,25 @@ tuple_to_store(Relation rel, TupleTableSlot *slot, bool *should_free)
  * exclusively.  Returns the position after the entry.
  */
 /*
- * Give a shard its write buffer on its first append.  Caller holds the
- * shard lock exclusively.
+ * Get a shard ready for an append: its write buffer on the first one, and
+ * armdb.max_file_size as this backend sees it now, so that a reload applies
+ * from the next append on (the file being appended to is closed when the
+ * next entry would pass the new size).  Caller holds the shard lock
+ * exclusively.
  */
 void
 armdb_shard_prepare(ArmdbRelKeydir *kd, ArmdbShardRt *rt, uint32 shard)
 {
+	uint32		max_file_size = (uint32) Min((uint64) armdb_max_file_size_kb * 1024,
+											 ARMDB_MAX_FILE_SIZE);
+
 	if (rt->st.buf == NULL)
 	{
 		armdb_keydir_shard_buffer(kd, rt);
 		armdb_shard_state_init(&rt->st, shard, rt->st.buf, rt->st.buf_size,
-							   rt->st.max_file_size);
+							   max_file_size);
 	}
+	rt->st.max_file_size = Max(max_file_size, ARMDB_MIN_FILE_SIZE);
 }
 
 /*

@@ -5,7 +5,7 @@
 #   make unittest                 storage-layer unit tests, no server needed
 #   make fuzz FUZZ_SECONDS=60     libFuzzer smoke run of the entry/hint parsers
 #   make test/lossyfs             FUSE file system simulating power loss, for
-#                                 t/011_power_loss.pl (needs libfuse3-dev)
+#                                 t/018_power_loss.pl (needs libfuse3-dev)
 
 EXTENSION = armdb
 MODULE_big = armdb
@@ -92,7 +92,7 @@ fuzz: test/fuzz_parsers
 
 # ---------------------------------------------------------------------------
 # lossyfs: a FUSE pass-through file system that drops unsynced writes at a
-# simulated power cut (test/lossyfs.c), for t/011_power_loss.pl.  Not part
+# simulated power cut (test/lossyfs.c), for t/018_power_loss.pl.  Not part
 # of the extension.  installcheck builds it where libfuse3's headers are;
 # without them the test skips, saying why.
 # ---------------------------------------------------------------------------

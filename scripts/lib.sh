@@ -45,7 +45,7 @@ ARMDB_DEB_PACKAGES=(
 	# TAP tests (PostgreSQL::Test::Cluster needs IPC::Run; prove is in perl)
 	perl
 	libipc-run-perl
-	# t/011_power_loss.pl: test/lossyfs is a FUSE file system (libfuse3),
+	# t/018_power_loss.pl: test/lossyfs is a FUSE file system (libfuse3),
 	# mounted as postgres through fusermount3 (fuse3)
 	fuse3
 	libfuse3-dev
@@ -109,7 +109,7 @@ install_deps() {
 
 # fusermount3 opens /dev/fuse as the user who mounts: udev makes it 0666 on
 # a usual Debian, but a machine without udev may leave it 0600, and
-# t/011_power_loss.pl (run as postgres) would then skip.
+# t/018_power_loss.pl (run as postgres) would then skip.
 ensure_fuse_device() {
 	if [[ -c /dev/fuse ]] && ! as_postgres test -r /dev/fuse -a -w /dev/fuse; then
 		log "making /dev/fuse usable by every user (mode 0666, as udev does)"

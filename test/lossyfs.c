@@ -2,7 +2,7 @@
  *
  * lossyfs.c
  *	  A FUSE pass-through file system that can simulate a power loss: for
- *	  armdb's power-loss test (t/011_power_loss.pl), not part of armdb.
+ *	  armdb's power-loss test (t/018_power_loss.pl), not part of armdb.
  *
  * kill -9 of every server process keeps everything the processes wrote: it
  * all sits in the operating system's page cache, which survives them.  A

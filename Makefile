@@ -4,6 +4,8 @@
 #   make installcheck             pg_regress tests against a running server
 #   make unittest                 storage-layer unit tests, no server needed
 #   make fuzz FUZZ_SECONDS=60     libFuzzer smoke run of the entry/hint parsers
+#   make test/lossyfs             FUSE file system simulating power loss, for
+#                                 t/018_power_loss.pl (needs libfuse3-dev)
 
 EXTENSION = armdb
 MODULE_big = armdb
@@ -40,7 +42,8 @@ ARMDB_WARNINGS = -Wall -Wextra -Werror -Wno-unused-parameter \
 PG_CFLAGS = $(ARMDB_WARNINGS)
 SHLIB_LINK = -luring
 
-EXTRA_CLEAN = test/armdb_unit test/fuzz_parsers test/obj test/fuzz-corpus
+EXTRA_CLEAN = test/armdb_unit test/fuzz_parsers test/obj test/fuzz-corpus \
+	test/lossyfs
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -86,3 +89,19 @@ fuzz: test/fuzz_parsers
 	mkdir -p test/fuzz-corpus
 	./test/fuzz_parsers -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 		-print_final_stats=1 test/fuzz-corpus $(srcdir)/test/fuzz-seeds
+
+# ---------------------------------------------------------------------------
+# lossyfs: a FUSE pass-through file system that drops unsynced writes at a
+# simulated power cut (test/lossyfs.c), for t/018_power_loss.pl.  Not part
+# of the extension.  installcheck builds it where libfuse3's headers are;
+# without them the test skips, saying why.
+# ---------------------------------------------------------------------------
+FUSE_CFLAGS ?= $(shell pkg-config --cflags fuse3 2>/dev/null || echo -I/usr/include/fuse3)
+FUSE_LIBS ?= $(shell pkg-config --libs fuse3 2>/dev/null || echo -lfuse3 -lpthread)
+
+test/lossyfs: $(srcdir)/test/lossyfs.c
+	$(CC) -O1 -g $(ARMDB_WARNINGS) $(FUSE_CFLAGS) -o $@ $< $(FUSE_LIBS)
+
+ifneq ($(wildcard /usr/include/fuse3/fuse.h),)
+installcheck: test/lossyfs
+endif

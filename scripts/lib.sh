@@ -11,6 +11,7 @@
 #   build_extension           make clean && make
 #   install_extension         make install
 #   ensure_postgres_user      the postgres OS user (Debian's package makes it)
+#   ensure_fuse_device        /dev/fuse usable by postgres (for lossyfs)
 #   as_postgres CMD...        run CMD as the postgres OS user
 #   start_cluster DIR PORT [CONF_LINE...]
 #                             initdb (once) and start a cluster in DIR
@@ -44,6 +45,10 @@ ARMDB_DEB_PACKAGES=(
 	# TAP tests (PostgreSQL::Test::Cluster needs IPC::Run; prove is in perl)
 	perl
 	libipc-run-perl
+	# t/018_power_loss.pl: test/lossyfs is a FUSE file system (libfuse3),
+	# mounted as postgres through fusermount3 (fuse3)
+	fuse3
+	libfuse3-dev
 	# runuser, to run the server as postgres; useradd
 	util-linux
 	passwd
@@ -99,6 +104,17 @@ install_deps() {
 	fi
 	[[ -x ${PG_CONFIG} ]] || die "${PG_CONFIG} is missing after the install"
 	ensure_postgres_user
+	ensure_fuse_device
+}
+
+# fusermount3 opens /dev/fuse as the user who mounts: udev makes it 0666 on
+# a usual Debian, but a machine without udev may leave it 0600, and
+# t/018_power_loss.pl (run as postgres) would then skip.
+ensure_fuse_device() {
+	if [[ -c /dev/fuse ]] && ! as_postgres test -r /dev/fuse -a -w /dev/fuse; then
+		log "making /dev/fuse usable by every user (mode 0666, as udev does)"
+		as_root chmod 0666 /dev/fuse
+	fi
 }
 
 # Fail early and clearly when clang cannot build a fuzz target.

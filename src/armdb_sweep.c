@@ -406,7 +406,7 @@ armdb_sweep_launcher_main(Datum main_arg)
 	ereport(LOG,
 			(errmsg("armdb sweep: finished: removed %d of the %d armdb relation directories present at start-up",
 					removed, nlisted)));
-	pgstat_report_activity(STATE_IDLE, NULL);
+	pgstat_report_activity(STATE_IDLE, "swept; waiting for shutdown");
 
 	for (;;)
 	{

@@ -17,6 +17,7 @@ STORAGE_SRCS = src/storage/status.c src/storage/format.c src/storage/io.c \
 STORAGE_OBJS = $(STORAGE_SRCS:.c=.o)
 
 OBJS = src/armdb.o src/armdb_storage.o src/armdb_funcs.o src/armdb_utility.o \
+	src/armdb_sweep.o \
 	src/am/armdb_handler.o src/am/armdb_index.o src/am/armdb_scan.o \
 	src/am/armdb_modify.o src/am/armdb_update.o src/am/armdb_rowlock.o \
 	src/am/armdb_ddl.o src/am/armdb_xact.o \

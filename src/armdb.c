@@ -2,7 +2,7 @@
  *
  * armdb.c
  *	  Entry point of the armdb extension: GUCs, shared memory, LWLock
- *	  tranches.
+ *	  tranches, the sweep's background worker (armdb_sweep.c).
  *
  * armdb keeps its key directory and write buffers in shared memory, so it
  * must be loaded through shared_preload_libraries; loaded any other way it
@@ -23,6 +23,7 @@
 
 #include "am/armdb_am.h"
 #include "armdb.h"
+#include "armdb_sweep.h"
 #include "keydir/keydir.h"
 #include "keydir/relstorage.h"
 
@@ -137,7 +138,8 @@ armdb_shmem_startup(void)
 	if (!IsUnderPostmaster)
 	{
 		armdb_storage_backend_init();
-		armdb_rel_storage_sweep();
+		/* before redo: nothing permanent is removed (armdb_sweep.c) */
+		armdb_rel_storage_startup();
 	}
 }
 
@@ -264,6 +266,9 @@ _PG_init(void)
 							   "",
 							   PGC_POSTMASTER, 0,
 							   NULL, NULL, NULL);
+
+	/* defines armdb.sweep_delay: before the prefix is reserved */
+	armdb_sweep_init();
 
 	MarkGUCPrefixReserved("armdb");
 

@@ -6,9 +6,13 @@
  * PostgreSQL 15 never tells a table access method that storage is dropped
  * (design §8): the xact callbacks in armdb_xact.c learn it from the pending
  * deletes, and this file does the removing.  What a crash interrupted is
- * swept at the next start: directories of temporary relations, and
- * directories whose relation's main fork file no longer exists (a drop
- * whose commit was the last thing before the crash, a dropped database).
+ * swept in two steps (design §5a).  The postmaster, before WAL redo, removes
+ * the directories of temporary relations (they never survive a restart),
+ * empties unlogged tables after a crash, and lists every other directory it
+ * finds; it removes none of them, since a new table's main fork file may be
+ * missing until redo recreates it.  After recovery the sweep workers
+ * (armdb_sweep.c) judge the listed directories by the catalogs and remove
+ * the leftovers through armdb_rel_storage_remove_leftover().
  *
  *-------------------------------------------------------------------------
  */
@@ -27,8 +31,11 @@
 #include "port/pg_crc32c.h"
 #include "storage/copydir.h"
 #include "storage/fd.h"
+#include "storage/lwlock.h"
+#include "utils/memutils.h"
 
 #include "armdb.h"
+#include "armdb_sweep.h"
 #include "keydir/relstorage.h"
 #include "storage/io.h"
 
@@ -49,6 +56,37 @@ typedef struct ArmdbMeta
 	char		pad[3];
 	pg_crc32c	crc;			/* of everything before it */
 } ArmdbMeta;
+
+/*
+ * A permanent relation's directory as the postmaster found it at start-up,
+ * before redo: the sweep workers may remove only these, and only while the
+ * directory is still the one listed (a relfilenode reused after OID
+ * wraparound gets a new directory, with a new inode and change time).
+ *
+ * The list lives in the postmaster's TopMemoryContext, which the workers
+ * inherit when they are forked (armdb runs on Linux only, never under
+ * EXEC_BACKEND); it is rebuilt at each (re)start, crash restarts included.
+ */
+typedef struct ListedDir
+{
+	Oid			dbNode;
+	Oid			relNode;
+	dev_t		dev;
+	ino_t		ino;
+	struct timespec ctime;
+} ListedDir;
+
+static ListedDir *listed_dirs = NULL;
+static int	nlisted_dirs = 0;
+
+static void remove_rel_dir(const char *dir, int elevel);
+
+typedef enum MetaState
+{
+	META_OK,
+	META_MISSING,				/* creation never got as far as the meta file */
+	META_DAMAGED
+} MetaState;
 
 void
 armdb_rel_dir_path(char *path, RelFileNodeBackend rnode)
@@ -82,6 +120,42 @@ meta_crc(const ArmdbMeta *meta)
 	COMP_CRC32C(crc, meta, offsetof(ArmdbMeta, crc));
 	FIN_CRC32C(crc);
 	return crc;
+}
+
+/* Read the meta file in dir, checking that it is armdb's and undamaged. */
+static MetaState
+read_meta_file(const char *dir, ArmdbMeta *meta)
+{
+	char		path[MAXPGPATH];
+	int			fd;
+	bool		ok;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, ARMDB_META_FILE);
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	if (fd < 0)
+		return errno == ENOENT ? META_MISSING : META_DAMAGED;
+	ok = read(fd, meta, sizeof(*meta)) == sizeof(*meta);
+	CloseTransientFile(fd);
+	if (!ok || meta->magic != ARMDB_META_MAGIC || meta->crc != meta_crc(meta) ||
+		meta->version != ARMDB_META_VERSION)
+		return META_DAMAGED;
+	return META_OK;
+}
+
+/*
+ * Remove what is left under a relfilenode that is being given new storage,
+ * holding ArmdbSweepLock: a sweep worker must not find the old directory,
+ * judge it a leftover and remove it once the new one has taken its place.
+ */
+static void
+remove_leftover_for_create(RelFileNodeBackend rnode)
+{
+	char		dir[MAXPGPATH];
+
+	armdb_rel_dir_path(dir, rnode);
+	LWLockAcquire(armdb_sweep_lock(), LW_EXCLUSIVE);
+	remove_rel_dir(dir, ERROR);
+	LWLockRelease(armdb_sweep_lock());
 }
 
 /* Write the meta file durably: temporary name, fsync, rename, fsync dir. */
@@ -136,13 +210,11 @@ armdb_rel_storage_create(RelFileNodeBackend rnode, uint32 nshards,
 	char		dir[MAXPGPATH];
 	char		parent[MAXPGPATH];
 	ArmdbError	err;
-	struct stat st;
 
 	armdb_rel_dir_path(dir, rnode);
 
 	/* relfilenodes are reused: what is left under this name is not ours */
-	if (stat(dir, &st) == 0)
-		armdb_rel_storage_remove(rnode, ERROR);
+	remove_leftover_for_create(rnode);
 
 	if (!armdb_make_dir(dir, &err))
 		armdb_report_storage_error(ERROR, &err);
@@ -205,14 +277,14 @@ armdb_rel_storage_read_meta(RelFileNodeBackend rnode, char *persistence)
 	return meta.nshards;
 }
 
-void
-armdb_rel_storage_remove(RelFileNodeBackend rnode, int elevel)
+/* Remove a relation's directory, if it exists; the caller holds the lock. */
+static void
+remove_rel_dir(const char *dir, int elevel)
 {
-	char		dir[MAXPGPATH];
 	char		parent[MAXPGPATH];
 	struct stat st;
 
-	armdb_rel_dir_path(dir, rnode);
+	Assert(LWLockHeldByMe(armdb_sweep_lock()));
 	if (stat(dir, &st) != 0)
 		return;
 	if (!rmtree(dir, true))
@@ -227,6 +299,21 @@ armdb_rel_storage_remove(RelFileNodeBackend rnode, int elevel)
 	(void) fsync_fname_ext(parent, true, true, elevel);
 }
 
+/*
+ * Under ArmdbSweepLock, so that a sweep worker removing the same leftover
+ * (a drop whose commit raced with the sweep) does not make it fail.
+ */
+void
+armdb_rel_storage_remove(RelFileNodeBackend rnode, int elevel)
+{
+	char		dir[MAXPGPATH];
+
+	armdb_rel_dir_path(dir, rnode);
+	LWLockAcquire(armdb_sweep_lock(), LW_EXCLUSIVE);
+	remove_rel_dir(dir, elevel);
+	LWLockRelease(armdb_sweep_lock());
+}
+
 void
 armdb_rel_storage_copy(RelFileNodeBackend from, RelFileNodeBackend to,
 					   uint32 nshards, char persistence)
@@ -236,7 +323,7 @@ armdb_rel_storage_copy(RelFileNodeBackend from, RelFileNodeBackend to,
 
 	armdb_rel_dir_path(src, from);
 	armdb_rel_dir_path(dst, to);
-	armdb_rel_storage_remove(to, ERROR);
+	remove_leftover_for_create(to);
 	/* copydir() fsyncs the files and the new directory */
 	copydir(src, dst, true);
 	write_meta(dst, to, nshards, persistence);
@@ -261,10 +348,13 @@ armdb_rel_storage_copy_database(Oid src_db, Oid dst_db)
 	snprintf(dst, sizeof(dst), "%s/%u", base, dst_db);
 	if (stat(src, &st) != 0)
 		return;					/* the template has no armdb tables */
+	/* as remove_leftover_for_create(), for a database OID reused */
+	LWLockAcquire(armdb_sweep_lock(), LW_EXCLUSIVE);
 	if (stat(dst, &st) == 0 && !rmtree(dst, true))
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not remove old armdb directory \"%s\"", dst)));
+	LWLockRelease(armdb_sweep_lock());
 
 	copydir(src, dst, true);
 
@@ -326,7 +416,7 @@ armdb_rel_storage_remove_database(Oid db)
 		ereport(WARNING,
 				(errcode_for_file_access(),
 				 errmsg("could not remove armdb directory \"%s\"", dir),
-				 errdetail("It is removed at the next server start.")));
+				 errdetail("The sweep after the next server start removes it.")));
 	fsync_fname_ext(base, true, true, WARNING);
 }
 
@@ -383,43 +473,56 @@ reset_unlogged(const char *dir)
 	fsync_fname_ext(dir, true, true, LOG);
 }
 
-/* Is the main fork of the relation the meta file in dir names still there? */
-static bool
-sweep_keep(const char *dir, bool after_crash)
+static int
+listed_dir_cmp(const void *a, const void *b)
 {
-	char		path[MAXPGPATH];
-	char	   *relpath;
-	ArmdbMeta	meta;
-	struct stat st;
-	bool		keep;
-	int			fd;
+	const ListedDir *x = a;
+	const ListedDir *y = b;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, ARMDB_META_FILE);
-	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
-	if (fd < 0)
-		return false;			/* creation never finished */
-	keep = read(fd, &meta, sizeof(meta)) == sizeof(meta);
-	CloseTransientFile(fd);
-	if (!keep || meta.magic != ARMDB_META_MAGIC || meta.crc != meta_crc(&meta))
-		return true;			/* damaged: leave it for a human to see */
-	if (meta.backend != InvalidBackendId)
-		return false;
-	relpath = GetRelationPath(meta.dbNode, meta.spcNode, meta.relNode,
-							  InvalidBackendId, MAIN_FORKNUM);
-	keep = stat(relpath, &st) == 0 || errno != ENOENT;
-	pfree(relpath);
-	if (keep && after_crash && meta.persistence == RELPERSISTENCE_UNLOGGED)
-	{
-		ereport(LOG,
-				(errmsg("armdb: emptying unlogged table storage \"%s\" after a crash",
-						dir)));
-		reset_unlogged(dir);
-	}
-	return keep;
+	if (x->dbNode != y->dbNode)
+		return x->dbNode < y->dbNode ? -1 : 1;
+	if (x->relNode != y->relNode)
+		return x->relNode < y->relNode ? -1 : 1;
+	return 0;
 }
 
+static bool
+is_number(const char *name, Oid *value)
+{
+	char	   *end;
+	unsigned long v;
+
+	if (name[0] < '0' || name[0] > '9')
+		return false;
+	errno = 0;
+	v = strtoul(name, &end, 10);
+	if (*end != '\0' || errno != 0 || v > PG_UINT32_MAX)
+		return false;
+	*value = (Oid) v;
+	return true;
+}
+
+/* t<backend>_<relfilenode>: a temporary relation's directory */
+static bool
+is_temp_dir_name(const char *name)
+{
+	int			backend;
+	unsigned int relnode;
+	int			len;
+
+	return sscanf(name, "t%d_%u%n", &backend, &relnode, &len) == 2 &&
+		name[len] == '\0';
+}
+
+/*
+ * The postmaster, at start-up and before WAL redo: remove temporary
+ * relations' directories, empty unlogged relations' storage after a crash,
+ * and list every other relation directory for the sweep workers.  No
+ * permanent relation's directory is removed here: whether its relation
+ * still exists is known only once redo has finished, from the catalogs.
+ */
 void
-armdb_rel_storage_sweep(void)
+armdb_rel_storage_startup(void)
 {
 	char		base[MAXPGPATH];
 	DIR		   *top;
@@ -427,6 +530,7 @@ armdb_rel_storage_sweep(void)
 	ControlFileData *control;
 	bool		crc_ok;
 	bool		after_crash;
+	int			maxlisted = 64;
 
 	/* as PostgreSQL decides whether to reset unlogged relations */
 	control = get_controlfile(DataDir, &crc_ok);
@@ -435,6 +539,13 @@ armdb_rel_storage_sweep(void)
 		 control->state != DB_SHUTDOWNED_IN_RECOVERY);
 	pfree(control);
 
+	/* a crash restart lists afresh */
+	if (listed_dirs != NULL)
+		pfree(listed_dirs);
+	listed_dirs = MemoryContextAlloc(TopMemoryContext,
+									 maxlisted * sizeof(ListedDir));
+	nlisted_dirs = 0;
+
 	armdb_data_dir_path(base);
 	top = AllocateDir(base);
 	while ((dbde = ReadDirExtended(top, base, LOG)) != NULL)
@@ -442,35 +553,177 @@ armdb_rel_storage_sweep(void)
 		char		dbdir[MAXPGPATH];
 		DIR		   *dir;
 		struct dirent *de;
-		int			kept = 0;
+		Oid			dbNode;
+		bool		removed = false;
 
-		if (strspn(dbde->d_name, "0123456789") != strlen(dbde->d_name))
+		if (!is_number(dbde->d_name, &dbNode))
 			continue;
 		snprintf(dbdir, sizeof(dbdir), "%s/%s", base, dbde->d_name);
 		dir = AllocateDir(dbdir);
 		while ((de = ReadDirExtended(dir, dbdir, LOG)) != NULL)
 		{
 			char		path[MAXPGPATH];
+			Oid			relNode;
+			ArmdbMeta	meta;
+			struct stat st;
 
-			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-				continue;
 			snprintf(path, sizeof(path), "%s/%s", dbdir, de->d_name);
-			if (sweep_keep(path, after_crash))
+			if (is_temp_dir_name(de->d_name))
 			{
-				kept++;
+				/* temporary tables never survive a restart */
+				if (rmtree(path, true))
+					removed = true;
+				else
+					ereport(LOG,
+							(errmsg("could not remove armdb directory \"%s\"", path)));
 				continue;
 			}
-			ereport(LOG,
-					(errmsg("armdb: removing \"%s\", whose relation no longer exists",
-							path)));
-			if (!rmtree(path, true))
+			if (!is_number(de->d_name, &relNode))
+				continue;
+
+			/* its contents go in any case: heap resets it from its init fork */
+			if (after_crash && read_meta_file(path, &meta) == META_OK &&
+				meta.persistence == RELPERSISTENCE_UNLOGGED)
+			{
 				ereport(LOG,
-						(errmsg("could not remove armdb directory \"%s\"", path)));
+						(errmsg("armdb: emptying unlogged table storage \"%s\" after a crash",
+								path)));
+				reset_unlogged(path);
+			}
+
+			if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+				continue;
+			if (nlisted_dirs == maxlisted)
+			{
+				maxlisted *= 2;
+				listed_dirs = repalloc(listed_dirs, maxlisted * sizeof(ListedDir));
+			}
+			listed_dirs[nlisted_dirs].dbNode = dbNode;
+			listed_dirs[nlisted_dirs].relNode = relNode;
+			listed_dirs[nlisted_dirs].dev = st.st_dev;
+			listed_dirs[nlisted_dirs].ino = st.st_ino;
+			listed_dirs[nlisted_dirs].ctime = st.st_ctim;
+			nlisted_dirs++;
 		}
 		FreeDir(dir);
-		if (kept == 0)
-			(void) rmdir(dbdir);
-		fsync_fname_ext(base, true, true, LOG);
+		if (removed)
+			fsync_fname_ext(dbdir, true, true, LOG);
 	}
 	FreeDir(top);
+	qsort(listed_dirs, nlisted_dirs, sizeof(ListedDir), listed_dir_cmp);
+}
+
+/* The databases that had relation directories at start-up, ascending. */
+Oid *
+armdb_rel_storage_listed_databases(int *ndbs)
+{
+	Oid		   *dbs = palloc(Max(nlisted_dirs, 1) * sizeof(Oid));
+
+	*ndbs = 0;
+	for (int i = 0; i < nlisted_dirs; i++)
+		if (*ndbs == 0 || dbs[*ndbs - 1] != listed_dirs[i].dbNode)
+			dbs[(*ndbs)++] = listed_dirs[i].dbNode;
+	return dbs;
+}
+
+/* The relfilenodes of database db that had directories at start-up. */
+Oid *
+armdb_rel_storage_listed_relnodes(Oid db, int *nrels)
+{
+	Oid		   *rels = palloc(Max(nlisted_dirs, 1) * sizeof(Oid));
+
+	*nrels = 0;
+	for (int i = 0; i < nlisted_dirs; i++)
+		if (listed_dirs[i].dbNode == db)
+			rels[(*nrels)++] = listed_dirs[i].relNode;
+	return rels;
+}
+
+/*
+ * Remove the directory of database db's relfilenode relNode, which the
+ * caller has found no relation to use, provided it is still the directory
+ * listed at start-up: storage made since then is never a leftover (its
+ * catalog row may not be inserted yet).  A directory whose meta file is
+ * damaged is left for a human to look at.  True if it was removed.
+ */
+bool
+armdb_rel_storage_remove_leftover(Oid db, Oid relNode, const char *why)
+{
+	ListedDir	key;
+	ListedDir  *entry;
+	char		base[MAXPGPATH];
+	char		path[MAXPGPATH];
+	char		parent[MAXPGPATH];
+	struct stat st;
+	ArmdbMeta	meta;
+	bool		removed = false;
+
+	key.dbNode = db;
+	key.relNode = relNode;
+	entry = bsearch(&key, listed_dirs, nlisted_dirs, sizeof(ListedDir),
+					listed_dir_cmp);
+	if (entry == NULL)
+		return false;
+
+	armdb_data_dir_path(base);
+	snprintf(parent, sizeof(parent), "%s/%u", base, db);
+	snprintf(path, sizeof(path), "%s/%u", parent, relNode);
+
+	LWLockAcquire(armdb_sweep_lock(), LW_EXCLUSIVE);
+	if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode) ||
+		st.st_dev != entry->dev || st.st_ino != entry->ino ||
+		st.st_ctim.tv_sec != entry->ctime.tv_sec ||
+		st.st_ctim.tv_nsec != entry->ctime.tv_nsec)
+	{
+		/* gone already, or new storage under a reused relfilenode */
+		LWLockRelease(armdb_sweep_lock());
+		return false;
+	}
+	if (read_meta_file(path, &meta) == META_DAMAGED)
+	{
+		LWLockRelease(armdb_sweep_lock());
+		ereport(LOG,
+				(errmsg("armdb sweep: leaving \"%s\" in place: %s, but its meta file is damaged",
+						path, why),
+				 errhint("Look at its files, and remove the directory if they are not needed.")));
+		return false;
+	}
+	if (rmtree(path, true))
+	{
+		(void) fsync_fname_ext(parent, true, true, LOG);
+		removed = true;
+	}
+	LWLockRelease(armdb_sweep_lock());
+
+	if (removed)
+		ereport(LOG,
+				(errmsg("armdb sweep: removed \"%s\": %s", path, why)));
+	else
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 errmsg("could not remove armdb directory \"%s\"", path)));
+	return removed;
+}
+
+/*
+ * The directory of a database that no longer exists, once the sweep has
+ * removed its relations' directories: removed if it is empty.
+ */
+void
+armdb_rel_storage_remove_database_dir(Oid db)
+{
+	char		base[MAXPGPATH];
+	char		dir[MAXPGPATH];
+
+	armdb_data_dir_path(base);
+	snprintf(dir, sizeof(dir), "%s/%u", base, db);
+	LWLockAcquire(armdb_sweep_lock(), LW_EXCLUSIVE);
+	if (rmdir(dir) == 0)
+	{
+		(void) fsync_fname_ext(base, true, true, LOG);
+		ereport(LOG,
+				(errmsg("armdb sweep: removed \"%s\": database %u no longer exists",
+						dir, db)));
+	}
+	LWLockRelease(armdb_sweep_lock());
 }

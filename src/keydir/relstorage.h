@@ -2,7 +2,8 @@
  *
  * relstorage.h
  *	  The directory of an armdb relation's storage: where it is, its meta
- *	  file, creating, copying and removing it, and the start-up sweep.
+ *	  file, creating, copying and removing it, and the sweep of what a
+ *	  crash left behind.
  *
  *	  <armdb dir>/<dboid>/<relfilenode>/			permanent relation
  *	  <armdb dir>/<dboid>/t<backend>_<relfilenode>/	temporary relation
@@ -46,10 +47,23 @@ extern void armdb_rel_storage_remove_database(Oid db);
 extern void armdb_rel_storage_remove_backend_temp(void);
 
 /*
- * At server start: remove storage whose relation is gone (temporary tables,
- * drops a crash interrupted, dropped databases), and after a crash empty
- * unlogged tables.
+ * In the postmaster at start-up, before WAL redo: remove temporary
+ * relations' storage, empty unlogged relations' after a crash, and list
+ * every other relation directory for the sweep workers (armdb_sweep.c).
  */
-extern void armdb_rel_storage_sweep(void);
+extern void armdb_rel_storage_startup(void);
+
+/* What armdb_rel_storage_startup() listed (palloc'd arrays). */
+extern Oid *armdb_rel_storage_listed_databases(int *ndbs);
+extern Oid *armdb_rel_storage_listed_relnodes(Oid db, int *nrels);
+
+/*
+ * The sweep workers, after recovery: remove a listed directory no relation
+ * uses any more (why says so in the log), if it is still the one listed;
+ * remove the (empty) directory of a database that no longer exists.
+ */
+extern bool armdb_rel_storage_remove_leftover(Oid db, Oid relNode,
+											  const char *why);
+extern void armdb_rel_storage_remove_database_dir(Oid db);
 
 #endif							/* ARMDB_RELSTORAGE_H */

@@ -1,0 +1,514 @@
+/*-------------------------------------------------------------------------
+ *
+ * armdb_sweep.c
+ *	  The post-recovery sweep: background workers that remove the armdb
+ *	  storage a crash left behind, judged by each database's catalogs.
+ *
+ * Nothing may remove a permanent relation's armdb directory before WAL redo
+ * has finished (design §5a): the main fork file of a table created after
+ * the last checkpoint may be lost in a power cut, and only redo of its
+ * XLOG_SMGR_CREATE record brings it back, so the file's absence proves
+ * nothing.  The postmaster therefore only lists, before redo, the relation
+ * directories present at start-up (relstorage.c), and the workers below
+ * decide afterwards which of those are leftovers: the storage of a relation
+ * whose creating transaction died in the crash, of a drop whose commit was
+ * the last thing before it, of a database that no longer exists.
+ *
+ * The launcher ("armdb sweep launcher", connected to no database) starts
+ * once recovery has finished.  It reads pg_database: the listed directories
+ * of a database that no longer exists go at once; for every other database
+ * with listed directories it starts one "armdb sweep worker" connected to
+ * that database (also when it does not allow connections) and waits for it.
+ * A worker reads pg_class with SnapshotAny and keeps every relfilenode of a
+ * row that is live, or inserted or deleted by a transaction in progress or
+ * prepared; a row that is dead, or deleted by a committed transaction,
+ * vouches for nothing.  Only a listed directory whose relfilenode no other
+ * row names is removed.
+ *
+ * Users are connected while this runs.  A relation's armdb directory is made
+ * before its pg_class row is inserted, so the catalogs cannot vouch for
+ * storage made since the start: only listed directories are candidates, and
+ * only while each is still the very directory listed (relstorage.c checks
+ * its inode and change time, under ArmdbSweepLock, which creating storage
+ * holds too).
+ *
+ * A database whose worker could not be started (max_worker_processes) or
+ * did not finish keeps its directories; the launcher tries again every
+ * SWEEP_RETRY_MS, SWEEP_ROUNDS times in all.  After its sweep the launcher
+ * stays, idle, until shutdown: a static background worker that exits is
+ * forgotten by the postmaster, and the sweep must run again after a crash
+ * restart (restart_after_crash), which restarts the launcher.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_database.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/bufmgr.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/procarray.h"
+#include "storage/shmem.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "armdb_sweep.h"
+#include "keydir/relstorage.h"
+
+#define SWEEP_ROUNDS		6
+#define SWEEP_RETRY_MS		10000
+
+/* GUC: how long the launcher waits before it sweeps (tests use it) */
+static int	armdb_sweep_delay_ms = 0;
+
+/*
+ * Shared state: the lock, and the report of the one worker the launcher
+ * runs at a time.
+ */
+typedef struct ArmdbSweepShared
+{
+	LWLock	   *lock;			/* ArmdbSweepLock; also protects the rest */
+	Oid			worker_db;		/* the database being swept */
+	bool		worker_done;	/* its worker got to the end */
+	int			worker_removed; /* directories it removed */
+} ArmdbSweepShared;
+
+static ArmdbSweepShared *sweep_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+PGDLLEXPORT void armdb_sweep_launcher_main(Datum main_arg);
+PGDLLEXPORT void armdb_sweep_worker_main(Datum main_arg);
+
+static void
+sweep_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(ArmdbSweepShared)));
+	RequestNamedLWLockTranche("armdb sweep", 1);
+}
+
+static void
+sweep_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	sweep_shared = ShmemInitStruct("armdb sweep", sizeof(ArmdbSweepShared),
+								   &found);
+	if (!found)
+	{
+		memset(sweep_shared, 0, sizeof(ArmdbSweepShared));
+		sweep_shared->lock = &(GetNamedLWLockTranche("armdb sweep"))->lock;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+LWLock *
+armdb_sweep_lock(void)
+{
+	return sweep_shared->lock;
+}
+
+void
+armdb_sweep_init(void)
+{
+	BackgroundWorker worker;
+
+	DefineCustomIntVariable("armdb.sweep_delay",
+							"Time the post-recovery sweep of armdb storage waits before it starts.",
+							"For tests: storage made while the sweep waits must survive it.",
+							&armdb_sweep_delay_ms,
+							0, 0, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS | GUC_NOT_IN_SAMPLE,
+							NULL, NULL, NULL);
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = sweep_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = sweep_shmem_startup;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	/* restarted after a crash restart, or 10 s after an error of its own */
+	worker.bgw_restart_time = 10;
+	strlcpy(worker.bgw_library_name, "armdb", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "armdb_sweep_launcher_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "armdb sweep launcher", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "armdb sweep launcher", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
+
+static int
+oid_cmp(const void *a, const void *b)
+{
+	Oid			x = *(const Oid *) a;
+	Oid			y = *(const Oid *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * Does a catalog tuple still say anything?  Dead tuples and tuples deleted
+ * by a committed transaction (RECENTLY_DEAD) do not; a tuple inserted or
+ * deleted by a transaction in progress or prepared does, since that
+ * transaction may still commit or roll back.
+ */
+static bool
+tuple_counts(HeapScanDesc hscan, HeapTuple tuple, TransactionId oldest_xmin)
+{
+	HTSV_Result res = HeapTupleSatisfiesVacuum(tuple, oldest_xmin,
+											   hscan->rs_cbuf);
+
+	return res != HEAPTUPLE_DEAD && res != HEAPTUPLE_RECENTLY_DEAD;
+}
+
+static void
+process_reload(void)
+{
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
+/* Sleep ms milliseconds, leaving at once on SIGTERM or postmaster death. */
+static void
+sweep_sleep(long ms)
+{
+	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+
+	for (;;)
+	{
+		long		left;
+
+		CHECK_FOR_INTERRUPTS();
+		process_reload();
+		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end);
+		if (left <= 0)
+			return;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 left, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+typedef enum DatabaseState
+{
+	DB_GONE,					/* no tuple in pg_database says it exists */
+	DB_EXISTS,
+	DB_INVALID					/* an interrupted DROP DATABASE */
+} DatabaseState;
+
+/* The state of each of the ndbs databases dbs (ascending) in pg_database. */
+static void
+database_states(const Oid *dbs, int ndbs, DatabaseState *states)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapScanDesc hscan;
+	HeapTuple	tuple;
+	TransactionId oldest_xmin;
+
+	for (int i = 0; i < ndbs; i++)
+		states[i] = DB_GONE;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	oldest_xmin = GetOldestNonRemovableTransactionId(rel);
+	scan = table_beginscan_strat(rel, SnapshotAny, 0, NULL, true, false);
+	hscan = (HeapScanDesc) scan;
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database form;
+		Oid		   *found;
+
+		CHECK_FOR_INTERRUPTS();
+		LockBuffer(hscan->rs_cbuf, BUFFER_LOCK_SHARE);
+		form = (Form_pg_database) GETSTRUCT(tuple);
+		found = bsearch(&form->oid, dbs, ndbs, sizeof(Oid), oid_cmp);
+		if (found != NULL && tuple_counts(hscan, tuple, oldest_xmin))
+		{
+			DatabaseState *state = &states[found - dbs];
+
+			/* an invalid database becomes valid only through DROP DATABASE */
+			if (*state != DB_INVALID)
+				*state = database_is_invalid_form(form) ? DB_INVALID : DB_EXISTS;
+		}
+		LockBuffer(hscan->rs_cbuf, BUFFER_LOCK_UNLOCK);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+}
+
+/*
+ * Sweep database db in a worker connected to it.  True if the worker got
+ * to the end; *removed is what it removed.
+ */
+static bool
+run_worker(Oid db, int *removed)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+	BgwHandleStatus status;
+	bool		done;
+
+	*removed = 0;
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker.bgw_library_name, "armdb", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "armdb_sweep_worker_main", BGW_MAXLEN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "armdb sweep worker for database %u",
+			 db);
+	strlcpy(worker.bgw_type, "armdb sweep worker", BGW_MAXLEN);
+	worker.bgw_main_arg = ObjectIdGetDatum(db);
+	worker.bgw_notify_pid = MyProcPid;
+
+	LWLockAcquire(sweep_shared->lock, LW_EXCLUSIVE);
+	sweep_shared->worker_db = db;
+	sweep_shared->worker_done = false;
+	sweep_shared->worker_removed = 0;
+	LWLockRelease(sweep_shared->lock);
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	{
+		ereport(LOG,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("armdb sweep: could not start a worker for database %u: no background worker slot is free",
+						db),
+				 errdetail("The database's leftover armdb storage stays until a sweep succeeds."),
+				 errhint("Raise max_worker_processes.")));
+		return false;
+	}
+	status = WaitForBackgroundWorkerShutdown(handle);
+	if (status == BGWH_POSTMASTER_DIED)
+		proc_exit(1);
+
+	LWLockAcquire(sweep_shared->lock, LW_EXCLUSIVE);
+	done = sweep_shared->worker_db == db && sweep_shared->worker_done;
+	*removed = sweep_shared->worker_removed;
+	sweep_shared->worker_db = InvalidOid;
+	LWLockRelease(sweep_shared->lock);
+
+	if (!done)
+		ereport(LOG,
+				(errmsg("armdb sweep: the worker for database %u did not finish",
+						db),
+				 errdetail("The database's leftover armdb storage stays until a sweep succeeds.")));
+	return done;
+}
+
+/* The launcher: one sweep after recovery, then idle until shutdown. */
+void
+armdb_sweep_launcher_main(Datum main_arg)
+{
+	Oid		   *dbs;
+	int			ndbs;
+	int			npending;
+	bool	   *pending;
+	DatabaseState *states;
+	int			nlisted = 0;
+	int			removed = 0;
+
+	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+
+	if (armdb_sweep_delay_ms > 0)
+		sweep_sleep(armdb_sweep_delay_ms);
+	pgstat_report_activity(STATE_RUNNING, "sweeping leftover armdb storage");
+
+	dbs = armdb_rel_storage_listed_databases(&ndbs);
+	pending = palloc(Max(ndbs, 1) * sizeof(bool));
+	states = palloc(Max(ndbs, 1) * sizeof(DatabaseState));
+	for (int i = 0; i < ndbs; i++)
+	{
+		int			nrels;
+
+		pfree(armdb_rel_storage_listed_relnodes(dbs[i], &nrels));
+		nlisted += nrels;
+		pending[i] = true;
+	}
+	npending = ndbs;
+
+	for (int round = 1; npending > 0; round++)
+	{
+		database_states(dbs, ndbs, states);
+		for (int i = 0; i < ndbs; i++)
+		{
+			int			nremoved = 0;
+
+			if (!pending[i])
+				continue;
+			CHECK_FOR_INTERRUPTS();
+			if (states[i] == DB_GONE)
+			{
+				int			nrels;
+				Oid		   *rels = armdb_rel_storage_listed_relnodes(dbs[i], &nrels);
+				char	   *why = psprintf("database %u no longer exists", dbs[i]);
+
+				for (int j = 0; j < nrels; j++)
+					if (armdb_rel_storage_remove_leftover(dbs[i], rels[j], why))
+						nremoved++;
+				armdb_rel_storage_remove_database_dir(dbs[i]);
+				pfree(why);
+				pfree(rels);
+			}
+			else if (states[i] == DB_INVALID)
+				ereport(LOG,
+						(errmsg("armdb sweep: skipping database %u, which is invalid",
+								dbs[i]),
+						 errhint("DROP DATABASE removes it and its armdb storage.")));
+			else if (!run_worker(dbs[i], &nremoved))
+				continue;		/* try again in the next round */
+			removed += nremoved;
+			pending[i] = false;
+			npending--;
+		}
+		if (npending == 0)
+			break;
+		if (round == SWEEP_ROUNDS)
+		{
+			ereport(LOG,
+					(errmsg("armdb sweep: gave up on %d databases after %d attempts",
+							npending, round),
+					 errdetail("Their leftover armdb storage stays until the sweep after the next server start.")));
+			break;
+		}
+		sweep_sleep(SWEEP_RETRY_MS);
+	}
+
+	ereport(LOG,
+			(errmsg("armdb sweep: finished: removed %d of the %d armdb relation directories present at start-up",
+					removed, nlisted)));
+	pgstat_report_activity(STATE_IDLE, "swept; waiting for shutdown");
+
+	for (;;)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		process_reload();
+	}
+}
+
+/*
+ * The relfilenodes pg_class of this database still names (see
+ * tuple_counts()), ascending.
+ */
+static Oid *
+used_relfilenodes(int *nused)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapScanDesc hscan;
+	HeapTuple	tuple;
+	TransactionId oldest_xmin;
+	int			max = 1024;
+	Oid		   *used = palloc(max * sizeof(Oid));
+
+	*nused = 0;
+	rel = table_open(RelationRelationId, AccessShareLock);
+	oldest_xmin = GetOldestNonRemovableTransactionId(rel);
+	scan = table_beginscan_strat(rel, SnapshotAny, 0, NULL, true, false);
+	hscan = (HeapScanDesc) scan;
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Oid			relfilenode;
+		bool		counts;
+
+		CHECK_FOR_INTERRUPTS();
+		LockBuffer(hscan->rs_cbuf, BUFFER_LOCK_SHARE);
+		/* mapped relations (relfilenode 0) are never armdb's */
+		relfilenode = ((Form_pg_class) GETSTRUCT(tuple))->relfilenode;
+		counts = OidIsValid(relfilenode) &&
+			tuple_counts(hscan, tuple, oldest_xmin);
+		LockBuffer(hscan->rs_cbuf, BUFFER_LOCK_UNLOCK);
+		if (!counts)
+			continue;
+		if (*nused == max)
+		{
+			max *= 2;
+			used = repalloc(used, max * sizeof(Oid));
+		}
+		used[(*nused)++] = relfilenode;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	qsort(used, *nused, sizeof(Oid), oid_cmp);
+	return used;
+}
+
+/* A worker: sweep the listed directories of the database it is started for. */
+void
+armdb_sweep_worker_main(Datum main_arg)
+{
+	Oid			db = DatumGetObjectId(main_arg);
+	Oid		   *rels;
+	Oid		   *used;
+	int			nrels;
+	int			nused;
+	int			removed = 0;
+
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	/* template0 and others that refuse connections may have leftovers too */
+	BackgroundWorkerInitializeConnectionByOid(db, InvalidOid,
+											  BGWORKER_BYPASS_ALLOWCONN);
+	pgstat_report_activity(STATE_RUNNING, "sweeping leftover armdb storage");
+
+	rels = armdb_rel_storage_listed_relnodes(db, &nrels);
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	used = used_relfilenodes(&nused);
+	CommitTransactionCommand();
+
+	for (int i = 0; i < nrels; i++)
+	{
+		char	   *why;
+
+		CHECK_FOR_INTERRUPTS();
+		if (bsearch(&rels[i], used, nused, sizeof(Oid), oid_cmp) != NULL)
+			continue;
+		why = psprintf("no relation of database %u has relfilenode %u",
+					   db, rels[i]);
+		if (armdb_rel_storage_remove_leftover(db, rels[i], why))
+			removed++;
+		pfree(why);
+	}
+
+	LWLockAcquire(sweep_shared->lock, LW_EXCLUSIVE);
+	if (sweep_shared->worker_db == db)
+	{
+		sweep_shared->worker_done = true;
+		sweep_shared->worker_removed = removed;
+	}
+	LWLockRelease(sweep_shared->lock);
+	proc_exit(0);
+}

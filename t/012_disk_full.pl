@@ -21,6 +21,8 @@ my $dir = "$fs/armdb-" . $$;
 my $filler = "$fs/filler-" . $$;
 rmtree($dir);
 unlink $filler;
+# a test that died half-way must not leave the file system full
+END { unlink $filler if defined $filler; }
 
 my $node = PostgreSQL::Test::Cluster->new('disk_full');
 $node->init;

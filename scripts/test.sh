@@ -10,9 +10,9 @@
 # throw-away cluster, and "make installcheck" against it as the postgres
 # user: the pg_regress tests (sql/) and the TAP tests (t/, TAP_TESTS = 1);
 # then a pgbench TPC-B run on armdb tables, checked for consistency, and
-# PostgreSQL's core regression suite against an allowlist of known
-# differences (test/core-regress-allowlist), and its isolation suite against
-# test/core-isolation-allowlist.
+# PostgreSQL's core regression suite against the diff hunks accepted in
+# test/core-regress-allowlist/, and its isolation suite against those in
+# test/core-isolation-allowlist/.
 # A failed step does not stop the independent ones after it; the script
 # exits non-zero if any step failed and ends with the summary line
 # "N passed, N failed" (of the steps).
@@ -233,17 +233,17 @@ step_pgbench() {
 }
 
 # PostgreSQL's own regression suite with armdb as the default table access
-# method: every failure must be in test/core-regress-allowlist, with its
-# reason (test/core-regress-check.sh; needs ../shared/tools beside the
-# repository).
+# method: every hunk of its diffs must be one test/core-regress-allowlist/
+# accepts, with its reason (test/core-regress-check.sh; needs ../shared/tools
+# beside the repository).
 step_core_regress() {
 	PGHOST=127.0.0.1 PGPORT="${ARMDB_TEST_PORT}" PGUSER=postgres \
 		bash "${ARMDB_ROOT}/test/core-regress-check.sh" "${WORK}/core-regress"
 }
 
 # PostgreSQL's own isolation suite with armdb as the default access method:
-# every failing spec must be in test/core-isolation-allowlist, with its
-# reason (test/core-isolation-check.sh).
+# every hunk of its diffs must be one test/core-isolation-allowlist/ accepts,
+# with its reason (test/core-isolation-check.sh).
 step_core_isolation() {
 	PGHOST=127.0.0.1 PGPORT="${ARMDB_TEST_PORT}" PGUSER=postgres \
 		bash "${ARMDB_ROOT}/test/core-isolation-check.sh" "${WORK}/core-isolation"

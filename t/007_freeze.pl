@@ -23,12 +23,31 @@ BEGIN; INSERT INTO f VALUES (-1, 'rolled back'); ROLLBACK;
 my $check = q{SELECT count(*), sum(id), count(*) FILTER (WHERE v = 'updated') FROM f};
 my $want = $node->safe_psql('postgres', $check);
 my $age = q{SELECT age(relfrozenxid) FROM pg_class WHERE relname = 'f'};
-my $before = $node->safe_psql('postgres', $age);
+
+# All of f's entries are still in the shards' active files (no file is
+# closed yet), and the oldest of them is the INSERT's.  A plain VACUUM
+# leaves the active files open, so their fates stay in clog: relfrozenxid
+# must move up from the creating transaction's horizon to exactly the
+# INSERT's xid -- not short of it (the VACUUM did nothing: relfrozenxid
+# would never advance and anti-wraparound vacuums would never end) and not
+# past it (recovery would then need clog for xids older than relfrozenxid,
+# which the clog truncation after datfrozenxid advances may have removed).
+my $insert_xid = $node->safe_psql('postgres', 'SELECT xmin FROM f WHERE id = 1');
+my $relfrozen_vs_insert = qq{SELECT age(relfrozenxid), age('$insert_xid'::xid)
+  FROM pg_class WHERE relname = 'f'};
+my ($created_age, $insert_age) =
+  split /\|/, $node->safe_psql('postgres', $relfrozen_vs_insert);
+cmp_ok($created_age, '>', $insert_age,
+	'relfrozenxid starts older than the first entry (the creating horizon)');
 $node->safe_psql('postgres', 'SELECT txid_current()') for 1 .. 5;
 
 $node->safe_psql('postgres', 'VACUUM f');
-cmp_ok($node->safe_psql('postgres', $age), '<=', $before + 5,
-	'a plain VACUUM stops at the oldest xid the active files still need');
+my ($frozen_age, $oldest_age) =
+  split /\|/, $node->safe_psql('postgres', $relfrozen_vs_insert);
+cmp_ok($frozen_age, '<=', $oldest_age,
+	'a plain VACUUM advances relfrozenxid up to the oldest xid of the active files');
+cmp_ok($frozen_age, '>=', $oldest_age,
+	'but not past it: the active files still need clog for that xid');
 
 $node->safe_psql('postgres', 'VACUUM FREEZE f');
 is($node->safe_psql('postgres', $age), '0',

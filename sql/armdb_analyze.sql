@@ -48,6 +48,19 @@ WHERE tablename IN ('sparse_parent', 'sparse_pages') AND attname = 'v'
 ORDER BY tablename;
 SHOW maintenance_io_concurrency;
 
+-- a tablespace that sets maintenance_io_concurrency itself overrides the
+-- setting: ANALYZE is refused with a hint, instead of failing in md.c
+SET allow_in_place_tablespaces = on;
+CREATE TABLESPACE regress_armdb_prefetch LOCATION '';
+RESET allow_in_place_tablespaces;
+ALTER TABLESPACE regress_armdb_prefetch SET (maintenance_io_concurrency = 5);
+ALTER TABLE sparse_pages SET TABLESPACE regress_armdb_prefetch;
+ANALYZE sparse_pages;
+ALTER TABLESPACE regress_armdb_prefetch RESET (maintenance_io_concurrency);
+ANALYZE sparse_pages;
+ALTER TABLE sparse_pages SET TABLESPACE pg_default;
+DROP TABLESPACE regress_armdb_prefetch;
+
 -- the planner sees the table's virtual pages and ANALYZE's row count
 EXPLAIN (COSTS OFF) SELECT * FROM sparse_pages WHERE id = 5;
 SELECT count(*) FROM sparse_pages WHERE v = 3;

@@ -56,7 +56,7 @@ WHERE relname = 'sparse'}),
 my $log = slurp_file($node->logfile);
 unlike($log, qr/previous segment is only/,
 	'no prefetch past the main fork\'s first segment was attempted');
-like($log, qr/automatic analyze of table "postgres\.public\.sparse"/,
+like($log, qr/LOG:  automatic analyze of table "postgres\.public\.sparse"/,
 	'the server log has the automatic analyze');
 
 $node->stop;

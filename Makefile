@@ -24,7 +24,7 @@ OBJS = src/armdb.o src/armdb_storage.o src/armdb_funcs.o src/armdb_utility.o \
 	src/keydir/keydir.o src/keydir/relstorage.o src/keydir/visibility.o \
 	$(STORAGE_OBJS)
 
-REGRESS = armdb_init armdb_table
+REGRESS = armdb_init armdb_table armdb_analyze armdb_toast
 ISOLATION = armdb-eval-plan-qual armdb-update-delete armdb-row-locks \
 	armdb-rr-conflict armdb-write-skew armdb-unique armdb-visibility \
 	armdb-subxact-locks armdb-fk

@@ -68,6 +68,7 @@ extern bool armdb_tuple_tid_valid(TableScanDesc scan, ItemPointer tid);
 extern void armdb_get_latest_tid(TableScanDesc scan, ItemPointer tid);
 extern bool armdb_tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot,
 										   Snapshot snapshot);
+extern void armdb_analyze_avoid_prefetch(Relation rel, uint64 npages);
 extern bool armdb_scan_analyze_next_block(TableScanDesc scan,
 										  BlockNumber blockno,
 										  BufferAccessStrategy bstrategy);

@@ -241,11 +241,16 @@ uint64
 armdb_relation_size(Relation rel, ForkNumber forkNumber)
 {
 	ArmdbRelKeydir *kd;
+	uint64		npages;
 
 	if (forkNumber != MAIN_FORKNUM && forkNumber != InvalidForkNumber)
 		return 0;
 	kd = armdb_rel_keydir(rel);
-	return pg_atomic_read_u64(&kd->npages) * BLCKSZ;
+	npages = pg_atomic_read_u64(&kd->npages);
+
+	/* ANALYZE asks this just before it decides whether to prefetch */
+	armdb_analyze_avoid_prefetch(rel, npages);
+	return npages * BLCKSZ;
 }
 
 void

@@ -27,6 +27,7 @@
 
 #include "access/heapam.h"
 #include "access/tableam.h"
+#include "catalog/pg_am_d.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 
@@ -53,17 +54,33 @@ armdb_slot_callbacks(Relation rel)
  * Size and TOAST
  * ----------------
  */
+/*
+ * armdb stores values of any size inline (armdb_modify.c detoasts them on
+ * the way in) and never writes a TOAST table.  It still has the one heap
+ * would have, empty, for the day the table leaves armdb: ALTER TABLE ...
+ * SET ACCESS METHOD heap rewrites it through make_new_heap() (cluster.c),
+ * which gives the new heap a TOAST table only if the old table has one,
+ * and without it heap refuses every row wider than a page ("row is too
+ * big").  The cost is heap's: an empty TOAST heap and its index (one 8 kB
+ * metapage) for tables with variable-width columns; VACUUM, TRUNCATE,
+ * CLUSTER and VACUUM FULL treat it as they treat heap's.
+ *
+ * Tables created before armdb had TOAST tables get theirs from the first
+ * ALTER TABLE, SET ACCESS METHOD included: ALTER TABLE asks every table it
+ * changes whether it needs a TOAST table (AlterTableCreateToastTable, in
+ * its catalog phase) before it rewrites any.
+ */
 static bool
 armdb_relation_needs_toast_table(Relation rel)
 {
-	/* values of any size are stored inline */
-	return false;
+	/* heap's rule: it only looks at the tuple descriptor */
+	return GetHeapamTableAmRoutine()->relation_needs_toast_table(rel);
 }
 
 static Oid
 armdb_relation_toast_am(Relation rel)
 {
-	return InvalidOid;
+	return HEAP_TABLE_AM_OID;
 }
 
 static const TableAmRoutine armdb_methods = {

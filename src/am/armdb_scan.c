@@ -27,11 +27,15 @@
 #include "access/tsmapi.h"
 #include "lib/binaryheap.h"
 #include "access/xact.h"
+#include "commands/tablespace.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/bufmgr.h"
 #include "storage/predicate.h"
+#include "utils/guc.h"
 #include "utils/snapmgr.h"
+#include "utils/spccache.h"
 
 #include "am/armdb_am.h"
 #include "armdb.h"
@@ -138,6 +142,8 @@ typedef struct ArmdbScanDescData
 } ArmdbScanDescData;
 
 typedef ArmdbScanDescData *ArmdbScanDesc;
+
+static void check_analyze_prefetch(Relation rel, ArmdbRelKeydir *kd);
 
 /* ----------------
  * Building tuples
@@ -404,6 +410,8 @@ armdb_scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key,
 	scan->hist_pos = -1;
 	scan->tuple.t_tableOid = RelationGetRelid(rel);
 
+	if (flags & SO_TYPE_ANALYZE)
+		check_analyze_prefetch(rel, scan->kd);
 	if (flags & SO_TEMP_SNAPSHOT)
 		Assert(IsMVCCSnapshot(snapshot));
 	if (snapshot && IsMVCCSnapshot(snapshot) && (flags & SO_TYPE_SEQSCAN))
@@ -1115,6 +1123,85 @@ armdb_tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot,
  * ANALYZE: virtual pages are the blocks it samples
  * ----------------
  */
+
+/*
+ * Keep ANALYZE from prefetching blocks of the main fork.
+ *
+ * PostgreSQL 15's acquire_sample_rows() (commands/analyze.c) first asks for
+ * the table's size (table_relation_size: armdb_relation_size), then reads
+ * the tablespace's maintenance_io_concurrency and, unless that is 0, hands
+ * every block it samples to PrefetchBuffer() on the *main fork*, whatever
+ * the table AM.  armdb's main fork is empty.  md.c prefetches a block of the
+ * first 1 GB segment harmlessly (past the end of the file, for nothing), but
+ * refuses a block of a later segment while the first one is short
+ * ("previous segment is only 0 blocks"): a table of more than RELSEG_SIZE
+ * virtual pages -- ten million rows written by one backend, or far fewer
+ * spread thinly over many shards -- could not be analyzed, by hand or by
+ * autovacuum.
+ *
+ * Our size callback is the only code of ours that runs between those two
+ * steps, so it turns prefetching off there: when the size of such a table
+ * is asked for during a maintenance operation, maintenance_io_concurrency
+ * is set to 0 with GUC_ACTION_SAVE, the action of a function's SET clause.
+ * do_analyze_rel() runs the sampling under SECURITY_RESTRICTED_OPERATION
+ * inside a GUC nest level of its own (NewGUCNestLevel), so the value is
+ * restored when its AtEOXact_GUC() closes that level, at the end of this
+ * relation's ANALYZE, and at the latest when the transaction ends, committed
+ * or not.  GUC_ACTION_SAVE is also the one action set_config_option()
+ * accepts in parallel mode.  The same path serves ANALYZE, VACUUM ANALYZE,
+ * autovacuum (which calls analyze_rel() directly, past any ProcessUtility
+ * hook) and the children of an inheritance tree or partitioned table.
+ * Other maintenance operations that ask for our size (a BRIN index build or
+ * summarization) only lose prefetching they could not use on armdb anyway.
+ *
+ * Rejected alternatives: a ProcessUtility hook does not see autovacuum;
+ * making the main fork's segments full-length sparse files would make every
+ * base backup copy a gigabyte of zeros per segment; reporting a smaller
+ * size to ANALYZE would skew reltuples (ANALYZE scales the rows it saw by
+ * the block count) and BRIN, which also relies on our size.
+ *
+ * Tables within the first segment keep the setting: nothing fails there,
+ * and it also drives heap's prefetching (say, heap partitions analyzed
+ * together with armdb ones).  A tablespace whose own maintenance_io_concurrency
+ * option is set overrides the setting; armdb_scan_begin() then refuses the
+ * ANALYZE with a hint rather than failing in md.c.
+ */
+void
+armdb_analyze_avoid_prefetch(Relation rel, uint64 npages)
+{
+	if (npages <= RELSEG_SIZE || maintenance_io_concurrency == 0 ||
+		!InSecurityRestrictedOperation())
+		return;
+	(void) set_config_option("maintenance_io_concurrency", "0",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, ERROR, false);
+}
+
+/*
+ * At the start of ANALYZE's scan: if armdb_analyze_avoid_prefetch() turned
+ * the setting off (or it was off) but rel's tablespace sets its own
+ * maintenance_io_concurrency, ANALYZE is about to prefetch past the main
+ * fork's first segment, which fails.  Say why, and what to do.
+ */
+static void
+check_analyze_prefetch(Relation rel, ArmdbRelKeydir *kd)
+{
+	Oid			spcid = rel->rd_rel->reltablespace;
+
+	if (pg_atomic_read_u64(&kd->npages) <= RELSEG_SIZE ||
+		maintenance_io_concurrency != 0 ||
+		get_tablespace_maintenance_io_concurrency(spcid) == 0)
+		return;
+	if (!OidIsValid(spcid))
+		spcid = MyDatabaseTableSpace;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("cannot analyze armdb table \"%s\" with prefetching set by tablespace \"%s\"",
+					RelationGetRelationName(rel), get_tablespace_name(spcid)),
+			 errdetail("ANALYZE would prefetch blocks past the first segment of the table's main fork, which armdb leaves empty."),
+			 errhint("Reset the tablespace's maintenance_io_concurrency option with ALTER TABLESPACE ... RESET (maintenance_io_concurrency).")));
+}
+
 /*
  * The entries of one virtual page were mostly appended together, so they
  * usually lie side by side in one file: read that span with one I/O, as

@@ -49,6 +49,8 @@ ARMDB_DEB_PACKAGES=(
 	# mounted as postgres through fusermount3 (fuse3)
 	fuse3
 	libfuse3-dev
+	# t/012_disk_full.pl: a small ext4 file system on a loop device
+	e2fsprogs
 	# runuser, to run the server as postgres; useradd
 	util-linux
 	passwd

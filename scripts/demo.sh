@@ -15,9 +15,11 @@ set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-cd "${ARMDB_ROOT}"
 
 DEMO_DIR=${ARMDB_DEMO_DIR:-/var/lib/armdb-demo}
+# absolute, from where the script was started (it is used from / as postgres)
+[[ ${DEMO_DIR} == /* ]] || DEMO_DIR=${PWD}/${DEMO_DIR}
+cd "${ARMDB_ROOT}"
 DEMO_PORT=${ARMDB_DEMO_PORT:-54320}
 
 install_deps
@@ -69,6 +71,6 @@ cat <<EOF
   connect:  psql -h 127.0.0.1 -p ${DEMO_PORT} -U postgres
   data:     ${DEMO_DIR}/data
   log:      ${DEMO_DIR}/log/postgresql.log
-  stop:     runuser -u postgres -- ${PGBIN}/pg_ctl -D ${DEMO_DIR}/data stop
+  stop:     (cd / && runuser -u postgres -- ${PGBIN}/pg_ctl -D ${DEMO_DIR}/data stop)
   again:    bash scripts/demo.sh   (rebuilds, reinstalls and restarts it)
 EOF

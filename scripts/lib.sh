@@ -162,17 +162,28 @@ ensure_postgres_user() {
 }
 
 # Run a command as the postgres OS user (PostgreSQL refuses to run as root).
+#
+# The command starts in /, not in the caller's directory: postgres may not
+# be allowed into that (a clone under /root is mode 0700), and PostgreSQL's
+# programs then print "could not change directory to ...: Permission
+# denied" on every run.  Give the command absolute paths only, of files
+# that postgres can read (see prepare_postgres_dir).
 as_postgres() {
 	if [[ $(id -un) == postgres ]]; then
 		"$@"
-	elif [[ ${EUID} -eq 0 ]] && command -v runuser >/dev/null 2>&1; then
-		runuser -u postgres -- "$@"
-	elif [[ ${EUID} -eq 0 ]]; then
-		# su runs a shell command: quote every argument
-		su postgres -s /bin/bash -c "$(printf '%q ' "$@")"
-	else
-		sudo -u postgres -- "$@"
+		return
 	fi
+	(
+		cd / || exit 1
+		if [[ ${EUID} -eq 0 ]] && command -v runuser >/dev/null 2>&1; then
+			exec runuser -u postgres -- "$@"
+		elif [[ ${EUID} -eq 0 ]]; then
+			# su runs a shell command: quote every argument
+			exec su postgres -s /bin/bash -c "$(printf '%q ' "$@")"
+		else
+			exec sudo -u postgres -- "$@"
+		fi
+	)
 }
 
 # Make DIR (and every directory above it) usable by postgres: owned by
@@ -204,6 +215,9 @@ start_cluster() {
 	local data=${dir}/data conf line
 
 	[[ -n ${dir} && -n ${port} ]] || die "usage: start_cluster DIR PORT [CONF_LINE...]"
+	# as_postgres runs in /: a relative DIR would point elsewhere there
+	[[ ${dir} == /* ]] || dir=${PWD}/${dir}
+	data=${dir}/data
 	ensure_postgres_user
 	prepare_postgres_dir "${dir}"
 	as_postgres mkdir -p "${dir}/log" "${dir}/socket"
@@ -255,8 +269,10 @@ EOF
 
 # stop_cluster DIR: stop the cluster of start_cluster DIR, if it runs.
 stop_cluster() {
-	local dir=$1 data=$1/data
+	local dir=$1 data
 	[[ -n ${dir} ]] || die "usage: stop_cluster DIR"
+	[[ ${dir} == /* ]] || dir=${PWD}/${dir}
+	data=${dir}/data
 	if [[ -d ${data} ]] &&
 		as_postgres "${PGBIN}/pg_ctl" -D "${data}" status >/dev/null 2>&1; then
 		log "stopping the cluster in ${data}"

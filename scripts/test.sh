@@ -104,6 +104,9 @@ step_passed() {
 # The throw-away cluster and the postgres-owned copy of the tree
 # ---------------------------------------------------------------------------
 WORK=$(mktemp -d /tmp/armdb-test.XXXXXX)
+# The repository may be where postgres cannot go (a clone under /root):
+# whatever postgres runs or reads lives under WORK, which it may enter.
+chmod 0755 "${WORK}"
 CLUSTER_DIR=${WORK}/cluster
 # pg_regress writes results/ and regression.diffs into the directory it runs
 # in, and TAP tests create clusters, which must not belong to root: every
@@ -176,7 +179,6 @@ prepare_pg_tree() {
 	mkdir -p "${PG_TREE}"
 	tar -C "${ARMDB_ROOT}" --exclude=./.git -cf - . | tar -C "${PG_TREE}" -xf -
 	as_root chown -R postgres:postgres "${PG_TREE}"
-	chmod o+x "${WORK}"
 }
 
 # A small file system for the disk-full test (t/012_disk_full.pl): a
@@ -227,9 +229,13 @@ step_installcheck() {
 
 # pgbench TPC-B with armdb as the default access method: no failed
 # transaction, balances consistent with history (bench/pgbench-check.sh).
+# postgres runs a copy of the script: it may not be able to read the
+# repository's.
 step_pgbench() {
+	local script=${WORK}/pgbench-check.sh
+	install -m 0644 "${ARMDB_ROOT}/bench/pgbench-check.sh" "${script}"
 	as_postgres env PGHOST=127.0.0.1 PGPORT="${ARMDB_TEST_PORT}" PGUSER=postgres \
-		PGBIN="${PGBIN}" bash "${ARMDB_ROOT}/bench/pgbench-check.sh" 2 15
+		PGBIN="${PGBIN}" bash "${script}" 2 15
 }
 
 # PostgreSQL's own regression suite with armdb as the default table access
@@ -237,6 +243,8 @@ step_pgbench() {
 # accepts, with its reason (test/core-regress-check.sh; needs ../shared/tools
 # beside the repository).
 step_core_regress() {
+	# its su postgres starts where we are: somewhere postgres may enter
+	cd /
 	PGHOST=127.0.0.1 PGPORT="${ARMDB_TEST_PORT}" PGUSER=postgres \
 		bash "${ARMDB_ROOT}/test/core-regress-check.sh" "${WORK}/core-regress"
 }
@@ -245,6 +253,7 @@ step_core_regress() {
 # every hunk of its diffs must be one test/core-isolation-allowlist/ accepts,
 # with its reason (test/core-isolation-check.sh).
 step_core_isolation() {
+	cd /
 	PGHOST=127.0.0.1 PGPORT="${ARMDB_TEST_PORT}" PGUSER=postgres \
 		bash "${ARMDB_ROOT}/test/core-isolation-check.sh" "${WORK}/core-isolation"
 }

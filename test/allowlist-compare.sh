@@ -23,3 +23,18 @@ allowlist_compare() {
 allowlist_update() {
 	perl "$(dirname "${BASH_SOURCE[0]}")/allowlist-hunks.pl" update "$@"
 }
+
+# check_suite NAME OUTDIR DIFFS: run_suite OUTDIR (the caller's), then
+# allowlist_compare against $ALLOW with OUTDIR/DIFFS.  Plans and row orders
+# that depend on timing (autovacuum, concurrent tests) can come and go
+# between runs, so a hunk not accepted gets one more run: a wrong answer
+# shows again and fails; a variant seen once passes, loudly, and belongs in
+# the allowlist (--update-from OUTDIR OUTDIR.again).
+check_suite() {
+	local name=$1 out=$2 diffs=$3
+	run_suite "$out"
+	allowlist_compare "$name" "$out/summary.txt" "$ALLOW" "$out/$diffs" && return 0
+	echo "$name: unexpected hunks in the first run; running the suite once more"
+	run_suite "$out.again"
+	allowlist_compare "$name" "$out.again/summary.txt" "$ALLOW" "$out.again/$diffs"
+}

@@ -70,14 +70,6 @@ case ${1:-} in
 	;;
 *)
 	OUT=${1:-/tmp/armdb-core-isolation}
-	run_suite "$OUT"
-	allowlist_compare "core isolation" "$OUT/summary.txt" "$ALLOW" "$OUT/regression.diffs" && exit 0
-	# Plans and row orders that depend on timing (autovacuum, concurrent
-	# tests) come and go between runs.  A hunk not accepted gets one more
-	# run: a wrong answer shows again and fails; a variant seen once passes,
-	# loudly, and belongs in the allowlist (--update-from "$OUT" "$OUT.again").
-	echo "core isolation: unexpected hunks in the first run; running the suite once more"
-	run_suite "$OUT.again"
-	allowlist_compare "core isolation" "$OUT.again/summary.txt" "$ALLOW" "$OUT.again/regression.diffs"
+	check_suite "core isolation" "$OUT" regression.diffs
 	;;
 esac

@@ -51,6 +51,10 @@ ARMDB_DEB_PACKAGES=(
 	libfuse3-dev
 	# t/012_disk_full.pl: a small ext4 file system on a loop device
 	e2fsprogs
+	# ps: t/002_crash.pl, t/014_sweep.pl and t/018_power_loss.pl kill -9
+	# the postmaster's children by the list "ps --ppid" gives (a minimal
+	# Debian lacks it)
+	procps
 	# runuser, to run the server as postgres; useradd
 	util-linux
 	passwd

@@ -11,7 +11,7 @@
 #   build_extension           make clean && make
 #   install_extension         make install
 #   ensure_postgres_user      the postgres OS user (Debian's package makes it)
-#   ensure_fuse_device        /dev/fuse usable by postgres (for lossyfs)
+#   ensure_fuse_device        /dev/fuse usable by postgres, /etc/mtab (lossyfs)
 #   as_postgres CMD...        run CMD as the postgres OS user
 #   start_cluster DIR PORT [CONF_LINE...]
 #                             initdb (once) and start a cluster in DIR
@@ -51,6 +51,10 @@ ARMDB_DEB_PACKAGES=(
 	libfuse3-dev
 	# t/012_disk_full.pl: a small ext4 file system on a loop device
 	e2fsprogs
+	# ps: t/002_crash.pl, t/014_sweep.pl and t/018_power_loss.pl kill -9
+	# the postmaster's children by the list "ps --ppid" gives (a minimal
+	# Debian lacks it)
+	procps
 	# runuser, to run the server as postgres; useradd
 	util-linux
 	passwd
@@ -112,10 +116,19 @@ install_deps() {
 # fusermount3 opens /dev/fuse as the user who mounts: udev makes it 0666 on
 # a usual Debian, but a machine without udev may leave it 0600, and
 # t/018_power_loss.pl (run as postgres) would then skip.
+#
+# fusermount3 -u, run by a user who is not root, looks the mount up in
+# /etc/mtab: systemd makes that a link to /proc/self/mounts, but a system
+# that did not boot with it (a debootstrap chroot, a container) may have
+# none, and t/018_power_loss.pl could then mount but not unmount.
 ensure_fuse_device() {
 	if [[ -c /dev/fuse ]] && ! as_postgres test -r /dev/fuse -a -w /dev/fuse; then
 		log "making /dev/fuse usable by every user (mode 0666, as udev does)"
 		as_root chmod 0666 /dev/fuse
+	fi
+	if [[ ! -e /etc/mtab ]]; then
+		log "linking /etc/mtab to /proc/self/mounts (as systemd does)"
+		as_root ln -sfn ../proc/self/mounts /etc/mtab
 	fi
 }
 

@@ -24,6 +24,40 @@ allowlist_update() {
 	perl "$(dirname "${BASH_SOURCE[0]}")/allowlist-hunks.pl" update "$@"
 }
 
+# One shard per table: a backend appends to shard MyBackendId % shards, so
+# with several shards the TIDs a test prints depend on which backend slot its
+# connection got, and differ from run to run.  With one, they depend only on
+# what the test itself does, and the accepted hunks stay the same.
+export PGOPTIONS="${PGOPTIONS:-} -c armdb.shards=1"
+
+# suite_main NAME DIFFS DEFAULT_OUTDIR [ARG...]: what both check scripts do
+# with their arguments (see their headers), given their run_suite and
+# $ALLOW.  DIFFS is where a run's regression.diffs is, inside its OUTDIR.
+#   (none) or OUTDIR	one run, compared (check_suite)
+#   --update OUTDIR [N]	N runs (default 3), the allowlist rewritten from them
+#   --update-from OUTDIR...	the allowlist rewritten from earlier runs
+suite_main() {
+	local name=$1 diffs=$2 default_out=$3 out i d
+	local args=() dirs=()
+	shift 3
+	case ${1:-} in
+	--update)
+		out=${2:?usage: $0 --update OUTDIR [N]}
+		for i in $(seq "${3:-3}"); do run_suite "$out/run$i"; dirs+=("$out/run$i"); done
+		;;
+	--update-from)
+		shift
+		dirs=("$@")
+		;;
+	*)
+		check_suite "$name" "${1:-$default_out}" "$diffs"
+		return
+		;;
+	esac
+	for d in "${dirs[@]}"; do args+=("$d/summary.txt" "$d/$diffs"); done
+	allowlist_update "$ALLOW" "${args[@]}"
+}
+
 # check_suite NAME OUTDIR DIFFS: run_suite OUTDIR (the caller's), then
 # allowlist_compare against $ALLOW with OUTDIR/DIFFS.  Plans and row orders
 # that depend on timing (autovacuum, concurrent tests) can come and go

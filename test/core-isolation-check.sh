@@ -27,12 +27,6 @@ PGXS=$(dirname "$(dirname "$(dirname "$($BIN/pg_config --pgxs)")")")
 SRC=$("${ARMDB_TOOLS:-$here/../../shared/tools}/pg-source") || { echo "core isolation: no PostgreSQL source"; exit 1; }
 . "$here/allowlist-compare.sh"
 
-# One shard per table: a backend appends to shard MyBackendId % shards, so
-# with several shards the TIDs a test prints depend on which backend slot its
-# connection got, and differ from run to run.  With one, they depend only on
-# what the test itself does, and the accepted hunks stay the same.
-export PGOPTIONS="${PGOPTIONS:-} -c armdb.shards=1"
-
 # run_suite OUTDIR: one run of the suite into OUTDIR
 run_suite() {
 	local out=$1 n
@@ -50,26 +44,4 @@ run_suite() {
 	echo "core isolation: $n specs run"
 }
 
-# update_from OUTDIR...: rewrite the allowlist from these runs
-update_from() {
-	local args=() d
-	for d in "$@"; do args+=("$d/summary.txt" "$d/regression.diffs"); done
-	allowlist_update "$ALLOW" "${args[@]}"
-}
-
-case ${1:-} in
---update)
-	OUT=${2:?usage: $0 --update OUTDIR [N]}
-	dirs=()
-	for i in $(seq "${3:-3}"); do run_suite "$OUT/run$i"; dirs+=("$OUT/run$i"); done
-	update_from "${dirs[@]}"
-	;;
---update-from)
-	shift
-	update_from "$@"
-	;;
-*)
-	OUT=${1:-/tmp/armdb-core-isolation}
-	check_suite "core isolation" "$OUT" regression.diffs
-	;;
-esac
+suite_main "core isolation" regression.diffs /tmp/armdb-core-isolation "$@"

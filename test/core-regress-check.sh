@@ -28,38 +28,10 @@ ALLOW=$here/core-regress-allowlist
 TOOLS=${ARMDB_TOOLS:-$here/../../shared/tools}
 . "$here/allowlist-compare.sh"
 
-# One shard per table: a backend appends to shard MyBackendId % shards, so
-# with several shards the TIDs a test prints depend on which backend slot its
-# connection got, and differ from run to run.  With one, they depend only on
-# what the test itself does, and the accepted hunks stay the same.
-export PGOPTIONS="${PGOPTIONS:-} -c armdb.shards=1"
-
 # run_suite OUTDIR: one run of the suite into OUTDIR
 run_suite() {
 	AM=armdb PGUSER=${PGUSER:-postgres} "$TOOLS/pg-core-regress" "$1" | tail -1
 	[ -s "$1/summary.txt" ] || { echo "core regress: no summary in $1"; exit 1; }
 }
 
-# update_from OUTDIR...: rewrite the allowlist from these runs
-update_from() {
-	local args=() d
-	for d in "$@"; do args+=("$d/summary.txt" "$d/results/regression.diffs"); done
-	allowlist_update "$ALLOW" "${args[@]}"
-}
-
-case ${1:-} in
---update)
-	OUT=${2:?usage: $0 --update OUTDIR [N]}
-	dirs=()
-	for i in $(seq "${3:-3}"); do run_suite "$OUT/run$i"; dirs+=("$OUT/run$i"); done
-	update_from "${dirs[@]}"
-	;;
---update-from)
-	shift
-	update_from "$@"
-	;;
-*)
-	OUT=${1:-/tmp/armdb-core-regress}
-	check_suite "core regress" "$OUT" results/regression.diffs
-	;;
-esac
+suite_main "core regress" results/regression.diffs /tmp/armdb-core-regress "$@"

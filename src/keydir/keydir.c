@@ -634,7 +634,7 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 					(errmsg("armdb: ignored %u damaged hint files in \"%s\", first \"%s\"; the data files were scanned instead",
 							report.bad_hints, files->dir,
 							report.first_bad_hint)));
-		rt->damaged = ls.gaps || report.salvaged_files > 0;
+		rt->damaged = ls.gaps;
 		rt->next_seq = ls.max_seq;
 		rt->reserved_seq = ls.max_seq;	/* the next insert reserves anew */
 		shard_bytes[shard] = ls.bytes;

@@ -716,26 +716,29 @@ save_damaged_tail(ArmdbIo *io, int fd, const char *dir, uint32 file_id,
 	return ok;
 }
 
-/* Salvaging: note what scan skipped in file_id of dir. */
-static void
-note_salvaged(ArmdbRecoveryReport *report, const char *path,
-			  const ArmdbScanResult *scan, uint64 cut)
+/*
+ * The error for damage found in path by scan; next, if not 0, is where a
+ * valid entry follows it.
+ */
+static bool
+corrupt_at(const char *path, const ArmdbScanResult *scan, uint64 next,
+		   ArmdbError *err)
 {
-	if (scan->skipped == 0 && cut == 0)
-		return;
-	if (report->salvaged_files++ == 0)
-	{
-		strlcpy(report->first_salvaged, path, sizeof(report->first_salvaged));
-		report->first_salvaged_offset = scan->skipped > 0 ?
-			scan->first_skipped : scan->valid_end;
-	}
-	report->salvaged_bytes += scan->skipped_bytes + cut;
+	if (next != 0)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "data file \"%s\" is corrupted at offset %llu of %llu: a valid entry follows at offset %llu",
+						   path, (unsigned long long) scan->valid_end,
+						   (unsigned long long) scan->file_size,
+						   (unsigned long long) next);
+	return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+					   "data file \"%s\" is corrupted at offset %llu of %llu",
+					   path, (unsigned long long) scan->valid_end,
+					   (unsigned long long) scan->file_size);
 }
 
 /*
- * A damaged tail is cut only after a crash (a torn last write) or when
- * salvaging (after saving a copy); otherwise it is corruption.  With
- * salvaging the bytes are copied aside first.
+ * Cut a file's bad tail: after a crash (a torn last write) or when
+ * salvaging, which copies the bytes aside first.
  */
 static bool
 cut_tail(ArmdbIo *io, int fd, const char *dir, uint32 file_id,
@@ -748,6 +751,32 @@ cut_tail(ArmdbIo *io, int fd, const char *dir, uint32 file_id,
 		return false;
 	return armdb_file_truncate(fd, path, scan->valid_end, err) &&
 		armdb_io_fdatasync(io, fd, err);
+}
+
+/*
+ * Salvaging a file scan found damage in (ranges skipped, a bad tail): cut
+ * the tail, its copy kept, and note it all in the report.
+ */
+static bool
+salvage_scanned(ArmdbIo *io, int fd, const char *dir, uint32 file_id,
+				const char *path, const ArmdbScanResult *scan,
+				RecoverCallback *rc, ArmdbError *err)
+{
+	ArmdbRecoveryReport *report = rc->report;
+	uint64		cut = scan->end == ARMDB_SCAN_END_TORN ?
+		scan->file_size - scan->valid_end : 0;
+
+	Assert(scan->skipped > 0 || cut > 0);
+	if (cut > 0 && !cut_tail(io, fd, dir, file_id, path, scan, rc, err))
+		return false;
+	if (report->salvaged_files++ == 0)
+	{
+		strlcpy(report->first_salvaged, path, sizeof(report->first_salvaged));
+		report->first_salvaged_offset = scan->skipped > 0 ?
+			scan->first_skipped : scan->valid_end;
+	}
+	report->salvaged_bytes += scan->skipped_bytes + cut;
+	return true;
 }
 
 /* Recover an immutable (not the newest) data file: hint, else scan. */
@@ -806,21 +835,11 @@ recover_immutable_file(ArmdbIo *io, const char *dir, bool direct_io,
 	 * damaged tail) and writes a hint so that the damage is not met again.
 	 */
 	if (ok && !salvage && (scan.header_missing || scan.end != ARMDB_SCAN_END_CLEAN))
-		ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
-						 "data file \"%s\" is corrupted at offset %llu of %llu",
-						 path, (unsigned long long) scan.valid_end,
-						 (unsigned long long) scan.file_size);
+		ok = corrupt_at(path, &scan, 0, err);
 	else if (ok && salvage && !scan.header_missing &&
 			 (scan.skipped > 0 || scan.end != ARMDB_SCAN_END_CLEAN))
-	{
-		uint64		cut = scan.end == ARMDB_SCAN_END_CLEAN ? 0 :
-			scan.file_size - scan.valid_end;
-
-		ok = (cut == 0 || cut_tail(io, fd, dir, file_id, path, &scan, rc, err)) &&
+		ok = salvage_scanned(io, fd, dir, file_id, path, &scan, rc, err) &&
 			armdb_hint_build(io, dir, file_id, direct_io, true, err);
-		if (ok)
-			note_salvaged(rc->report, path, &scan, cut);
-	}
 	armdb_file_close(fd);
 	return ok;
 }
@@ -864,20 +883,13 @@ recover_active_file(ArmdbIo *io, const char *dir, bool direct_io,
 		 * the server did not shut down cleanly.  Anything else is damage.
 		 */
 		if (!(rc->flags & ARMDB_RECOVER_AFTER_CRASH))
-			ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
-							 "data file \"%s\" is corrupted at offset %llu of %llu",
-							 path, (unsigned long long) scan.valid_end,
-							 (unsigned long long) scan.file_size);
-		else if (!(ok = armdb_find_next_entry(io, fd, scan.valid_end,
-											  scan.file_size, &next, err)))
-			;
-		else if (next != 0)
-			ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
-							 "data file \"%s\" is corrupted at offset %llu of %llu: a valid entry follows at offset %llu",
-							 path, (unsigned long long) scan.valid_end,
-							 (unsigned long long) scan.file_size,
-							 (unsigned long long) next);
+			ok = corrupt_at(path, &scan, 0, err);
 		else
+			ok = armdb_find_next_entry(io, fd, scan.valid_end, scan.file_size,
+									   &next, err);
+		if (ok && next != 0)
+			ok = corrupt_at(path, &scan, next, err);
+		else if (ok)
 		{
 			/* appends continue at valid_end; nothing after it may survive */
 			report->torn_tail = true;
@@ -888,15 +900,8 @@ recover_active_file(ArmdbIo *io, const char *dir, bool direct_io,
 	else if (ok && salvage &&
 			 (scan.skipped > 0 || scan.end == ARMDB_SCAN_END_TORN))
 	{
-		uint64		cut = scan.end == ARMDB_SCAN_END_TORN ?
-			scan.file_size - scan.valid_end : 0;
-
-		ok = cut == 0 || cut_tail(io, fd, dir, file_id, path, &scan, rc, err);
-		if (ok)
-		{
-			note_salvaged(report, path, &scan, cut);
-			report->active_salvaged = scan.skipped > 0;
-		}
+		ok = salvage_scanned(io, fd, dir, file_id, path, &scan, rc, err);
+		report->active_salvaged = ok && scan.skipped > 0;
 	}
 	armdb_file_close(fd);
 	if (!ok && err->code == ARMDB_ERR_CORRUPT)

@@ -13,6 +13,7 @@ DATA = armdb--0.1.sql
 PGFILEDESC = "armdb - bitcask table access method"
 
 STORAGE_SRCS = src/storage/status.c src/storage/format.c src/storage/io.c \
+	src/storage/merge.c \
 	src/storage/shard.c src/storage/recovery.c
 STORAGE_OBJS = $(STORAGE_SRCS:.c=.o)
 

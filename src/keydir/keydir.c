@@ -664,6 +664,8 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 					armdb_report_storage_error(ERROR, &err);
 			}
 		}
+		/* merge outputs may have higher numbers than the active file */
+		armdb_shard_note_file_id(&rt->st, report.max_file_id);
 	}
 	/*
 	 * Second pass: end the (older) versions that committed changes ended.

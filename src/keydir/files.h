@@ -1,0 +1,64 @@
+/*-------------------------------------------------------------------------
+ *
+ * files.h
+ *	  Each shard's list of its data files, with what compaction must know
+ *	  of each: its size, its dead bytes, the range of its entries' gsns.
+ *
+ * File numbers are not contiguous once files are merged, so a shard keeps
+ * this list (ArmdbShardRt.files, in the keydir's memory) instead of
+ * counting from 1 to the active file.  It is rebuilt from the files at
+ * every load of the keydir (keydir.c: dead bytes are what no version
+ * record points at), so it survives restarts without a file of its own,
+ * and kept up to date while the server runs:
+ *
+ *	 - a new active file (rotation) appears when the shard first needs it,
+ *	   and at latest when the list is next read (armdb_files_sync);
+ *	 - VACUUM adds a freed version's bytes to its file's dead bytes;
+ *	 - a merge replaces its inputs by its outputs.
+ *
+ * Locking: the shard lock (ArmdbShardRt.lock) protects the list; readers
+ * hold it shared, writers exclusively.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ARMDB_KEYDIR_FILES_H
+#define ARMDB_KEYDIR_FILES_H
+
+#include "keydir/keydir.h"
+
+typedef struct ArmdbFileStat
+{
+	uint32		file_id;
+	uint32		flags;			/* ARMDB_FSTAT_* */
+	uint64		total_bytes;	/* where its entries end (header included);
+								 * 0: not known yet (armdb_files_sync) */
+	uint64		dead_bytes;		/* bytes of entries nothing needs */
+	uint64		min_gsn;		/* of its entries; 0: not known */
+	uint64		max_gsn;
+} ArmdbFileStat;
+
+#define ARMDB_FSTAT_MERGED		0x0001	/* a merge output */
+#define ARMDB_FSTAT_COOLDOWN	0x0002	/* written by the shard's last merge
+										 * run: not merged by the next one */
+#define ARMDB_FSTAT_DAMAGED		0x0004	/* salvaged with gaps: not merged */
+
+/* Its entry, or NULL; with create, a new zeroed one (NULL if no memory). */
+extern ArmdbFileStat *armdb_files_lookup(ArmdbShardRt *rt, uint32 file_id,
+										 bool create);
+
+/* Bytes of file_id that nothing needs any more (VACUUM, merges). */
+extern void armdb_files_add_dead(ArmdbShardRt *rt, uint32 file_id,
+								 uint64 bytes);
+
+/* A palloc'd copy of the list, ascending by file number. */
+extern ArmdbFileStat *armdb_files_copy(ArmdbShardRt *rt, int *nfiles);
+
+/* After a merge: drop the inputs, add the outputs. */
+extern bool armdb_files_replace(ArmdbShardRt *rt, const uint32 *inputs,
+								int ninputs, const ArmdbFileStat *outputs,
+								int noutputs);
+
+/* Free the list (the keydir is dropped). */
+extern void armdb_files_free(ArmdbShardRt *rt);
+
+#endif							/* ARMDB_KEYDIR_FILES_H */

@@ -10,7 +10,8 @@
  *	  armdb_modify.c	insert, multi-insert
  *	  armdb_update.c	delete, update, row locks
  *	  armdb_rowlock.c	row lock modes, MultiXacts, the xmax they leave
- *	  armdb_ddl.c		storage lifecycle, sizes, vacuum
+ *	  armdb_ddl.c		storage lifecycle, sizes, VACUUM FULL and CLUSTER
+ *	  armdb_vacuum.c	VACUUM and freezing
  *	  armdb_xact.c		commit-time flush (group commit) and storage
  *						removal at commit/abort
  *
@@ -211,12 +212,14 @@ extern void armdb_relation_copy_for_cluster(Relation OldTable,
 											double *num_tuples,
 											double *tups_vacuumed,
 											double *tups_recently_dead);
-extern void armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
-								  BufferAccessStrategy bstrategy);
 extern uint64 armdb_relation_size(Relation rel, ForkNumber forkNumber);
 extern void armdb_relation_estimate_size(Relation rel, int32 *attr_widths,
 										 BlockNumber *pages, double *tuples,
 										 double *allvisfrac);
+
+/* armdb_vacuum.c */
+extern void armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
+								  BufferAccessStrategy bstrategy);
 
 /* armdb_xact.c */
 extern void armdb_xact_init(void);

@@ -22,7 +22,7 @@
  * MultiXacts live in pg_multixact, as heap's; only version records (in
  * shared memory) point at them, and none survives a restart, so VACUUM
  * only has to keep relminmxid at or below the MultiXacts it leaves behind
- * (armdb_ddl.c).
+ * (armdb_vacuum.c).
  *
  *-------------------------------------------------------------------------
  */

@@ -8,8 +8,9 @@
  *						fetching a version by TID
  *	  armdb_index.c		index fetches, index builds
  *	  armdb_modify.c	insert, multi-insert
- *	  armdb_update.c	delete, update, row locks
- *	  armdb_rowlock.c	row lock modes, MultiXacts, the xmax they leave
+ *	  armdb_update.c	delete, update
+ *	  armdb_rowlock.c	row locks (SELECT ... FOR UPDATE/SHARE), their
+ *						modes, MultiXacts, the xmax they leave
  *	  armdb_ddl.c		storage lifecycle, sizes, VACUUM FULL and CLUSTER
  *	  armdb_vacuum.c	VACUUM and freezing
  *	  armdb_xact.c		commit-time flush (group commit) and storage
@@ -168,11 +169,6 @@ extern TM_Result armdb_tuple_update(Relation rel, ItemPointer otid,
 									bool wait, TM_FailureData *tmfd,
 									LockTupleMode *lockmode,
 									bool *update_indexes);
-extern TM_Result armdb_tuple_lock(Relation rel, ItemPointer tid,
-								  Snapshot snapshot, TupleTableSlot *slot,
-								  CommandId cid, LockTupleMode mode,
-								  LockWaitPolicy wait_policy, uint8 flags,
-								  TM_FailureData *tmfd);
 
 /* armdb_rowlock.c */
 extern LOCKMODE armdb_tuple_lock_hwmode(LockTupleMode mode);
@@ -194,6 +190,26 @@ extern void armdb_compute_new_xmax(TransactionId xmax, uint16 old_infomask,
 								   TransactionId *result_xmax,
 								   uint16 *result_infomask,
 								   uint16 *result_infomask2);
+extern bool armdb_acquire_tuplock(Relation rel, ItemPointer tid,
+								  LockTupleMode mode,
+								  LockWaitPolicy wait_policy,
+								  bool *have_tuple_lock);
+extern ArmdbPage *armdb_page_of_tid(ArmdbRelKeydir *kd, ItemPointer tid,
+									uint64 *slot);
+extern bool armdb_xmax_changed(uint16 new_infomask, uint16 old_infomask);
+extern void armdb_update_xmax_hint_bits(ArmdbVersion *v, TransactionId xid);
+extern void armdb_set_xmax(ArmdbVersion *v, TransactionId xmax,
+						   uint16 infomask, uint16 infomask2);
+extern void armdb_fill_failure(TM_FailureData *tmfd, ArmdbVersion *v,
+							   uint64 slot, TM_Result result);
+extern bool armdb_has_key_columns(Relation rel);
+extern bool armdb_update_changes_keys(Relation rel, ItemPointer tid,
+									  TupleTableSlot *newslot);
+extern TM_Result armdb_tuple_lock(Relation rel, ItemPointer tid,
+								  Snapshot snapshot, TupleTableSlot *slot,
+								  CommandId cid, LockTupleMode mode,
+								  LockWaitPolicy wait_policy, uint8 flags,
+								  TM_FailureData *tmfd);
 
 /* armdb_ddl.c */
 extern void armdb_relation_set_new_filenode(Relation rel,

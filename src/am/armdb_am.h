@@ -4,8 +4,9 @@
  *	  Declarations shared by the files of armdb's table access method.
  *
  *	  armdb_handler.c	the TableAmRoutine: a table of contents
- *	  armdb_scan.c		sequential, parallel, sample and ANALYZE scans;
- *						fetching a version by TID
+ *	  armdb_seqscan.c	sequential scans: serial, parallel, backward
+ *	  armdb_fetch.c		fetching a version by TID; reading versions
+ *	  armdb_analyze.c	ANALYZE and TABLESAMPLE
  *	  armdb_index.c		index fetches, index builds
  *	  armdb_modify.c	insert, multi-insert
  *	  armdb_update.c	delete, update
@@ -47,7 +48,7 @@ armdb_rel_keydir(Relation rel)
 	return armdb_keydir_get(armdb_rel_rnode(rel));
 }
 
-/* armdb_scan.c */
+/* armdb_seqscan.c */
 extern TableScanDesc armdb_scan_begin(Relation rel, Snapshot snapshot,
 									  int nkeys, ScanKey key,
 									  ParallelTableScanDesc pscan,
@@ -64,13 +65,10 @@ extern Size armdb_parallelscan_initialize(Relation rel,
 										  ParallelTableScanDesc pscan);
 extern void armdb_parallelscan_reinitialize(Relation rel,
 											ParallelTableScanDesc pscan);
-extern bool armdb_fetch_row_version(Relation rel, ItemPointer tid,
-									Snapshot snapshot, TupleTableSlot *slot);
-extern bool armdb_tuple_tid_valid(TableScanDesc scan, ItemPointer tid);
-extern void armdb_get_latest_tid(TableScanDesc scan, ItemPointer tid);
-extern bool armdb_tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot,
-										   Snapshot snapshot);
+
+/* armdb_analyze.c */
 extern void armdb_analyze_avoid_prefetch(Relation rel, uint64 npages);
+extern void armdb_check_analyze_prefetch(Relation rel, ArmdbRelKeydir *kd);
 extern bool armdb_scan_analyze_next_block(TableScanDesc scan,
 										  BlockNumber blockno,
 										  BufferAccessStrategy bstrategy);
@@ -84,12 +82,24 @@ extern bool armdb_scan_sample_next_tuple(TableScanDesc scan,
 										 struct SampleScanState *scanstate,
 										 TupleTableSlot *slot);
 
+/* armdb_fetch.c */
+extern bool armdb_fetch_row_version(Relation rel, ItemPointer tid,
+									Snapshot snapshot, TupleTableSlot *slot);
+extern bool armdb_tuple_tid_valid(TableScanDesc scan, ItemPointer tid);
+extern void armdb_get_latest_tid(TableScanDesc scan, ItemPointer tid);
+extern bool armdb_tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot,
+										   Snapshot snapshot);
 extern bool armdb_slot_of_tid(ArmdbRelKeydir *kd, ItemPointer tid,
 							  uint64 *slot);
 extern bool armdb_version_lookup(ArmdbRelKeydir *kd, uint64 slot,
 								 Snapshot snapshot, ArmdbVersion *copy);
+extern void armdb_fill_tuple(HeapTuple tuple, Relation rel, uint64 slot,
+							 char *image, uint32 image_len,
+							 const ArmdbVersion *v);
 extern char *armdb_reserve_buffer(char **buf, Size *size, Size len,
 								  MemoryContext mcxt);
+extern void armdb_read_version(ArmdbRelKeydir *kd, uint64 slot,
+							   const ArmdbVersion *v, char *buf);
 extern void armdb_read_version_tuple(Relation rel, ArmdbRelKeydir *kd,
 									 uint64 slotno, const ArmdbVersion *v,
 									 char *buf, HeapTuple tuple);
@@ -100,6 +110,69 @@ extern bool armdb_version_surely_dead(ArmdbRelKeydir *kd, uint64 slot,
 extern HTSV_Result armdb_version_htsv(ArmdbRelKeydir *kd, uint64 slot,
 									  TransactionId OldestXmin,
 									  TransactionId *xwait);
+
+/*
+ * The scan descriptor of sequential scans (armdb_seqscan.c), which also
+ * serves ANALYZE and TABLESAMPLE (armdb_analyze.c).
+ */
+typedef struct ArmdbScanDescData
+{
+	TableScanDescData base;
+	ArmdbRelKeydir *kd;
+
+	/*
+	 * Sequential scans.  A serial scan reads all shards at once and merges
+	 * them by gsn, so it returns versions in the order they were written --
+	 * as heap returns rows in the order it appended them -- whichever
+	 * backends (and so shards) wrote them.  A parallel scan's workers take
+	 * whole shards, one cursor at a time.
+	 */
+	bool		started;
+	struct ShardCursor *cursors;	/* per shard (serial), or one (parallel) */
+	int			ncursors;
+	struct binaryheap *merge;	/* serial: cursors with entries, by gsn */
+
+	/*
+	 * Backward scans (SCROLL cursors).  Shards are read forward only, so
+	 * the first backward step replays the merge to list the slots returned
+	 * so far; from then on the scan keeps that list (history) and moves
+	 * through it, re-reading versions by slot, and extends it as forward
+	 * steps pass its end.  The snapshot sees the same versions every time.
+	 */
+	uint64		nreturned;		/* forward tuples returned by the merge */
+	bool		merge_done;		/* ... and it has returned them all */
+	uint64	   *history;		/* slots returned, in order; NULL: none */
+	int64		hist_len;
+	int64		hist_cap;
+	int64		hist_pos;		/* index of the current tuple; -1 before
+								 * the first, hist_len after the last */
+
+	/* ANALYZE and TABLESAMPLE */
+	BlockNumber cblock;
+	int			coffset;		/* next slot index in cblock */
+	ArmdbAlignedBuf span;		/* entries of cblock, read at once */
+	uint32		span_file;		/* 0: nothing read */
+	uint64		span_from;		/* file offset of span.data[0] */
+	size_t		span_len;
+	BlockNumber nblocks;
+	BlockNumber startblock;
+
+	/* the tuple last returned, in memory of the scan's context */
+	MemoryContext mcxt;
+	HeapTupleData tuple;
+	char	   *tuple_buf;
+	Size		tuple_buf_size;
+} ArmdbScanDescData;
+
+typedef ArmdbScanDescData *ArmdbScanDesc;
+
+/* a buffer for the scan's tuple images (armdb_reserve_buffer) */
+static inline char *
+armdb_scan_tuple_buffer(ArmdbScanDesc scan, Size len)
+{
+	return armdb_reserve_buffer(&scan->tuple_buf, &scan->tuple_buf_size, len,
+								scan->mcxt);
+}
 
 /* armdb_index.c */
 extern IndexFetchTableData *armdb_index_fetch_begin(Relation rel);

@@ -321,7 +321,6 @@ extern void armdb_flush_shard(ArmdbRelKeydir *kd, uint32 shard, ArmdbPos upto);
 extern void armdb_flush_all_shards(ArmdbRelKeydir *kd);
 
 /* armdb_handler.c */
-extern void armdb_not_supported(const char *what) pg_attribute_noreturn();
 extern bool armdb_is_armdb_relation(Relation rel);
 
 #endif							/* ARMDB_AM_H */

@@ -24,6 +24,7 @@
 #include "am/armdb_am.h"
 #include "armdb.h"
 #include "armdb_sweep.h"
+#include "compact/compact.h"
 #include "keydir/keydir.h"
 #include "keydir/relstorage.h"
 
@@ -129,6 +130,7 @@ armdb_shmem_startup(void)
 		dsa_detach(area);
 		pg_atomic_init_u64(&armdb_shared->next_generation, 1);
 		pg_atomic_init_u64(&armdb_shared->keydir_drops, 0);
+		pg_atomic_init_u64(&armdb_shared->files_removed, 0);
 		armdb_shared->after_crash = !IsUnderPostmaster && server_crashed();
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -269,6 +271,8 @@ _PG_init(void)
 
 	/* defines armdb.sweep_delay: before the prefix is reserved */
 	armdb_sweep_init();
+	/* defines armdb.compaction*: likewise */
+	armdb_compact_init();
 
 	MarkGUCPrefixReserved("armdb");
 

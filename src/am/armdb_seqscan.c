@@ -21,6 +21,8 @@
  */
 #include "postgres.h"
 
+#include <unistd.h>
+
 #include "access/heapam.h"
 #include "lib/binaryheap.h"
 #include "executor/tuptable.h"
@@ -31,7 +33,9 @@
 
 #include "am/armdb_am.h"
 #include "armdb.h"
+#include "keydir/files.h"
 #include "keydir/visibility.h"
+#include "storage/merge.h"
 #include "storage/recovery.h"
 
 /* read size of a shard's files; a serial scan reads all shards at once */
@@ -50,6 +54,9 @@ typedef struct ShardCursor
 {
 	uint32		shard;
 	ArmdbShardFiles *files;
+	const uint32 *fids;			/* the shard's files (scan->file_lists) */
+	int			nfids;
+	int			fidx;			/* index of file_id in fids; -1 before */
 	uint32		file_id;		/* current data file; 0 before the first */
 	uint32		last_file_id;	/* the shard's newest file at cursor start */
 	uint64		last_end;		/* its end at cursor start */
@@ -142,10 +149,26 @@ free_cursors(ArmdbScanDesc scan)
 	scan->started = false;
 }
 
+/* Forget the file lists (a rescan is a new scan). */
+static void
+free_file_lists(ArmdbScanDesc scan)
+{
+	if (scan->file_lists == NULL)
+		return;
+	for (uint32 i = 0; i < scan->kd->nshards; i++)
+		if (scan->file_lists[i])
+			pfree(scan->file_lists[i]);
+	pfree(scan->file_lists);
+	pfree(scan->file_counts);
+	scan->file_lists = NULL;
+	scan->file_counts = NULL;
+}
+
 static void
 scan_reset(ArmdbScanDesc scan)
 {
 	free_cursors(scan);
+	free_file_lists(scan);
 	if (scan->history)
 		pfree(scan->history);
 	scan->history = NULL;
@@ -176,6 +199,7 @@ armdb_scan_end(TableScanDesc sscan)
 	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
 
 	free_cursors(scan);
+	free_file_lists(scan);
 	armdb_aligned_free(&scan->span);
 	if (scan->tuple_buf)
 		pfree(scan->tuple_buf);
@@ -185,6 +209,83 @@ armdb_scan_end(TableScanDesc sscan)
 	if (sscan->rs_flags & SO_TEMP_SNAPSHOT)
 		UnregisterSnapshot(sscan->rs_snapshot);
 	pfree(scan);
+}
+
+/*
+ * The shard's files for this scan, part 1, under the shard lock: the
+ * files of the shard's list (keydir/files.h) up to the active one.  A
+ * merge's outputs join that list only once every location has moved to
+ * them, at the moment its inputs leave it, so a scan reads either the
+ * inputs or the outputs of a merge, never both.
+ */
+static void
+capture_file_list(ArmdbScanDesc scan, ArmdbShardRt *rt, uint32 shard)
+{
+	MemoryContext oldcontext = MemoryContextSwitchTo(scan->mcxt);
+	ArmdbFileStat *fs;
+	int			n;
+	uint32	   *ids;
+	int			nids = 0;
+
+	if (scan->file_lists == NULL)
+	{
+		scan->file_lists = palloc0(sizeof(uint32 *) * scan->kd->nshards);
+		scan->file_counts = palloc0(sizeof(int) * scan->kd->nshards);
+	}
+	fs = armdb_files_copy(rt, &n);
+	ids = palloc(sizeof(uint32) * (n + 1));
+	for (int i = 0; i < n; i++)
+		if (fs[i].file_id <= rt->st.active_file_id)
+			ids[nids++] = fs[i].file_id;
+	pfree(fs);
+	scan->file_lists[shard] = ids;
+	scan->file_counts[shard] = nids;
+	MemoryContextSwitchTo(oldcontext);
+}
+
+/*
+ * Part 2, without the lock: files the shard started since its list was
+ * last brought up to date (rotations), up to the cursor's last file.  A
+ * merge output met there has not joined the list yet: it is left out.
+ */
+static void
+complete_file_list(ArmdbScanDesc scan, ShardCursor *cur, uint32 shard)
+{
+	uint32	   *ids = scan->file_lists[shard];
+	int			n = scan->file_counts[shard];
+	uint32		from = n > 0 ? ids[n - 1] + 1 : 1;
+
+	for (uint32 id = from; cur->last_file_id != 0 && id <= cur->last_file_id; id++)
+	{
+		ArmdbError	err;
+		bool		merged = false;
+		char		path[MAXPGPATH];
+
+		armdb_file_path(path, cur->files->dir, id, ARMDB_FILE_DATA);
+		if (access(path, F_OK) != 0)
+			continue;
+		if (id != cur->last_file_id &&
+			!armdb_data_file_is_merged(cur->files->dir, id, &merged, &err))
+			armdb_report_storage_error(ERROR, &err);
+		if (merged)
+			continue;
+		ids = repalloc(ids, sizeof(uint32) * (n + 1));
+		ids[n++] = id;
+	}
+	scan->file_lists[shard] = ids;
+	scan->file_counts[shard] = n;
+	cur->fids = ids;
+	cur->nfids = n;
+}
+
+/* Is file_id one of the files the cursor reads? */
+static bool
+cursor_reads_file(const ShardCursor *cur, uint32 file_id)
+{
+	for (int i = 0; i < cur->nfids; i++)
+		if (cur->fids[i] == file_id)
+			return true;
+	return false;
 }
 
 /*
@@ -200,6 +301,7 @@ cursor_start(ArmdbScanDesc scan, ShardCursor *cur, uint32 shard)
 
 	cur->shard = shard;
 	cur->files = armdb_keydir_shard_files(scan->kd, shard);
+	cur->fidx = -1;
 	cur->file_id = 0;
 	cur->valid = false;
 	cur->vis_page = PG_UINT64_MAX;
@@ -214,6 +316,8 @@ cursor_start(ArmdbScanDesc scan, ShardCursor *cur, uint32 shard)
 		uint64		tail_len = 0;
 
 		LWLockAcquire(&rt->lock, LW_SHARED);
+		if (scan->file_lists == NULL || scan->file_lists[shard] == NULL)
+			capture_file_list(scan, rt, shard);
 		cur->last_file_id = rt->st.active_file_id;
 		cur->last_end = rt->st.append_end;
 		cur->tail_start = rt->st.written_end;
@@ -235,6 +339,7 @@ cursor_start(ArmdbScanDesc scan, ShardCursor *cur, uint32 shard)
 			cur->tail = tail;
 		else if (tail)
 			pfree(tail);
+		complete_file_list(scan, cur, shard);
 		return;
 	}
 }
@@ -247,9 +352,9 @@ cursor_next_file(ShardCursor *cur)
 	uint64		size;
 	int			fd;
 
-	if (cur->file_id >= cur->last_file_id)
+	if (cur->fidx + 1 >= cur->nfids || cur->file_id == cur->last_file_id)
 		return false;
-	cur->file_id++;
+	cur->file_id = cur->fids[++cur->fidx];
 	cur->pos = ARMDB_FILE_HEADER_SIZE;
 	cur->chunk_len = 0;
 	cur->chunk_off = 0;
@@ -521,6 +626,24 @@ entry_visible(ArmdbScanDesc scan, ShardCursor *cur, uint64 slot,
 }
 
 /*
+ * Is the version record v (found elsewhere than the entry under cur) the
+ * entry's own version, moved by a merge to a file this cursor does not
+ * read?  Then the cursor returns it here, or never.  A slot holds one
+ * version at a time, and a reused slot's version has another xmin than
+ * the version it replaced (VACUUM frees a slot only after the transaction
+ * that ended its version finished), so the same xmin means the same
+ * version.
+ */
+static bool
+entry_moved(const ShardCursor *cur, const ArmdbEntryHeader *hdr,
+			const ArmdbVersion *v)
+{
+	return v->file_id != 0 && v->len == armdb_entry_size(hdr->value_len) &&
+		v->xmin == XidFromFullTransactionId(FullTransactionIdFromU64(hdr->xid)) &&
+		!cursor_reads_file(cur, v->file_id);
+}
+
+/*
  * The next visible version of the gsn merge into scan->tuple (with its
  * slot in *slotno), or false at the end.  With replay, only the slot is
  * wanted (history rebuilding): no tuple, no statistics, no SSI checks --
@@ -542,7 +665,8 @@ merge_next(ArmdbScanDesc scan, bool replay, uint64 *slotno)
 			!armdb_gsn_is_reservation(hdr->gsn))
 		{
 			visible = entry_visible(scan, cur, hdr->slot, &v);
-			if (v.file_id != cur->file_id || v.offset != cur->pos)
+			if ((v.file_id != cur->file_id || v.offset != cur->pos) &&
+				!entry_moved(cur, hdr, &v))
 				visible = false;	/* not this slot's version any more */
 			else if (!replay)
 				armdb_check_serializable_out(rel, &v, visible,

@@ -27,6 +27,8 @@
 #include "storage/procarray.h"
 
 #include "am/armdb_am.h"
+#include "compact/compact.h"
+#include "keydir/files.h"
 #include "armdb.h"
 #include "keydir/visibility.h"
 #include "storage/recovery.h"
@@ -112,6 +114,8 @@ freeze_files(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal)
 {
 	TransactionId frozen_to = cutoff;
 	XLogRecPtr	upto = GetXLogInsertRecPtr();
+	ArmdbFileStat **flist = NULL;
+	int			nflist = 0;
 
 	/*
 	 * A fate written to disk must not be undone by a crash: make every
@@ -152,14 +156,29 @@ freeze_files(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal)
 		if (active == 0)
 			continue;
 
-		/* closed files: the fates into their hints */
-		for (uint32 file = 1; file < active; file++)
+		/*
+		 * closed files: the fates into their hints.  Their numbers are not
+		 * contiguous once files were merged: the shard's list says which
+		 * there are (brought up to date first).
+		 */
+		if (flist == NULL)
 		{
+			armdb_compact_sync_files(kd);
+			flist = palloc0(sizeof(ArmdbFileStat *) * kd->nshards);
+		}
+		LWLockAcquire(&rt->lock, LW_SHARED);
+		flist[shard] = armdb_files_copy(rt, &nflist);
+		LWLockRelease(&rt->lock);
+		for (int fi = 0; fi < nflist; fi++)
+		{
+			uint32		file = flist[shard][fi].file_id;
 			char		hint[MAXPGPATH];
 			bool		changed = false;
 			uint64		data_end = ARMDB_FILE_HEADER_SIZE;
 			struct stat st;
 
+			if (file >= active)
+				continue;
 			armdb_file_path(hint, files->dir, file, ARMDB_FILE_HINT);
 			if (stat(hint, &st) != 0 &&
 				!armdb_hint_build(files->io, files->dir, file, armdb_direct_io,
@@ -377,6 +396,7 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 		LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
 		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 		pg_atomic_fetch_add_u64(&rt->dead_bytes, v->len);
+		armdb_files_add_dead(rt, v->file_id, v->len);
 		memset(v, 0, sizeof(*v));
 		LWLockRelease(&page->lock);
 		(void) armdb_keydir_free_slot(rt, slot);

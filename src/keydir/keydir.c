@@ -28,6 +28,7 @@
 #include "utils/memutils.h"
 
 #include "armdb.h"
+#include "keydir/files.h"
 #include "keydir/keydir.h"
 #include "keydir/relstorage.h"
 #include "storage/recovery.h"
@@ -63,6 +64,7 @@ typedef struct ShardFilesEntry
 
 static HTAB *shard_files_cache = NULL;
 static uint64 shard_files_drops_seen = 0;
+static uint64 shard_files_removed_seen = 0;
 
 static void forget_shard_files(ArmdbRelKeydir *kd);
 static void free_keydir_memory(ArmdbRelKeydir *kd);
@@ -323,7 +325,9 @@ armdb_keydir_shard_files(ArmdbRelKeydir *kd, uint32 shard)
  * At the end of a transaction: if any keydir was dropped since the last
  * look (by any backend), close this backend's descriptors of the dropped
  * ones, so that their removed files give their space back (heap's smgr
- * invalidation does that for heap files).
+ * invalidation does that for heap files).  Likewise after a merge removed
+ * its input files: then every cached descriptor is closed (they are
+ * reopened on demand).
  */
 void
 armdb_keydir_close_dropped_files(void)
@@ -331,21 +335,28 @@ armdb_keydir_close_dropped_files(void)
 	HASH_SEQ_STATUS status;
 	ShardFilesEntry *entry;
 	uint64		drops;
+	uint64		removed;
 
 	if (shard_files_cache == NULL || armdb_shared == NULL)
 		return;
 	drops = pg_atomic_read_u64(&armdb_shared->keydir_drops);
-	if (drops == shard_files_drops_seen)
+	removed = pg_atomic_read_u64(&armdb_shared->files_removed);
+	if (drops == shard_files_drops_seen && removed == shard_files_removed_seen)
 		return;
-	shard_files_drops_seen = drops;
 	hash_seq_init(&status, shard_files_cache);
 	while ((entry = hash_seq_search(&status)) != NULL)
 	{
-		if (armdb_keydir_find(&entry->relkey, entry->key.generation) != NULL)
-			continue;
-		armdb_shard_files_close(&entry->files);
-		hash_search(shard_files_cache, &entry->key, HASH_REMOVE, NULL);
+		if (drops != shard_files_drops_seen &&
+			armdb_keydir_find(&entry->relkey, entry->key.generation) == NULL)
+		{
+			armdb_shard_files_close(&entry->files);
+			hash_search(shard_files_cache, &entry->key, HASH_REMOVE, NULL);
+		}
+		else if (removed != shard_files_removed_seen)
+			armdb_shard_files_close(&entry->files);	/* reopened on use */
 	}
+	shard_files_drops_seen = drops;
+	shard_files_removed_seen = removed;
 }
 
 /* Close this backend's descriptors of a keydir's files. */
@@ -400,7 +411,61 @@ typedef struct LoadState
 	uint64		file_pos;		/* where the next entry of file_id must be */
 	bool		gaps;			/* bytes between two entries of a file:
 								 * damage skipped by salvaging */
+	/* the shard's files as they are read (keydir/files.h) */
+	ArmdbFileStat *fstats;
+	int			nfstats;
+	int			fstats_cap;
 } LoadState;
+
+/* The file of the entry being loaded, in the shard's list being built. */
+static ArmdbFileStat *
+load_file_stat(LoadState *ls, uint32 file_id)
+{
+	ArmdbFileStat *f;
+
+	if (ls->nfstats > 0 && ls->fstats[ls->nfstats - 1].file_id == file_id)
+		return &ls->fstats[ls->nfstats - 1];
+	if (ls->nfstats == ls->fstats_cap)
+	{
+		ls->fstats_cap = Max(16, ls->fstats_cap * 2);
+		ls->fstats = ls->fstats == NULL ?
+			palloc(sizeof(ArmdbFileStat) * ls->fstats_cap) :
+			repalloc(ls->fstats, sizeof(ArmdbFileStat) * ls->fstats_cap);
+	}
+	f = &ls->fstats[ls->nfstats++];
+	memset(f, 0, sizeof(*f));
+	f->file_id = file_id;
+	f->min_gsn = PG_UINT64_MAX;
+	return f;
+}
+
+/* Find file_id in a shard's list being built (ascending). */
+static ArmdbFileStat *
+find_file_stat(ArmdbFileStat *fs, int n, uint32 file_id)
+{
+	int			lo = 0;
+	int			hi = n;
+
+	while (lo < hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+
+		if (fs[mid].file_id < file_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && fs[lo].file_id == file_id ? &fs[lo] : NULL;
+}
+
+static int
+cmp_file_stat(const void *a, const void *b)
+{
+	uint32		x = ((const ArmdbFileStat *) a)->file_id;
+	uint32		y = ((const ArmdbFileStat *) b)->file_id;
+
+	return (x > y) - (x < y);
+}
 
 static void
 note_kill(LoadState *ls, uint64 slot, uint64 gsn, TransactionId xid,
@@ -474,6 +539,7 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 {
 	LoadState  *ls = arg;
 	ArmdbRelKeydir *kd = ls->kd;
+	ArmdbFileStat *fstat;
 	ArmdbPage  *page;
 	ArmdbVersion *v;
 	bool		in_progress = false;
@@ -486,9 +552,17 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 		ls->file_id = e->file_id;
 		ls->file_pos = ARMDB_FILE_HEADER_SIZE;
 	}
+	fstat = load_file_stat(ls, e->file_id);
 	if (e->offset != ls->file_pos)
+	{
 		ls->gaps = true;
+		fstat->flags |= ARMDB_FSTAT_DAMAGED;	/* merges would stop there */
+	}
 	ls->file_pos = (uint64) e->offset + e->len;
+	/* total_bytes counts entries (the header is added later) */
+	fstat->total_bytes += e->len;
+	fstat->min_gsn = Min(fstat->min_gsn, e->gsn & ARMDB_GSN_MAX);
+	fstat->max_gsn = Max(fstat->max_gsn, e->gsn & ARMDB_GSN_MAX);
 
 	if (e->slot >= ARMDB_MAX_SLOTS ||
 		(!armdb_gsn_is_tombstone(e->gsn) &&
@@ -572,6 +646,8 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 	LoadState	ls;
 	uint64	   *shard_bytes;
 	uint64	   *shard_live_bytes;
+	ArmdbFileStat **shard_fstats;
+	int		   *shard_nfstats;
 
 	kd->nshards = armdb_rel_storage_read_meta(rnode, NULL);
 	if (armdb_shared->after_crash)
@@ -587,6 +663,8 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 	ls.kd = kd;
 	shard_bytes = palloc0(sizeof(uint64) * kd->nshards);
 	shard_live_bytes = palloc0(sizeof(uint64) * kd->nshards);
+	shard_fstats = palloc0(sizeof(ArmdbFileStat *) * kd->nshards);
+	shard_nfstats = palloc0(sizeof(int) * kd->nshards);
 	for (uint32 shard = 0; shard < kd->nshards; shard++)
 	{
 		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
@@ -611,6 +689,8 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 		ls.bytes = 0;
 		ls.file_id = 0;
 		ls.gaps = false;
+		ls.fstats = NULL;
+		ls.nfstats = ls.fstats_cap = 0;
 		if (!armdb_recover_shard(armdb_backend_io(), files->dir,
 								 armdb_direct_io, recover_flags, load_entry,
 								 &ls, &report, &err))
@@ -635,6 +715,13 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 							report.bad_hints, files->dir,
 							report.first_bad_hint)));
 		rt->damaged = ls.gaps;
+		/* the active file belongs in the list even with no entry yet */
+		if (report.last_file_id != 0)
+			(void) load_file_stat(&ls, report.last_file_id);
+		if (ls.nfstats > 0)
+			qsort(ls.fstats, ls.nfstats, sizeof(ArmdbFileStat), cmp_file_stat);
+		shard_fstats[shard] = ls.fstats;
+		shard_nfstats[shard] = ls.nfstats;
 		rt->next_seq = ls.max_seq;
 		rt->reserved_seq = ls.max_seq;	/* the next insert reserves anew */
 		shard_bytes[shard] = ls.bytes;
@@ -695,14 +782,20 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 		for (int i = 0; page != NULL && i < ARMDB_SLOTS_PER_PAGE; i++)
 		{
 			ArmdbVersion *v = &page->v[i];
+			uint32		shard;
+			ArmdbFileStat *f;
 
 			if (v->file_id == 0)
 				continue;
 			v->xmax = InvalidTransactionId;
 			v->cid = FirstCommandId;
 			live++;
-			shard_live_bytes[armdb_slot_shard(p * ARMDB_SLOTS_PER_PAGE, kd->nshards)] +=
-				v->len;
+			shard = armdb_slot_shard(p * ARMDB_SLOTS_PER_PAGE, kd->nshards);
+			shard_live_bytes[shard] += v->len;
+			f = find_file_stat(shard_fstats[shard], shard_nfstats[shard],
+							   v->file_id);
+			if (f != NULL)
+				f->dead_bytes += v->len;	/* live, for now: see below */
 		}
 	}
 	for (uint64 i = 0; i < ls.nkills; i++)
@@ -728,6 +821,33 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 							shard_bytes[shard] - shard_live_bytes[shard]);
 	pfree(shard_bytes);
 	pfree(shard_live_bytes);
+
+	/* each shard's file list: what no live version uses is dead */
+	for (uint32 shard = 0; shard < kd->nshards; shard++)
+	{
+		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+
+		for (int i = 0; i < shard_nfstats[shard]; i++)
+		{
+			ArmdbFileStat *src = &shard_fstats[shard][i];
+			ArmdbFileStat *f = armdb_files_lookup(rt, src->file_id, true);
+			uint64		live_bytes = src->dead_bytes;
+
+			if (f == NULL)
+				armdb_keydir_report_full("a shard's file list");
+			*f = *src;
+			f->dead_bytes = src->total_bytes - Min(live_bytes, src->total_bytes);
+			f->total_bytes = src->total_bytes + ARMDB_FILE_HEADER_SIZE;
+			if (f->min_gsn == PG_UINT64_MAX)
+				f->min_gsn = 0;
+			if (src->file_id == rt->st.active_file_id)
+				f->total_bytes = 0; /* still growing */
+		}
+		if (shard_fstats[shard] != NULL)
+			pfree(shard_fstats[shard]);
+	}
+	pfree(shard_fstats);
+	pfree(shard_nfstats);
 	pg_atomic_write_u64(&kd->next_gsn, max_gsn + 1);
 	pg_atomic_write_u64(&kd->nversions, live);
 }
@@ -872,6 +992,7 @@ free_keydir_memory(ArmdbRelKeydir *kd)
 				dsa_free(area, rt->buf_dp);
 			if (DsaPointerIsValid(rt->free_slots))
 				dsa_free(area, rt->free_slots);
+			armdb_files_free(rt);
 		}
 		dsa_free(area, kd->shards);
 	}
@@ -933,4 +1054,65 @@ armdb_keydir_drop_backend_temp(void)
 		dshash_delete_current(&status);
 	}
 	dshash_seq_term(&status);
+}
+
+/*
+ * The databases that have permanent relations with a keydir (for the
+ * compaction launcher), palloc'd, without duplicates.
+ */
+Oid *
+armdb_keydir_databases(int *ndbs)
+{
+	dshash_seq_status status;
+	ArmdbRelKeydir *kd;
+	int			max = 16;
+	Oid		   *dbs = palloc(sizeof(Oid) * max);
+
+	*ndbs = 0;
+	dshash_seq_init(&status, keydir_table(), false);
+	while ((kd = dshash_seq_next(&status)) != NULL)
+	{
+		bool		seen = false;
+
+		if (kd->key.backend != InvalidBackendId)
+			continue;
+		for (int i = 0; i < *ndbs && !seen; i++)
+			seen = dbs[i] == kd->key.dbNode;
+		if (seen)
+			continue;
+		if (*ndbs == max)
+		{
+			max *= 2;
+			dbs = repalloc(dbs, sizeof(Oid) * max);
+		}
+		dbs[(*ndbs)++] = kd->key.dbNode;
+	}
+	dshash_seq_term(&status);
+	return dbs;
+}
+
+/* The relfilenodes of db's permanent relations with a keydir, palloc'd. */
+Oid *
+armdb_keydir_relnodes(Oid db, int *nrels)
+{
+	dshash_seq_status status;
+	ArmdbRelKeydir *kd;
+	int			max = 16;
+	Oid		   *rels = palloc(sizeof(Oid) * max);
+
+	*nrels = 0;
+	dshash_seq_init(&status, keydir_table(), false);
+	while ((kd = dshash_seq_next(&status)) != NULL)
+	{
+		if (kd->key.backend != InvalidBackendId || kd->key.dbNode != db)
+			continue;
+		if (*nrels == max)
+		{
+			max *= 2;
+			rels = repalloc(rels, sizeof(Oid) * max);
+		}
+		rels[(*nrels)++] = kd->key.relNode;
+	}
+	dshash_seq_term(&status);
+	return rels;
 }

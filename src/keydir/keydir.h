@@ -110,6 +110,10 @@ typedef struct ArmdbShardRt
 	uint32		free_cap;
 	pg_atomic_uint64 dead_bytes;	/* bytes of entries no longer needed,
 									 * for compaction */
+	/* the shard's data files (keydir/files.h), under lock */
+	dsa_pointer files;			/* ArmdbFileStat[files_cap] */
+	uint32		nfiles;
+	uint32		files_cap;
 	bool		damaged;		/* a data file has damaged bytes between its
 								 * entries, skipped when the table was
 								 * salvaged (armdb.skip_damaged_entries):
@@ -195,6 +199,10 @@ extern void armdb_keydir_report_full(const char *what) pg_attribute_noreturn();
 
 /* armdb_xact.c: WAL flush before entries are written (ArmdbShardFiles) */
 extern bool armdb_shard_write_barrier(void *arg, ArmdbError *err);
+
+/* What has a keydir, for the compaction workers (palloc'd arrays). */
+extern Oid *armdb_keydir_databases(int *ndbs);
+extern Oid *armdb_keydir_relnodes(Oid db, int *nrels);
 
 /* Shared memory a keydir occupies, its write buffers included. */
 extern int64 armdb_keydir_bytes(ArmdbRelKeydir *kd);

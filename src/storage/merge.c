@@ -272,11 +272,80 @@ input_corrupt(ArmdbMerge *m, uint32 file_id, uint64 off, const char *what,
 					   what, (unsigned long long) off, file_id, m->dir);
 }
 
+/* What the input's hint file says of its entries' fates. */
+typedef struct HintFates
+{
+	uint32	   *offsets;		/* ascending */
+	uint64	   *flags;			/* ARMDB_GSN_FLAG_FROZEN / _ABORTED */
+	uint32		n;
+	uint32		cap;
+	uint32		pos;			/* next to match */
+} HintFates;
+
+static bool
+collect_fate(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
+{
+	HintFates  *hf = arg;
+	uint64		flags = e->gsn & (ARMDB_GSN_FLAG_FROZEN | ARMDB_GSN_FLAG_ABORTED);
+
+	if (flags == 0)
+		return true;
+	if (hf->n == hf->cap)
+	{
+		uint32		cap = Max(1024, hf->cap * 2);
+		uint32	   *offsets = armdb_alloc(err, sizeof(uint32) * cap, "hint fates");
+		uint64	   *fl = armdb_alloc(err, sizeof(uint64) * cap, "hint fates");
+
+		if (offsets == NULL || fl == NULL)
+			return false;
+		if (hf->n > 0)
+		{
+			memcpy(offsets, hf->offsets, sizeof(uint32) * hf->n);
+			memcpy(fl, hf->flags, sizeof(uint64) * hf->n);
+			pfree(hf->offsets);
+			pfree(hf->flags);
+		}
+		hf->offsets = offsets;
+		hf->flags = fl;
+		hf->cap = cap;
+	}
+	hf->offsets[hf->n] = e->offset;
+	hf->flags[hf->n] = flags;
+	hf->n++;
+	return true;
+}
+
+/*
+ * The fates an input's hint file recorded (VACUUM freezes them there, and
+ * relfrozenxid may then pass their xids, so clog may no longer know them):
+ * the keep callback must see them.  No hint, or a bad one: no fates.
+ */
+static void
+load_fates(ArmdbMerge *m, uint32 file_id, uint64 file_size, HintFates *hf)
+{
+	ArmdbError	ignore;
+
+	memset(hf, 0, sizeof(*hf));
+	if (!armdb_hint_load(m->io, m->dir, file_id, file_size, collect_fate, hf,
+						 &ignore))
+		hf->n = 0;
+}
+
+static uint64
+fate_of(HintFates *hf, uint32 offset)
+{
+	while (hf->pos < hf->n && hf->offsets[hf->pos] < offset)
+		hf->pos++;
+	return hf->pos < hf->n && hf->offsets[hf->pos] == offset ?
+		hf->flags[hf->pos] : 0;
+}
+
 /* Copy the kept entries of one input. */
 static bool
 merge_input(ArmdbMerge *m, uint32 file_id, ArmdbAlignedBuf *buf,
 			ArmdbError *err)
 {
+	HintFates	hf;
 	char		path[MAXPGPATH];
 	uint64		file_size;
 	uint64		buf_off = 0;
@@ -297,6 +366,9 @@ merge_input(ArmdbMerge *m, uint32 file_id, ArmdbAlignedBuf *buf,
 		ok = input_corrupt(m, file_id, 0, "a short file header", err);
 	if (ok)
 		ok = armdb_file_header_check(image, ARMDB_FILE_HEADER_SIZE, file_id, err);
+	memset(&hf, 0, sizeof(hf));
+	if (ok)
+		load_fates(m, file_id, file_size, &hf);
 
 	while (ok && off + ARMDB_ENTRY_HEADER_SIZE <= file_size)
 	{
@@ -326,7 +398,7 @@ merge_input(ArmdbMerge *m, uint32 file_id, ArmdbAlignedBuf *buf,
 			ok = input_corrupt(m, file_id, off, "an entry with a bad checksum", err);
 			break;
 		}
-		info.gsn = hdr.gsn;
+		info.gsn = hdr.gsn | fate_of(&hf, (uint32) off);
 		info.xid = hdr.xid;
 		info.slot = hdr.slot;
 		info.root_slot = hdr.root_slot;
@@ -340,7 +412,7 @@ merge_input(ArmdbMerge *m, uint32 file_id, ArmdbAlignedBuf *buf,
 		{
 			/* the caller may only add what a hint records of the fate */
 			if ((info.gsn & ~(ARMDB_GSN_FLAG_FROZEN | ARMDB_GSN_FLAG_ABORTED)) !=
-				(hdr.gsn & ~(ARMDB_GSN_FLAG_FROZEN | ARMDB_GSN_FLAG_ABORTED)))
+				hdr.gsn)
 				ok = armdb_error(err, ARMDB_ERR_INVALID, 0,
 								 "merge keep callback changed entry %llu",
 								 (unsigned long long) off);
@@ -352,6 +424,10 @@ merge_input(ArmdbMerge *m, uint32 file_id, ArmdbAlignedBuf *buf,
 			ok = m->progress(m->arg, m->bytes_read, m->bytes_written, err);
 	}
 	armdb_file_close(fd);
+	if (hf.offsets)
+		pfree(hf.offsets);
+	if (hf.flags)
+		pfree(hf.flags);
 	if (!ok && err->code != ARMDB_ERR_CORRUPT)
 		armdb_error_context(err, "could not merge \"%s\"", path);
 	return ok;

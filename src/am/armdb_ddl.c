@@ -36,6 +36,7 @@
 #include "armdb.h"
 #include "keydir/relstorage.h"
 #include "keydir/visibility.h"
+#include "storage/hint.h"
 #include "storage/recovery.h"
 
 static bool temp_cleanup_registered = false;

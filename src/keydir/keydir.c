@@ -30,6 +30,7 @@
 #include "armdb.h"
 #include "keydir/keydir.h"
 #include "keydir/relstorage.h"
+#include "storage/hint.h"
 #include "storage/recovery.h"
 
 static dshash_table *keydir_hash = NULL;

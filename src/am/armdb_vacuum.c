@@ -29,6 +29,7 @@
 #include "am/armdb_am.h"
 #include "armdb.h"
 #include "keydir/visibility.h"
+#include "storage/hint.h"
 #include "storage/recovery.h"
 
 /*

@@ -29,7 +29,7 @@
 #include "am/armdb_am.h"
 #include "keydir/visibility.h"
 #include "armdb.h"
-#include "storage/recovery.h"
+#include "storage/hint.h"
 
 /*
  * Data files sealed by this backend's appends (rotation), whose hint files

@@ -31,6 +31,7 @@
 #include "keydir/files.h"
 #include "armdb.h"
 #include "keydir/visibility.h"
+#include "storage/hint.h"
 #include "storage/recovery.h"
 
 /*

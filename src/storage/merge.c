@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "port/pg_crc32c.h"
+#include "storage/hint.h"
 #include "storage/merge.h"
 #include "storage/recovery.h"
 #include "storage/shard.h"

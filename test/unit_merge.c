@@ -21,27 +21,29 @@
 static void
 test_merge_pick(void)
 {
+	/* {id, total, dead, min_gsn, cooldown} */
 	ArmdbMergeCandidate f[] = {
-		{7, 1000, 400, false},	/* 0.4: picked */
-		{2, 1000, 300, false},	/* 0.3: not above the threshold */
-		{5, 1000, 1000, false}, /* all dead: picked */
-		{9, 1000, 900, false},	/* the active file: never */
-		{3, 1000, 500, true},	/* the previous run's output: not now */
-		{4, 0, 0, false},		/* empty */
-		{1, 1000, 301, false},	/* just above: picked */
-		{8, 1000, 999, false},
-		{6, 1000, 310, false},
+		{7, 1000, 400, 700, false}, /* 0.4: picked */
+		{2, 1000, 300, 200, false}, /* 0.3: not above the threshold */
+		{5, 1000, 1000, 500, false},	/* all dead: picked */
+		{9, 1000, 900, 900, false}, /* the active file: never */
+		{3, 1000, 500, 300, true},	/* the previous run's output: not now */
+		{4, 0, 0, 400, false},	/* empty */
+		{1, 1000, 301, 100, false}, /* just above: picked */
+		{8, 1000, 999, 800, false},
+		{6, 1000, 310, 600, false},
+		{12, 1000, 900, 550, false},	/* a merge output: new number, old data */
 	};
 	uint32		picked[ARMDB_MERGE_MAX_INPUTS];
 	int			n;
 
 	n = armdb_merge_pick(f, lengthof(f), 9, 0.3, ARMDB_MERGE_MAX_INPUTS, picked);
-	/* the four oldest qualifying files, ascending */
+	/* the four with the oldest data, oldest first */
 	ASSERT_EQ(n, 4);
 	ASSERT_EQ(picked[0], 1);
 	ASSERT_EQ(picked[1], 5);
-	ASSERT_EQ(picked[2], 6);
-	ASSERT_EQ(picked[3], 7);
+	ASSERT_EQ(picked[2], 12);
+	ASSERT_EQ(picked[3], 6);
 
 	n = armdb_merge_pick(f, lengthof(f), 9, 0.3, 2, picked);
 	ASSERT_EQ(n, 2);
@@ -52,6 +54,13 @@ test_merge_pick(void)
 	ASSERT_EQ(n, 2);
 	ASSERT_EQ(picked[0], 5);
 	ASSERT_EQ(picked[1], 8);
+
+	/* equal ages: the lower number first */
+	f[0].min_gsn = f[2].min_gsn;
+	n = armdb_merge_pick(f, lengthof(f), 9, 0.35, 2, picked);
+	ASSERT_EQ(n, 2);
+	ASSERT_EQ(picked[0], 5);
+	ASSERT_EQ(picked[1], 7);
 
 	n = armdb_merge_pick(f, 0, 9, 0.3, 4, picked);
 	ASSERT_EQ(n, 0);
@@ -64,18 +73,29 @@ test_merge_pick(void)
 
 /* keep the entries whose gsn is not a multiple of 3 */
 static bool
-keep_some(void *arg, ArmdbEntryInfo *e, bool *keep, ArmdbError *err)
+keep_some(void *arg, ArmdbEntryInfo *e, ArmdbMergeKeep *keep, ArmdbError *err)
 {
-	*keep = (e->gsn & ARMDB_GSN_MAX) % 3 != 0;
+	*keep = (e->gsn & ARMDB_GSN_MAX) % 3 != 0 ? ARMDB_MERGE_KEEP : ARMDB_MERGE_DROP;
 	if (*keep && arg != NULL)
 		e->gsn |= ARMDB_GSN_FLAG_FROZEN;	/* the caller knows the fate */
 	return true;
 }
 
 static bool
-keep_none(void *arg, ArmdbEntryInfo *e, bool *keep, ArmdbError *err)
+keep_none(void *arg, ArmdbEntryInfo *e, ArmdbMergeKeep *keep, ArmdbError *err)
 {
-	*keep = false;
+	*keep = ARMDB_MERGE_DROP;
+	return true;
+}
+
+/* versions naming a prev_slot keep only their ending; others as keep_some */
+static bool
+keep_endings(void *arg, ArmdbEntryInfo *e, ArmdbMergeKeep *keep, ArmdbError *err)
+{
+	if (!armdb_gsn_is_tombstone(e->gsn) && e->prev_slot != ARMDB_INVALID_SLOT)
+		*keep = ARMDB_MERGE_KEEP_ENDING;
+	else
+		*keep = ARMDB_MERGE_KEEP;
 	return true;
 }
 
@@ -520,7 +540,83 @@ test_merge_bad_manifest(void)
 	tlog_free(&log);
 }
 
+/* Kept endings become tombstones of the slot they end, same gsn and xid. */
+static void
+test_merge_endings(void)
+{
+	TLog		log;
+	TIds		ids;
+	ArmdbMerge	m;
+	ArmdbError	err;
+	ArmdbRecoveryReport rep;
+	TInfos		infos;
+	int			converted = 0;
+
+	tlog_init(&log);
+	ASSERT_CALL(build_shard_for_merge(&log));
+	merge_init(&m, &ids, keep_endings, NULL);
+	ASSERT_OK(armdb_merge_copy(&m, &err));
+	ASSERT_OK(armdb_merge_commit(&m, &err));
+	ASSERT_OK(armdb_merge_finish(&m, &err));
+	armdb_merge_free(&m);
+
+	tinfos_init(&infos);
+	ASSERT_CALL(trecover(&infos, &rep));
+	for (int i = 0; i < log.n; i++)
+	{
+		const TEntry *e = &log.e[i];
+		bool		ending = e->loc.file_id <= 2 &&
+			!armdb_gsn_is_tombstone(e->hdr.gsn) &&
+			e->hdr.prev_slot != ARMDB_INVALID_SLOT;
+		int			found = 0;
+
+		for (int j = 0; j < infos.n; j++)
+		{
+			const ArmdbEntryInfo *r = &infos.e[j];
+
+			if ((r->gsn & ARMDB_GSN_MAX) != (e->hdr.gsn & ARMDB_GSN_MAX))
+				continue;
+			found++;
+			ASSERT_EQ(r->xid, e->hdr.xid);
+			if (ending)
+			{
+				ASSERT(armdb_gsn_is_tombstone(r->gsn));
+				ASSERT_EQ(r->slot, e->hdr.prev_slot);
+				ASSERT_EQ(r->prev_slot, ARMDB_INVALID_SLOT);
+				ASSERT_EQ(r->len, ARMDB_ENTRY_HEADER_SIZE);
+				converted++;
+			}
+			else
+			{
+				ASSERT_EQ(r->gsn, e->hdr.gsn);
+				ASSERT_EQ(r->slot, e->hdr.slot);
+			}
+		}
+		ASSERT_EQ(found, 1);
+	}
+	ASSERT(converted > 0);
+	/* the data file agrees with its hint: scanned, the same entries */
+	{
+		TInfos		scanned;
+		char		path[MAXPGPATH];
+
+		tinfos_init(&scanned);
+		for (int i = 0; i < (int) ids.next; i++)
+		{
+			unit_file(path, i, ARMDB_FILE_HINT);
+			if (i >= 5 && unit_exists(path))
+				ASSERT(unlink(path) == 0);
+		}
+		ASSERT_CALL(trecover(&scanned, &rep));
+		ASSERT_EQ(scanned.n, infos.n);
+		tinfos_free(&scanned);
+	}
+	tinfos_free(&infos);
+	tlog_free(&log);
+}
+
 const UnitTest unit_merge_tests[] = {
+	{"merge_endings", test_merge_endings},
 	{"merge_pick", test_merge_pick},
 	{"merge_roundtrip", test_merge_roundtrip},
 	{"merge_crash_steps", test_merge_crash_steps},

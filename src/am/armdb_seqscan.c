@@ -213,10 +213,11 @@ armdb_scan_end(TableScanDesc sscan)
 
 /*
  * The shard's files for this scan, part 1, under the shard lock: the
- * files of the shard's list (keydir/files.h) up to the active one.  A
- * merge's outputs join that list only once every location has moved to
- * them, at the moment its inputs leave it, so a scan reads either the
- * inputs or the outputs of a merge, never both.
+ * files of the shard's list (keydir/files.h).  A merge's outputs join that
+ * list only once every location has moved to them, at the moment its
+ * inputs leave it, so a scan reads either the inputs or the outputs of a
+ * merge, never both.  Outputs are numbered above the active file of their
+ * time, so the active file need not be the last one read.
  */
 static void
 capture_file_list(ArmdbScanDesc scan, ArmdbShardRt *rt, uint32 shard)
@@ -235,12 +236,20 @@ capture_file_list(ArmdbScanDesc scan, ArmdbShardRt *rt, uint32 shard)
 	fs = armdb_files_copy(rt, &n);
 	ids = palloc(sizeof(uint32) * (n + 1));
 	for (int i = 0; i < n; i++)
-		if (fs[i].file_id <= rt->st.active_file_id)
-			ids[nids++] = fs[i].file_id;
+		ids[nids++] = fs[i].file_id;	/* outputs may follow the active */
 	pfree(fs);
 	scan->file_lists[shard] = ids;
 	scan->file_counts[shard] = nids;
 	MemoryContextSwitchTo(oldcontext);
+}
+
+static int
+cmp_file_ids(const void *a, const void *b)
+{
+	uint32		x = *(const uint32 *) a;
+	uint32		y = *(const uint32 *) b;
+
+	return (x > y) - (x < y);
 }
 
 /*
@@ -253,8 +262,12 @@ complete_file_list(ArmdbScanDesc scan, ShardCursor *cur, uint32 shard)
 {
 	uint32	   *ids = scan->file_lists[shard];
 	int			n = scan->file_counts[shard];
-	uint32		from = n > 0 ? ids[n - 1] + 1 : 1;
+	uint32		from = 1;
 
+	/* above the highest appended (not merged) file the list knows */
+	for (int i = 0; i < n; i++)
+		if (ids[i] <= cur->last_file_id)
+			from = ids[i] + 1;
 	for (uint32 id = from; cur->last_file_id != 0 && id <= cur->last_file_id; id++)
 	{
 		ArmdbError	err;
@@ -272,6 +285,7 @@ complete_file_list(ArmdbScanDesc scan, ShardCursor *cur, uint32 shard)
 		ids = repalloc(ids, sizeof(uint32) * (n + 1));
 		ids[n++] = id;
 	}
+	qsort(ids, n, sizeof(uint32), cmp_file_ids);
 	scan->file_lists[shard] = ids;
 	scan->file_counts[shard] = n;
 	cur->fids = ids;
@@ -352,7 +366,7 @@ cursor_next_file(ShardCursor *cur)
 	uint64		size;
 	int			fd;
 
-	if (cur->fidx + 1 >= cur->nfids || cur->file_id == cur->last_file_id)
+	if (cur->fidx + 1 >= cur->nfids)
 		return false;
 	cur->file_id = cur->fids[++cur->fidx];
 	cur->pos = ARMDB_FILE_HEADER_SIZE;

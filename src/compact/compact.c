@@ -93,6 +93,11 @@ typedef struct CompactShard
 	uint64		kinds_cap;
 	uint64		nkinds;
 
+	/* endings kept, by reason (for the log) */
+	uint64		kept_running;	/* (1) its transaction is in progress */
+	uint64		kept_victim;	/* (2) the version it ended is still there */
+	uint64		kept_older;		/* (3) older dead entries remain */
+
 	/* cost-based delay */
 	uint64		cost_read;
 	uint64		cost_written;
@@ -148,7 +153,12 @@ entry_committed(const ArmdbEntryInfo *e, bool *in_progress)
 
 /*
  * Condition (2): does the keydir still hold a version that the ending of
- * slot by transaction ender may have ended?
+ * slot by transaction ender may have ended?  The version an ending ended
+ * carries the ender in its xmax while it is in the keydir (a committed
+ * ending's version is never locked or ended again, and a keydir load drops
+ * it); a version that does not, and is frozen or was inserted after the
+ * ender, is a newer version in a reused slot.  A MultiXact xmax is not
+ * looked into: the ending is kept.
  */
 static bool
 victim_present(ArmdbRelKeydir *kd, uint64 slot, FullTransactionId ender)
@@ -165,9 +175,13 @@ victim_present(ArmdbRelKeydir *kd, uint64 slot, FullTransactionId ender)
 	LWLockAcquire(&page->lock, LW_SHARED);
 	v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];
 	present = v->file_id != 0;
-	if (present && TransactionIdIsNormal(v->xmin) &&
-		(v->infomask & HEAP_XMIN_FROZEN) != HEAP_XMIN_FROZEN &&
-		FullTransactionIdFollows(widen_xid(v->xmin), ender))
+	if (!present || (v->infomask & HEAP_XMAX_IS_MULTI) ||
+		v->xmax == XidFromFullTransactionId(ender))
+		;						/* none, or maybe the version it ended */
+	else if ((v->infomask & HEAP_XMIN_FROZEN) == HEAP_XMIN_FROZEN)
+		present = false;		/* a version the ending never marked */
+	else if (TransactionIdIsNormal(v->xmin) &&
+			 FullTransactionIdFollows(widen_xid(v->xmin), ender))
 		present = false;		/* a newer version in a reused slot */
 	LWLockRelease(&page->lock);
 	return present;
@@ -231,14 +245,23 @@ ending_matters(CompactShard *cs, const ArmdbEntryInfo *e, uint64 slot)
 	uint32		vshard;
 
 	if (!entry_committed(e, &in_progress))
+	{
+		cs->kept_running += in_progress;
 		return in_progress;		/* an aborted ending ended nothing */
+	}
 	if (slot >= ARMDB_MAX_SLOTS)
 		return true;
 	if (victim_present(cs->kd, slot, FullTransactionIdFromU64(e->xid)))
+	{
+		cs->kept_victim++;
 		return true;
+	}
 	vshard = armdb_slot_shard(slot, cs->kd->nshards);
 	if (gsn > cs->floor_gsn[vshard])
+	{
+		cs->kept_older++;
 		return true;
+	}
 	cs->dropped_gsn[vshard] = Max(cs->dropped_gsn[vshard], gsn);
 	return false;
 }
@@ -258,31 +281,35 @@ note_kind(CompactShard *cs, KeptKind kind)
 
 /* ArmdbMergeKeepFn */
 static bool
-keep_entry(void *arg, ArmdbEntryInfo *e, bool *keep, ArmdbError *err)
+keep_entry(void *arg, ArmdbEntryInfo *e, ArmdbMergeKeep *keep,
+		   ArmdbError *err)
 {
 	CompactShard *cs = arg;
 	KeptKind	kind = KEPT_OTHER;
 
+	*keep = ARMDB_MERGE_DROP;
 	if (armdb_gsn_is_reservation(e->gsn))
-		*keep = true;
+		*keep = ARMDB_MERGE_KEEP;
 	else if (armdb_gsn_is_tombstone(e->gsn))
 	{
-		*keep = ending_matters(cs, e, e->slot);
+		if (ending_matters(cs, e, e->slot))
+			*keep = ARMDB_MERGE_KEEP;
 		kind = KEPT_ENDING;
 	}
 	else if (entry_is_live(cs->kd, e))
 	{
-		*keep = true;
+		*keep = ARMDB_MERGE_KEEP;
 		kind = KEPT_LIVE;
 	}
 	else
 	{
 		/* a dead version: it may still end its predecessor */
-		*keep = e->prev_slot != ARMDB_INVALID_SLOT &&
-			ending_matters(cs, e, e->prev_slot);
+		if (e->prev_slot != ARMDB_INVALID_SLOT &&
+			ending_matters(cs, e, e->prev_slot))
+			*keep = ARMDB_MERGE_KEEP_ENDING;
 		kind = KEPT_ENDING;
 	}
-	if (*keep)
+	if (*keep != ARMDB_MERGE_DROP)
 		note_kind(cs, kind);
 	return true;
 }
@@ -462,7 +489,19 @@ wait_for_readers(void)
 	pfree(vxids);
 }
 
-/* Swap the locations of the live moves; returns the bytes that failed. */
+/* A kept entry nothing points at: dead bytes of its output. */
+static void
+add_output_dead(ArmdbMerge *m, const ArmdbMergeMove *mv, uint64 *dead_bytes)
+{
+	for (int out = 0; out < m->noutputs; out++)
+		if (m->outputs[out] == mv->new_file_id)
+			dead_bytes[out] += mv->entry.len;
+}
+
+/*
+ * Swap the locations of the live moves; dead_bytes gets, per output, the
+ * bytes nothing points at.
+ */
 static void
 swap_locations(CompactShard *cs, uint64 *failed_bytes)
 {
@@ -476,8 +515,16 @@ swap_locations(CompactShard *cs, uint64 *failed_bytes)
 		ArmdbPage  *page;
 		ArmdbVersion *v;
 		bool		swapped = false;
-		int			out;
 
+		if (cs->kinds[i] == KEPT_ENDING)
+		{
+			/*
+			 * Nothing points at a kept ending: its bytes are dead, to be
+			 * dropped by a later merge once its victim is gone.
+			 */
+			add_output_dead(m, mv, failed_bytes);
+			continue;
+		}
 		if (cs->kinds[i] != KEPT_LIVE)
 			continue;
 		if (i == m->nmoves / 2)
@@ -496,13 +543,9 @@ swap_locations(CompactShard *cs, uint64 *failed_bytes)
 			}
 			LWLockRelease(&page->lock);
 		}
-		if (swapped)
-			continue;
 		/* VACUUM freed it meanwhile: a dead entry in its output */
-		for (out = 0; out < m->noutputs && m->outputs[out] != mv->new_file_id; out++)
-			;
-		if (out < m->noutputs)
-			failed_bytes[out] += mv->entry.len;
+		if (!swapped)
+			add_output_dead(m, mv, failed_bytes);
 	}
 }
 
@@ -621,6 +664,7 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 		cand[ncand].file_id = fs[i].file_id;
 		cand[ncand].total_bytes = fs[i].total_bytes;
 		cand[ncand].dead_bytes = fs[i].dead_bytes;
+		cand[ncand].min_gsn = fs[i].min_gsn;
 		cand[ncand].cooldown = (fs[i].flags & ARMDB_FSTAT_COOLDOWN) != 0;
 		ncand++;
 	}
@@ -760,7 +804,11 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 					m->ninputs, shard, RelationGetRelationName(rel),
 					m->noutputs, (unsigned long long) m->nmoves,
 					(unsigned long long) m->entries_read,
-					(unsigned long long) delta.bytes_reclaimed)));
+					(unsigned long long) delta.bytes_reclaimed),
+			 errdetail("Endings kept: %llu of running transactions, %llu whose version is still there, %llu with older dead entries left.",
+					   (unsigned long long) cs.kept_running,
+					   (unsigned long long) cs.kept_victim,
+					   (unsigned long long) cs.kept_older)));
 	armdb_merge_free(m);
 	pfree(outs);
 	pfree(failed_bytes);

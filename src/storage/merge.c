@@ -27,13 +27,23 @@
  * Choosing the files
  * ----------------
  */
+/* Is candidate a older than b (see armdb_merge_pick)? */
+static bool
+older(const ArmdbMergeCandidate *a, const ArmdbMergeCandidate *b)
+{
+	return a->min_gsn < b->min_gsn ||
+		(a->min_gsn == b->min_gsn && a->file_id < b->file_id);
+}
+
 int
 armdb_merge_pick(const ArmdbMergeCandidate *files, int nfiles,
 				 uint32 active_file_id, double threshold, int max_inputs,
 				 uint32 *picked)
 {
+	const ArmdbMergeCandidate *best[ARMDB_MERGE_MAX_INPUTS];
 	int			n = 0;
 
+	max_inputs = Min(max_inputs, ARMDB_MERGE_MAX_INPUTS);
 	for (int i = 0; i < nfiles; i++)
 	{
 		const ArmdbMergeCandidate *f = &files[i];
@@ -42,15 +52,17 @@ armdb_merge_pick(const ArmdbMergeCandidate *files, int nfiles,
 		if (f->file_id == active_file_id || f->cooldown || f->total_bytes == 0 ||
 			(double) f->dead_bytes / (double) f->total_bytes <= threshold)
 			continue;
-		/* keep the max_inputs lowest ids, ascending (insertion) */
-		if (n == max_inputs && f->file_id > picked[n - 1])
+		/* keep the max_inputs oldest, oldest first (insertion) */
+		if (n == max_inputs && !older(f, best[n - 1]))
 			continue;
 		if (n < max_inputs)
 			n++;
-		for (j = n - 1; j > 0 && picked[j - 1] > f->file_id; j--)
-			picked[j] = picked[j - 1];
-		picked[j] = f->file_id;
+		for (j = n - 1; j > 0 && older(f, best[j - 1]); j--)
+			best[j] = best[j - 1];
+		best[j] = f;
 	}
+	for (int i = 0; i < n; i++)
+		picked[i] = best[i]->file_id;
 	return n;
 }
 
@@ -220,6 +232,37 @@ output_append(ArmdbMerge *m, const ArmdbEntryInfo *e, const char *image,
 	return true;
 }
 
+/*
+ * Keep only the ending of a version entry: a tombstone of its prev_slot
+ * with its gsn and xid (see ArmdbMergeKeep).  info becomes the tombstone's.
+ */
+static bool
+append_ending(ArmdbMerge *m, ArmdbEntryInfo *info, ArmdbError *err)
+{
+	ArmdbEntryHeader hdr;
+
+	if (armdb_gsn_is_tombstone(info->gsn) || armdb_gsn_is_reservation(info->gsn) ||
+		info->prev_slot == ARMDB_INVALID_SLOT)
+		return armdb_error(err, ARMDB_ERR_INVALID, 0,
+						   "entry at offset %u of data file %06u ends no version",
+						   info->offset, info->file_id);
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.value_len = 0;
+	hdr.gsn = (info->gsn & ARMDB_GSN_MAX) | ARMDB_GSN_FLAG_TOMBSTONE;
+	hdr.xid = info->xid;
+	hdr.slot = info->prev_slot;
+	hdr.root_slot = info->prev_slot;
+	hdr.prev_slot = ARMDB_INVALID_SLOT;
+	armdb_entry_seal(&hdr, NULL);
+
+	info->gsn = hdr.gsn | (info->gsn & ARMDB_GSN_HINT_FLAGS & ~ARMDB_GSN_ENTRY_FLAGS);
+	info->slot = hdr.slot;
+	info->root_slot = hdr.root_slot;
+	info->prev_slot = hdr.prev_slot;
+	info->len = ARMDB_ENTRY_HEADER_SIZE;
+	return output_append(m, info, (const char *) &hdr, err);
+}
+
 /* ----------------
  * Inputs
  * ----------------
@@ -376,7 +419,7 @@ merge_input(ArmdbMerge *m, uint32 file_id, ArmdbAlignedBuf *buf,
 		ArmdbEntryHeader hdr;
 		ArmdbEntryInfo info;
 		uint64		len;
-		bool		keep = false;
+		ArmdbMergeKeep keep = ARMDB_MERGE_DROP;
 
 		ok = input_window(m, fd, buf, &buf_off, &buf_len, off,
 						  ARMDB_ENTRY_HEADER_SIZE, file_size, &image, err);
@@ -409,17 +452,16 @@ merge_input(ArmdbMerge *m, uint32 file_id, ArmdbAlignedBuf *buf,
 		info.len = (uint32) len;
 		m->entries_read++;
 		ok = m->keep(m->arg, &info, &keep, err);
-		if (ok && keep)
-		{
-			/* the caller may only add what a hint records of the fate */
-			if ((info.gsn & ~(ARMDB_GSN_FLAG_FROZEN | ARMDB_GSN_FLAG_ABORTED)) !=
-				hdr.gsn)
-				ok = armdb_error(err, ARMDB_ERR_INVALID, 0,
-								 "merge keep callback changed entry %llu",
-								 (unsigned long long) off);
-			else
-				ok = output_append(m, &info, image, err);
-		}
+		/* the caller may only add what a hint records of the fate */
+		if (ok && keep != ARMDB_MERGE_DROP &&
+			(info.gsn & ~(ARMDB_GSN_FLAG_FROZEN | ARMDB_GSN_FLAG_ABORTED)) != hdr.gsn)
+			ok = armdb_error(err, ARMDB_ERR_INVALID, 0,
+							 "merge keep callback changed entry %llu",
+							 (unsigned long long) off);
+		else if (ok && keep == ARMDB_MERGE_KEEP)
+			ok = output_append(m, &info, image, err);
+		else if (ok && keep == ARMDB_MERGE_KEEP_ENDING)
+			ok = append_ending(m, &info, err);
 		off += len;
 		if (ok && m->progress != NULL)
 			ok = m->progress(m->arg, m->bytes_read, m->bytes_written, err);

@@ -12,8 +12,10 @@
  *	 1. armdb_merge_copy(): read every input file front to back, check each
  *		entry's CRC (a mismatch aborts the merge: outputs removed, inputs
  *		untouched, the file and offset in the error), and copy the kept
- *		entries, unchanged (same gsn, xid, slot, CRC), into output files
- *		NNNNNN.tmp that rotate at max_file_size; each output is fsynced.
+ *		entries, unchanged (same gsn, xid, slot, CRC) -- or, for a dead
+ *		version that still ends its predecessor, just that ending, as a
+ *		tombstone -- into output files NNNNNN.tmp that rotate at
+ *		max_file_size; each output is fsynced.
  *		Outputs carry ARMDB_FILE_FLAG_MERGED in their file header: they are
  *		immutable, and recovery never mistakes one for the shard's active
  *		file although its number is higher.  The result lists every kept
@@ -64,6 +66,7 @@ typedef struct ArmdbMergeCandidate
 	uint32		file_id;
 	uint64		total_bytes;	/* the file's length (entries and header) */
 	uint64		dead_bytes;		/* bytes of entries nothing needs */
+	uint64		min_gsn;		/* its oldest entry's gsn */
 	bool		cooldown;		/* written by the previous merge run */
 } ArmdbMergeCandidate;
 
@@ -73,8 +76,14 @@ typedef struct ArmdbMergeCandidate
 /*
  * Pick the files of one merge run: immutable files (not the active one)
  * whose dead/total ratio exceeds threshold, not produced by the previous
- * run, oldest (lowest id) first, at most max_inputs.  Writes their ids to
- * picked, in ascending order, and returns how many.
+ * run, oldest first, at most max_inputs.  Writes their ids to picked,
+ * oldest first, and returns how many.
+ *
+ * Oldest means oldest data (lowest min_gsn; the file number breaks ties),
+ * not lowest file number: a merge output has a new, high number but holds
+ * old entries.  Old files go first because they hold the victims of the
+ * endings in newer ones: once a victim is gone, a later merge can drop its
+ * ending (compact.c).
  */
 extern int	armdb_merge_pick(const ArmdbMergeCandidate *files, int nfiles,
 							 uint32 active_file_id, double threshold,
@@ -93,15 +102,31 @@ typedef struct ArmdbMergeMove
 	uint32		new_offset;
 } ArmdbMergeMove;
 
+/* What becomes of an entry of the inputs. */
+typedef enum ArmdbMergeKeep
+{
+	ARMDB_MERGE_DROP,			/* nothing needs it */
+	ARMDB_MERGE_KEEP,			/* copied as it is */
+
+	/*
+	 * A dead version that still ends its predecessor (prev_slot): only the
+	 * ending is kept, as a tombstone of prev_slot with the version's gsn and
+	 * xid.  Its recovery meaning is the same, but a tombstone is never
+	 * anybody's victim (a dead version copied whole could come back if a
+	 * later merge dropped the ending that ended *it*), and it has no value.
+	 */
+	ARMDB_MERGE_KEEP_ENDING
+} ArmdbMergeKeep;
+
 /*
- * Keep this entry?  Called once per entry of the inputs, in file order.
- * The callback may add ARMDB_GSN_FLAG_FROZEN or _ABORTED to entry->gsn when
- * it knows the fate of the entry's transaction: the outputs' hint files
- * record it, so recovery needs no clog for them (design §4).  Returning
- * false fails the merge (the error in err).
+ * What becomes of this entry?  Called once per entry of the inputs, in
+ * file order.  The callback may add ARMDB_GSN_FLAG_FROZEN or _ABORTED to
+ * entry->gsn when it knows the fate of the entry's transaction: the
+ * outputs' hint files record it, so recovery needs no clog for them
+ * (design §4).  Returning false fails the merge (the error in err).
  */
 typedef bool (*ArmdbMergeKeepFn) (void *arg, ArmdbEntryInfo *entry,
-								  bool *keep, ArmdbError *err);
+								  ArmdbMergeKeep *keep, ArmdbError *err);
 
 /*
  * A new file number for the next output, from the shard (the caller takes

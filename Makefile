@@ -18,9 +18,10 @@ STORAGE_OBJS = $(STORAGE_SRCS:.c=.o)
 
 OBJS = src/armdb.o src/armdb_storage.o src/armdb_funcs.o src/armdb_utility.o \
 	src/armdb_sweep.o \
-	src/am/armdb_handler.o src/am/armdb_index.o src/am/armdb_scan.o \
+	src/am/armdb_handler.o src/am/armdb_index.o src/am/armdb_seqscan.o \
+	src/am/armdb_fetch.o src/am/armdb_analyze.o \
 	src/am/armdb_modify.o src/am/armdb_update.o src/am/armdb_rowlock.o \
-	src/am/armdb_ddl.o src/am/armdb_xact.o \
+	src/am/armdb_ddl.o src/am/armdb_vacuum.o src/am/armdb_xact.o \
 	src/vstore/vstore.o src/vstore/vstore_commit.o \
 	src/keydir/keydir.o src/keydir/relstorage.o src/keydir/visibility.o \
 	$(STORAGE_OBJS)

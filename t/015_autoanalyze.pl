@@ -3,7 +3,7 @@
 # acquire_sample_rows() prefetches sampled blocks from the main fork, and md.c
 # refuses blocks past a short first segment; autovacuum calls analyze_rel()
 # directly, so what keeps it from prefetching must not live in a
-# ProcessUtility hook (armdb_scan.c, armdb_analyze_avoid_prefetch).
+# ProcessUtility hook (armdb_analyze.c, armdb_analyze_avoid_prefetch).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;

@@ -4,13 +4,16 @@
  *	  Declarations shared by the files of armdb's table access method.
  *
  *	  armdb_handler.c	the TableAmRoutine: a table of contents
- *	  armdb_scan.c		sequential, parallel, sample and ANALYZE scans;
- *						fetching a version by TID
+ *	  armdb_seqscan.c	sequential scans: serial, parallel, backward
+ *	  armdb_fetch.c		fetching a version by TID; reading versions
+ *	  armdb_analyze.c	ANALYZE and TABLESAMPLE
  *	  armdb_index.c		index fetches, index builds
  *	  armdb_modify.c	insert, multi-insert, tombstones
- *	  armdb_update.c	delete, update, row locks
- *	  armdb_rowlock.c	row lock modes, MultiXacts, the xmax they leave
- *	  armdb_ddl.c		storage lifecycle, sizes, vacuum
+ *	  armdb_update.c	delete, update
+ *	  armdb_rowlock.c	row locks (SELECT ... FOR UPDATE/SHARE), their
+ *						modes, MultiXacts, the xmax they leave
+ *	  armdb_ddl.c		storage lifecycle, sizes, VACUUM FULL and CLUSTER
+ *	  armdb_vacuum.c	VACUUM and freezing
  *	  armdb_xact.c		transaction callbacks: commit-time flush (the
  *						version store's group commit), storage removal
  *						at commit/abort
@@ -52,7 +55,7 @@ armdb_rel_keydir(Relation rel)
 	return armdb_keydir_get(armdb_rel_rnode(rel), armdb_store_settings());
 }
 
-/* armdb_scan.c */
+/* armdb_seqscan.c */
 extern TableScanDesc armdb_scan_begin(Relation rel, Snapshot snapshot,
 									  int nkeys, ScanKey key,
 									  ParallelTableScanDesc pscan,
@@ -69,13 +72,10 @@ extern Size armdb_parallelscan_initialize(Relation rel,
 										  ParallelTableScanDesc pscan);
 extern void armdb_parallelscan_reinitialize(Relation rel,
 											ParallelTableScanDesc pscan);
-extern bool armdb_fetch_row_version(Relation rel, ItemPointer tid,
-									Snapshot snapshot, TupleTableSlot *slot);
-extern bool armdb_tuple_tid_valid(TableScanDesc scan, ItemPointer tid);
-extern void armdb_get_latest_tid(TableScanDesc scan, ItemPointer tid);
-extern bool armdb_tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot,
-										   Snapshot snapshot);
+
+/* armdb_analyze.c */
 extern void armdb_analyze_avoid_prefetch(Relation rel, uint64 npages);
+extern void armdb_check_analyze_prefetch(Relation rel, ArmdbRelKeydir *kd);
 extern bool armdb_scan_analyze_next_block(TableScanDesc scan,
 										  BlockNumber blockno,
 										  BufferAccessStrategy bstrategy);
@@ -89,12 +89,24 @@ extern bool armdb_scan_sample_next_tuple(TableScanDesc scan,
 										 struct SampleScanState *scanstate,
 										 TupleTableSlot *slot);
 
+/* armdb_fetch.c */
+extern bool armdb_fetch_row_version(Relation rel, ItemPointer tid,
+									Snapshot snapshot, TupleTableSlot *slot);
+extern bool armdb_tuple_tid_valid(TableScanDesc scan, ItemPointer tid);
+extern void armdb_get_latest_tid(TableScanDesc scan, ItemPointer tid);
+extern bool armdb_tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot,
+										   Snapshot snapshot);
 extern bool armdb_slot_of_tid(ArmdbRelKeydir *kd, ItemPointer tid,
 							  uint64 *slot);
 extern bool armdb_version_lookup(ArmdbRelKeydir *kd, uint64 slot,
 								 Snapshot snapshot, ArmdbVersion *copy);
+extern void armdb_fill_tuple(HeapTuple tuple, Relation rel, uint64 slot,
+							 char *image, uint32 image_len,
+							 const ArmdbVersion *v);
 extern char *armdb_reserve_buffer(char **buf, Size *size, Size len,
 								  MemoryContext mcxt);
+extern void armdb_read_version(ArmdbRelKeydir *kd, uint64 slot,
+							   const ArmdbVersion *v, char *buf);
 extern void armdb_read_version_tuple(Relation rel, ArmdbRelKeydir *kd,
 									 uint64 slotno, const ArmdbVersion *v,
 									 char *buf, HeapTuple tuple);
@@ -105,6 +117,66 @@ extern bool armdb_version_surely_dead(ArmdbRelKeydir *kd, uint64 slot,
 extern HTSV_Result armdb_version_htsv(ArmdbRelKeydir *kd, uint64 slot,
 									  TransactionId OldestXmin,
 									  TransactionId *xwait);
+
+/*
+ * The scan descriptor of sequential scans (armdb_seqscan.c), which also
+ * serves ANALYZE and TABLESAMPLE (armdb_analyze.c).
+ */
+typedef struct ArmdbScanDescData
+{
+	TableScanDescData base;
+	ArmdbRelKeydir *kd;
+
+	/*
+	 * Sequential scans.  A serial scan reads all shards at once and merges
+	 * them by gsn, so it returns versions in the order they were written --
+	 * as heap returns rows in the order it appended them -- whichever
+	 * backends (and so shards) wrote them.  A parallel scan's workers take
+	 * whole shards, one cursor at a time.
+	 */
+	bool		started;
+	struct ShardCursor *cursors;	/* per shard (serial), or one (parallel) */
+	int			ncursors;
+	struct binaryheap *merge;	/* serial: cursors with entries, by gsn */
+
+	/*
+	 * Backward scans (SCROLL cursors).  Shards are read forward only, so
+	 * the first backward step replays the merge to list the slots returned
+	 * so far; from then on the scan keeps that list (history) and moves
+	 * through it, re-reading versions by slot, and extends it as forward
+	 * steps pass its end.  The snapshot sees the same versions every time.
+	 */
+	uint64		nreturned;		/* forward tuples returned by the merge */
+	bool		merge_done;		/* ... and it has returned them all */
+	uint64	   *history;		/* slots returned, in order; NULL: none */
+	int64		hist_len;
+	int64		hist_cap;
+	int64		hist_pos;		/* index of the current tuple; -1 before
+								 * the first, hist_len after the last */
+
+	/* ANALYZE and TABLESAMPLE */
+	BlockNumber cblock;
+	int			coffset;		/* next slot index in cblock */
+	ArmdbVstoreSpan span;		/* entries of cblock, read at once */
+	BlockNumber nblocks;
+	BlockNumber startblock;
+
+	/* the tuple last returned, in memory of the scan's context */
+	MemoryContext mcxt;
+	HeapTupleData tuple;
+	char	   *tuple_buf;
+	Size		tuple_buf_size;
+} ArmdbScanDescData;
+
+typedef ArmdbScanDescData *ArmdbScanDesc;
+
+/* a buffer for the scan's tuple images (armdb_reserve_buffer) */
+static inline char *
+armdb_scan_tuple_buffer(ArmdbScanDesc scan, Size len)
+{
+	return armdb_reserve_buffer(&scan->tuple_buf, &scan->tuple_buf_size, len,
+								scan->mcxt);
+}
 
 /* armdb_index.c */
 extern IndexFetchTableData *armdb_index_fetch_begin(Relation rel);
@@ -169,11 +241,6 @@ extern TM_Result armdb_tuple_update(Relation rel, ItemPointer otid,
 									bool wait, TM_FailureData *tmfd,
 									LockTupleMode *lockmode,
 									bool *update_indexes);
-extern TM_Result armdb_tuple_lock(Relation rel, ItemPointer tid,
-								  Snapshot snapshot, TupleTableSlot *slot,
-								  CommandId cid, LockTupleMode mode,
-								  LockWaitPolicy wait_policy, uint8 flags,
-								  TM_FailureData *tmfd);
 
 /* armdb_rowlock.c */
 extern LOCKMODE armdb_tuple_lock_hwmode(LockTupleMode mode);
@@ -195,6 +262,26 @@ extern void armdb_compute_new_xmax(TransactionId xmax, uint16 old_infomask,
 								   TransactionId *result_xmax,
 								   uint16 *result_infomask,
 								   uint16 *result_infomask2);
+extern bool armdb_acquire_tuplock(Relation rel, ItemPointer tid,
+								  LockTupleMode mode,
+								  LockWaitPolicy wait_policy,
+								  bool *have_tuple_lock);
+extern ArmdbPage *armdb_page_of_tid(ArmdbRelKeydir *kd, ItemPointer tid,
+									uint64 *slot);
+extern bool armdb_xmax_changed(uint16 new_infomask, uint16 old_infomask);
+extern void armdb_update_xmax_hint_bits(ArmdbVersion *v, TransactionId xid);
+extern void armdb_set_xmax(ArmdbVersion *v, TransactionId xmax,
+						   uint16 infomask, uint16 infomask2);
+extern void armdb_fill_failure(TM_FailureData *tmfd, ArmdbVersion *v,
+							   uint64 slot, TM_Result result);
+extern bool armdb_has_key_columns(Relation rel);
+extern bool armdb_update_changes_keys(Relation rel, ItemPointer tid,
+									  TupleTableSlot *newslot);
+extern TM_Result armdb_tuple_lock(Relation rel, ItemPointer tid,
+								  Snapshot snapshot, TupleTableSlot *slot,
+								  CommandId cid, LockTupleMode mode,
+								  LockWaitPolicy wait_policy, uint8 flags,
+								  TM_FailureData *tmfd);
 
 /* armdb_ddl.c */
 extern void armdb_relation_set_new_filenode(Relation rel,
@@ -213,12 +300,14 @@ extern void armdb_relation_copy_for_cluster(Relation OldTable,
 											double *num_tuples,
 											double *tups_vacuumed,
 											double *tups_recently_dead);
-extern void armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
-								  BufferAccessStrategy bstrategy);
 extern uint64 armdb_relation_size(Relation rel, ForkNumber forkNumber);
 extern void armdb_relation_estimate_size(Relation rel, int32 *attr_widths,
 										 BlockNumber *pages, double *tuples,
 										 double *allvisfrac);
+
+/* armdb_vacuum.c */
+extern void armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
+								  BufferAccessStrategy bstrategy);
 
 /* armdb_xact.c */
 extern void armdb_xact_init(void);
@@ -227,7 +316,6 @@ extern void armdb_xact_note_row_lock(void);
 extern void armdb_xact_note_temp_storage(RelFileNodeBackend rnode);
 
 /* armdb_handler.c */
-extern void armdb_not_supported(const char *what) pg_attribute_noreturn();
 extern bool armdb_is_armdb_relation(Relation rel);
 
 #endif							/* ARMDB_AM_H */

@@ -1,34 +1,26 @@
 /*-------------------------------------------------------------------------
  *
  * armdb_ddl.c
- *	  The storage lifecycle of armdb relations, their sizes, and VACUUM.
+ *	  The storage lifecycle of armdb relations and their sizes.
  *
  * Storage is created the way heap creates it -- RelationCreateStorage()
  * makes the (empty, never used) main fork and registers its pending delete
  * -- plus armdb's own directory.  PostgreSQL's pending-delete machinery
  * then decides when the relation's storage dies, and armdb_xact.c removes
- * the directory at that moment.
+ * the directory at that moment.  VACUUM is armdb_vacuum.c's.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include <sys/stat.h>
-
 #include "access/genam.h"
-#include "access/transam.h"
-#include "access/xlog.h"
 #include "access/multixact.h"
-#include "access/xlog_internal.h"
 #include "access/xact.h"
 #include "catalog/storage.h"
 #include "catalog/storage_xlog.h"
-#include "commands/vacuum.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
-#include "pgstat.h"
 #include "storage/ipc.h"
-#include "storage/procarray.h"
 #include "storage/smgr.h"
 #include "utils/snapmgr.h"
 
@@ -36,7 +28,6 @@
 #include "armdb.h"
 #include "armdb_guc.h"
 #include "keydir/relstorage.h"
-#include "keydir/visibility.h"
 
 static bool temp_cleanup_registered = false;
 
@@ -273,238 +264,4 @@ armdb_relation_estimate_size(Relation rel, int32 *attr_widths,
 	else
 		*tuples = (double) nversions;
 	*allvisfrac = 0;
-}
-
-/*
- * VACUUM (lazy vacuum's three passes, on the keydir):
- *	 1. find the versions dead to every snapshot;
- *	 2. bulk-delete their entries from every index (and run every index's
- *		cleanup, which also flushes GIN's pending list);
- *	 3. free their slots for reuse -- no index entry points at them any more
- *		(design §2) -- and count their entries' bytes as dead, for
- *		compaction.
- *	 4. freeze: versions older than every snapshot get heap's frozen bits,
- *		the hint files record the fates of the xids they list, and
- *		relfrozenxid moves up to the oldest xid whose fate is still only in
- *		clog (design §4).
- * Their bytes stay in the data files until compaction rewrites them.
- */
-typedef struct DeadSlots
-{
-	ItemPointerData *tids;		/* in TID order */
-	int64		n;
-	int64		cap;
-} DeadSlots;
-
-static bool
-dead_slot_callback(ItemPointer itemptr, void *state)
-{
-	DeadSlots  *dead = state;
-
-	return bsearch(itemptr, dead->tids, dead->n, sizeof(ItemPointerData),
-				   (int (*) (const void *, const void *)) ItemPointerCompare) != NULL;
-}
-
-/*
- * A MultiXact xmax whose members have all ended is replaced by what
- * remains of it (heap's FreezeMultiXactId, simplified: armdb has no old
- * MultiXacts to fear, as none survives a restart): its committed updater,
- * or nothing.  One still running lowers *min_multi, the relminmxid this
- * VACUUM may report.  Caller holds the page lock exclusively.
- */
-static void
-freeze_multi(ArmdbVersion *v, MultiXactId *min_multi)
-{
-	TransactionId updater = InvalidTransactionId;
-
-	/* a MultiXact known to be over must not outlive relminmxid either */
-	if (!(v->infomask & HEAP_XMAX_INVALID) &&
-		MultiXactIdIsRunning(v->xmax, HEAP_XMAX_IS_LOCKED_ONLY(v->infomask)))
-	{
-		if (MultiXactIdPrecedes(v->xmax, *min_multi))
-			*min_multi = v->xmax;
-		return;
-	}
-	if (!(v->infomask & HEAP_XMAX_INVALID) &&
-		!HEAP_XMAX_IS_LOCKED_ONLY(v->infomask))
-		updater = armdb_version_get_multi_update_xid(v);
-	v->infomask &= ~(HEAP_XMAX_IS_MULTI | HEAP_LOCK_MASK | HEAP_XMAX_LOCK_ONLY);
-	v->infomask2 &= ~ARMDB_V2_KEYS_UNKNOWN;
-	if (TransactionIdIsValid(updater) && TransactionIdDidCommit(updater))
-	{
-		v->xmax = updater;
-		v->infomask |= HEAP_XMAX_COMMITTED;
-	}
-	else
-	{
-		v->xmax = InvalidTransactionId;
-		v->infomask |= HEAP_XMAX_INVALID;
-		v->infomask2 &= ~HEAP_KEYS_UPDATED;
-	}
-}
-
-void
-armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
-					  BufferAccessStrategy bstrategy)
-{
-	ArmdbRelKeydir *kd = armdb_rel_keydir(rel);
-	uint64		npages = pg_atomic_read_u64(&kd->npages);
-	TransactionId oldest_xmin = GetOldestNonRemovableTransactionId(rel);
-	DeadSlots	dead = {NULL, 0, 0};
-	double		live = 0;
-	double		recently_dead = 0;
-	bool		frozenxid_updated;
-	bool		minmulti_updated;
-	Relation   *indrels;
-	int			nindexes;
-	IndexBulkDeleteResult **stats;
-	TransactionId new_frozen_xid;
-	MultiXactId new_min_multi = GetOldestMultiXactId();
-
-	/* 1. the dead */
-	for (uint64 p = 0; p < npages; p++)
-	{
-		ArmdbPage  *page = armdb_keydir_page(kd, p);
-
-		vacuum_delay_point();
-		if (page == NULL)
-			continue;
-		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
-		for (int i = 0; i < ARMDB_SLOTS_PER_PAGE; i++)
-		{
-			ArmdbVersion *v = &page->v[i];
-			HTSV_Result res;
-
-			if (v->file_id == 0)
-				continue;
-			res = armdb_version_satisfies_vacuum(v, oldest_xmin);
-			switch (res)
-			{
-				case HEAPTUPLE_LIVE:
-				case HEAPTUPLE_INSERT_IN_PROGRESS:
-				case HEAPTUPLE_DELETE_IN_PROGRESS:
-				case HEAPTUPLE_RECENTLY_DEAD:
-					if (res == HEAPTUPLE_RECENTLY_DEAD)
-						recently_dead++;
-					else
-						live++;
-
-					/*
-					 * Freeze what is older than every snapshot, as heap does
-					 * before relfrozenxid moves: a committed xmin, and an
-					 * xmax that only locked or aborted.
-					 */
-					if (TransactionIdIsNormal(v->xmin) &&
-						TransactionIdPrecedes(v->xmin, oldest_xmin) &&
-						(v->infomask & HEAP_XMIN_COMMITTED))
-						v->infomask |= HEAP_XMIN_FROZEN;
-					if (v->infomask & HEAP_XMAX_IS_MULTI)
-						freeze_multi(v, &new_min_multi);
-					if (TransactionIdIsNormal(v->xmax) &&
-						!(v->infomask & HEAP_XMAX_IS_MULTI) &&
-						TransactionIdPrecedes(v->xmax, oldest_xmin) &&
-						(HEAP_XMAX_IS_LOCKED_ONLY(v->infomask) ||
-						 !TransactionIdDidCommit(v->xmax)))
-					{
-						v->infomask &= ~(HEAP_XMAX_COMMITTED | HEAP_LOCK_MASK |
-										 HEAP_XMAX_LOCK_ONLY);
-						v->infomask |= HEAP_XMAX_INVALID;
-						v->xmax = InvalidTransactionId;
-					}
-					break;
-				case HEAPTUPLE_DEAD:
-					if (dead.n == dead.cap)
-					{
-						dead.cap = Max(1024, dead.cap * 2);
-						dead.tids = dead.tids == NULL ?
-							palloc_extended(sizeof(ItemPointerData) * dead.cap, MCXT_ALLOC_HUGE) :
-							repalloc_huge(dead.tids, sizeof(ItemPointerData) * dead.cap);
-					}
-					armdb_slot_to_tid(p * ARMDB_SLOTS_PER_PAGE + i, &dead.tids[dead.n++]);
-					break;
-			}
-		}
-		LWLockRelease(&page->lock);
-	}
-
-	/* 2. their index entries */
-	vac_open_indexes(rel, RowExclusiveLock, &nindexes, &indrels);
-	stats = palloc0(sizeof(IndexBulkDeleteResult *) * Max(nindexes, 1));
-	for (int i = 0; i < nindexes; i++)
-	{
-		IndexVacuumInfo ivinfo;
-
-		memset(&ivinfo, 0, sizeof(ivinfo));
-		ivinfo.index = indrels[i];
-		ivinfo.analyze_only = false;
-		ivinfo.report_progress = false;
-		ivinfo.estimated_count = true;
-		ivinfo.message_level = DEBUG2;
-		ivinfo.num_heap_tuples = live;
-		ivinfo.strategy = bstrategy;
-		if (dead.n > 0)
-			stats[i] = index_bulk_delete(&ivinfo, stats[i], dead_slot_callback,
-										 &dead);
-		stats[i] = index_vacuum_cleanup(&ivinfo, stats[i]);
-		if (stats[i] != NULL && !stats[i]->estimated_count)
-			vac_update_relstats(indrels[i], stats[i]->num_pages,
-								stats[i]->num_index_tuples, 0, false,
-								InvalidTransactionId, InvalidMultiXactId,
-								NULL, NULL, false);
-	}
-	vac_close_indexes(nindexes, indrels, NoLock);
-
-	/* 3. their slots, for reuse, and their bytes, for compaction */
-	for (int64 i = 0; i < dead.n; i++)
-	{
-		uint64		slot = armdb_tid_to_slot(&dead.tids[i]);
-		uint32		shard = armdb_slot_shard(slot, kd->nshards);
-		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
-		ArmdbPage  *page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE);
-		ArmdbVersion *v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];
-
-		vacuum_delay_point();
-		LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
-		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
-		pg_atomic_fetch_add_u64(&rt->dead_bytes, v->len);
-		memset(v, 0, sizeof(*v));
-		LWLockRelease(&page->lock);
-		(void) armdb_keydir_free_slot(rt, slot);
-		LWLockRelease(&rt->lock);
-	}
-	if (dead.n > 0)
-	{
-		pg_atomic_fetch_sub_u64(&kd->nversions,
-								Min((uint64) dead.n, pg_atomic_read_u64(&kd->nversions)));
-		pfree(dead.tids);
-	}
-
-	/*
-	 * 4. relfrozenxid, as far as the files allow.  An aggressive vacuum
-	 * (FREEZE, anti-wraparound, or a table older than
-	 * vacuum_freeze_table_age) also closes each shard's active file so
-	 * that its entries can be frozen.
-	 */
-	{
-		int			table_age_limit = params->freeze_table_age >= 0 ?
-			params->freeze_table_age : vacuum_freeze_table_age;
-		int32		age = (int32) (ReadNextTransactionId() -
-								   rel->rd_rel->relfrozenxid);
-		bool		aggressive = (params->options & VACOPT_FREEZE) ||
-			params->is_wraparound || age > table_age_limit;
-
-		new_frozen_xid = armdb_vstore_freeze(kd, oldest_xmin, aggressive,
-											 armdb_store_settings());
-	}
-
-	vac_update_relstats(rel, (BlockNumber) Min(npages, MaxBlockNumber), live,
-						0, nindexes > 0, new_frozen_xid,
-						new_min_multi, &frozenxid_updated,
-						&minmulti_updated, false);
-	pgstat_report_vacuum(RelationGetRelid(rel), rel->rd_rel->relisshared,
-						 (PgStat_Counter) live, (PgStat_Counter) recently_dead);
-	ereport(params->log_min_duration >= 0 ? LOG : DEBUG2,
-			(errmsg("armdb: vacuumed \"%s\": %lld dead versions removed, %.0f live, %.0f recently dead",
-					RelationGetRelationName(rel), (long long) dead.n, live,
-					recently_dead)));
 }

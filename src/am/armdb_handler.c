@@ -4,22 +4,28 @@
  *	  The armdb table access method: its TableAmRoutine.
  *
  * The callbacks are listed in the order of TableAmRoutine; each is a thin
- * adapter over work done in armdb_scan.c, armdb_modify.c, armdb_ddl.c and
- * the keydir.
+ * adapter over work done in the other files of src/am/ (armdb_am.h lists
+ * them) and the keydir.
  *
  * What this version supports: CREATE TABLE (permanent, temporary, unlogged),
- * INSERT, COPY, INSERT ... ON CONFLICT, SELECT (sequential and parallel
- * scans, TABLESAMPLE), UPDATE (also across partitions), DELETE, SELECT ...
- * FOR UPDATE / FOR NO KEY UPDATE (READ COMMITTED rechecks included),
- * transactions and savepoints with heap's visibility rules, TRUNCATE, DROP,
- * ALTER TABLE rewrites and SET TABLESPACE, VACUUM (with freezing), VACUUM
- * FULL and CLUSTER, ANALYZE, indexes (btree, hash, GIN, GiST, SP-GiST, BRIN:
- * PRIMARY KEY and UNIQUE included; index and index-only scans; CREATE INDEX
+ * INSERT, COPY, INSERT ... ON CONFLICT, SELECT (sequential, parallel and
+ * backward scans, TABLESAMPLE), UPDATE (also across partitions), DELETE,
+ * row locks in all four modes (FOR UPDATE, FOR NO KEY UPDATE, FOR SHARE,
+ * FOR KEY SHARE; NOWAIT, SKIP LOCKED, READ COMMITTED rechecks), foreign
+ * keys in both directions, transactions and savepoints with heap's
+ * visibility rules, PREPARE TRANSACTION, TRUNCATE, DROP, ALTER TABLE
+ * rewrites and SET TABLESPACE, VACUUM (with freezing), VACUUM FULL and
+ * CLUSTER, ANALYZE, indexes (btree, hash, GIN, GiST, SP-GiST, BRIN: PRIMARY
+ * KEY and UNIQUE included; index and index-only scans; CREATE INDEX
  * CONCURRENTLY), durable commits (group commit) and recovery after a crash.
- * What it does not yet -- FOR SHARE / FOR KEY SHARE (and so foreign keys
- * that point at an armdb table), PREPARE TRANSACTION after armdb writes,
- * backward scans -- is refused with an error and a hint, before anything is
- * changed.
+ *
+ * What it refuses, with an error and a hint, before anything is changed:
+ * PREPARE TRANSACTION after taking row locks or creating or dropping armdb
+ * tables (armdb_xact.c), logical decoding (historic MVCC snapshots,
+ * visibility.c), and ANALYZE of a table past its main fork's first segment
+ * in a tablespace that sets maintenance_io_concurrency (armdb_analyze.c).
+ * TID range scans and bitmap scans have no callbacks below, so the planner
+ * never chooses them.
  *
  *-------------------------------------------------------------------------
  */
@@ -34,15 +40,6 @@
 #include "am/armdb_am.h"
 
 PG_FUNCTION_INFO_V1(armdb_tableam_handler);
-
-void
-armdb_not_supported(const char *what)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("armdb tables do not support %s yet", what),
-			 errhint("Use a heap table where this is needed; the Limits section of armdb's README lists what armdb does not do yet.")));
-}
 
 static const TupleTableSlotOps *
 armdb_slot_callbacks(Relation rel)

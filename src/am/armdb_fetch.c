@@ -1,0 +1,331 @@
+/*-------------------------------------------------------------------------
+ *
+ * armdb_fetch.c
+ *	  Reading single versions of armdb tables: by TID, and the helpers every
+ *	  scan uses to look a slot up and read its version.
+ *
+ * Fetching by TID (triggers, ANALYZE, TABLESAMPLE) reads one entry through
+ * the version store: from the shard's write buffer under the shard lock if
+ * it is still there, else with one aligned read of the file.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/subtrans.h"
+#include "access/xact.h"
+#include "executor/tuptable.h"
+#include "storage/predicate.h"
+#include "utils/snapmgr.h"
+
+#include "am/armdb_am.h"
+#include "armdb.h"
+#include "keydir/visibility.h"
+
+/* ----------------
+ * Building tuples
+ * ----------------
+ */
+
+/*
+ * The tuple image in the data file is a heap tuple as it was inserted; its
+ * transaction fields are the version record's, filled in here so that
+ * system columns (xmin, xmax, cmin, ctid) read right.
+ */
+void
+armdb_fill_tuple(HeapTuple tuple, Relation rel, uint64 slot, char *image,
+				 uint32 image_len, const ArmdbVersion *v)
+{
+	HeapTupleHeader td = (HeapTupleHeader) image;
+
+	tuple->t_len = image_len;
+	tuple->t_data = td;
+	tuple->t_tableOid = RelationGetRelid(rel);
+	armdb_slot_to_tid(slot, &tuple->t_self);
+
+	td->t_infomask = (td->t_infomask & ~HEAP_XACT_MASK) |
+		(v->infomask & HEAP_XACT_MASK);
+	td->t_infomask2 = (td->t_infomask2 & HEAP_NATTS_MASK) |
+		(v->infomask2 & HEAP2_XACT_MASK);
+	HeapTupleHeaderSetXmin(td, v->xmin);
+	HeapTupleHeaderSetXmax(td, v->xmax);
+	td->t_choice.t_heap.t_field3.t_cid = v->cid;
+	if (v->infomask2 & ARMDB_V2_SPECULATIVE)
+		td->t_ctid = tuple->t_self;
+	else if (v->ctid == ARMDB_CTID_MOVED)
+		ItemPointerSetMovedPartitions(&td->t_ctid);
+	else
+		armdb_slot_to_tid(v->ctid, &td->t_ctid);
+}
+
+/*
+ * A buffer of at least len bytes in mcxt for tuple images: *buf is reused
+ * while it is big enough, else replaced (*size tracks it).
+ */
+char *
+armdb_reserve_buffer(char **buf, Size *size, Size len, MemoryContext mcxt)
+{
+	if (*size < len)
+	{
+		if (*buf)
+			pfree(*buf);
+		*size = Max(len, 8192);
+		*buf = MemoryContextAllocHuge(mcxt, *size);
+	}
+	return *buf;
+}
+
+/*
+ * Read the entry of version v (slot) into buf (v->len bytes), from the write
+ * buffer or the file, and check that it is the entry of that slot.
+ */
+void
+armdb_read_version(ArmdbRelKeydir *kd, uint64 slot, const ArmdbVersion *v,
+				   char *buf)
+{
+	ArmdbLocation loc = {v->file_id, v->offset, v->len};
+
+	armdb_vstore_read(kd, slot, &loc, buf, armdb_store_settings());
+}
+
+/*
+ * Look up slot: copy its record to *copy (all zeros, file_id 0, if the slot
+ * holds nothing) and return whether it is a version visible to snapshot.
+ */
+bool
+armdb_version_lookup(ArmdbRelKeydir *kd, uint64 slot, Snapshot snapshot,
+					 ArmdbVersion *copy)
+{
+	ArmdbPage  *page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE);
+	ArmdbVersion *v;
+	bool		visible;
+
+	if (page == NULL)
+	{
+		memset(copy, 0, sizeof(*copy));
+		return false;
+	}
+	LWLockAcquire(&page->lock, LW_SHARED);
+	v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];
+	visible = v->file_id != 0 && armdb_version_satisfies(v, slot, snapshot);
+	*copy = *v;
+	LWLockRelease(&page->lock);
+	return visible;
+}
+
+/*
+ * Read the tuple of a version found in the keydir into buf (v->len bytes)
+ * and make *tuple describe it.
+ */
+void
+armdb_read_version_tuple(Relation rel, ArmdbRelKeydir *kd, uint64 slotno,
+						 const ArmdbVersion *v, char *buf, HeapTuple tuple)
+{
+	armdb_read_version(kd, slotno, v, buf);
+	armdb_fill_tuple(tuple, rel, slotno, buf + ARMDB_ENTRY_HEADER_SIZE,
+					 v->len - ARMDB_ENTRY_HEADER_SIZE, v);
+}
+
+/* Is the version in slot dead to every snapshot vistest describes? */
+bool
+armdb_version_surely_dead(ArmdbRelKeydir *kd, uint64 slot,
+						  GlobalVisState *vistest)
+{
+	ArmdbPage  *page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE);
+	bool		dead;
+
+	if (page == NULL)
+		return false;
+	LWLockAcquire(&page->lock, LW_SHARED);
+	dead = page->v[slot % ARMDB_SLOTS_PER_PAGE].file_id != 0 &&
+		armdb_version_is_surely_dead(&page->v[slot % ARMDB_SLOTS_PER_PAGE],
+									 vistest);
+	LWLockRelease(&page->lock);
+	return dead;
+}
+
+/*
+ * HeapTupleSatisfiesVacuum of the version in slot; *xwait is the xid an
+ * in-progress result is waiting for (inserter, or deleter/updater).
+ */
+HTSV_Result
+armdb_version_htsv(ArmdbRelKeydir *kd, uint64 slot, TransactionId OldestXmin,
+				   TransactionId *xwait)
+{
+	ArmdbPage  *page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE);
+	ArmdbVersion *v;
+	HTSV_Result res;
+
+	*xwait = InvalidTransactionId;
+	if (page == NULL)
+		return HEAPTUPLE_DEAD;
+	LWLockAcquire(&page->lock, LW_SHARED);
+	v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];
+	if (v->file_id == 0)
+		res = HEAPTUPLE_DEAD;
+	else
+	{
+		res = armdb_version_satisfies_vacuum(v, OldestXmin);
+		if (res == HEAPTUPLE_INSERT_IN_PROGRESS)
+			*xwait = v->xmin;
+		else if (res == HEAPTUPLE_DELETE_IN_PROGRESS)
+			*xwait = armdb_version_get_update_xid(v);
+	}
+	LWLockRelease(&page->lock);
+	return res;
+}
+
+/*
+ * HeapCheckForSerializableConflictOut() on a version record: a serializable
+ * transaction reading (or skipping as invisible) a version that a
+ * concurrent serializable transaction wrote or ended has a rw-conflict out
+ * to it.  v may be a copy: the hint bits it gets are not kept.
+ */
+void
+armdb_check_serializable_out(Relation rel, ArmdbVersion *v, bool visible,
+							 Snapshot snapshot)
+{
+	TransactionId xid;
+
+	if (!CheckForSerializableConflictOutNeeded(rel, snapshot))
+		return;
+
+	switch (armdb_version_satisfies_vacuum(v, TransactionXmin))
+	{
+		case HEAPTUPLE_LIVE:
+			if (visible)
+				return;
+			xid = v->xmin;
+			break;
+		case HEAPTUPLE_RECENTLY_DEAD:
+		case HEAPTUPLE_DELETE_IN_PROGRESS:
+			xid = visible ? armdb_version_get_update_xid(v) : v->xmin;
+			if (TransactionIdPrecedes(xid, TransactionXmin))
+				return;			/* like the DEAD case */
+			break;
+		case HEAPTUPLE_INSERT_IN_PROGRESS:
+			xid = v->xmin;
+			break;
+		case HEAPTUPLE_DEAD:
+		default:
+			return;
+	}
+
+	/* the top-level xid; not too old to conflict, and not our own */
+	if (TransactionIdEquals(xid, GetTopTransactionIdIfAny()))
+		return;
+	xid = SubTransGetTopmostTransaction(xid);
+	if (TransactionIdPrecedes(xid, TransactionXmin))
+		return;
+	CheckForSerializableConflictOut(rel, xid, snapshot);
+}
+
+/* ----------------
+ * Single versions by TID
+ * ----------------
+ */
+bool
+armdb_slot_of_tid(ArmdbRelKeydir *kd, ItemPointer tid, uint64 *slot)
+{
+	OffsetNumber off = ItemPointerGetOffsetNumberNoCheck(tid);
+
+	if (off < 1 || off > ARMDB_SLOTS_PER_PAGE)
+		return false;
+	*slot = armdb_tid_to_slot(tid);
+	return *slot / ARMDB_SLOTS_PER_PAGE < pg_atomic_read_u64(&kd->npages);
+}
+
+bool
+armdb_fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot,
+						TupleTableSlot *slot)
+{
+	ArmdbRelKeydir *kd = armdb_rel_keydir(rel);
+	ArmdbVersion v;
+	uint64		slotno;
+	char	   *buf;
+	HeapTuple	tuple;
+
+	if (!armdb_slot_of_tid(kd, tid, &slotno))
+		return false;
+	if (!armdb_version_lookup(kd, slotno, snapshot, &v))
+	{
+		if (v.file_id != 0)
+			armdb_check_serializable_out(rel, &v, false, snapshot);
+		return false;
+	}
+	armdb_check_serializable_out(rel, &v, true, snapshot);
+	if (IsMVCCSnapshot(snapshot))
+		PredicateLockTID(rel, tid, snapshot, v.xmin);
+
+	/* the slot owns the tuple: one palloc'd block, header and image */
+	buf = palloc(HEAPTUPLESIZE + v.len);
+	tuple = (HeapTuple) buf;
+	armdb_read_version(kd, slotno, &v, buf + HEAPTUPLESIZE);
+	memmove(buf + HEAPTUPLESIZE, buf + HEAPTUPLESIZE + ARMDB_ENTRY_HEADER_SIZE,
+			v.len - ARMDB_ENTRY_HEADER_SIZE);
+	armdb_fill_tuple(tuple, rel, slotno, buf + HEAPTUPLESIZE,
+					 v.len - ARMDB_ENTRY_HEADER_SIZE, &v);
+	ExecStoreHeapTuple(tuple, slot, true);
+	return true;
+}
+
+bool
+armdb_tuple_tid_valid(TableScanDesc scan, ItemPointer tid)
+{
+	uint64		slot;
+
+	return armdb_slot_of_tid(armdb_rel_keydir(scan->rs_rd), tid, &slot);
+}
+
+/*
+ * heap_get_latest_tid(): follow the update chain from tid and return the
+ * newest version the scan's snapshot sees (WHERE CURRENT OF, currtid).
+ */
+void
+armdb_get_latest_tid(TableScanDesc sscan, ItemPointer tid)
+{
+	ArmdbRelKeydir *kd = armdb_rel_keydir(sscan->rs_rd);
+	Snapshot	snapshot = sscan->rs_snapshot;
+	ItemPointerData ctid = *tid;
+	TransactionId prior_xmax = InvalidTransactionId;
+
+	for (;;)
+	{
+		uint64		slot;
+		ArmdbVersion v;
+		bool		visible;
+
+		if (!armdb_slot_of_tid(kd, &ctid, &slot))
+			break;
+		visible = armdb_version_lookup(kd, slot, snapshot, &v);
+		if (v.file_id == 0)
+			break;
+		/* a broken chain: the slot holds something else now */
+		if (TransactionIdIsValid(prior_xmax) &&
+			!TransactionIdEquals(prior_xmax, v.xmin))
+			break;
+		if (visible)
+			*tid = ctid;
+		if ((v.infomask & HEAP_XMAX_INVALID) ||
+			armdb_version_is_only_locked(&v) ||
+			v.ctid == ARMDB_CTID_MOVED ||
+			armdb_version_ctid_is_self(&v, slot))
+			break;
+		armdb_slot_to_tid(v.ctid, &ctid);
+		prior_xmax = armdb_version_get_update_xid(&v);
+	}
+}
+
+bool
+armdb_tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot,
+							   Snapshot snapshot)
+{
+	ArmdbRelKeydir *kd = armdb_rel_keydir(rel);
+	ArmdbVersion v;
+	uint64		slotno;
+
+	if (!armdb_slot_of_tid(kd, &slot->tts_tid, &slotno))
+		return false;
+	return armdb_version_lookup(kd, slotno, snapshot, &v);
+}

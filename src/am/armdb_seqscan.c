@@ -1,0 +1,486 @@
+/*-------------------------------------------------------------------------
+ *
+ * armdb_seqscan.c
+ *	  Sequential scans of armdb tables: serial, parallel and backward.
+ *
+ * A sequential scan reads the shards' data files front to back in large
+ * chunks (the bitcask way: sequential I/O, no random reads), and returns an
+ * entry when the keydir still points at it and its version is visible to
+ * the snapshot.  A serial scan merges the shards by gsn, so rows come back
+ * in the order they were written, as from heap.  The version store's
+ * cursor (vstore.h) reads a shard's files and a copy of what was still only
+ * in its write buffer when the cursor started, so it sees everything
+ * appended so far (this transaction's own rows included) without writing;
+ * what is appended later is not visible to the scan's snapshot anyway.  A
+ * parallel scan hands out whole shards.
+ *
+ * The scan descriptor (ArmdbScanDescData, armdb_am.h) also serves ANALYZE
+ * and TABLESAMPLE, whose block-at-a-time callbacks are armdb_analyze.c's;
+ * reading single versions is armdb_fetch.c's.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "lib/binaryheap.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/predicate.h"
+#include "utils/snapmgr.h"
+
+#include "am/armdb_am.h"
+#include "armdb.h"
+#include "keydir/visibility.h"
+
+typedef struct ArmdbParallelScanDescData
+{
+	ParallelTableScanDescData base;
+	pg_atomic_uint32 next_shard;
+} ArmdbParallelScanDescData;
+
+/*
+ * Reading one shard's data files front to back, one entry at a time (the
+ * version store's cursor), judging the versions met.
+ */
+typedef struct ShardCursor
+{
+	ArmdbVstoreCursor sc;
+
+	/*
+	 * Page-at-a-time visibility (MVCC snapshots), as heap's page mode: the
+	 * version records of the virtual page last met, copied and judged
+	 * under one acquisition of its lock.  A shard's entries fill its pages
+	 * in order, so most entries find their page here.
+	 */
+	uint64		vis_page;		/* PG_UINT64_MAX: none */
+	ArmdbVersion *vis_copy;		/* [ARMDB_SLOTS_PER_PAGE] */
+	bool	   *vis;			/* [ARMDB_SLOTS_PER_PAGE] */
+} ShardCursor;
+
+/* ----------------
+ * Sequential scans
+ * ----------------
+ */
+TableScanDesc
+armdb_scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key,
+				 ParallelTableScanDesc pscan, uint32 flags)
+{
+	ArmdbScanDesc scan = palloc0(sizeof(ArmdbScanDescData));
+
+	RelationIncrementReferenceCount(rel);
+	scan->base.rs_rd = rel;
+	scan->base.rs_snapshot = snapshot;
+	scan->base.rs_nkeys = nkeys;
+	scan->base.rs_key = key;
+	scan->base.rs_flags = flags;
+	scan->base.rs_parallel = pscan;
+	scan->kd = armdb_rel_keydir(rel);
+	scan->mcxt = CurrentMemoryContext;
+	scan->cblock = InvalidBlockNumber;
+	scan->hist_pos = -1;
+	scan->tuple.t_tableOid = RelationGetRelid(rel);
+
+	if (flags & SO_TYPE_ANALYZE)
+		armdb_check_analyze_prefetch(rel, scan->kd);
+	if (flags & SO_TEMP_SNAPSHOT)
+		Assert(IsMVCCSnapshot(snapshot));
+	if (snapshot && IsMVCCSnapshot(snapshot) && (flags & SO_TYPE_SEQSCAN))
+		PredicateLockRelation(rel, snapshot);
+	/* as heap's initscan: every start of a sequential scan counts */
+	if (flags & SO_TYPE_SEQSCAN)
+		pgstat_count_heap_scan(rel);
+	return &scan->base;
+}
+
+static void
+free_cursors(ArmdbScanDesc scan)
+{
+	for (int i = 0; i < scan->ncursors; i++)
+	{
+		armdb_vstore_cursor_free(&scan->cursors[i].sc);
+		if (scan->cursors[i].vis_copy)
+			pfree(scan->cursors[i].vis_copy);
+		if (scan->cursors[i].vis)
+			pfree(scan->cursors[i].vis);
+	}
+	if (scan->cursors)
+		pfree(scan->cursors);
+	if (scan->merge)
+		binaryheap_free(scan->merge);
+	scan->cursors = NULL;
+	scan->merge = NULL;
+	scan->ncursors = 0;
+	scan->started = false;
+}
+
+static void
+scan_reset(ArmdbScanDesc scan)
+{
+	free_cursors(scan);
+	if (scan->history)
+		pfree(scan->history);
+	scan->history = NULL;
+	scan->hist_len = scan->hist_cap = 0;
+	scan->hist_pos = -1;
+	scan->nreturned = 0;
+	scan->merge_done = false;
+	scan->cblock = InvalidBlockNumber;
+	scan->coffset = 0;
+}
+
+void
+armdb_scan_rescan(TableScanDesc sscan, ScanKey key, bool set_params,
+				  bool allow_strat, bool allow_sync, bool allow_pagemode)
+{
+	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
+
+	if (key != NULL && sscan->rs_nkeys > 0)
+		memcpy(sscan->rs_key, key, sscan->rs_nkeys * sizeof(ScanKeyData));
+	scan_reset(scan);
+	if (sscan->rs_flags & SO_TYPE_SEQSCAN)
+		pgstat_count_heap_scan(sscan->rs_rd);
+}
+
+void
+armdb_scan_end(TableScanDesc sscan)
+{
+	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
+
+	free_cursors(scan);
+	armdb_vstore_span_free(&scan->span);
+	if (scan->tuple_buf)
+		pfree(scan->tuple_buf);
+	if (scan->history)
+		pfree(scan->history);
+	RelationDecrementReferenceCount(sscan->rs_rd);
+	if (sscan->rs_flags & SO_TEMP_SNAPSHOT)
+		UnregisterSnapshot(sscan->rs_snapshot);
+	pfree(scan);
+}
+
+/* Start a cursor on a shard, with nothing of its pages judged yet. */
+static void
+cursor_start(ArmdbScanDesc scan, ShardCursor *cur, uint32 shard)
+{
+	armdb_vstore_cursor_start(&cur->sc, scan->kd, shard, scan->mcxt,
+							  armdb_store_settings());
+	cur->vis_page = PG_UINT64_MAX;
+}
+
+/* Order of the merge: the smaller gsn first (binaryheap keeps the largest). */
+static int
+cursor_cmp(Datum a, Datum b, void *arg)
+{
+	uint64		ga = ((ShardCursor *) DatumGetPointer(a))->sc.hdr.gsn & ARMDB_GSN_MAX;
+	uint64		gb = ((ShardCursor *) DatumGetPointer(b))->sc.hdr.gsn & ARMDB_GSN_MAX;
+
+	return (ga < gb) ? 1 : (ga > gb) ? -1 : 0;
+}
+
+/*
+ * The cursor whose entry comes next, positioned on it; NULL at the end of
+ * the scan.
+ */
+static ShardCursor *
+scan_next_entry(ArmdbScanDesc scan)
+{
+	ParallelTableScanDesc pscan = scan->base.rs_parallel;
+	uint32		nshards = scan->kd->nshards;
+
+	if (!scan->started)
+	{
+		MemoryContext oldcontext = MemoryContextSwitchTo(scan->mcxt);
+
+		scan->started = true;
+		scan->ncursors = pscan != NULL ? 1 : (int) nshards;
+		scan->cursors = palloc0(sizeof(ShardCursor) * scan->ncursors);
+		if (pscan == NULL)
+		{
+			scan->merge = binaryheap_allocate(scan->ncursors, cursor_cmp, NULL);
+			for (uint32 i = 0; i < nshards; i++)
+			{
+				cursor_start(scan, &scan->cursors[i], i);
+				if (armdb_vstore_cursor_peek(&scan->cursors[i].sc))
+					binaryheap_add_unordered(scan->merge,
+											 PointerGetDatum(&scan->cursors[i]));
+			}
+			binaryheap_build(scan->merge);
+		}
+		MemoryContextSwitchTo(oldcontext);
+	}
+
+	if (pscan != NULL)
+	{
+		ArmdbParallelScanDescData *ppscan = (ArmdbParallelScanDescData *) pscan;
+		ShardCursor *cur = &scan->cursors[0];
+
+		/* the current shard, or the next one the workers have not taken */
+		while (!(cur->sc.files != NULL &&
+				 (cur->sc.valid || armdb_vstore_cursor_peek(&cur->sc))))
+		{
+			uint32		shard = pg_atomic_fetch_add_u32(&ppscan->next_shard, 1);
+
+			if (shard >= nshards)
+				return NULL;
+			cursor_start(scan, cur, shard);
+		}
+		return cur;
+	}
+
+	/* serial: the merge's smallest gsn; refill after the previous one */
+	while (!binaryheap_empty(scan->merge))
+	{
+		ShardCursor *cur = (ShardCursor *) DatumGetPointer(binaryheap_first(scan->merge));
+
+		if (cur->sc.valid)
+			return cur;
+		if (armdb_vstore_cursor_peek(&cur->sc))
+			binaryheap_replace_first(scan->merge, PointerGetDatum(cur));
+		else
+			(void) binaryheap_remove_first(scan->merge);
+	}
+	return NULL;
+}
+
+/*
+ * Is the version of the entry under cur (slot) visible to the scan's
+ * snapshot?  *v gets the version record.  With an MVCC snapshot the whole
+ * virtual page is judged at once (heap's page mode): what changes on the
+ * page afterwards concerns transactions the snapshot does not see.
+ */
+static bool
+entry_visible(ArmdbScanDesc scan, ShardCursor *cur, uint64 slot,
+			  ArmdbVersion *v)
+{
+	Snapshot	snapshot = scan->base.rs_snapshot;
+	uint64		pageno = slot / ARMDB_SLOTS_PER_PAGE;
+	int			i = slot % ARMDB_SLOTS_PER_PAGE;
+
+	if (!IsMVCCSnapshot(snapshot))
+		return armdb_version_lookup(scan->kd, slot, snapshot, v);
+	if (cur->vis_page != pageno)
+	{
+		ArmdbPage  *page = armdb_keydir_page(scan->kd, pageno);
+
+		if (cur->vis_copy == NULL)
+		{
+			cur->vis_copy = MemoryContextAlloc(scan->mcxt,
+											   sizeof(ArmdbVersion) * ARMDB_SLOTS_PER_PAGE);
+			cur->vis = MemoryContextAlloc(scan->mcxt,
+										  sizeof(bool) * ARMDB_SLOTS_PER_PAGE);
+		}
+		if (page == NULL)
+		{
+			memset(cur->vis_copy, 0, sizeof(ArmdbVersion) * ARMDB_SLOTS_PER_PAGE);
+			memset(cur->vis, 0, sizeof(bool) * ARMDB_SLOTS_PER_PAGE);
+		}
+		else
+		{
+			uint64		first = pageno * ARMDB_SLOTS_PER_PAGE;
+
+			LWLockAcquire(&page->lock, LW_SHARED);
+			for (int j = 0; j < ARMDB_SLOTS_PER_PAGE; j++)
+			{
+				ArmdbVersion *pv = &page->v[j];
+
+				cur->vis[j] = pv->file_id != 0 &&
+					armdb_version_satisfies(pv, first + j, snapshot);
+				cur->vis_copy[j] = *pv;
+			}
+			LWLockRelease(&page->lock);
+		}
+		cur->vis_page = pageno;
+	}
+	*v = cur->vis_copy[i];
+	return cur->vis[i];
+}
+
+/*
+ * The next visible version of the gsn merge into scan->tuple (with its
+ * slot in *slotno), or false at the end.  With replay, only the slot is
+ * wanted (history rebuilding): no tuple, no statistics, no SSI checks --
+ * the first pass did those.
+ */
+static bool
+merge_next(ArmdbScanDesc scan, bool replay, uint64 *slotno)
+{
+	Relation	rel = scan->base.rs_rd;
+	ShardCursor *cur;
+
+	while ((cur = scan_next_entry(scan)) != NULL)
+	{
+		ArmdbEntryHeader *hdr = &cur->sc.hdr;
+		ArmdbVersion v;
+		bool		visible = false;
+
+		if (!armdb_gsn_is_tombstone(hdr->gsn) &&
+			!armdb_gsn_is_reservation(hdr->gsn))
+		{
+			visible = entry_visible(scan, cur, hdr->slot, &v);
+			if (v.file_id != cur->sc.file_id || v.offset != cur->sc.pos)
+				visible = false;	/* not this slot's version any more */
+			else if (!replay)
+				armdb_check_serializable_out(rel, &v, visible,
+											 scan->base.rs_snapshot);
+		}
+		if (visible)
+		{
+			*slotno = hdr->slot;
+			if (!replay)
+			{
+				char	   *buf = armdb_scan_tuple_buffer(scan,
+														  hdr->value_len);
+
+				memcpy(buf, cur->sc.entry + ARMDB_ENTRY_HEADER_SIZE,
+					   hdr->value_len);
+				armdb_fill_tuple(&scan->tuple, rel, hdr->slot, buf,
+								 hdr->value_len, &v);
+				pgstat_count_heap_getnext(rel);
+			}
+			armdb_vstore_cursor_advance(&cur->sc);
+			return true;
+		}
+		armdb_vstore_cursor_advance(&cur->sc);
+	}
+	return false;
+}
+
+static void
+history_append(ArmdbScanDesc scan, uint64 slotno)
+{
+	if (scan->hist_len == scan->hist_cap)
+	{
+		MemoryContext oldcontext = MemoryContextSwitchTo(scan->mcxt);
+
+		scan->hist_cap = Max(1024, scan->hist_cap * 2);
+		scan->history = scan->history == NULL ?
+			palloc_extended(sizeof(uint64) * scan->hist_cap, MCXT_ALLOC_HUGE) :
+			repalloc_huge(scan->history, sizeof(uint64) * scan->hist_cap);
+		MemoryContextSwitchTo(oldcontext);
+	}
+	scan->history[scan->hist_len++] = slotno;
+}
+
+/*
+ * The first backward step: replay the merge from the start to list the
+ * slots returned so far (all of them when the scan has not started: a
+ * backward scan from scratch starts at the end, as heap's does), leaving
+ * the merge where it was.
+ */
+static void
+history_build(ArmdbScanDesc scan)
+{
+	uint64		n = scan->nreturned;
+	bool		to_end = scan->merge_done || n == 0;
+	uint64		slotno;
+
+	free_cursors(scan);
+	scan->hist_cap = 1024;
+	scan->history = MemoryContextAllocHuge(scan->mcxt,
+										   sizeof(uint64) * scan->hist_cap);
+	scan->hist_len = 0;
+	while ((to_end || (uint64) scan->hist_len < n) &&
+		   merge_next(scan, true, &slotno))
+		history_append(scan, slotno);
+	if (to_end)
+		scan->merge_done = true;
+	scan->hist_pos = to_end ? scan->hist_len : scan->hist_len - 1;
+}
+
+/* Return the history's tuple at hist_pos, read again by slot. */
+static void
+history_fetch(ArmdbScanDesc scan, TupleTableSlot *slot)
+{
+	Relation	rel = scan->base.rs_rd;
+	uint64		slotno = scan->history[scan->hist_pos];
+	ArmdbVersion v;
+	char	   *buf;
+
+	if (!armdb_version_lookup(scan->kd, slotno, scan->base.rs_snapshot, &v))
+		elog(ERROR, "armdb: row version in slot " UINT64_FORMAT " vanished under a scan's snapshot",
+			 slotno);
+	buf = armdb_scan_tuple_buffer(scan, v.len);
+	armdb_read_version_tuple(rel, scan->kd, slotno, &v, buf, &scan->tuple);
+	pgstat_count_heap_getnext(rel);
+	ExecStoreHeapTuple(&scan->tuple, slot, false);
+}
+
+bool
+armdb_scan_getnextslot(TableScanDesc sscan, ScanDirection direction,
+					   TupleTableSlot *slot)
+{
+	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
+	uint64		slotno;
+
+	if (ScanDirectionIsBackward(direction))
+	{
+		if (sscan->rs_parallel != NULL)
+			elog(ERROR, "armdb: parallel scans cannot go backward");
+		if (scan->history == NULL)
+			history_build(scan);
+		scan->hist_pos = Min(scan->hist_pos, scan->hist_len) - 1;
+		if (scan->hist_pos < 0)
+		{
+			scan->hist_pos = -1;
+			ExecClearTuple(slot);
+			return false;
+		}
+		history_fetch(scan, slot);
+		return true;
+	}
+
+	/* forward through the history first, if there is one */
+	if (scan->history != NULL && scan->hist_pos + 1 < scan->hist_len)
+	{
+		scan->hist_pos++;
+		history_fetch(scan, slot);
+		return true;
+	}
+	if (!scan->merge_done && merge_next(scan, false, &slotno))
+	{
+		scan->nreturned++;
+		if (scan->history != NULL)
+		{
+			history_append(scan, slotno);
+			scan->hist_pos = scan->hist_len - 1;
+		}
+		ExecStoreHeapTuple(&scan->tuple, slot, false);
+		return true;
+	}
+	scan->merge_done = true;
+	if (scan->history != NULL)
+		scan->hist_pos = scan->hist_len;
+	ExecClearTuple(slot);
+	return false;
+}
+
+/* ----------------
+ * Parallel scans: shards are the unit of work
+ * ----------------
+ */
+Size
+armdb_parallelscan_estimate(Relation rel)
+{
+	return sizeof(ArmdbParallelScanDescData);
+}
+
+Size
+armdb_parallelscan_initialize(Relation rel, ParallelTableScanDesc pscan)
+{
+	ArmdbParallelScanDescData *ppscan = (ArmdbParallelScanDescData *) pscan;
+
+	ppscan->base.phs_relid = RelationGetRelid(rel);
+	ppscan->base.phs_syncscan = false;
+	pg_atomic_init_u32(&ppscan->next_shard, 0);
+	return sizeof(ArmdbParallelScanDescData);
+}
+
+void
+armdb_parallelscan_reinitialize(Relation rel, ParallelTableScanDesc pscan)
+{
+	ArmdbParallelScanDescData *ppscan = (ArmdbParallelScanDescData *) pscan;
+
+	pg_atomic_write_u32(&ppscan->next_shard, 0);
+}

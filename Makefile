@@ -13,7 +13,8 @@ DATA = armdb--0.1.sql
 PGFILEDESC = "armdb - bitcask table access method"
 
 STORAGE_SRCS = src/storage/status.c src/storage/format.c src/storage/io.c \
-	src/storage/shard.c src/storage/recovery.c
+	src/storage/shard.c src/storage/recovery.c src/storage/hint.c \
+	src/storage/winner.c
 STORAGE_OBJS = $(STORAGE_SRCS:.c=.o)
 
 OBJS = src/armdb.o src/armdb_storage.o src/armdb_funcs.o src/armdb_utility.o \

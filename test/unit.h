@@ -30,6 +30,7 @@
 #include "storage/format.h"
 #include "storage/io.h"
 #include "storage/shard.h"
+#include "storage/hint.h"
 #include "storage/recovery.h"
 
 typedef void (*UnitTestFn) (void);

@@ -27,12 +27,14 @@ extern const UnitTest unit_format_tests[];
 extern const UnitTest unit_io_tests[];
 extern const UnitTest unit_shard_tests[];
 extern const UnitTest unit_recovery_tests[];
+extern const UnitTest unit_winner_tests[];
 
 static const UnitTest *const unit_suites[] = {
 	unit_format_tests,
 	unit_io_tests,
 	unit_shard_tests,
 	unit_recovery_tests,
+	unit_winner_tests,
 	NULL
 };
 

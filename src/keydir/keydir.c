@@ -30,7 +30,9 @@
 #include "armdb.h"
 #include "keydir/keydir.h"
 #include "keydir/relstorage.h"
+#include "storage/hint.h"
 #include "storage/recovery.h"
+#include "storage/winner.h"
 
 static dshash_table *keydir_hash = NULL;
 
@@ -446,43 +448,41 @@ stashed_gsn(const ArmdbVersion *v)
 }
 
 /*
- * What became of the transaction that wrote an entry?  Entries older than
- * the relation's relfrozenxid never need asking (design §4): armdb does not
- * advance relfrozenxid past anything its files still depend on.
+ * What became of the transaction that wrote an entry (an ArmdbXactFateLookup
+ * for armdb_winner_classify)?  Entries older than the relation's
+ * relfrozenxid never need asking (design §4): armdb does not advance
+ * relfrozenxid past anything its files still depend on.
  */
-static bool
-entry_counts(TransactionId xid, bool *in_progress)
+static ArmdbXactFate
+entry_fate(void *arg, uint64 fxid)
 {
-	*in_progress = false;
+	TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64(fxid));
+
 	if (!TransactionIdIsNormal(xid))
-		return xid == FrozenTransactionId;
+		return xid == FrozenTransactionId ? ARMDB_XACT_COMMITTED :
+			ARMDB_XACT_ABORTED;
 	if (TransactionIdIsCurrentTransactionId(xid) || TransactionIdIsInProgress(xid))
-	{
-		*in_progress = true;
-		return true;
-	}
-	return TransactionIdDidCommit(xid);
+		return ARMDB_XACT_IN_PROGRESS;
+	return TransactionIdDidCommit(xid) ? ARMDB_XACT_COMMITTED :
+		ARMDB_XACT_ABORTED;
 }
 
 /*
- * One entry, in file order.  A version fills its slot's record (a later
- * version of a reused slot replaces an earlier one: both are in the slot's
- * shard, in gsn order).  The end of a version -- a tombstone (DELETE) or a
- * newer version naming it as prev_slot (UPDATE) -- is noted and applied
- * once every shard is loaded, because it is written to the shard of the
- * backend that made the change, not necessarily the slot's; it applies only
- * if the slot's version is older than the end, since VACUUM may have given
- * the slot to a newer one.
+ * One entry, in file order.  What it means is armdb_winner_classify's
+ * business (winner.h): a version fills its slot's record unless the record
+ * holds one with a higher gsn; the end of a version -- a tombstone (DELETE)
+ * or a newer version naming it as prev_slot (UPDATE) -- is noted and
+ * applied once every shard is loaded, because it is written to the shard of
+ * the backend that made the change, not necessarily the slot's.
  */
 static bool
 load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 {
 	LoadState  *ls = arg;
 	ArmdbRelKeydir *kd = ls->kd;
+	ArmdbEntryRole role;
 	ArmdbPage  *page;
 	ArmdbVersion *v;
-	bool		in_progress = false;
-	bool		counts;
 	TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64(e->xid));
 
 	/* entries are packed: a gap is damage a salvage skipped (maybe earlier) */
@@ -506,47 +506,26 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	ls->entries++;
 	ls->bytes += e->len;
 
-	if (armdb_gsn_is_reservation(e->gsn))
-	{
-		/* handed out before, maybe still in an index: never again */
+	armdb_winner_classify(e, ARMDB_MAX_SLOTS, entry_fate, NULL, &role);
+	if (role.uses_slot)
 		ls->max_seq = Max(ls->max_seq, armdb_slot_seq(e->slot, kd->nshards) + 1);
+	if (role.ends != ARMDB_INVALID_SLOT)
+		note_kill(ls, role.ends, e->gsn, xid, role.in_progress, role.newer);
+	if (!role.version)
 		return true;
-	}
-	/* a hint may already say what became of the transaction */
-	if (e->gsn & ARMDB_GSN_FLAG_FROZEN)
-	{
-		counts = true;
-		in_progress = false;
-	}
-	else if (e->gsn & ARMDB_GSN_FLAG_ABORTED)
-		counts = false;
-	else
-		counts = entry_counts(xid, &in_progress);
-
-	if (armdb_gsn_is_tombstone(e->gsn))
-	{
-		if (counts)
-			note_kill(ls, e->slot, e->gsn, xid, in_progress, e->slot);
-		return true;
-	}
-
-	/* slots are used up even by versions of aborted transactions */
-	ls->max_seq = Max(ls->max_seq, armdb_slot_seq(e->slot, kd->nshards) + 1);
-	if (!counts)
-		return true;			/* aborted: as if never written */
-	if (e->prev_slot != ARMDB_INVALID_SLOT && e->prev_slot < ARMDB_MAX_SLOTS)
-		note_kill(ls, e->prev_slot, e->gsn, xid, in_progress, e->slot);
 
 	/* the loader holds kd->lock */
 	page = page_for_slot(kd, e->slot, true, ls->settings);
 	v = &page->v[e->slot % ARMDB_SLOTS_PER_PAGE];
+	if (!armdb_winner_version_replaces(v->file_id != 0, stashed_gsn(v), e->gsn))
+		return true;
 	v->file_id = e->file_id;
 	v->offset = e->offset;
 	v->len = e->len;
 	v->xmin = xid;
 	stash_gsn(v, e->gsn);
-	v->infomask = HEAP_XMAX_INVALID | (in_progress ? 0 : HEAP_XMIN_COMMITTED);
-	if (e->gsn & ARMDB_GSN_FLAG_FROZEN)
+	v->infomask = HEAP_XMAX_INVALID | (role.in_progress ? 0 : HEAP_XMIN_COMMITTED);
+	if (role.frozen)
 		v->infomask |= HEAP_XMIN_FROZEN;	/* its xid may be older than clog */
 	v->infomask2 = 0;
 	v->ctid = (uint32) e->slot;
@@ -681,14 +660,20 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 	for (uint64 i = 0; i < ls.nkills; i++)
 	{
 		ArmdbPage  *page = armdb_keydir_page(kd, ls.kills[i].slot / ARMDB_SLOTS_PER_PAGE);
-		ArmdbVersion *v;
+		ArmdbVersion *v = NULL;
+		bool		has_version;
+		ArmdbEndEffect effect;
 
-		if (page == NULL)
-			continue;
-		v = &page->v[ls.kills[i].slot % ARMDB_SLOTS_PER_PAGE];
-		if (v->file_id == 0 || stashed_gsn(v) >= ls.kills[i].gsn)
-			ls.kills[i].in_progress = false;	/* not this version's end */
-		else if (!ls.kills[i].in_progress)
+		if (page != NULL)
+			v = &page->v[ls.kills[i].slot % ARMDB_SLOTS_PER_PAGE];
+		has_version = v != NULL && v->file_id != 0;
+		effect = armdb_winner_end_effect(has_version,
+										 has_version ? stashed_gsn(v) : 0,
+										 ls.kills[i].gsn,
+										 ls.kills[i].in_progress);
+		if (effect != ARMDB_END_SETS_XMAX)
+			ls.kills[i].in_progress = false;	/* nothing to mark below */
+		if (effect == ARMDB_END_REMOVES)
 			memset(v, 0, sizeof(ArmdbVersion));
 	}
 

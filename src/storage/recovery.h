@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * recovery.h
- *	  Reading a shard back: CRC-checked data file scans, hint files, and the
- *	  start-up recovery of a whole shard directory.
+ *	  Reading a shard back: CRC-checked data file scans and the start-up
+ *	  recovery of a whole shard directory (hint files, which it reads where
+ *	  they are valid, are in hint.h).
  *
  * Recovery of a shard (armdb_recover_shard):
  *	 1. remove .tmp files (unfinished hint or merge outputs; never the only
@@ -98,31 +99,6 @@ extern bool armdb_scan_buffer(const char *buf, size_t len, uint32 file_id,
 							  uint64 base_offset, ArmdbEntryCallback cb,
 							  void *arg, ArmdbScanResult *acc,
 							  ArmdbParseResult *stop, ArmdbError *err);
-
-/*
- * Write the hint file of data file file_id from its entries: scan the data
- * file (it must be complete: a bad entry is ARMDB_ERR_CORRUPT, unless
- * skip_damage, when the hint lists the good entries around the damage),
- * write NNNNNN.tmp, fsync it, rename it to NNNNNN.hint and fsync the
- * directory.
- */
-extern bool armdb_hint_build(ArmdbIo *io, const char *dir, uint32 file_id,
-							 bool direct_io, bool skip_damage,
-							 ArmdbError *err);
-
-/* Same, from entries the caller already has (compaction outputs). */
-extern bool armdb_hint_write(const char *dir, uint32 file_id,
-							 const ArmdbEntryInfo *entries, uint32 n,
-							 uint64 data_end, ArmdbError *err);
-
-/*
- * Read and validate the hint of file_id and call cb for each record.
- * Returns false with ARMDB_ERR_CORRUPT for a bad hint (the caller scans the
- * data file instead) and ARMDB_ERR_IO with ENOENT when there is none.
- */
-extern bool armdb_hint_load(ArmdbIo *io, const char *dir, uint32 file_id,
-							uint64 data_size, ArmdbEntryCallback cb,
-							void *arg, ArmdbError *err);
 
 typedef struct ArmdbRecoveryReport
 {

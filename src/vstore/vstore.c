@@ -23,6 +23,7 @@
 #include "storage/fd.h"
 
 #include "armdb.h"
+#include "storage/hint.h"
 #include "storage/recovery.h"
 #include "vstore/vstore.h"
 #include "vstore/vstore_internal.h"

@@ -1,0 +1,245 @@
+/*-------------------------------------------------------------------------
+ *
+ * hint.c
+ *	  Hint files: writing one for an immutable data file (from a scan of it,
+ *	  or from entries the caller already has) and loading one back (see
+ *	  hint.h; the file format is in format.h).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "storage/hint.h"
+
+#include <fcntl.h>
+
+#include "port/pg_crc32c.h"
+#include "storage/recovery.h"
+
+typedef struct EntryArray
+{
+	ArmdbEntryInfo *items;
+	uint32		n;
+	uint32		cap;
+} EntryArray;
+
+static bool
+collect_entry(void *arg, const ArmdbEntryInfo *entry, ArmdbError *err)
+{
+	EntryArray *a = arg;
+
+	if (a->n == a->cap)
+	{
+		uint32		cap = a->cap == 0 ? 1024 : a->cap * 2;
+		ArmdbEntryInfo *items = armdb_alloc(err, sizeof(ArmdbEntryInfo) * cap,
+											"hint entries");
+
+		if (items == NULL)
+			return false;
+		if (a->n > 0)
+			memcpy(items, a->items, sizeof(ArmdbEntryInfo) * a->n);
+		if (a->items)
+			pfree(a->items);
+		a->items = items;
+		a->cap = cap;
+	}
+	a->items[a->n++] = *entry;
+	return true;
+}
+
+bool
+armdb_hint_write(const char *dir, uint32 file_id,
+				 const ArmdbEntryInfo *entries, uint32 n, uint64 data_end,
+				 ArmdbError *err)
+{
+	char		tmp_path[MAXPGPATH];
+	char		hint_path[MAXPGPATH];
+	size_t		len = sizeof(ArmdbHintHeader) + (size_t) n * sizeof(ArmdbHintRecord) +
+		sizeof(ArmdbHintTrailer);
+	char	   *image;
+	char	   *p;
+	ArmdbHintHeader hh;
+	ArmdbHintTrailer tr;
+	ArmdbIo		sync_io = {ARMDB_IO_SYNC, NULL};
+	ArmdbError	ignore;
+	int			fd;
+	bool		ok;
+
+	image = armdb_alloc(err, len, "hint file image");
+	if (image == NULL)
+		return false;
+
+	memset(&hh, 0, sizeof(hh));
+	hh.magic = ARMDB_HINT_MAGIC;
+	hh.version = ARMDB_FORMAT_VERSION;
+	hh.file_id = file_id;
+	hh.nrecords = n;
+	hh.data_end = data_end;
+	memcpy(image, &hh, sizeof(hh));
+	p = image + sizeof(hh);
+	for (uint32 i = 0; i < n; i++)
+	{
+		ArmdbHintRecord rec;
+
+		armdb_hint_record_from_info(&rec, &entries[i]);
+		memcpy(p, &rec, sizeof(rec));
+		p += sizeof(rec);
+	}
+	INIT_CRC32C(tr.crc);
+	COMP_CRC32C(tr.crc, image, p - image);
+	FIN_CRC32C(tr.crc);
+	tr.magic = ARMDB_HINT_MAGIC;
+	memcpy(p, &tr, sizeof(tr));
+
+	/* write tmp, fsync, rename, fsync dir: the .hint is whole or absent */
+	armdb_file_path(tmp_path, dir, file_id, ARMDB_FILE_TMP);
+	armdb_file_path(hint_path, dir, file_id, ARMDB_FILE_HINT);
+	fd = armdb_file_open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC, false, NULL,
+						 err);
+	if (fd < 0)
+	{
+		pfree(image);
+		return false;
+	}
+	ok = armdb_io_pwrite_sync(&sync_io, fd, image, len, 0, err);
+	armdb_file_close(fd);
+	pfree(image);
+	if (!ok)
+		armdb_error_context(err, "could not write \"%s\"", tmp_path);
+	else
+		ok = armdb_durable_rename(tmp_path, hint_path, dir, err);
+	if (!ok)
+		armdb_unlink(tmp_path, &ignore);
+	return ok;
+}
+
+bool
+armdb_hint_build(ArmdbIo *io, const char *dir, uint32 file_id, bool direct_io,
+				 bool skip_damage, ArmdbError *err)
+{
+	char		path[MAXPGPATH];
+	EntryArray	entries = {NULL, 0, 0};
+	ArmdbScanResult scan;
+	int			fd;
+	bool		ok;
+
+	armdb_file_path(path, dir, file_id, ARMDB_FILE_DATA);
+	fd = armdb_file_open(path, O_RDONLY, direct_io, NULL, err);
+	if (fd < 0)
+		return false;
+	ok = armdb_scan_data_file(io, fd, file_id, skip_damage, collect_entry,
+							  &entries, &scan, err);
+	armdb_file_close(fd);
+	if (ok && (scan.header_missing || scan.end != ARMDB_SCAN_END_CLEAN))
+		ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						 "data file \"%s\" is corrupted at offset %llu",
+						 path, (unsigned long long) scan.valid_end);
+	if (ok)
+		ok = armdb_hint_write(dir, file_id, entries.items, entries.n,
+							  scan.valid_end, err);
+	if (entries.items)
+		pfree(entries.items);
+	return ok;
+}
+
+/*
+ * Does the data file really end where its hint says?  A hint describes an
+ * immutable file; one written too early (while entries were still being
+ * appended) would hide every entry after its data_end, so the bytes there
+ * must be padding or the end of the file.  One small read.
+ */
+static bool
+hint_covers_whole_file(ArmdbIo *io, const char *dir, uint32 file_id,
+					   uint64 data_end, ArmdbError *err)
+{
+	char		path[MAXPGPATH];
+	ArmdbAlignedBuf buf;
+	ArmdbEntryHeader hdr;
+	uint64		from = ARMDB_BLOCK_FLOOR(data_end);
+	size_t		nread;
+	size_t		avail;
+	const char *p;
+	bool		ok;
+	int			fd;
+
+	armdb_file_path(path, dir, file_id, ARMDB_FILE_DATA);
+	fd = armdb_file_open(path, O_RDONLY, true, NULL, err);
+	if (fd < 0)
+		return false;
+	if (!armdb_aligned_alloc(&buf, 2 * ARMDB_BLOCK_SIZE, err))
+	{
+		armdb_file_close(fd);
+		return false;
+	}
+	ok = armdb_io_pread(io, fd, buf.data, buf.size, from, &nread, err);
+	armdb_file_close(fd);
+	if (ok)
+	{
+		avail = nread > data_end - from ? nread - (data_end - from) : 0;
+		p = buf.data + (data_end - from);
+		if (avail > 0 &&
+			(avail < ARMDB_ENTRY_HEADER_SIZE ?
+			 !armdb_all_zero(p, avail) :
+			 armdb_entry_parse(p, avail, &hdr) != ARMDB_PARSE_ZERO))
+			ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+							 "hint file %06u ends at offset %llu but its data file continues",
+							 file_id, (unsigned long long) data_end);
+	}
+	armdb_aligned_free(&buf);
+	return ok;
+}
+
+bool
+armdb_hint_load(ArmdbIo *io, const char *dir, uint32 file_id,
+				uint64 data_size, ArmdbEntryCallback cb, void *arg,
+				ArmdbError *err)
+{
+	char		path[MAXPGPATH];
+	uint64		size;
+	size_t		nread;
+	char	   *image;
+	int			fd;
+	bool		ok;
+
+	armdb_file_path(path, dir, file_id, ARMDB_FILE_HINT);
+	fd = armdb_file_open(path, O_RDONLY, false, NULL, err);
+	if (fd < 0)
+		return false;
+	if (!armdb_file_size(fd, path, &size, err))
+	{
+		armdb_file_close(fd);
+		return false;
+	}
+
+	/* every entry is at least as long as its record: bound the image */
+	if (size > data_size + sizeof(ArmdbHintHeader) + sizeof(ArmdbHintTrailer))
+	{
+		armdb_file_close(fd);
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "hint file \"%s\" is larger than its data file",
+						   path);
+	}
+	image = armdb_alloc(err, Max(size, 1), "hint file");
+	if (image == NULL)
+	{
+		armdb_file_close(fd);
+		return false;
+	}
+	ok = armdb_io_pread(io, fd, image, size, 0, &nread, err);
+	armdb_file_close(fd);
+	if (ok && nread != size)
+		ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						 "hint file \"%s\" changed size while being read",
+						 path);
+	/* validate everything, the data file's end included, before any cb */
+	if (ok)
+		ok = armdb_hint_parse(image, size, file_id, data_size, NULL, NULL, err);
+	if (ok)
+	{
+		ArmdbHintHeader hh;
+
+		memcpy(&hh, image, sizeof(hh));
+		ok = hint_covers_whole_file(io, dir, file_id, hh.data_end, err) &&
+			armdb_hint_parse(image, size, file_id, data_size, cb, arg, err);
+	}
+	pfree(image);
+	return ok;
+}

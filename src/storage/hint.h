@@ -1,0 +1,46 @@
+/*-------------------------------------------------------------------------
+ *
+ * hint.h
+ *	  Hint files: a summary of an immutable data file (every entry's header
+ *	  and location, no values) that start-up reads instead of scanning the
+ *	  data file.  The format is in format.h.
+ *
+ * A hint is written only for a file that will not change any more (sealed,
+ * or a compaction output), to NNNNNN.tmp, fsynced and renamed, so a .hint
+ * file is whole or absent; a hint that does not validate is only a lost
+ * shortcut: recovery scans the data file instead (recovery.h).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ARMDB_STORAGE_HINT_H
+#define ARMDB_STORAGE_HINT_H
+
+#include "storage/format.h"
+#include "storage/io.h"
+
+/*
+ * Write the hint file of data file file_id from its entries: scan the data
+ * file (it must be complete: a bad entry is ARMDB_ERR_CORRUPT, unless
+ * skip_damage, when the hint lists the good entries around the damage),
+ * write NNNNNN.tmp, fsync it, rename it to NNNNNN.hint and fsync the
+ * directory.
+ */
+extern bool armdb_hint_build(ArmdbIo *io, const char *dir, uint32 file_id,
+							 bool direct_io, bool skip_damage,
+							 ArmdbError *err);
+
+/* Same, from entries the caller already has (compaction outputs). */
+extern bool armdb_hint_write(const char *dir, uint32 file_id,
+							 const ArmdbEntryInfo *entries, uint32 n,
+							 uint64 data_end, ArmdbError *err);
+
+/*
+ * Read and validate the hint of file_id and call cb for each record.
+ * Returns false with ARMDB_ERR_CORRUPT for a bad hint (the caller scans the
+ * data file instead) and ARMDB_ERR_IO with ENOENT when there is none.
+ */
+extern bool armdb_hint_load(ArmdbIo *io, const char *dir, uint32 file_id,
+							uint64 data_size, ArmdbEntryCallback cb,
+							void *arg, ArmdbError *err);
+
+#endif							/* ARMDB_STORAGE_HINT_H */

@@ -24,6 +24,7 @@ OBJS = src/armdb.o src/armdb_storage.o src/armdb_funcs.o src/armdb_utility.o \
 	src/am/armdb_fetch.o src/am/armdb_analyze.o \
 	src/am/armdb_modify.o src/am/armdb_update.o src/am/armdb_rowlock.o \
 	src/am/armdb_ddl.o src/am/armdb_vacuum.o src/am/armdb_xact.o \
+	src/vstore/vstore.o src/vstore/vstore_commit.o \
 	src/keydir/keydir.o src/keydir/relstorage.o src/keydir/visibility.o \
 	src/keydir/files.o src/compact/compact.o src/compact/worker.o \
 	$(STORAGE_OBJS)

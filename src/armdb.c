@@ -23,6 +23,7 @@
 
 #include "am/armdb_am.h"
 #include "armdb.h"
+#include "armdb_guc.h"
 #include "armdb_sweep.h"
 #include "compact/compact.h"
 #include "keydir/keydir.h"
@@ -155,6 +156,27 @@ keydir_area_detach(int code, Datum arg)
 		dsa_release_in_place(armdb_shared->keydir_area);
 		keydir_area = NULL;
 	}
+}
+
+/*
+ * The settings the key directory and the version store work with, from the
+ * GUCs as this backend sees them now: a reload applies from the next call
+ * on.  Sizes are in bytes; a data file cannot pass what its 32-bit offsets
+ * address.
+ */
+const ArmdbStoreSettings *
+armdb_store_settings(void)
+{
+	static ArmdbStoreSettings settings;
+
+	settings.max_file_size = (uint32) Min((uint64) armdb_max_file_size_kb * 1024,
+										  ARMDB_MAX_FILE_SIZE);
+	settings.direct_io = armdb_direct_io;
+	settings.cached_reads = armdb_cached_reads;
+	settings.write_buffer_size = (uint32) armdb_write_buffer_size_kb * 1024;
+	settings.memory_mb = armdb_memory_mb;
+	settings.skip_damaged_entries = armdb_skip_damaged_entries;
+	return &settings;
 }
 
 dsa_area *

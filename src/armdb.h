@@ -16,16 +16,15 @@
 #include "storage/io.h"
 #include "storage/status.h"
 
-/* GUCs (see the README for units and defaults) */
-extern int	armdb_shards;
-extern int	armdb_max_file_size_kb;
-extern bool armdb_direct_io;
-extern bool armdb_cached_reads;
-extern int	armdb_io_method;
-extern int	armdb_memory_mb;
-extern char *armdb_data_directory;
-extern int	armdb_write_buffer_size_kb;
-extern bool armdb_skip_damaged_entries;
+/*
+ * The GUCs themselves are in armdb_guc.h: the layers below the access
+ * method (src/keydir/, src/vstore/) read none of them, but are handed the
+ * settings that concern them (ArmdbStoreSettings, keydir.h).
+ */
+struct ArmdbStoreSettings;
+
+/* the settings as this backend sees them now (SIGHUP reloads apply) */
+extern const struct ArmdbStoreSettings *armdb_store_settings(void);
 
 /*
  * The part of the main shared memory segment armdb owns: a control struct,

@@ -134,7 +134,6 @@ armdb_file_stats_sql(PG_FUNCTION_ARGS)
 	armdb_compact_sync_files(kd);
 	for (uint32 shard = 0; shard < kd->nshards; shard++)
 	{
-		ArmdbShardFiles *files = armdb_keydir_shard_files(kd, shard);
 		uint32		active;
 		uint64		active_end;
 		int			n;
@@ -144,10 +143,6 @@ armdb_file_stats_sql(PG_FUNCTION_ARGS)
 		{
 			Datum		values[9];
 			bool		nulls[9] = {0};
-			char		hint[MAXPGPATH];
-			struct stat st;
-
-			armdb_file_path(hint, files->dir, fs[i].file_id, ARMDB_FILE_HINT);
 			values[0] = Int32GetDatum((int32) shard);
 			values[1] = Int64GetDatum((int64) fs[i].file_id);
 			values[2] = Int64GetDatum((int64) fs[i].total_bytes);
@@ -158,7 +153,8 @@ armdb_file_stats_sql(PG_FUNCTION_ARGS)
 			nulls[5] = fs[i].max_gsn == 0;
 			values[6] = BoolGetDatum(fs[i].file_id == active);
 			values[7] = BoolGetDatum((fs[i].flags & ARMDB_FSTAT_MERGED) != 0);
-			values[8] = BoolGetDatum(stat(hint, &st) == 0);
+			values[8] = BoolGetDatum(armdb_compact_file_has_hint(kd, shard,
+																 fs[i].file_id));
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values,
 								 nulls);
 		}

@@ -21,6 +21,7 @@
 #include "utils/wait_event.h"
 
 #include "armdb.h"
+#include "armdb_guc.h"
 
 static ArmdbIo backend_io;
 static bool backend_io_ready = false;

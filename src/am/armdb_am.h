@@ -8,14 +8,19 @@
  *	  armdb_fetch.c		fetching a version by TID; reading versions
  *	  armdb_analyze.c	ANALYZE and TABLESAMPLE
  *	  armdb_index.c		index fetches, index builds
- *	  armdb_modify.c	insert, multi-insert
+ *	  armdb_modify.c	insert, multi-insert, tombstones
  *	  armdb_update.c	delete, update
  *	  armdb_rowlock.c	row locks (SELECT ... FOR UPDATE/SHARE), their
  *						modes, MultiXacts, the xmax they leave
  *	  armdb_ddl.c		storage lifecycle, sizes, VACUUM FULL and CLUSTER
  *	  armdb_vacuum.c	VACUUM and freezing
- *	  armdb_xact.c		commit-time flush (group commit) and storage
- *						removal at commit/abort
+ *	  armdb_xact.c		transaction callbacks: commit-time flush (the
+ *						version store's group commit), storage removal
+ *						at commit/abort
+ *
+ * The files above adapt executor slots and snapshots; reading and writing
+ * the data files is the version store's (src/vstore/vstore.h), which is
+ * all of the storage layer they use.
  *
  *-------------------------------------------------------------------------
  */
@@ -30,7 +35,9 @@
 #include "storage/lmgr.h"
 #include "utils/rel.h"
 
+#include "armdb.h"
 #include "keydir/keydir.h"
+#include "vstore/vstore.h"
 
 static inline RelFileNodeBackend
 armdb_rel_rnode(Relation rel)
@@ -45,7 +52,7 @@ armdb_rel_rnode(Relation rel)
 static inline ArmdbRelKeydir *
 armdb_rel_keydir(Relation rel)
 {
-	return armdb_keydir_get(armdb_rel_rnode(rel));
+	return armdb_keydir_get(armdb_rel_rnode(rel), armdb_store_settings());
 }
 
 /* armdb_seqscan.c */
@@ -158,10 +165,7 @@ typedef struct ArmdbScanDescData
 	/* ANALYZE and TABLESAMPLE */
 	BlockNumber cblock;
 	int			coffset;		/* next slot index in cblock */
-	ArmdbAlignedBuf span;		/* entries of cblock, read at once */
-	uint32		span_file;		/* 0: nothing read */
-	uint64		span_from;		/* file offset of span.data[0] */
-	size_t		span_len;
+	ArmdbVstoreSpan span;		/* entries of cblock, read at once */
 	BlockNumber nblocks;
 	BlockNumber startblock;
 
@@ -218,9 +222,8 @@ extern void armdb_multi_insert(Relation rel, TupleTableSlot **slots,
 							   struct BulkInsertStateData *bistate);
 
 extern uint32 armdb_my_shard(ArmdbRelKeydir *kd);
-extern void armdb_note_sealed(ArmdbRelKeydir *kd, ArmdbShardFiles *files,
-							  uint32 sealed_file_id);
-extern void armdb_build_sealed_hints(void);
+extern void armdb_append_tombstone(ArmdbRelKeydir *kd, uint64 slot,
+								   FullTransactionId fxid);
 extern void armdb_tuple_insert_speculative(Relation rel, TupleTableSlot *slot,
 										   CommandId cid, int options,
 										   struct BulkInsertStateData *bistate,
@@ -229,8 +232,6 @@ extern void armdb_tuple_complete_speculative(Relation rel,
 											 TupleTableSlot *slot,
 											 uint32 specToken,
 											 bool succeeded);
-extern void armdb_shard_prepare(ArmdbRelKeydir *kd, ArmdbShardRt *rt,
-								uint32 shard);
 extern void armdb_copy_version(Relation rel, TupleTableSlot *slot,
 							   const ArmdbVersion *old);
 extern void armdb_insert_version(Relation rel, ArmdbRelKeydir *kd,
@@ -238,8 +239,6 @@ extern void armdb_insert_version(Relation rel, ArmdbRelKeydir *kd,
 								 uint64 prev_slot, const ArmdbVersion *lockers);
 
 /* armdb_update.c */
-extern void armdb_append_tombstone(ArmdbRelKeydir *kd, uint64 slot,
-								   FullTransactionId fxid);
 extern TM_Result armdb_tuple_delete(Relation rel, ItemPointer tid,
 									CommandId cid, Snapshot snapshot,
 									Snapshot crosscheck, bool wait,
@@ -323,10 +322,6 @@ extern void armdb_xact_init(void);
 extern XLogRecPtr armdb_xact_log_xid(void);
 extern void armdb_xact_note_row_lock(void);
 extern void armdb_xact_note_temp_storage(RelFileNodeBackend rnode);
-extern void armdb_xact_note_write(ArmdbRelKeydir *kd, uint32 shard,
-								  ArmdbPos pos);
-extern void armdb_flush_shard(ArmdbRelKeydir *kd, uint32 shard, ArmdbPos upto);
-extern void armdb_flush_all_shards(ArmdbRelKeydir *kd);
 
 /* armdb_handler.c */
 extern bool armdb_is_armdb_relation(Relation rel);

@@ -139,18 +139,11 @@ read_block_span(ArmdbScanDesc scan, BlockNumber blockno)
 	ArmdbPage  *page = armdb_keydir_page(kd, blockno);
 	uint32		shard = armdb_slot_shard((uint64) blockno * ARMDB_SLOTS_PER_PAGE,
 										 kd->nshards);
-	ArmdbShardRt *rt;
-	ArmdbShardFiles *files;
-	ArmdbLocation span = {0, 0, 0};
+	uint32		file_id = 0;
 	uint64		from = PG_UINT64_MAX;
 	uint64		to = 0;
-	ArmdbError	err;
-	bool		buffered;
-	int			fd;
-	MemoryContext oldcontext;
-	bool		ok;
 
-	scan->span_file = 0;
+	scan->span.file_id = 0;
 	if (page == NULL)
 		return;
 	LWLockAcquire(&page->lock, LW_SHARED);
@@ -160,44 +153,19 @@ read_block_span(ArmdbScanDesc scan, BlockNumber blockno)
 
 		if (v->file_id == 0)
 			continue;
-		if (span.file_id == 0)
-			span.file_id = v->file_id;
-		if (v->file_id != span.file_id)
+		if (file_id == 0)
+			file_id = v->file_id;
+		if (v->file_id != file_id)
 			continue;
 		from = Min(from, v->offset);
 		to = Max(to, (uint64) v->offset + v->len);
 	}
 	LWLockRelease(&page->lock);
-	if (span.file_id == 0 || to - from > SPAN_MAX)
+	if (file_id == 0 || to - from > SPAN_MAX)
 		return;
 
-	span.offset = (uint32) from;
-	span.len = (uint32) (to - from);
-	rt = armdb_keydir_shard(kd, shard);
-	LWLockAcquire(&rt->lock, LW_SHARED);
-	buffered = armdb_shard_is_buffered(&rt->st, &span);
-	LWLockRelease(&rt->lock);
-	if (buffered)
-		return;
-
-	files = armdb_keydir_shard_files(kd, shard);
-	scan->span_from = TYPEALIGN_DOWN(ARMDB_BLOCK_SIZE, from);
-	if (scan->span.size < TYPEALIGN(ARMDB_BLOCK_SIZE, to) - scan->span_from)
-	{
-		oldcontext = MemoryContextSwitchTo(scan->mcxt);
-		armdb_aligned_free(&scan->span);
-		ok = armdb_aligned_alloc(&scan->span, SPAN_MAX + 2 * ARMDB_BLOCK_SIZE, &err);
-		MemoryContextSwitchTo(oldcontext);
-		if (!ok)
-			armdb_report_storage_error(ERROR, &err);
-	}
-	fd = armdb_shard_file_fd(files, span.file_id, &err);
-	if (fd < 0 ||
-		!armdb_io_pread(files->io, fd, scan->span.data,
-						TYPEALIGN(ARMDB_BLOCK_SIZE, to) - scan->span_from,
-						scan->span_from, &scan->span_len, &err))
-		armdb_report_storage_error(ERROR, &err);
-	scan->span_file = span.file_id;
+	armdb_vstore_span_read(&scan->span, kd, shard, file_id, from, to, SPAN_MAX,
+						   scan->mcxt, armdb_store_settings());
 }
 
 bool
@@ -217,23 +185,14 @@ static void
 store_sampled_version(ArmdbScanDesc scan, uint64 slotno, const ArmdbVersion *v,
 					  TupleTableSlot *slot)
 {
-	ArmdbEntryHeader hdr;
-	char	   *buf;
+	ArmdbLocation loc = {v->file_id, v->offset, v->len};
+	char	   *buf = armdb_scan_tuple_buffer(scan, v->len);
 
-	if (v->file_id != scan->span_file || v->offset < scan->span_from ||
-		v->offset + v->len > scan->span_from + scan->span_len)
+	if (!armdb_vstore_span_copy(&scan->span, slotno, &loc, buf))
 	{
 		store_version(scan, scan->base.rs_rd, scan->kd, slotno, v, slot);
 		return;
 	}
-	buf = armdb_scan_tuple_buffer(scan, v->len);
-	memcpy(buf, scan->span.data + (v->offset - scan->span_from), v->len);
-	if (armdb_entry_parse(buf, v->len, &hdr) != ARMDB_PARSE_OK ||
-		hdr.slot != slotno)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("armdb: entry at offset %u of data file %06u is corrupted",
-						v->offset, v->file_id)));
 	armdb_fill_tuple(&scan->tuple, scan->base.rs_rd, slotno,
 					 buf + ARMDB_ENTRY_HEADER_SIZE,
 					 v->len - ARMDB_ENTRY_HEADER_SIZE, v);

@@ -26,6 +26,7 @@
 
 #include "am/armdb_am.h"
 #include "armdb.h"
+#include "armdb_guc.h"
 #include "keydir/relstorage.h"
 
 static bool temp_cleanup_registered = false;
@@ -117,7 +118,7 @@ armdb_relation_copy_data(Relation rel, const RelFileNode *newrnode)
 
 	to.node = *newrnode;
 	to.backend = rel->rd_backend;
-	armdb_flush_all_shards(kd);
+	armdb_vstore_flush_all_shards(kd, armdb_store_settings());
 	if (to.backend != InvalidBackendId)
 		armdb_xact_note_temp_storage(to);
 

@@ -4,9 +4,9 @@
  *	  Reading single versions of armdb tables: by TID, and the helpers every
  *	  scan uses to look a slot up and read its version.
  *
- * Fetching by TID (triggers, ANALYZE, TABLESAMPLE) reads one entry: from the
- * shard's write buffer under the shard lock if it is still there, else with
- * one aligned read of the file.
+ * Fetching by TID (triggers, ANALYZE, TABLESAMPLE) reads one entry through
+ * the version store: from the shard's write buffer under the shard lock if
+ * it is still there, else with one aligned read of the file.
  *
  *-------------------------------------------------------------------------
  */
@@ -84,34 +84,9 @@ void
 armdb_read_version(ArmdbRelKeydir *kd, uint64 slot, const ArmdbVersion *v,
 				   char *buf)
 {
-	uint32		shard = armdb_slot_shard(slot, kd->nshards);
-	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
-	ArmdbShardFiles *files = armdb_keydir_shard_files(kd, shard);
 	ArmdbLocation loc = {v->file_id, v->offset, v->len};
-	ArmdbEntryHeader hdr;
-	ArmdbError	err;
-	bool		ok;
 
-	LWLockAcquire(&rt->lock, LW_SHARED);
-	if (armdb_shard_is_buffered(&rt->st, &loc))
-	{
-		ok = armdb_shard_read_buffered(&rt->st, &loc, buf, &hdr, &err);
-		LWLockRelease(&rt->lock);
-	}
-	else
-	{
-		LWLockRelease(&rt->lock);
-		ok = armdb_shard_read_file(files, &loc, buf, &hdr, &err);
-	}
-	if (!ok)
-		armdb_report_storage_error(ERROR, &err);
-	if (hdr.slot != slot)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("armdb: entry at offset %u of data file %06u in \"%s\" belongs to slot %llu, not %llu",
-						loc.offset, loc.file_id, files->dir,
-						(unsigned long long) hdr.slot,
-						(unsigned long long) slot)));
+	armdb_vstore_read(kd, slot, &loc, buf, armdb_store_settings());
 }
 
 /*

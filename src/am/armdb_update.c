@@ -281,44 +281,6 @@ retry:
 }
 
 
-/*
- * Append a tombstone of slot, by transaction fxid, to this backend's shard,
- * for recovery.
- */
-void
-armdb_append_tombstone(ArmdbRelKeydir *kd, uint64 slot, FullTransactionId fxid)
-{
-	uint32		shard = armdb_my_shard(kd);
-	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
-	ArmdbShardFiles *files = armdb_keydir_shard_files(kd, shard);
-	ArmdbEntryHeader hdr;
-	ArmdbLocation loc;
-	ArmdbError	err;
-	uint32		sealed;
-	ArmdbPos	end;
-	XLogRecPtr	wal_lsn = armdb_xact_log_xid();
-
-	memset(&hdr, 0, sizeof(hdr));
-	hdr.value_len = 0;
-	hdr.xid = U64FromFullTransactionId(fxid);
-	hdr.slot = slot;
-	hdr.root_slot = slot;
-	hdr.prev_slot = ARMDB_INVALID_SLOT;
-
-	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
-	rt->wal_lsn = Max(rt->wal_lsn, wal_lsn);
-	armdb_shard_prepare(kd, rt, shard);
-	hdr.gsn = (pg_atomic_fetch_add_u64(&kd->next_gsn, 1) & ARMDB_GSN_MAX) |
-		ARMDB_GSN_FLAG_TOMBSTONE;
-	if (!armdb_shard_append(&rt->st, files, &hdr, NULL, &loc, &sealed, &err))
-		armdb_report_storage_error(ERROR, &err);
-	armdb_note_sealed(kd, files, sealed);
-	end = armdb_shard_end(&rt->st);
-	LWLockRelease(&rt->lock);
-	armdb_xact_note_write(kd, shard, end);
-	armdb_build_sealed_hints();
-}
-
 TM_Result
 armdb_tuple_delete(Relation rel, ItemPointer tid, CommandId cid,
 				   Snapshot snapshot, Snapshot crosscheck, bool wait,

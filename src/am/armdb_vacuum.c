@@ -5,9 +5,10 @@
  *	  and freezing.
  *
  * heap's vacuumlazy.c, on the keydir: the version records in shared memory
- * play the part of the heap pages, and freezing also writes the fates of
- * old transactions into the hint files, so that relfrozenxid can move up
- * without recovery needing clog for them (design §4).  VACUUM FULL and
+ * play the part of the heap pages, and freezing also has the version store
+ * write the fates of old transactions into the hint files
+ * (armdb_vstore_freeze()), so that relfrozenxid can move up without
+ * recovery needing clog for them (design §4).  VACUUM FULL and
  * CLUSTER rewrite the table instead (armdb_relation_copy_for_cluster,
  * armdb_ddl.c).
  *
@@ -15,24 +16,17 @@
  */
 #include "postgres.h"
 
-#include <sys/stat.h>
-
 #include "access/genam.h"
 #include "access/transam.h"
-#include "access/xlog.h"
 #include "access/multixact.h"
-#include "access/xlog_internal.h"
 #include "commands/vacuum.h"
 #include "pgstat.h"
 #include "storage/procarray.h"
 
 #include "am/armdb_am.h"
-#include "compact/compact.h"
-#include "keydir/files.h"
 #include "armdb.h"
+#include "keydir/files.h"
 #include "keydir/visibility.h"
-#include "storage/hint.h"
-#include "storage/recovery.h"
 
 /*
  * VACUUM (lazy vacuum's three passes, on the keydir):
@@ -62,177 +56,6 @@ dead_slot_callback(ItemPointer itemptr, void *state)
 
 	return bsearch(itemptr, dead->tids, dead->n, sizeof(ItemPointerData),
 				   (int (*) (const void *, const void *)) ItemPointerCompare) != NULL;
-}
-
-typedef struct FreezeScan
-{
-	ArmdbEntryInfo *items;
-	uint32		n;
-	uint32		cap;
-	TransactionId oldest;		/* oldest normal xid seen */
-} FreezeScan;
-
-static bool
-freeze_collect(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
-{
-	FreezeScan *fs = arg;
-
-	if (fs->n == fs->cap)
-	{
-		fs->cap = Max(1024, fs->cap * 2);
-		fs->items = fs->items == NULL ?
-			palloc_extended(sizeof(ArmdbEntryInfo) * fs->cap, MCXT_ALLOC_HUGE) :
-			repalloc_huge(fs->items, sizeof(ArmdbEntryInfo) * fs->cap);
-	}
-	fs->items[fs->n++] = *e;
-	return true;
-}
-
-static bool
-oldest_xid_of(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
-{
-	FreezeScan *fs = arg;
-	TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64(e->xid));
-
-	if (TransactionIdIsNormal(xid) && !armdb_gsn_is_reservation(e->gsn) &&
-		(!TransactionIdIsValid(fs->oldest) || TransactionIdPrecedes(xid, fs->oldest)))
-		fs->oldest = xid;
-	return true;
-}
-
-/*
- * Record in the hint files what became of every transaction older than
- * cutoff whose entries they list, and return the oldest xid whose fate the
- * files still leave to clog -- the relfrozenxid recovery allows (design
- * §4).  Closed files get their fates written into their hints; the active
- * file of each shard is scanned for its oldest xid, or, with seal, closed
- * first so that its entries can be frozen too.  Returns
- * InvalidTransactionId when something could not be read (then relfrozenxid
- * stays where it is).
- */
-static TransactionId
-freeze_files(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal)
-{
-	TransactionId frozen_to = cutoff;
-	XLogRecPtr	upto = GetXLogInsertRecPtr();
-	ArmdbFileStat **flist = NULL;
-	int			nflist = 0;
-
-	/*
-	 * A fate written to disk must not be undone by a crash: make every
-	 * commit record so far durable (asynchronous commits included) before
-	 * calling any transaction committed.  At the start of a WAL page the
-	 * insert position lies past a page header nothing has written yet, and
-	 * XLogFlush() would refuse it: flush to the end of the last record.
-	 */
-	if (upto % XLOG_BLCKSZ <= SizeOfXLogLongPHD)
-		upto -= upto % XLOG_BLCKSZ;
-	XLogFlush(upto);
-
-	for (uint32 shard = 0; shard < kd->nshards; shard++)
-	{
-		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
-		ArmdbShardFiles *files = armdb_keydir_shard_files(kd, shard);
-		ArmdbError	err;
-		ArmdbPos	reached;
-		uint32		sealed = 0;
-		uint32		active;
-		bool		ok = true;
-		FreezeScan	fs;
-		int			fd;
-		uint64		size;
-		ArmdbScanResult scan;
-
-		LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
-		active = rt->st.active_file_id;
-		if (active != 0)
-		{
-			ok = seal ? armdb_shard_seal(&rt->st, files, &sealed, &err) :
-				armdb_shard_write_out(&rt->st, files, &reached, &err);
-			active = rt->st.active_file_id;
-		}
-		LWLockRelease(&rt->lock);
-		if (!ok)
-			armdb_report_storage_error(ERROR, &err);
-		if (active == 0)
-			continue;
-
-		/*
-		 * closed files: the fates into their hints.  Their numbers are not
-		 * contiguous once files were merged: the shard's list says which
-		 * there are (brought up to date first).
-		 */
-		if (flist == NULL)
-		{
-			armdb_compact_sync_files(kd);
-			flist = palloc0(sizeof(ArmdbFileStat *) * kd->nshards);
-		}
-		LWLockAcquire(&rt->lock, LW_SHARED);
-		flist[shard] = armdb_files_copy(rt, &nflist);
-		LWLockRelease(&rt->lock);
-		for (int fi = 0; fi < nflist; fi++)
-		{
-			uint32		file = flist[shard][fi].file_id;
-			char		hint[MAXPGPATH];
-			bool		changed = false;
-			uint64		data_end = ARMDB_FILE_HEADER_SIZE;
-			struct stat st;
-
-			if (file >= active)
-				continue;
-			armdb_file_path(hint, files->dir, file, ARMDB_FILE_HINT);
-			if (stat(hint, &st) != 0 &&
-				!armdb_hint_build(files->io, files->dir, file, armdb_direct_io,
-								  false, &err))
-				return InvalidTransactionId;
-			memset(&fs, 0, sizeof(fs));
-			fd = armdb_shard_file_fd(files, file, &err);
-			if (fd < 0 || !armdb_file_size(fd, files->dir, &size, &err) ||
-				!armdb_hint_load(files->io, files->dir, file, size,
-								 freeze_collect, &fs, &err))
-				return InvalidTransactionId;
-			for (uint32 i = 0; i < fs.n; i++)
-			{
-				ArmdbEntryInfo *e = &fs.items[i];
-				TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64(e->xid));
-
-				data_end = Max(data_end, (uint64) e->offset + e->len);
-				if ((e->gsn & (ARMDB_GSN_FLAG_FROZEN | ARMDB_GSN_FLAG_ABORTED)) ||
-					!TransactionIdIsNormal(xid) || armdb_gsn_is_reservation(e->gsn))
-					continue;
-				if (TransactionIdPrecedes(xid, cutoff))
-				{
-					e->gsn |= TransactionIdDidCommit(xid) ?
-						ARMDB_GSN_FLAG_FROZEN : ARMDB_GSN_FLAG_ABORTED;
-					changed = true;
-				}
-				else if (TransactionIdPrecedes(xid, frozen_to))
-					frozen_to = xid;
-			}
-			if (changed &&
-				!armdb_hint_write(files->dir, file, fs.items, fs.n, data_end, &err))
-			{
-				ereport(WARNING,
-						(errmsg("armdb: %s", err.message),
-						 errdetail("relfrozenxid is not advanced.")));
-				return InvalidTransactionId;
-			}
-			if (fs.items)
-				pfree(fs.items);
-		}
-
-		/* the active file: its oldest xid still needs clog */
-		memset(&fs, 0, sizeof(fs));
-		fd = armdb_shard_file_fd(files, active, &err);
-		if (fd < 0 ||
-			!armdb_scan_data_file(files->io, fd, active, false, oldest_xid_of, &fs,
-								  &scan, &err))
-			return InvalidTransactionId;
-		if (TransactionIdIsValid(fs.oldest) &&
-			TransactionIdPrecedes(fs.oldest, frozen_to))
-			frozen_to = fs.oldest;
-	}
-	return frozen_to;
 }
 
 /*
@@ -424,7 +247,8 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 		bool		aggressive = (params->options & VACOPT_FREEZE) ||
 			params->is_wraparound || age > table_age_limit;
 
-		new_frozen_xid = freeze_files(kd, oldest_xmin, aggressive);
+		new_frozen_xid = armdb_vstore_freeze(kd, oldest_xmin, aggressive,
+											 armdb_store_settings());
 	}
 
 	vac_update_relstats(rel, (BlockNumber) Min(npages, MaxBlockNumber), live,

@@ -4,14 +4,9 @@
  *	  What armdb does at transaction boundaries.
  *
  * Pre-commit: make every entry this transaction appended durable before
- * the commit record can be (design §4, atomicity invariant).  Each shard
- * the transaction wrote is flushed up to its last entry; committers of one
- * shard share fdatasync calls (group commit): one of them, holding the
- * shard's flush lock, writes out everything buffered and syncs, and the
- * others find their entries already durable when they get the lock.  This
- * happens whatever synchronous_commit says: the WAL writer may flush the
- * commit record at any moment, so deferring our flush would let a crash
- * keep a commit whose rows are lost.
+ * the commit record can be (design §4, atomicity invariant), whatever
+ * synchronous_commit says; the version store does it, sharing fdatasync
+ * calls with concurrent committers (group commit, vstore_commit.c).
  *
  * Commit and abort: PostgreSQL 15 does not tell a table access method when
  * storage is dropped (design §8), so the pending deletes of the ending
@@ -32,7 +27,8 @@
  * commits.  So the first armdb write of each (sub)transaction inserts an
  * XLOG_NOOP record, which carries the xid (replay moves nextXid past it, and
  * the transaction has written WAL), and no entry reaches a data file before
- * WAL is flushed up to that record: the shard's write barrier below.
+ * WAL is flushed up to that record: the shard's write barrier, which the
+ * version store keeps (vstore_commit.c).
  *
  * PREPARE TRANSACTION flushes like a commit; it is refused after row locks
  * or armdb DDL, which a prepared transaction could not keep (see below).
@@ -56,18 +52,6 @@
 #include "am/armdb_am.h"
 #include "armdb.h"
 #include "keydir/relstorage.h"
-
-typedef struct PendingWrite
-{
-	ArmdbRelKey key;
-	uint64		generation;
-	uint32		shard;
-	ArmdbPos	pos;			/* flush up to here at commit */
-} PendingWrite;
-
-static PendingWrite *pending = NULL;
-static int	npending = 0;
-static int	maxpending = 0;
 
 /*
  * Remove a relation's armdb storage and keydir, if it has any.  The
@@ -160,135 +144,6 @@ armdb_xact_log_xid(void)
 	return wal_logged_lsn;
 }
 
-/* ArmdbShardFiles.write_barrier: WAL first, then the entries (see above). */
-bool
-armdb_shard_write_barrier(void *arg, ArmdbError *err)
-{
-	ArmdbShardRt *rt = arg;
-
-	if (!XLogRecPtrIsInvalid(rt->wal_lsn))
-		XLogFlush(rt->wal_lsn);
-	return true;
-}
-
-void
-armdb_xact_note_write(ArmdbRelKeydir *kd, uint32 shard, ArmdbPos pos)
-{
-	for (int i = 0; i < npending; i++)
-	{
-		if (pending[i].generation == kd->generation && pending[i].shard == shard)
-		{
-			pending[i].pos = Max(pending[i].pos, pos);
-			return;
-		}
-	}
-	if (npending == maxpending)
-	{
-		maxpending = Max(16, maxpending * 2);
-		pending = pending == NULL ?
-			MemoryContextAlloc(TopMemoryContext, sizeof(PendingWrite) * maxpending) :
-			repalloc(pending, sizeof(PendingWrite) * maxpending);
-	}
-	pending[npending].key = kd->key;
-	pending[npending].generation = kd->generation;
-	pending[npending].shard = shard;
-	pending[npending].pos = pos;
-	npending++;
-}
-
-/*
- * Make everything of the shard before upto durable, sharing the work with
- * concurrent committers.
- */
-void
-armdb_flush_shard(ArmdbRelKeydir *kd, uint32 shard, ArmdbPos upto)
-{
-	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
-	ArmdbShardFiles *files = armdb_keydir_shard_files(kd, shard);
-	ArmdbPos	reached;
-	ArmdbError	err;
-	XLogRecPtr	wal_lsn;
-	bool		done;
-
-	LWLockAcquire(&rt->lock, LW_SHARED);
-	done = rt->st.flushed >= upto;
-	LWLockRelease(&rt->lock);
-	if (done)
-		return;
-
-	/* one flusher at a time; whoever waited here may find its work done */
-	LWLockAcquire(&rt->flush_lock, LW_EXCLUSIVE);
-
-	/*
-	 * The write barrier flushes WAL under the shard lock, which stops every
-	 * append to the shard meanwhile; flush what is known to be needed now,
-	 * before taking it, so that the barrier usually finds nothing left.
-	 */
-	LWLockAcquire(&rt->lock, LW_SHARED);
-	wal_lsn = rt->wal_lsn;
-	LWLockRelease(&rt->lock);
-	if (!XLogRecPtrIsInvalid(wal_lsn))
-		XLogFlush(wal_lsn);
-
-	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
-	if (rt->st.flushed >= upto)
-	{
-		LWLockRelease(&rt->lock);
-		LWLockRelease(&rt->flush_lock);
-		return;
-	}
-	if (!armdb_shard_write_out(&rt->st, files, &reached, &err))
-		armdb_report_storage_error(ERROR, &err);
-	LWLockRelease(&rt->lock);
-
-	/* appends go on while we sync */
-	if (!armdb_shard_sync(&rt->st, files, reached, &err))
-	{
-		/*
-		 * As PostgreSQL does for its own files (data_sync_retry): after a
-		 * failed fsync the kernel may have dropped the data, so only crash
-		 * recovery from what is on disk can be trusted.
-		 */
-		armdb_report_storage_error(data_sync_elevel(ERROR), &err);
-	}
-
-	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
-	armdb_shard_note_flushed(&rt->st, reached);
-	LWLockRelease(&rt->lock);
-	LWLockRelease(&rt->flush_lock);
-}
-
-void
-armdb_flush_all_shards(ArmdbRelKeydir *kd)
-{
-	for (uint32 shard = 0; shard < kd->nshards; shard++)
-	{
-		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
-		ArmdbPos	end;
-
-		LWLockAcquire(&rt->lock, LW_SHARED);
-		end = rt->st.active_file_id == 0 ? 0 : armdb_shard_end(&rt->st);
-		LWLockRelease(&rt->lock);
-		if (end != 0)
-			armdb_flush_shard(kd, shard, end);
-	}
-}
-
-static void
-flush_pending_writes(void)
-{
-	for (int i = 0; i < npending; i++)
-	{
-		ArmdbRelKeydir *kd = armdb_keydir_find(&pending[i].key,
-											   pending[i].generation);
-
-		/* gone: dropped in this transaction, its entries need no flush */
-		if (kd != NULL)
-			armdb_flush_shard(kd, pending[i].shard, pending[i].pos);
-	}
-	npending = 0;
-}
-
 /* Remove the armdb storage among the pending deletes of forCommit. */
 static void
 remove_pending_deletes(bool forCommit)
@@ -335,7 +190,7 @@ armdb_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
-			flush_pending_writes();
+			armdb_vstore_flush_writes(armdb_store_settings());
 			break;
 		case XACT_EVENT_PRE_PREPARE:
 
@@ -360,11 +215,11 @@ armdb_xact_callback(XactEvent event, void *arg)
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("cannot PREPARE a transaction that has created or dropped armdb tables"),
 						 errhint("Commit the transaction instead, or keep armdb DDL out of two-phase transactions.")));
-			flush_pending_writes();
+			armdb_vstore_flush_writes(armdb_store_settings());
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-			npending = 0;
+			armdb_vstore_forget_writes();
 			took_row_lock = false;
 			wal_logged_xid = InvalidTransactionId;
 			remove_pending_deletes(true);
@@ -373,7 +228,7 @@ armdb_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			npending = 0;
+			armdb_vstore_forget_writes();
 			took_row_lock = false;
 			wal_logged_xid = InvalidTransactionId;
 			remove_pending_deletes(false);
@@ -381,7 +236,7 @@ armdb_xact_callback(XactEvent event, void *arg)
 			armdb_keydir_close_dropped_files();
 			break;
 		case XACT_EVENT_PREPARE:
-			npending = 0;
+			armdb_vstore_forget_writes();
 			took_row_lock = false;
 			wal_logged_xid = InvalidTransactionId;
 			break;

@@ -64,6 +64,8 @@
 #include "compact/compact.h"
 #include "keydir/files.h"
 #include "storage/merge.h"
+#include "vstore/vstore.h"
+#include "vstore/vstore_internal.h"
 
 /* locations swapped per page-lock round */
 #define SWAP_BATCH			256
@@ -413,12 +415,9 @@ sync_file_list(CompactShard *cs, int *nfiles, uint32 *active)
 	uint32		max_known = 0;
 
 	LWLockAcquire(&rt->lock, LW_SHARED);
-	fs = armdb_files_copy(rt, &n);
 	*active = rt->st.active_file_id;
+	max_known = rt->files_upto;
 	LWLockRelease(&rt->lock);
-	if (n > 0)
-		max_known = fs[n - 1].file_id;
-	pfree(fs);
 
 	/* files started by rotation since: numbers above the list's */
 	for (uint32 id = max_known + 1; *active != 0 && id <= *active; id++)
@@ -426,9 +425,17 @@ sync_file_list(CompactShard *cs, int *nfiles, uint32 *active)
 		char		path[MAXPGPATH];
 		struct stat st;
 
+		bool		merged = false;
+		ArmdbError	err;
+
 		armdb_file_path(path, cs->files->dir, id, ARMDB_FILE_DATA);
 		if (stat(path, &st) != 0)
 			continue;			/* a number a merge used, or removed */
+		if (id != *active &&
+			!armdb_data_file_is_merged(cs->files->dir, id, &merged, &err))
+			armdb_report_storage_error(ERROR, &err);
+		if (merged)
+			continue;			/* an output not swapped in yet */
 		LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
 		(void) armdb_files_lookup(rt, id, true);
 		LWLockRelease(&rt->lock);
@@ -645,7 +652,7 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 	cs.kd = kd;
 	cs.shard = shard;
 	cs.rt = armdb_keydir_shard(kd, shard);
-	cs.files = armdb_keydir_shard_files(kd, shard);
+	cs.files = armdb_vstore_shard_files(kd, shard, armdb_store_settings());
 	if (shard_has_manifest(cs.files->dir))
 	{
 		ereport(LOG,
@@ -703,9 +710,8 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 	m->io = armdb_backend_io();
 	m->dir = cs.files->dir;
 	m->shard_no = shard;
-	m->max_file_size = (uint32) Min((uint64) armdb_max_file_size_kb * 1024,
-									ARMDB_MAX_FILE_SIZE);
-	m->direct_io = armdb_direct_io;
+	m->max_file_size = armdb_store_settings()->max_file_size;
+	m->direct_io = armdb_store_settings()->direct_io;
 	m->keep = keep_entry;
 	m->next_file_id = new_file_id;
 	m->progress = merge_progress;
@@ -830,7 +836,7 @@ armdb_compact_sync_files(ArmdbRelKeydir *kd)
 		cs.kd = kd;
 		cs.shard = shard;
 		cs.rt = armdb_keydir_shard(kd, shard);
-		cs.files = armdb_keydir_shard_files(kd, shard);
+		cs.files = armdb_vstore_shard_files(kd, shard, armdb_store_settings());
 		pfree(sync_file_list(&cs, &n, &active));
 	}
 }
@@ -883,4 +889,16 @@ armdb_compact_finish(const ArmdbPendingFinish *pending, int npending)
 	pg_atomic_fetch_add_u64(&armdb_shared->files_removed, 1);
 	crash_at(ARMDB_CRASH_AFTER_FINISH);
 	pgstat_report_activity(STATE_RUNNING, NULL);
+}
+
+bool
+armdb_compact_file_has_hint(ArmdbRelKeydir *kd, uint32 shard, uint32 file_id)
+{
+	ArmdbShardFiles *files = armdb_vstore_shard_files(kd, shard,
+													  armdb_store_settings());
+	char		path[MAXPGPATH];
+	struct stat st;
+
+	armdb_file_path(path, files->dir, file_id, ARMDB_FILE_HINT);
+	return stat(path, &st) == 0;
 }

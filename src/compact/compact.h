@@ -82,6 +82,10 @@ extern int	armdb_compact_relation(Relation rel, bool force,
 struct ArmdbRelKeydir;
 extern void armdb_compact_sync_files(struct ArmdbRelKeydir *kd);
 
+/* Has data file file_id of shard a hint file? */
+extern bool armdb_compact_file_has_hint(struct ArmdbRelKeydir *kd,
+										uint32 shard, uint32 file_id);
+
 /* Wait for the reader horizon, then remove the merges' inputs. */
 extern void armdb_compact_finish(const ArmdbPendingFinish *pending,
 								 int npending);

@@ -78,6 +78,7 @@ armdb_files_lookup(ArmdbShardRt *rt, uint32 file_id, bool create)
 	memset(&fs[i], 0, sizeof(ArmdbFileStat));
 	fs[i].file_id = file_id;
 	rt->nfiles++;
+	rt->files_upto = Max(rt->files_upto, file_id);
 	return &fs[i];
 }
 

@@ -11,8 +11,9 @@
  * record points at), so it survives restarts without a file of its own,
  * and kept up to date while the server runs:
  *
- *	 - a new active file (rotation) appears when the shard first needs it,
- *	   and at latest when the list is next read (armdb_files_sync);
+ *	 - a new active file (rotation) joins when compaction next brings the
+ *	   list up to date; until then, readers add the files numbered above
+ *	   ArmdbShardRt.files_upto themselves;
  *	 - VACUUM adds a freed version's bytes to its file's dead bytes;
  *	 - a merge replaces its inputs by its outputs.
  *

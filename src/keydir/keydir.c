@@ -72,24 +72,25 @@ static void forget_shard_files(ArmdbRelKeydir *kd);
 static void free_keydir_memory(ArmdbRelKeydir *kd);
 
 void
-armdb_keydir_report_full(const char *what)
+armdb_keydir_report_full(const char *what, const ArmdbStoreSettings *settings)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 			 errmsg("armdb key directory is full"),
 			 errdetail("No memory was left for %s.", what),
 			 errhint("Increase armdb.memory (currently %d MB) and restart the server.",
-					 armdb_memory_mb)));
+					 settings->memory_mb)));
 }
 
 static void *
-keydir_alloc(dsa_pointer *dp, Size size, const char *what)
+keydir_alloc(dsa_pointer *dp, Size size, const char *what,
+			 const ArmdbStoreSettings *settings)
 {
 	*dp = dsa_allocate_extended(armdb_keydir_area(), size,
 								DSA_ALLOC_NO_OOM | DSA_ALLOC_ZERO |
 								(size > MaxAllocSize ? DSA_ALLOC_HUGE : 0));
 	if (!DsaPointerIsValid(*dp))
-		armdb_keydir_report_full(what);
+		armdb_keydir_report_full(what, settings);
 	return dsa_get_address(armdb_keydir_area(), *dp);
 }
 
@@ -172,7 +173,8 @@ armdb_keydir_page(ArmdbRelKeydir *kd, uint64 pageno)
 }
 
 static ArmdbPage *
-page_for_slot(ArmdbRelKeydir *kd, uint64 slot, bool have_lock)
+page_for_slot(ArmdbRelKeydir *kd, uint64 slot, bool have_lock,
+			  const ArmdbStoreSettings *settings)
 {
 	uint64		pageno = slot / ARMDB_SLOTS_PER_PAGE;
 	ArmdbPage  *page = armdb_keydir_page(kd, pageno);
@@ -196,7 +198,7 @@ page_for_slot(ArmdbRelKeydir *kd, uint64 slot, bool have_lock)
 		dsa_pointer dp;
 
 		keydir_alloc(&dp, sizeof(dsa_pointer) * ARMDB_PAGES_PER_CHUNK,
-					 "a page directory chunk");
+					 "a page directory chunk", settings);
 		/* DSA_ALLOC_ZERO: every entry is InvalidDsaPointer (0) */
 		pg_write_barrier();
 		chunks[pageno / ARMDB_PAGES_PER_CHUNK] = dp;
@@ -207,7 +209,8 @@ page_for_slot(ArmdbRelKeydir *kd, uint64 slot, bool have_lock)
 	{
 		dsa_pointer dp;
 
-		page = keydir_alloc(&dp, sizeof(ArmdbPage), "a page of row versions");
+		page = keydir_alloc(&dp, sizeof(ArmdbPage), "a page of row versions",
+							settings);
 		LWLockInitialize(&page->lock, armdb_shared->keydir_tranche_id);
 		pg_write_barrier();
 		chunk[pageno % ARMDB_PAGES_PER_CHUNK] = dp;
@@ -226,9 +229,10 @@ page_for_slot(ArmdbRelKeydir *kd, uint64 slot, bool have_lock)
 }
 
 ArmdbPage *
-armdb_keydir_page_for_slot(ArmdbRelKeydir *kd, uint64 slot)
+armdb_keydir_page_for_slot(ArmdbRelKeydir *kd, uint64 slot,
+						   const ArmdbStoreSettings *settings)
 {
-	return page_for_slot(kd, slot, false);
+	return page_for_slot(kd, slot, false, settings);
 }
 
 bool
@@ -261,18 +265,19 @@ armdb_keydir_free_slot(ArmdbShardRt *rt, uint64 slot)
 }
 
 void
-armdb_keydir_shard_buffer(ArmdbRelKeydir *kd, ArmdbShardRt *rt)
+armdb_keydir_shard_buffer(ArmdbRelKeydir *kd, ArmdbShardRt *rt,
+						  const ArmdbStoreSettings *settings)
 {
 	char	   *raw;
 	/* a whole number of O_DIRECT blocks */
 	uint32		size = (uint32) TYPEALIGN_DOWN(ARMDB_BLOCK_SIZE,
-											   armdb_write_buffer_size_kb * 1024);
+											   settings->write_buffer_size);
 
 	if (rt->st.buf != NULL)
 		return;
 	/* over-allocate to align: O_DIRECT writes straight from this buffer */
 	raw = keydir_alloc(&rt->buf_dp, size + ARMDB_BLOCK_SIZE,
-					   "a shard write buffer");
+					   "a shard write buffer", settings);
 	rt->st.buf = (char *) TYPEALIGN(ARMDB_BLOCK_SIZE, raw);
 	rt->st.buf_size = size;
 }
@@ -282,7 +287,8 @@ armdb_keydir_shard_buffer(ArmdbRelKeydir *kd, ArmdbShardRt *rt)
  * ----------------
  */
 ArmdbShardFiles *
-armdb_keydir_shard_files(ArmdbRelKeydir *kd, uint32 shard)
+armdb_keydir_shard_files(ArmdbRelKeydir *kd, uint32 shard,
+						 const ArmdbStoreSettings *settings)
 {
 	ShardFilesKey key;
 	ShardFilesEntry *entry;
@@ -313,13 +319,11 @@ armdb_keydir_shard_files(ArmdbRelKeydir *kd, uint32 shard)
 		rnode.backend = kd->key.backend;
 		armdb_shard_dir_path(dir, rnode, shard);
 		armdb_shard_files_init(&entry->files, dir, armdb_backend_io(),
-							   armdb_direct_io);
+							   settings->direct_io);
 	}
 	entry->relkey = kd->key;
 	entry->files.io = armdb_backend_io();
-	entry->files.cached_reads = armdb_cached_reads;
-	entry->files.write_barrier = armdb_shard_write_barrier;
-	entry->files.write_barrier_arg = armdb_keydir_shard(kd, shard);
+	entry->files.cached_reads = settings->cached_reads;
 	return &entry->files;
 }
 
@@ -402,6 +406,7 @@ typedef struct LoadKill
 typedef struct LoadState
 {
 	ArmdbRelKeydir *kd;
+	const ArmdbStoreSettings *settings;
 	uint32		shard;
 	uint64		max_seq;		/* highest slot sequence seen, + 1 */
 	uint64		entries;
@@ -583,7 +588,8 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	if (!role.version)
 		return true;
 
-	page = page_for_slot(kd, e->slot, true);	/* loader holds kd->lock */
+	/* the loader holds kd->lock */
+	page = page_for_slot(kd, e->slot, true, ls->settings);
 	v = &page->v[e->slot % ARMDB_SLOTS_PER_PAGE];
 	if (!armdb_winner_version_replaces(v->file_id != 0, stashed_gsn(v), e->gsn))
 		return true;
@@ -617,7 +623,8 @@ report_load_error(const char *dir, const ArmdbError *err)
 }
 
 static void
-load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
+load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
+			const ArmdbStoreSettings *settings)
 {
 	uint32		recover_flags = ARMDB_RECOVER_MISSING_OK;
 	uint64		max_gsn = 0;
@@ -631,15 +638,16 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 	kd->nshards = armdb_rel_storage_read_meta(rnode, NULL);
 	if (armdb_shared->after_crash)
 		recover_flags |= ARMDB_RECOVER_AFTER_CRASH;
-	if (armdb_skip_damaged_entries)
+	if (settings->skip_damaged_entries)
 		recover_flags |= ARMDB_RECOVER_SALVAGE;
 	keydir_alloc(&kd->shards, sizeof(ArmdbShardRt) * kd->nshards,
-				 "shard states");
+				 "shard states", settings);
 	(void) keydir_alloc(&kd->chunks, sizeof(dsa_pointer) * ARMDB_MAX_CHUNKS,
-						"a page directory");
+						"a page directory", settings);
 
 	memset(&ls, 0, sizeof(ls));
 	ls.kd = kd;
+	ls.settings = settings;
 	shard_bytes = palloc0(sizeof(uint64) * kd->nshards);
 	shard_live_bytes = palloc0(sizeof(uint64) * kd->nshards);
 	shard_fstats = palloc0(sizeof(ArmdbFileStat *) * kd->nshards);
@@ -658,10 +666,9 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 		rt->nfree = rt->free_cap = 0;
 		pg_atomic_init_u64(&rt->dead_bytes, 0);
 		memset(&rt->st, 0, sizeof(rt->st));
-		files = armdb_keydir_shard_files(kd, shard);
+		files = armdb_keydir_shard_files(kd, shard, settings);
 		rt->st.shard_no = shard;
-		rt->st.max_file_size = (uint32) Min((uint64) armdb_max_file_size_kb * 1024,
-											ARMDB_MAX_FILE_SIZE);
+		rt->st.max_file_size = settings->max_file_size;
 
 		ls.shard = shard;
 		ls.max_seq = 0;
@@ -671,7 +678,7 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 		ls.fstats = NULL;
 		ls.nfstats = ls.fstats_cap = 0;
 		if (!armdb_recover_shard(armdb_backend_io(), files->dir,
-								 armdb_direct_io, recover_flags, load_entry,
+								 settings->direct_io, recover_flags, load_entry,
 								 &ls, &report, &err))
 			report_load_error(files->dir, &err);
 		if (report.salvaged_files > 0)
@@ -707,7 +714,7 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 		max_gsn = Max(max_gsn, report.max_gsn);
 		if (report.last_file_id != 0)
 		{
-			armdb_keydir_shard_buffer(kd, rt);
+			armdb_keydir_shard_buffer(kd, rt, settings);
 			armdb_shard_state_init(&rt->st, shard, rt->st.buf, rt->st.buf_size,
 								   rt->st.max_file_size);
 			if (!armdb_shard_open(&rt->st, files, report.last_file_id,
@@ -726,7 +733,7 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 				if (!armdb_shard_seal(&rt->st, files, &sealed, &err) ||
 					(sealed != 0 &&
 					 !armdb_hint_build(files->io, files->dir, sealed,
-									   armdb_direct_io, true, &err)))
+									   settings->direct_io, true, &err)))
 					armdb_report_storage_error(ERROR, &err);
 			}
 		}
@@ -819,7 +826,7 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 			uint64		live_bytes = src->dead_bytes;
 
 			if (f == NULL)
-				armdb_keydir_report_full("a shard's file list");
+				armdb_keydir_report_full("a shard's file list", settings);
 			*f = *src;
 			f->dead_bytes = src->total_bytes - Min(live_bytes, src->total_bytes);
 			f->total_bytes = src->total_bytes + ARMDB_FILE_HEADER_SIZE;
@@ -838,7 +845,7 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode)
 }
 
 ArmdbRelKeydir *
-armdb_keydir_get(RelFileNodeBackend rnode)
+armdb_keydir_get(RelFileNodeBackend rnode, const ArmdbStoreSettings *settings)
 {
 	ArmdbRelKey key;
 	ArmdbRelKeydir *kd;
@@ -867,7 +874,7 @@ armdb_keydir_get(RelFileNodeBackend rnode)
 		{
 			PG_TRY();
 			{
-				load_keydir(kd, rnode);
+				load_keydir(kd, rnode, settings);
 			}
 			PG_CATCH();
 			{

@@ -40,7 +40,7 @@
 
 #include "storage/shard.h"
 
-/* slots a shard reserves at a time (armdb_modify.c) */
+/* slots a shard reserves at a time (vstore.c) */
 #define ARMDB_RESERVE_SEQS		(128 * 291)
 
 /* slots per virtual page: MaxHeapTuplesPerPage, so TIDs stay heap-valid */
@@ -63,6 +63,23 @@
 										 * is set, and may be cleared once
 										 * somebody needs to know
 										 * (armdb_update.c) */
+
+/*
+ * The settings the key directory and the version store (src/vstore/) work
+ * with.  armdb.c builds them from its GUCs (armdb_store_settings()); these
+ * layers read no GUC themselves, so that a background worker or WAL redo
+ * can call them with settings of its own.
+ */
+typedef struct ArmdbStoreSettings
+{
+	uint32		max_file_size;	/* bytes: rotate data files before an
+								 * append would pass it */
+	bool		direct_io;		/* ask for O_DIRECT */
+	bool		cached_reads;	/* point reads through the OS page cache */
+	uint32		write_buffer_size;	/* bytes, of a shard's write buffer */
+	int			memory_mb;		/* armdb.memory, for messages */
+	bool		skip_damaged_entries;	/* salvage damaged files on load */
+} ArmdbStoreSettings;
 
 typedef struct ArmdbVersion
 {
@@ -103,7 +120,7 @@ typedef struct ArmdbShardRt
 	uint64		reserved_seq;	/* slots below this are durably reserved */
 	dsa_pointer buf_dp;			/* write buffer, allocated on first append */
 	XLogRecPtr	wal_lsn;		/* WAL to flush before entries in the buffer
-								 * reach the file (armdb_xact.c) */
+								 * reach the file (vstore_commit.c) */
 	/* slots VACUUM freed (index entries gone): reused before new ones */
 	dsa_pointer free_slots;		/* uint32[free_cap] */
 	uint32		nfree;
@@ -114,6 +131,8 @@ typedef struct ArmdbShardRt
 	dsa_pointer files;			/* ArmdbFileStat[files_cap] */
 	uint32		nfiles;
 	uint32		files_cap;
+	uint32		files_upto;		/* highest number ever listed: files above
+								 * it were started since (rotations) */
 	bool		damaged;		/* a data file has damaged bytes between its
 								 * entries, skipped when the table was
 								 * salvaged (armdb.skip_damaged_entries):
@@ -155,7 +174,8 @@ extern void armdb_rel_key(ArmdbRelKey *key, RelFileNodeBackend rnode);
  * use.  The caller holds a lock on the relation, which keeps the keydir
  * from being dropped underneath it.
  */
-extern ArmdbRelKeydir *armdb_keydir_get(RelFileNodeBackend rnode);
+extern ArmdbRelKeydir *armdb_keydir_get(RelFileNodeBackend rnode,
+										const ArmdbStoreSettings *settings);
 
 /* The keydir if it exists in shared memory, without loading anything. */
 extern ArmdbRelKeydir *armdb_keydir_find(const ArmdbRelKey *key,
@@ -176,7 +196,8 @@ extern ArmdbShardRt *armdb_keydir_shard(ArmdbRelKeydir *kd, uint32 shard);
 extern ArmdbPage *armdb_keydir_page(ArmdbRelKeydir *kd, uint64 pageno);
 
 /* The virtual page of slot, allocated if needed (ERROR when memory is full). */
-extern ArmdbPage *armdb_keydir_page_for_slot(ArmdbRelKeydir *kd, uint64 slot);
+extern ArmdbPage *armdb_keydir_page_for_slot(ArmdbRelKeydir *kd, uint64 slot,
+											 const ArmdbStoreSettings *settings);
 
 /*
  * Hand slot (of this shard, index entries gone) out again; caller holds the
@@ -189,16 +210,20 @@ extern bool armdb_keydir_free_slot(ArmdbShardRt *rt, uint64 slot);
 extern void armdb_keydir_close_dropped_files(void);
 
 /* Write buffer of a shard, allocated on first use. */
-extern void armdb_keydir_shard_buffer(ArmdbRelKeydir *kd, ArmdbShardRt *rt);
+extern void armdb_keydir_shard_buffer(ArmdbRelKeydir *kd, ArmdbShardRt *rt,
+									  const ArmdbStoreSettings *settings);
 
-/* This process's descriptors for a shard's files. */
+/*
+ * This process's descriptors for a shard's files.  Their write barrier is
+ * the caller's to set (the version store's, vstore_commit.c); a keydir
+ * being loaded has nothing to flush first.
+ */
 extern ArmdbShardFiles *armdb_keydir_shard_files(ArmdbRelKeydir *kd,
-												 uint32 shard);
+												 uint32 shard,
+												 const ArmdbStoreSettings *settings);
 
-extern void armdb_keydir_report_full(const char *what) pg_attribute_noreturn();
-
-/* armdb_xact.c: WAL flush before entries are written (ArmdbShardFiles) */
-extern bool armdb_shard_write_barrier(void *arg, ArmdbError *err);
+extern void armdb_keydir_report_full(const char *what,
+									 const ArmdbStoreSettings *settings) pg_attribute_noreturn();
 
 /* What has a keydir, for the compaction workers (palloc'd arrays). */
 extern Oid *armdb_keydir_databases(int *ndbs);

@@ -1,0 +1,28 @@
+/*-------------------------------------------------------------------------
+ *
+ * armdb_guc.h
+ *	  armdb's GUC variables, defined in armdb.c.
+ *
+ * Only the extension's top level (armdb.c, armdb_storage.c) and the access
+ * method include this.  The key directory and the version store below the
+ * access method read no GUC: they are passed an ArmdbStoreSettings
+ * (keydir.h) built by armdb_store_settings(), so that a background worker
+ * or WAL redo can call them with settings of its own.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ARMDB_GUC_H
+#define ARMDB_GUC_H
+
+/* GUCs (see the README for units and defaults) */
+extern int	armdb_shards;
+extern int	armdb_max_file_size_kb;
+extern bool armdb_direct_io;
+extern bool armdb_cached_reads;
+extern int	armdb_io_method;
+extern int	armdb_memory_mb;
+extern char *armdb_data_directory;
+extern int	armdb_write_buffer_size_kb;
+extern bool armdb_skip_damaged_entries;
+
+#endif							/* ARMDB_GUC_H */

@@ -1,0 +1,884 @@
+/*-------------------------------------------------------------------------
+ *
+ * vstore.c
+ *	  The version store's writer, reader, shard cursor and freezing (see
+ *	  vstore.h for the interface; group commit is in vstore_commit.c).
+ *
+ * Writes go to a shard's write buffer under the shard lock, through the
+ * storage layer's armdb_shard_append(); every entry header is built by
+ * append_entry(), which allocates the gsn.  A data file that an append
+ * sealed (rotation) is noted, and its hint file built once the lock is
+ * released, since that reads the whole file (until a background worker
+ * takes this over).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "access/xlog.h"
+#include "access/xlog_internal.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+
+#include "armdb.h"
+#include "keydir/files.h"
+#include "storage/hint.h"
+#include "storage/merge.h"
+#include "storage/recovery.h"
+#include "vstore/vstore.h"
+#include "vstore/vstore_internal.h"
+
+/* read size of a shard's files; a serial scan reads all shards at once */
+#define SCAN_CHUNK_SIZE		(256 * 1024)
+
+/* ----------------
+ * Hint files of sealed data files
+ * ----------------
+ */
+
+/*
+ * Data files sealed by this backend's appends (rotation), whose hint files
+ * are still to be written.  Appends note them under the shard lock; the
+ * hints are built once the lock is released, since that reads the whole
+ * file (until a background worker takes this over).  Each names its keydir
+ * (relation and generation): storage dropped meanwhile (TRUNCATE, a
+ * rewrite, DROP, by any backend) needs no hint any more.
+ */
+#define MAX_PENDING_HINTS	16
+static struct
+{
+	ArmdbRelKey relkey;
+	uint64		generation;
+	char		dir[MAXPGPATH];
+	uint32		file_id;
+}			pending_hints[MAX_PENDING_HINTS];
+static int	npending_hints = 0;
+
+static void
+note_sealed(ArmdbRelKeydir *kd, ArmdbShardFiles *files, uint32 sealed_file_id)
+{
+	if (sealed_file_id == 0 || npending_hints == MAX_PENDING_HINTS)
+		return;					/* without a hint, recovery scans the file */
+	pending_hints[npending_hints].relkey = kd->key;
+	pending_hints[npending_hints].generation = kd->generation;
+	strlcpy(pending_hints[npending_hints].dir, files->dir, MAXPGPATH);
+	pending_hints[npending_hints].file_id = sealed_file_id;
+	npending_hints++;
+}
+
+/*
+ * Write the hint files of the sealed data files.  A failure is only a
+ * warning: a hint is a shortcut for recovery, which scans the data file
+ * without one.
+ */
+void
+armdb_vstore_build_sealed_hints(const ArmdbStoreSettings *settings)
+{
+	while (npending_hints > 0)
+	{
+		ArmdbError	err;
+		int			i = --npending_hints;
+
+		/* dropped since: nothing to do (and its files may be gone) */
+		if (armdb_keydir_find(&pending_hints[i].relkey,
+							  pending_hints[i].generation) == NULL)
+			continue;
+		if (!armdb_hint_build(armdb_backend_io(), pending_hints[i].dir,
+							  pending_hints[i].file_id, settings->direct_io,
+							  false, &err))
+			ereport(WARNING,
+					(errmsg("armdb: could not write the hint file of data file %06u in \"%s\": %s",
+							pending_hints[i].file_id, pending_hints[i].dir,
+							err.message),
+					 errdetail("Recovery will scan the data file instead.")));
+	}
+}
+
+/* ----------------
+ * Writing
+ * ----------------
+ */
+
+/*
+ * Get a shard ready for an append: its write buffer on the first one, and
+ * armdb.max_file_size as this backend sees it now, so that a reload applies
+ * from the next append on (the file being appended to is closed when the
+ * next entry would pass the new size).  Caller holds the shard lock
+ * exclusively.
+ */
+static void
+shard_prepare(ArmdbRelKeydir *kd, ArmdbShardRt *rt, uint32 shard,
+			  const ArmdbStoreSettings *settings)
+{
+	uint32		max_file_size = settings->max_file_size;
+
+	if (rt->st.buf == NULL)
+	{
+		armdb_keydir_shard_buffer(kd, rt, settings);
+		armdb_shard_state_init(&rt->st, shard, rt->st.buf, rt->st.buf_size,
+							   max_file_size);
+	}
+	rt->st.max_file_size = Max(max_file_size, ARMDB_MIN_FILE_SIZE);
+}
+
+/*
+ * Append one entry: the only place an entry header is built.  The gsn is
+ * allocated here, under the shard lock, so that a shard's entries are in
+ * gsn order; flags are ARMDB_GSN_FLAG_* (0 for a version).  Caller holds
+ * the shard lock exclusively.
+ */
+static void
+append_entry(ArmdbVstoreAppend *ap, uint64 flags, FullTransactionId fxid,
+			 uint64 slot, uint64 root_slot, uint64 prev_slot,
+			 const void *value, uint32 value_len, ArmdbLocation *loc)
+{
+	ArmdbEntryHeader hdr;
+	ArmdbError	err;
+	uint32		sealed;
+
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.value_len = value_len;
+	hdr.gsn = (pg_atomic_fetch_add_u64(&ap->kd->next_gsn, 1) & ARMDB_GSN_MAX) |
+		flags;
+	hdr.xid = U64FromFullTransactionId(fxid);
+	hdr.slot = slot;
+	hdr.root_slot = root_slot;
+	hdr.prev_slot = prev_slot;
+	if (!armdb_shard_append(&ap->rt->st, ap->files, &hdr, value, loc, &sealed,
+							&err))
+		armdb_report_storage_error(ERROR, &err);
+	note_sealed(ap->kd, ap->files, sealed);
+}
+
+/*
+ * Slot reuse invariant (design §2): a slot is never handed to a new version
+ * while an index entry may point at it.  Index entries are WAL-logged, but
+ * the entries of a transaction that never commits may never reach the data
+ * files, so after a restart the files alone cannot say which slots were
+ * handed out.  A shard therefore reserves slots ahead, ARMDB_RESERVE_SEQS at
+ * a time, with a reservation entry made durable before any of them is used;
+ * recovery starts after the highest reservation.  Caller holds the shard
+ * lock exclusively.
+ */
+static void
+reserve_slots(ArmdbVstoreAppend *ap)
+{
+	ArmdbShardRt *rt = ap->rt;
+	ArmdbLocation loc;
+	ArmdbError	err;
+	ArmdbPos	reached;
+	uint64		upto = rt->next_seq + ARMDB_RESERVE_SEQS;
+	uint64		slot = armdb_shard_slot(ap->shard, upto - 1, ap->kd->nshards);
+
+	append_entry(ap, ARMDB_GSN_FLAG_RESERVE, InvalidFullTransactionId, slot,
+				 slot, ARMDB_INVALID_SLOT, NULL, 0, &loc);
+	if (!armdb_shard_write_out(&rt->st, ap->files, &reached, &err) ||
+		!armdb_shard_sync(&rt->st, ap->files, reached, &err))
+		armdb_report_storage_error(rt->st.failed ? data_sync_elevel(ERROR) : ERROR,
+								   &err);
+	armdb_shard_note_flushed(&rt->st, reached);
+	rt->reserved_seq = upto;
+}
+
+void
+armdb_vstore_append_begin(ArmdbVstoreAppend *ap, ArmdbRelKeydir *kd,
+						  uint32 shard, XLogRecPtr wal_lsn,
+						  const ArmdbStoreSettings *settings)
+{
+	ap->kd = kd;
+	ap->shard = shard;
+	ap->rt = armdb_keydir_shard(kd, shard);
+	ap->files = armdb_vstore_shard_files(kd, shard, settings);
+	ap->settings = settings;
+
+	LWLockAcquire(&ap->rt->lock, LW_EXCLUSIVE);
+	ap->rt->wal_lsn = Max(ap->rt->wal_lsn, wal_lsn);
+}
+
+void
+armdb_vstore_append_end(ArmdbVstoreAppend *ap)
+{
+	ArmdbPos	end = armdb_shard_end(&ap->rt->st);
+
+	LWLockRelease(&ap->rt->lock);
+	armdb_vstore_note_write(ap->kd, ap->shard, end);
+}
+
+void
+armdb_vstore_append_version(ArmdbVstoreAppend *ap, uint64 slot,
+							uint64 root_slot, uint64 prev_slot,
+							FullTransactionId fxid, const void *image,
+							uint32 len, ArmdbLocation *loc)
+{
+	shard_prepare(ap->kd, ap->rt, ap->shard, ap->settings);
+	append_entry(ap, 0, fxid, slot, root_slot, prev_slot, image, len, loc);
+}
+
+uint64
+armdb_vstore_insert(ArmdbVstoreAppend *ap, const void *image, uint32 len,
+					uint64 prev_slot, FullTransactionId fxid,
+					ArmdbLocation *loc)
+{
+	ArmdbShardRt *rt = ap->rt;
+	uint64		slot;
+
+	if (len > ARMDB_MAX_VALUE_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("row is too big: size %u, maximum size %u",
+						len, ARMDB_MAX_VALUE_LEN)));
+
+	shard_prepare(ap->kd, rt, ap->shard, ap->settings);
+	if (rt->nfree > 0)
+	{
+		/* a slot VACUUM freed: no index entry points at it any more */
+		slot = ((uint32 *) dsa_get_address(armdb_keydir_area(),
+										   rt->free_slots))[rt->nfree - 1];
+	}
+	else
+	{
+		if (rt->next_seq >= rt->reserved_seq)
+			reserve_slots(ap);
+		slot = armdb_shard_slot(ap->shard, rt->next_seq, ap->kd->nshards);
+	}
+	/* may ERROR: memory */
+	(void) armdb_keydir_page_for_slot(ap->kd, slot, ap->settings);
+
+	armdb_vstore_append_version(ap, slot, slot, prev_slot, fxid, image, len,
+								loc);
+
+	/* the slot is used up even if this transaction aborts */
+	if (rt->nfree > 0)
+		rt->nfree--;
+	else
+		rt->next_seq++;
+	return slot;
+}
+
+void
+armdb_vstore_append_tombstone(ArmdbRelKeydir *kd, uint32 shard, uint64 slot,
+							  FullTransactionId fxid, XLogRecPtr wal_lsn,
+							  const ArmdbStoreSettings *settings)
+{
+	ArmdbVstoreAppend ap;
+	ArmdbLocation loc;
+
+	armdb_vstore_append_begin(&ap, kd, shard, wal_lsn, settings);
+	shard_prepare(kd, ap.rt, shard, settings);
+	append_entry(&ap, ARMDB_GSN_FLAG_TOMBSTONE, fxid, slot, slot,
+				 ARMDB_INVALID_SLOT, NULL, 0, &loc);
+	armdb_vstore_append_end(&ap);
+	armdb_vstore_build_sealed_hints(settings);
+}
+
+/* ----------------
+ * Reading
+ * ----------------
+ */
+
+/* The entry at loc must be slot's: else the keydir points at a wrong one. */
+static void
+check_entry_slot(const ArmdbEntryHeader *hdr, uint64 slot,
+				 const ArmdbLocation *loc, const char *dir)
+{
+	if (hdr->slot != slot)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("armdb: entry at offset %u of data file %06u in \"%s\" belongs to slot %llu, not %llu",
+						loc->offset, loc->file_id, dir,
+						(unsigned long long) hdr->slot,
+						(unsigned long long) slot)));
+}
+
+void
+armdb_vstore_read(ArmdbRelKeydir *kd, uint64 slot, const ArmdbLocation *loc,
+				  char *buf, const ArmdbStoreSettings *settings)
+{
+	uint32		shard = armdb_slot_shard(slot, kd->nshards);
+	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+	ArmdbShardFiles *files = armdb_vstore_shard_files(kd, shard, settings);
+	ArmdbEntryHeader hdr;
+	ArmdbError	err;
+	bool		ok;
+
+	LWLockAcquire(&rt->lock, LW_SHARED);
+	if (armdb_shard_is_buffered(&rt->st, loc))
+	{
+		ok = armdb_shard_read_buffered(&rt->st, loc, buf, &hdr, &err);
+		LWLockRelease(&rt->lock);
+	}
+	else
+	{
+		LWLockRelease(&rt->lock);
+		ok = armdb_shard_read_file(files, loc, buf, &hdr, &err);
+	}
+	if (!ok)
+		armdb_report_storage_error(ERROR, &err);
+	check_entry_slot(&hdr, slot, loc, files->dir);
+}
+
+void
+armdb_vstore_span_read(ArmdbVstoreSpan *span, ArmdbRelKeydir *kd,
+					   uint32 shard, uint32 file_id, uint64 from, uint64 to,
+					   size_t max_len, MemoryContext mcxt,
+					   const ArmdbStoreSettings *settings)
+{
+	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+	ArmdbShardFiles *files;
+	ArmdbLocation loc;
+	ArmdbError	err;
+	bool		buffered;
+	int			fd;
+	MemoryContext oldcontext;
+	bool		ok;
+
+	span->file_id = 0;
+	loc.file_id = file_id;
+	loc.offset = (uint32) from;
+	loc.len = (uint32) (to - from);
+	LWLockAcquire(&rt->lock, LW_SHARED);
+	buffered = armdb_shard_is_buffered(&rt->st, &loc);
+	LWLockRelease(&rt->lock);
+	if (buffered)
+		return;
+
+	files = armdb_vstore_shard_files(kd, shard, settings);
+	span->from = TYPEALIGN_DOWN(ARMDB_BLOCK_SIZE, from);
+	if (span->buf.size < TYPEALIGN(ARMDB_BLOCK_SIZE, to) - span->from)
+	{
+		oldcontext = MemoryContextSwitchTo(mcxt);
+		armdb_aligned_free(&span->buf);
+		ok = armdb_aligned_alloc(&span->buf, max_len + 2 * ARMDB_BLOCK_SIZE, &err);
+		MemoryContextSwitchTo(oldcontext);
+		if (!ok)
+			armdb_report_storage_error(ERROR, &err);
+	}
+	fd = armdb_shard_file_fd(files, file_id, &err);
+	if (fd < 0 ||
+		!armdb_io_pread(files->io, fd, span->buf.data,
+						TYPEALIGN(ARMDB_BLOCK_SIZE, to) - span->from,
+						span->from, &span->len, &err))
+		armdb_report_storage_error(ERROR, &err);
+	span->file_id = file_id;
+}
+
+bool
+armdb_vstore_span_copy(const ArmdbVstoreSpan *span, uint64 slot,
+					   const ArmdbLocation *loc, char *buf)
+{
+	ArmdbEntryHeader hdr;
+
+	if (loc->file_id != span->file_id || loc->offset < span->from ||
+		loc->offset + loc->len > span->from + span->len)
+		return false;
+	memcpy(buf, span->buf.data + (loc->offset - span->from), loc->len);
+	if (armdb_entry_parse(buf, loc->len, &hdr) != ARMDB_PARSE_OK ||
+		hdr.slot != slot)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("armdb: entry at offset %u of data file %06u is corrupted",
+						loc->offset, loc->file_id)));
+	return true;
+}
+
+void
+armdb_vstore_span_free(ArmdbVstoreSpan *span)
+{
+	armdb_aligned_free(&span->buf);
+	span->file_id = 0;
+}
+
+/* ----------------
+ * Iterating a shard in file order
+ * ----------------
+ */
+
+/*
+ * Start a cursor on a shard: fix where it ends, and copy what of that is
+ * still only in the shard's write buffer.  Writing the buffer out instead
+ * would make every scan fail while the disk is full (design §5a: a full
+ * disk fails writes, never reads).
+ */
+static int
+cmp_file_ids(const void *a, const void *b)
+{
+	uint32		x = *(const uint32 *) a;
+	uint32		y = *(const uint32 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * A shard's files, part 1, under the shard lock: its file list (palloc'd
+ * in mcxt, ascending).  Merge outputs are numbered above the active file
+ * of their time, so the active file need not be the last one.
+ */
+static uint32 *
+list_files(ArmdbShardRt *rt, MemoryContext mcxt, int *nids, uint32 *upto)
+{
+	ArmdbFileStat *fs;
+	uint32	   *ids;
+	int			n;
+
+	fs = armdb_files_copy(rt, &n);
+	ids = MemoryContextAlloc(mcxt, sizeof(uint32) * (n + 1));
+	for (int i = 0; i < n; i++)
+		ids[i] = fs[i].file_id;
+	pfree(fs);
+	*nids = n;
+	*upto = rt->files_upto;
+	return ids;
+}
+
+/*
+ * Part 2, without the lock: the files the shard started since its list was
+ * last brought up to date (rotations): above upto, the highest number the
+ * list ever had, up to last_file_id, the active file when the list was
+ * taken.  A merge output met there has not joined the list yet: it is left
+ * out.
+ */
+static uint32 *
+complete_files(const char *dir, uint32 upto, uint32 last_file_id,
+			   uint32 *ids, int *nids)
+{
+	int			n = *nids;
+
+	for (uint32 id = upto + 1; last_file_id != 0 && id <= last_file_id; id++)
+	{
+		ArmdbError	err;
+		bool		merged = false;
+		char		path[MAXPGPATH];
+
+		armdb_file_path(path, dir, id, ARMDB_FILE_DATA);
+		if (access(path, F_OK) != 0)
+			continue;
+		if (id != last_file_id &&
+			!armdb_data_file_is_merged(dir, id, &merged, &err))
+			armdb_report_storage_error(ERROR, &err);
+		if (merged)
+			continue;
+		ids = repalloc(ids, sizeof(uint32) * (n + 1));
+		ids[n++] = id;
+	}
+	qsort(ids, n, sizeof(uint32), cmp_file_ids);
+	*nids = n;
+	return ids;
+}
+
+bool
+armdb_vstore_cursor_reads_file(const ArmdbVstoreCursor *cur, uint32 file_id)
+{
+	for (int i = 0; i < cur->nfids; i++)
+		if (cur->fids[i] == file_id)
+			return true;
+	return false;
+}
+
+void
+armdb_vstore_cursor_start(ArmdbVstoreCursor *cur, ArmdbRelKeydir *kd,
+						  uint32 shard, MemoryContext mcxt,
+						  const ArmdbStoreSettings *settings,
+						  const uint32 *fids, int nfids)
+{
+	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+	uint32		upto = 0;
+
+	cur->kd = kd;
+	cur->mcxt = mcxt;
+	cur->shard = shard;
+	cur->files = armdb_vstore_shard_files(kd, shard, settings);
+	if (cur->fids)
+		pfree(cur->fids);
+	cur->fids = NULL;
+	cur->nfids = 0;
+	cur->fidx = -1;
+	if (fids != NULL)
+	{
+		cur->fids = MemoryContextAlloc(mcxt, sizeof(uint32) * (nfids + 1));
+		memcpy(cur->fids, fids, sizeof(uint32) * nfids);
+		cur->nfids = nfids;
+	}
+	cur->file_id = 0;
+	cur->valid = false;
+	cur->chunk_len = 0;
+	cur->tail = NULL;
+
+	for (;;)
+	{
+		/* buf_size is set once, with the buffer: allocate outside the lock */
+		Size		cap = rt->st.buf_size;
+		char	   *tail = cap > 0 ? MemoryContextAlloc(mcxt, cap) : NULL;
+		uint64		tail_len = 0;
+
+		LWLockAcquire(&rt->lock, LW_SHARED);
+		if (fids == NULL && cur->fids == NULL)
+			cur->fids = list_files(rt, mcxt, &cur->nfids, &upto);
+		cur->last_file_id = rt->st.active_file_id;
+		cur->last_end = rt->st.append_end;
+		cur->tail_start = rt->st.written_end;
+		if (cur->last_file_id != 0)
+			tail_len = rt->st.append_end - rt->st.written_end;
+		if (tail_len > cap)
+		{
+			/* the buffer appeared meanwhile */
+			LWLockRelease(&rt->lock);
+			if (tail)
+				pfree(tail);
+			continue;
+		}
+		if (tail_len > 0)
+			memcpy(tail, rt->st.buf + (rt->st.written_end - rt->st.buf_start),
+				   tail_len);
+		LWLockRelease(&rt->lock);
+		if (tail_len > 0)
+			cur->tail = tail;
+		else if (tail)
+			pfree(tail);
+		if (fids == NULL)
+			cur->fids = complete_files(cur->files->dir, upto,
+									   cur->last_file_id, cur->fids,
+									   &cur->nfids);
+		return;
+	}
+}
+
+/* Move to the next data file of the shard; false at the shard's end. */
+static bool
+cursor_next_file(ArmdbVstoreCursor *cur)
+{
+	ArmdbError	err;
+	uint64		size;
+	int			fd;
+
+	if (cur->fidx + 1 >= cur->nfids)
+		return false;
+	cur->file_id = cur->fids[++cur->fidx];
+	cur->pos = ARMDB_FILE_HEADER_SIZE;
+	cur->chunk_len = 0;
+	cur->chunk_off = 0;
+	if (cur->file_id == cur->last_file_id)
+	{
+		cur->file_end = cur->last_end;
+		return true;
+	}
+	fd = armdb_shard_file_fd(cur->files, cur->file_id, &err);
+	if (fd < 0 || !armdb_file_size(fd, cur->files->dir, &size, &err))
+		armdb_report_storage_error(ERROR, &err);
+	cur->file_end = size;
+	return true;
+}
+
+/* Make [pos, pos + need) of the current file available in the chunk. */
+static char *
+cursor_bytes(ArmdbVstoreCursor *cur, uint64 need)
+{
+	ArmdbError	err;
+	uint64		from;
+	size_t		want;
+	int			fd;
+
+	/* in the newest file, the bytes from tail_start on are in the copy */
+	if (cur->tail != NULL && cur->file_id == cur->last_file_id &&
+		cur->pos >= cur->tail_start)
+	{
+		cur->avail_end = cur->last_end;
+		if (cur->pos + need > cur->last_end)
+			return NULL;
+		return cur->tail + (cur->pos - cur->tail_start);
+	}
+
+	if (cur->pos >= cur->chunk_off &&
+		cur->pos + need <= cur->chunk_off + cur->chunk_len)
+	{
+		cur->avail_end = cur->chunk_off + cur->chunk_len;
+		return cur->chunk.data + (cur->pos - cur->chunk_off);
+	}
+
+	from = TYPEALIGN_DOWN(ARMDB_BLOCK_SIZE, cur->pos);
+	want = Max(SCAN_CHUNK_SIZE, TYPEALIGN(ARMDB_BLOCK_SIZE, cur->pos - from + need));
+	if (cur->chunk.size < want)
+	{
+		/* the scan's memory: callers reset their own between tuples */
+		MemoryContext oldcontext = MemoryContextSwitchTo(cur->mcxt);
+		bool		ok;
+
+		armdb_aligned_free(&cur->chunk);
+		ok = armdb_aligned_alloc(&cur->chunk, want, &err);
+		MemoryContextSwitchTo(oldcontext);
+		if (!ok)
+			armdb_report_storage_error(ERROR, &err);
+	}
+	fd = armdb_shard_file_fd(cur->files, cur->file_id, &err);
+	if (fd < 0 ||
+		!armdb_io_pread(cur->files->io, fd, cur->chunk.data, cur->chunk.size,
+						from, &cur->chunk_len, &err))
+		armdb_report_storage_error(ERROR, &err);
+	cur->chunk_off = from;
+	cur->avail_end = cur->chunk_off + cur->chunk_len;
+	if (cur->pos + need > cur->chunk_off + cur->chunk_len)
+		return NULL;
+	return cur->chunk.data + (cur->pos - cur->chunk_off);
+}
+
+/*
+ * Position the cursor on its next entry (at pos or in a later file):
+ * true with cur->hdr and cur->entry set, false at the shard's end.
+ */
+bool
+armdb_vstore_cursor_peek(ArmdbVstoreCursor *cur)
+{
+	for (;;)
+	{
+		ArmdbParseResult res;
+		uint64		entry_len;
+		char	   *p;
+
+		CHECK_FOR_INTERRUPTS();
+		if (cur->file_id == 0 || cur->pos >= cur->file_end)
+		{
+			if (!cursor_next_file(cur))
+				return cur->valid = false;
+			continue;
+		}
+
+		p = cursor_bytes(cur, Min(ARMDB_ENTRY_HEADER_SIZE, cur->file_end - cur->pos));
+		res = p == NULL ? ARMDB_PARSE_SHORT :
+			armdb_entry_parse(p, Min(cur->avail_end, cur->file_end) - cur->pos,
+							  &cur->hdr);
+		if (res == ARMDB_PARSE_SHORT && p != NULL &&
+			cur->file_end - cur->pos >= ARMDB_ENTRY_HEADER_SIZE &&
+			cur->hdr.value_len <= ARMDB_MAX_VALUE_LEN)
+		{
+			entry_len = armdb_entry_size(cur->hdr.value_len);
+			if (cur->pos + entry_len <= cur->file_end &&
+				(p = cursor_bytes(cur, entry_len)) != NULL)
+				res = armdb_entry_parse(p, entry_len, &cur->hdr);
+		}
+		if (res == ARMDB_PARSE_ZERO ||
+			(res == ARMDB_PARSE_SHORT && cur->file_id != cur->last_file_id &&
+			 cur->file_end - cur->pos < ARMDB_BLOCK_SIZE))
+		{
+			/* zero padding at the end of an older file */
+			cur->pos = cur->file_end;
+			continue;
+		}
+		if (res != ARMDB_PARSE_OK &&
+			armdb_keydir_shard(cur->kd, cur->shard)->damaged)
+		{
+			/* damage a salvage skipped: on to the next good entry */
+			ArmdbError	err;
+			uint64		next;
+			int			fd = armdb_shard_file_fd(cur->files, cur->file_id, &err);
+
+			if (fd < 0 ||
+				!armdb_find_next_entry(cur->files->io, fd, cur->pos,
+									   cur->file_end, &next, &err))
+				armdb_report_storage_error(ERROR, &err);
+			cur->pos = next != 0 ? next : cur->file_end;
+			cur->chunk_len = 0;
+			continue;
+		}
+		if (res != ARMDB_PARSE_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("armdb: entry at offset %llu of data file %06u in \"%s\" is corrupted",
+							(unsigned long long) cur->pos, cur->file_id,
+							cur->files->dir)));
+		cur->entry = p;
+		return cur->valid = true;
+	}
+}
+
+void
+armdb_vstore_cursor_advance(ArmdbVstoreCursor *cur)
+{
+	cur->pos += armdb_entry_size(cur->hdr.value_len);
+	cur->valid = false;
+}
+
+void
+armdb_vstore_cursor_free(ArmdbVstoreCursor *cur)
+{
+	if (cur->fids)
+		pfree(cur->fids);
+	cur->fids = NULL;
+	cur->nfids = 0;
+	armdb_aligned_free(&cur->chunk);
+	if (cur->tail)
+		pfree(cur->tail);
+	cur->tail = NULL;
+}
+
+/* ----------------
+ * Freezing (VACUUM)
+ * ----------------
+ */
+typedef struct FreezeScan
+{
+	ArmdbEntryInfo *items;
+	uint32		n;
+	uint32		cap;
+	TransactionId oldest;		/* oldest normal xid seen */
+} FreezeScan;
+
+static bool
+freeze_collect(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
+{
+	FreezeScan *fs = arg;
+
+	if (fs->n == fs->cap)
+	{
+		fs->cap = Max(1024, fs->cap * 2);
+		fs->items = fs->items == NULL ?
+			palloc_extended(sizeof(ArmdbEntryInfo) * fs->cap, MCXT_ALLOC_HUGE) :
+			repalloc_huge(fs->items, sizeof(ArmdbEntryInfo) * fs->cap);
+	}
+	fs->items[fs->n++] = *e;
+	return true;
+}
+
+static bool
+oldest_xid_of(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
+{
+	FreezeScan *fs = arg;
+	TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64(e->xid));
+
+	if (TransactionIdIsNormal(xid) && !armdb_gsn_is_reservation(e->gsn) &&
+		(!TransactionIdIsValid(fs->oldest) || TransactionIdPrecedes(xid, fs->oldest)))
+		fs->oldest = xid;
+	return true;
+}
+
+/*
+ * Record in the hint files what became of every transaction older than
+ * cutoff whose entries they list, and return the oldest xid whose fate the
+ * files still leave to clog -- the relfrozenxid recovery allows (design
+ * §4).  Closed files get their fates written into their hints; the active
+ * file of each shard is scanned for its oldest xid, or, with seal, closed
+ * first so that its entries can be frozen too.  Returns
+ * InvalidTransactionId when something could not be read (then relfrozenxid
+ * stays where it is).
+ */
+TransactionId
+armdb_vstore_freeze(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal,
+					const ArmdbStoreSettings *settings)
+{
+	TransactionId frozen_to = cutoff;
+	XLogRecPtr	upto = GetXLogInsertRecPtr();
+
+	/*
+	 * A fate written to disk must not be undone by a crash: make every
+	 * commit record so far durable (asynchronous commits included) before
+	 * calling any transaction committed.  At the start of a WAL page the
+	 * insert position lies past a page header nothing has written yet, and
+	 * XLogFlush() would refuse it: flush to the end of the last record.
+	 */
+	if (upto % XLOG_BLCKSZ <= SizeOfXLogLongPHD)
+		upto -= upto % XLOG_BLCKSZ;
+	XLogFlush(upto);
+
+	for (uint32 shard = 0; shard < kd->nshards; shard++)
+	{
+		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+		ArmdbShardFiles *files = armdb_vstore_shard_files(kd, shard, settings);
+		ArmdbError	err;
+		ArmdbPos	reached;
+		uint32		sealed = 0;
+		uint32		active;
+		bool		ok = true;
+		FreezeScan	fs;
+		int			fd;
+		uint64		size;
+		ArmdbScanResult scan;
+		uint32	   *ids;
+		int			nids;
+		uint32		upto;
+
+		LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+		active = rt->st.active_file_id;
+		if (active != 0)
+		{
+			ok = seal ? armdb_shard_seal(&rt->st, files, &sealed, &err) :
+				armdb_shard_write_out(&rt->st, files, &reached, &err);
+			active = rt->st.active_file_id;
+		}
+		ids = list_files(rt, CurrentMemoryContext, &nids, &upto);
+		LWLockRelease(&rt->lock);
+		if (!ok)
+			armdb_report_storage_error(ERROR, &err);
+		if (active == 0)
+			continue;
+
+		/*
+		 * closed files: the fates into their hints.  Their numbers are not
+		 * contiguous once files were merged: the shard's list, completed
+		 * with the files started since, says which there are.
+		 */
+		ids = complete_files(files->dir, upto, active, ids, &nids);
+		for (int fi = 0; fi < nids; fi++)
+		{
+			uint32		file = ids[fi];
+			char		hint[MAXPGPATH];
+			bool		changed = false;
+			uint64		data_end = ARMDB_FILE_HEADER_SIZE;
+			struct stat st;
+
+			if (file == active)
+				continue;
+			armdb_file_path(hint, files->dir, file, ARMDB_FILE_HINT);
+			if (stat(hint, &st) != 0 &&
+				!armdb_hint_build(files->io, files->dir, file,
+								  settings->direct_io, false, &err))
+				return InvalidTransactionId;
+			memset(&fs, 0, sizeof(fs));
+			fd = armdb_shard_file_fd(files, file, &err);
+			if (fd < 0 || !armdb_file_size(fd, files->dir, &size, &err) ||
+				!armdb_hint_load(files->io, files->dir, file, size,
+								 freeze_collect, &fs, &err))
+				return InvalidTransactionId;
+			for (uint32 i = 0; i < fs.n; i++)
+			{
+				ArmdbEntryInfo *e = &fs.items[i];
+				TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64(e->xid));
+
+				data_end = Max(data_end, (uint64) e->offset + e->len);
+				if ((e->gsn & (ARMDB_GSN_FLAG_FROZEN | ARMDB_GSN_FLAG_ABORTED)) ||
+					!TransactionIdIsNormal(xid) || armdb_gsn_is_reservation(e->gsn))
+					continue;
+				if (TransactionIdPrecedes(xid, cutoff))
+				{
+					e->gsn |= TransactionIdDidCommit(xid) ?
+						ARMDB_GSN_FLAG_FROZEN : ARMDB_GSN_FLAG_ABORTED;
+					changed = true;
+				}
+				else if (TransactionIdPrecedes(xid, frozen_to))
+					frozen_to = xid;
+			}
+			if (changed &&
+				!armdb_hint_write(files->dir, file, fs.items, fs.n, data_end, &err))
+			{
+				ereport(WARNING,
+						(errmsg("armdb: %s", err.message),
+						 errdetail("relfrozenxid is not advanced.")));
+				return InvalidTransactionId;
+			}
+			if (fs.items)
+				pfree(fs.items);
+		}
+
+		/* the active file: its oldest xid still needs clog */
+		memset(&fs, 0, sizeof(fs));
+		fd = armdb_shard_file_fd(files, active, &err);
+		if (fd < 0 ||
+			!armdb_scan_data_file(files->io, fd, active, false, oldest_xid_of, &fs,
+								  &scan, &err))
+			return InvalidTransactionId;
+		if (TransactionIdIsValid(fs.oldest) &&
+			TransactionIdPrecedes(fs.oldest, frozen_to))
+			frozen_to = fs.oldest;
+	}
+	return frozen_to;
+}

@@ -301,11 +301,11 @@ armdb_compact_launcher_main(Datum main_arg)
 }
 
 /*
- * The armdb tables of this database whose storage has a loaded keydir:
- * (relid, relfilenode) pairs.
+ * The armdb tables of this database whose storage has a loaded keydir
+ * (their OIDs, a list in mcxt).
  */
 static List *
-loaded_tables(void)
+loaded_tables(MemoryContext mcxt)
 {
 	Oid			amoid = get_table_am_oid("armdb", true);
 	int			nrels;
@@ -328,7 +328,10 @@ loaded_tables(void)
 		for (int i = 0; i < nrels; i++)
 			if (relnodes[i] == form->relfilenode)
 			{
+				MemoryContext oldcontext = MemoryContextSwitchTo(mcxt);
+
 				result = lappend_oid(result, form->oid);
+				MemoryContextSwitchTo(oldcontext);
 				break;
 			}
 	}
@@ -356,7 +359,7 @@ armdb_compact_worker_main(Datum main_arg)
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	tables = loaded_tables();
+	tables = loaded_tables(TopMemoryContext);	/* outlives the transaction */
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 

@@ -902,3 +902,38 @@ armdb_compact_file_has_hint(ArmdbRelKeydir *kd, uint32 shard, uint32 file_id)
 	armdb_file_path(path, files->dir, file_id, ARMDB_FILE_HINT);
 	return stat(path, &st) == 0;
 }
+
+/*
+ * Does a shard of kd have a file worth merging?  For the launcher, which
+ * starts a worker only for databases with work: a worker connected to a
+ * database delays DROP DATABASE.  It looks without the shard locks (it
+ * runs under a dshash partition lock): a list being resized meanwhile
+ * gives a wrong guess, never a crash (the keydir's memory stays mapped).
+ */
+bool
+armdb_compact_keydir_has_work(ArmdbRelKeydir *kd, void *arg)
+{
+	double		threshold = *(double *) arg;
+
+	for (uint32 shard = 0; shard < kd->nshards; shard++)
+	{
+		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+		ArmdbFileStat *fs;
+		uint32		n = rt->nfiles;
+
+		if (!DsaPointerIsValid(rt->files) || n == 0)
+			continue;
+		fs = dsa_get_address(armdb_keydir_area(), rt->files);
+		n = Min(n, rt->files_cap);
+		for (uint32 i = 0; i < n; i++)
+		{
+			if (fs[i].dead_bytes == 0 || (fs[i].flags & ARMDB_FSTAT_DAMAGED))
+				continue;
+			/* not sized yet (rotated since the last merge): have a look */
+			if (fs[i].total_bytes == 0 ||
+				(double) fs[i].dead_bytes / (double) fs[i].total_bytes > threshold)
+				return true;
+		}
+	}
+	return false;
+}

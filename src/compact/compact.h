@@ -82,6 +82,9 @@ extern int	armdb_compact_relation(Relation rel, bool force,
 struct ArmdbRelKeydir;
 extern void armdb_compact_sync_files(struct ArmdbRelKeydir *kd);
 
+/* Has a shard of kd a file to merge?  (filter of armdb_keydir_databases) */
+extern bool armdb_compact_keydir_has_work(struct ArmdbRelKeydir *kd, void *arg);
+
 /* Has data file file_id of shard a hint file? */
 extern bool armdb_compact_file_has_hint(struct ArmdbRelKeydir *kd,
 										uint32 shard, uint32 file_id);

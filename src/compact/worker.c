@@ -278,6 +278,7 @@ armdb_compact_launcher_main(Datum main_arg)
 	{
 		Oid		   *dbs;
 		int			ndbs;
+		double		threshold;
 
 		pgstat_report_activity(STATE_IDLE, NULL);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -288,7 +289,9 @@ armdb_compact_launcher_main(Datum main_arg)
 		if (!armdb_compaction)
 			continue;
 
-		dbs = armdb_keydir_databases(&ndbs);
+		threshold = armdb_compaction_threshold;
+		dbs = armdb_keydir_databases(&ndbs, armdb_compact_keydir_has_work,
+									 &threshold);
 		for (int i = 0; i < ndbs; i++)
 		{
 			CHECK_FOR_INTERRUPTS();

@@ -1049,11 +1049,15 @@ armdb_keydir_drop_backend_temp(void)
 }
 
 /*
- * The databases that have permanent relations with a keydir (for the
- * compaction launcher), palloc'd, without duplicates.
+ * The databases that have permanent relations with a loaded keydir for
+ * which filter (if not NULL) says true (for the compaction launcher),
+ * palloc'd, without duplicates.  filter runs with a dshash partition lock
+ * held: it must not take locks or raise errors.
  */
 Oid *
-armdb_keydir_databases(int *ndbs)
+armdb_keydir_databases(int *ndbs, bool (*filter) (ArmdbRelKeydir *kd,
+												   void *arg),
+					   void *arg)
 {
 	dshash_seq_status status;
 	ArmdbRelKeydir *kd;
@@ -1061,12 +1065,14 @@ armdb_keydir_databases(int *ndbs)
 	Oid		   *dbs = palloc(sizeof(Oid) * max);
 
 	*ndbs = 0;
+	/* the partition locks held keep every keydir seen from being dropped */
 	dshash_seq_init(&status, keydir_table(), false);
 	while ((kd = dshash_seq_next(&status)) != NULL)
 	{
 		bool		seen = false;
 
-		if (kd->key.backend != InvalidBackendId)
+		if (kd->key.backend != InvalidBackendId || !kd->loaded ||
+			(filter != NULL && !filter(kd, arg)))
 			continue;
 		for (int i = 0; i < *ndbs && !seen; i++)
 			seen = dbs[i] == kd->key.dbNode;

@@ -226,7 +226,9 @@ extern void armdb_keydir_report_full(const char *what,
 									 const ArmdbStoreSettings *settings) pg_attribute_noreturn();
 
 /* What has a keydir, for the compaction workers (palloc'd arrays). */
-extern Oid *armdb_keydir_databases(int *ndbs);
+extern Oid *armdb_keydir_databases(int *ndbs,
+								   bool (*filter) (ArmdbRelKeydir *kd, void *arg),
+								   void *arg);
 extern Oid *armdb_keydir_relnodes(Oid db, int *nrels);
 
 /* Shared memory a keydir occupies, its write buffers included. */

@@ -655,9 +655,33 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 	cs.files = armdb_vstore_shard_files(kd, shard, armdb_store_settings());
 	if (shard_has_manifest(cs.files->dir))
 	{
-		ereport(LOG,
-				(errmsg("armdb: shard %u of \"%s\" has an unfinished merge; it is finished at the next server start",
-						shard, RelationGetRelationName(rel))));
+		uint32		swapped;
+		char		path[MAXPGPATH];
+
+		/*
+		 * A merge whose locations moved but whose inputs were not removed
+		 * (its finish failed, say a deadlock while waiting for readers):
+		 * finish it now.  Any other manifest is a merge whose commit failed
+		 * half-way: recovery finishes it, and until then the shard is left
+		 * alone.
+		 */
+		LWLockAcquire(&cs.rt->lock, LW_SHARED);
+		swapped = cs.rt->swapped_manifest;
+		LWLockRelease(&cs.rt->lock);
+		armdb_file_path(path, cs.files->dir, swapped, ARMDB_FILE_MERGE);
+		if (swapped != 0 && access(path, F_OK) == 0 &&
+			*npending < ARMDB_MAX_PENDING_FINISH)
+		{
+			ArmdbPendingFinish *pf = &pending[(*npending)++];
+
+			strlcpy(pf->dir, cs.files->dir, MAXPGPATH);
+			pf->manifest_id = swapped;
+			pf->shard = shard;
+		}
+		else
+			ereport(LOG,
+					(errmsg("armdb: shard %u of \"%s\" has an unfinished merge; it is finished at the next server start",
+							shard, RelationGetRelationName(rel))));
 		return false;
 	}
 
@@ -745,6 +769,20 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 	}
 	crash_at(ARMDB_CRASH_AFTER_COPY);
 
+	/* room in the file list for the outputs, while the merge can go back */
+	LWLockAcquire(&cs.rt->lock, LW_EXCLUSIVE);
+	ok = armdb_files_reserve(cs.rt, m->noutputs);
+	LWLockRelease(&cs.rt->lock);
+	if (!ok)
+	{
+		armdb_merge_abort(m);
+		armdb_merge_free(m);
+		armdb_error(&err, ARMDB_ERR_NOMEM, 0,
+					"no room in armdb.memory for the list of a shard's files");
+		report_failure(&cs, rel, &err);
+		return false;
+	}
+
 	/* 3. commit: from here the merge is done, whatever happens */
 	if (!armdb_merge_commit(m, &err))
 	{
@@ -766,10 +804,17 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 	swap_locations(&cs, failed_bytes);
 	outs = output_stats(&cs, failed_bytes);
 	LWLockAcquire(&cs.rt->lock, LW_EXCLUSIVE);
+	cs.rt->swapped_manifest = m->manifest_id;
 	if (!armdb_files_replace(cs.rt, m->inputs, m->ninputs, outs, m->noutputs))
-		ereport(LOG,
-				(errmsg("armdb: no memory to list the outputs of a merge of \"%s\"",
-						RelationGetRelationName(rel))));
+	{
+		/*
+		 * Cannot happen: room was reserved above and only VACUUM, which
+		 * this merge's lock keeps out, adds files.  Scans would miss the
+		 * outputs; the merge is committed, so recovery makes it whole.
+		 */
+		elog(PANIC, "armdb: no room to list the outputs of a merge of \"%s\"",
+			 RelationGetRelationName(rel));
+	}
 	LWLockRelease(&cs.rt->lock);
 	RESUME_INTERRUPTS();
 	crash_at(ARMDB_CRASH_AFTER_SWAP);

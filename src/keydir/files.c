@@ -38,8 +38,8 @@ files_search(const ArmdbFileStat *fs, uint32 n, uint32 file_id)
 }
 
 /* Room for n more entries; false when the keydir's memory is full. */
-static bool
-files_reserve(ArmdbShardRt *rt, uint32 n)
+bool
+armdb_files_reserve(ArmdbShardRt *rt, uint32 n)
 {
 	dsa_area   *area = armdb_keydir_area();
 	uint32		cap;
@@ -71,7 +71,7 @@ armdb_files_lookup(ArmdbShardRt *rt, uint32 file_id, bool create)
 
 	if (fs != NULL && i < rt->nfiles && fs[i].file_id == file_id)
 		return &fs[i];
-	if (!create || file_id == 0 || !files_reserve(rt, 1))
+	if (!create || file_id == 0 || !armdb_files_reserve(rt, 1))
 		return NULL;
 	fs = files_array(rt);
 	memmove(&fs[i + 1], &fs[i], sizeof(ArmdbFileStat) * (rt->nfiles - i));
@@ -110,7 +110,7 @@ armdb_files_replace(ArmdbShardRt *rt, const uint32 *inputs, int ninputs,
 	ArmdbFileStat *fs;
 	uint32		n = 0;
 
-	if (!files_reserve(rt, noutputs))
+	if (!armdb_files_reserve(rt, noutputs))
 		return false;
 	fs = files_array(rt);
 	/* the last run's outputs may be merged again by the next one */

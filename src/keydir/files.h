@@ -54,7 +54,10 @@ extern void armdb_files_add_dead(ArmdbShardRt *rt, uint32 file_id,
 /* A palloc'd copy of the list, ascending by file number. */
 extern ArmdbFileStat *armdb_files_copy(ArmdbShardRt *rt, int *nfiles);
 
-/* After a merge: drop the inputs, add the outputs. */
+/* Room for n more files; false when armdb.memory is full. */
+extern bool armdb_files_reserve(ArmdbShardRt *rt, uint32 n);
+
+/* After a merge: drop the inputs, add the outputs (room reserved first). */
 extern bool armdb_files_replace(ArmdbShardRt *rt, const uint32 *inputs,
 								int ninputs, const ArmdbFileStat *outputs,
 								int noutputs);

@@ -133,6 +133,9 @@ typedef struct ArmdbShardRt
 	uint32		files_cap;
 	uint32		files_upto;		/* highest number ever listed: files above
 								 * it were started since (rotations) */
+	uint32		swapped_manifest;	/* the last merge whose locations moved
+									 * (compact.c): its manifest, while it
+									 * exists, only waits for its finish */
 	bool		damaged;		/* a data file has damaged bytes between its
 								 * entries, skipped when the table was
 								 * salvaged (armdb.skip_damaged_entries):

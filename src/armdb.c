@@ -176,6 +176,7 @@ armdb_store_settings(void)
 	settings.write_buffer_size = (uint32) armdb_write_buffer_size_kb * 1024;
 	settings.memory_mb = armdb_memory_mb;
 	settings.skip_damaged_entries = armdb_skip_damaged_entries;
+	settings.hints_by_worker = armdb_compact_worker_running();
 	return &settings;
 }
 

@@ -63,6 +63,7 @@
 #include "armdb.h"
 #include "compact/compact.h"
 #include "keydir/files.h"
+#include "storage/hint.h"
 #include "storage/merge.h"
 #include "vstore/vstore.h"
 #include "vstore/vstore_internal.h"
@@ -587,6 +588,37 @@ output_stats(CompactShard *cs, const uint64 *failed_bytes)
 	return out;
 }
 
+/*
+ * Write the hint files of the files the shard sealed (rotation) while the
+ * worker was running (ARMDB_FSTAT_NEEDS_HINT), which the writing backends
+ * left to it.  A failure is only logged: recovery scans a file without one.
+ */
+static void
+build_hints(CompactShard *cs, Relation rel, const ArmdbFileStat *fs, int nfiles)
+{
+	for (int i = 0; i < nfiles; i++)
+	{
+		ArmdbError	err;
+		ArmdbFileStat *f;
+
+		if (!(fs[i].flags & ARMDB_FSTAT_NEEDS_HINT))
+			continue;
+		CHECK_FOR_INTERRUPTS();
+		if (!armdb_hint_build(cs->files->io, cs->files->dir, fs[i].file_id,
+							  armdb_store_settings()->direct_io, false, &err))
+			ereport(LOG,
+					(errmsg("armdb: could not write the hint file of data file %06u of \"%s\": %s",
+							fs[i].file_id, RelationGetRelationName(rel),
+							err.message),
+					 errdetail("Recovery will scan the data file instead.")));
+		LWLockAcquire(&cs->rt->lock, LW_EXCLUSIVE);
+		f = armdb_files_lookup(cs->rt, fs[i].file_id, false);
+		if (f != NULL)
+			f->flags &= ~ARMDB_FSTAT_NEEDS_HINT;
+		LWLockRelease(&cs->rt->lock);
+	}
+}
+
 /* Is a manifest of a merge left in the shard's directory? */
 static bool
 shard_has_manifest(const char *dir)
@@ -685,8 +717,9 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 		return false;
 	}
 
-	/* 1. the files */
+	/* 1. the files, and the hint files sealed files are waiting for */
 	fs = sync_file_list(&cs, &nfiles, &active);
+	build_hints(&cs, rel, fs, nfiles);
 	cand = palloc(sizeof(ArmdbMergeCandidate) * Max(nfiles, 1));
 	for (int i = 0; i < nfiles; i++)
 	{
@@ -972,6 +1005,8 @@ armdb_compact_keydir_has_work(ArmdbRelKeydir *kd, void *arg)
 		n = Min(n, rt->files_cap);
 		for (uint32 i = 0; i < n; i++)
 		{
+			if (fs[i].flags & ARMDB_FSTAT_NEEDS_HINT)
+				return true;
 			if (fs[i].dead_bytes == 0 || (fs[i].flags & ARMDB_FSTAT_DAMAGED))
 				continue;
 			/* not sized yet (rotated since the last merge): have a look */

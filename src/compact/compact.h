@@ -118,6 +118,9 @@ extern void armdb_compact_stats_add(const ArmdbCompactStats *delta,
 									const char *error);
 extern void armdb_compact_stats_get(ArmdbCompactStats *out);
 
+/* Is the compaction launcher up, with armdb.compaction on? (worker.c) */
+extern bool armdb_compact_worker_running(void);
+
 /* _PG_init: GUCs, shared memory, the launcher (worker.c) */
 extern void armdb_compact_init(void);
 

@@ -146,6 +146,27 @@ armdb_compact_stats_add(const ArmdbCompactStats *d, const char *error)
 	LWLockRelease(compact_shared->lock);
 }
 
+/*
+ * Read without the lock: every append asks, and a stale answer only moves
+ * one hint file's building between a backend and the worker.
+ */
+bool
+armdb_compact_worker_running(void)
+{
+	if (!armdb_compaction || compact_shared == NULL)
+		return false;
+	return ((volatile ArmdbCompactShared *) compact_shared)->launcher_latch != NULL;
+}
+
+/* The launcher is gone: backends build their sealed files' hints again. */
+static void
+launcher_exit(int code, Datum arg)
+{
+	LWLockAcquire(compact_shared->lock, LW_EXCLUSIVE);
+	compact_shared->launcher_latch = NULL;
+	LWLockRelease(compact_shared->lock);
+}
+
 void
 armdb_compact_stats_get(ArmdbCompactStats *out)
 {
@@ -273,6 +294,7 @@ armdb_compact_launcher_main(Datum main_arg)
 	LWLockAcquire(compact_shared->lock, LW_EXCLUSIVE);
 	compact_shared->launcher_latch = MyLatch;
 	LWLockRelease(compact_shared->lock);
+	before_shmem_exit(launcher_exit, (Datum) 0);
 
 	for (;;)
 	{

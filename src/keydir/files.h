@@ -42,6 +42,8 @@ typedef struct ArmdbFileStat
 #define ARMDB_FSTAT_COOLDOWN	0x0002	/* written by the shard's last merge
 										 * run: not merged by the next one */
 #define ARMDB_FSTAT_DAMAGED		0x0004	/* salvaged with gaps: not merged */
+#define ARMDB_FSTAT_NEEDS_HINT	0x0008	/* sealed; the compaction worker is
+										 * to write its hint file */
 
 /* Its entry, or NULL; with create, a new zeroed one (NULL if no memory). */
 extern ArmdbFileStat *armdb_files_lookup(ArmdbShardRt *rt, uint32 file_id,

@@ -79,6 +79,9 @@ typedef struct ArmdbStoreSettings
 	uint32		write_buffer_size;	/* bytes, of a shard's write buffer */
 	int			memory_mb;		/* armdb.memory, for messages */
 	bool		skip_damaged_entries;	/* salvage damaged files on load */
+	bool		hints_by_worker;	/* the compaction worker builds the hint
+									 * files of sealed data files; else the
+									 * backend that sealed one does */
 } ArmdbStoreSettings;
 
 typedef struct ArmdbVersion

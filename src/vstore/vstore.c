@@ -41,9 +41,10 @@
 
 /*
  * Data files sealed by this backend's appends (rotation), whose hint files
- * are still to be written.  Appends note them under the shard lock; the
- * hints are built once the lock is released, since that reads the whole
- * file (until a background worker takes this over).  Each names its keydir
+ * are still to be written.  Appends note them under the shard lock.  With
+ * the compaction worker running, it builds them (a hint reads the whole
+ * file: about a second per GB a writer would otherwise spend); otherwise
+ * the backend does, once the lock is released.  Each names its keydir
  * (relation and generation): storage dropped meanwhile (TRUNCATE, a
  * rewrite, DROP, by any backend) needs no hint any more.
  */
@@ -58,9 +59,21 @@ static struct
 static int	npending_hints = 0;
 
 static void
-note_sealed(ArmdbRelKeydir *kd, ArmdbShardFiles *files, uint32 sealed_file_id)
+note_sealed(ArmdbRelKeydir *kd, ArmdbShardRt *rt, ArmdbShardFiles *files,
+			uint32 sealed_file_id, const ArmdbStoreSettings *settings)
 {
-	if (sealed_file_id == 0 || npending_hints == MAX_PENDING_HINTS)
+	ArmdbFileStat *f;
+
+	if (sealed_file_id == 0)
+		return;
+	/* the shard's file list learns of it at once (the caller holds the lock) */
+	f = armdb_files_lookup(rt, sealed_file_id, true);
+	if (f != NULL && settings->hints_by_worker)
+	{
+		f->flags |= ARMDB_FSTAT_NEEDS_HINT;
+		return;					/* the compaction worker writes it */
+	}
+	if (npending_hints == MAX_PENDING_HINTS)
 		return;					/* without a hint, recovery scans the file */
 	pending_hints[npending_hints].relkey = kd->key;
 	pending_hints[npending_hints].generation = kd->generation;
@@ -150,7 +163,7 @@ append_entry(ArmdbVstoreAppend *ap, uint64 flags, FullTransactionId fxid,
 	if (!armdb_shard_append(&ap->rt->st, ap->files, &hdr, value, loc, &sealed,
 							&err))
 		armdb_report_storage_error(ERROR, &err);
-	note_sealed(ap->kd, ap->files, sealed);
+	note_sealed(ap->kd, ap->rt, ap->files, sealed, ap->settings);
 }
 
 /*

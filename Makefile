@@ -19,6 +19,7 @@ STORAGE_SRCS = src/storage/status.c src/storage/format.c src/storage/io.c \
 STORAGE_OBJS = $(STORAGE_SRCS:.c=.o)
 
 OBJS = src/armdb.o src/armdb_storage.o src/armdb_funcs.o src/armdb_utility.o \
+	src/armdb_workers.o \
 	src/armdb_sweep.o \
 	src/am/armdb_handler.o src/am/armdb_index.o src/am/armdb_seqscan.o \
 	src/am/armdb_fetch.o src/am/armdb_analyze.o \

@@ -54,6 +54,7 @@
 
 #include "am/armdb_am.h"
 #include "armdb.h"
+#include "armdb_workers.h"
 #include "compact/compact.h"
 #include "keydir/keydir.h"
 
@@ -178,8 +179,6 @@ armdb_compact_stats_get(ArmdbCompactStats *out)
 void
 armdb_compact_init(void)
 {
-	BackgroundWorker worker;
-
 	DefineCustomBoolVariable("armdb.compaction",
 							 "Run the armdb compaction background worker.",
 							 "Off: no table is compacted except by armdb_compact().",
@@ -228,16 +227,8 @@ armdb_compact_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = compact_shmem_startup;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 10;
-	strlcpy(worker.bgw_library_name, "armdb", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "armdb_compact_launcher_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "armdb compaction launcher", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "armdb compaction launcher", BGW_MAXLEN);
-	RegisterBackgroundWorker(&worker);
+	armdb_register_launcher("armdb_compact_launcher_main",
+							"armdb compaction launcher");
 }
 
 static void
@@ -248,39 +239,6 @@ process_reload(void)
 		ConfigReloadPending = false;
 		ProcessConfigFile(PGC_SIGHUP);
 	}
-}
-
-/* Compact database db in a worker connected to it, and wait for it. */
-static void
-run_worker(Oid db)
-{
-	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, "armdb", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "armdb_compact_worker_main", BGW_MAXLEN);
-	snprintf(worker.bgw_name, BGW_MAXLEN, "armdb compaction worker for database %u",
-			 db);
-	strlcpy(worker.bgw_type, "armdb compaction worker", BGW_MAXLEN);
-	worker.bgw_main_arg = ObjectIdGetDatum(db);
-	worker.bgw_notify_pid = MyProcPid;
-
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-	{
-		ereport(LOG,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("armdb compaction: could not start a worker for database %u: no background worker slot is free",
-						db),
-				 errhint("Raise max_worker_processes.")));
-		return;
-	}
-	if (WaitForBackgroundWorkerShutdown(handle) == BGWH_POSTMASTER_DIED)
-		proc_exit(1);
 }
 
 void
@@ -319,7 +277,10 @@ armdb_compact_launcher_main(Datum main_arg)
 			CHECK_FOR_INTERRUPTS();
 			pgstat_report_activity(STATE_RUNNING,
 								   psprintf("compacting database %u", dbs[i]));
-			run_worker(dbs[i]);
+			(void) armdb_run_database_worker("armdb_compact_worker_main",
+											 "armdb compaction worker",
+											 "armdb compaction", dbs[i],
+											 "Its tables are compacted in a later round.");
 		}
 		pfree(dbs);
 	}

@@ -18,9 +18,8 @@ files_array(ArmdbShardRt *rt)
 	return dsa_get_address(armdb_keydir_area(), rt->files);
 }
 
-/* Index of the first entry with a number >= file_id. */
-static uint32
-files_search(const ArmdbFileStat *fs, uint32 n, uint32 file_id)
+uint32
+armdb_files_search(const ArmdbFileStat *fs, uint32 n, uint32 file_id)
 {
 	uint32		lo = 0;
 	uint32		hi = n;
@@ -67,7 +66,7 @@ ArmdbFileStat *
 armdb_files_lookup(ArmdbShardRt *rt, uint32 file_id, bool create)
 {
 	ArmdbFileStat *fs = files_array(rt);
-	uint32		i = fs ? files_search(fs, rt->nfiles, file_id) : 0;
+	uint32		i = fs ? armdb_files_search(fs, rt->nfiles, file_id) : 0;
 
 	if (fs != NULL && i < rt->nfiles && fs[i].file_id == file_id)
 		return &fs[i];

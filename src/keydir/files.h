@@ -45,6 +45,10 @@ typedef struct ArmdbFileStat
 #define ARMDB_FSTAT_NEEDS_HINT	0x0008	/* sealed; the compaction worker is
 										 * to write its hint file */
 
+/* In fs[0..n), ascending: the index of the first file numbered >= file_id. */
+extern uint32 armdb_files_search(const ArmdbFileStat *fs, uint32 n,
+								 uint32 file_id);
+
 /* Its entry, or NULL; with create, a new zeroed one (NULL if no memory). */
 extern ArmdbFileStat *armdb_files_lookup(ArmdbShardRt *rt, uint32 file_id,
 										 bool create);

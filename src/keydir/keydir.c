@@ -450,19 +450,9 @@ load_file_stat(LoadState *ls, uint32 file_id)
 static ArmdbFileStat *
 find_file_stat(ArmdbFileStat *fs, int n, uint32 file_id)
 {
-	int			lo = 0;
-	int			hi = n;
+	uint32		i = armdb_files_search(fs, (uint32) n, file_id);
 
-	while (lo < hi)
-	{
-		int			mid = lo + (hi - lo) / 2;
-
-		if (fs[mid].file_id < file_id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < n && fs[lo].file_id == file_id ? &fs[lo] : NULL;
+	return i < n && fs[i].file_id == file_id ? &fs[i] : NULL;
 }
 
 static int

@@ -24,13 +24,16 @@
  *	 (2) the keydir no longer holds the version it ended (VACUUM freed the
  *		 slot; or the slot holds a newer version, inserted by a transaction
  *		 that started after the ending one committed), and
- *	 (3) no file of P's shard can still hold a dead entry older than g:
- *		 every file of that shard with dead bytes (other than this merge's
- *		 inputs) has a lowest gsn of at least g.  Dead bytes are counted
- *		 before VACUUM clears a slot, so (3) is checked again after the
- *		 copy, and the merge is given up if it no longer holds.
- * An ending kept for (2) or (3) is copied as it is (same bytes: a merge is
- * reproducible from its inputs and the list of kept entries).
+ *	 (3) no file of P's shard can still hold a dead version older than g:
+ *		 every file of that shard with dead version bytes (other than this
+ *		 merge's inputs) has a lowest gsn of at least g.  Dead bytes are
+ *		 counted before VACUUM clears a slot, so (3) is checked again after
+ *		 the copy, and the merge is given up if it no longer holds.
+ * A tombstone kept for (2) or (3) is copied as it is; a dead version kept
+ * for its ending is kept as a tombstone of prev_slot (merge.h): a merge is
+ * reproducible from its inputs and the list of kept entries.  A tombstone
+ * is nobody's victim, so kept endings do not count for (3): two shards'
+ * kept endings can never hold each other up.
  *
  * Readers.  A location is read under the virtual page's lock and used
  * after it is released, so an input file stays until every transaction
@@ -232,7 +235,7 @@ dead_floor(CompactShard *cs, uint32 shard)
 		if (shard == cs->shard)
 			for (int j = 0; j < cs->m.ninputs && !input; j++)
 				input = fs[i].file_id == cs->m.inputs[j];
-		if (!input && fs[i].dead_bytes > 0)
+		if (!input && fs[i].dead_version_bytes > 0)
 			floor = Min(floor, fs[i].min_gsn);
 	}
 	pfree(fs);
@@ -507,16 +510,17 @@ add_output_dead(ArmdbMerge *m, const ArmdbMergeMove *mv, uint64 *dead_bytes)
 }
 
 /*
- * Swap the locations of the live moves; dead_bytes gets, per output, the
- * bytes nothing points at.
+ * Swap the locations of the live moves.  Per output, failed_bytes gets the
+ * bytes of versions that VACUUM freed meanwhile, ending_bytes those of the
+ * kept endings: nothing points at either.
  */
 static void
-swap_locations(CompactShard *cs, uint64 *failed_bytes)
+swap_locations(CompactShard *cs, uint64 *failed_bytes, uint64 *ending_bytes)
 {
 	ArmdbMerge *m = &cs->m;
 
 	for (int i = 0; i < m->noutputs; i++)
-		failed_bytes[i] = 0;
+		failed_bytes[i] = ending_bytes[i] = 0;
 	for (uint64 i = 0; i < m->nmoves; i++)
 	{
 		ArmdbMergeMove *mv = &m->moves[i];
@@ -528,9 +532,10 @@ swap_locations(CompactShard *cs, uint64 *failed_bytes)
 		{
 			/*
 			 * Nothing points at a kept ending: its bytes are dead, to be
-			 * dropped by a later merge once its victim is gone.
+			 * dropped by a later merge once its victim is gone (but being a
+			 * tombstone, it is nobody's victim).
 			 */
-			add_output_dead(m, mv, failed_bytes);
+			add_output_dead(m, mv, ending_bytes);
 			continue;
 		}
 		if (cs->kinds[i] != KEPT_LIVE)
@@ -559,7 +564,8 @@ swap_locations(CompactShard *cs, uint64 *failed_bytes)
 
 /* The outputs' entries in the file list: sizes, dead bytes, gsn range. */
 static ArmdbFileStat *
-output_stats(CompactShard *cs, const uint64 *failed_bytes)
+output_stats(CompactShard *cs, const uint64 *failed_bytes,
+			 const uint64 *ending_bytes)
 {
 	ArmdbMerge *m = &cs->m;
 	ArmdbFileStat *out = palloc0(sizeof(ArmdbFileStat) * Max(m->noutputs, 1));
@@ -569,7 +575,8 @@ output_stats(CompactShard *cs, const uint64 *failed_bytes)
 	{
 		out[i].file_id = m->outputs[i];
 		out[i].total_bytes = m->output_sizes[i];
-		out[i].dead_bytes = failed_bytes[i];
+		out[i].dead_bytes = failed_bytes[i] + ending_bytes[i];
+		out[i].dead_version_bytes = failed_bytes[i];
 		out[i].min_gsn = PG_UINT64_MAX;
 	}
 	for (uint64 i = 0; i < m->nmoves; i++)
@@ -670,6 +677,7 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 	ArmdbFileStat *fs;
 	ArmdbFileStat *outs;
 	uint64	   *failed_bytes;
+	uint64	   *ending_bytes;
 	int			nfiles;
 	int			ncand = 0;
 	uint32		active;
@@ -833,9 +841,10 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 
 	/* 4. the new locations (never fails), the file list */
 	failed_bytes = palloc(sizeof(uint64) * Max(m->noutputs, 1));
+	ending_bytes = palloc(sizeof(uint64) * Max(m->noutputs, 1));
 	HOLD_INTERRUPTS();
-	swap_locations(&cs, failed_bytes);
-	outs = output_stats(&cs, failed_bytes);
+	swap_locations(&cs, failed_bytes, ending_bytes);
+	outs = output_stats(&cs, failed_bytes, ending_bytes);
 	LWLockAcquire(&cs.rt->lock, LW_EXCLUSIVE);
 	cs.rt->swapped_manifest = m->manifest_id;
 	if (!armdb_files_replace(cs.rt, m->inputs, m->ninputs, outs, m->noutputs))
@@ -896,6 +905,7 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 	armdb_merge_free(m);
 	pfree(outs);
 	pfree(failed_bytes);
+	pfree(ending_bytes);
 	if (cs.kinds)
 		pfree(cs.kinds);
 	return true;

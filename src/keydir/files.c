@@ -88,7 +88,10 @@ armdb_files_add_dead(ArmdbShardRt *rt, uint32 file_id, uint64 bytes)
 
 	/* no memory for the entry: the file just looks more alive than it is */
 	if (f != NULL)
+	{
 		f->dead_bytes += bytes;
+		f->dead_version_bytes += bytes;
+	}
 }
 
 ArmdbFileStat *

@@ -34,6 +34,9 @@ typedef struct ArmdbFileStat
 	uint64		total_bytes;	/* where its entries end (header included);
 								 * 0: not known yet (armdb_files_sync) */
 	uint64		dead_bytes;		/* bytes of entries nothing needs */
+	uint64		dead_version_bytes; /* of those, versions: what a dropped
+									 * ending could let recovery bring back
+									 * (compact.c); tombstones never */
 	uint64		min_gsn;		/* of its entries; 0: not known */
 	uint64		max_gsn;
 } ArmdbFileStat;
@@ -53,7 +56,7 @@ extern uint32 armdb_files_search(const ArmdbFileStat *fs, uint32 n,
 extern ArmdbFileStat *armdb_files_lookup(ArmdbShardRt *rt, uint32 file_id,
 										 bool create);
 
-/* Bytes of file_id that nothing needs any more (VACUUM, merges). */
+/* Bytes of a version in file_id that nothing needs any more (VACUUM). */
 extern void armdb_files_add_dead(ArmdbShardRt *rt, uint32 file_id,
 								 uint64 bytes);
 

@@ -571,6 +571,8 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	ls->bytes += e->len;
 
 	armdb_winner_classify(e, ARMDB_MAX_SLOTS, entry_fate, NULL, &role);
+	if (!armdb_gsn_is_tombstone(e->gsn) && !armdb_gsn_is_reservation(e->gsn))
+		fstat->dead_version_bytes += e->len;	/* versions, for now */
 	if (role.uses_slot)
 		ls->max_seq = Max(ls->max_seq, armdb_slot_seq(e->slot, kd->nshards) + 1);
 	if (role.ends != ARMDB_INVALID_SLOT)
@@ -814,11 +816,13 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 			ArmdbFileStat *src = &shard_fstats[shard][i];
 			ArmdbFileStat *f = armdb_files_lookup(rt, src->file_id, true);
 			uint64		live_bytes = src->dead_bytes;
+			uint64		version_bytes = src->dead_version_bytes;
 
 			if (f == NULL)
 				armdb_keydir_report_full("a shard's file list", settings);
 			*f = *src;
 			f->dead_bytes = src->total_bytes - Min(live_bytes, src->total_bytes);
+			f->dead_version_bytes = version_bytes - Min(live_bytes, version_bytes);
 			f->total_bytes = src->total_bytes + ARMDB_FILE_HEADER_SIZE;
 			if (f->min_gsn == PG_UINT64_MAX)
 				f->min_gsn = 0;

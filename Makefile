@@ -30,10 +30,10 @@ OBJS = src/armdb.o src/armdb_storage.o src/armdb_funcs.o src/armdb_utility.o \
 	src/keydir/files.o src/compact/compact.o src/compact/worker.o \
 	$(STORAGE_OBJS)
 
-REGRESS = armdb_init armdb_table armdb_analyze armdb_toast
+REGRESS = armdb_init armdb_table armdb_analyze armdb_toast armdb_compact
 ISOLATION = armdb-eval-plan-qual armdb-update-delete armdb-row-locks \
 	armdb-rr-conflict armdb-write-skew armdb-unique armdb-visibility \
-	armdb-subxact-locks armdb-fk
+	armdb-subxact-locks armdb-fk armdb-compact-scan
 ISOLATION_OPTS = --load-extension=armdb
 TAP_TESTS = 1
 

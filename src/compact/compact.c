@@ -74,6 +74,9 @@
 /* locations swapped per page-lock round */
 #define SWAP_BATCH			256
 
+/* merges of a shard armdb_compact() leaves unfinished at most */
+#define FORCE_MERGES_UNFINISHED	16
+
 /* what was kept, per kept entry (parallel to ArmdbMerge.moves) */
 typedef enum KeptKind
 {
@@ -665,9 +668,19 @@ report_failure(CompactShard *cs, Relation rel, const ArmdbError *err)
 			 errdetail("The shard's files are as they were before; nothing was lost.")));
 }
 
-/* Merge the files of one shard that need it.  Returns whether it merged. */
+/*
+ * Merge the files of one shard that need it (at most ARMDB_MERGE_MAX_INPUTS
+ * of them, oldest first).  Only files numbered up to *max_input are
+ * candidates; 0 sets it to the highest number the shard has now, so that a
+ * caller looping over the shard never merges the outputs of its own earlier
+ * rounds (whose numbers are higher: file numbers are never reused).  With
+ * own_manifests, the merge manifests in the shard's directory are the
+ * caller's own merges waiting in pending, not an unfinished merge.
+ * Returns whether it merged.
+ */
 static bool
 compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
+			  uint32 *max_input, bool own_manifests,
 			  ArmdbCompactResult *result, ArmdbPendingFinish *pending,
 			  int *npending)
 {
@@ -693,7 +706,7 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 	cs.shard = shard;
 	cs.rt = armdb_keydir_shard(kd, shard);
 	cs.files = armdb_vstore_shard_files(kd, shard, armdb_store_settings());
-	if (shard_has_manifest(cs.files->dir))
+	if (!own_manifests && shard_has_manifest(cs.files->dir))
 	{
 		uint32		swapped;
 		char		path[MAXPGPATH];
@@ -728,10 +741,16 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 	/* 1. the files, and the hint files sealed files are waiting for */
 	fs = sync_file_list(&cs, &nfiles, &active);
 	build_hints(&cs, rel, fs, nfiles);
+	if (*max_input == 0)
+	{
+		*max_input = active;
+		for (int i = 0; i < nfiles; i++)
+			*max_input = Max(*max_input, fs[i].file_id);
+	}
 	cand = palloc(sizeof(ArmdbMergeCandidate) * Max(nfiles, 1));
 	for (int i = 0; i < nfiles; i++)
 	{
-		if (fs[i].flags & ARMDB_FSTAT_DAMAGED)
+		if ((fs[i].flags & ARMDB_FSTAT_DAMAGED) || fs[i].file_id > *max_input)
 			continue;
 		cand[ncand].file_id = fs[i].file_id;
 		cand[ncand].total_bytes = fs[i].total_bytes;
@@ -943,8 +962,31 @@ armdb_compact_relation(Relation rel, bool force, ArmdbCompactResult *result,
 	for (uint32 shard = 0; shard < kd->nshards &&
 		 npending < ARMDB_MAX_PENDING_FINISH; shard++)
 	{
+		uint32		max_input = 0;
+		int			rounds = 0;
+
 		CHECK_FOR_INTERRUPTS();
-		(void) compact_shard(rel, kd, shard, force, result, pending, &npending);
+
+		/*
+		 * The worker does one merge per shard and round.  armdb_compact()
+		 * (force) merges every file with dead bytes, one merge of at most
+		 * ARMDB_MERGE_MAX_INPUTS files after the other; every
+		 * FORCE_MERGES_UNFINISHED merges of a shard it finishes them, so
+		 * that no more merge manifests pile up in a shard's directory than
+		 * recovery accepts (armdb_merge_recover).
+		 */
+		while (compact_shard(rel, kd, shard, force, &max_input, rounds > 0,
+							 result, pending, &npending) && force)
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (++rounds == FORCE_MERGES_UNFINISHED ||
+				npending == ARMDB_MAX_PENDING_FINISH)
+			{
+				armdb_compact_finish(pending, npending);
+				npending = 0;
+				rounds = 0;
+			}
+		}
 	}
 	result->duration_ms = (double) (GetCurrentTimestamp() - start) / 1000.0;
 	pgstat_report_activity(STATE_RUNNING, NULL);

@@ -62,8 +62,10 @@ typedef struct ArmdbPendingFinish
 
 /*
  * Merge, in every shard of rel, the files over armdb.compaction_threshold
- * (with force, every immutable file with any dead bytes).  The caller
- * holds ShareUpdateExclusiveLock on rel.  A failed merge is undone,
+ * (with force, every immutable file with any dead bytes, finishing the
+ * merges itself -- readers waited for, the lock held -- every 16 merges of
+ * a shard).  The caller holds ShareUpdateExclusiveLock on rel.  A failed
+ * merge is undone,
  * reported (WARNING for corruption, LOG otherwise) and counted; it does
  * not stop the other shards.  Returns the number of merges in pending
  * (ARMDB_MAX_PENDING_FINISH entries), whose inputs armdb_compact_finish()

@@ -375,6 +375,7 @@ armdb_vstore_span_read(ArmdbVstoreSpan *span, ArmdbRelKeydir *kd,
 						TYPEALIGN(ARMDB_BLOCK_SIZE, to) - span->from,
 						span->from, &span->len, &err))
 		armdb_report_storage_error(ERROR, &err);
+	span->to = to;
 	span->file_id = file_id;
 }
 
@@ -384,8 +385,13 @@ armdb_vstore_span_copy(const ArmdbVstoreSpan *span, uint64 slot,
 {
 	ArmdbEntryHeader hdr;
 
+	/*
+	 * Only entries that were there when the span was read: the rest of its
+	 * last block may hold an entry appended since (a reused slot's new
+	 * version), which the read may have seen half written, or not at all.
+	 */
 	if (loc->file_id != span->file_id || loc->offset < span->from ||
-		loc->offset + loc->len > span->from + span->len)
+		(uint64) loc->offset + loc->len > Min(span->to, span->from + span->len))
 		return false;
 	memcpy(buf, span->buf.data + (loc->offset - span->from), loc->len);
 	if (armdb_entry_parse(buf, loc->len, &hdr) != ARMDB_PARSE_OK ||

@@ -162,6 +162,9 @@ typedef struct ArmdbVstoreSpan
 	uint32		file_id;		/* 0: nothing read */
 	uint64		from;			/* file offset of buf.data[0] */
 	size_t		len;
+	uint64		to;				/* end of the entries asked for: bytes past
+								 * it (the rest of the last block) may have
+								 * been appended after the read */
 } ArmdbVstoreSpan;
 
 /*

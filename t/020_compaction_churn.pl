@@ -152,7 +152,12 @@ SELECT count(*) FROM t WHERE w = $w AND (
   OR pad <> repeat(chr(97 + cnt % 26), 100 + 3 * grp))};
 	is($node->safe_psql('postgres', $q), '0',
 		"writer $w: its rows hold exactly the updates of its $k logged transactions (sequential scan)"
-	);
+	)
+	  or diag(
+		$node->safe_psql(
+			'postgres', qq{
+SELECT id, grp, cnt, ctid, count(*) OVER (PARTITION BY id) AS copies
+  FROM t WHERE w = $w ORDER BY id, cnt LIMIT 60}));
 	is( $node->safe_psql('postgres',
 			"SET enable_seqscan = off; SET enable_bitmapscan = off; $q"),
 		'0',

@@ -531,6 +531,9 @@ swap_locations(CompactShard *cs, uint64 *failed_bytes, uint64 *ending_bytes)
 		ArmdbVersion *v;
 		bool		swapped = false;
 
+		/* whatever the middle move is: an ending there must not skip it */
+		if (i == m->nmoves / 2)
+			crash_at(ARMDB_CRASH_MID_SWAP);
 		if (cs->kinds[i] == KEPT_ENDING)
 		{
 			/*
@@ -543,8 +546,6 @@ swap_locations(CompactShard *cs, uint64 *failed_bytes, uint64 *ending_bytes)
 		}
 		if (cs->kinds[i] != KEPT_LIVE)
 			continue;
-		if (i == m->nmoves / 2)
-			crash_at(ARMDB_CRASH_MID_SWAP);
 		page = armdb_keydir_page(cs->kd, mv->entry.slot / ARMDB_SLOTS_PER_PAGE);
 		if (page != NULL)
 		{

@@ -59,6 +59,7 @@
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
+#include "lib/stringinfo.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
@@ -73,6 +74,9 @@
 
 /* locations swapped per page-lock round */
 #define SWAP_BATCH			256
+
+/* merges of a shard the worker does per round at most */
+#define WORKER_MERGES			4
 
 /* merges of a shard armdb_compact() leaves unfinished at most */
 #define FORCE_MERGES_UNFINISHED	16
@@ -101,6 +105,9 @@ typedef struct CompactShard
 	uint8	   *kinds;			/* KeptKind per move */
 	uint64		kinds_cap;
 	uint64		nkinds;
+
+	uint64		floor;			/* rule (3)'s bound for all shards when the
+								 * files were picked (mergeable_dead_bytes) */
 
 	/* endings kept, by reason (for the log) */
 	uint64		kept_running;	/* (1) its transaction is in progress */
@@ -243,6 +250,23 @@ dead_floor(CompactShard *cs, uint32 shard)
 	}
 	pfree(fs);
 	return floor;
+}
+
+/*
+ * The dead bytes of a file a merge can give back.  The endings a merge kept
+ * in it count only once the bound of rule (3) has moved since (floor: the
+ * lowest gsn of any shard's file with dead versions; older victims were
+ * merged away), or no dead version older than the newest of them is left:
+ * merging the file again for them before would only copy them again, round
+ * after round, on an idle server too.
+ */
+static uint64
+mergeable_dead_bytes(const ArmdbFileStat *f, uint64 floor)
+{
+	if (f->ending_bytes > 0 && f->ending_max_gsn > floor &&
+		floor <= f->ending_floor)
+		return f->dead_bytes - Min(f->ending_bytes, f->dead_bytes);
+	return f->dead_bytes;
 }
 
 /* Condition (1)-(3) for an ending of slot with gsn, by e's transaction. */
@@ -496,8 +520,14 @@ wait_for_readers(void)
 	VirtualTransactionId *vxids;
 	int			n;
 
-	/* all databases: a location is a location; we are left out */
-	vxids = GetCurrentVirtualXIDs(InvalidTransactionId, false, true, 0, &n);
+	/*
+	 * All databases (a location is a location); we are left out, and so is
+	 * lazy VACUUM: a VACUUM of this table cannot have started before the
+	 * locations moved (the merge held the table's ShareUpdateExclusiveLock
+	 * until then), and one of another table reads no file of this one.
+	 */
+	vxids = GetCurrentVirtualXIDs(InvalidTransactionId, false, true,
+								  PROC_IN_VACUUM, &n);
 	for (int i = 0; i < n; i++)
 		(void) VirtualXactLock(vxids[i], true);
 	pfree(vxids);
@@ -581,6 +611,8 @@ output_stats(CompactShard *cs, const uint64 *failed_bytes,
 		out[i].total_bytes = m->output_sizes[i];
 		out[i].dead_bytes = failed_bytes[i] + ending_bytes[i];
 		out[i].dead_version_bytes = failed_bytes[i];
+		out[i].ending_bytes = ending_bytes[i];
+		out[i].ending_floor = cs->floor;
 		out[i].min_gsn = PG_UINT64_MAX;
 	}
 	for (uint64 i = 0; i < m->nmoves; i++)
@@ -592,6 +624,8 @@ output_stats(CompactShard *cs, const uint64 *failed_bytes,
 		Assert(o < m->noutputs);
 		out[o].min_gsn = Min(out[o].min_gsn, gsn);
 		out[o].max_gsn = Max(out[o].max_gsn, gsn);
+		if (cs->kinds[i] == KEPT_ENDING)
+			out[o].ending_max_gsn = Max(out[o].ending_max_gsn, gsn);
 	}
 	for (int i = 0; i < m->noutputs; i++)
 		if (out[i].min_gsn == PG_UINT64_MAX)
@@ -692,6 +726,7 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 	ArmdbFileStat *outs;
 	uint64	   *failed_bytes;
 	uint64	   *ending_bytes;
+	uint64		floor;
 	int			nfiles;
 	int			ncand = 0;
 	uint32		active;
@@ -749,13 +784,17 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 			*max_input = Max(*max_input, fs[i].file_id);
 	}
 	cand = palloc(sizeof(ArmdbMergeCandidate) * Max(nfiles, 1));
+	floor = PG_UINT64_MAX;
+	for (uint32 s = 0; s < kd->nshards; s++)
+		floor = Min(floor, dead_floor(&cs, s));
+	cs.floor = floor;
 	for (int i = 0; i < nfiles; i++)
 	{
 		if ((fs[i].flags & ARMDB_FSTAT_DAMAGED) || fs[i].file_id > *max_input)
 			continue;
 		cand[ncand].file_id = fs[i].file_id;
 		cand[ncand].total_bytes = fs[i].total_bytes;
-		cand[ncand].dead_bytes = fs[i].dead_bytes;
+		cand[ncand].dead_bytes = mergeable_dead_bytes(&fs[i], floor);
 		cand[ncand].min_gsn = fs[i].min_gsn;
 		cand[ncand].cooldown = (fs[i].flags & ARMDB_FSTAT_COOLDOWN) != 0;
 		ncand++;
@@ -829,6 +868,40 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 		return false;
 	}
 	crash_at(ARMDB_CRASH_AFTER_COPY);
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		appendStringInfo(&buf, "DBGMERGE shard %u kept run %llu victim %llu older %llu moves %llu read %llu out %d inputs",
+						 shard, (unsigned long long) cs.kept_running,
+						 (unsigned long long) cs.kept_victim,
+						 (unsigned long long) cs.kept_older,
+						 (unsigned long long) m->nmoves,
+						 (unsigned long long) m->entries_read, m->noutputs);
+		for (int i = 0; i < m->ninputs; i++)
+			appendStringInfo(&buf, " %u", m->inputs[i]);
+		for (uint32 s2 = 0; s2 < kd->nshards; s2++)
+			appendStringInfo(&buf, " | s%u floor %llu dropped %llu", s2,
+							 (unsigned long long) cs.floor_gsn[s2],
+							 (unsigned long long) cs.dropped_gsn[s2]);
+		for (uint32 s2 = 0; s2 < kd->nshards; s2++)
+		{
+			ArmdbShardRt *rt2 = armdb_keydir_shard(kd, s2);
+			ArmdbFileStat *fs2;
+			int			n2;
+
+			LWLockAcquire(&rt2->lock, LW_SHARED);
+			fs2 = armdb_files_copy(rt2, &n2);
+			appendStringInfo(&buf, " || s%u act %u:", s2, rt2->st.active_file_id);
+			LWLockRelease(&rt2->lock);
+			for (int i = 0; i < n2; i++)
+				appendStringInfo(&buf, " %u(%llu,%llu,%llu)", fs2[i].file_id,
+								 (unsigned long long) fs2[i].min_gsn,
+								 (unsigned long long) fs2[i].dead_version_bytes,
+								 (unsigned long long) fs2[i].dead_bytes);
+		}
+		elog(LOG, "%s", buf.data);
+	}
 
 	/* room in the file list for the outputs, while the merge can go back */
 	LWLockAcquire(&cs.rt->lock, LW_EXCLUSIVE);
@@ -969,15 +1042,18 @@ armdb_compact_relation(Relation rel, bool force, ArmdbCompactResult *result,
 		CHECK_FOR_INTERRUPTS();
 
 		/*
-		 * The worker does one merge per shard and round.  armdb_compact()
+		 * The worker does up to WORKER_MERGES merges per shard and round
+		 * (so that it keeps up with writers between naps).  armdb_compact()
 		 * (force) merges every file with dead bytes, one merge of at most
 		 * ARMDB_MERGE_MAX_INPUTS files after the other; every
 		 * FORCE_MERGES_UNFINISHED merges of a shard it finishes them, so
 		 * that no more merge manifests pile up in a shard's directory than
-		 * recovery accepts (armdb_merge_recover).
+		 * recovery accepts (armdb_merge_recover).  Neither merges its own
+		 * outputs again (max_input).
 		 */
 		while (compact_shard(rel, kd, shard, force, &max_input, rounds > 0,
-							 result, pending, &npending) && force)
+							 result, pending, &npending) &&
+			   (force || rounds + 1 < WORKER_MERGES))
 		{
 			CHECK_FOR_INTERRUPTS();
 			if (++rounds == FORCE_MERGES_UNFINISHED ||
@@ -1045,28 +1121,40 @@ bool
 armdb_compact_keydir_has_work(ArmdbRelKeydir *kd, void *arg)
 {
 	double		threshold = *(double *) arg;
+	uint64		floor = PG_UINT64_MAX;
 
-	for (uint32 shard = 0; shard < kd->nshards; shard++)
-	{
-		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
-		ArmdbFileStat *fs;
-		uint32		n = rt->nfiles;
-
-		if (!DsaPointerIsValid(rt->files) || n == 0)
-			continue;
-		fs = dsa_get_address(armdb_keydir_area(), rt->files);
-		n = Min(n, rt->files_cap);
-		for (uint32 i = 0; i < n; i++)
+	for (int pass = 0; pass < 2; pass++)
+		for (uint32 shard = 0; shard < kd->nshards; shard++)
 		{
-			if (fs[i].flags & ARMDB_FSTAT_NEEDS_HINT)
-				return true;
-			if (fs[i].dead_bytes == 0 || (fs[i].flags & ARMDB_FSTAT_DAMAGED))
+			ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+			ArmdbFileStat *fs;
+			uint32		n = rt->nfiles;
+
+			if (!DsaPointerIsValid(rt->files) || n == 0)
 				continue;
-			/* not sized yet (rotated since the last merge): have a look */
-			if (fs[i].total_bytes == 0 ||
-				(double) fs[i].dead_bytes / (double) fs[i].total_bytes > threshold)
-				return true;
+			fs = dsa_get_address(armdb_keydir_area(), rt->files);
+			n = Min(n, rt->files_cap);
+			for (uint32 i = 0; i < n; i++)
+			{
+				uint64		dead;
+
+				if (pass == 0)
+				{
+					/* the floor of mergeable_dead_bytes() */
+					if (fs[i].dead_version_bytes > 0)
+						floor = Min(floor, fs[i].min_gsn);
+					continue;
+				}
+				if (fs[i].flags & ARMDB_FSTAT_NEEDS_HINT)
+					return true;
+				dead = mergeable_dead_bytes(&fs[i], floor);
+				if (dead == 0 || (fs[i].flags & ARMDB_FSTAT_DAMAGED))
+					continue;
+				/* not sized yet (rotated since the last merge): have a look */
+				if (fs[i].total_bytes == 0 ||
+					(double) dead / (double) fs[i].total_bytes > threshold)
+					return true;
+			}
 		}
-	}
 	return false;
 }

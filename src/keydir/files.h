@@ -37,6 +37,13 @@ typedef struct ArmdbFileStat
 	uint64		dead_version_bytes; /* of those, versions: what a dropped
 									 * ending could let recovery bring back
 									 * (compact.c); tombstones never */
+	uint64		ending_bytes;	/* of those, tombstones (endings) ... */
+	uint64		ending_max_gsn; /* ... the newest of which has this gsn:
+								 * a merge can drop them only once no older
+								 * dead version is left (compact.c) */
+	uint64		ending_floor;	/* that bound (the lowest gsn of a file with
+								 * dead versions) when a merge last kept
+								 * them; 0: never judged */
 	uint64		min_gsn;		/* of its entries; 0: not known */
 	uint64		max_gsn;
 } ArmdbFileStat;

@@ -573,6 +573,11 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	armdb_winner_classify(e, ARMDB_MAX_SLOTS, entry_fate, NULL, &role);
 	if (!armdb_gsn_is_tombstone(e->gsn) && !armdb_gsn_is_reservation(e->gsn))
 		fstat->dead_version_bytes += e->len;	/* versions, for now */
+	else if (armdb_gsn_is_tombstone(e->gsn))
+	{
+		fstat->ending_bytes += e->len;
+		fstat->ending_max_gsn = Max(fstat->ending_max_gsn, e->gsn & ARMDB_GSN_MAX);
+	}
 	if (role.uses_slot)
 		ls->max_seq = Max(ls->max_seq, armdb_slot_seq(e->slot, kd->nshards) + 1);
 	if (role.ends != ARMDB_INVALID_SLOT)
@@ -693,11 +698,28 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 							report.bad_hints, files->dir,
 							report.first_bad_hint)));
 		rt->damaged = ls.gaps;
-		/* the active file belongs in the list even with no entry yet */
+		/*
+		 * The active file belongs in the list even with no entry yet.  It
+		 * need not be the last file read (merge outputs may follow it), so
+		 * look among all: a second, empty record of it would hide its dead
+		 * versions from compaction's rule (3), and let a merge drop the
+		 * endings that keep them dead.
+		 */
 		if (report.last_file_id != 0)
-			(void) load_file_stat(&ls, report.last_file_id);
+		{
+			bool		listed = false;
+
+			for (int i = 0; i < ls.nfstats && !listed; i++)
+				listed = ls.fstats[i].file_id == report.last_file_id;
+			if (!listed)
+				(void) load_file_stat(&ls, report.last_file_id);
+		}
 		if (ls.nfstats > 0)
 			qsort(ls.fstats, ls.nfstats, sizeof(ArmdbFileStat), cmp_file_stat);
+#ifdef USE_ASSERT_CHECKING
+		for (int i = 1; i < ls.nfstats; i++)
+			Assert(ls.fstats[i].file_id != ls.fstats[i - 1].file_id);
+#endif
 		shard_fstats[shard] = ls.fstats;
 		shard_nfstats[shard] = ls.nfstats;
 		rt->next_seq = ls.max_seq;

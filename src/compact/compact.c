@@ -59,7 +59,6 @@
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
-#include "lib/stringinfo.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
@@ -868,40 +867,6 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 		return false;
 	}
 	crash_at(ARMDB_CRASH_AFTER_COPY);
-	{
-		StringInfoData buf;
-
-		initStringInfo(&buf);
-		appendStringInfo(&buf, "DBGMERGE shard %u kept run %llu victim %llu older %llu moves %llu read %llu out %d inputs",
-						 shard, (unsigned long long) cs.kept_running,
-						 (unsigned long long) cs.kept_victim,
-						 (unsigned long long) cs.kept_older,
-						 (unsigned long long) m->nmoves,
-						 (unsigned long long) m->entries_read, m->noutputs);
-		for (int i = 0; i < m->ninputs; i++)
-			appendStringInfo(&buf, " %u", m->inputs[i]);
-		for (uint32 s2 = 0; s2 < kd->nshards; s2++)
-			appendStringInfo(&buf, " | s%u floor %llu dropped %llu", s2,
-							 (unsigned long long) cs.floor_gsn[s2],
-							 (unsigned long long) cs.dropped_gsn[s2]);
-		for (uint32 s2 = 0; s2 < kd->nshards; s2++)
-		{
-			ArmdbShardRt *rt2 = armdb_keydir_shard(kd, s2);
-			ArmdbFileStat *fs2;
-			int			n2;
-
-			LWLockAcquire(&rt2->lock, LW_SHARED);
-			fs2 = armdb_files_copy(rt2, &n2);
-			appendStringInfo(&buf, " || s%u act %u:", s2, rt2->st.active_file_id);
-			LWLockRelease(&rt2->lock);
-			for (int i = 0; i < n2; i++)
-				appendStringInfo(&buf, " %u(%llu,%llu,%llu)", fs2[i].file_id,
-								 (unsigned long long) fs2[i].min_gsn,
-								 (unsigned long long) fs2[i].dead_version_bytes,
-								 (unsigned long long) fs2[i].dead_bytes);
-		}
-		elog(LOG, "%s", buf.data);
-	}
 
 	/* room in the file list for the outputs, while the merge can go back */
 	LWLockAcquire(&cs.rt->lock, LW_EXCLUSIVE);

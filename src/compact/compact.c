@@ -107,6 +107,7 @@ typedef struct CompactShard
 
 	uint64		floor;			/* rule (3)'s bound for all shards when the
 								 * files were picked (mergeable_dead_bytes) */
+	TransactionId freeze_cutoff;	/* xids before it have a fixed fate */
 
 	/* endings kept, by reason (for the log) */
 	uint64		kept_running;	/* (1) its transaction is in progress */
@@ -311,6 +312,28 @@ note_kind(CompactShard *cs, KeptKind kind)
 	cs->kinds[cs->nkinds++] = (uint8) kind;
 }
 
+/*
+ * Freezing by rewrite (design §4): a kept entry whose transaction ended
+ * before every running one began has a fate nobody can change; the
+ * outputs' hint files record it, so recovery and VACUUM's relfrozenxid
+ * need no clog for it any more.
+ */
+static void
+freeze_fate(CompactShard *cs, ArmdbEntryInfo *e)
+{
+	TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64(e->xid));
+	bool		in_progress;
+
+	if ((e->gsn & (ARMDB_GSN_FLAG_FROZEN | ARMDB_GSN_FLAG_ABORTED)) ||
+		armdb_gsn_is_reservation(e->gsn) || !TransactionIdIsNormal(xid) ||
+		!TransactionIdPrecedes(xid, cs->freeze_cutoff))
+		return;
+	if (entry_committed(e, &in_progress))
+		e->gsn |= ARMDB_GSN_FLAG_FROZEN;
+	else if (!in_progress)
+		e->gsn |= ARMDB_GSN_FLAG_ABORTED;
+}
+
 /* ArmdbMergeKeepFn */
 static bool
 keep_entry(void *arg, ArmdbEntryInfo *e, ArmdbMergeKeep *keep,
@@ -342,7 +365,10 @@ keep_entry(void *arg, ArmdbEntryInfo *e, ArmdbMergeKeep *keep,
 		kind = KEPT_ENDING;
 	}
 	if (*keep != ARMDB_MERGE_DROP)
+	{
 		note_kind(cs, kind);
+		freeze_fate(cs, e);
+	}
 	return true;
 }
 
@@ -829,7 +855,9 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 	for (uint32 s = 0; s < kd->nshards; s++)
 		cs.floor_gsn[s] = dead_floor(&cs, s);
 
-	/* 2. the copy */
+	/* 2. the copy, freezing what it can (fates made durable first) */
+	cs.freeze_cutoff = GetOldestNonRemovableTransactionId(rel);
+	armdb_vstore_flush_fates();
 	m->io = armdb_backend_io();
 	m->dir = cs.files->dir;
 	m->shard_no = shard;

@@ -772,6 +772,23 @@ oldest_xid_of(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 }
 
 /*
+ * A fate written to disk must not be undone by a crash: make every commit
+ * record so far durable (asynchronous commits included) before calling any
+ * transaction committed.  At the start of a WAL page the insert position
+ * lies past a page header nothing has written yet, and XLogFlush() would
+ * refuse it: flush to the end of the last record.
+ */
+void
+armdb_vstore_flush_fates(void)
+{
+	XLogRecPtr	upto = GetXLogInsertRecPtr();
+
+	if (upto % XLOG_BLCKSZ <= SizeOfXLogLongPHD)
+		upto -= upto % XLOG_BLCKSZ;
+	XLogFlush(upto);
+}
+
+/*
  * Record in the hint files what became of every transaction older than
  * cutoff whose entries they list, and return the oldest xid whose fate the
  * files still leave to clog -- the relfrozenxid recovery allows (design
@@ -786,18 +803,8 @@ armdb_vstore_freeze(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal,
 					const ArmdbStoreSettings *settings)
 {
 	TransactionId frozen_to = cutoff;
-	XLogRecPtr	upto = GetXLogInsertRecPtr();
 
-	/*
-	 * A fate written to disk must not be undone by a crash: make every
-	 * commit record so far durable (asynchronous commits included) before
-	 * calling any transaction committed.  At the start of a WAL page the
-	 * insert position lies past a page header nothing has written yet, and
-	 * XLogFlush() would refuse it: flush to the end of the last record.
-	 */
-	if (upto % XLOG_BLCKSZ <= SizeOfXLogLongPHD)
-		upto -= upto % XLOG_BLCKSZ;
-	XLogFlush(upto);
+	armdb_vstore_flush_fates();
 
 	for (uint32 shard = 0; shard < kd->nshards; shard++)
 	{

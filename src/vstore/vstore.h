@@ -315,4 +315,10 @@ extern TransactionId armdb_vstore_freeze(ArmdbRelKeydir *kd,
 										 TransactionId cutoff, bool seal,
 										 const ArmdbStoreSettings *settings);
 
+/*
+ * Make every commit record so far durable, so that the fates of the
+ * transactions that ended can be written into files (freezing, merges).
+ */
+extern void armdb_vstore_flush_fates(void);
+
 #endif							/* ARMDB_VSTORE_H */

@@ -13,11 +13,13 @@ DATA = armdb--0.1.sql
 PGFILEDESC = "armdb - bitcask table access method"
 
 STORAGE_SRCS = src/storage/status.c src/storage/format.c src/storage/io.c \
+	src/storage/merge.c \
 	src/storage/shard.c src/storage/recovery.c src/storage/hint.c \
 	src/storage/winner.c
 STORAGE_OBJS = $(STORAGE_SRCS:.c=.o)
 
 OBJS = src/armdb.o src/armdb_storage.o src/armdb_funcs.o src/armdb_utility.o \
+	src/armdb_workers.o \
 	src/armdb_sweep.o \
 	src/am/armdb_handler.o src/am/armdb_index.o src/am/armdb_seqscan.o \
 	src/am/armdb_fetch.o src/am/armdb_analyze.o \
@@ -25,12 +27,13 @@ OBJS = src/armdb.o src/armdb_storage.o src/armdb_funcs.o src/armdb_utility.o \
 	src/am/armdb_ddl.o src/am/armdb_vacuum.o src/am/armdb_xact.o \
 	src/vstore/vstore.o src/vstore/vstore_commit.o \
 	src/keydir/keydir.o src/keydir/relstorage.o src/keydir/visibility.o \
+	src/keydir/files.o src/compact/compact.o src/compact/worker.o \
 	$(STORAGE_OBJS)
 
-REGRESS = armdb_init armdb_table armdb_analyze armdb_toast
+REGRESS = armdb_init armdb_table armdb_analyze armdb_toast armdb_compact
 ISOLATION = armdb-eval-plan-qual armdb-update-delete armdb-row-locks \
 	armdb-rr-conflict armdb-write-skew armdb-unique armdb-visibility \
-	armdb-subxact-locks armdb-fk
+	armdb-subxact-locks armdb-fk armdb-compact-scan
 ISOLATION_OPTS = --load-extension=armdb
 TAP_TESTS = 1
 

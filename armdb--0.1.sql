@@ -31,3 +31,50 @@ LANGUAGE C STRICT VOLATILE;
 
 COMMENT ON FUNCTION armdb_keydir_size(regclass) IS
   'bytes of shared memory (armdb.memory) an armdb table''s key directory and write buffers occupy';
+
+CREATE FUNCTION armdb_compact(tbl regclass,
+    OUT merges integer, OUT files_in integer, OUT files_out integer,
+    OUT entries_kept bigint, OUT bytes_before bigint, OUT bytes_after bigint,
+    OUT duration_ms double precision)
+RETURNS record
+AS 'MODULE_PATHNAME', 'armdb_compact_sql'
+LANGUAGE C STRICT VOLATILE;
+
+COMMENT ON FUNCTION armdb_compact(regclass) IS
+  'merge every armdb data file of a table that holds dead bytes, now, and say what was done';
+
+CREATE FUNCTION armdb_compaction_stats(
+    OUT runs bigint, OUT failures bigint, OUT crc_errors bigint,
+    OUT files_merged bigint, OUT files_written bigint,
+    OUT entries_moved bigint, OUT bytes_read bigint, OUT bytes_written bigint,
+    OUT bytes_reclaimed bigint, OUT last_duration_ms double precision,
+    OUT last_run timestamptz, OUT last_error text,
+    OUT last_error_time timestamptz)
+RETURNS record
+AS 'MODULE_PATHNAME', 'armdb_compaction_stats_sql'
+LANGUAGE C STRICT VOLATILE;
+
+COMMENT ON FUNCTION armdb_compaction_stats() IS
+  'what armdb compaction has done since the server started';
+
+CREATE FUNCTION armdb_file_stats(tbl regclass,
+    OUT shard integer, OUT file_id bigint, OUT bytes bigint,
+    OUT dead_bytes bigint, OUT min_gsn bigint, OUT max_gsn bigint,
+    OUT active boolean, OUT merged boolean, OUT has_hint boolean)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'armdb_file_stats_sql'
+LANGUAGE C STRICT VOLATILE;
+
+COMMENT ON FUNCTION armdb_file_stats(regclass) IS
+  'each data file of an armdb table: size, dead bytes, gsn range, state';
+
+CREATE FUNCTION armdb_shard_stats(tbl regclass,
+    OUT shard integer, OUT files integer, OUT total_bytes bigint,
+    OUT live_bytes bigint, OUT dead_bytes bigint, OUT live_versions bigint,
+    OUT keydir_bytes bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'armdb_shard_stats_sql'
+LANGUAGE C STRICT VOLATILE;
+
+COMMENT ON FUNCTION armdb_shard_stats(regclass) IS
+  'each shard of an armdb table: its files, total, live and dead bytes, live versions, key directory memory';

@@ -25,6 +25,7 @@
 #include "armdb.h"
 #include "armdb_guc.h"
 #include "armdb_sweep.h"
+#include "compact/compact.h"
 #include "keydir/keydir.h"
 #include "keydir/relstorage.h"
 
@@ -130,6 +131,7 @@ armdb_shmem_startup(void)
 		dsa_detach(area);
 		pg_atomic_init_u64(&armdb_shared->next_generation, 1);
 		pg_atomic_init_u64(&armdb_shared->keydir_drops, 0);
+		pg_atomic_init_u64(&armdb_shared->files_removed, 0);
 		armdb_shared->after_crash = !IsUnderPostmaster && server_crashed();
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -174,6 +176,7 @@ armdb_store_settings(void)
 	settings.write_buffer_size = (uint32) armdb_write_buffer_size_kb * 1024;
 	settings.memory_mb = armdb_memory_mb;
 	settings.skip_damaged_entries = armdb_skip_damaged_entries;
+	settings.hints_by_worker = armdb_compact_worker_running();
 	return &settings;
 }
 
@@ -291,6 +294,8 @@ _PG_init(void)
 
 	/* defines armdb.sweep_delay: before the prefix is reserved */
 	armdb_sweep_init();
+	/* defines armdb.compaction*: likewise */
+	armdb_compact_init();
 
 	MarkGUCPrefixReserved("armdb");
 

@@ -43,6 +43,9 @@ typedef struct ArmdbSharedState
 	pg_atomic_uint64 next_generation;	/* of keydirs */
 	pg_atomic_uint64 keydir_drops;	/* keydirs dropped so far: backends then
 									 * close their descriptors of them */
+	pg_atomic_uint64 files_removed; /* merges that removed input files:
+									 * backends then close their cached
+									 * descriptors */
 	/* MAXALIGNed: the in-place DSA area holds atomics */
 	char		keydir_area[FLEXIBLE_ARRAY_MEMBER] pg_attribute_aligned(MAXIMUM_ALIGNOF);
 } ArmdbSharedState;

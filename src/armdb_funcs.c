@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * armdb_funcs.c
- *	  SQL-callable functions: sizes of armdb tables.
+ *	  SQL-callable functions: sizes of armdb tables, their shards and
+ *	  files.
  *
  * pg_relation_size() and \dt+ look at the main fork, which armdb keeps
  * empty (design §8); these say what an armdb table really occupies, on
@@ -16,15 +17,21 @@
 
 #include "access/relation.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "storage/fd.h"
 #include "utils/rel.h"
+#include "utils/tuplestore.h"
 
 #include "am/armdb_am.h"
 #include "armdb.h"
+#include "compact/compact.h"
+#include "keydir/files.h"
 #include "keydir/relstorage.h"
 
 PG_FUNCTION_INFO_V1(armdb_relation_size_sql);
 PG_FUNCTION_INFO_V1(armdb_keydir_size_sql);
+PG_FUNCTION_INFO_V1(armdb_file_stats_sql);
+PG_FUNCTION_INFO_V1(armdb_shard_stats_sql);
 
 static Relation
 open_armdb_relation(Oid relid)
@@ -94,4 +101,134 @@ armdb_keydir_size_sql(PG_FUNCTION_ARGS)
 
 	relation_close(rel, AccessShareLock);
 	PG_RETURN_INT64(size);
+}
+
+/* A shard's file list, fresh, and its active file and its end. */
+static ArmdbFileStat *
+shard_files(ArmdbRelKeydir *kd, uint32 shard, int *nfiles, uint32 *active,
+			uint64 *active_end)
+{
+	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+	ArmdbFileStat *fs;
+
+	LWLockAcquire(&rt->lock, LW_SHARED);
+	fs = armdb_files_copy(rt, nfiles);
+	*active = rt->st.active_file_id;
+	*active_end = rt->st.append_end;
+	LWLockRelease(&rt->lock);
+	for (int i = 0; i < *nfiles; i++)
+		if (fs[i].file_id == *active)
+			fs[i].total_bytes = *active_end;
+	return fs;
+}
+
+/* armdb_file_stats(regclass): one row per data file */
+Datum
+armdb_file_stats_sql(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Relation	rel = open_armdb_relation(PG_GETARG_OID(0));
+	ArmdbRelKeydir *kd = armdb_rel_keydir(rel);
+
+	InitMaterializedSRF(fcinfo, 0);
+	armdb_compact_sync_files(kd);
+	for (uint32 shard = 0; shard < kd->nshards; shard++)
+	{
+		uint32		active;
+		uint64		active_end;
+		int			n;
+		ArmdbFileStat *fs = shard_files(kd, shard, &n, &active, &active_end);
+
+		for (int i = 0; i < n; i++)
+		{
+			Datum		values[9];
+			bool		nulls[9] = {0};
+			values[0] = Int32GetDatum((int32) shard);
+			values[1] = Int64GetDatum((int64) fs[i].file_id);
+			values[2] = Int64GetDatum((int64) fs[i].total_bytes);
+			values[3] = Int64GetDatum((int64) fs[i].dead_bytes);
+			values[4] = Int64GetDatum((int64) fs[i].min_gsn);
+			nulls[4] = fs[i].min_gsn == 0;
+			values[5] = Int64GetDatum((int64) fs[i].max_gsn);
+			nulls[5] = fs[i].max_gsn == 0;
+			values[6] = BoolGetDatum(fs[i].file_id == active);
+			values[7] = BoolGetDatum((fs[i].flags & ARMDB_FSTAT_MERGED) != 0);
+			values[8] = BoolGetDatum(armdb_compact_file_has_hint(kd, shard,
+																 fs[i].file_id));
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values,
+								 nulls);
+		}
+		pfree(fs);
+	}
+	relation_close(rel, AccessShareLock);
+	return (Datum) 0;
+}
+
+/* armdb_shard_stats(regclass): one row per shard */
+Datum
+armdb_shard_stats_sql(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Relation	rel = open_armdb_relation(PG_GETARG_OID(0));
+	ArmdbRelKeydir *kd = armdb_rel_keydir(rel);
+	uint64		npages = pg_atomic_read_u64(&kd->npages);
+	int64	   *live_versions = palloc0(sizeof(int64) * kd->nshards);
+	int64	   *live_bytes = palloc0(sizeof(int64) * kd->nshards);
+	int64	   *pages = palloc0(sizeof(int64) * kd->nshards);
+
+	InitMaterializedSRF(fcinfo, 0);
+	armdb_compact_sync_files(kd);
+	for (uint64 p = 0; p < npages; p++)
+	{
+		ArmdbPage  *page = armdb_keydir_page(kd, p);
+		uint32		shard = armdb_slot_shard(p * ARMDB_SLOTS_PER_PAGE, kd->nshards);
+
+		if (page == NULL)
+			continue;
+		pages[shard]++;
+		LWLockAcquire(&page->lock, LW_SHARED);
+		for (int i = 0; i < ARMDB_SLOTS_PER_PAGE; i++)
+			if (page->v[i].file_id != 0)
+			{
+				live_versions[shard]++;
+				live_bytes[shard] += page->v[i].len;
+			}
+		LWLockRelease(&page->lock);
+	}
+	for (uint32 shard = 0; shard < kd->nshards; shard++)
+	{
+		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+		Datum		values[7];
+		bool		nulls[7] = {0};
+		uint32		active;
+		uint64		active_end;
+		int			n;
+		ArmdbFileStat *fs = shard_files(kd, shard, &n, &active, &active_end);
+		int64		total = 0;
+		int64		dead = 0;
+		int64		kbytes;
+
+		for (int i = 0; i < n; i++)
+		{
+			total += fs[i].total_bytes;
+			dead += fs[i].dead_bytes;
+		}
+		pfree(fs);
+		LWLockAcquire(&rt->lock, LW_SHARED);
+		kbytes = pages[shard] * sizeof(ArmdbPage) +
+			(DsaPointerIsValid(rt->buf_dp) ? rt->st.buf_size : 0) +
+			(int64) rt->free_cap * sizeof(uint32) +
+			(int64) rt->files_cap * sizeof(ArmdbFileStat);
+		LWLockRelease(&rt->lock);
+		values[0] = Int32GetDatum((int32) shard);
+		values[1] = Int32GetDatum(n);
+		values[2] = Int64GetDatum(total);
+		values[3] = Int64GetDatum(live_bytes[shard]);
+		values[4] = Int64GetDatum(dead);
+		values[5] = Int64GetDatum(live_versions[shard]);
+		values[6] = Int64GetDatum(kbytes);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	relation_close(rel, AccessShareLock);
+	return (Datum) 0;
 }

@@ -64,6 +64,7 @@
 #include "utils/timestamp.h"
 
 #include "armdb_sweep.h"
+#include "armdb_workers.h"
 #include "keydir/relstorage.h"
 
 #define SWEEP_ROUNDS		6
@@ -129,8 +130,6 @@ armdb_sweep_lock(void)
 void
 armdb_sweep_init(void)
 {
-	BackgroundWorker worker;
-
 	DefineCustomIntVariable("armdb.sweep_delay",
 							"Time the post-recovery sweep of armdb storage waits before it starts.",
 							"For tests: storage made while the sweep waits must survive it.",
@@ -144,17 +143,7 @@ armdb_sweep_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = sweep_shmem_startup;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	/* restarted after a crash restart, or 10 s after an error of its own */
-	worker.bgw_restart_time = 10;
-	strlcpy(worker.bgw_library_name, "armdb", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "armdb_sweep_launcher_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "armdb sweep launcher", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "armdb sweep launcher", BGW_MAXLEN);
-	RegisterBackgroundWorker(&worker);
+	armdb_register_launcher("armdb_sweep_launcher_main", "armdb sweep launcher");
 }
 
 static int
@@ -269,44 +258,19 @@ database_states(const Oid *dbs, int ndbs, DatabaseState *states)
 static bool
 run_worker(Oid db, int *removed)
 {
-	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
-	BgwHandleStatus status;
 	bool		done;
 
 	*removed = 0;
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, "armdb", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "armdb_sweep_worker_main", BGW_MAXLEN);
-	snprintf(worker.bgw_name, BGW_MAXLEN, "armdb sweep worker for database %u",
-			 db);
-	strlcpy(worker.bgw_type, "armdb sweep worker", BGW_MAXLEN);
-	worker.bgw_main_arg = ObjectIdGetDatum(db);
-	worker.bgw_notify_pid = MyProcPid;
-
 	LWLockAcquire(sweep_shared->lock, LW_EXCLUSIVE);
 	sweep_shared->worker_db = db;
 	sweep_shared->worker_done = false;
 	sweep_shared->worker_removed = 0;
 	LWLockRelease(sweep_shared->lock);
 
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-	{
-		ereport(LOG,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("armdb sweep: could not start a worker for database %u: no background worker slot is free",
-						db),
-				 errdetail("The database's leftover armdb storage stays until a sweep succeeds."),
-				 errhint("Raise max_worker_processes.")));
+	if (!armdb_run_database_worker("armdb_sweep_worker_main",
+								   "armdb sweep worker", "armdb sweep", db,
+								   "The database's leftover armdb storage stays until a sweep succeeds."))
 		return false;
-	}
-	status = WaitForBackgroundWorkerShutdown(handle);
-	if (status == BGWH_POSTMASTER_DIED)
-		proc_exit(1);
 
 	LWLockAcquire(sweep_shared->lock, LW_EXCLUSIVE);
 	done = sweep_shared->worker_db == db && sweep_shared->worker_done;

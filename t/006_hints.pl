@@ -9,8 +9,10 @@ use Test::More;
 
 my $node = PostgreSQL::Test::Cluster->new('hints');
 $node->init;
+# the writing backends build hint files while the compaction worker is off
 $node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'armdb'\narmdb.max_file_size = '1MB'");
+	"shared_preload_libraries = 'armdb'\narmdb.max_file_size = '1MB'\n"
+	  . "armdb.compaction = off");
 $node->start;
 $node->safe_psql('postgres', q{
 CREATE EXTENSION armdb;
@@ -78,5 +80,30 @@ cmp_ok(scalar(@sealed), '>', 5, 'the reloaded size closes files sooner');
 my @big = grep { -s $_ > 128 * 1024 + 8192 } @sealed;
 is(scalar(@big), 0, 'no closed file passes the reloaded armdb.max_file_size')
   or diag(join(' ', map { "$_: " . (-s $_) } @big));
+
+
+
+# With the compaction worker running, it writes the hint files of the files
+# writers seal, and the writers do not.
+$node->append_conf('postgresql.conf',
+	"armdb.compaction = on\narmdb.compaction_naptime = 1\n"
+	  . "armdb.compaction_threshold = 1");
+$node->reload;
+$node->poll_query_until('postgres',
+	"SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'armdb compaction launcher'")
+  or die "no compaction launcher";
+my $filenode2 = $node->safe_psql('postgres', "SELECT pg_relation_filenode('h')");
+my @before = glob($node->data_dir . "/armdb/$dboid/$filenode2/*/*.data");
+$node->safe_psql('postgres',
+	q{INSERT INTO h SELECT g, repeat('z', 100) FROM generate_series(20002, 40001) g});
+my @after = glob($node->data_dir . "/armdb/$dboid/$filenode2/*/*.data");
+cmp_ok(scalar(@after), '>', scalar(@before) + 3, 'the insert sealed more files');
+ok( $node->poll_query_until(
+		'postgres',
+		"SELECT bool_and(has_hint) FROM armdb_file_stats('h') WHERE NOT active"),
+	'the compaction worker wrote the hint files of the sealed files');
+$node->restart;
+is($node->safe_psql('postgres', 'SELECT count(*) FROM h'), '40001',
+	'rows recovered through the hint files the worker wrote');
 
 done_testing();

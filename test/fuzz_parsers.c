@@ -412,7 +412,7 @@ fuzz_file_name(const char *buf, size_t len)
 
 		CHECK(file_id >= 1 && file_id <= ARMDB_MAX_FILE_ID);
 		CHECK(kind == ARMDB_FILE_DATA || kind == ARMDB_FILE_HINT ||
-			  kind == ARMDB_FILE_TMP);
+			  kind == ARMDB_FILE_TMP || kind == ARMDB_FILE_MERGE);
 		/* the name round-trips through armdb_file_path() */
 		armdb_file_path(path, ".", file_id, kind);
 		CHECK(path[0] == '.' && path[1] == '/');

@@ -548,14 +548,19 @@ test_file_names(void)
 		"000001.dat", "00001a.data", "0000001.data", "000000.data",
 		"000001.DATA", ".data", "000001.data.tmp", " 00001.data",
 		"-00001.data", "000001_data", "000001.hint~", "000001.tmp.",
+		"4294967295.data", "99999999999.data", "000001.merged",
 	};
 
 	armdb_file_path(path, "/some/dir", 1, ARMDB_FILE_DATA);
 	ASSERT_STR(path, "/some/dir/000001.data");
 	armdb_file_path(path, "/some/dir", 42, ARMDB_FILE_HINT);
 	ASSERT_STR(path, "/some/dir/000042.hint");
-	armdb_file_path(path, "d", ARMDB_MAX_FILE_ID, ARMDB_FILE_TMP);
+	armdb_file_path(path, "d", 999999, ARMDB_FILE_TMP);
 	ASSERT_STR(path, "d/999999.tmp");
+	armdb_file_path(path, "d", 1000000, ARMDB_FILE_MERGE);
+	ASSERT_STR(path, "d/1000000.merge");
+	armdb_file_path(path, "d", ARMDB_MAX_FILE_ID, ARMDB_FILE_DATA);
+	ASSERT_STR(path, "d/4294967280.data");
 
 	ASSERT(armdb_file_name_parse("000001.data", &id, &kind));
 	ASSERT_EQ(id, 1);
@@ -568,13 +573,18 @@ test_file_names(void)
 	ASSERT_EQ(kind, ARMDB_FILE_TMP);
 	ASSERT(armdb_file_name_parse("123456.data", &id, &kind));
 	ASSERT_EQ(id, 123456);
+	ASSERT(armdb_file_name_parse("1000000.merge", &id, &kind));
+	ASSERT_EQ(id, 1000000);
+	ASSERT_EQ(kind, ARMDB_FILE_MERGE);
+	ASSERT(armdb_file_name_parse("4294967280.data", &id, &kind));
+	ASSERT_EQ(id, ARMDB_MAX_FILE_ID);
 
 	for (int i = 0; i < lengthof(bad); i++)
 		ASSERT_MSG(!armdb_file_name_parse(bad[i], &id, &kind),
 				   "\"%s\" accepted as an armdb file name", bad[i]);
 
 	/* names and paths agree for every kind */
-	for (int k = ARMDB_FILE_DATA; k <= ARMDB_FILE_TMP; k++)
+	for (int k = ARMDB_FILE_DATA; k <= ARMDB_FILE_MERGE; k++)
 	{
 		armdb_file_path(path, ".", 7777, (ArmdbFileKind) k);
 		ASSERT(armdb_file_name_parse(path + 2, &id, &kind));

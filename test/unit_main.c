@@ -27,6 +27,7 @@ extern const UnitTest unit_format_tests[];
 extern const UnitTest unit_io_tests[];
 extern const UnitTest unit_shard_tests[];
 extern const UnitTest unit_recovery_tests[];
+extern const UnitTest unit_merge_tests[];
 extern const UnitTest unit_winner_tests[];
 
 static const UnitTest *const unit_suites[] = {
@@ -34,6 +35,7 @@ static const UnitTest *const unit_suites[] = {
 	unit_io_tests,
 	unit_shard_tests,
 	unit_recovery_tests,
+	unit_merge_tests,
 	unit_winner_tests,
 	NULL
 };

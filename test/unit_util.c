@@ -24,7 +24,7 @@ unit_path(char *path, const char *name)
 void
 unit_file(char *path, uint32 file_id, ArmdbFileKind kind)
 {
-	static const char *const ext[] = {"data", "hint", "tmp"};
+	static const char *const ext[] = {"data", "hint", "tmp", "merge"};
 
 	snprintf(path, MAXPGPATH, "%s/%06u.%s", unit_dir, file_id, ext[kind]);
 }
@@ -397,6 +397,7 @@ tshard_start(TShard *s, const char *dir, uint32 buf_size,
 								   &err));
 	HASSERT_OK(armdb_shard_open(&s->st, &s->files, report->last_file_id,
 								report->end_offset, &err));
+	armdb_shard_note_file_id(&s->st, report->max_file_id);
 	HASSERT_CALL(tshard_check_state(s));
 	return true;
 }

@@ -140,6 +140,14 @@ typedef struct ArmdbScanDescData
 	struct binaryheap *merge;	/* serial: cursors with entries, by gsn */
 
 	/*
+	 * Each shard's data files as the scan first saw them (NULL: not yet),
+	 * kept for the whole scan so that a replay reads the same files; a
+	 * merge does not remove them before the scan's transaction ends.
+	 */
+	uint32	  **file_lists;		/* [nshards] -> ascending file numbers */
+	int		   *file_counts;
+
+	/*
 	 * Backward scans (SCROLL cursors).  Shards are read forward only, so
 	 * the first backward step replays the merge to list the slots returned
 	 * so far; from then on the scan keeps that list (history) and moves

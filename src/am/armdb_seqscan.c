@@ -115,10 +115,26 @@ free_cursors(ArmdbScanDesc scan)
 	scan->started = false;
 }
 
+/* Forget the file lists (a rescan is a new scan). */
+static void
+free_file_lists(ArmdbScanDesc scan)
+{
+	if (scan->file_lists == NULL)
+		return;
+	for (uint32 i = 0; i < scan->kd->nshards; i++)
+		if (scan->file_lists[i])
+			pfree(scan->file_lists[i]);
+	pfree(scan->file_lists);
+	pfree(scan->file_counts);
+	scan->file_lists = NULL;
+	scan->file_counts = NULL;
+}
+
 static void
 scan_reset(ArmdbScanDesc scan)
 {
 	free_cursors(scan);
+	free_file_lists(scan);
 	if (scan->history)
 		pfree(scan->history);
 	scan->history = NULL;
@@ -149,6 +165,7 @@ armdb_scan_end(TableScanDesc sscan)
 	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
 
 	free_cursors(scan);
+	free_file_lists(scan);
 	armdb_vstore_span_free(&scan->span);
 	if (scan->tuple_buf)
 		pfree(scan->tuple_buf);
@@ -160,13 +177,51 @@ armdb_scan_end(TableScanDesc sscan)
 	pfree(scan);
 }
 
-/* Start a cursor on a shard, with nothing of its pages judged yet. */
+/*
+ * Start a cursor on a shard, with nothing of its pages judged yet.  The
+ * files it reads are fixed at the scan's first start on the shard, so that
+ * a replay (backward scans) reads the same ones.
+ */
 static void
 cursor_start(ArmdbScanDesc scan, ShardCursor *cur, uint32 shard)
 {
+	if (scan->file_lists == NULL)
+	{
+		scan->file_lists = MemoryContextAllocZero(scan->mcxt,
+												  sizeof(uint32 *) * scan->kd->nshards);
+		scan->file_counts = MemoryContextAllocZero(scan->mcxt,
+												   sizeof(int) * scan->kd->nshards);
+	}
 	armdb_vstore_cursor_start(&cur->sc, scan->kd, shard, scan->mcxt,
-							  armdb_store_settings());
+							  armdb_store_settings(), scan->file_lists[shard],
+							  scan->file_counts[shard]);
+	if (scan->file_lists[shard] == NULL)
+	{
+		scan->file_lists[shard] = MemoryContextAlloc(scan->mcxt,
+													 sizeof(uint32) * (cur->sc.nfids + 1));
+		memcpy(scan->file_lists[shard], cur->sc.fids,
+			   sizeof(uint32) * cur->sc.nfids);
+		scan->file_counts[shard] = cur->sc.nfids;
+	}
 	cur->vis_page = PG_UINT64_MAX;
+}
+
+/*
+ * Is the version record v (found elsewhere than the entry under cur) the
+ * entry's own version, moved by a merge to a file this cursor does not
+ * read?  Then the cursor returns it here, or never.  A slot holds one
+ * version at a time, and a reused slot's version has another xmin than
+ * the version it replaced (VACUUM frees a slot only after the transaction
+ * that ended its version finished), so the same xmin means the same
+ * version.
+ */
+static bool
+entry_moved(const ShardCursor *cur, const ArmdbEntryHeader *hdr,
+			const ArmdbVersion *v)
+{
+	return v->file_id != 0 && v->len == armdb_entry_size(hdr->value_len) &&
+		v->xmin == XidFromFullTransactionId(FullTransactionIdFromU64(hdr->xid)) &&
+		!armdb_vstore_cursor_reads_file(&cur->sc, v->file_id);
 }
 
 /* Order of the merge: the smaller gsn first (binaryheap keeps the largest). */
@@ -319,7 +374,8 @@ merge_next(ArmdbScanDesc scan, bool replay, uint64 *slotno)
 			!armdb_gsn_is_reservation(hdr->gsn))
 		{
 			visible = entry_visible(scan, cur, hdr->slot, &v);
-			if (v.file_id != cur->sc.file_id || v.offset != cur->sc.pos)
+			if ((v.file_id != cur->sc.file_id || v.offset != cur->sc.pos) &&
+				!entry_moved(cur, hdr, &v))
 				visible = false;	/* not this slot's version any more */
 			else if (!replay)
 				armdb_check_serializable_out(rel, &v, visible,

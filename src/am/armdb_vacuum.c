@@ -25,6 +25,7 @@
 
 #include "am/armdb_am.h"
 #include "armdb.h"
+#include "keydir/files.h"
 #include "keydir/visibility.h"
 
 /*
@@ -219,6 +220,7 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 		LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
 		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 		pg_atomic_fetch_add_u64(&rt->dead_bytes, v->len);
+		armdb_files_add_dead(rt, v->file_id, v->len);
 		memset(v, 0, sizeof(*v));
 		LWLockRelease(&page->lock);
 		(void) armdb_keydir_free_slot(rt, slot);

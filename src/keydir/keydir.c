@@ -28,6 +28,7 @@
 #include "utils/memutils.h"
 
 #include "armdb.h"
+#include "keydir/files.h"
 #include "keydir/keydir.h"
 #include "keydir/relstorage.h"
 #include "storage/hint.h"
@@ -65,6 +66,7 @@ typedef struct ShardFilesEntry
 
 static HTAB *shard_files_cache = NULL;
 static uint64 shard_files_drops_seen = 0;
+static uint64 shard_files_removed_seen = 0;
 
 static void forget_shard_files(ArmdbRelKeydir *kd);
 static void free_keydir_memory(ArmdbRelKeydir *kd);
@@ -329,7 +331,9 @@ armdb_keydir_shard_files(ArmdbRelKeydir *kd, uint32 shard,
  * At the end of a transaction: if any keydir was dropped since the last
  * look (by any backend), close this backend's descriptors of the dropped
  * ones, so that their removed files give their space back (heap's smgr
- * invalidation does that for heap files).
+ * invalidation does that for heap files).  Likewise after a merge removed
+ * its input files: then every cached descriptor is closed (they are
+ * reopened on demand).
  */
 void
 armdb_keydir_close_dropped_files(void)
@@ -337,21 +341,28 @@ armdb_keydir_close_dropped_files(void)
 	HASH_SEQ_STATUS status;
 	ShardFilesEntry *entry;
 	uint64		drops;
+	uint64		removed;
 
 	if (shard_files_cache == NULL || armdb_shared == NULL)
 		return;
 	drops = pg_atomic_read_u64(&armdb_shared->keydir_drops);
-	if (drops == shard_files_drops_seen)
+	removed = pg_atomic_read_u64(&armdb_shared->files_removed);
+	if (drops == shard_files_drops_seen && removed == shard_files_removed_seen)
 		return;
-	shard_files_drops_seen = drops;
 	hash_seq_init(&status, shard_files_cache);
 	while ((entry = hash_seq_search(&status)) != NULL)
 	{
-		if (armdb_keydir_find(&entry->relkey, entry->key.generation) != NULL)
-			continue;
-		armdb_shard_files_close(&entry->files);
-		hash_search(shard_files_cache, &entry->key, HASH_REMOVE, NULL);
+		if (drops != shard_files_drops_seen &&
+			armdb_keydir_find(&entry->relkey, entry->key.generation) == NULL)
+		{
+			armdb_shard_files_close(&entry->files);
+			hash_search(shard_files_cache, &entry->key, HASH_REMOVE, NULL);
+		}
+		else if (removed != shard_files_removed_seen)
+			armdb_shard_files_close(&entry->files);	/* reopened on use */
 	}
+	shard_files_drops_seen = drops;
+	shard_files_removed_seen = removed;
 }
 
 /* Close this backend's descriptors of a keydir's files. */
@@ -407,7 +418,51 @@ typedef struct LoadState
 	uint64		file_pos;		/* where the next entry of file_id must be */
 	bool		gaps;			/* bytes between two entries of a file:
 								 * damage skipped by salvaging */
+	/* the shard's files as they are read (keydir/files.h) */
+	ArmdbFileStat *fstats;
+	int			nfstats;
+	int			fstats_cap;
 } LoadState;
+
+/* The file of the entry being loaded, in the shard's list being built. */
+static ArmdbFileStat *
+load_file_stat(LoadState *ls, uint32 file_id)
+{
+	ArmdbFileStat *f;
+
+	if (ls->nfstats > 0 && ls->fstats[ls->nfstats - 1].file_id == file_id)
+		return &ls->fstats[ls->nfstats - 1];
+	if (ls->nfstats == ls->fstats_cap)
+	{
+		ls->fstats_cap = Max(16, ls->fstats_cap * 2);
+		ls->fstats = ls->fstats == NULL ?
+			palloc(sizeof(ArmdbFileStat) * ls->fstats_cap) :
+			repalloc(ls->fstats, sizeof(ArmdbFileStat) * ls->fstats_cap);
+	}
+	f = &ls->fstats[ls->nfstats++];
+	memset(f, 0, sizeof(*f));
+	f->file_id = file_id;
+	f->min_gsn = PG_UINT64_MAX;
+	return f;
+}
+
+/* Find file_id in a shard's list being built (ascending). */
+static ArmdbFileStat *
+find_file_stat(ArmdbFileStat *fs, int n, uint32 file_id)
+{
+	uint32		i = armdb_files_search(fs, (uint32) n, file_id);
+
+	return i < n && fs[i].file_id == file_id ? &fs[i] : NULL;
+}
+
+static int
+cmp_file_stat(const void *a, const void *b)
+{
+	uint32		x = ((const ArmdbFileStat *) a)->file_id;
+	uint32		y = ((const ArmdbFileStat *) b)->file_id;
+
+	return (x > y) - (x < y);
+}
 
 static void
 note_kill(LoadState *ls, uint64 slot, uint64 gsn, TransactionId xid,
@@ -480,6 +535,7 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 {
 	LoadState  *ls = arg;
 	ArmdbRelKeydir *kd = ls->kd;
+	ArmdbFileStat *fstat;
 	ArmdbEntryRole role;
 	ArmdbPage  *page;
 	ArmdbVersion *v;
@@ -491,9 +547,17 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 		ls->file_id = e->file_id;
 		ls->file_pos = ARMDB_FILE_HEADER_SIZE;
 	}
+	fstat = load_file_stat(ls, e->file_id);
 	if (e->offset != ls->file_pos)
+	{
 		ls->gaps = true;
+		fstat->flags |= ARMDB_FSTAT_DAMAGED;	/* merges would stop there */
+	}
 	ls->file_pos = (uint64) e->offset + e->len;
+	/* total_bytes counts entries (the header is added later) */
+	fstat->total_bytes += e->len;
+	fstat->min_gsn = Min(fstat->min_gsn, e->gsn & ARMDB_GSN_MAX);
+	fstat->max_gsn = Max(fstat->max_gsn, e->gsn & ARMDB_GSN_MAX);
 
 	if (e->slot >= ARMDB_MAX_SLOTS ||
 		(!armdb_gsn_is_tombstone(e->gsn) &&
@@ -507,6 +571,13 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	ls->bytes += e->len;
 
 	armdb_winner_classify(e, ARMDB_MAX_SLOTS, entry_fate, NULL, &role);
+	if (!armdb_gsn_is_tombstone(e->gsn) && !armdb_gsn_is_reservation(e->gsn))
+		fstat->dead_version_bytes += e->len;	/* versions, for now */
+	else if (armdb_gsn_is_tombstone(e->gsn))
+	{
+		fstat->ending_bytes += e->len;
+		fstat->ending_max_gsn = Max(fstat->ending_max_gsn, e->gsn & ARMDB_GSN_MAX);
+	}
 	if (role.uses_slot)
 		ls->max_seq = Max(ls->max_seq, armdb_slot_seq(e->slot, kd->nshards) + 1);
 	if (role.ends != ARMDB_INVALID_SLOT)
@@ -558,6 +629,8 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 	LoadState	ls;
 	uint64	   *shard_bytes;
 	uint64	   *shard_live_bytes;
+	ArmdbFileStat **shard_fstats;
+	int		   *shard_nfstats;
 
 	kd->nshards = armdb_rel_storage_read_meta(rnode, NULL);
 	if (armdb_shared->after_crash)
@@ -574,6 +647,8 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 	ls.settings = settings;
 	shard_bytes = palloc0(sizeof(uint64) * kd->nshards);
 	shard_live_bytes = palloc0(sizeof(uint64) * kd->nshards);
+	shard_fstats = palloc0(sizeof(ArmdbFileStat *) * kd->nshards);
+	shard_nfstats = palloc0(sizeof(int) * kd->nshards);
 	for (uint32 shard = 0; shard < kd->nshards; shard++)
 	{
 		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
@@ -597,6 +672,8 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 		ls.bytes = 0;
 		ls.file_id = 0;
 		ls.gaps = false;
+		ls.fstats = NULL;
+		ls.nfstats = ls.fstats_cap = 0;
 		if (!armdb_recover_shard(armdb_backend_io(), files->dir,
 								 settings->direct_io, recover_flags, load_entry,
 								 &ls, &report, &err))
@@ -621,6 +698,30 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 							report.bad_hints, files->dir,
 							report.first_bad_hint)));
 		rt->damaged = ls.gaps;
+		/*
+		 * The active file belongs in the list even with no entry yet.  It
+		 * need not be the last file read (merge outputs may follow it), so
+		 * look among all: a second, empty record of it would hide its dead
+		 * versions from compaction's rule (3), and let a merge drop the
+		 * endings that keep them dead.
+		 */
+		if (report.last_file_id != 0)
+		{
+			bool		listed = false;
+
+			for (int i = 0; i < ls.nfstats && !listed; i++)
+				listed = ls.fstats[i].file_id == report.last_file_id;
+			if (!listed)
+				(void) load_file_stat(&ls, report.last_file_id);
+		}
+		if (ls.nfstats > 0)
+			qsort(ls.fstats, ls.nfstats, sizeof(ArmdbFileStat), cmp_file_stat);
+#ifdef USE_ASSERT_CHECKING
+		for (int i = 1; i < ls.nfstats; i++)
+			Assert(ls.fstats[i].file_id != ls.fstats[i - 1].file_id);
+#endif
+		shard_fstats[shard] = ls.fstats;
+		shard_nfstats[shard] = ls.nfstats;
 		rt->next_seq = ls.max_seq;
 		rt->reserved_seq = ls.max_seq;	/* the next insert reserves anew */
 		shard_bytes[shard] = ls.bytes;
@@ -650,6 +751,8 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 					armdb_report_storage_error(ERROR, &err);
 			}
 		}
+		/* merge outputs may have higher numbers than the active file */
+		armdb_shard_note_file_id(&rt->st, report.max_file_id);
 	}
 	/*
 	 * Second pass: end the (older) versions that committed changes ended.
@@ -685,14 +788,20 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 		for (int i = 0; page != NULL && i < ARMDB_SLOTS_PER_PAGE; i++)
 		{
 			ArmdbVersion *v = &page->v[i];
+			uint32		shard;
+			ArmdbFileStat *f;
 
 			if (v->file_id == 0)
 				continue;
 			v->xmax = InvalidTransactionId;
 			v->cid = FirstCommandId;
 			live++;
-			shard_live_bytes[armdb_slot_shard(p * ARMDB_SLOTS_PER_PAGE, kd->nshards)] +=
-				v->len;
+			shard = armdb_slot_shard(p * ARMDB_SLOTS_PER_PAGE, kd->nshards);
+			shard_live_bytes[shard] += v->len;
+			f = find_file_stat(shard_fstats[shard], shard_nfstats[shard],
+							   v->file_id);
+			if (f != NULL)
+				f->dead_bytes += v->len;	/* live, for now: see below */
 		}
 	}
 	for (uint64 i = 0; i < ls.nkills; i++)
@@ -718,6 +827,35 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 							shard_bytes[shard] - shard_live_bytes[shard]);
 	pfree(shard_bytes);
 	pfree(shard_live_bytes);
+
+	/* each shard's file list: what no live version uses is dead */
+	for (uint32 shard = 0; shard < kd->nshards; shard++)
+	{
+		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+
+		for (int i = 0; i < shard_nfstats[shard]; i++)
+		{
+			ArmdbFileStat *src = &shard_fstats[shard][i];
+			ArmdbFileStat *f = armdb_files_lookup(rt, src->file_id, true);
+			uint64		live_bytes = src->dead_bytes;
+			uint64		version_bytes = src->dead_version_bytes;
+
+			if (f == NULL)
+				armdb_keydir_report_full("a shard's file list", settings);
+			*f = *src;
+			f->dead_bytes = src->total_bytes - Min(live_bytes, src->total_bytes);
+			f->dead_version_bytes = version_bytes - Min(live_bytes, version_bytes);
+			f->total_bytes = src->total_bytes + ARMDB_FILE_HEADER_SIZE;
+			if (f->min_gsn == PG_UINT64_MAX)
+				f->min_gsn = 0;
+			if (src->file_id == rt->st.active_file_id)
+				f->total_bytes = 0; /* still growing */
+		}
+		if (shard_fstats[shard] != NULL)
+			pfree(shard_fstats[shard]);
+	}
+	pfree(shard_fstats);
+	pfree(shard_nfstats);
 	pg_atomic_write_u64(&kd->next_gsn, max_gsn + 1);
 	pg_atomic_write_u64(&kd->nversions, live);
 }
@@ -862,6 +1000,7 @@ free_keydir_memory(ArmdbRelKeydir *kd)
 				dsa_free(area, rt->buf_dp);
 			if (DsaPointerIsValid(rt->free_slots))
 				dsa_free(area, rt->free_slots);
+			armdb_files_free(rt);
 		}
 		dsa_free(area, kd->shards);
 	}
@@ -923,4 +1062,71 @@ armdb_keydir_drop_backend_temp(void)
 		dshash_delete_current(&status);
 	}
 	dshash_seq_term(&status);
+}
+
+/*
+ * The databases that have permanent relations with a loaded keydir for
+ * which filter (if not NULL) says true (for the compaction launcher),
+ * palloc'd, without duplicates.  filter runs with a dshash partition lock
+ * held: it must not take locks or raise errors.
+ */
+Oid *
+armdb_keydir_databases(int *ndbs, bool (*filter) (ArmdbRelKeydir *kd,
+												   void *arg),
+					   void *arg)
+{
+	dshash_seq_status status;
+	ArmdbRelKeydir *kd;
+	int			max = 16;
+	Oid		   *dbs = palloc(sizeof(Oid) * max);
+
+	*ndbs = 0;
+	/* the partition locks held keep every keydir seen from being dropped */
+	dshash_seq_init(&status, keydir_table(), false);
+	while ((kd = dshash_seq_next(&status)) != NULL)
+	{
+		bool		seen = false;
+
+		if (kd->key.backend != InvalidBackendId || !kd->loaded ||
+			(filter != NULL && !filter(kd, arg)))
+			continue;
+		for (int i = 0; i < *ndbs && !seen; i++)
+			seen = dbs[i] == kd->key.dbNode;
+		if (seen)
+			continue;
+		if (*ndbs == max)
+		{
+			max *= 2;
+			dbs = repalloc(dbs, sizeof(Oid) * max);
+		}
+		dbs[(*ndbs)++] = kd->key.dbNode;
+	}
+	dshash_seq_term(&status);
+	return dbs;
+}
+
+/* The relfilenodes of db's permanent relations with a keydir, palloc'd. */
+Oid *
+armdb_keydir_relnodes(Oid db, int *nrels)
+{
+	dshash_seq_status status;
+	ArmdbRelKeydir *kd;
+	int			max = 16;
+	Oid		   *rels = palloc(sizeof(Oid) * max);
+
+	*nrels = 0;
+	dshash_seq_init(&status, keydir_table(), false);
+	while ((kd = dshash_seq_next(&status)) != NULL)
+	{
+		if (kd->key.backend != InvalidBackendId || kd->key.dbNode != db)
+			continue;
+		if (*nrels == max)
+		{
+			max *= 2;
+			rels = repalloc(rels, sizeof(Oid) * max);
+		}
+		rels[(*nrels)++] = kd->key.relNode;
+	}
+	dshash_seq_term(&status);
+	return rels;
 }

@@ -79,6 +79,9 @@ typedef struct ArmdbStoreSettings
 	uint32		write_buffer_size;	/* bytes, of a shard's write buffer */
 	int			memory_mb;		/* armdb.memory, for messages */
 	bool		skip_damaged_entries;	/* salvage damaged files on load */
+	bool		hints_by_worker;	/* the compaction worker builds the hint
+									 * files of sealed data files; else the
+									 * backend that sealed one does */
 } ArmdbStoreSettings;
 
 typedef struct ArmdbVersion
@@ -127,6 +130,15 @@ typedef struct ArmdbShardRt
 	uint32		free_cap;
 	pg_atomic_uint64 dead_bytes;	/* bytes of entries no longer needed,
 									 * for compaction */
+	/* the shard's data files (keydir/files.h), under lock */
+	dsa_pointer files;			/* ArmdbFileStat[files_cap] */
+	uint32		nfiles;
+	uint32		files_cap;
+	uint32		files_upto;		/* highest number ever listed: files above
+								 * it were started since (rotations) */
+	uint32		swapped_manifest;	/* the last merge whose locations moved
+									 * (compact.c): its manifest, while it
+									 * exists, only waits for its finish */
 	bool		damaged;		/* a data file has damaged bytes between its
 								 * entries, skipped when the table was
 								 * salvaged (armdb.skip_damaged_entries):
@@ -218,6 +230,12 @@ extern ArmdbShardFiles *armdb_keydir_shard_files(ArmdbRelKeydir *kd,
 
 extern void armdb_keydir_report_full(const char *what,
 									 const ArmdbStoreSettings *settings) pg_attribute_noreturn();
+
+/* What has a keydir, for the compaction workers (palloc'd arrays). */
+extern Oid *armdb_keydir_databases(int *ndbs,
+								   bool (*filter) (ArmdbRelKeydir *kd, void *arg),
+								   void *arg);
+extern Oid *armdb_keydir_relnodes(Oid db, int *nrels);
 
 /* Shared memory a keydir occupies, its write buffers included. */
 extern int64 armdb_keydir_bytes(ArmdbRelKeydir *kd);

@@ -88,14 +88,22 @@ file_header_crc(const ArmdbFileHeader *fh)
 }
 
 void
-armdb_file_header_init(ArmdbFileHeader *fh, uint32 file_id, uint32 shard)
+armdb_file_header_init_flags(ArmdbFileHeader *fh, uint32 file_id,
+							 uint32 shard, uint16 flags)
 {
 	memset(fh, 0, sizeof(*fh));
 	fh->magic = ARMDB_DATA_MAGIC;
 	fh->version = ARMDB_FORMAT_VERSION;
+	fh->flags = flags;
 	fh->file_id = file_id;
 	fh->shard = shard;
 	fh->crc = file_header_crc(fh);
+}
+
+void
+armdb_file_header_init(ArmdbFileHeader *fh, uint32 file_id, uint32 shard)
+{
+	armdb_file_header_init_flags(fh, file_id, shard, 0);
 }
 
 bool
@@ -121,7 +129,7 @@ armdb_file_header_check(const char *buf, size_t avail, uint32 file_id,
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						   "data file %06u has format version %u, expected %u",
 						   file_id, fh.version, ARMDB_FORMAT_VERSION);
-	if (fh.flags != 0)
+	if ((fh.flags & ~ARMDB_FILE_FLAGS_KNOWN) != 0)
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						   "data file %06u uses unsupported features (flags %04x)",
 						   file_id, fh.flags);
@@ -247,6 +255,7 @@ static const char *const file_ext[] = {
 	[ARMDB_FILE_DATA] = "data",
 	[ARMDB_FILE_HINT] = "hint",
 	[ARMDB_FILE_TMP] = "tmp",
+	[ARMDB_FILE_MERGE] = "merge",
 };
 
 void
@@ -259,21 +268,23 @@ armdb_file_path(char *path, const char *dir, uint32 file_id,
 bool
 armdb_file_name_parse(const char *name, uint32 *file_id, ArmdbFileKind *kind)
 {
-	uint32		id = 0;
+	uint64		id = 0;
+	int			ndigits = 0;
 
-	for (int i = 0; i < 6; i++)
+	while (name[ndigits] >= '0' && name[ndigits] <= '9' && ndigits < 10)
 	{
-		if (name[i] < '0' || name[i] > '9')
-			return false;
-		id = id * 10 + (name[i] - '0');
+		id = id * 10 + (name[ndigits] - '0');
+		ndigits++;
 	}
-	if (name[6] != '.' || id == 0)
+	/* as armdb_file_path() writes them: six digits, or more without zeros */
+	if (ndigits < 6 || (ndigits > 6 && name[0] == '0') ||
+		name[ndigits] != '.' || id == 0 || id > ARMDB_MAX_FILE_ID)
 		return false;
 	for (int k = 0; k < lengthof(file_ext); k++)
 	{
-		if (strcmp(name + 7, file_ext[k]) == 0)
+		if (strcmp(name + ndigits + 1, file_ext[k]) == 0)
 		{
-			*file_id = id;
+			*file_id = (uint32) id;
 			*kind = (ArmdbFileKind) k;
 			return true;
 		}

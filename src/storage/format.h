@@ -8,9 +8,11 @@
  *	 NNNNNN.data	append-only data file: a file header, then entries
  *	 NNNNNN.hint	summary of an immutable data file (every entry's header
  *					and location, no values), written for fast start-up
- *	 NNNNNN.tmp		a file being written (hint or merge output); a .tmp file
- *					never holds the only copy of anything and is removed by
- *					recovery
+ *	 NNNNNN.tmp		a file being written (hint, merge output or manifest); a
+ *					.tmp file never holds the only copy of anything and is
+ *					removed by recovery
+ *	 NNNNNN.merge	the manifest of a committed merge, until the merge is
+ *					finished (merge.h)
  *
  * Data file layout (all integers little-endian as the machine writes them;
  * armdb files are not portable between architectures, like PostgreSQL's):
@@ -57,7 +59,7 @@ typedef struct ArmdbFileHeader
 	uint32		crc;			/* CRC32C of bytes [4, 64) */
 	uint32		magic;			/* ARMDB_DATA_MAGIC */
 	uint16		version;		/* ARMDB_FORMAT_VERSION */
-	uint16		flags;			/* reserved (encryption at rest), 0 */
+	uint16		flags;			/* ARMDB_FILE_FLAG_* */
 	uint32		file_id;		/* must match the file name */
 	uint32		shard;			/* shard number the file belongs to */
 	uint8		reserved[44];	/* zero; room for key check etc. */
@@ -177,6 +179,15 @@ extern void armdb_entry_seal(ArmdbEntryHeader *hdr, const void *value);
 extern ArmdbParseResult armdb_entry_parse(const char *buf, size_t avail,
 										  ArmdbEntryHeader *hdr);
 
+/*
+ * The file is a merge output (merge.h): immutable from its creation, never
+ * the shard's active file although its number may be the highest.
+ */
+#define ARMDB_FILE_FLAG_MERGED	0x0001
+#define ARMDB_FILE_FLAGS_KNOWN	ARMDB_FILE_FLAG_MERGED
+
+extern void armdb_file_header_init_flags(ArmdbFileHeader *fh, uint32 file_id,
+										 uint32 shard, uint16 flags);
 extern void armdb_file_header_init(ArmdbFileHeader *fh, uint32 file_id,
 								   uint32 shard);
 extern bool armdb_file_header_check(const char *buf, size_t avail,
@@ -249,10 +260,15 @@ typedef enum ArmdbFileKind
 {
 	ARMDB_FILE_DATA,
 	ARMDB_FILE_HINT,
-	ARMDB_FILE_TMP
+	ARMDB_FILE_TMP,
+	ARMDB_FILE_MERGE			/* a committed merge's manifest (merge.h) */
 } ArmdbFileKind;
 
-#define ARMDB_MAX_FILE_ID		999999
+/*
+ * Names have at least six digits (more once past 999999: merges use up
+ * numbers, since a file number is never reused).
+ */
+#define ARMDB_MAX_FILE_ID		((uint32) 0xFFFFFFF0)
 
 /* "<dir>/NNNNNN.<ext>" into path (MAXPGPATH bytes) */
 extern void armdb_file_path(char *path, const char *dir, uint32 file_id,

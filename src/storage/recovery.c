@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "storage/hint.h"
+#include "storage/merge.h"
 
 #define SCAN_CHUNK_SIZE		(1024 * 1024)
 
@@ -391,7 +392,8 @@ list_shard(const char *dir, ShardListing *ls, ArmdbRecoveryReport *report,
 		uint32	   *n;
 		uint32	   *cap;
 
-		if (!armdb_file_name_parse(de->d_name, &id, &kind))
+		if (!armdb_file_name_parse(de->d_name, &id, &kind) ||
+			kind == ARMDB_FILE_MERGE)
 			continue;
 		if (kind == ARMDB_FILE_TMP)
 		{
@@ -688,6 +690,7 @@ armdb_recover_shard(ArmdbIo *io, const char *dir, bool direct_io,
 	ShardListing ls = {NULL, 0, NULL, 0};
 	RecoverCallback rc = {cb, arg, report, flags, false};
 	uint32		hint_pos = 0;
+	uint32		active;
 	bool		ok;
 
 	memset(report, 0, sizeof(*report));
@@ -695,8 +698,31 @@ armdb_recover_shard(ArmdbIo *io, const char *dir, bool direct_io,
 		access(dir, F_OK) != 0 && errno == ENOENT)
 		return true;
 
-	ok = list_shard(dir, &ls, report, err);
+	/* a merge that committed is finished before anything is read */
+	ok = armdb_merge_recover(dir, &report->finished_merges, err) &&
+		list_shard(dir, &ls, report, err);
 	report->data_files = ls.n_data;
+	if (ok && ls.n_data > 0)
+		report->max_file_id = ls.data_ids[ls.n_data - 1];
+	if (ok && ls.n_hint > 0)
+		report->max_file_id = Max(report->max_file_id, ls.hint_ids[ls.n_hint - 1]);
+
+	/*
+	 * The active file is the newest one that is not a merge output: merge
+	 * outputs take new numbers, but are complete (fsynced before their
+	 * merge committed) and never appended to.
+	 */
+	active = ls.n_data;
+	while (ok && active > 0)
+	{
+		bool		merged;
+
+		ok = armdb_data_file_is_merged(dir, ls.data_ids[active - 1], &merged,
+									   err);
+		if (ok && !merged)
+			break;
+		active--;
+	}
 	for (uint32 i = 0; ok && i < ls.n_data; i++)
 	{
 		uint32		id = ls.data_ids[i];
@@ -706,7 +732,7 @@ armdb_recover_shard(ArmdbIo *io, const char *dir, bool direct_io,
 			hint_pos++;
 		has_hint = hint_pos < ls.n_hint && ls.hint_ids[hint_pos] == id;
 
-		if (i + 1 < ls.n_data)
+		if (i + 1 != active)
 			ok = recover_immutable_file(io, dir, direct_io, id, has_hint, &rc,
 										err);
 		else

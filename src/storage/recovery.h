@@ -6,14 +6,15 @@
  *	  they are valid, are in hint.h).
  *
  * Recovery of a shard (armdb_recover_shard):
- *	 1. remove .tmp files (unfinished hint or merge outputs; never the only
+ *	 1. finish the merges that committed (merge.h: their manifests);
+ *	 2. remove .tmp files (unfinished hint or merge outputs; never the only
  *		copy of anything);
- *	 2. for every data file, oldest first: if its hint file is valid, report
+ *	 3. for every data file, oldest first: if its hint file is valid, report
  *		the hint's records; otherwise scan the data file with CRC checks (and
  *		count the bad hint);
- *	 3. the newest data file is the active one: it is scanned, and a torn
- *		tail is truncated (and reported) so that appends continue after the
- *		last good entry.
+ *	 4. the newest data file that is not a merge output is the active one:
+ *		it is scanned, and a torn tail is truncated (and reported) so that
+ *		appends continue after the last good entry.
  *
  * What counts as a torn tail (design §5a): only what the last, unfinished
  * write could have damaged.  That is bad bytes at the end of the active
@@ -109,7 +110,9 @@ typedef struct ArmdbRecoveryReport
 	uint32		removed_tmp;
 	uint64		entries;
 	uint64		max_gsn;
-	uint32		last_file_id;	/* 0: the shard has no data file */
+	uint32		finished_merges;	/* committed merges completed (merge.h) */
+	uint32		max_file_id;	/* highest file number in use */
+	uint32		last_file_id;	/* the active file; 0: the shard has none */
 	uint64		end_offset;		/* where appends continue; 0 if the last
 								 * file has no header yet */
 	bool		torn_tail;		/* garbage after the last good entry */

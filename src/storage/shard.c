@@ -199,6 +199,27 @@ buffer_slide(ArmdbShardState *st)
 	st->buf_start = new_start;
 }
 
+/* The number of the next active file. */
+static uint32
+successor_id(const ArmdbShardState *st)
+{
+	return Max(st->active_file_id + 1, st->next_file_id);
+}
+
+bool
+armdb_shard_new_file_id(ArmdbShardState *st, uint32 *file_id, ArmdbError *err)
+{
+	uint32		id = successor_id(st);
+
+	if (id > ARMDB_MAX_FILE_ID)
+		return armdb_error(err, ARMDB_ERR_INVALID, 0,
+						   "shard %u has used all %u file numbers",
+						   st->shard_no, ARMDB_MAX_FILE_ID);
+	*file_id = id;
+	st->next_file_id = id + 1;
+	return true;
+}
+
 /* Create data file file_id (header durable) and make it the active file. */
 static bool
 start_new_file(ArmdbShardState *st, ArmdbShardFiles *files, uint32 file_id,
@@ -214,7 +235,7 @@ start_new_file(ArmdbShardState *st, ArmdbShardFiles *files, uint32 file_id,
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
 						   "shard \"%s\" has used all %u data file numbers",
 						   files->dir, ARMDB_MAX_FILE_ID);
-	if (file_id == 1 && !armdb_make_dir(files->dir, err))
+	if (st->active_file_id == 0 && !armdb_make_dir(files->dir, err))
 		return false;
 
 	/*
@@ -266,6 +287,7 @@ start_new_file(ArmdbShardState *st, ArmdbShardFiles *files, uint32 file_id,
 	memset(st->buf + ARMDB_BLOCK_SIZE, 0, st->buf_size - ARMDB_BLOCK_SIZE);
 	armdb_aligned_free(&block);
 	st->active_file_id = file_id;
+	st->next_file_id = Max(st->next_file_id, file_id + 1);
 	st->sealed = false;
 	st->buf_start = 0;
 	st->append_end = ARMDB_FILE_HEADER_SIZE;
@@ -468,7 +490,7 @@ armdb_shard_append(ArmdbShardState *st, ArmdbShardFiles *files,
 
 	if (st->active_file_id == 0)
 	{
-		if (!start_new_file(st, files, 1, err))
+		if (!start_new_file(st, files, successor_id(st), err))
 			return false;
 	}
 	else if (st->sealed ||
@@ -478,7 +500,7 @@ armdb_shard_append(ArmdbShardState *st, ArmdbShardFiles *files,
 
 		/* a sealed file stays sealed even if its successor fails to appear */
 		if ((!st->sealed && !seal_active_file(st, files, err)) ||
-			!start_new_file(st, files, old + 1, err))
+			!start_new_file(st, files, successor_id(st), err))
 			return false;
 		*sealed_file_id = old;
 	}
@@ -519,7 +541,7 @@ armdb_shard_seal(ArmdbShardState *st, ArmdbShardFiles *files,
 	if (old == 0 || (st->append_end <= ARMDB_FILE_HEADER_SIZE && !st->sealed))
 		return true;			/* nothing to close */
 	if ((!st->sealed && !seal_active_file(st, files, err)) ||
-		!start_new_file(st, files, old + 1, err))
+		!start_new_file(st, files, successor_id(st), err))
 		return false;
 	*sealed_file_id = old;
 	return true;

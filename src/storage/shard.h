@@ -69,6 +69,9 @@ typedef struct ArmdbShardState
 								 * append_end */
 
 	uint32		active_file_id; /* 0: the shard has no file yet */
+	uint32		next_file_id;	/* lowest number no file of the shard has
+								 * used (merge outputs take numbers too);
+								 * 0: active_file_id + 1 */
 	uint64		buf_start;		/* file offset of buf[0], block-aligned */
 	uint64		append_end;		/* offset where the next entry goes */
 	uint64		written_end;	/* [0, written_end) is in the file */
@@ -240,6 +243,25 @@ extern bool armdb_shard_read_file(ArmdbShardFiles *files,
 extern bool armdb_shard_read(const ArmdbShardState *st, ArmdbShardFiles *files,
 							 const ArmdbLocation *loc, char *dst,
 							 ArmdbEntryHeader *hdr, ArmdbError *err);
+
+/*
+ * A file number for a new file of the shard (a merge output or manifest):
+ * numbers are never reused, and the next active file gets a higher one.
+ * Caller: shard lock exclusive.
+ */
+extern bool armdb_shard_new_file_id(ArmdbShardState *st, uint32 *file_id,
+									ArmdbError *err);
+
+/*
+ * After recovery: the highest number any file of the shard has (recovery
+ * report's max_file_id), so that new files get higher ones.
+ */
+static inline void
+armdb_shard_note_file_id(ArmdbShardState *st, uint32 max_file_id)
+{
+	if (max_file_id >= st->next_file_id)
+		st->next_file_id = max_file_id + 1;
+}
 
 /* Decision function: must an entry of entry_len bytes go to a new file? */
 extern bool armdb_should_rotate(uint64 append_end, uint64 entry_len,

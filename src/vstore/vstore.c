@@ -16,6 +16,7 @@
 #include "postgres.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
@@ -23,7 +24,9 @@
 #include "storage/fd.h"
 
 #include "armdb.h"
+#include "keydir/files.h"
 #include "storage/hint.h"
+#include "storage/merge.h"
 #include "storage/recovery.h"
 #include "vstore/vstore.h"
 #include "vstore/vstore_internal.h"
@@ -38,9 +41,10 @@
 
 /*
  * Data files sealed by this backend's appends (rotation), whose hint files
- * are still to be written.  Appends note them under the shard lock; the
- * hints are built once the lock is released, since that reads the whole
- * file (until a background worker takes this over).  Each names its keydir
+ * are still to be written.  Appends note them under the shard lock.  With
+ * the compaction worker running, it builds them (a hint reads the whole
+ * file: about a second per GB a writer would otherwise spend); otherwise
+ * the backend does, once the lock is released.  Each names its keydir
  * (relation and generation): storage dropped meanwhile (TRUNCATE, a
  * rewrite, DROP, by any backend) needs no hint any more.
  */
@@ -55,9 +59,21 @@ static struct
 static int	npending_hints = 0;
 
 static void
-note_sealed(ArmdbRelKeydir *kd, ArmdbShardFiles *files, uint32 sealed_file_id)
+note_sealed(ArmdbRelKeydir *kd, ArmdbShardRt *rt, ArmdbShardFiles *files,
+			uint32 sealed_file_id, const ArmdbStoreSettings *settings)
 {
-	if (sealed_file_id == 0 || npending_hints == MAX_PENDING_HINTS)
+	ArmdbFileStat *f;
+
+	if (sealed_file_id == 0)
+		return;
+	/* the shard's file list learns of it at once (the caller holds the lock) */
+	f = armdb_files_lookup(rt, sealed_file_id, true);
+	if (f != NULL && settings->hints_by_worker)
+	{
+		f->flags |= ARMDB_FSTAT_NEEDS_HINT;
+		return;					/* the compaction worker writes it */
+	}
+	if (npending_hints == MAX_PENDING_HINTS)
 		return;					/* without a hint, recovery scans the file */
 	pending_hints[npending_hints].relkey = kd->key;
 	pending_hints[npending_hints].generation = kd->generation;
@@ -147,7 +163,7 @@ append_entry(ArmdbVstoreAppend *ap, uint64 flags, FullTransactionId fxid,
 	if (!armdb_shard_append(&ap->rt->st, ap->files, &hdr, value, loc, &sealed,
 							&err))
 		armdb_report_storage_error(ERROR, &err);
-	note_sealed(ap->kd, ap->files, sealed);
+	note_sealed(ap->kd, ap->rt, ap->files, sealed, ap->settings);
 }
 
 /*
@@ -359,6 +375,7 @@ armdb_vstore_span_read(ArmdbVstoreSpan *span, ArmdbRelKeydir *kd,
 						TYPEALIGN(ARMDB_BLOCK_SIZE, to) - span->from,
 						span->from, &span->len, &err))
 		armdb_report_storage_error(ERROR, &err);
+	span->to = to;
 	span->file_id = file_id;
 }
 
@@ -368,8 +385,13 @@ armdb_vstore_span_copy(const ArmdbVstoreSpan *span, uint64 slot,
 {
 	ArmdbEntryHeader hdr;
 
+	/*
+	 * Only entries that were there when the span was read: the rest of its
+	 * last block may hold an entry appended since (a reused slot's new
+	 * version), which the read may have seen half written, or not at all.
+	 */
 	if (loc->file_id != span->file_id || loc->offset < span->from ||
-		loc->offset + loc->len > span->from + span->len)
+		(uint64) loc->offset + loc->len > Min(span->to, span->from + span->len))
 		return false;
 	memcpy(buf, span->buf.data + (loc->offset - span->from), loc->len);
 	if (armdb_entry_parse(buf, loc->len, &hdr) != ARMDB_PARSE_OK ||
@@ -399,17 +421,105 @@ armdb_vstore_span_free(ArmdbVstoreSpan *span)
  * would make every scan fail while the disk is full (design §5a: a full
  * disk fails writes, never reads).
  */
+static int
+cmp_file_ids(const void *a, const void *b)
+{
+	uint32		x = *(const uint32 *) a;
+	uint32		y = *(const uint32 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * A shard's files, part 1, under the shard lock: its file list (palloc'd
+ * in mcxt, ascending).  Merge outputs are numbered above the active file
+ * of their time, so the active file need not be the last one.
+ */
+static uint32 *
+list_files(ArmdbShardRt *rt, MemoryContext mcxt, int *nids, uint32 *upto)
+{
+	ArmdbFileStat *fs;
+	uint32	   *ids;
+	int			n;
+
+	fs = armdb_files_copy(rt, &n);
+	ids = MemoryContextAlloc(mcxt, sizeof(uint32) * (n + 1));
+	for (int i = 0; i < n; i++)
+		ids[i] = fs[i].file_id;
+	pfree(fs);
+	*nids = n;
+	*upto = rt->files_upto;
+	return ids;
+}
+
+/*
+ * Part 2, without the lock: the files the shard started since its list was
+ * last brought up to date (rotations): above upto, the highest number the
+ * list ever had, up to last_file_id, the active file when the list was
+ * taken.  A merge output met there has not joined the list yet: it is left
+ * out.
+ */
+static uint32 *
+complete_files(const char *dir, uint32 upto, uint32 last_file_id,
+			   uint32 *ids, int *nids)
+{
+	int			n = *nids;
+
+	for (uint32 id = upto + 1; last_file_id != 0 && id <= last_file_id; id++)
+	{
+		ArmdbError	err;
+		bool		merged = false;
+		char		path[MAXPGPATH];
+
+		armdb_file_path(path, dir, id, ARMDB_FILE_DATA);
+		if (access(path, F_OK) != 0)
+			continue;
+		if (id != last_file_id &&
+			!armdb_data_file_is_merged(dir, id, &merged, &err))
+			armdb_report_storage_error(ERROR, &err);
+		if (merged)
+			continue;
+		ids = repalloc(ids, sizeof(uint32) * (n + 1));
+		ids[n++] = id;
+	}
+	qsort(ids, n, sizeof(uint32), cmp_file_ids);
+	*nids = n;
+	return ids;
+}
+
+bool
+armdb_vstore_cursor_reads_file(const ArmdbVstoreCursor *cur, uint32 file_id)
+{
+	for (int i = 0; i < cur->nfids; i++)
+		if (cur->fids[i] == file_id)
+			return true;
+	return false;
+}
+
 void
 armdb_vstore_cursor_start(ArmdbVstoreCursor *cur, ArmdbRelKeydir *kd,
 						  uint32 shard, MemoryContext mcxt,
-						  const ArmdbStoreSettings *settings)
+						  const ArmdbStoreSettings *settings,
+						  const uint32 *fids, int nfids)
 {
 	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+	uint32		upto = 0;
 
 	cur->kd = kd;
 	cur->mcxt = mcxt;
 	cur->shard = shard;
 	cur->files = armdb_vstore_shard_files(kd, shard, settings);
+	if (cur->fids)
+		pfree(cur->fids);
+	cur->fids = NULL;
+	cur->nfids = 0;
+	cur->fidx = -1;
+	if (fids != NULL)
+	{
+		cur->fids = MemoryContextAlloc(mcxt, sizeof(uint32) * (nfids + 1));
+		memcpy(cur->fids, fids, sizeof(uint32) * nfids);
+		cur->nfids = nfids;
+	}
 	cur->file_id = 0;
 	cur->valid = false;
 	cur->chunk_len = 0;
@@ -423,6 +533,8 @@ armdb_vstore_cursor_start(ArmdbVstoreCursor *cur, ArmdbRelKeydir *kd,
 		uint64		tail_len = 0;
 
 		LWLockAcquire(&rt->lock, LW_SHARED);
+		if (fids == NULL && cur->fids == NULL)
+			cur->fids = list_files(rt, mcxt, &cur->nfids, &upto);
 		cur->last_file_id = rt->st.active_file_id;
 		cur->last_end = rt->st.append_end;
 		cur->tail_start = rt->st.written_end;
@@ -444,6 +556,10 @@ armdb_vstore_cursor_start(ArmdbVstoreCursor *cur, ArmdbRelKeydir *kd,
 			cur->tail = tail;
 		else if (tail)
 			pfree(tail);
+		if (fids == NULL)
+			cur->fids = complete_files(cur->files->dir, upto,
+									   cur->last_file_id, cur->fids,
+									   &cur->nfids);
 		return;
 	}
 }
@@ -456,9 +572,9 @@ cursor_next_file(ArmdbVstoreCursor *cur)
 	uint64		size;
 	int			fd;
 
-	if (cur->file_id >= cur->last_file_id)
+	if (cur->fidx + 1 >= cur->nfids)
 		return false;
-	cur->file_id++;
+	cur->file_id = cur->fids[++cur->fidx];
 	cur->pos = ARMDB_FILE_HEADER_SIZE;
 	cur->chunk_len = 0;
 	cur->chunk_off = 0;
@@ -605,6 +721,10 @@ armdb_vstore_cursor_advance(ArmdbVstoreCursor *cur)
 void
 armdb_vstore_cursor_free(ArmdbVstoreCursor *cur)
 {
+	if (cur->fids)
+		pfree(cur->fids);
+	cur->fids = NULL;
+	cur->nfids = 0;
 	armdb_aligned_free(&cur->chunk);
 	if (cur->tail)
 		pfree(cur->tail);
@@ -652,6 +772,23 @@ oldest_xid_of(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 }
 
 /*
+ * A fate written to disk must not be undone by a crash: make every commit
+ * record so far durable (asynchronous commits included) before calling any
+ * transaction committed.  At the start of a WAL page the insert position
+ * lies past a page header nothing has written yet, and XLogFlush() would
+ * refuse it: flush to the end of the last record.
+ */
+void
+armdb_vstore_flush_fates(void)
+{
+	XLogRecPtr	upto = GetXLogInsertRecPtr();
+
+	if (upto % XLOG_BLCKSZ <= SizeOfXLogLongPHD)
+		upto -= upto % XLOG_BLCKSZ;
+	XLogFlush(upto);
+}
+
+/*
  * Record in the hint files what became of every transaction older than
  * cutoff whose entries they list, and return the oldest xid whose fate the
  * files still leave to clog -- the relfrozenxid recovery allows (design
@@ -666,18 +803,8 @@ armdb_vstore_freeze(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal,
 					const ArmdbStoreSettings *settings)
 {
 	TransactionId frozen_to = cutoff;
-	XLogRecPtr	upto = GetXLogInsertRecPtr();
 
-	/*
-	 * A fate written to disk must not be undone by a crash: make every
-	 * commit record so far durable (asynchronous commits included) before
-	 * calling any transaction committed.  At the start of a WAL page the
-	 * insert position lies past a page header nothing has written yet, and
-	 * XLogFlush() would refuse it: flush to the end of the last record.
-	 */
-	if (upto % XLOG_BLCKSZ <= SizeOfXLogLongPHD)
-		upto -= upto % XLOG_BLCKSZ;
-	XLogFlush(upto);
+	armdb_vstore_flush_fates();
 
 	for (uint32 shard = 0; shard < kd->nshards; shard++)
 	{
@@ -692,6 +819,9 @@ armdb_vstore_freeze(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal,
 		int			fd;
 		uint64		size;
 		ArmdbScanResult scan;
+		uint32	   *ids;
+		int			nids;
+		uint32		upto;
 
 		LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
 		active = rt->st.active_file_id;
@@ -701,20 +831,29 @@ armdb_vstore_freeze(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal,
 				armdb_shard_write_out(&rt->st, files, &reached, &err);
 			active = rt->st.active_file_id;
 		}
+		ids = list_files(rt, CurrentMemoryContext, &nids, &upto);
 		LWLockRelease(&rt->lock);
 		if (!ok)
 			armdb_report_storage_error(ERROR, &err);
 		if (active == 0)
 			continue;
 
-		/* closed files: the fates into their hints */
-		for (uint32 file = 1; file < active; file++)
+		/*
+		 * closed files: the fates into their hints.  Their numbers are not
+		 * contiguous once files were merged: the shard's list, completed
+		 * with the files started since, says which there are.
+		 */
+		ids = complete_files(files->dir, upto, active, ids, &nids);
+		for (int fi = 0; fi < nids; fi++)
 		{
+			uint32		file = ids[fi];
 			char		hint[MAXPGPATH];
 			bool		changed = false;
 			uint64		data_end = ARMDB_FILE_HEADER_SIZE;
 			struct stat st;
 
+			if (file == active)
+				continue;
 			armdb_file_path(hint, files->dir, file, ARMDB_FILE_HINT);
 			if (stat(hint, &st) != 0 &&
 				!armdb_hint_build(files->io, files->dir, file,

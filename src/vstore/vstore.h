@@ -162,6 +162,9 @@ typedef struct ArmdbVstoreSpan
 	uint32		file_id;		/* 0: nothing read */
 	uint64		from;			/* file offset of buf.data[0] */
 	size_t		len;
+	uint64		to;				/* end of the entries asked for: bytes past
+								 * it (the rest of the last block) may have
+								 * been appended after the read */
 } ArmdbVstoreSpan;
 
 /*
@@ -202,6 +205,18 @@ typedef struct ArmdbVstoreCursor
 	uint32		shard;
 	ArmdbShardFiles *files;		/* NULL: never started */
 	MemoryContext mcxt;			/* of the buffers below */
+
+	/*
+	 * The files it reads, ascending: the shard's file list (keydir/files.h)
+	 * as it was at the start, or as the caller gave it (a replay reads the
+	 * same files; a merge removes none before the reader's transaction
+	 * ends).  A merge's outputs join the list when every location has moved
+	 * to them, at the moment its inputs leave it, so a cursor reads either
+	 * the inputs or the outputs of a merge, never both.
+	 */
+	uint32	   *fids;			/* in mcxt */
+	int			nfids;
+	int			fidx;			/* index of file_id; -1 before the first */
 	uint32		file_id;		/* current data file; 0 before the first */
 	uint32		last_file_id;	/* the shard's newest file at cursor start */
 	uint64		last_end;		/* its end at cursor start */
@@ -229,11 +244,18 @@ typedef struct ArmdbVstoreCursor
 /*
  * (Re)start cur on shard, its buffers in mcxt; a cursor started before
  * keeps its chunk buffer.  Takes the shard lock (shared) for a moment.
+ * fids (nfids ascending file numbers) are the files to read, from an
+ * earlier start of the same scan; NULL: the shard's files now.
  */
 extern void armdb_vstore_cursor_start(ArmdbVstoreCursor *cur,
 									  ArmdbRelKeydir *kd, uint32 shard,
 									  MemoryContext mcxt,
-									  const ArmdbStoreSettings *settings);
+									  const ArmdbStoreSettings *settings,
+									  const uint32 *fids, int nfids);
+
+/* Does cur read file_id? */
+extern bool armdb_vstore_cursor_reads_file(const ArmdbVstoreCursor *cur,
+										   uint32 file_id);
 
 /*
  * Position cur on its next entry (the current one if not yet advanced
@@ -292,5 +314,11 @@ extern void armdb_vstore_flush_all_shards(ArmdbRelKeydir *kd,
 extern TransactionId armdb_vstore_freeze(ArmdbRelKeydir *kd,
 										 TransactionId cutoff, bool seal,
 										 const ArmdbStoreSettings *settings);
+
+/*
+ * Make every commit record so far durable, so that the fates of the
+ * transactions that ended can be written into files (freezing, merges).
+ */
+extern void armdb_vstore_flush_fates(void);
 
 #endif							/* ARMDB_VSTORE_H */

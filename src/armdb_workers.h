@@ -1,0 +1,26 @@
+/*-------------------------------------------------------------------------
+ *
+ * armdb_workers.h
+ *	  Background workers of armdb: launchers and per-database workers.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ARMDB_WORKERS_H
+#define ARMDB_WORKERS_H
+
+/*
+ * _PG_init: a static launcher (no database), started after recovery and
+ * restarted after a crash; name is its bgw_name and backend_type.
+ */
+extern void armdb_register_launcher(const char *function, const char *name);
+
+/*
+ * From a launcher: run function in a new worker (backend_type type)
+ * connected to database db, and wait until it exits.  False if no worker
+ * slot was free, logged as who's, with what_waits as the detail.
+ */
+extern bool armdb_run_database_worker(const char *function, const char *type,
+									  const char *who, Oid db,
+									  const char *what_waits);
+
+#endif							/* ARMDB_WORKERS_H */

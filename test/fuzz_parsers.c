@@ -367,14 +367,14 @@ fuzz_file_header(const char *buf, size_t len)
 		memcpy(&fh, buf, sizeof(fh));
 		CHECK(fh.magic == ARMDB_DATA_MAGIC);
 		CHECK(fh.version == ARMDB_FORMAT_VERSION);
-		CHECK(fh.flags == 0);
+		CHECK((fh.flags & ~ARMDB_FILE_FLAGS_KNOWN) == 0);
 		CHECK(fh.file_id == FUZZ_FILE_ID);
 
 		/* a good header is checked by its CRC: a different id fails */
 		CHECK(!armdb_file_header_check(buf, len, FUZZ_FILE_ID + 1, &err));
 
-		/* what init writes for the same id and shard passes too */
-		armdb_file_header_init(&again, fh.file_id, fh.shard);
+		/* what init writes for the same id, shard and flags passes too */
+		armdb_file_header_init_flags(&again, fh.file_id, fh.shard, fh.flags);
 		armdb_error_clear(&err);
 		CHECK(armdb_file_header_check((const char *) &again, sizeof(again),
 									  FUZZ_FILE_ID, &err));

@@ -610,7 +610,11 @@ test_recovery_salvage(void)
 	tlog_free(&log);
 }
 
-/* Salvaging an immutable file leaves a hint: no salvaging needed again. */
+/*
+ * Salvaging an immutable file leaves a hint: no salvaging needed again.  A
+ * salvage reads the data file even where a hint exists (a hint says where
+ * the entries are, not whether they are intact), and meets the damage again.
+ */
 static void
 test_recovery_salvage_immutable(void)
 {
@@ -629,19 +633,22 @@ test_recovery_salvage_immutable(void)
 	mid = last1 / 2;
 	ASSERT(unit_flip_bit(p1, log.e[mid].loc.offset + 40, 2));
 
-	for (int pass = 0; pass < 2; pass++)
+	for (int pass = 0; pass < 3; pass++)
 	{
 		TInfos		infos;
 		ArmdbRecoveryReport rep;
+		bool		salvage = pass != 1;
 
 		tinfos_init(&infos);
-		/* first with salvaging, then without: the hint is used */
+		/* with salvaging, without (the hint is used), with again */
 		ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true,
-									  pass == 0 ? ARMDB_RECOVER_SALVAGE : 0,
+									  salvage ? ARMDB_RECOVER_SALVAGE : 0,
 									  tinfos_cb, &infos, &rep, &err));
 		ASSERT_CALL(tinfos_match_but(&infos, &log, mid));
-		ASSERT_EQ(rep.salvaged_files, pass == 0 ? 1 : 0);
-		ASSERT_EQ(rep.hinted_files, pass == 0 ? 0 : 1);
+		ASSERT_EQ(rep.salvaged_files, salvage ? 1 : 0);
+		ASSERT_EQ(rep.first_salvaged_offset,
+				  salvage ? log.e[mid].loc.offset : 0);
+		ASSERT_EQ(rep.hinted_files, salvage ? 0 : 1);
 		tinfos_free(&infos);
 	}
 	tlog_free(&log);

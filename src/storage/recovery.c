@@ -571,7 +571,11 @@ recover_immutable_file(ArmdbIo *io, const char *dir, bool direct_io,
 		return false;
 	}
 
-	if (has_hint)
+	/*
+	 * Salvaging reads the entries themselves: a hint file lists where they
+	 * are, not whether they are intact, so it would hide the damage.
+	 */
+	if (has_hint && !salvage)
 	{
 		if (armdb_hint_load(io, dir, file_id, size, recover_entry, rc, err))
 		{

@@ -28,6 +28,7 @@
 #include "compact/compact.h"
 #include "keydir/keydir.h"
 #include "keydir/relstorage.h"
+#include "wal/armdb_wal.h"
 
 PG_MODULE_MAGIC;
 
@@ -301,6 +302,7 @@ _PG_init(void)
 
 	armdb_xact_init();
 	armdb_utility_init();
+	armdb_wal_init();
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = armdb_shmem_request;

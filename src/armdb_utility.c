@@ -23,6 +23,7 @@
 #include "armdb.h"
 #include "keydir/keydir.h"
 #include "keydir/relstorage.h"
+#include "wal/armdb_wal.h"
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
@@ -67,10 +68,12 @@ armdb_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 											   false);
 
 		armdb_rel_storage_copy_database(template_oid, new_oid);
+		armdb_wal_log_copy_database(template_oid, new_oid);
 	}
 	if (OidIsValid(dropped_oid) && !OidIsValid(get_database_oid(((DropdbStmt *) parsetree)->dbname, true)))
 	{
 		armdb_keydir_drop_database(dropped_oid);
+		armdb_wal_log_drop_database(dropped_oid);
 		armdb_rel_storage_remove_database(dropped_oid);
 	}
 }

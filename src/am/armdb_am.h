@@ -222,8 +222,8 @@ extern void armdb_multi_insert(Relation rel, TupleTableSlot **slots,
 							   struct BulkInsertStateData *bistate);
 
 extern uint32 armdb_my_shard(ArmdbRelKeydir *kd);
-extern void armdb_append_tombstone(ArmdbRelKeydir *kd, uint64 slot,
-								   FullTransactionId fxid);
+extern void armdb_append_tombstone(Relation rel, ArmdbRelKeydir *kd,
+								   uint64 slot, FullTransactionId fxid);
 extern void armdb_tuple_insert_speculative(Relation rel, TupleTableSlot *slot,
 										   CommandId cid, int options,
 										   struct BulkInsertStateData *bistate,
@@ -319,7 +319,6 @@ extern void armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 
 /* armdb_xact.c */
 extern void armdb_xact_init(void);
-extern XLogRecPtr armdb_xact_log_xid(void);
 extern void armdb_xact_note_row_lock(void);
 extern void armdb_xact_note_temp_storage(RelFileNodeBackend rnode);
 

@@ -28,6 +28,7 @@
 #include "armdb.h"
 #include "armdb_guc.h"
 #include "keydir/relstorage.h"
+#include "wal/armdb_wal.h"
 
 static bool temp_cleanup_registered = false;
 
@@ -78,6 +79,9 @@ armdb_relation_set_new_filenode(Relation rel, const RelFileNode *newrnode,
 	armdb_rel_storage_create(rnode, (uint32) armdb_shards, persistence);
 	if (persistence == RELPERSISTENCE_TEMP)
 		armdb_xact_note_temp_storage(rnode);
+	else
+		armdb_wal_log_create(newrnode, (uint32) armdb_shards, persistence,
+							 false);
 
 	if (persistence == RELPERSISTENCE_TEMP && !temp_cleanup_registered)
 	{
@@ -101,6 +105,8 @@ armdb_relation_nontransactional_truncate(Relation rel)
 
 	armdb_keydir_drop(rnode);
 	armdb_rel_storage_create(rnode, nshards, persistence);
+	if (RelationNeedsWAL(rel))
+		armdb_wal_log_create(&rnode.node, nshards, persistence, true);
 }
 
 /*
@@ -132,6 +138,9 @@ armdb_relation_copy_data(Relation rel, const RelFileNode *newrnode)
 	smgrclose(dstrel);
 	armdb_keydir_drop(to);
 	armdb_rel_storage_copy(from, to, kd->nshards,
+						   rel->rd_rel->relpersistence);
+	if (to.backend == InvalidBackendId)
+		armdb_wal_log_copy(&from.node, &to.node, kd->nshards,
 						   rel->rd_rel->relpersistence);
 	RelationDropStorage(rel);
 }

@@ -41,11 +41,11 @@ armdb_my_shard(ArmdbRelKeydir *kd)
  * for recovery.
  */
 void
-armdb_append_tombstone(ArmdbRelKeydir *kd, uint64 slot, FullTransactionId fxid)
+armdb_append_tombstone(Relation rel, ArmdbRelKeydir *kd, uint64 slot,
+					   FullTransactionId fxid)
 {
-	XLogRecPtr	wal_lsn = armdb_xact_log_xid();
-
-	armdb_vstore_append_tombstone(kd, armdb_my_shard(kd), slot, fxid, wal_lsn,
+	armdb_vstore_append_tombstone(kd, armdb_my_shard(kd), slot, fxid,
+								  RelationNeedsWAL(rel),
 								  armdb_store_settings());
 }
 
@@ -155,16 +155,15 @@ insert_slots(Relation rel, ArmdbRelKeydir *kd, TupleTableSlot **slots,
 	HeapTuple  *tuples = palloc(sizeof(HeapTuple) * ntuples);
 	bool	   *should_free = palloc(sizeof(bool) * ntuples);
 	ArmdbVstoreAppend ap;
-	XLogRecPtr	wal_lsn;
 
 	/* flatten first: detoasting reads other relations, not under our lock */
 	for (int i = 0; i < ntuples; i++)
 		tuples[i] = tuple_to_store(rel, slots[i], &should_free[i]);
 
 	CheckForSerializableConflictIn(rel, NULL, InvalidBlockNumber);
-	wal_lsn = armdb_xact_log_xid();
 
-	armdb_vstore_append_begin(&ap, kd, armdb_my_shard(kd), wal_lsn, settings);
+	armdb_vstore_append_begin(&ap, kd, armdb_my_shard(kd),
+							  RelationNeedsWAL(rel), settings);
 	for (int i = 0; i < ntuples; i++)
 	{
 		slots[i]->tts_tableOid = RelationGetRelid(rel);
@@ -235,7 +234,7 @@ armdb_tuple_complete_speculative(Relation rel, TupleTableSlot *slot,
 			 ItemPointerGetOffsetNumber(&slot->tts_tid));
 
 	if (!succeeded)
-		armdb_append_tombstone(kd, slotno, GetCurrentFullTransactionId());
+		armdb_append_tombstone(rel, kd, slotno, GetCurrentFullTransactionId());
 
 	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 	v = &page->v[slotno % ARMDB_SLOTS_PER_PAGE];
@@ -292,7 +291,6 @@ armdb_copy_version(Relation rel, TupleTableSlot *slot, const ArmdbVersion *old)
 	ArmdbRelKeydir *kd = armdb_rel_keydir(rel);
 	bool		should_free;
 	HeapTuple	tuple = tuple_to_store(rel, slot, &should_free);
-	XLogRecPtr	wal_lsn = armdb_xact_log_xid();
 	ArmdbVstoreAppend ap;
 	ArmdbPage  *page;
 	ArmdbVersion *v;
@@ -306,15 +304,15 @@ armdb_copy_version(Relation rel, TupleTableSlot *slot, const ArmdbVersion *old)
 		ender = (old->infomask & HEAP_XMAX_IS_MULTI) ?
 			armdb_multi_get_update_xid(old->xmax) : old->xmax;
 
-	armdb_vstore_append_begin(&ap, kd, armdb_my_shard(kd), wal_lsn,
-							  armdb_store_settings());
+	armdb_vstore_append_begin(&ap, kd, armdb_my_shard(kd),
+							  RelationNeedsWAL(rel), armdb_store_settings());
 	append_version(&ap, tuple, old->xmin, full_xid(old->xmin), FirstCommandId,
 				   ARMDB_INVALID_SLOT, 0, NULL, &slot->tts_tid);
 	slotno = armdb_tid_to_slot(&slot->tts_tid);
 	armdb_vstore_append_end(&ap);
 
 	if (TransactionIdIsValid(ender))
-		armdb_append_tombstone(kd, slotno, full_xid(ender));
+		armdb_append_tombstone(rel, kd, slotno, full_xid(ender));
 
 	/* the record as it was, but for its own place */
 	page = armdb_keydir_page(kd, slotno / ARMDB_SLOTS_PER_PAGE);

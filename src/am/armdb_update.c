@@ -298,7 +298,7 @@ armdb_tuple_delete(Relation rel, ItemPointer tid, CommandId cid,
 	if (result != TM_Ok)
 		return result;
 
-	armdb_append_tombstone(kd, armdb_tid_to_slot(tid),
+	armdb_append_tombstone(rel, kd, armdb_tid_to_slot(tid),
 						   GetCurrentFullTransactionId());
 	pgstat_count_heap_delete(rel);
 	return TM_Ok;

@@ -17,18 +17,18 @@
  * removes what no longer has its main fork file: storage dropped by an
  * earlier transaction (its file goes after the callbacks of its own end).
  *
- * Transaction ids in WAL.  A transaction that writes only armdb tables
- * would otherwise write no WAL before its commit record, and PostgreSQL
- * then (1) commits it asynchronously -- the commit record may be lost in a
- * crash after the client was told of the commit -- and (2) may hand its xid
- * out again after a crash, when the xid was never WAL-logged: entries of a
- * transaction that died in the crash would then look like those of the new,
- * unrelated transaction with the same xid, and come back to life when it
- * commits.  So the first armdb write of each (sub)transaction inserts an
- * XLOG_NOOP record, which carries the xid (replay moves nextXid past it, and
- * the transaction has written WAL), and no entry reaches a data file before
- * WAL is flushed up to that record: the shard's write barrier, which the
- * version store keeps (vstore_commit.c).
+ * Transaction ids in WAL.  Every entry of a permanent relation is logged
+ * (armdb_wal.c), and the record carries its transaction id: a transaction
+ * that writes armdb tables has written WAL before its commit record, so it
+ * commits synchronously (when synchronous_commit says so), and its id is
+ * in WAL before any of its entries can reach a data file (the shard's write
+ * barrier flushes WAL up to the entry's record first, vstore_commit.c), so
+ * a crash never hands the id out again while an entry carries it.
+ * Temporary and unlogged relations log nothing, as for heap: their storage
+ * does not survive a crash.
+ *
+ * Removing storage is logged first (armdb_wal_log_drop), so that replay
+ * does not bring back the storage of a relation that no longer exists.
  *
  * PREPARE TRANSACTION flushes like a commit; it is refused after row locks
  * or armdb DDL, which a prepared transaction could not keep (see below).
@@ -52,6 +52,7 @@
 #include "am/armdb_am.h"
 #include "armdb.h"
 #include "keydir/relstorage.h"
+#include "wal/armdb_wal.h"
 
 /*
  * Remove a relation's armdb storage and keydir, if it has any.  The
@@ -62,6 +63,8 @@ drop_storage(RelFileNodeBackend rnode)
 {
 	if (!armdb_rel_storage_exists(rnode))
 		return;
+	if (rnode.backend == InvalidBackendId)
+		armdb_wal_log_drop(&rnode.node);
 	armdb_keydir_drop(rnode);
 	armdb_rel_storage_remove(rnode, WARNING);
 }
@@ -116,32 +119,6 @@ void
 armdb_xact_note_row_lock(void)
 {
 	took_row_lock = true;
-}
-
-/* the last (sub)transaction id this backend WAL-logged, and where */
-static TransactionId wal_logged_xid = InvalidTransactionId;
-static XLogRecPtr wal_logged_lsn = InvalidXLogRecPtr;
-
-/*
- * Make sure the current (sub)transaction's id is in WAL before it is
- * written into any armdb entry; returns the LSN to flush before such an
- * entry reaches a data file.
- */
-XLogRecPtr
-armdb_xact_log_xid(void)
-{
-	TransactionId xid = GetCurrentTransactionId();
-
-	if (!TransactionIdEquals(xid, wal_logged_xid))
-	{
-		static const char payload[] = "armdb";
-
-		XLogBeginInsert();
-		XLogRegisterData((char *) payload, sizeof(payload));
-		wal_logged_lsn = XLogInsert(RM_XLOG_ID, XLOG_NOOP);
-		wal_logged_xid = xid;
-	}
-	return wal_logged_lsn;
 }
 
 /* Remove the armdb storage among the pending deletes of forCommit. */
@@ -221,7 +198,6 @@ armdb_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 			armdb_vstore_forget_writes();
 			took_row_lock = false;
-			wal_logged_xid = InvalidTransactionId;
 			remove_pending_deletes(true);
 			remove_dropped_temp_storage();
 			armdb_keydir_close_dropped_files();
@@ -230,7 +206,6 @@ armdb_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_ABORT:
 			armdb_vstore_forget_writes();
 			took_row_lock = false;
-			wal_logged_xid = InvalidTransactionId;
 			remove_pending_deletes(false);
 			remove_dropped_temp_storage();
 			armdb_keydir_close_dropped_files();
@@ -238,7 +213,6 @@ armdb_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PREPARE:
 			armdb_vstore_forget_writes();
 			took_row_lock = false;
-			wal_logged_xid = InvalidTransactionId;
 			break;
 	}
 }

@@ -20,6 +20,7 @@
 
 #include "access/transam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
@@ -866,6 +867,17 @@ armdb_keydir_get(RelFileNodeBackend rnode, const ArmdbStoreSettings *settings)
 	ArmdbRelKey key;
 	ArmdbRelKeydir *kd;
 	bool		found;
+
+	/*
+	 * Replay writes the files but does not maintain key directories yet
+	 * (armdb_wal.c): one loaded now would go stale under the reader.
+	 */
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("armdb tables cannot be read during recovery yet"),
+				 errdetail("The standby replays the table's changes into its files, but does not keep its key directory current."),
+				 errhint("Read the table on the primary, or promote the standby.")));
 
 	armdb_rel_key(&key, rnode);
 	kd = dshash_find_or_insert(keydir_table(), &key, &found);

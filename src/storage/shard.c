@@ -468,12 +468,12 @@ append_large(ArmdbShardState *st, ArmdbShardFiles *files,
 }
 
 bool
-armdb_shard_append(ArmdbShardState *st, ArmdbShardFiles *files,
-				   ArmdbEntryHeader *hdr, const void *value,
-				   ArmdbLocation *loc, uint32 *sealed_file_id, ArmdbError *err)
+armdb_shard_append_place(ArmdbShardState *st, ArmdbShardFiles *files,
+						 ArmdbEntryHeader *hdr, const void *value,
+						 ArmdbLocation *loc, uint32 *sealed_file_id,
+						 ArmdbError *err)
 {
 	uint64		entry_len;
-	uint64		used;
 
 	*sealed_file_id = 0;
 	if (st->failed)
@@ -509,6 +509,19 @@ armdb_shard_append(ArmdbShardState *st, ArmdbShardFiles *files,
 	loc->file_id = st->active_file_id;
 	loc->offset = (uint32) st->append_end;
 	loc->len = (uint32) entry_len;
+	return true;
+}
+
+bool
+armdb_shard_append_copy(ArmdbShardState *st, ArmdbShardFiles *files,
+						const ArmdbEntryHeader *hdr, const void *value,
+						ArmdbError *err)
+{
+	uint64		entry_len = armdb_entry_size(hdr->value_len);
+	uint64		used;
+
+	if (st->failed)
+		return shard_failed(st, err);
 
 	/* make room: write out and drop whole blocks if the entry won't fit */
 	used = st->append_end - st->buf_start;
@@ -527,6 +540,16 @@ armdb_shard_append(ArmdbShardState *st, ArmdbShardFiles *files,
 		memcpy(st->buf + used + ARMDB_ENTRY_HEADER_SIZE, value, hdr->value_len);
 	st->append_end += entry_len;
 	return true;
+}
+
+bool
+armdb_shard_append(ArmdbShardState *st, ArmdbShardFiles *files,
+				   ArmdbEntryHeader *hdr, const void *value,
+				   ArmdbLocation *loc, uint32 *sealed_file_id, ArmdbError *err)
+{
+	return armdb_shard_append_place(st, files, hdr, value, loc,
+									sealed_file_id, err) &&
+		armdb_shard_append_copy(st, files, hdr, value, err);
 }
 
 bool

@@ -168,6 +168,24 @@ extern bool armdb_shard_append(ArmdbShardState *st, ArmdbShardFiles *files,
 							   ArmdbError *err);
 
 /*
+ * armdb_shard_append() in two steps, for a caller that logs the entry
+ * between them (WAL: the record goes in before the entry can reach the
+ * file).  _place() does everything up to choosing the location (the first
+ * file, a rotation, the CRC) and sets *loc; _copy() then puts the entry
+ * there.  Nothing is appended until _copy() succeeds; the next _place()
+ * without a _copy() chooses the same location again.
+ * Caller: shard lock exclusive across both.
+ */
+extern bool armdb_shard_append_place(ArmdbShardState *st,
+									 ArmdbShardFiles *files,
+									 ArmdbEntryHeader *hdr, const void *value,
+									 ArmdbLocation *loc,
+									 uint32 *sealed_file_id, ArmdbError *err);
+extern bool armdb_shard_append_copy(ArmdbShardState *st, ArmdbShardFiles *files,
+									const ArmdbEntryHeader *hdr,
+									const void *value, ArmdbError *err);
+
+/*
  * Close the active file now, as a rotation would (written out, fsynced, a
  * new file started), so that it can get its hint file; *sealed_file_id is
  * its id, or 0 if the active file held no entries.

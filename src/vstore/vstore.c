@@ -30,6 +30,7 @@
 #include "storage/recovery.h"
 #include "vstore/vstore.h"
 #include "vstore/vstore_internal.h"
+#include "wal/armdb_wal.h"
 
 /* read size of a shard's files; a serial scan reads all shards at once */
 #define SCAN_CHUNK_SIZE		(256 * 1024)
@@ -160,10 +161,20 @@ append_entry(ArmdbVstoreAppend *ap, uint64 flags, FullTransactionId fxid,
 	hdr.slot = slot;
 	hdr.root_slot = root_slot;
 	hdr.prev_slot = prev_slot;
-	if (!armdb_shard_append(&ap->rt->st, ap->files, &hdr, value, loc, &sealed,
-							&err))
+	if (!armdb_shard_append_place(&ap->rt->st, ap->files, &hdr, value, loc,
+								  &sealed, &err))
 		armdb_report_storage_error(ERROR, &err);
 	note_sealed(ap->kd, ap->rt, ap->files, sealed, ap->settings);
+	if (ap->wal)
+	{
+		XLogRecPtr	lsn = armdb_wal_log_append(ap->kd->key.dbNode,
+											   ap->kd->key.relNode,
+											   ap->shard, loc, &hdr, value);
+
+		ap->rt->wal_lsn = Max(ap->rt->wal_lsn, lsn);
+	}
+	if (!armdb_shard_append_copy(&ap->rt->st, ap->files, &hdr, value, &err))
+		armdb_report_storage_error(ERROR, &err);
 }
 
 /*
@@ -198,7 +209,7 @@ reserve_slots(ArmdbVstoreAppend *ap)
 
 void
 armdb_vstore_append_begin(ArmdbVstoreAppend *ap, ArmdbRelKeydir *kd,
-						  uint32 shard, XLogRecPtr wal_lsn,
+						  uint32 shard, bool wal,
 						  const ArmdbStoreSettings *settings)
 {
 	ap->kd = kd;
@@ -206,9 +217,10 @@ armdb_vstore_append_begin(ArmdbVstoreAppend *ap, ArmdbRelKeydir *kd,
 	ap->rt = armdb_keydir_shard(kd, shard);
 	ap->files = armdb_vstore_shard_files(kd, shard, settings);
 	ap->settings = settings;
+	ap->wal = wal;
+	Assert(!wal || kd->key.backend == InvalidBackendId);
 
 	LWLockAcquire(&ap->rt->lock, LW_EXCLUSIVE);
-	ap->rt->wal_lsn = Max(ap->rt->wal_lsn, wal_lsn);
 }
 
 void
@@ -273,13 +285,13 @@ armdb_vstore_insert(ArmdbVstoreAppend *ap, const void *image, uint32 len,
 
 void
 armdb_vstore_append_tombstone(ArmdbRelKeydir *kd, uint32 shard, uint64 slot,
-							  FullTransactionId fxid, XLogRecPtr wal_lsn,
+							  FullTransactionId fxid, bool wal,
 							  const ArmdbStoreSettings *settings)
 {
 	ArmdbVstoreAppend ap;
 	ArmdbLocation loc;
 
-	armdb_vstore_append_begin(&ap, kd, shard, wal_lsn, settings);
+	armdb_vstore_append_begin(&ap, kd, shard, wal, settings);
 	shard_prepare(kd, ap.rt, shard, settings);
 	append_entry(&ap, ARMDB_GSN_FLAG_TOMBSTONE, fxid, slot, slot,
 				 ARMDB_INVALID_SLOT, NULL, 0, &loc);

@@ -77,16 +77,18 @@ typedef struct ArmdbVstoreAppend
 	ArmdbShardRt *rt;
 	ArmdbShardFiles *files;
 	const ArmdbStoreSettings *settings;
+	bool		wal;			/* log each entry (a permanent relation) */
 } ArmdbVstoreAppend;
 
 /*
- * Take the shard lock exclusively for appends.  wal_lsn is the WAL the
- * entries' transaction ids need durable before any of them reaches the
- * file (the write barrier), or InvalidXLogRecPtr.
+ * Take the shard lock exclusively for appends.  With wal (the relation
+ * needs WAL: RelationNeedsWAL()), each entry is logged (armdb_wal.c) before
+ * it is copied into the shard's buffer, and the shard's write barrier
+ * flushes WAL up to that record before the entry can reach the file.
  */
 extern void armdb_vstore_append_begin(ArmdbVstoreAppend *ap,
 									  ArmdbRelKeydir *kd, uint32 shard,
-									  XLogRecPtr wal_lsn,
+									  bool wal,
 									  const ArmdbStoreSettings *settings);
 
 /*
@@ -121,12 +123,12 @@ extern void armdb_vstore_append_version(ArmdbVstoreAppend *ap, uint64 slot,
 
 /*
  * Append a tombstone of slot, by fxid, to shard (taking and releasing the
- * shard lock), for recovery; the commit makes it durable.  wal_lsn as for
+ * shard lock), for recovery; the commit makes it durable.  wal as for
  * armdb_vstore_append_begin().
  */
 extern void armdb_vstore_append_tombstone(ArmdbRelKeydir *kd, uint32 shard,
 										  uint64 slot, FullTransactionId fxid,
-										  XLogRecPtr wal_lsn,
+										  bool wal,
 										  const ArmdbStoreSettings *settings);
 
 /*

@@ -1,0 +1,126 @@
+/*-------------------------------------------------------------------------
+ *
+ * armdb_wal.h
+ *	  armdb's WAL resource manager: the records, and the calls that log them.
+ *
+ * The rmgr id is ARMDB_RMGR_ID, one of the ids PostgreSQL 15 leaves to
+ * extensions (RM_MIN_CUSTOM_ID .. RM_MAX_CUSTOM_ID).  It is written into
+ * every record, so it never changes; a server that replays armdb WAL needs
+ * armdb in shared_preload_libraries.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ARMDB_WAL_H
+#define ARMDB_WAL_H
+
+#include "access/xlogreader.h"
+#include "lib/stringinfo.h"
+#include "storage/relfilenode.h"
+
+#include "storage/format.h"
+#include "storage/shard.h"
+
+#define ARMDB_RMGR_ID			193
+#define ARMDB_RMGR_NAME			"armdb"
+
+/* record kinds: the high four bits of xl_info */
+#define XLOG_ARMDB_APPEND		0x00	/* entries appended to a data file */
+#define XLOG_ARMDB_CREATE		0x10	/* a relation's storage created */
+#define XLOG_ARMDB_DROP			0x20	/* a relation's storage removed */
+#define XLOG_ARMDB_COPY			0x30	/* a relation's storage copied */
+#define XLOG_ARMDB_COPY_DB		0x40	/* CREATE DATABASE: all of a template's */
+#define XLOG_ARMDB_DROP_DB		0x50	/* DROP DATABASE: all of a database's */
+#define XLOG_ARMDB_OPMASK		0xF0
+
+/*
+ * XLOG_ARMDB_APPEND: len bytes of entries (each a sealed header, CRC
+ * included, then its value) that go at offset of data file file_id of a
+ * permanent relation's shard.  A data file's first entry is at
+ * ARMDB_FILE_HEADER_SIZE: replay creates the file, header included.
+ */
+typedef struct xl_armdb_append
+{
+	Oid			dbNode;
+	Oid			relNode;
+	uint32		shard;
+	uint32		file_id;
+	uint32		offset;
+	uint32		len;
+	/* the entries follow */
+} xl_armdb_append;
+
+/*
+ * XLOG_ARMDB_CREATE: storage of nshards shards for a permanent or unlogged
+ * relation.  Without reset, replay creates it only where it is missing
+ * (what is there is this relation's, with entries replay does not repeat:
+ * those wal_level = minimal did not log); with reset (TRUNCATE in place)
+ * it empties what is there.
+ */
+typedef struct xl_armdb_create
+{
+	Oid			spcNode;
+	Oid			dbNode;
+	Oid			relNode;
+	uint32		nshards;
+	char		persistence;
+	bool		reset;
+} xl_armdb_create;
+
+/* XLOG_ARMDB_DROP: a relation's storage is removed */
+typedef struct xl_armdb_drop
+{
+	Oid			dbNode;
+	Oid			relNode;
+} xl_armdb_drop;
+
+/* XLOG_ARMDB_COPY: a relation's storage copied to a new relfilenode */
+typedef struct xl_armdb_copy
+{
+	Oid			spcNode;		/* of the copy */
+	Oid			dbNode;
+	Oid			from_relNode;
+	Oid			to_relNode;
+	uint32		nshards;
+	char		persistence;
+} xl_armdb_copy;
+
+/* XLOG_ARMDB_COPY_DB and XLOG_ARMDB_DROP_DB */
+typedef struct xl_armdb_database
+{
+	Oid			src_db;			/* COPY_DB only */
+	Oid			db;
+} xl_armdb_database;
+
+/* _PG_init, from shared_preload_libraries */
+extern void armdb_wal_init(void);
+
+/*
+ * Log an entry about to be appended at loc to a shard of a permanent
+ * relation (hdr sealed, value as it goes into the file); returns the end of
+ * the record, which must be flushed before the entry reaches the file (its
+ * transaction id is in the record).
+ */
+extern XLogRecPtr armdb_wal_log_append(Oid dbNode, Oid relNode, uint32 shard,
+									   const ArmdbLocation *loc,
+									   const ArmdbEntryHeader *hdr,
+									   const void *value);
+extern void armdb_wal_log_create(const RelFileNode *rnode, uint32 nshards,
+								 char persistence, bool reset);
+
+/*
+ * Log the removal of a relation's storage, flushed: storage is removed
+ * only once replay would remove it too (else a crash could bring back
+ * storage of a relation that no longer exists, which nothing then removes).
+ */
+extern void armdb_wal_log_drop(const RelFileNode *rnode);
+extern void armdb_wal_log_copy(const RelFileNode *from, const RelFileNode *to,
+							   uint32 nshards, char persistence);
+extern void armdb_wal_log_copy_database(Oid src_db, Oid dst_db);
+extern void armdb_wal_log_drop_database(Oid db);
+
+/* the rmgr callbacks (exported for pg_waldump-style tools and tests) */
+extern void armdb_wal_redo(XLogReaderState *record);
+extern void armdb_wal_desc(StringInfo buf, XLogReaderState *record);
+extern const char *armdb_wal_identify(uint8 info);
+
+#endif							/* ARMDB_WAL_H */

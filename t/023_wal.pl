@@ -1,0 +1,214 @@
+# armdb's WAL resource manager (issue 13, step 1): every entry of a
+# permanent table and every storage operation is a WAL record that
+# pg_walinspect can read; replay writes them into the files, so that a
+# streaming standby holds armdb tables and, once promoted, serves exactly
+# the primary's rows; crash recovery replays entries of transactions that
+# did not commit without harm; reading armdb tables during recovery is
+# refused with a clear error until replay keeps key directories current.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $primary = PostgreSQL::Test::Cluster->new('primary');
+$primary->init(allows_streaming => 1);
+$primary->append_conf(
+	'postgresql.conf', qq(
+shared_preload_libraries = 'armdb'
+armdb.max_file_size = '64kB'
+armdb.compaction = off
+autovacuum = off
+));
+$primary->start;
+$primary->safe_psql('postgres',
+	'CREATE EXTENSION armdb; CREATE EXTENSION pg_walinspect');
+
+# rows of every table, in a form two nodes can compare
+sub fingerprint
+{
+	my ($node, $db, $table) = @_;
+	return $node->safe_psql($db,
+		"SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '-') FROM $table t");
+}
+
+# --- 1. the records, as pg_walinspect shows them ---
+my $start = $primary->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
+$primary->safe_psql('postgres', q{
+CREATE TABLE w (id int PRIMARY KEY, v text) USING armdb;
+INSERT INTO w SELECT g, 'row ' || g FROM generate_series(1, 3) g;
+UPDATE w SET v = 'changed' WHERE id = 2;
+DELETE FROM w WHERE id = 3;
+CREATE TABLE gone (a int) USING armdb;
+DROP TABLE gone;
+CREATE TEMP TABLE tmp (a int) USING armdb;
+INSERT INTO tmp VALUES (1);
+CREATE UNLOGGED TABLE unl (a int) USING armdb;
+INSERT INTO unl VALUES (1);
+});
+my $end = $primary->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
+my $records = $primary->safe_psql('postgres', qq{
+SELECT record_type || ' ' || description
+FROM pg_get_wal_records_info('$start', '$end')
+WHERE resource_manager = 'armdb'});
+my $w_node = $primary->safe_psql('postgres', "SELECT pg_relation_filenode('w')");
+my $unl_node = $primary->safe_psql('postgres', "SELECT pg_relation_filenode('unl')");
+like($records, qr{^CREATE rel \d+/\d+/$w_node shards \d+ persistence p$}m,
+	'the table\'s storage creation is logged');
+is(scalar(() = $records =~ m{^APPEND rel \d+/$w_node .*; version of slot}mg), 4,
+	'three inserted versions and the updated one are logged');
+like($records, qr{^APPEND rel \d+/$w_node .*; version of slot \d+, xid \d+, gsn \d+, replaces slot \d+, value \d+ bytes$}m,
+	'an update names the version it replaces');
+like($records, qr{^APPEND rel \d+/$w_node .*; tombstone of slot \d+, xid \d+}m,
+	'a delete logs a tombstone');
+like($records, qr{^APPEND rel \d+/$w_node shard \d+ file 000001 offset 64 len 48; reservation up to slot \d+$}m,
+	'slot reservations are logged');
+like($records, qr{^DROP rel \d+/\d+$}m, 'DROP TABLE logs the removal');
+like($records, qr{^CREATE rel \d+/\d+/$unl_node shards \d+ persistence u$}m,
+	'an unlogged table\'s storage creation is logged');
+unlike($records, qr{^APPEND rel \d+/$unl_node }m,
+	'an unlogged table\'s rows are not');
+is(scalar(() = $records =~ m{^APPEND }mg), 6,
+	'nothing else is appended to WAL (temporary tables log nothing)');
+
+# --- 2. a streaming standby ---
+$primary->safe_psql('postgres', q{
+CREATE TABLE before_backup (id int PRIMARY KEY, v text) USING armdb;
+INSERT INTO before_backup SELECT g, repeat('b', g % 50) FROM generate_series(1, 2000) g;
+});
+$primary->backup('b1');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($primary, 'b1', has_streaming => 1);
+$standby->start;
+
+my $ts_dir = PostgreSQL::Test::Utils::tempdir();
+$primary->safe_psql('postgres', qq{
+UPDATE before_backup SET v = v || 'u' WHERE id % 3 = 0;
+DELETE FROM before_backup WHERE id % 7 = 0;
+CREATE TABLE after_backup (id int PRIMARY KEY, v text) USING armdb;
+INSERT INTO after_backup SELECT g, md5(g::text) FROM generate_series(1, 5000) g;
+UPDATE after_backup SET v = 'again' WHERE id <= 1000;
+CREATE TABLE big_rows (id int, v text) USING armdb;
+INSERT INTO big_rows SELECT g, repeat(md5(g::text), 3000) FROM generate_series(1, 10) g;
+CREATE TABLE truncated (a int) USING armdb;
+INSERT INTO truncated SELECT generate_series(1, 100);
+TRUNCATE truncated;
+INSERT INTO truncated SELECT generate_series(1, 7);
+CREATE TABLE dropped (a int) USING armdb;
+INSERT INTO dropped SELECT generate_series(1, 100);
+});
+my $dropped_dir = $primary->safe_psql('postgres',
+	"SELECT oid FROM pg_database WHERE datname = 'postgres'") . '/'
+  . $primary->safe_psql('postgres', "SELECT pg_relation_filenode('dropped')");
+$primary->safe_psql('postgres', 'DROP TABLE dropped');
+# a table created and emptied in place in one transaction
+$primary->safe_psql('postgres', q{
+BEGIN;
+CREATE TABLE in_place (a int) USING armdb;
+INSERT INTO in_place SELECT generate_series(1, 50);
+TRUNCATE in_place;
+INSERT INTO in_place SELECT generate_series(1, 5);
+COMMIT;
+});
+# a table moved to another tablespace, then changed
+$primary->safe_psql('postgres', qq{
+CREATE TABLESPACE ts LOCATION '$ts_dir';
+CREATE TABLE moved (id int, v text) USING armdb;
+INSERT INTO moved SELECT g, 'm' || g FROM generate_series(1, 300) g;
+ALTER TABLE moved SET TABLESPACE ts;
+UPDATE moved SET v = 'moved' WHERE id <= 10;
+});
+# a database made from a template with armdb tables, one dropped
+$primary->safe_psql('postgres', q{
+CREATE DATABASE tmpl;
+});
+$primary->safe_psql('tmpl', q{
+CREATE EXTENSION armdb;
+CREATE TABLE t (a int) USING armdb;
+INSERT INTO t SELECT generate_series(1, 40);
+});
+$primary->safe_psql('postgres', q{
+CREATE DATABASE copy TEMPLATE tmpl;
+CREATE DATABASE doomed TEMPLATE tmpl;
+});
+$primary->safe_psql('copy', 'INSERT INTO t SELECT generate_series(41, 60)');
+my $doomed_oid = $primary->safe_psql('postgres',
+	"SELECT oid FROM pg_database WHERE datname = 'doomed'");
+$primary->safe_psql('postgres', 'DROP DATABASE doomed');
+# a transaction that rolls back
+$primary->safe_psql('postgres', q{
+BEGIN;
+INSERT INTO after_backup SELECT g, 'rolled back' FROM generate_series(10001, 10100) g;
+ROLLBACK;
+});
+$primary->wait_for_catchup($standby);
+
+my ($ret, $out, $err) = $standby->psql('postgres',
+	"\\set VERBOSITY verbose\nSELECT count(*) FROM after_backup");
+isnt($ret, 0, 'reading an armdb table on the standby fails');
+like($err, qr/ERROR:\s+0A000: armdb tables cannot be read during recovery yet/,
+	'with feature_not_supported and a clear message');
+like($err, qr/HINT:\s+Read the table on the primary, or promote the standby/,
+	'and a hint');
+
+my $standby_base = $standby->data_dir . '/armdb';
+ok(!-d "$standby_base/$dropped_dir", 'the dropped table\'s storage is gone on the standby');
+ok(!-d "$standby_base/$doomed_oid", 'so is the dropped database\'s');
+
+# the primary's rows, then the standby's once promoted
+my @tables = qw(w before_backup after_backup big_rows truncated in_place moved);
+my %want;
+$want{$_} = fingerprint($primary, 'postgres', $_) foreach @tables;
+$want{copy} = fingerprint($primary, 'copy', 't');
+$want{tmpl} = fingerprint($primary, 'tmpl', 't');
+$primary->stop;
+$standby->promote;
+foreach my $t (@tables)
+{
+	is(fingerprint($standby, 'postgres', $t), $want{$t},
+		"promoted standby: table $t has the primary's rows");
+}
+is(fingerprint($standby, 'copy', 't'), $want{copy},
+	'promoted standby: the copied database\'s table');
+is(fingerprint($standby, 'tmpl', 't'), $want{tmpl},
+	'promoted standby: the template\'s table');
+is($standby->safe_psql('postgres', 'SELECT count(*) FROM after_backup WHERE id > 10000'),
+	'0', 'no row of the rolled-back transaction');
+
+# the promoted standby writes on
+$standby->safe_psql('postgres', q{
+INSERT INTO after_backup SELECT g, 'new' FROM generate_series(20001, 20500) g;
+UPDATE before_backup SET v = 'p' WHERE id = 1;
+});
+is($standby->safe_psql('postgres', 'SELECT count(*) FROM after_backup'), '5500',
+	'the promoted standby takes new rows');
+$standby->restart;
+is($standby->safe_psql('postgres', "SELECT v FROM before_backup WHERE id = 1"), 'p',
+	'and keeps them across a restart');
+$standby->stop;
+
+# --- 3. crash recovery replays entries of a transaction that did not commit ---
+$primary->start;
+$primary->safe_psql('postgres', 'CHECKPOINT');
+my $open = $primary->background_psql('postgres');
+$open->query_safe('BEGIN');
+$open->query_safe(q{INSERT INTO after_backup SELECT g, 'open' FROM generate_series(30001, 30300) g});
+$primary->safe_psql('postgres', q{
+INSERT INTO after_backup SELECT g, 'committed' FROM generate_series(40001, 40010) g;
+});
+$primary->stop('immediate');
+eval { $open->quit; };
+$primary->start;
+is($primary->safe_psql('postgres', q{
+SELECT count(*) FILTER (WHERE v = 'committed'), count(*) FILTER (WHERE v = 'open')
+FROM after_backup}), '10|0', 'after a crash: the committed rows, none of the open transaction');
+$primary->safe_psql('postgres', q{
+INSERT INTO after_backup SELECT g, 'later' FROM generate_series(50001, 50100) g;
+});
+$primary->restart;
+is($primary->safe_psql('postgres', q{
+SELECT count(*) FILTER (WHERE v = 'later'), count(*) FROM after_backup}), '100|5110',
+	'rows appended after the replayed entries survive a restart');
+$primary->stop;
+
+done_testing();

@@ -141,7 +141,32 @@ BEGIN;
 INSERT INTO after_backup SELECT g, 'rolled back' FROM generate_series(10001, 10100) g;
 ROLLBACK;
 });
+# freezing: the standby records the same fates in hint files of its own
+my $freeze_start = $primary->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
+$primary->safe_psql('postgres', 'VACUUM FREEZE after_backup');
+# (VACUUM commits without a commit record: flush its WAL with one)
+$primary->safe_psql('postgres', 'SELECT txid_current()');
+like($primary->safe_psql('postgres', qq{
+SELECT string_agg(record_type || ' ' || description, E'\n')
+FROM pg_get_wal_records_info('$freeze_start', pg_current_wal_flush_lsn())
+WHERE resource_manager = 'armdb'}), qr/^FREEZE rel \d+\/\d+ cutoff \d+$/m,
+	'VACUUM FREEZE logs the fates\' cutoff');
+my $after_dir = $primary->safe_psql('postgres',
+	"SELECT oid FROM pg_database WHERE datname = 'postgres'") . '/'
+  . $primary->safe_psql('postgres', "SELECT pg_relation_filenode('after_backup')");
 $primary->wait_for_catchup($standby);
+
+my ($ndata, $nunhinted) = (0, 0);
+foreach my $data (glob($standby->data_dir . "/armdb/$after_dir/*/*.data"))
+{
+	$ndata++;
+	(my $hint = $data) =~ s/\.data$/.hint/;
+	$nunhinted++ unless -f $hint;
+}
+cmp_ok($ndata, '>', 8, "the standby's copy of after_backup has several files per shard ($ndata)");
+is($nunhinted, 0, 'after VACUUM FREEZE every one of them has a hint file on the standby');
+unlike(slurp_file($standby->logfile), qr/could not freeze/,
+	'and replay froze them without a warning');
 
 my ($ret, $out, $err) = $standby->psql('postgres',
 	"\\set VERBOSITY verbose\nSELECT count(*) FROM after_backup");

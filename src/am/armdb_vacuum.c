@@ -27,6 +27,7 @@
 #include "armdb.h"
 #include "keydir/files.h"
 #include "keydir/visibility.h"
+#include "wal/armdb_wal.h"
 
 /*
  * VACUUM (lazy vacuum's three passes, on the keydir):
@@ -250,6 +251,11 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 		new_frozen_xid = armdb_vstore_freeze(kd, oldest_xmin, aggressive,
 											 armdb_store_settings());
 	}
+
+	/* a standby records the same fates before relfrozenxid moves there */
+	if (TransactionIdIsValid(new_frozen_xid) && RelationNeedsWAL(rel) &&
+		TransactionIdPrecedes(rel->rd_rel->relfrozenxid, new_frozen_xid))
+		armdb_wal_log_freeze(&rel->rd_node, new_frozen_xid);
 
 	vac_update_relstats(rel, (BlockNumber) Min(npages, MaxBlockNumber), live,
 						0, nindexes > 0, new_frozen_xid,

@@ -15,6 +15,8 @@
  */
 #include "postgres.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -801,6 +803,64 @@ armdb_vstore_flush_fates(void)
 }
 
 /*
+ * Record in the hint of data file `file` (open as fd; its hint is built
+ * first if it has none) what became of every transaction older than cutoff
+ * that the hint does not settle yet; lower *frozen_to to the oldest xid
+ * whose fate the hint still leaves to clog.  A failure to read is an error
+ * (false); a failure to write the hint is a WARNING and also false.
+ */
+static bool
+freeze_file(ArmdbIo *io, const char *dir, uint32 file, int fd,
+			TransactionId cutoff, bool direct_io, TransactionId *frozen_to,
+			ArmdbError *err)
+{
+	char		hint[MAXPGPATH];
+	bool		changed = false;
+	uint64		data_end = ARMDB_FILE_HEADER_SIZE;
+	uint64		size;
+	struct stat st;
+	FreezeScan	fs;
+
+	armdb_file_path(hint, dir, file, ARMDB_FILE_HINT);
+	if (stat(hint, &st) != 0 &&
+		!armdb_hint_build(io, dir, file, direct_io, false, err))
+		return false;
+	memset(&fs, 0, sizeof(fs));
+	if (!armdb_file_size(fd, dir, &size, err) ||
+		!armdb_hint_load(io, dir, file, size, freeze_collect, &fs, err))
+		return false;
+	for (uint32 i = 0; i < fs.n; i++)
+	{
+		ArmdbEntryInfo *e = &fs.items[i];
+		TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64(e->xid));
+
+		data_end = Max(data_end, (uint64) e->offset + e->len);
+		if ((e->gsn & (ARMDB_GSN_FLAG_FROZEN | ARMDB_GSN_FLAG_ABORTED)) ||
+			!TransactionIdIsNormal(xid) || armdb_gsn_is_reservation(e->gsn))
+			continue;
+		if (TransactionIdPrecedes(xid, cutoff))
+		{
+			e->gsn |= TransactionIdDidCommit(xid) ?
+				ARMDB_GSN_FLAG_FROZEN : ARMDB_GSN_FLAG_ABORTED;
+			changed = true;
+		}
+		else if (TransactionIdPrecedes(xid, *frozen_to))
+			*frozen_to = xid;
+	}
+	if (changed &&
+		!armdb_hint_write(dir, file, fs.items, fs.n, data_end, err))
+	{
+		ereport(WARNING,
+				(errmsg("armdb: %s", err->message),
+				 errdetail("relfrozenxid is not advanced.")));
+		return false;
+	}
+	if (fs.items)
+		pfree(fs.items);
+	return true;
+}
+
+/*
  * Record in the hint files what became of every transaction older than
  * cutoff whose entries they list, and return the oldest xid whose fate the
  * files still leave to clog -- the relfrozenxid recovery allows (design
@@ -829,7 +889,6 @@ armdb_vstore_freeze(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal,
 		bool		ok = true;
 		FreezeScan	fs;
 		int			fd;
-		uint64		size;
 		ArmdbScanResult scan;
 		uint32	   *ids;
 		int			nids;
@@ -858,53 +917,13 @@ armdb_vstore_freeze(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal,
 		ids = complete_files(files->dir, upto, active, ids, &nids);
 		for (int fi = 0; fi < nids; fi++)
 		{
-			uint32		file = ids[fi];
-			char		hint[MAXPGPATH];
-			bool		changed = false;
-			uint64		data_end = ARMDB_FILE_HEADER_SIZE;
-			struct stat st;
-
-			if (file == active)
+			if (ids[fi] == active)
 				continue;
-			armdb_file_path(hint, files->dir, file, ARMDB_FILE_HINT);
-			if (stat(hint, &st) != 0 &&
-				!armdb_hint_build(files->io, files->dir, file,
-								  settings->direct_io, false, &err))
+			fd = armdb_shard_file_fd(files, ids[fi], &err);
+			if (fd < 0 ||
+				!freeze_file(files->io, files->dir, ids[fi], fd, cutoff,
+							 settings->direct_io, &frozen_to, &err))
 				return InvalidTransactionId;
-			memset(&fs, 0, sizeof(fs));
-			fd = armdb_shard_file_fd(files, file, &err);
-			if (fd < 0 || !armdb_file_size(fd, files->dir, &size, &err) ||
-				!armdb_hint_load(files->io, files->dir, file, size,
-								 freeze_collect, &fs, &err))
-				return InvalidTransactionId;
-			for (uint32 i = 0; i < fs.n; i++)
-			{
-				ArmdbEntryInfo *e = &fs.items[i];
-				TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64(e->xid));
-
-				data_end = Max(data_end, (uint64) e->offset + e->len);
-				if ((e->gsn & (ARMDB_GSN_FLAG_FROZEN | ARMDB_GSN_FLAG_ABORTED)) ||
-					!TransactionIdIsNormal(xid) || armdb_gsn_is_reservation(e->gsn))
-					continue;
-				if (TransactionIdPrecedes(xid, cutoff))
-				{
-					e->gsn |= TransactionIdDidCommit(xid) ?
-						ARMDB_GSN_FLAG_FROZEN : ARMDB_GSN_FLAG_ABORTED;
-					changed = true;
-				}
-				else if (TransactionIdPrecedes(xid, frozen_to))
-					frozen_to = xid;
-			}
-			if (changed &&
-				!armdb_hint_write(files->dir, file, fs.items, fs.n, data_end, &err))
-			{
-				ereport(WARNING,
-						(errmsg("armdb: %s", err.message),
-						 errdetail("relfrozenxid is not advanced.")));
-				return InvalidTransactionId;
-			}
-			if (fs.items)
-				pfree(fs.items);
 		}
 
 		/* the active file: its oldest xid still needs clog */
@@ -919,4 +938,105 @@ armdb_vstore_freeze(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal,
 			frozen_to = fs.oldest;
 	}
 	return frozen_to;
+}
+
+/*
+ * Freezing as replay does it (XLOG_ARMDB_FREEZE): the primary's VACUUM
+ * recorded in its hint files the fates of every transaction older than
+ * cutoff, and is about to move relfrozenxid up to it, after which clog may
+ * be truncated.  Record the same fates in the hints of the shard files in
+ * dir, which a standby wrote by replaying the appends (merges are not
+ * replayed: its files are the primary's inputs), so that a promoted standby
+ * can load them without that clog.  The newest data file that is not a
+ * merge output is the active one: frozen only if it holds an xid older
+ * than cutoff, which it does only if the primary sealed it to freeze it.
+ * Failures are WARNINGs: replay goes on, and the files keep needing clog.
+ */
+void
+armdb_vstore_freeze_dir(const char *dir, TransactionId cutoff, bool direct_io)
+{
+	ArmdbIo    *io = armdb_backend_io();
+	DIR		   *d = AllocateDir(dir);
+	struct dirent *de;
+	uint32	   *ids = NULL;
+	int			nids = 0;
+	int			cap = 0;
+	uint32		active = 0;
+	ArmdbError	err;
+	TransactionId ignore = cutoff;
+
+	if (d == NULL && errno == ENOENT)
+		return;
+	while ((de = ReadDir(d, dir)) != NULL)
+	{
+		uint32		id;
+		ArmdbFileKind kind;
+
+		if (!armdb_file_name_parse(de->d_name, &id, &kind) ||
+			kind != ARMDB_FILE_DATA)
+			continue;
+		if (nids == cap)
+		{
+			cap = Max(16, cap * 2);
+			ids = ids == NULL ? palloc(sizeof(uint32) * cap) :
+				repalloc(ids, sizeof(uint32) * cap);
+		}
+		ids[nids++] = id;
+	}
+	FreeDir(d);
+	if (nids == 0)
+		return;
+	qsort(ids, nids, sizeof(uint32), cmp_file_ids);
+	for (int i = nids - 1; i >= 0 && active == 0; i--)
+	{
+		bool		merged = false;
+
+		if (!armdb_data_file_is_merged(dir, ids[i], &merged, &err))
+			goto failed;
+		if (!merged)
+			active = ids[i];
+	}
+
+	for (int i = 0; i < nids; i++)
+	{
+		char		path[MAXPGPATH];
+		int			fd;
+		bool		ok = true;
+
+		armdb_file_path(path, dir, ids[i], ARMDB_FILE_DATA);
+		fd = armdb_file_open(path, O_RDONLY, direct_io, NULL, &err);
+		if (fd < 0)
+			goto failed;
+		if (ids[i] == active)
+		{
+			FreezeScan	fs;
+			ArmdbScanResult scan;
+
+			memset(&fs, 0, sizeof(fs));
+			ok = armdb_scan_data_file(io, fd, active, false, oldest_xid_of,
+									  &fs, &scan, &err);
+			if (ok && (!TransactionIdIsValid(fs.oldest) ||
+					   !TransactionIdPrecedes(fs.oldest, cutoff)))
+			{
+				armdb_file_close(fd);
+				continue;
+			}
+		}
+		ok = ok && freeze_file(io, dir, ids[i], fd, cutoff, direct_io,
+							   &ignore, &err);
+		armdb_file_close(fd);
+		if (!ok)
+			goto failed;
+	}
+	pfree(ids);
+	return;
+
+failed:
+	ereport(WARNING,
+			(errmsg("armdb redo: could not freeze the files in \"%s\": %s",
+					dir, err.message),
+			 errdetail("Loading them needs the fates of transactions older than %u from clog.",
+					   cutoff)));
+	if (ids)
+		pfree(ids);
 }

@@ -318,6 +318,14 @@ extern TransactionId armdb_vstore_freeze(ArmdbRelKeydir *kd,
 										 const ArmdbStoreSettings *settings);
 
 /*
+ * Freezing during replay: record in the hint files of the shard files in
+ * dir the fates of every transaction older than cutoff (vstore.c says
+ * which files).  Failures are WARNINGs.
+ */
+extern void armdb_vstore_freeze_dir(const char *dir, TransactionId cutoff,
+									bool direct_io);
+
+/*
  * Make every commit record so far durable, so that the fates of the
  * transactions that ended can be written into files (freezing, merges).
  */

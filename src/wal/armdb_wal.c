@@ -25,7 +25,10 @@
  * committed transaction needed (a commit syncs everything before its own
  * entries): the record is skipped rather than leave a hole of zeros that
  * the load would call corruption.  Merges, hint files and freezing are not
- * logged yet, so a standby keeps unmerged files; reading armdb tables
+ * logged yet, so a standby keeps unmerged files (freezing is: VACUUM's
+ * XLOG_ARMDB_FREEZE has replay record the same fates in the standby's own
+ * hint files before relfrozenxid moves, so that a promoted standby never
+ * needs clog that was truncated); reading armdb tables
  * during recovery (hot standby) is refused until replay maintains the
  * key directory (armdb_keydir_get).
  *
@@ -51,6 +54,7 @@
 
 #include "armdb.h"
 #include "keydir/relstorage.h"
+#include "vstore/vstore.h"
 #include "wal/armdb_wal.h"
 
 static RmgrData armdb_rmgr = {
@@ -168,6 +172,19 @@ void
 armdb_wal_log_drop_database(Oid db)
 {
 	log_database(XLOG_ARMDB_DROP_DB, InvalidOid, db);
+}
+
+void
+armdb_wal_log_freeze(const RelFileNode *rnode, TransactionId cutoff)
+{
+	xl_armdb_freeze xlrec;
+
+	xlrec.dbNode = rnode->dbNode;
+	xlrec.relNode = rnode->relNode;
+	xlrec.cutoff = cutoff;
+	XLogBeginInsert();
+	XLogRegisterData((char *) &xlrec, sizeof(xlrec));
+	(void) XLogInsert(ARMDB_RMGR_ID, XLOG_ARMDB_FREEZE);
 }
 
 /* ----------------
@@ -388,6 +405,27 @@ redo_copy(XLogReaderState *record)
 	armdb_rel_storage_copy(from, to, xlrec->nshards, xlrec->persistence);
 }
 
+static void
+redo_freeze(XLogReaderState *record)
+{
+	xl_armdb_freeze *xlrec = (xl_armdb_freeze *) XLogRecGetData(record);
+	RelFileNodeBackend rnode = permanent_rnode(InvalidOid, xlrec->dbNode,
+											   xlrec->relNode);
+	uint32		nshards;
+
+	if (!armdb_rel_storage_exists(rnode))
+		return;					/* dropped later in WAL */
+	nshards = armdb_rel_storage_read_meta(rnode, NULL);
+	for (uint32 shard = 0; shard < nshards; shard++)
+	{
+		char		dir[MAXPGPATH];
+
+		armdb_shard_dir_path(dir, rnode, shard);
+		armdb_vstore_freeze_dir(dir, xlrec->cutoff,
+								armdb_store_settings()->direct_io);
+	}
+}
+
 void
 armdb_wal_redo(XLogReaderState *record)
 {
@@ -415,6 +453,9 @@ armdb_wal_redo(XLogReaderState *record)
 		case XLOG_ARMDB_DROP_DB:
 			db = (xl_armdb_database *) XLogRecGetData(record);
 			armdb_rel_storage_remove_database(db->db);
+			break;
+		case XLOG_ARMDB_FREEZE:
+			redo_freeze(record);
 			break;
 		default:
 			elog(PANIC, "armdb redo: unknown record kind %u", info);
@@ -514,6 +555,14 @@ armdb_wal_desc(StringInfo buf, XLogReaderState *record)
 				appendStringInfo(buf, "database %u", xlrec->db);
 				break;
 			}
+		case XLOG_ARMDB_FREEZE:
+			{
+				xl_armdb_freeze *xlrec = (xl_armdb_freeze *) data;
+
+				appendStringInfo(buf, "rel %u/%u cutoff %u", xlrec->dbNode,
+								 xlrec->relNode, xlrec->cutoff);
+				break;
+			}
 	}
 }
 
@@ -534,6 +583,8 @@ armdb_wal_identify(uint8 info)
 			return "COPY_DB";
 		case XLOG_ARMDB_DROP_DB:
 			return "DROP_DB";
+		case XLOG_ARMDB_FREEZE:
+			return "FREEZE";
 	}
 	return NULL;
 }

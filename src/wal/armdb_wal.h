@@ -30,6 +30,7 @@
 #define XLOG_ARMDB_COPY			0x30	/* a relation's storage copied */
 #define XLOG_ARMDB_COPY_DB		0x40	/* CREATE DATABASE: all of a template's */
 #define XLOG_ARMDB_DROP_DB		0x50	/* DROP DATABASE: all of a database's */
+#define XLOG_ARMDB_FREEZE		0x60	/* fates older than a cutoff into hints */
 #define XLOG_ARMDB_OPMASK		0xF0
 
 /*
@@ -91,6 +92,18 @@ typedef struct xl_armdb_database
 	Oid			db;
 } xl_armdb_database;
 
+/*
+ * XLOG_ARMDB_FREEZE: VACUUM recorded the fates of every transaction older
+ * than cutoff in the relation's hint files and moves relfrozenxid up to
+ * it; replay does the same to its own files (armdb_vstore_freeze_dir()).
+ */
+typedef struct xl_armdb_freeze
+{
+	Oid			dbNode;
+	Oid			relNode;
+	TransactionId cutoff;
+} xl_armdb_freeze;
+
 /* _PG_init, from shared_preload_libraries */
 extern void armdb_wal_init(void);
 
@@ -117,6 +130,8 @@ extern void armdb_wal_log_copy(const RelFileNode *from, const RelFileNode *to,
 							   uint32 nshards, char persistence);
 extern void armdb_wal_log_copy_database(Oid src_db, Oid dst_db);
 extern void armdb_wal_log_drop_database(Oid db);
+extern void armdb_wal_log_freeze(const RelFileNode *rnode,
+								 TransactionId cutoff);
 
 /* the rmgr callbacks (exported for pg_waldump-style tools and tests) */
 extern void armdb_wal_redo(XLogReaderState *record);

@@ -10,6 +10,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Digest::MD5;
 
 my $primary = PostgreSQL::Test::Cluster->new('primary');
 $primary->init(allows_streaming => 1);
@@ -151,6 +152,20 @@ SELECT string_agg(record_type || ' ' || description, E'\n')
 FROM pg_get_wal_records_info('$freeze_start', pg_current_wal_flush_lsn())
 WHERE resource_manager = 'armdb'}), qr/^FREEZE rel \d+\/\d+ cutoff \d+$/m,
 	'VACUUM FREEZE logs the fates\' cutoff');
+# merges: the standby redoes each from its own copies of the inputs
+$primary->safe_psql('postgres', q{
+CREATE TABLE churn (id int PRIMARY KEY, v text) USING armdb;
+INSERT INTO churn SELECT g, md5(g::text) FROM generate_series(1, 3000) g;
+UPDATE churn SET v = v || 'x';
+UPDATE churn SET v = v || 'y' WHERE id % 2 = 0;
+DELETE FROM churn WHERE id % 5 = 0;
+VACUUM churn;
+});
+cmp_ok($primary->safe_psql('postgres', "SELECT merges FROM armdb_compact('churn')"),
+	'>', 0, 'the primary merges churn\'s files');
+my $churn_dir = $primary->safe_psql('postgres',
+	"SELECT oid FROM pg_database WHERE datname = 'postgres'") . '/'
+  . $primary->safe_psql('postgres', "SELECT pg_relation_filenode('churn')");
 my $after_dir = $primary->safe_psql('postgres',
 	"SELECT oid FROM pg_database WHERE datname = 'postgres'") . '/'
   . $primary->safe_psql('postgres', "SELECT pg_relation_filenode('after_backup')");
@@ -163,6 +178,37 @@ foreach my $data (glob($standby->data_dir . "/armdb/$after_dir/*/*.data"))
 	(my $hint = $data) =~ s/\.data$/.hint/;
 	$nunhinted++ unless -f $hint;
 }
+# the same data files on both, merge outputs byte for byte
+sub data_files
+{
+	my ($node) = @_;
+	my $base = $node->data_dir . "/armdb/$churn_dir/";
+	return map { substr($_, length($base)) } sort glob("$base*/*.data");
+}
+sub merge_output_md5
+{
+	my ($node) = @_;
+	my %md5;
+	foreach my $f (glob($node->data_dir . "/armdb/$churn_dir/*/*.data"))
+	{
+		open(my $fh, '<:raw', $f) or die "$f: $!";
+		my $image = do { local $/; <$fh> };
+		close($fh);
+		next unless unpack('v', substr($image, 10, 2)) & 1;	# merged flag
+		(my $name = $f) =~ s{.*/(\d+/\d+\.data)$}{$1};
+		$md5{$name} = Digest::MD5::md5_hex($image);
+	}
+	return join(' ', map { "$_=$md5{$_}" } sort keys %md5);
+}
+my @pfiles = data_files($primary);
+is(join(' ', data_files($standby)), join(' ', @pfiles),
+	'the standby has the same data files as the primary after the merges');
+my $pmd5 = merge_output_md5($primary);
+isnt($pmd5, '', 'the merges wrote outputs');
+is(merge_output_md5($standby), $pmd5, 'and the standby wrote the same bytes');
+unlike(slurp_file($standby->logfile), qr/could not replay a merge/,
+	'without a warning');
+
 cmp_ok($ndata, '>', 8, "the standby's copy of after_backup has several files per shard ($ndata)");
 is($nunhinted, 0, 'after VACUUM FREEZE every one of them has a hint file on the standby');
 unlike(slurp_file($standby->logfile), qr/could not freeze/,
@@ -181,7 +227,7 @@ ok(!-d "$standby_base/$dropped_dir", 'the dropped table\'s storage is gone on th
 ok(!-d "$standby_base/$doomed_oid", 'so is the dropped database\'s');
 
 # the primary's rows, then the standby's once promoted
-my @tables = qw(w before_backup after_backup big_rows truncated in_place moved);
+my @tables = qw(w before_backup after_backup big_rows truncated in_place moved churn);
 my %want;
 $want{$_} = fingerprint($primary, 'postgres', $_) foreach @tables;
 $want{copy} = fingerprint($primary, 'copy', 't');

@@ -70,6 +70,7 @@
 #include "storage/merge.h"
 #include "vstore/vstore.h"
 #include "vstore/vstore_internal.h"
+#include "wal/armdb_wal.h"
 
 /* locations swapped per page-lock round */
 #define SWAP_BATCH			256
@@ -910,7 +911,14 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 		return false;
 	}
 
-	/* 3. commit: from here the merge is done, whatever happens */
+	/*
+	 * 3. commit: from here the merge is done, whatever happens.  Its WAL
+	 * record goes first, flushed: a standby (or this node's replay after a
+	 * crash) redoes it from the inputs (armdb_wal.c).
+	 */
+	if (RelationNeedsWAL(rel))
+		armdb_wal_log_merge(&rel->rd_node, shard, m);
+	crash_at(ARMDB_CRASH_AFTER_LOG);
 	if (!armdb_merge_commit(m, &err))
 	{
 		armdb_merge_free(m);

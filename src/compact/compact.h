@@ -31,6 +31,7 @@ typedef enum ArmdbCompactCrashAt
 {
 	ARMDB_CRASH_NONE,
 	ARMDB_CRASH_AFTER_COPY,		/* outputs written, not committed */
+	ARMDB_CRASH_AFTER_LOG,		/* ... and in WAL, not committed */
 	ARMDB_CRASH_AFTER_COMMIT,	/* manifest, outputs renamed, hints */
 	ARMDB_CRASH_MID_SWAP,		/* half of the locations swapped */
 	ARMDB_CRASH_AFTER_SWAP,		/* all swapped, inputs not removed */

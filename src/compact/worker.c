@@ -69,6 +69,7 @@ int			armdb_compaction_crash_at = ARMDB_CRASH_NONE;
 static const struct config_enum_entry crash_at_options[] = {
 	{"none", ARMDB_CRASH_NONE, false},
 	{"after_copy", ARMDB_CRASH_AFTER_COPY, false},
+	{"after_log", ARMDB_CRASH_AFTER_LOG, false},
 	{"after_commit", ARMDB_CRASH_AFTER_COMMIT, false},
 	{"mid_swap", ARMDB_CRASH_MID_SWAP, false},
 	{"after_swap", ARMDB_CRASH_AFTER_SWAP, false},

@@ -51,9 +51,12 @@
 #include "access/xloginsert.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
 
 #include "armdb.h"
 #include "keydir/relstorage.h"
+#include "storage/merge.h"
 #include "vstore/vstore.h"
 #include "wal/armdb_wal.h"
 
@@ -185,6 +188,70 @@ armdb_wal_log_freeze(const RelFileNode *rnode, TransactionId cutoff)
 	XLogBeginInsert();
 	XLogRegisterData((char *) &xlrec, sizeof(xlrec));
 	(void) XLogInsert(ARMDB_RMGR_ID, XLOG_ARMDB_FREEZE);
+}
+
+StaticAssertDecl(ARMDB_MERGE_MAX_INPUTS == lengthof(((xl_armdb_merge *) 0)->inputs),
+				 "a merge record holds every input");
+
+void
+armdb_wal_log_merge(const RelFileNode *rnode, uint32 shard,
+					const ArmdbMerge *m)
+{
+	xl_armdb_merge xlrec;
+	xl_armdb_move *moves;
+	uint32		nchunks = 0;
+
+	moves = palloc(sizeof(xl_armdb_move) *
+				   Min(Max(m->nmoves, 1), XLOG_ARMDB_MERGE_MAX_MOVES));
+	for (uint64 from = 0; from < m->nmoves; from += XLOG_ARMDB_MERGE_MAX_MOVES)
+	{
+		xl_armdb_merge_moves chunk;
+		uint32		n = (uint32) Min(m->nmoves - from, XLOG_ARMDB_MERGE_MAX_MOVES);
+
+		for (uint32 i = 0; i < n; i++)
+		{
+			const ArmdbMergeMove *mv = &m->moves[from + i];
+			int			input = 0;
+
+			while (m->inputs[input] != mv->entry.file_id)
+				input++;
+			Assert(input < m->ninputs);
+			moves[i].offset = mv->entry.offset;
+			moves[i].input = (uint8) input;
+			moves[i].flags =
+				(armdb_gsn_is_tombstone(mv->entry.gsn) ? ARMDB_WAL_MOVE_TOMBSTONE : 0) |
+				((mv->entry.gsn & ARMDB_GSN_FLAG_FROZEN) ? ARMDB_WAL_MOVE_FROZEN : 0) |
+				((mv->entry.gsn & ARMDB_GSN_FLAG_ABORTED) ? ARMDB_WAL_MOVE_ABORTED : 0);
+			moves[i].pad = 0;
+		}
+		chunk.dbNode = rnode->dbNode;
+		chunk.relNode = rnode->relNode;
+		chunk.shard = shard;
+		chunk.seq = nchunks++;
+		chunk.nmoves = n;
+		XLogBeginInsert();
+		XLogRegisterData((char *) &chunk, sizeof(chunk));
+		XLogRegisterData((char *) moves, sizeof(xl_armdb_move) * n);
+		(void) XLogInsert(ARMDB_RMGR_ID, XLOG_ARMDB_MERGE_MOVES);
+	}
+	pfree(moves);
+
+	memset(&xlrec, 0, sizeof(xlrec));
+	xlrec.dbNode = rnode->dbNode;
+	xlrec.relNode = rnode->relNode;
+	xlrec.shard = shard;
+	xlrec.max_file_size = m->max_file_size;
+	xlrec.nmoves = m->nmoves;
+	xlrec.nchunks = nchunks;
+	xlrec.ninputs = m->ninputs;
+	for (int i = 0; i < m->ninputs; i++)
+		xlrec.inputs[i] = m->inputs[i];
+	xlrec.noutputs = m->noutputs;
+	XLogBeginInsert();
+	XLogRegisterData((char *) &xlrec, sizeof(xlrec));
+	if (m->noutputs > 0)
+		XLogRegisterData((char *) m->outputs, sizeof(uint32) * m->noutputs);
+	XLogFlush(XLogInsert(ARMDB_RMGR_ID, XLOG_ARMDB_MERGE));
 }
 
 /* ----------------
@@ -426,6 +493,282 @@ redo_freeze(XLogReaderState *record)
 	}
 }
 
+/*
+ * A merge's kept entries, gathered from its MERGE_MOVES records until its
+ * MERGE record, per shard (merges of different shards may interleave).
+ */
+typedef struct MergeKey
+{
+	Oid			dbNode;
+	Oid			relNode;
+	uint32		shard;
+} MergeKey;
+
+typedef struct PendingMerge
+{
+	MergeKey	key;
+	uint32		next_seq;		/* the MERGE_MOVES record expected next */
+	bool		broken;			/* one was missed: replay cannot redo it */
+	xl_armdb_move *moves;
+	uint64		nmoves;
+	uint64		cap;
+} PendingMerge;
+
+static HTAB *pending_merges = NULL;
+
+static PendingMerge *
+pending_merge(Oid dbNode, Oid relNode, uint32 shard)
+{
+	MergeKey	key;
+	PendingMerge *pm;
+	bool		found;
+
+	if (pending_merges == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(MergeKey);
+		ctl.entrysize = sizeof(PendingMerge);
+		ctl.hcxt = TopMemoryContext;
+		pending_merges = hash_create("armdb merges being replayed", 16, &ctl,
+									 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	memset(&key, 0, sizeof(key));
+	key.dbNode = dbNode;
+	key.relNode = relNode;
+	key.shard = shard;
+	pm = hash_search(pending_merges, &key, HASH_ENTER, &found);
+	if (!found)
+	{
+		pm->next_seq = 0;
+		pm->broken = false;
+		pm->moves = NULL;
+		pm->nmoves = pm->cap = 0;
+	}
+	return pm;
+}
+
+static void
+forget_pending_merge(PendingMerge *pm)
+{
+	if (pm->moves)
+		pfree(pm->moves);
+	hash_search(pending_merges, &pm->key, HASH_REMOVE, NULL);
+}
+
+static void
+redo_merge_moves(XLogReaderState *record)
+{
+	xl_armdb_merge_moves *xlrec = (xl_armdb_merge_moves *) XLogRecGetData(record);
+	PendingMerge *pm = pending_merge(xlrec->dbNode, xlrec->relNode, xlrec->shard);
+
+	/* replay began after this merge's first chunk (or a merge was lost) */
+	if (xlrec->seq != pm->next_seq)
+		pm->broken = true;
+	pm->next_seq = xlrec->seq + 1;
+	if (pm->broken)
+		return;
+	if (pm->nmoves + xlrec->nmoves > pm->cap)
+	{
+		pm->cap = Max(pm->cap * 2, pm->nmoves + xlrec->nmoves);
+		pm->moves = pm->moves == NULL ?
+			MemoryContextAllocHuge(TopMemoryContext, sizeof(xl_armdb_move) * pm->cap) :
+			repalloc_huge(pm->moves, sizeof(xl_armdb_move) * pm->cap);
+	}
+	memcpy(pm->moves + pm->nmoves, xlrec + 1,
+		   sizeof(xl_armdb_move) * xlrec->nmoves);
+	pm->nmoves += xlrec->nmoves;
+}
+
+/* what the replayed merge's callbacks need */
+typedef struct MergeReplay
+{
+	const xl_armdb_merge *rec;
+	const uint32 *outputs;
+	const char *dir;
+	xl_armdb_move *moves;
+	uint64		nmoves;
+	uint64		next_move;
+	int			next_output;
+} MergeReplay;
+
+/* The recorded answer to the merge's question about entry e. */
+static bool
+replay_keep(void *arg, ArmdbEntryInfo *e, ArmdbMergeKeep *keep, ArmdbError *err)
+{
+	MergeReplay *mr = arg;
+	const xl_armdb_move *mv;
+	int			input = 0;
+
+	while (mr->rec->inputs[input] != e->file_id)
+		input++;
+	*keep = ARMDB_MERGE_DROP;
+	if (mr->next_move >= mr->nmoves)
+		return true;
+	mv = &mr->moves[mr->next_move];
+	if (mv->input < input || (mv->input == input && mv->offset < e->offset))
+		return armdb_error(err, ARMDB_ERR_INVALID, 0,
+						   "no entry at offset %u of data file %06u, which the merge kept",
+						   mv->offset, mr->rec->inputs[mv->input]);
+	if (mv->input != input || mv->offset != e->offset)
+		return true;
+	mr->next_move++;
+	*keep = (mv->flags & ARMDB_WAL_MOVE_TOMBSTONE) && !armdb_gsn_is_tombstone(e->gsn) ?
+		ARMDB_MERGE_KEEP_ENDING : ARMDB_MERGE_KEEP;
+	if (mv->flags & ARMDB_WAL_MOVE_FROZEN)
+		e->gsn |= ARMDB_GSN_FLAG_FROZEN;
+	if (mv->flags & ARMDB_WAL_MOVE_ABORTED)
+		e->gsn |= ARMDB_GSN_FLAG_ABORTED;
+	return true;
+}
+
+/*
+ * The recorded output numbers, in order; then a number for the manifest
+ * (its name only, removed again when the merge finishes): above every file
+ * of the shard, and below any file the primary made after the merge, whose
+ * numbers are above the primary's manifest.
+ */
+static bool
+replay_file_id(void *arg, uint32 *file_id, ArmdbError *err)
+{
+	MergeReplay *mr = arg;
+	DIR		   *dir;
+	struct dirent *de;
+	uint32		max_id = 0;
+
+	if (mr->next_output < (int) mr->rec->noutputs)
+	{
+		*file_id = mr->outputs[mr->next_output++];
+		return true;
+	}
+	dir = AllocateDir(mr->dir);
+	while ((de = ReadDir(dir, mr->dir)) != NULL)
+	{
+		uint32		id;
+		ArmdbFileKind kind;
+
+		if (armdb_file_name_parse(de->d_name, &id, &kind))
+			max_id = Max(max_id, id);
+	}
+	FreeDir(dir);
+	*file_id = max_id + 1;
+	return true;
+}
+
+static bool
+file_exists(const char *dir, uint32 id, ArmdbFileKind kind)
+{
+	char		path[MAXPGPATH];
+
+	armdb_file_path(path, dir, id, kind);
+	return access(path, F_OK) == 0;
+}
+
+static void
+redo_merge(XLogReaderState *record)
+{
+	xl_armdb_merge *xlrec = (xl_armdb_merge *) XLogRecGetData(record);
+	const uint32 *outputs = (const uint32 *) (xlrec + 1);
+	PendingMerge *pm = pending_merge(xlrec->dbNode, xlrec->relNode, xlrec->shard);
+	RelFileNodeBackend rnode = permanent_rnode(InvalidOid, xlrec->dbNode,
+											   xlrec->relNode);
+	char		dir[MAXPGPATH];
+	const char *why = NULL;
+	ArmdbMerge	m;
+	MergeReplay mr;
+	ArmdbError	err;
+	uint32		finished;
+	bool		done = xlrec->noutputs > 0;
+	bool		ok;
+
+	armdb_shard_dir_path(dir, rnode, xlrec->shard);
+	if (!armdb_rel_storage_exists(rnode))
+	{
+		forget_pending_merge(pm);
+		return;					/* dropped later in WAL */
+	}
+
+	/* a merge this node committed before a crash is finished first */
+	if (!armdb_merge_recover(dir, &finished, &err))
+	{
+		why = err.message;
+		goto skip;
+	}
+	for (uint32 i = 0; i < xlrec->noutputs; i++)
+		done = done && file_exists(dir, outputs[i], ARMDB_FILE_DATA);
+	if (done)
+	{
+		forget_pending_merge(pm);
+		return;					/* this node merged them (before a crash) */
+	}
+	for (uint32 i = 0; i < xlrec->ninputs; i++)
+		if (!file_exists(dir, xlrec->inputs[i], ARMDB_FILE_DATA))
+		{
+			forget_pending_merge(pm);
+			return;				/* merged away already, or never here */
+		}
+	if (pm->broken || pm->next_seq != xlrec->nchunks ||
+		pm->nmoves != xlrec->nmoves)
+	{
+		why = "replay did not see all of its records";
+		goto skip;
+	}
+
+	/* outputs a crash left half written */
+	for (uint32 i = 0; i < xlrec->noutputs; i++)
+	{
+		char		path[MAXPGPATH];
+
+		armdb_file_path(path, dir, outputs[i], ARMDB_FILE_TMP);
+		if (unlink(path) != 0 && errno != ENOENT)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("armdb redo: could not remove \"%s\": %m", path)));
+	}
+
+	memset(&mr, 0, sizeof(mr));
+	mr.rec = xlrec;
+	mr.outputs = outputs;
+	mr.dir = dir;
+	mr.moves = pm->moves;
+	mr.nmoves = pm->nmoves;
+	memset(&m, 0, sizeof(m));
+	m.io = armdb_backend_io();
+	m.dir = dir;
+	m.shard_no = xlrec->shard;
+	m.max_file_size = xlrec->max_file_size;
+	m.direct_io = armdb_store_settings()->direct_io;
+	m.keep = replay_keep;
+	m.next_file_id = replay_file_id;
+	m.progress = NULL;
+	m.arg = &mr;
+	m.ninputs = (int) xlrec->ninputs;
+	for (uint32 i = 0; i < xlrec->ninputs; i++)
+		m.inputs[i] = xlrec->inputs[i];
+
+	ok = armdb_merge_copy(&m, &err);
+	if (ok && (mr.next_move != mr.nmoves ||
+			   m.noutputs != (int) xlrec->noutputs ||
+			   memcmp(m.outputs, outputs, sizeof(uint32) * m.noutputs) != 0))
+	{
+		armdb_merge_abort(&m);
+		ok = armdb_error(&err, ARMDB_ERR_INVALID, 0,
+						 "the copy did not come out as on the primary");
+	}
+	ok = ok && armdb_merge_commit(&m, &err) && armdb_merge_finish(&m, &err);
+	armdb_merge_free(&m);
+	if (!ok)
+		why = err.message;
+
+skip:
+	if (why != NULL)
+		ereport(WARNING,
+				(errmsg("armdb redo: could not replay a merge of data files in \"%s\": %s",
+						dir, why),
+				 errdetail("The files stay as they are: they hold the same rows, in more space.")));
+	forget_pending_merge(pm);
+}
+
 void
 armdb_wal_redo(XLogReaderState *record)
 {
@@ -456,6 +799,12 @@ armdb_wal_redo(XLogReaderState *record)
 			break;
 		case XLOG_ARMDB_FREEZE:
 			redo_freeze(record);
+			break;
+		case XLOG_ARMDB_MERGE_MOVES:
+			redo_merge_moves(record);
+			break;
+		case XLOG_ARMDB_MERGE:
+			redo_merge(record);
 			break;
 		default:
 			elog(PANIC, "armdb redo: unknown record kind %u", info);
@@ -563,6 +912,31 @@ armdb_wal_desc(StringInfo buf, XLogReaderState *record)
 								 xlrec->relNode, xlrec->cutoff);
 				break;
 			}
+		case XLOG_ARMDB_MERGE_MOVES:
+			{
+				xl_armdb_merge_moves *xlrec = (xl_armdb_merge_moves *) data;
+
+				appendStringInfo(buf, "rel %u/%u shard %u chunk %u: %u kept entries",
+								 xlrec->dbNode, xlrec->relNode, xlrec->shard,
+								 xlrec->seq, xlrec->nmoves);
+				break;
+			}
+		case XLOG_ARMDB_MERGE:
+			{
+				xl_armdb_merge *xlrec = (xl_armdb_merge *) data;
+				const uint32 *outputs = (const uint32 *) (xlrec + 1);
+
+				appendStringInfo(buf, "rel %u/%u shard %u inputs",
+								 xlrec->dbNode, xlrec->relNode, xlrec->shard);
+				for (uint32 i = 0; i < xlrec->ninputs; i++)
+					appendStringInfo(buf, " %06u", xlrec->inputs[i]);
+				appendStringInfoString(buf, " outputs");
+				for (uint32 i = 0; i < xlrec->noutputs; i++)
+					appendStringInfo(buf, " %06u", outputs[i]);
+				appendStringInfo(buf, "; %llu kept entries",
+								 (unsigned long long) xlrec->nmoves);
+				break;
+			}
 	}
 }
 
@@ -585,6 +959,10 @@ armdb_wal_identify(uint8 info)
 			return "DROP_DB";
 		case XLOG_ARMDB_FREEZE:
 			return "FREEZE";
+		case XLOG_ARMDB_MERGE_MOVES:
+			return "MERGE_MOVES";
+		case XLOG_ARMDB_MERGE:
+			return "MERGE";
 	}
 	return NULL;
 }

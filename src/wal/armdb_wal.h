@@ -31,6 +31,8 @@
 #define XLOG_ARMDB_COPY_DB		0x40	/* CREATE DATABASE: all of a template's */
 #define XLOG_ARMDB_DROP_DB		0x50	/* DROP DATABASE: all of a database's */
 #define XLOG_ARMDB_FREEZE		0x60	/* fates older than a cutoff into hints */
+#define XLOG_ARMDB_MERGE_MOVES	0x70	/* a chunk of a merge's kept entries */
+#define XLOG_ARMDB_MERGE		0x80	/* a merge of a shard's files */
 #define XLOG_ARMDB_OPMASK		0xF0
 
 /*
@@ -104,6 +106,57 @@ typedef struct xl_armdb_freeze
 	TransactionId cutoff;
 } xl_armdb_freeze;
 
+/*
+ * A merge (compaction) is logged once its outputs are written and before
+ * its commit point: XLOG_ARMDB_MERGE_MOVES records, numbered from 0, carry
+ * the kept entries in the order the merge met them (inputs in order, then
+ * offsets ascending), XLOG_ARMDB_MERGE_MAX_MOVES at a time; then
+ * XLOG_ARMDB_MERGE says which inputs and outputs.  With the inputs, that
+ * is all a replay needs to write the same outputs byte for byte
+ * (storage/merge.h): it asks the same keep question and gets the recorded
+ * answer.
+ */
+#define XLOG_ARMDB_MERGE_MAX_MOVES	65536
+
+#define ARMDB_WAL_MOVE_TOMBSTONE	0x01	/* the kept entry is a tombstone:
+										 * of a version, its ending only */
+#define ARMDB_WAL_MOVE_FROZEN		0x02	/* its transaction committed */
+#define ARMDB_WAL_MOVE_ABORTED		0x04	/* ... did not */
+
+typedef struct xl_armdb_move
+{
+	uint32		offset;			/* in its input */
+	uint8		input;			/* index into the merge's inputs */
+	uint8		flags;			/* ARMDB_WAL_MOVE_* */
+	uint16		pad;
+} xl_armdb_move;
+
+typedef struct xl_armdb_merge_moves
+{
+	Oid			dbNode;
+	Oid			relNode;
+	uint32		shard;
+	uint32		seq;			/* 0, 1, ... within the merge */
+	uint32		nmoves;
+	/* nmoves xl_armdb_move follow */
+} xl_armdb_merge_moves;
+
+typedef struct xl_armdb_merge
+{
+	Oid			dbNode;
+	Oid			relNode;
+	uint32		shard;
+	uint32		max_file_size;	/* outputs rotate before passing it */
+	uint64		nmoves;			/* in all the MERGE_MOVES records */
+	uint32		nchunks;		/* how many MERGE_MOVES records */
+	uint32		ninputs;
+	uint32		inputs[4];		/* ARMDB_MERGE_MAX_INPUTS */
+	uint32		noutputs;
+	/* noutputs uint32 output file ids follow */
+} xl_armdb_merge;
+
+struct ArmdbMerge;
+
 /* _PG_init, from shared_preload_libraries */
 extern void armdb_wal_init(void);
 
@@ -132,6 +185,10 @@ extern void armdb_wal_log_copy_database(Oid src_db, Oid dst_db);
 extern void armdb_wal_log_drop_database(Oid db);
 extern void armdb_wal_log_freeze(const RelFileNode *rnode,
 								 TransactionId cutoff);
+
+/* Log a merge copied but not committed yet, and flush it. */
+extern void armdb_wal_log_merge(const RelFileNode *rnode, uint32 shard,
+								const struct ArmdbMerge *m);
 
 /* the rmgr callbacks (exported for pg_waldump-style tools and tests) */
 extern void armdb_wal_redo(XLogReaderState *record);

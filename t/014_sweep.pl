@@ -226,7 +226,9 @@ crash_and_restart(before_start => sub { eval { $open->{run}->kill_kill; }; });
 $node->wait_for_log(
 	qr/armdb sweep: could not start a worker for database $dboid: no background worker slot is free/,
 	$offset);
-ok(-d $crashed_dir, 'without a worker slot the leftover stays');
+ok(-d $crashed_dir, 'without a worker slot the leftover stays')
+  or diag("the directory was $crashed_dir; the server log since the crash:\n"
+	  . slurp_file($node->logfile, $offset));
 ok(-d $t_dir, '... and so does everything else');
 $node->append_conf('postgresql.conf', 'max_worker_processes = 8');
 $offset = -s $node->logfile;

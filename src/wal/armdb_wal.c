@@ -82,6 +82,15 @@ armdb_wal_init(void)
  * ----------------
  */
 
+/* Insert a record of one fixed-size struct; returns its end. */
+static XLogRecPtr
+insert_record(uint8 info, const void *rec, uint32 len)
+{
+	XLogBeginInsert();
+	XLogRegisterData((char *) rec, len);
+	return XLogInsert(ARMDB_RMGR_ID, info);
+}
+
 XLogRecPtr
 armdb_wal_log_append(Oid dbNode, Oid relNode, uint32 shard,
 					 const ArmdbLocation *loc, const ArmdbEntryHeader *hdr,
@@ -118,9 +127,7 @@ armdb_wal_log_create(const RelFileNode *rnode, uint32 nshards,
 	xlrec.nshards = nshards;
 	xlrec.persistence = persistence;
 	xlrec.reset = reset;
-	XLogBeginInsert();
-	XLogRegisterData((char *) &xlrec, sizeof(xlrec));
-	(void) XLogInsert(ARMDB_RMGR_ID, XLOG_ARMDB_CREATE);
+	(void) insert_record(XLOG_ARMDB_CREATE, &xlrec, sizeof(xlrec));
 }
 
 void
@@ -130,9 +137,7 @@ armdb_wal_log_drop(const RelFileNode *rnode)
 
 	xlrec.dbNode = rnode->dbNode;
 	xlrec.relNode = rnode->relNode;
-	XLogBeginInsert();
-	XLogRegisterData((char *) &xlrec, sizeof(xlrec));
-	XLogFlush(XLogInsert(ARMDB_RMGR_ID, XLOG_ARMDB_DROP));
+	XLogFlush(insert_record(XLOG_ARMDB_DROP, &xlrec, sizeof(xlrec)));
 }
 
 void
@@ -148,9 +153,7 @@ armdb_wal_log_copy(const RelFileNode *from, const RelFileNode *to,
 	xlrec.to_relNode = to->relNode;
 	xlrec.nshards = nshards;
 	xlrec.persistence = persistence;
-	XLogBeginInsert();
-	XLogRegisterData((char *) &xlrec, sizeof(xlrec));
-	(void) XLogInsert(ARMDB_RMGR_ID, XLOG_ARMDB_COPY);
+	(void) insert_record(XLOG_ARMDB_COPY, &xlrec, sizeof(xlrec));
 }
 
 static void
@@ -160,9 +163,7 @@ log_database(uint8 info, Oid src_db, Oid db)
 
 	xlrec.src_db = src_db;
 	xlrec.db = db;
-	XLogBeginInsert();
-	XLogRegisterData((char *) &xlrec, sizeof(xlrec));
-	XLogFlush(XLogInsert(ARMDB_RMGR_ID, info));
+	XLogFlush(insert_record(info, &xlrec, sizeof(xlrec)));
 }
 
 void
@@ -185,9 +186,7 @@ armdb_wal_log_freeze(const RelFileNode *rnode, TransactionId cutoff)
 	xlrec.dbNode = rnode->dbNode;
 	xlrec.relNode = rnode->relNode;
 	xlrec.cutoff = cutoff;
-	XLogBeginInsert();
-	XLogRegisterData((char *) &xlrec, sizeof(xlrec));
-	(void) XLogInsert(ARMDB_RMGR_ID, XLOG_ARMDB_FREEZE);
+	(void) insert_record(XLOG_ARMDB_FREEZE, &xlrec, sizeof(xlrec));
 }
 
 StaticAssertDecl(ARMDB_MERGE_MAX_INPUTS == lengthof(((xl_armdb_merge *) 0)->inputs),

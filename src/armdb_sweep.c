@@ -45,6 +45,7 @@
 
 #include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/subtrans.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_class.h"
@@ -386,8 +387,8 @@ armdb_sweep_launcher_main(Datum main_arg)
  * The relfilenodes pg_class of this database still names (see
  * tuple_counts()), ascending.
  */
-static Oid *
-used_relfilenodes(int *nused)
+Oid *
+armdb_sweep_used_relfilenodes(int *nused)
 {
 	Relation	rel;
 	TableScanDesc scan;
@@ -429,6 +430,66 @@ used_relfilenodes(int *nused)
 	return used;
 }
 
+/* Did transaction xid, or one of its subtransactions, write x? */
+static bool
+written_by(TransactionId x, TransactionId xid)
+{
+	if (!TransactionIdIsNormal(x) || TransactionIdPrecedes(x, xid))
+		return false;
+	if (TransactionIdEquals(x, xid))
+		return true;
+	/* a subtransaction's id follows its parent's */
+	return TransactionIdFollowsOrEquals(x, TransactionXmin) &&
+		TransactionIdEquals(SubTransGetTopmostTransaction(x), xid);
+}
+
+/*
+ * The relfilenodes of the pg_class rows transaction xid (a prepared one,
+ * say) inserted or deleted, ascending, with duplicates: the storage its
+ * outcome decides about.  Runs in a transaction.
+ */
+Oid *
+armdb_sweep_relfilenodes_of_xact(TransactionId xid, int *n)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapScanDesc hscan;
+	HeapTuple	tuple;
+	int			max = 16;
+	Oid		   *found = palloc(max * sizeof(Oid));
+
+	*n = 0;
+	rel = table_open(RelationRelationId, AccessShareLock);
+	scan = table_beginscan_strat(rel, SnapshotAny, 0, NULL, true, false);
+	hscan = (HeapScanDesc) scan;
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Oid			relfilenode;
+		bool		touched;
+
+		CHECK_FOR_INTERRUPTS();
+		LockBuffer(hscan->rs_cbuf, BUFFER_LOCK_SHARE);
+		relfilenode = ((Form_pg_class) GETSTRUCT(tuple))->relfilenode;
+		touched = OidIsValid(relfilenode) &&
+			(written_by(HeapTupleHeaderGetXmin(tuple->t_data), xid) ||
+			 (!(tuple->t_data->t_infomask & HEAP_XMAX_IS_MULTI) &&
+			  written_by(HeapTupleHeaderGetRawXmax(tuple->t_data), xid)));
+		LockBuffer(hscan->rs_cbuf, BUFFER_LOCK_UNLOCK);
+		if (!touched)
+			continue;
+		if (*n == max)
+		{
+			max *= 2;
+			found = repalloc(found, max * sizeof(Oid));
+		}
+		found[(*n)++] = relfilenode;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	qsort(found, *n, sizeof(Oid), oid_cmp);
+	return found;
+}
+
 /* A worker: sweep the listed directories of the database it is started for. */
 void
 armdb_sweep_worker_main(Datum main_arg)
@@ -450,7 +511,7 @@ armdb_sweep_worker_main(Datum main_arg)
 	rels = armdb_rel_storage_listed_relnodes(db, &nrels);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	used = used_relfilenodes(&nused);
+	used = armdb_sweep_used_relfilenodes(&nused);
 	CommitTransactionCommand();
 
 	for (int i = 0; i < nrels; i++)

@@ -19,4 +19,13 @@ extern void armdb_sweep_init(void);
  */
 extern LWLock *armdb_sweep_lock(void);
 
+/*
+ * pg_class's relfilenodes that a live, in-progress or prepared row uses,
+ * ascending; those of the rows transaction xid (or its subtransactions)
+ * inserted or deleted.  Both read pg_class with SnapshotAny, in a
+ * transaction.
+ */
+extern Oid *armdb_sweep_used_relfilenodes(int *nused);
+extern Oid *armdb_sweep_relfilenodes_of_xact(TransactionId xid, int *n);
+
 #endif							/* ARMDB_SWEEP_H */

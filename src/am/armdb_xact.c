@@ -30,8 +30,8 @@
  * Removing storage is logged first (armdb_wal_log_drop), so that replay
  * does not bring back the storage of a relation that no longer exists.
  *
- * PREPARE TRANSACTION flushes like a commit; it is refused after row locks
- * or armdb DDL, which a prepared transaction could not keep (see below).
+ * PREPARE TRANSACTION flushes like a commit; it is refused after row locks,
+ * which a prepared transaction could not keep (see below).
  *
  *-------------------------------------------------------------------------
  */
@@ -140,26 +140,6 @@ remove_pending_deletes(bool forCommit)
 		pfree(rels);
 }
 
-static bool
-pending_deletes_touch_armdb(bool forCommit)
-{
-	RelFileNode *rels;
-	int			nrels = smgrGetPendingDeletes(forCommit, &rels);
-	bool		found = false;
-
-	for (int i = 0; i < nrels && !found; i++)
-	{
-		RelFileNodeBackend rnode;
-
-		rnode.node = rels[i];
-		rnode.backend = InvalidBackendId;
-		found = armdb_rel_storage_exists(rnode);
-	}
-	if (nrels > 0)
-		pfree(rels);
-	return found;
-}
-
 static void
 armdb_xact_callback(XactEvent event, void *arg)
 {
@@ -177,21 +157,15 @@ armdb_xact_callback(XactEvent event, void *arg)
 			 * transaction in progress (its xid stays in the proc array),
 			 * with the rows it deleted or replaced marked as such.  What
 			 * recovery could not restore is refused: row locks that were
-			 * taken but not written, and armdb storage created or dropped
-			 * (its removal would be decided by COMMIT/ROLLBACK PREPARED,
-			 * which armdb does not see).
+			 * taken but not written.  Storage it created or dropped is
+			 * kept until COMMIT or ROLLBACK PREPARED unlinks the main fork
+			 * of what goes, after which armdb_utility.c removes the rest.
 			 */
 			if (took_row_lock)
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("cannot PREPARE a transaction that has locked rows of armdb tables"),
 						 errhint("Commit the transaction instead, or take row locks (SELECT ... FOR UPDATE) outside two-phase transactions.")));
-			if (pending_deletes_touch_armdb(true) ||
-				pending_deletes_touch_armdb(false))
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("cannot PREPARE a transaction that has created or dropped armdb tables"),
-						 errhint("Commit the transaction instead, or keep armdb DDL out of two-phase transactions.")));
 			armdb_vstore_flush_writes(armdb_store_settings());
 			break;
 		case XACT_EVENT_COMMIT:

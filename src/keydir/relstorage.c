@@ -400,6 +400,55 @@ armdb_rel_storage_copy_database(Oid src_db, Oid dst_db)
 	fsync_fname(base, true);
 }
 
+/*
+ * Which directory a relation's storage is (device, inode, change time: a
+ * relfilenode given new storage gets a new directory).  False if it has none.
+ */
+bool
+armdb_rel_storage_identity(RelFileNodeBackend rnode, ArmdbDirIdentity *id)
+{
+	char		dir[MAXPGPATH];
+	struct stat st;
+
+	armdb_rel_dir_path(dir, rnode);
+	if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		return false;
+	id->dev = st.st_dev;
+	id->ino = st.st_ino;
+	id->ctime = st.st_ctim;
+	return true;
+}
+
+/*
+ * Remove a relation's storage if it is still the directory id says, under
+ * ArmdbSweepLock (new storage under the same relfilenode is created under
+ * it), running before_remove (WAL, the key directory) under it first.
+ * True if it was removed.
+ */
+bool
+armdb_rel_storage_remove_if_same(RelFileNodeBackend rnode,
+								 const ArmdbDirIdentity *id,
+								 void (*before_remove) (RelFileNodeBackend rnode))
+{
+	char		dir[MAXPGPATH];
+	struct stat st;
+	bool		same;
+
+	armdb_rel_dir_path(dir, rnode);
+	LWLockAcquire(armdb_sweep_lock(), LW_EXCLUSIVE);
+	same = lstat(dir, &st) == 0 && S_ISDIR(st.st_mode) &&
+		st.st_dev == id->dev && st.st_ino == id->ino &&
+		st.st_ctim.tv_sec == id->ctime.tv_sec &&
+		st.st_ctim.tv_nsec == id->ctime.tv_nsec;
+	if (same)
+	{
+		before_remove(rnode);
+		remove_rel_dir(dir, WARNING);
+	}
+	LWLockRelease(armdb_sweep_lock());
+	return same;
+}
+
 /* DROP DATABASE: all of the database's armdb files go. */
 void
 armdb_rel_storage_remove_database(Oid db)

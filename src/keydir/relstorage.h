@@ -15,6 +15,8 @@
 #ifndef ARMDB_RELSTORAGE_H
 #define ARMDB_RELSTORAGE_H
 
+#include <sys/stat.h>
+
 #include "storage/relfilenode.h"
 
 extern void armdb_rel_dir_path(char *path, RelFileNodeBackend rnode);
@@ -42,6 +44,20 @@ extern void armdb_rel_storage_copy(RelFileNodeBackend from,
 /* CREATE DATABASE / DROP DATABASE (armdb_utility.c) */
 extern void armdb_rel_storage_copy_database(Oid src_db, Oid dst_db);
 extern void armdb_rel_storage_remove_database(Oid db);
+
+/* a relation directory's identity: a new directory has another */
+typedef struct ArmdbDirIdentity
+{
+	dev_t		dev;
+	ino_t		ino;
+	struct timespec ctime;
+} ArmdbDirIdentity;
+
+extern bool armdb_rel_storage_identity(RelFileNodeBackend rnode,
+									   ArmdbDirIdentity *id);
+extern bool armdb_rel_storage_remove_if_same(RelFileNodeBackend rnode,
+											 const ArmdbDirIdentity *id,
+											 void (*before_remove) (RelFileNodeBackend rnode));
 
 /* Remove every temporary relation's storage of this backend. */
 extern void armdb_rel_storage_remove_backend_temp(void);

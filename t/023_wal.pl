@@ -178,6 +178,25 @@ foreach my $data (glob($standby->data_dir . "/armdb/$after_dir/*/*.data"))
 	(my $hint = $data) =~ s/\.data$/.hint/;
 	$nunhinted++ unless -f $hint;
 }
+# the hint files of sealed files: the standby builds its own
+my $bb_dir = $primary->safe_psql('postgres',
+	"SELECT oid FROM pg_database WHERE datname = 'postgres'") . '/'
+  . $primary->safe_psql('postgres', "SELECT pg_relation_filenode('big_rows')");
+my ($nsealed, $nsealed_unhinted) = (0, 0);
+foreach my $shard (glob($standby->data_dir . "/armdb/$bb_dir/*"))
+{
+	my @data = sort glob("$shard/*.data");
+	pop @data;	# the newest one is still being written
+	foreach my $d (@data)
+	{
+		$nsealed++;
+		(my $h = $d) =~ s/\.data$/.hint/;
+		$nsealed_unhinted++ unless -f $h;
+	}
+}
+cmp_ok($nsealed, '>', 0, "big_rows has sealed files on the standby ($nsealed)");
+is($nsealed_unhinted, 0, 'each with the hint file the standby built for it');
+
 # the same data files on both, merge outputs byte for byte
 sub data_files
 {

@@ -675,8 +675,10 @@ build_hints(CompactShard *cs, Relation rel, const ArmdbFileStat *fs, int nfiles)
 		if (!(fs[i].flags & ARMDB_FSTAT_NEEDS_HINT))
 			continue;
 		CHECK_FOR_INTERRUPTS();
-		if (!armdb_hint_build(cs->files->io, cs->files->dir, fs[i].file_id,
-							  armdb_store_settings()->direct_io, false, &err))
+		if (armdb_hint_build(cs->files->io, cs->files->dir, fs[i].file_id,
+							 armdb_store_settings()->direct_io, false, &err))
+			armdb_vstore_log_hint(&cs->kd->key, cs->shard, fs[i].file_id);
+		else
 			ereport(LOG,
 					(errmsg("armdb: could not write the hint file of data file %06u of \"%s\": %s",
 							fs[i].file_id, RelationGetRelationName(rel),

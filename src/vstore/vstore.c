@@ -58,8 +58,17 @@ static struct
 	uint64		generation;
 	char		dir[MAXPGPATH];
 	uint32		file_id;
+	uint32		shard;
 }			pending_hints[MAX_PENDING_HINTS];
 static int	npending_hints = 0;
+
+void
+armdb_vstore_log_hint(const ArmdbRelKey *key, uint32 shard, uint32 file_id)
+{
+	/* a standby builds its own (temporary relations never reach WAL) */
+	if (key->backend == InvalidBackendId && !RecoveryInProgress())
+		armdb_wal_log_hint(key->dbNode, key->relNode, shard, file_id);
+}
 
 static void
 note_sealed(ArmdbRelKeydir *kd, ArmdbShardRt *rt, ArmdbShardFiles *files,
@@ -82,6 +91,7 @@ note_sealed(ArmdbRelKeydir *kd, ArmdbShardRt *rt, ArmdbShardFiles *files,
 	pending_hints[npending_hints].generation = kd->generation;
 	strlcpy(pending_hints[npending_hints].dir, files->dir, MAXPGPATH);
 	pending_hints[npending_hints].file_id = sealed_file_id;
+	pending_hints[npending_hints].shard = rt->st.shard_no;
 	npending_hints++;
 }
 
@@ -102,9 +112,13 @@ armdb_vstore_build_sealed_hints(const ArmdbStoreSettings *settings)
 		if (armdb_keydir_find(&pending_hints[i].relkey,
 							  pending_hints[i].generation) == NULL)
 			continue;
-		if (!armdb_hint_build(armdb_backend_io(), pending_hints[i].dir,
-							  pending_hints[i].file_id, settings->direct_io,
-							  false, &err))
+		if (armdb_hint_build(armdb_backend_io(), pending_hints[i].dir,
+							 pending_hints[i].file_id, settings->direct_io,
+							 false, &err))
+			armdb_vstore_log_hint(&pending_hints[i].relkey,
+								  pending_hints[i].shard,
+								  pending_hints[i].file_id);
+		else
 			ereport(WARNING,
 					(errmsg("armdb: could not write the hint file of data file %06u in \"%s\": %s",
 							pending_hints[i].file_id, pending_hints[i].dir,

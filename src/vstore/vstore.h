@@ -138,6 +138,13 @@ extern void armdb_vstore_append_tombstone(ArmdbRelKeydir *kd, uint32 shard,
  */
 extern void armdb_vstore_build_sealed_hints(const ArmdbStoreSettings *settings);
 
+/*
+ * The hint file of a sealed data file was written: WAL says so, so that a
+ * standby builds its own (armdb_wal.c).
+ */
+extern void armdb_vstore_log_hint(const ArmdbRelKey *key, uint32 shard,
+								  uint32 file_id);
+
 /* ----------------
  * Reading
  * ----------------

@@ -56,6 +56,7 @@
 
 #include "armdb.h"
 #include "keydir/relstorage.h"
+#include "storage/hint.h"
 #include "storage/merge.h"
 #include "vstore/vstore.h"
 #include "wal/armdb_wal.h"
@@ -187,6 +188,18 @@ armdb_wal_log_freeze(const RelFileNode *rnode, TransactionId cutoff)
 	xlrec.relNode = rnode->relNode;
 	xlrec.cutoff = cutoff;
 	(void) insert_record(XLOG_ARMDB_FREEZE, &xlrec, sizeof(xlrec));
+}
+
+void
+armdb_wal_log_hint(Oid dbNode, Oid relNode, uint32 shard, uint32 file_id)
+{
+	xl_armdb_hint xlrec;
+
+	xlrec.dbNode = dbNode;
+	xlrec.relNode = relNode;
+	xlrec.shard = shard;
+	xlrec.file_id = file_id;
+	(void) insert_record(XLOG_ARMDB_HINT, &xlrec, sizeof(xlrec));
 }
 
 StaticAssertDecl(ARMDB_MERGE_MAX_INPUTS == lengthof(((xl_armdb_merge *) 0)->inputs),
@@ -768,6 +781,28 @@ skip:
 	forget_pending_merge(pm);
 }
 
+static void
+redo_hint(XLogReaderState *record)
+{
+	xl_armdb_hint *xlrec = (xl_armdb_hint *) XLogRecGetData(record);
+	RelFileNodeBackend rnode = permanent_rnode(InvalidOid, xlrec->dbNode,
+											   xlrec->relNode);
+	char		dir[MAXPGPATH];
+	ArmdbError	err;
+
+	armdb_shard_dir_path(dir, rnode, xlrec->shard);
+	/* gone since (merged, dropped), or built already */
+	if (!file_exists(dir, xlrec->file_id, ARMDB_FILE_DATA) ||
+		file_exists(dir, xlrec->file_id, ARMDB_FILE_HINT))
+		return;
+	if (!armdb_hint_build(armdb_backend_io(), dir, xlrec->file_id,
+						  armdb_store_settings()->direct_io, false, &err))
+		ereport(WARNING,
+				(errmsg("armdb redo: could not write the hint file of data file %06u in \"%s\": %s",
+						xlrec->file_id, dir, err.message),
+				 errdetail("Loading the table scans the data file instead.")));
+}
+
 void
 armdb_wal_redo(XLogReaderState *record)
 {
@@ -804,6 +839,9 @@ armdb_wal_redo(XLogReaderState *record)
 			break;
 		case XLOG_ARMDB_MERGE:
 			redo_merge(record);
+			break;
+		case XLOG_ARMDB_HINT:
+			redo_hint(record);
 			break;
 		default:
 			elog(PANIC, "armdb redo: unknown record kind %u", info);
@@ -920,6 +958,15 @@ armdb_wal_desc(StringInfo buf, XLogReaderState *record)
 								 xlrec->seq, xlrec->nmoves);
 				break;
 			}
+		case XLOG_ARMDB_HINT:
+			{
+				xl_armdb_hint *xlrec = (xl_armdb_hint *) data;
+
+				appendStringInfo(buf, "rel %u/%u shard %u file %06u",
+								 xlrec->dbNode, xlrec->relNode, xlrec->shard,
+								 xlrec->file_id);
+				break;
+			}
 		case XLOG_ARMDB_MERGE:
 			{
 				xl_armdb_merge *xlrec = (xl_armdb_merge *) data;
@@ -962,6 +1009,8 @@ armdb_wal_identify(uint8 info)
 			return "MERGE_MOVES";
 		case XLOG_ARMDB_MERGE:
 			return "MERGE";
+		case XLOG_ARMDB_HINT:
+			return "HINT";
 	}
 	return NULL;
 }

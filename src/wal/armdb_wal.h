@@ -33,6 +33,7 @@
 #define XLOG_ARMDB_FREEZE		0x60	/* fates older than a cutoff into hints */
 #define XLOG_ARMDB_MERGE_MOVES	0x70	/* a chunk of a merge's kept entries */
 #define XLOG_ARMDB_MERGE		0x80	/* a merge of a shard's files */
+#define XLOG_ARMDB_HINT			0x90	/* a sealed file's hint file written */
 #define XLOG_ARMDB_OPMASK		0xF0
 
 /*
@@ -155,6 +156,18 @@ typedef struct xl_armdb_merge
 	/* noutputs uint32 output file ids follow */
 } xl_armdb_merge;
 
+/*
+ * XLOG_ARMDB_HINT: the hint file of a sealed data file was written; replay
+ * builds its own from its copy of the file (a hint is derived data).
+ */
+typedef struct xl_armdb_hint
+{
+	Oid			dbNode;
+	Oid			relNode;
+	uint32		shard;
+	uint32		file_id;
+} xl_armdb_hint;
+
 struct ArmdbMerge;
 
 /* _PG_init, from shared_preload_libraries */
@@ -185,6 +198,9 @@ extern void armdb_wal_log_copy_database(Oid src_db, Oid dst_db);
 extern void armdb_wal_log_drop_database(Oid db);
 extern void armdb_wal_log_freeze(const RelFileNode *rnode,
 								 TransactionId cutoff);
+
+extern void armdb_wal_log_hint(Oid dbNode, Oid relNode, uint32 shard,
+							   uint32 file_id);
 
 /* Log a merge copied but not committed yet, and flush it. */
 extern void armdb_wal_log_merge(const RelFileNode *rnode, uint32 shard,

@@ -83,12 +83,18 @@ $standby->init_from_backup($primary, 'b1', has_streaming => 1);
 $standby->start;
 
 my $ts_dir = PostgreSQL::Test::Utils::tempdir();
+my $copy_file = $primary->basedir . '/copy.data';
+my $copy_start = $primary->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
 $primary->safe_psql('postgres', qq{
 UPDATE before_backup SET v = v || 'u' WHERE id % 3 = 0;
 DELETE FROM before_backup WHERE id % 7 = 0;
 CREATE TABLE after_backup (id int PRIMARY KEY, v text) USING armdb;
 INSERT INTO after_backup SELECT g, md5(g::text) FROM generate_series(1, 5000) g;
 UPDATE after_backup SET v = 'again' WHERE id <= 1000;
+CREATE TABLE copied (id int PRIMARY KEY, v text) USING armdb;
+COPY (SELECT g, repeat(md5(g::text), 1 + g % 20) FROM generate_series(1, 20000) g)
+  TO '$copy_file';
+COPY copied FROM '$copy_file';
 CREATE TABLE big_rows (id int, v text) USING armdb;
 INSERT INTO big_rows SELECT g, repeat(md5(g::text), 3000) FROM generate_series(1, 10) g;
 CREATE TABLE truncated (a int) USING armdb;
@@ -102,6 +108,16 @@ my $dropped_dir = $primary->safe_psql('postgres',
 	"SELECT oid FROM pg_database WHERE datname = 'postgres'") . '/'
   . $primary->safe_psql('postgres', "SELECT pg_relation_filenode('dropped')");
 $primary->safe_psql('postgres', 'DROP TABLE dropped');
+# COPY logs its entries in batches, several to a record
+my $copy_node = $primary->safe_psql('postgres', "SELECT pg_relation_filenode('copied')");
+my $batched = $primary->safe_psql('postgres', qq{
+SELECT count(*), sum(substring(description from '; (\\d+) entries\$')::int)
+FROM pg_get_wal_records_info('$copy_start', pg_current_wal_flush_lsn())
+WHERE resource_manager = 'armdb' AND description LIKE 'rel %/$copy_node %'
+  AND description LIKE '% entries'});
+my ($nbatch, $nbatched) = split(/\|/, $batched);
+cmp_ok($nbatch, '>', 0, "COPY's entries go into WAL in batches ($nbatch records)");
+cmp_ok($nbatched, '>', 10000, "holding most of its 20000 rows ($nbatched)");
 # a table created and emptied in place in one transaction
 $primary->safe_psql('postgres', q{
 BEGIN;
@@ -145,8 +161,8 @@ ROLLBACK;
 # freezing: the standby records the same fates in hint files of its own
 my $freeze_start = $primary->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
 $primary->safe_psql('postgres', 'VACUUM FREEZE after_backup');
-# (VACUUM commits without a commit record: flush its WAL with one)
-$primary->safe_psql('postgres', 'SELECT txid_current()');
+# (VACUUM commits without a commit record: have its WAL flushed)
+$primary->safe_psql('postgres', 'CHECKPOINT');
 like($primary->safe_psql('postgres', qq{
 SELECT string_agg(record_type || ' ' || description, E'\n')
 FROM pg_get_wal_records_info('$freeze_start', pg_current_wal_flush_lsn())
@@ -246,7 +262,7 @@ ok(!-d "$standby_base/$dropped_dir", 'the dropped table\'s storage is gone on th
 ok(!-d "$standby_base/$doomed_oid", 'so is the dropped database\'s');
 
 # the primary's rows, then the standby's once promoted
-my @tables = qw(w before_backup after_backup big_rows truncated in_place moved churn);
+my @tables = qw(w before_backup after_backup copied big_rows truncated in_place moved churn);
 my %want;
 $want{$_} = fingerprint($primary, 'postgres', $_) foreach @tables;
 $want{copy} = fingerprint($primary, 'copy', 't');

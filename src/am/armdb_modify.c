@@ -164,12 +164,23 @@ insert_slots(Relation rel, ArmdbRelKeydir *kd, TupleTableSlot **slots,
 
 	armdb_vstore_append_begin(&ap, kd, armdb_my_shard(kd),
 							  RelationNeedsWAL(rel), settings);
-	for (int i = 0; i < ntuples; i++)
+	ap.batch = ntuples > 1;
+	PG_TRY();
 	{
-		slots[i]->tts_tableOid = RelationGetRelid(rel);
-		append_version(&ap, tuples[i], xid, fxid, cid, prev_slot, spec_token,
-					   lockers, &slots[i]->tts_tid);
+		for (int i = 0; i < ntuples; i++)
+		{
+			slots[i]->tts_tableOid = RelationGetRelid(rel);
+			append_version(&ap, tuples[i], xid, fxid, cid, prev_slot,
+						   spec_token, lockers, &slots[i]->tts_tid);
+		}
 	}
+	PG_CATCH();
+	{
+		/* entries in the shared buffer never go without their record */
+		armdb_vstore_log_batch(ap.rt);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	armdb_vstore_append_end(&ap);
 
 	pg_atomic_fetch_add_u64(&kd->nversions, ntuples);

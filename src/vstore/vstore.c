@@ -24,6 +24,7 @@
 #include "access/xlog_internal.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
+#include "utils/memutils.h"
 
 #include "armdb.h"
 #include "keydir/files.h"
@@ -155,6 +156,82 @@ shard_prepare(ArmdbRelKeydir *kd, ArmdbShardRt *rt, uint32 shard,
 }
 
 /*
+ * WAL batches.  Entries appended in one batch (armdb_vstore_append_begin()
+ * with batch: a multi-insert) that follow each other in one data file go
+ * into WAL as one record instead of one each.  The record must be in WAL
+ * before any of its entries can reach the file, so it is logged (and the
+ * shard's wal_lsn raised) before the batch grows past the file or
+ * WAL_BATCH_MAX_BYTES, by the shard's write barrier before it flushes WAL
+ * (a write-out or rotation in the middle of the batch), at the batch's end,
+ * and by the caller's error handler, which still holds the shard lock
+ * (armdb_vstore_log_batch()): entries left in the shared write buffer
+ * without their record would reach the file in another backend's
+ * write-out.  One batch at a time per backend: it is only ever open under
+ * the shard lock.
+ */
+#define WAL_BATCH_MAX_BYTES		(256 * 1024)
+
+static struct
+{
+	ArmdbShardRt *rt;			/* NULL: no batch pending */
+	Oid			dbNode;
+	Oid			relNode;
+	uint32		shard;
+	ArmdbLocation loc;			/* the first entry's place; len: all */
+	char	   *bytes;			/* the entries */
+	uint32		cap;
+}			wal_batch;
+
+void
+armdb_vstore_log_batch(ArmdbShardRt *rt)
+{
+	XLogRecPtr	lsn;
+
+	if (wal_batch.rt == NULL || (rt != NULL && wal_batch.rt != rt))
+		return;
+	lsn = armdb_wal_log_entries(wal_batch.dbNode, wal_batch.relNode,
+								wal_batch.shard, &wal_batch.loc,
+								wal_batch.bytes);
+	wal_batch.rt->wal_lsn = Max(wal_batch.rt->wal_lsn, lsn);
+	wal_batch.rt = NULL;
+}
+
+/* Add an entry placed at loc (hdr sealed) to the backend's batch. */
+static void
+batch_add(ArmdbVstoreAppend *ap, const ArmdbLocation *loc,
+		  const ArmdbEntryHeader *hdr, const void *value)
+{
+	if (wal_batch.rt != NULL &&
+		(wal_batch.rt != ap->rt || wal_batch.loc.file_id != loc->file_id ||
+		 wal_batch.loc.offset + wal_batch.loc.len != loc->offset ||
+		 wal_batch.loc.len + loc->len > WAL_BATCH_MAX_BYTES))
+		armdb_vstore_log_batch(NULL);
+	if (wal_batch.rt == NULL)
+	{
+		wal_batch.rt = ap->rt;
+		wal_batch.dbNode = ap->kd->key.dbNode;
+		wal_batch.relNode = ap->kd->key.relNode;
+		wal_batch.shard = ap->shard;
+		wal_batch.loc = *loc;
+		wal_batch.loc.len = 0;
+	}
+	if (wal_batch.loc.len + loc->len > wal_batch.cap)
+	{
+		uint32		cap = Max(wal_batch.loc.len + loc->len, WAL_BATCH_MAX_BYTES);
+
+		wal_batch.bytes = wal_batch.bytes == NULL ?
+			MemoryContextAllocHuge(TopMemoryContext, cap) :
+			repalloc_huge(wal_batch.bytes, cap);
+		wal_batch.cap = cap;
+	}
+	memcpy(wal_batch.bytes + wal_batch.loc.len, hdr, ARMDB_ENTRY_HEADER_SIZE);
+	if (hdr->value_len > 0)
+		memcpy(wal_batch.bytes + wal_batch.loc.len + ARMDB_ENTRY_HEADER_SIZE,
+			   value, hdr->value_len);
+	wal_batch.loc.len += loc->len;
+}
+
+/*
  * Append one entry: the only place an entry header is built.  The gsn is
  * allocated here, under the shard lock, so that a shard's entries are in
  * gsn order; flags are ARMDB_GSN_FLAG_* (0 for a version).  Caller holds
@@ -181,7 +258,9 @@ append_entry(ArmdbVstoreAppend *ap, uint64 flags, FullTransactionId fxid,
 								  &sealed, &err))
 		armdb_report_storage_error(ERROR, &err);
 	note_sealed(ap->kd, ap->rt, ap->files, sealed, ap->settings);
-	if (ap->wal)
+	if (ap->wal && ap->batch)
+		batch_add(ap, loc, &hdr, value);
+	else if (ap->wal)
 	{
 		XLogRecPtr	lsn = armdb_wal_log_append(ap->kd->key.dbNode,
 											   ap->kd->key.relNode,
@@ -234,6 +313,7 @@ armdb_vstore_append_begin(ArmdbVstoreAppend *ap, ArmdbRelKeydir *kd,
 	ap->files = armdb_vstore_shard_files(kd, shard, settings);
 	ap->settings = settings;
 	ap->wal = wal;
+	ap->batch = false;
 	Assert(!wal || kd->key.backend == InvalidBackendId);
 
 	LWLockAcquire(&ap->rt->lock, LW_EXCLUSIVE);
@@ -242,8 +322,10 @@ armdb_vstore_append_begin(ArmdbVstoreAppend *ap, ArmdbRelKeydir *kd,
 void
 armdb_vstore_append_end(ArmdbVstoreAppend *ap)
 {
-	ArmdbPos	end = armdb_shard_end(&ap->rt->st);
+	ArmdbPos	end;
 
+	armdb_vstore_log_batch(ap->rt);
+	end = armdb_shard_end(&ap->rt->st);
 	LWLockRelease(&ap->rt->lock);
 	armdb_vstore_note_write(ap->kd, ap->shard, end);
 }
@@ -816,12 +898,23 @@ armdb_vstore_flush_fates(void)
 	XLogFlush(upto);
 }
 
+/* VACUUM could not freeze the files in dir: say so, and why. */
+static TransactionId
+freeze_failed(const char *dir, const ArmdbError *err)
+{
+	ereport(WARNING,
+			(errmsg("armdb: could not freeze the data files in \"%s\": %s",
+					dir, err->message),
+			 errdetail("relfrozenxid is not advanced.")));
+	return InvalidTransactionId;
+}
+
 /*
  * Record in the hint of data file `file` (open as fd; its hint is built
  * first if it has none) what became of every transaction older than cutoff
  * that the hint does not settle yet; lower *frozen_to to the oldest xid
- * whose fate the hint still leaves to clog.  A failure to read is an error
- * (false); a failure to write the hint is a WARNING and also false.
+ * whose fate the hint still leaves to clog.  False on a failure (err says
+ * which).
  */
 static bool
 freeze_file(ArmdbIo *io, const char *dir, uint32 file, int fd,
@@ -863,12 +956,7 @@ freeze_file(ArmdbIo *io, const char *dir, uint32 file, int fd,
 	}
 	if (changed &&
 		!armdb_hint_write(dir, file, fs.items, fs.n, data_end, err))
-	{
-		ereport(WARNING,
-				(errmsg("armdb: %s", err->message),
-				 errdetail("relfrozenxid is not advanced.")));
 		return false;
-	}
 	if (fs.items)
 		pfree(fs.items);
 	return true;
@@ -937,7 +1025,7 @@ armdb_vstore_freeze(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal,
 			if (fd < 0 ||
 				!freeze_file(files->io, files->dir, ids[fi], fd, cutoff,
 							 settings->direct_io, &frozen_to, &err))
-				return InvalidTransactionId;
+				return freeze_failed(files->dir, &err);
 		}
 
 		/* the active file: its oldest xid still needs clog */
@@ -946,7 +1034,7 @@ armdb_vstore_freeze(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal,
 		if (fd < 0 ||
 			!armdb_scan_data_file(files->io, fd, active, false, oldest_xid_of, &fs,
 								  &scan, &err))
-			return InvalidTransactionId;
+			return freeze_failed(files->dir, &err);
 		if (TransactionIdIsValid(fs.oldest) &&
 			TransactionIdPrecedes(fs.oldest, frozen_to))
 			frozen_to = fs.oldest;

@@ -78,6 +78,7 @@ typedef struct ArmdbVstoreAppend
 	ArmdbShardFiles *files;
 	const ArmdbStoreSettings *settings;
 	bool		wal;			/* log each entry (a permanent relation) */
+	bool		batch;			/* ... several in one record (vstore.c) */
 } ArmdbVstoreAppend;
 
 /*
@@ -90,6 +91,13 @@ extern void armdb_vstore_append_begin(ArmdbVstoreAppend *ap,
 									  ArmdbRelKeydir *kd, uint32 shard,
 									  bool wal,
 									  const ArmdbStoreSettings *settings);
+
+/*
+ * Log the backend's pending WAL batch of rt's entries (NULL: of any shard),
+ * if there is one.  A caller that sets ap->batch calls it for ap->rt from
+ * its error handler, before the shard lock can be released (vstore.c).
+ */
+extern void armdb_vstore_log_batch(ArmdbShardRt *rt);
 
 /*
  * Release the shard lock and have the transaction's commit make what was

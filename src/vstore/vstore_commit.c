@@ -15,9 +15,10 @@
  * callbacks (armdb_xact.c) call armdb_vstore_flush_writes().
  *
  * Write barrier: no entry reaches a data file before WAL is flushed up to
- * the record that carries its transaction id (armdb_xact_log_xid() in
- * armdb_xact.c says why); appenders raise their shard's wal_lsn, and the
- * storage layer calls the barrier before each write of entries.
+ * its own record, which carries its transaction id (armdb_xact.c says why);
+ * appenders raise their shard's wal_lsn, and the storage layer calls the
+ * barrier before each write of entries, which first logs a batch of this
+ * backend's entries still waiting for their record (vstore.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -49,6 +50,7 @@ shard_write_barrier(void *arg, ArmdbError *err)
 {
 	ArmdbShardRt *rt = arg;
 
+	armdb_vstore_log_batch(rt);
 	if (!XLogRecPtrIsInvalid(rt->wal_lsn))
 		XLogFlush(rt->wal_lsn);
 	return true;

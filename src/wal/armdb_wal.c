@@ -33,7 +33,8 @@
  * key directory (armdb_keydir_get).
  *
  * Replay is idempotent: an entry already in its file byte for byte is left
- * alone, anything else at its place is overwritten, and every write is
+ * alone, anything else at its place is overwritten (and the file cut after
+ * it: what followed cannot be its successors), and every write is
  * fdatasynced before the next record (there is no checkpoint hook, so a
  * restartpoint could otherwise pass a write that is not durable).
  *
@@ -112,6 +113,24 @@ armdb_wal_log_append(Oid dbNode, Oid relNode, uint32 shard,
 	XLogRegisterData((char *) hdr, ARMDB_ENTRY_HEADER_SIZE);
 	if (hdr->value_len > 0)
 		XLogRegisterData((char *) value, hdr->value_len);
+	return XLogInsert(ARMDB_RMGR_ID, XLOG_ARMDB_APPEND);
+}
+
+XLogRecPtr
+armdb_wal_log_entries(Oid dbNode, Oid relNode, uint32 shard,
+					  const ArmdbLocation *loc, const char *entries)
+{
+	xl_armdb_append xlrec;
+
+	xlrec.dbNode = dbNode;
+	xlrec.relNode = relNode;
+	xlrec.shard = shard;
+	xlrec.file_id = loc->file_id;
+	xlrec.offset = loc->offset;
+	xlrec.len = loc->len;
+	XLogBeginInsert();
+	XLogRegisterData((char *) &xlrec, sizeof(xlrec));
+	XLogRegisterData((char *) entries, loc->len);
 	return XLogInsert(ARMDB_RMGR_ID, XLOG_ARMDB_APPEND);
 }
 
@@ -441,7 +460,18 @@ redo_append(XLogReaderState *record)
 		pg_pread(fd, have, xlrec->len, xlrec->offset) : 0;
 	if (n != xlrec->len || memcmp(have, entries, xlrec->len) != 0)
 	{
+		/*
+		 * What follows in the file is not this record's successors (those
+		 * would be preceded by this very entry, which is not there): bytes
+		 * of an append that failed after it was logged, or a torn write.
+		 * Cut them, so that a file sealed later ends in its last entry.
+		 */
 		write_all(fd, path, entries, xlrec->len, xlrec->offset);
+		if ((uint64) st.st_size > (uint64) xlrec->offset + xlrec->len &&
+			ftruncate(fd, (off_t) xlrec->offset + xlrec->len) != 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("armdb redo: could not truncate \"%s\": %m", path)));
 		sync_fd(fd, path);
 	}
 	pfree(have);
@@ -893,10 +923,23 @@ armdb_wal_desc(StringInfo buf, XLogReaderState *record)
 			{
 				xl_armdb_append *xlrec = (xl_armdb_append *) data;
 
+				const char *p = (const char *) (xlrec + 1);
+				uint32		n = 0;
+
 				appendStringInfo(buf, "rel %u/%u shard %u file %06u offset %u len %u",
 								 xlrec->dbNode, xlrec->relNode, xlrec->shard,
 								 xlrec->file_id, xlrec->offset, xlrec->len);
-				desc_entry(buf, (char *) (xlrec + 1), xlrec->len);
+				/* the first entry, and how many there are */
+				desc_entry(buf, p, xlrec->len);
+				for (uint32 at = 0; at + ARMDB_ENTRY_HEADER_SIZE <= xlrec->len; n++)
+				{
+					ArmdbEntryHeader hdr;
+
+					memcpy(&hdr, p + at, sizeof(hdr));
+					at += ARMDB_ENTRY_HEADER_SIZE + hdr.value_len;
+				}
+				if (n > 1)
+					appendStringInfo(buf, "; %u entries", n);
 				break;
 			}
 		case XLOG_ARMDB_CREATE:

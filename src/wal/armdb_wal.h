@@ -183,6 +183,10 @@ extern XLogRecPtr armdb_wal_log_append(Oid dbNode, Oid relNode, uint32 shard,
 									   const ArmdbLocation *loc,
 									   const ArmdbEntryHeader *hdr,
 									   const void *value);
+/* Log len bytes of entries about to be appended at loc (loc->len) */
+extern XLogRecPtr armdb_wal_log_entries(Oid dbNode, Oid relNode, uint32 shard,
+										const ArmdbLocation *loc,
+										const char *entries);
 extern void armdb_wal_log_create(const RelFileNode *rnode, uint32 nshards,
 								 char persistence, bool reset);
 

@@ -36,9 +36,15 @@ sub crash_and_restart
 {
 	my (%opts) = @_;
 	my ($pm) = split(/\n/, slurp_file($node->data_dir . '/postmaster.pid'));
+	# The children die first, while the postmaster is stopped (it can
+	# neither react nor start others): a backend that outlived the
+	# postmaster would see it gone and exit with FATAL, aborting its
+	# transaction -- and removing the storage it created, the very leftover
+	# a crash is to leave here.
+	kill 'STOP', $pm;
 	my @children = grep { /^\d+$/ } split(/\s+/, `ps -o pid= --ppid $pm`);
-	$node->kill9;
 	kill 9, @children;
+	$node->kill9;
 	for (1 .. $PostgreSQL::Test::Utils::timeout_default * 10)
 	{
 		last unless grep { kill(0, $_) } ($pm, @children);

@@ -923,6 +923,16 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 	crash_at(ARMDB_CRASH_AFTER_LOG);
 	if (!armdb_merge_commit(m, &err))
 	{
+		/*
+		 * Logged, so standbys do this merge: this node must not give it up
+		 * (later merges here would drop endings whose victims a standby
+		 * without it still holds).  Replay after the restart redoes it.
+		 */
+		if (RelationNeedsWAL(rel) && !shard_has_manifest(cs.files->dir))
+			ereport(PANIC,
+					(errmsg("armdb: could not commit a logged merge of shard %u of \"%s\": %s",
+							shard, RelationGetRelationName(rel), err.message),
+					 errdetail("Crash recovery redoes the merge from its WAL record.")));
 		armdb_merge_free(m);
 		if (err.code == ARMDB_ERR_IO && shard_has_manifest(cs.files->dir))
 			ereport(WARNING,

@@ -24,13 +24,14 @@
  * replay finds fewer bytes than a record's offset lost entries that no
  * committed transaction needed (a commit syncs everything before its own
  * entries): the record is skipped rather than leave a hole of zeros that
- * the load would call corruption.  Merges, hint files and freezing are not
- * logged yet, so a standby keeps unmerged files (freezing is: VACUUM's
- * XLOG_ARMDB_FREEZE has replay record the same fates in the standby's own
- * hint files before relfrozenxid moves, so that a promoted standby never
- * needs clog that was truncated); reading armdb tables
- * during recovery (hot standby) is refused until replay maintains the
- * key directory (armdb_keydir_get).
+ * the load would call corruption.  Merges, sealed files' hint files and
+ * freezing are logged too: replay redoes a merge from its own copies of the
+ * inputs, builds its own hint files, and records VACUUM's fates in them
+ * before relfrozenxid moves (so that a promoted standby never needs clog
+ * the primary truncated).  Reading armdb tables during recovery (hot
+ * standby) is refused until replay maintains the key directory
+ * (armdb_keydir_get).  A merge, once logged, is done: if its commit fails
+ * the merging node PANICs, and replay redoes it (compact.c).
  *
  * Replay is idempotent: an entry already in its file byte for byte is left
  * alone, anything else at its place is overwritten (and the file cut after
@@ -50,6 +51,7 @@
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
 #include "access/xloginsert.h"
+#include "access/xlogrecovery.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "utils/hsearch.h"
@@ -366,12 +368,12 @@ newer_data_file_exists(const char *shard_dir, uint32 file_id)
  *	 - a data file numbered as high or higher exists.  A file is created
  *	   durably before its first entry, and files are numbered in creation
  *	   order, never reused: with a newer file present, this one was sealed,
- *	   and is missing because a merge removed it.  Merges are not logged
- *	   yet, so it must not come back: its entries are in the merge's
- *	   outputs, and an ending a later merge dropped because this file was
- *	   gone would no longer end them.  (A standby's base backup is the same:
- *	   a file absent from the copy with a newer one present was merged
- *	   away before the copy.)
+ *	   and is missing because a merge removed it (whose record may lie
+ *	   before the start of this replay).  It must not come back: its
+ *	   entries are in the merge's outputs, and an ending a later merge
+ *	   dropped because this file was gone would no longer end them.  (A
+ *	   standby's base backup is the same: a file absent from the copy with
+ *	   a newer one present was merged away before the copy.)
  */
 static bool
 create_data_file(const char *shard_dir, const char *rel_dir, uint32 shard,
@@ -447,9 +449,21 @@ redo_append(XLogReaderState *record)
 				(errcode_for_file_access(),
 				 errmsg("armdb redo: could not stat \"%s\": %m", path)));
 
-	/* entries lost before this one were of no committed transaction */
+	/*
+	 * Entries lost before this one: after a crash of this node they were of
+	 * no committed transaction (a commit syncs everything before its own
+	 * entries).  From a base backup they may be of one (a copy made while
+	 * the table was written, design §4b): say so.
+	 */
 	if ((uint64) st.st_size < xlrec->offset)
 	{
+		if (ArchiveRecoveryRequested)
+			ereport(WARNING,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("armdb redo: data file \"%s\" ends at %llu, before the entries logged for offset %u",
+							path, (unsigned long long) st.st_size, xlrec->offset),
+					 errdetail("The base backup this server was made from copied the file while entries were being written to it; committed rows of the table may be missing."),
+					 errhint("Take base backups while no armdb table is being written, until armdb's WAL carries its durability.")));
 		CloseTransientFile(fd);
 		return;
 	}
@@ -604,6 +618,18 @@ redo_merge_moves(XLogReaderState *record)
 	xl_armdb_merge_moves *xlrec = (xl_armdb_merge_moves *) XLogRecGetData(record);
 	PendingMerge *pm = pending_merge(xlrec->dbNode, xlrec->relNode, xlrec->shard);
 
+	if (XLogRecGetDataLen(record) !=
+		sizeof(*xlrec) + sizeof(xl_armdb_move) * (uint64) xlrec->nmoves)
+		elog(PANIC, "armdb redo: merge chunk of %u bytes for %u kept entries",
+			 XLogRecGetDataLen(record), xlrec->nmoves);
+
+	/* a merge's first chunk: whatever came before never got its MERGE */
+	if (xlrec->seq == 0)
+	{
+		pm->next_seq = 0;
+		pm->broken = false;
+		pm->nmoves = 0;
+	}
 	/* replay began after this merge's first chunk (or a merge was lost) */
 	if (xlrec->seq != pm->next_seq)
 		pm->broken = true;

@@ -58,9 +58,6 @@ armdb_hint_write(const char *dir, uint32 file_id,
 	char	   *p;
 	ArmdbHintHeader hh;
 	ArmdbHintTrailer tr;
-	ArmdbIo		sync_io = {ARMDB_IO_SYNC, NULL};
-	ArmdbError	ignore;
-	int			fd;
 	bool		ok;
 
 	image = armdb_alloc(err, len, "hint file image");
@@ -92,22 +89,8 @@ armdb_hint_write(const char *dir, uint32 file_id,
 	/* write tmp, fsync, rename, fsync dir: the .hint is whole or absent */
 	armdb_file_path(tmp_path, dir, file_id, ARMDB_FILE_TMP);
 	armdb_file_path(hint_path, dir, file_id, ARMDB_FILE_HINT);
-	fd = armdb_file_open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC, false, NULL,
-						 err);
-	if (fd < 0)
-	{
-		pfree(image);
-		return false;
-	}
-	ok = armdb_io_pwrite_sync(&sync_io, fd, image, len, 0, err);
-	armdb_file_close(fd);
+	ok = armdb_write_file_durably(tmp_path, hint_path, dir, image, len, err);
 	pfree(image);
-	if (!ok)
-		armdb_error_context(err, "could not write \"%s\"", tmp_path);
-	else
-		ok = armdb_durable_rename(tmp_path, hint_path, dir, err);
-	if (!ok)
-		armdb_unlink(tmp_path, &ignore);
 	return ok;
 }
 

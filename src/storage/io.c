@@ -748,6 +748,31 @@ armdb_durable_rename(const char *from, const char *to, const char *dir,
 }
 
 bool
+armdb_write_file_durably(const char *tmp_path, const char *path,
+						 const char *dir, const void *image, size_t len,
+						 ArmdbError *err)
+{
+	ArmdbIo		sync_io = {ARMDB_IO_SYNC, NULL};
+	ArmdbError	ignore;
+	int			fd;
+	bool		ok;
+
+	fd = armdb_file_open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC, false, NULL,
+						 err);
+	if (fd < 0)
+		return false;
+	ok = armdb_io_pwrite_sync(&sync_io, fd, image, len, 0, err);
+	armdb_file_close(fd);
+	if (!ok)
+		armdb_error_context(err, "could not write \"%s\"", tmp_path);
+	else
+		ok = armdb_durable_rename(tmp_path, path, dir, err);
+	if (!ok)
+		armdb_unlink(tmp_path, &ignore);
+	return ok;
+}
+
+bool
 armdb_unlink(const char *path, ArmdbError *err)
 {
 	if (unlink(path) != 0 && errno != ENOENT)

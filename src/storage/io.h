@@ -92,6 +92,13 @@ extern bool armdb_file_size(int fd, const char *path, uint64 *size,
 extern bool armdb_file_truncate(int fd, const char *path, uint64 size,
 								ArmdbError *err);
 extern bool armdb_fsync_path(const char *path, bool is_dir, ArmdbError *err);
+/*
+ * Write a small file whole or not at all: image to tmp_path, fsynced,
+ * renamed to path, the directory fsynced; tmp_path removed on failure.
+ */
+extern bool armdb_write_file_durably(const char *tmp_path, const char *path,
+									 const char *dir, const void *image,
+									 size_t len, ArmdbError *err);
 extern bool armdb_durable_rename(const char *from, const char *to,
 								 const char *dir, ArmdbError *err);
 extern bool armdb_unlink(const char *path, ArmdbError *err);

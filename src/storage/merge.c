@@ -533,8 +533,6 @@ manifest_write(ArmdbMerge *m, ArmdbError *err)
 	char	   *image;
 	ArmdbMergeManifest mh;
 	pg_crc32c	crc;
-	ArmdbIo		sync_io = {ARMDB_IO_SYNC, NULL};
-	int			fd;
 	bool		ok;
 
 	if (!m->next_file_id(m->arg, &m->manifest_id, err))
@@ -561,23 +559,8 @@ manifest_write(ArmdbMerge *m, ArmdbError *err)
 
 	armdb_file_path(tmp_path, m->dir, m->manifest_id, ARMDB_FILE_TMP);
 	armdb_file_path(path, m->dir, m->manifest_id, ARMDB_FILE_MERGE);
-	fd = armdb_file_open(tmp_path, O_WRONLY | O_CREAT | O_EXCL, false, NULL, err);
-	if (fd < 0)
-	{
-		pfree(image);
-		return false;
-	}
-	ok = armdb_io_pwrite_sync(&sync_io, fd, image, len, 0, err);
-	armdb_file_close(fd);
+	ok = armdb_write_file_durably(tmp_path, path, m->dir, image, len, err);
 	pfree(image);
-	if (ok)
-		ok = armdb_durable_rename(tmp_path, path, m->dir, err);
-	if (!ok)
-	{
-		ArmdbError	ignore;
-
-		armdb_unlink(tmp_path, &ignore);
-	}
 	return ok;
 }
 

@@ -72,9 +72,6 @@
 #include "vstore/vstore_internal.h"
 #include "wal/armdb_wal.h"
 
-/* locations swapped per page-lock round */
-#define SWAP_BATCH			256
-
 /* merges of a shard the worker does per round at most */
 #define WORKER_MERGES			4
 
@@ -470,6 +467,8 @@ sync_file_list(CompactShard *cs, int *nfiles, uint32 *active)
 	ArmdbFileStat *fs;
 	int			n;
 	uint32		max_known = 0;
+	uint32	   *started;
+	int			nstarted = 0;
 
 	LWLockAcquire(&rt->lock, LW_SHARED);
 	*active = rt->st.active_file_id;
@@ -477,26 +476,13 @@ sync_file_list(CompactShard *cs, int *nfiles, uint32 *active)
 	LWLockRelease(&rt->lock);
 
 	/* files started by rotation since: numbers above the list's */
-	for (uint32 id = max_known + 1; *active != 0 && id <= *active; id++)
-	{
-		char		path[MAXPGPATH];
-		struct stat st;
-
-		bool		merged = false;
-		ArmdbError	err;
-
-		armdb_file_path(path, cs->files->dir, id, ARMDB_FILE_DATA);
-		if (stat(path, &st) != 0)
-			continue;			/* a number a merge used, or removed */
-		if (id != *active &&
-			!armdb_data_file_is_merged(cs->files->dir, id, &merged, &err))
-			armdb_report_storage_error(ERROR, &err);
-		if (merged)
-			continue;			/* an output not swapped in yet */
-		LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
-		(void) armdb_files_lookup(rt, id, true);
-		LWLockRelease(&rt->lock);
-	}
+	started = armdb_vstore_files_since(cs->files->dir, max_known, *active,
+									   palloc(sizeof(uint32)), &nstarted);
+	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < nstarted; i++)
+		(void) armdb_files_lookup(rt, started[i], true);
+	LWLockRelease(&rt->lock);
+	pfree(started);
 
 	LWLockAcquire(&rt->lock, LW_SHARED);
 	fs = armdb_files_copy(rt, &n);

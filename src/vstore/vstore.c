@@ -563,15 +563,16 @@ list_files(ArmdbShardRt *rt, MemoryContext mcxt, int *nids, uint32 *upto)
 }
 
 /*
- * Part 2, without the lock: the files the shard started since its list was
+ * Part 2, without the lock (armdb_vstore_files_since, also compaction's):
+ * the files the shard started since its list was
  * last brought up to date (rotations): above upto, the highest number the
  * list ever had, up to last_file_id, the active file when the list was
  * taken.  A merge output met there has not joined the list yet: it is left
  * out.
  */
-static uint32 *
-complete_files(const char *dir, uint32 upto, uint32 last_file_id,
-			   uint32 *ids, int *nids)
+uint32 *
+armdb_vstore_files_since(const char *dir, uint32 upto, uint32 last_file_id,
+						 uint32 *ids, int *nids)
 {
 	int			n = *nids;
 
@@ -667,7 +668,7 @@ armdb_vstore_cursor_start(ArmdbVstoreCursor *cur, ArmdbRelKeydir *kd,
 		else if (tail)
 			pfree(tail);
 		if (fids == NULL)
-			cur->fids = complete_files(cur->files->dir, upto,
+			cur->fids = armdb_vstore_files_since(cur->files->dir, upto,
 									   cur->last_file_id, cur->fids,
 									   &cur->nfids);
 		return;
@@ -1016,7 +1017,7 @@ armdb_vstore_freeze(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal,
 		 * contiguous once files were merged: the shard's list, completed
 		 * with the files started since, says which there are.
 		 */
-		ids = complete_files(files->dir, upto, active, ids, &nids);
+		ids = armdb_vstore_files_since(files->dir, upto, active, ids, &nids);
 		for (int fi = 0; fi < nids; fi++)
 		{
 			if (ids[fi] == active)

@@ -165,6 +165,23 @@ entry_committed(const ArmdbEntryInfo *e, bool *in_progress)
 	return TransactionIdDidCommit(xid);
 }
 
+/* A copy of slot's version record (file_id 0: none), or false: no page. */
+static bool
+record_of(ArmdbRelKeydir *kd, uint64 slot, ArmdbVersion *copy)
+{
+	ArmdbPage  *page;
+
+	if (slot >= ARMDB_MAX_SLOTS)
+		return false;
+	page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE);
+	if (page == NULL)
+		return false;
+	LWLockAcquire(&page->lock, LW_SHARED);
+	*copy = page->v[slot % ARMDB_SLOTS_PER_PAGE];
+	LWLockRelease(&page->lock);
+	return true;
+}
+
 /*
  * Condition (2): does the keydir still hold a version that the ending of
  * slot by transaction ender may have ended?  The version an ending ended
@@ -177,52 +194,33 @@ entry_committed(const ArmdbEntryInfo *e, bool *in_progress)
 static bool
 victim_present(ArmdbRelKeydir *kd, uint64 slot, FullTransactionId ender)
 {
-	ArmdbPage  *page;
-	ArmdbVersion *v;
-	bool		present;
+	ArmdbVersion v;
 
-	if (slot >= ARMDB_MAX_SLOTS)
+	if (!record_of(kd, slot, &v) || v.file_id == 0)
 		return false;
-	page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE);
-	if (page == NULL)
-		return false;
-	LWLockAcquire(&page->lock, LW_SHARED);
-	v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];
-	present = v->file_id != 0;
-	if (!present || (v->infomask & HEAP_XMAX_IS_MULTI) ||
-		v->xmax == XidFromFullTransactionId(ender))
-		;						/* none, or maybe the version it ended */
-	else if ((v->infomask & HEAP_XMIN_FROZEN) == HEAP_XMIN_FROZEN)
-		present = false;		/* a version the ending never marked */
-	else if (TransactionIdIsNormal(v->xmin) &&
-			 FullTransactionIdFollows(widen_xid(v->xmin), ender))
-		present = false;		/* a newer version in a reused slot */
-	LWLockRelease(&page->lock);
-	return present;
+	if ((v.infomask & HEAP_XMAX_IS_MULTI) ||
+		v.xmax == XidFromFullTransactionId(ender))
+		return true;			/* maybe the version it ended */
+	if ((v.infomask & HEAP_XMIN_FROZEN) == HEAP_XMIN_FROZEN)
+		return false;			/* a version the ending never marked */
+	if (TransactionIdIsNormal(v.xmin) &&
+		FullTransactionIdFollows(widen_xid(v.xmin), ender))
+		return false;			/* a newer version in a reused slot */
+	return true;
 }
 
 /* Is the version of e's slot the one at e's location? */
 static bool
 entry_is_live(ArmdbRelKeydir *kd, const ArmdbEntryInfo *e)
 {
-	ArmdbPage  *page;
-	ArmdbVersion *v;
-	bool		live;
+	ArmdbVersion v;
 
-	if (e->slot >= ARMDB_MAX_SLOTS)
-		return false;
-	page = armdb_keydir_page(kd, e->slot / ARMDB_SLOTS_PER_PAGE);
-	if (page == NULL)
-		return false;
-	LWLockAcquire(&page->lock, LW_SHARED);
-	v = &page->v[e->slot % ARMDB_SLOTS_PER_PAGE];
-	live = v->file_id == e->file_id && v->offset == e->offset && v->len == e->len;
-	LWLockRelease(&page->lock);
-	return live;
+	return record_of(kd, e->slot, &v) && v.file_id == e->file_id &&
+		v.offset == e->offset && v.len == e->len;
 }
 
 /*
- * Lowest gsn of the files of shard that have dead bytes, inputs of cs's
+ * Lowest gsn of the files of shard that have dead versions, inputs of cs's
  * merge left out (the bound of condition (3)).  Caller: no lock.
  */
 static uint64

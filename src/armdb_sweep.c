@@ -384,49 +384,70 @@ armdb_sweep_launcher_main(Datum main_arg)
 }
 
 /*
- * The relfilenodes pg_class of this database still names (see
- * tuple_counts()), ascending.
+ * The relfilenodes of the pg_class rows that pred accepts (called with the
+ * row's buffer share-locked), ascending, with duplicates.  pg_class is read
+ * with SnapshotAny; the caller is in a transaction.
  */
-Oid *
-armdb_sweep_used_relfilenodes(int *nused)
+typedef bool (*RowPredicate) (HeapScanDesc hscan, HeapTuple tuple, void *arg);
+
+static Oid *
+relfilenodes_where(RowPredicate pred, void *arg, int *n)
 {
 	Relation	rel;
 	TableScanDesc scan;
 	HeapScanDesc hscan;
 	HeapTuple	tuple;
-	TransactionId oldest_xmin;
 	int			max = 1024;
-	Oid		   *used = palloc(max * sizeof(Oid));
+	Oid		   *found = palloc(max * sizeof(Oid));
 
-	*nused = 0;
+	*n = 0;
 	rel = table_open(RelationRelationId, AccessShareLock);
-	oldest_xmin = GetOldestNonRemovableTransactionId(rel);
 	scan = table_beginscan_strat(rel, SnapshotAny, 0, NULL, true, false);
 	hscan = (HeapScanDesc) scan;
 	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		Oid			relfilenode;
-		bool		counts;
+		bool		match;
 
 		CHECK_FOR_INTERRUPTS();
 		LockBuffer(hscan->rs_cbuf, BUFFER_LOCK_SHARE);
 		/* mapped relations (relfilenode 0) are never armdb's */
 		relfilenode = ((Form_pg_class) GETSTRUCT(tuple))->relfilenode;
-		counts = OidIsValid(relfilenode) &&
-			tuple_counts(hscan, tuple, oldest_xmin);
+		match = OidIsValid(relfilenode) && pred(hscan, tuple, arg);
 		LockBuffer(hscan->rs_cbuf, BUFFER_LOCK_UNLOCK);
-		if (!counts)
+		if (!match)
 			continue;
-		if (*nused == max)
+		if (*n == max)
 		{
 			max *= 2;
-			used = repalloc(used, max * sizeof(Oid));
+			found = repalloc(found, max * sizeof(Oid));
 		}
-		used[(*nused)++] = relfilenode;
+		found[(*n)++] = relfilenode;
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
-	qsort(used, *nused, sizeof(Oid), oid_cmp);
+	qsort(found, *n, sizeof(Oid), oid_cmp);
+	return found;
+}
+
+static bool
+row_counts(HeapScanDesc hscan, HeapTuple tuple, void *arg)
+{
+	return tuple_counts(hscan, tuple, *(TransactionId *) arg);
+}
+
+/*
+ * The relfilenodes of pg_class rows that count (live, in progress or
+ * prepared: tuple_counts()), ascending.
+ */
+Oid *
+armdb_sweep_used_relfilenodes(int *nused)
+{
+	Relation	rel = table_open(RelationRelationId, AccessShareLock);
+	TransactionId oldest_xmin = GetOldestNonRemovableTransactionId(rel);
+	Oid		   *used = relfilenodes_where(row_counts, &oldest_xmin, nused);
+
+	table_close(rel, AccessShareLock);
 	return used;
 }
 
@@ -443,6 +464,16 @@ written_by(TransactionId x, TransactionId xid)
 		TransactionIdEquals(SubTransGetTopmostTransaction(x), xid);
 }
 
+static bool
+row_written_by(HeapScanDesc hscan, HeapTuple tuple, void *arg)
+{
+	TransactionId xid = *(TransactionId *) arg;
+
+	return written_by(HeapTupleHeaderGetXmin(tuple->t_data), xid) ||
+		(!(tuple->t_data->t_infomask & HEAP_XMAX_IS_MULTI) &&
+		 written_by(HeapTupleHeaderGetRawXmax(tuple->t_data), xid));
+}
+
 /*
  * The relfilenodes of the pg_class rows transaction xid (a prepared one,
  * say) inserted or deleted, ascending, with duplicates: the storage its
@@ -451,43 +482,7 @@ written_by(TransactionId x, TransactionId xid)
 Oid *
 armdb_sweep_relfilenodes_of_xact(TransactionId xid, int *n)
 {
-	Relation	rel;
-	TableScanDesc scan;
-	HeapScanDesc hscan;
-	HeapTuple	tuple;
-	int			max = 16;
-	Oid		   *found = palloc(max * sizeof(Oid));
-
-	*n = 0;
-	rel = table_open(RelationRelationId, AccessShareLock);
-	scan = table_beginscan_strat(rel, SnapshotAny, 0, NULL, true, false);
-	hscan = (HeapScanDesc) scan;
-	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		Oid			relfilenode;
-		bool		touched;
-
-		CHECK_FOR_INTERRUPTS();
-		LockBuffer(hscan->rs_cbuf, BUFFER_LOCK_SHARE);
-		relfilenode = ((Form_pg_class) GETSTRUCT(tuple))->relfilenode;
-		touched = OidIsValid(relfilenode) &&
-			(written_by(HeapTupleHeaderGetXmin(tuple->t_data), xid) ||
-			 (!(tuple->t_data->t_infomask & HEAP_XMAX_IS_MULTI) &&
-			  written_by(HeapTupleHeaderGetRawXmax(tuple->t_data), xid)));
-		LockBuffer(hscan->rs_cbuf, BUFFER_LOCK_UNLOCK);
-		if (!touched)
-			continue;
-		if (*n == max)
-		{
-			max *= 2;
-			found = repalloc(found, max * sizeof(Oid));
-		}
-		found[(*n)++] = relfilenode;
-	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-	qsort(found, *n, sizeof(Oid), oid_cmp);
-	return found;
+	return relfilenodes_where(row_written_by, &xid, n);
 }
 
 /* A worker: sweep the listed directories of the database it is started for. */

@@ -7,6 +7,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ArmdbTest;
 use Time::HiRes qw(usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('crash');
@@ -24,7 +27,6 @@ $node->safe_psql('postgres',
 $node->safe_psql('postgres',
 	'CREATE TABLE async (w int, i int, pad text) USING armdb');
 
-my $psql_bin = $node->installed_command('psql');
 my $tempdir = PostgreSQL::Test::Utils::tempdir();
 
 # A writer is a psql process that runs single-row autocommit INSERTs and
@@ -44,12 +46,7 @@ sub start_writer
 		  "INSERT INTO $table VALUES ($w, $i, repeat('p', ($w * 37 + $i) % 300));\n\\echo $w $i\n";
 	}
 	close($fh);
-	my $h = IPC::Run::start(
-		[
-			$psql_bin, '-X', '-q', '-v', 'ON_ERROR_STOP=1',
-			'-d', $node->connstr('postgres'), '-f', $script
-		],
-		'<', \undef, '>', $out, '2>', "$out.err");
+	my $h = start_psql_script($node, $script, $out);
 	return { h => $h, out => $out, w => $w };
 }
 

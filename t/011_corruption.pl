@@ -6,10 +6,12 @@
 # (armdb.skip_damaged_entries), keeps every good row, and sticks.
 use strict;
 use warnings;
-use Digest::MD5 qw(md5_hex);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ArmdbTest;
 
 my $node = PostgreSQL::Test::Cluster->new('corruption');
 $node->init;
@@ -28,27 +30,6 @@ my $filenode = $node->safe_psql('postgres', "SELECT pg_relation_filenode('c')");
 my $shard = $node->data_dir . "/armdb/$dboid/$filenode/0";
 my $file = "$shard/000001.data";
 my $count = q{SELECT count(*) FROM c};
-
-sub file_md5
-{
-	my $path = shift;
-	open(my $fh, '<', $path) or die "open $path: $!";
-	binmode $fh;
-	return Digest::MD5->new->addfile($fh)->hexdigest;
-}
-
-# xor one byte of a file
-sub flip_byte
-{
-	my ($path, $at) = @_;
-	open(my $fh, '+<', $path) or die "open $path: $!";
-	binmode $fh;
-	seek($fh, $at, 0);
-	read($fh, my $b, 1);
-	seek($fh, $at, 0);
-	print $fh chr(ord($b) ^ 0x5a);
-	close($fh);
-}
 
 # SQLSTATE and message of a failing query
 sub query_error

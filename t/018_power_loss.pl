@@ -12,6 +12,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ArmdbTest;
 use File::Path qw(rmtree);
 use Time::HiRes qw(usleep);
 
@@ -137,7 +140,6 @@ $node->safe_psql('postgres',
 $node->safe_psql('postgres',
 	'CREATE TABLE open_big (i int, pad text) USING armdb');
 
-my $psql_bin = $node->installed_command('psql');
 
 # A writer runs transactions of three statements; step $i inserts row $i,
 # sets v of row $i-1 to $i, and deletes row $i-3 when $i-3 is a multiple of
@@ -161,12 +163,7 @@ sub start_writer
 		  . "COMMIT;\n\\echo $w $i\n";
 	}
 	close($fh);
-	my $h = IPC::Run::start(
-		[
-			$psql_bin, '-X', '-q', '-v', 'ON_ERROR_STOP=1',
-			'-d', $node->connstr('postgres'), '-f', $script
-		],
-		'<', \undef, '>', $out, '2>', "$out.err");
+	my $h = start_psql_script($node, $script, $out);
 	return { h => $h, out => $out, w => $w };
 }
 

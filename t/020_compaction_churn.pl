@@ -12,6 +12,9 @@ use File::Find;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ArmdbTest;
 use Time::HiRes qw(usleep time);
 
 my $nwriters = 4;
@@ -57,7 +60,6 @@ my $dboid = $node->safe_psql('postgres',
 my $dir = $node->data_dir . "/armdb/$dboid/"
   . $node->safe_psql('postgres', "SELECT pg_relation_filenode('t')");
 
-my $psql_bin = $node->installed_command('psql');
 my $tempdir = PostgreSQL::Test::Utils::tempdir();
 
 # A writer is a psql process that runs transactions i = $from, $from + 1,
@@ -79,12 +81,7 @@ sub start_writer
 		  . "COMMIT;\n\\echo $w $i\n";
 	}
 	close($fh);
-	my $h = IPC::Run::start(
-		[
-			$psql_bin, '-X', '-q', '-v', 'ON_ERROR_STOP=1',
-			'-d', $node->connstr('postgres'), '-f', $script
-		],
-		'<', \undef, '>', $out, '2>', "$out.err");
+	my $h = start_psql_script($node, $script, $out);
 	return { h => $h, out => $out, w => $w };
 }
 

@@ -6,10 +6,12 @@
 # restart, what loading the table says of it, and salvaging.
 use strict;
 use warnings;
-use Digest::MD5;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ArmdbTest;
 
 my $node = PostgreSQL::Test::Cluster->new('compaction_corrupt');
 $node->init;
@@ -56,27 +58,6 @@ SELECT count(*) FROM armdb_file_stats('c') WHERE NOT active AND dead_bytes > 0})
 	'>', 4, 'more files would be merged');
 my $file = sprintf("%s/%06d.data", $shard_dir, $victim);
 ok(-f $file, "the data file $file is there");
-
-sub file_md5
-{
-	my $path = shift;
-	open(my $fh, '<', $path) or die "open $path: $!";
-	binmode $fh;
-	return Digest::MD5->new->addfile($fh)->hexdigest;
-}
-
-# xor one byte of a file
-sub flip_byte
-{
-	my ($path, $at) = @_;
-	open(my $fh, '+<', $path) or die "open $path: $!";
-	binmode $fh;
-	seek($fh, $at, 0);
-	read($fh, my $b, 1);
-	seek($fh, $at, 0);
-	print $fh chr(ord($b) ^ 0x5a);
-	close($fh);
-}
 
 sub dir_files
 {

@@ -1222,7 +1222,51 @@ test_fd_hook_refuses(void)
 	ASSERT(!unit_exists(path));
 }
 
+/* A shard directory's data files, and its highest file number. */
+static void
+test_io_list_data_files(void)
+{
+	ArmdbError	err;
+	char		dir[MAXPGPATH];
+	char		path[MAXPGPATH];
+	uint32	   *ids;
+	int			n;
+	uint32		max_id;
+	static const char *const names[] = {
+		"000007.data", "000002.data", "1000001.data", "000009.hint",
+		"1000004.tmp", "000003.merge", "armdb.meta", "000005.data.damaged"
+	};
+
+	unit_path(dir, "missing");
+	ASSERT_OK(armdb_list_data_files(dir, &ids, &n, &max_id, &err));
+	ASSERT_EQ(n, 0);
+	ASSERT(ids == NULL);
+	ASSERT_EQ(max_id, 0);
+
+	unit_path(dir, "shard");
+	ASSERT_OK(armdb_make_dir(dir, &err));
+	for (int i = 0; i < (int) lengthof(names); i++)
+	{
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		ASSERT(unit_write_all(path, "x", 1));
+	}
+	ASSERT_OK(armdb_list_data_files(dir, &ids, &n, &max_id, &err));
+	ASSERT_EQ(n, 3);
+	ASSERT_EQ(ids[0], 2);
+	ASSERT_EQ(ids[1], 7);
+	ASSERT_EQ(ids[2], 1000001);
+	ASSERT_EQ(max_id, 1000004);
+	pfree(ids);
+
+	/* a file where the directory should be */
+	unit_path(path, "plain");
+	ASSERT(unit_write_all(path, "x", 1));
+	ASSERT_FAILS(armdb_list_data_files(path, &ids, &n, &max_id, &err),
+				 ARMDB_ERR_IO);
+}
+
 const UnitTest unit_io_tests[] = {
+	{"io_list_data_files", test_io_list_data_files},
 	{"io_roundtrip", test_io_roundtrip},
 	{"io_buffered_unaligned", test_io_buffered_unaligned},
 	{"io_read_batch", test_io_read_batch},

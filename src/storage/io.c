@@ -782,6 +782,80 @@ armdb_unlink(const char *path, ArmdbError *err)
 	return true;
 }
 
+static int
+cmp_uint32(const void *a, const void *b)
+{
+	uint32		x = *(const uint32 *) a;
+	uint32		y = *(const uint32 *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+bool
+armdb_list_data_files(const char *dir, uint32 **ids, int *n, uint32 *max_id,
+					  ArmdbError *err)
+{
+	DIR		   *d = opendir(dir);
+	struct dirent *de;
+	int			cap = 0;
+	bool		ok = true;
+
+	*ids = NULL;
+	*n = 0;
+	*max_id = 0;
+	if (d == NULL)
+		return errno == ENOENT ? true :
+			armdb_error(err, ARMDB_ERR_IO, errno,
+						"could not open directory \"%s\": %s", dir,
+						strerror(errno));
+	while (ok && (errno = 0, de = readdir(d)) != NULL)
+	{
+		uint32		id;
+		ArmdbFileKind kind;
+
+		if (!armdb_file_name_parse(de->d_name, &id, &kind))
+			continue;
+		*max_id = Max(*max_id, id);
+		if (kind != ARMDB_FILE_DATA)
+			continue;
+		if (*n == cap)
+		{
+			uint32	   *bigger;
+
+			cap = Max(16, cap * 2);
+			bigger = armdb_alloc(err, sizeof(uint32) * cap, "file list");
+			if (bigger == NULL)
+			{
+				ok = false;
+				break;
+			}
+			if (*ids != NULL)
+			{
+				memcpy(bigger, *ids, sizeof(uint32) * *n);
+				pfree(*ids);
+			}
+			*ids = bigger;
+		}
+		(*ids)[(*n)++] = id;
+	}
+	if (ok && errno != 0)
+		ok = armdb_error(err, ARMDB_ERR_IO, errno,
+						 "could not read directory \"%s\": %s", dir,
+						 strerror(errno));
+	closedir(d);
+	if (!ok)
+	{
+		if (*ids != NULL)
+			pfree(*ids);
+		*ids = NULL;
+		*n = 0;
+		return false;
+	}
+	if (*n > 1)
+		qsort(*ids, *n, sizeof(uint32), cmp_uint32);
+	return true;
+}
+
 bool
 armdb_make_dir(const char *path, ArmdbError *err)
 {

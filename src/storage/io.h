@@ -106,6 +106,15 @@ extern bool armdb_unlink(const char *path, ArmdbError *err);
 extern bool armdb_make_dir(const char *path, ArmdbError *err);
 
 /*
+ * The data files of a shard directory: their numbers in *ids (palloc'd,
+ * ascending; NULL when there are none) and how many in *n, and in *max_id
+ * the highest number of any armdb file there (data, hint, .tmp, manifest),
+ * 0 if none.  A missing directory holds none.
+ */
+extern bool armdb_list_data_files(const char *dir, uint32 **ids, int *n,
+								  uint32 *max_id, ArmdbError *err);
+
+/*
  * Cached files: a data file that a shard keeps using (armdb_shard_files),
  * opened once and identified by a handle.  armdb_file_cached_fd() gives a
  * descriptor for the next I/O on it; that descriptor is good only until

@@ -1059,37 +1059,17 @@ void
 armdb_vstore_freeze_dir(const char *dir, TransactionId cutoff, bool direct_io)
 {
 	ArmdbIo    *io = armdb_backend_io();
-	DIR		   *d = AllocateDir(dir);
-	struct dirent *de;
-	uint32	   *ids = NULL;
-	int			nids = 0;
-	int			cap = 0;
+	uint32	   *ids;
+	int			nids;
+	uint32		max_id;
 	uint32		active = 0;
 	ArmdbError	err;
 	TransactionId ignore = cutoff;
 
-	if (d == NULL && errno == ENOENT)
-		return;
-	while ((de = ReadDir(d, dir)) != NULL)
-	{
-		uint32		id;
-		ArmdbFileKind kind;
-
-		if (!armdb_file_name_parse(de->d_name, &id, &kind) ||
-			kind != ARMDB_FILE_DATA)
-			continue;
-		if (nids == cap)
-		{
-			cap = Max(16, cap * 2);
-			ids = ids == NULL ? palloc(sizeof(uint32) * cap) :
-				repalloc(ids, sizeof(uint32) * cap);
-		}
-		ids[nids++] = id;
-	}
-	FreeDir(d);
+	if (!armdb_list_data_files(dir, &ids, &nids, &max_id, &err))
+		goto failed;
 	if (nids == 0)
 		return;
-	qsort(ids, nids, sizeof(uint32), cmp_file_ids);
 	for (int i = nids - 1; i >= 0 && active == 0; i--)
 	{
 		bool		merged = false;

@@ -342,21 +342,17 @@ sync_fd(int fd, const char *path)
 static bool
 newer_data_file_exists(const char *shard_dir, uint32 file_id)
 {
-	DIR		   *dir = AllocateDir(shard_dir);
-	struct dirent *de;
-	bool		found = false;
+	uint32	   *ids;
+	int			n;
+	uint32		max_id;
+	ArmdbError	err;
+	bool		found;
 
-	if (dir == NULL && errno == ENOENT)
-		return false;
-	while (!found && (de = ReadDir(dir, shard_dir)) != NULL)
-	{
-		uint32		id;
-		ArmdbFileKind kind;
-
-		found = armdb_file_name_parse(de->d_name, &id, &kind) &&
-			kind == ARMDB_FILE_DATA && id >= file_id;
-	}
-	FreeDir(dir);
+	if (!armdb_list_data_files(shard_dir, &ids, &n, &max_id, &err))
+		armdb_report_storage_error(ERROR, &err);
+	found = n > 0 && ids[n - 1] >= file_id;
+	if (ids != NULL)
+		pfree(ids);
 	return found;
 }
 
@@ -700,25 +696,19 @@ static bool
 replay_file_id(void *arg, uint32 *file_id, ArmdbError *err)
 {
 	MergeReplay *mr = arg;
-	DIR		   *dir;
-	struct dirent *de;
-	uint32		max_id = 0;
+	uint32	   *ids;
+	int			n;
+	uint32		max_id;
 
 	if (mr->next_output < (int) mr->rec->noutputs)
 	{
 		*file_id = mr->outputs[mr->next_output++];
 		return true;
 	}
-	dir = AllocateDir(mr->dir);
-	while ((de = ReadDir(dir, mr->dir)) != NULL)
-	{
-		uint32		id;
-		ArmdbFileKind kind;
-
-		if (armdb_file_name_parse(de->d_name, &id, &kind))
-			max_id = Max(max_id, id);
-	}
-	FreeDir(dir);
+	if (!armdb_list_data_files(mr->dir, &ids, &n, &max_id, err))
+		return false;
+	if (ids != NULL)
+		pfree(ids);
 	*file_id = max_id + 1;
 	return true;
 }

@@ -95,6 +95,25 @@ insert_record(uint8 info, const void *rec, uint32 len)
 	return XLogInsert(ARMDB_RMGR_ID, info);
 }
 
+/*
+ * Start an XLOG_ARMDB_APPEND record for len bytes at loc: xlrec (the
+ * caller's, alive until XLogInsert) filled and registered; the caller
+ * registers the entries.
+ */
+static void
+begin_append(xl_armdb_append *xlrec, Oid dbNode, Oid relNode, uint32 shard,
+			 const ArmdbLocation *loc)
+{
+	xlrec->dbNode = dbNode;
+	xlrec->relNode = relNode;
+	xlrec->shard = shard;
+	xlrec->file_id = loc->file_id;
+	xlrec->offset = loc->offset;
+	xlrec->len = loc->len;
+	XLogBeginInsert();
+	XLogRegisterData((char *) xlrec, sizeof(*xlrec));
+}
+
 XLogRecPtr
 armdb_wal_log_append(Oid dbNode, Oid relNode, uint32 shard,
 					 const ArmdbLocation *loc, const ArmdbEntryHeader *hdr,
@@ -102,16 +121,8 @@ armdb_wal_log_append(Oid dbNode, Oid relNode, uint32 shard,
 {
 	xl_armdb_append xlrec;
 
-	xlrec.dbNode = dbNode;
-	xlrec.relNode = relNode;
-	xlrec.shard = shard;
-	xlrec.file_id = loc->file_id;
-	xlrec.offset = loc->offset;
-	xlrec.len = loc->len;
 	Assert(loc->len == armdb_entry_size(hdr->value_len));
-
-	XLogBeginInsert();
-	XLogRegisterData((char *) &xlrec, sizeof(xlrec));
+	begin_append(&xlrec, dbNode, relNode, shard, loc);
 	XLogRegisterData((char *) hdr, ARMDB_ENTRY_HEADER_SIZE);
 	if (hdr->value_len > 0)
 		XLogRegisterData((char *) value, hdr->value_len);
@@ -124,14 +135,7 @@ armdb_wal_log_entries(Oid dbNode, Oid relNode, uint32 shard,
 {
 	xl_armdb_append xlrec;
 
-	xlrec.dbNode = dbNode;
-	xlrec.relNode = relNode;
-	xlrec.shard = shard;
-	xlrec.file_id = loc->file_id;
-	xlrec.offset = loc->offset;
-	xlrec.len = loc->len;
-	XLogBeginInsert();
-	XLogRegisterData((char *) &xlrec, sizeof(xlrec));
+	begin_append(&xlrec, dbNode, relNode, shard, loc);
 	XLogRegisterData((char *) entries, loc->len);
 	return XLogInsert(ARMDB_RMGR_ID, XLOG_ARMDB_APPEND);
 }

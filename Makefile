@@ -28,7 +28,7 @@ OBJS = src/armdb.o src/armdb_storage.o src/armdb_funcs.o src/armdb_utility.o \
 	src/vstore/vstore.o src/vstore/vstore_commit.o \
 	src/keydir/keydir.o src/keydir/relstorage.o src/keydir/visibility.o \
 	src/keydir/files.o src/compact/compact.o src/compact/worker.o \
-	src/wal/armdb_wal.o \
+	src/wal/armdb_wal.o src/wal/armdb_durable.o \
 	$(STORAGE_OBJS)
 
 REGRESS = armdb_init armdb_table armdb_analyze armdb_toast armdb_compact

@@ -78,3 +78,12 @@ LANGUAGE C STRICT VOLATILE;
 
 COMMENT ON FUNCTION armdb_shard_stats(regclass) IS
   'each shard of an armdb table: its files, total, live and dead bytes, live versions, key directory memory';
+
+CREATE FUNCTION armdb_wal_status(
+    OUT durability text, OUT durable_lsn pg_lsn, OUT commits_sync_because text)
+RETURNS record
+AS 'MODULE_PATHNAME', 'armdb_wal_status_sql'
+LANGUAGE C STRICT VOLATILE;
+
+COMMENT ON FUNCTION armdb_wal_status() IS
+  'how armdb commits are made durable: "wal" (one WAL flush) or "commit" (data files synced, and why); the WAL position before which every data file is synced';

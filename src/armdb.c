@@ -28,6 +28,7 @@
 #include "compact/compact.h"
 #include "keydir/keydir.h"
 #include "keydir/relstorage.h"
+#include "wal/armdb_durable.h"
 #include "wal/armdb_wal.h"
 
 PG_MODULE_MAGIC;
@@ -75,7 +76,7 @@ armdb_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(armdb_shmem_size());
-	RequestNamedLWLockTranche("armdb", 1);
+	RequestNamedLWLockTranche("armdb", 2);
 }
 
 /*
@@ -134,6 +135,8 @@ armdb_shmem_startup(void)
 		pg_atomic_init_u64(&armdb_shared->keydir_drops, 0);
 		pg_atomic_init_u64(&armdb_shared->files_removed, 0);
 		armdb_shared->after_crash = !IsUnderPostmaster && server_crashed();
+		armdb_shared->replay_lock = &(GetNamedLWLockTranche("armdb"))[1].lock;
+		armdb_durable_shmem_init();
 	}
 	LWLockRelease(AddinShmemInitLock);
 
@@ -297,6 +300,8 @@ _PG_init(void)
 	armdb_sweep_init();
 	/* defines armdb.compaction*: likewise */
 	armdb_compact_init();
+	/* defines armdb.sync_at_commit and armdb.flush_interval, and the flusher */
+	armdb_durable_init();
 
 	MarkGUCPrefixReserved("armdb");
 

@@ -8,8 +8,10 @@
 #ifndef ARMDB_H
 #define ARMDB_H
 
+#include "access/xlogdefs.h"
 #include "lib/dshash.h"
 #include "port/atomics.h"
+#include "storage/spin.h"
 #include "storage/lwlock.h"
 #include "utils/dsa.h"
 
@@ -46,6 +48,18 @@ typedef struct ArmdbSharedState
 	pg_atomic_uint64 files_removed; /* merges that removed input files:
 									 * backends then close their cached
 									 * descriptors */
+
+	/* durability from WAL (wal/armdb_durable.c) */
+	LWLock	   *replay_lock;	/* one start-up replay at a time */
+	pg_atomic_uint32 replay_done;	/* start-up replay done (or not needed) */
+	pg_atomic_uint32 lazy;		/* commits may leave data files unsynced */
+	bool		skip_own_replay;	/* started from a base backup or for
+									 * archive recovery: WAL before the start
+									 * point is not here */
+	XLogRecPtr	startup_redo;	/* pg_control's redo pointer at start */
+	slock_t		durable_mutex;	/* protects the fields below */
+	XLogRecPtr	durable_lsn;	/* as last written to the control file */
+	char		sync_reason[256];	/* why commits sync, when they do */
 	/* MAXALIGNed: the in-place DSA area holds atomics */
 	char		keydir_area[FLEXIBLE_ARRAY_MEMBER] pg_attribute_aligned(MAXIMUM_ALIGNOF);
 } ArmdbSharedState;

@@ -7,7 +7,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $node = PostgreSQL::Test::Cluster->new('preload');
-$node->init;
+$node->init(allows_streaming => 1);
 $node->start;
 
 my ($ret, $stdout, $stderr) =

@@ -13,7 +13,7 @@ use ArmdbTest;
 use Time::HiRes qw(usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('crash');
-$node->init;
+$node->init(allows_streaming => 1);
 $node->append_conf(
 	'postgresql.conf', qq(
 shared_preload_libraries = 'armdb'

@@ -8,7 +8,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $node = PostgreSQL::Test::Cluster->new('hints');
-$node->init;
+$node->init(allows_streaming => 1);
 # the writing backends build hint files while the compaction worker is off
 $node->append_conf('postgresql.conf',
 	"shared_preload_libraries = 'armdb'\narmdb.max_file_size = '1MB'\n"

@@ -25,7 +25,7 @@ unlink $filler;
 END { unlink $filler if defined $filler; }
 
 my $node = PostgreSQL::Test::Cluster->new('disk_full');
-$node->init;
+$node->init(allows_streaming => 1);
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'armdb'
 armdb.data_directory = '$dir'

@@ -40,7 +40,7 @@ if (!-r '/dev/fuse' || !-w '/dev/fuse')
 }
 
 my $node = PostgreSQL::Test::Cluster->new('power_loss');
-$node->init;
+$node->init(allows_streaming => 1);
 # the test node's default is fsync = off: a power loss would then lose
 # PostgreSQL's own files, whatever armdb does
 $node->append_conf(

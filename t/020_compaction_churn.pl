@@ -23,7 +23,7 @@ my $nrows = 5000;
 my $round_secs = 10;
 
 my $node = PostgreSQL::Test::Cluster->new('compaction_churn');
-$node->init;
+$node->init(allows_streaming => 1);
 $node->append_conf(
 	'postgresql.conf', qq(
 shared_preload_libraries = 'armdb'

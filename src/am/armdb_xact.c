@@ -6,7 +6,10 @@
  * Pre-commit: make every entry this transaction appended durable before
  * the commit record can be (design §4, atomicity invariant), whatever
  * synchronous_commit says; the version store does it, sharing fdatasync
- * calls with concurrent committers (group commit, vstore_commit.c).
+ * calls with concurrent committers (group commit, vstore_commit.c).  Once
+ * WAL carries durability (armdb_durable.c), entries in WAL records are
+ * durable with the commit record, and are only written to their files
+ * after it (commit, prepare).
  *
  * Commit and abort: PostgreSQL 15 does not tell a table access method when
  * storage is dropped (design §8), so the pending deletes of the ending
@@ -170,7 +173,7 @@ armdb_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-			armdb_vstore_forget_writes();
+			armdb_vstore_write_out_writes(armdb_store_settings());
 			took_row_lock = false;
 			remove_pending_deletes(true);
 			remove_dropped_temp_storage();
@@ -185,7 +188,7 @@ armdb_xact_callback(XactEvent event, void *arg)
 			armdb_keydir_close_dropped_files();
 			break;
 		case XACT_EVENT_PREPARE:
-			armdb_vstore_forget_writes();
+			armdb_vstore_write_out_writes(armdb_store_settings());
 			took_row_lock = false;
 			break;
 	}

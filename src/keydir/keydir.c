@@ -35,6 +35,7 @@
 #include "storage/hint.h"
 #include "storage/recovery.h"
 #include "storage/winner.h"
+#include "wal/armdb_durable.h"
 
 static dshash_table *keydir_hash = NULL;
 
@@ -879,6 +880,9 @@ armdb_keydir_get(RelFileNodeBackend rnode, const ArmdbStoreSettings *settings)
 				 errdetail("The standby replays the table's changes into its files, but does not keep its key directory current."),
 				 errhint("Read the table on the primary, or promote the standby.")));
 
+	/* the data files may first need armdb's own replay (armdb_durable.c) */
+	armdb_durable_startup_replay();
+
 	armdb_rel_key(&key, rnode);
 	kd = dshash_find_or_insert(keydir_table(), &key, &found);
 	if (!found)
@@ -1141,4 +1145,20 @@ armdb_keydir_relnodes(Oid db, int *nrels)
 	}
 	dshash_seq_term(&status);
 	return rels;
+}
+
+void
+armdb_keydir_foreach_loaded(void (*fn) (ArmdbRelKeydir *kd, void *arg),
+							void *arg)
+{
+	dshash_seq_status status;
+	ArmdbRelKeydir *kd;
+
+	dshash_seq_init(&status, keydir_table(), false);
+	while ((kd = dshash_seq_next(&status)) != NULL)
+	{
+		if (kd->loaded && kd->key.backend == InvalidBackendId)
+			fn(kd, arg);
+	}
+	dshash_seq_term(&status);
 }

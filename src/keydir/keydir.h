@@ -237,6 +237,16 @@ extern Oid *armdb_keydir_databases(int *ndbs,
 								   void *arg);
 extern Oid *armdb_keydir_relnodes(Oid db, int *nrels);
 
+/*
+ * Call fn for every loaded keydir of a permanent or unlogged relation (the
+ * flusher).  fn runs with the keydir's hash partition locked in share mode,
+ * which keeps the keydir from being dropped meanwhile: it must not create
+ * keydirs.
+ */
+extern void armdb_keydir_foreach_loaded(void (*fn) (ArmdbRelKeydir *kd,
+													void *arg),
+										void *arg);
+
 /* Shared memory a keydir occupies, its write buffers included. */
 extern int64 armdb_keydir_bytes(ArmdbRelKeydir *kd);
 

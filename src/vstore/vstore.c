@@ -326,7 +326,7 @@ armdb_vstore_append_end(ArmdbVstoreAppend *ap)
 	armdb_vstore_log_batch(ap->rt);
 	end = armdb_shard_end(&ap->rt->st);
 	LWLockRelease(&ap->rt->lock);
-	armdb_vstore_note_write(ap->kd, ap->shard, end);
+	armdb_vstore_note_write(ap->kd, ap->shard, end, ap->wal);
 }
 
 void

@@ -290,16 +290,22 @@ extern void armdb_vstore_cursor_free(ArmdbVstoreCursor *cur);
  * ----------------
  */
 
-/* The transaction wrote shard up to pos: its commit makes that durable. */
+/*
+ * The transaction wrote shard up to pos (wal: each entry in a WAL record):
+ * its commit makes that durable.
+ */
 extern void armdb_vstore_note_write(ArmdbRelKeydir *kd, uint32 shard,
-									ArmdbPos pos);
+									ArmdbPos pos, bool wal);
 
 /*
- * Make what the transaction wrote durable (pre-commit, pre-prepare); then
- * forget it.  armdb_vstore_forget_writes(): the transaction ended, nothing
- * to flush.
+ * Pre-commit, pre-prepare: make what the transaction wrote durable, except
+ * entries in WAL records when WAL carries durability
+ * (armdb_durable_lazy()), which armdb_vstore_write_out_writes() writes to
+ * their files after the commit (or prepare) record.  Then or else
+ * armdb_vstore_forget_writes(): the transaction ended, nothing to flush.
  */
 extern void armdb_vstore_flush_writes(const ArmdbStoreSettings *settings);
+extern void armdb_vstore_write_out_writes(const ArmdbStoreSettings *settings);
 extern void armdb_vstore_forget_writes(void);
 
 /*

@@ -4,8 +4,14 @@
  *	  Group commit and the write barrier of the version store.
  *
  * Pre-commit: make every entry this transaction appended durable before
- * the commit record can be (design §4, atomicity invariant).  Each shard
- * the transaction wrote is flushed up to its last entry; committers of one
+ * the commit record can be (design §4, atomicity invariant).  Entries in
+ * WAL records are durable with the commit record once WAL carries
+ * durability (armdb_durable.c): then they are only written out to their
+ * files (not synced) after the commit record, when WAL is flushed past
+ * them anyway, so that a base backup taken after the commit copies them;
+ * the flusher syncs them.  Otherwise (unlogged relations, commits before
+ * the flusher holds its slot, armdb.sync_at_commit) each shard the
+ * transaction wrote is flushed up to its last entry; committers of one
  * shard share fdatasync calls (group commit): one of them, holding the
  * shard's flush lock, writes out everything buffered and syncs, and the
  * others find their entries already durable when they get the lock.  This
@@ -26,11 +32,13 @@
 
 #include "access/xlog.h"
 #include "storage/fd.h"
+#include "storage/ipc.h"
 #include "utils/memutils.h"
 
 #include "armdb.h"
 #include "vstore/vstore.h"
 #include "vstore/vstore_internal.h"
+#include "wal/armdb_durable.h"
 
 typedef struct PendingWrite
 {
@@ -38,6 +46,7 @@ typedef struct PendingWrite
 	uint64		generation;
 	uint32		shard;
 	ArmdbPos	pos;			/* flush up to here at commit */
+	bool		wal;			/* the entries are in WAL records */
 } PendingWrite;
 
 static PendingWrite *pending = NULL;
@@ -68,7 +77,8 @@ armdb_vstore_shard_files(ArmdbRelKeydir *kd, uint32 shard,
 }
 
 void
-armdb_vstore_note_write(ArmdbRelKeydir *kd, uint32 shard, ArmdbPos pos)
+armdb_vstore_note_write(ArmdbRelKeydir *kd, uint32 shard, ArmdbPos pos,
+						bool wal)
 {
 	for (int i = 0; i < npending; i++)
 	{
@@ -89,6 +99,7 @@ armdb_vstore_note_write(ArmdbRelKeydir *kd, uint32 shard, ArmdbPos pos)
 	pending[npending].generation = kd->generation;
 	pending[npending].shard = shard;
 	pending[npending].pos = pos;
+	pending[npending].wal = wal;
 	npending++;
 }
 
@@ -175,15 +186,137 @@ armdb_vstore_flush_all_shards(ArmdbRelKeydir *kd,
 void
 armdb_vstore_flush_writes(const ArmdbStoreSettings *settings)
 {
+	bool		lazy = armdb_durable_lazy();
+	int			nleft = 0;
+
 	for (int i = 0; i < npending; i++)
 	{
-		ArmdbRelKeydir *kd = armdb_keydir_find(&pending[i].key,
-											   pending[i].generation);
+		ArmdbRelKeydir *kd;
 
+		/* left for the write-out after the commit record */
+		if (lazy && pending[i].wal)
+		{
+			pending[nleft++] = pending[i];
+			continue;
+		}
+		kd = armdb_keydir_find(&pending[i].key, pending[i].generation);
 		/* gone: dropped in this transaction, its entries need no flush */
 		if (kd != NULL)
 			armdb_vstore_flush_shard(kd, pending[i].shard, pending[i].pos,
 									 settings);
+	}
+	npending = nleft;
+}
+
+/*
+ * Shards whose committed entries this backend left unwritten after an
+ * asynchronous commit: written when the backend exits, so that a clean
+ * shutdown leaves every committed entry in its file (pg_upgrade moves the
+ * files, not the WAL).  The flusher normally writes them much earlier.
+ */
+static PendingWrite *deferred = NULL;
+static int	ndeferred = 0;
+static int	maxdeferred = 0;
+
+/*
+ * Write shard's buffered entries to its file, unsynced, if WAL is flushed
+ * past them (else *deferred_out); a failure is a WARNING.
+ */
+static void
+write_out_shard(ArmdbRelKeydir *kd, uint32 shard, ArmdbPos upto,
+				XLogRecPtr flushed, const ArmdbStoreSettings *settings,
+				bool *deferred_out)
+{
+	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+	ArmdbShardFiles *files = armdb_vstore_shard_files(kd, shard, settings);
+	ArmdbPos	reached;
+	ArmdbError	err;
+	bool		ok = true;
+
+	*deferred_out = false;
+	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+	if (!rt->st.failed &&
+		ARMDB_POS(rt->st.active_file_id, rt->st.written_end) < upto)
+	{
+		if (rt->wal_lsn <= flushed)
+			ok = armdb_shard_write_out(&rt->st, files, &reached, &err);
+		else
+			*deferred_out = true;
+	}
+	LWLockRelease(&rt->lock);
+	if (!ok)
+		armdb_report_storage_error(WARNING, &err);
+}
+
+static void
+write_out_deferred(int code, Datum arg)
+{
+	const ArmdbStoreSettings *settings = armdb_store_settings();
+
+	XLogFlush(GetXLogInsertRecPtr());
+	for (int i = 0; i < ndeferred; i++)
+	{
+		ArmdbRelKeydir *kd = armdb_keydir_find(&deferred[i].key,
+											   deferred[i].generation);
+		bool		again;
+
+		if (kd != NULL)
+			write_out_shard(kd, deferred[i].shard, deferred[i].pos,
+							GetFlushRecPtr(NULL), settings, &again);
+	}
+	ndeferred = 0;
+}
+
+static void
+defer_write_out(const PendingWrite *pw)
+{
+	for (int i = 0; i < ndeferred; i++)
+	{
+		if (deferred[i].generation == pw->generation &&
+			deferred[i].shard == pw->shard)
+		{
+			deferred[i].pos = Max(deferred[i].pos, pw->pos);
+			return;
+		}
+	}
+	if (ndeferred == maxdeferred)
+	{
+		if (deferred == NULL)
+			before_shmem_exit(write_out_deferred, (Datum) 0);
+		maxdeferred = Max(16, maxdeferred * 2);
+		deferred = deferred == NULL ?
+			MemoryContextAlloc(TopMemoryContext, sizeof(PendingWrite) * maxdeferred) :
+			repalloc(deferred, sizeof(PendingWrite) * maxdeferred);
+	}
+	deferred[ndeferred++] = *pw;
+}
+
+/*
+ * After the commit (or prepare) record: write the entries left to their
+ * files, unsynced.  Nothing here may fail the transaction, which is
+ * committed: a failed write is a WARNING, and the entries stay in the
+ * shard's buffer for the flusher, WAL holding them meanwhile.  After an
+ * asynchronous commit WAL may not be flushed past them yet (the shard's
+ * write barrier would flush it here): the flusher writes them, or this
+ * backend when it exits.
+ */
+void
+armdb_vstore_write_out_writes(const ArmdbStoreSettings *settings)
+{
+	XLogRecPtr	flushed = GetFlushRecPtr(NULL);
+
+	for (int i = 0; i < npending; i++)
+	{
+		ArmdbRelKeydir *kd = armdb_keydir_find(&pending[i].key,
+											   pending[i].generation);
+		bool		later;
+
+		if (kd == NULL)
+			continue;
+		write_out_shard(kd, pending[i].shard, pending[i].pos, flushed,
+						settings, &later);
+		if (later)
+			defer_write_out(&pending[i]);
 	}
 	npending = 0;
 }

@@ -16,15 +16,18 @@
  * flushes WAL up to the newest record first), and how its commit becomes a
  * synchronous one.
  *
- * What this step does not change.  Commits still make their entries
- * durable with the shard's fdatasync before the commit record (design
- * §4a); replay therefore never has to bring back a committed entry on the
- * primary, and what it writes after a crash are entries of transactions
- * that did not commit, which the keydir load ignores.  A file in which
- * replay finds fewer bytes than a record's offset lost entries that no
- * committed transaction needed (a commit syncs everything before its own
- * entries): the record is skipped rather than leave a hole of zeros that
- * the load would call corruption.  Merges, sealed files' hint files and
+ * Durability.  Once the armdb flusher holds its replication slot, a
+ * commit makes its entries durable with its commit record alone
+ * (armdb_durable.c): the data files are synced in the background, and a
+ * recovery first replays armdb's records from the durable LSN the flusher
+ * recorded (rm_startup), then PostgreSQL's replay goes on from the
+ * checkpoint.  Before that, and for unlogged relations, commits sync their
+ * entries before the commit record (design §4a).  A file in which replay
+ * finds fewer bytes than a record's offset lost entries that no committed
+ * transaction needed: from the durable LSN on, replay brings back every
+ * entry in file order, and a file is synced up to the durable LSN.  The
+ * record is skipped rather than leave a hole of zeros that the load would
+ * call corruption.  Merges, sealed files' hint files and
  * freezing are logged too: replay redoes a merge from its own copies of the
  * inputs, builds its own hint files, and records VACUUM's fates in them
  * before relfrozenxid moves (so that a promoted standby never needs clog
@@ -37,7 +40,10 @@
  * alone, anything else at its place is overwritten (and the file cut after
  * it: what followed cannot be its successors), and every write is
  * fdatasynced before the next record (there is no checkpoint hook, so a
- * restartpoint could otherwise pass a write that is not durable).
+ * restartpoint could otherwise pass a write that is not durable).  A file
+ * found complete may still hold its bytes in the page cache only (a crash
+ * of PostgreSQL, not of the machine): it is synced at the end of replay,
+ * before the durable LSN moves past it.
  *
  *-------------------------------------------------------------------------
  */
@@ -61,6 +67,7 @@
 #include "storage/hint.h"
 #include "storage/merge.h"
 #include "vstore/vstore.h"
+#include "wal/armdb_durable.h"
 #include "wal/armdb_wal.h"
 
 static RmgrData armdb_rmgr = {
@@ -68,8 +75,8 @@ static RmgrData armdb_rmgr = {
 	.rm_redo = armdb_wal_redo,
 	.rm_desc = armdb_wal_desc,
 	.rm_identify = armdb_wal_identify,
-	.rm_startup = NULL,
-	.rm_cleanup = NULL,
+	.rm_startup = armdb_durable_redo_startup,
+	.rm_cleanup = armdb_durable_redo_cleanup,
 	.rm_mask = NULL,
 	.rm_decode = NULL
 };
@@ -451,8 +458,9 @@ redo_append(XLogReaderState *record)
 	/*
 	 * Entries lost before this one: after a crash of this node they were of
 	 * no committed transaction (a commit syncs everything before its own
-	 * entries).  From a base backup they may be of one (a copy made while
-	 * the table was written, design §4b): say so.
+	 * entries, or replay from the durable LSN brought every earlier entry
+	 * back).  From a base backup they may be of one (a copy made while the
+	 * table was written, design §4b): say so.
 	 */
 	if ((uint64) st.st_size < xlrec->offset)
 	{
@@ -474,6 +482,23 @@ redo_append(XLogReaderState *record)
 	if (n != xlrec->len || memcmp(have, entries, xlrec->len) != 0)
 	{
 		/*
+		 * Zeros are entries that never reached the file (the zero-padded
+		 * end of its last block).  Other bytes were written and then lost
+		 * by a crash of the machine, or damaged: WAL repairs them, and says
+		 * so, since damage must never pass silently.
+		 */
+		bool		zeros = true;
+
+		for (ssize_t i = 0; i < n && zeros; i++)
+			zeros = have[i] == 0;
+		if (!zeros)
+			ereport(WARNING,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("armdb redo: data file \"%s\" held other bytes than WAL's entries at offset %u; rewritten from WAL",
+							path, xlrec->offset),
+					 errdetail("The entries were written once and then lost by a crash of the machine, or the file was damaged.")));
+
+		/*
 		 * What follows in the file is not this record's successors (those
 		 * would be preceded by this very entry, which is not there): bytes
 		 * of an append that failed after it was logged, or a torn write.
@@ -487,6 +512,8 @@ redo_append(XLogReaderState *record)
 					 errmsg("armdb redo: could not truncate \"%s\": %m", path)));
 		sync_fd(fd, path);
 	}
+	else
+		armdb_durable_remember_unsynced(path);
 	pfree(have);
 	CloseTransientFile(fd);
 }

@@ -1,0 +1,730 @@
+/*-------------------------------------------------------------------------
+ *
+ * armdb_durable.c
+ *	  Durability from WAL (design §4b, item 4): a commit costs one WAL flush.
+ *
+ * Every entry of a WAL-logged relation is in an XLOG_ARMDB_APPEND record
+ * (armdb_wal.c), so once the commit record is flushed, WAL holds all of the
+ * transaction; the data files need not be synced before it.  What has to
+ * be arranged instead is that WAL is kept, and replayed, for as long as a
+ * data file may lack an entry of a record older than the checkpoint a
+ * recovery would start from (PostgreSQL 15 has no checkpoint hook that
+ * could sync them first).  Four parts do it:
+ *
+ *	 - The flusher (a background worker) syncs, every armdb.flush_interval,
+ *	   every loaded shard up to its end, having first read the WAL insert
+ *	   position L.  Appends log their record and copy their entry under the
+ *	   shard lock, so every entry of a record below L is in a shard buffer
+ *	   or file by then, and durable when the round ends: L becomes the
+ *	   durable LSN D, written to the control file (<armdb dir>/wal_control,
+ *	   fsynced, CRC-checked) before anything relies on it.
+ *	 - The replication slot "armdb" (physical, persistent, held by the
+ *	   flusher so that nobody drops it) is moved to D after the control file
+ *	   is durable: WAL from D is never removed.  max_slot_wal_keep_size must
+ *	   be -1, which is checked every round.
+ *	 - A recovery replays armdb's records from D to the checkpoint's redo
+ *	   pointer itself (rm_startup, with its own WAL reader), then PostgreSQL
+ *	   replays the rest.  A start that runs no redo (clean shutdown: the
+ *	   shard buffers of the last commits were never written; a crash with
+ *	   nothing after its checkpoint) replays from D to pg_control's redo
+ *	   pointer at the first use of armdb storage (the gate).  Redo is
+ *	   idempotent (an entry already in place is left alone) and syncs what
+ *	   it writes; files it found complete are synced at the end, and D then
+ *	   moves to where replay ended.
+ *	 - Until the flusher holds the slot and has finished one round, and
+ *	   whenever it cannot (no slot possible: wal_level minimal,
+ *	   max_replication_slots = 0, max_slot_wal_keep_size set), commits sync
+ *	   their shards as before (design §4a), and say why in
+ *	   armdb_wal_status().  So do commits of unlogged relations, which have
+ *	   no WAL, and every commit when armdb.sync_at_commit is on.
+ *
+ * Committed entries are still written to their files (not synced) right
+ * after the commit record is flushed, so that a base backup taken after a
+ * commit copies its rows.  A start from a base backup or for archive
+ * recovery skips the own replay: WAL before the backup's start point is
+ * not there, and the files were copied after it.
+ *
+ * Entries never reach a file before WAL is flushed up to their record (the
+ * shard's write barrier, vstore_commit.c): a file never holds an entry
+ * whose record a crash lost, so no recovery has to cut entries off.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "access/htup_details.h"
+#include "access/xlog.h"
+#include "access/xlog_internal.h"
+#include "access/xlogreader.h"
+#include "access/xlogrecovery.h"
+#include "access/xlogutils.h"
+#include "catalog/pg_control.h"
+#include "common/controldata_utils.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "port/pg_crc32c.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "replication/slot.h"
+#include "storage/fd.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/pg_lsn.h"
+
+#include "armdb.h"
+#include "armdb_workers.h"
+#include "keydir/keydir.h"
+#include "vstore/vstore.h"
+#include "wal/armdb_durable.h"
+#include "wal/armdb_wal.h"
+
+bool		armdb_sync_at_commit = false;
+int			armdb_flush_interval_ms = 200;
+
+PGDLLEXPORT void armdb_flusher_main(Datum main_arg);
+
+PG_FUNCTION_INFO_V1(armdb_wal_status_sql);
+
+/* ----------------
+ * The control file
+ * ----------------
+ */
+
+#define CONTROL_FILE		"wal_control"
+#define CONTROL_MAGIC		0x41524443	/* "ARDC" */
+#define CONTROL_VERSION		1
+
+typedef struct ArmdbWalControl
+{
+	uint32		magic;
+	uint32		version;
+	uint64		system_identifier;	/* of the cluster whose WAL it means */
+	XLogRecPtr	durable_lsn;	/* entries of every record below are synced */
+	pg_crc32c	crc;			/* of the fields above */
+} ArmdbWalControl;
+
+static void
+control_path(char *path, const char *suffix)
+{
+	char		dir[MAXPGPATH];
+
+	armdb_data_dir_path(dir);
+	snprintf(path, MAXPGPATH, "%s/%s%s", dir, CONTROL_FILE, suffix);
+}
+
+static pg_crc32c
+control_crc(const ArmdbWalControl *c)
+{
+	pg_crc32c	crc;
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, c, offsetof(ArmdbWalControl, crc));
+	FIN_CRC32C(crc);
+	return crc;
+}
+
+/*
+ * The durable LSN in the control file; InvalidXLogRecPtr when there is none
+ * (a new cluster, or one whose commits all synced: nothing to replay), or
+ * when it is another cluster's: pg_upgrade moves armdb's files (written
+ * complete by the old cluster's clean shutdown) into a cluster whose WAL
+ * positions mean something else.
+ */
+static XLogRecPtr
+read_control(void)
+{
+	char		path[MAXPGPATH];
+	ArmdbWalControl c;
+	int			fd;
+	ssize_t		n;
+
+	control_path(path, "");
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	if (fd < 0)
+	{
+		if (errno == ENOENT)
+			return InvalidXLogRecPtr;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open armdb control file \"%s\": %m", path)));
+	}
+	n = read(fd, &c, sizeof(c));
+	if (n < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read armdb control file \"%s\": %m", path)));
+	CloseTransientFile(fd);
+	if (n != sizeof(c) || c.magic != CONTROL_MAGIC ||
+		c.version != CONTROL_VERSION || !EQ_CRC32C(c.crc, control_crc(&c)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("armdb control file \"%s\" is corrupted", path),
+				 errdetail("It says from which WAL position armdb's data files may need replay."),
+				 errhint("Restore it from a backup.  Removing it makes armdb skip that replay, which loses committed rows if the data files lacked some.")));
+	if (c.system_identifier != GetSystemIdentifier())
+	{
+		ereport(LOG,
+				(errmsg("armdb control file \"%s\" belongs to database system %llu, not to this one: nothing to replay",
+						path, (unsigned long long) c.system_identifier)));
+		return InvalidXLogRecPtr;
+	}
+	return c.durable_lsn;
+}
+
+/* Make lsn the durable LSN: written, synced and renamed into place. */
+static void
+write_control(XLogRecPtr lsn)
+{
+	char		dir[MAXPGPATH];
+	char		path[MAXPGPATH];
+	char		tmp[MAXPGPATH];
+	ArmdbWalControl c;
+	int			fd;
+
+	armdb_data_dir_path(dir);
+	if (MakePGDirectory(dir) != 0 && errno != EEXIST)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create directory \"%s\": %m", dir)));
+	control_path(path, "");
+	control_path(tmp, ".tmp");
+
+	memset(&c, 0, sizeof(c));
+	c.magic = CONTROL_MAGIC;
+	c.version = CONTROL_VERSION;
+	c.system_identifier = GetSystemIdentifier();
+	c.durable_lsn = lsn;
+	c.crc = control_crc(&c);
+
+	fd = OpenTransientFile(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create \"%s\": %m", tmp)));
+	errno = 0;
+	if (write(fd, &c, sizeof(c)) != sizeof(c))
+	{
+		if (errno == 0)
+			errno = ENOSPC;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write \"%s\": %m", tmp)));
+	}
+	if (pg_fsync(fd) != 0)
+		ereport(data_sync_elevel(ERROR),
+				(errcode_for_file_access(),
+				 errmsg("could not fsync \"%s\": %m", tmp)));
+	CloseTransientFile(fd);
+	(void) durable_rename(tmp, path, ERROR);
+
+	SpinLockAcquire(&armdb_shared->durable_mutex);
+	armdb_shared->durable_lsn = lsn;
+	SpinLockRelease(&armdb_shared->durable_mutex);
+}
+
+/* ----------------
+ * Start-up state
+ * ----------------
+ */
+
+void
+armdb_durable_shmem_init(void)
+{
+	struct stat st;
+
+	pg_atomic_init_u32(&armdb_shared->replay_done, 0);
+	pg_atomic_init_u32(&armdb_shared->lazy, 0);
+	SpinLockInit(&armdb_shared->durable_mutex);
+	armdb_shared->durable_lsn = InvalidXLogRecPtr;
+	strlcpy(armdb_shared->sync_reason, "the armdb flusher has not started yet",
+			sizeof(armdb_shared->sync_reason));
+	armdb_shared->startup_redo = InvalidXLogRecPtr;
+	armdb_shared->skip_own_replay = false;
+
+	/* in the postmaster, before the startup process changes pg_control */
+	if (!IsUnderPostmaster)
+	{
+		ControlFileData *control;
+		bool		crc_ok;
+
+		control = get_controlfile(DataDir, &crc_ok);
+		if (crc_ok)
+			armdb_shared->startup_redo = control->checkPointCopy.redo;
+		pfree(control);
+		armdb_shared->skip_own_replay =
+			stat(BACKUP_LABEL_FILE, &st) == 0 ||
+			stat(STANDBY_SIGNAL_FILE, &st) == 0 ||
+			stat(RECOVERY_SIGNAL_FILE, &st) == 0;
+	}
+}
+
+bool
+armdb_durable_lazy(void)
+{
+	return !armdb_sync_at_commit && pg_atomic_read_u32(&armdb_shared->lazy) != 0;
+}
+
+static void
+set_lazy(bool lazy, const char *reason)
+{
+	SpinLockAcquire(&armdb_shared->durable_mutex);
+	strlcpy(armdb_shared->sync_reason, reason ? reason : "",
+			sizeof(armdb_shared->sync_reason));
+	SpinLockRelease(&armdb_shared->durable_mutex);
+	pg_atomic_write_u32(&armdb_shared->lazy, lazy ? 1 : 0);
+}
+
+/* ----------------
+ * Files replay left unsynced
+ * ----------------
+ */
+
+static HTAB *unsynced = NULL;
+
+void
+armdb_durable_remember_unsynced(const char *path)
+{
+	bool		found;
+
+	if (unsynced == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = MAXPGPATH;
+		ctl.entrysize = MAXPGPATH;
+		ctl.hcxt = TopMemoryContext;
+		unsynced = hash_create("armdb files replay left unsynced", 64, &ctl,
+							   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	(void) hash_search(unsynced, path, HASH_ENTER, &found);
+}
+
+static void
+sync_remembered(void)
+{
+	HASH_SEQ_STATUS status;
+	char	   *path;
+
+	if (unsynced == NULL)
+		return;
+	hash_seq_init(&status, unsynced);
+	while ((path = hash_seq_search(&status)) != NULL)
+	{
+		/* a file removed by a later record needs nothing */
+		if (access(path, F_OK) == 0)
+			fsync_fname(path, false);
+	}
+	hash_destroy(unsynced);
+	unsynced = NULL;
+}
+
+/* ----------------
+ * Replay of [from, upto) by armdb itself
+ * ----------------
+ */
+
+static void
+replay_range(XLogRecPtr from, XLogRecPtr upto)
+{
+	ReadLocalXLogPageNoWaitPrivate priv;
+	XLogReaderState *reader;
+	XLogRecPtr	first;
+	XLogRecPtr	end;
+	uint64		nrecords = 0;
+	char	   *errormsg;
+
+	if (XLogRecPtrIsInvalid(from) || from >= upto)
+		return;
+	ereport(LOG,
+			(errmsg("armdb: replaying its WAL records from %X/%X to %X/%X",
+					LSN_FORMAT_ARGS(from), LSN_FORMAT_ARGS(upto))));
+
+	memset(&priv, 0, sizeof(priv));
+	reader = XLogReaderAllocate(wal_segment_size, NULL,
+								XL_ROUTINE(.page_read = read_local_xlog_page_no_wait,
+										   .segment_open = wal_segment_open,
+										   .segment_close = wal_segment_close),
+								&priv);
+	if (reader == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Failed while allocating a WAL reading processor.")));
+
+	first = XLogFindNextRecord(reader, from);
+	if (XLogRecPtrIsInvalid(first))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("armdb cannot find WAL from %X/%X, where its data files may need replay",
+						LSN_FORMAT_ARGS(from)),
+				 errdetail("The replication slot \"%s\" keeps that WAL; it was removed or lost.",
+						   ARMDB_SLOT_NAME),
+				 errhint("Restore the WAL segments from %X/%X on into pg_wal.",
+						 LSN_FORMAT_ARGS(from))));
+	XLogBeginRead(reader, first);
+	end = first;
+	while (end < upto)
+	{
+		XLogRecord *record = XLogReadRecord(reader, &errormsg);
+
+		if (record == NULL)
+		{
+			/*
+			 * In the startup process the reader stops where PostgreSQL's
+			 * replay starts: the record there is not ours to read.  A page
+			 * header may separate the last record's end from it.
+			 */
+			if (priv.end_of_wal && upto - end <= SizeOfXLogLongPHD)
+				break;
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("armdb could not read WAL at %X/%X while replaying its records up to %X/%X: %s",
+							LSN_FORMAT_ARGS(end), LSN_FORMAT_ARGS(upto),
+							errormsg ? errormsg : "end of WAL"),
+					 errhint("Restore the WAL segments from %X/%X on into pg_wal.",
+							 LSN_FORMAT_ARGS(end))));
+		}
+		if (reader->ReadRecPtr >= upto)
+			break;
+		end = reader->EndRecPtr;
+		if (XLogRecGetRmid(reader) == ARMDB_RMGR_ID)
+		{
+			armdb_wal_redo(reader);
+			nrecords++;
+		}
+	}
+	XLogReaderFree(reader);
+	ereport(LOG,
+			(errmsg("armdb: replayed %llu of its WAL records up to %X/%X",
+					(unsigned long long) nrecords, LSN_FORMAT_ARGS(end))));
+}
+
+void
+armdb_durable_redo_startup(void)
+{
+	XLogRecPtr	from;
+	XLogRecPtr	upto;
+
+	if (!ArchiveRecoveryRequested && !armdb_shared->skip_own_replay)
+	{
+		/* where PostgreSQL's replay starts */
+		upto = GetXLogReplayRecPtr(NULL);
+		from = read_control();
+		replay_range(from, upto);
+	}
+	pg_atomic_write_u32(&armdb_shared->replay_done, 1);
+}
+
+void
+armdb_durable_redo_cleanup(void)
+{
+	/*
+	 * Every record replayed has its entry in place and synced now: nothing
+	 * is left to replay, until the flusher records a durable LSN again once
+	 * it holds the slot (commits sync their files until then).
+	 */
+	sync_remembered();
+	write_control(InvalidXLogRecPtr);
+}
+
+void
+armdb_durable_startup_replay(void)
+{
+	if (pg_atomic_read_u32(&armdb_shared->replay_done) != 0)
+		return;
+	/* during recovery, replay itself is in charge of the files */
+	if (RecoveryInProgress())
+		return;
+
+	LWLockAcquire(armdb_shared->replay_lock, LW_EXCLUSIVE);
+	if (pg_atomic_read_u32(&armdb_shared->replay_done) == 0)
+	{
+		if (!armdb_shared->skip_own_replay)
+			replay_range(read_control(), armdb_shared->startup_redo);
+		sync_remembered();
+		/* as at the end of a recovery */
+		write_control(InvalidXLogRecPtr);
+		pg_atomic_write_u32(&armdb_shared->replay_done, 1);
+	}
+	LWLockRelease(armdb_shared->replay_lock);
+}
+
+/* ----------------
+ * The flusher
+ * ----------------
+ */
+
+static void
+flush_keydir(ArmdbRelKeydir *kd, void *arg)
+{
+	armdb_vstore_flush_all_shards(kd, (const ArmdbStoreSettings *) arg);
+}
+
+/*
+ * Hold the slot, creating it if it is missing.  False, with the reason,
+ * when WAL cannot be kept through it.
+ */
+static bool
+hold_slot(bool *created, int *elevel, char *reason, size_t reasonlen)
+{
+	ReplicationSlot *slot;
+
+	*created = false;
+	*elevel = WARNING;
+	if (max_slot_wal_keep_size_mb != -1)
+	{
+		snprintf(reason, reasonlen,
+				 "max_slot_wal_keep_size is not -1, so the slot \"%s\" could lose WAL the data files need",
+				 ARMDB_SLOT_NAME);
+		return false;
+	}
+	if (MyReplicationSlot != NULL)
+	{
+		if (XLogRecPtrIsInvalid(MyReplicationSlot->data.restart_lsn))
+		{
+			snprintf(reason, reasonlen, "the slot \"%s\" lost its WAL",
+					 ARMDB_SLOT_NAME);
+			ReplicationSlotRelease();
+			return false;
+		}
+		return true;
+	}
+	if (max_replication_slots == 0 || wal_level < WAL_LEVEL_REPLICA)
+	{
+		/* a configuration without replication: say it once, calmly */
+		*elevel = LOG;
+		snprintf(reason, reasonlen,
+				 "a replication slot needs max_replication_slots > 0 and wal_level replica or logical");
+		return false;
+	}
+
+	slot = SearchNamedReplicationSlot(ARMDB_SLOT_NAME, true);
+	if (slot != NULL && !SlotIsPhysical(slot))
+	{
+		snprintf(reason, reasonlen,
+				 "a logical replication slot is named \"%s\", the name of armdb's physical slot",
+				 ARMDB_SLOT_NAME);
+		return false;
+	}
+	if (slot != NULL)
+	{
+		ReplicationSlotAcquire(ARMDB_SLOT_NAME, true);
+		if (!XLogRecPtrIsInvalid(MyReplicationSlot->data.restart_lsn))
+			return true;
+		/* lost its WAL (invalidated): start over with a new one */
+		ReplicationSlotRelease();
+		ReplicationSlotDrop(ARMDB_SLOT_NAME, true);
+	}
+	ReplicationSlotCreate(ARMDB_SLOT_NAME, false, RS_PERSISTENT, false);
+	ReplicationSlotReserveWal();
+	ReplicationSlotMarkDirty();
+	ReplicationSlotSave();
+	ReplicationSlotsComputeRequiredLSN();
+	*created = true;
+	return true;
+}
+
+static void
+move_slot(XLogRecPtr lsn)
+{
+	if (MyReplicationSlot == NULL ||
+		MyReplicationSlot->data.restart_lsn >= lsn)
+		return;
+	SpinLockAcquire(&MyReplicationSlot->mutex);
+	MyReplicationSlot->data.restart_lsn = lsn;
+	SpinLockRelease(&MyReplicationSlot->mutex);
+	ReplicationSlotMarkDirty();
+	ReplicationSlotSave();
+	ReplicationSlotsComputeRequiredLSN();
+}
+
+/*
+ * One round: sync every loaded shard.  Holding the slot, then move D and
+ * the slot to where WAL was when the round began; D is rewritten once per
+ * WAL segment (the slot keeps whole segments) unless force says the slot
+ * was just taken.  Without the slot, commits sync their own files (lazy is
+ * off before the round begins, so that every commit that did not sync has
+ * its entries appended by then): nothing is left to replay.
+ */
+static void
+flush_round(bool slot_held, bool force)
+{
+	XLogRecPtr	upto = GetXLogInsertRecPtr();
+	XLogRecPtr	durable;
+	XLogSegNo	upto_seg;
+	XLogSegNo	durable_seg;
+
+	armdb_keydir_close_dropped_files();
+	armdb_keydir_foreach_loaded(flush_keydir, (void *) armdb_store_settings());
+
+	SpinLockAcquire(&armdb_shared->durable_mutex);
+	durable = armdb_shared->durable_lsn;
+	SpinLockRelease(&armdb_shared->durable_mutex);
+	if (!slot_held)
+	{
+		if (!XLogRecPtrIsInvalid(durable))
+			write_control(InvalidXLogRecPtr);
+		return;
+	}
+	XLByteToSeg(upto, upto_seg, wal_segment_size);
+	XLByteToSeg(durable, durable_seg, wal_segment_size);
+	if (force || XLogRecPtrIsInvalid(durable) ||
+		(upto > durable && upto_seg != durable_seg))
+	{
+		write_control(upto);
+		durable = upto;
+	}
+	move_slot(durable);
+}
+
+static void
+flusher_exit(int code, Datum arg)
+{
+	set_lazy(false, "the armdb flusher is not running");
+}
+
+void
+armdb_flusher_main(Datum main_arg)
+{
+	bool		warned = false;
+	bool		expect_slot;
+
+	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	before_shmem_exit(flusher_exit, (Datum) 0);
+
+	/* commits relied on the slot if a durable LSN was recorded */
+	expect_slot = !XLogRecPtrIsInvalid(read_control());
+	armdb_durable_startup_replay();
+
+	for (;;)
+	{
+		char		reason[256];
+		bool		created;
+		bool		held;
+		int			elevel;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		held = hold_slot(&created, &elevel, reason, sizeof(reason));
+		if (!held)
+		{
+			/* commits sync from now on; the round syncs what they did not */
+			set_lazy(false, reason);
+			if (!warned)
+				ereport(elevel,
+						(errmsg("armdb commits sync their data files: %s", reason),
+						 errhint("Set max_slot_wal_keep_size = -1, wal_level = replica or logical, and max_replication_slots > 0, so that commits need one WAL flush.")));
+			warned = true;
+		}
+		else if (created && expect_slot)
+			ereport(WARNING,
+					(errmsg("armdb's replication slot \"%s\" was missing and has been created again",
+							ARMDB_SLOT_NAME),
+					 errdetail("Every armdb data file is synced before commits rely on WAL again.")));
+		if (held)
+			expect_slot = true;
+
+		pgstat_report_activity(STATE_RUNNING, "flushing armdb data files");
+		flush_round(held, held && pg_atomic_read_u32(&armdb_shared->lazy) == 0);
+		pgstat_report_activity(STATE_IDLE, NULL);
+
+		/* the slot keeps WAL from D on, and everything before D is synced */
+		if (held && pg_atomic_read_u32(&armdb_shared->lazy) == 0)
+		{
+			set_lazy(true, NULL);
+			warned = false;
+		}
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 armdb_flush_interval_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+void
+armdb_durable_init(void)
+{
+	BackgroundWorker worker;
+
+	DefineCustomBoolVariable("armdb.sync_at_commit",
+							 "Sync the data files a transaction wrote before its commit record.",
+							 "Off: a commit costs one WAL flush, and the armdb flusher syncs data files in the background.",
+							 &armdb_sync_at_commit,
+							 false,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("armdb.flush_interval",
+							"Time between two rounds of the armdb flusher.",
+							"Each round syncs the data files written since the last one and moves armdb's replication slot.",
+							&armdb_flush_interval_ms,
+							200, 10, 60 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 1;
+	strlcpy(worker.bgw_library_name, "armdb", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "armdb_flusher_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "armdb flusher", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "armdb flusher", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
+
+/* ----------------
+ * SQL: armdb_wal_status()
+ * ----------------
+ */
+
+Datum
+armdb_wal_status_sql(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	XLogRecPtr	durable;
+	char		reason[256];
+	bool		lazy = armdb_durable_lazy();
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	SpinLockAcquire(&armdb_shared->durable_mutex);
+	durable = armdb_shared->durable_lsn;
+	strlcpy(reason, armdb_shared->sync_reason, sizeof(reason));
+	SpinLockRelease(&armdb_shared->durable_mutex);
+	if (armdb_sync_at_commit)
+		strlcpy(reason, "armdb.sync_at_commit is on", sizeof(reason));
+
+	values[0] = CStringGetTextDatum(lazy ? "wal" : "commit");
+	if (XLogRecPtrIsInvalid(durable))
+		nulls[1] = true;
+	else
+		values[1] = LSNGetDatum(durable);
+	if (lazy)
+		nulls[2] = true;
+	else
+		values[2] = CStringGetTextDatum(reason);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

@@ -1,0 +1,50 @@
+/*-------------------------------------------------------------------------
+ *
+ * armdb_durable.h
+ *	  Durability from WAL (design §4b, item 4): commits leave the data files
+ *	  unsynced; a background flusher syncs them and records how far WAL no
+ *	  longer needs to be kept (the durable LSN), an armdb replication slot
+ *	  keeps WAL from there, and a start-up replays what the files may have
+ *	  lost.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ARMDB_DURABLE_H
+#define ARMDB_DURABLE_H
+
+#include "access/xlogdefs.h"
+
+#define ARMDB_SLOT_NAME			"armdb"
+
+/* GUCs */
+extern bool armdb_sync_at_commit;
+extern int	armdb_flush_interval_ms;
+
+/* armdb.c: define the GUCs and register the flusher */
+extern void armdb_durable_init(void);
+
+/* armdb.c, in the postmaster at shared memory creation: read pg_control */
+extern void armdb_durable_shmem_init(void);
+
+/*
+ * May this commit leave its entries of WAL-logged relations unsynced?  True
+ * once the flusher holds the slot and has flushed everything once.
+ */
+extern bool armdb_durable_lazy(void);
+
+/*
+ * Before the first use of armdb storage after a start without WAL replay
+ * of its own (clean shutdown, crash with nothing to redo): replay armdb's
+ * records from the durable LSN to where the server started.  Cheap after
+ * the first call.
+ */
+extern void armdb_durable_startup_replay(void);
+
+/* the rmgr's rm_startup and rm_cleanup (armdb_wal.c) */
+extern void armdb_durable_redo_startup(void);
+extern void armdb_durable_redo_cleanup(void);
+
+/* replay left path's bytes as they were: fsync it before the durable LSN moves */
+extern void armdb_durable_remember_unsynced(const char *path);
+
+#endif							/* ARMDB_DURABLE_H */

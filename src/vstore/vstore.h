@@ -321,6 +321,13 @@ extern void armdb_vstore_flush_shard(ArmdbRelKeydir *kd, uint32 shard,
 extern void armdb_vstore_flush_all_shards(ArmdbRelKeydir *kd,
 										  const ArmdbStoreSettings *settings);
 
+/*
+ * Write every buffered entry of kd's shards to its file, not synced (the
+ * flusher, before a checkpoint may complete); a failure is a WARNING.
+ */
+extern void armdb_vstore_write_out_all_shards(ArmdbRelKeydir *kd,
+											  const ArmdbStoreSettings *settings);
+
 /* ----------------
  * Freezing (VACUUM)
  * ----------------

@@ -184,6 +184,28 @@ armdb_vstore_flush_all_shards(ArmdbRelKeydir *kd,
 }
 
 void
+armdb_vstore_write_out_all_shards(ArmdbRelKeydir *kd,
+								  const ArmdbStoreSettings *settings)
+{
+	for (uint32 shard = 0; shard < kd->nshards; shard++)
+	{
+		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+		ArmdbShardFiles *files = armdb_vstore_shard_files(kd, shard, settings);
+		ArmdbPos	reached;
+		ArmdbError	err;
+		bool		ok = true;
+
+		LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+		if (rt->st.active_file_id != 0 && !rt->st.failed &&
+			rt->st.written_end < rt->st.append_end)
+			ok = armdb_shard_write_out(&rt->st, files, &reached, &err);
+		LWLockRelease(&rt->lock);
+		if (!ok)
+			armdb_report_storage_error(WARNING, &err);
+	}
+}
+
+void
 armdb_vstore_flush_writes(const ArmdbStoreSettings *settings)
 {
 	bool		lazy = armdb_durable_lazy();

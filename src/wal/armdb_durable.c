@@ -38,15 +38,26 @@
  *	   armdb_wal_status().  So do commits of unlogged relations, which have
  *	   no WAL, and every commit when armdb.sync_at_commit is on.
  *
- * Committed entries are still written to their files (not synced) right
- * after the commit record is flushed, so that a base backup taken after a
- * commit copies its rows.  A start from a base backup or for archive
- * recovery skips the own replay: WAL before the backup's start point is
- * not there, and the files were copied after it.
+ * Base backups.  A backup copies the files after its checkpoint and
+ * replays WAL from that checkpoint's redo pointer, so every entry of a
+ * record before the redo pointer must be in its file by the time the
+ * checkpoint completes: the flusher holds each checkpoint at its slot's
+ * I/O lock until the shard buffers are written out (the checkpoint gate,
+ * below).  Committed entries are also written to their files (not synced)
+ * right after the commit record is flushed.  A start from a base backup or
+ * for archive recovery skips the own replay: WAL before the backup's start
+ * point is not there, and the files were copied after it.
  *
  * Entries never reach a file before WAL is flushed up to their record (the
  * shard's write barrier, vstore_commit.c): a file never holds an entry
- * whose record a crash lost, so no recovery has to cut entries off.
+ * whose record a crash lost, so no recovery has to cut entries off.  This
+ * departs from design §4b, which writes each entry to its file right after
+ * its record under DELAY_CHKPT_START and cuts entries beyond the end of WAL
+ * by an LSN in their headers.  The gate gives base backups what
+ * DELAY_CHKPT_START gave them, without changing the entry format, and
+ * keeping write-ahead order keeps recovery from having to cut anything; the
+ * price is that a shard's buffer is written out only once WAL is flushed
+ * past it (at commit, by the flusher, when the buffer fills).
  *
  *-------------------------------------------------------------------------
  */
@@ -81,6 +92,7 @@
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/pg_lsn.h"
+#include "utils/timestamp.h"
 
 #include "armdb.h"
 #include "armdb_workers.h"
@@ -93,6 +105,8 @@ bool		armdb_sync_at_commit = false;
 int			armdb_flush_interval_ms = 200;
 
 PGDLLEXPORT void armdb_flusher_main(Datum main_arg);
+
+static void gate_open(void);
 
 PG_FUNCTION_INFO_V1(armdb_wal_status_sql);
 
@@ -495,6 +509,7 @@ hold_slot(bool *created, int *elevel, char *reason, size_t reasonlen)
 		{
 			snprintf(reason, reasonlen, "the slot \"%s\" lost its WAL",
 					 ARMDB_SLOT_NAME);
+			gate_open();
 			ReplicationSlotRelease();
 			return false;
 		}
@@ -544,18 +559,130 @@ move_slot(XLogRecPtr lsn)
 	SpinLockAcquire(&MyReplicationSlot->mutex);
 	MyReplicationSlot->data.restart_lsn = lsn;
 	SpinLockRelease(&MyReplicationSlot->mutex);
+	/* the next checkpoint saves it, before it removes any WAL */
 	ReplicationSlotMarkDirty();
-	ReplicationSlotSave();
 	ReplicationSlotsComputeRequiredLSN();
+}
+
+/* ----------------
+ * The checkpoint gate
+ * ----------------
+ *
+ * A base backup copies the data files after the checkpoint it starts from,
+ * and replays WAL from that checkpoint's redo pointer: every entry whose
+ * record lies before the redo pointer must be in its file (the page cache
+ * will do) before the checkpoint completes, or the copy lacks it for good.
+ * PostgreSQL 15 has no checkpoint hook, but every checkpoint, after it has
+ * published its redo pointer, saves each dirty replication slot, taking the
+ * slot's I/O lock (CheckPointReplicationSlots()).  The flusher keeps its
+ * slot dirty and that lock held; a checkpoint that waits for it is let
+ * through only after every loaded shard has written its buffered entries
+ * (each appender logs its record and copies its entry under the shard
+ * lock, so every record before the redo pointer has its entry in a buffer
+ * by then).  The flusher never saves its slot itself while it holds the
+ * lock: the checkpoint does, before it removes WAL.
+ */
+
+/* lwlock.c's flag, the same since PostgreSQL 9.6: someone waits for the lock */
+#define ARMDB_LW_FLAG_HAS_WAITERS	((uint32) 1 << 30)
+
+static bool gate_closed = false;
+
+/* how often the flusher looks for a checkpoint at the gate */
+#define GATE_POLL_MS		10
+
+static void
+write_out_keydir(ArmdbRelKeydir *kd, void *arg)
+{
+	armdb_vstore_write_out_all_shards(kd, (const ArmdbStoreSettings *) arg);
+}
+
+/*
+ * The gate's lock is held for long stretches: unlike LWLocks held around a
+ * short operation, it must not keep interrupts off (a SIGTERM, a DROP
+ * DATABASE's barrier), so interrupts are allowed while it is held, and an
+ * exit releases it (flusher_exit).
+ */
+static void
+gate_lock_take(void)
+{
+	LWLockAcquire(&MyReplicationSlot->io_in_progress_lock, LW_EXCLUSIVE);
+	RESUME_INTERRUPTS();
+}
+
+static void
+gate_lock_give(void)
+{
+	HOLD_INTERRUPTS();
+	LWLockRelease(&MyReplicationSlot->io_in_progress_lock);
+}
+
+static void
+gate_close(void)
+{
+	if (gate_closed || MyReplicationSlot == NULL)
+		return;
+	gate_lock_take();
+	gate_closed = true;
+	ReplicationSlotMarkDirty();
+}
+
+static void
+gate_open(void)
+{
+	if (!gate_closed)
+		return;
+	gate_closed = false;
+	if (LWLockHeldByMe(&MyReplicationSlot->io_in_progress_lock))
+		gate_lock_give();
+}
+
+/* If a checkpoint waits at the gate: write every buffered entry, let it by. */
+static void
+gate_pass_checkpoint(void)
+{
+	LWLock	   *lock;
+	bool		dirty = true;
+
+	if (!gate_closed)
+		return;
+	lock = &MyReplicationSlot->io_in_progress_lock;
+	if ((pg_atomic_read_u32(&lock->state) & ARMDB_LW_FLAG_HAS_WAITERS) == 0)
+		return;
+
+	armdb_keydir_foreach_loaded(write_out_keydir,
+								(void *) armdb_store_settings());
+
+	/*
+	 * Let the checkpoint save the slot, and wait until it has (it clears
+	 * dirty, provided nobody dirtied the slot again meanwhile).  Taking the
+	 * lock straight back may get it before the woken checkpointer: then
+	 * let go again, a little later.
+	 */
+	SpinLockAcquire(&MyReplicationSlot->mutex);
+	MyReplicationSlot->just_dirtied = false;
+	SpinLockRelease(&MyReplicationSlot->mutex);
+	for (int i = 0; i < 5000 && dirty; i++)
+	{
+		gate_lock_give();
+		pg_usleep(i == 0 ? 100L : 1000L);
+		gate_lock_take();
+		SpinLockAcquire(&MyReplicationSlot->mutex);
+		dirty = MyReplicationSlot->dirty;
+		SpinLockRelease(&MyReplicationSlot->mutex);
+	}
+	ReplicationSlotMarkDirty();
 }
 
 /*
  * One round: sync every loaded shard.  Holding the slot, then move D and
- * the slot to where WAL was when the round began; D is rewritten once per
- * WAL segment (the slot keeps whole segments) unless force says the slot
- * was just taken.  Without the slot, commits sync their own files (lazy is
- * off before the round begins, so that every commit that did not sync has
- * its entries appended by then): nothing is left to replay.
+ * the slot to where WAL was when the round began.  The slot keeps whole
+ * WAL segments, so D moves (and the shards are synced) only once WAL has
+ * entered a new segment since D, unless force says the slot was just
+ * taken: syncing more often would buy nothing but I/O.  Without the slot,
+ * commits sync their own files (lazy is off before the round begins, so
+ * that every commit that did not sync has its entries appended by then):
+ * once everything is synced, nothing is left to replay.
  */
 static void
 flush_round(bool slot_held, bool force)
@@ -565,32 +692,35 @@ flush_round(bool slot_held, bool force)
 	XLogSegNo	upto_seg;
 	XLogSegNo	durable_seg;
 
-	armdb_keydir_close_dropped_files();
-	armdb_keydir_foreach_loaded(flush_keydir, (void *) armdb_store_settings());
-
 	SpinLockAcquire(&armdb_shared->durable_mutex);
 	durable = armdb_shared->durable_lsn;
 	SpinLockRelease(&armdb_shared->durable_mutex);
+	XLByteToSeg(upto, upto_seg, wal_segment_size);
+	XLByteToSeg(durable, durable_seg, wal_segment_size);
+	if (slot_held && !force && !XLogRecPtrIsInvalid(durable) &&
+		(upto <= durable || upto_seg == durable_seg))
+		return;
+	/* without the slot: once, after commits relied on it */
+	if (!slot_held && XLogRecPtrIsInvalid(durable))
+		return;
+
+	armdb_keydir_close_dropped_files();
+	armdb_keydir_foreach_loaded(flush_keydir, (void *) armdb_store_settings());
+
 	if (!slot_held)
 	{
 		if (!XLogRecPtrIsInvalid(durable))
 			write_control(InvalidXLogRecPtr);
 		return;
 	}
-	XLByteToSeg(upto, upto_seg, wal_segment_size);
-	XLByteToSeg(durable, durable_seg, wal_segment_size);
-	if (force || XLogRecPtrIsInvalid(durable) ||
-		(upto > durable && upto_seg != durable_seg))
-	{
-		write_control(upto);
-		durable = upto;
-	}
-	move_slot(durable);
+	write_control(upto);
+	move_slot(upto);
 }
 
 static void
 flusher_exit(int code, Datum arg)
 {
+	gate_open();
 	set_lazy(false, "the armdb flusher is not running");
 }
 
@@ -599,6 +729,7 @@ armdb_flusher_main(Datum main_arg)
 {
 	bool		warned = false;
 	bool		expect_slot;
+	TimestampTz next_round = 0;
 
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -612,11 +743,6 @@ armdb_flusher_main(Datum main_arg)
 
 	for (;;)
 	{
-		char		reason[256];
-		bool		created;
-		bool		held;
-		int			elevel;
-
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
@@ -624,38 +750,57 @@ armdb_flusher_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		held = hold_slot(&created, &elevel, reason, sizeof(reason));
-		if (!held)
+		gate_pass_checkpoint();
+
+		if (GetCurrentTimestamp() >= next_round)
 		{
-			/* commits sync from now on; the round syncs what they did not */
-			set_lazy(false, reason);
-			if (!warned)
-				ereport(elevel,
-						(errmsg("armdb commits sync their data files: %s", reason),
-						 errhint("Set max_slot_wal_keep_size = -1, wal_level = replica or logical, and max_replication_slots > 0, so that commits need one WAL flush.")));
-			warned = true;
+			char		reason[256];
+			bool		created;
+			bool		held;
+			int			elevel;
+
+			held = hold_slot(&created, &elevel, reason, sizeof(reason));
+			if (!held)
+			{
+				/* commits sync from now on; the round syncs what they did not */
+				set_lazy(false, reason);
+				gate_open();
+				if (MyReplicationSlot != NULL)
+					ReplicationSlotRelease();
+				if (!warned)
+					ereport(elevel,
+							(errmsg("armdb commits sync their data files: %s", reason),
+							 errhint("Set max_slot_wal_keep_size = -1, wal_level = replica or logical, and max_replication_slots > 0, so that commits need one WAL flush.")));
+				warned = true;
+			}
+			else
+			{
+				if (created && expect_slot)
+					ereport(WARNING,
+							(errmsg("armdb's replication slot \"%s\" was missing and has been created again",
+									ARMDB_SLOT_NAME),
+							 errdetail("Every armdb data file is synced before commits rely on WAL again.")));
+				expect_slot = true;
+				gate_close();
+			}
+
+			pgstat_report_activity(STATE_RUNNING, "flushing armdb data files");
+			flush_round(held, held && pg_atomic_read_u32(&armdb_shared->lazy) == 0);
+			pgstat_report_activity(STATE_IDLE, NULL);
+
+			/* the slot keeps WAL from D on, and everything before D is synced */
+			if (held && pg_atomic_read_u32(&armdb_shared->lazy) == 0)
+			{
+				set_lazy(true, NULL);
+				warned = false;
+			}
+			next_round = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													 armdb_flush_interval_ms);
 		}
-		else if (created && expect_slot)
-			ereport(WARNING,
-					(errmsg("armdb's replication slot \"%s\" was missing and has been created again",
-							ARMDB_SLOT_NAME),
-					 errdetail("Every armdb data file is synced before commits rely on WAL again.")));
-		if (held)
-			expect_slot = true;
 
-		pgstat_report_activity(STATE_RUNNING, "flushing armdb data files");
-		flush_round(held, held && pg_atomic_read_u32(&armdb_shared->lazy) == 0);
-		pgstat_report_activity(STATE_IDLE, NULL);
-
-		/* the slot keeps WAL from D on, and everything before D is synced */
-		if (held && pg_atomic_read_u32(&armdb_shared->lazy) == 0)
-		{
-			set_lazy(true, NULL);
-			warned = false;
-		}
-
+		/* short naps: a checkpoint waiting at the gate is let by soon */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 armdb_flush_interval_ms, PG_WAIT_EXTENSION);
+						 GATE_POLL_MS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }
@@ -674,7 +819,7 @@ armdb_durable_init(void)
 							 NULL, NULL, NULL);
 	DefineCustomIntVariable("armdb.flush_interval",
 							"Time between two rounds of the armdb flusher.",
-							"Each round syncs the data files written since the last one and moves armdb's replication slot.",
+							"A round that finds WAL in a new segment syncs the data files and moves the durable LSN and armdb's replication slot.",
 							&armdb_flush_interval_ms,
 							200, 10, 60 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,

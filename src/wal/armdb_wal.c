@@ -459,8 +459,9 @@ redo_append(XLogReaderState *record)
 	 * Entries lost before this one: after a crash of this node they were of
 	 * no committed transaction (a commit syncs everything before its own
 	 * entries, or replay from the durable LSN brought every earlier entry
-	 * back).  From a base backup they may be of one (a copy made while the
-	 * table was written, design §4b): say so.
+	 * back).  From a base backup they may be of one, if the backup's
+	 * checkpoint did not wait at the flusher's gate (armdb_durable.c): say
+	 * so.
 	 */
 	if ((uint64) st.st_size < xlrec->offset)
 	{
@@ -469,8 +470,8 @@ redo_append(XLogReaderState *record)
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("armdb redo: data file \"%s\" ends at %llu, before the entries logged for offset %u",
 							path, (unsigned long long) st.st_size, xlrec->offset),
-					 errdetail("The base backup this server was made from copied the file while entries were being written to it; committed rows of the table may be missing."),
-					 errhint("Take base backups while no armdb table is being written, until armdb's WAL carries its durability.")));
+					 errdetail("The base backup this server was made from copied the file before entries logged earlier reached it; committed rows of the table may be missing."),
+					 errhint("Take base backups while the armdb flusher holds its replication slot (armdb_wal_status() says \"wal\"), which makes every checkpoint wait until logged entries are in their files.")));
 		CloseTransientFile(fd);
 		return;
 	}

@@ -118,6 +118,28 @@ ok( $node->log_contains(
 is($node->safe_psql('postgres', q{SELECT v FROM t WHERE id = 250}),
 	'v250', 'a replayed row reads back');
 
+# --- 2a. a crashed server restarted as a standby (a failover's old primary)
+# still replays from the durable LSN: only a start from a base backup skips it
+$node->safe_psql('postgres', q{
+ALTER SYSTEM SET armdb.flush_interval = '60s';
+SELECT pg_reload_conf();
+});
+sleep(1);
+async_rows(301, 350);
+$node->safe_psql('postgres', 'CHECKPOINT');
+$node->stop('immediate');
+$node->set_standby_mode;
+$log_offset = -s $node->logfile;
+$node->start;
+ok( $node->log_contains(
+		qr/armdb: replaying its WAL records from/, $log_offset),
+	'a standby start after a crash replays armdb records before its checkpoint');
+$node->promote;
+$node->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()');
+is($node->safe_psql('postgres', 'SELECT count(*), sum(id) FROM t'),
+	'350|61425', 'promoted, every row is back');
+$node->safe_psql('postgres', 'DELETE FROM t WHERE id > 300');
+
 # --- 2b. a damaged entry that replay covers is rewritten from WAL, loudly ---
 # Synchronous commits write their entries to the files (unsynced) right
 # after the commit record; with D held back, the next start replays them.

@@ -38,6 +38,7 @@
 #include "armdb_sweep.h"
 #include "keydir/relstorage.h"
 #include "storage/io.h"
+#include "wal/armdb_durable.h"
 
 #define ARMDB_META_FILE		"armdb.meta"
 #define ARMDB_META_MAGIC	0x4d444d52	/* "RMDM" */
@@ -211,6 +212,9 @@ armdb_rel_storage_create(RelFileNodeBackend rnode, uint32 nshards,
 	char		parent[MAXPGPATH];
 	ArmdbError	err;
 
+	/* the files may first need armdb's own replay (armdb_durable.c) */
+	armdb_durable_startup_replay();
+
 	armdb_rel_dir_path(dir, rnode);
 
 	/* relfilenodes are reused: what is left under this name is not ours */
@@ -342,6 +346,9 @@ armdb_rel_storage_copy_database(Oid src_db, Oid dst_db)
 	struct stat st;
 	DIR		   *dir;
 	struct dirent *de;
+
+	/* the template's files may first need armdb's own replay */
+	armdb_durable_startup_replay();
 
 	armdb_data_dir_path(base);
 	snprintf(src, sizeof(src), "%s/%u", base, src_db);

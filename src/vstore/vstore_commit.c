@@ -275,16 +275,32 @@ write_out_deferred(int code, Datum arg)
 {
 	const ArmdbStoreSettings *settings = armdb_store_settings();
 
-	XLogFlush(GetXLogInsertRecPtr());
 	for (int i = 0; i < ndeferred; i++)
 	{
 		ArmdbRelKeydir *kd = armdb_keydir_find(&deferred[i].key,
 											   deferred[i].generation);
-		bool		again;
+		ArmdbShardRt *rt;
+		ArmdbShardFiles *files;
+		ArmdbPos	reached;
+		ArmdbError	err;
+		bool		ok = true;
 
-		if (kd != NULL)
-			write_out_shard(kd, deferred[i].shard, deferred[i].pos,
-							GetFlushRecPtr(NULL), settings, &again);
+		if (kd == NULL)
+			continue;
+		rt = armdb_keydir_shard(kd, deferred[i].shard);
+		/* exiting on an error in the middle of an append */
+		if (LWLockHeldByMe(&rt->lock))
+			continue;
+		files = armdb_vstore_shard_files(kd, deferred[i].shard, settings);
+
+		/* the shard's write barrier flushes WAL first */
+		LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+		if (!rt->st.failed &&
+			ARMDB_POS(rt->st.active_file_id, rt->st.written_end) < deferred[i].pos)
+			ok = armdb_shard_write_out(&rt->st, files, &reached, &err);
+		LWLockRelease(&rt->lock);
+		if (!ok)
+			armdb_report_storage_error(WARNING, &err);
 	}
 	ndeferred = 0;
 }
@@ -326,20 +342,42 @@ void
 armdb_vstore_write_out_writes(const ArmdbStoreSettings *settings)
 {
 	XLogRecPtr	flushed = GetFlushRecPtr(NULL);
+	MemoryContext oldcontext = CurrentMemoryContext;
 
-	for (int i = 0; i < npending; i++)
+	PG_TRY();
 	{
-		ArmdbRelKeydir *kd = armdb_keydir_find(&pending[i].key,
-											   pending[i].generation);
-		bool		later;
+		for (int i = 0; i < npending; i++)
+		{
+			ArmdbRelKeydir *kd = armdb_keydir_find(&pending[i].key,
+												   pending[i].generation);
+			bool		later;
 
-		if (kd == NULL)
-			continue;
-		write_out_shard(kd, pending[i].shard, pending[i].pos, flushed,
-						settings, &later);
-		if (later)
-			defer_write_out(&pending[i]);
+			if (kd == NULL)
+				continue;
+			write_out_shard(kd, pending[i].shard, pending[i].pos, flushed,
+							settings, &later);
+			if (later)
+				defer_write_out(&pending[i]);
+		}
 	}
+	PG_CATCH();
+	{
+		/*
+		 * Out of memory, most likely: after the commit record an ERROR
+		 * would be a PANIC.  The entries stay buffered for the flusher.
+		 */
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(WARNING,
+				(errmsg("armdb could not write the entries of a committed transaction to their files: %s",
+						edata->message),
+				 errdetail("WAL holds them; the armdb flusher writes them later.")));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
 	npending = 0;
 }
 

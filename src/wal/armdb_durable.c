@@ -272,14 +272,21 @@ armdb_durable_shmem_init(void)
 		ControlFileData *control;
 		bool		crc_ok;
 
+		/*
+		 * A start from a base backup: its backup_label, or, once recovery
+		 * from it has begun (backup_label is renamed before redo), the
+		 * backup's start point in pg_control.  Signal files alone say
+		 * nothing: a crashed primary restarted as a standby still needs its
+		 * own replay.
+		 */
 		control = get_controlfile(DataDir, &crc_ok);
 		if (crc_ok)
 			armdb_shared->startup_redo = control->checkPointCopy.redo;
-		pfree(control);
 		armdb_shared->skip_own_replay =
 			stat(BACKUP_LABEL_FILE, &st) == 0 ||
-			stat(STANDBY_SIGNAL_FILE, &st) == 0 ||
-			stat(RECOVERY_SIGNAL_FILE, &st) == 0;
+			(crc_ok && (!XLogRecPtrIsInvalid(control->backupStartPoint) ||
+						control->backupEndRequired));
+		pfree(control);
 	}
 }
 
@@ -300,47 +307,49 @@ set_lazy(bool lazy, const char *reason)
 }
 
 /* ----------------
- * Files replay left unsynced
+ * Files replay found complete
  * ----------------
+ *
+ * An entry replay finds in place byte for byte may be in the page cache
+ * only (PostgreSQL crashed, the machine did not; or a clean shutdown
+ * without the flusher's last sync).  The first time replay finds a file
+ * complete, it syncs it: that covers every byte the file held then, so
+ * later entries found in place in it need nothing more (what replay writes
+ * itself is synced as it goes).  So nothing replay leaves is unsynced when
+ * a checkpoint or restartpoint passes it.
  */
 
-static HTAB *unsynced = NULL;
+static HTAB *synced = NULL;
 
 void
-armdb_durable_remember_unsynced(const char *path)
+armdb_durable_sync_found_complete(const char *path)
 {
 	bool		found;
 
-	if (unsynced == NULL)
+	if (synced == NULL)
 	{
 		HASHCTL		ctl;
 
 		ctl.keysize = MAXPGPATH;
 		ctl.entrysize = MAXPGPATH;
 		ctl.hcxt = TopMemoryContext;
-		unsynced = hash_create("armdb files replay left unsynced", 64, &ctl,
-							   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+		synced = hash_create("armdb files replay found complete", 64, &ctl,
+							 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	}
-	(void) hash_search(unsynced, path, HASH_ENTER, &found);
+	(void) hash_search(synced, path, HASH_FIND, &found);
+	if (found)
+		return;
+	fsync_fname(path, false);
+	(void) hash_search(synced, path, HASH_ENTER, NULL);
 }
 
+/* a replay ended: a later one starts over */
 static void
-sync_remembered(void)
+forget_synced(void)
 {
-	HASH_SEQ_STATUS status;
-	char	   *path;
-
-	if (unsynced == NULL)
-		return;
-	hash_seq_init(&status, unsynced);
-	while ((path = hash_seq_search(&status)) != NULL)
-	{
-		/* a file removed by a later record needs nothing */
-		if (access(path, F_OK) == 0)
-			fsync_fname(path, false);
-	}
-	hash_destroy(unsynced);
-	unsynced = NULL;
+	if (synced != NULL)
+		hash_destroy(synced);
+	synced = NULL;
 }
 
 /* ----------------
@@ -427,16 +436,18 @@ replay_range(XLogRecPtr from, XLogRecPtr upto)
 void
 armdb_durable_redo_startup(void)
 {
-	XLogRecPtr	from;
-	XLogRecPtr	upto;
-
-	if (!ArchiveRecoveryRequested && !armdb_shared->skip_own_replay)
-	{
-		/* where PostgreSQL's replay starts */
-		upto = GetXLogReplayRecPtr(NULL);
-		from = read_control();
-		replay_range(from, upto);
-	}
+	/*
+	 * From a base backup, the durable LSN in the copied control file is the
+	 * source's, and WAL before the backup's start is not here: the files
+	 * were copied after it (the checkpoint gate).  Otherwise replay up to
+	 * where PostgreSQL's replay starts.  Either way every entry before that
+	 * point is in place and synced afterwards (replay syncs what it writes
+	 * and each file it found complete), so nothing is left to replay: a
+	 * later start need not go back to D, whose WAL a standby does not keep.
+	 */
+	if (!armdb_shared->skip_own_replay)
+		replay_range(read_control(), GetXLogReplayRecPtr(NULL));
+	write_control(InvalidXLogRecPtr);
 	pg_atomic_write_u32(&armdb_shared->replay_done, 1);
 }
 
@@ -448,7 +459,7 @@ armdb_durable_redo_cleanup(void)
 	 * is left to replay, until the flusher records a durable LSN again once
 	 * it holds the slot (commits sync their files until then).
 	 */
-	sync_remembered();
+	forget_synced();
 	write_control(InvalidXLogRecPtr);
 }
 
@@ -460,13 +471,16 @@ armdb_durable_startup_replay(void)
 	/* during recovery, replay itself is in charge of the files */
 	if (RecoveryInProgress())
 		return;
+	/* replaying now: redo creating storage comes back here */
+	if (LWLockHeldByMe(armdb_shared->replay_lock))
+		return;
 
 	LWLockAcquire(armdb_shared->replay_lock, LW_EXCLUSIVE);
 	if (pg_atomic_read_u32(&armdb_shared->replay_done) == 0)
 	{
 		if (!armdb_shared->skip_own_replay)
 			replay_range(read_control(), armdb_shared->startup_redo);
-		sync_remembered();
+		forget_synced();
 		/* as at the end of a recovery */
 		write_control(InvalidXLogRecPtr);
 		pg_atomic_write_u32(&armdb_shared->replay_done, 1);

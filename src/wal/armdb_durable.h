@@ -44,7 +44,7 @@ extern void armdb_durable_startup_replay(void);
 extern void armdb_durable_redo_startup(void);
 extern void armdb_durable_redo_cleanup(void);
 
-/* replay left path's bytes as they were: fsync it before the durable LSN moves */
-extern void armdb_durable_remember_unsynced(const char *path);
+/* replay found an entry in place in path: sync the file once per replay */
+extern void armdb_durable_sync_found_complete(const char *path);
 
 #endif							/* ARMDB_DURABLE_H */

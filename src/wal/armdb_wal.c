@@ -42,8 +42,8 @@
  * fdatasynced before the next record (there is no checkpoint hook, so a
  * restartpoint could otherwise pass a write that is not durable).  A file
  * found complete may still hold its bytes in the page cache only (a crash
- * of PostgreSQL, not of the machine): it is synced at the end of replay,
- * before the durable LSN moves past it.
+ * of PostgreSQL, not of the machine): it is synced the first time
+ * (armdb_durable_sync_found_complete()).
  *
  *-------------------------------------------------------------------------
  */
@@ -514,7 +514,7 @@ redo_append(XLogReaderState *record)
 		sync_fd(fd, path);
 	}
 	else
-		armdb_durable_remember_unsynced(path);
+		armdb_durable_sync_found_complete(path);
 	pfree(have);
 	CloseTransientFile(fd);
 }

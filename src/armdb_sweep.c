@@ -144,7 +144,8 @@ armdb_sweep_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = sweep_shmem_startup;
 
-	armdb_register_launcher("armdb_sweep_launcher_main", "armdb sweep launcher");
+	armdb_register_launcher("armdb_sweep_launcher_main", "armdb sweep launcher",
+							10);
 }
 
 static int

@@ -20,7 +20,8 @@
 #include "armdb_workers.h"
 
 void
-armdb_register_launcher(const char *function, const char *name)
+armdb_register_launcher(const char *function, const char *name,
+						int restart_s)
 {
 	BackgroundWorker worker;
 
@@ -28,8 +29,8 @@ armdb_register_launcher(const char *function, const char *name)
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
 		BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	/* restarted after a crash restart, or 10 s after an error of its own */
-	worker.bgw_restart_time = 10;
+	/* restarted after a crash restart, or restart_s after an error of its own */
+	worker.bgw_restart_time = restart_s;
 	strlcpy(worker.bgw_library_name, "armdb", BGW_MAXLEN);
 	strlcpy(worker.bgw_function_name, function, BGW_MAXLEN);
 	strlcpy(worker.bgw_name, name, BGW_MAXLEN);

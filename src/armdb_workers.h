@@ -9,10 +9,12 @@
 #define ARMDB_WORKERS_H
 
 /*
- * _PG_init: a static launcher (no database), started after recovery and
- * restarted after a crash; name is its bgw_name and backend_type.
+ * _PG_init: a static worker connected to no database, started after
+ * recovery and restarted after a crash, or restart_s seconds after an error
+ * of its own; name is its bgw_name and backend_type.
  */
-extern void armdb_register_launcher(const char *function, const char *name);
+extern void armdb_register_launcher(const char *function, const char *name,
+									int restart_s);
 
 /*
  * From a launcher: run function in a new worker (backend_type type)

@@ -273,9 +273,14 @@ for my $round (1 .. 3)
 	# outputs holding kept endings, files waiting for VACUUM or the worker's
 	# next round), the more the faster the clients and the slower the
 	# worker; without compaction the table grows by 20-40MB a round, 95MB
-	# by the third.  (The at-rest check below is the tight one.)
-	cmp_ok($max_size, '<', 60 * $fresh_size,
-		"round $round: the table stayed under 60 times a fresh copy during the churn ($max_size vs $fresh_size bytes)"
+	# by the third.  (The at-rest check below is the tight one.)  Those
+	# figures are for about 8000 transactions a round; since commits cost
+	# one WAL flush (issue 13) the clients do up to twice as many in the
+	# same time, and the garbage between two of the worker's rounds grows
+	# with them: the bound scales with the transactions done.
+	my $scale = $total > 8000 ? $total / 8000 : 1;
+	cmp_ok($max_size, '<', 60 * $scale * $fresh_size,
+		sprintf("round $round: the table stayed under %.0f times a fresh copy during the churn of $total transactions ($max_size vs $fresh_size bytes)", 60 * $scale)
 	);
 }
 

@@ -229,7 +229,7 @@ armdb_compact_init(void)
 	shmem_startup_hook = compact_shmem_startup;
 
 	armdb_register_launcher("armdb_compact_launcher_main",
-							"armdb compaction launcher");
+							"armdb compaction launcher", 10);
 }
 
 static void

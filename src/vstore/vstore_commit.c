@@ -184,28 +184,6 @@ armdb_vstore_flush_all_shards(ArmdbRelKeydir *kd,
 }
 
 void
-armdb_vstore_write_out_all_shards(ArmdbRelKeydir *kd,
-								  const ArmdbStoreSettings *settings)
-{
-	for (uint32 shard = 0; shard < kd->nshards; shard++)
-	{
-		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
-		ArmdbShardFiles *files = armdb_vstore_shard_files(kd, shard, settings);
-		ArmdbPos	reached;
-		ArmdbError	err;
-		bool		ok = true;
-
-		LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
-		if (rt->st.active_file_id != 0 && !rt->st.failed &&
-			rt->st.written_end < rt->st.append_end)
-			ok = armdb_shard_write_out(&rt->st, files, &reached, &err);
-		LWLockRelease(&rt->lock);
-		if (!ok)
-			armdb_report_storage_error(WARNING, &err);
-	}
-}
-
-void
 armdb_vstore_flush_writes(const ArmdbStoreSettings *settings)
 {
 	bool		lazy = armdb_durable_lazy();
@@ -241,33 +219,44 @@ static int	ndeferred = 0;
 static int	maxdeferred = 0;
 
 /*
- * Write shard's buffered entries to its file, unsynced, if WAL is flushed
- * past them (else *deferred_out); a failure is a WARNING.
+ * Write shard's buffered entries before upto to their file, unsynced; a
+ * failure is a WARNING.  With flushed valid, only if WAL is flushed that far
+ * past the shard's entries: false if not (nothing written).
  */
-static void
-write_out_shard(ArmdbRelKeydir *kd, uint32 shard, ArmdbPos upto,
-				XLogRecPtr flushed, const ArmdbStoreSettings *settings,
-				bool *deferred_out)
+static bool
+write_out_upto(ArmdbRelKeydir *kd, uint32 shard, ArmdbPos upto,
+			   XLogRecPtr flushed, const ArmdbStoreSettings *settings)
 {
 	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
 	ArmdbShardFiles *files = armdb_vstore_shard_files(kd, shard, settings);
 	ArmdbPos	reached;
 	ArmdbError	err;
 	bool		ok = true;
+	bool		done = true;
 
-	*deferred_out = false;
 	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
-	if (!rt->st.failed &&
+	if (rt->st.active_file_id != 0 && !rt->st.failed &&
+		rt->st.written_end < rt->st.append_end &&
 		ARMDB_POS(rt->st.active_file_id, rt->st.written_end) < upto)
 	{
-		if (rt->wal_lsn <= flushed)
+		if (XLogRecPtrIsInvalid(flushed) || rt->wal_lsn <= flushed)
 			ok = armdb_shard_write_out(&rt->st, files, &reached, &err);
 		else
-			*deferred_out = true;
+			done = false;
 	}
 	LWLockRelease(&rt->lock);
 	if (!ok)
 		armdb_report_storage_error(WARNING, &err);
+	return done;
+}
+
+void
+armdb_vstore_write_out_all_shards(ArmdbRelKeydir *kd,
+								  const ArmdbStoreSettings *settings)
+{
+	for (uint32 shard = 0; shard < kd->nshards; shard++)
+		(void) write_out_upto(kd, shard, PG_UINT64_MAX, InvalidXLogRecPtr,
+							  settings);
 }
 
 static void
@@ -279,28 +268,14 @@ write_out_deferred(int code, Datum arg)
 	{
 		ArmdbRelKeydir *kd = armdb_keydir_find(&deferred[i].key,
 											   deferred[i].generation);
-		ArmdbShardRt *rt;
-		ArmdbShardFiles *files;
-		ArmdbPos	reached;
-		ArmdbError	err;
-		bool		ok = true;
 
-		if (kd == NULL)
+		/* exiting on an error in the middle of an append: leave it */
+		if (kd == NULL ||
+			LWLockHeldByMe(&armdb_keydir_shard(kd, deferred[i].shard)->lock))
 			continue;
-		rt = armdb_keydir_shard(kd, deferred[i].shard);
-		/* exiting on an error in the middle of an append */
-		if (LWLockHeldByMe(&rt->lock))
-			continue;
-		files = armdb_vstore_shard_files(kd, deferred[i].shard, settings);
-
 		/* the shard's write barrier flushes WAL first */
-		LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
-		if (!rt->st.failed &&
-			ARMDB_POS(rt->st.active_file_id, rt->st.written_end) < deferred[i].pos)
-			ok = armdb_shard_write_out(&rt->st, files, &reached, &err);
-		LWLockRelease(&rt->lock);
-		if (!ok)
-			armdb_report_storage_error(WARNING, &err);
+		(void) write_out_upto(kd, deferred[i].shard, deferred[i].pos,
+							  InvalidXLogRecPtr, settings);
 	}
 	ndeferred = 0;
 }
@@ -350,13 +325,9 @@ armdb_vstore_write_out_writes(const ArmdbStoreSettings *settings)
 		{
 			ArmdbRelKeydir *kd = armdb_keydir_find(&pending[i].key,
 												   pending[i].generation);
-			bool		later;
-
-			if (kd == NULL)
-				continue;
-			write_out_shard(kd, pending[i].shard, pending[i].pos, flushed,
-							settings, &later);
-			if (later)
+			if (kd != NULL &&
+				!write_out_upto(kd, pending[i].shard, pending[i].pos, flushed,
+								settings))
 				defer_write_out(&pending[i]);
 		}
 	}

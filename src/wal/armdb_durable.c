@@ -822,8 +822,6 @@ armdb_flusher_main(Datum main_arg)
 void
 armdb_durable_init(void)
 {
-	BackgroundWorker worker;
-
 	DefineCustomBoolVariable("armdb.sync_at_commit",
 							 "Sync the data files a transaction wrote before its commit record.",
 							 "Off: a commit costs one WAL flush, and the armdb flusher syncs data files in the background.",
@@ -839,16 +837,8 @@ armdb_durable_init(void)
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 1;
-	strlcpy(worker.bgw_library_name, "armdb", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "armdb_flusher_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "armdb flusher", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "armdb flusher", BGW_MAXLEN);
-	RegisterBackgroundWorker(&worker);
+	/* soon back after an error: commits sync their files meanwhile */
+	armdb_register_launcher("armdb_flusher_main", "armdb flusher", 1);
 }
 
 /* ----------------

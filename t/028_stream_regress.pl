@@ -18,9 +18,13 @@ max_prepared_transactions = 5
 synchronize_seqscans = off
 ));
 $primary->start;
+# the standby's own slot keeps the WAL it has not replayed while it restarts
+$primary->safe_psql('postgres',
+	"SELECT pg_create_physical_replication_slot('sr_standby')");
 $primary->backup('sr_base');
 my $standby = PostgreSQL::Test::Cluster->new('sr_standby');
 $standby->init_from_backup($primary, 'sr_base', has_streaming => 1);
+$standby->append_conf('postgresql.conf', "primary_slot_name = 'sr_standby'");
 $standby->start;
 
 # the Makefile's REGRESS list, run from the source tree

@@ -173,9 +173,14 @@ my @crash = (
 	[
 		'kill -9 of every server process',
 		sub {
+			# stopped first, the postmaster forks no child (an autovacuum
+			# worker, say) between the listing and the kill that would
+			# then outlive it, attached to the shared memory
+			my ($pm) = server_pids();
+			kill 'STOP', $pm;
 			my @pids = server_pids();
-			$node->kill9;
 			kill 9, @pids[ 1 .. $#pids ];
+			$node->kill9;
 			return @pids;
 		}
 	],

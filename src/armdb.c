@@ -82,28 +82,22 @@ armdb_shmem_request(void)
 /*
  * Did the server stop without a clean shutdown before this start (or this
  * reinitialisation of shared memory after a backend crash)?  Decided from
- * the control file as PostgreSQL decides whether to run crash recovery;
- * called in the postmaster before the startup process changes it.
+ * the control file as PostgreSQL decides whether to run crash recovery.
  */
 static bool
-server_crashed(void)
+server_crashed(const ControlFileData *control, bool crc_ok)
 {
-	ControlFileData *control;
-	bool		crc_ok;
-	bool		crashed;
-
-	control = get_controlfile(DataDir, &crc_ok);
-	crashed = !crc_ok ||
+	return !crc_ok ||
 		(control->state != DB_SHUTDOWNED &&
 		 control->state != DB_SHUTDOWNED_IN_RECOVERY);
-	pfree(control);
-	return crashed;
 }
 
 static void
 armdb_shmem_startup(void)
 {
 	bool		found;
+	ControlFileData *control = NULL;
+	bool		crc_ok = false;
 
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
@@ -134,9 +128,15 @@ armdb_shmem_startup(void)
 		pg_atomic_init_u64(&armdb_shared->next_generation, 1);
 		pg_atomic_init_u64(&armdb_shared->keydir_drops, 0);
 		pg_atomic_init_u64(&armdb_shared->files_removed, 0);
-		armdb_shared->after_crash = !IsUnderPostmaster && server_crashed();
 		armdb_shared->replay_lock = &(GetNamedLWLockTranche("armdb"))[1].lock;
-		armdb_durable_shmem_init();
+		/* in the postmaster, before the startup process changes pg_control */
+		if (!IsUnderPostmaster)
+			control = get_controlfile(DataDir, &crc_ok);
+		armdb_shared->after_crash = control != NULL &&
+			server_crashed(control, crc_ok);
+		armdb_durable_shmem_init(control, crc_ok);
+		if (control != NULL)
+			pfree(control);
 	}
 	LWLockRelease(AddinShmemInitLock);
 

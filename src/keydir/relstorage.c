@@ -24,8 +24,6 @@
 #include <unistd.h>
 
 #include "catalog/pg_class.h"
-#include "catalog/pg_control.h"
-#include "common/controldata_utils.h"
 #include "common/relpath.h"
 #include "miscadmin.h"
 #include "port/pg_crc32c.h"
@@ -583,17 +581,9 @@ armdb_rel_storage_startup(void)
 	char		base[MAXPGPATH];
 	DIR		   *top;
 	struct dirent *dbde;
-	ControlFileData *control;
-	bool		crc_ok;
-	bool		after_crash;
-	int			maxlisted = 64;
-
 	/* as PostgreSQL decides whether to reset unlogged relations */
-	control = get_controlfile(DataDir, &crc_ok);
-	after_crash = !crc_ok ||
-		(control->state != DB_SHUTDOWNED &&
-		 control->state != DB_SHUTDOWNED_IN_RECOVERY);
-	pfree(control);
+	bool		after_crash = armdb_shared->after_crash;
+	int			maxlisted = 64;
 
 	/* a crash restart lists afresh */
 	if (listed_dirs != NULL)

@@ -792,12 +792,37 @@ cmp_uint32(const void *a, const void *b)
 }
 
 bool
+armdb_file_list_add(uint32 **ids, uint32 *n, uint32 *cap, uint32 id,
+					ArmdbError *err)
+{
+	if (*n == *cap)
+	{
+		uint32		newcap = Max(16, *cap * 2);
+		uint32	   *bigger = armdb_alloc(err, sizeof(uint32) * newcap,
+										 "file list");
+
+		if (bigger == NULL)
+			return false;
+		if (*ids != NULL)
+		{
+			memcpy(bigger, *ids, sizeof(uint32) * *n);
+			pfree(*ids);
+		}
+		*ids = bigger;
+		*cap = newcap;
+	}
+	(*ids)[(*n)++] = id;
+	return true;
+}
+
+bool
 armdb_list_data_files(const char *dir, uint32 **ids, int *n, uint32 *max_id,
 					  ArmdbError *err)
 {
 	DIR		   *d = opendir(dir);
 	struct dirent *de;
-	int			cap = 0;
+	uint32		count = 0;
+	uint32		cap = 0;
 	bool		ok = true;
 
 	*ids = NULL;
@@ -818,25 +843,7 @@ armdb_list_data_files(const char *dir, uint32 **ids, int *n, uint32 *max_id,
 		*max_id = Max(*max_id, id);
 		if (kind != ARMDB_FILE_DATA)
 			continue;
-		if (*n == cap)
-		{
-			uint32	   *bigger;
-
-			cap = Max(16, cap * 2);
-			bigger = armdb_alloc(err, sizeof(uint32) * cap, "file list");
-			if (bigger == NULL)
-			{
-				ok = false;
-				break;
-			}
-			if (*ids != NULL)
-			{
-				memcpy(bigger, *ids, sizeof(uint32) * *n);
-				pfree(*ids);
-			}
-			*ids = bigger;
-		}
-		(*ids)[(*n)++] = id;
+		ok = armdb_file_list_add(ids, &count, &cap, id, err);
 	}
 	if (ok && errno != 0)
 		ok = armdb_error(err, ARMDB_ERR_IO, errno,
@@ -848,11 +855,11 @@ armdb_list_data_files(const char *dir, uint32 **ids, int *n, uint32 *max_id,
 		if (*ids != NULL)
 			pfree(*ids);
 		*ids = NULL;
-		*n = 0;
 		return false;
 	}
-	if (*n > 1)
-		qsort(*ids, *n, sizeof(uint32), cmp_uint32);
+	if (count > 1)
+		qsort(*ids, count, sizeof(uint32), cmp_uint32);
+	*n = (int) count;
 	return true;
 }
 

@@ -106,6 +106,13 @@ extern bool armdb_unlink(const char *path, ArmdbError *err);
 extern bool armdb_make_dir(const char *path, ArmdbError *err);
 
 /*
+ * Append id to a growing list of file numbers (*ids palloc'd, NULL when
+ * empty, *cap its room).  False, with err, if out of memory.
+ */
+extern bool armdb_file_list_add(uint32 **ids, uint32 *n, uint32 *cap,
+								uint32 id, ArmdbError *err);
+
+/*
  * The data files of a shard directory: their numbers in *ids (palloc'd,
  * ascending; NULL when there are none) and how many in *n, and in *max_id
  * the highest number of any armdb file there (data, hint, .tmp, manifest),

@@ -369,15 +369,12 @@ list_shard(const char *dir, ShardListing *ls, ArmdbRecoveryReport *report,
 {
 	DIR		   *d;
 	struct dirent *de;
-	uint32		cap_data = 16;
-	uint32		cap_hint = 16;
+	uint32		cap_data = 0;
+	uint32		cap_hint = 0;
 	bool		ok = true;
 
 	ls->n_data = ls->n_hint = 0;
-	ls->data_ids = armdb_alloc(err, sizeof(uint32) * cap_data, "file list");
-	ls->hint_ids = armdb_alloc(err, sizeof(uint32) * cap_hint, "file list");
-	if (ls->data_ids == NULL || ls->hint_ids == NULL)
-		return false;
+	ls->data_ids = ls->hint_ids = NULL;
 
 	d = opendir(dir);
 	if (d == NULL)
@@ -388,9 +385,6 @@ list_shard(const char *dir, ShardListing *ls, ArmdbRecoveryReport *report,
 	{
 		uint32		id;
 		ArmdbFileKind kind;
-		uint32	  **ids;
-		uint32	   *n;
-		uint32	   *cap;
 
 		if (!armdb_file_name_parse(de->d_name, &id, &kind) ||
 			kind == ARMDB_FILE_MERGE)
@@ -404,25 +398,12 @@ list_shard(const char *dir, ShardListing *ls, ArmdbRecoveryReport *report,
 			report->removed_tmp++;
 			continue;
 		}
-		ids = kind == ARMDB_FILE_DATA ? &ls->data_ids : &ls->hint_ids;
-		n = kind == ARMDB_FILE_DATA ? &ls->n_data : &ls->n_hint;
-		cap = kind == ARMDB_FILE_DATA ? &cap_data : &cap_hint;
-		if (*n == *cap)
-		{
-			uint32	   *bigger = armdb_alloc(err, sizeof(uint32) * *cap * 2,
-											 "file list");
-
-			if (bigger == NULL)
-			{
-				ok = false;
-				break;
-			}
-			memcpy(bigger, *ids, sizeof(uint32) * *n);
-			pfree(*ids);
-			*ids = bigger;
-			*cap *= 2;
-		}
-		(*ids)[(*n)++] = id;
+		if (kind == ARMDB_FILE_DATA)
+			ok = armdb_file_list_add(&ls->data_ids, &ls->n_data, &cap_data,
+									 id, err);
+		else
+			ok = armdb_file_list_add(&ls->hint_ids, &ls->n_hint, &cap_hint,
+									 id, err);
 	}
 	if (ok && errno != 0)
 		ok = armdb_error(err, ARMDB_ERR_IO, errno,
@@ -432,8 +413,10 @@ list_shard(const char *dir, ShardListing *ls, ArmdbRecoveryReport *report,
 	if (ok && report->removed_tmp > 0)
 		ok = armdb_fsync_path(dir, true, err);
 
-	qsort(ls->data_ids, ls->n_data, sizeof(uint32), cmp_file_id);
-	qsort(ls->hint_ids, ls->n_hint, sizeof(uint32), cmp_file_id);
+	if (ls->n_data > 1)
+		qsort(ls->data_ids, ls->n_data, sizeof(uint32), cmp_file_id);
+	if (ls->n_hint > 1)
+		qsort(ls->hint_ids, ls->n_hint, sizeof(uint32), cmp_file_id);
 	return ok;
 }
 

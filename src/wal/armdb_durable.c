@@ -74,7 +74,6 @@
 #include "access/xlogrecovery.h"
 #include "access/xlogutils.h"
 #include "catalog/pg_control.h"
-#include "common/controldata_utils.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -253,7 +252,7 @@ write_control(XLogRecPtr lsn)
  */
 
 void
-armdb_durable_shmem_init(void)
+armdb_durable_shmem_init(const ControlFileData *control, bool crc_ok)
 {
 	struct stat st;
 
@@ -265,29 +264,21 @@ armdb_durable_shmem_init(void)
 			sizeof(armdb_shared->sync_reason));
 	armdb_shared->startup_redo = InvalidXLogRecPtr;
 	armdb_shared->skip_own_replay = false;
+	if (control == NULL)
+		return;
 
-	/* in the postmaster, before the startup process changes pg_control */
-	if (!IsUnderPostmaster)
-	{
-		ControlFileData *control;
-		bool		crc_ok;
-
-		/*
-		 * A start from a base backup: its backup_label, or, once recovery
-		 * from it has begun (backup_label is renamed before redo), the
-		 * backup's start point in pg_control.  Signal files alone say
-		 * nothing: a crashed primary restarted as a standby still needs its
-		 * own replay.
-		 */
-		control = get_controlfile(DataDir, &crc_ok);
-		if (crc_ok)
-			armdb_shared->startup_redo = control->checkPointCopy.redo;
-		armdb_shared->skip_own_replay =
-			stat(BACKUP_LABEL_FILE, &st) == 0 ||
-			(crc_ok && (!XLogRecPtrIsInvalid(control->backupStartPoint) ||
-						control->backupEndRequired));
-		pfree(control);
-	}
+	/*
+	 * A start from a base backup: its backup_label, or, once recovery from
+	 * it has begun (backup_label is renamed before redo), the backup's
+	 * start point in pg_control.  Signal files alone say nothing: a crashed
+	 * primary restarted as a standby still needs its own replay.
+	 */
+	if (crc_ok)
+		armdb_shared->startup_redo = control->checkPointCopy.redo;
+	armdb_shared->skip_own_replay =
+		stat(BACKUP_LABEL_FILE, &st) == 0 ||
+		(crc_ok && (!XLogRecPtrIsInvalid(control->backupStartPoint) ||
+					control->backupEndRequired));
 }
 
 bool
@@ -455,12 +446,12 @@ void
 armdb_durable_redo_cleanup(void)
 {
 	/*
-	 * Every record replayed has its entry in place and synced now: nothing
-	 * is left to replay, until the flusher records a durable LSN again once
-	 * it holds the slot (commits sync their files until then).
+	 * Every record replayed has its entry in place and synced now.  The
+	 * control file still says nothing is left to replay (rm_startup wrote
+	 * so, and nothing records a durable LSN during recovery) until the
+	 * flusher holds the slot again; commits sync their files until then.
 	 */
 	forget_synced();
-	write_control(InvalidXLogRecPtr);
 }
 
 void

@@ -13,6 +13,7 @@
 #define ARMDB_DURABLE_H
 
 #include "access/xlogdefs.h"
+#include "catalog/pg_control.h"
 
 #define ARMDB_SLOT_NAME			"armdb"
 
@@ -23,8 +24,12 @@ extern int	armdb_flush_interval_ms;
 /* armdb.c: define the GUCs and register the flusher */
 extern void armdb_durable_init(void);
 
-/* armdb.c, in the postmaster at shared memory creation: read pg_control */
-extern void armdb_durable_shmem_init(void);
+/*
+ * armdb.c, at shared memory creation; in the postmaster, with pg_control as
+ * it was before the startup process changes it (else NULL)
+ */
+extern void armdb_durable_shmem_init(const ControlFileData *control,
+									 bool crc_ok);
 
 /*
  * May this commit leave its entries of WAL-logged relations unsynced?  True

@@ -82,6 +82,43 @@ command_ok(
 		'--no-unlogged-table-data', '-d', $primary->connstr('regression')
 	],
 	'dump the primary');
+
+# the hot standby reads the same (every keydir loaded during recovery) ...
+command_ok(
+	[
+		'pg_dump', '-f', "$outputdir/hot.dump", '--no-sync', '--restrict-key=test',
+		'--no-unlogged-table-data', '-d', $standby->connstr('regression')
+	],
+	'dump the hot standby');
+command_ok([ 'diff', "$outputdir/primary.dump", "$outputdir/hot.dump" ],
+	'the primary and the hot standby dump the same');
+
+# ... and after more changes, which replay applies to the loaded keydirs
+$primary->safe_psql('regression', q{
+UPDATE kept SET v = v || ' again' WHERE id % 5 = 0;
+DELETE FROM kept WHERE id % 13 = 0;
+INSERT INTO kept SELECT g, 'more ' || g FROM generate_series(100001, 101000) g;
+UPDATE kept_wide SET t = t || 'x' WHERE id % 4 = 0;
+VACUUM kept;
+SELECT merges FROM armdb_compact('kept');
+DELETE FROM kept_wide WHERE id % 9 = 0;
+});
+$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
+command_ok(
+	[
+		'pg_dump', '-f', "$outputdir/primary.dump", '--no-sync', '--restrict-key=test',
+		'--no-unlogged-table-data', '-d', $primary->connstr('regression')
+	],
+	'dump the primary again');
+command_ok(
+	[
+		'pg_dump', '-f', "$outputdir/hot.dump", '--no-sync', '--restrict-key=test',
+		'--no-unlogged-table-data', '-d', $standby->connstr('regression')
+	],
+	'dump the hot standby again');
+command_ok([ 'diff', "$outputdir/primary.dump", "$outputdir/hot.dump" ],
+	'the primary and the hot standby still dump the same');
+
 my $primary_kept =
   $primary->safe_psql('regression', 'SELECT count(*), sum(id) FROM kept');
 $primary->stop;

@@ -447,6 +447,47 @@ files_equal(const char *path, const char *image, size_t len)
 	return true;
 }
 
+/*
+ * ARMDB_RECOVER_NO_CUT (a hot standby's reader): a torn tail ends the
+ * active file where the good entries end, and the file is left as it is,
+ * for replay to rewrite.
+ */
+static void
+test_recovery_no_cut(void)
+{
+	TLog		log;
+	TInfos		infos;
+	ArmdbRecoveryReport rep;
+	ArmdbError	err;
+	char		path[MAXPGPATH];
+	char	   *image;
+	size_t		image_len;
+	uint32		start;
+	int			n;
+
+	tlog_init(&log);
+	ASSERT_CALL(build_shard(&log, torn_sizes, lengthof(torn_sizes), T_FILE_SIZE));
+	n = log.n;
+	start = log.e[n - 1].loc.offset;
+	unit_file(path, 1, ARMDB_FILE_DATA);
+	ASSERT(unit_flip_bit(path, start + 3, 2));
+	image = unit_read_all(path, &image_len);
+	ASSERT(image != NULL);
+
+	tinfos_init(&infos);
+	ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_NO_CUT,
+								  tinfos_cb, &infos, &rep, &err));
+	ASSERT_EQ(infos.n, n - 1);
+	ASSERT_CALL(tinfos_match(&infos, &log, n - 1));
+	ASSERT_EQ(rep.torn_tail, true);
+	ASSERT_EQ(rep.end_offset, start);
+	ASSERT_EQ(rep.truncated_bytes, 0);
+	ASSERT_CALL(files_equal(path, image, image_len));
+	tinfos_free(&infos);
+	free(image);
+	tlog_free(&log);
+}
+
 /* infos equal to log's entries but log->e[skip] */
 static bool
 tinfos_match_but(const TInfos *infos, const TLog *log, int skip)
@@ -1284,6 +1325,7 @@ const UnitTest unit_recovery_tests[] = {
 	{"recovery_torn_truncated", test_recovery_torn_truncated},
 	{"recovery_torn_garbage", test_recovery_torn_garbage},
 	{"recovery_flipped_active", test_recovery_flipped_active},
+	{"recovery_no_cut", test_recovery_no_cut},
 	{"recovery_flipped_immutable", test_recovery_flipped_immutable},
 	{"recovery_damaged_active", test_recovery_damaged_active},
 	{"recovery_salvage", test_recovery_salvage},

@@ -19,6 +19,7 @@
 #include "access/genam.h"
 #include "access/transam.h"
 #include "access/multixact.h"
+#include "access/xlog.h"
 #include "commands/vacuum.h"
 #include "pgstat.h"
 #include "storage/procarray.h"
@@ -97,6 +98,28 @@ freeze_multi(ArmdbVersion *v, MultiXactId *min_multi)
 	}
 }
 
+/*
+ * The newest transaction that ended a dead version, for the recovery
+ * conflict of its removal on hot standbys (heap's
+ * HeapTupleHeaderAdvanceLatestRemovedXid): none if its insert aborted.
+ */
+static void
+advance_latest_removed(ArmdbVersion *v, TransactionId *latest)
+{
+	TransactionId xmax;
+
+	if (!(v->infomask & HEAP_XMIN_COMMITTED) &&
+		((v->infomask & HEAP_XMIN_INVALID) || !TransactionIdDidCommit(v->xmin)))
+		return;
+	if (v->infomask & HEAP_XMAX_INVALID)
+		return;
+	xmax = (v->infomask & HEAP_XMAX_IS_MULTI) ?
+		armdb_version_get_multi_update_xid(v) : v->xmax;
+	if (TransactionIdIsNormal(xmax) && xmax != v->xmin &&
+		TransactionIdFollows(xmax, *latest))
+		*latest = xmax;
+}
+
 void
 armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 					  BufferAccessStrategy bstrategy)
@@ -114,6 +137,7 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 	IndexBulkDeleteResult **stats;
 	TransactionId new_frozen_xid;
 	MultiXactId new_min_multi = GetOldestMultiXactId();
+	TransactionId latest_removed = InvalidTransactionId;
 
 	/* 1. the dead */
 	for (uint64 p = 0; p < npages; p++)
@@ -175,10 +199,26 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 							repalloc_huge(dead.tids, sizeof(ItemPointerData) * dead.cap);
 					}
 					armdb_slot_to_tid(p * ARMDB_SLOTS_PER_PAGE + i, &dead.tids[dead.n++]);
+					advance_latest_removed(v, &latest_removed);
 					break;
 			}
 		}
 		LWLockRelease(&page->lock);
+	}
+
+	/*
+	 * Hot standbys drop them too, once the snapshots that could see them
+	 * are gone (a recovery conflict): before their index entries go, as
+	 * heap's prune record comes before its index vacuum.
+	 */
+	if (dead.n > 0 && RelationNeedsWAL(rel) && XLogStandbyInfoActive())
+	{
+		uint64	   *slots = palloc_extended(sizeof(uint64) * dead.n, MCXT_ALLOC_HUGE);
+
+		for (int64 i = 0; i < dead.n; i++)
+			slots[i] = armdb_tid_to_slot(&dead.tids[i]);
+		armdb_wal_log_prune(&rel->rd_node, latest_removed, slots, dead.n);
+		pfree(slots);
 	}
 
 	/* 2. their index entries */

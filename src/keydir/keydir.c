@@ -10,6 +10,13 @@
  * again (design §2: after a restart every non-live slot counts as not yet
  * index-vacuumed).
  *
+ * On a hot standby, a keydir is loaded the same way for reading (nothing
+ * in the files is changed, the shards get no write buffer, and a committed
+ * end leaves its version with an xmax, since the standby's snapshots may be
+ * older than it); replay then keeps it current (see "Replay on a hot
+ * standby" below), and after promotion its first use rebuilds the shards
+ * for writing around the versions replay kept.
+ *
  * All memory comes from the in-place DSA area capped at armdb.memory.  When
  * it is full, the operation that needed memory fails with an ERROR naming
  * the setting, and nothing already stored is affected.
@@ -21,6 +28,7 @@
 #include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlogutils.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
@@ -33,6 +41,7 @@
 #include "keydir/keydir.h"
 #include "keydir/relstorage.h"
 #include "storage/hint.h"
+#include "storage/merge.h"
 #include "storage/recovery.h"
 #include "storage/winner.h"
 #include "wal/armdb_durable.h"
@@ -405,8 +414,22 @@ typedef struct LoadKill
 								 * slot itself (DELETE) */
 } LoadKill;
 
+/*
+ * How a keydir is loaded: the normal way; during recovery, for hot-standby
+ * readers (nothing written, shards for reading only, committed ends kept as
+ * xmax for older snapshots); or after promotion, the shards only, around
+ * the versions replay kept current.
+ */
+typedef enum LoadMode
+{
+	LOAD_NORMAL,
+	LOAD_STANDBY,
+	LOAD_PROMOTED
+} LoadMode;
+
 typedef struct LoadState
 {
+	LoadMode	mode;
 	ArmdbRelKeydir *kd;
 	const ArmdbStoreSettings *settings;
 	uint32		shard;
@@ -518,6 +541,17 @@ entry_fate(void *arg, uint64 fxid)
 	if (!TransactionIdIsNormal(xid))
 		return xid == FrozenTransactionId ? ARMDB_XACT_COMMITTED :
 			ARMDB_XACT_ABORTED;
+
+	/*
+	 * On a standby restarted after a crash, the files may hold entries that
+	 * replay wrote before the crash and has not reached again: of
+	 * transactions it has not seen yet.  They count for nothing now; replay
+	 * applies them when it gets there (armdb_keydir_redo_append).
+	 */
+	if (RecoveryInProgress() &&
+		FullTransactionIdFollowsOrEquals(FullTransactionIdFromU64(fxid),
+										 ReadNextFullTransactionId()))
+		return ARMDB_XACT_ABORTED;
 	if (TransactionIdIsCurrentTransactionId(xid) || TransactionIdIsInProgress(xid))
 		return ARMDB_XACT_IN_PROGRESS;
 	return TransactionIdDidCommit(xid) ? ARMDB_XACT_COMMITTED :
@@ -582,8 +616,20 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	}
 	if (role.uses_slot)
 		ls->max_seq = Max(ls->max_seq, armdb_slot_seq(e->slot, kd->nshards) + 1);
+	if (ls->mode == LOAD_PROMOTED)
+		return true;			/* the versions are there already */
+
+	/*
+	 * A standby's snapshots may be older than a committed end: the version
+	 * stays, with the end as its xmax, unless a hint recorded the end as
+	 * older than every snapshot (FREEZE, after its recovery conflict).
+	 */
 	if (role.ends != ARMDB_INVALID_SLOT)
-		note_kill(ls, role.ends, e->gsn, xid, role.in_progress, role.newer);
+		note_kill(ls, role.ends, e->gsn, xid,
+				  role.in_progress ||
+				  (ls->mode == LOAD_STANDBY &&
+				   !(e->gsn & ARMDB_GSN_FLAG_FROZEN)),
+				  role.newer);
 	if (!role.version)
 		return true;
 
@@ -621,9 +667,61 @@ report_load_error(const char *dir, const ArmdbError *err)
 			 errhint("Restore the table from a backup, or have a superuser set armdb.skip_damaged_entries to on and read the table again, which keeps every undamaged row and loses the damaged ones.")));
 }
 
+/*
+ * A shard's state as loading found it: for reading only (LOAD_STANDBY, no
+ * write buffer, nothing opened for appends), or open for appends.
+ */
+static void
+load_shard_state(ArmdbRelKeydir *kd, ArmdbShardRt *rt, ArmdbShardFiles *files,
+				 const ArmdbRecoveryReport *report, LoadMode mode,
+				 const ArmdbStoreSettings *settings)
+{
+	ArmdbError	err;
+
+	if (mode == LOAD_STANDBY)
+	{
+		rt->st.active_file_id = report->last_file_id;
+		rt->st.append_end = rt->st.written_end = rt->st.buf_start =
+			report->end_offset;
+	}
+	else if (report->last_file_id != 0)
+	{
+		armdb_keydir_shard_buffer(kd, rt, settings);
+		armdb_shard_state_init(&rt->st, rt->st.shard_no, rt->st.buf,
+							   rt->st.buf_size, rt->st.max_file_size);
+		if (!armdb_shard_open(&rt->st, files, report->last_file_id,
+							  report->end_offset, &err))
+			armdb_report_storage_error(ERROR, &err);
+
+		/*
+		 * Salvaging skipped damage inside the active file: close it and
+		 * give it a hint file listing its good entries, so that the next
+		 * start reads the hint and never meets the damage again.
+		 */
+		if (report->active_salvaged)
+		{
+			uint32		sealed;
+
+			if (!armdb_shard_seal(&rt->st, files, &sealed, &err) ||
+				(sealed != 0 &&
+				 !armdb_hint_build(files->io, files->dir, sealed,
+								   settings->direct_io, true, &err)))
+				armdb_report_storage_error(ERROR, &err);
+		}
+	}
+	/* merge outputs may have higher numbers than the active file */
+	armdb_shard_note_file_id(&rt->st, report->max_file_id);
+}
+
+/*
+ * Load kd from the relation's files; the caller holds kd->lock exclusively.
+ * LOAD_PROMOTED rebuilds the shards of a keydir loaded during recovery (the
+ * versions, which replay kept current, stay as they are, and readers may be
+ * using them meanwhile: each shard changes under its own lock).
+ */
 static void
 load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
-			const ArmdbStoreSettings *settings)
+			const ArmdbStoreSettings *settings, LoadMode mode)
 {
 	uint32		recover_flags = ARMDB_RECOVER_MISSING_OK;
 	uint64		max_gsn = 0;
@@ -634,17 +732,26 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 	ArmdbFileStat **shard_fstats;
 	int		   *shard_nfstats;
 
-	kd->nshards = armdb_rel_storage_read_meta(rnode, NULL);
-	if (armdb_shared->after_crash)
-		recover_flags |= ARMDB_RECOVER_AFTER_CRASH;
-	if (settings->skip_damaged_entries)
-		recover_flags |= ARMDB_RECOVER_SALVAGE;
-	keydir_alloc(&kd->shards, sizeof(ArmdbShardRt) * kd->nshards,
-				 "shard states", settings);
-	(void) keydir_alloc(&kd->chunks, sizeof(dsa_pointer) * ARMDB_MAX_CHUNKS,
-						"a page directory", settings);
+	if (mode == LOAD_STANDBY)
+		recover_flags |= ARMDB_RECOVER_NO_CUT;	/* replay owns the files */
+	else
+	{
+		if (armdb_shared->after_crash || mode == LOAD_PROMOTED)
+			recover_flags |= ARMDB_RECOVER_AFTER_CRASH;
+		if (settings->skip_damaged_entries)
+			recover_flags |= ARMDB_RECOVER_SALVAGE;
+	}
+	if (mode != LOAD_PROMOTED)
+	{
+		kd->nshards = armdb_rel_storage_read_meta(rnode, NULL);
+		keydir_alloc(&kd->shards, sizeof(ArmdbShardRt) * kd->nshards,
+					 "shard states", settings);
+		(void) keydir_alloc(&kd->chunks, sizeof(dsa_pointer) * ARMDB_MAX_CHUNKS,
+							"a page directory", settings);
+	}
 
 	memset(&ls, 0, sizeof(ls));
+	ls.mode = mode;
 	ls.kd = kd;
 	ls.settings = settings;
 	shard_bytes = palloc0(sizeof(uint64) * kd->nshards);
@@ -658,16 +765,19 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 		ArmdbRecoveryReport report;
 		ArmdbError	err;
 
-		LWLockInitialize(&rt->lock, armdb_shared->keydir_tranche_id);
-		LWLockInitialize(&rt->flush_lock, armdb_shared->keydir_tranche_id);
-		rt->wal_lsn = InvalidXLogRecPtr;
-		rt->free_slots = InvalidDsaPointer;
-		rt->nfree = rt->free_cap = 0;
-		pg_atomic_init_u64(&rt->dead_bytes, 0);
-		memset(&rt->st, 0, sizeof(rt->st));
+		if (mode != LOAD_PROMOTED)
+		{
+			LWLockInitialize(&rt->lock, armdb_shared->keydir_tranche_id);
+			LWLockInitialize(&rt->flush_lock, armdb_shared->keydir_tranche_id);
+			rt->wal_lsn = InvalidXLogRecPtr;
+			rt->free_slots = InvalidDsaPointer;
+			rt->nfree = rt->free_cap = 0;
+			pg_atomic_init_u64(&rt->dead_bytes, 0);
+			memset(&rt->st, 0, sizeof(rt->st));
+			rt->st.shard_no = shard;
+			rt->st.max_file_size = settings->max_file_size;
+		}
 		files = armdb_keydir_shard_files(kd, shard, settings);
-		rt->st.shard_no = shard;
-		rt->st.max_file_size = settings->max_file_size;
 
 		ls.shard = shard;
 		ls.max_seq = 0;
@@ -689,7 +799,7 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 							report.first_salvaged,
 							(unsigned long long) report.first_salvaged_offset),
 					 errdetail("armdb.skip_damaged_entries is on: the rows whose entries were damaged are lost; a damaged tail was copied to a \".damaged\" file beside its data file.")));
-		if (report.torn_tail)
+		if (report.torn_tail && mode != LOAD_STANDBY)
 			ereport(LOG,
 					(errmsg("armdb: cut a torn tail of %llu bytes from data file %06u in \"%s\"",
 							(unsigned long long) report.truncated_bytes,
@@ -699,7 +809,6 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 					(errmsg("armdb: ignored %u damaged hint files in \"%s\", first \"%s\"; the data files were scanned instead",
 							report.bad_hints, files->dir,
 							report.first_bad_hint)));
-		rt->damaged = ls.gaps;
 		/*
 		 * The active file belongs in the list even with no entry yet.  It
 		 * need not be the last file read (merge outputs may follow it), so
@@ -724,37 +833,17 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 #endif
 		shard_fstats[shard] = ls.fstats;
 		shard_nfstats[shard] = ls.nfstats;
-		rt->next_seq = ls.max_seq;
-		rt->reserved_seq = ls.max_seq;	/* the next insert reserves anew */
 		shard_bytes[shard] = ls.bytes;
 		max_gsn = Max(max_gsn, report.max_gsn);
-		if (report.last_file_id != 0)
-		{
-			armdb_keydir_shard_buffer(kd, rt, settings);
-			armdb_shard_state_init(&rt->st, shard, rt->st.buf, rt->st.buf_size,
-								   rt->st.max_file_size);
-			if (!armdb_shard_open(&rt->st, files, report.last_file_id,
-								  report.end_offset, &err))
-				armdb_report_storage_error(ERROR, &err);
 
-			/*
-			 * Salvaging skipped damage inside the active file: close it and
-			 * give it a hint file listing its good entries, so that the next
-			 * start reads the hint and never meets the damage again.
-			 */
-			if (report.active_salvaged)
-			{
-				uint32		sealed;
-
-				if (!armdb_shard_seal(&rt->st, files, &sealed, &err) ||
-					(sealed != 0 &&
-					 !armdb_hint_build(files->io, files->dir, sealed,
-									   settings->direct_io, true, &err)))
-					armdb_report_storage_error(ERROR, &err);
-			}
-		}
-		/* merge outputs may have higher numbers than the active file */
-		armdb_shard_note_file_id(&rt->st, report.max_file_id);
+		if (mode == LOAD_PROMOTED)
+			LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+		rt->damaged = ls.gaps;
+		rt->next_seq = ls.max_seq;
+		rt->reserved_seq = ls.max_seq;	/* the next insert reserves anew */
+		load_shard_state(kd, rt, files, &report, mode, settings);
+		if (mode == LOAD_PROMOTED)
+			LWLockRelease(&rt->lock);
 	}
 	/*
 	 * Second pass: end the (older) versions that committed changes ended.
@@ -782,11 +871,17 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 			memset(v, 0, sizeof(ArmdbVersion));
 	}
 
-	/* unstash; what no live version uses is dead bytes for compaction */
+	/*
+	 * unstash; what no live version uses is dead bytes for compaction (a
+	 * promoted keydir's records hold real values, and readers: they are
+	 * only counted)
+	 */
 	for (uint64 p = 0; p < pg_atomic_read_u64(&kd->npages); p++)
 	{
 		ArmdbPage  *page = armdb_keydir_page(kd, p);
 
+		if (page != NULL && mode == LOAD_PROMOTED)
+			LWLockAcquire(&page->lock, LW_SHARED);
 		for (int i = 0; page != NULL && i < ARMDB_SLOTS_PER_PAGE; i++)
 		{
 			ArmdbVersion *v = &page->v[i];
@@ -795,8 +890,11 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 
 			if (v->file_id == 0)
 				continue;
-			v->xmax = InvalidTransactionId;
-			v->cid = FirstCommandId;
+			if (mode != LOAD_PROMOTED)
+			{
+				v->xmax = InvalidTransactionId;
+				v->cid = FirstCommandId;
+			}
 			live++;
 			shard = armdb_slot_shard(p * ARMDB_SLOTS_PER_PAGE, kd->nshards);
 			shard_live_bytes[shard] += v->len;
@@ -805,6 +903,8 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 			if (f != NULL)
 				f->dead_bytes += v->len;	/* live, for now: see below */
 		}
+		if (page != NULL && mode == LOAD_PROMOTED)
+			LWLockRelease(&page->lock);
 	}
 	for (uint64 i = 0; i < ls.nkills; i++)
 	{
@@ -826,7 +926,8 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 		pfree(ls.kills);
 	for (uint32 shard = 0; shard < kd->nshards; shard++)
 		pg_atomic_write_u64(&armdb_keydir_shard(kd, shard)->dead_bytes,
-							shard_bytes[shard] - shard_live_bytes[shard]);
+							shard_bytes[shard] - Min(shard_live_bytes[shard],
+													 shard_bytes[shard]));
 	pfree(shard_bytes);
 	pfree(shard_live_bytes);
 
@@ -835,6 +936,11 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 	{
 		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
 
+		if (mode == LOAD_PROMOTED)
+		{
+			LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+			rt->nfiles = 0;		/* listed anew */
+		}
 		for (int i = 0; i < shard_nfstats[shard]; i++)
 		{
 			ArmdbFileStat *src = &shard_fstats[shard][i];
@@ -843,7 +949,11 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 			uint64		version_bytes = src->dead_version_bytes;
 
 			if (f == NULL)
+			{
+				if (mode == LOAD_PROMOTED)
+					LWLockRelease(&rt->lock);
 				armdb_keydir_report_full("a shard's file list", settings);
+			}
 			*f = *src;
 			f->dead_bytes = src->total_bytes - Min(live_bytes, src->total_bytes);
 			f->dead_version_bytes = version_bytes - Min(live_bytes, version_bytes);
@@ -853,6 +963,8 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 			if (src->file_id == rt->st.active_file_id)
 				f->total_bytes = 0; /* still growing */
 		}
+		if (mode == LOAD_PROMOTED)
+			LWLockRelease(&rt->lock);
 		if (shard_fstats[shard] != NULL)
 			pfree(shard_fstats[shard]);
 	}
@@ -869,17 +981,6 @@ armdb_keydir_get(RelFileNodeBackend rnode, const ArmdbStoreSettings *settings)
 	ArmdbRelKeydir *kd;
 	bool		found;
 
-	/*
-	 * Replay writes the files but does not maintain key directories yet
-	 * (armdb_wal.c): one loaded now would go stale under the reader.
-	 */
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("armdb tables cannot be read during recovery yet"),
-				 errdetail("The standby replays the table's changes into its files, but does not keep its key directory current."),
-				 errhint("Read the table on the primary, or promote the standby.")));
-
 	/* the data files may first need armdb's own replay (armdb_durable.c) */
 	armdb_durable_startup_replay();
 
@@ -890,6 +991,8 @@ armdb_keydir_get(RelFileNodeBackend rnode, const ArmdbStoreSettings *settings)
 		kd->generation = pg_atomic_fetch_add_u64(&armdb_shared->next_generation, 1);
 		kd->nshards = 0;
 		kd->loaded = false;
+		kd->standby = false;
+		kd->stale = false;
 		LWLockInitialize(&kd->lock, armdb_shared->keydir_tranche_id);
 		pg_atomic_init_u64(&kd->next_gsn, 1);
 		pg_atomic_init_u64(&kd->npages, 0);
@@ -899,14 +1002,17 @@ armdb_keydir_get(RelFileNodeBackend rnode, const ArmdbStoreSettings *settings)
 	}
 	dshash_release_lock(keydir_table(), kd);
 
-	if (!kd->loaded)
+	if (!kd->loaded || (kd->standby && !RecoveryInProgress()))
 	{
 		LWLockAcquire(&kd->lock, LW_EXCLUSIVE);
 		if (!kd->loaded)
 		{
+			bool		standby = RecoveryInProgress();
+
 			PG_TRY();
 			{
-				load_keydir(kd, rnode, settings);
+				load_keydir(kd, rnode, settings,
+							standby ? LOAD_STANDBY : LOAD_NORMAL);
 			}
 			PG_CATCH();
 			{
@@ -921,11 +1027,344 @@ armdb_keydir_get(RelFileNodeBackend rnode, const ArmdbStoreSettings *settings)
 				PG_RE_THROW();
 			}
 			PG_END_TRY();
+			kd->standby = standby;
+			kd->stale = false;
 			kd->loaded = true;
+		}
+		else if (kd->standby && !RecoveryInProgress())
+		{
+			/*
+			 * Promoted: the shards become writable.  A failure leaves the
+			 * keydir as it was, for reading, and the next use tries again.
+			 */
+			load_keydir(kd, rnode, settings, LOAD_PROMOTED);
+			kd->standby = false;
 		}
 		LWLockRelease(&kd->lock);
 	}
+	if (kd->stale)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("armdb: replay could not keep the key directory of this table current: armdb.memory is full"),
+				 errdetail("Queries that started before keep reading it; new ones cannot until the server restarts."),
+				 errhint("Raise armdb.memory, and restart the standby.")));
 	return kd;
+}
+
+/* ----------------
+ * Replay on a hot standby
+ * ----------------
+ *
+ * A keydir that a standby's reader loaded is kept current by replay, in the
+ * startup process, under the keydir's lock (which also keeps a reader from
+ * loading it while replay changes its files): entries become versions and
+ * ends as they are replayed, VACUUM's removals (XLOG_ARMDB_PRUNE) and
+ * freezes free what no snapshot left can see, merges move locations.  A
+ * replayed entry's transaction is running (its commit comes later in WAL),
+ * so a version gets no hint bit and an end becomes its version's xmax, as
+ * heap's redo leaves them: readers ask clog and their snapshots.
+ *
+ * Replay must not fail for a keydir: when armdb.memory is full, the keydir
+ * is marked stale instead, with a WARNING.  Readers already using it get
+ * what their snapshots can see (whatever replay adds later belongs to
+ * transactions they see as running); new ones get an ERROR.
+ */
+ArmdbRelKeydir *
+armdb_keydir_redo_acquire(RelFileNodeBackend rnode)
+{
+	ArmdbRelKey key;
+	ArmdbRelKeydir *kd;
+	bool		found;
+
+	if (!InHotStandby)
+		return NULL;
+	armdb_rel_key(&key, rnode);
+	kd = dshash_find_or_insert(keydir_table(), &key, &found);
+	if (!found)
+	{
+		kd->generation = pg_atomic_fetch_add_u64(&armdb_shared->next_generation, 1);
+		kd->nshards = 0;
+		kd->loaded = false;
+		kd->standby = false;
+		kd->stale = false;
+		LWLockInitialize(&kd->lock, armdb_shared->keydir_tranche_id);
+		pg_atomic_init_u64(&kd->next_gsn, 1);
+		pg_atomic_init_u64(&kd->npages, 0);
+		pg_atomic_init_u64(&kd->nversions, 0);
+		kd->shards = InvalidDsaPointer;
+		kd->chunks = InvalidDsaPointer;
+	}
+	dshash_release_lock(keydir_table(), kd);
+	LWLockAcquire(&kd->lock, LW_EXCLUSIVE);
+	return kd;
+}
+
+void
+armdb_keydir_redo_release(ArmdbRelKeydir *kd)
+{
+	if (kd != NULL)
+		LWLockRelease(&kd->lock);
+}
+
+/* Worth keeping current? */
+static inline bool
+redo_keeps(ArmdbRelKeydir *kd)
+{
+	return kd != NULL && kd->loaded && !kd->stale;
+}
+
+/* An ERROR while keeping kd current: stale, with a WARNING. */
+static void
+redo_went_stale(ArmdbRelKeydir *kd, MemoryContext mcxt)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(mcxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	kd->stale = true;
+	ereport(WARNING,
+			(errmsg("armdb redo: stopped keeping the key directory of relation %u/%u current: %s",
+					kd->key.dbNode, kd->key.relNode, edata->message),
+			 errdetail("New queries on the table fail on this standby until it restarts.")));
+	FreeErrorData(edata);
+}
+
+/* Replayed entries are running transactions' (their commits come later). */
+static ArmdbXactFate
+redo_entry_fate(void *arg, uint64 fxid)
+{
+	return ARMDB_XACT_IN_PROGRESS;
+}
+
+static bool
+redo_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
+{
+	ArmdbRelKeydir *kd = arg;
+	TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64(e->xid));
+	ArmdbEntryRole role;
+	ArmdbPage  *page;
+	ArmdbVersion *v;
+
+	armdb_winner_classify(e, ARMDB_MAX_SLOTS, redo_entry_fate, NULL, &role);
+	if (role.version)
+	{
+		page = page_for_slot(kd, e->slot, true, armdb_store_settings());
+		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+		v = &page->v[e->slot % ARMDB_SLOTS_PER_PAGE];
+		if (v->file_id == 0)
+			pg_atomic_fetch_add_u64(&kd->nversions, 1);
+		v->file_id = e->file_id;
+		v->offset = e->offset;
+		v->len = e->len;
+		v->xmin = xid;
+		v->xmax = InvalidTransactionId;
+		v->cid = FirstCommandId;
+		v->infomask = HEAP_XMAX_INVALID;
+		v->infomask2 = 0;
+		v->ctid = (uint32) e->slot;
+		LWLockRelease(&page->lock);
+	}
+	if (role.ends != ARMDB_INVALID_SLOT &&
+		(page = armdb_keydir_page(kd, role.ends / ARMDB_SLOTS_PER_PAGE)) != NULL)
+	{
+		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+		v = &page->v[role.ends % ARMDB_SLOTS_PER_PAGE];
+		if (v->file_id != 0)
+		{
+			v->xmax = xid;
+			v->infomask &= ~(HEAP_XMAX_INVALID | HEAP_XMAX_COMMITTED |
+							 HEAP_XMAX_IS_MULTI | HEAP_LOCK_MASK |
+							 HEAP_XMAX_LOCK_ONLY);
+			v->infomask2 |= HEAP_KEYS_UPDATED;
+			v->ctid = (uint32) role.newer;
+		}
+		LWLockRelease(&page->lock);
+	}
+	return true;
+}
+
+void
+armdb_keydir_redo_append(ArmdbRelKeydir *kd, uint32 shard, uint32 file_id,
+						 uint32 offset, const char *entries, uint32 len)
+{
+	MemoryContext mcxt = CurrentMemoryContext;
+	ArmdbShardRt *rt;
+
+	if (!redo_keeps(kd) || shard >= kd->nshards)
+		return;
+	PG_TRY();
+	{
+		ArmdbScanResult acc;
+		ArmdbParseResult stop;
+		ArmdbError	err;
+
+		memset(&acc, 0, sizeof(acc));
+		if (!armdb_scan_buffer(entries, len, file_id, offset, redo_entry, kd,
+							   &acc, &stop, &err))
+			armdb_report_storage_error(ERROR, &err);
+	}
+	PG_CATCH();
+	{
+		redo_went_stale(kd, mcxt);
+	}
+	PG_END_TRY();
+
+	/* where the shard's readers stop: nothing is buffered on a standby */
+	rt = armdb_keydir_shard(kd, shard);
+	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+	if (file_id > rt->st.active_file_id ||
+		(file_id == rt->st.active_file_id &&
+		 (uint64) offset + len > rt->st.append_end))
+	{
+		rt->st.active_file_id = file_id;
+		rt->st.append_end = rt->st.written_end = rt->st.buf_start =
+			(uint64) offset + len;
+	}
+	LWLockRelease(&rt->lock);
+}
+
+void
+armdb_keydir_redo_prune(ArmdbRelKeydir *kd, const uint64 *slots, uint32 nslots)
+{
+	if (!redo_keeps(kd))
+		return;
+	for (uint32 i = 0; i < nslots; i++)
+	{
+		ArmdbPage  *page = armdb_keydir_page(kd, slots[i] / ARMDB_SLOTS_PER_PAGE);
+		ArmdbVersion *v;
+
+		if (page == NULL)
+			continue;
+		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+		v = &page->v[slots[i] % ARMDB_SLOTS_PER_PAGE];
+		if (v->file_id != 0)
+		{
+			memset(v, 0, sizeof(*v));
+			if (pg_atomic_read_u64(&kd->nversions) > 0)
+				pg_atomic_fetch_sub_u64(&kd->nversions, 1);
+		}
+		LWLockRelease(&page->lock);
+	}
+}
+
+/*
+ * What VACUUM's freezing did on the primary: below cutoff, committed xmins
+ * are frozen, versions whose insert aborted or whose end committed are
+ * gone, and other xmaxs (locks, aborted ends) are cleared, so that nothing
+ * left needs clog below cutoff (which may be truncated later).
+ */
+void
+armdb_keydir_redo_freeze(ArmdbRelKeydir *kd, TransactionId cutoff)
+{
+	uint64		removed = 0;
+
+	if (!redo_keeps(kd))
+		return;
+	for (uint64 p = 0; p < pg_atomic_read_u64(&kd->npages); p++)
+	{
+		ArmdbPage  *page = armdb_keydir_page(kd, p);
+
+		if (page == NULL)
+			continue;
+		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+		for (int i = 0; i < ARMDB_SLOTS_PER_PAGE; i++)
+		{
+			ArmdbVersion *v = &page->v[i];
+			bool		gone = false;
+
+			if (v->file_id == 0)
+				continue;
+			if (TransactionIdIsNormal(v->xmin) &&
+				TransactionIdPrecedes(v->xmin, cutoff) &&
+				!(v->infomask & HEAP_XMIN_INVALID) &&
+				((v->infomask & HEAP_XMIN_COMMITTED) ||
+				 TransactionIdDidCommit(v->xmin)))
+				v->infomask |= HEAP_XMIN_FROZEN;
+			else if (TransactionIdIsNormal(v->xmin) &&
+					 TransactionIdPrecedes(v->xmin, cutoff) &&
+					 !(v->infomask & HEAP_XMIN_COMMITTED))
+				gone = true;	/* its insert aborted */
+			if (!gone && !(v->infomask & HEAP_XMAX_INVALID) &&
+				TransactionIdIsNormal(v->xmax) &&
+				TransactionIdPrecedes(v->xmax, cutoff))
+			{
+				if (!(v->infomask & HEAP_XMAX_IS_MULTI) &&
+					!HEAP_XMAX_IS_LOCKED_ONLY(v->infomask) &&
+					((v->infomask & HEAP_XMAX_COMMITTED) ||
+					 TransactionIdDidCommit(v->xmax)))
+					gone = true;
+				else
+				{
+					v->infomask &= ~(HEAP_XMAX_COMMITTED | HEAP_XMAX_IS_MULTI |
+									 HEAP_LOCK_MASK | HEAP_XMAX_LOCK_ONLY);
+					v->infomask |= HEAP_XMAX_INVALID;
+					v->xmax = InvalidTransactionId;
+				}
+			}
+			if (gone)
+			{
+				memset(v, 0, sizeof(*v));
+				removed++;
+			}
+		}
+		LWLockRelease(&page->lock);
+	}
+	pg_atomic_fetch_sub_u64(&kd->nversions,
+							Min(removed, pg_atomic_read_u64(&kd->nversions)));
+}
+
+/*
+ * A replayed merge committed: the versions it moved point at its outputs,
+ * which take the inputs' place in the shard's file list.
+ */
+void
+armdb_keydir_redo_merge(ArmdbRelKeydir *kd, uint32 shard, const ArmdbMerge *m)
+{
+	ArmdbShardRt *rt;
+	ArmdbFileStat *outs;
+	bool		ok;
+
+	if (!redo_keeps(kd) || shard >= kd->nshards)
+		return;
+	for (uint64 i = 0; i < m->nmoves; i++)
+	{
+		const ArmdbMergeMove *mv = &m->moves[i];
+		ArmdbPage  *page = armdb_keydir_page(kd, mv->entry.slot / ARMDB_SLOTS_PER_PAGE);
+		ArmdbVersion *v;
+
+		if (page == NULL || armdb_gsn_is_tombstone(mv->entry.gsn))
+			continue;
+		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+		v = &page->v[mv->entry.slot % ARMDB_SLOTS_PER_PAGE];
+		if (v->file_id == mv->entry.file_id && v->offset == mv->entry.offset &&
+			v->len == mv->entry.len)
+		{
+			v->file_id = mv->new_file_id;
+			v->offset = mv->new_offset;
+		}
+		LWLockRelease(&page->lock);
+	}
+	outs = palloc0(sizeof(ArmdbFileStat) * Max(m->noutputs, 1));
+	for (int i = 0; i < m->noutputs; i++)
+	{
+		outs[i].file_id = m->outputs[i];
+		outs[i].total_bytes = m->output_sizes[i];
+	}
+	rt = armdb_keydir_shard(kd, shard);
+	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+	ok = armdb_files_replace(rt, m->inputs, m->ninputs, outs, m->noutputs);
+	LWLockRelease(&rt->lock);
+	pfree(outs);
+	if (!ok)
+	{
+		/* scans would miss the outputs */
+		kd->stale = true;
+		ereport(WARNING,
+				(errmsg("armdb redo: stopped keeping the key directory of relation %u/%u current: no room in armdb.memory for a shard's file list",
+						kd->key.dbNode, kd->key.relNode),
+				 errdetail("New queries on the table fail on this standby until it restarts.")));
+	}
 }
 
 int64
@@ -1157,7 +1596,8 @@ armdb_keydir_foreach_loaded(void (*fn) (ArmdbRelKeydir *kd, void *arg),
 	dshash_seq_init(&status, keydir_table(), false);
 	while ((kd = dshash_seq_next(&status)) != NULL)
 	{
-		if (kd->loaded && kd->key.backend == InvalidBackendId)
+		/* a standby's keydir has nothing to write until promoted and used */
+		if (kd->loaded && !kd->standby && kd->key.backend == InvalidBackendId)
 			fn(kd, arg);
 	}
 	dshash_seq_term(&status);

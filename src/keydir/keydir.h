@@ -40,6 +40,8 @@
 
 #include "storage/shard.h"
 
+struct ArmdbMerge;
+
 /* slots a shard reserves at a time (vstore.c) */
 #define ARMDB_RESERVE_SEQS		(128 * 291)
 
@@ -159,6 +161,12 @@ typedef struct ArmdbRelKeydir
 	uint64		generation;		/* unique per keydir ever created */
 	uint32		nshards;
 	bool		loaded;			/* recovered from the files */
+	bool		standby;		/* loaded during recovery (hot standby):
+								 * replay keeps its versions current, but its
+								 * shards are for reading only until the
+								 * first use after promotion rebuilds them */
+	bool		stale;			/* replay could not keep it current (no
+								 * memory): no new reader may use it */
 	LWLock		lock;			/* loading; allocating page chunks */
 	pg_atomic_uint64 next_gsn;
 	pg_atomic_uint64 npages;	/* virtual pages that may hold versions */
@@ -186,6 +194,24 @@ extern ArmdbRelKeydir *armdb_keydir_get(RelFileNodeBackend rnode,
 /* The keydir if it exists in shared memory, without loading anything. */
 extern ArmdbRelKeydir *armdb_keydir_find(const ArmdbRelKey *key,
 										 uint64 generation);
+
+/*
+ * Replay (armdb_wal.c) on a hot standby: the keydir of rnode, created empty
+ * if need be, with its lock held exclusively, so that no reader loads it
+ * while replay changes the files; NULL when no reader can be running
+ * (not a hot standby).  armdb_keydir_redo_apply() keeps a loaded one
+ * current; armdb_keydir_redo_release() lets go.
+ */
+extern ArmdbRelKeydir *armdb_keydir_redo_acquire(RelFileNodeBackend rnode);
+extern void armdb_keydir_redo_release(ArmdbRelKeydir *kd);
+extern void armdb_keydir_redo_append(ArmdbRelKeydir *kd, uint32 shard,
+									 uint32 file_id, uint32 offset,
+									 const char *entries, uint32 len);
+extern void armdb_keydir_redo_prune(ArmdbRelKeydir *kd, const uint64 *slots,
+									uint32 nslots);
+extern void armdb_keydir_redo_freeze(ArmdbRelKeydir *kd, TransactionId cutoff);
+extern void armdb_keydir_redo_merge(ArmdbRelKeydir *kd, uint32 shard,
+									const struct ArmdbMerge *m);
 
 /* Forget a keydir (storage dropped or replaced); frees all its memory. */
 extern void armdb_keydir_drop(RelFileNodeBackend rnode);

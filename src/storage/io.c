@@ -110,13 +110,20 @@ io_failed(ArmdbError *err, ArmdbIoOp op, int e, size_t len, off_t off)
  * After a short read: is off the end of the file?  Regular files read short
  * only at the end, but io_uring may also return short buffered reads, and
  * retrying at the end would, with O_DIRECT, be an unaligned read (EINVAL).
- * Direct I/O transfers whole blocks, so a retry before the end is aligned.
+ * Direct I/O transfers whole blocks, so a retry before the end is aligned;
+ * a direct read that stopped inside a block stopped at the end the file
+ * had then, even if it has grown since (a hot standby's replay appends
+ * while its readers read).
  */
 static bool
 at_end_of_file(int fd, off_t off)
 {
 	struct stat st;
+	int			flags;
 
+	if (off % ARMDB_BLOCK_SIZE != 0 &&
+		(flags = fcntl(fd, F_GETFL)) >= 0 && (flags & O_DIRECT))
+		return true;
 	return fstat(fd, &st) != 0 || off >= st.st_size;
 }
 

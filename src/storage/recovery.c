@@ -637,13 +637,15 @@ recover_active_file(ArmdbIo *io, const char *dir, bool direct_io,
 		 * the end of the file, with nothing valid after them, and only when
 		 * the server did not shut down cleanly.  Anything else is damage.
 		 */
-		if (!(rc->flags & ARMDB_RECOVER_AFTER_CRASH))
+		if (!(rc->flags & (ARMDB_RECOVER_AFTER_CRASH | ARMDB_RECOVER_NO_CUT)))
 			ok = corrupt_at(path, &scan, 0, err);
 		else
 			ok = armdb_find_next_entry(io, fd, scan.valid_end, scan.file_size,
 									   &next, err);
 		if (ok && next != 0)
 			ok = corrupt_at(path, &scan, next, err);
+		else if (ok && (rc->flags & ARMDB_RECOVER_NO_CUT))
+			report->torn_tail = true;
 		else if (ok)
 		{
 			/* appends continue at valid_end; nothing after it may survive */

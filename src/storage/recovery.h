@@ -135,6 +135,9 @@ typedef struct ArmdbRecoveryReport
 											 * cleanly: the active file may
 											 * end in a torn write */
 #define ARMDB_RECOVER_SALVAGE		0x04	/* skip damage (see above) */
+#define ARMDB_RECOVER_NO_CUT		0x08	/* a torn tail of the active file
+											 * ends it, but stays (a hot
+											 * standby's replay rewrites it) */
 
 /*
  * Recover one shard directory (see the file comment).  cb sees every entry

@@ -31,9 +31,12 @@
  * freezing are logged too: replay redoes a merge from its own copies of the
  * inputs, builds its own hint files, and records VACUUM's fates in them
  * before relfrozenxid moves (so that a promoted standby never needs clog
- * the primary truncated).  Reading armdb tables during recovery (hot
- * standby) is refused until replay maintains the key directory
- * (armdb_keydir_get).  A merge, once logged, is done: if its commit fails
+ * the primary truncated).  On a hot standby, replay also keeps
+ * current the key directories its sessions loaded (keydir.c, "Replay on a
+ * hot standby"), under each keydir's lock, and resolves the recovery
+ * conflicts heap's replay would: VACUUM's removals (XLOG_ARMDB_PRUNE) and
+ * freezing by snapshot, a merge's removal of its inputs with every session
+ * of the database that holds a snapshot.  A merge, once logged, is done: if its commit fails
  * the merging node PANICs, and replay redoes it (compact.c).
  *
  * Replay is idempotent: an entry already in its file byte for byte is left
@@ -57,12 +60,15 @@
 #include "access/xlog_internal.h"
 #include "access/xloginsert.h"
 #include "access/xlogrecovery.h"
+#include "access/xlogutils.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
+#include "storage/standby.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
 #include "armdb.h"
+#include "keydir/keydir.h"
 #include "keydir/relstorage.h"
 #include "storage/hint.h"
 #include "storage/merge.h"
@@ -219,6 +225,27 @@ armdb_wal_log_freeze(const RelFileNode *rnode, TransactionId cutoff)
 	xlrec.relNode = rnode->relNode;
 	xlrec.cutoff = cutoff;
 	(void) insert_record(XLOG_ARMDB_FREEZE, &xlrec, sizeof(xlrec));
+}
+
+void
+armdb_wal_log_prune(const RelFileNode *rnode, TransactionId latest_removed,
+					const uint64 *slots, uint64 nslots)
+{
+	for (uint64 done = 0; done < nslots;)
+	{
+		xl_armdb_prune xlrec;
+		uint32		n = (uint32) Min(nslots - done, XLOG_ARMDB_PRUNE_MAX_SLOTS);
+
+		xlrec.dbNode = rnode->dbNode;
+		xlrec.relNode = rnode->relNode;
+		xlrec.latest_removed = latest_removed;
+		xlrec.nslots = n;
+		XLogBeginInsert();
+		XLogRegisterData((char *) &xlrec, sizeof(xlrec));
+		XLogRegisterData((char *) (slots + done), sizeof(uint64) * n);
+		(void) XLogInsert(ARMDB_RMGR_ID, XLOG_ARMDB_PRUNE);
+		done += n;
+	}
 }
 
 void
@@ -413,8 +440,8 @@ create_data_file(const char *shard_dir, const char *rel_dir, uint32 shard,
 	return true;
 }
 
-static void
-redo_append(XLogReaderState *record)
+static bool
+append_to_file(XLogReaderState *record)
 {
 	xl_armdb_append *xlrec = (xl_armdb_append *) XLogRecGetData(record);
 	const char *entries = (const char *) (xlrec + 1);
@@ -443,7 +470,7 @@ redo_append(XLogReaderState *record)
 		if (xlrec->offset != ARMDB_FILE_HEADER_SIZE ||
 			!create_data_file(shard_dir, rel_dir, xlrec->shard,
 							  xlrec->file_id, path))
-			return;
+			return false;
 		fd = OpenTransientFile(path, O_RDWR | PG_BINARY);
 	}
 	if (fd < 0)
@@ -473,7 +500,7 @@ redo_append(XLogReaderState *record)
 					 errdetail("The base backup this server was made from copied the file before entries logged earlier reached it; committed rows of the table may be missing."),
 					 errhint("Take base backups while the armdb flusher holds its replication slot (armdb_wal_status() says \"wal\"), which makes every checkpoint wait until logged entries are in their files.")));
 		CloseTransientFile(fd);
-		return;
+		return false;
 	}
 
 	/* already there, byte for byte? */
@@ -517,6 +544,27 @@ redo_append(XLogReaderState *record)
 		armdb_durable_sync_found_complete(path);
 	pfree(have);
 	CloseTransientFile(fd);
+	return true;
+}
+
+/*
+ * An APPEND: the entries into their file, and into the keydir a hot
+ * standby's reader loaded (unless the file is gone since: merged away or
+ * dropped later in WAL, which replay will get to).
+ */
+static void
+redo_append(XLogReaderState *record)
+{
+	xl_armdb_append *xlrec = (xl_armdb_append *) XLogRecGetData(record);
+	ArmdbRelKeydir *kd;
+
+	kd = armdb_keydir_redo_acquire(permanent_rnode(InvalidOid, xlrec->dbNode,
+												   xlrec->relNode));
+	if (append_to_file(record))
+		armdb_keydir_redo_append(kd, xlrec->shard, xlrec->file_id,
+								 xlrec->offset, (const char *) (xlrec + 1),
+								 xlrec->len);
+	armdb_keydir_redo_release(kd);
 }
 
 static void
@@ -529,6 +577,9 @@ redo_create(XLogReaderState *record)
 	if (!xlrec->reset && armdb_rel_storage_exists(rnode))
 		return;
 	armdb_rel_storage_create(rnode, xlrec->nshards, xlrec->persistence);
+	/* TRUNCATE in place: replay holds the table's AccessExclusiveLock */
+	if (xlrec->reset)
+		armdb_keydir_drop(rnode);
 }
 
 static void
@@ -536,8 +587,12 @@ redo_drop(XLogReaderState *record)
 {
 	xl_armdb_drop *xlrec = (xl_armdb_drop *) XLogRecGetData(record);
 
-	armdb_rel_storage_remove(permanent_rnode(InvalidOid, xlrec->dbNode,
-											 xlrec->relNode), WARNING);
+	RelFileNodeBackend rnode = permanent_rnode(InvalidOid, xlrec->dbNode,
+											   xlrec->relNode);
+
+	/* no reader: replay holds the table's AccessExclusiveLock */
+	armdb_keydir_drop(rnode);
+	armdb_rel_storage_remove(rnode, WARNING);
 }
 
 static void
@@ -561,19 +616,69 @@ redo_freeze(XLogReaderState *record)
 	xl_armdb_freeze *xlrec = (xl_armdb_freeze *) XLogRecGetData(record);
 	RelFileNodeBackend rnode = permanent_rnode(InvalidOid, xlrec->dbNode,
 											   xlrec->relNode);
+	ArmdbRelKeydir *kd;
 	uint32		nshards;
 
-	if (!armdb_rel_storage_exists(rnode))
-		return;					/* dropped later in WAL */
-	nshards = armdb_rel_storage_read_meta(rnode, NULL);
-	for (uint32 shard = 0; shard < nshards; shard++)
+	/*
+	 * As heap's freeze records: snapshots that may see a transaction below
+	 * cutoff as running conflict (to them, frozen versions would appear).
+	 */
+	if (InHotStandby && TransactionIdIsNormal(xlrec->cutoff))
 	{
-		char		dir[MAXPGPATH];
+		TransactionId latest_removed = xlrec->cutoff;
 
-		armdb_shard_dir_path(dir, rnode, shard);
-		armdb_vstore_freeze_dir(dir, xlrec->cutoff,
-								armdb_store_settings()->direct_io);
+		TransactionIdRetreat(latest_removed);
+		ResolveRecoveryConflictWithSnapshot(latest_removed, rnode.node);
 	}
+	kd = armdb_keydir_redo_acquire(rnode);
+	if (armdb_rel_storage_exists(rnode))	/* else dropped later in WAL */
+	{
+		nshards = armdb_rel_storage_read_meta(rnode, NULL);
+		for (uint32 shard = 0; shard < nshards; shard++)
+		{
+			char		dir[MAXPGPATH];
+
+			armdb_shard_dir_path(dir, rnode, shard);
+			armdb_vstore_freeze_dir(dir, xlrec->cutoff,
+									armdb_store_settings()->direct_io);
+		}
+		armdb_keydir_redo_freeze(kd, xlrec->cutoff);
+	}
+	armdb_keydir_redo_release(kd);
+}
+
+static void
+redo_prune(XLogReaderState *record)
+{
+	xl_armdb_prune *xlrec = (xl_armdb_prune *) XLogRecGetData(record);
+	RelFileNodeBackend rnode = permanent_rnode(InvalidOid, xlrec->dbNode,
+											   xlrec->relNode);
+	ArmdbRelKeydir *kd;
+
+	if (XLogRecGetDataLen(record) != sizeof(*xlrec) + sizeof(uint64) * (uint64) xlrec->nslots)
+		elog(PANIC, "armdb redo: prune record of %u bytes for %u slots",
+			 XLogRecGetDataLen(record), xlrec->nslots);
+	if (!InHotStandby)
+		return;					/* nothing in the files changes */
+	ResolveRecoveryConflictWithSnapshot(xlrec->latest_removed, rnode.node);
+	kd = armdb_keydir_redo_acquire(rnode);
+	armdb_keydir_redo_prune(kd, (const uint64 *) (xlrec + 1), xlrec->nslots);
+	armdb_keydir_redo_release(kd);
+}
+
+/*
+ * DROP DATABASE: its storage goes, and so do its keydirs, once no session
+ * is connected to it (as PostgreSQL's own replay of the drop does).
+ */
+static void
+redo_drop_database(XLogReaderState *record)
+{
+	xl_armdb_database *db = (xl_armdb_database *) XLogRecGetData(record);
+
+	if (InHotStandby)
+		ResolveRecoveryConflictWithDatabase(db->db);
+	armdb_keydir_drop_database(db->db);
+	armdb_rel_storage_remove_database(db->db);
 }
 
 /*
@@ -769,6 +874,7 @@ redo_merge(XLogReaderState *record)
 	uint32		finished;
 	bool		done = xlrec->noutputs > 0;
 	bool		ok;
+	ArmdbRelKeydir *kd;
 
 	armdb_shard_dir_path(dir, rnode, xlrec->shard);
 	if (!armdb_rel_storage_exists(rnode))
@@ -776,6 +882,9 @@ redo_merge(XLogReaderState *record)
 		forget_pending_merge(pm);
 		return;					/* dropped later in WAL */
 	}
+
+	/* a hot standby's readers load nothing while the files change */
+	kd = armdb_keydir_redo_acquire(rnode);
 
 	/* a merge this node committed before a crash is finished first */
 	if (!armdb_merge_recover(dir, &finished, &err))
@@ -786,16 +895,10 @@ redo_merge(XLogReaderState *record)
 	for (uint32 i = 0; i < xlrec->noutputs; i++)
 		done = done && file_exists(dir, outputs[i], ARMDB_FILE_DATA);
 	if (done)
-	{
-		forget_pending_merge(pm);
-		return;					/* this node merged them (before a crash) */
-	}
+		goto out;				/* this node merged them (before a crash) */
 	for (uint32 i = 0; i < xlrec->ninputs; i++)
 		if (!file_exists(dir, xlrec->inputs[i], ARMDB_FILE_DATA))
-		{
-			forget_pending_merge(pm);
-			return;				/* merged away already, or never here */
-		}
+			goto out;			/* merged away already, or never here */
 	if (pm->broken || pm->next_seq != xlrec->nchunks ||
 		pm->nmoves != xlrec->nmoves)
 	{
@@ -844,7 +947,25 @@ redo_merge(XLogReaderState *record)
 		ok = armdb_error(&err, ARMDB_ERR_INVALID, 0,
 						 "the copy did not come out as on the primary");
 	}
-	ok = ok && armdb_merge_commit(&m, &err) && armdb_merge_finish(&m, &err);
+	ok = ok && armdb_merge_commit(&m, &err);
+	if (ok && kd != NULL && kd->loaded)
+	{
+		/*
+		 * Readers of the keydir may still read the inputs at the locations
+		 * they took before the move: as on the primary (compact.c), the
+		 * inputs go once they are done -- here, once every session of the
+		 * database that holds a snapshot has ended or been canceled after
+		 * max_standby_streaming_delay, as for any recovery conflict.  The
+		 * keydir's lock is not held meanwhile: a session waiting for it
+		 * could not be canceled.
+		 */
+		armdb_keydir_redo_merge(kd, xlrec->shard, &m);
+		LWLockRelease(&kd->lock);
+		ResolveRecoveryConflictWithSnapshot(XidFromFullTransactionId(ReadNextFullTransactionId()),
+											rnode.node);
+		LWLockAcquire(&kd->lock, LW_EXCLUSIVE);
+	}
+	ok = ok && armdb_merge_finish(&m, &err);
 	armdb_merge_free(&m);
 	if (!ok)
 		why = err.message;
@@ -855,6 +976,8 @@ skip:
 				(errmsg("armdb redo: could not replay a merge of data files in \"%s\": %s",
 						dir, why),
 				 errdetail("The files stay as they are: they hold the same rows, in more space.")));
+out:
+	armdb_keydir_redo_release(kd);
 	forget_pending_merge(pm);
 }
 
@@ -866,18 +989,22 @@ redo_hint(XLogReaderState *record)
 											   xlrec->relNode);
 	char		dir[MAXPGPATH];
 	ArmdbError	err;
+	ArmdbRelKeydir *kd;
 
 	armdb_shard_dir_path(dir, rnode, xlrec->shard);
 	/* gone since (merged, dropped), or built already */
 	if (!file_exists(dir, xlrec->file_id, ARMDB_FILE_DATA) ||
 		file_exists(dir, xlrec->file_id, ARMDB_FILE_HINT))
 		return;
+	/* a reader loading the table meanwhile would remove the .tmp file */
+	kd = armdb_keydir_redo_acquire(rnode);
 	if (!armdb_hint_build(armdb_backend_io(), dir, xlrec->file_id,
 						  armdb_store_settings()->direct_io, false, &err))
 		ereport(WARNING,
 				(errmsg("armdb redo: could not write the hint file of data file %06u in \"%s\": %s",
 						xlrec->file_id, dir, err.message),
 				 errdetail("Loading the table scans the data file instead.")));
+	armdb_keydir_redo_release(kd);
 }
 
 void
@@ -905,8 +1032,7 @@ armdb_wal_redo(XLogReaderState *record)
 			armdb_rel_storage_copy_database(db->src_db, db->db);
 			break;
 		case XLOG_ARMDB_DROP_DB:
-			db = (xl_armdb_database *) XLogRecGetData(record);
-			armdb_rel_storage_remove_database(db->db);
+			redo_drop_database(record);
 			break;
 		case XLOG_ARMDB_FREEZE:
 			redo_freeze(record);
@@ -919,6 +1045,9 @@ armdb_wal_redo(XLogReaderState *record)
 			break;
 		case XLOG_ARMDB_HINT:
 			redo_hint(record);
+			break;
+		case XLOG_ARMDB_PRUNE:
+			redo_prune(record);
 			break;
 		default:
 			elog(PANIC, "armdb redo: unknown record kind %u", info);
@@ -1057,6 +1186,15 @@ armdb_wal_desc(StringInfo buf, XLogReaderState *record)
 								 xlrec->file_id);
 				break;
 			}
+		case XLOG_ARMDB_PRUNE:
+			{
+				xl_armdb_prune *xlrec = (xl_armdb_prune *) data;
+
+				appendStringInfo(buf, "rel %u/%u: %u dead versions, latest removed xid %u",
+								 xlrec->dbNode, xlrec->relNode, xlrec->nslots,
+								 xlrec->latest_removed);
+				break;
+			}
 		case XLOG_ARMDB_MERGE:
 			{
 				xl_armdb_merge *xlrec = (xl_armdb_merge *) data;
@@ -1101,6 +1239,8 @@ armdb_wal_identify(uint8 info)
 			return "MERGE";
 		case XLOG_ARMDB_HINT:
 			return "HINT";
+		case XLOG_ARMDB_PRUNE:
+			return "PRUNE";
 	}
 	return NULL;
 }

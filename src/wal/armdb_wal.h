@@ -34,6 +34,7 @@
 #define XLOG_ARMDB_MERGE_MOVES	0x70	/* a chunk of a merge's kept entries */
 #define XLOG_ARMDB_MERGE		0x80	/* a merge of a shard's files */
 #define XLOG_ARMDB_HINT			0x90	/* a sealed file's hint file written */
+#define XLOG_ARMDB_PRUNE		0xA0	/* VACUUM removes dead versions */
 #define XLOG_ARMDB_OPMASK		0xF0
 
 /*
@@ -157,6 +158,24 @@ typedef struct xl_armdb_merge
 } xl_armdb_merge;
 
 /*
+ * XLOG_ARMDB_PRUNE: VACUUM found these versions dead to every snapshot and
+ * is about to remove their index entries and free their slots.  Nothing
+ * changes in the files; a hot standby first resolves the recovery conflict
+ * with snapshots that could still see them (latest_removed: the newest
+ * transaction that ended one, as heap's prune records carry), then drops
+ * them from its key directory.  At most XLOG_ARMDB_PRUNE_MAX_SLOTS a record.
+ */
+#define XLOG_ARMDB_PRUNE_MAX_SLOTS	8192
+typedef struct xl_armdb_prune
+{
+	Oid			dbNode;
+	Oid			relNode;
+	TransactionId latest_removed;
+	uint32		nslots;
+	/* nslots uint64 slots follow */
+} xl_armdb_prune;
+
+/*
  * XLOG_ARMDB_HINT: the hint file of a sealed data file was written; replay
  * builds its own from its copy of the file (a hint is derived data).
  */
@@ -202,6 +221,10 @@ extern void armdb_wal_log_copy_database(Oid src_db, Oid dst_db);
 extern void armdb_wal_log_drop_database(Oid db);
 extern void armdb_wal_log_freeze(const RelFileNode *rnode,
 								 TransactionId cutoff);
+
+extern void armdb_wal_log_prune(const RelFileNode *rnode,
+								TransactionId latest_removed,
+								const uint64 *slots, uint64 nslots);
 
 extern void armdb_wal_log_hint(Oid dbNode, Oid relNode, uint32 shard,
 							   uint32 file_id);

@@ -33,6 +33,9 @@ extern const struct ArmdbStoreSettings *armdb_store_settings(void);
  * followed by the key directory's memory, a DSA area created in place and
  * capped at its size so that armdb.memory is a hard bound.
  */
+/* merges logging at once (wal/armdb_durable.c, armdb_durable_merge_begin) */
+#define ARMDB_MAX_LOGGING_MERGES	64
+
 typedef struct ArmdbSharedState
 {
 	LWLock	   *control_lock;	/* protects the fields below it */
@@ -60,6 +63,8 @@ typedef struct ArmdbSharedState
 	slock_t		durable_mutex;	/* protects the fields below */
 	XLogRecPtr	durable_lsn;	/* as last written to the control file */
 	char		sync_reason[256];	/* why commits sync, when they do */
+	/* where merges being logged began: the durable LSN stays below */
+	XLogRecPtr	merge_floors[ARMDB_MAX_LOGGING_MERGES];
 	/* MAXALIGNed: the in-place DSA area holds atomics */
 	char		keydir_area[FLEXIBLE_ARRAY_MEMBER] pg_attribute_aligned(MAXIMUM_ALIGNOF);
 } ArmdbSharedState;

@@ -168,7 +168,14 @@ SELECT string_agg(record_type || ' ' || description, E'\n')
 FROM pg_get_wal_records_info('$freeze_start', pg_current_wal_flush_lsn())
 WHERE resource_manager = 'armdb'}), qr/^FREEZE rel \d+\/\d+ cutoff \d+$/m,
 	'VACUUM FREEZE logs the fates\' cutoff');
-# merges: the standby redoes each from its own copies of the inputs
+# merges: without full page writes (and no backup running) the standby
+# redoes each from its own copies of the inputs
+$primary->safe_psql('postgres', q{
+ALTER SYSTEM SET full_page_writes = off;
+SELECT pg_reload_conf();
+});
+$primary->safe_psql('postgres', 'CHECKPOINT');	# the checkpointer reloaded
+my $merge_start = $primary->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
 $primary->safe_psql('postgres', q{
 CREATE TABLE churn (id int PRIMARY KEY, v text) USING armdb;
 INSERT INTO churn SELECT g, md5(g::text) FROM generate_series(1, 3000) g;
@@ -179,6 +186,15 @@ VACUUM churn;
 });
 cmp_ok($primary->safe_psql('postgres', "SELECT merges FROM armdb_compact('churn')"),
 	'>', 0, 'the primary merges churn\'s files');
+is($primary->safe_psql('postgres', qq{
+SELECT count(*) FROM pg_get_wal_records_info('$merge_start', pg_current_wal_flush_lsn())
+WHERE resource_manager = 'armdb' AND record_type = 'MERGE_DATA'}), '0',
+	'without full page writes, merges log no output bytes');
+$primary->safe_psql('postgres', q{
+ALTER SYSTEM RESET full_page_writes;
+SELECT pg_reload_conf();
+});
+$primary->safe_psql('postgres', 'CHECKPOINT');
 my $churn_dir = $primary->safe_psql('postgres',
 	"SELECT oid FROM pg_database WHERE datname = 'postgres'") . '/'
   . $primary->safe_psql('postgres', "SELECT pg_relation_filenode('churn')");

@@ -70,6 +70,7 @@
 #include "storage/merge.h"
 #include "vstore/vstore.h"
 #include "vstore/vstore_internal.h"
+#include "wal/armdb_durable.h"
 #include "wal/armdb_wal.h"
 
 /* merges of a shard the worker does per round at most */
@@ -748,6 +749,8 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 	ArmdbCompactStats delta;
 	uint64		in_bytes = 0;
 	uint64		out_bytes = 0;
+	volatile int floor_slot;
+	volatile bool committed = false;
 
 	memset(&cs, 0, sizeof(cs));
 	cs.kd = kd;
@@ -902,10 +905,31 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 	 * record goes first, flushed: a standby (or this node's replay after a
 	 * crash) redoes it from the inputs (armdb_wal.c).
 	 */
-	if (RelationNeedsWAL(rel))
-		armdb_wal_log_merge(&rel->rd_node, shard, m);
-	crash_at(ARMDB_CRASH_AFTER_LOG);
-	if (!armdb_merge_commit(m, &err))
+	floor_slot = RelationNeedsWAL(rel) ? armdb_durable_merge_begin() : -1;
+	if (RelationNeedsWAL(rel) && floor_slot < 0)
+	{
+		armdb_merge_abort(m);
+		armdb_merge_free(m);
+		armdb_error(&err, ARMDB_ERR_INVALID, 0,
+					"%d other merges are being logged", ARMDB_MAX_LOGGING_MERGES);
+		report_failure(&cs, rel, &err);
+		return false;
+	}
+	PG_TRY();
+	{
+		if (RelationNeedsWAL(rel))
+			armdb_wal_log_merge(&rel->rd_node, shard, m, cs.freeze_cutoff);
+		crash_at(ARMDB_CRASH_AFTER_LOG);
+		committed = armdb_merge_commit(m, &err);
+	}
+	PG_CATCH();
+	{
+		armdb_durable_merge_end(floor_slot);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	armdb_durable_merge_end(floor_slot);
+	if (!committed)
 	{
 		/*
 		 * Logged, so standbys do this merge: this node must not give it up

@@ -84,7 +84,12 @@ armdb_files_lookup(ArmdbShardRt *rt, uint32 file_id, bool create)
 void
 armdb_files_add_dead(ArmdbShardRt *rt, uint32 file_id, uint64 bytes)
 {
-	ArmdbFileStat *f = armdb_files_lookup(rt, file_id, true);
+	/*
+	 * A file the list once had and has no more was merged away: a version
+	 * still pointing there (a standby's, kept for older snapshots) must
+	 * not bring it back.
+	 */
+	ArmdbFileStat *f = armdb_files_lookup(rt, file_id, file_id > rt->files_upto);
 
 	/* no memory for the entry: the file just looks more alive than it is */
 	if (f != NULL)

@@ -35,6 +35,7 @@
 #include "storage/procarray.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 #include "armdb.h"
 #include "keydir/files.h"
@@ -621,14 +622,16 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 
 	/*
 	 * A standby's snapshots may be older than a committed end: the version
-	 * stays, with the end as its xmax, unless a hint recorded the end as
-	 * older than every snapshot (FREEZE, after its recovery conflict).
+	 * stays, with the end as its xmax, unless no snapshot there can see it
+	 * any more (the end is older than all of them and any to come, or a
+	 * hint recorded it as frozen, after FREEZE's recovery conflict).
 	 */
 	if (role.ends != ARMDB_INVALID_SLOT)
 		note_kill(ls, role.ends, e->gsn, xid,
 				  role.in_progress ||
 				  (ls->mode == LOAD_STANDBY &&
-				   !(e->gsn & ARMDB_GSN_FLAG_FROZEN)),
+				   !(e->gsn & ARMDB_GSN_FLAG_FROZEN) &&
+				   !GlobalVisCheckRemovableXid(NULL, xid)),
 				  role.newer);
 	if (!role.version)
 		return true;
@@ -1047,7 +1050,7 @@ armdb_keydir_get(RelFileNodeBackend rnode, const ArmdbStoreSettings *settings)
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("armdb: replay could not keep the key directory of this table current: armdb.memory is full"),
 				 errdetail("Queries that started before keep reading it; new ones cannot until the server restarts."),
-				 errhint("Raise armdb.memory, and restart the standby.")));
+				 errhint("Raise armdb.memory, and restart the server.")));
 	return kd;
 }
 
@@ -1079,7 +1082,40 @@ armdb_keydir_redo_acquire(RelFileNodeBackend rnode)
 	if (!InHotStandby)
 		return NULL;
 	armdb_rel_key(&key, rnode);
-	kd = dshash_find_or_insert(keydir_table(), &key, &found);
+	kd = dshash_find(keydir_table(), &key, true);
+	found = kd != NULL;
+	if (kd == NULL)
+	{
+		MemoryContext mcxt = CurrentMemoryContext;
+		uint32		holdoff = InterruptHoldoffCount;
+
+		/*
+		 * No memory for the entry: then no reader can have loaded the
+		 * table, nor load it (it would need one too).  Replay must not fail
+		 * for that: the caller holds no LWLock, so the hash's partition
+		 * lock is the only one to let go.
+		 */
+		PG_TRY();
+		{
+			kd = dshash_find_or_insert(keydir_table(), &key, &found);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(mcxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			InterruptHoldoffCount = holdoff;
+			LWLockReleaseAll();
+			ereport(WARNING,
+					(errmsg("armdb redo: no key directory entry for relation %u/%u: %s",
+							key.dbNode, key.relNode, edata->message)));
+			FreeErrorData(edata);
+			return NULL;
+		}
+		PG_END_TRY();
+	}
 	if (!found)
 	{
 		kd->generation = pg_atomic_fetch_add_u64(&armdb_shared->next_generation, 1);
@@ -1115,13 +1151,15 @@ redo_keeps(ArmdbRelKeydir *kd)
 
 /* An ERROR while keeping kd current: stale, with a WARNING. */
 static void
-redo_went_stale(ArmdbRelKeydir *kd, MemoryContext mcxt)
+redo_went_stale(ArmdbRelKeydir *kd, MemoryContext mcxt, uint32 holdoff)
 {
 	ErrorData  *edata;
 
 	MemoryContextSwitchTo(mcxt);
 	edata = CopyErrorData();
 	FlushErrorState();
+	/* the ERROR reset it; kd->lock is still held, and released later */
+	InterruptHoldoffCount = holdoff;
 	kd->stale = true;
 	ereport(WARNING,
 			(errmsg("armdb redo: stopped keeping the key directory of relation %u/%u current: %s",
@@ -1189,7 +1227,9 @@ armdb_keydir_redo_append(ArmdbRelKeydir *kd, uint32 shard, uint32 file_id,
 						 uint32 offset, const char *entries, uint32 len)
 {
 	MemoryContext mcxt = CurrentMemoryContext;
+	uint32		holdoff = InterruptHoldoffCount;
 	ArmdbShardRt *rt;
+	bool		listed;
 
 	if (!redo_keeps(kd) || shard >= kd->nshards)
 		return;
@@ -1206,13 +1246,19 @@ armdb_keydir_redo_append(ArmdbRelKeydir *kd, uint32 shard, uint32 file_id,
 	}
 	PG_CATCH();
 	{
-		redo_went_stale(kd, mcxt);
+		redo_went_stale(kd, mcxt, holdoff);
 	}
 	PG_END_TRY();
 
-	/* where the shard's readers stop: nothing is buffered on a standby */
+	/*
+	 * Where the shard's readers stop (nothing is buffered on a standby),
+	 * and a new file in the shard's list: scans read the files listed, and
+	 * a merge's outputs, listed with higher numbers, would hide a file
+	 * started since from armdb_vstore_files_since().
+	 */
 	rt = armdb_keydir_shard(kd, shard);
 	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+	listed = armdb_files_lookup(rt, file_id, true) != NULL;
 	if (file_id > rt->st.active_file_id ||
 		(file_id == rt->st.active_file_id &&
 		 (uint64) offset + len > rt->st.append_end))
@@ -1222,6 +1268,14 @@ armdb_keydir_redo_append(ArmdbRelKeydir *kd, uint32 shard, uint32 file_id,
 			(uint64) offset + len;
 	}
 	LWLockRelease(&rt->lock);
+	if (!listed && !kd->stale)
+	{
+		kd->stale = true;
+		ereport(WARNING,
+				(errmsg("armdb redo: stopped keeping the key directory of relation %u/%u current: no room in armdb.memory for a shard's file list",
+						kd->key.dbNode, kd->key.relNode),
+				 errdetail("New queries on the table fail on this standby until it restarts.")));
+	}
 }
 
 void

@@ -364,7 +364,8 @@ typedef struct ShardListing
 
 /* List the shard's files; remove .tmp files on the way. */
 static bool
-list_shard(const char *dir, ShardListing *ls, ArmdbRecoveryReport *report,
+list_shard(const char *dir, uint32 flags, ShardListing *ls,
+		   ArmdbRecoveryReport *report,
 		   ArmdbError *err)
 {
 	DIR		   *d;
@@ -389,6 +390,8 @@ list_shard(const char *dir, ShardListing *ls, ArmdbRecoveryReport *report,
 		if (!armdb_file_name_parse(de->d_name, &id, &kind) ||
 			kind == ARMDB_FILE_MERGE)
 			continue;
+		if (kind == ARMDB_FILE_TMP && (flags & ARMDB_RECOVER_NO_CUT))
+			continue;			/* replay may be writing it */
 		if (kind == ARMDB_FILE_TMP)
 		{
 			char		path[MAXPGPATH];
@@ -689,7 +692,7 @@ armdb_recover_shard(ArmdbIo *io, const char *dir, bool direct_io,
 
 	/* a merge that committed is finished before anything is read */
 	ok = armdb_merge_recover(dir, &report->finished_merges, err) &&
-		list_shard(dir, &ls, report, err);
+		list_shard(dir, flags, &ls, report, err);
 	report->data_files = ls.n_data;
 	if (ok && ls.n_data > 0)
 		report->max_file_id = ls.data_ids[ls.n_data - 1];

@@ -135,9 +135,11 @@ typedef struct ArmdbRecoveryReport
 											 * cleanly: the active file may
 											 * end in a torn write */
 #define ARMDB_RECOVER_SALVAGE		0x04	/* skip damage (see above) */
-#define ARMDB_RECOVER_NO_CUT		0x08	/* a torn tail of the active file
-											 * ends it, but stays (a hot
-											 * standby's replay rewrites it) */
+#define ARMDB_RECOVER_NO_CUT		0x08	/* a hot standby's reader: a torn
+											 * tail of the active file ends
+											 * it but stays, and .tmp files
+											 * stay (replay rewrites or
+											 * removes them) */
 
 /*
  * Recover one shard directory (see the file comment).  cb sees every entry

@@ -260,6 +260,8 @@ armdb_durable_shmem_init(const ControlFileData *control, bool crc_ok)
 	pg_atomic_init_u32(&armdb_shared->lazy, 0);
 	SpinLockInit(&armdb_shared->durable_mutex);
 	armdb_shared->durable_lsn = InvalidXLogRecPtr;
+	for (int i = 0; i < ARMDB_MAX_LOGGING_MERGES; i++)
+		armdb_shared->merge_floors[i] = InvalidXLogRecPtr;
 	strlcpy(armdb_shared->sync_reason, "the armdb flusher has not started yet",
 			sizeof(armdb_shared->sync_reason));
 	armdb_shared->startup_redo = InvalidXLogRecPtr;
@@ -689,6 +691,31 @@ gate_pass_checkpoint(void)
  * that every commit that did not sync has its entries appended by then):
  * once everything is synced, nothing is left to replay.
  */
+int
+armdb_durable_merge_begin(void)
+{
+	int			slot = -1;
+
+	SpinLockAcquire(&armdb_shared->durable_mutex);
+	for (int i = 0; i < ARMDB_MAX_LOGGING_MERGES && slot < 0; i++)
+		if (XLogRecPtrIsInvalid(armdb_shared->merge_floors[i]))
+			slot = i;
+	if (slot >= 0)
+		armdb_shared->merge_floors[slot] = GetXLogInsertRecPtr();
+	SpinLockRelease(&armdb_shared->durable_mutex);
+	return slot;
+}
+
+void
+armdb_durable_merge_end(int slot)
+{
+	if (slot < 0)
+		return;
+	SpinLockAcquire(&armdb_shared->durable_mutex);
+	armdb_shared->merge_floors[slot] = InvalidXLogRecPtr;
+	SpinLockRelease(&armdb_shared->durable_mutex);
+}
+
 static void
 flush_round(bool slot_held, bool force)
 {
@@ -699,6 +726,10 @@ flush_round(bool slot_held, bool force)
 
 	SpinLockAcquire(&armdb_shared->durable_mutex);
 	durable = armdb_shared->durable_lsn;
+	/* not past a merge being logged (armdb_durable_merge_begin) */
+	for (int i = 0; i < ARMDB_MAX_LOGGING_MERGES; i++)
+		if (!XLogRecPtrIsInvalid(armdb_shared->merge_floors[i]))
+			upto = Min(upto, armdb_shared->merge_floors[i]);
 	SpinLockRelease(&armdb_shared->durable_mutex);
 	XLByteToSeg(upto, upto_seg, wal_segment_size);
 	XLByteToSeg(durable, durable_seg, wal_segment_size);

@@ -49,6 +49,16 @@ extern void armdb_durable_startup_replay(void);
 extern void armdb_durable_redo_startup(void);
 extern void armdb_durable_redo_cleanup(void);
 
+/*
+ * A merge is about to log its records (armdb_wal_log_merge) and commit:
+ * until armdb_durable_merge_end, the durable LSN stays below its first
+ * record, so that a crash recovery's own replay from there sees all of
+ * them even if the checkpoint it starts from came in between.  Returns the
+ * slot to give back, or -1 when ARMDB_MAX_LOGGING_MERGES are logging.
+ */
+extern int	armdb_durable_merge_begin(void);
+extern void armdb_durable_merge_end(int slot);
+
 /* replay found an entry in place in path: sync the file once per replay */
 extern void armdb_durable_sync_found_complete(const char *path);
 

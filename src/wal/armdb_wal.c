@@ -72,6 +72,7 @@
 #include "keydir/relstorage.h"
 #include "storage/hint.h"
 #include "storage/merge.h"
+#include "storage/recovery.h"
 #include "vstore/vstore.h"
 #include "wal/armdb_durable.h"
 #include "wal/armdb_wal.h"
@@ -263,9 +264,68 @@ armdb_wal_log_hint(Oid dbNode, Oid relNode, uint32 shard, uint32 file_id)
 StaticAssertDecl(ARMDB_MERGE_MAX_INPUTS == lengthof(((xl_armdb_merge *) 0)->inputs),
 				 "a merge record holds every input");
 
+/*
+ * The outputs' bytes (XLOG_ARMDB_MERGE_DATA), when PostgreSQL writes full
+ * pages: read back from the .tmp files the copy wrote and synced.  Returns
+ * how many bytes were logged (0: none).
+ */
+static uint64
+log_merge_data(const RelFileNode *rnode, uint32 shard, const ArmdbMerge *m)
+{
+	XLogRecPtr	redo;
+	bool		full_pages;
+	char	   *buf;
+	uint64		logged = 0;
+
+	GetFullPageWriteInfo(&redo, &full_pages);
+	if (!full_pages || m->noutputs == 0)
+		return 0;
+	buf = palloc(XLOG_ARMDB_MERGE_DATA_CHUNK);
+	for (int i = 0; i < m->noutputs; i++)
+	{
+		char		path[MAXPGPATH];
+		int			fd;
+
+		armdb_file_path(path, m->dir, m->outputs[i], ARMDB_FILE_TMP);
+		fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+		if (fd < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("armdb: could not open merge output \"%s\": %m", path)));
+		for (uint64 off = 0; off < m->output_sizes[i];)
+		{
+			xl_armdb_merge_data chunk;
+			uint32		n = (uint32) Min(m->output_sizes[i] - off,
+										 XLOG_ARMDB_MERGE_DATA_CHUNK);
+			ssize_t		got = pg_pread(fd, buf, n, (off_t) off);
+
+			if (got != n)
+				ereport(ERROR,
+						(errcode_for_file_access(),
+						 errmsg("armdb: could not read %u bytes at offset %llu of merge output \"%s\": %m",
+								n, (unsigned long long) off, path)));
+			chunk.dbNode = rnode->dbNode;
+			chunk.relNode = rnode->relNode;
+			chunk.shard = shard;
+			chunk.file_id = m->outputs[i];
+			chunk.offset = (uint32) off;
+			chunk.len = n;
+			XLogBeginInsert();
+			XLogRegisterData((char *) &chunk, sizeof(chunk));
+			XLogRegisterData(buf, n);
+			(void) XLogInsert(ARMDB_RMGR_ID, XLOG_ARMDB_MERGE_DATA);
+			off += n;
+			logged += n;
+		}
+		CloseTransientFile(fd);
+	}
+	pfree(buf);
+	return logged;
+}
+
 void
 armdb_wal_log_merge(const RelFileNode *rnode, uint32 shard,
-					const ArmdbMerge *m)
+					const ArmdbMerge *m, TransactionId freeze_cutoff)
 {
 	xl_armdb_merge xlrec;
 	xl_armdb_move *moves;
@@ -307,6 +367,8 @@ armdb_wal_log_merge(const RelFileNode *rnode, uint32 shard,
 	pfree(moves);
 
 	memset(&xlrec, 0, sizeof(xlrec));
+	xlrec.data_bytes = log_merge_data(rnode, shard, m);
+	xlrec.freeze_cutoff = freeze_cutoff;
 	xlrec.dbNode = rnode->dbNode;
 	xlrec.relNode = rnode->relNode;
 	xlrec.shard = shard;
@@ -320,7 +382,10 @@ armdb_wal_log_merge(const RelFileNode *rnode, uint32 shard,
 	XLogBeginInsert();
 	XLogRegisterData((char *) &xlrec, sizeof(xlrec));
 	if (m->noutputs > 0)
+	{
 		XLogRegisterData((char *) m->outputs, sizeof(uint32) * m->noutputs);
+		XLogRegisterData((char *) m->output_sizes, sizeof(uint64) * m->noutputs);
+	}
 	XLogFlush(XLogInsert(ARMDB_RMGR_ID, XLOG_ARMDB_MERGE));
 }
 
@@ -590,7 +655,11 @@ redo_drop(XLogReaderState *record)
 	RelFileNodeBackend rnode = permanent_rnode(InvalidOid, xlrec->dbNode,
 											   xlrec->relNode);
 
-	/* no reader: replay holds the table's AccessExclusiveLock */
+	/*
+	 * No reader: the drop committed, and its invalidations keep new ones
+	 * from opening the relation (an old relfilenode of a TRUNCATE or
+	 * rewrite: replay held the AccessExclusiveLock until that commit).
+	 */
 	armdb_keydir_drop(rnode);
 	armdb_rel_storage_remove(rnode, WARNING);
 }
@@ -697,6 +766,7 @@ typedef struct PendingMerge
 	MergeKey	key;
 	uint32		next_seq;		/* the MERGE_MOVES record expected next */
 	bool		broken;			/* one was missed: replay cannot redo it */
+	uint64		data_bytes;		/* of MERGE_DATA records seen */
 	xl_armdb_move *moves;
 	uint64		nmoves;
 	uint64		cap;
@@ -730,6 +800,7 @@ pending_merge(Oid dbNode, Oid relNode, uint32 shard)
 	{
 		pm->next_seq = 0;
 		pm->broken = false;
+		pm->data_bytes = 0;
 		pm->moves = NULL;
 		pm->nmoves = pm->cap = 0;
 	}
@@ -760,6 +831,7 @@ redo_merge_moves(XLogReaderState *record)
 	{
 		pm->next_seq = 0;
 		pm->broken = false;
+		pm->data_bytes = 0;
 		pm->nmoves = 0;
 	}
 	/* replay began after this merge's first chunk (or a merge was lost) */
@@ -858,11 +930,192 @@ file_exists(const char *dir, uint32 id, ArmdbFileKind kind)
 	return access(path, F_OK) == 0;
 }
 
+/*
+ * MERGE_DATA: the bytes go into the output's .tmp file, unless the output
+ * is there already (this node merged, before a crash).  Nothing is synced
+ * yet: the MERGE record decides what becomes of them.
+ */
+static void
+redo_merge_data(XLogReaderState *record)
+{
+	xl_armdb_merge_data *xlrec = (xl_armdb_merge_data *) XLogRecGetData(record);
+	PendingMerge *pm = pending_merge(xlrec->dbNode, xlrec->relNode, xlrec->shard);
+	RelFileNodeBackend rnode = permanent_rnode(InvalidOid, xlrec->dbNode,
+											   xlrec->relNode);
+	char		dir[MAXPGPATH];
+	char		path[MAXPGPATH];
+	ArmdbRelKeydir *kd;
+	int			fd;
+
+	if (XLogRecGetDataLen(record) != sizeof(*xlrec) + xlrec->len)
+		elog(PANIC, "armdb redo: merge data record of %u bytes for %u bytes",
+			 XLogRecGetDataLen(record), xlrec->len);
+	pm->data_bytes += xlrec->len;
+	if (pm->broken || !armdb_rel_storage_exists(rnode))
+		return;
+	armdb_shard_dir_path(dir, rnode, xlrec->shard);
+	if (file_exists(dir, xlrec->file_id, ARMDB_FILE_DATA))
+		return;
+	kd = armdb_keydir_redo_acquire(rnode);
+	armdb_file_path(path, dir, xlrec->file_id, ARMDB_FILE_TMP);
+	fd = OpenTransientFile(path, O_RDWR | O_CREAT | PG_BINARY);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("armdb redo: could not open \"%s\": %m", path)));
+	write_all(fd, path, (const char *) (xlrec + 1), xlrec->len, xlrec->offset);
+	CloseTransientFile(fd);
+	armdb_keydir_redo_release(kd);
+}
+
+/* Remove the .tmp files of a merge's outputs (replay wrote some, or a crash). */
+static void
+remove_output_tmps(const char *dir, const uint32 *outputs, uint32 noutputs)
+{
+	for (uint32 i = 0; i < noutputs; i++)
+	{
+		char		path[MAXPGPATH];
+
+		armdb_file_path(path, dir, outputs[i], ARMDB_FILE_TMP);
+		if (unlink(path) != 0 && errno != ENOENT)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("armdb redo: could not remove \"%s\": %m", path)));
+	}
+}
+
+/* A committed merge's inputs (and their hint files), where still present. */
+static void
+remove_inputs(const char *dir, const xl_armdb_merge *xlrec)
+{
+	bool		removed = false;
+
+	for (uint32 i = 0; i < xlrec->ninputs; i++)
+	{
+		char		path[MAXPGPATH];
+
+		armdb_file_path(path, dir, xlrec->inputs[i], ARMDB_FILE_HINT);
+		if (unlink(path) != 0 && errno != ENOENT)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("armdb redo: could not remove \"%s\": %m", path)));
+		armdb_file_path(path, dir, xlrec->inputs[i], ARMDB_FILE_DATA);
+		if (unlink(path) == 0)
+			removed = true;
+		else if (errno != ENOENT)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("armdb redo: could not remove \"%s\": %m", path)));
+	}
+	if (removed)
+	{
+		fsync_fname(dir, true);
+		pg_atomic_fetch_add_u64(&armdb_shared->files_removed, 1);
+	}
+}
+
+/* Pairs the entries of the outputs written from WAL with the moves. */
+typedef struct DataMoves
+{
+	ArmdbMerge *m;
+	const xl_armdb_merge *rec;
+	const xl_armdb_move *moves;
+	uint64		nmoves;
+} DataMoves;
+
+static bool
+data_move(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
+{
+	DataMoves  *dm = arg;
+	ArmdbMerge *m = dm->m;
+	const xl_armdb_move *rec;
+	ArmdbMergeMove *mv;
+
+	if (m->nmoves >= dm->nmoves)
+		return armdb_error(err, ARMDB_ERR_INVALID, 0,
+						   "output %06u holds more entries than the merge kept",
+						   e->file_id);
+	rec = &dm->moves[m->nmoves];
+	mv = &m->moves[m->nmoves++];
+	mv->entry = *e;
+	mv->new_file_id = e->file_id;
+	mv->new_offset = e->offset;
+	/* where it came from, and the fates the merge's hint files record */
+	mv->entry.file_id = dm->rec->inputs[rec->input];
+	mv->entry.offset = rec->offset;
+	if (rec->flags & ARMDB_WAL_MOVE_FROZEN)
+		mv->entry.gsn |= ARMDB_GSN_FLAG_FROZEN;
+	if (rec->flags & ARMDB_WAL_MOVE_ABORTED)
+		mv->entry.gsn |= ARMDB_GSN_FLAG_ABORTED;
+	return true;
+}
+
+/*
+ * Set m up as the merge the MERGE_DATA records wrote: each output's .tmp
+ * file cut to its size (zero-padded to a whole block, as the merge left it)
+ * and synced, its entries checked and paired with the moves.
+ */
+static bool
+merge_from_data(ArmdbMerge *m, const xl_armdb_merge *xlrec,
+				const uint32 *outputs, const uint64 *sizes,
+				const PendingMerge *pm, ArmdbError *err)
+{
+	DataMoves	dm;
+
+	m->outputs = palloc(sizeof(uint32) * xlrec->noutputs);
+	m->output_sizes = palloc(sizeof(uint64) * xlrec->noutputs);
+	m->moves = palloc_extended(sizeof(ArmdbMergeMove) * Max(pm->nmoves, 1),
+							   MCXT_ALLOC_HUGE);
+	m->outputs_cap = (int) xlrec->noutputs;
+	m->moves_cap = Max(pm->nmoves, 1);
+	m->noutputs = (int) xlrec->noutputs;
+	m->nmoves = 0;
+	memcpy(m->outputs, outputs, sizeof(uint32) * xlrec->noutputs);
+	memcpy(m->output_sizes, sizes, sizeof(uint64) * xlrec->noutputs);
+	dm.m = m;
+	dm.rec = xlrec;
+	dm.moves = pm->moves;
+	dm.nmoves = pm->nmoves;
+	for (uint32 i = 0; i < xlrec->noutputs; i++)
+	{
+		char		path[MAXPGPATH];
+		ArmdbScanResult scan;
+		int			fd;
+		bool		ok;
+
+		armdb_file_path(path, m->dir, outputs[i], ARMDB_FILE_TMP);
+		fd = armdb_file_open(path, O_RDWR, m->direct_io, NULL, err);
+		if (fd < 0)
+			return false;
+		ok = ftruncate(fd, (off_t) TYPEALIGN(ARMDB_BLOCK_SIZE, sizes[i])) == 0 ||
+			armdb_error(err, ARMDB_ERR_IO, errno, "could not truncate \"%s\": %s",
+						path, strerror(errno));
+		ok = ok && armdb_io_fdatasync(m->io, fd, err) &&
+			armdb_scan_data_file(m->io, fd, outputs[i], false, data_move, &dm,
+								 &scan, err);
+		armdb_file_close(fd);
+		if (ok && (scan.end != ARMDB_SCAN_END_CLEAN || scan.valid_end != sizes[i]))
+			ok = armdb_error(err, ARMDB_ERR_INVALID, 0,
+							 "output %06u written from WAL ends at %llu, not %llu",
+							 outputs[i], (unsigned long long) scan.valid_end,
+							 (unsigned long long) sizes[i]);
+		if (!ok)
+			return false;
+	}
+	if (m->nmoves != pm->nmoves)
+		return armdb_error(err, ARMDB_ERR_INVALID, 0,
+						   "the outputs hold %llu entries, the merge kept %llu",
+						   (unsigned long long) m->nmoves,
+						   (unsigned long long) pm->nmoves);
+	return true;
+}
+
 static void
 redo_merge(XLogReaderState *record)
 {
 	xl_armdb_merge *xlrec = (xl_armdb_merge *) XLogRecGetData(record);
 	const uint32 *outputs = (const uint32 *) (xlrec + 1);
+	const uint64 *sizes = (const uint64 *) (outputs + xlrec->noutputs);
 	PendingMerge *pm = pending_merge(xlrec->dbNode, xlrec->relNode, xlrec->shard);
 	RelFileNodeBackend rnode = permanent_rnode(InvalidOid, xlrec->dbNode,
 											   xlrec->relNode);
@@ -873,14 +1126,29 @@ redo_merge(XLogReaderState *record)
 	ArmdbError	err;
 	uint32		finished;
 	bool		done = xlrec->noutputs > 0;
+	bool		complete;
+	bool		inputs = true;
 	bool		ok;
 	ArmdbRelKeydir *kd;
 
+	if (XLogRecGetDataLen(record) != sizeof(*xlrec) +
+		(sizeof(uint32) + sizeof(uint64)) * xlrec->noutputs)
+		elog(PANIC, "armdb redo: merge record of %u bytes for %u outputs",
+			 XLogRecGetDataLen(record), xlrec->noutputs);
 	armdb_shard_dir_path(dir, rnode, xlrec->shard);
 	if (!armdb_rel_storage_exists(rnode))
 	{
 		forget_pending_merge(pm);
 		return;					/* dropped later in WAL */
+	}
+
+	/* the outputs' hints may record fates as frozen: as FREEZE's conflict */
+	if (InHotStandby && TransactionIdIsNormal(xlrec->freeze_cutoff))
+	{
+		TransactionId latest_removed = xlrec->freeze_cutoff;
+
+		TransactionIdRetreat(latest_removed);
+		ResolveRecoveryConflictWithSnapshot(latest_removed, rnode.node);
 	}
 
 	/* a hot standby's readers load nothing while the files change */
@@ -895,28 +1163,22 @@ redo_merge(XLogReaderState *record)
 	for (uint32 i = 0; i < xlrec->noutputs; i++)
 		done = done && file_exists(dir, outputs[i], ARMDB_FILE_DATA);
 	if (done)
-		goto out;				/* this node merged them (before a crash) */
+	{
+		/*
+		 * Merged before (this node, before a crash; or the source of a base
+		 * backup, whose copy got the outputs): its outputs exist only once
+		 * it committed, and then its inputs must go, as its finish does --
+		 * a copy may hold some, or replay of an earlier merge may have
+		 * written them from WAL again.
+		 */
+		remove_inputs(dir, xlrec);
+		remove_output_tmps(dir, outputs, xlrec->noutputs);
+		goto out;
+	}
+	complete = !pm->broken && pm->next_seq == xlrec->nchunks &&
+		pm->nmoves == xlrec->nmoves;
 	for (uint32 i = 0; i < xlrec->ninputs; i++)
-		if (!file_exists(dir, xlrec->inputs[i], ARMDB_FILE_DATA))
-			goto out;			/* merged away already, or never here */
-	if (pm->broken || pm->next_seq != xlrec->nchunks ||
-		pm->nmoves != xlrec->nmoves)
-	{
-		why = "replay did not see all of its records";
-		goto skip;
-	}
-
-	/* outputs a crash left half written */
-	for (uint32 i = 0; i < xlrec->noutputs; i++)
-	{
-		char		path[MAXPGPATH];
-
-		armdb_file_path(path, dir, outputs[i], ARMDB_FILE_TMP);
-		if (unlink(path) != 0 && errno != ENOENT)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("armdb redo: could not remove \"%s\": %m", path)));
-	}
+		inputs = inputs && file_exists(dir, xlrec->inputs[i], ARMDB_FILE_DATA);
 
 	memset(&mr, 0, sizeof(mr));
 	mr.rec = xlrec;
@@ -934,18 +1196,48 @@ redo_merge(XLogReaderState *record)
 	m.next_file_id = replay_file_id;
 	m.progress = NULL;
 	m.arg = &mr;
+	m.out_fd = -1;
 	m.ninputs = (int) xlrec->ninputs;
 	for (uint32 i = 0; i < xlrec->ninputs; i++)
 		m.inputs[i] = xlrec->inputs[i];
 
-	ok = armdb_merge_copy(&m, &err);
-	if (ok && (mr.next_move != mr.nmoves ||
-			   m.noutputs != (int) xlrec->noutputs ||
-			   memcmp(m.outputs, outputs, sizeof(uint32) * m.noutputs) != 0))
+	if (!inputs && armdb_shared->skip_own_replay && !reachedConsistency &&
+		complete &&
+		xlrec->data_bytes > 0 && pm->data_bytes == xlrec->data_bytes)
 	{
-		armdb_merge_abort(&m);
-		ok = armdb_error(&err, ARMDB_ERR_INVALID, 0,
-						 "the copy did not come out as on the primary");
+		/*
+		 * Restoring a base backup, before its end, whose copy lacks inputs
+		 * (removed by the merge before the copy got to them, while its
+		 * outputs appeared after the directory was listed): the outputs
+		 * come from WAL.  If
+		 * a later merge consumed them, its replay removes them again.
+		 * Elsewhere a missing input was merged away already.  The manifest
+		 * takes a number after every file, as on the primary.
+		 */
+		mr.next_output = (int) xlrec->noutputs;
+		ok = merge_from_data(&m, xlrec, outputs, sizes, pm, &err);
+		if (!ok)
+			remove_output_tmps(dir, outputs, xlrec->noutputs);
+	}
+	else
+	{
+		remove_output_tmps(dir, outputs, xlrec->noutputs);
+		if (!inputs)
+			goto out;			/* merged away already, or never here */
+		if (!complete)
+		{
+			why = "replay did not see all of its records";
+			goto skip;
+		}
+		ok = armdb_merge_copy(&m, &err);
+		if (ok && (mr.next_move != mr.nmoves ||
+				   m.noutputs != (int) xlrec->noutputs ||
+				   memcmp(m.outputs, outputs, sizeof(uint32) * m.noutputs) != 0))
+		{
+			armdb_merge_abort(&m);
+			ok = armdb_error(&err, ARMDB_ERR_INVALID, 0,
+							 "the copy did not come out as on the primary");
+		}
 	}
 	ok = ok && armdb_merge_commit(&m, &err);
 	if (ok && kd != NULL && kd->loaded)
@@ -967,15 +1259,20 @@ redo_merge(XLogReaderState *record)
 	}
 	ok = ok && armdb_merge_finish(&m, &err);
 	armdb_merge_free(&m);
-	if (!ok)
+	if (ok)
+		pg_atomic_fetch_add_u64(&armdb_shared->files_removed, 1);	/* close them */
+	else
 		why = err.message;
 
 skip:
 	if (why != NULL)
+	{
+		remove_output_tmps(dir, outputs, xlrec->noutputs);
 		ereport(WARNING,
 				(errmsg("armdb redo: could not replay a merge of data files in \"%s\": %s",
 						dir, why),
 				 errdetail("The files stay as they are: they hold the same rows, in more space.")));
+	}
 out:
 	armdb_keydir_redo_release(kd);
 	forget_pending_merge(pm);
@@ -1048,6 +1345,9 @@ armdb_wal_redo(XLogReaderState *record)
 			break;
 		case XLOG_ARMDB_PRUNE:
 			redo_prune(record);
+			break;
+		case XLOG_ARMDB_MERGE_DATA:
+			redo_merge_data(record);
 			break;
 		default:
 			elog(PANIC, "armdb redo: unknown record kind %u", info);
@@ -1186,6 +1486,15 @@ armdb_wal_desc(StringInfo buf, XLogReaderState *record)
 								 xlrec->file_id);
 				break;
 			}
+		case XLOG_ARMDB_MERGE_DATA:
+			{
+				xl_armdb_merge_data *xlrec = (xl_armdb_merge_data *) data;
+
+				appendStringInfo(buf, "rel %u/%u shard %u output %06u: %u bytes at %u",
+								 xlrec->dbNode, xlrec->relNode, xlrec->shard,
+								 xlrec->file_id, xlrec->len, xlrec->offset);
+				break;
+			}
 		case XLOG_ARMDB_PRUNE:
 			{
 				xl_armdb_prune *xlrec = (xl_armdb_prune *) data;
@@ -1209,6 +1518,9 @@ armdb_wal_desc(StringInfo buf, XLogReaderState *record)
 					appendStringInfo(buf, " %06u", outputs[i]);
 				appendStringInfo(buf, "; %llu kept entries",
 								 (unsigned long long) xlrec->nmoves);
+				if (xlrec->data_bytes > 0)
+					appendStringInfo(buf, ", %llu bytes of outputs logged",
+									 (unsigned long long) xlrec->data_bytes);
 				break;
 			}
 	}
@@ -1241,6 +1553,8 @@ armdb_wal_identify(uint8 info)
 			return "HINT";
 		case XLOG_ARMDB_PRUNE:
 			return "PRUNE";
+		case XLOG_ARMDB_MERGE_DATA:
+			return "MERGE_DATA";
 	}
 	return NULL;
 }

@@ -35,6 +35,7 @@
 #define XLOG_ARMDB_MERGE		0x80	/* a merge of a shard's files */
 #define XLOG_ARMDB_HINT			0x90	/* a sealed file's hint file written */
 #define XLOG_ARMDB_PRUNE		0xA0	/* VACUUM removes dead versions */
+#define XLOG_ARMDB_MERGE_DATA	0xB0	/* bytes of a merge's output file */
 #define XLOG_ARMDB_OPMASK		0xF0
 
 /*
@@ -113,10 +114,11 @@ typedef struct xl_armdb_freeze
  * its commit point: XLOG_ARMDB_MERGE_MOVES records, numbered from 0, carry
  * the kept entries in the order the merge met them (inputs in order, then
  * offsets ascending), XLOG_ARMDB_MERGE_MAX_MOVES at a time; then
- * XLOG_ARMDB_MERGE says which inputs and outputs.  With the inputs, that
- * is all a replay needs to write the same outputs byte for byte
+ * XLOG_ARMDB_MERGE_DATA records may carry the outputs' bytes (see below);
+ * then XLOG_ARMDB_MERGE says which inputs and outputs.  With the inputs,
+ * the moves are all a replay needs to write the same outputs byte for byte
  * (storage/merge.h): it asks the same keep question and gets the recorded
- * answer.
+ * answer.  With the data, it needs no input.
  */
 #define XLOG_ARMDB_MERGE_MAX_MOVES	65536
 
@@ -143,6 +145,27 @@ typedef struct xl_armdb_merge_moves
 	/* nmoves xl_armdb_move follow */
 } xl_armdb_merge_moves;
 
+/*
+ * XLOG_ARMDB_MERGE_DATA: len bytes at offset of output file_id, from its
+ * first byte (the file header) to its last entry, XLOG_ARMDB_MERGE_DATA_CHUNK
+ * at a time, after the MERGE_MOVES records.  Logged, as heap logs full
+ * pages, when PostgreSQL writes full pages (full_page_writes, or a base
+ * backup running): a backup may copy the shard's directory after the merge
+ * removed its inputs and before its outputs existed, and its replay then
+ * writes the outputs from WAL instead of merging inputs it does not have.
+ */
+#define XLOG_ARMDB_MERGE_DATA_CHUNK	(512 * 1024)
+typedef struct xl_armdb_merge_data
+{
+	Oid			dbNode;
+	Oid			relNode;
+	uint32		shard;
+	uint32		file_id;
+	uint32		offset;
+	uint32		len;
+	/* len bytes follow */
+} xl_armdb_merge_data;
+
 typedef struct xl_armdb_merge
 {
 	Oid			dbNode;
@@ -150,11 +173,16 @@ typedef struct xl_armdb_merge
 	uint32		shard;
 	uint32		max_file_size;	/* outputs rotate before passing it */
 	uint64		nmoves;			/* in all the MERGE_MOVES records */
+	uint64		data_bytes;		/* in all the MERGE_DATA records; 0: none */
+	TransactionId freeze_cutoff;	/* entries of older transactions may be
+									 * recorded as frozen in the outputs'
+									 * hint files: a hot standby's recovery
+									 * conflict, as for FREEZE */
 	uint32		nchunks;		/* how many MERGE_MOVES records */
 	uint32		ninputs;
 	uint32		inputs[4];		/* ARMDB_MERGE_MAX_INPUTS */
 	uint32		noutputs;
-	/* noutputs uint32 output file ids follow */
+	/* noutputs uint32 output file ids follow, then their uint64 sizes */
 } xl_armdb_merge;
 
 /*
@@ -231,7 +259,8 @@ extern void armdb_wal_log_hint(Oid dbNode, Oid relNode, uint32 shard,
 
 /* Log a merge copied but not committed yet, and flush it. */
 extern void armdb_wal_log_merge(const RelFileNode *rnode, uint32 shard,
-								const struct ArmdbMerge *m);
+								const struct ArmdbMerge *m,
+								TransactionId freeze_cutoff);
 
 /* the rmgr callbacks (exported for pg_waldump-style tools and tests) */
 extern void armdb_wal_redo(XLogReaderState *record);

@@ -53,8 +53,11 @@
 
 #include "access/transam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "postmaster/bgwriter.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
@@ -123,7 +126,9 @@ typedef struct CompactShard
 static void
 crash_at(int point)
 {
-	if (armdb_compaction_crash_at == point)
+	if (armdb_compaction_crash_at == point ||
+		(point == ARMDB_CRASH_AFTER_LOG &&
+		 armdb_compaction_crash_at == ARMDB_CRASH_CHECKPOINT_MID_LOG))
 	{
 		ereport(LOG,
 				(errmsg("armdb: compaction fault point %d reached: killing this process",
@@ -131,6 +136,20 @@ crash_at(int point)
 		(void) kill(MyProcPid, SIGKILL);
 		pg_usleep(10 * 1000 * 1000L);
 	}
+}
+
+void
+armdb_compact_fault_mid_log(void)
+{
+	if (armdb_compaction_crash_at != ARMDB_CRASH_CHECKPOINT_MID_LOG)
+		return;
+	ereport(LOG,
+			(errmsg("armdb: compaction fault point %d reached: a checkpoint in the middle of a merge's records",
+					ARMDB_CRASH_CHECKPOINT_MID_LOG)));
+	/* a new segment, so that the flusher's next round moves the durable LSN */
+	(void) RequestXLogSwitch(false);
+	RequestCheckpoint(CHECKPOINT_IMMEDIATE | CHECKPOINT_FORCE | CHECKPOINT_WAIT);
+	pg_usleep(3 * armdb_flush_interval_ms * 1000L + 500 * 1000L);
 }
 
 /* The full transaction id of a version's 32-bit xmin (it is not frozen). */

@@ -35,7 +35,10 @@ typedef enum ArmdbCompactCrashAt
 	ARMDB_CRASH_AFTER_COMMIT,	/* manifest, outputs renamed, hints */
 	ARMDB_CRASH_MID_SWAP,		/* half of the locations swapped */
 	ARMDB_CRASH_AFTER_SWAP,		/* all swapped, inputs not removed */
-	ARMDB_CRASH_AFTER_FINISH	/* inputs removed */
+	ARMDB_CRASH_AFTER_FINISH,	/* inputs removed */
+	ARMDB_CRASH_CHECKPOINT_MID_LOG	/* a checkpoint (and a flush round)
+									 * between the merge's first and last
+									 * records, then as after_log */
 } ArmdbCompactCrashAt;
 
 /* What one call of armdb_compact_relation() did. */
@@ -126,5 +129,11 @@ extern bool armdb_compact_worker_running(void);
 
 /* _PG_init: GUCs, shared memory, the launcher (worker.c) */
 extern void armdb_compact_init(void);
+
+/*
+ * Called by armdb_wal_log_merge between a merge's first record and the
+ * rest: the checkpoint_mid_log fault point (test only).
+ */
+extern void armdb_compact_fault_mid_log(void);
 
 #endif							/* ARMDB_COMPACT_H */

@@ -74,6 +74,7 @@ static const struct config_enum_entry crash_at_options[] = {
 	{"mid_swap", ARMDB_CRASH_MID_SWAP, false},
 	{"after_swap", ARMDB_CRASH_AFTER_SWAP, false},
 	{"after_finish", ARMDB_CRASH_AFTER_FINISH, false},
+	{"checkpoint_mid_log", ARMDB_CRASH_CHECKPOINT_MID_LOG, false},
 	{NULL, 0, false}
 };
 

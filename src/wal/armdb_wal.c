@@ -68,6 +68,7 @@
 #include "utils/memutils.h"
 
 #include "armdb.h"
+#include "compact/compact.h"
 #include "keydir/keydir.h"
 #include "keydir/relstorage.h"
 #include "storage/hint.h"
@@ -363,6 +364,8 @@ armdb_wal_log_merge(const RelFileNode *rnode, uint32 shard,
 		XLogRegisterData((char *) &chunk, sizeof(chunk));
 		XLogRegisterData((char *) moves, sizeof(xl_armdb_move) * n);
 		(void) XLogInsert(ARMDB_RMGR_ID, XLOG_ARMDB_MERGE_MOVES);
+		if (nchunks == 1 && from + n < m->nmoves)
+			armdb_compact_fault_mid_log();
 	}
 	pfree(moves);
 

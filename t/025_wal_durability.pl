@@ -202,12 +202,18 @@ ok( $node->wait_for_log(
 		qr/WARNING:  armdb commits sync their data files: max_slot_wal_keep_size/,
 		$log_offset),
 	'... with a WARNING in the server log');
+is($node->safe_psql('postgres',
+		"SELECT active, restart_lsn IS NULL FROM pg_replication_slots WHERE slot_name = 'armdb'"),
+	't|t', '... and the flusher holds its slot as the checkpoint gate only, keeping no WAL');
 $node->safe_psql('postgres', 'INSERT INTO t VALUES (301, \'v301\')');
 $node->safe_psql('postgres', q{
 ALTER SYSTEM RESET max_slot_wal_keep_size;
 SELECT pg_reload_conf();
 });
 ok(wait_durability('wal'), 'max_slot_wal_keep_size = -1 again: WAL again');
+is($node->safe_psql('postgres',
+		"SELECT active, restart_lsn IS NOT NULL FROM pg_replication_slots WHERE slot_name = 'armdb'"),
+	't|t', '... the slot keeping WAL again');
 
 # --- 4. a slot removed behind the server's back ---
 $node->stop('fast');

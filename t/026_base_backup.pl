@@ -113,40 +113,68 @@ ALTER SYSTEM SET armdb.flush_interval = '60s';
 SELECT pg_reload_conf();
 });
 sleep(1);
-my ($in, $out, $err) = ('', '', '');
-my $open = IPC::Run::start(
-	[ 'psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', $primary->connstr('postgres') ],
-	'<', \$in, '>', \$out, '2>', \$err);
-$in .= "SET synchronous_commit = off;\nBEGIN;\n"
-  . "INSERT INTO spans SELECT g, 'in flight ' || g FROM generate_series(1, 500) g;\n"
-  . "SELECT 'inserted';\n";
-$open->pump until $out =~ /inserted/;
 
-my $spanning = $primary->backup_dir . '/spanning';
-my ($bb_out, $bb_err) = ('', '');
-my $bb = IPC::Run::start(
-	[
-		'pg_basebackup', '-D', $spanning, '-c', 'fast', '-X', 'stream',
-		'--no-sync', '--max-rate=4M', '-d', $primary->connstr('postgres')
-	],
-	'>', \$bb_out, '2>', \$bb_err);
-ok( $primary->poll_query_until(
-		'postgres', q{
+sub spanning_backup
+{
+	my ($name, $what) = @_;
+	my ($in, $out, $err) = ('', '', '');
+	$primary->safe_psql('postgres', 'TRUNCATE spans');
+	my $open = IPC::Run::start(
+		[ 'psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', $primary->connstr('postgres') ],
+		'<', \$in, '>', \$out, '2>', \$err);
+	$in .= "SET synchronous_commit = off;\nBEGIN;\n"
+	  . "INSERT INTO spans SELECT g, 'in flight ' || g FROM generate_series(1, 500) g;\n"
+	  . "SELECT 'inserted';\n";
+	$open->pump until $out =~ /inserted/;
+
+	my $spanning = $primary->backup_dir . "/$name";
+	my ($bb_out, $bb_err) = ('', '');
+	my $bb = IPC::Run::start(
+		[
+			'pg_basebackup', '-D', $spanning, '-c', 'fast', '-X', 'stream',
+			'--no-sync', '--max-rate=4M', '-d', $primary->connstr('postgres')
+		],
+		'>', \$bb_out, '2>', \$bb_err);
+	ok( $primary->poll_query_until(
+			'postgres', q{
 SELECT count(*) > 0 FROM pg_stat_progress_basebackup
 WHERE phase = 'streaming database files'}),
-	'the backup is past its checkpoint');
-$in .= "COMMIT;\nSELECT 'committed';\n";
-$open->pump until $out =~ /committed/;
-$in .= "\\q\n";
-$open->finish;
-ok($bb->finish, 'the backup finishes') or diag($bb_err);
+		"$what: the backup is past its checkpoint");
+	$in .= "COMMIT;\nSELECT 'committed';\n";
+	$open->pump until $out =~ /committed/;
+	$in .= "\\q\n";
+	$open->finish;
+	ok($bb->finish, "$what: the backup finishes") or diag($bb_err);
 
-my $restored = PostgreSQL::Test::Cluster->new('bb_spanning');
-$restored->init_from_backup($primary, 'spanning');
-$restored->start;
-is($restored->safe_psql('postgres', 'SELECT count(*) FROM spans'),
-	'500', 'the rows of the transaction open at the backup\'s start are there');
-$restored->stop;
+	my $restored = PostgreSQL::Test::Cluster->new("bb_$name");
+	$restored->init_from_backup($primary, $name);
+	$restored->start;
+	is($restored->safe_psql('postgres', 'SELECT count(*) FROM spans'),
+		'500', "$what: the rows of the transaction open at the backup's start are there");
+	$restored->stop;
+}
+spanning_backup('spanning', 'WAL durability');
+
+# the same with max_slot_wal_keep_size set: commits sync, and the slot,
+# which then keeps no WAL, is still the checkpoint gate
+$primary->safe_psql('postgres', q{
+ALTER SYSTEM SET max_slot_wal_keep_size = '1GB';
+ALTER SYSTEM SET armdb.flush_interval = '1s';
+SELECT pg_reload_conf();
+});
+$primary->poll_query_until('postgres',
+	"SELECT durability = 'commit' FROM armdb_wal_status()")
+  or die 'commits do not sync';
+$primary->safe_psql('postgres', q{
+ALTER SYSTEM SET armdb.flush_interval = '60s';
+SELECT pg_reload_conf();
+});
+sleep(2);
+spanning_backup('spanning_gate', 'max_slot_wal_keep_size set');
+$primary->safe_psql('postgres', q{
+ALTER SYSTEM RESET max_slot_wal_keep_size;
+SELECT pg_reload_conf();
+});
 
 $bench->kill_kill;
 $bench->finish;

@@ -107,6 +107,14 @@ PGDLLEXPORT void armdb_flusher_main(Datum main_arg);
 
 static void gate_open(void);
 
+/* What the flusher holds its slot for. */
+typedef enum SlotHold
+{
+	HOLD_NONE,					/* no slot: commits sync, no checkpoint gate */
+	HOLD_GATE,					/* the checkpoint gate only: commits sync */
+	HOLD_WAL					/* the gate, and WAL from the durable LSN */
+} SlotHold;
+
 PG_FUNCTION_INFO_V1(armdb_wal_status_sql);
 
 /* ----------------
@@ -493,68 +501,99 @@ flush_keydir(ArmdbRelKeydir *kd, void *arg)
 }
 
 /*
- * Hold the slot, creating it if it is missing.  False, with the reason,
- * when WAL cannot be kept through it.
+ * Hold the slot, creating it if it is missing, and say what for: WAL and
+ * the checkpoint gate, the gate only (max_slot_wal_keep_size set), or
+ * nothing (no slot possible); with the reason when not WAL.
  */
-static bool
+/* lwlock.c's flag, the same since PostgreSQL 9.6: someone waits for the lock */
+#define ARMDB_LW_FLAG_HAS_WAITERS	((uint32) 1 << 30)
+
+static bool gate_closed = false;
+
+/*
+ * The slot's restart_lsn changed: WAL is kept (or let go) from now on.  It
+ * reaches disk at once unless the gate is closed, whose lock is the one
+ * saving takes: then the next checkpoint saves it, before it removes WAL.
+ */
+static void
+slot_changed(void)
+{
+	ReplicationSlotMarkDirty();
+	if (!gate_closed)
+		ReplicationSlotSave();
+	ReplicationSlotsComputeRequiredLSN();
+}
+
+static SlotHold
 hold_slot(bool *created, int *elevel, char *reason, size_t reasonlen)
 {
+	bool		keep_wal = max_slot_wal_keep_size_mb == -1;
 	ReplicationSlot *slot;
 
 	*created = false;
 	*elevel = WARNING;
-	if (max_slot_wal_keep_size_mb != -1)
-	{
+	if (!keep_wal)
 		snprintf(reason, reasonlen,
 				 "max_slot_wal_keep_size is not -1, so the slot \"%s\" could lose WAL the data files need",
 				 ARMDB_SLOT_NAME);
-		return false;
-	}
-	if (MyReplicationSlot != NULL)
+	if (MyReplicationSlot == NULL)
 	{
-		if (XLogRecPtrIsInvalid(MyReplicationSlot->data.restart_lsn))
+		if (max_replication_slots == 0 || wal_level < WAL_LEVEL_REPLICA)
 		{
-			snprintf(reason, reasonlen, "the slot \"%s\" lost its WAL",
-					 ARMDB_SLOT_NAME);
-			gate_open();
-			ReplicationSlotRelease();
-			return false;
+			/* a configuration without replication: say it once, calmly */
+			*elevel = LOG;
+			snprintf(reason, reasonlen,
+					 "a replication slot needs max_replication_slots > 0 and wal_level replica or logical");
+			return HOLD_NONE;
 		}
-		return true;
-	}
-	if (max_replication_slots == 0 || wal_level < WAL_LEVEL_REPLICA)
-	{
-		/* a configuration without replication: say it once, calmly */
-		*elevel = LOG;
-		snprintf(reason, reasonlen,
-				 "a replication slot needs max_replication_slots > 0 and wal_level replica or logical");
-		return false;
+		slot = SearchNamedReplicationSlot(ARMDB_SLOT_NAME, true);
+		if (slot != NULL && !SlotIsPhysical(slot))
+		{
+			snprintf(reason, reasonlen,
+					 "a logical replication slot is named \"%s\", the name of armdb's physical slot",
+					 ARMDB_SLOT_NAME);
+			return HOLD_NONE;
+		}
+		if (slot != NULL)
+			ReplicationSlotAcquire(ARMDB_SLOT_NAME, true);
+		else
+		{
+			ReplicationSlotCreate(ARMDB_SLOT_NAME, false, RS_PERSISTENT, false);
+			ReplicationSlotMarkDirty();
+			ReplicationSlotSave();
+			*created = true;
+		}
 	}
 
-	slot = SearchNamedReplicationSlot(ARMDB_SLOT_NAME, true);
-	if (slot != NULL && !SlotIsPhysical(slot))
+	/*
+	 * The slot only as the checkpoint gate: it keeps no WAL, which a
+	 * max_slot_wal_keep_size could take from it anyway.
+	 */
+	if (!keep_wal)
 	{
-		snprintf(reason, reasonlen,
-				 "a logical replication slot is named \"%s\", the name of armdb's physical slot",
-				 ARMDB_SLOT_NAME);
-		return false;
-	}
-	if (slot != NULL)
-	{
-		ReplicationSlotAcquire(ARMDB_SLOT_NAME, true);
 		if (!XLogRecPtrIsInvalid(MyReplicationSlot->data.restart_lsn))
-			return true;
-		/* lost its WAL (invalidated): start over with a new one */
-		ReplicationSlotRelease();
-		ReplicationSlotDrop(ARMDB_SLOT_NAME, true);
+		{
+			SpinLockAcquire(&MyReplicationSlot->mutex);
+			MyReplicationSlot->data.restart_lsn = InvalidXLogRecPtr;
+			SpinLockRelease(&MyReplicationSlot->mutex);
+			slot_changed();
+		}
+		return HOLD_GATE;
 	}
-	ReplicationSlotCreate(ARMDB_SLOT_NAME, false, RS_PERSISTENT, false);
-	ReplicationSlotReserveWal();
-	ReplicationSlotMarkDirty();
-	ReplicationSlotSave();
-	ReplicationSlotsComputeRequiredLSN();
-	*created = true;
-	return true;
+
+	/*
+	 * New, kept as the gate only so far, or lost its WAL (invalidated):
+	 * keep WAL from now on.  If commits relied on the WAL it lost, they
+	 * sync again until a full round has synced what they did not.
+	 */
+	if (XLogRecPtrIsInvalid(MyReplicationSlot->data.restart_lsn))
+	{
+		if (pg_atomic_read_u32(&armdb_shared->lazy) != 0)
+			set_lazy(false, "armdb's replication slot lost its WAL");
+		ReplicationSlotReserveWal();
+		slot_changed();
+	}
+	return HOLD_WAL;
 }
 
 static void
@@ -590,10 +629,6 @@ move_slot(XLogRecPtr lsn)
  * lock: the checkpoint does, before it removes WAL.
  */
 
-/* lwlock.c's flag, the same since PostgreSQL 9.6: someone waits for the lock */
-#define ARMDB_LW_FLAG_HAS_WAITERS	((uint32) 1 << 30)
-
-static bool gate_closed = false;
 
 /* how often the flusher looks for a checkpoint at the gate */
 #define GATE_POLL_MS		10
@@ -681,16 +716,6 @@ gate_pass_checkpoint(void)
 	ReplicationSlotMarkDirty();
 }
 
-/*
- * One round: sync every loaded shard.  Holding the slot, then move D and
- * the slot to where WAL was when the round began.  The slot keeps whole
- * WAL segments, so D moves (and the shards are synced) only once WAL has
- * entered a new segment since D, unless force says the slot was just
- * taken: syncing more often would buy nothing but I/O.  Without the slot,
- * commits sync their own files (lazy is off before the round begins, so
- * that every commit that did not sync has its entries appended by then):
- * once everything is synced, nothing is left to replay.
- */
 int
 armdb_durable_merge_begin(void)
 {
@@ -716,6 +741,16 @@ armdb_durable_merge_end(int slot)
 	SpinLockRelease(&armdb_shared->durable_mutex);
 }
 
+/*
+ * One round: sync every loaded shard.  Holding the slot, then move D and
+ * the slot to where WAL was when the round began.  The slot keeps whole
+ * WAL segments, so D moves (and the shards are synced) only once WAL has
+ * entered a new segment since D, unless force says the slot was just
+ * taken: syncing more often would buy nothing but I/O.  Without the slot,
+ * commits sync their own files (lazy is off before the round begins, so
+ * that every commit that did not sync has its entries appended by then):
+ * once everything is synced, nothing is left to replay.
+ */
 static void
 flush_round(bool slot_held, bool force)
 {
@@ -792,22 +827,25 @@ armdb_flusher_main(Datum main_arg)
 		{
 			char		reason[256];
 			bool		created;
-			bool		held;
+			SlotHold	held;
 			int			elevel;
 
 			held = hold_slot(&created, &elevel, reason, sizeof(reason));
-			if (!held)
+			if (held != HOLD_WAL)
 			{
 				/* commits sync from now on; the round syncs what they did not */
 				set_lazy(false, reason);
-				gate_open();
-				if (MyReplicationSlot != NULL)
-					ReplicationSlotRelease();
 				if (!warned)
 					ereport(elevel,
 							(errmsg("armdb commits sync their data files: %s", reason),
 							 errhint("Set max_slot_wal_keep_size = -1, wal_level = replica or logical, and max_replication_slots > 0, so that commits need one WAL flush.")));
 				warned = true;
+			}
+			if (held == HOLD_NONE)
+			{
+				gate_open();
+				if (MyReplicationSlot != NULL)
+					ReplicationSlotRelease();
 			}
 			else
 			{
@@ -816,16 +854,17 @@ armdb_flusher_main(Datum main_arg)
 							(errmsg("armdb's replication slot \"%s\" was missing and has been created again",
 									ARMDB_SLOT_NAME),
 							 errdetail("Every armdb data file is synced before commits rely on WAL again.")));
-				expect_slot = true;
+				expect_slot = held == HOLD_WAL;
 				gate_close();
 			}
 
 			pgstat_report_activity(STATE_RUNNING, "flushing armdb data files");
-			flush_round(held, held && pg_atomic_read_u32(&armdb_shared->lazy) == 0);
+			flush_round(held == HOLD_WAL,
+						held == HOLD_WAL && pg_atomic_read_u32(&armdb_shared->lazy) == 0);
 			pgstat_report_activity(STATE_IDLE, NULL);
 
 			/* the slot keeps WAL from D on, and everything before D is synced */
-			if (held && pg_atomic_read_u32(&armdb_shared->lazy) == 0)
+			if (held == HOLD_WAL && pg_atomic_read_u32(&armdb_shared->lazy) == 0)
 			{
 				set_lazy(true, NULL);
 				warned = false;

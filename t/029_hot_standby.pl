@@ -132,9 +132,30 @@ $primary->safe_psql('postgres', q{
 DELETE FROM hs WHERE id % 3 = 0;
 VACUUM hs;
 });
+$primary->wait_for_catchup($standby);
+
+# two sessions in transactions: one has read hs (it may hold locations in
+# the merge's inputs), the other only hs2
+my $on_hs = $standby->background_psql('postgres', on_error_stop => 0);
+$on_hs->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+$on_hs->query_safe('SELECT count(*) FROM hs');
+my $on_hs2 = $standby->background_psql('postgres');
+$on_hs2->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+my $hs2_count = $on_hs2->query_safe('SELECT count(*) FROM hs2');
+my $lock_conflicts = $standby->safe_psql('postgres',
+	"SELECT confl_lock FROM pg_stat_database_conflicts WHERE datname = 'postgres'");
+
 my $merged = $primary->safe_psql('postgres', 'SELECT merges FROM armdb_compact(\'hs\')');
 cmp_ok($merged, '>', 0, "the primary merged files of hs ($merged merges)");
 same_as_primary('after a compaction');
+cmp_ok($standby->safe_psql('postgres',
+		"SELECT confl_lock FROM pg_stat_database_conflicts WHERE datname = 'postgres'"),
+	'>', $lock_conflicts,
+	'the session holding hs was canceled before the merge removed its inputs (a lock conflict)');
+is($on_hs2->query_safe('SELECT count(*) FROM hs2'), $hs2_count,
+	'the session that read only hs2 goes on, with its snapshot');
+$on_hs2->quit;
+$on_hs->quit;
 unlike(slurp_file($standby->logfile),
 	qr/could not replay a merge|stopped keeping the key directory/,
 	'replay kept the keydir current without a warning');

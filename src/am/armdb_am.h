@@ -52,7 +52,11 @@ armdb_rel_rnode(Relation rel)
 static inline ArmdbRelKeydir *
 armdb_rel_keydir(Relation rel)
 {
-	return armdb_keydir_get(armdb_rel_rnode(rel), armdb_store_settings());
+	ArmdbRelKeydir *kd = armdb_keydir_get(armdb_rel_rnode(rel),
+										  armdb_store_settings());
+
+	kd->relid = RelationGetRelid(rel);
+	return kd;
 }
 
 /* armdb_seqscan.c */

@@ -996,6 +996,7 @@ armdb_keydir_get(RelFileNodeBackend rnode, const ArmdbStoreSettings *settings)
 		kd->loaded = false;
 		kd->standby = false;
 		kd->stale = false;
+		kd->relid = InvalidOid;
 		LWLockInitialize(&kd->lock, armdb_shared->keydir_tranche_id);
 		pg_atomic_init_u64(&kd->next_gsn, 1);
 		pg_atomic_init_u64(&kd->npages, 0);
@@ -1123,6 +1124,7 @@ armdb_keydir_redo_acquire(RelFileNodeBackend rnode)
 		kd->loaded = false;
 		kd->standby = false;
 		kd->stale = false;
+		kd->relid = InvalidOid;
 		LWLockInitialize(&kd->lock, armdb_shared->keydir_tranche_id);
 		pg_atomic_init_u64(&kd->next_gsn, 1);
 		pg_atomic_init_u64(&kd->npages, 0);

@@ -167,6 +167,9 @@ typedef struct ArmdbRelKeydir
 								 * first use after promotion rebuilds them */
 	bool		stale;			/* replay could not keep it current (no
 								 * memory): no new reader may use it */
+	Oid			relid;			/* the relation's OID, as its users know it
+								 * (a hot standby's replay conflicts with
+								 * the sessions that lock it) */
 	LWLock		lock;			/* loading; allocating page chunks */
 	pg_atomic_uint64 next_gsn;
 	pg_atomic_uint64 npages;	/* virtual pages that may hold versions */

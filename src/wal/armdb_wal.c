@@ -62,10 +62,14 @@
 #include "access/xlogrecovery.h"
 #include "access/xlogutils.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "storage/fd.h"
+#include "storage/lmgr.h"
+#include "storage/procarray.h"
 #include "storage/standby.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "armdb.h"
 #include "compact/compact.h"
@@ -987,6 +991,50 @@ remove_output_tmps(const char *dir, const uint32 *outputs, uint32 noutputs)
 	}
 }
 
+/*
+ * A hot standby's replayed merge is about to remove its inputs: wait until
+ * no session holds a lock on the table (whoever read its keydir holds one
+ * until its transaction ends, and may hold locations in the inputs), as
+ * replay waits for a relation lock, canceling those still there after
+ * max_standby_streaming_delay (a lock conflict, in
+ * pg_stat_database_conflicts).  Sessions reading other tables go on.
+ * Without the table's OID (no session used the keydir through its
+ * relation), every session of the database with a snapshot conflicts.
+ */
+static void
+resolve_readers(Oid dbNode, Oid relid)
+{
+	LOCKTAG		tag;
+	VirtualTransactionId *vxids;
+	TimestampTz deadline = 0;
+
+	if (!OidIsValid(relid))
+	{
+		RelFileNode node = {InvalidOid, dbNode, InvalidOid};
+
+		ResolveRecoveryConflictWithSnapshot(XidFromFullTransactionId(ReadNextFullTransactionId()),
+											node);
+		return;
+	}
+	SET_LOCKTAG_RELATION(tag, dbNode, relid);
+	vxids = GetLockConflicts(&tag, AccessExclusiveLock, NULL);
+	if (max_standby_streaming_delay >= 0)
+		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											   max_standby_streaming_delay);
+	for (; VirtualTransactionIdIsValid(*vxids); vxids++)
+	{
+		pgstat_report_wait_start(WAIT_EVENT_RECOVERY_CONFLICT_SNAPSHOT);
+		while (!VirtualXactLock(*vxids, false))
+		{
+			if (deadline != 0 && GetCurrentTimestamp() >= deadline)
+				(void) CancelVirtualTransaction(*vxids,
+												PROCSIG_RECOVERY_CONFLICT_LOCK);
+			pg_usleep(5000L);
+		}
+		pgstat_report_wait_end();
+	}
+}
+
 /* A committed merge's inputs (and their hint files), where still present. */
 static void
 remove_inputs(const char *dir, const xl_armdb_merge *xlrec)
@@ -1248,16 +1296,15 @@ redo_merge(XLogReaderState *record)
 		/*
 		 * Readers of the keydir may still read the inputs at the locations
 		 * they took before the move: as on the primary (compact.c), the
-		 * inputs go once they are done -- here, once every session of the
-		 * database that holds a snapshot has ended or been canceled after
-		 * max_standby_streaming_delay, as for any recovery conflict.  The
-		 * keydir's lock is not held meanwhile: a session waiting for it
-		 * could not be canceled.
+		 * inputs go once they are done -- here, once every session that
+		 * holds a lock on the table has ended its transaction or been
+		 * canceled after max_standby_streaming_delay (resolve_readers).
+		 * The keydir's lock is not held meanwhile: a session waiting for
+		 * it could not be canceled.
 		 */
 		armdb_keydir_redo_merge(kd, xlrec->shard, &m);
 		LWLockRelease(&kd->lock);
-		ResolveRecoveryConflictWithSnapshot(XidFromFullTransactionId(ReadNextFullTransactionId()),
-											rnode.node);
+		resolve_readers(xlrec->dbNode, kd->relid);
 		LWLockAcquire(&kd->lock, LW_EXCLUSIVE);
 	}
 	ok = ok && armdb_merge_finish(&m, &err);

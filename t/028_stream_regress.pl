@@ -76,20 +76,22 @@ $primary->safe_psql('regression',
 	'SELECT setval(seqrelid, nextval(seqrelid)) FROM pg_sequence');
 $primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 
-command_ok(
-	[
-		'pg_dump', '-f', "$outputdir/primary.dump", '--no-sync', '--restrict-key=test',
-		'--no-unlogged-table-data', '-d', $primary->connstr('regression')
-	],
-	'dump the primary');
+# pg_dump of a node's regression database into $outputdir/$name.dump
+sub dump_db
+{
+	my ($node, $name, $what) = @_;
+	command_ok(
+		[
+			'pg_dump', '-f', "$outputdir/$name.dump", '--no-sync', '--restrict-key=test',
+			'--no-unlogged-table-data', '-d', $node->connstr('regression')
+		],
+		$what);
+}
+
+dump_db($primary, 'primary', 'dump the primary');
 
 # the hot standby reads the same (every keydir loaded during recovery) ...
-command_ok(
-	[
-		'pg_dump', '-f', "$outputdir/hot.dump", '--no-sync', '--restrict-key=test',
-		'--no-unlogged-table-data', '-d', $standby->connstr('regression')
-	],
-	'dump the hot standby');
+dump_db($standby, 'hot', 'dump the hot standby');
 command_ok([ 'diff', "$outputdir/primary.dump", "$outputdir/hot.dump" ],
 	'the primary and the hot standby dump the same');
 
@@ -104,18 +106,8 @@ SELECT merges FROM armdb_compact('kept');
 DELETE FROM kept_wide WHERE id % 9 = 0;
 });
 $primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
-command_ok(
-	[
-		'pg_dump', '-f', "$outputdir/primary.dump", '--no-sync', '--restrict-key=test',
-		'--no-unlogged-table-data', '-d', $primary->connstr('regression')
-	],
-	'dump the primary again');
-command_ok(
-	[
-		'pg_dump', '-f', "$outputdir/hot.dump", '--no-sync', '--restrict-key=test',
-		'--no-unlogged-table-data', '-d', $standby->connstr('regression')
-	],
-	'dump the hot standby again');
+dump_db($primary, 'primary', 'dump the primary again');
+dump_db($standby, 'hot', 'dump the hot standby again');
 command_ok([ 'diff', "$outputdir/primary.dump", "$outputdir/hot.dump" ],
 	'the primary and the hot standby still dump the same');
 
@@ -125,12 +117,7 @@ $primary->stop;
 $standby->promote;
 $standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()')
   or die 'the standby was not promoted';
-command_ok(
-	[
-		'pg_dump', '-f', "$outputdir/standby.dump", '--no-sync', '--restrict-key=test',
-		'--no-unlogged-table-data', '-d', $standby->connstr('regression')
-	],
-	'dump the promoted standby');
+dump_db($standby, 'standby', 'dump the promoted standby');
 my $armdb_rows = $standby->safe_psql('regression', q{
 SELECT count(*) FROM pg_class c JOIN pg_am a ON a.oid = c.relam
 WHERE a.amname = 'armdb' AND c.relkind = 'r'});

@@ -587,9 +587,6 @@ swap_locations(CompactShard *cs, uint64 *failed_bytes, uint64 *ending_bytes)
 	for (uint64 i = 0; i < m->nmoves; i++)
 	{
 		ArmdbMergeMove *mv = &m->moves[i];
-		ArmdbPage  *page;
-		ArmdbVersion *v;
-		bool		swapped = false;
 
 		/* whatever the middle move is: an ending there must not skip it */
 		if (i == m->nmoves / 2)
@@ -606,22 +603,8 @@ swap_locations(CompactShard *cs, uint64 *failed_bytes, uint64 *ending_bytes)
 		}
 		if (cs->kinds[i] != KEPT_LIVE)
 			continue;
-		page = armdb_keydir_page(cs->kd, mv->entry.slot / ARMDB_SLOTS_PER_PAGE);
-		if (page != NULL)
-		{
-			LWLockAcquire(&page->lock, LW_EXCLUSIVE);
-			v = &page->v[mv->entry.slot % ARMDB_SLOTS_PER_PAGE];
-			if (v->file_id == mv->entry.file_id && v->offset == mv->entry.offset &&
-				v->len == mv->entry.len)
-			{
-				v->file_id = mv->new_file_id;
-				v->offset = mv->new_offset;
-				swapped = true;
-			}
-			LWLockRelease(&page->lock);
-		}
 		/* VACUUM freed it meanwhile: a dead entry in its output */
-		if (!swapped)
+		if (!armdb_keydir_move_version(cs->kd, mv))
 			add_output_dead(m, mv, failed_bytes);
 	}
 }

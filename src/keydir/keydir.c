@@ -977,6 +977,24 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 	pg_atomic_write_u64(&kd->nversions, live);
 }
 
+/* A keydir entry just inserted into the hash: empty, not loaded. */
+static void
+init_keydir_entry(ArmdbRelKeydir *kd)
+{
+	kd->generation = pg_atomic_fetch_add_u64(&armdb_shared->next_generation, 1);
+	kd->nshards = 0;
+	kd->loaded = false;
+	kd->standby = false;
+	kd->stale = false;
+	kd->relid = InvalidOid;
+	LWLockInitialize(&kd->lock, armdb_shared->keydir_tranche_id);
+	pg_atomic_init_u64(&kd->next_gsn, 1);
+	pg_atomic_init_u64(&kd->npages, 0);
+	pg_atomic_init_u64(&kd->nversions, 0);
+	kd->shards = InvalidDsaPointer;
+	kd->chunks = InvalidDsaPointer;
+}
+
 ArmdbRelKeydir *
 armdb_keydir_get(RelFileNodeBackend rnode, const ArmdbStoreSettings *settings)
 {
@@ -990,20 +1008,7 @@ armdb_keydir_get(RelFileNodeBackend rnode, const ArmdbStoreSettings *settings)
 	armdb_rel_key(&key, rnode);
 	kd = dshash_find_or_insert(keydir_table(), &key, &found);
 	if (!found)
-	{
-		kd->generation = pg_atomic_fetch_add_u64(&armdb_shared->next_generation, 1);
-		kd->nshards = 0;
-		kd->loaded = false;
-		kd->standby = false;
-		kd->stale = false;
-		kd->relid = InvalidOid;
-		LWLockInitialize(&kd->lock, armdb_shared->keydir_tranche_id);
-		pg_atomic_init_u64(&kd->next_gsn, 1);
-		pg_atomic_init_u64(&kd->npages, 0);
-		pg_atomic_init_u64(&kd->nversions, 0);
-		kd->shards = InvalidDsaPointer;
-		kd->chunks = InvalidDsaPointer;
-	}
+		init_keydir_entry(kd);
 	dshash_release_lock(keydir_table(), kd);
 
 	if (!kd->loaded || (kd->standby && !RecoveryInProgress()))
@@ -1118,20 +1123,7 @@ armdb_keydir_redo_acquire(RelFileNodeBackend rnode)
 		PG_END_TRY();
 	}
 	if (!found)
-	{
-		kd->generation = pg_atomic_fetch_add_u64(&armdb_shared->next_generation, 1);
-		kd->nshards = 0;
-		kd->loaded = false;
-		kd->standby = false;
-		kd->stale = false;
-		kd->relid = InvalidOid;
-		LWLockInitialize(&kd->lock, armdb_shared->keydir_tranche_id);
-		pg_atomic_init_u64(&kd->next_gsn, 1);
-		pg_atomic_init_u64(&kd->npages, 0);
-		pg_atomic_init_u64(&kd->nversions, 0);
-		kd->shards = InvalidDsaPointer;
-		kd->chunks = InvalidDsaPointer;
-	}
+		init_keydir_entry(kd);
 	dshash_release_lock(keydir_table(), kd);
 	LWLockAcquire(&kd->lock, LW_EXCLUSIVE);
 	return kd;
@@ -1370,6 +1362,28 @@ armdb_keydir_redo_freeze(ArmdbRelKeydir *kd, TransactionId cutoff)
 							Min(removed, pg_atomic_read_u64(&kd->nversions)));
 }
 
+bool
+armdb_keydir_move_version(ArmdbRelKeydir *kd, const ArmdbMergeMove *mv)
+{
+	ArmdbPage  *page = armdb_keydir_page(kd, mv->entry.slot / ARMDB_SLOTS_PER_PAGE);
+	ArmdbVersion *v;
+	bool		moved = false;
+
+	if (page == NULL)
+		return false;
+	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+	v = &page->v[mv->entry.slot % ARMDB_SLOTS_PER_PAGE];
+	if (v->file_id == mv->entry.file_id && v->offset == mv->entry.offset &&
+		v->len == mv->entry.len)
+	{
+		v->file_id = mv->new_file_id;
+		v->offset = mv->new_offset;
+		moved = true;
+	}
+	LWLockRelease(&page->lock);
+	return moved;
+}
+
 /*
  * A replayed merge committed: the versions it moved point at its outputs,
  * which take the inputs' place in the shard's file list.
@@ -1384,23 +1398,8 @@ armdb_keydir_redo_merge(ArmdbRelKeydir *kd, uint32 shard, const ArmdbMerge *m)
 	if (!redo_keeps(kd) || shard >= kd->nshards)
 		return;
 	for (uint64 i = 0; i < m->nmoves; i++)
-	{
-		const ArmdbMergeMove *mv = &m->moves[i];
-		ArmdbPage  *page = armdb_keydir_page(kd, mv->entry.slot / ARMDB_SLOTS_PER_PAGE);
-		ArmdbVersion *v;
-
-		if (page == NULL || armdb_gsn_is_tombstone(mv->entry.gsn))
-			continue;
-		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
-		v = &page->v[mv->entry.slot % ARMDB_SLOTS_PER_PAGE];
-		if (v->file_id == mv->entry.file_id && v->offset == mv->entry.offset &&
-			v->len == mv->entry.len)
-		{
-			v->file_id = mv->new_file_id;
-			v->offset = mv->new_offset;
-		}
-		LWLockRelease(&page->lock);
-	}
+		if (!armdb_gsn_is_tombstone(m->moves[i].entry.gsn))
+			(void) armdb_keydir_move_version(kd, &m->moves[i]);
 	outs = palloc0(sizeof(ArmdbFileStat) * Max(m->noutputs, 1));
 	for (int i = 0; i < m->noutputs; i++)
 	{

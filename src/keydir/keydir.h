@@ -41,6 +41,7 @@
 #include "storage/shard.h"
 
 struct ArmdbMerge;
+struct ArmdbMergeMove;
 
 /* slots a shard reserves at a time (vstore.c) */
 #define ARMDB_RESERVE_SEQS		(128 * 291)
@@ -215,6 +216,14 @@ extern void armdb_keydir_redo_prune(ArmdbRelKeydir *kd, const uint64 *slots,
 extern void armdb_keydir_redo_freeze(ArmdbRelKeydir *kd, TransactionId cutoff);
 extern void armdb_keydir_redo_merge(ArmdbRelKeydir *kd, uint32 shard,
 									const struct ArmdbMerge *m);
+
+/*
+ * A merge copied mv's entry: if it is still the version of its slot, the
+ * version is now at the copy (under the page lock).  False if VACUUM freed
+ * the version meanwhile.
+ */
+extern bool armdb_keydir_move_version(ArmdbRelKeydir *kd,
+									  const struct ArmdbMergeMove *mv);
 
 /* Forget a keydir (storage dropped or replaced); frees all its memory. */
 extern void armdb_keydir_drop(RelFileNodeBackend rnode);

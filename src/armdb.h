@@ -63,6 +63,8 @@ typedef struct ArmdbSharedState
 	slock_t		durable_mutex;	/* protects the fields below */
 	XLogRecPtr	durable_lsn;	/* as last written to the control file */
 	char		sync_reason[256];	/* why commits sync, when they do */
+	/* a restarted standby's loads wait until replay passes it */
+	XLogRecPtr	standby_wait_lsn;
 	/* where merges being logged began: the durable LSN stays below */
 	XLogRecPtr	merge_floors[ARMDB_MAX_LOGGING_MERGES];
 	/* MAXALIGNed: the in-place DSA area holds atomics */

@@ -189,6 +189,20 @@ DELETE FROM hs WHERE id BETWEEN 1200 AND 1250;
 });
 same_as_primary('after changes replayed since the restart');
 
+# a crash of the standby: its files may be ahead of where replay starts
+# again; loads wait until replay has passed the position it recorded
+ok(-f $standby->data_dir . '/armdb/replay_hwm',
+	'replay records how far its files may be ahead');
+$primary->safe_psql('postgres', q{
+UPDATE hs SET v = 'before crash' WHERE id BETWEEN 1300 AND 1400;
+VACUUM hs;
+INSERT INTO hs SELECT g, 'reuse after vacuum ' || g, 1 FROM generate_series(7001, 7100) g;
+});
+$primary->wait_for_catchup($standby);
+$standby->stop('immediate');
+$standby->start;
+same_as_primary('after a crash of the standby');
+
 # pgbench on the primary while the standby reads
 $primary->safe_psql('postgres', q{
 CREATE TABLE acc (aid int PRIMARY KEY, abalance int) USING armdb;
@@ -227,6 +241,8 @@ my $want = fingerprint($primary, 'hs');
 $primary->stop;
 $standby->promote;
 is(fingerprint($standby, 'hs'), $want, 'promoted: hs as the primary left it');
+ok(!-e $standby->data_dir . '/armdb/replay_hwm',
+	'promoted: nothing left to wait for');
 $standby->safe_psql('postgres', q{
 INSERT INTO hs SELECT g, 'promoted ' || g, 1 FROM generate_series(9001, 9500) g;
 UPDATE hs SET v = 'promoted upd' WHERE id BETWEEN 2000 AND 2100;

@@ -1011,6 +1011,9 @@ armdb_keydir_get(RelFileNodeBackend rnode, const ArmdbStoreSettings *settings)
 		init_keydir_entry(kd);
 	dshash_release_lock(keydir_table(), kd);
 
+	/* a restarted standby: not before replay is back where it was */
+	if (!kd->loaded && RecoveryInProgress())
+		armdb_durable_wait_for_replay();
 	if (!kd->loaded || (kd->standby && !RecoveryInProgress()))
 	{
 		LWLockAcquire(&kd->lock, LW_EXCLUSIVE);

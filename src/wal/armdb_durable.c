@@ -81,6 +81,7 @@
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "replication/slot.h"
+#include "replication/walreceiver.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -123,6 +124,8 @@ PG_FUNCTION_INFO_V1(armdb_wal_status_sql);
  */
 
 #define CONTROL_FILE		"wal_control"
+#define HWM_FILE			"replay_hwm"	/* same layout: see
+											 * armdb_durable_note_replay */
 #define CONTROL_MAGIC		0x41524443	/* "ARDC" */
 #define CONTROL_VERSION		1
 
@@ -136,12 +139,12 @@ typedef struct ArmdbWalControl
 } ArmdbWalControl;
 
 static void
-control_path(char *path, const char *suffix)
+control_path(char *path, const char *name, const char *suffix)
 {
 	char		dir[MAXPGPATH];
 
 	armdb_data_dir_path(dir);
-	snprintf(path, MAXPGPATH, "%s/%s%s", dir, CONTROL_FILE, suffix);
+	snprintf(path, MAXPGPATH, "%s/%s%s", dir, name, suffix);
 }
 
 static pg_crc32c
@@ -170,7 +173,7 @@ read_control(void)
 	int			fd;
 	ssize_t		n;
 
-	control_path(path, "");
+	control_path(path, CONTROL_FILE, "");
 	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
 	if (fd < 0)
 	{
@@ -205,7 +208,7 @@ read_control(void)
 
 /* Make lsn the durable LSN: written, synced and renamed into place. */
 static void
-write_control(XLogRecPtr lsn)
+write_lsn_file(const char *name, XLogRecPtr lsn)
 {
 	char		dir[MAXPGPATH];
 	char		path[MAXPGPATH];
@@ -218,8 +221,8 @@ write_control(XLogRecPtr lsn)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not create directory \"%s\": %m", dir)));
-	control_path(path, "");
-	control_path(tmp, ".tmp");
+	control_path(path, name, "");
+	control_path(tmp, name, ".tmp");
 
 	memset(&c, 0, sizeof(c));
 	c.magic = CONTROL_MAGIC;
@@ -248,7 +251,12 @@ write_control(XLogRecPtr lsn)
 				 errmsg("could not fsync \"%s\": %m", tmp)));
 	CloseTransientFile(fd);
 	(void) durable_rename(tmp, path, ERROR);
+}
 
+static void
+write_control(XLogRecPtr lsn)
+{
+	write_lsn_file(CONTROL_FILE, lsn);
 	SpinLockAcquire(&armdb_shared->durable_mutex);
 	armdb_shared->durable_lsn = lsn;
 	SpinLockRelease(&armdb_shared->durable_mutex);
@@ -268,6 +276,7 @@ armdb_durable_shmem_init(const ControlFileData *control, bool crc_ok)
 	pg_atomic_init_u32(&armdb_shared->lazy, 0);
 	SpinLockInit(&armdb_shared->durable_mutex);
 	armdb_shared->durable_lsn = InvalidXLogRecPtr;
+	armdb_shared->standby_wait_lsn = InvalidXLogRecPtr;
 	for (int i = 0; i < ARMDB_MAX_LOGGING_MERGES; i++)
 		armdb_shared->merge_floors[i] = InvalidXLogRecPtr;
 	strlcpy(armdb_shared->sync_reason, "the armdb flusher has not started yet",
@@ -434,6 +443,154 @@ replay_range(XLogRecPtr from, XLogRecPtr upto)
 					(unsigned long long) nrecords, LSN_FORMAT_ARGS(end))));
 }
 
+/* ----------------
+ * A hot standby's files ahead of its replay
+ * ----------------
+ *
+ * Replay writes entries into the data files as it goes.  After a crash of
+ * a standby, replay starts again from a restartpoint, behind what the
+ * files hold: until it gets back there, a table loaded for reading would
+ * take later entries for the present (a version that VACUUM's slot reuse
+ * put in place of one an older snapshot can still see, say).  So replay
+ * records, in HWM_FILE, a position beyond every record whose entries it
+ * has written -- ahead by the rest of the WAL segment, or of what the
+ * walreceiver has flushed, so that the file is written once a segment --
+ * and after a restart, loads during recovery wait until replay has passed
+ * the position recorded before (armdb_durable_wait_for_replay).
+ */
+static XLogRecPtr replay_hwm = InvalidXLogRecPtr;	/* startup process */
+
+/*
+ * Overwritten in place and fdatasynced: one sync each time, however often
+ * (a standby that keeps up notes each record).  A torn write fails the
+ * CRC, and read_hwm() then says so.
+ */
+static void
+write_hwm(XLogRecPtr lsn)
+{
+	static int	fd = -1;
+	char		path[MAXPGPATH];
+	ArmdbWalControl c;
+
+	control_path(path, HWM_FILE, "");
+	if (fd < 0)
+	{
+		char		dir[MAXPGPATH];
+
+		armdb_data_dir_path(dir);
+		if (MakePGDirectory(dir) != 0 && errno != EEXIST)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not create directory \"%s\": %m", dir)));
+		fd = BasicOpenFile(path, O_RDWR | O_CREAT | PG_BINARY);
+		if (fd < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not open \"%s\": %m", path)));
+		fsync_fname(dir, true);
+	}
+	memset(&c, 0, sizeof(c));
+	c.magic = CONTROL_MAGIC;
+	c.version = CONTROL_VERSION;
+	c.system_identifier = GetSystemIdentifier();
+	c.durable_lsn = lsn;
+	c.crc = control_crc(&c);
+	errno = 0;
+	if (pg_pwrite(fd, &c, sizeof(c), 0) != sizeof(c))
+	{
+		if (errno == 0)
+			errno = ENOSPC;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write \"%s\": %m", path)));
+	}
+	if (pg_fdatasync(fd) != 0)
+		ereport(data_sync_elevel(ERROR),
+				(errcode_for_file_access(),
+				 errmsg("could not fsync \"%s\": %m", path)));
+}
+
+static XLogRecPtr
+read_hwm(void)
+{
+	char		path[MAXPGPATH];
+	ArmdbWalControl c;
+	int			fd;
+	ssize_t		n;
+
+	control_path(path, HWM_FILE, "");
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	if (fd < 0)
+	{
+		if (errno != ENOENT)
+			ereport(WARNING,
+					(errcode_for_file_access(),
+					 errmsg("could not open \"%s\": %m", path)));
+		return InvalidXLogRecPtr;
+	}
+	n = read(fd, &c, sizeof(c));
+	CloseTransientFile(fd);
+	if (n != sizeof(c) || c.magic != CONTROL_MAGIC ||
+		c.version != CONTROL_VERSION || !EQ_CRC32C(c.crc, control_crc(&c)) ||
+		c.system_identifier != GetSystemIdentifier())
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("ignoring armdb file \"%s\": damaged, or of another database system", path),
+				 errdetail("Hot-standby reads of armdb tables do not wait for replay to pass where it was before a crash.")));
+		return InvalidXLogRecPtr;
+	}
+	return c.durable_lsn;
+}
+
+void
+armdb_durable_note_replay(XLogReaderState *record)
+{
+	XLogRecPtr	end = record->EndRecPtr;
+	XLogRecPtr	upto;
+	XLogRecPtr	received;
+	XLogSegNo	seg;
+
+	if (!ArchiveRecoveryRequested || end <= replay_hwm)
+		return;
+	XLByteToSeg(end, seg, wal_segment_size);
+	XLogSegNoOffsetToRecPtr(seg + 1, 0, wal_segment_size, upto);
+	received = GetWalRcvFlushRecPtr(NULL, NULL);
+	if (received >= end && received < upto)
+		upto = received;
+	write_hwm(upto);
+	replay_hwm = upto;
+}
+
+void
+armdb_durable_wait_for_replay(void)
+{
+	XLogRecPtr	wait_for;
+	TimestampTz give_up;
+
+	SpinLockAcquire(&armdb_shared->durable_mutex);
+	wait_for = armdb_shared->standby_wait_lsn;
+	SpinLockRelease(&armdb_shared->durable_mutex);
+	if (XLogRecPtrIsInvalid(wait_for) || GetXLogReplayRecPtr(NULL) >= wait_for)
+		return;
+	give_up = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 30 * 1000);
+	while (RecoveryInProgress() && GetXLogReplayRecPtr(NULL) < wait_for)
+	{
+		if (GetCurrentTimestamp() >= give_up)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("armdb tables cannot be read on this standby until replay reaches %X/%X (it is at %X/%X)",
+							LSN_FORMAT_ARGS(wait_for),
+							LSN_FORMAT_ARGS(GetXLogReplayRecPtr(NULL))),
+					 errdetail("The standby restarted after a crash, and its data files hold entries replay has not reached again yet."),
+					 errhint("Try again once replay has caught up.")));
+		CHECK_FOR_INTERRUPTS();
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
 void
 armdb_durable_redo_startup(void)
 {
@@ -446,6 +603,13 @@ armdb_durable_redo_startup(void)
 	 * and each file it found complete), so nothing is left to replay: a
 	 * later start need not go back to D, whose WAL a standby does not keep.
 	 */
+	if (ArchiveRecoveryRequested)
+	{
+		replay_hwm = read_hwm();
+		SpinLockAcquire(&armdb_shared->durable_mutex);
+		armdb_shared->standby_wait_lsn = replay_hwm;
+		SpinLockRelease(&armdb_shared->durable_mutex);
+	}
 	if (!armdb_shared->skip_own_replay)
 		replay_range(read_control(), GetXLogReplayRecPtr(NULL));
 	write_control(InvalidXLogRecPtr);
@@ -460,8 +624,25 @@ armdb_durable_redo_cleanup(void)
 	 * control file still says nothing is left to replay (rm_startup wrote
 	 * so, and nothing records a durable LSN during recovery) until the
 	 * flusher holds the slot again; commits sync their files until then.
+	 * The end of recovery is not a standby's any more: nothing to wait for.
 	 */
 	forget_synced();
+	if (ArchiveRecoveryRequested)
+	{
+		char		path[MAXPGPATH];
+		char		dir[MAXPGPATH];
+
+		control_path(path, HWM_FILE, "");
+		if (unlink(path) == 0)
+		{
+			armdb_data_dir_path(dir);
+			fsync_fname(dir, true);
+		}
+		SpinLockAcquire(&armdb_shared->durable_mutex);
+		armdb_shared->standby_wait_lsn = InvalidXLogRecPtr;
+		SpinLockRelease(&armdb_shared->durable_mutex);
+		replay_hwm = InvalidXLogRecPtr;
+	}
 }
 
 void

@@ -13,6 +13,7 @@
 #define ARMDB_DURABLE_H
 
 #include "access/xlogdefs.h"
+#include "access/xlogreader.h"
 #include "catalog/pg_control.h"
 
 #define ARMDB_SLOT_NAME			"armdb"
@@ -58,6 +59,14 @@ extern void armdb_durable_redo_cleanup(void);
  */
 extern int	armdb_durable_merge_begin(void);
 extern void armdb_durable_merge_end(int slot);
+
+/*
+ * Archive recovery (a standby): before replaying record, note that the data
+ * files may hold its entries; after a restart, hot-standby loads wait
+ * (armdb_durable_wait_for_replay) until replay has passed what was noted.
+ */
+extern void armdb_durable_note_replay(XLogReaderState *record);
+extern void armdb_durable_wait_for_replay(void);
 
 /* replay found an entry in place in path: sync the file once per replay */
 extern void armdb_durable_sync_found_complete(const char *path);

@@ -282,8 +282,9 @@ log_merge_data(const RelFileNode *rnode, uint32 shard, const ArmdbMerge *m)
 	char	   *buf;
 	uint64		logged = 0;
 
+	/* no base backup without wal_level replica */
 	GetFullPageWriteInfo(&redo, &full_pages);
-	if (!full_pages || m->noutputs == 0)
+	if (!full_pages || m->noutputs == 0 || !XLogIsNeeded())
 		return 0;
 	buf = palloc(XLOG_ARMDB_MERGE_DATA_CHUNK);
 	for (int i = 0; i < m->noutputs; i++)
@@ -1360,6 +1361,7 @@ armdb_wal_redo(XLogReaderState *record)
 	uint8		info = XLogRecGetInfo(record) & ~XLR_INFO_MASK;
 	xl_armdb_database *db;
 
+	armdb_durable_note_replay(record);
 	switch (info & XLOG_ARMDB_OPMASK)
 	{
 		case XLOG_ARMDB_APPEND:

@@ -453,10 +453,10 @@ replay_range(XLogRecPtr from, XLogRecPtr upto)
  * take later entries for the present (a version that VACUUM's slot reuse
  * put in place of one an older snapshot can still see, say).  So replay
  * records, in HWM_FILE, a position beyond every record whose entries it
- * has written -- ahead by the rest of the WAL segment, or of what the
- * walreceiver has flushed, so that the file is written once a segment --
- * and after a restart, loads during recovery wait until replay has passed
- * the position recorded before (armdb_durable_wait_for_replay).
+ * has written -- ahead by what the walreceiver has flushed (within the
+ * segment), so that a standby that lags writes it seldom -- and after a
+ * restart, loads during recovery wait until replay has passed the position
+ * recorded before (armdb_durable_wait_for_replay).
  */
 static XLogRecPtr replay_hwm = InvalidXLogRecPtr;	/* startup process */
 
@@ -553,11 +553,17 @@ armdb_durable_note_replay(XLogReaderState *record)
 
 	if (!ArchiveRecoveryRequested || end <= replay_hwm)
 		return;
+
+	/*
+	 * Ahead as far as WAL is here already, within the segment: replay can
+	 * get back there after a restart without waiting for more.  Without a
+	 * walreceiver (WAL from pg_wal or the archive) just this record: the
+	 * rest of the segment may not be here.
+	 */
 	XLByteToSeg(end, seg, wal_segment_size);
 	XLogSegNoOffsetToRecPtr(seg + 1, 0, wal_segment_size, upto);
 	received = GetWalRcvFlushRecPtr(NULL, NULL);
-	if (received >= end && received < upto)
-		upto = received;
+	upto = received >= end ? Min(upto, received) : end;
 	write_hwm(upto);
 	replay_hwm = upto;
 }

@@ -12,8 +12,6 @@
  */
 #include "postgres.h"
 
-#include "access/xlog.h"
-
 #include <dirent.h>
 #include <sys/stat.h>
 
@@ -133,9 +131,7 @@ armdb_file_stats_sql(PG_FUNCTION_ARGS)
 	ArmdbRelKeydir *kd = armdb_rel_keydir(rel);
 
 	InitMaterializedSRF(fcinfo, 0);
-	/* on a standby, replay keeps the file list (and removes files) */
-	if (!RecoveryInProgress())
-		armdb_compact_sync_files(kd);
+	armdb_compact_sync_files(kd);
 	for (uint32 shard = 0; shard < kd->nshards; shard++)
 	{
 		uint32		active;
@@ -181,9 +177,7 @@ armdb_shard_stats_sql(PG_FUNCTION_ARGS)
 	int64	   *pages = palloc0(sizeof(int64) * kd->nshards);
 
 	InitMaterializedSRF(fcinfo, 0);
-	/* on a standby, replay keeps the file list (and removes files) */
-	if (!RecoveryInProgress())
-		armdb_compact_sync_files(kd);
+	armdb_compact_sync_files(kd);
 	for (uint64 p = 0; p < npages; p++)
 	{
 		ArmdbPage  *page = armdb_keydir_page(kd, p);

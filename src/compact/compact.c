@@ -1030,6 +1030,9 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 void
 armdb_compact_sync_files(ArmdbRelKeydir *kd)
 {
+	/* on a standby, replay keeps the file lists (and removes files) */
+	if (RecoveryInProgress())
+		return;
 	for (uint32 shard = 0; shard < kd->nshards; shard++)
 	{
 		CompactShard cs;

@@ -83,7 +83,8 @@ extern int	armdb_compact_relation(Relation rel, bool force,
 
 /*
  * Bring every shard's file list up to date (files started since, sizes,
- * lowest gsns); the caller holds a lock on the relation.
+ * lowest gsns); the caller holds a lock on the relation.  Nothing on a
+ * standby, where replay keeps them.
  */
 struct ArmdbRelKeydir;
 extern void armdb_compact_sync_files(struct ArmdbRelKeydir *kd);

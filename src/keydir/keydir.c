@@ -529,6 +529,23 @@ stashed_gsn(const ArmdbVersion *v)
 }
 
 /*
+ * An end that leaves its version in place, with xid as its xmax, as heap's
+ * xmax of a deleter or updater: xid is still running, or (on a standby)
+ * committed after a snapshot there; newer is the new version's slot
+ * (UPDATE), or the slot itself (DELETE).
+ */
+static void
+mark_ended(ArmdbVersion *v, TransactionId xid, uint64 newer)
+{
+	v->xmax = xid;
+	v->infomask &= ~(HEAP_XMAX_INVALID | HEAP_XMAX_COMMITTED |
+					 HEAP_XMAX_IS_MULTI | HEAP_LOCK_MASK |
+					 HEAP_XMAX_LOCK_ONLY);
+	v->infomask2 |= HEAP_KEYS_UPDATED;
+	v->ctid = (uint32) newer;
+}
+
+/*
  * What became of the transaction that wrote an entry (an ArmdbXactFateLookup
  * for armdb_winner_classify)?  Entries older than the relation's
  * relfrozenxid never need asking (design §4): armdb does not advance
@@ -918,12 +935,7 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 			continue;
 		page = armdb_keydir_page(kd, ls.kills[i].slot / ARMDB_SLOTS_PER_PAGE);
 		v = &page->v[ls.kills[i].slot % ARMDB_SLOTS_PER_PAGE];
-		v->xmax = ls.kills[i].xid;
-		v->infomask &= ~(HEAP_XMAX_INVALID | HEAP_XMAX_COMMITTED |
-						 HEAP_XMAX_IS_MULTI | HEAP_LOCK_MASK |
-						 HEAP_XMAX_LOCK_ONLY);
-		v->infomask2 |= HEAP_KEYS_UPDATED;
-		v->ctid = (uint32) ls.kills[i].newer;
+		mark_ended(v, ls.kills[i].xid, ls.kills[i].newer);
 	}
 	if (ls.kills)
 		pfree(ls.kills);
@@ -1146,7 +1158,20 @@ redo_keeps(ArmdbRelKeydir *kd)
 	return kd != NULL && kd->loaded && !kd->stale;
 }
 
-/* An ERROR while keeping kd current: stale, with a WARNING. */
+/* Replay cannot keep kd current (why): stale, with a WARNING, once. */
+static void
+redo_stale(ArmdbRelKeydir *kd, const char *why)
+{
+	if (kd->stale)
+		return;
+	kd->stale = true;
+	ereport(WARNING,
+			(errmsg("armdb redo: stopped keeping the key directory of relation %u/%u current: %s",
+					kd->key.dbNode, kd->key.relNode, why),
+			 errdetail("New queries on the table fail on this standby until it restarts.")));
+}
+
+/* An ERROR while keeping kd current: stale, with its message. */
 static void
 redo_went_stale(ArmdbRelKeydir *kd, MemoryContext mcxt, uint32 holdoff)
 {
@@ -1157,11 +1182,7 @@ redo_went_stale(ArmdbRelKeydir *kd, MemoryContext mcxt, uint32 holdoff)
 	FlushErrorState();
 	/* the ERROR reset it; kd->lock is still held, and released later */
 	InterruptHoldoffCount = holdoff;
-	kd->stale = true;
-	ereport(WARNING,
-			(errmsg("armdb redo: stopped keeping the key directory of relation %u/%u current: %s",
-					kd->key.dbNode, kd->key.relNode, edata->message),
-			 errdetail("New queries on the table fail on this standby until it restarts.")));
+	redo_stale(kd, edata->message);
 	FreeErrorData(edata);
 }
 
@@ -1206,14 +1227,7 @@ redo_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 		v = &page->v[role.ends % ARMDB_SLOTS_PER_PAGE];
 		if (v->file_id != 0)
-		{
-			v->xmax = xid;
-			v->infomask &= ~(HEAP_XMAX_INVALID | HEAP_XMAX_COMMITTED |
-							 HEAP_XMAX_IS_MULTI | HEAP_LOCK_MASK |
-							 HEAP_XMAX_LOCK_ONLY);
-			v->infomask2 |= HEAP_KEYS_UPDATED;
-			v->ctid = (uint32) role.newer;
-		}
+			mark_ended(v, xid, role.newer);
 		LWLockRelease(&page->lock);
 	}
 	return true;
@@ -1265,14 +1279,8 @@ armdb_keydir_redo_append(ArmdbRelKeydir *kd, uint32 shard, uint32 file_id,
 			(uint64) offset + len;
 	}
 	LWLockRelease(&rt->lock);
-	if (!listed && !kd->stale)
-	{
-		kd->stale = true;
-		ereport(WARNING,
-				(errmsg("armdb redo: stopped keeping the key directory of relation %u/%u current: no room in armdb.memory for a shard's file list",
-						kd->key.dbNode, kd->key.relNode),
-				 errdetail("New queries on the table fail on this standby until it restarts.")));
-	}
+	if (!listed)
+		redo_stale(kd, "no room in armdb.memory for a shard's file list");
 }
 
 void
@@ -1414,15 +1422,9 @@ armdb_keydir_redo_merge(ArmdbRelKeydir *kd, uint32 shard, const ArmdbMerge *m)
 	ok = armdb_files_replace(rt, m->inputs, m->ninputs, outs, m->noutputs);
 	LWLockRelease(&rt->lock);
 	pfree(outs);
+	/* else scans would miss the outputs */
 	if (!ok)
-	{
-		/* scans would miss the outputs */
-		kd->stale = true;
-		ereport(WARNING,
-				(errmsg("armdb redo: stopped keeping the key directory of relation %u/%u current: no room in armdb.memory for a shard's file list",
-						kd->key.dbNode, kd->key.relNode),
-				 errdetail("New queries on the table fail on this standby until it restarts.")));
-	}
+		redo_stale(kd, "no room in armdb.memory for a shard's file list");
 }
 
 int64

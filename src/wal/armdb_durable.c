@@ -158,6 +158,48 @@ control_crc(const ArmdbWalControl *c)
 	return crc;
 }
 
+/* A record read back (n bytes of it) is whole and armdb's. */
+static bool
+control_valid(const ArmdbWalControl *c, ssize_t n)
+{
+	return n == sizeof(*c) && c->magic == CONTROL_MAGIC &&
+		c->version == CONTROL_VERSION && EQ_CRC32C(c->crc, control_crc(c));
+}
+
+/* Write the record of lsn at the start of fd (path, for errors); no sync. */
+static void
+control_write(int fd, const char *path, XLogRecPtr lsn)
+{
+	ArmdbWalControl c;
+
+	memset(&c, 0, sizeof(c));
+	c.magic = CONTROL_MAGIC;
+	c.version = CONTROL_VERSION;
+	c.system_identifier = GetSystemIdentifier();
+	c.durable_lsn = lsn;
+	c.crc = control_crc(&c);
+	errno = 0;
+	if (pg_pwrite(fd, &c, sizeof(c), 0) != sizeof(c))
+	{
+		if (errno == 0)
+			errno = ENOSPC;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write \"%s\": %m", path)));
+	}
+}
+
+/* armdb's directory, made if missing, into dir */
+static void
+control_dir(char *dir)
+{
+	armdb_data_dir_path(dir);
+	if (MakePGDirectory(dir) != 0 && errno != EEXIST)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create directory \"%s\": %m", dir)));
+}
+
 /*
  * The durable LSN in the control file; InvalidXLogRecPtr when there is none
  * (a new cluster, or one whose commits all synced: nothing to replay), or
@@ -189,8 +231,7 @@ read_control(void)
 				(errcode_for_file_access(),
 				 errmsg("could not read armdb control file \"%s\": %m", path)));
 	CloseTransientFile(fd);
-	if (n != sizeof(c) || c.magic != CONTROL_MAGIC ||
-		c.version != CONTROL_VERSION || !EQ_CRC32C(c.crc, control_crc(&c)))
+	if (!control_valid(&c, n))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("armdb control file \"%s\" is corrupted", path),
@@ -208,55 +249,29 @@ read_control(void)
 
 /* Make lsn the durable LSN: written, synced and renamed into place. */
 static void
-write_lsn_file(const char *name, XLogRecPtr lsn)
+write_control(XLogRecPtr lsn)
 {
 	char		dir[MAXPGPATH];
 	char		path[MAXPGPATH];
 	char		tmp[MAXPGPATH];
-	ArmdbWalControl c;
 	int			fd;
 
-	armdb_data_dir_path(dir);
-	if (MakePGDirectory(dir) != 0 && errno != EEXIST)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not create directory \"%s\": %m", dir)));
-	control_path(path, name, "");
-	control_path(tmp, name, ".tmp");
-
-	memset(&c, 0, sizeof(c));
-	c.magic = CONTROL_MAGIC;
-	c.version = CONTROL_VERSION;
-	c.system_identifier = GetSystemIdentifier();
-	c.durable_lsn = lsn;
-	c.crc = control_crc(&c);
-
+	control_dir(dir);
+	control_path(path, CONTROL_FILE, "");
+	control_path(tmp, CONTROL_FILE, ".tmp");
 	fd = OpenTransientFile(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
 	if (fd < 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not create \"%s\": %m", tmp)));
-	errno = 0;
-	if (write(fd, &c, sizeof(c)) != sizeof(c))
-	{
-		if (errno == 0)
-			errno = ENOSPC;
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not write \"%s\": %m", tmp)));
-	}
+	control_write(fd, tmp, lsn);
 	if (pg_fsync(fd) != 0)
 		ereport(data_sync_elevel(ERROR),
 				(errcode_for_file_access(),
 				 errmsg("could not fsync \"%s\": %m", tmp)));
 	CloseTransientFile(fd);
 	(void) durable_rename(tmp, path, ERROR);
-}
 
-static void
-write_control(XLogRecPtr lsn)
-{
-	write_lsn_file(CONTROL_FILE, lsn);
 	SpinLockAcquire(&armdb_shared->durable_mutex);
 	armdb_shared->durable_lsn = lsn;
 	SpinLockRelease(&armdb_shared->durable_mutex);
@@ -470,18 +485,13 @@ write_hwm(XLogRecPtr lsn)
 {
 	static int	fd = -1;
 	char		path[MAXPGPATH];
-	ArmdbWalControl c;
 
 	control_path(path, HWM_FILE, "");
 	if (fd < 0)
 	{
 		char		dir[MAXPGPATH];
 
-		armdb_data_dir_path(dir);
-		if (MakePGDirectory(dir) != 0 && errno != EEXIST)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not create directory \"%s\": %m", dir)));
+		control_dir(dir);
 		fd = BasicOpenFile(path, O_RDWR | O_CREAT | PG_BINARY);
 		if (fd < 0)
 			ereport(ERROR,
@@ -489,21 +499,7 @@ write_hwm(XLogRecPtr lsn)
 					 errmsg("could not open \"%s\": %m", path)));
 		fsync_fname(dir, true);
 	}
-	memset(&c, 0, sizeof(c));
-	c.magic = CONTROL_MAGIC;
-	c.version = CONTROL_VERSION;
-	c.system_identifier = GetSystemIdentifier();
-	c.durable_lsn = lsn;
-	c.crc = control_crc(&c);
-	errno = 0;
-	if (pg_pwrite(fd, &c, sizeof(c), 0) != sizeof(c))
-	{
-		if (errno == 0)
-			errno = ENOSPC;
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not write \"%s\": %m", path)));
-	}
+	control_write(fd, path, lsn);
 	if (pg_fdatasync(fd) != 0)
 		ereport(data_sync_elevel(ERROR),
 				(errcode_for_file_access(),
@@ -530,9 +526,7 @@ read_hwm(void)
 	}
 	n = read(fd, &c, sizeof(c));
 	CloseTransientFile(fd);
-	if (n != sizeof(c) || c.magic != CONTROL_MAGIC ||
-		c.version != CONTROL_VERSION || !EQ_CRC32C(c.crc, control_crc(&c)) ||
-		c.system_identifier != GetSystemIdentifier())
+	if (!control_valid(&c, n) || c.system_identifier != GetSystemIdentifier())
 	{
 		ereport(WARNING,
 				(errcode(ERRCODE_DATA_CORRUPTED),

@@ -1268,8 +1268,6 @@ redo_merge(XLogReaderState *record)
 		 */
 		mr.next_output = (int) xlrec->noutputs;
 		ok = merge_from_data(&m, xlrec, outputs, sizes, pm, &err);
-		if (!ok)
-			remove_output_tmps(dir, outputs, xlrec->noutputs);
 	}
 	else
 	{

@@ -53,13 +53,7 @@ $node->stop('immediate');
 $node->start;
 is($node->safe_psql('postgres', $state), $after_p1, 'both outcomes survive a crash');
 
-# what a prepared transaction could not keep is refused
-($ret, $out, $err) = $node->psql('postgres',
-	"BEGIN; SELECT * FROM p WHERE id = 1 FOR UPDATE; PREPARE TRANSACTION 'p3'");
-like($err, qr/cannot PREPARE a transaction that has locked rows of armdb tables/,
-	'PREPARE after a row lock is refused');
-is($node->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'), '0',
-	'nothing left prepared');
+# (row locks of prepared transactions: t/033_prepared_locks.pl)
 
 # armdb DDL in prepared transactions, across a crash: storage is kept until
 # COMMIT or ROLLBACK PREPARED says whether it goes

@@ -26,6 +26,7 @@
 #define XID_COMMITTED	101
 #define XID_COMMITTED2	102
 #define XID_RUNNING		201
+#define XID_RUNNING2	202
 #define XID_ABORTED		301
 
 static int	fate_lookups;
@@ -213,6 +214,47 @@ test_winner_tombstone(void)
 	ASSERT_EQ(fate_lookups, 0);
 }
 
+/*
+ * A row lock entry counts only while its transaction runs, and then names
+ * the slot it locks; it never uses up a slot or ends a version.
+ */
+static void
+test_winner_lock(void)
+{
+	ArmdbEntryInfo e;
+	ArmdbEntryRole role;
+
+	e = tent(9 | ARMDB_GSN_FLAG_LOCK, XID_RUNNING, 5, 0x90);
+	e.root_slot = 4242;			/* the xmax it recorded */
+	role = classify(&e);
+	ASSERT_EQ(role.locks, 5);
+	ASSERT(role.in_progress);
+	ASSERT(!role.uses_slot);
+	ASSERT(!role.version);
+	ASSERT_EQ(role.ends, ARMDB_INVALID_SLOT);
+
+	e.xid = XID_COMMITTED;
+	role = classify(&e);
+	ASSERT_EQ(role.locks, ARMDB_INVALID_SLOT);
+	ASSERT(!role.in_progress);
+	e.xid = XID_ABORTED;
+	role = classify(&e);
+	ASSERT_EQ(role.locks, ARMDB_INVALID_SLOT);
+
+	/* a fate a hint recorded: over, without asking */
+	fate_lookups = 0;
+	e.xid = XID_RUNNING;
+	e.gsn = 9 | ARMDB_GSN_FLAG_LOCK | ARMDB_GSN_FLAG_FROZEN;
+	role = classify(&e);
+	ASSERT_EQ(role.locks, ARMDB_INVALID_SLOT);
+	ASSERT_EQ(fate_lookups, 0);
+
+	/* it locks the version it came after, not a newer one in a reused slot */
+	ASSERT(armdb_winner_lock_applies(true, 3, 9 | ARMDB_GSN_FLAG_LOCK));
+	ASSERT(!armdb_winner_lock_applies(true, 12, 9 | ARMDB_GSN_FLAG_LOCK));
+	ASSERT(!armdb_winner_lock_applies(false, 0, 9 | ARMDB_GSN_FLAG_LOCK));
+}
+
 /* Of two versions of a slot, the higher gsn wins, wherever it is read. */
 static void
 test_winner_version_replaces(void)
@@ -264,6 +306,8 @@ typedef struct TRecord
 	bool		frozen;
 	bool		being_ended;	/* an end in progress set its xmax */
 	uint64		newer;			/* (being_ended) the ctid it set */
+	uint64		xmax;			/* set by the newest running end (its xid)
+								 * or lock (the xmax it recorded) */
 } TRecord;
 
 typedef struct TEnd
@@ -272,6 +316,8 @@ typedef struct TEnd
 	uint64		gsn;
 	bool		in_progress;
 	uint64		newer;
+	bool		lock;			/* a row lock, not an end */
+	uint64		xmax;			/* the end's xid, or the lock's xmax */
 } TEnd;
 
 typedef struct TLoad
@@ -301,6 +347,18 @@ tload(TLoad *l, const ArmdbEntryInfo *entries, const int *order, int n)
 			l->ends[l->nends].gsn = e->gsn;
 			l->ends[l->nends].in_progress = role.in_progress;
 			l->ends[l->nends].newer = role.newer;
+			l->ends[l->nends].lock = false;
+			l->ends[l->nends].xmax = e->xid;
+			l->nends++;
+		}
+		if (role.locks != ARMDB_INVALID_SLOT)
+		{
+			Assert(l->nends < lengthof(l->ends));
+			l->ends[l->nends].slot = role.locks;
+			l->ends[l->nends].gsn = e->gsn & ARMDB_GSN_MAX;
+			l->ends[l->nends].in_progress = true;
+			l->ends[l->nends].lock = true;
+			l->ends[l->nends].xmax = e->root_slot;
 			l->nends++;
 		}
 		if (!role.version ||
@@ -316,18 +374,45 @@ tload(TLoad *l, const ArmdbEntryInfo *entries, const int *order, int n)
 	{
 		TRecord    *r = &l->rec[l->ends[i].slot];
 
+		if (l->ends[i].lock)
+		{
+			l->ends[i].in_progress =
+				armdb_winner_lock_applies(r->has, r->gsn, l->ends[i].gsn);
+			continue;
+		}
 		switch (armdb_winner_end_effect(r->has, r->gsn, l->ends[i].gsn,
 										l->ends[i].in_progress))
 		{
 			case ARMDB_END_NONE:
+				l->ends[i].in_progress = false;
 				break;
 			case ARMDB_END_REMOVES:
 				memset(r, 0, sizeof(*r));
 				break;
 			case ARMDB_END_SETS_XMAX:
-				r->being_ended = true;
-				r->newer = l->ends[i].newer;
-				break;
+				break;			/* below, in gsn order */
+		}
+	}
+	/* running ends and locks set xmax in gsn order: the newest decides */
+	for (int i = 1; i < l->nends; i++)
+		for (int j = i; j > 0 && l->ends[j - 1].gsn > l->ends[j].gsn; j--)
+		{
+			TEnd		t = l->ends[j];
+
+			l->ends[j] = l->ends[j - 1];
+			l->ends[j - 1] = t;
+		}
+	for (int i = 0; i < l->nends; i++)
+	{
+		TRecord    *r = &l->rec[l->ends[i].slot];
+
+		if (!l->ends[i].in_progress || !r->has)
+			continue;
+		r->xmax = l->ends[i].xmax;
+		if (!l->ends[i].lock)
+		{
+			r->being_ended = true;
+			r->newer = l->ends[i].newer;
 		}
 	}
 }
@@ -344,7 +429,8 @@ tload_equal(const TLoad *a, const TLoad *b)
 					a->rec[s].in_progress == b->rec[s].in_progress &&
 					a->rec[s].frozen == b->rec[s].frozen &&
 					a->rec[s].being_ended == b->rec[s].being_ended &&
-					a->rec[s].newer == b->rec[s].newer,
+					a->rec[s].newer == b->rec[s].newer &&
+					a->rec[s].xmax == b->rec[s].xmax,
 					"slot %d loads differently in another order", s);
 	}
 	return true;
@@ -492,6 +578,62 @@ test_winner_load_in_progress(void)
 	ASSERT(!l.rec[6].being_ended);
 }
 
+/* A lock entry of e's slot, by xid, recording xmax. */
+static ArmdbEntryInfo
+tlock(uint64 gsn, uint64 xid, uint64 slot, uint64 xmax)
+{
+	ArmdbEntryInfo e = tent(gsn | ARMDB_GSN_FLAG_LOCK, xid, slot, 0x90);
+
+	e.root_slot = xmax;
+	return e;
+}
+
+/*
+ * Prepared transactions' row locks after a restart: a running lock sets
+ * its version's xmax; of a version's running ends and locks the newest
+ * decides (a prepared update next to a prepared key-share locker: the
+ * update's end, then the MultiXact of both that it wrote when it
+ * prepared); finished transactions' locks, locks of a version VACUUM
+ * freed the slot of, and locks of a version a committed end removed count
+ * for nothing.  In any order.
+ */
+static void
+test_winner_load_locks(void)
+{
+	ArmdbEntryInfo e[] = {
+		tent(1, XID_COMMITTED, 3, ARMDB_INVALID_SLOT),
+		tent(2, XID_COMMITTED, 4, ARMDB_INVALID_SLOT),
+		tent(3, XID_COMMITTED, 5, ARMDB_INVALID_SLOT),
+		tlock(4, XID_RUNNING, 6, 777),	/* of a version VACUUM freed */
+		tlock(5, XID_RUNNING, 3, 201),
+		tlock(6, XID_COMMITTED, 4, 101),
+		tlock(7, XID_RUNNING, 5, 201),
+		tent(8, XID_RUNNING2, 9, 5),	/* the prepared update */
+		tlock(10, XID_RUNNING2, 5, 5000),	/* ... its MultiXact */
+		tent(11, XID_COMMITTED, 6, ARMDB_INVALID_SLOT),
+		tent(12, XID_COMMITTED, 7, ARMDB_INVALID_SLOT),
+		tlock(13, XID_RUNNING, 7, 201),
+		tent(14 | ARMDB_GSN_FLAG_TOMBSTONE, XID_COMMITTED, 7,
+			 ARMDB_INVALID_SLOT),
+		tlock(15, XID_RUNNING, 4, 201),
+	};
+	TLoad		l;
+
+	ASSERT_CALL(tload_any_order(&l, e, lengthof(e)));
+	ASSERT(l.rec[3].has);
+	ASSERT_EQ(l.rec[3].xmax, 201);
+	ASSERT(!l.rec[3].being_ended);
+	ASSERT_EQ(l.rec[4].xmax, 201);	/* the finished locker's is gone */
+	ASSERT(l.rec[5].being_ended);
+	ASSERT_EQ(l.rec[5].newer, 9);
+	ASSERT_EQ(l.rec[5].xmax, 5000);
+	ASSERT(l.rec[6].has);
+	ASSERT_EQ(l.rec[6].xmax, 0);
+	ASSERT(!l.rec[7].has);
+	ASSERT(l.rec[9].in_progress);
+	ASSERT_EQ(l.rec[9].xmax, 0);
+}
+
 /*
  * Entries a hint froze: loaded without the commit log (their xids may be
  * older than it), the versions marked frozen.
@@ -525,10 +667,12 @@ const UnitTest unit_winner_tests[] = {
 	{"winner_tombstone", test_winner_tombstone},
 	{"winner_version_replaces", test_winner_version_replaces},
 	{"winner_end_effect", test_winner_end_effect},
+	{"winner_lock", test_winner_lock},
 	{"winner_load_update_delete", test_winner_load_update_delete},
 	{"winner_load_reused_slot", test_winner_load_reused_slot},
 	{"winner_load_aborted", test_winner_load_aborted},
 	{"winner_load_in_progress", test_winner_load_in_progress},
 	{"winner_load_frozen", test_winner_load_frozen},
+	{"winner_load_locks", test_winner_load_locks},
 	{NULL, NULL}
 };

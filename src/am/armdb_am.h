@@ -49,6 +49,18 @@ armdb_rel_rnode(Relation rel)
 	return rnode;
 }
 
+/* The full transaction id of a running or recent 32-bit xid. */
+static inline FullTransactionId
+armdb_widen_xid(TransactionId xid)
+{
+	FullTransactionId next = ReadNextFullTransactionId();
+	uint32		epoch = EpochFromFullTransactionId(next);
+
+	if (xid > XidFromFullTransactionId(next))
+		epoch--;
+	return FullTransactionIdFromEpochAndXid(epoch, xid);
+}
+
 static inline ArmdbRelKeydir *
 armdb_rel_keydir(Relation rel)
 {
@@ -323,7 +335,7 @@ extern void armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 
 /* armdb_xact.c */
 extern void armdb_xact_init(void);
-extern void armdb_xact_note_row_lock(void);
+extern void armdb_xact_note_row_lock(Relation rel);
 extern void armdb_xact_note_temp_storage(RelFileNodeBackend rnode);
 
 /* armdb_handler.c */

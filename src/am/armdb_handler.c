@@ -20,9 +20,7 @@
  * CONCURRENTLY), durable commits (group commit) and recovery after a crash.
  *
  * What it refuses, with an error and a hint, before anything is changed:
- * PREPARE TRANSACTION after taking row locks or creating or dropping armdb
- * tables (armdb_xact.c), logical decoding (historic MVCC snapshots,
- * visibility.c), and ANALYZE of a table past its main fork's first segment
+ * logical decoding (historic MVCC snapshots, visibility.c), and ANALYZE of a table past its main fork's first segment
  * in a tablespace that sets maintenance_io_concurrency (armdb_analyze.c).
  * TID range scans and bitmap scans have no callbacks below, so the planner
  * never chooses them.

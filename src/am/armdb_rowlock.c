@@ -897,7 +897,7 @@ retry:
 
 		armdb_compute_new_xmax(v->xmax, v->infomask, v->infomask2, xid, mode,
 							   false, &new_xmax, &new_infomask, &new_infomask2);
-		armdb_xact_note_row_lock();
+		armdb_xact_note_row_lock(rel);
 		armdb_set_xmax(v, new_xmax, new_infomask, new_infomask2);
 
 next:
@@ -1215,7 +1215,7 @@ failed:
 	armdb_compute_new_xmax(v->xmax, v->infomask, v->infomask2,
 						   GetCurrentTransactionId(), mode, false,
 						   &new_xmax, &new_infomask, &new_infomask2);
-	armdb_xact_note_row_lock();
+	armdb_xact_note_row_lock(rel);
 
 	/* command id untouched: a lock keeps an update's cmax, as heap */
 	armdb_set_xmax(v, new_xmax, new_infomask, new_infomask2);

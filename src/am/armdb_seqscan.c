@@ -370,8 +370,7 @@ merge_next(ArmdbScanDesc scan, bool replay, uint64 *slotno)
 		ArmdbVersion v;
 		bool		visible = false;
 
-		if (!armdb_gsn_is_tombstone(hdr->gsn) &&
-			!armdb_gsn_is_reservation(hdr->gsn))
+		if (armdb_gsn_is_version(hdr->gsn))
 		{
 			visible = entry_visible(scan, cur, hdr->slot, &v);
 			if ((v.file_id != cur->sc.file_id || v.offset != cur->sc.pos) &&

@@ -44,9 +44,9 @@
  * commit one fdatasync per shard its changed rows happen to live in --
  * four for a pgbench TPC-B transaction.)  Recovery applies an entry only if
  * its transaction committed, and applies the ends of versions after all
- * shards are loaded (keydir.c).  Row locks are not written anywhere: they
- * do not survive a crash, as heap's do not matter after one.  (That is why
- * a transaction that locked rows cannot PREPARE, armdb_xact.c.)
+ * shards are loaded (keydir.c).  Row locks are written only for prepared
+ * transactions, the one kind whose locks matter after a crash (lock
+ * entries, armdb_xact.c and keep_carried_locks below).
  *
  * Every UPDATE is a non-HOT update for now: the new version gets index
  * entries of its own (*update_indexes = true).
@@ -58,11 +58,13 @@
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/multixact.h"
+#include "access/twophase.h"
 #include "access/xact.h"
 #include "executor/tuptable.h"
 #include "pgstat.h"
 #include "storage/lmgr.h"
 #include "storage/predicate.h"
+#include "storage/procarray.h"
 
 #include "am/armdb_am.h"
 #include "armdb.h"
@@ -264,6 +266,8 @@ retry:
 	HeapTupleHeaderAdjustCmax(&hdr, &cmax, &iscombo);
 
 	armdb_set_xmax(v, new_xmax, new_infomask, new_infomask2);
+	if (new_infomask & HEAP_XMAX_IS_MULTI)
+		armdb_xact_note_row_lock(rel);	/* lockers beside us: PREPARE */
 	v->infomask &= ~HEAP_COMBOCID;
 	if (iscombo)
 		v->infomask |= HEAP_COMBOCID;
@@ -280,6 +284,54 @@ retry:
 	return TM_Ok;
 }
 
+
+/*
+ * The new version of an UPDATE carries over the old one's key-share
+ * lockers.  A locker that is prepared already wrote the lock entry of the
+ * old version only: write one for the new version, for each locker still
+ * running (the transaction whose running keeps it, format.h), so that a
+ * restart gives it the lock back.  Our own locks are found when we
+ * prepare (armdb_xact.c).
+ */
+static void
+keep_carried_locks(Relation rel, ArmdbRelKeydir *kd, uint64 nslot,
+				   const ArmdbVersion *lockers)
+{
+	MultiXactMember single;
+	MultiXactMember *members = &single;
+	int			nmembers = 1;
+	ArmdbRowLock *locks;
+	int			nlocks = 0;
+
+	if (max_prepared_xacts == 0)
+		return;					/* nobody can be prepared */
+	if (lockers->infomask & HEAP_XMAX_IS_MULTI)
+		nmembers = GetMultiXactIdMembers(lockers->xmax, &members, false, true);
+	else
+		single.xid = lockers->xmax;
+	locks = palloc(sizeof(ArmdbRowLock) * Max(nmembers, 1));
+	for (int i = 0; i < nmembers; i++)
+	{
+		TransactionId xid = members[i].xid;
+
+		if (TransactionIdIsCurrentTransactionId(xid) ||
+			!TransactionIdIsInProgress(xid))
+			continue;
+		locks[nlocks].slot = nslot;
+		locks[nlocks].fxid = armdb_widen_xid(xid);
+		locks[nlocks].xmax = lockers->xmax;
+		locks[nlocks].infomask = lockers->infomask;
+		locks[nlocks].infomask2 = lockers->infomask2;
+		nlocks++;
+	}
+	if (nlocks > 0)
+		armdb_vstore_append_locks(kd, armdb_my_shard(kd), locks, nlocks,
+								  RelationNeedsWAL(rel),
+								  armdb_store_settings());
+	pfree(locks);
+	if (members != &single && members != NULL)
+		pfree(members);
+}
 
 TM_Result
 armdb_tuple_delete(Relation rel, ItemPointer tid, CommandId cid,
@@ -334,6 +386,8 @@ armdb_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot,
 	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 	page->v[oslot % ARMDB_SLOTS_PER_PAGE].ctid = (uint32) nslot;
 	LWLockRelease(&page->lock);
+	if (TransactionIdIsValid(lockers.xmax))
+		keep_carried_locks(rel, kd, nslot, &lockers);
 
 	pgstat_count_heap_update(rel, false);
 	return TM_Ok;

@@ -33,8 +33,19 @@
  * Removing storage is logged first (armdb_wal_log_drop), so that replay
  * does not bring back the storage of a relation that no longer exists.
  *
- * PREPARE TRANSACTION flushes like a commit; it is refused after row locks,
- * which a prepared transaction could not keep (see below).
+ * PREPARE TRANSACTION flushes like a commit.  Row locks live in version
+ * records in shared memory, where a restart would lose them, while a
+ * prepared transaction must keep its locks through a crash, a standby's
+ * promotion or a base backup, as heap's stay in tuple headers.  So at
+ * PREPARE the transaction writes a lock entry (format.h) for each version
+ * whose xmax names it -- as a locker, or as an updater next to lockers in
+ * a MultiXact -- and a keydir load gives those versions that xmax back
+ * while the transaction runs (winner.h).  The versions are found by going
+ * through the keydirs of the tables it locked rows of (a list of tables,
+ * not of rows: locking a million rows costs no memory here), so locks an
+ * UPDATE carried to a new version are found too.  The other way round, an
+ * UPDATE that carries a lock of a transaction already prepared to its new
+ * version writes a lock entry for it (armdb_update.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -42,6 +53,9 @@
 
 #include <sys/stat.h>
 
+#include "access/htup_details.h"
+#include "access/multixact.h"
+#include "access/twophase.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xloginsert.h"
@@ -51,6 +65,7 @@
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 
 #include "am/armdb_am.h"
 #include "armdb.h"
@@ -115,13 +130,138 @@ remove_dropped_temp_storage(void)
 	ntemp_storage = kept;
 }
 
-/* a row lock (not an UPDATE or DELETE) was taken on an armdb row */
-static bool took_row_lock = false;
+/*
+ * The tables this transaction locked rows of, or set a MultiXact xmax in
+ * (in TopTransactionContext); only where PREPARE TRANSACTION is possible.
+ */
+typedef struct LockedTable
+{
+	RelFileNode node;
+	bool		wal;			/* RelationNeedsWAL() */
+} LockedTable;
+
+static LockedTable *locked_tables = NULL;
+static int	nlocked_tables = 0;
+static int	maxlocked_tables = 0;
 
 void
-armdb_xact_note_row_lock(void)
+armdb_xact_note_row_lock(Relation rel)
 {
-	took_row_lock = true;
+	if (max_prepared_xacts == 0 || RelationUsesLocalBuffers(rel))
+		return;					/* no PREPARE to keep them for */
+	for (int i = 0; i < nlocked_tables; i++)
+		if (RelFileNodeEquals(locked_tables[i].node, rel->rd_node))
+			return;
+	if (nlocked_tables == maxlocked_tables)
+	{
+		maxlocked_tables = Max(8, maxlocked_tables * 2);
+		locked_tables = locked_tables == NULL ?
+			MemoryContextAlloc(TopTransactionContext,
+							   sizeof(LockedTable) * maxlocked_tables) :
+			repalloc(locked_tables, sizeof(LockedTable) * maxlocked_tables);
+	}
+	locked_tables[nlocked_tables].node = rel->rd_node;
+	locked_tables[nlocked_tables].wal = RelationNeedsWAL(rel);
+	nlocked_tables++;
+}
+
+/* Does xmax (with infomask) name this transaction or one of its subxacts? */
+static bool
+xmax_names_us(TransactionId xmax, uint16 infomask)
+{
+	MultiXactMember *members;
+	int			nmembers;
+	bool		found = false;
+
+	if ((infomask & HEAP_XMAX_INVALID) || !TransactionIdIsValid(xmax))
+		return false;
+	if (!(infomask & HEAP_XMAX_IS_MULTI))
+		return HEAP_XMAX_IS_LOCKED_ONLY(infomask) &&
+			TransactionIdIsCurrentTransactionId(xmax);
+	nmembers = GetMultiXactIdMembers(xmax, &members, false,
+									 HEAP_XMAX_IS_LOCKED_ONLY(infomask));
+	for (int i = 0; i < nmembers && !found; i++)
+		found = TransactionIdIsCurrentTransactionId(members[i].xid);
+	if (nmembers > 0)
+		pfree(members);
+	return found;
+}
+
+/*
+ * Write the lock entries of a transaction being prepared: for every
+ * version of the tables it locked rows of whose xmax names it (an xmax
+ * that is only its update needs none: its end entry says as much).  The
+ * records are copied a page at a time, and the MultiXacts looked into
+ * without the page's lock.  A locker that joins afterwards writes its own
+ * entry when it prepares, with the newer xmax, or leaves nothing to keep.
+ */
+static void
+write_row_locks(void)
+{
+	const ArmdbStoreSettings *settings = armdb_store_settings();
+	FullTransactionId fxid = GetTopFullTransactionId();
+
+	for (int t = 0; t < nlocked_tables; t++)
+	{
+		RelFileNodeBackend rnode;
+		ArmdbRelKeydir *kd;
+		ArmdbRowLock *locks = NULL;
+		int			nlocks = 0;
+		int			maxlocks = 0;
+		uint64		npages;
+
+		rnode.node = locked_tables[t].node;
+		rnode.backend = InvalidBackendId;
+		kd = armdb_keydir_get(rnode, settings);
+		npages = pg_atomic_read_u64(&kd->npages);
+		for (uint64 p = 0; p < npages; p++)
+		{
+			ArmdbPage  *page = armdb_keydir_page(kd, p);
+			ArmdbVersion copy[ARMDB_SLOTS_PER_PAGE];
+
+			if (page == NULL)
+				continue;
+			LWLockAcquire(&page->lock, LW_SHARED);
+			memcpy(copy, page->v, sizeof(copy));
+			LWLockRelease(&page->lock);
+			for (int i = 0; i < ARMDB_SLOTS_PER_PAGE; i++)
+			{
+				ArmdbVersion *v = &copy[i];
+
+				if (v->file_id == 0 || !xmax_names_us(v->xmax, v->infomask))
+					continue;
+				if (nlocks == maxlocks)
+				{
+					maxlocks = Max(64, maxlocks * 2);
+					locks = locks == NULL ?
+						palloc_extended(sizeof(ArmdbRowLock) * maxlocks,
+										MCXT_ALLOC_HUGE) :
+						repalloc_huge(locks, sizeof(ArmdbRowLock) * maxlocks);
+				}
+				locks[nlocks].slot = p * ARMDB_SLOTS_PER_PAGE + i;
+				locks[nlocks].fxid = fxid;
+				locks[nlocks].xmax = v->xmax;
+				locks[nlocks].infomask = v->infomask;
+				locks[nlocks].infomask2 = v->infomask2;
+				nlocks++;
+			}
+			CHECK_FOR_INTERRUPTS();
+		}
+		if (nlocks > 0)
+		{
+			armdb_vstore_append_locks(kd, armdb_my_shard(kd), locks, nlocks,
+									  locked_tables[t].wal, settings);
+			pfree(locks);
+		}
+	}
+}
+
+/* TopTransactionContext goes with the transaction */
+static void
+forget_locked_tables(void)
+{
+	locked_tables = NULL;
+	nlocked_tables = maxlocked_tables = 0;
 }
 
 /* Remove the armdb storage among the pending deletes of forCommit. */
@@ -158,23 +298,19 @@ armdb_xact_callback(XactEvent event, void *arg)
 			 * A prepared transaction's entries are durable like a commit's,
 			 * and after a restart recovery keeps them as the versions of a
 			 * transaction in progress (its xid stays in the proc array),
-			 * with the rows it deleted or replaced marked as such.  What
-			 * recovery could not restore is refused: row locks that were
-			 * taken but not written.  Storage it created or dropped is
-			 * kept until COMMIT or ROLLBACK PREPARED unlinks the main fork
-			 * of what goes, after which armdb_utility.c removes the rest.
+			 * with the rows it deleted or replaced marked as such, and the
+			 * rows it locked locked (its lock entries, written here).
+			 * Storage it created or dropped is kept until COMMIT or
+			 * ROLLBACK PREPARED unlinks the main fork of what goes, after
+			 * which armdb_utility.c removes the rest.
 			 */
-			if (took_row_lock)
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("cannot PREPARE a transaction that has locked rows of armdb tables"),
-						 errhint("Commit the transaction instead, or take row locks (SELECT ... FOR UPDATE) outside two-phase transactions.")));
+			write_row_locks();
 			armdb_vstore_flush_writes(armdb_store_settings());
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			armdb_vstore_write_out_writes(armdb_store_settings());
-			took_row_lock = false;
+			forget_locked_tables();
 			remove_pending_deletes(true);
 			remove_dropped_temp_storage();
 			armdb_keydir_close_dropped_files();
@@ -182,14 +318,14 @@ armdb_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			armdb_vstore_forget_writes();
-			took_row_lock = false;
+			forget_locked_tables();
 			remove_pending_deletes(false);
 			remove_dropped_temp_storage();
 			armdb_keydir_close_dropped_files();
 			break;
 		case XACT_EVENT_PREPARE:
 			armdb_vstore_write_out_writes(armdb_store_settings());
-			took_row_lock = false;
+			forget_locked_tables();
 			break;
 	}
 }

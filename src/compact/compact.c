@@ -12,7 +12,9 @@
  *	 - it is a version the keydir still points at ("live"; its location is
  *	   then swapped to the copy);
  *	 - or it ends a version (a tombstone, or a version naming prev_slot)
- *	   and that ending may still matter at recovery.
+ *	   and that ending may still matter at recovery;
+ *	 - or it is a row lock whose transaction is still running (a prepared
+ *	   one's, format.h).
  *
  * When may an ending go?  A committed DELETE or UPDATE leaves the old
  * version's entry in its file until a merge drops it (after VACUUM freed
@@ -52,6 +54,7 @@
 #include <unistd.h>
 
 #include "access/transam.h"
+#include "access/twophase.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
@@ -152,18 +155,6 @@ armdb_compact_fault_mid_log(void)
 	pg_usleep(3 * armdb_flush_interval_ms * 1000L + 500 * 1000L);
 }
 
-/* The full transaction id of a version's 32-bit xmin (it is not frozen). */
-static FullTransactionId
-widen_xid(TransactionId xid)
-{
-	FullTransactionId next = ReadNextFullTransactionId();
-	uint32		epoch = EpochFromFullTransactionId(next);
-
-	if (xid > XidFromFullTransactionId(next))
-		epoch--;
-	return FullTransactionIdFromEpochAndXid(epoch, xid);
-}
-
 /* Did the transaction of an entry commit?  (in_progress: not decided yet) */
 static bool
 entry_committed(const ArmdbEntryInfo *e, bool *in_progress)
@@ -224,7 +215,7 @@ victim_present(ArmdbRelKeydir *kd, uint64 slot, FullTransactionId ender)
 	if ((v.infomask & HEAP_XMIN_FROZEN) == HEAP_XMIN_FROZEN)
 		return false;			/* a version the ending never marked */
 	if (TransactionIdIsNormal(v.xmin) &&
-		FullTransactionIdFollows(widen_xid(v.xmin), ender))
+		FullTransactionIdFollows(armdb_widen_xid(v.xmin), ender))
 		return false;			/* a newer version in a reused slot */
 	return true;
 }
@@ -361,6 +352,19 @@ keep_entry(void *arg, ArmdbEntryInfo *e, ArmdbMergeKeep *keep,
 	*keep = ARMDB_MERGE_DROP;
 	if (armdb_gsn_is_reservation(e->gsn))
 		*keep = ARMDB_MERGE_KEEP;
+	else if (armdb_gsn_is_lock(e->gsn))
+	{
+		bool		in_progress;
+
+		/* a row lock matters while its transaction runs (winner.h) */
+		(void) entry_committed(e, &in_progress);
+		if (in_progress)
+		{
+			*keep = ARMDB_MERGE_KEEP;
+			cs->kept_running++;
+		}
+		kind = KEPT_ENDING;		/* nothing points at it */
+	}
 	else if (armdb_gsn_is_tombstone(e->gsn))
 	{
 		if (ending_matters(cs, e, e->slot))
@@ -559,7 +563,19 @@ wait_for_readers(void)
 	vxids = GetCurrentVirtualXIDs(InvalidTransactionId, false, true,
 								  PROC_IN_VACUUM, &n);
 	for (int i = 0; i < n; i++)
+	{
+		bool		more;
+
+		/*
+		 * A prepared transaction reads nothing any more, and waiting for
+		 * its vxid would wait for its COMMIT PREPARED (lock.c): leave out
+		 * the ones recovered at start-up, and those prepared since.
+		 */
+		if (VirtualTransactionIdIsRecoveredPreparedXact(vxids[i]) ||
+			TransactionIdIsValid(TwoPhaseGetXidByVirtualXID(vxids[i], &more)))
+			continue;
 		(void) VirtualXactLock(vxids[i], true);
+	}
 	pfree(vxids);
 }
 

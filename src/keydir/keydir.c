@@ -411,8 +411,10 @@ typedef struct LoadKill
 	uint64		gsn;
 	TransactionId xid;			/* the ending transaction */
 	bool		in_progress;	/* still running: a prepared transaction */
+	bool		lock;			/* a row lock, not an end */
 	uint64		newer;			/* slot of the new version (UPDATE), or the
-								 * slot itself (DELETE) */
+								 * slot itself (DELETE); a lock's xmax and
+								 * infomask bits (lock_xmax) */
 } LoadKill;
 
 /*
@@ -505,8 +507,25 @@ note_kill(LoadState *ls, uint64 slot, uint64 gsn, TransactionId xid,
 	ls->kills[ls->nkills].gsn = gsn & ARMDB_GSN_MAX;
 	ls->kills[ls->nkills].xid = xid;
 	ls->kills[ls->nkills].in_progress = in_progress;
+	ls->kills[ls->nkills].lock = false;
 	ls->kills[ls->nkills].newer = newer;
 	ls->nkills++;
+}
+
+/* A lock entry's xmax and its bits (format.h), as one number. */
+static inline uint64
+lock_xmax(const ArmdbEntryInfo *e)
+{
+	return ((e->prev_slot & (ARMDB_LOCK_INFOMASK_MASK | ARMDB_LOCK_KEYS_UPDATED)) << 32) |
+		(uint32) e->root_slot;
+}
+
+/* A running transaction's row lock, applied with the ends (load_keydir). */
+static void
+note_lock(LoadState *ls, const ArmdbEntryInfo *e)
+{
+	note_kill(ls, e->slot, e->gsn, InvalidTransactionId, true, lock_xmax(e));
+	ls->kills[ls->nkills - 1].lock = true;
 }
 
 /*
@@ -543,6 +562,26 @@ mark_ended(ArmdbVersion *v, TransactionId xid, uint64 newer)
 					 HEAP_XMAX_LOCK_ONLY);
 	v->infomask2 |= HEAP_KEYS_UPDATED;
 	v->ctid = (uint32) newer;
+}
+
+/*
+ * A row lock entry's xmax (lock_xmax) on slot's version: the xmax that
+ * version had when the entry was written, lockers and any updater.
+ */
+static void
+mark_locked(ArmdbVersion *v, uint64 slot, uint64 xmax)
+{
+	uint16		bits = (uint16) ((xmax >> 32) & ARMDB_LOCK_INFOMASK_MASK);
+
+	v->xmax = (TransactionId) xmax;
+	v->infomask &= ~HEAP_XMAX_BITS;
+	v->infomask |= bits & (HEAP_XMAX_IS_MULTI | HEAP_LOCK_MASK |
+						   HEAP_XMAX_LOCK_ONLY);
+	v->infomask2 &= ~(HEAP_KEYS_UPDATED | ARMDB_V2_KEYS_UNKNOWN);
+	if ((xmax >> 32) & ARMDB_LOCK_KEYS_UPDATED)
+		v->infomask2 |= HEAP_KEYS_UPDATED;
+	if (HEAP_XMAX_IS_LOCKED_ONLY(v->infomask))
+		v->ctid = (uint32) slot;	/* no forward link */
 }
 
 /*
@@ -614,7 +653,7 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	fstat->max_gsn = Max(fstat->max_gsn, e->gsn & ARMDB_GSN_MAX);
 
 	if (e->slot >= ARMDB_MAX_SLOTS ||
-		(!armdb_gsn_is_tombstone(e->gsn) &&
+		((armdb_gsn_is_version(e->gsn) || armdb_gsn_is_reservation(e->gsn)) &&
 		 armdb_slot_shard(e->slot, kd->nshards) != ls->shard))
 		/* versions and reservations live in their slot's shard */
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
@@ -625,7 +664,7 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	ls->bytes += e->len;
 
 	armdb_winner_classify(e, ARMDB_MAX_SLOTS, entry_fate, NULL, &role);
-	if (!armdb_gsn_is_tombstone(e->gsn) && !armdb_gsn_is_reservation(e->gsn))
+	if (armdb_gsn_is_version(e->gsn))
 		fstat->dead_version_bytes += e->len;	/* versions, for now */
 	else if (armdb_gsn_is_tombstone(e->gsn))
 	{
@@ -650,6 +689,8 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 				   !(e->gsn & ARMDB_GSN_FLAG_FROZEN) &&
 				   !GlobalVisCheckRemovableXid(NULL, xid)),
 				  role.newer);
+	if (role.locks != ARMDB_INVALID_SLOT)
+		note_lock(ls, e);
 	if (!role.version)
 		return true;
 
@@ -731,6 +772,46 @@ load_shard_state(ArmdbRelKeydir *kd, ArmdbShardRt *rt, ArmdbShardFiles *files,
 	}
 	/* merge outputs may have higher numbers than the active file */
 	armdb_shard_note_file_id(&rt->st, report->max_file_id);
+}
+
+static int
+cmp_kill_gsn(const void *a, const void *b)
+{
+	uint64		x = ((const LoadKill *) a)->gsn;
+	uint64		y = ((const LoadKill *) b)->gsn;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * The ends and row locks of running transactions (prepared ones, after a
+ * restart) that still apply: each sets its version's xmax, in gsn order,
+ * so that the newest of a version decides (winner.h).  A committed end
+ * may have removed a locked version meanwhile.
+ */
+static void
+mark_running(ArmdbRelKeydir *kd, LoadState *ls)
+{
+	uint64		n = 0;
+
+	for (uint64 i = 0; i < ls->nkills; i++)
+		if (ls->kills[i].in_progress)
+			ls->kills[n++] = ls->kills[i];
+	if (n > 1)
+		qsort(ls->kills, n, sizeof(LoadKill), cmp_kill_gsn);
+	for (uint64 i = 0; i < n; i++)
+	{
+		LoadKill   *k = &ls->kills[i];
+		ArmdbPage  *page = armdb_keydir_page(kd, k->slot / ARMDB_SLOTS_PER_PAGE);
+		ArmdbVersion *v = &page->v[k->slot % ARMDB_SLOTS_PER_PAGE];
+
+		if (v->file_id == 0)
+			continue;
+		if (k->lock)
+			mark_locked(v, k->slot, k->newer);
+		else
+			mark_ended(v, k->xid, k->newer);
+	}
 }
 
 /*
@@ -881,6 +962,14 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 		if (page != NULL)
 			v = &page->v[ls.kills[i].slot % ARMDB_SLOTS_PER_PAGE];
 		has_version = v != NULL && v->file_id != 0;
+		if (ls.kills[i].lock)
+		{
+			ls.kills[i].in_progress =
+				armdb_winner_lock_applies(has_version,
+										  has_version ? stashed_gsn(v) : 0,
+										  ls.kills[i].gsn);
+			continue;
+		}
 		effect = armdb_winner_end_effect(has_version,
 										 has_version ? stashed_gsn(v) : 0,
 										 ls.kills[i].gsn,
@@ -926,17 +1015,7 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 		if (page != NULL && mode == LOAD_PROMOTED)
 			LWLockRelease(&page->lock);
 	}
-	for (uint64 i = 0; i < ls.nkills; i++)
-	{
-		ArmdbPage  *page;
-		ArmdbVersion *v;
-
-		if (!ls.kills[i].in_progress)
-			continue;
-		page = armdb_keydir_page(kd, ls.kills[i].slot / ARMDB_SLOTS_PER_PAGE);
-		v = &page->v[ls.kills[i].slot % ARMDB_SLOTS_PER_PAGE];
-		mark_ended(v, ls.kills[i].xid, ls.kills[i].newer);
-	}
+	mark_running(kd, &ls);
 	if (ls.kills)
 		pfree(ls.kills);
 	for (uint32 shard = 0; shard < kd->nshards; shard++)
@@ -1230,6 +1309,15 @@ redo_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 			mark_ended(v, xid, role.newer);
 		LWLockRelease(&page->lock);
 	}
+	if (role.locks != ARMDB_INVALID_SLOT &&
+		(page = armdb_keydir_page(kd, role.locks / ARMDB_SLOTS_PER_PAGE)) != NULL)
+	{
+		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+		v = &page->v[role.locks % ARMDB_SLOTS_PER_PAGE];
+		if (v->file_id != 0)
+			mark_locked(v, role.locks, lock_xmax(e));
+		LWLockRelease(&page->lock);
+	}
 	return true;
 }
 
@@ -1409,7 +1497,7 @@ armdb_keydir_redo_merge(ArmdbRelKeydir *kd, uint32 shard, const ArmdbMerge *m)
 	if (!redo_keeps(kd) || shard >= kd->nshards)
 		return;
 	for (uint64 i = 0; i < m->nmoves; i++)
-		if (!armdb_gsn_is_tombstone(m->moves[i].entry.gsn))
+		if (armdb_gsn_is_version(m->moves[i].entry.gsn))
 			(void) armdb_keydir_move_version(kd, &m->moves[i]);
 	outs = palloc0(sizeof(ArmdbFileStat) * Max(m->noutputs, 1));
 	for (int i = 0; i < m->noutputs; i++)

@@ -72,8 +72,9 @@ StaticAssertDecl(sizeof(ArmdbFileHeader) == ARMDB_FILE_HEADER_SIZE,
  * Entries
  * ----------------
  *
- * An entry is a version of a row (its tuple image is the value) or a
- * tombstone (no value; the row slot was deleted by xid).  The gsn orders the
+ * An entry is a version of a row (its tuple image is the value), a
+ * tombstone (no value; the row slot was deleted by xid), a slot
+ * reservation or a row lock (below).  The gsn orders the
  * entries of a relation; its top byte carries flags.
  */
 #define ARMDB_ENTRY_HEADER_SIZE 48
@@ -86,7 +87,24 @@ StaticAssertDecl(sizeof(ArmdbFileHeader) == ARMDB_FILE_HEADER_SIZE,
  * still point at it).
  */
 #define ARMDB_GSN_FLAG_RESERVE		(UINT64CONST(1) << 62)
-#define ARMDB_GSN_ENTRY_FLAGS		(ARMDB_GSN_FLAG_TOMBSTONE | ARMDB_GSN_FLAG_RESERVE)
+/*
+ * A row lock: no value; slot names the locked row's version, root_slot
+ * holds the xmax it had (a TransactionId or MultiXactId, 32 bits) and
+ * prev_slot its infomask bits (ARMDB_LOCK_* below).  Row locks live in
+ * version records in shared memory; a transaction that PREPAREs writes one
+ * lock entry for each version whose xmax names it, so that its row locks
+ * survive a restart as heap's survive in tuple headers (armdb_xact.c).  xid
+ * is the transaction whose running keeps the entry meaningful: the
+ * preparing one, or a locker an UPDATE carried over to its new version.
+ * Like a tombstone, it goes to the writing backend's shard.
+ */
+#define ARMDB_GSN_FLAG_LOCK			(UINT64CONST(1) << 59)
+#define ARMDB_GSN_ENTRY_FLAGS		(ARMDB_GSN_FLAG_TOMBSTONE | ARMDB_GSN_FLAG_RESERVE | \
+									 ARMDB_GSN_FLAG_LOCK)
+
+/* a lock entry's prev_slot: the xmax's infomask bits, and KEYS_UPDATED */
+#define ARMDB_LOCK_INFOMASK_MASK	UINT64CONST(0xFFFF)
+#define ARMDB_LOCK_KEYS_UPDATED		(UINT64CONST(1) << 16)
 
 /*
  * In hint records only: the entry's transaction is known to have committed
@@ -151,6 +169,19 @@ static inline bool
 armdb_gsn_is_reservation(uint64 gsn)
 {
 	return (gsn & ARMDB_GSN_FLAG_RESERVE) != 0;
+}
+
+static inline bool
+armdb_gsn_is_lock(uint64 gsn)
+{
+	return (gsn & ARMDB_GSN_FLAG_LOCK) != 0;
+}
+
+/* A row version (its value is the tuple image), not a flagged entry? */
+static inline bool
+armdb_gsn_is_version(uint64 gsn)
+{
+	return (gsn & ARMDB_GSN_ENTRY_FLAGS) == 0;
 }
 
 static inline uint64

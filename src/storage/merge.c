@@ -241,8 +241,7 @@ append_ending(ArmdbMerge *m, ArmdbEntryInfo *info, ArmdbError *err)
 {
 	ArmdbEntryHeader hdr;
 
-	if (armdb_gsn_is_tombstone(info->gsn) || armdb_gsn_is_reservation(info->gsn) ||
-		info->prev_slot == ARMDB_INVALID_SLOT)
+	if (!armdb_gsn_is_version(info->gsn) || info->prev_slot == ARMDB_INVALID_SLOT)
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
 						   "entry at offset %u of data file %06u ends no version",
 						   info->offset, info->file_id);

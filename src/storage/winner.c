@@ -21,6 +21,7 @@ armdb_winner_classify(const ArmdbEntryInfo *e, uint64 max_slots,
 	role->in_progress = false;
 	role->ends = ARMDB_INVALID_SLOT;
 	role->newer = ARMDB_INVALID_SLOT;
+	role->locks = ARMDB_INVALID_SLOT;
 
 	if (armdb_gsn_is_reservation(e->gsn))
 	{
@@ -37,6 +38,16 @@ armdb_winner_classify(const ArmdbEntryInfo *e, uint64 max_slots,
 	else
 		fate = lookup(lookup_arg, e->xid);
 
+	if (armdb_gsn_is_lock(e->gsn))
+	{
+		/* a lock ends with its transaction */
+		if (fate == ARMDB_XACT_IN_PROGRESS)
+		{
+			role->locks = e->slot;
+			role->in_progress = true;
+		}
+		return;
+	}
 	if (armdb_gsn_is_tombstone(e->gsn))
 	{
 		if (fate != ARMDB_XACT_ABORTED)
@@ -95,4 +106,12 @@ armdb_winner_end_effect(bool has_version, uint64 version_gsn, uint64 end_gsn,
 		(version_gsn & ARMDB_GSN_MAX) >= (end_gsn & ARMDB_GSN_MAX))
 		return ARMDB_END_NONE;
 	return end_in_progress ? ARMDB_END_SETS_XMAX : ARMDB_END_REMOVES;
+}
+
+bool
+armdb_winner_lock_applies(bool has_version, uint64 version_gsn,
+						  uint64 lock_gsn)
+{
+	return has_version &&
+		(version_gsn & ARMDB_GSN_MAX) < (lock_gsn & ARMDB_GSN_MAX);
 }

@@ -23,6 +23,14 @@
  *	 - an end by a transaction still running (a prepared one, after a
  *	   restart) only marks the version as being ended, as heap's xmax does;
  *	   a committed end removes the version.
+ *	 - a row lock entry (format.h) counts only while its transaction is
+ *	   running, and only for a version of its slot older than itself; it
+ *	   then sets the version's xmax to the one it recorded.  A version's
+ *	   running ends and locks apply in gsn order, so the newest decides:
+ *	   the xmax a lock recorded holds the lockers of older locks that
+ *	   still run, and the updater of an older end, as heap's MultiXacts
+ *	   do; and a transaction that ended a version whose xmax is a
+ *	   MultiXact writes its lock entry when it prepares, after its end.
  *
  * The entry's transaction's fate comes from the hint flags when a hint
  * recorded it (FROZEN: committed, its xid possibly older than the commit
@@ -67,6 +75,9 @@ typedef struct ArmdbEntryRole
 	uint64		newer;			/* (end) the version after the ended one:
 								 * the new version's slot (UPDATE), or ends
 								 * itself (DELETE) */
+	uint64		locks;			/* slot whose version a row lock entry of a
+								 * running transaction locks, or
+								 * ARMDB_INVALID_SLOT */
 } ArmdbEntryRole;
 
 /*
@@ -106,5 +117,13 @@ extern ArmdbEndEffect armdb_winner_end_effect(bool has_version,
 											  uint64 version_gsn,
 											  uint64 end_gsn,
 											  bool end_in_progress);
+
+/*
+ * Is a running row lock of lock_gsn one of its slot's version (of gsn
+ * version_gsn if has_version), not of an older one VACUUM freed the slot
+ * of?
+ */
+extern bool armdb_winner_lock_applies(bool has_version, uint64 version_gsn,
+									  uint64 lock_gsn);
 
 #endif							/* ARMDB_STORAGE_WINNER_H */

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "access/htup_details.h"
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
 #include "miscadmin.h"
@@ -392,6 +393,41 @@ armdb_vstore_append_tombstone(ArmdbRelKeydir *kd, uint32 shard, uint64 slot,
 	shard_prepare(kd, ap.rt, shard, settings);
 	append_entry(&ap, ARMDB_GSN_FLAG_TOMBSTONE, fxid, slot, slot,
 				 ARMDB_INVALID_SLOT, NULL, 0, &loc);
+	armdb_vstore_append_end(&ap);
+	armdb_vstore_build_sealed_hints(settings);
+}
+
+void
+armdb_vstore_append_locks(ArmdbRelKeydir *kd, uint32 shard,
+						  const ArmdbRowLock *locks, int nlocks, bool wal,
+						  const ArmdbStoreSettings *settings)
+{
+	ArmdbVstoreAppend ap;
+	ArmdbLocation loc;
+
+	armdb_vstore_append_begin(&ap, kd, shard, wal, settings);
+	ap.batch = nlocks > 1;
+	PG_TRY();
+	{
+		shard_prepare(kd, ap.rt, shard, settings);
+		for (int i = 0; i < nlocks; i++)
+		{
+			uint64		bits = locks[i].infomask &
+				(HEAP_XMAX_IS_MULTI | HEAP_LOCK_MASK | HEAP_XMAX_LOCK_ONLY);
+
+			if (locks[i].infomask2 & HEAP_KEYS_UPDATED)
+				bits |= ARMDB_LOCK_KEYS_UPDATED;
+			append_entry(&ap, ARMDB_GSN_FLAG_LOCK, locks[i].fxid,
+						 locks[i].slot, locks[i].xmax, bits, NULL, 0, &loc);
+		}
+	}
+	PG_CATCH();
+	{
+		/* entries in the shared buffer never go without their record */
+		armdb_vstore_log_batch(ap.rt);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	armdb_vstore_append_end(&ap);
 	armdb_vstore_build_sealed_hints(settings);
 }

@@ -153,6 +153,29 @@ extern void armdb_vstore_build_sealed_hints(const ArmdbStoreSettings *settings);
 extern void armdb_vstore_log_hint(const ArmdbRelKey *key, uint32 shard,
 								  uint32 file_id);
 
+/*
+ * A row lock to keep across a restart: slot's version had xmax (with its
+ * infomask bits) when the lock entry was written; fxid is the transaction
+ * whose running keeps the entry meaningful (format.h).
+ */
+typedef struct ArmdbRowLock
+{
+	uint64		slot;
+	FullTransactionId fxid;
+	TransactionId xmax;
+	uint16		infomask;
+	uint16		infomask2;
+} ArmdbRowLock;
+
+/*
+ * Append a lock entry for each of nlocks row locks to the shard, under one
+ * acquisition of its lock (WAL-logged in one batch with wal).
+ */
+extern void armdb_vstore_append_locks(ArmdbRelKeydir *kd, uint32 shard,
+									  const ArmdbRowLock *locks, int nlocks,
+									  bool wal,
+									  const ArmdbStoreSettings *settings);
+
 /* ----------------
  * Reading
  * ----------------

@@ -1423,6 +1423,16 @@ desc_entry(StringInfo buf, const char *p, uint32 len)
 	if (armdb_gsn_is_reservation(hdr.gsn))
 		appendStringInfo(buf, "; reservation up to slot %llu",
 						 (unsigned long long) hdr.slot);
+	else if (armdb_gsn_is_lock(hdr.gsn))
+	{
+		appendStringInfo(buf, "; row lock of slot %llu, xid %llu, gsn %llu, xmax %u, infomask 0x%04x",
+						 (unsigned long long) hdr.slot,
+						 (unsigned long long) hdr.xid,
+						 (unsigned long long) (hdr.gsn & ARMDB_GSN_MAX),
+						 (uint32) hdr.root_slot,
+						 (uint32) (hdr.prev_slot & ARMDB_LOCK_INFOMASK_MASK));
+		return;
+	}
 	else
 		appendStringInfo(buf, "; %s of slot %llu, xid %llu, gsn %llu",
 						 armdb_gsn_is_tombstone(hdr.gsn) ? "tombstone" : "version",

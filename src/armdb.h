@@ -56,6 +56,7 @@ typedef struct ArmdbSharedState
 	LWLock	   *replay_lock;	/* one start-up replay at a time */
 	pg_atomic_uint32 replay_done;	/* start-up replay done (or not needed) */
 	pg_atomic_uint32 lazy;		/* commits may leave data files unsynced */
+	pg_atomic_uint32 gate_held; /* the flusher holds the checkpoint gate */
 	bool		skip_own_replay;	/* started from a base backup or for
 									 * archive recovery: WAL before the start
 									 * point is not here */

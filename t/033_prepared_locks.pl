@@ -112,6 +112,10 @@ my $dir = $node->data_dir . '/armdb/'
 	"SELECT oid FROM pg_database WHERE datname = 'postgres'")
   . '/' . $node->safe_psql('postgres', "SELECT pg_relation_filenode('p')");
 my ($first) = sort glob("$dir/*/*.data");
+# prepared since the start, not recovered: the merge does not wait for it
+$node->safe_psql('postgres', q{
+BEGIN; SELECT * FROM p WHERE id = 15 FOR UPDATE; PREPARE TRANSACTION 'fresh';
+});
 my $merged = $node->safe_psql('postgres', "SELECT files_in > 0 FROM armdb_compact('p')");
 is($merged, 't', 'a merge rewrote the files');
 ok(!-e $first, 'the file that held the lock entries was merged away');
@@ -129,7 +133,7 @@ is($standby->safe_psql('postgres', $rows), $before, 'it reads the same rows');
 $standby->safe_psql('postgres', "COMMIT PREPARED 'upd7'");
 is(blocked($standby, "DELETE FROM p WHERE id = 7"), 1,
 	'the committed update\'s new version keeps the key-share lock');
-for my $g (qw(upd ks sh1 sh2 fk ks7 sub ks6))
+for my $g (qw(upd ks sh1 sh2 fk ks7 sub ks6 fresh))
 {
 	$standby->safe_psql('postgres', "COMMIT PREPARED '$g'");
 }
@@ -146,6 +150,7 @@ for my $g (qw(upd ks sh1 fk ks7 ks6))
 	$node->safe_psql('postgres', "COMMIT PREPARED '$g'");
 }
 $node->safe_psql('postgres', "ROLLBACK PREPARED 'sh2'");
+$node->safe_psql('postgres', "ROLLBACK PREPARED 'fresh'");
 $node->safe_psql('postgres', "ROLLBACK PREPARED 'sub'");
 $node->stop('immediate');
 $node->start;

@@ -306,7 +306,8 @@ keep_carried_locks(Relation rel, ArmdbRelKeydir *kd, uint64 nslot,
 	if (max_prepared_xacts == 0)
 		return;					/* nobody can be prepared */
 	if (lockers->infomask & HEAP_XMAX_IS_MULTI)
-		nmembers = GetMultiXactIdMembers(lockers->xmax, &members, false, true);
+		nmembers = GetMultiXactIdMembers(lockers->xmax, &members, false,
+										 HEAP_XMAX_IS_LOCKED_ONLY(lockers->infomask));
 	else
 		single.xid = lockers->xmax;
 	locks = palloc(sizeof(ArmdbRowLock) * Max(nmembers, 1));

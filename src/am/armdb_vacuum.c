@@ -62,13 +62,15 @@ dead_slot_callback(ItemPointer itemptr, void *state)
 
 /*
  * A MultiXact xmax whose members have all ended is replaced by what
- * remains of it (heap's FreezeMultiXactId, simplified: armdb has no old
- * MultiXacts to fear, as none survives a restart): its committed updater,
- * or nothing.  One still running lowers *min_multi, the relminmxid this
- * VACUUM may report.  Caller holds the page lock exclusively.
+ * remains of it (heap's FreezeMultiXactId, simplified): its committed
+ * updater, or nothing.  One still running lowers *min_multi, the
+ * relminmxid this VACUUM may report, and *min_xid to its oldest member:
+ * members that ended stay in it (a prepared transaction's, kept through a
+ * restart by its lock entries, may be old), and the commit log must still
+ * answer for them.  Caller holds the page lock exclusively.
  */
 static void
-freeze_multi(ArmdbVersion *v, MultiXactId *min_multi)
+freeze_multi(ArmdbVersion *v, MultiXactId *min_multi, TransactionId *min_xid)
 {
 	TransactionId updater = InvalidTransactionId;
 
@@ -76,8 +78,20 @@ freeze_multi(ArmdbVersion *v, MultiXactId *min_multi)
 	if (!(v->infomask & HEAP_XMAX_INVALID) &&
 		MultiXactIdIsRunning(v->xmax, HEAP_XMAX_IS_LOCKED_ONLY(v->infomask)))
 	{
+		MultiXactMember *members;
+		int			nmembers;
+
 		if (MultiXactIdPrecedes(v->xmax, *min_multi))
 			*min_multi = v->xmax;
+		nmembers = GetMultiXactIdMembers(v->xmax, &members, false,
+										 HEAP_XMAX_IS_LOCKED_ONLY(v->infomask));
+		for (int i = 0; i < nmembers; i++)
+			if (TransactionIdIsNormal(members[i].xid) &&
+				(!TransactionIdIsValid(*min_xid) ||
+				 TransactionIdPrecedes(members[i].xid, *min_xid)))
+				*min_xid = members[i].xid;
+		if (nmembers > 0)
+			pfree(members);
 		return;
 	}
 	if (!(v->infomask & HEAP_XMAX_INVALID) &&
@@ -136,6 +150,7 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 	int			nindexes;
 	IndexBulkDeleteResult **stats;
 	TransactionId new_frozen_xid;
+	TransactionId multi_min_xid = InvalidTransactionId;
 	MultiXactId new_min_multi = GetOldestMultiXactId();
 	TransactionId latest_removed = InvalidTransactionId;
 
@@ -177,7 +192,7 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 						(v->infomask & HEAP_XMIN_COMMITTED))
 						v->infomask |= HEAP_XMIN_FROZEN;
 					if (v->infomask & HEAP_XMAX_IS_MULTI)
-						freeze_multi(v, &new_min_multi);
+						freeze_multi(v, &new_min_multi, &multi_min_xid);
 					if (TransactionIdIsNormal(v->xmax) &&
 						!(v->infomask & HEAP_XMAX_IS_MULTI) &&
 						TransactionIdPrecedes(v->xmax, oldest_xmin) &&
@@ -290,6 +305,10 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 
 		new_frozen_xid = armdb_vstore_freeze(kd, oldest_xmin, aggressive,
 											 armdb_store_settings());
+		if (TransactionIdIsValid(new_frozen_xid) &&
+			TransactionIdIsValid(multi_min_xid) &&
+			TransactionIdPrecedes(multi_min_xid, new_frozen_xid))
+			new_frozen_xid = multi_min_xid;
 	}
 
 	/* a standby records the same fates before relfrozenxid moves there */

@@ -187,13 +187,58 @@ xmax_names_us(TransactionId xmax, uint16 infomask)
 	return found;
 }
 
+/* the xmax bits a lock entry keeps (hint bits aside) */
+#define LOCK_XMAX_BITS	(HEAP_XMAX_IS_MULTI | HEAP_LOCK_MASK | HEAP_XMAX_LOCK_ONLY)
+
+/*
+ * Of the lock entries just written, keep those whose version's xmax has
+ * changed since its record was read and still names us, with the new
+ * xmax; return how many.
+ */
+static int
+changed_locks(ArmdbRelKeydir *kd, ArmdbRowLock *locks, int nlocks)
+{
+	int			n = 0;
+
+	for (int i = 0; i < nlocks; i++)
+	{
+		ArmdbPage  *page = armdb_keydir_page(kd, locks[i].slot / ARMDB_SLOTS_PER_PAGE);
+		ArmdbVersion v;
+
+		LWLockAcquire(&page->lock, LW_SHARED);
+		v = page->v[locks[i].slot % ARMDB_SLOTS_PER_PAGE];
+		LWLockRelease(&page->lock);
+		if (v.file_id == 0 ||
+			(v.xmax == locks[i].xmax &&
+			 (v.infomask & LOCK_XMAX_BITS) == (locks[i].infomask & LOCK_XMAX_BITS) &&
+			 (v.infomask2 & HEAP_KEYS_UPDATED) == (locks[i].infomask2 & HEAP_KEYS_UPDATED)) ||
+			!xmax_names_us(v.xmax, v.infomask))
+			continue;
+		locks[n] = locks[i];
+		locks[n].xmax = v.xmax;
+		locks[n].infomask = v.infomask;
+		locks[n].infomask2 = v.infomask2;
+		n++;
+	}
+	return n;
+}
+
 /*
  * Write the lock entries of a transaction being prepared: for every
  * version of the tables it locked rows of whose xmax names it (an xmax
  * that is only its update needs none: its end entry says as much).  The
  * records are copied a page at a time, and the MultiXacts looked into
- * without the page's lock.  A locker that joins afterwards writes its own
- * entry when it prepares, with the newer xmax, or leaves nothing to keep.
+ * without the page's lock.
+ *
+ * The newest entry of a version decides at a load (winner.h), so an entry
+ * must not carry an xmax older than an entry written before it: another
+ * transaction may update or lock a version between the copy of its page
+ * and the append (and prepare, writing its own entries, in between).  So
+ * the records are read again once the entries are written, and a version
+ * whose xmax changed gets another entry, until none did.  A change after
+ * the last reading comes with an entry newer than ours, written by its
+ * maker if it prepares (a committed one needs none; an aborted one counts
+ * for nothing).
  */
 static void
 write_row_locks(void)
@@ -247,12 +292,15 @@ write_row_locks(void)
 			}
 			CHECK_FOR_INTERRUPTS();
 		}
-		if (nlocks > 0)
+		while (nlocks > 0)
 		{
 			armdb_vstore_append_locks(kd, armdb_my_shard(kd), locks, nlocks,
 									  locked_tables[t].wal, settings);
-			pfree(locks);
+			CHECK_FOR_INTERRUPTS();
+			nlocks = changed_locks(kd, locks, nlocks);
 		}
+		if (locks != NULL)
+			pfree(locks);
 	}
 }
 

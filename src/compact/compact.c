@@ -149,10 +149,14 @@ armdb_compact_fault_mid_log(void)
 	ereport(LOG,
 			(errmsg("armdb: compaction fault point %d reached: a checkpoint in the middle of a merge's records",
 					ARMDB_CRASH_CHECKPOINT_MID_LOG)));
-	/* a new segment, so that the flusher's next round moves the durable LSN */
+	/*
+	 * A new segment, so that the flusher's next round moves the durable
+	 * LSN; the checkpoint waits for the merge to commit (not waited for
+	 * here: that would never end).
+	 */
 	(void) RequestXLogSwitch(false);
-	RequestCheckpoint(CHECKPOINT_IMMEDIATE | CHECKPOINT_FORCE | CHECKPOINT_WAIT);
-	pg_usleep(3 * armdb_flush_interval_ms * 1000L + 500 * 1000L);
+	RequestCheckpoint(CHECKPOINT_IMMEDIATE | CHECKPOINT_FORCE);
+	pg_usleep(3 * armdb_flush_interval_ms * 1000L + 1000 * 1000L);
 }
 
 /* Did the transaction of an entry commit?  (in_progress: not decided yet) */
@@ -564,17 +568,28 @@ wait_for_readers(void)
 								  PROC_IN_VACUUM, &n);
 	for (int i = 0; i < n; i++)
 	{
-		bool		more;
+		long		nap_ms = 1;
 
 		/*
 		 * A prepared transaction reads nothing any more, and waiting for
 		 * its vxid would wait for its COMMIT PREPARED (lock.c): leave out
-		 * the ones recovered at start-up, and those prepared since.
+		 * the ones recovered at start-up, and those prepared since, also
+		 * while waiting (so no wait here blocks).
 		 */
-		if (VirtualTransactionIdIsRecoveredPreparedXact(vxids[i]) ||
-			TransactionIdIsValid(TwoPhaseGetXidByVirtualXID(vxids[i], &more)))
+		if (VirtualTransactionIdIsRecoveredPreparedXact(vxids[i]))
 			continue;
-		(void) VirtualXactLock(vxids[i], true);
+		while (!VirtualXactLock(vxids[i], false))
+		{
+			bool		more;
+
+			if (TransactionIdIsValid(TwoPhaseGetXidByVirtualXID(vxids[i], &more)))
+				break;
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 nap_ms, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			nap_ms = Min(nap_ms * 2, 100);
+		}
 	}
 	pfree(vxids);
 }

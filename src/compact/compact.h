@@ -36,7 +36,8 @@ typedef enum ArmdbCompactCrashAt
 	ARMDB_CRASH_MID_SWAP,		/* half of the locations swapped */
 	ARMDB_CRASH_AFTER_SWAP,		/* all swapped, inputs not removed */
 	ARMDB_CRASH_AFTER_FINISH,	/* inputs removed */
-	ARMDB_CRASH_CHECKPOINT_MID_LOG	/* a checkpoint (and a flush round)
+	ARMDB_CRASH_CHECKPOINT_MID_LOG	/* a checkpoint request (it waits for
+									 * the commit) and a flush round
 									 * between the merge's first and last
 									 * records, then as after_log */
 } ArmdbCompactCrashAt;

@@ -566,12 +566,24 @@ mark_ended(ArmdbVersion *v, TransactionId xid, uint64 newer)
 
 /*
  * A row lock entry's xmax (lock_xmax) on slot's version: the xmax that
- * version had when the entry was written, lockers and any updater.
+ * version had when the entry was written, lockers and any updater.  One
+ * thing it never does is replace the xmax of an updater that did not
+ * abort with lockers alone: a locker that joins an updater makes a
+ * MultiXact of both (README.tuplock), so such an entry is older than the
+ * update -- replay applies entries in WAL order, which across shards need
+ * not be their order.
  */
 static void
 mark_locked(ArmdbVersion *v, uint64 slot, uint64 xmax)
 {
 	uint16		bits = (uint16) ((xmax >> 32) & ARMDB_LOCK_INFOMASK_MASK);
+
+	if (!(bits & HEAP_XMAX_IS_MULTI) && !(v->infomask & HEAP_XMAX_INVALID) &&
+		!(v->infomask & HEAP_XMAX_IS_MULTI) &&
+		!HEAP_XMAX_IS_LOCKED_ONLY(v->infomask) &&
+		TransactionIdIsNormal(v->xmax) && v->xmax != (TransactionId) xmax &&
+		!TransactionIdDidAbort(v->xmax))
+		return;
 
 	v->xmax = (TransactionId) xmax;
 	v->infomask &= ~HEAP_XMAX_BITS;

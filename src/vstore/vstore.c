@@ -33,6 +33,7 @@
 #include "storage/recovery.h"
 #include "vstore/vstore.h"
 #include "vstore/vstore_internal.h"
+#include "wal/armdb_durable.h"
 #include "wal/armdb_wal.h"
 
 /* read size of a shard's files; a serial scan reads all shards at once */
@@ -325,6 +326,19 @@ armdb_vstore_append_end(ArmdbVstoreAppend *ap)
 	ArmdbPos	end;
 
 	armdb_vstore_log_batch(ap->rt);
+	if (ap->wal && !armdb_durable_gate_held())
+	{
+		ArmdbPos	reached;
+		ArmdbError	err;
+
+		/*
+		 * No checkpoint gate: a checkpoint may complete any moment, and
+		 * must find these entries in their file (after WAL up to their
+		 * records, the shard's write barrier).
+		 */
+		if (!armdb_shard_write_out(&ap->rt->st, ap->files, &reached, &err))
+			armdb_report_storage_error(ERROR, &err);
+	}
 	end = armdb_shard_end(&ap->rt->st);
 	LWLockRelease(&ap->rt->lock);
 	armdb_vstore_note_write(ap->kd, ap->shard, end, ap->wal);

@@ -289,6 +289,7 @@ armdb_durable_shmem_init(const ControlFileData *control, bool crc_ok)
 
 	pg_atomic_init_u32(&armdb_shared->replay_done, 0);
 	pg_atomic_init_u32(&armdb_shared->lazy, 0);
+	pg_atomic_init_u32(&armdb_shared->gate_held, 0);
 	SpinLockInit(&armdb_shared->durable_mutex);
 	armdb_shared->durable_lsn = InvalidXLogRecPtr;
 	armdb_shared->standby_wait_lsn = InvalidXLogRecPtr;
@@ -313,6 +314,12 @@ armdb_durable_shmem_init(const ControlFileData *control, bool crc_ok)
 		stat(BACKUP_LABEL_FILE, &st) == 0 ||
 		(crc_ok && (!XLogRecPtrIsInvalid(control->backupStartPoint) ||
 					control->backupEndRequired));
+}
+
+bool
+armdb_durable_gate_held(void)
+{
+	return pg_atomic_read_u32(&armdb_shared->gate_held) != 0;
 }
 
 bool
@@ -847,6 +854,7 @@ gate_close(void)
 		return;
 	gate_lock_take();
 	gate_closed = true;
+	pg_atomic_write_u32(&armdb_shared->gate_held, 1);
 	ReplicationSlotMarkDirty();
 }
 
@@ -856,6 +864,17 @@ gate_open(void)
 	if (!gate_closed)
 		return;
 	gate_closed = false;
+
+	/*
+	 * Appenders write through from now on; what they buffered before goes
+	 * out now, while no checkpoint can pass.  (The shard locks order the
+	 * two: an appender that still saw the gate held released its shard
+	 * before the write-out takes it.)
+	 */
+	pg_atomic_write_u32(&armdb_shared->gate_held, 0);
+	pg_memory_barrier();
+	armdb_keydir_foreach_loaded(write_out_keydir,
+								(void *) armdb_store_settings());
 	if (LWLockHeldByMe(&MyReplicationSlot->io_in_progress_lock))
 		gate_lock_give();
 }
@@ -909,6 +928,21 @@ armdb_durable_merge_begin(void)
 	if (slot >= 0)
 		armdb_shared->merge_floors[slot] = GetXLogInsertRecPtr();
 	SpinLockRelease(&armdb_shared->durable_mutex);
+
+	/*
+	 * A checkpoint whose redo pointer falls among the merge's records waits
+	 * for its commit (CreateCheckPoint waits for DELAY_CHKPT_START after it
+	 * sets the redo pointer).  Otherwise a base backup starting from it
+	 * could copy the inputs, the merge's commit could remove them before
+	 * the copy got to them, and the backup's replay, which begins after
+	 * the first records, could not redo the merge: later merges replayed
+	 * there would drop endings whose victims it still held.
+	 */
+	if (slot >= 0)
+	{
+		Assert((MyProc->delayChkptFlags & DELAY_CHKPT_START) == 0);
+		MyProc->delayChkptFlags |= DELAY_CHKPT_START;
+	}
 	return slot;
 }
 
@@ -917,6 +951,7 @@ armdb_durable_merge_end(int slot)
 {
 	if (slot < 0)
 		return;
+	MyProc->delayChkptFlags &= ~DELAY_CHKPT_START;
 	SpinLockAcquire(&armdb_shared->durable_mutex);
 	armdb_shared->merge_floors[slot] = InvalidXLogRecPtr;
 	SpinLockRelease(&armdb_shared->durable_mutex);
@@ -972,6 +1007,13 @@ flush_round(bool slot_held, bool force)
 static void
 flusher_exit(int code, Datum arg)
 {
+	/*
+	 * Exiting: on an error, possibly holding LWLocks (a shard's, the keydir
+	 * table's) that this process would wait for in gate_open's write-out.
+	 * Nothing here is half-changed by an error, and they would be released
+	 * later on the way out anyway.
+	 */
+	LWLockReleaseAll();
 	gate_open();
 	set_lazy(false, "the armdb flusher is not running");
 }

@@ -39,6 +39,17 @@ extern void armdb_durable_shmem_init(const ControlFileData *control,
 extern bool armdb_durable_lazy(void);
 
 /*
+ * Does the flusher hold the checkpoint gate?  While it does not (before its
+ * first round, between a failure and its restart, or for good when no slot
+ * can exist), appenders write their entries through to the file at once
+ * (armdb_vstore_append_end), so that a checkpoint still finds every entry
+ * of a record before its redo pointer in its file.  Read under a shard
+ * lock, which orders it against the flusher's write-out when it opens the
+ * gate.
+ */
+extern bool armdb_durable_gate_held(void);
+
+/*
  * Before the first use of armdb storage after a start without WAL replay
  * of its own (clean shutdown, crash with nothing to redo): replay armdb's
  * records from the durable LSN to where the server started.  Cheap after
@@ -54,8 +65,10 @@ extern void armdb_durable_redo_cleanup(void);
  * A merge is about to log its records (armdb_wal_log_merge) and commit:
  * until armdb_durable_merge_end, the durable LSN stays below its first
  * record, so that a crash recovery's own replay from there sees all of
- * them even if the checkpoint it starts from came in between.  Returns the
- * slot to give back, or -1 when ARMDB_MAX_LOGGING_MERGES are logging.
+ * them, and no checkpoint completes (DELAY_CHKPT_START), so that no
+ * recovery -- after a crash, or of a base backup, whose copy begins after
+ * its checkpoint -- starts between them.  Returns the slot to give back,
+ * or -1 when ARMDB_MAX_LOGGING_MERGES are logging.
  */
 extern int	armdb_durable_merge_begin(void);
 extern void armdb_durable_merge_end(int slot);

@@ -15,6 +15,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ArmdbTest;
 
 my $primary = PostgreSQL::Test::Cluster->new('bb_primary');
 $primary->init(allows_streaming => 1);
@@ -117,35 +120,8 @@ sleep(1);
 sub spanning_backup
 {
 	my ($name, $what) = @_;
-	my ($in, $out, $err) = ('', '', '');
-	$primary->safe_psql('postgres', 'TRUNCATE spans');
-	my $open = IPC::Run::start(
-		[ 'psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', $primary->connstr('postgres') ],
-		'<', \$in, '>', \$out, '2>', \$err);
-	$in .= "SET synchronous_commit = off;\nBEGIN;\n"
-	  . "INSERT INTO spans SELECT g, 'in flight ' || g FROM generate_series(1, 500) g;\n"
-	  . "SELECT 'inserted';\n";
-	$open->pump until $out =~ /inserted/;
-
-	my $spanning = $primary->backup_dir . "/$name";
-	my ($bb_out, $bb_err) = ('', '');
-	my $bb = IPC::Run::start(
-		[
-			'pg_basebackup', '-D', $spanning, '-c', 'fast', '-X', 'stream',
-			'--no-sync', '--max-rate=4M', '-d', $primary->connstr('postgres')
-		],
-		'>', \$bb_out, '2>', \$bb_err);
-	ok( $primary->poll_query_until(
-			'postgres', q{
-SELECT count(*) > 0 FROM pg_stat_progress_basebackup
-WHERE phase = 'streaming database files'}),
-		"$what: the backup is past its checkpoint");
-	$in .= "COMMIT;\nSELECT 'committed';\n";
-	$open->pump until $out =~ /committed/;
-	$in .= "\\q\n";
-	$open->finish;
-	ok($bb->finish, "$what: the backup finishes") or diag($bb_err);
-
+	backup_across_open_transaction($primary, $name, $what, 'spans',
+		['--max-rate=4M']);
 	my $restored = PostgreSQL::Test::Cluster->new("bb_$name");
 	$restored->init_from_backup($primary, $name);
 	$restored->start;

@@ -12,6 +12,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ArmdbTest;
 
 my $primary = PostgreSQL::Test::Cluster->new('noslot');
 $primary->init(allows_streaming => 1);
@@ -35,42 +38,19 @@ like($primary->safe_psql('postgres', 'SELECT durability FROM armdb_wal_status()'
 
 for my $round (1 .. 3)
 {
-	my ($in, $out, $err) = ('', '', '');
-	$primary->safe_psql('postgres', 'TRUNCATE spans');
-	my $dir_now = $spans_dir
-	  . $primary->safe_psql('postgres', "SELECT pg_relation_filenode('spans')");
-	my $open = IPC::Run::start(
-		[ 'psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', $primary->connstr('postgres') ],
-		'<', \$in, '>', \$out, '2>', \$err);
-	$in .= "SET synchronous_commit = off;\nBEGIN;\n"
-	  . "INSERT INTO spans SELECT g, 'in flight ' || g FROM generate_series(1, 500) g;\n"
-	  . "SELECT 'inserted';\n";
-	$open->pump until $out =~ /inserted/;
-	my $bytes = 0;
-	$bytes += -s $_ for glob("$dir_now/*/*.data");
-	cmp_ok($bytes, '>', 500 * 48,
-		"round $round: the open transaction's entries are in the data files already");
-
 	my $name = "spanning$round";
-	my $dir = $primary->backup_dir . "/$name";
-	my ($bb_out, $bb_err) = ('', '');
-	my $bb = IPC::Run::start(
-		[
-			'pg_basebackup', '-D', $dir, '-c', 'fast', '-X', 'stream',
-			'--no-slot', '--no-sync', '--max-rate=2M',
-			'-d', $primary->connstr('postgres')
-		],
-		'>', \$bb_out, '2>', \$bb_err);
-	ok( $primary->poll_query_until(
-			'postgres', q{
-SELECT count(*) > 0 FROM pg_stat_progress_basebackup
-WHERE phase = 'streaming database files'}),
-		"round $round: the backup is past its checkpoint");
-	$in .= "COMMIT;\nSELECT 'committed';\n";
-	$open->pump until $out =~ /committed/;
-	$in .= "\\q\n";
-	$open->finish;
-	ok($bb->finish, "round $round: the backup finishes") or diag($bb_err);
+	backup_across_open_transaction(
+		$primary, $name, "round $round", 'spans',
+		[ '--no-slot', '--max-rate=2M' ],
+		sub {
+			my $dir = $spans_dir
+			  . $primary->safe_psql('postgres',
+				"SELECT pg_relation_filenode('spans')");
+			my $bytes = 0;
+			$bytes += -s $_ for glob("$dir/*/*.data");
+			cmp_ok($bytes, '>', 500 * 48,
+				"round $round: the open transaction's entries are in the data files already");
+		});
 
 	my $restored = PostgreSQL::Test::Cluster->new("restored$round");
 	$restored->init_from_backup($primary, $name);

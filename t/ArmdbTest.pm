@@ -7,8 +7,9 @@ use warnings;
 use Digest::MD5;
 use Exporter 'import';
 use IPC::Run;
+use Test::More;
 
-our @EXPORT = qw(file_md5 flip_byte start_psql_script);
+our @EXPORT = qw(file_md5 flip_byte start_psql_script backup_across_open_transaction);
 
 # the MD5 of a file's bytes
 sub file_md5
@@ -44,6 +45,47 @@ sub start_psql_script
 			'-d', $node->connstr('postgres'), '-f', $script
 		],
 		'<', \undef, '>', $out, '2>', "$out.err");
+}
+
+# Take base backup $name of $node (pg_basebackup -c fast -X stream, with
+# the extra arguments in @$bb_args) while a transaction that inserted 500
+# rows into $table stays open across the backup's checkpoint -- its
+# entries' records lie before the backup's start point -- and commits while
+# the backup copies the files; $after_insert, if given, runs once the rows
+# are in.  The caller restores the backup and counts.
+sub backup_across_open_transaction
+{
+	my ($node, $name, $what, $table, $bb_args, $after_insert) = @_;
+	my ($in, $out, $err) = ('', '', '');
+
+	$node->safe_psql('postgres', "TRUNCATE $table");
+	my $open = IPC::Run::start(
+		[ 'psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres') ],
+		'<', \$in, '>', \$out, '2>', \$err);
+	$in .= "SET synchronous_commit = off;\nBEGIN;\n"
+	  . "INSERT INTO $table SELECT g, 'in flight ' || g FROM generate_series(1, 500) g;\n"
+	  . "SELECT 'inserted';\n";
+	$open->pump until $out =~ /inserted/;
+	$after_insert->() if $after_insert;
+
+	my ($bb_out, $bb_err) = ('', '');
+	my $bb = IPC::Run::start(
+		[
+			'pg_basebackup', '-D', $node->backup_dir . "/$name", '-c', 'fast',
+			'-X', 'stream', '--no-sync', @$bb_args,
+			'-d', $node->connstr('postgres')
+		],
+		'>', \$bb_out, '2>', \$bb_err);
+	ok( $node->poll_query_until(
+			'postgres', q{
+SELECT count(*) > 0 FROM pg_stat_progress_basebackup
+WHERE phase = 'streaming database files'}),
+		"$what: the backup is past its checkpoint");
+	$in .= "COMMIT;\nSELECT 'committed';\n";
+	$open->pump until $out =~ /committed/;
+	$in .= "\\q\n";
+	$open->finish;
+	ok($bb->finish, "$what: the backup finishes") or diag($bb_err);
 }
 
 1;

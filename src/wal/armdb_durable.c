@@ -481,6 +481,8 @@ replay_range(XLogRecPtr from, XLogRecPtr upto)
  * recorded before (armdb_durable_wait_for_replay).
  */
 static XLogRecPtr replay_hwm = InvalidXLogRecPtr;	/* startup process */
+static XLogRecPtr hwm_at_start = InvalidXLogRecPtr; /* as a previous run left
+													 * it */
 
 /*
  * Overwritten in place and fdatasynced: one sync each time, however often
@@ -610,9 +612,10 @@ armdb_durable_redo_startup(void)
 	 * and each file it found complete), so nothing is left to replay: a
 	 * later start need not go back to D, whose WAL a standby does not keep.
 	 */
+	hwm_at_start = read_hwm();
 	if (ArchiveRecoveryRequested)
 	{
-		replay_hwm = read_hwm();
+		replay_hwm = hwm_at_start;
 		SpinLockAcquire(&armdb_shared->durable_mutex);
 		armdb_shared->standby_wait_lsn = replay_hwm;
 		SpinLockRelease(&armdb_shared->durable_mutex);
@@ -634,7 +637,30 @@ armdb_durable_redo_cleanup(void)
 	 * The end of recovery is not a standby's any more: nothing to wait for.
 	 */
 	forget_synced();
-	if (ArchiveRecoveryRequested)
+
+	/*
+	 * Design §4b item 3: no entry beyond the end of recovery may stay in
+	 * the files -- its transaction's id could be handed out again, and its
+	 * rows taken for the new transaction's.  Entries reach a file only
+	 * once WAL is flushed past their records, and replay stops nowhere
+	 * before the end of what it replayed before, except when a recovery
+	 * target tells it to: after a crash of a standby, say, restarted to
+	 * recover up to an earlier point.  Entries carry no LSN that would let
+	 * them be cut here, so the end of recovery is refused, as PostgreSQL
+	 * refuses a stop point before its minimum recovery point (the bound
+	 * may be ahead by what the walreceiver had received then).
+	 */
+	if (!XLogRecPtrIsInvalid(hwm_at_start) &&
+		GetXLogReplayRecPtr(NULL) < hwm_at_start)
+		ereport(FATAL,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("armdb: recovery ended at %X/%X, but before a restart replay had already written armdb data files up to %X/%X",
+						LSN_FORMAT_ARGS(GetXLogReplayRecPtr(NULL)),
+						LSN_FORMAT_ARGS(hwm_at_start)),
+				 errdetail("The files may hold entries of transactions that did not happen before the end of recovery."),
+				 errhint("Set the recovery target at or after %X/%X, or restore a base backup taken before the target.",
+						 LSN_FORMAT_ARGS(hwm_at_start))));
+	if (ArchiveRecoveryRequested || !XLogRecPtrIsInvalid(hwm_at_start))
 	{
 		char		path[MAXPGPATH];
 		char		dir[MAXPGPATH];

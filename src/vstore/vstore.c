@@ -465,17 +465,78 @@ check_entry_slot(const ArmdbEntryHeader *hdr, uint64 slot,
 						(unsigned long long) slot)));
 }
 
+/*
+ * The entries this backend read last.  The bytes at a location never
+ * change: entries are appended, never rewritten in place, a file number is
+ * never used again, and a keydir's generation is unique (a dropped or
+ * truncated table gets a new one).  So a read of the same location -- the
+ * row an index scan just returned, read again by the row lock, the UPDATE
+ * or the foreign key check that follows -- is served from here, without a
+ * second system call.
+ */
+#define RECENT_ENTRIES		4
+#define RECENT_MAX_LEN		8192
+
+typedef struct RecentEntry
+{
+	ArmdbRelKey key;
+	uint64		generation;
+	ArmdbLocation loc;			/* loc.len 0: unused */
+	char	   *bytes;			/* RECENT_MAX_LEN, in TopMemoryContext */
+} RecentEntry;
+
+static RecentEntry recent[RECENT_ENTRIES];
+static int	recent_next = 0;
+
+static RecentEntry *
+recent_find(const ArmdbRelKeydir *kd, const ArmdbLocation *loc)
+{
+	for (int i = 0; i < RECENT_ENTRIES; i++)
+	{
+		RecentEntry *r = &recent[i];
+
+		if (r->loc.len == loc->len && r->loc.offset == loc->offset &&
+			r->loc.file_id == loc->file_id && r->generation == kd->generation &&
+			memcmp(&r->key, &kd->key, sizeof(ArmdbRelKey)) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+static void
+recent_add(const ArmdbRelKeydir *kd, const ArmdbLocation *loc, const char *buf)
+{
+	RecentEntry *r = &recent[recent_next];
+
+	if (loc->len > RECENT_MAX_LEN)
+		return;
+	if (r->bytes == NULL)
+		r->bytes = MemoryContextAlloc(TopMemoryContext, RECENT_MAX_LEN);
+	memcpy(r->bytes, buf, loc->len);
+	r->key = kd->key;
+	r->generation = kd->generation;
+	r->loc = *loc;
+	recent_next = (recent_next + 1) % RECENT_ENTRIES;
+}
+
 void
 armdb_vstore_read(ArmdbRelKeydir *kd, uint64 slot, const ArmdbLocation *loc,
 				  char *buf, const ArmdbStoreSettings *settings)
 {
 	uint32		shard = armdb_slot_shard(slot, kd->nshards);
 	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
-	ArmdbShardFiles *files = armdb_vstore_shard_files(kd, shard, settings);
+	ArmdbShardFiles *files;
 	ArmdbEntryHeader hdr;
 	ArmdbError	err;
 	bool		ok;
+	RecentEntry *r = recent_find(kd, loc);
 
+	if (r != NULL && ((const ArmdbEntryHeader *) r->bytes)->slot == slot)
+	{
+		memcpy(buf, r->bytes, loc->len);
+		return;					/* its CRC was checked when it was read */
+	}
+	files = armdb_vstore_shard_files(kd, shard, settings);
 	LWLockAcquire(&rt->lock, LW_SHARED);
 	if (armdb_shard_is_buffered(&rt->st, loc))
 	{
@@ -490,6 +551,7 @@ armdb_vstore_read(ArmdbRelKeydir *kd, uint64 slot, const ArmdbLocation *loc,
 	if (!ok)
 		armdb_report_storage_error(ERROR, &err);
 	check_entry_slot(&hdr, slot, loc, files->dir);
+	recent_add(kd, loc, buf);
 }
 
 void

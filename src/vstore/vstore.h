@@ -187,6 +187,8 @@ extern void armdb_vstore_append_locks(ArmdbRelKeydir *kd, uint32 shard,
  * one aligned read of the file, no lock held.  The CRC is checked, and that
  * the entry is slot's.  The row image is at buf + ARMDB_ENTRY_HEADER_SIZE,
  * loc->len - ARMDB_ENTRY_HEADER_SIZE bytes.  No lock needed by the caller.
+ * The last few entries read (up to 8 kB each) are kept in backend memory
+ * and served from there: the bytes at a location never change.
  */
 extern void armdb_vstore_read(ArmdbRelKeydir *kd, uint64 slot,
 							  const ArmdbLocation *loc, char *buf,

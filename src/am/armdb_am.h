@@ -77,6 +77,11 @@ extern TableScanDesc armdb_scan_begin(Relation rel, Snapshot snapshot,
 									  ParallelTableScanDesc pscan,
 									  uint32 flags);
 extern void armdb_scan_end(TableScanDesc scan);
+extern void armdb_scan_set_tidrange(TableScanDesc scan, ItemPointer mintid,
+									ItemPointer maxtid);
+extern bool armdb_scan_getnextslot_tidrange(TableScanDesc scan,
+											ScanDirection direction,
+											TupleTableSlot *slot);
 extern void armdb_scan_rescan(TableScanDesc scan, ScanKey key,
 							  bool set_params, bool allow_strat,
 							  bool allow_sync, bool allow_pagemode);
@@ -177,6 +182,16 @@ typedef struct ArmdbScanDescData
 	int64		hist_cap;
 	int64		hist_pos;		/* index of the current tuple; -1 before
 								 * the first, hist_len after the last */
+
+	/*
+	 * TID range scans: the slots [tr_first, tr_end) in slot order, which is
+	 * TID order; tr_pos is the slot last looked at (tr_first - 1 before the
+	 * first, tr_end after the last), valid once tr_started.
+	 */
+	uint64		tr_first;
+	uint64		tr_end;
+	int64		tr_pos;
+	bool		tr_started;
 
 	/* ANALYZE and TABLESAMPLE */
 	BlockNumber cblock;

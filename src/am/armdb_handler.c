@@ -22,8 +22,7 @@
  * What it refuses, with an error and a hint, before anything is changed:
  * logical decoding (historic MVCC snapshots, visibility.c), and ANALYZE of a table past its main fork's first segment
  * in a tablespace that sets maintenance_io_concurrency (armdb_analyze.c).
- * TID range scans and bitmap scans have no callbacks below, so the planner
- * never chooses them.
+ * Bitmap scans have no callbacks below, so the planner never chooses them.
  *
  *-------------------------------------------------------------------------
  */
@@ -88,9 +87,9 @@ static const TableAmRoutine armdb_methods = {
 	.scan_rescan = armdb_scan_rescan,
 	.scan_getnextslot = armdb_scan_getnextslot,
 
-	/* no TID range scans: the planner then does not offer them */
-	.scan_set_tidrange = NULL,
-	.scan_getnextslot_tidrange = NULL,
+	/* TID range scans: slots in TID order, looked up in the keydir */
+	.scan_set_tidrange = armdb_scan_set_tidrange,
+	.scan_getnextslot_tidrange = armdb_scan_getnextslot_tidrange,
 
 	.parallelscan_estimate = armdb_parallelscan_estimate,
 	.parallelscan_initialize = armdb_parallelscan_initialize,

@@ -144,6 +144,7 @@ scan_reset(ArmdbScanDesc scan)
 	scan->merge_done = false;
 	scan->cblock = InvalidBlockNumber;
 	scan->coffset = 0;
+	scan->tr_started = false;
 }
 
 void
@@ -538,4 +539,106 @@ armdb_parallelscan_reinitialize(Relation rel, ParallelTableScanDesc pscan)
 	ArmdbParallelScanDescData *ppscan = (ArmdbParallelScanDescData *) pscan;
 
 	pg_atomic_write_u32(&ppscan->next_shard, 0);
+}
+
+/* ----------------
+ * TID range scans
+ * ----------------
+ *
+ * A TID names a slot (block = slot / ARMDB_SLOTS_PER_PAGE, offset = the
+ * rest + 1), so a range of TIDs is a range of slots, looked up one by one
+ * in the keydir in TID order, forward or backward, as heap returns them.
+ * Pages the keydir never had are skipped whole.  For serializable
+ * transactions each version looked at is checked for a conflict out and
+ * each row returned is predicate-locked, as an index fetch does.
+ */
+
+/* The first slot at or after tid. */
+static uint64
+slot_at_or_after(ItemPointer tid)
+{
+	uint64		block = ItemPointerGetBlockNumberNoCheck(tid);
+	OffsetNumber off = ItemPointerGetOffsetNumberNoCheck(tid);
+
+	if (off > ARMDB_SLOTS_PER_PAGE)
+		return (block + 1) * ARMDB_SLOTS_PER_PAGE;
+	return block * ARMDB_SLOTS_PER_PAGE + Max(off, FirstOffsetNumber) - 1;
+}
+
+/* One past the last slot at or before tid. */
+static uint64
+slot_end_at_or_before(ItemPointer tid)
+{
+	uint64		block = ItemPointerGetBlockNumberNoCheck(tid);
+	OffsetNumber off = ItemPointerGetOffsetNumberNoCheck(tid);
+
+	return block * ARMDB_SLOTS_PER_PAGE + Min(off, ARMDB_SLOTS_PER_PAGE);
+}
+
+void
+armdb_scan_set_tidrange(TableScanDesc sscan, ItemPointer mintid,
+						ItemPointer maxtid)
+{
+	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
+	uint64		nslots = pg_atomic_read_u64(&scan->kd->npages) * ARMDB_SLOTS_PER_PAGE;
+
+	scan->tr_first = slot_at_or_after(mintid);
+	scan->tr_end = Min(slot_end_at_or_before(maxtid), nslots);
+	if (scan->tr_end < scan->tr_first)
+		scan->tr_end = scan->tr_first;	/* empty */
+	scan->tr_started = false;
+}
+
+bool
+armdb_scan_getnextslot_tidrange(TableScanDesc sscan, ScanDirection direction,
+								TupleTableSlot *slot)
+{
+	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
+	Relation	rel = sscan->rs_rd;
+	Snapshot	snapshot = sscan->rs_snapshot;
+	int			step = ScanDirectionIsBackward(direction) ? -1 : 1;
+
+	if (!scan->tr_started)
+	{
+		scan->tr_pos = step > 0 ? (int64) scan->tr_first - 1 : (int64) scan->tr_end;
+		scan->tr_started = true;
+	}
+	for (;;)
+	{
+		int64		pos = scan->tr_pos + step;
+		ArmdbVersion v;
+		bool		visible;
+		char	   *buf;
+
+		if (pos < (int64) scan->tr_first || pos >= (int64) scan->tr_end)
+		{
+			/* past either end: stay there, so that a turn starts over */
+			scan->tr_pos = step > 0 ? (int64) scan->tr_end : (int64) scan->tr_first - 1;
+			ExecClearTuple(slot);
+			return false;
+		}
+		scan->tr_pos = pos;
+		if (armdb_keydir_page(scan->kd, pos / ARMDB_SLOTS_PER_PAGE) == NULL)
+		{
+			/* a page never used: to its last (or first) slot */
+			int64		first = pos - pos % ARMDB_SLOTS_PER_PAGE;
+
+			scan->tr_pos = step > 0 ? first + ARMDB_SLOTS_PER_PAGE - 1 : first;
+			continue;
+		}
+		CHECK_FOR_INTERRUPTS();
+		visible = armdb_version_lookup(scan->kd, (uint64) pos, snapshot, &v);
+		if (v.file_id != 0)
+			armdb_check_serializable_out(rel, &v, visible, snapshot);
+		if (!visible)
+			continue;
+		buf = armdb_scan_tuple_buffer(scan, v.len);
+		armdb_read_version_tuple(rel, scan->kd, (uint64) pos, &v, buf,
+								 &scan->tuple);
+		if (IsMVCCSnapshot(snapshot))
+			PredicateLockTID(rel, &scan->tuple.t_self, snapshot, v.xmin);
+		pgstat_count_heap_getnext(rel);
+		ExecStoreHeapTuple(&scan->tuple, slot, false);
+		return true;
+	}
 }

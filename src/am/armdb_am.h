@@ -209,6 +209,14 @@ typedef struct ArmdbScanDescData
 
 typedef ArmdbScanDescData *ArmdbScanDesc;
 
+/* armdb_analyze.c: a virtual page's entries with one read */
+extern void armdb_scan_read_block_span(ArmdbScanDesc scan,
+									   BlockNumber blockno);
+extern void armdb_scan_store_version(ArmdbScanDesc scan, uint64 slotno,
+									 const ArmdbVersion *v,
+									 TupleTableSlot *slot);
+
+
 /* a buffer for the scan's tuple images (armdb_reserve_buffer) */
 static inline char *
 armdb_scan_tuple_buffer(ArmdbScanDesc scan, Size len)

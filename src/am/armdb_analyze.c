@@ -128,12 +128,13 @@ armdb_check_analyze_prefetch(Relation rel, ArmdbRelKeydir *kd)
  * The entries of one virtual page were mostly appended together, so they
  * usually lie side by side in one file: read that span with one I/O, as
  * heap reads the page, instead of one read per row.  Entries outside it
- * (or still in the write buffer) are read one by one.
+ * (or still in the write buffer) are read one by one.  ANALYZE, TABLESAMPLE
+ * and TID range scans (armdb_seqscan.c) read pages this way.
  */
 #define SPAN_MAX	(4 * 1024 * 1024)
 
-static void
-read_block_span(ArmdbScanDesc scan, BlockNumber blockno)
+void
+armdb_scan_read_block_span(ArmdbScanDesc scan, BlockNumber blockno)
 {
 	ArmdbRelKeydir *kd = scan->kd;
 	ArmdbPage  *page = armdb_keydir_page(kd, blockno);
@@ -176,14 +177,14 @@ armdb_scan_analyze_next_block(TableScanDesc sscan, BlockNumber blockno,
 
 	scan->cblock = blockno;
 	scan->coffset = 0;
-	read_block_span(scan, blockno);
+	armdb_scan_read_block_span(scan, blockno);
 	return true;
 }
 
 /* Store the version of slotno in slot, from the block span if it is there. */
-static void
-store_sampled_version(ArmdbScanDesc scan, uint64 slotno, const ArmdbVersion *v,
-					  TupleTableSlot *slot)
+void
+armdb_scan_store_version(ArmdbScanDesc scan, uint64 slotno,
+						 const ArmdbVersion *v, TupleTableSlot *slot)
 {
 	ArmdbLocation loc = {v->file_id, v->offset, v->len};
 	char	   *buf = armdb_scan_tuple_buffer(scan, v->len);
@@ -258,7 +259,7 @@ armdb_scan_analyze_next_tuple(TableScanDesc sscan, TransactionId OldestXmin,
 
 		if (sample_it)
 		{
-			store_sampled_version(scan, slotno, &v, slot);
+			armdb_scan_store_version(scan, slotno, &v, slot);
 			return true;
 		}
 	}
@@ -298,7 +299,7 @@ armdb_scan_sample_next_block(TableScanDesc sscan, SampleScanState *scanstate)
 		scan->nblocks = 0;
 		return false;
 	}
-	read_block_span(scan, blockno);
+	armdb_scan_read_block_span(scan, blockno);
 	return true;
 }
 
@@ -330,7 +331,7 @@ armdb_scan_sample_next_tuple(TableScanDesc sscan, SampleScanState *scanstate,
 										 sscan->rs_snapshot);
 		if (visible)
 		{
-			store_sampled_version(scan, slotno, &v, slot);
+			armdb_scan_store_version(scan, slotno, &v, slot);
 			pgstat_count_heap_getnext(sscan->rs_rd);
 			return true;
 		}

@@ -548,7 +548,9 @@ armdb_parallelscan_reinitialize(Relation rel, ParallelTableScanDesc pscan)
  * A TID names a slot (block = slot / ARMDB_SLOTS_PER_PAGE, offset = the
  * rest + 1), so a range of TIDs is a range of slots, looked up one by one
  * in the keydir in TID order, forward or backward, as heap returns them.
- * Pages the keydir never had are skipped whole.  For serializable
+ * Pages the keydir never had are skipped whole; a page's entries are read
+ * with one I/O when the scan enters it (armdb_scan_read_block_span), as
+ * heap reads the page.  For serializable
  * transactions each version looked at is checked for a conflict out and
  * each row returned is predicate-locked, as an index fetch does.
  */
@@ -608,7 +610,6 @@ armdb_scan_getnextslot_tidrange(TableScanDesc sscan, ScanDirection direction,
 		int64		pos = scan->tr_pos + step;
 		ArmdbVersion v;
 		bool		visible;
-		char	   *buf;
 
 		if (pos < (int64) scan->tr_first || pos >= (int64) scan->tr_end)
 		{
@@ -632,13 +633,16 @@ armdb_scan_getnextslot_tidrange(TableScanDesc sscan, ScanDirection direction,
 			armdb_check_serializable_out(rel, &v, visible, snapshot);
 		if (!visible)
 			continue;
-		buf = armdb_scan_tuple_buffer(scan, v.len);
-		armdb_read_version_tuple(rel, scan->kd, (uint64) pos, &v, buf,
-								 &scan->tuple);
+		/* the page's entries with one read when it is entered */
+		if (scan->cblock != (BlockNumber) (pos / ARMDB_SLOTS_PER_PAGE))
+		{
+			scan->cblock = (BlockNumber) (pos / ARMDB_SLOTS_PER_PAGE);
+			armdb_scan_read_block_span(scan, scan->cblock);
+		}
+		armdb_scan_store_version(scan, (uint64) pos, &v, slot);
 		if (IsMVCCSnapshot(snapshot))
 			PredicateLockTID(rel, &scan->tuple.t_self, snapshot, v.xmin);
 		pgstat_count_heap_getnext(rel);
-		ExecStoreHeapTuple(&scan->tuple, slot, false);
 		return true;
 	}
 }

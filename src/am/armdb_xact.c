@@ -187,9 +187,6 @@ xmax_names_us(TransactionId xmax, uint16 infomask)
 	return found;
 }
 
-/* the xmax bits a lock entry keeps (hint bits aside) */
-#define LOCK_XMAX_BITS	(HEAP_XMAX_IS_MULTI | HEAP_LOCK_MASK | HEAP_XMAX_LOCK_ONLY)
-
 /*
  * Of the lock entries just written, keep those whose version's xmax has
  * changed since its record was read and still names us, with the new
@@ -210,7 +207,8 @@ changed_locks(ArmdbRelKeydir *kd, ArmdbRowLock *locks, int nlocks)
 		LWLockRelease(&page->lock);
 		if (v.file_id == 0 ||
 			(v.xmax == locks[i].xmax &&
-			 (v.infomask & LOCK_XMAX_BITS) == (locks[i].infomask & LOCK_XMAX_BITS) &&
+			 (v.infomask & ARMDB_LOCK_XMAX_BITS) ==
+			 (locks[i].infomask & ARMDB_LOCK_XMAX_BITS) &&
 			 (v.infomask2 & HEAP_KEYS_UPDATED) == (locks[i].infomask2 & HEAP_KEYS_UPDATED)) ||
 			!xmax_names_us(v.xmax, v.infomask))
 			continue;

@@ -587,8 +587,7 @@ mark_locked(ArmdbVersion *v, uint64 slot, uint64 xmax)
 
 	v->xmax = (TransactionId) xmax;
 	v->infomask &= ~HEAP_XMAX_BITS;
-	v->infomask |= bits & (HEAP_XMAX_IS_MULTI | HEAP_LOCK_MASK |
-						   HEAP_XMAX_LOCK_ONLY);
+	v->infomask |= bits & ARMDB_LOCK_XMAX_BITS;
 	v->infomask2 &= ~(HEAP_KEYS_UPDATED | ARMDB_V2_KEYS_UNKNOWN);
 	if ((xmax >> 32) & ARMDB_LOCK_KEYS_UPDATED)
 		v->infomask2 |= HEAP_KEYS_UPDATED;

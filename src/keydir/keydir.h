@@ -105,6 +105,13 @@ typedef struct ArmdbVersion
 StaticAssertDecl(sizeof(ArmdbVersion) == 32, "version record is 32 bytes");
 
 /*
+ * The infomask bits that say who holds an xmax and how, hint bits aside:
+ * what a row lock entry records of it (format.h, ARMDB_GSN_FLAG_LOCK).
+ */
+#define ARMDB_LOCK_XMAX_BITS	(HEAP_XMAX_IS_MULTI | HEAP_LOCK_MASK | \
+								 HEAP_XMAX_LOCK_ONLY)
+
+/*
  * ctid of a version that an UPDATE moved to another partition (heap:
  * ItemPointerSetMovedPartitions); no slot has this number.
  */

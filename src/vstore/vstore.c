@@ -426,8 +426,7 @@ armdb_vstore_append_locks(ArmdbRelKeydir *kd, uint32 shard,
 		shard_prepare(kd, ap.rt, shard, settings);
 		for (int i = 0; i < nlocks; i++)
 		{
-			uint64		bits = locks[i].infomask &
-				(HEAP_XMAX_IS_MULTI | HEAP_LOCK_MASK | HEAP_XMAX_LOCK_ONLY);
+			uint64		bits = locks[i].infomask & ARMDB_LOCK_XMAX_BITS;
 
 			if (locks[i].infomask2 & HEAP_KEYS_UPDATED)
 				bits |= ARMDB_LOCK_KEYS_UPDATED;

@@ -722,8 +722,6 @@ flush_keydir(ArmdbRelKeydir *kd, void *arg)
 /* lwlock.c's flag, the same since PostgreSQL 9.6: someone waits for the lock */
 #define ARMDB_LW_FLAG_HAS_WAITERS	((uint32) 1 << 30)
 
-static bool gate_closed = false;
-
 /*
  * The slot's restart_lsn changed: WAL is kept (or let go) from now on.  It
  * reaches disk at once unless the gate is closed, whose lock is the one
@@ -733,7 +731,7 @@ static void
 slot_changed(void)
 {
 	ReplicationSlotMarkDirty();
-	if (!gate_closed)
+	if (!armdb_durable_gate_held())
 		ReplicationSlotSave();
 	ReplicationSlotsComputeRequiredLSN();
 }
@@ -876,10 +874,9 @@ gate_lock_give(void)
 static void
 gate_close(void)
 {
-	if (gate_closed || MyReplicationSlot == NULL)
+	if (armdb_durable_gate_held() || MyReplicationSlot == NULL)
 		return;
 	gate_lock_take();
-	gate_closed = true;
 	pg_atomic_write_u32(&armdb_shared->gate_held, 1);
 	ReplicationSlotMarkDirty();
 }
@@ -887,9 +884,8 @@ gate_close(void)
 static void
 gate_open(void)
 {
-	if (!gate_closed)
+	if (!armdb_durable_gate_held())
 		return;
-	gate_closed = false;
 
 	/*
 	 * Appenders write through from now on; what they buffered before goes
@@ -912,7 +908,7 @@ gate_pass_checkpoint(void)
 	LWLock	   *lock;
 	bool		dirty = true;
 
-	if (!gate_closed)
+	if (!armdb_durable_gate_held())
 		return;
 	lock = &MyReplicationSlot->io_in_progress_lock;
 	if ((pg_atomic_read_u32(&lock->state) & ARMDB_LW_FLAG_HAS_WAITERS) == 0)

@@ -43,9 +43,10 @@ extern bool armdb_durable_lazy(void);
  * first round, between a failure and its restart, or for good when no slot
  * can exist), appenders write their entries through to the file at once
  * (armdb_vstore_append_end), so that a checkpoint still finds every entry
- * of a record before its redo pointer in its file.  Read under a shard
- * lock, which orders it against the flusher's write-out when it opens the
- * gate.
+ * of a record before its redo pointer in its file.  Appenders read it
+ * under a shard lock, which orders it against the flusher's write-out when
+ * it opens the gate; the flusher, its only writer, keeps no other record
+ * of whether it holds the gate.
  */
 extern bool armdb_durable_gate_held(void);
 

@@ -308,6 +308,7 @@ _PG_init(void)
 	armdb_xact_init();
 	armdb_utility_init();
 	armdb_wal_init();
+	armdb_bitmapscan_init();
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = armdb_shmem_request;

@@ -7,6 +7,7 @@
  *	  armdb_seqscan.c	sequential scans: serial, parallel, backward
  *	  armdb_fetch.c		fetching a version by TID; reading versions
  *	  armdb_analyze.c	ANALYZE and TABLESAMPLE
+ *	  armdb_bitmapscan.c bitmap heap scans
  *	  armdb_index.c		index fetches, index builds
  *	  armdb_modify.c	insert, multi-insert, tombstones
  *	  armdb_update.c	delete, update
@@ -193,7 +194,19 @@ typedef struct ArmdbScanDescData
 	int64		tr_pos;
 	bool		tr_started;
 
-	/* ANALYZE and TABLESAMPLE */
+	/*
+	 * Bitmap heap scans (armdb_bitmapscan.c): the visible versions of
+	 * cblock that the bitmap names, in slot order, bm_pos the next to
+	 * return; bm_prefetch_off once the executor's prefetching of the main
+	 * fork is off for this scan.
+	 */
+	uint64	   *bm_slots;		/* [ARMDB_SLOTS_PER_PAGE] */
+	ArmdbVersion *bm_versions;	/* [ARMDB_SLOTS_PER_PAGE] */
+	int			bm_count;
+	int			bm_pos;
+	bool		bm_prefetch_off;
+
+	/* ANALYZE, TABLESAMPLE, TID range and bitmap heap scans */
 	BlockNumber cblock;
 	int			coffset;		/* next slot index in cblock */
 	ArmdbVstoreSpan span;		/* entries of cblock, read at once */
@@ -210,6 +223,7 @@ typedef struct ArmdbScanDescData
 typedef ArmdbScanDescData *ArmdbScanDesc;
 
 /* armdb_analyze.c: a virtual page's entries with one read */
+#define ARMDB_SPAN_MAX	(4 * 1024 * 1024)	/* bytes read at once, at most */
 extern void armdb_scan_read_block_span(ArmdbScanDesc scan,
 									   BlockNumber blockno);
 extern void armdb_scan_store_version(ArmdbScanDesc scan, uint64 slotno,
@@ -224,6 +238,14 @@ armdb_scan_tuple_buffer(ArmdbScanDesc scan, Size len)
 	return armdb_reserve_buffer(&scan->tuple_buf, &scan->tuple_buf_size, len,
 								scan->mcxt);
 }
+
+/* armdb_bitmapscan.c */
+extern void armdb_bitmapscan_init(void);
+extern bool armdb_scan_bitmap_next_block(TableScanDesc scan,
+										 struct TBMIterateResult *tbmres);
+extern bool armdb_scan_bitmap_next_tuple(TableScanDesc scan,
+										 struct TBMIterateResult *tbmres,
+										 TupleTableSlot *slot);
 
 /* armdb_index.c */
 extern IndexFetchTableData *armdb_index_fetch_begin(Relation rel);

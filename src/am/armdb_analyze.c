@@ -131,8 +131,6 @@ armdb_check_analyze_prefetch(Relation rel, ArmdbRelKeydir *kd)
  * (or still in the write buffer) are read one by one.  ANALYZE, TABLESAMPLE
  * and TID range scans (armdb_seqscan.c) read pages this way.
  */
-#define SPAN_MAX	(4 * 1024 * 1024)
-
 void
 armdb_scan_read_block_span(ArmdbScanDesc scan, BlockNumber blockno)
 {
@@ -162,10 +160,10 @@ armdb_scan_read_block_span(ArmdbScanDesc scan, BlockNumber blockno)
 		to = Max(to, (uint64) v->offset + v->len);
 	}
 	LWLockRelease(&page->lock);
-	if (file_id == 0 || to - from > SPAN_MAX)
+	if (file_id == 0 || to - from > ARMDB_SPAN_MAX)
 		return;
 
-	armdb_vstore_span_read(&scan->span, kd, shard, file_id, from, to, SPAN_MAX,
+	armdb_vstore_span_read(&scan->span, kd, shard, file_id, from, to, ARMDB_SPAN_MAX,
 						   scan->mcxt, armdb_store_settings());
 }
 

@@ -9,8 +9,8 @@
  *
  * What this version supports: CREATE TABLE (permanent, temporary, unlogged),
  * INSERT, COPY, INSERT ... ON CONFLICT, SELECT (sequential, parallel and
- * backward scans, TABLESAMPLE), UPDATE (also across partitions), DELETE,
- * row locks in all four modes (FOR UPDATE, FOR NO KEY UPDATE, FOR SHARE,
+ * backward scans, TABLESAMPLE, bitmap heap scans, TID range scans), UPDATE
+ * (also across partitions), DELETE, row locks in all four modes (FOR UPDATE, FOR NO KEY UPDATE, FOR SHARE,
  * FOR KEY SHARE; NOWAIT, SKIP LOCKED, READ COMMITTED rechecks), foreign
  * keys in both directions, transactions and savepoints with heap's
  * visibility rules, PREPARE TRANSACTION, TRUNCATE, DROP, ALTER TABLE
@@ -22,7 +22,6 @@
  * What it refuses, with an error and a hint, before anything is changed:
  * logical decoding (historic MVCC snapshots, visibility.c), and ANALYZE of a table past its main fork's first segment
  * in a tablespace that sets maintenance_io_concurrency (armdb_analyze.c).
- * Bitmap scans have no callbacks below, so the planner never chooses them.
  *
  *-------------------------------------------------------------------------
  */
@@ -131,9 +130,8 @@ static const TableAmRoutine armdb_methods = {
 
 	.relation_estimate_size = armdb_relation_estimate_size,
 
-	/* bitmap scans stay unplanned */
-	.scan_bitmap_next_block = NULL,
-	.scan_bitmap_next_tuple = NULL,
+	.scan_bitmap_next_block = armdb_scan_bitmap_next_block,
+	.scan_bitmap_next_tuple = armdb_scan_bitmap_next_tuple,
 	.scan_sample_next_block = armdb_scan_sample_next_block,
 	.scan_sample_next_tuple = armdb_scan_sample_next_tuple
 };

@@ -1,0 +1,272 @@
+/*-------------------------------------------------------------------------
+ *
+ * armdb_bitmapscan.c
+ *	  Bitmap heap scans of armdb tables, over virtual pages.
+ *
+ * A bitmap index scan (btree, GIN, BRIN, bitmap AND/OR) hands the executor
+ * TIDs page by page, and a TID names a slot (block = slot / 291, offset =
+ * the rest + 1), so a bitmap page is a virtual page of the keydir.  As
+ * heapam_scan_bitmap_next_block() does with a buffer, the versions of the
+ * page that the bitmap names -- all of the page's, for a lossy page -- are
+ * judged against the snapshot at once under the page's lock, and the
+ * visible ones are then read, with one I/O where their entries lie side by
+ * side in one file.  For serializable transactions every version looked
+ * at is checked for a conflict out and every visible one predicate-locked,
+ * as heap's bitmap scan takes tuple locks.
+ *
+ * The executor also prefetches the *main fork's* blocks of the pages its
+ * bitmap names (nodeBitmapHeapscan.c's BitmapPrefetch, PrefetchBuffer),
+ * whatever the table AM.  armdb's main fork is empty: each prefetch is a
+ * shared-buffer lookup and a posix_fadvise for nothing, and a block past
+ * the first 1 GB segment fails in md.c ("previous segment is only 0
+ * blocks").  An ExecutorStart hook therefore turns the executor's
+ * prefetching off for the bitmap heap scans of armdb tables, once the plan
+ * is initialized and before it runs (armdb_bitmapscan_executor_start).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/execnodes.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/tidbitmap.h"
+#include "pgstat.h"
+#include "storage/predicate.h"
+#include "utils/snapmgr.h"
+#include "utils/spccache.h"
+
+#include "am/armdb_am.h"
+#include "armdb.h"
+#include "keydir/visibility.h"
+
+static ExecutorStart_hook_type prev_executor_start = NULL;
+
+/*
+ * Read the visible versions' entries with one I/O when they lie within
+ * this many bytes of one file, or within four times the bytes they take.
+ */
+#define BITMAP_SPAN_SMALL	(64 * 1024)
+
+/* Is this plan node a bitmap heap scan of an armdb table? */
+static bool
+is_armdb_bitmap_scan(PlanState *ps)
+{
+	Relation	rel;
+
+	if (!IsA(ps, BitmapHeapScanState))
+		return false;
+	rel = ((ScanState *) ps)->ss_currentRelation;
+	return rel != NULL && armdb_is_armdb_relation(rel);
+}
+
+static bool
+disable_prefetch_walker(PlanState *ps, void *context)
+{
+	if (ps == NULL)
+		return false;
+	if (is_armdb_bitmap_scan(ps))
+	{
+		BitmapHeapScanState *node = (BitmapHeapScanState *) ps;
+		ArmdbScanDesc scan = (ArmdbScanDesc) node->ss.ss_currentScanDesc;
+
+		node->prefetch_maximum = 0;
+		if (scan != NULL)
+			scan->bm_prefetch_off = true;
+	}
+	return planstate_tree_walker(ps, disable_prefetch_walker, context);
+}
+
+/*
+ * After standard_ExecutorStart() has initialized the plan: no prefetching
+ * of the main fork for armdb bitmap heap scans (see the file's header).
+ * Parallel workers start their part of the plan through ExecutorStart()
+ * too; plans initialized elsewhere (EvalPlanQual's copies of subplans)
+ * keep the executor's prefetching, which armdb_scan_bitmap_next_block()
+ * refuses with a hint where it would fail.
+ */
+static void
+armdb_bitmapscan_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	ListCell   *lc;
+
+	if (prev_executor_start)
+		prev_executor_start(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+
+	(void) disable_prefetch_walker(queryDesc->planstate, NULL);
+	foreach(lc, queryDesc->estate->es_subplanstates)
+		(void) disable_prefetch_walker((PlanState *) lfirst(lc), NULL);
+}
+
+void
+armdb_bitmapscan_init(void)
+{
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = armdb_bitmapscan_executor_start;
+}
+
+/*
+ * A scan whose prefetching the hook did not turn off, of a table past the
+ * main fork's first segment: the executor's next prefetch may fail in
+ * md.c with an error that says nothing useful.  Say why, and what to do.
+ */
+static void
+check_prefetch(ArmdbScanDesc scan)
+{
+	Relation	rel = scan->base.rs_rd;
+
+	if (scan->bm_prefetch_off ||
+		pg_atomic_read_u64(&scan->kd->npages) <= RELSEG_SIZE ||
+		get_tablespace_io_concurrency(rel->rd_rel->reltablespace) == 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("cannot run this bitmap heap scan of armdb table \"%s\" with prefetching",
+					RelationGetRelationName(rel)),
+			 errdetail("The scan was planned outside the executor's start (an EvalPlanQual recheck), and would prefetch blocks past the first segment of the table's main fork, which armdb leaves empty."),
+			 errhint("Set effective_io_concurrency to 0 for this statement, or let the planner avoid the bitmap scan (enable_bitmapscan = off).")));
+}
+
+/*
+ * Read the entries of the versions to return with one I/O when they lie
+ * close together in one file; else store_version reads them one by one.
+ */
+static void
+read_versions_span(ArmdbScanDesc scan)
+{
+	ArmdbRelKeydir *kd = scan->kd;
+	uint32		file_id = 0;
+	uint64		from = PG_UINT64_MAX;
+	uint64		to = 0;
+	uint64		wanted = 0;
+
+	scan->span.file_id = 0;
+	if (scan->bm_count < 2)
+		return;
+	for (int i = 0; i < scan->bm_count; i++)
+	{
+		ArmdbVersion *v = &scan->bm_versions[i];
+
+		if (file_id == 0)
+			file_id = v->file_id;
+		if (v->file_id != file_id)
+			continue;
+		from = Min(from, v->offset);
+		to = Max(to, (uint64) v->offset + v->len);
+		wanted += v->len;
+	}
+	if (to - from > BITMAP_SPAN_SMALL &&
+		(to - from > 4 * wanted || to - from > ARMDB_SPAN_MAX))
+		return;
+	armdb_vstore_span_read(&scan->span, kd,
+						   armdb_slot_shard(scan->bm_slots[0], kd->nshards),
+						   file_id, from, to, Max(to - from, BITMAP_SPAN_SMALL),
+						   scan->mcxt, armdb_store_settings());
+}
+
+/*
+ * Judge the versions of tbmres's page that the bitmap names (all of them
+ * for a lossy page) against the scan's snapshot, keeping the visible ones;
+ * false if none is.
+ */
+bool
+armdb_scan_bitmap_next_block(TableScanDesc sscan, TBMIterateResult *tbmres)
+{
+	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
+	Relation	rel = sscan->rs_rd;
+	Snapshot	snapshot = sscan->rs_snapshot;
+	BlockNumber blockno = tbmres->blockno;
+	uint64		first = (uint64) blockno * ARMDB_SLOTS_PER_PAGE;
+	ArmdbPage  *page;
+	bool		visible[ARMDB_SLOTS_PER_PAGE];
+	int			nlooked = 0;
+	int			nvisible = 0;
+
+	check_prefetch(scan);
+	scan->bm_count = scan->bm_pos = 0;
+	scan->cblock = blockno;
+	page = armdb_keydir_page(scan->kd, blockno);
+	if (page == NULL)
+		return false;
+	if (scan->bm_versions == NULL)
+	{
+		scan->bm_versions = MemoryContextAlloc(scan->mcxt,
+											   sizeof(ArmdbVersion) * ARMDB_SLOTS_PER_PAGE);
+		scan->bm_slots = MemoryContextAlloc(scan->mcxt,
+											sizeof(uint64) * ARMDB_SLOTS_PER_PAGE);
+	}
+
+	/* as heap holds the buffer's share lock while it judges the page */
+	LWLockAcquire(&page->lock, LW_SHARED);
+	for (int i = 0;
+		 tbmres->ntuples >= 0 ? i < tbmres->ntuples : i < ARMDB_SLOTS_PER_PAGE;
+		 i++)
+	{
+		int			index;
+		ArmdbVersion *v;
+
+		if (tbmres->ntuples >= 0)
+		{
+			/* an index's TID past the page's slots names no version */
+			if (tbmres->offsets[i] > ARMDB_SLOTS_PER_PAGE)
+				continue;
+			index = tbmres->offsets[i] - 1;
+		}
+		else
+			index = i;
+		v = &page->v[index];
+		if (v->file_id == 0)
+			continue;
+		visible[nlooked] = armdb_version_satisfies(v, first + index, snapshot);
+		scan->bm_versions[nlooked] = *v;
+		scan->bm_slots[nlooked] = first + index;
+		nlooked++;
+	}
+	LWLockRelease(&page->lock);
+
+	/* SSI, out of the page's lock; keep the visible versions in order */
+	for (int i = 0; i < nlooked; i++)
+	{
+		armdb_check_serializable_out(rel, &scan->bm_versions[i], visible[i],
+									 snapshot);
+		if (!visible[i])
+			continue;
+		if (IsMVCCSnapshot(snapshot))
+		{
+			ItemPointerData tid;
+
+			ItemPointerSet(&tid, blockno,
+						   scan->bm_slots[i] % ARMDB_SLOTS_PER_PAGE + 1);
+			PredicateLockTID(rel, &tid, snapshot, scan->bm_versions[i].xmin);
+		}
+		scan->bm_versions[nvisible] = scan->bm_versions[i];
+		scan->bm_slots[nvisible] = scan->bm_slots[i];
+		nvisible++;
+	}
+	scan->bm_count = nvisible;
+	if (nvisible > 0)
+		read_versions_span(scan);
+	return nvisible > 0;
+}
+
+/* The next version kept by armdb_scan_bitmap_next_block(), into slot. */
+bool
+armdb_scan_bitmap_next_tuple(TableScanDesc sscan, TBMIterateResult *tbmres,
+							 TupleTableSlot *slot)
+{
+	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
+	int			i = scan->bm_pos;
+
+	if (i >= scan->bm_count)
+		return false;
+	CHECK_FOR_INTERRUPTS();
+	armdb_scan_store_version(scan, scan->bm_slots[i], &scan->bm_versions[i],
+							 slot);
+	scan->bm_pos++;
+	pgstat_count_heap_fetch(sscan->rs_rd);
+	return true;
+}

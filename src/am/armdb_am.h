@@ -122,6 +122,9 @@ extern bool armdb_slot_of_tid(ArmdbRelKeydir *kd, ItemPointer tid,
 							  uint64 *slot);
 extern bool armdb_version_lookup(ArmdbRelKeydir *kd, uint64 slot,
 								 Snapshot snapshot, ArmdbVersion *copy);
+extern bool armdb_version_lookup_ssi(Relation rel, ArmdbRelKeydir *kd,
+									 uint64 slot, Snapshot snapshot,
+									 ArmdbVersion *copy);
 extern void armdb_fill_tuple(HeapTuple tuple, Relation rel, uint64 slot,
 							 char *image, uint32 image_len,
 							 const ArmdbVersion *v);

@@ -28,12 +28,14 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/tablespace.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/tidbitmap.h"
 #include "pgstat.h"
+#include "storage/bufmgr.h"
 #include "storage/predicate.h"
 #include "utils/snapmgr.h"
 #include "utils/spccache.h"
@@ -118,16 +120,32 @@ static void
 check_prefetch(ArmdbScanDesc scan)
 {
 	Relation	rel = scan->base.rs_rd;
+	Oid			spcid = rel->rd_rel->reltablespace;
+	int			concurrency;
 
 	if (scan->bm_prefetch_off ||
-		pg_atomic_read_u64(&scan->kd->npages) <= RELSEG_SIZE ||
-		get_tablespace_io_concurrency(rel->rd_rel->reltablespace) == 0)
+		pg_atomic_read_u64(&scan->kd->npages) <= RELSEG_SIZE)
 		return;
+	concurrency = get_tablespace_io_concurrency(spcid);
+	if (concurrency == 0)
+		return;
+	if (concurrency != effective_io_concurrency)
+	{
+		/* the tablespace's own option decides; SET would not help */
+		if (!OidIsValid(spcid))
+			spcid = MyDatabaseTableSpace;
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot run this bitmap heap scan of armdb table \"%s\" with prefetching set by tablespace \"%s\"",
+						RelationGetRelationName(rel), get_tablespace_name(spcid)),
+				 errdetail("The scan was started outside the executor's start (an EvalPlanQual recheck), and would prefetch blocks past the first segment of the table's main fork, which armdb leaves empty."),
+				 errhint("Reset the tablespace's effective_io_concurrency option with ALTER TABLESPACE ... RESET (effective_io_concurrency), or let the planner avoid the bitmap scan (enable_bitmapscan = off).")));
+	}
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("cannot run this bitmap heap scan of armdb table \"%s\" with prefetching",
 					RelationGetRelationName(rel)),
-			 errdetail("The scan was planned outside the executor's start (an EvalPlanQual recheck), and would prefetch blocks past the first segment of the table's main fork, which armdb leaves empty."),
+			 errdetail("The scan was started outside the executor's start (an EvalPlanQual recheck), and would prefetch blocks past the first segment of the table's main fork, which armdb leaves empty."),
 			 errhint("Set effective_io_concurrency to 0 for this statement, or let the planner avoid the bitmap scan (enable_bitmapscan = off).")));
 }
 
@@ -182,8 +200,6 @@ armdb_scan_bitmap_next_block(TableScanDesc sscan, TBMIterateResult *tbmres)
 	BlockNumber blockno = tbmres->blockno;
 	uint64		first = (uint64) blockno * ARMDB_SLOTS_PER_PAGE;
 	ArmdbPage  *page;
-	bool		visible[ARMDB_SLOTS_PER_PAGE];
-	int			nlooked = 0;
 	int			nvisible = 0;
 
 	check_prefetch(scan);
@@ -200,7 +216,10 @@ armdb_scan_bitmap_next_block(TableScanDesc sscan, TBMIterateResult *tbmres)
 											sizeof(uint64) * ARMDB_SLOTS_PER_PAGE);
 	}
 
-	/* as heap holds the buffer's share lock while it judges the page */
+	/*
+	 * As heap holds the buffer's share lock while it judges the page and
+	 * takes its SIREAD locks (armdb_version_lookup_ssi() says why).
+	 */
 	LWLockAcquire(&page->lock, LW_SHARED);
 	for (int i = 0;
 		 tbmres->ntuples >= 0 ? i < tbmres->ntuples : i < ARMDB_SLOTS_PER_PAGE;
@@ -208,6 +227,7 @@ armdb_scan_bitmap_next_block(TableScanDesc sscan, TBMIterateResult *tbmres)
 	{
 		int			index;
 		ArmdbVersion *v;
+		bool		visible;
 
 		if (tbmres->ntuples >= 0)
 		{
@@ -221,32 +241,23 @@ armdb_scan_bitmap_next_block(TableScanDesc sscan, TBMIterateResult *tbmres)
 		v = &page->v[index];
 		if (v->file_id == 0)
 			continue;
-		visible[nlooked] = armdb_version_satisfies(v, first + index, snapshot);
-		scan->bm_versions[nlooked] = *v;
-		scan->bm_slots[nlooked] = first + index;
-		nlooked++;
-	}
-	LWLockRelease(&page->lock);
-
-	/* SSI, out of the page's lock; keep the visible versions in order */
-	for (int i = 0; i < nlooked; i++)
-	{
-		armdb_check_serializable_out(rel, &scan->bm_versions[i], visible[i],
-									 snapshot);
-		if (!visible[i])
-			continue;
-		if (IsMVCCSnapshot(snapshot))
+		visible = armdb_version_satisfies(v, first + index, snapshot);
+		if (visible && IsMVCCSnapshot(snapshot))
 		{
 			ItemPointerData tid;
 
-			ItemPointerSet(&tid, blockno,
-						   scan->bm_slots[i] % ARMDB_SLOTS_PER_PAGE + 1);
-			PredicateLockTID(rel, &tid, snapshot, scan->bm_versions[i].xmin);
+			ItemPointerSet(&tid, blockno, index + 1);
+			PredicateLockTID(rel, &tid, snapshot, v->xmin);
 		}
-		scan->bm_versions[nvisible] = scan->bm_versions[i];
-		scan->bm_slots[nvisible] = scan->bm_slots[i];
+		armdb_check_serializable_out(rel, v, visible, snapshot);
+		if (!visible)
+			continue;
+		scan->bm_versions[nvisible] = *v;
+		scan->bm_slots[nvisible] = first + index;
 		nvisible++;
 	}
+	LWLockRelease(&page->lock);
+
 	scan->bm_count = nvisible;
 	if (nvisible > 0)
 		read_versions_span(scan);

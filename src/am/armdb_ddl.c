@@ -13,6 +13,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/genam.h"
 #include "access/multixact.h"
 #include "access/xact.h"
@@ -20,6 +22,8 @@
 #include "catalog/storage_xlog.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
+#include "optimizer/plancat.h"
+#include "storage/bufpage.h"
 #include "storage/ipc.h"
 #include "storage/smgr.h"
 #include "utils/snapmgr.h"
@@ -253,6 +257,28 @@ armdb_relation_size(Relation rel, ForkNumber forkNumber)
 	return npages * BLCKSZ;
 }
 
+/*
+ * The planner's size of an armdb table: the rows it holds, and the pages
+ * heap would need for them.
+ *
+ * Virtual pages are not a measure of cost: one holds 291 row slots where a
+ * heap page holds what fits in 8 kB (tenk1: 35 virtual pages, 345 heap
+ * pages).  Planning with them would make every sequential scan look ten
+ * times cheaper than heap's and pick other plans than heap's where heap's
+ * are right -- while an armdb scan reads about the bytes heap reads.  So
+ * the pages reported are the heap pages the rows would fill (their width,
+ * from the statistics or the column types as heap estimates it, plus
+ * heap's tuple header and line pointer, at the table's fillfactor), and
+ * the rest is heap's table_block_relation_estimate_size(): a table never
+ * vacuumed or analyzed counts as at least 10 pages, and then as many rows
+ * as would fill them.
+ *
+ * The rows: the keydir counts the versions without reading anything;
+ * once VACUUM or ANALYZE has counted the live ones (reltuples, over
+ * relpages virtual pages, which is what armdb_relation_size() reports to
+ * them), that density is scaled to today's virtual pages instead, since it
+ * leaves out dead versions.  No page is all-visible (no visibility map).
+ */
 void
 armdb_relation_estimate_size(Relation rel, int32 *attr_widths,
 							 BlockNumber *pages, double *tuples,
@@ -260,17 +286,40 @@ armdb_relation_estimate_size(Relation rel, int32 *attr_widths,
 {
 	ArmdbRelKeydir *kd = armdb_rel_keydir(rel);
 	uint64		npages = pg_atomic_read_u64(&kd->npages);
-	uint64		nversions = pg_atomic_read_u64(&kd->nversions);
+	BlockNumber relpages = (BlockNumber) rel->rd_rel->relpages;
+	double		reltuples = (double) rel->rd_rel->reltuples;
+	int32		tuple_width;
+	int			full_density;
+	int			filled_density;
+	double		rows;
+	double		heap_pages;
 
 	/*
-	 * Virtual pages are the planner's pages.  The keydir knows how many
-	 * versions there are without reading anything; ANALYZE's reltuples is
-	 * better once it exists, since it leaves out dead versions.
+	 * Rows per heap page, as heap's estimate counts them (integer division
+	 * too): full pages, and pages filled to the fillfactor as heap fills
+	 * them when it appends.
 	 */
-	*pages = (BlockNumber) Min(npages, MaxBlockNumber);
-	if (rel->rd_rel->reltuples >= 0 && rel->rd_rel->relpages > 0)
-		*tuples = rel->rd_rel->reltuples / rel->rd_rel->relpages * npages;
+	tuple_width = get_rel_data_width(rel, attr_widths) +
+		MAXALIGN(SizeofHeapTupleHeader) + sizeof(ItemIdData);
+	full_density = Max((BLCKSZ - SizeOfPageHeaderData) / tuple_width, 1);
+	filled_density = Max((BLCKSZ - SizeOfPageHeaderData -
+						  RelationGetTargetPageFreeSpace(rel, HEAP_DEFAULT_FILLFACTOR)) /
+						 tuple_width, 1);
+
+	if (reltuples >= 0 && relpages > 0)
+		rows = reltuples / relpages * npages;
 	else
-		*tuples = (double) nversions;
+		rows = (double) pg_atomic_read_u64(&kd->nversions);
+	heap_pages = ceil(rows / filled_density);
+
+	/* heap's HACK for tables never vacuumed: at least 10 pages, and full */
+	if (reltuples < 0)
+	{
+		if (heap_pages < 10 && !rel->rd_rel->relhassubclass)
+			heap_pages = 10;
+		rows = (double) full_density * heap_pages;
+	}
+	*pages = (BlockNumber) Min(heap_pages, (double) MaxBlockNumber);
+	*tuples = rint(rows);
 	*allvisfrac = 0;
 }

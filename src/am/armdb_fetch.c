@@ -115,6 +115,48 @@ armdb_version_lookup(ArmdbRelKeydir *kd, uint64 slot, Snapshot snapshot,
 }
 
 /*
+ * armdb_version_lookup() for a read that SSI must know of: while the
+ * page's lock is held, as heap holds the buffer's share lock, the version is
+ * checked for a conflict out and, when visible to an MVCC snapshot,
+ * predicate-locked.  A writer checks for conflicts in while it holds the
+ * page's lock exclusively (armdb_update.c), so either it sees our SIREAD
+ * lock or we see its xmax; with the checks after the lock's release, a
+ * DELETE between the two would go unseen by both.  Page lock first, then
+ * the predicate lock manager's, as writers take them.
+ */
+bool
+armdb_version_lookup_ssi(Relation rel, ArmdbRelKeydir *kd, uint64 slot,
+						 Snapshot snapshot, ArmdbVersion *copy)
+{
+	ArmdbPage  *page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE);
+	ArmdbVersion *v;
+	bool		visible;
+
+	if (page == NULL)
+	{
+		memset(copy, 0, sizeof(*copy));
+		return false;
+	}
+	LWLockAcquire(&page->lock, LW_SHARED);
+	v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];
+	visible = v->file_id != 0 && armdb_version_satisfies(v, slot, snapshot);
+	if (v->file_id != 0)
+	{
+		if (visible && IsMVCCSnapshot(snapshot))
+		{
+			ItemPointerData tid;
+
+			armdb_slot_to_tid(slot, &tid);
+			PredicateLockTID(rel, &tid, snapshot, v->xmin);
+		}
+		armdb_check_serializable_out(rel, v, visible, snapshot);
+	}
+	*copy = *v;
+	LWLockRelease(&page->lock);
+	return visible;
+}
+
+/*
  * Read the tuple of a version found in the keydir into buf (v->len bytes)
  * and make *tuple describe it.
  */
@@ -248,15 +290,8 @@ armdb_fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot,
 
 	if (!armdb_slot_of_tid(kd, tid, &slotno))
 		return false;
-	if (!armdb_version_lookup(kd, slotno, snapshot, &v))
-	{
-		if (v.file_id != 0)
-			armdb_check_serializable_out(rel, &v, false, snapshot);
+	if (!armdb_version_lookup_ssi(rel, kd, slotno, snapshot, &v))
 		return false;
-	}
-	armdb_check_serializable_out(rel, &v, true, snapshot);
-	if (IsMVCCSnapshot(snapshot))
-		PredicateLockTID(rel, tid, snapshot, v.xmin);
 
 	/* the slot owns the tuple: one palloc'd block, header and image */
 	buf = palloc(HEAPTUPLESIZE + v.len);

@@ -90,9 +90,7 @@ armdb_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
 	if (!armdb_slot_of_tid(fetch->kd, tid, &slotno))
 		return false;
 
-	visible = armdb_version_lookup(fetch->kd, slotno, snapshot, &v);
-	if (v.file_id != 0)
-		armdb_check_serializable_out(rel, &v, visible, snapshot);
+	visible = armdb_version_lookup_ssi(rel, fetch->kd, slotno, snapshot, &v);
 	if (!visible)
 	{
 		if (all_dead && v.file_id != 0 &&
@@ -106,8 +104,6 @@ armdb_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
 							 armdb_reserve_buffer(&fetch->buf, &fetch->buf_size,
 												  v.len, fetch->mcxt),
 							 &fetch->tuple);
-	if (IsMVCCSnapshot(snapshot))
-		PredicateLockTID(rel, &fetch->tuple.t_self, snapshot, v.xmin);
 	ExecStoreHeapTuple(&fetch->tuple, slot, false);
 	pgstat_count_heap_fetch(rel);
 	return true;

@@ -170,6 +170,10 @@ armdb_scan_end(TableScanDesc sscan)
 	armdb_vstore_span_free(&scan->span);
 	if (scan->tuple_buf)
 		pfree(scan->tuple_buf);
+	if (scan->bm_versions)
+		pfree(scan->bm_versions);
+	if (scan->bm_slots)
+		pfree(scan->bm_slots);
 	if (scan->history)
 		pfree(scan->history);
 	RelationDecrementReferenceCount(sscan->rs_rd);
@@ -628,9 +632,8 @@ armdb_scan_getnextslot_tidrange(TableScanDesc sscan, ScanDirection direction,
 			continue;
 		}
 		CHECK_FOR_INTERRUPTS();
-		visible = armdb_version_lookup(scan->kd, (uint64) pos, snapshot, &v);
-		if (v.file_id != 0)
-			armdb_check_serializable_out(rel, &v, visible, snapshot);
+		visible = armdb_version_lookup_ssi(rel, scan->kd, (uint64) pos,
+										   snapshot, &v);
 		if (!visible)
 			continue;
 		/* the page's entries with one read when it is entered */
@@ -640,8 +643,6 @@ armdb_scan_getnextslot_tidrange(TableScanDesc sscan, ScanDirection direction,
 			armdb_scan_read_block_span(scan, scan->cblock);
 		}
 		armdb_scan_store_version(scan, (uint64) pos, &v, slot);
-		if (IsMVCCSnapshot(snapshot))
-			PredicateLockTID(rel, &scan->tuple.t_self, snapshot, v.xmin);
 		pgstat_count_heap_getnext(rel);
 		return true;
 	}

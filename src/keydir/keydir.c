@@ -1108,9 +1108,14 @@ armdb_keydir_get(RelFileNodeBackend rnode, const ArmdbStoreSettings *settings)
 	armdb_durable_startup_replay();
 
 	armdb_rel_key(&key, rnode);
-	kd = dshash_find_or_insert(keydir_table(), &key, &found);
-	if (!found)
-		init_keydir_entry(kd);
+	/* every scan and fetch starts here: a shared partition lock when found */
+	kd = dshash_find(keydir_table(), &key, false);
+	if (kd == NULL)
+	{
+		kd = dshash_find_or_insert(keydir_table(), &key, &found);
+		if (!found)
+			init_keydir_entry(kd);
+	}
 	dshash_release_lock(keydir_table(), kd);
 
 	/* a restarted standby: not before replay is back where it was */

@@ -12,7 +12,8 @@
 # 54328) and removes it when done; PGBIN (default
 # /usr/lib/postgresql/15/bin) selects another installation.  ROWS (default
 # 5000000) is the size of the main table, ROUNDS (default 3) the number of
-# rounds; BENCH_SECONDS (default 10) the length of each throughput run.
+# rounds; BENCH_SECONDS (default 10) the length of each throughput run,
+# BENCH_SCALE (default 20) pgbench's scale for TPC-B.
 #
 # Every round runs each workload on heap and on armdb, one after the other
 # (heap first in odd rounds, armdb first in even ones), so that both see the
@@ -37,7 +38,7 @@
 #   BRIN        count(*) of 10000 consecutive ts values (BRIN index), ms
 #   GIN         jsonb containment (@>) and full-text search (@@) on a
 #               200000-row table with GIN indexes, ms
-#   TPC-B       pgbench scale 20, 2 clients, TPS
+#   TPC-B       pgbench (BENCH_SCALE), 2 clients, TPS
 #
 # Bytes on disk (heap: pg_table_size, armdb: armdb_relation_size) and armdb's
 # key directory bytes per row (armdb_keydir_size) are taken after COPY and
@@ -53,6 +54,7 @@ set -euo pipefail
 ROWS=${1:-5000000}
 ROUNDS=${2:-3}
 SECS=${BENCH_SECONDS:-10}
+SCALE=${BENCH_SCALE:-20}
 PORT=${ARMDB_BENCH_PORT:-54328}
 BASE=${ARMDB_BENCH_DIR:-/var/tmp}
 [[ ${ROWS} =~ ^[1-9][0-9]*$ && ${ROUNDS} =~ ^[1-9][0-9]*$ ]] ||
@@ -117,8 +119,8 @@ for am in heap armdb; do
 	cluster_psql "${PORT}" -q -c "CREATE DATABASE b_${am}"
 	q "b_${am}" -c "CREATE EXTENSION armdb" \
 		-c "ALTER DATABASE b_${am} SET default_table_access_method = ${am}"
-	step "${am}: pgbench -i -s 20"
-	pgb -i -q -s 20 "b_${am}" >/dev/null
+	step "${am}: pgbench -i -s ${SCALE}"
+	pgb -i -q -s "${SCALE}" "b_${am}" >/dev/null
 	step "${am}: 200000 documents with GIN indexes"
 	q "b_${am}" -c "CREATE TABLE docs (id int PRIMARY KEY, doc jsonb, body text)" \
 		-c "INSERT INTO docs SELECT g, jsonb_build_object('k', g % 1000, 'g', g % 7,
@@ -246,7 +248,7 @@ run_am() {
 	sizes "${am}" "${round}" "churn"
 
 	step "round ${round}, ${am}: pgbench TPC-B"
-	record "pgbench TPC-B scale 20, TPS" "TPS" tp "${am}" "${round}" \
+	record "pgbench TPC-B scale ${SCALE}, TPS" "TPS" tp "${am}" "${round}" \
 		"$(pgb -c 2 -j 2 -T "${SECS}" "${db}" | tps)"
 }
 
@@ -279,8 +281,9 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (N
 values() {
 	local m=$1 am=$2 r
 	for r in $(seq "${ROUNDS}"); do
-		[[ -n ${R[$m/$am/$r]:-} ]] && echo "${R[$m/$am/$r]}"
+		if [[ -n ${R[$m/$am/$r]:-} ]]; then echo "${R[$m/$am/$r]}"; fi
 	done
+	return 0
 }
 fmt() { awk "BEGIN { v = $1; if (v >= 100) printf \"%.0f\", v; else if (v >= 10) printf \"%.1f\", v; else printf \"%.2f\", v }"; }
 
@@ -301,7 +304,7 @@ dat=${WORK}/ratios.dat
 		ratio=""
 		if [[ -n $h && -n $a ]] && awk "BEGIN { exit !($h > 0 && $a > 0) }"; then
 			if [[ ${KIND[$m]} == tp ]]; then ratio=$(calc "$a / $h"); else ratio=$(calc "$h / $a"); fi
-			printf '"%s" %s\n' "${m%%,*}" "${ratio}" >>"${dat}"
+			printf '"%s" %s\n' "${m%,*}" "${ratio}" >>"${dat}"
 			ratio=$(printf '%.2f' "${ratio}")
 		fi
 		echo "| $m | ${h:+$(fmt "$h")} | ${a:+$(fmt "$a")} | ${ratio} |"
@@ -313,7 +316,9 @@ dat=${WORK}/ratios.dat
 } | tee "${md}"
 
 as_root gnuplot <<EOF
-set terminal pngcairo size 1100,650 noenhanced font ",10"
+set terminal pngcairo size 1200,700 noenhanced font ",10"
+set rmargin 12
+set bmargin 14
 set output "${RESULTS}/harness.png"
 set title "armdb / heap (${ROWS} rows; above 1: armdb better)"
 set style fill solid 0.8

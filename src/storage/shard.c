@@ -115,6 +115,20 @@ armdb_shard_file_fd(ArmdbShardFiles *files, uint32 file_id, ArmdbError *err)
 	return shard_file_fd(files, file_id, true, err);
 }
 
+/*
+ * A descriptor for reads by a scan: through the page cache with
+ * cached_reads, as point reads (armdb_shard_read_file), so that the
+ * kernel reads ahead of a sequential scan and a table read again is served
+ * from memory, as heap's is; O_DIRECT writes invalidate the cached range,
+ * so it is never stale.  Merges keep O_DIRECT (armdb_shard_file_fd), not
+ * to push the working set out of the cache.
+ */
+int
+armdb_shard_read_fd(ArmdbShardFiles *files, uint32 file_id, ArmdbError *err)
+{
+	return shard_file_fd(files, file_id, !files->cached_reads, err);
+}
+
 bool
 armdb_should_rotate(uint64 append_end, uint64 entry_len, uint32 max_file_size)
 {

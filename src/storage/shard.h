@@ -137,8 +137,6 @@ extern void armdb_shard_files_close(ArmdbShardFiles *files);
  */
 extern int	armdb_shard_file_fd(ArmdbShardFiles *files, uint32 file_id,
 								ArmdbError *err);
-extern int	armdb_shard_read_fd(ArmdbShardFiles *files, uint32 file_id,
-								ArmdbError *err);
 /* Forget (and close) the cached descriptor of file_id, e.g. after unlink. */
 extern void armdb_shard_forget_file(ArmdbShardFiles *files, uint32 file_id);
 

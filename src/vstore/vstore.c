@@ -589,7 +589,7 @@ armdb_vstore_span_read(ArmdbVstoreSpan *span, ArmdbRelKeydir *kd,
 		if (!ok)
 			armdb_report_storage_error(ERROR, &err);
 	}
-	fd = armdb_shard_read_fd(files, file_id, &err);
+	fd = armdb_shard_file_fd(files, file_id, &err);
 	if (fd < 0 ||
 		!armdb_io_pread(files->io, fd, span->buf.data,
 						TYPEALIGN(ARMDB_BLOCK_SIZE, to) - span->from,
@@ -851,7 +851,7 @@ cursor_bytes(ArmdbVstoreCursor *cur, uint64 need)
 		if (!ok)
 			armdb_report_storage_error(ERROR, &err);
 	}
-	fd = armdb_shard_read_fd(cur->files, cur->file_id, &err);
+	fd = armdb_shard_file_fd(cur->files, cur->file_id, &err);
 	if (fd < 0 ||
 		!armdb_io_pread(cur->files->io, fd, cur->chunk.data, cur->chunk.size,
 						from, &cur->chunk_len, &err))

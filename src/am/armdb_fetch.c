@@ -97,21 +97,7 @@ bool
 armdb_version_lookup(ArmdbRelKeydir *kd, uint64 slot, Snapshot snapshot,
 					 ArmdbVersion *copy)
 {
-	ArmdbPage  *page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE);
-	ArmdbVersion *v;
-	bool		visible;
-
-	if (page == NULL)
-	{
-		memset(copy, 0, sizeof(*copy));
-		return false;
-	}
-	LWLockAcquire(&page->lock, LW_SHARED);
-	v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];
-	visible = v->file_id != 0 && armdb_version_satisfies(v, slot, snapshot);
-	*copy = *v;
-	LWLockRelease(&page->lock);
-	return visible;
+	return armdb_version_lookup_ssi(NULL, kd, slot, snapshot, copy);
 }
 
 /*
@@ -122,7 +108,8 @@ armdb_version_lookup(ArmdbRelKeydir *kd, uint64 slot, Snapshot snapshot,
  * page's lock exclusively (armdb_update.c), so either it sees our SIREAD
  * lock or we see its xmax; with the checks after the lock's release, a
  * DELETE between the two would go unseen by both.  Page lock first, then
- * the predicate lock manager's, as writers take them.
+ * the predicate lock manager's, as writers take them.  With rel NULL, no
+ * SSI: armdb_version_lookup().
  */
 bool
 armdb_version_lookup_ssi(Relation rel, ArmdbRelKeydir *kd, uint64 slot,
@@ -140,7 +127,7 @@ armdb_version_lookup_ssi(Relation rel, ArmdbRelKeydir *kd, uint64 slot,
 	LWLockAcquire(&page->lock, LW_SHARED);
 	v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];
 	visible = v->file_id != 0 && armdb_version_satisfies(v, slot, snapshot);
-	if (v->file_id != 0)
+	if (rel != NULL && v->file_id != 0)
 	{
 		if (visible && IsMVCCSnapshot(snapshot))
 		{

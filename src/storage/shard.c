@@ -681,9 +681,9 @@ armdb_shard_read_file(ArmdbShardFiles *files, const ArmdbLocation *loc,
 	 * one file coherent); the entry then reads as zeros, which the check
 	 * below reports, never as another entry (a position holds one entry
 	 * ever).  So only these point reads use the cache: scans, hint files,
-	 * freezing and merges read with O_DIRECT (with the scan cursor reading
-	 * through the cache, t/018_power_loss.pl found a committed update
-	 * missing after a power cut; the cursor also feeds hint files).  A
+	 * freezing and merges read with O_DIRECT: a scan would take the zeros
+	 * for the file's end and silently stop (with the scan cursor reading
+	 * through the cache, t/018_power_loss.pl saw an UPDATE find no row).  A
 	 * buffered read needs no alignment: just the entry's bytes, into dst,
 	 * with no bounce buffer to allocate and no whole blocks to copy.
 	 */

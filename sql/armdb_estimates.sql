@@ -1,19 +1,17 @@
 -- The planner's size of an armdb table: its rows, and the pages heap would
 -- need for them (armdb_relation_estimate_size), so that plans are heap's.
-CREATE FUNCTION plan_rows(query text) RETURNS numeric LANGUAGE plpgsql AS $$
+CREATE FUNCTION plan_field(query text, field text) RETURNS numeric
+LANGUAGE plpgsql AS $$
 DECLARE
 	plan json;
 BEGIN
 	EXECUTE 'EXPLAIN (FORMAT JSON) ' || query INTO plan;
-	RETURN (plan -> 0 -> 'Plan' ->> 'Plan Rows')::numeric;
+	RETURN (plan -> 0 -> 'Plan' ->> field)::numeric;
 END $$;
-CREATE FUNCTION seq_cost(query text) RETURNS numeric LANGUAGE plpgsql AS $$
-DECLARE
-	plan json;
-BEGIN
-	EXECUTE 'EXPLAIN (FORMAT JSON) ' || query INTO plan;
-	RETURN (plan -> 0 -> 'Plan' ->> 'Total Cost')::numeric;
-END $$;
+CREATE FUNCTION plan_rows(query text) RETURNS numeric LANGUAGE sql
+AS $$ SELECT plan_field(query, 'Plan Rows') $$;
+CREATE FUNCTION seq_cost(query text) RETURNS numeric LANGUAGE sql
+AS $$ SELECT plan_field(query, 'Total Cost') $$;
 
 CREATE TABLE est_a (id int, v text) USING armdb;
 CREATE TABLE est_h (id int, v text) USING heap;
@@ -55,3 +53,4 @@ SELECT plan_rows('SELECT * FROM ONLY est_parent') AS armdb;
 DROP TABLE est_a, est_h, est_ff, est_parent, est_child;
 DROP FUNCTION plan_rows(text);
 DROP FUNCTION seq_cost(text);
+DROP FUNCTION plan_field(text, text);

@@ -122,6 +122,8 @@ extern bool armdb_slot_of_tid(ArmdbRelKeydir *kd, ItemPointer tid,
 							  uint64 *slot);
 extern bool armdb_version_lookup(ArmdbRelKeydir *kd, uint64 slot,
 								 Snapshot snapshot, ArmdbVersion *copy);
+extern bool armdb_version_judge(Relation rel, ArmdbVersion *v, uint64 slot,
+								Snapshot snapshot);
 extern bool armdb_version_lookup_ssi(Relation rel, ArmdbRelKeydir *kd,
 									 uint64 slot, Snapshot snapshot,
 									 ArmdbVersion *copy);

@@ -163,8 +163,8 @@ armdb_scan_read_block_span(ArmdbScanDesc scan, BlockNumber blockno)
 	if (file_id == 0 || to - from > ARMDB_SPAN_MAX)
 		return;
 
-	armdb_vstore_span_read(&scan->span, kd, shard, file_id, from, to, ARMDB_SPAN_MAX,
-						   scan->mcxt, armdb_store_settings());
+	armdb_vstore_span_read(&scan->span, kd, shard, file_id, from, to,
+						   ARMDB_SPAN_MAX, scan->mcxt, armdb_store_settings());
 }
 
 bool

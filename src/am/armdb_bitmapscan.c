@@ -122,6 +122,7 @@ check_prefetch(ArmdbScanDesc scan)
 	Relation	rel = scan->base.rs_rd;
 	Oid			spcid = rel->rd_rel->reltablespace;
 	int			concurrency;
+	bool		by_tablespace;
 
 	if (scan->bm_prefetch_off ||
 		pg_atomic_read_u64(&scan->kd->npages) <= RELSEG_SIZE)
@@ -129,23 +130,20 @@ check_prefetch(ArmdbScanDesc scan)
 	concurrency = get_tablespace_io_concurrency(spcid);
 	if (concurrency == 0)
 		return;
-	if (concurrency != effective_io_concurrency)
-	{
-		/* the tablespace's own option decides; SET would not help */
-		if (!OidIsValid(spcid))
-			spcid = MyDatabaseTableSpace;
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot run this bitmap heap scan of armdb table \"%s\" with prefetching set by tablespace \"%s\"",
-						RelationGetRelationName(rel), get_tablespace_name(spcid)),
-				 errdetail("The scan was started outside the executor's start (an EvalPlanQual recheck), and would prefetch blocks past the first segment of the table's main fork, which armdb leaves empty."),
-				 errhint("Reset the tablespace's effective_io_concurrency option with ALTER TABLESPACE ... RESET (effective_io_concurrency), or let the planner avoid the bitmap scan (enable_bitmapscan = off).")));
-	}
+	/* the tablespace's own option decides, where it has one: SET won't do */
+	by_tablespace = concurrency != effective_io_concurrency;
+	if (!OidIsValid(spcid))
+		spcid = MyDatabaseTableSpace;
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 by_tablespace ?
+			 errmsg("cannot run this bitmap heap scan of armdb table \"%s\" with prefetching set by tablespace \"%s\"",
+					RelationGetRelationName(rel), get_tablespace_name(spcid)) :
 			 errmsg("cannot run this bitmap heap scan of armdb table \"%s\" with prefetching",
 					RelationGetRelationName(rel)),
 			 errdetail("The scan was started outside the executor's start (an EvalPlanQual recheck), and would prefetch blocks past the first segment of the table's main fork, which armdb leaves empty."),
+			 by_tablespace ?
+			 errhint("Reset the tablespace's effective_io_concurrency option with ALTER TABLESPACE ... RESET (effective_io_concurrency), or let the planner avoid the bitmap scan (enable_bitmapscan = off).") :
 			 errhint("Set effective_io_concurrency to 0 for this statement, or let the planner avoid the bitmap scan (enable_bitmapscan = off).")));
 }
 
@@ -218,7 +216,7 @@ armdb_scan_bitmap_next_block(TableScanDesc sscan, TBMIterateResult *tbmres)
 
 	/*
 	 * As heap holds the buffer's share lock while it judges the page and
-	 * takes its SIREAD locks (armdb_version_lookup_ssi() says why).
+	 * takes its SIREAD locks (armdb_version_judge() says why).
 	 */
 	LWLockAcquire(&page->lock, LW_SHARED);
 	for (int i = 0;
@@ -226,8 +224,6 @@ armdb_scan_bitmap_next_block(TableScanDesc sscan, TBMIterateResult *tbmres)
 		 i++)
 	{
 		int			index;
-		ArmdbVersion *v;
-		bool		visible;
 
 		if (tbmres->ntuples >= 0)
 		{
@@ -238,21 +234,10 @@ armdb_scan_bitmap_next_block(TableScanDesc sscan, TBMIterateResult *tbmres)
 		}
 		else
 			index = i;
-		v = &page->v[index];
-		if (v->file_id == 0)
+		if (!armdb_version_judge(rel, &page->v[index], first + index,
+								 snapshot))
 			continue;
-		visible = armdb_version_satisfies(v, first + index, snapshot);
-		if (visible && IsMVCCSnapshot(snapshot))
-		{
-			ItemPointerData tid;
-
-			ItemPointerSet(&tid, blockno, index + 1);
-			PredicateLockTID(rel, &tid, snapshot, v->xmin);
-		}
-		armdb_check_serializable_out(rel, v, visible, snapshot);
-		if (!visible)
-			continue;
-		scan->bm_versions[nvisible] = *v;
+		scan->bm_versions[nvisible] = page->v[index];
 		scan->bm_slots[nvisible] = first + index;
 		nvisible++;
 	}

@@ -101,33 +101,27 @@ armdb_version_lookup(ArmdbRelKeydir *kd, uint64 slot, Snapshot snapshot,
 }
 
 /*
- * armdb_version_lookup() for a read that SSI must know of: while the
- * page's lock is held, as heap holds the buffer's share lock, the version is
- * checked for a conflict out and, when visible to an MVCC snapshot,
- * predicate-locked.  A writer checks for conflicts in while it holds the
- * page's lock exclusively (armdb_update.c), so either it sees our SIREAD
- * lock or we see its xmax; with the checks after the lock's release, a
- * DELETE between the two would go unseen by both.  Page lock first, then
+ * Is the version record v of slot, whose page lock the caller holds, a
+ * version visible to snapshot?  With rel, a read that SSI must know of:
+ * while the page's lock is held, as heap holds the buffer's share lock, the
+ * version is checked for a conflict out and, when visible to an MVCC
+ * snapshot, predicate-locked.  A writer checks for conflicts in while it
+ * holds the page's lock exclusively (armdb_update.c), so either it sees our
+ * SIREAD lock or we see its xmax; with the checks after the lock's release,
+ * a DELETE between the two would go unseen by both.  Page lock first, then
  * the predicate lock manager's, as writers take them.  With rel NULL, no
- * SSI: armdb_version_lookup().
+ * SSI.
  */
 bool
-armdb_version_lookup_ssi(Relation rel, ArmdbRelKeydir *kd, uint64 slot,
-						 Snapshot snapshot, ArmdbVersion *copy)
+armdb_version_judge(Relation rel, ArmdbVersion *v, uint64 slot,
+					Snapshot snapshot)
 {
-	ArmdbPage  *page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE);
-	ArmdbVersion *v;
 	bool		visible;
 
-	if (page == NULL)
-	{
-		memset(copy, 0, sizeof(*copy));
+	if (v->file_id == 0)
 		return false;
-	}
-	LWLockAcquire(&page->lock, LW_SHARED);
-	v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];
-	visible = v->file_id != 0 && armdb_version_satisfies(v, slot, snapshot);
-	if (rel != NULL && v->file_id != 0)
+	visible = armdb_version_satisfies(v, slot, snapshot);
+	if (rel != NULL)
 	{
 		if (visible && IsMVCCSnapshot(snapshot))
 		{
@@ -138,7 +132,26 @@ armdb_version_lookup_ssi(Relation rel, ArmdbRelKeydir *kd, uint64 slot,
 		}
 		armdb_check_serializable_out(rel, v, visible, snapshot);
 	}
-	*copy = *v;
+	return visible;
+}
+
+/* armdb_version_lookup(), judged by armdb_version_judge() with rel */
+bool
+armdb_version_lookup_ssi(Relation rel, ArmdbRelKeydir *kd, uint64 slot,
+						 Snapshot snapshot, ArmdbVersion *copy)
+{
+	ArmdbPage  *page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE);
+	bool		visible;
+
+	if (page == NULL)
+	{
+		memset(copy, 0, sizeof(*copy));
+		return false;
+	}
+	LWLockAcquire(&page->lock, LW_SHARED);
+	visible = armdb_version_judge(rel, &page->v[slot % ARMDB_SLOTS_PER_PAGE],
+								  slot, snapshot);
+	*copy = page->v[slot % ARMDB_SLOTS_PER_PAGE];
 	LWLockRelease(&page->lock);
 	return visible;
 }

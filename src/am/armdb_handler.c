@@ -10,8 +10,9 @@
  * What this version supports: CREATE TABLE (permanent, temporary, unlogged),
  * INSERT, COPY, INSERT ... ON CONFLICT, SELECT (sequential, parallel and
  * backward scans, TABLESAMPLE, bitmap heap scans, TID range scans), UPDATE
- * (also across partitions), DELETE, row locks in all four modes (FOR UPDATE, FOR NO KEY UPDATE, FOR SHARE,
- * FOR KEY SHARE; NOWAIT, SKIP LOCKED, READ COMMITTED rechecks), foreign
+ * (also across partitions), DELETE, row locks in all four modes (FOR
+ * UPDATE, FOR NO KEY UPDATE, FOR SHARE, FOR KEY SHARE; NOWAIT, SKIP
+ * LOCKED, READ COMMITTED rechecks), foreign
  * keys in both directions, transactions and savepoints with heap's
  * visibility rules, PREPARE TRANSACTION, TRUNCATE, DROP, ALTER TABLE
  * rewrites and SET TABLESPACE, VACUUM (with freezing), VACUUM FULL and

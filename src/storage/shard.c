@@ -663,9 +663,11 @@ bool
 armdb_shard_read_file(ArmdbShardFiles *files, const ArmdbLocation *loc,
 					  char *dst, ArmdbEntryHeader *hdr, ArmdbError *err)
 {
-	uint64		from = ARMDB_BLOCK_FLOOR(loc->offset);
-	uint64		to = ARMDB_BLOCK_CEIL((uint64) loc->offset + loc->len);
-	ArmdbAlignedBuf tmp;
+	bool		aligned = files->direct_io && !files->cached_reads;
+	uint64		from = loc->offset;
+	uint64		to = (uint64) loc->offset + loc->len;
+	ArmdbAlignedBuf tmp = {0};
+	char	   *buf = dst;
 	size_t		nread;
 	int			fd;
 	bool		ok;
@@ -690,23 +692,17 @@ armdb_shard_read_file(ArmdbShardFiles *files, const ArmdbLocation *loc,
 	fd = shard_file_fd(files, loc->file_id, !files->cached_reads, err);
 	if (fd < 0)
 		return false;
-	if (files->cached_reads || !files->direct_io)
+	if (aligned)
 	{
-		if (!armdb_io_pread(files->io, fd, dst, loc->len, loc->offset, &nread,
-							err))
-			return armdb_error_context(err, "could not read data file %06u of \"%s\"",
-									   loc->file_id, files->dir);
-		if (nread < loc->len)
-			return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
-							   "entry at offset %u of data file %06u in \"%s\" is past the end of the file",
-							   loc->offset, loc->file_id, files->dir);
-		return check_entry(files->dir, loc, dst, hdr, err);
+		/* one aligned read covers the whole entry: at most one device read */
+		from = ARMDB_BLOCK_FLOOR(from);
+		to = ARMDB_BLOCK_CEIL(to);
+		if (!armdb_aligned_alloc(&tmp, to - from, err))
+			return false;
+		buf = tmp.data;
 	}
-	if (!armdb_aligned_alloc(&tmp, to - from, err))
-		return false;
 
-	/* one aligned read covers the whole entry: at most one device read */
-	ok = armdb_io_pread(files->io, fd, tmp.data, to - from, from, &nread, err);
+	ok = armdb_io_pread(files->io, fd, buf, to - from, from, &nread, err);
 	if (!ok)
 		armdb_error_context(err, "could not read data file %06u of \"%s\"",
 							loc->file_id, files->dir);
@@ -716,7 +712,8 @@ armdb_shard_read_file(ArmdbShardFiles *files, const ArmdbLocation *loc,
 						 loc->offset, loc->file_id, files->dir);
 	else
 	{
-		memcpy(dst, tmp.data + (loc->offset - from), loc->len);
+		if (buf != dst)
+			memcpy(dst, buf + (loc->offset - from), loc->len);
 		ok = check_entry(files->dir, loc, dst, hdr, err);
 	}
 	armdb_aligned_free(&tmp);

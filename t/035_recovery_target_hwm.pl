@@ -13,6 +13,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run;
 
 my $primary = PostgreSQL::Test::Cluster->new('primary');
 $primary->init(allows_streaming => 1);
@@ -41,12 +42,20 @@ recovery_target_lsn = '$before'
 recovery_target_action = 'promote'
 });
 my $log_offset = -s $standby->logfile;
-# (pg_ctl may see the hot standby accept reads before the end of recovery)
-$standby->start(fail_ok => 1);
-$standby->wait_for_log(qr/shutting down due to startup process failure/,
-	$log_offset);
-$standby->stop('immediate', fail_ok => 1);
+# The postmaster runs in the foreground until it exits by itself.  Not
+# pg_ctl start: it returns as soon as the hot standby accepts reads, before
+# the end of recovery, and the postmaster can then exit before the test
+# framework reads its pid file (which bails out the whole run).
+my $exited = IPC::Run::run(
+	[ 'postgres', '-D', $standby->data_dir ],
+	'<', \undef,
+	'>>', $standby->logfile,
+	'2>>', $standby->logfile,
+	IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+ok(!$exited, 'the server stops by itself');
 my $log = slurp_file($standby->logfile, $log_offset);
+like($log, qr/shutting down due to startup process failure/,
+	'... because its startup process failed');
 like($log,
 	qr/armdb: recovery ended at .*, but before a restart replay had already written armdb data files up to/,
 	'ending recovery before what replay had written is refused');

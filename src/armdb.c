@@ -242,13 +242,24 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("armdb.cached_reads",
-							 "Read single rows through the operating system's page cache.",
-							 "Index fetches and other single-row reads then cost no "
-							 "device read when the row was read recently; sequential "
-							 "scans and writes keep armdb.direct_io.",
+							 "Read rows through the operating system's page cache.",
+							 "Index fetches and scans then cost no device read for "
+							 "rows read recently, and scans get the kernel's "
+							 "read-ahead; an entry read there that fails its checks "
+							 "is read again with armdb.direct_io.  Writes, merges and "
+							 "hint files keep armdb.direct_io.",
 							 &armdb_cached_reads,
 							 true,
 							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("armdb.debug_stale_cached_reads",
+							 "Test only: every read through the page cache returns "
+							 "the second half of each 4 kB block as zeros.",
+							 "As an older image of a block, cached before its newer "
+							 "entries were written, would.",
+							 &armdb_debug_stale_cached_reads,
+							 false,
+							 PGC_SUSET, GUC_NOT_IN_SAMPLE,
 							 NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("armdb.io_method",

@@ -631,6 +631,71 @@ test_shard_cached_reads(void)
 	tlog_free(&log);
 }
 
+/*
+ * A cached image older than the file (armdb_debug_stale_cached_reads: the
+ * second half of every block read as zeros) is never believed: the entry
+ * is read again with O_DIRECT.  A damaged entry still fails, both ways.
+ */
+static void
+test_shard_stale_cached_reads(void)
+{
+	TShard		s;
+	TLog		log;
+	TInfos		infos;
+	ArmdbRecoveryReport rep;
+	ArmdbError	err;
+	ArmdbEntryHeader hdr;
+	char		path[MAXPGPATH];
+	char	   *dst;
+
+	tlog_init(&log);
+	tinfos_init(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, true,
+							 &infos, &rep));
+	s.files.cached_reads = true;
+	for (int i = 0; i < 40; i++)
+		ASSERT_CALL(tshard_append(&s, &log, 30 + 211 * i, false, NULL));
+	ASSERT_CALL(tshard_flush_all(&s));
+	armdb_debug_stale_cached_reads = true;
+	for (int i = 0; i < log.n; i++)
+	{
+		dst = malloc(log.e[i].loc.len);
+		ASSERT_OK(armdb_shard_read_file(&s.files, &log.e[i].loc, dst, &hdr,
+										&err));
+		ASSERT(memcmp(&hdr, &log.e[i].hdr, sizeof(hdr)) == 0);
+		ASSERT_EQ(unit_check_fill(dst + ARMDB_ENTRY_HEADER_SIZE,
+								  hdr.value_len, log.e[i].seed), -1);
+		free(dst);
+	}
+	/* the image really is stale: the cached read alone fails */
+	{
+		ArmdbAlignedBuf buf = {0};
+		size_t		nread;
+		bool		zeros = false;
+
+		ASSERT_OK(armdb_aligned_alloc(&buf, 2 * ARMDB_BLOCK_SIZE, &err));
+		ASSERT_OK(armdb_shard_pread(&s.files, 1, true, buf.data,
+									2 * ARMDB_BLOCK_SIZE, 0, &nread, &err));
+		for (size_t o = ARMDB_BLOCK_SIZE / 2; o < ARMDB_BLOCK_SIZE; o++)
+			zeros = zeros || buf.data[o] == 0;
+		ASSERT(zeros);
+		armdb_aligned_free(&buf);
+	}
+
+	unit_file(path, 1, ARMDB_FILE_DATA);
+	ASSERT(unit_flip_bit(path, log.e[5].loc.offset + ARMDB_ENTRY_HEADER_SIZE + 7, 4));
+	dst = malloc(log.e[5].loc.len);
+	ASSERT_FAILS(armdb_shard_read_file(&s.files, &log.e[5].loc, dst, &hdr,
+									   &err), ARMDB_ERR_CORRUPT);
+	armdb_debug_stale_cached_reads = false;
+	ASSERT_FAILS(armdb_shard_read_file(&s.files, &log.e[5].loc, dst, &hdr,
+									   &err), ARMDB_ERR_CORRUPT);
+	free(dst);
+	tshard_close(&s);
+	tinfos_free(&infos);
+	tlog_free(&log);
+}
+
 static void
 test_shard_invalid(void)
 {
@@ -719,6 +784,7 @@ const UnitTest unit_shard_tests[] = {
 	{"shard_reopen_aligned", test_shard_reopen_aligned},
 	{"shard_fd_cache", test_shard_fd_cache},
 	{"shard_cached_reads", test_shard_cached_reads},
+	{"shard_stale_cached_reads", test_shard_stale_cached_reads},
 	{"shard_invalid", test_shard_invalid},
 	{"shard_creates_dir", test_shard_creates_dir},
 	{NULL, NULL}

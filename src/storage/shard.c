@@ -659,58 +659,84 @@ armdb_shard_read_buffered(const ArmdbShardState *st, const ArmdbLocation *loc,
 	return check_entry("write buffer", loc, dst, hdr, err);
 }
 
+/*
+ * Reads through the operating system's page cache (armdb.cached_reads)
+ *
+ * Point reads and scans read a data file through a buffered descriptor
+ * when the files allow it: a recently read row costs no device read, and a
+ * scan gets the kernel's read-ahead.  Every write is O_DIRECT, and Linux
+ * does not keep buffered and direct I/O of one file coherent: the write
+ * invalidates the range's cached pages, but a buffered read racing the
+ * rewrite of a file's last, partial block (each write-out rewrites it) can
+ * leave that block's older image cached.  Such an image holds the block's
+ * entries of that time and zeros after them, never other bytes (a position
+ * holds one entry ever, and the rest of a written block is zeros).  So an
+ * entry read through the cache is either exactly what the file holds or
+ * fails its checks (zeros, a checksum mismatch, a short read): every
+ * reader of cached bytes trusts no such failure, and reads the same range
+ * again with O_DIRECT, which alone decides.  A scan would otherwise take
+ * the zeros for the file's end and silently stop early (t/018_power_loss.pl
+ * saw that: an UPDATE found no row).
+ *
+ * armdb.debug_stale_cached_reads (tests) makes every cached read look like
+ * such an image: the second half of every file block it returns is zeros.
+ */
+bool		armdb_debug_stale_cached_reads = false;
+
 bool
-armdb_shard_read_file(ArmdbShardFiles *files, const ArmdbLocation *loc,
-					  char *dst, ArmdbEntryHeader *hdr, ArmdbError *err)
+armdb_shard_pread(ArmdbShardFiles *files, uint32 file_id, bool cached,
+				  char *buf, size_t len, uint64 off, size_t *nread,
+				  ArmdbError *err)
 {
-	bool		aligned = files->direct_io && !files->cached_reads;
+	int			fd = shard_file_fd(files, file_id, !cached, err);
+
+	if (fd < 0)
+		return false;
+	if (!armdb_io_pread(files->io, fd, buf, len, off, nread, err))
+		return armdb_error_context(err, "could not read data file %06u of \"%s\"",
+								   file_id, files->dir);
+	if (cached && armdb_debug_stale_cached_reads)
+	{
+		for (uint64 o = off; o < off + *nread; o++)
+			if (o % ARMDB_BLOCK_SIZE >= ARMDB_BLOCK_SIZE / 2)
+				buf[o - off] = 0;
+	}
+	return true;
+}
+
+/*
+ * Read the entry at loc into dst, through the page cache when cached (no
+ * alignment needed: just the entry's bytes, with no bounce buffer), else
+ * with one aligned read covering it (at most one device read).
+ */
+static bool
+read_entry_once(ArmdbShardFiles *files, const ArmdbLocation *loc,
+				bool cached, char *dst, ArmdbEntryHeader *hdr,
+				ArmdbError *err)
+{
+	bool		aligned = files->direct_io && !cached;
 	uint64		from = loc->offset;
 	uint64		to = (uint64) loc->offset + loc->len;
 	ArmdbAlignedBuf tmp = {0};
 	char	   *buf = dst;
 	size_t		nread;
-	int			fd;
 	bool		ok;
 
-	if (loc->len < ARMDB_ENTRY_HEADER_SIZE)
-		return armdb_error(err, ARMDB_ERR_INVALID, 0,
-						   "entry length %u is impossible", loc->len);
-	/*
-	 * With cached_reads, through the page cache: O_DIRECT writes of the
-	 * same range invalidate what it holds.  A buffered read racing the
-	 * rewrite of a file's last, partial block can still leave that block's
-	 * older image cached (Linux does not make buffered and direct I/O of
-	 * one file coherent); the entry then reads as zeros, which the check
-	 * below reports, never as another entry (a position holds one entry
-	 * ever).  So only these point reads use the cache: scans, hint files,
-	 * freezing and merges read with O_DIRECT: a scan would take the zeros
-	 * for the file's end and silently stop (with the scan cursor reading
-	 * through the cache, t/018_power_loss.pl saw an UPDATE find no row).  A
-	 * buffered read needs no alignment: just the entry's bytes, into dst,
-	 * with no bounce buffer to allocate and no whole blocks to copy.
-	 */
-	fd = shard_file_fd(files, loc->file_id, !files->cached_reads, err);
-	if (fd < 0)
-		return false;
 	if (aligned)
 	{
-		/* one aligned read covers the whole entry: at most one device read */
 		from = ARMDB_BLOCK_FLOOR(from);
 		to = ARMDB_BLOCK_CEIL(to);
 		if (!armdb_aligned_alloc(&tmp, to - from, err))
 			return false;
 		buf = tmp.data;
 	}
-
-	ok = armdb_io_pread(files->io, fd, buf, to - from, from, &nread, err);
-	if (!ok)
-		armdb_error_context(err, "could not read data file %06u of \"%s\"",
-							loc->file_id, files->dir);
-	else if (nread < loc->offset - from + loc->len)
+	ok = armdb_shard_pread(files, loc->file_id, cached, buf, to - from,
+						   from, &nread, err);
+	if (ok && nread < loc->offset - from + loc->len)
 		ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						 "entry at offset %u of data file %06u in \"%s\" is past the end of the file",
 						 loc->offset, loc->file_id, files->dir);
-	else
+	else if (ok)
 	{
 		if (buf != dst)
 			memcpy(dst, buf + (loc->offset - from), loc->len);
@@ -718,6 +744,24 @@ armdb_shard_read_file(ArmdbShardFiles *files, const ArmdbLocation *loc,
 	}
 	armdb_aligned_free(&tmp);
 	return ok;
+}
+
+bool
+armdb_shard_read_file(ArmdbShardFiles *files, const ArmdbLocation *loc,
+					  char *dst, ArmdbEntryHeader *hdr, ArmdbError *err)
+{
+	if (loc->len < ARMDB_ENTRY_HEADER_SIZE)
+		return armdb_error(err, ARMDB_ERR_INVALID, 0,
+						   "entry length %u is impossible", loc->len);
+	if (files->cached_reads)
+	{
+		if (read_entry_once(files, loc, true, dst, hdr, err))
+			return true;
+		if (err->code != ARMDB_ERR_CORRUPT)
+			return false;
+	}
+	/* not cached, or what the cache gave failed: the file decides */
+	return read_entry_once(files, loc, false, dst, hdr, err);
 }
 
 bool

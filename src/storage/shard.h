@@ -103,7 +103,8 @@ typedef struct ArmdbShardFiles
 	char		dir[MAXPGPATH];
 	ArmdbIo    *io;
 	bool		direct_io;		/* ask for O_DIRECT */
-	bool		cached_reads;	/* point reads through the OS page cache */
+	bool		cached_reads;	/* reads through the OS page cache
+								 * (armdb_shard_pread()) */
 	struct
 	{
 		uint32		file_id;	/* 0: unused */
@@ -246,8 +247,9 @@ extern bool armdb_shard_is_buffered(const ArmdbShardState *st,
 /*
  * Read the entry at loc into dst (loc->len bytes), verifying its CRC.
  * armdb_shard_read_buffered() copies from the write buffer (caller: shard
- * lock, shared); armdb_shard_read_file() reads the file with one aligned
- * read (no lock needed).  On success *hdr is its header and the value is at
+ * lock, shared); armdb_shard_read_file() reads the file (no lock needed)
+ * through the page cache, or with one aligned read, or both (see
+ * armdb_shard_pread()).  On success *hdr is its header and the value is at
  * dst + ARMDB_ENTRY_HEADER_SIZE.
  */
 extern bool armdb_shard_read_buffered(const ArmdbShardState *st,
@@ -256,6 +258,19 @@ extern bool armdb_shard_read_buffered(const ArmdbShardState *st,
 extern bool armdb_shard_read_file(ArmdbShardFiles *files,
 								  const ArmdbLocation *loc, char *dst,
 								  ArmdbEntryHeader *hdr, ArmdbError *err);
+
+/*
+ * Read [off, off + len) of data file file_id into buf (aligned, as O_DIRECT
+ * needs), through the page cache when cached (only if files->cached_reads),
+ * else with the files' O_DIRECT.  What a cached read returns may be an older
+ * image of a file's last block, whose newer entries read as zeros: a caller
+ * whose entries fail their checks reads again with cached false before it
+ * believes them (shard.c says why).
+ */
+extern bool armdb_shard_pread(ArmdbShardFiles *files, uint32 file_id,
+							  bool cached, char *buf, size_t len, uint64 off,
+							  size_t *nread, ArmdbError *err);
+extern bool armdb_debug_stale_cached_reads;
 
 /* Both of the above, for single-threaded callers. */
 extern bool armdb_shard_read(const ArmdbShardState *st, ArmdbShardFiles *files,

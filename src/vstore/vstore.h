@@ -207,6 +207,7 @@ typedef struct ArmdbVstoreSpan
 	uint64		to;				/* end of the entries asked for: bytes past
 								 * it (the rest of the last block) may have
 								 * been appended after the read */
+	bool		cached;			/* read through the page cache */
 } ArmdbVstoreSpan;
 
 /*
@@ -222,7 +223,9 @@ extern void armdb_vstore_span_read(ArmdbVstoreSpan *span, ArmdbRelKeydir *kd,
 
 /*
  * Copy the entry of slot at loc from span into buf, checked as
- * armdb_vstore_read() does; false if span does not hold it.
+ * armdb_vstore_read() does; false if span does not hold it, or read it
+ * through the page cache and what it holds fails the checks (the caller's
+ * own read of the entry decides: armdb_shard_pread()).
  */
 extern bool armdb_vstore_span_copy(const ArmdbVstoreSpan *span, uint64 slot,
 								   const ArmdbLocation *loc, char *buf);
@@ -237,7 +240,9 @@ extern void armdb_vstore_span_free(ArmdbVstoreSpan *span);
 /*
  * A cursor over one shard's entries as far as they went at its start:
  * files front to back, read in large chunks (the bitcask way: sequential
- * I/O).  What was still only in the write buffer at the start is copied,
+ * I/O), through the page cache with armdb.cached_reads (an entry whose
+ * bytes from there fail their checks is read again with O_DIRECT, which
+ * alone decides: armdb_shard_pread()).  What was still only in the write buffer at the start is copied,
  * never written out: a scan never writes (design §5a: a full disk fails
  * writes, never reads).  Reservations and tombstones are returned too.
  */
@@ -267,6 +272,9 @@ typedef struct ArmdbVstoreCursor
 	ArmdbAlignedBuf chunk;
 	uint64		chunk_off;
 	size_t		chunk_len;
+	bool		chunk_cached;	/* the chunk came through the page cache */
+	bool		from_cache;		/* ... and the last cursor_bytes() from it */
+	bool		recheck;		/* read the next chunk with O_DIRECT */
 	uint64		avail_end;		/* bytes from the last cursor_bytes() are
 								 * good up to this offset */
 

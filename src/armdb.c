@@ -46,6 +46,7 @@ int			armdb_memory_mb = 256;
 char	   *armdb_data_directory = NULL;
 int			armdb_write_buffer_size_kb = 128;
 bool		armdb_skip_damaged_entries = false;
+bool		armdb_debug_full_tuple_images = false;
 
 static const struct config_enum_entry io_method_options[] = {
 	{"auto", ARMDB_IO_AUTO, false},
@@ -251,6 +252,14 @@ _PG_init(void)
 							 &armdb_cached_reads,
 							 true,
 							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("armdb.debug_full_tuple_images",
+							 "Test only: write whole heap tuple images, as armdb "
+							 "did before it shortened them.",
+							 "Tables can hold both kinds; tests read them side by side.",
+							 &armdb_debug_full_tuple_images,
+							 false,
+							 PGC_SUSET, GUC_NOT_IN_SAMPLE,
 							 NULL, NULL, NULL);
 	DefineCustomBoolVariable("armdb.debug_stale_cached_reads",
 							 "Test only: every read through the page cache returns "

@@ -24,5 +24,6 @@ extern int	armdb_memory_mb;
 extern char *armdb_data_directory;
 extern int	armdb_write_buffer_size_kb;
 extern bool armdb_skip_damaged_entries;
+extern bool armdb_debug_full_tuple_images;
 
 #endif							/* ARMDB_GUC_H */

@@ -246,7 +246,7 @@ fuzz_entry(const char *buf, size_t len)
 			CHECK(hdr.value_len <= ARMDB_MAX_VALUE_LEN);
 			CHECK(len >= armdb_entry_size(hdr.value_len));
 			CHECK(memcmp(&hdr, buf, ARMDB_ENTRY_HEADER_SIZE) == 0);
-			CHECK((hdr.gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_ENTRY_FLAGS) == 0);
+			CHECK((hdr.gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_DATA_FLAGS) == 0);
 
 			/* sealing the same header and value gives the same CRC */
 			{

@@ -130,6 +130,7 @@ extern bool armdb_version_lookup_ssi(Relation rel, ArmdbRelKeydir *kd,
 extern void armdb_fill_tuple(HeapTuple tuple, Relation rel, uint64 slot,
 							 char *image, uint32 image_len,
 							 const ArmdbVersion *v);
+extern char *armdb_entry_tuple(char *entry, uint32 len, uint32 *image_len);
 extern char *armdb_reserve_buffer(char **buf, Size *size, Size len,
 								  MemoryContext mcxt);
 extern void armdb_read_version(ArmdbRelKeydir *kd, uint64 slot,

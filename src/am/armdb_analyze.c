@@ -34,10 +34,12 @@ store_version(ArmdbScanDesc scan, Relation rel, ArmdbRelKeydir *kd,
 			  uint64 slotno, const ArmdbVersion *v, TupleTableSlot *slot)
 {
 	char	   *buf = armdb_scan_tuple_buffer(scan, v->len);
+	uint32		image_len;
+	char	   *image;
 
 	armdb_read_version(kd, slotno, v, buf);
-	armdb_fill_tuple(&scan->tuple, rel, slotno, buf + ARMDB_ENTRY_HEADER_SIZE,
-					 v->len - ARMDB_ENTRY_HEADER_SIZE, v);
+	image = armdb_entry_tuple(buf, v->len, &image_len);
+	armdb_fill_tuple(&scan->tuple, rel, slotno, image, image_len, v);
 	ExecStoreHeapTuple(&scan->tuple, slot, false);
 }
 
@@ -186,15 +188,17 @@ armdb_scan_store_version(ArmdbScanDesc scan, uint64 slotno,
 {
 	ArmdbLocation loc = {v->file_id, v->offset, v->len};
 	char	   *buf = armdb_scan_tuple_buffer(scan, v->len);
+	uint32		image_len;
+	char	   *image;
 
 	if (!armdb_vstore_span_copy(&scan->span, slotno, &loc, buf))
 	{
 		store_version(scan, scan->base.rs_rd, scan->kd, slotno, v, slot);
 		return;
 	}
-	armdb_fill_tuple(&scan->tuple, scan->base.rs_rd, slotno,
-					 buf + ARMDB_ENTRY_HEADER_SIZE,
-					 v->len - ARMDB_ENTRY_HEADER_SIZE, v);
+	image = armdb_entry_tuple(buf, v->len, &image_len);
+	armdb_fill_tuple(&scan->tuple, scan->base.rs_rd, slotno, image,
+					 image_len, v);
 	ExecStoreHeapTuple(&scan->tuple, slot, false);
 }
 

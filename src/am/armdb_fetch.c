@@ -28,10 +28,14 @@
  * ----------------
  */
 
+StaticAssertDecl(ARMDB_TUPLE_SHORTENED == offsetof(HeapTupleHeaderData, t_infomask2),
+				 "a shortened tuple image starts at t_infomask2");
+
 /*
  * The tuple image in the data file is a heap tuple as it was inserted; its
- * transaction fields are the version record's, filled in here so that
- * system columns (xmin, xmax, cmin, ctid) read right.
+ * transaction fields (t_xmin, t_xmax, t_cid, t_ctid: a shortened image
+ * leaves them out) are the version record's, filled in here so that
+ * system columns (xmin, xmax, cmin, ctid) read right.  image is MAXALIGNed.
  */
 void
 armdb_fill_tuple(HeapTuple tuple, Relation rel, uint64 slot, char *image,
@@ -57,6 +61,32 @@ armdb_fill_tuple(HeapTuple tuple, Relation rel, uint64 slot, char *image,
 		ItemPointerSetMovedPartitions(&td->t_ctid);
 	else
 		armdb_slot_to_tid(v->ctid, &td->t_ctid);
+}
+
+/*
+ * The tuple image of the version entry read into entry (header first, len
+ * bytes, MAXALIGNed), MAXALIGNed too, for armdb_fill_tuple(); *image_len is
+ * its length.  A shortened image (ARMDB_GSN_FLAG_SHORT_TUPLE) is moved
+ * into the header's bytes, after room for the fields it leaves out.
+ */
+char *
+armdb_entry_tuple(char *entry, uint32 len, uint32 *image_len)
+{
+	char	   *image = entry + TYPEALIGN_DOWN(MAXIMUM_ALIGNOF,
+											   ARMDB_ENTRY_HEADER_SIZE - ARMDB_TUPLE_SHORTENED);
+	uint32		value_len = len - ARMDB_ENTRY_HEADER_SIZE;
+	uint64		gsn;
+
+	memcpy(&gsn, entry + offsetof(ArmdbEntryHeader, gsn), sizeof(gsn));
+	if (!(gsn & ARMDB_GSN_FLAG_SHORT_TUPLE))
+	{
+		*image_len = value_len;
+		return entry + ARMDB_ENTRY_HEADER_SIZE;
+	}
+	memmove(image + ARMDB_TUPLE_SHORTENED, entry + ARMDB_ENTRY_HEADER_SIZE,
+			value_len);
+	*image_len = value_len + ARMDB_TUPLE_SHORTENED;
+	return image;
 }
 
 /*
@@ -164,9 +194,12 @@ void
 armdb_read_version_tuple(Relation rel, ArmdbRelKeydir *kd, uint64 slotno,
 						 const ArmdbVersion *v, char *buf, HeapTuple tuple)
 {
+	uint32		image_len;
+	char	   *image;
+
 	armdb_read_version(kd, slotno, v, buf);
-	armdb_fill_tuple(tuple, rel, slotno, buf + ARMDB_ENTRY_HEADER_SIZE,
-					 v->len - ARMDB_ENTRY_HEADER_SIZE, v);
+	image = armdb_entry_tuple(buf, v->len, &image_len);
+	armdb_fill_tuple(tuple, rel, slotno, image, image_len, v);
 }
 
 /* Is the version in slot dead to every snapshot vistest describes? */
@@ -286,6 +319,8 @@ armdb_fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot,
 	ArmdbVersion v;
 	uint64		slotno;
 	char	   *buf;
+	char	   *image;
+	uint32		image_len;
 	HeapTuple	tuple;
 
 	if (!armdb_slot_of_tid(kd, tid, &slotno))
@@ -297,10 +332,9 @@ armdb_fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot,
 	buf = palloc(HEAPTUPLESIZE + v.len);
 	tuple = (HeapTuple) buf;
 	armdb_read_version(kd, slotno, &v, buf + HEAPTUPLESIZE);
-	memmove(buf + HEAPTUPLESIZE, buf + HEAPTUPLESIZE + ARMDB_ENTRY_HEADER_SIZE,
-			v.len - ARMDB_ENTRY_HEADER_SIZE);
-	armdb_fill_tuple(tuple, rel, slotno, buf + HEAPTUPLESIZE,
-					 v.len - ARMDB_ENTRY_HEADER_SIZE, &v);
+	image = armdb_entry_tuple(buf + HEAPTUPLESIZE, v.len, &image_len);
+	memmove(buf + HEAPTUPLESIZE, image, image_len);
+	armdb_fill_tuple(tuple, rel, slotno, buf + HEAPTUPLESIZE, image_len, &v);
 	ExecStoreHeapTuple(tuple, slot, true);
 	return true;
 }

@@ -27,6 +27,7 @@
 #include "storage/predicate.h"
 
 #include "am/armdb_am.h"
+#include "armdb_guc.h"
 #include "keydir/visibility.h"
 
 /* The shard this backend appends to. */
@@ -81,8 +82,15 @@ append_version(ArmdbVstoreAppend *ap, HeapTuple tuple, TransactionId xid,
 	ArmdbVersion *v;
 	uint64		slot;
 
-	slot = armdb_vstore_insert(ap, tuple->t_data, tuple->t_len, prev_slot,
-							   fxid, &loc);
+	/* without the header fields the version record holds */
+	if (armdb_debug_full_tuple_images)
+		slot = armdb_vstore_insert(ap, tuple->t_data, tuple->t_len, 0,
+								   prev_slot, fxid, &loc);
+	else
+		slot = armdb_vstore_insert(ap, (char *) tuple->t_data + ARMDB_TUPLE_SHORTENED,
+								   tuple->t_len - ARMDB_TUPLE_SHORTENED,
+								   ARMDB_GSN_FLAG_SHORT_TUPLE, prev_slot,
+								   fxid, &loc);
 	page = armdb_keydir_page(ap->kd, slot / ARMDB_SLOTS_PER_PAGE);
 
 	LWLockAcquire(&page->lock, LW_EXCLUSIVE);

@@ -390,13 +390,16 @@ merge_next(ArmdbScanDesc scan, bool replay, uint64 *slotno)
 			*slotno = hdr->slot;
 			if (!replay)
 			{
+				/* room for the fields a shortened image leaves out */
+				uint32		skip = (hdr->gsn & ARMDB_GSN_FLAG_SHORT_TUPLE) ?
+					ARMDB_TUPLE_SHORTENED : 0;
 				char	   *buf = armdb_scan_tuple_buffer(scan,
-														  hdr->value_len);
+														  skip + hdr->value_len);
 
-				memcpy(buf, cur->sc.entry + ARMDB_ENTRY_HEADER_SIZE,
+				memcpy(buf + skip, cur->sc.entry + ARMDB_ENTRY_HEADER_SIZE,
 					   hdr->value_len);
 				armdb_fill_tuple(&scan->tuple, rel, hdr->slot, buf,
-								 hdr->value_len, &v);
+								 skip + hdr->value_len, &v);
 				pgstat_count_heap_getnext(rel);
 			}
 			armdb_vstore_cursor_advance(&cur->sc);

@@ -60,7 +60,7 @@ armdb_entry_parse(const char *buf, size_t avail, ArmdbEntryHeader *hdr)
 	/* cheap plausibility checks before trusting value_len */
 	if (hdr->value_len > ARMDB_MAX_VALUE_LEN)
 		return ARMDB_PARSE_BAD;
-	if ((hdr->gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_ENTRY_FLAGS) != 0)
+	if ((hdr->gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_DATA_FLAGS) != 0)
 		return ARMDB_PARSE_BAD;
 
 	if (avail - ARMDB_ENTRY_HEADER_SIZE < hdr->value_len)

@@ -254,7 +254,7 @@ append_ending(ArmdbMerge *m, ArmdbEntryInfo *info, ArmdbError *err)
 	hdr.prev_slot = ARMDB_INVALID_SLOT;
 	armdb_entry_seal(&hdr, NULL);
 
-	info->gsn = hdr.gsn | (info->gsn & ARMDB_GSN_HINT_FLAGS & ~ARMDB_GSN_ENTRY_FLAGS);
+	info->gsn = hdr.gsn | (info->gsn & (ARMDB_GSN_FLAG_FROZEN | ARMDB_GSN_FLAG_ABORTED));
 	info->slot = hdr.slot;
 	info->root_slot = hdr.root_slot;
 	info->prev_slot = hdr.prev_slot;

@@ -103,7 +103,7 @@ plausible_entry_header(const char *p, uint64 avail, ArmdbEntryHeader *hdr)
 	memcpy(hdr, p, ARMDB_ENTRY_HEADER_SIZE);
 	return hdr->value_len <= ARMDB_MAX_VALUE_LEN &&
 		armdb_entry_size(hdr->value_len) <= avail &&
-		(hdr->gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_ENTRY_FLAGS) == 0 &&
+		(hdr->gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_DATA_FLAGS) == 0 &&
 		(hdr->gsn & ARMDB_GSN_MAX) != 0 &&
 		hdr->slot <= PG_UINT32_MAX &&
 		(hdr->root_slot == ARMDB_INVALID_SLOT || hdr->root_slot <= PG_UINT32_MAX) &&

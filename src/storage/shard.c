@@ -482,7 +482,7 @@ armdb_shard_append_place(ArmdbShardState *st, ArmdbShardFiles *files,
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
 						   "entry value of %u bytes exceeds the maximum of %u",
 						   hdr->value_len, ARMDB_MAX_VALUE_LEN);
-	if ((hdr->gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_ENTRY_FLAGS) != 0)
+	if ((hdr->gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_DATA_FLAGS) != 0)
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
 						   "entry gsn %llx has unknown flags",
 						   (unsigned long long) hdr->gsn);
@@ -669,14 +669,21 @@ armdb_shard_read_buffered(const ArmdbShardState *st, const ArmdbLocation *loc,
  * invalidates the range's cached pages, but a buffered read racing the
  * rewrite of a file's last, partial block (each write-out rewrites it) can
  * leave that block's older image cached.  Such an image holds the block's
- * entries of that time and zeros after them, never other bytes (a position
- * holds one entry ever, and the rest of a written block is zeros).  So an
+ * entries of that time and zeros after them, never other bytes: the rest
+ * of a written block is zeros, and a position holds one entry ever, but
+ * after a truncation (recovery's cut of a torn tail, a failed large append,
+ * WAL redo), which drops the cached pages past the cut.  So an
  * entry read through the cache is either exactly what the file holds or
  * fails its checks (zeros, a checksum mismatch, a short read): every
  * reader of cached bytes trusts no such failure, and reads the same range
  * again with O_DIRECT, which alone decides.  A scan would otherwise take
  * the zeros for the file's end and silently stop early (t/018_power_loss.pl
  * saw that: an UPDATE found no row).
+ *
+ * With armdb.direct_io off (file systems without O_DIRECT) every read and
+ * write is buffered and coherent; a backend that started before a reload
+ * turned it off still writes with O_DIRECT, and one started after re-reads
+ * through the cache: change armdb.direct_io with a restart.
  *
  * armdb.debug_stale_cached_reads (tests) makes every cached read look like
  * such an image: the second half of every file block it returns is zeros.

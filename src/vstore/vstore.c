@@ -348,16 +348,18 @@ void
 armdb_vstore_append_version(ArmdbVstoreAppend *ap, uint64 slot,
 							uint64 root_slot, uint64 prev_slot,
 							FullTransactionId fxid, const void *image,
-							uint32 len, ArmdbLocation *loc)
+							uint32 len, uint64 value_flags, ArmdbLocation *loc)
 {
+	Assert((value_flags & ~ARMDB_GSN_FLAG_SHORT_TUPLE) == 0);
 	shard_prepare(ap->kd, ap->rt, ap->shard, ap->settings);
-	append_entry(ap, 0, fxid, slot, root_slot, prev_slot, image, len, loc);
+	append_entry(ap, value_flags, fxid, slot, root_slot, prev_slot, image,
+				 len, loc);
 }
 
 uint64
 armdb_vstore_insert(ArmdbVstoreAppend *ap, const void *image, uint32 len,
-					uint64 prev_slot, FullTransactionId fxid,
-					ArmdbLocation *loc)
+					uint64 value_flags, uint64 prev_slot,
+					FullTransactionId fxid, ArmdbLocation *loc)
 {
 	ArmdbShardRt *rt = ap->rt;
 	uint64		slot;
@@ -385,7 +387,7 @@ armdb_vstore_insert(ArmdbVstoreAppend *ap, const void *image, uint32 len,
 	(void) armdb_keydir_page_for_slot(ap->kd, slot, ap->settings);
 
 	armdb_vstore_append_version(ap, slot, slot, prev_slot, fxid, image, len,
-								loc);
+								value_flags, loc);
 
 	/* the slot is used up even if this transaction aborts */
 	if (rt->nfree > 0)

@@ -111,12 +111,14 @@ extern void armdb_vstore_append_end(ArmdbVstoreAppend *ap);
  * slots ahead durably first when the reservation is used up.  The slot's
  * virtual page exists when this returns (ERROR if armdb.memory is full,
  * before anything is written); the slot is used up even if the transaction
- * aborts.  Returns the slot; *loc is where its entry is.
+ * aborts.  Returns the slot; *loc is where its entry is.  value_flags is 0
+ * or ARMDB_GSN_FLAG_SHORT_TUPLE, for the entry's gsn.
  * ERROR (54000) if the image is longer than an entry can hold.
  */
 extern uint64 armdb_vstore_insert(ArmdbVstoreAppend *ap, const void *image,
-								  uint32 len, uint64 prev_slot,
-								  FullTransactionId fxid, ArmdbLocation *loc);
+								  uint32 len, uint64 value_flags,
+								  uint64 prev_slot, FullTransactionId fxid,
+								  ArmdbLocation *loc);
 
 /*
  * Append a version of slot, with the chain's root_slot and the slot of the
@@ -127,6 +129,7 @@ extern void armdb_vstore_append_version(ArmdbVstoreAppend *ap, uint64 slot,
 										uint64 root_slot, uint64 prev_slot,
 										FullTransactionId fxid,
 										const void *image, uint32 len,
+										uint64 value_flags,
 										ArmdbLocation *loc);
 
 /*

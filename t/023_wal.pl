@@ -62,7 +62,7 @@ like($records, qr{^APPEND rel \d+/$w_node .*; version of slot \d+, xid \d+, gsn 
 	'an update names the version it replaces');
 like($records, qr{^APPEND rel \d+/$w_node .*; tombstone of slot \d+, xid \d+}m,
 	'a delete logs a tombstone');
-like($records, qr{^APPEND rel \d+/$w_node shard \d+ file 000001 offset 64 len 48; reservation up to slot \d+$}m,
+like($records, qr{^APPEND rel \d+/$w_node shard \d+ file 000001 offset 64 len 32; reservation up to slot \d+$}m,
 	'slot reservations are logged');
 like($records, qr{^DROP rel \d+/\d+$}m, 'DROP TABLE logs the removal');
 like($records, qr{^CREATE rel \d+/\d+/$unl_node shards \d+ persistence u$}m,
@@ -89,7 +89,7 @@ $primary->safe_psql('postgres', qq{
 UPDATE before_backup SET v = v || 'u' WHERE id % 3 = 0;
 DELETE FROM before_backup WHERE id % 7 = 0;
 CREATE TABLE after_backup (id int PRIMARY KEY, v text) USING armdb;
-INSERT INTO after_backup SELECT g, md5(g::text) FROM generate_series(1, 5000) g;
+INSERT INTO after_backup SELECT g, md5(g::text) || md5((-g)::text) FROM generate_series(1, 5000) g;
 UPDATE after_backup SET v = 'again' WHERE id <= 1000;
 CREATE TABLE copied (id int PRIMARY KEY, v text) USING armdb;
 COPY (SELECT g, repeat(md5(g::text), 1 + g % 20) FROM generate_series(1, 20000) g)

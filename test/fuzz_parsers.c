@@ -80,7 +80,7 @@ scan_cb(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 
 	/* inside the buffer, after the previous entry, at least a header */
 	CHECK(e->file_id == FUZZ_FILE_ID);
-	CHECK(e->len >= ARMDB_ENTRY_HEADER_SIZE);
+	CHECK(e->len >= armdb_entry_header_size(e->gsn));
 	CHECK(e->offset >= sc->base);
 	CHECK((uint64) e->offset >= sc->prev_end);
 	CHECK((uint64) e->offset - sc->base <= sc->len);
@@ -89,7 +89,7 @@ scan_cb(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	/* what the callback was told is what the bytes there say */
 	at = sc->buf + (e->offset - sc->base);
 	CHECK(armdb_entry_parse(at, e->len, &hdr) == ARMDB_PARSE_OK);
-	CHECK(armdb_entry_size(hdr.value_len) == e->len);
+	CHECK(armdb_entry_size(hdr.gsn, hdr.value_len) == e->len);
 	CHECK(hdr.gsn == e->gsn);
 	CHECK(hdr.xid == e->xid);
 	CHECK(hdr.slot == e->slot);
@@ -128,18 +128,19 @@ fix_entry_crcs(char *buf, size_t len)
 {
 	size_t		pos = 0;
 
-	while (len - pos >= ARMDB_ENTRY_HEADER_SIZE)
+	while (len - pos >= ARMDB_ENTRY_PREFIX_SIZE)
 	{
 		ArmdbEntryHeader hdr;
+		uint32		hsize;
 
-		memcpy(&hdr, buf + pos, sizeof(hdr));
-		if (hdr.value_len > len - pos - ARMDB_ENTRY_HEADER_SIZE)
+		memcpy(&hdr, buf + pos, ARMDB_ENTRY_PREFIX_SIZE);
+		hsize = armdb_entry_header_size(hdr.gsn);
+		if (len - pos < hsize || hdr.value_len > len - pos - hsize)
 			break;
-		hdr.crc = crc_of(buf + pos + sizeof(uint32),
-						 ARMDB_ENTRY_HEADER_SIZE - sizeof(uint32),
-						 buf + pos + ARMDB_ENTRY_HEADER_SIZE, hdr.value_len);
+		hdr.crc = crc_of(buf + pos + sizeof(uint32), hsize - sizeof(uint32),
+						 buf + pos + hsize, hdr.value_len);
 		memcpy(buf + pos, &hdr.crc, sizeof(uint32));
-		pos += armdb_entry_size(hdr.value_len);
+		pos += armdb_entry_size(hdr.gsn, hdr.value_len);
 	}
 }
 
@@ -218,7 +219,7 @@ fuzz_scan(const char *buf, size_t len, uint8 fail_at)
 
 			if (there == ARMDB_PARSE_OK)
 				CHECK(stop == ARMDB_PARSE_BAD &&
-					  acc.valid_end + armdb_entry_size(hdr.value_len) >
+					  acc.valid_end + armdb_entry_size(hdr.gsn, hdr.value_len) >
 					  ARMDB_MAX_FILE_SIZE);
 			else
 				CHECK(there == stop);
@@ -242,24 +243,39 @@ fuzz_entry(const char *buf, size_t len)
 	switch (res)
 	{
 		case ARMDB_PARSE_OK:
-			CHECK(len >= ARMDB_ENTRY_HEADER_SIZE);
-			CHECK(hdr.value_len <= ARMDB_MAX_VALUE_LEN);
-			CHECK(len >= armdb_entry_size(hdr.value_len));
-			CHECK(memcmp(&hdr, buf, ARMDB_ENTRY_HEADER_SIZE) == 0);
-			CHECK((hdr.gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_DATA_FLAGS) == 0);
-
-			/* sealing the same header and value gives the same CRC */
 			{
+				uint32		hsize = armdb_entry_header_size(hdr.gsn);
 				ArmdbEntryHeader copy = hdr;
 
+				CHECK(len >= hsize);
+				CHECK(hdr.value_len <= ARMDB_MAX_VALUE_LEN);
+				CHECK(len >= armdb_entry_size(hdr.gsn, hdr.value_len));
+				CHECK(memcmp(&hdr, buf, hsize) == 0);
+				CHECK((hdr.gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_DATA_FLAGS) == 0);
+				/* a short header implies its chain fields */
+				if (hsize == ARMDB_ENTRY_SHORT_HEADER_SIZE)
+					CHECK(hdr.root_slot == hdr.slot &&
+						  hdr.prev_slot == ARMDB_INVALID_SLOT);
+
+				/*
+				 * Sealing the same header and value gives the same CRC, unless
+				 * it chooses the other length (a whole header whose chain
+				 * fields say nothing, as armdb wrote before short ones).
+				 */
 				copy.crc = ~hdr.crc;
-				armdb_entry_seal(&copy, buf + ARMDB_ENTRY_HEADER_SIZE);
-				CHECK(copy.crc == hdr.crc);
+				armdb_entry_seal(&copy, buf + hsize);
+				if (copy.gsn == hdr.gsn)
+					CHECK(copy.crc == hdr.crc);
+				else
+					CHECK(hsize == ARMDB_ENTRY_HEADER_SIZE &&
+						  !armdb_gsn_is_lock(hdr.gsn) &&
+						  hdr.root_slot == hdr.slot &&
+						  hdr.prev_slot == ARMDB_INVALID_SLOT);
+				/* the entry alone, without what follows it, parses the same */
+				CHECK(armdb_entry_parse(buf, armdb_entry_size(hdr.gsn, hdr.value_len),
+										&hdr) == ARMDB_PARSE_OK);
+				break;
 			}
-			/* the entry alone, without what follows it, parses the same */
-			CHECK(armdb_entry_parse(buf, armdb_entry_size(hdr.value_len),
-									&hdr) == ARMDB_PARSE_OK);
-			break;
 		case ARMDB_PARSE_ZERO:
 			CHECK(len >= ARMDB_ENTRY_HEADER_SIZE);
 			for (int i = 0; i < ARMDB_ENTRY_HEADER_SIZE; i++)
@@ -267,11 +283,11 @@ fuzz_entry(const char *buf, size_t len)
 			break;
 		case ARMDB_PARSE_SHORT:
 			/* either the header or the value does not fit */
-			if (len >= ARMDB_ENTRY_HEADER_SIZE)
-				CHECK(len < armdb_entry_size(hdr.value_len));
+			if (len >= ARMDB_ENTRY_PREFIX_SIZE)
+				CHECK(len < armdb_entry_size(hdr.gsn, hdr.value_len));
 			break;
 		case ARMDB_PARSE_BAD:
-			CHECK(len >= ARMDB_ENTRY_HEADER_SIZE);
+			CHECK(len >= ARMDB_ENTRY_SHORT_HEADER_SIZE);
 			break;
 		default:
 			CHECK(false);
@@ -296,8 +312,8 @@ hint_cb(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 
 	hc->calls++;
 	CHECK(e->file_id == FUZZ_FILE_ID);
-	CHECK(e->len >= ARMDB_ENTRY_HEADER_SIZE);
-	CHECK(e->len - ARMDB_ENTRY_HEADER_SIZE <= ARMDB_MAX_VALUE_LEN);
+	CHECK(e->len >= armdb_entry_header_size(e->gsn));
+	CHECK(e->len - armdb_entry_header_size(e->gsn) <= ARMDB_MAX_VALUE_LEN);
 	CHECK(e->offset >= ARMDB_FILE_HEADER_SIZE);
 	CHECK((uint64) e->offset >= hc->prev_end);
 	CHECK((uint64) e->offset + e->len <= hc->data_size);

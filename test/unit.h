@@ -217,6 +217,7 @@ extern void tlog_free(TLog *log);
 /* header fields of the n-th entry (deterministic), crc left 0 */
 extern void tentry_header(ArmdbEntryHeader *hdr, uint64 gsn, uint32 value_len,
 						  bool tombstone);
+extern uint32 tentry_header_size(uint64 gsn, bool tombstone);
 extern uint64 tlog_max_gsn(const TLog *log, int n);
 
 /* Entries reported by a scan/hint/recovery callback. */

@@ -13,17 +13,33 @@
 
 static const uint32 value_sizes[] = {0, 1, 4095, 4096, 100000};
 
-/* A sealed entry image of value_len bytes followed by extra zero bytes. */
+/*
+ * A sealed entry image of value_len bytes followed by extra zero bytes (its
+ * header short or not as tentry_header()'s chain fields have it).
+ */
 static char *
 make_entry(uint32 value_len, uint64 gsn, size_t extra, ArmdbEntryHeader *hdr)
 {
-	char	   *buf = calloc(1, ARMDB_ENTRY_HEADER_SIZE + value_len + extra + 1);
+	char	   *value = malloc(value_len + 1);
+	char	   *buf;
+	uint32		hsize;
 
 	tentry_header(hdr, gsn, value_len, value_len == 0);
-	unit_fill(buf + ARMDB_ENTRY_HEADER_SIZE, value_len, gsn);
-	armdb_entry_seal(hdr, buf + ARMDB_ENTRY_HEADER_SIZE);
-	memcpy(buf, hdr, ARMDB_ENTRY_HEADER_SIZE);
+	unit_fill(value, value_len, gsn);
+	armdb_entry_seal(hdr, value);
+	hsize = armdb_entry_header_size(hdr->gsn);
+	buf = calloc(1, hsize + value_len + extra + 1);
+	memcpy(buf, hdr, hsize);
+	memcpy(buf + hsize, value, value_len);
+	free(value);
 	return buf;
+}
+
+/* The value of the entry image buf. */
+static char *
+entry_value(char *buf, const ArmdbEntryHeader *hdr)
+{
+	return buf + armdb_entry_header_size(hdr->gsn);
 }
 
 static void
@@ -32,16 +48,18 @@ test_entry_roundtrip(void)
 	for (int k = 0; k < lengthof(value_sizes); k++)
 	{
 		uint32		vlen = value_sizes[k];
-		size_t		total = armdb_entry_size(vlen);
 		ArmdbEntryHeader hdr;
 		ArmdbEntryHeader got;
 		char	   *buf = make_entry(vlen, 17 + k, 100, &hdr);
+		size_t		total = armdb_entry_size(hdr.gsn, vlen);
 		ArmdbEntryHeader resealed = hdr;
 
-		ASSERT_EQ(total, ARMDB_ENTRY_HEADER_SIZE + vlen);
+		/* the chain fields of gsn 21 say nothing: a short header */
+		ASSERT_EQ(total, (17 + k == 21 ? ARMDB_ENTRY_SHORT_HEADER_SIZE :
+						  ARMDB_ENTRY_HEADER_SIZE) + vlen);
 
 		/* sealing is deterministic */
-		armdb_entry_seal(&resealed, buf + ARMDB_ENTRY_HEADER_SIZE);
+		armdb_entry_seal(&resealed, entry_value(buf, &hdr));
 		ASSERT_EQ(resealed.crc, hdr.crc);
 
 		/* exactly the entry, and the entry followed by more bytes */
@@ -52,7 +70,7 @@ test_entry_roundtrip(void)
 		ASSERT_EQ(armdb_entry_parse(buf, total + 100, &got), ARMDB_PARSE_OK);
 		ASSERT(memcmp(&got, &hdr, sizeof(hdr)) == 0);
 		ASSERT_EQ(got.value_len, vlen);
-		ASSERT_EQ(unit_check_fill(buf + ARMDB_ENTRY_HEADER_SIZE, vlen, 17 + k), -1);
+		ASSERT_EQ(unit_check_fill(entry_value(buf, &hdr), vlen, 17 + k), -1);
 		ASSERT_EQ(armdb_gsn_is_tombstone(got.gsn), vlen == 0);
 
 		/* a different value gives a different CRC */
@@ -60,8 +78,8 @@ test_entry_roundtrip(void)
 		{
 			ArmdbEntryHeader other = hdr;
 
-			buf[ARMDB_ENTRY_HEADER_SIZE + vlen / 2] ^= 1;
-			armdb_entry_seal(&other, buf + ARMDB_ENTRY_HEADER_SIZE);
+			entry_value(buf, &hdr)[vlen / 2] ^= 1;
+			armdb_entry_seal(&other, entry_value(buf, &hdr));
 			ASSERT(other.crc != hdr.crc);
 		}
 		free(buf);
@@ -74,9 +92,9 @@ test_entry_short(void)
 	for (int k = 0; k < lengthof(value_sizes); k++)
 	{
 		uint32		vlen = value_sizes[k];
-		size_t		total = armdb_entry_size(vlen);
 		ArmdbEntryHeader hdr;
 		char	   *buf = make_entry(vlen, 99, 0, &hdr);
+		size_t		total = armdb_entry_size(hdr.gsn, vlen);
 
 		for (size_t avail = 0; avail < total; avail++)
 		{
@@ -86,9 +104,10 @@ test_entry_short(void)
 			ASSERT_MSG(r == ARMDB_PARSE_SHORT,
 					   "value %u: parse of %zu of %zu bytes gave %d, expected SHORT",
 					   vlen, avail, total, (int) r);
-			/* a plausible header read in full tells how much to read */
-			if (avail >= ARMDB_ENTRY_HEADER_SIZE)
-				ASSERT_MSG(got.value_len == vlen,
+			/* length and gsn read tell how much to read */
+			if (avail >= ARMDB_ENTRY_PREFIX_SIZE)
+				ASSERT_MSG(got.value_len == vlen &&
+						   armdb_entry_size(got.gsn, got.value_len) == total,
 						   "SHORT at %zu: value_len %u, want %u", avail,
 						   got.value_len, vlen);
 		}
@@ -105,8 +124,8 @@ check_flipped(const char *buf, size_t avail, const char *what, size_t bit)
 
 	if (r == ARMDB_PARSE_BAD)
 		return true;
-	if (r == ARMDB_PARSE_SHORT && avail >= ARMDB_ENTRY_HEADER_SIZE &&
-		armdb_entry_size(got.value_len) > avail)
+	if (r == ARMDB_PARSE_SHORT && avail >= ARMDB_ENTRY_PREFIX_SIZE &&
+		armdb_entry_size(got.gsn, got.value_len) > avail)
 		return true;
 	HASSERT_MSG(false, "%s: flipped bit %zu parsed as %d (value_len %u, avail %zu)",
 				what, bit, (int) r, got.value_len, avail);
@@ -141,9 +160,9 @@ test_entry_bad(void)
 	for (int k = 0; k < lengthof(value_sizes); k++)
 	{
 		uint32		vlen = value_sizes[k];
-		size_t		total = armdb_entry_size(vlen);
 		ArmdbEntryHeader hdr;
 		char	   *buf = make_entry(vlen, 1234567 + k, 64, &hdr);
+		size_t		total = armdb_entry_size(hdr.gsn, vlen);
 		size_t		step;
 
 		/* every bit of the header, with the buffer exact and longer */
@@ -159,7 +178,7 @@ test_entry_bad(void)
 		step = vlen <= 4096 ? 1 : 997;
 		for (size_t bit = 0; bit < (size_t) vlen * 8; bit += step)
 		{
-			char	   *p = buf + ARMDB_ENTRY_HEADER_SIZE + bit / 8;
+			char	   *p = entry_value(buf, &hdr) + bit / 8;
 			ArmdbEntryHeader got;
 			ArmdbParseResult r;
 
@@ -230,7 +249,7 @@ test_file_header(void)
 	armdb_file_header_init(&fh, 42, 7);
 	ASSERT_EQ(fh.magic, ARMDB_DATA_MAGIC);
 	ASSERT_EQ(fh.version, ARMDB_FORMAT_VERSION);
-	ASSERT_EQ(fh.flags, 0);
+	ASSERT_EQ(fh.flags, ARMDB_FILE_FLAG_SHORT_ENTRIES);
 	ASSERT_EQ(fh.file_id, 42);
 	ASSERT_EQ(fh.shard, 7);
 	for (int i = 0; i < sizeof(fh.reserved); i++)
@@ -334,7 +353,7 @@ hint_image_make(HintImage *h, int n)
 		h->info[i].prev_slot = eh.prev_slot;
 		h->info[i].file_id = 3;
 		h->info[i].offset = off;
-		h->info[i].len = armdb_entry_size(vlen);
+		h->info[i].len = armdb_entry_size(eh.gsn, vlen);
 		off += h->info[i].len;
 	}
 	h->data_end = off;
@@ -521,7 +540,7 @@ test_hint_bad_records(void)
 	/* a record shorter than an entry header */
 	hint_image_make(&h, 4);
 	memcpy(&rec, h.buf + r2, sizeof(rec));
-	rec.len = ARMDB_ENTRY_HEADER_SIZE - 1;
+	rec.len = armdb_entry_header_size(rec.gsn) - 1;
 	memcpy(h.buf + r2, &rec, sizeof(rec));
 	hint_image_crc(&h);
 	ASSERT_CALL(hint_parse_expect(&h, h.len, h.data_end, false, "record shorter than a header"));

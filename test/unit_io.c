@@ -666,10 +666,11 @@ fill_to_rotation(TShard *s, TLog *log)
 	tinfos_free(&infos);
 	HASSERT_CALL(tshard_append(s, log, 1000, false, &sealed));
 	HASSERT_CALL(tshard_append(s, log, ARMDB_MIN_FILE_SIZE - 100 - s->st.append_end -
-							   ARMDB_ENTRY_HEADER_SIZE, false, &sealed));
+							   tentry_header_size(log->next_gsn, false),
+							   false, &sealed));
 	HASSERT_EQ(sealed, 0);
 	HASSERT_EQ(s->st.append_end, ARMDB_MIN_FILE_SIZE - 100);
-	HASSERT(armdb_should_rotate(s->st.append_end, armdb_entry_size(100),
+	HASSERT(armdb_should_rotate(s->st.append_end, armdb_entry_size(0, 100),
 								s->st.max_file_size));
 	return true;
 }

@@ -94,6 +94,80 @@ append_after_recovery(TLog *log, int n_before)
 	return ok;
 }
 
+/*
+ * A file of short entries (32-byte tombstones, fewer bytes than their 48-byte
+ * hint records): its hint file is larger than the data it describes, and
+ * loads, as does a scan; a merge-sized tail of fewer than 48 bytes is read.
+ */
+static void
+test_recovery_short_entries(void)
+{
+	ArmdbError	err;
+	TShard		s;
+	TInfos		infos;
+	TInfos		hinted;
+	ArmdbRecoveryReport rep;
+	char		path[MAXPGPATH];
+	const int	n = 300;
+
+	tinfos_init(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, true,
+							 &infos, &rep));
+	for (int i = 0; i < n; i++)
+	{
+		ArmdbEntryHeader h;
+		ArmdbLocation loc;
+		uint32		sealed;
+
+		memset(&h, 0, sizeof(h));
+		h.gsn = (uint64) (i + 1) | ARMDB_GSN_FLAG_TOMBSTONE;
+		h.xid = 5000 + i;
+		h.slot = h.root_slot = 10 + i;
+		h.prev_slot = ARMDB_INVALID_SLOT;
+		ASSERT_OK(armdb_shard_append(&s.st, &s.files, &h, NULL, &loc,
+									 &sealed, &err));
+		ASSERT_EQ(loc.len, ARMDB_ENTRY_SHORT_HEADER_SIZE);
+		ASSERT(h.gsn & ARMDB_GSN_FLAG_SHORT_HEADER);
+	}
+	ASSERT_CALL(tshard_flush_all(&s));
+	tshard_close(&s);
+	tinfos_free(&infos);
+
+	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, &err));
+	unit_file(path, 1, ARMDB_FILE_HINT);
+	{
+		char		dpath[MAXPGPATH];
+
+		unit_file(dpath, 1, ARMDB_FILE_DATA);
+		ASSERT(unit_file_size(path) > ARMDB_FILE_HEADER_SIZE + n * ARMDB_ENTRY_SHORT_HEADER_SIZE);
+		tinfos_init(&hinted);
+		ASSERT_OK(armdb_hint_load(unit_io, unit_dir, 1, unit_file_size(dpath),
+								  tinfos_cb, &hinted, &err));
+		ASSERT_EQ(hinted.n, n);
+	}
+	for (int i = 0; i < n; i++)
+	{
+		ASSERT_EQ(hinted.e[i].slot, 10 + i);
+		ASSERT_EQ(hinted.e[i].root_slot, 10 + i);
+		ASSERT_EQ(hinted.e[i].prev_slot, ARMDB_INVALID_SLOT);
+		ASSERT_EQ(hinted.e[i].len, ARMDB_ENTRY_SHORT_HEADER_SIZE);
+	}
+
+	/* recovery from the hint and from a scan agree */
+	tinfos_init(&infos);
+	ASSERT_CALL(trecover(&infos, &rep));
+	ASSERT_EQ(rep.bad_hints, 0);
+	ASSERT_CALL(tinfos_equal(&infos, &hinted));
+	tinfos_free(&infos);
+	ASSERT(unlink(path) == 0);
+	tinfos_init(&infos);
+	ASSERT_CALL(trecover(&infos, &rep));
+	ASSERT_CALL(tinfos_equal(&infos, &hinted));
+	ASSERT_EQ(rep.end_offset, ARMDB_FILE_HEADER_SIZE + (uint64) n * ARMDB_ENTRY_SHORT_HEADER_SIZE);
+	tinfos_free(&infos);
+	tinfos_free(&hinted);
+}
+
 static void
 test_recovery_hinted_vs_scanned(void)
 {
@@ -1321,6 +1395,7 @@ test_recovery_scan_api(void)
 
 const UnitTest unit_recovery_tests[] = {
 	{"recovery_hinted_vs_scanned", test_recovery_hinted_vs_scanned},
+	{"recovery_short_entries", test_recovery_short_entries},
 	{"recovery_hint_active_file", test_recovery_hint_active_file},
 	{"recovery_torn_truncated", test_recovery_torn_truncated},
 	{"recovery_torn_garbage", test_recovery_torn_garbage},

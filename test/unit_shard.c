@@ -7,6 +7,8 @@
  */
 #include "unit.h"
 
+#include "port/pg_crc32c.h"
+
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -111,7 +113,7 @@ roundtrip(bool direct)
 
 		ASSERT_OK(armdb_shard_read_file(&s.files, &log.e[i].loc, dst, &hdr, &err));
 		ASSERT(memcmp(&hdr, &log.e[i].hdr, sizeof(hdr)) == 0);
-		ASSERT_EQ(unit_check_fill(dst + ARMDB_ENTRY_HEADER_SIZE, hdr.value_len,
+		ASSERT_EQ(unit_check_fill(dst + armdb_entry_header_size(hdr.gsn), hdr.value_len,
 								  log.e[i].seed), -1);
 		free(dst);
 	}
@@ -258,7 +260,6 @@ test_shard_rotation_boundary(void)
 	ArmdbRecoveryReport rep;
 	uint32		sealed;
 	const uint32 max = ARMDB_MIN_FILE_SIZE;
-	const uint32 H = ARMDB_ENTRY_HEADER_SIZE;
 	ArmdbPos	flushed_prev;
 	uint64		append_end;
 
@@ -270,7 +271,8 @@ test_shard_rotation_boundary(void)
 	/* A, then B filling file 1 exactly */
 	ASSERT_CALL(tshard_append(&s, &log, 1000, false, &sealed));
 	ASSERT_EQ(sealed, 0);
-	ASSERT_CALL(tshard_append(&s, &log, max - 1112 - H, false, &sealed));
+	ASSERT_CALL(tshard_append(&s, &log, max - 1112 - tentry_header_size(log.next_gsn, false),
+							  false, &sealed));
 	ASSERT_EQ(sealed, 0);
 	ASSERT_EQ(s.st.append_end, max);
 	ASSERT_EQ(log.e[1].loc.file_id, 1);
@@ -289,18 +291,23 @@ test_shard_rotation_boundary(void)
 	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
 
 	/* D overflows the rest of file 2 by one byte */
-	ASSERT_CALL(tshard_append(&s, &log, max + 1 - s.st.append_end - H, false, &sealed));
+	ASSERT_CALL(tshard_append(&s, &log, max + 1 - s.st.append_end -
+							  tentry_header_size(log.next_gsn, false),
+							  false, &sealed));
 	ASSERT_EQ(sealed, 2);
 	ASSERT_EQ(log.e[3].loc.file_id, 3);
-	ASSERT_EQ(s.st.append_end, ARMDB_FILE_HEADER_SIZE + (max + 1 - 112));
+	ASSERT_EQ(s.st.append_end, ARMDB_FILE_HEADER_SIZE +
+			  (max + 1 - ARMDB_FILE_HEADER_SIZE - log.e[2].loc.len));
 
-	/* E: 47 bytes left, a tombstone needs 48 */
-	ASSERT_EQ(max - s.st.append_end, 47);
+	/* E: C's length less one byte left, too few for E's tombstone */
+	ASSERT_EQ(max - s.st.append_end, log.e[2].loc.len - 1);
+	ASSERT(tentry_header_size(log.next_gsn, true) > max - s.st.append_end);
 	ASSERT_CALL(tshard_append(&s, &log, 0, true, &sealed));
 	ASSERT_EQ(sealed, 3);
 
 	/* F fills file 4 exactly: no rotation */
-	ASSERT_CALL(tshard_append(&s, &log, max - s.st.append_end - H, false, &sealed));
+	ASSERT_CALL(tshard_append(&s, &log, max - s.st.append_end -
+							  tentry_header_size(log.next_gsn, false), false, &sealed));
 	ASSERT_EQ(sealed, 0);
 	ASSERT_EQ(s.st.active_file_id, 4);
 	ASSERT_EQ(s.st.append_end, max);
@@ -611,7 +618,7 @@ test_shard_cached_reads(void)
 			ASSERT_OK(armdb_shard_read_file(&s.files, &log.e[i].loc, dst,
 											&hdr, &err));
 			ASSERT(memcmp(&hdr, &log.e[i].hdr, sizeof(hdr)) == 0);
-			ASSERT_EQ(unit_check_fill(dst + ARMDB_ENTRY_HEADER_SIZE,
+			ASSERT_EQ(unit_check_fill(dst + armdb_entry_header_size(hdr.gsn),
 									  hdr.value_len, log.e[i].seed), -1);
 			free(dst);
 		}
@@ -663,7 +670,7 @@ test_shard_stale_cached_reads(void)
 		ASSERT_OK(armdb_shard_read_file(&s.files, &log.e[i].loc, dst, &hdr,
 										&err));
 		ASSERT(memcmp(&hdr, &log.e[i].hdr, sizeof(hdr)) == 0);
-		ASSERT_EQ(unit_check_fill(dst + ARMDB_ENTRY_HEADER_SIZE,
+		ASSERT_EQ(unit_check_fill(dst + armdb_entry_header_size(hdr.gsn),
 								  hdr.value_len, log.e[i].seed), -1);
 		free(dst);
 	}
@@ -683,7 +690,8 @@ test_shard_stale_cached_reads(void)
 	}
 
 	unit_file(path, 1, ARMDB_FILE_DATA);
-	ASSERT(unit_flip_bit(path, log.e[5].loc.offset + ARMDB_ENTRY_HEADER_SIZE + 7, 4));
+	ASSERT(unit_flip_bit(path, log.e[5].loc.offset +
+						 armdb_entry_header_size(log.e[5].hdr.gsn) + 7, 4));
 	dst = malloc(log.e[5].loc.len);
 	ASSERT_FAILS(armdb_shard_read_file(&s.files, &log.e[5].loc, dst, &hdr,
 									   &err), ARMDB_ERR_CORRUPT);
@@ -691,6 +699,76 @@ test_shard_stale_cached_reads(void)
 	ASSERT_FAILS(armdb_shard_read_file(&s.files, &log.e[5].loc, dst, &hdr,
 									   &err), ARMDB_ERR_CORRUPT);
 	free(dst);
+	tshard_close(&s);
+	tinfos_free(&infos);
+	tlog_free(&log);
+}
+
+/*
+ * A data file from before short entries (no ARMDB_FILE_FLAG_SHORT_ENTRIES
+ * in its header) that is the active file at start takes no appends: the
+ * first one rotates, so an older armdb never meets a short entry in a file
+ * it accepts.  Its entries stay readable.
+ */
+static void
+test_shard_old_active_file(void)
+{
+	TShard		s;
+	TLog		log;
+	TInfos		infos;
+	ArmdbRecoveryReport rep;
+	char		path[MAXPGPATH];
+	char	   *image;
+	size_t		len;
+	ArmdbFileHeader fh;
+	uint32		sealed;
+
+	tlog_init(&log);
+	tinfos_init(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, true,
+							 &infos, &rep));
+	for (int i = 0; i < 4; i++)
+		ASSERT_CALL(tshard_append(&s, &log, 50 + i, false, NULL));
+	ASSERT_CALL(tshard_flush_all(&s));
+	tshard_close(&s);
+
+	/* the header as an older armdb wrote it */
+	unit_file(path, 1, ARMDB_FILE_DATA);
+	image = unit_read_all(path, &len);
+	ASSERT(image != NULL);
+	memcpy(&fh, image, sizeof(fh));
+	ASSERT(fh.flags & ARMDB_FILE_FLAG_SHORT_ENTRIES);
+	fh.flags = 0;
+	{
+		pg_crc32c	crc;
+
+		INIT_CRC32C(crc);
+		COMP_CRC32C(crc, ((char *) &fh) + 4, ARMDB_FILE_HEADER_SIZE - 4);
+		FIN_CRC32C(crc);
+		fh.crc = crc;
+	}
+	memcpy(image, &fh, sizeof(fh));
+	ASSERT(unit_write_all(path, image, len));
+	free(image);
+
+	tinfos_free(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, true,
+							 &infos, &rep));
+	ASSERT_EQ(s.st.active_file_id, 1);
+	ASSERT(!s.st.short_entries);
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+	ASSERT_CALL(tshard_append(&s, &log, 10, false, &sealed));
+	ASSERT_EQ(sealed, 1);
+	ASSERT_EQ(s.st.active_file_id, 2);
+	ASSERT(s.st.short_entries);
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+	ASSERT_CALL(tshard_flush_all(&s));
+	tshard_close(&s);
+	tinfos_free(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, true,
+							 &infos, &rep));
+	ASSERT_CALL(tinfos_match(&infos, &log, log.n));
+	ASSERT(s.st.short_entries);
 	tshard_close(&s);
 	tinfos_free(&infos);
 	tlog_free(&log);
@@ -785,6 +863,7 @@ const UnitTest unit_shard_tests[] = {
 	{"shard_fd_cache", test_shard_fd_cache},
 	{"shard_cached_reads", test_shard_cached_reads},
 	{"shard_stale_cached_reads", test_shard_stale_cached_reads},
+	{"shard_old_active_file", test_shard_old_active_file},
 	{"shard_invalid", test_shard_invalid},
 	{"shard_creates_dir", test_shard_creates_dir},
 	{NULL, NULL}

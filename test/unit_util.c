@@ -280,6 +280,17 @@ tentry_header(ArmdbEntryHeader *hdr, uint64 gsn, uint32 value_len,
 	hdr->prev_slot = (gsn % 2) ? ARMDB_INVALID_SLOT : gsn * 11 - 6;
 }
 
+/* Bytes of the header tentry_header() makes for gsn, once sealed. */
+uint32
+tentry_header_size(uint64 gsn, bool tombstone)
+{
+	ArmdbEntryHeader h;
+
+	tentry_header(&h, gsn, 0, tombstone);
+	armdb_entry_seal(&h, NULL);
+	return armdb_entry_header_size(h.gsn);
+}
+
 uint64
 tlog_max_gsn(const TLog *log, int n)
 {
@@ -475,7 +486,7 @@ tshard_append(TShard *s, TLog *log, uint32 value_len, bool tombstone,
 
 	HASSERT_MSG(e.hdr.crc == check.crc, "append left hdr->crc %08x, sealed %08x",
 				e.hdr.crc, check.crc);
-	HASSERT_EQ(e.loc.len, armdb_entry_size(value_len));
+	HASSERT_EQ(e.loc.len, armdb_entry_size(e.hdr.gsn, value_len));
 	HASSERT_EQ(e.loc.file_id, s->st.active_file_id);
 	HASSERT(e.loc.offset >= ARMDB_FILE_HEADER_SIZE);
 	HASSERT_EQ((uint64) e.loc.offset + e.loc.len, s->st.append_end);
@@ -540,7 +551,7 @@ tshard_verify(TShard *s, const TEntry *e)
 						e->loc.len);
 		}
 	if (memcmp(&hdr, &e->hdr, sizeof(hdr)) != 0 ||
-		memcmp(dst, &e->hdr, sizeof(hdr)) != 0)
+		memcmp(dst, &e->hdr, armdb_entry_header_size(e->hdr.gsn)) != 0)
 	{
 		free(dst);
 		HASSERT_MSG(false, "entry (%u, %u) read back with another header (gsn %llx, want %llx)",
@@ -548,7 +559,7 @@ tshard_verify(TShard *s, const TEntry *e)
 					(unsigned long long) hdr.gsn,
 					(unsigned long long) e->hdr.gsn);
 	}
-	bad = unit_check_fill(dst + ARMDB_ENTRY_HEADER_SIZE, e->hdr.value_len,
+	bad = unit_check_fill(dst + armdb_entry_header_size(e->hdr.gsn), e->hdr.value_len,
 						  e->seed);
 	free(dst);
 	HASSERT_MSG(bad < 0, "entry (%u, %u) value differs at byte %lld",

@@ -30,6 +30,9 @@
 
 StaticAssertDecl(ARMDB_TUPLE_SHORTENED == offsetof(HeapTupleHeaderData, t_infomask2),
 				 "a shortened tuple image starts at t_infomask2");
+StaticAssertDecl(ARMDB_ENTRY_HEADER_SIZE % MAXIMUM_ALIGNOF == 0 &&
+				 ARMDB_ENTRY_SHORT_HEADER_SIZE % MAXIMUM_ALIGNOF == 0,
+				 "a whole image after either header is MAXALIGNed");
 
 /*
  * The tuple image in the data file is a heap tuple as it was inserted; its
@@ -72,19 +75,28 @@ armdb_fill_tuple(HeapTuple tuple, Relation rel, uint64 slot, char *image,
 char *
 armdb_entry_tuple(char *entry, uint32 len, uint32 *image_len)
 {
-	char	   *image = entry + TYPEALIGN_DOWN(MAXIMUM_ALIGNOF,
-											   ARMDB_ENTRY_HEADER_SIZE - ARMDB_TUPLE_SHORTENED);
-	uint32		value_len = len - ARMDB_ENTRY_HEADER_SIZE;
 	uint64		gsn;
+	uint32		hsize;
+	uint32		value_len;
+	char	   *image;
 
 	memcpy(&gsn, entry + offsetof(ArmdbEntryHeader, gsn), sizeof(gsn));
+	hsize = armdb_entry_header_size(gsn);
+	value_len = len - hsize;
 	if (!(gsn & ARMDB_GSN_FLAG_SHORT_TUPLE))
 	{
+		/* 48 and 32 are MAXALIGNed */
 		*image_len = value_len;
-		return entry + ARMDB_ENTRY_HEADER_SIZE;
+		return entry + hsize;
 	}
-	memmove(image + ARMDB_TUPLE_SHORTENED, entry + ARMDB_ENTRY_HEADER_SIZE,
-			value_len);
+	/* the CRC matched, so only a bug could have written less */
+	if (value_len < offsetof(HeapTupleHeaderData, t_bits) - ARMDB_TUPLE_SHORTENED)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg_internal("armdb: shortened tuple image of %u bytes is impossible",
+								 value_len)));
+	image = entry + TYPEALIGN_DOWN(MAXIMUM_ALIGNOF, hsize - ARMDB_TUPLE_SHORTENED);
+	memmove(image + ARMDB_TUPLE_SHORTENED, entry + hsize, value_len);
 	*image_len = value_len + ARMDB_TUPLE_SHORTENED;
 	return image;
 }

@@ -224,7 +224,7 @@ static bool
 entry_moved(const ShardCursor *cur, const ArmdbEntryHeader *hdr,
 			const ArmdbVersion *v)
 {
-	return v->file_id != 0 && v->len == armdb_entry_size(hdr->value_len) &&
+	return v->file_id != 0 && v->len == armdb_entry_size(hdr->gsn, hdr->value_len) &&
 		v->xmin == XidFromFullTransactionId(FullTransactionIdFromU64(hdr->xid)) &&
 		!armdb_vstore_cursor_reads_file(&cur->sc, v->file_id);
 }
@@ -396,7 +396,8 @@ merge_next(ArmdbScanDesc scan, bool replay, uint64 *slotno)
 				char	   *buf = armdb_scan_tuple_buffer(scan,
 														  skip + hdr->value_len);
 
-				memcpy(buf + skip, cur->sc.entry + ARMDB_ENTRY_HEADER_SIZE,
+				memcpy(buf + skip,
+					   cur->sc.entry + armdb_entry_header_size(hdr->gsn),
 					   hdr->value_len);
 				armdb_fill_tuple(&scan->tuple, rel, hdr->slot, buf,
 								 skip + hdr->value_len, &v);

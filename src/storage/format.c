@@ -20,7 +20,7 @@ entry_crc(const ArmdbEntryHeader *hdr, const void *value)
 
 	INIT_CRC32C(crc);
 	COMP_CRC32C(crc, ((const char *) hdr) + sizeof(uint32),
-				ARMDB_ENTRY_HEADER_SIZE - sizeof(uint32));
+				armdb_entry_header_size(hdr->gsn) - sizeof(uint32));
 	if (hdr->value_len > 0)
 		COMP_CRC32C(crc, value, hdr->value_len);
 	FIN_CRC32C(crc);
@@ -30,7 +30,33 @@ entry_crc(const ArmdbEntryHeader *hdr, const void *value)
 void
 armdb_entry_seal(ArmdbEntryHeader *hdr, const void *value)
 {
+	/* a lock entry's chain fields hold its xmax and infomask */
+	if (!armdb_gsn_is_lock(hdr->gsn) && hdr->root_slot == hdr->slot &&
+		hdr->prev_slot == ARMDB_INVALID_SLOT)
+		hdr->gsn |= ARMDB_GSN_FLAG_SHORT_HEADER;
+	else
+		hdr->gsn &= ~ARMDB_GSN_FLAG_SHORT_HEADER;
 	hdr->crc = entry_crc(hdr, value);
+}
+
+bool
+armdb_entry_header_copy(const char *buf, size_t avail, ArmdbEntryHeader *hdr)
+{
+	uint32		size;
+
+	if (avail < ARMDB_ENTRY_PREFIX_SIZE)
+		return false;
+	memcpy(hdr, buf, ARMDB_ENTRY_PREFIX_SIZE);
+	size = armdb_entry_header_size(hdr->gsn);
+	if (avail < size)
+		return false;
+	memcpy(hdr, buf, size);
+	if (size == ARMDB_ENTRY_SHORT_HEADER_SIZE)
+	{
+		hdr->root_slot = hdr->slot;
+		hdr->prev_slot = ARMDB_INVALID_SLOT;
+	}
+	return true;
 }
 
 bool
@@ -45,28 +71,31 @@ armdb_all_zero(const char *buf, size_t len)
 ArmdbParseResult
 armdb_entry_parse(const char *buf, size_t avail, ArmdbEntryHeader *hdr)
 {
+	uint32		hsize;
+
 	/*
 	 * A partial header is "short" even if its bytes are zero: at a chunk
 	 * boundary the rest may follow.  Whoever knows the file ends here
 	 * decides between padding and a torn entry.
 	 */
-	if (avail < ARMDB_ENTRY_HEADER_SIZE)
+	if (!armdb_entry_header_copy(buf, avail, hdr))
 		return ARMDB_PARSE_SHORT;
+	hsize = armdb_entry_header_size(hdr->gsn);
 
-	memcpy(hdr, buf, ARMDB_ENTRY_HEADER_SIZE);
-	if (armdb_all_zero(buf, ARMDB_ENTRY_HEADER_SIZE))
+	/* (a zero gsn has no SHORT_HEADER flag: all 48 bytes are zero) */
+	if (armdb_all_zero(buf, hsize))
 		return ARMDB_PARSE_ZERO;
 
 	/* cheap plausibility checks before trusting value_len */
 	if (hdr->value_len > ARMDB_MAX_VALUE_LEN)
 		return ARMDB_PARSE_BAD;
-	if ((hdr->gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_DATA_FLAGS) != 0)
+	if (!armdb_gsn_flags_valid(hdr->gsn))
 		return ARMDB_PARSE_BAD;
 
-	if (avail - ARMDB_ENTRY_HEADER_SIZE < hdr->value_len)
+	if (avail - hsize < hdr->value_len)
 		return ARMDB_PARSE_SHORT;
 
-	if (entry_crc(hdr, buf + ARMDB_ENTRY_HEADER_SIZE) != hdr->crc)
+	if (entry_crc(hdr, buf + hsize) != hdr->crc)
 		return ARMDB_PARSE_BAD;
 	return ARMDB_PARSE_OK;
 }
@@ -94,7 +123,7 @@ armdb_file_header_init_flags(ArmdbFileHeader *fh, uint32 file_id,
 	memset(fh, 0, sizeof(*fh));
 	fh->magic = ARMDB_DATA_MAGIC;
 	fh->version = ARMDB_FORMAT_VERSION;
-	fh->flags = flags;
+	fh->flags = flags | ARMDB_FILE_FLAG_SHORT_ENTRIES;
 	fh->file_id = file_id;
 	fh->shard = shard;
 	fh->crc = file_header_crc(fh);
@@ -215,8 +244,8 @@ armdb_hint_parse(const char *buf, size_t len, uint32 file_id,
 
 		memcpy(&rec, recs + i * sizeof(rec), sizeof(rec));
 		if (rec.offset < prev_end ||
-			rec.len < ARMDB_ENTRY_HEADER_SIZE ||
-			rec.len - ARMDB_ENTRY_HEADER_SIZE > ARMDB_MAX_VALUE_LEN ||
+			rec.len < armdb_entry_header_size(rec.gsn) ||
+			rec.len - armdb_entry_header_size(rec.gsn) > ARMDB_MAX_VALUE_LEN ||
 			(uint64) rec.offset + rec.len > hh.data_end ||
 			(rec.gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_HINT_FLAGS) != 0)
 			return armdb_error(err, ARMDB_ERR_CORRUPT, 0,

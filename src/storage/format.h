@@ -78,6 +78,14 @@ StaticAssertDecl(sizeof(ArmdbFileHeader) == ARMDB_FILE_HEADER_SIZE,
  * entries of a relation; its top byte carries flags.
  */
 #define ARMDB_ENTRY_HEADER_SIZE 48
+/*
+ * The header of an entry whose chain fields say nothing (root_slot is its
+ * own slot, prev_slot none: a row's first version, a reservation, a
+ * tombstone) leaves them out: 32 bytes, gsn flag SHORT_HEADER.
+ */
+#define ARMDB_ENTRY_SHORT_HEADER_SIZE 32
+/* crc, value_len and gsn: enough to know an entry's length */
+#define ARMDB_ENTRY_PREFIX_SIZE	16
 
 #define ARMDB_GSN_FLAG_TOMBSTONE	(UINT64CONST(1) << 63)
 /*
@@ -111,8 +119,11 @@ StaticAssertDecl(sizeof(ArmdbFileHeader) == ARMDB_FILE_HEADER_SIZE,
  */
 #define ARMDB_GSN_FLAG_SHORT_TUPLE	(UINT64CONST(1) << 58)
 #define ARMDB_TUPLE_SHORTENED		18
+/* a 32-byte header (ARMDB_ENTRY_SHORT_HEADER_SIZE); armdb_entry_seal() sets it */
+#define ARMDB_GSN_FLAG_SHORT_HEADER	(UINT64CONST(1) << 57)
 /* the flags an entry in a data file may carry */
-#define ARMDB_GSN_DATA_FLAGS		(ARMDB_GSN_ENTRY_FLAGS | ARMDB_GSN_FLAG_SHORT_TUPLE)
+#define ARMDB_GSN_DATA_FLAGS		(ARMDB_GSN_ENTRY_FLAGS | ARMDB_GSN_FLAG_SHORT_TUPLE | \
+									 ARMDB_GSN_FLAG_SHORT_HEADER)
 
 /* a lock entry's prev_slot: the xmax's infomask bits, and KEYS_UPDATED */
 #define ARMDB_LOCK_INFOMASK_MASK	UINT64CONST(0xFFFF)
@@ -143,11 +154,13 @@ StaticAssertDecl(sizeof(ArmdbFileHeader) == ARMDB_FILE_HEADER_SIZE,
 
 typedef struct ArmdbEntryHeader
 {
-	uint32		crc;			/* CRC32C of header bytes [4, 48) + value */
+	uint32		crc;			/* CRC32C of header bytes [4, 48 or 32) +
+								 * value */
 	uint32		value_len;		/* bytes of value following the header */
 	uint64		gsn;			/* sequence number | ARMDB_GSN_FLAG_* */
 	uint64		xid;			/* FullTransactionId of the writer/deleter */
 	uint64		slot;			/* this version's row slot (the key) */
+	/* a short header ends here: slot and invalid are implied below */
 	uint64		root_slot;		/* first slot of the update chain */
 	uint64		prev_slot;		/* version this one replaces, or invalid */
 } ArmdbEntryHeader;
@@ -196,10 +209,34 @@ armdb_gsn_is_version(uint64 gsn)
 	return (gsn & ARMDB_GSN_ENTRY_FLAGS) == 0;
 }
 
-static inline uint64
-armdb_entry_size(uint32 value_len)
+/*
+ * May an entry in a data file carry these flags?  Known ones, one kind at
+ * most, a shortened tuple image only in a version, a short header never in
+ * a lock entry (its chain fields hold the xmax).
+ */
+static inline bool
+armdb_gsn_flags_valid(uint64 gsn)
 {
-	return (uint64) ARMDB_ENTRY_HEADER_SIZE + value_len;
+	uint64		kind = gsn & ARMDB_GSN_ENTRY_FLAGS;
+
+	return (gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_DATA_FLAGS) == 0 &&
+		(kind & (kind - 1)) == 0 &&
+		(!(gsn & ARMDB_GSN_FLAG_SHORT_TUPLE) || kind == 0) &&
+		(!(gsn & ARMDB_GSN_FLAG_SHORT_HEADER) || !(kind & ARMDB_GSN_FLAG_LOCK));
+}
+
+/* Bytes of the header of an entry with this gsn in a file. */
+static inline uint32
+armdb_entry_header_size(uint64 gsn)
+{
+	return (gsn & ARMDB_GSN_FLAG_SHORT_HEADER) ?
+		ARMDB_ENTRY_SHORT_HEADER_SIZE : ARMDB_ENTRY_HEADER_SIZE;
+}
+
+static inline uint64
+armdb_entry_size(uint64 gsn, uint32 value_len)
+{
+	return (uint64) armdb_entry_header_size(gsn) + value_len;
 }
 
 typedef enum ArmdbParseResult
@@ -210,14 +247,27 @@ typedef enum ArmdbParseResult
 	ARMDB_PARSE_BAD				/* CRC mismatch or impossible length */
 } ArmdbParseResult;
 
-/* Fill crc of *hdr from the header fields and value. */
+/*
+ * Choose the header's length (ARMDB_GSN_FLAG_SHORT_HEADER when its chain
+ * fields are implied) and fill its crc from the fields and value.  The
+ * first armdb_entry_header_size() bytes of *hdr are then its file image.
+ */
 extern void armdb_entry_seal(ArmdbEntryHeader *hdr, const void *value);
 
 /*
+ * Copy the header at buf (avail bytes readable) into *hdr, the fields a
+ * short header leaves out included; false if avail ends inside it (with
+ * avail >= ARMDB_ENTRY_PREFIX_SIZE, value_len and gsn are copied anyway).
+ */
+extern bool armdb_entry_header_copy(const char *buf, size_t avail,
+									ArmdbEntryHeader *hdr);
+
+/*
  * Check the entry that starts at buf (avail bytes readable).  On OK, *hdr is
- * a copy of its header and the value is at buf + ARMDB_ENTRY_HEADER_SIZE.
- * On SHORT with a plausible header, *hdr is filled so that the caller knows
- * how many bytes to read.
+ * a copy of its header and the value is at buf +
+ * armdb_entry_header_size(hdr->gsn).  On SHORT with at least
+ * ARMDB_ENTRY_PREFIX_SIZE bytes, hdr->value_len and hdr->gsn are filled so
+ * that the caller knows how many bytes to read (armdb_entry_size()).
  */
 extern ArmdbParseResult armdb_entry_parse(const char *buf, size_t avail,
 										  ArmdbEntryHeader *hdr);
@@ -227,7 +277,14 @@ extern ArmdbParseResult armdb_entry_parse(const char *buf, size_t avail,
  * the shard's active file although its number may be the highest.
  */
 #define ARMDB_FILE_FLAG_MERGED	0x0001
-#define ARMDB_FILE_FLAGS_KNOWN	ARMDB_FILE_FLAG_MERGED
+/*
+ * The file may hold short headers and shortened tuple images (gsn flags
+ * SHORT_HEADER, SHORT_TUPLE).  Every file this build writes says so, and a
+ * build from before them refuses the file ("uses unsupported features")
+ * instead of reading its entries as damage.
+ */
+#define ARMDB_FILE_FLAG_SHORT_ENTRIES 0x0002
+#define ARMDB_FILE_FLAGS_KNOWN	(ARMDB_FILE_FLAG_MERGED | ARMDB_FILE_FLAG_SHORT_ENTRIES)
 
 extern void armdb_file_header_init_flags(ArmdbFileHeader *fh, uint32 file_id,
 										 uint32 shard, uint16 flags);

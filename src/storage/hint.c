@@ -192,8 +192,9 @@ armdb_hint_load(ArmdbIo *io, const char *dir, uint32 file_id,
 		return false;
 	}
 
-	/* every entry is at least as long as its record: bound the image */
-	if (size > data_size + sizeof(ArmdbHintHeader) + sizeof(ArmdbHintTrailer))
+	/* a record for each entry, of ARMDB_ENTRY_SHORT_HEADER_SIZE at least */
+	if (size > sizeof(ArmdbHintHeader) + sizeof(ArmdbHintTrailer) +
+		data_size / ARMDB_ENTRY_SHORT_HEADER_SIZE * sizeof(ArmdbHintRecord))
 	{
 		armdb_file_close(fd);
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,

@@ -258,7 +258,7 @@ append_ending(ArmdbMerge *m, ArmdbEntryInfo *info, ArmdbError *err)
 	info->slot = hdr.slot;
 	info->root_slot = hdr.root_slot;
 	info->prev_slot = hdr.prev_slot;
-	info->len = ARMDB_ENTRY_HEADER_SIZE;
+	info->len = (uint32) armdb_entry_size(hdr.gsn, 0);
 	return output_append(m, info, (const char *) &hdr, err);
 }
 
@@ -413,20 +413,23 @@ merge_input(ArmdbMerge *m, uint32 file_id, ArmdbAlignedBuf *buf,
 	if (ok)
 		load_fates(m, file_id, file_size, &hf);
 
-	while (ok && off + ARMDB_ENTRY_HEADER_SIZE <= file_size)
+	while (ok && off + ARMDB_ENTRY_SHORT_HEADER_SIZE <= file_size)
 	{
 		ArmdbEntryHeader hdr;
 		ArmdbEntryInfo info;
 		uint64		len;
+		uint64		head = Min(ARMDB_ENTRY_HEADER_SIZE, file_size - off);
 		ArmdbMergeKeep keep = ARMDB_MERGE_DROP;
 
-		ok = input_window(m, fd, buf, &buf_off, &buf_len, off,
-						  ARMDB_ENTRY_HEADER_SIZE, file_size, &image, err);
+		ok = input_window(m, fd, buf, &buf_off, &buf_len, off, head,
+						  file_size, &image, err);
 		if (!ok || image == NULL)
 			break;				/* no room for a header: end */
-		if (armdb_entry_parse(image, ARMDB_ENTRY_HEADER_SIZE, &hdr) == ARMDB_PARSE_ZERO)
+		if (armdb_all_zero(image, head))
 			break;				/* padding: the clean end */
-		len = armdb_entry_size(hdr.value_len);
+		/* at least the length and gsn (head >= ARMDB_ENTRY_PREFIX_SIZE) */
+		(void) armdb_entry_parse(image, head, &hdr);
+		len = armdb_entry_size(hdr.gsn, hdr.value_len);
 		if (hdr.value_len > ARMDB_MAX_VALUE_LEN || off + len > file_size)
 		{
 			ok = input_corrupt(m, file_id, off, "an entry with an impossible length", err);

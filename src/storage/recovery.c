@@ -35,7 +35,7 @@ armdb_scan_buffer(const char *buf, size_t len, uint32 file_id,
 		*stop = armdb_entry_parse(buf + pos, len - pos, &hdr);
 		if (*stop != ARMDB_PARSE_OK)
 			break;
-		entry_len = armdb_entry_size(hdr.value_len);
+		entry_len = armdb_entry_size(hdr.gsn, hdr.value_len);
 		if (base_offset + pos + entry_len > ARMDB_MAX_FILE_SIZE)
 		{
 			/* cannot be addressed with 32-bit offsets: not ours */
@@ -90,20 +90,21 @@ rest_is_zero(ArmdbIo *io, int fd, ArmdbAlignedBuf *buf, uint64 from,
 }
 
 /*
- * Could an entry start at p (avail bytes to the end of the file)?  The
+ * Could an entry start at p (in_buf bytes of it read, avail to the end of
+ * the file)?  The
  * cheap checks of armdb_entry_parse() and a few more on fields whose range
  * is known (slots are 32-bit, gsns start at 1), so that a search through
  * damaged bytes computes a CRC only where an entry is plausible.
  */
 static bool
-plausible_entry_header(const char *p, uint64 avail, ArmdbEntryHeader *hdr)
+plausible_entry_header(const char *p, uint64 in_buf, uint64 avail,
+					   ArmdbEntryHeader *hdr)
 {
-	if (avail < ARMDB_ENTRY_HEADER_SIZE)
+	if (!armdb_entry_header_copy(p, Min(in_buf, avail), hdr))
 		return false;
-	memcpy(hdr, p, ARMDB_ENTRY_HEADER_SIZE);
 	return hdr->value_len <= ARMDB_MAX_VALUE_LEN &&
-		armdb_entry_size(hdr->value_len) <= avail &&
-		(hdr->gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_DATA_FLAGS) == 0 &&
+		armdb_entry_size(hdr->gsn, hdr->value_len) <= avail &&
+		armdb_gsn_flags_valid(hdr->gsn) &&
 		(hdr->gsn & ARMDB_GSN_MAX) != 0 &&
 		hdr->slot <= PG_UINT32_MAX &&
 		(hdr->root_slot == ARMDB_INVALID_SLOT || hdr->root_slot <= PG_UINT32_MAX) &&
@@ -143,27 +144,36 @@ armdb_find_next_entry(ArmdbIo *io, int fd, uint64 from, uint64 size,
 	*next = 0;
 	if (!armdb_aligned_alloc(&buf, SCAN_CHUNK_SIZE, err))
 		return false;
-	while (ok && pos + ARMDB_ENTRY_HEADER_SIZE <= size)
+	while (ok && pos + ARMDB_ENTRY_SHORT_HEADER_SIZE <= size)
 	{
 		uint64		off = ARMDB_BLOCK_FLOOR(pos);
 		uint64		start = pos;
 		size_t		nread;
+		uint64		min_left;
 
 		if (!armdb_io_pread(io, fd, buf.data, buf.size, off, &nread, err))
 		{
 			ok = false;
 			break;
 		}
-		for (; pos + ARMDB_ENTRY_HEADER_SIZE <= off + nread; pos++)
+
+		/*
+		 * A whole header of either length must be in the buffer, unless the
+		 * file ends there: the next round reads on from pos.
+		 */
+		min_left = off + nread >= size ?
+			ARMDB_ENTRY_SHORT_HEADER_SIZE : ARMDB_ENTRY_HEADER_SIZE;
+
+		for (; pos + min_left <= off + nread; pos++)
 		{
 			const char *p = buf.data + (pos - off);
 			ArmdbEntryHeader hdr;
 			uint64		len;
 			bool		valid;
 
-			if (!plausible_entry_header(p, size - pos, &hdr))
+			if (!plausible_entry_header(p, off + nread - pos, size - pos, &hdr))
 				continue;
-			len = armdb_entry_size(hdr.value_len);
+			len = armdb_entry_size(hdr.gsn, hdr.value_len);
 			if (pos + len <= off + nread)
 				valid = armdb_entry_parse(p, len, &hdr) == ARMDB_PARSE_OK;
 			else if (!entry_at(io, fd, pos, (uint32) len, &valid, err))
@@ -262,13 +272,13 @@ armdb_scan_data_file(ArmdbIo *io, int fd, uint32 file_id, bool skip_damage,
 		if (!stopped)
 		{
 			/* the entry at pos continues past this chunk: how far? */
-			need = ARMDB_ENTRY_HEADER_SIZE;
-			if (chunk_off + chunk_len - pos >= ARMDB_ENTRY_HEADER_SIZE)
+			need = ARMDB_ENTRY_PREFIX_SIZE;
+			if (chunk_off + chunk_len - pos >= ARMDB_ENTRY_PREFIX_SIZE)
 			{
 				ArmdbEntryHeader hdr;
 
-				memcpy(&hdr, buf.data + (pos - chunk_off), sizeof(hdr));
-				need = armdb_entry_size(hdr.value_len);
+				memcpy(&hdr, buf.data + (pos - chunk_off), ARMDB_ENTRY_PREFIX_SIZE);
+				need = armdb_entry_size(hdr.gsn, hdr.value_len);
 			}
 			/* cannot be complete: torn at the end, or damaged */
 			stopped = pos + need > size;

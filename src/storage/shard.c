@@ -289,10 +289,48 @@ start_new_file(ArmdbShardState *st, ArmdbShardFiles *files, uint32 file_id,
 	st->active_file_id = file_id;
 	st->next_file_id = Max(st->next_file_id, file_id + 1);
 	st->sealed = false;
+	st->short_entries = true;
 	st->buf_start = 0;
 	st->append_end = ARMDB_FILE_HEADER_SIZE;
 	st->written_end = ARMDB_FILE_HEADER_SIZE;
 	st->flushed = ARMDB_POS(file_id, ARMDB_FILE_HEADER_SIZE);
+	return true;
+}
+
+/*
+ * Does the header of the active file (just opened at st->append_end) say it
+ * may hold short entries?  Recovery checked the header already.
+ */
+static bool
+file_takes_short_entries(ArmdbShardState *st, ArmdbShardFiles *files,
+						 bool *takes, ArmdbError *err)
+{
+	ArmdbFileHeader fh;
+
+	if (st->buf_start == 0)
+		memcpy(&fh, st->buf, sizeof(fh));	/* read with the last block */
+	else
+	{
+		ArmdbAlignedBuf block;
+		size_t		nread;
+		int			fd = armdb_shard_file_fd(files, st->active_file_id, err);
+		bool		ok;
+
+		if (fd < 0 || !armdb_aligned_alloc(&block, ARMDB_BLOCK_SIZE, err))
+			return false;
+		ok = armdb_io_pread(files->io, fd, block.data, ARMDB_BLOCK_SIZE, 0,
+							&nread, err);
+		if (ok && nread < sizeof(fh))
+			ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+							 "data file %06u of \"%s\" lost its header",
+							 st->active_file_id, files->dir);
+		if (ok)
+			memcpy(&fh, block.data, sizeof(fh));
+		armdb_aligned_free(&block);
+		if (!ok)
+			return false;
+	}
+	*takes = (fh.flags & ARMDB_FILE_FLAG_SHORT_ENTRIES) != 0;
 	return true;
 }
 
@@ -359,6 +397,7 @@ armdb_shard_open(ArmdbShardState *st, ArmdbShardFiles *files,
 	st->append_end = st->written_end = end_offset;
 
 	/* the partial last block is rewritten whole by the next write-out */
+	st->short_entries = false;
 	if (end_offset > st->buf_start)
 	{
 		ArmdbAlignedBuf block;
@@ -382,6 +421,8 @@ armdb_shard_open(ArmdbShardState *st, ArmdbShardFiles *files,
 		if (!ok)
 			return false;
 	}
+	if (!file_takes_short_entries(st, files, &st->short_entries, err))
+		return false;
 
 	/*
 	 * What recovery read may still be only in the kernel's cache, and the
@@ -416,7 +457,8 @@ append_large(ArmdbShardState *st, ArmdbShardFiles *files,
 			 const ArmdbEntryHeader *hdr, const void *value, ArmdbError *err)
 {
 	uint64		from;
-	uint64		entry_len = armdb_entry_size(hdr->value_len);
+	uint32		hsize = armdb_entry_header_size(hdr->gsn);
+	uint64		entry_len = armdb_entry_size(hdr->gsn, hdr->value_len);
 	uint64		end = st->append_end + entry_len;
 	ArmdbAlignedBuf tmp;
 	char	   *p;
@@ -435,8 +477,8 @@ append_large(ArmdbShardState *st, ArmdbShardFiles *files,
 	p = tmp.data;
 	memcpy(p, st->buf, st->append_end - from);
 	p += st->append_end - from;
-	memcpy(p, hdr, ARMDB_ENTRY_HEADER_SIZE);
-	memcpy(p + ARMDB_ENTRY_HEADER_SIZE, value, hdr->value_len);
+	memcpy(p, hdr, hsize);
+	memcpy(p + hsize, value, hdr->value_len);
 
 	if (files->write_barrier &&
 		!files->write_barrier(files->write_barrier_arg, err))
@@ -482,18 +524,19 @@ armdb_shard_append_place(ArmdbShardState *st, ArmdbShardFiles *files,
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
 						   "entry value of %u bytes exceeds the maximum of %u",
 						   hdr->value_len, ARMDB_MAX_VALUE_LEN);
-	if ((hdr->gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_DATA_FLAGS) != 0)
+	if (!armdb_gsn_flags_valid(hdr->gsn))
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
 						   "entry gsn %llx has unknown flags",
 						   (unsigned long long) hdr->gsn);
-	entry_len = armdb_entry_size(hdr->value_len);
+	armdb_entry_seal(hdr, value);	/* chooses the header's length */
+	entry_len = armdb_entry_size(hdr->gsn, hdr->value_len);
 
 	if (st->active_file_id == 0)
 	{
 		if (!start_new_file(st, files, successor_id(st), err))
 			return false;
 	}
-	else if (st->sealed ||
+	else if (st->sealed || !st->short_entries ||
 			 armdb_should_rotate(st->append_end, entry_len, st->max_file_size))
 	{
 		uint32		old = st->active_file_id;
@@ -505,7 +548,6 @@ armdb_shard_append_place(ArmdbShardState *st, ArmdbShardFiles *files,
 		*sealed_file_id = old;
 	}
 
-	armdb_entry_seal(hdr, value);
 	loc->file_id = st->active_file_id;
 	loc->offset = (uint32) st->append_end;
 	loc->len = (uint32) entry_len;
@@ -517,7 +559,8 @@ armdb_shard_append_copy(ArmdbShardState *st, ArmdbShardFiles *files,
 						const ArmdbEntryHeader *hdr, const void *value,
 						ArmdbError *err)
 {
-	uint64		entry_len = armdb_entry_size(hdr->value_len);
+	uint32		hsize = armdb_entry_header_size(hdr->gsn);
+	uint64		entry_len = armdb_entry_size(hdr->gsn, hdr->value_len);
 	uint64		used;
 
 	if (st->failed)
@@ -535,9 +578,9 @@ armdb_shard_append_copy(ArmdbShardState *st, ArmdbShardFiles *files,
 	if (used + entry_len > st->buf_size)
 		return append_large(st, files, hdr, value, err);
 
-	memcpy(st->buf + used, hdr, ARMDB_ENTRY_HEADER_SIZE);
+	memcpy(st->buf + used, hdr, hsize);
 	if (hdr->value_len > 0)
-		memcpy(st->buf + used + ARMDB_ENTRY_HEADER_SIZE, value, hdr->value_len);
+		memcpy(st->buf + used + hsize, value, hdr->value_len);
 	st->append_end += entry_len;
 	return true;
 }
@@ -635,7 +678,7 @@ check_entry(const char *dir, const ArmdbLocation *loc, const char *image,
 	ArmdbParseResult res = armdb_entry_parse(image, loc->len, hdr);
 
 	if (res != ARMDB_PARSE_OK ||
-		armdb_entry_size(hdr->value_len) != loc->len)
+		armdb_entry_size(hdr->gsn, hdr->value_len) != loc->len)
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						   "entry at offset %u of data file %06u in \"%s\" is corrupted (%s)",
 						   loc->offset, loc->file_id, dir,
@@ -757,7 +800,7 @@ bool
 armdb_shard_read_file(ArmdbShardFiles *files, const ArmdbLocation *loc,
 					  char *dst, ArmdbEntryHeader *hdr, ArmdbError *err)
 {
-	if (loc->len < ARMDB_ENTRY_HEADER_SIZE)
+	if (loc->len < ARMDB_ENTRY_SHORT_HEADER_SIZE)
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
 						   "entry length %u is impossible", loc->len);
 	if (files->cached_reads)

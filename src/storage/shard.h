@@ -86,6 +86,14 @@ typedef struct ArmdbShardState
 	bool		sealed;
 
 	/*
+	 * The active file's header says it may hold short entries
+	 * (ARMDB_FILE_FLAG_SHORT_ENTRIES).  A file carried over from a version
+	 * before them takes no more appends: an older armdb, reading it after a
+	 * downgrade, would take them for damage, so the next append rotates.
+	 */
+	bool		short_entries;
+
+	/*
 	 * Set when an fdatasync failed.  After a failed fsync the kernel may have
 	 * dropped the dirty data and cleared the error (see PostgreSQL's
 	 * data_sync_retry), so nothing written since the last good fsync can be
@@ -250,7 +258,7 @@ extern bool armdb_shard_is_buffered(const ArmdbShardState *st,
  * lock, shared); armdb_shard_read_file() reads the file (no lock needed)
  * through the page cache, or with one aligned read, or both (see
  * armdb_shard_pread()).  On success *hdr is its header and the value is at
- * dst + ARMDB_ENTRY_HEADER_SIZE.
+ * dst + armdb_entry_header_size(hdr->gsn).
  */
 extern bool armdb_shard_read_buffered(const ArmdbShardState *st,
 									  const ArmdbLocation *loc, char *dst,

@@ -225,10 +225,11 @@ batch_add(ArmdbVstoreAppend *ap, const ArmdbLocation *loc,
 			repalloc_huge(wal_batch.bytes, cap);
 		wal_batch.cap = cap;
 	}
-	memcpy(wal_batch.bytes + wal_batch.loc.len, hdr, ARMDB_ENTRY_HEADER_SIZE);
+	memcpy(wal_batch.bytes + wal_batch.loc.len, hdr,
+		   armdb_entry_header_size(hdr->gsn));
 	if (hdr->value_len > 0)
-		memcpy(wal_batch.bytes + wal_batch.loc.len + ARMDB_ENTRY_HEADER_SIZE,
-			   value, hdr->value_len);
+		memcpy(wal_batch.bytes + wal_batch.loc.len +
+			   armdb_entry_header_size(hdr->gsn), value, hdr->value_len);
 	wal_batch.loc.len += loc->len;
 }
 
@@ -898,11 +899,12 @@ armdb_vstore_cursor_peek(ArmdbVstoreCursor *cur)
 		res = p == NULL ? ARMDB_PARSE_SHORT :
 			armdb_entry_parse(p, Min(cur->avail_end, cur->file_end) - cur->pos,
 							  &cur->hdr);
+		/* SHORT with the length known: make the whole entry available */
 		if (res == ARMDB_PARSE_SHORT && p != NULL &&
-			cur->file_end - cur->pos >= ARMDB_ENTRY_HEADER_SIZE &&
+			cur->file_end - cur->pos >= ARMDB_ENTRY_PREFIX_SIZE &&
 			cur->hdr.value_len <= ARMDB_MAX_VALUE_LEN)
 		{
-			entry_len = armdb_entry_size(cur->hdr.value_len);
+			entry_len = armdb_entry_size(cur->hdr.gsn, cur->hdr.value_len);
 			if (cur->pos + entry_len <= cur->file_end &&
 				(p = cursor_bytes(cur, entry_len)) != NULL)
 				res = armdb_entry_parse(p, entry_len, &cur->hdr);
@@ -952,7 +954,7 @@ armdb_vstore_cursor_peek(ArmdbVstoreCursor *cur)
 void
 armdb_vstore_cursor_advance(ArmdbVstoreCursor *cur)
 {
-	cur->pos += armdb_entry_size(cur->hdr.value_len);
+	cur->pos += armdb_entry_size(cur->hdr.gsn, cur->hdr.value_len);
 	cur->valid = false;
 }
 

@@ -188,8 +188,9 @@ extern void armdb_vstore_append_locks(ArmdbRelKeydir *kd, uint32 shard,
  * Read the entry of slot at loc into buf (loc->len bytes): from the write
  * buffer under the shard lock (shared) while it is still there, else with
  * one aligned read of the file, no lock held.  The CRC is checked, and that
- * the entry is slot's.  The row image is at buf + ARMDB_ENTRY_HEADER_SIZE,
- * loc->len - ARMDB_ENTRY_HEADER_SIZE bytes.  No lock needed by the caller.
+ * the entry is slot's.  The value follows the header (its length:
+ * armdb_entry_header_size() of the gsn); armdb_entry_tuple() finds the row
+ * image.  No lock needed by the caller.
  * The last few entries read (up to 8 kB each) are kept in backend memory
  * and served from there: the bytes at a location never change.
  */

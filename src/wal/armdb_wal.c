@@ -139,9 +139,10 @@ armdb_wal_log_append(Oid dbNode, Oid relNode, uint32 shard,
 {
 	xl_armdb_append xlrec;
 
-	Assert(loc->len == armdb_entry_size(hdr->value_len));
+	Assert(loc->len == armdb_entry_size(hdr->gsn, hdr->value_len));
 	begin_append(&xlrec, dbNode, relNode, shard, loc);
-	XLogRegisterData((char *) hdr, ARMDB_ENTRY_HEADER_SIZE);
+	/* the entry's file image: a short header is the struct's first bytes */
+	XLogRegisterData((char *) hdr, armdb_entry_header_size(hdr->gsn));
 	if (hdr->value_len > 0)
 		XLogRegisterData((char *) value, hdr->value_len);
 	return XLogInsert(ARMDB_RMGR_ID, XLOG_ARMDB_APPEND);
@@ -1414,12 +1415,11 @@ desc_entry(StringInfo buf, const char *p, uint32 len)
 {
 	ArmdbEntryHeader hdr;
 
-	if (len < ARMDB_ENTRY_HEADER_SIZE)
+	if (!armdb_entry_header_copy(p, len, &hdr))
 	{
 		appendStringInfo(buf, "; %u bytes, too short for an entry", len);
 		return;
 	}
-	memcpy(&hdr, p, sizeof(hdr));
 	if (armdb_gsn_is_reservation(hdr.gsn))
 		appendStringInfo(buf, "; reservation up to slot %llu",
 						 (unsigned long long) hdr.slot);
@@ -1467,12 +1467,12 @@ armdb_wal_desc(StringInfo buf, XLogReaderState *record)
 								 xlrec->file_id, xlrec->offset, xlrec->len);
 				/* the first entry, and how many there are */
 				desc_entry(buf, p, xlrec->len);
-				for (uint32 at = 0; at + ARMDB_ENTRY_HEADER_SIZE <= xlrec->len; n++)
+				for (uint32 at = 0; at + ARMDB_ENTRY_PREFIX_SIZE <= xlrec->len; n++)
 				{
 					ArmdbEntryHeader hdr;
 
-					memcpy(&hdr, p + at, sizeof(hdr));
-					at += ARMDB_ENTRY_HEADER_SIZE + hdr.value_len;
+					memcpy(&hdr, p + at, ARMDB_ENTRY_PREFIX_SIZE);
+					at += (uint32) armdb_entry_size(hdr.gsn, hdr.value_len);
 				}
 				if (n > 1)
 					appendStringInfo(buf, "; %u entries", n);

@@ -11,21 +11,19 @@ CREATE TABLE fmt (id int PRIMARY KEY, a int, b text, c float8, d int8,
 CREATE TABLE fmt_heap (id int PRIMARY KEY, a int, b text, c float8, d int8,
                        e text, f bool, g int2);
 CREATE INDEX fmt_a ON fmt (a);
+-- rows with NULLs in every column but the key, some of them TOASTed
+CREATE FUNCTION fmt_rows(lo int, hi int) RETURNS SETOF fmt_heap LANGUAGE sql AS $$
+SELECT g, g % 50, CASE WHEN g % 3 = 0 THEN NULL ELSE md5(g::text) END,
+       CASE WHEN g % 5 = 0 THEN NULL ELSE g / 7.0 END, g * 1000003::int8,
+       CASE WHEN g % 400 = 0 THEN repeat(md5(g::text), 300) END,
+       CASE WHEN g % 7 = 0 THEN NULL ELSE g % 2 = 0 END, (g % 300)::int2
+FROM generate_series(lo, hi) g
+$$;
 -- old images first, then new ones, then updates of each kind by the other
 SET armdb.debug_full_tuple_images = on;
-INSERT INTO fmt
-SELECT g, g % 50, CASE WHEN g % 3 = 0 THEN NULL ELSE md5(g::text) END,
-       CASE WHEN g % 5 = 0 THEN NULL ELSE g / 7.0 END, g * 1000003::int8,
-       CASE WHEN g % 400 = 0 THEN repeat(md5(g::text), 300) END,
-       CASE WHEN g % 7 = 0 THEN NULL ELSE g % 2 = 0 END, (g % 300)::int2
-FROM generate_series(1, 3000) g;
+INSERT INTO fmt SELECT * FROM fmt_rows(1, 3000);
 RESET armdb.debug_full_tuple_images;
-INSERT INTO fmt
-SELECT g, g % 50, CASE WHEN g % 3 = 0 THEN NULL ELSE md5(g::text) END,
-       CASE WHEN g % 5 = 0 THEN NULL ELSE g / 7.0 END, g * 1000003::int8,
-       CASE WHEN g % 400 = 0 THEN repeat(md5(g::text), 300) END,
-       CASE WHEN g % 7 = 0 THEN NULL ELSE g % 2 = 0 END, (g % 300)::int2
-FROM generate_series(3001, 6000) g;
+INSERT INTO fmt SELECT * FROM fmt_rows(3001, 6000);
 UPDATE fmt SET b = b || '!', g = NULL WHERE id % 10 = 1;
 SET armdb.debug_full_tuple_images = on;
 UPDATE fmt SET c = -c, d = NULL WHERE id % 10 = 2;
@@ -115,5 +113,5 @@ SET ROLE fmt_user;
 SET armdb.debug_full_tuple_images = on;
 RESET ROLE;
 DROP ROLE fmt_user;
+DROP FUNCTION fmt_digest(text), fmt_same(text), fmt_rows(int, int);
 DROP TABLE fmt, fmt_heap;
-DROP FUNCTION fmt_digest(text), fmt_same(text);

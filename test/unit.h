@@ -218,6 +218,7 @@ extern void tlog_free(TLog *log);
 extern void tentry_header(ArmdbEntryHeader *hdr, uint64 gsn, uint32 value_len,
 						  bool tombstone);
 extern uint32 tentry_header_size(uint64 gsn, bool tombstone);
+extern void unit_file_header_reseal(ArmdbFileHeader *fh);
 extern uint64 tlog_max_gsn(const TLog *log, int n);
 
 /* Entries reported by a scan/hint/recovery callback. */

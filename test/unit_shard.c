@@ -7,8 +7,6 @@
  */
 #include "unit.h"
 
-#include "port/pg_crc32c.h"
-
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -739,14 +737,7 @@ test_shard_old_active_file(void)
 	memcpy(&fh, image, sizeof(fh));
 	ASSERT(fh.flags & ARMDB_FILE_FLAG_SHORT_ENTRIES);
 	fh.flags = 0;
-	{
-		pg_crc32c	crc;
-
-		INIT_CRC32C(crc);
-		COMP_CRC32C(crc, ((char *) &fh) + 4, ARMDB_FILE_HEADER_SIZE - 4);
-		FIN_CRC32C(crc);
-		fh.crc = crc;
-	}
+	unit_file_header_reseal(&fh);
 	memcpy(image, &fh, sizeof(fh));
 	ASSERT(unit_write_all(path, image, len));
 	free(image);

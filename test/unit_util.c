@@ -9,6 +9,8 @@
  */
 #include "unit.h"
 
+#include "port/pg_crc32c.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -278,6 +280,18 @@ tentry_header(ArmdbEntryHeader *hdr, uint64 gsn, uint32 value_len,
 	hdr->slot = gsn * 11 + 5;
 	hdr->root_slot = gsn * 11 + 5 - (gsn % 3);
 	hdr->prev_slot = (gsn % 2) ? ARMDB_INVALID_SLOT : gsn * 11 - 6;
+}
+
+/* Recompute fh's CRC after a test changed its fields. */
+void
+unit_file_header_reseal(ArmdbFileHeader *fh)
+{
+	pg_crc32c	crc;
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, ((char *) fh) + 4, ARMDB_FILE_HEADER_SIZE - 4);
+	FIN_CRC32C(crc);
+	fh->crc = crc;
 }
 
 /* Bytes of the header tentry_header() makes for gsn, once sealed. */

@@ -885,6 +885,7 @@ armdb_vstore_cursor_peek(ArmdbVstoreCursor *cur)
 	{
 		ArmdbParseResult res;
 		uint64		entry_len;
+		uint64		on_disk_end;
 		char	   *p;
 
 		CHECK_FOR_INTERRUPTS();
@@ -895,7 +896,14 @@ armdb_vstore_cursor_peek(ArmdbVstoreCursor *cur)
 			continue;
 		}
 
-		p = cursor_bytes(cur, Min(ARMDB_ENTRY_HEADER_SIZE, cur->file_end - cur->pos));
+		/*
+		 * A header's bytes, but none past the file's part on disk when the
+		 * copied tail follows: a 32-byte entry can end there, in the last
+		 * block the file has.
+		 */
+		on_disk_end = cur->tail != NULL && cur->file_id == cur->last_file_id &&
+			cur->pos < cur->tail_start ? cur->tail_start : cur->file_end;
+		p = cursor_bytes(cur, Min(ARMDB_ENTRY_HEADER_SIZE, on_disk_end - cur->pos));
 		res = p == NULL ? ARMDB_PARSE_SHORT :
 			armdb_entry_parse(p, Min(cur->avail_end, cur->file_end) - cur->pos,
 							  &cur->hdr);

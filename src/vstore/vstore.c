@@ -365,11 +365,18 @@ armdb_vstore_insert(ArmdbVstoreAppend *ap, const void *image, uint32 len,
 	ArmdbShardRt *rt = ap->rt;
 	uint64		slot;
 
+	/* (sizes of the whole row: a shortened image left out its first bytes) */
 	if (len > ARMDB_MAX_VALUE_LEN)
+	{
+		uint32		omitted = (value_flags & ARMDB_GSN_FLAG_SHORT_TUPLE) ?
+			ARMDB_TUPLE_SHORTENED : 0;
+
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("row is too big: size %u, maximum size %u",
-						len, ARMDB_MAX_VALUE_LEN)));
+				 errmsg("row is too big: size %llu, maximum size %u",
+						(unsigned long long) len + omitted,
+						ARMDB_MAX_VALUE_LEN + omitted)));
+	}
 
 	shard_prepare(ap->kd, rt, ap->shard, ap->settings);
 	if (rt->nfree > 0)

@@ -83,7 +83,7 @@ armdb_entry_tuple(char *entry, uint32 len, uint32 *image_len)
 	memcpy(&gsn, entry + offsetof(ArmdbEntryHeader, gsn), sizeof(gsn));
 	hsize = armdb_entry_header_size(gsn);
 	value_len = len - hsize;
-	if (!(gsn & ARMDB_GSN_FLAG_SHORT_TUPLE))
+	if (ARMDB_TUPLE_OMITTED(gsn) == 0)
 	{
 		/* 48 and 32 are MAXALIGNed */
 		*image_len = value_len;
@@ -95,9 +95,9 @@ armdb_entry_tuple(char *entry, uint32 len, uint32 *image_len)
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg_internal("armdb: shortened tuple image of %u bytes is impossible",
 								 value_len)));
-	image = entry + TYPEALIGN_DOWN(MAXIMUM_ALIGNOF, hsize - ARMDB_TUPLE_SHORTENED);
-	memmove(image + ARMDB_TUPLE_SHORTENED, entry + hsize, value_len);
-	*image_len = value_len + ARMDB_TUPLE_SHORTENED;
+	image = entry + TYPEALIGN_DOWN(MAXIMUM_ALIGNOF, hsize - ARMDB_TUPLE_OMITTED(gsn));
+	memmove(image + ARMDB_TUPLE_OMITTED(gsn), entry + hsize, value_len);
+	*image_len = value_len + ARMDB_TUPLE_OMITTED(gsn);
 	return image;
 }
 
@@ -340,13 +340,16 @@ armdb_fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot,
 	if (!armdb_version_lookup_ssi(rel, kd, slotno, snapshot, &v))
 		return false;
 
-	/* the slot owns the tuple: one palloc'd block, header and image */
+	/*
+	 * The slot owns the tuple: one palloc'd block, header and entry, the
+	 * image where armdb_entry_tuple() leaves it (freeing the slot's tuple
+	 * frees the block).
+	 */
 	buf = palloc(HEAPTUPLESIZE + v.len);
 	tuple = (HeapTuple) buf;
 	armdb_read_version(kd, slotno, &v, buf + HEAPTUPLESIZE);
 	image = armdb_entry_tuple(buf + HEAPTUPLESIZE, v.len, &image_len);
-	memmove(buf + HEAPTUPLESIZE, image, image_len);
-	armdb_fill_tuple(tuple, rel, slotno, buf + HEAPTUPLESIZE, image_len, &v);
+	armdb_fill_tuple(tuple, rel, slotno, image, image_len, &v);
 	ExecStoreHeapTuple(tuple, slot, true);
 	return true;
 }

@@ -391,8 +391,7 @@ merge_next(ArmdbScanDesc scan, bool replay, uint64 *slotno)
 			if (!replay)
 			{
 				/* room for the fields a shortened image leaves out */
-				uint32		skip = (hdr->gsn & ARMDB_GSN_FLAG_SHORT_TUPLE) ?
-					ARMDB_TUPLE_SHORTENED : 0;
+				uint32		skip = ARMDB_TUPLE_OMITTED(hdr->gsn);
 				char	   *buf = armdb_scan_tuple_buffer(scan,
 														  skip + hdr->value_len);
 

@@ -119,6 +119,9 @@ StaticAssertDecl(sizeof(ArmdbFileHeader) == ARMDB_FILE_HEADER_SIZE,
  */
 #define ARMDB_GSN_FLAG_SHORT_TUPLE	(UINT64CONST(1) << 58)
 #define ARMDB_TUPLE_SHORTENED		18
+/* bytes of the tuple image that the value of an entry with gsn leaves out */
+#define ARMDB_TUPLE_OMITTED(gsn) \
+	(((gsn) & ARMDB_GSN_FLAG_SHORT_TUPLE) ? ARMDB_TUPLE_SHORTENED : 0)
 /* a 32-byte header (ARMDB_ENTRY_SHORT_HEADER_SIZE); armdb_entry_seal() sets it */
 #define ARMDB_GSN_FLAG_SHORT_HEADER	(UINT64CONST(1) << 57)
 /* the flags an entry in a data file may carry */

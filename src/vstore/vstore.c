@@ -202,6 +202,8 @@ static void
 batch_add(ArmdbVstoreAppend *ap, const ArmdbLocation *loc,
 		  const ArmdbEntryHeader *hdr, const void *value)
 {
+	uint32		hsize = armdb_entry_header_size(hdr->gsn);
+
 	if (wal_batch.rt != NULL &&
 		(wal_batch.rt != ap->rt || wal_batch.loc.file_id != loc->file_id ||
 		 wal_batch.loc.offset + wal_batch.loc.len != loc->offset ||
@@ -225,11 +227,10 @@ batch_add(ArmdbVstoreAppend *ap, const ArmdbLocation *loc,
 			repalloc_huge(wal_batch.bytes, cap);
 		wal_batch.cap = cap;
 	}
-	memcpy(wal_batch.bytes + wal_batch.loc.len, hdr,
-		   armdb_entry_header_size(hdr->gsn));
+	memcpy(wal_batch.bytes + wal_batch.loc.len, hdr, hsize);
 	if (hdr->value_len > 0)
-		memcpy(wal_batch.bytes + wal_batch.loc.len +
-			   armdb_entry_header_size(hdr->gsn), value, hdr->value_len);
+		memcpy(wal_batch.bytes + wal_batch.loc.len + hsize, value,
+			   hdr->value_len);
 	wal_batch.loc.len += loc->len;
 }
 
@@ -368,8 +369,7 @@ armdb_vstore_insert(ArmdbVstoreAppend *ap, const void *image, uint32 len,
 	/* (sizes of the whole row: a shortened image left out its first bytes) */
 	if (len > ARMDB_MAX_VALUE_LEN)
 	{
-		uint32		omitted = (value_flags & ARMDB_GSN_FLAG_SHORT_TUPLE) ?
-			ARMDB_TUPLE_SHORTENED : 0;
+		uint32		omitted = ARMDB_TUPLE_OMITTED(value_flags);
 
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),

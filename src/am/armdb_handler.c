@@ -50,7 +50,8 @@ armdb_slot_callbacks(Relation rel)
  */
 /*
  * armdb stores values of any size inline (armdb_modify.c detoasts them on
- * the way in) and never writes a TOAST table.  It still has the one heap
+ * the way in, and compresses wide rows as heap would) and never writes a
+ * TOAST table.  It still has the one heap
  * would have, empty, for the day the table leaves armdb: ALTER TABLE ...
  * SET ACCESS METHOD heap rewrites it through make_new_heap() (cluster.c),
  * which gives the new heap a TOAST table only if the old table has one,

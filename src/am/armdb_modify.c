@@ -13,7 +13,8 @@
  * fdatasync (vstore_commit.c).
  *
  * Values are stored inline, whatever their size: external TOAST pointers
- * are fetched and the tuple flattened before it is written.
+ * are fetched, and wide rows compressed as heap's TOAST compresses them,
+ * before the row is written (compress_tuple).
  *
  *-------------------------------------------------------------------------
  */
@@ -21,6 +22,7 @@
 
 #include "access/heapam.h"
 #include "access/heaptoast.h"
+#include "access/toast_helper.h"
 #include "access/xact.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -50,22 +52,118 @@ armdb_append_tombstone(Relation rel, ArmdbRelKeydir *kd, uint64 slot,
 								  armdb_store_settings());
 }
 
-/* The heap tuple image to store for slot: flat, no external TOAST values. */
+/*
+ * The row image to store, compressed as heap would compress it.
+ *
+ * Heap's TOAST (heap_toast_insert_or_update) does two things to a row
+ * wider than TOAST_TUPLE_THRESHOLD, or holding a value of another
+ * relation's TOAST table: it compresses the row's widest values, and it
+ * moves values out to the TOAST table.  armdb does the first as heap does
+ * it, through PostgreSQL's toast_helper: the same rounds (EXTENDED columns,
+ * then MAIN ones), the same target (the toast_tuple_target reloption), each
+ * column's compression method (default_toast_compression when it has
+ * none).  It never does the second: values stay inline whatever their size
+ * (up to ARMDB_MAX_VALUE_LEN for the row), and a value stored in another
+ * relation's TOAST table is fetched and kept as it was stored there,
+ * compressed or not.  So pg_column_compression() answers as it does on
+ * heap, and a wide compressible value takes the bytes on disk, and in WAL,
+ * that heap's TOAST table would give it.
+ */
+static HeapTuple
+compress_tuple(Relation rel, HeapTuple tuple)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			natts = desc->natts;
+	Datum	   *values = palloc(natts * sizeof(Datum));
+	bool	   *isnull = palloc(natts * sizeof(bool));
+	ToastAttrInfo *attrs = palloc(natts * sizeof(ToastAttrInfo));
+	ToastTupleContext ttc;
+	Size		hoff;
+	Size		max_data_len;
+	HeapTuple	result = tuple;
+
+	heap_deform_tuple(tuple, desc, values, isnull);
+	ttc.ttc_rel = rel;
+	ttc.ttc_values = values;
+	ttc.ttc_isnull = isnull;
+	ttc.ttc_oldvalues = NULL;
+	ttc.ttc_oldisnull = NULL;
+	ttc.ttc_attr = attrs;
+	/* fetches values stored in TOAST tables, without decompressing them */
+	toast_tuple_init(&ttc);
+
+	/* the data size heap aims at, after the header heap_form_tuple makes */
+	hoff = SizeofHeapTupleHeader;
+	if (ttc.ttc_flags & TOAST_HAS_NULLS)
+		hoff += BITMAPLEN(natts);
+	hoff = MAXALIGN(hoff);
+	max_data_len = RelationGetToastTupleTarget(rel, TOAST_TUPLE_TARGET) - hoff;
+
+	/* heap's rounds 1 and 3: EXTENDED columns, then MAIN ones, widest first */
+	for (int round = 0; round < 2; round++)
+	{
+		bool		check_main = (round == 1);
+
+		while (heap_compute_data_size(desc, values, isnull) > max_data_len)
+		{
+			int			att = toast_tuple_find_biggest_attribute(&ttc, true,
+																 check_main);
+
+			if (att < 0)
+				break;
+			if (check_main ||
+				TupleDescAttr(desc, att)->attstorage == TYPSTORAGE_EXTENDED)
+				toast_tuple_try_compression(&ttc, att);
+			else
+				attrs[att].tai_colflags |= TOASTCOL_INCOMPRESSIBLE; /* EXTERNAL */
+		}
+	}
+
+	if (ttc.ttc_flags & TOAST_NEEDS_CHANGE)
+	{
+		/* heap_form_tuple's layout, keeping the header's other fields */
+		Size		header_len = hoff;
+		Size		data_len = heap_compute_data_size(desc, values, isnull);
+		HeapTupleHeader data;
+
+		result = (HeapTuple) palloc0(HEAPTUPLESIZE + header_len + data_len);
+		result->t_len = header_len + data_len;
+		result->t_self = tuple->t_self;
+		result->t_tableOid = tuple->t_tableOid;
+		data = (HeapTupleHeader) ((char *) result + HEAPTUPLESIZE);
+		result->t_data = data;
+		memcpy(data, tuple->t_data, SizeofHeapTupleHeader);
+		HeapTupleHeaderSetNatts(data, natts);
+		data->t_hoff = header_len;
+		heap_fill_tuple(desc, values, isnull, (char *) data + header_len,
+						data_len, &data->t_infomask,
+						(ttc.ttc_flags & TOAST_HAS_NULLS) ? data->t_bits : NULL);
+	}
+	toast_tuple_cleanup(&ttc);
+	pfree(values);
+	pfree(isnull);
+	pfree(attrs);
+	return result;
+}
+
+/* The heap tuple image to store for slot: no external TOAST values. */
 static HeapTuple
 tuple_to_store(Relation rel, TupleTableSlot *slot, bool *should_free)
 {
 	HeapTuple	tuple = ExecFetchSlotHeapTuple(slot, true, should_free);
+	HeapTuple	stored;
 
-	if (HeapTupleHasExternal(tuple))
+	/* heap_prepare_insert's test for TOAST work */
+	if (!HeapTupleHasExternal(tuple) && tuple->t_len <= TOAST_TUPLE_THRESHOLD)
+		return tuple;
+	stored = compress_tuple(rel, tuple);
+	if (stored != tuple)
 	{
-		HeapTuple	flat = toast_flatten_tuple(tuple, RelationGetDescr(rel));
-
 		if (*should_free)
 			heap_freetuple(tuple);
-		tuple = flat;
 		*should_free = true;
 	}
-	return tuple;
+	return stored;
 }
 
 /*

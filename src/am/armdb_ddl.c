@@ -17,6 +17,7 @@
 
 #include "access/genam.h"
 #include "access/multixact.h"
+#include "access/visibilitymap.h"
 #include "access/xact.h"
 #include "catalog/storage.h"
 #include "catalog/storage_xlog.h"
@@ -111,6 +112,9 @@ armdb_relation_nontransactional_truncate(Relation rel)
 	armdb_rel_storage_create(rnode, nshards, persistence);
 	if (RelationNeedsWAL(rel))
 		armdb_wal_log_create(&rnode.node, nshards, persistence, true);
+	/* the visibility map's bits were of the versions just dropped */
+	if (smgrexists(RelationGetSmgr(rel), VISIBILITYMAP_FORKNUM))
+		RelationTruncate(rel, 0);
 }
 
 /*
@@ -286,6 +290,7 @@ armdb_relation_estimate_size(Relation rel, int32 *attr_widths,
 {
 	ArmdbRelKeydir *kd = armdb_rel_keydir(rel);
 	uint64		npages = pg_atomic_read_u64(&kd->npages);
+	uint64		nallocated;
 	BlockNumber relpages = (BlockNumber) rel->rd_rel->relpages;
 	double		reltuples = (double) rel->rd_rel->reltuples;
 	int32		tuple_width;
@@ -321,5 +326,17 @@ armdb_relation_estimate_size(Relation rel, int32 *attr_widths,
 	}
 	*pages = (BlockNumber) Min(heap_pages, (double) MaxBlockNumber);
 	*tuples = rint(rows);
-	*allvisfrac = 0;
+
+	/*
+	 * As heap: the share of pages VACUUM found all-visible -- of the
+	 * virtual pages that exist, not of the block numbers up to the last,
+	 * which the shards share.
+	 */
+	nallocated = pg_atomic_read_u64(&kd->nallocated);
+	if (rel->rd_rel->relallvisible == 0 || nallocated == 0)
+		*allvisfrac = 0;
+	else if ((double) rel->rd_rel->relallvisible >= (double) nallocated)
+		*allvisfrac = 1;
+	else
+		*allvisfrac = (double) rel->rd_rel->relallvisible / (double) nallocated;
 }

@@ -29,6 +29,7 @@
 #include "storage/predicate.h"
 
 #include "am/armdb_am.h"
+#include "am/armdb_vm.h"
 #include "armdb_guc.h"
 #include "keydir/visibility.h"
 
@@ -171,7 +172,8 @@ tuple_to_store(Relation rel, TupleTableSlot *slot, bool *should_free)
  * begun appending to the shard (holds its lock exclusively).
  */
 static void
-append_version(ArmdbVstoreAppend *ap, HeapTuple tuple, TransactionId xid,
+append_version(Relation rel, ArmdbVstoreAppend *ap, HeapTuple tuple,
+			   TransactionId xid,
 			   FullTransactionId fxid, CommandId cid, uint64 prev_slot,
 			   uint32 spec_token, const ArmdbVersion *lockers, ItemPointer tid)
 {
@@ -192,6 +194,8 @@ append_version(ArmdbVstoreAppend *ap, HeapTuple tuple, TransactionId xid,
 	page = armdb_keydir_page(ap->kd, slot / ARMDB_SLOTS_PER_PAGE);
 
 	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+	/* the page is no longer all-visible (armdb_vm.c) */
+	armdb_vm_clear(rel, page, slot / ARMDB_SLOTS_PER_PAGE);
 	v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];
 	v->file_id = loc.file_id;
 	v->offset = loc.offset;
@@ -276,7 +280,7 @@ insert_slots(Relation rel, ArmdbRelKeydir *kd, TupleTableSlot **slots,
 		for (int i = 0; i < ntuples; i++)
 		{
 			slots[i]->tts_tableOid = RelationGetRelid(rel);
-			append_version(&ap, tuples[i], xid, fxid, cid, prev_slot,
+			append_version(rel, &ap, tuples[i], xid, fxid, cid, prev_slot,
 						   spec_token, lockers, &slots[i]->tts_tid);
 		}
 	}
@@ -423,7 +427,7 @@ armdb_copy_version(Relation rel, TupleTableSlot *slot, const ArmdbVersion *old)
 
 	armdb_vstore_append_begin(&ap, kd, armdb_my_shard(kd),
 							  RelationNeedsWAL(rel), armdb_store_settings());
-	append_version(&ap, tuple, old->xmin, full_xid(old->xmin), FirstCommandId,
+	append_version(rel, &ap, tuple, old->xmin, full_xid(old->xmin), FirstCommandId,
 				   ARMDB_INVALID_SLOT, 0, NULL, &slot->tts_tid);
 	slotno = armdb_tid_to_slot(&slot->tts_tid);
 	armdb_vstore_append_end(&ap);

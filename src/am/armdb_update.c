@@ -67,6 +67,7 @@
 #include "storage/procarray.h"
 
 #include "am/armdb_am.h"
+#include "am/armdb_vm.h"
 #include "armdb.h"
 #include "keydir/visibility.h"
 
@@ -265,6 +266,8 @@ retry:
 	hdr.t_choice.t_heap.t_field3.t_cid = v->cid;
 	HeapTupleHeaderAdjustCmax(&hdr, &cmax, &iscombo);
 
+	/* the page is no longer all-visible (armdb_vm.c) */
+	armdb_vm_clear(rel, page, slot / ARMDB_SLOTS_PER_PAGE);
 	armdb_set_xmax(v, new_xmax, new_infomask, new_infomask2);
 	if (new_infomask & HEAP_XMAX_IS_MULTI)
 		armdb_xact_note_row_lock(rel);	/* lockers beside us: PREPARE */

@@ -18,13 +18,16 @@
 
 #include "access/genam.h"
 #include "access/transam.h"
+#include "access/visibilitymap.h"
 #include "access/multixact.h"
 #include "access/xlog.h"
 #include "commands/vacuum.h"
 #include "pgstat.h"
+#include "storage/bufmgr.h"
 #include "storage/procarray.h"
 
 #include "am/armdb_am.h"
+#include "am/armdb_vm.h"
 #include "armdb.h"
 #include "keydir/files.h"
 #include "keydir/visibility.h"
@@ -38,7 +41,9 @@
  *	 3. free their slots for reuse -- no index entry points at them any more
  *		(design §2) -- and count their entries' bytes as dead, for
  *		compaction.
- *	 4. freeze: versions older than every snapshot get heap's frozen bits,
+ *	 4. the visibility map: the bit of every virtual page whose versions are
+ *		all visible to every snapshot, for index-only scans (armdb_vm.c);
+ *	 5. freeze: versions older than every snapshot get heap's frozen bits,
  *		the hint files record the fates of the xids they list, and
  *		relfrozenxid moves up to the oldest xid whose fate is still only in
  *		clog (design §4).
@@ -50,6 +55,19 @@ typedef struct DeadSlots
 	int64		n;
 	int64		cap;
 } DeadSlots;
+
+static void
+add_dead(DeadSlots *dead, uint64 slot)
+{
+	if (dead->n == dead->cap)
+	{
+		dead->cap = Max(1024, dead->cap * 2);
+		dead->tids = dead->tids == NULL ?
+			palloc_extended(sizeof(ItemPointerData) * dead->cap, MCXT_ALLOC_HUGE) :
+			repalloc_huge(dead->tids, sizeof(ItemPointerData) * dead->cap);
+	}
+	armdb_slot_to_tid(slot, &dead->tids[dead->n++]);
+}
 
 static bool
 dead_slot_callback(ItemPointer itemptr, void *state)
@@ -134,6 +152,41 @@ advance_latest_removed(ArmdbVersion *v, TransactionId *latest)
 		*latest = xmax;
 }
 
+/*
+ * Set the visibility map bit of every virtual page that is all-visible now
+ * (dead versions gone, their slots freed); the number of pages whose bit
+ * is set, for relallvisible.
+ */
+static BlockNumber
+set_all_visible(Relation rel, ArmdbRelKeydir *kd, TransactionId oldest_xmin)
+{
+	uint64		npages = pg_atomic_read_u64(&kd->npages);
+	Buffer		vmbuf = InvalidBuffer;
+	BlockNumber nvisible = 0;
+
+	for (uint64 p = 0; p < npages && p <= MaxBlockNumber; p++)
+	{
+		ArmdbPage  *page = armdb_keydir_page(kd, p);
+		TransactionId cutoff;
+
+		vacuum_delay_point();
+		if (page == NULL)
+			continue;
+		/* reading or extending the map may wait: not under the page lock */
+		visibilitymap_pin(rel, (BlockNumber) p, &vmbuf);
+		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+		if (armdb_vm_page_all_visible(kd, page, p, oldest_xmin, &cutoff))
+		{
+			(void) armdb_vm_set(rel, page, p, cutoff, vmbuf);
+			nvisible++;
+		}
+		LWLockRelease(&page->lock);
+	}
+	if (BufferIsValid(vmbuf))
+		ReleaseBuffer(vmbuf);
+	return nvisible;
+}
+
 void
 armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 					  BufferAccessStrategy bstrategy)
@@ -153,6 +206,8 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 	TransactionId multi_min_xid = InvalidTransactionId;
 	MultiXactId new_min_multi = GetOldestMultiXactId();
 	TransactionId latest_removed = InvalidTransactionId;
+	BlockNumber relallvisible;
+	uint64		nremoved = 0;
 
 	/* 1. the dead */
 	for (uint64 p = 0; p < npages; p++)
@@ -169,7 +224,26 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 			HTSV_Result res;
 
 			if (v->file_id == 0)
+			{
+				/*
+				 * A slot the load found empty may still have index
+				 * entries: remove them too.  What ended its version ended
+				 * before the load; a hot standby may still hold the version.
+				 */
+				if (v->infomask2 & ARMDB_V2_ORPHAN)
+				{
+					add_dead(&dead, p * ARMDB_SLOTS_PER_PAGE + i);
+					if (TransactionIdIsNormal(kd->orphan_horizon))
+					{
+						TransactionId horizon = kd->orphan_horizon;
+
+						TransactionIdRetreat(horizon);
+						if (TransactionIdFollows(horizon, latest_removed))
+							latest_removed = horizon;
+					}
+				}
 				continue;
+			}
 			res = armdb_version_satisfies_vacuum(v, oldest_xmin);
 			switch (res)
 			{
@@ -206,14 +280,7 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 					}
 					break;
 				case HEAPTUPLE_DEAD:
-					if (dead.n == dead.cap)
-					{
-						dead.cap = Max(1024, dead.cap * 2);
-						dead.tids = dead.tids == NULL ?
-							palloc_extended(sizeof(ItemPointerData) * dead.cap, MCXT_ALLOC_HUGE) :
-							repalloc_huge(dead.tids, sizeof(ItemPointerData) * dead.cap);
-					}
-					armdb_slot_to_tid(p * ARMDB_SLOTS_PER_PAGE + i, &dead.tids[dead.n++]);
+					add_dead(&dead, p * ARMDB_SLOTS_PER_PAGE + i);
 					advance_latest_removed(v, &latest_removed);
 					break;
 			}
@@ -275,9 +342,14 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 		vacuum_delay_point();
 		LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
 		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
-		pg_atomic_fetch_add_u64(&rt->dead_bytes, v->len);
-		armdb_files_add_dead(rt, v->file_id, v->len);
+		if (v->file_id != 0)
+		{
+			pg_atomic_fetch_add_u64(&rt->dead_bytes, v->len);
+			armdb_files_add_dead(rt, v->file_id, v->len);
+			nremoved++;
+		}
 		memset(v, 0, sizeof(*v));
+		v->infomask2 = ARMDB_V2_FREED;	/* its index entries are gone */
 		LWLockRelease(&page->lock);
 		(void) armdb_keydir_free_slot(rt, slot);
 		LWLockRelease(&rt->lock);
@@ -285,12 +357,15 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 	if (dead.n > 0)
 	{
 		pg_atomic_fetch_sub_u64(&kd->nversions,
-								Min((uint64) dead.n, pg_atomic_read_u64(&kd->nversions)));
+								Min(nremoved, pg_atomic_read_u64(&kd->nversions)));
 		pfree(dead.tids);
 	}
 
+	/* 4. the visibility map */
+	relallvisible = set_all_visible(rel, kd, oldest_xmin);
+
 	/*
-	 * 4. relfrozenxid, as far as the files allow.  An aggressive vacuum
+	 * 5. relfrozenxid, as far as the files allow.  An aggressive vacuum
 	 * (FREEZE, anti-wraparound, or a table older than
 	 * vacuum_freeze_table_age) also closes each shard's active file so
 	 * that its entries can be frozen.
@@ -317,13 +392,14 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 		armdb_wal_log_freeze(&rel->rd_node, new_frozen_xid);
 
 	vac_update_relstats(rel, (BlockNumber) Min(npages, MaxBlockNumber), live,
-						0, nindexes > 0, new_frozen_xid,
+						relallvisible, nindexes > 0, new_frozen_xid,
 						new_min_multi, &frozenxid_updated,
 						&minmulti_updated, false);
 	pgstat_report_vacuum(RelationGetRelid(rel), rel->rd_rel->relisshared,
 						 (PgStat_Counter) live, (PgStat_Counter) recently_dead);
 	ereport(params->log_min_duration >= 0 ? LOG : DEBUG2,
-			(errmsg("armdb: vacuumed \"%s\": %lld dead versions removed, %.0f live, %.0f recently dead",
-					RelationGetRelationName(rel), (long long) dead.n, live,
+			(errmsg("armdb: vacuumed \"%s\": %llu dead versions removed, %llu slots emptied before a restart freed, %.0f live, %.0f recently dead",
+					RelationGetRelationName(rel), (unsigned long long) nremoved,
+					(unsigned long long) (dead.n - nremoved), live,
 					recently_dead)));
 }

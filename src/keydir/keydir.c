@@ -224,8 +224,11 @@ page_for_slot(ArmdbRelKeydir *kd, uint64 slot, bool have_lock,
 		page = keydir_alloc(&dp, sizeof(ArmdbPage), "a page of row versions",
 							settings);
 		LWLockInitialize(&page->lock, armdb_shared->keydir_tranche_id);
+		/* a page loaded after a restart may have its bit in the map */
+		page->vm_maybe_set = true;
 		pg_write_barrier();
 		chunk[pageno % ARMDB_PAGES_PER_CHUNK] = dp;
+		pg_atomic_fetch_add_u64(&kd->nallocated, 1);
 	}
 	/* npages only grows */
 	while (pg_atomic_read_u64(&kd->npages) <= pageno)
@@ -996,20 +999,34 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 	 * promoted keydir's records hold real values, and readers: they are
 	 * only counted)
 	 */
+	if (mode != LOAD_STANDBY)
+		kd->orphan_horizon = ReadNextTransactionId();
 	for (uint64 p = 0; p < pg_atomic_read_u64(&kd->npages); p++)
 	{
 		ArmdbPage  *page = armdb_keydir_page(kd, p);
 
 		if (page != NULL && mode == LOAD_PROMOTED)
-			LWLockAcquire(&page->lock, LW_SHARED);
+			LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 		for (int i = 0; page != NULL && i < ARMDB_SLOTS_PER_PAGE; i++)
 		{
 			ArmdbVersion *v = &page->v[i];
+			uint64		slot = p * ARMDB_SLOTS_PER_PAGE + i;
 			uint32		shard;
 			ArmdbFileStat *f;
 
 			if (v->file_id == 0)
+			{
+				/*
+				 * A slot handed out before but without a version now:
+				 * index entries may point at it, so it is not reused
+				 * until VACUUM has removed them (design §2).
+				 */
+				if (mode != LOAD_STANDBY &&
+					armdb_slot_seq(slot, kd->nshards) <
+					armdb_keydir_shard(kd, armdb_slot_shard(slot, kd->nshards))->next_seq)
+					v->infomask2 = ARMDB_V2_ORPHAN;
 				continue;
+			}
 			if (mode != LOAD_PROMOTED)
 			{
 				v->xmax = InvalidTransactionId;
@@ -1092,6 +1109,8 @@ init_keydir_entry(ArmdbRelKeydir *kd)
 	LWLockInitialize(&kd->lock, armdb_shared->keydir_tranche_id);
 	pg_atomic_init_u64(&kd->next_gsn, 1);
 	pg_atomic_init_u64(&kd->npages, 0);
+	pg_atomic_init_u64(&kd->nallocated, 0);
+	kd->orphan_horizon = InvalidTransactionId;
 	pg_atomic_init_u64(&kd->nversions, 0);
 	kd->shards = InvalidDsaPointer;
 	kd->chunks = InvalidDsaPointer;
@@ -1591,6 +1610,7 @@ free_keydir_memory(ArmdbRelKeydir *kd)
 
 	pg_atomic_fetch_add_u64(&armdb_shared->keydir_drops, 1);
 	pg_atomic_write_u64(&kd->npages, 0);
+	pg_atomic_write_u64(&kd->nallocated, 0);
 	if (DsaPointerIsValid(kd->chunks))
 	{
 		dsa_pointer *chunks = dsa_get_address(area, kd->chunks);

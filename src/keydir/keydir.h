@@ -66,6 +66,17 @@ struct ArmdbMergeMove;
 										 * is set, and may be cleared once
 										 * somebody needs to know
 										 * (armdb_update.c) */
+#define ARMDB_V2_FREED			0x0004	/* an empty slot VACUUM freed: no
+										 * index entry points at it
+										 * (armdb_vm.c) */
+#define ARMDB_V2_ORPHAN			0x0008	/* an empty slot the load found
+										 * below its shard's frontier: its
+										 * version's insert aborted or its
+										 * end committed before the
+										 * restart, or it was reserved and
+										 * never used; index entries may
+										 * point at it until VACUUM removes
+										 * them and frees it */
 
 /*
  * The settings the key directory and the version store (src/vstore/) work
@@ -121,6 +132,8 @@ StaticAssertDecl(ARMDB_MAX_SLOTS < PG_UINT32_MAX, "slots fit in 32 bits");
 typedef struct ArmdbPage
 {
 	LWLock		lock;			/* like a heap buffer's content lock */
+	bool		vm_maybe_set;	/* the visibility map may hold the page's
+								 * bit (armdb_vm.c; under lock) */
 	ArmdbVersion v[ARMDB_SLOTS_PER_PAGE];
 } ArmdbPage;
 
@@ -181,7 +194,13 @@ typedef struct ArmdbRelKeydir
 	LWLock		lock;			/* loading; allocating page chunks */
 	pg_atomic_uint64 next_gsn;
 	pg_atomic_uint64 npages;	/* virtual pages that may hold versions */
+	pg_atomic_uint64 nallocated;	/* ... of which allocated (the others
+									 * belong to shards that never got
+									 * that far) */
 	pg_atomic_uint64 nversions; /* versions stored (for size estimates) */
+	TransactionId orphan_horizon;	/* precedes every transaction that
+									 * made an ARMDB_V2_ORPHAN slot (the
+									 * next xid at load) */
 	dsa_pointer shards;			/* ArmdbShardRt[nshards] */
 	dsa_pointer chunks;			/* dsa_pointer[ARMDB_MAX_CHUNKS] -> chunk of
 								 * ARMDB_PAGES_PER_CHUNK page pointers */

@@ -453,7 +453,8 @@ replay_range(XLogRecPtr from, XLogRecPtr upto)
 		if (reader->ReadRecPtr >= upto)
 			break;
 		end = reader->EndRecPtr;
-		if (XLogRecGetRmid(reader) == ARMDB_RMGR_ID)
+		if (XLogRecGetRmid(reader) == ARMDB_RMGR_ID &&
+			!armdb_wal_is_buffer_record(XLogRecGetInfo(reader)))
 		{
 			armdb_wal_redo(reader);
 			nrecords++;

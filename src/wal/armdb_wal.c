@@ -71,6 +71,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "am/armdb_vm.h"
 #include "armdb.h"
 #include "compact/compact.h"
 #include "keydir/keydir.h"
@@ -253,6 +254,20 @@ armdb_wal_log_prune(const RelFileNode *rnode, TransactionId latest_removed,
 		(void) XLogInsert(ARMDB_RMGR_ID, XLOG_ARMDB_PRUNE);
 		done += n;
 	}
+}
+
+/*
+ * XLOG_ARMDB_VM_SET (with the map's page, locked by the caller, which sets
+ * its LSN) or XLOG_ARMDB_VM_CLEAR (vmbuf InvalidBuffer).
+ */
+XLogRecPtr
+armdb_wal_log_vm(uint8 info, const xl_armdb_vm *xlrec, Buffer vmbuf)
+{
+	XLogBeginInsert();
+	XLogRegisterData((char *) xlrec, sizeof(*xlrec));
+	if (BufferIsValid(vmbuf))
+		XLogRegisterBuffer(0, vmbuf, 0);
+	return XLogInsert(ARMDB_RMGR_ID, info);
 }
 
 void
@@ -1400,6 +1415,12 @@ armdb_wal_redo(XLogReaderState *record)
 		case XLOG_ARMDB_MERGE_DATA:
 			redo_merge_data(record);
 			break;
+		case XLOG_ARMDB_VM_SET:
+			armdb_vm_redo_set(record);
+			break;
+		case XLOG_ARMDB_VM_CLEAR:
+			armdb_vm_redo_clear(record);
+			break;
 		default:
 			elog(PANIC, "armdb redo: unknown record kind %u", info);
 	}
@@ -1555,6 +1576,19 @@ armdb_wal_desc(StringInfo buf, XLogReaderState *record)
 								 xlrec->file_id, xlrec->len, xlrec->offset);
 				break;
 			}
+		case XLOG_ARMDB_VM_SET:
+		case XLOG_ARMDB_VM_CLEAR:
+			{
+				xl_armdb_vm *xlrec = (xl_armdb_vm *) data;
+
+				appendStringInfo(buf, "rel %u/%u/%u page %u",
+								 xlrec->rnode.spcNode, xlrec->rnode.dbNode,
+								 xlrec->rnode.relNode, xlrec->blkno);
+				if ((info & XLOG_ARMDB_OPMASK) == XLOG_ARMDB_VM_SET)
+					appendStringInfo(buf, " flags 0x%02X cutoff xid %u",
+									 xlrec->flags, xlrec->cutoff);
+				break;
+			}
 		case XLOG_ARMDB_PRUNE:
 			{
 				xl_armdb_prune *xlrec = (xl_armdb_prune *) data;
@@ -1615,6 +1649,10 @@ armdb_wal_identify(uint8 info)
 			return "PRUNE";
 		case XLOG_ARMDB_MERGE_DATA:
 			return "MERGE_DATA";
+		case XLOG_ARMDB_VM_SET:
+			return "VM_SET";
+		case XLOG_ARMDB_VM_CLEAR:
+			return "VM_CLEAR";
 	}
 	return NULL;
 }

@@ -15,6 +15,7 @@
 
 #include "access/xlogreader.h"
 #include "lib/stringinfo.h"
+#include "storage/buf.h"
 #include "storage/relfilenode.h"
 
 #include "storage/format.h"
@@ -36,6 +37,8 @@
 #define XLOG_ARMDB_HINT			0x90	/* a sealed file's hint file written */
 #define XLOG_ARMDB_PRUNE		0xA0	/* VACUUM removes dead versions */
 #define XLOG_ARMDB_MERGE_DATA	0xB0	/* bytes of a merge's output file */
+#define XLOG_ARMDB_VM_SET		0xC0	/* a virtual page is all-visible */
+#define XLOG_ARMDB_VM_CLEAR		0xD0	/* ... no longer */
 #define XLOG_ARMDB_OPMASK		0xF0
 
 /*
@@ -204,6 +207,26 @@ typedef struct xl_armdb_prune
 } xl_armdb_prune;
 
 /*
+ * XLOG_ARMDB_VM_SET: VACUUM found every version of virtual page blkno
+ * visible to every snapshot and set its bit in the visibility map
+ * (armdb_vm.c); the map's page is block 0, logged as heap's
+ * XLOG_HEAP2_VISIBLE logs it (no hole: the map fills the page).  cutoff is
+ * the newest xmin on the page: a hot standby first resolves the recovery
+ * conflict with snapshots that may not see it.
+ *
+ * XLOG_ARMDB_VM_CLEAR: the first change to virtual page blkno since its
+ * bit was set clears it, before the change is logged; replay clears it
+ * too (heap's records carry this as a flag of their own).
+ */
+typedef struct xl_armdb_vm
+{
+	RelFileNode rnode;
+	BlockNumber blkno;
+	TransactionId cutoff;		/* VM_SET only */
+	uint8		flags;			/* VISIBILITYMAP_* bits set (VM_SET) */
+} xl_armdb_vm;
+
+/*
  * XLOG_ARMDB_HINT: the hint file of a sealed data file was written; replay
  * builds its own from its copy of the file (a hint is derived data).
  */
@@ -263,6 +286,22 @@ extern void armdb_wal_log_merge(const RelFileNode *rnode, uint32 shard,
 								TransactionId freeze_cutoff);
 
 /* the rmgr callbacks (exported for pg_waldump-style tools and tests) */
+/*
+ * Records of PostgreSQL's own buffers (the visibility map): only
+ * PostgreSQL's replay applies them, from its redo point; armdb's replay of
+ * its data files from their durable LSN (armdb_durable.c) skips them.
+ */
+static inline bool
+armdb_wal_is_buffer_record(uint8 info)
+{
+	uint8		op = info & ~XLR_INFO_MASK & XLOG_ARMDB_OPMASK;
+
+	return op == XLOG_ARMDB_VM_SET || op == XLOG_ARMDB_VM_CLEAR;
+}
+
+extern XLogRecPtr armdb_wal_log_vm(uint8 info, const xl_armdb_vm *xlrec,
+								   Buffer vmbuf);
+
 extern void armdb_wal_redo(XLogReaderState *record);
 extern void armdb_wal_desc(StringInfo buf, XLogReaderState *record);
 extern const char *armdb_wal_identify(uint8 info);

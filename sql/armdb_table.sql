@@ -284,6 +284,23 @@ EXPLAIN (COSTS OFF) SELECT count(*) FROM tstats;
 SELECT count(*), sum(a), count(DISTINCT a) FROM tstats;
 EXPLAIN (COSTS OFF) SELECT a FROM tstats WHERE a % 1000 = 0;
 SELECT a FROM tstats WHERE a % 1000 = 0 ORDER BY a;
+-- a table written by one backend is in one shard: the participants share
+-- its virtual pages; versions that updates and deletes ended, and rows of
+-- this transaction still in the shard's write buffer, are judged as a
+-- serial scan judges them
+CREATE TABLE tpar (a int, b text) USING armdb;
+INSERT INTO tpar SELECT g, repeat('p', g % 50) FROM generate_series(1, 20000) g;
+UPDATE tpar SET b = 'updated' WHERE a % 7 = 0;
+DELETE FROM tpar WHERE a % 11 = 0;
+BEGIN;
+INSERT INTO tpar SELECT g, 'mine' FROM generate_series(20001, 21000) g;
+DELETE FROM tpar WHERE a % 13 = 0;
+EXPLAIN (COSTS OFF) SELECT count(*), sum(a), count(b), sum(length(b)) FROM tpar;
+SELECT count(*), sum(a), count(b), sum(length(b)) FROM tpar;
+SET LOCAL max_parallel_workers_per_gather = 0;
+SELECT count(*), sum(a), count(b), sum(length(b)) FROM tpar;
+COMMIT;
+DROP TABLE tpar;
 RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
 RESET min_parallel_table_scan_size;

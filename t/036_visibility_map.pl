@@ -32,6 +32,7 @@ INSERT INTO t SELECT g, g % 50 FROM generate_series(1, 5000) g;
 $primary->backup('b');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
 $standby->init_from_backup($primary, 'b', has_streaming => 1);
+$standby->append_conf('postgresql.conf', "max_standby_streaming_delay = '2s'");
 $standby->start;
 
 my $ios = 'SET enable_seqscan = off; SET enable_bitmapscan = off; ';
@@ -129,6 +130,28 @@ is(fetches($standby, 'SELECT count(*) FROM t WHERE id > 0'), '0',
 	'standby: ... replayed');
 ($s_ios, $s_seq) = ios_and_seq($standby);
 is($s_ios, $s_seq, 'standby: and the answers still agree');
+
+# --- 4. a standby snapshot older than rows VACUUM then finds all-visible ---
+# VM_SET's cutoff (the newest xmin on the page, frozen in memory or not)
+# cancels it, as heap's VISIBLE record does: its index-only scan never
+# returns rows its snapshot does not see
+my $rr = $standby->background_psql('postgres', on_error_stop => 0);
+$rr->query_safe('SET enable_seqscan = off; SET enable_bitmapscan = off');
+$rr->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+my $seen = $rr->query_safe('SELECT count(*) FROM t WHERE id > 0');
+$primary->safe_psql('postgres',
+	'INSERT INTO t SELECT g, g % 50 FROM generate_series(5000001, 5001000) g');
+$primary->safe_psql('postgres', 'VACUUM t');
+$primary->wait_for_catchup($standby);
+my $after = eval { $rr->query_safe('SELECT count(*) FROM t WHERE id > 0') };
+ok(!defined $after || $after eq $seen,
+	"standby: the old snapshot's index-only scan never sees the new rows (saw $seen, then "
+	  . ($after // 'canceled') . ')');
+like(slurp_file($standby->logfile), qr/conflict with recovery/,
+	'standby: VM_SET resolved the recovery conflict with that snapshot');
+eval { $rr->quit };
+is(fetches($standby, 'SELECT count(*) FROM t WHERE id > 5000000'), '0',
+	'standby: the new rows\' pages are all-visible');
 
 # a promoted standby changes pages whose bits it replayed
 $standby->promote;

@@ -159,13 +159,16 @@ typedef struct ArmdbScanDescData
 	 * Sequential scans.  A serial scan reads all shards at once and merges
 	 * them by gsn, so it returns versions in the order they were written --
 	 * as heap returns rows in the order it appended them -- whichever
-	 * backends (and so shards) wrote them.  A parallel scan's workers take
-	 * whole shards, one cursor at a time.
+	 * backends (and so shards) wrote them.  A parallel scan's participants
+	 * take virtual pages instead (armdb_seqscan.c): par_next is the next of
+	 * the pages [par_next, par_end) this participant took.
 	 */
 	bool		started;
 	struct ShardCursor *cursors;	/* per shard (serial), or one (parallel) */
 	int			ncursors;
 	struct binaryheap *merge;	/* serial: cursors with entries, by gsn */
+	uint64		par_next;
+	uint64		par_end;
 
 	/*
 	 * Each shard's data files as the scan first saw them (NULL: not yet),
@@ -232,6 +235,9 @@ typedef ArmdbScanDescData *ArmdbScanDesc;
 #define ARMDB_SPAN_MAX	(4 * 1024 * 1024)	/* bytes read at once, at most */
 extern void armdb_scan_read_block_span(ArmdbScanDesc scan,
 									   BlockNumber blockno);
+
+/* armdb_bitmapscan.c: every version of a page, judged as a lossy page's */
+extern bool armdb_scan_judge_page(ArmdbScanDesc scan, BlockNumber blockno);
 extern void armdb_scan_store_version(ArmdbScanDesc scan, uint64 slotno,
 									 const ArmdbVersion *v,
 									 TupleTableSlot *slot);

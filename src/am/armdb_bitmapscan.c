@@ -185,22 +185,20 @@ read_versions_span(ArmdbScanDesc scan)
 }
 
 /*
- * Judge the versions of tbmres's page that the bitmap names (all of them
- * for a lossy page) against the scan's snapshot, keeping the visible ones;
- * false if none is.
+ * Judge the versions of page blockno that offsets names (all of them when
+ * ntuples is -1, a lossy page) against the scan's snapshot, keeping the
+ * visible ones; false if none is.
  */
-bool
-armdb_scan_bitmap_next_block(TableScanDesc sscan, TBMIterateResult *tbmres)
+static bool
+judge_page(ArmdbScanDesc scan, BlockNumber blockno,
+		   const OffsetNumber *offsets, int ntuples)
 {
-	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
-	Relation	rel = sscan->rs_rd;
-	Snapshot	snapshot = sscan->rs_snapshot;
-	BlockNumber blockno = tbmres->blockno;
+	Relation	rel = scan->base.rs_rd;
+	Snapshot	snapshot = scan->base.rs_snapshot;
 	uint64		first = (uint64) blockno * ARMDB_SLOTS_PER_PAGE;
 	ArmdbPage  *page;
 	int			nvisible = 0;
 
-	check_prefetch(scan);
 	scan->bm_count = scan->bm_pos = 0;
 	scan->cblock = blockno;
 	page = armdb_keydir_page(scan->kd, blockno);
@@ -219,18 +217,16 @@ armdb_scan_bitmap_next_block(TableScanDesc sscan, TBMIterateResult *tbmres)
 	 * takes its SIREAD locks (armdb_version_judge() says why).
 	 */
 	LWLockAcquire(&page->lock, LW_SHARED);
-	for (int i = 0;
-		 tbmres->ntuples >= 0 ? i < tbmres->ntuples : i < ARMDB_SLOTS_PER_PAGE;
-		 i++)
+	for (int i = 0; ntuples >= 0 ? i < ntuples : i < ARMDB_SLOTS_PER_PAGE; i++)
 	{
 		int			index;
 
-		if (tbmres->ntuples >= 0)
+		if (ntuples >= 0)
 		{
 			/* an index's TID past the page's slots names no version */
-			if (tbmres->offsets[i] > ARMDB_SLOTS_PER_PAGE)
+			if (offsets[i] > ARMDB_SLOTS_PER_PAGE)
 				continue;
-			index = tbmres->offsets[i] - 1;
+			index = offsets[i] - 1;
 		}
 		else
 			index = i;
@@ -247,6 +243,26 @@ armdb_scan_bitmap_next_block(TableScanDesc sscan, TBMIterateResult *tbmres)
 	if (nvisible > 0)
 		read_versions_span(scan);
 	return nvisible > 0;
+}
+
+/* The versions of tbmres's page that the bitmap names. */
+bool
+armdb_scan_bitmap_next_block(TableScanDesc sscan, TBMIterateResult *tbmres)
+{
+	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
+
+	check_prefetch(scan);
+	return judge_page(scan, tbmres->blockno, tbmres->offsets, tbmres->ntuples);
+}
+
+/*
+ * Every version of page blockno visible to the scan's snapshot (a parallel
+ * sequential scan's page, armdb_seqscan.c), kept for the caller to return.
+ */
+bool
+armdb_scan_judge_page(ArmdbScanDesc scan, BlockNumber blockno)
+{
+	return judge_page(scan, blockno, NULL, -1);
 }
 
 /* The next version kept by armdb_scan_bitmap_next_block(), into slot. */

@@ -11,8 +11,14 @@
  * cursor (vstore.h) reads a shard's files and a copy of what was still only
  * in its write buffer when the cursor started, so it sees everything
  * appended so far (this transaction's own rows included) without writing;
- * what is appended later is not visible to the scan's snapshot anyway.  A
- * parallel scan hands out whole shards.
+ * what is appended later is not visible to the scan's snapshot anyway.
+ *
+ * A parallel scan's participants take the virtual pages instead, a chunk
+ * at a time as heap's take blocks, and read each as a bitmap heap scan
+ * reads a lossy page (armdb_scan_judge_page): every version of the page
+ * judged under its lock, the visible ones read with one I/O where they lie
+ * together.  Handing out shards, as it did before, left a table written by
+ * one backend -- all of its rows in one shard -- to one participant.
  *
  * The scan descriptor (ArmdbScanDescData, armdb_am.h) also serves ANALYZE
  * and TABLESAMPLE, whose block-at-a-time callbacks are armdb_analyze.c's;
@@ -37,8 +43,13 @@
 typedef struct ArmdbParallelScanDescData
 {
 	ParallelTableScanDescData base;
-	pg_atomic_uint32 next_shard;
+	uint64		npages;			/* virtual pages when the scan started: a
+								 * version the snapshot sees is on one */
+	pg_atomic_uint64 next_page; /* the first page no participant took */
 } ArmdbParallelScanDescData;
+
+/* pages a participant of a parallel scan takes at a time */
+#define PARALLEL_CHUNK_PAGES	8
 
 /*
  * Reading one shard's data files front to back, one entry at a time (the
@@ -142,6 +153,8 @@ scan_reset(ArmdbScanDesc scan)
 	scan->hist_pos = -1;
 	scan->nreturned = 0;
 	scan->merge_done = false;
+	scan->par_next = scan->par_end = 0;
+	scan->bm_count = scan->bm_pos = 0;
 	scan->cblock = InvalidBlockNumber;
 	scan->coffset = 0;
 	scan->tr_started = false;
@@ -246,7 +259,6 @@ cursor_cmp(Datum a, Datum b, void *arg)
 static ShardCursor *
 scan_next_entry(ArmdbScanDesc scan)
 {
-	ParallelTableScanDesc pscan = scan->base.rs_parallel;
 	uint32		nshards = scan->kd->nshards;
 
 	if (!scan->started)
@@ -254,39 +266,18 @@ scan_next_entry(ArmdbScanDesc scan)
 		MemoryContext oldcontext = MemoryContextSwitchTo(scan->mcxt);
 
 		scan->started = true;
-		scan->ncursors = pscan != NULL ? 1 : (int) nshards;
+		scan->ncursors = (int) nshards;
 		scan->cursors = palloc0(sizeof(ShardCursor) * scan->ncursors);
-		if (pscan == NULL)
+		scan->merge = binaryheap_allocate(scan->ncursors, cursor_cmp, NULL);
+		for (uint32 i = 0; i < nshards; i++)
 		{
-			scan->merge = binaryheap_allocate(scan->ncursors, cursor_cmp, NULL);
-			for (uint32 i = 0; i < nshards; i++)
-			{
-				cursor_start(scan, &scan->cursors[i], i);
-				if (armdb_vstore_cursor_peek(&scan->cursors[i].sc))
-					binaryheap_add_unordered(scan->merge,
-											 PointerGetDatum(&scan->cursors[i]));
-			}
-			binaryheap_build(scan->merge);
+			cursor_start(scan, &scan->cursors[i], i);
+			if (armdb_vstore_cursor_peek(&scan->cursors[i].sc))
+				binaryheap_add_unordered(scan->merge,
+										 PointerGetDatum(&scan->cursors[i]));
 		}
+		binaryheap_build(scan->merge);
 		MemoryContextSwitchTo(oldcontext);
-	}
-
-	if (pscan != NULL)
-	{
-		ArmdbParallelScanDescData *ppscan = (ArmdbParallelScanDescData *) pscan;
-		ShardCursor *cur = &scan->cursors[0];
-
-		/* the current shard, or the next one the workers have not taken */
-		while (!(cur->sc.files != NULL &&
-				 (cur->sc.valid || armdb_vstore_cursor_peek(&cur->sc))))
-		{
-			uint32		shard = pg_atomic_fetch_add_u32(&ppscan->next_shard, 1);
-
-			if (shard >= nshards)
-				return NULL;
-			cursor_start(scan, cur, shard);
-		}
-		return cur;
 	}
 
 	/* serial: the merge's smallest gsn; refill after the previous one */
@@ -410,6 +401,42 @@ merge_next(ArmdbScanDesc scan, bool replay, uint64 *slotno)
 	return false;
 }
 
+/*
+ * The next visible version of a parallel scan into slot: from the page
+ * last judged, else from the next page this participant takes.
+ */
+static bool
+parallel_next(ArmdbScanDesc scan, TupleTableSlot *slot)
+{
+	ArmdbParallelScanDescData *ppscan =
+		(ArmdbParallelScanDescData *) scan->base.rs_parallel;
+
+	while (scan->bm_pos >= scan->bm_count)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (scan->par_next >= scan->par_end)
+		{
+			uint64		first;
+
+			first = pg_atomic_fetch_add_u64(&ppscan->next_page,
+											PARALLEL_CHUNK_PAGES);
+			if (first >= ppscan->npages || first > MaxBlockNumber)
+			{
+				ExecClearTuple(slot);
+				return false;
+			}
+			scan->par_next = first;
+			scan->par_end = Min(first + PARALLEL_CHUNK_PAGES, ppscan->npages);
+		}
+		(void) armdb_scan_judge_page(scan, (BlockNumber) scan->par_next++);
+	}
+	armdb_scan_store_version(scan, scan->bm_slots[scan->bm_pos],
+							 &scan->bm_versions[scan->bm_pos], slot);
+	scan->bm_pos++;
+	pgstat_count_heap_getnext(scan->base.rs_rd);
+	return true;
+}
+
 static void
 history_append(ArmdbScanDesc scan, uint64 slotno)
 {
@@ -477,10 +504,14 @@ armdb_scan_getnextslot(TableScanDesc sscan, ScanDirection direction,
 	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
 	uint64		slotno;
 
+	if (sscan->rs_parallel != NULL)
+	{
+		if (ScanDirectionIsBackward(direction))
+			elog(ERROR, "armdb: parallel scans cannot go backward");
+		return parallel_next(scan, slot);
+	}
 	if (ScanDirectionIsBackward(direction))
 	{
-		if (sscan->rs_parallel != NULL)
-			elog(ERROR, "armdb: parallel scans cannot go backward");
 		if (scan->history == NULL)
 			history_build(scan);
 		scan->hist_pos = Min(scan->hist_pos, scan->hist_len) - 1;
@@ -520,7 +551,7 @@ armdb_scan_getnextslot(TableScanDesc sscan, ScanDirection direction,
 }
 
 /* ----------------
- * Parallel scans: shards are the unit of work
+ * Parallel scans: virtual pages are the unit of work
  * ----------------
  */
 Size
@@ -536,7 +567,8 @@ armdb_parallelscan_initialize(Relation rel, ParallelTableScanDesc pscan)
 
 	ppscan->base.phs_relid = RelationGetRelid(rel);
 	ppscan->base.phs_syncscan = false;
-	pg_atomic_init_u32(&ppscan->next_shard, 0);
+	ppscan->npages = pg_atomic_read_u64(&armdb_rel_keydir(rel)->npages);
+	pg_atomic_init_u64(&ppscan->next_page, 0);
 	return sizeof(ArmdbParallelScanDescData);
 }
 
@@ -545,7 +577,9 @@ armdb_parallelscan_reinitialize(Relation rel, ParallelTableScanDesc pscan)
 {
 	ArmdbParallelScanDescData *ppscan = (ArmdbParallelScanDescData *) pscan;
 
-	pg_atomic_write_u32(&ppscan->next_shard, 0);
+	/* a rescan may see this transaction's newer rows */
+	ppscan->npages = pg_atomic_read_u64(&armdb_rel_keydir(rel)->npages);
+	pg_atomic_write_u64(&ppscan->next_page, 0);
 }
 
 /* ----------------

@@ -175,7 +175,8 @@ set_all_visible(Relation rel, ArmdbRelKeydir *kd, TransactionId oldest_xmin)
 		/* reading or extending the map may wait: not under the page lock */
 		visibilitymap_pin(rel, (BlockNumber) p, &vmbuf);
 		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
-		if (armdb_vm_page_all_visible(kd, page, p, oldest_xmin, &cutoff))
+		if (armdb_vm_page_all_visible(kd, page, p, oldest_xmin,
+									  rel->rd_rel->relfrozenxid, &cutoff))
 		{
 			(void) armdb_vm_set(rel, page, p, cutoff, vmbuf);
 			nvisible++;
@@ -233,14 +234,10 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 				if (v->infomask2 & ARMDB_V2_ORPHAN)
 				{
 					add_dead(&dead, p * ARMDB_SLOTS_PER_PAGE + i);
-					if (TransactionIdIsNormal(kd->orphan_horizon))
-					{
-						TransactionId horizon = kd->orphan_horizon;
-
-						TransactionIdRetreat(horizon);
-						if (TransactionIdFollows(horizon, latest_removed))
-							latest_removed = horizon;
-					}
+					if (TransactionIdIsNormal(kd->orphan_horizon) &&
+						(!TransactionIdIsValid(latest_removed) ||
+						 TransactionIdFollows(kd->orphan_horizon, latest_removed)))
+						latest_removed = kd->orphan_horizon;
 				}
 				continue;
 			}

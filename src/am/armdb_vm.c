@@ -21,12 +21,16 @@
  *	  one of its slots, and an xmax set by DELETE or UPDATE
  *	  (armdb_vm_clear).  A row lock changes no version's visibility.
  *	  Heap's records carry "all-visible cleared" as a flag and their replay
- *	  clears the bit; armdb's entries reach WAL later (at the end of a batch
- *	  or a transaction), so the clear is logged on its own,
- *	  XLOG_ARMDB_VM_CLEAR, before the change's entries.  The map's page is
- *	  dirtied before that record is inserted, so a checkpoint whose redo
- *	  point follows the record writes the cleared page out, and one whose
- *	  redo point precedes it leaves the record to replay.
+ *	  clears the bit.  armdb's entries name no tablespace and are logged
+ *	  apart from the keydir's change (a batch at its end), so the clear is
+ *	  logged on its own, XLOG_ARMDB_VM_CLEAR: before a DELETE's or an
+ *	  UPDATE's tombstone and commit, and before the index entries of a new
+ *	  version.  (A new version's own entry may be logged first; if a crash
+ *	  comes between, its transaction aborted and no index entry points at
+ *	  it.)  The map's page is dirtied before the record is inserted, so a
+ *	  checkpoint whose redo point follows the record writes the cleared
+ *	  page out, and one whose redo point precedes it leaves the record to
+ *	  replay.
  *
  * A virtual page's vm_maybe_set says whether the map may hold its bit.  It
  * starts true (a page loaded after a restart may have one), VACUUM sets it
@@ -116,13 +120,20 @@ armdb_vm_clear(Relation rel, ArmdbPage *page, uint64 pageno)
  *
  * An empty slot is safe when VACUUM freed it (ARMDB_V2_FREED: its index
  * entries are gone) or its shard has not handed it out yet.  Any other
- * empty slot may still be the target of index entries: one whose
- * version's insert aborted before a restart (the load skips it and never
- * hands the slot out again), or one being filled right now.
+ * empty slot may still be the target of index entries: one the load found
+ * empty (ARMDB_V2_ORPHAN, until VACUUM frees it), or one being filled
+ * right now.
+ *
+ * The cutoff counts the xmins VACUUM froze in memory just now too: no WAL
+ * record told a hot standby about those, and its older snapshots may not
+ * see them (heap's freezing logs them, and its replay resolves that
+ * conflict).  Only xmins older than frozen_before (relfrozenxid: frozen
+ * through an XLOG_ARMDB_FREEZE record) are left out.
  */
 bool
 armdb_vm_page_all_visible(ArmdbRelKeydir *kd, ArmdbPage *page, uint64 pageno,
-						  TransactionId oldest_xmin, TransactionId *cutoff)
+						  TransactionId oldest_xmin,
+						  TransactionId frozen_before, TransactionId *cutoff)
 {
 	*cutoff = InvalidTransactionId;
 	for (int i = 0; i < ARMDB_SLOTS_PER_PAGE; i++)
@@ -145,12 +156,14 @@ armdb_vm_page_all_visible(ArmdbRelKeydir *kd, ArmdbPage *page, uint64 pageno,
 		if (armdb_version_satisfies_vacuum(v, oldest_xmin) != HEAPTUPLE_LIVE ||
 			!(v->infomask & HEAP_XMIN_COMMITTED))
 			return false;
-		if ((v->infomask & HEAP_XMIN_FROZEN) == HEAP_XMIN_FROZEN)
-			continue;
-		if (!TransactionIdPrecedes(v->xmin, oldest_xmin))
+		if ((v->infomask & HEAP_XMIN_FROZEN) != HEAP_XMIN_FROZEN &&
+			!TransactionIdPrecedes(v->xmin, oldest_xmin))
 			return false;
-		if (!TransactionIdIsValid(*cutoff) ||
-			TransactionIdFollows(v->xmin, *cutoff))
+		if (TransactionIdIsNormal(v->xmin) &&
+			!(TransactionIdIsNormal(frozen_before) &&
+			  TransactionIdPrecedes(v->xmin, frozen_before)) &&
+			(!TransactionIdIsValid(*cutoff) ||
+			 TransactionIdFollows(v->xmin, *cutoff)))
 			*cutoff = v->xmin;
 	}
 	return true;

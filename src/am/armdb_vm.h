@@ -17,6 +17,7 @@
 extern void armdb_vm_clear(Relation rel, ArmdbPage *page, uint64 pageno);
 extern bool armdb_vm_page_all_visible(ArmdbRelKeydir *kd, ArmdbPage *page,
 									  uint64 pageno, TransactionId oldest_xmin,
+									  TransactionId frozen_before,
 									  TransactionId *cutoff);
 extern bool armdb_vm_set(Relation rel, ArmdbPage *page, uint64 pageno,
 						 TransactionId cutoff, Buffer vmbuf);

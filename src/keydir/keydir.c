@@ -840,6 +840,7 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 {
 	uint32		recover_flags = ARMDB_RECOVER_MISSING_OK;
 	uint64		max_gsn = 0;
+	TransactionId removed_newest = InvalidTransactionId;
 	uint64		live = 0;
 	LoadState	ls;
 	uint64	   *shard_bytes;
@@ -991,7 +992,14 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 		if (effect != ARMDB_END_SETS_XMAX)
 			ls.kills[i].in_progress = false;	/* nothing to mark below */
 		if (effect == ARMDB_END_REMOVES)
+		{
 			memset(v, 0, sizeof(ArmdbVersion));
+			/* the horizon of the slot's removal, for hot standbys */
+			if (TransactionIdIsNormal(ls.kills[i].xid) &&
+				(!TransactionIdIsValid(removed_newest) ||
+				 TransactionIdFollows(ls.kills[i].xid, removed_newest)))
+				removed_newest = ls.kills[i].xid;
+		}
 	}
 
 	/*
@@ -1000,7 +1008,7 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 	 * only counted)
 	 */
 	if (mode != LOAD_STANDBY)
-		kd->orphan_horizon = ReadNextTransactionId();
+		kd->orphan_horizon = removed_newest;
 	for (uint64 p = 0; p < pg_atomic_read_u64(&kd->npages); p++)
 	{
 		ArmdbPage  *page = armdb_keydir_page(kd, p);

@@ -132,10 +132,14 @@ StaticAssertDecl(ARMDB_MAX_SLOTS < PG_UINT32_MAX, "slots fit in 32 bits");
 typedef struct ArmdbPage
 {
 	LWLock		lock;			/* like a heap buffer's content lock */
+	ArmdbVersion v[ARMDB_SLOTS_PER_PAGE];	/* 16-byte aligned: two a cache
+											 * line */
 	bool		vm_maybe_set;	/* the visibility map may hold the page's
 								 * bit (armdb_vm.c; under lock) */
-	ArmdbVersion v[ARMDB_SLOTS_PER_PAGE];
 } ArmdbPage;
+
+StaticAssertDecl(offsetof(ArmdbPage, v) % 16 == 0,
+				 "version records do not straddle cache lines");
 
 /* A shard's shared runtime state. */
 typedef struct ArmdbShardRt
@@ -198,9 +202,10 @@ typedef struct ArmdbRelKeydir
 									 * belong to shards that never got
 									 * that far) */
 	pg_atomic_uint64 nversions; /* versions stored (for size estimates) */
-	TransactionId orphan_horizon;	/* precedes every transaction that
-									 * made an ARMDB_V2_ORPHAN slot (the
-									 * next xid at load) */
+	TransactionId orphan_horizon;	/* the newest transaction whose end
+									 * of a version the load dropped,
+									 * leaving an ARMDB_V2_ORPHAN slot (a
+									 * hot standby may still have it) */
 	dsa_pointer shards;			/* ArmdbShardRt[nshards] */
 	dsa_pointer chunks;			/* dsa_pointer[ARMDB_MAX_CHUNKS] -> chunk of
 								 * ARMDB_PAGES_PER_CHUNK page pointers */

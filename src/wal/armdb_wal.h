@@ -215,8 +215,8 @@ typedef struct xl_armdb_prune
  * conflict with snapshots that may not see it.
  *
  * XLOG_ARMDB_VM_CLEAR: the first change to virtual page blkno since its
- * bit was set clears it, before the change is logged; replay clears it
- * too (heap's records carry this as a flag of their own).
+ * bit was set clears it (armdb_vm.c says what it comes before); replay
+ * clears it too (heap's records carry this as a flag of their own).
  */
 typedef struct xl_armdb_vm
 {

@@ -61,11 +61,22 @@ sub ios_and_seq
 			"SET enable_indexscan = off; SET enable_indexonlyscan = off; SET enable_bitmapscan = off; $k"));
 }
 
+# The WAL written so far, once flushed: pg_walinspect reads no further
+# (VACUUM's records have no commit to flush them; the WAL writer does).
+sub wal_end
+{
+	my $lsn = $primary->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
+	$primary->poll_query_until('postgres',
+		"SELECT pg_current_wal_flush_lsn() >= '$lsn'")
+	  or die "WAL up to $lsn was not flushed";
+	return $lsn;
+}
+
 # --- 1. VACUUM's bits: logged, replayed by the standby and after a crash ---
 my $start = $primary->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
 $primary->safe_psql('postgres', 'CHECKPOINT');
 $primary->safe_psql('postgres', 'VACUUM t');
-my $end = $primary->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
+my $end = wal_end();
 my $sets = $primary->safe_psql('postgres', qq{
 SELECT count(*) FROM pg_get_wal_records_info('$start', '$end')
 WHERE resource_manager = 'armdb' AND record_type = 'VM_SET'});
@@ -92,7 +103,7 @@ UPDATE t SET id = id + 100000 WHERE id = 2000;
 DELETE FROM t WHERE id = 3000;
 INSERT INTO t VALUES (4000000, 7);
 });
-$end = $primary->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
+$end = wal_end();
 my $clears = $primary->safe_psql('postgres', qq{
 SELECT count(*) FROM pg_get_wal_records_info('$start', '$end')
 WHERE resource_manager = 'armdb' AND record_type = 'VM_CLEAR'});

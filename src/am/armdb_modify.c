@@ -195,7 +195,7 @@ append_version(Relation rel, ArmdbVstoreAppend *ap, HeapTuple tuple,
 
 	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 	/* the page is no longer all-visible (armdb_vm.c) */
-	armdb_vm_clear(rel, page, slot / ARMDB_SLOTS_PER_PAGE);
+	armdb_vm_clear(rel, ap->kd, page, slot / ARMDB_SLOTS_PER_PAGE);
 	v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];
 	v->file_id = loc.file_id;
 	v->offset = loc.offset;

@@ -267,7 +267,7 @@ retry:
 	HeapTupleHeaderAdjustCmax(&hdr, &cmax, &iscombo);
 
 	/* the page is no longer all-visible (armdb_vm.c) */
-	armdb_vm_clear(rel, page, slot / ARMDB_SLOTS_PER_PAGE);
+	armdb_vm_clear(rel, kd, page, slot / ARMDB_SLOTS_PER_PAGE);
 	armdb_set_xmax(v, new_xmax, new_infomask, new_infomask2);
 	if (new_infomask & HEAP_XMAX_IS_MULTI)
 		armdb_xact_note_row_lock(rel);	/* lockers beside us: PREPARE */

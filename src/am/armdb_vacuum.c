@@ -164,6 +164,8 @@ set_all_visible(Relation rel, ArmdbRelKeydir *kd, TransactionId oldest_xmin)
 	Buffer		vmbuf = InvalidBuffer;
 	BlockNumber nvisible = 0;
 
+	armdb_vm_will_set(kd);
+
 	for (uint64 p = 0; p < npages && p <= MaxBlockNumber; p++)
 	{
 		ArmdbPage  *page = armdb_keydir_page(kd, p);

@@ -38,7 +38,13 @@
  * clears it, so a page pays for a look at the map once, not per change.
  * That look reads the map's size afresh: a VACUUM in another backend may
  * have extended the map since this backend cached its size (its
- * invalidation need not have been processed yet).
+ * invalidation need not have been processed yet).  The relation's
+ * vm_state spares the look when it has no map at all, as most tables
+ * never vacuumed: the first look finds out (ARMDB_VM_NONE), and VACUUM says
+ * ARMDB_VM_MAYBE before it sets any bit.  A writer reads vm_state under the
+ * page's lock, after VACUUM set the page's bit under it, so it cannot
+ * miss that bit; a look that found no map does not overwrite VACUUM's
+ * ARMDB_VM_MAYBE (compare-and-exchange from ARMDB_VM_UNKNOWN only).
  *
  * Nothing else needs the map: a new relfilenode (TRUNCATE, rewrites,
  * SET TABLESPACE) starts without one, a non-transactional truncate
@@ -86,10 +92,12 @@ map_set(Page map, BlockNumber blkno, uint8 flags)
  * exclusively and has not changed the page yet.
  */
 void
-armdb_vm_clear(Relation rel, ArmdbPage *page, uint64 pageno)
+armdb_vm_clear(Relation rel, ArmdbRelKeydir *kd, ArmdbPage *page,
+			   uint64 pageno)
 {
 	Buffer		vmbuf = InvalidBuffer;
 	BlockNumber blkno = (BlockNumber) pageno;
+	uint32		state;
 
 	Assert(LWLockHeldByMeInMode(&page->lock, LW_EXCLUSIVE));
 	if (!page->vm_maybe_set)
@@ -97,6 +105,21 @@ armdb_vm_clear(Relation rel, ArmdbPage *page, uint64 pageno)
 	/* the map's size now, not as this backend last saw it */
 	RelationGetSmgr(rel)->smgr_cached_nblocks[VISIBILITYMAP_FORKNUM] =
 		InvalidBlockNumber;
+	state = pg_atomic_read_u32(&kd->vm_state);
+	if (state == ARMDB_VM_UNKNOWN)
+	{
+		uint32		found = smgrexists(RelationGetSmgr(rel), VISIBILITYMAP_FORKNUM) ?
+			ARMDB_VM_MAYBE : ARMDB_VM_NONE;
+
+		state = ARMDB_VM_UNKNOWN;
+		if (pg_atomic_compare_exchange_u32(&kd->vm_state, &state, found))
+			state = found;
+	}
+	if (state == ARMDB_VM_NONE)
+	{
+		page->vm_maybe_set = false;
+		return;
+	}
 	if (visibilitymap_get_status(rel, blkno, &vmbuf) != 0 &&
 		visibilitymap_clear(rel, blkno, vmbuf, VISIBILITYMAP_VALID_BITS) &&
 		RelationNeedsWAL(rel))
@@ -176,6 +199,12 @@ armdb_vm_page_all_visible(ArmdbRelKeydir *kd, ArmdbPage *page, uint64 pageno,
  * (visibilitymap_pin: it may read or extend the map).  Returns whether the
  * bit was newly set.
  */
+void
+armdb_vm_will_set(ArmdbRelKeydir *kd)
+{
+	pg_atomic_write_u32(&kd->vm_state, ARMDB_VM_MAYBE);
+}
+
 bool
 armdb_vm_set(Relation rel, ArmdbPage *page, uint64 pageno,
 			 TransactionId cutoff, Buffer vmbuf)

@@ -1119,6 +1119,7 @@ init_keydir_entry(ArmdbRelKeydir *kd)
 	pg_atomic_init_u64(&kd->npages, 0);
 	pg_atomic_init_u64(&kd->nallocated, 0);
 	kd->orphan_horizon = InvalidTransactionId;
+	pg_atomic_init_u32(&kd->vm_state, ARMDB_VM_UNKNOWN);
 	pg_atomic_init_u64(&kd->nversions, 0);
 	kd->shards = InvalidDsaPointer;
 	kd->chunks = InvalidDsaPointer;

@@ -129,6 +129,11 @@ StaticAssertDecl(sizeof(ArmdbVersion) == 32, "version record is 32 bytes");
 #define ARMDB_CTID_MOVED		PG_UINT32_MAX
 StaticAssertDecl(ARMDB_MAX_SLOTS < PG_UINT32_MAX, "slots fit in 32 bits");
 
+/* ArmdbRelKeydir.vm_state */
+#define ARMDB_VM_UNKNOWN	0	/* not looked at since the keydir was made */
+#define ARMDB_VM_NONE		1	/* the relation has no visibility map */
+#define ARMDB_VM_MAYBE		2	/* it has one, or VACUUM is making one */
+
 typedef struct ArmdbPage
 {
 	LWLock		lock;			/* like a heap buffer's content lock */
@@ -202,6 +207,8 @@ typedef struct ArmdbRelKeydir
 									 * belong to shards that never got
 									 * that far) */
 	pg_atomic_uint64 nversions; /* versions stored (for size estimates) */
+	pg_atomic_uint32 vm_state;	/* ARMDB_VM_*: may the relation's
+								 * visibility map hold bits? (armdb_vm.c) */
 	TransactionId orphan_horizon;	/* the newest transaction whose end
 									 * of a version the load dropped,
 									 * leaving an ARMDB_V2_ORPHAN slot (a

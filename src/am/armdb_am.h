@@ -164,7 +164,7 @@ typedef struct ArmdbScanDescData
 	 * the pages [par_next, par_end) this participant took.
 	 */
 	bool		started;
-	struct ShardCursor *cursors;	/* per shard (serial), or one (parallel) */
+	struct ShardCursor *cursors;	/* per shard (serial scans only) */
 	int			ncursors;
 	struct binaryheap *merge;	/* serial: cursors with entries, by gsn */
 	uint64		par_next;

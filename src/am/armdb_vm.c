@@ -102,9 +102,6 @@ armdb_vm_clear(Relation rel, ArmdbRelKeydir *kd, ArmdbPage *page,
 	Assert(LWLockHeldByMeInMode(&page->lock, LW_EXCLUSIVE));
 	if (!page->vm_maybe_set)
 		return;
-	/* the map's size now, not as this backend last saw it */
-	RelationGetSmgr(rel)->smgr_cached_nblocks[VISIBILITYMAP_FORKNUM] =
-		InvalidBlockNumber;
 	state = pg_atomic_read_u32(&kd->vm_state);
 	if (state == ARMDB_VM_UNKNOWN)
 	{
@@ -120,6 +117,9 @@ armdb_vm_clear(Relation rel, ArmdbRelKeydir *kd, ArmdbPage *page,
 		page->vm_maybe_set = false;
 		return;
 	}
+	/* the map's size now, not as this backend last saw it */
+	RelationGetSmgr(rel)->smgr_cached_nblocks[VISIBILITYMAP_FORKNUM] =
+		InvalidBlockNumber;
 	if (visibilitymap_get_status(rel, blkno, &vmbuf) != 0 &&
 		visibilitymap_clear(rel, blkno, vmbuf, VISIBILITYMAP_VALID_BITS) &&
 		RelationNeedsWAL(rel))

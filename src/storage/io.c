@@ -579,20 +579,17 @@ io_read_batch_impl(ArmdbIo *io, ArmdbReadRequest *reqs, int n,
 	if (io->method == ARMDB_IO_URING && n > 1)
 	{
 		/* uring_read_batch shortens len at end of file; keep the caller's */
-		size_t		asked_one;
-		size_t	   *asked = &asked_one;
+		size_t	   *asked = armdb_alloc(err, sizeof(size_t) * n, "read batch");
 		int			rc;
 
-		if (n > 1 &&
-			(asked = armdb_alloc(err, sizeof(size_t) * n, "read batch")) == NULL)
+		if (asked == NULL)
 			return false;
 		for (int i = 0; i < n; i++)
 			asked[i] = reqs[i].len;
 		rc = uring_read_batch(io->ring, reqs, n, err);
 		for (int i = 0; i < n; i++)
 			reqs[i].len = asked[i];
-		if (asked != &asked_one)
-			pfree(asked);
+		pfree(asked);
 		if (rc != URING_BROKEN)
 			return rc == URING_OK;
 		uring_broken(io);

@@ -9,7 +9,8 @@
 # PostgreSQL 15 (bash scripts/demo.sh does that).  It starts a cluster of
 # its own (scripts/lib.sh start_cluster) in a new directory under
 # ARMDB_BENCH_DIR (default /var/tmp) on port ARMDB_BENCH_PORT (default
-# 54328) and removes it when done; PGBIN (default
+# 54328) and removes it when done, with huge pages reserved for its shared
+# memory unless BENCH_HUGE_PAGES=0 (see below); PGBIN (default
 # /usr/lib/postgresql/15/bin) selects another installation.  ROWS (default
 # 5000000) is the size of the main table, ROUNDS (default 3) the number of
 # rounds; BENCH_SECONDS (default 10) the length of each throughput run,
@@ -35,7 +36,8 @@
 #   UPDATE      of a non-indexed column (n) and of an indexed one (k,
 #               btree), by primary key, 2 clients, TPS
 #   churn       DELETE of a random row and INSERT of it again, 2 clients, TPS
-#   seq scan    SELECT count(*), and a filter on a non-indexed column, ms
+#   seq scan    SELECT count(*) (index scans disabled), and a filter on a
+#               non-indexed column, ms; count(*) by an index-only scan, ms
 #   BRIN        count(*) of 10000 consecutive ts values (BRIN index), ms
 #   GIN         jsonb containment (@>) and full-text search (@@) on a
 #               200000-row table with GIN indexes, ms
@@ -78,9 +80,11 @@ if ((${#need[@]})); then
 fi
 
 DIR=$(mktemp -d "${BASE}/armdb-harness.XXXXXX")
+HUGE_BEFORE=""
 cleanup() {
 	stop_cluster "${DIR}"
 	as_root rm -rf "${DIR}"
+	[[ -z ${HUGE_BEFORE} ]] || echo "${HUGE_BEFORE}" | as_root tee /proc/sys/vm/nr_hugepages >/dev/null
 }
 trap cleanup EXIT
 # 32 bytes of key directory per row version; updates add versions until
@@ -89,6 +93,23 @@ CONF=("armdb.memory = '$((512 + ROWS * 160 / 1000000))MB'"
 	"shared_buffers = '1GB'" "max_wal_size = '8GB'" "checkpoint_timeout = '30min'"
 	"max_prepared_transactions = 0")
 start_cluster "${DIR}" "${PORT}" "${CONF[@]}"
+
+# Huge pages for the cluster's shared memory, as PostgreSQL's manual
+# advises for large shared memory, unless BENCH_HUGE_PAGES=0: reserved for
+# the run (shared_memory_size_in_huge_pages), given back at the end.  Both
+# access methods run on the same cluster, so both get them.  They matter
+# most to armdb, whose key directory is in shared memory: every new
+# process (a connection, a parallel worker) that reads it maps its pages
+# first, and with 4 kB pages on some virtual machines that costs more than
+# the scan itself (README, "Huge pages").
+HUGE=${BENCH_HUGE_PAGES:-1}
+if [[ ${HUGE} != 0 ]]; then
+	stop_cluster "${DIR}"
+	need_pages=$(as_postgres "${PGBIN}/postgres" -D "${DIR}/data" -C shared_memory_size_in_huge_pages)
+	HUGE_BEFORE=$(cat /proc/sys/vm/nr_hugepages)
+	echo $((HUGE_BEFORE + need_pages + 16)) | as_root tee /proc/sys/vm/nr_hugepages >/dev/null
+	start_cluster "${DIR}" "${PORT}" "${CONF[@]}" "huge_pages = on"
+fi
 
 step() { log "$(printf '%5ds' "${SECONDS}") $*"; }
 q() { local db=$1; shift; cluster_psql "${PORT}" -d "${db}" -q -At "$@"; }
@@ -155,7 +176,14 @@ EOF
 cat >"${WORK}/insert.sql" <<EOF
 INSERT INTO ins VALUES (1, 'a commit of one row');
 EOF
+# VACUUM makes count(*) an index-only scan: the seq scan is forced
 cat >"${WORK}/count.sql" <<EOF
+SET enable_indexonlyscan = off;
+SET enable_indexscan = off;
+SET enable_bitmapscan = off;
+SELECT count(*) FROM t;
+EOF
+cat >"${WORK}/ios.sql" <<EOF
 SELECT count(*) FROM t;
 EOF
 cat >"${WORK}/filter.sql" <<EOF
@@ -236,6 +264,8 @@ run_am() {
 		"$(pgb -f "${WORK}/count.sql" -t 5 "${db}" | latency)"
 	record "seq scan with a filter, ms" "ms" time "${am}" "${round}" \
 		"$(pgb -f "${WORK}/filter.sql" -t 5 "${db}" | latency)"
+	record "count(*) by index-only scan, ms" "ms" time "${am}" "${round}" \
+		"$(pgb -f "${WORK}/ios.sql" -t 5 "${db}" | latency)"
 	record "BRIN range (10000 rows), ms" "ms" time "${am}" "${round}" \
 		"$(pgb -f "${WORK}/brin.sql" -t 200 "${db}" | latency)"
 	record "GIN jsonb @>, ms" "ms" time "${am}" "${round}" \
@@ -311,7 +341,8 @@ md=${RESULTS}/harness.md
 dat=${WORK}/ratios.dat
 : >"${dat}"
 {
-	echo "armdb against heap, ${ROWS} rows, median of ${ROUNDS} rounds, ${SECS} s runs"
+	if [[ ${HUGE} != 0 ]]; then pages="huge pages"; else pages="4 kB pages (BENCH_HUGE_PAGES=0)"; fi
+	echo "armdb against heap, ${ROWS} rows, median of ${ROUNDS} rounds, ${SECS} s runs, ${pages}"
 	echo "(\`bash bench/harness.sh ${ROWS} ${ROUNDS}\`, $(date -u +%Y-%m-%d), $(nproc) cores)."
 	echo "Ratio: armdb/heap throughput (for times and sizes, heap/armdb): above 1, armdb is better."
 	echo

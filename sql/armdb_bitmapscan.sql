@@ -66,6 +66,35 @@ SELECT cond, bm_check(cond) FROM (VALUES
 	('n < 30 AND doc @> ''{"g": 3}'''),
 	('n IN (0, 89, 97, 500)')) v(cond);
 
+-- read-ahead (a second iterator over the executor's bitmap reads the next
+-- pages' entries at once): rescans, where each outer row of a nested loop
+-- builds a new bitmap, the same rows as heap's
+SET enable_hashjoin = off;
+SET enable_mergejoin = off;
+SET enable_material = off;
+EXPLAIN (COSTS OFF)
+SELECT v.i, count(*) FROM (VALUES (1, 3), (2, 7)) v(i, k)
+JOIN bm ON bm.doc @> jsonb_build_object('k', v.k) GROUP BY v.i;
+CREATE FUNCTION bm_join(tab text) RETURNS TABLE (i int, c bigint, s bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN QUERY EXECUTE format('SELECT v.i, count(*), sum(b.id)
+		FROM (VALUES (1, 3), (2, 7), (3, 11), (4, 3), (5, 99), (6, 1000)) v(i, k)
+		LEFT JOIN %I b ON b.doc @> jsonb_build_object(''k'', v.k)
+		GROUP BY v.i', tab);
+END $$;
+SELECT a.i, a.c, a.s, a.c = h.c AND a.s IS NOT DISTINCT FROM h.s AS same
+FROM bm_join('bm') a JOIN bm_join('bm_heap') h USING (i) ORDER BY a.i;
+RESET enable_hashjoin;
+RESET enable_mergejoin;
+RESET enable_material;
+-- count(*) over pages VACUUM found all-visible: the executor skips their
+-- rows, and so does the read-ahead
+VACUUM bm;
+VACUUM bm_heap;
+SELECT (SELECT count(*) FROM bm WHERE n < 300) AS armdb,
+	(SELECT count(*) FROM bm_heap WHERE n < 300) AS heap;
+
 -- lossy pages: a bitmap larger than work_mem keeps whole pages, and the
 -- scan checks every version on them against the condition
 CREATE FUNCTION bm_lossy(query text) RETURNS boolean LANGUAGE plpgsql AS $$

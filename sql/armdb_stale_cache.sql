@@ -56,6 +56,8 @@ SELECT stale_same('SELECT * FROM stale WHERE id BETWEEN 100 AND 20040');
 -- a bitmap heap scan
 SET enable_indexscan = off; SET enable_bitmapscan = on;
 SELECT stale_same('SELECT * FROM stale WHERE n IN (1, 2, 3, 50, 99, 100)');
+-- ... of rows one or two to a page, which it reads ahead in batches
+SELECT stale_same('SELECT * FROM stale WHERE n = 7');
 RESET enable_seqscan; RESET enable_indexscan; RESET enable_bitmapscan;
 -- a TID range scan, against the same scan with true images
 SELECT count(*), sum(length(v)) FROM stale WHERE ctid < '(40,0)';

@@ -703,6 +703,82 @@ test_shard_stale_cached_reads(void)
 }
 
 /*
+ * A batch of reads through the page cache (bitmap scans' read-ahead): each
+ * entry as a point read gives it; a stale cached image, a damaged entry
+ * and a file that cannot be opened leave theirs unread (ok false), for the
+ * caller's own read to decide, and the others read still.
+ */
+static void
+test_shard_read_files_batch(void)
+{
+	TShard		s;
+	TLog		log;
+	TInfos		infos;
+	ArmdbRecoveryReport rep;
+	ArmdbShardFiles *files[40];
+	ArmdbLocation locs[40];
+	char	   *dst[40];
+	ArmdbEntryHeader hdrs[40];
+	bool		ok[40];
+	char		path[MAXPGPATH];
+	int			n;
+
+	tlog_init(&log);
+	tinfos_init(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, true,
+							 &infos, &rep));
+	s.files.cached_reads = true;
+	for (int i = 0; i < 40; i++)
+		ASSERT_CALL(tshard_append(&s, &log, 30 + 211 * i, false, NULL));
+	ASSERT_CALL(tshard_flush_all(&s));
+	n = log.n;
+	ASSERT(n == 40);
+	for (int i = 0; i < n; i++)
+	{
+		files[i] = &s.files;
+		locs[i] = log.e[i].loc;
+		dst[i] = malloc(locs[i].len);
+	}
+	armdb_shard_read_files_batch(files, locs, dst, hdrs, ok, n);
+	for (int i = 0; i < n; i++)
+	{
+		ASSERT(ok[i]);
+		ASSERT(memcmp(&hdrs[i], &log.e[i].hdr, sizeof(hdrs[i])) == 0);
+		ASSERT_EQ(unit_check_fill(dst[i] + armdb_entry_header_size(hdrs[i].gsn),
+								  hdrs[i].value_len, log.e[i].seed), -1);
+	}
+
+	/* stale images: every entry reaching into a block's second half fails */
+	armdb_debug_stale_cached_reads = true;
+	armdb_shard_read_files_batch(files, locs, dst, hdrs, ok, n);
+	armdb_debug_stale_cached_reads = false;
+	for (int i = 0; i < n; i++)
+	{
+		uint64		last = (uint64) locs[i].offset + locs[i].len - 1;
+		bool		halves = false;
+
+		for (uint64 o = locs[i].offset; o <= last; o++)
+			halves = halves || o % ARMDB_BLOCK_SIZE >= ARMDB_BLOCK_SIZE / 2;
+		ASSERT(ok[i] == !halves);
+	}
+
+	/* a damaged entry, and a file that is not there */
+	unit_file(path, locs[5].file_id, ARMDB_FILE_DATA);
+	ASSERT(unit_flip_bit(path, locs[5].offset +
+						 armdb_entry_header_size(log.e[5].hdr.gsn) + 7, 4));
+	locs[7].file_id = 999;
+	armdb_shard_read_files_batch(files, locs, dst, hdrs, ok, n);
+	for (int i = 0; i < n; i++)
+		ASSERT(ok[i] == (i != 5 && i != 7));
+
+	for (int i = 0; i < n; i++)
+		free(dst[i]);
+	tshard_close(&s);
+	tinfos_free(&infos);
+	tlog_free(&log);
+}
+
+/*
  * A data file from before short entries (no ARMDB_FILE_FLAG_SHORT_ENTRIES
  * in its header) that is the active file at start takes no appends: the
  * first one rotates, so an older armdb never meets a short entry in a file
@@ -854,6 +930,7 @@ const UnitTest unit_shard_tests[] = {
 	{"shard_fd_cache", test_shard_fd_cache},
 	{"shard_cached_reads", test_shard_cached_reads},
 	{"shard_stale_cached_reads", test_shard_stale_cached_reads},
+	{"shard_read_files_batch", test_shard_read_files_batch},
 	{"shard_old_active_file", test_shard_old_active_file},
 	{"shard_invalid", test_shard_invalid},
 	{"shard_creates_dir", test_shard_creates_dir},

@@ -215,6 +215,15 @@ typedef struct ArmdbScanDescData
 	int			bm_pos;
 	bool		bm_prefetch_off;
 
+	/*
+	 * Read-ahead of bitmap heap scans: the executor's node, whose bitmap a
+	 * second iterator walks ahead of the executor's (set by the
+	 * ExecutorStart hook; NULL for scans started elsewhere), and what it
+	 * read (armdb_bitmapscan.c).
+	 */
+	struct BitmapHeapScanState *bm_node;
+	struct ArmdbBitmapAhead *bm_ahead;	/* NULL: nothing read ahead */
+
 	/* ANALYZE, TABLESAMPLE, TID range and bitmap heap scans */
 	BlockNumber cblock;
 	int			coffset;		/* next slot index in cblock */
@@ -238,6 +247,10 @@ extern void armdb_scan_read_block_span(ArmdbScanDesc scan,
 
 /* armdb_bitmapscan.c: every version of a page, judged as a lossy page's */
 extern bool armdb_scan_judge_page(ArmdbScanDesc scan, BlockNumber blockno);
+/* armdb_bitmapscan.c: the entry of slot at loc, if it was read ahead */
+extern bool armdb_bitmap_ahead_copy(ArmdbScanDesc scan, uint64 slot,
+									const ArmdbLocation *loc, char *buf);
+extern void armdb_bitmap_ahead_free(ArmdbScanDesc scan);
 extern void armdb_scan_store_version(ArmdbScanDesc scan, uint64 slotno,
 									 const ArmdbVersion *v,
 									 TupleTableSlot *slot);

@@ -191,7 +191,8 @@ armdb_scan_store_version(ArmdbScanDesc scan, uint64 slotno,
 	uint32		image_len;
 	char	   *image;
 
-	if (!armdb_vstore_span_copy(&scan->span, slotno, &loc, buf))
+	if (!armdb_bitmap_ahead_copy(scan, slotno, &loc, buf) &&
+		!armdb_vstore_span_copy(&scan->span, slotno, &loc, buf))
 	{
 		store_version(scan, scan->base.rs_rd, scan->kd, slotno, v, slot);
 		return;

@@ -23,10 +23,28 @@
  * prefetching off for the bitmap heap scans of armdb tables, once the plan
  * is initialized and before it runs (armdb_bitmapscan_executor_start).
  *
+ * Read-ahead.  Where a page holds one or two of the rows the bitmap names
+ * (a GIN or btree bitmap of scattered rows), each row is a point read of
+ * its own: a system call, as many as the rows.  The hook also hands the
+ * scan its executor node, and the scan walks the node's bitmap with a
+ * second iterator of its own ahead of the executor's (as the executor's
+ * own prefetch iterator does for heap): the entries of the visible
+ * versions of the next AHEAD_PAGES pages are read with one batch
+ * (armdb_vstore_read_ahead(): one system call with io_uring), and served
+ * from there when their pages come.  The judging of a page, its SIREAD
+ * locks and conflict checks stay where they were, when the page comes:
+ * read-ahead only reads bytes, and an entry is used only if the version
+ * judged then is at the very location read (the bytes at a location never
+ * change, vstore.c), else it is read again.  Lossy pages are read whole
+ * anyway; pages the executor will skip (count(*) over all-visible pages)
+ * are skipped too; parallel bitmap scans, whose pages a shared iterator
+ * hands out, are not read ahead.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/visibilitymap.h"
 #include "access/xact.h"
 #include "commands/tablespace.h"
 #include "executor/executor.h"
@@ -52,6 +70,28 @@ static ExecutorStart_hook_type prev_executor_start = NULL;
  */
 #define BITMAP_SPAN_SMALL	(64 * 1024)
 
+/* Read-ahead: pages at once, and what it may hold */
+#define AHEAD_PAGES			32
+#define AHEAD_ENTRIES		256
+#define AHEAD_BYTES			(256 * 1024)
+#define AHEAD_ENTRY_MAX		8192	/* larger entries: read when wanted */
+
+typedef struct ArmdbBitmapAhead
+{
+	TIDBitmap  *tbm;			/* the executor's bitmap that iter walks */
+	TBMIterator *iter;
+	bool		done;			/* iter returned every page */
+	BlockNumber last;			/* the last page iter returned */
+	Buffer		vmbuffer;		/* for the executor's skip test */
+	int			n;				/* entries read ahead */
+	int			pos;			/* the first of a page not passed yet */
+	uint64		slots[AHEAD_ENTRIES];	/* ascending */
+	ArmdbLocation locs[AHEAD_ENTRIES];
+	char	   *bufs[AHEAD_ENTRIES];	/* into arena */
+	bool		ok[AHEAD_ENTRIES];	/* read, and passed its checks */
+	char	   *arena;			/* AHEAD_BYTES */
+} ArmdbBitmapAhead;
+
 /* Is this plan node a bitmap heap scan of an armdb table? */
 static bool
 is_armdb_bitmap_scan(PlanState *ps)
@@ -76,7 +116,10 @@ disable_prefetch_walker(PlanState *ps, void *context)
 
 		node->prefetch_maximum = 0;
 		if (scan != NULL)
+		{
 			scan->bm_prefetch_off = true;
+			scan->bm_node = node;
+		}
 	}
 	return planstate_tree_walker(ps, disable_prefetch_walker, context);
 }
@@ -145,6 +188,168 @@ check_prefetch(ArmdbScanDesc scan)
 			 by_tablespace ?
 			 errhint("Reset the tablespace's effective_io_concurrency option with ALTER TABLESPACE ... RESET (effective_io_concurrency), or let the planner avoid the bitmap scan (enable_bitmapscan = off).") :
 			 errhint("Set effective_io_concurrency to 0 for this statement, or let the planner avoid the bitmap scan (enable_bitmapscan = off).")));
+}
+
+void
+armdb_bitmap_ahead_free(ArmdbScanDesc scan)
+{
+	ArmdbBitmapAhead *ra = scan->bm_ahead;
+
+	if (ra == NULL)
+		return;
+	/* ends the iterator only: the bitmap may be gone already (end of scan) */
+	if (ra->iter != NULL)
+		tbm_end_iterate(ra->iter);
+	if (BufferIsValid(ra->vmbuffer))
+		ReleaseBuffer(ra->vmbuffer);
+	pfree(ra->arena);
+	pfree(ra);
+	scan->bm_ahead = NULL;
+}
+
+/*
+ * Read ahead for page blockno, the executor's next: once the executor has
+ * passed every page read ahead, read the entries of the next pages'
+ * versions that are visible now (file header).
+ */
+static void
+read_ahead(ArmdbScanDesc scan, BlockNumber blockno)
+{
+	BitmapHeapScanState *node = scan->bm_node;
+	Relation	rel = scan->base.rs_rd;
+	ArmdbBitmapAhead *ra = scan->bm_ahead;
+	const ArmdbStoreSettings *settings = armdb_store_settings();
+	size_t		used = 0;
+	int			npages = 0;
+	bool		full = false;
+
+	if (node == NULL || node->pstate != NULL || node->tbm == NULL ||
+		node->tbmiterator == NULL || !settings->cached_reads)
+		return;
+	if (ra != NULL && ra->tbm != node->tbm)
+		armdb_bitmap_ahead_free(scan);	/* another bitmap: start again */
+	if (scan->bm_ahead == NULL)
+	{
+		MemoryContext oldcontext = MemoryContextSwitchTo(scan->mcxt);
+
+		ra = palloc0(sizeof(ArmdbBitmapAhead));
+		ra->arena = palloc(AHEAD_BYTES);
+		ra->tbm = node->tbm;
+		ra->iter = tbm_begin_iterate(node->tbm);
+		ra->last = InvalidBlockNumber;
+		ra->vmbuffer = InvalidBuffer;
+		scan->bm_ahead = ra;
+		MemoryContextSwitchTo(oldcontext);
+	}
+
+	/* pass what was read for the pages before this one */
+	while (ra->pos < ra->n && ra->slots[ra->pos] / ARMDB_SLOTS_PER_PAGE < blockno)
+		ra->pos++;
+	if (ra->done || (ra->last != InvalidBlockNumber && ra->last >= blockno))
+		return;
+
+	ra->n = ra->pos = 0;
+	while (npages < AHEAD_PAGES && !full)
+	{
+		TBMIterateResult *r = tbm_iterate(ra->iter);
+		ArmdbPage  *page;
+		uint64		first;
+
+		if (r == NULL)
+		{
+			ra->done = true;
+			break;
+		}
+		ra->last = r->blockno;
+		if (r->blockno < blockno)
+			continue;			/* a page the executor skipped */
+		npages++;
+		/* lossy pages are read whole; and the executor's skipped pages */
+		if (r->ntuples < 0 ||
+			(node->can_skip_fetch && !r->recheck &&
+			 VM_ALL_VISIBLE(rel, r->blockno, &ra->vmbuffer)))
+			continue;
+		page = armdb_keydir_page(scan->kd, r->blockno);
+		if (page == NULL)
+			continue;
+		first = (uint64) r->blockno * ARMDB_SLOTS_PER_PAGE;
+		LWLockAcquire(&page->lock, LW_SHARED);
+		for (int i = 0; i < r->ntuples; i++)
+		{
+			ArmdbVersion v;
+			uint64		slot;
+
+			if (r->offsets[i] > ARMDB_SLOTS_PER_PAGE)
+				continue;
+			slot = first + r->offsets[i] - 1;
+			v = page->v[r->offsets[i] - 1];
+			/* on a copy: hint bits it may set are not kept */
+			if (v.file_id == 0 || v.len > AHEAD_ENTRY_MAX ||
+				!armdb_version_satisfies(&v, slot, scan->base.rs_snapshot))
+				continue;
+			if (ra->n == AHEAD_ENTRIES || used + MAXALIGN(v.len) > AHEAD_BYTES)
+			{
+				full = true;	/* the rest of this page: read when wanted */
+				break;
+			}
+			ra->slots[ra->n] = slot;
+			ra->locs[ra->n].file_id = v.file_id;
+			ra->locs[ra->n].offset = v.offset;
+			ra->locs[ra->n].len = v.len;
+			ra->bufs[ra->n] = ra->arena + used;
+			used += MAXALIGN(v.len);
+			ra->n++;
+		}
+		LWLockRelease(&page->lock);
+	}
+	if (ra->n > 0)
+		armdb_vstore_read_ahead(scan->kd, ra->n, ra->slots, ra->locs,
+								ra->bufs, ra->ok, settings);
+}
+
+/* Was the entry of slot at loc read ahead?  Then into buf. */
+bool
+armdb_bitmap_ahead_copy(ArmdbScanDesc scan, uint64 slot,
+						const ArmdbLocation *loc, char *buf)
+{
+	ArmdbBitmapAhead *ra = scan->bm_ahead;
+
+	if (ra == NULL)
+		return false;
+	for (int i = ra->pos; i < ra->n && ra->slots[i] <= slot; i++)
+	{
+		if (ra->slots[i] != slot)
+			continue;
+		if (!ra->ok[i] || ra->locs[i].file_id != loc->file_id ||
+			ra->locs[i].offset != loc->offset || ra->locs[i].len != loc->len)
+			return false;
+		memcpy(buf, ra->bufs[i], loc->len);
+		return true;
+	}
+	return false;
+}
+
+/* Were the entries of every version kept for the page read ahead? */
+static bool
+ahead_has_all(ArmdbScanDesc scan)
+{
+	ArmdbBitmapAhead *ra = scan->bm_ahead;
+	int			i = 0;
+
+	if (ra == NULL)
+		return false;
+	for (int k = 0; k < scan->bm_count; k++)
+	{
+		const ArmdbVersion *v = &scan->bm_versions[k];
+
+		while (ra->pos + i < ra->n && ra->slots[ra->pos + i] < scan->bm_slots[k])
+			i++;
+		if (ra->pos + i >= ra->n || ra->slots[ra->pos + i] != scan->bm_slots[k] ||
+			!ra->ok[ra->pos + i] || ra->locs[ra->pos + i].file_id != v->file_id ||
+			ra->locs[ra->pos + i].offset != v->offset)
+			return false;
+	}
+	return true;
 }
 
 /*
@@ -240,7 +445,7 @@ judge_page(ArmdbScanDesc scan, BlockNumber blockno,
 	LWLockRelease(&page->lock);
 
 	scan->bm_count = nvisible;
-	if (nvisible > 0)
+	if (nvisible > 0 && !ahead_has_all(scan))
 		read_versions_span(scan);
 	return nvisible > 0;
 }
@@ -252,6 +457,7 @@ armdb_scan_bitmap_next_block(TableScanDesc sscan, TBMIterateResult *tbmres)
 	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
 
 	check_prefetch(scan);
+	read_ahead(scan, tbmres->blockno);
 	return judge_page(scan, tbmres->blockno, tbmres->offsets, tbmres->ntuples);
 }
 

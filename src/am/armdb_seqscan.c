@@ -169,6 +169,7 @@ armdb_scan_rescan(TableScanDesc sscan, ScanKey key, bool set_params,
 	if (key != NULL && sscan->rs_nkeys > 0)
 		memcpy(sscan->rs_key, key, sscan->rs_nkeys * sizeof(ScanKeyData));
 	scan_reset(scan);
+	armdb_bitmap_ahead_free(scan);	/* before the executor frees its bitmap */
 	if (sscan->rs_flags & SO_TYPE_SEQSCAN)
 		pgstat_count_heap_scan(sscan->rs_rd);
 }
@@ -181,6 +182,7 @@ armdb_scan_end(TableScanDesc sscan)
 	free_cursors(scan);
 	free_file_lists(scan);
 	armdb_vstore_span_free(&scan->span);
+	armdb_bitmap_ahead_free(scan);
 	if (scan->tuple_buf)
 		pfree(scan->tuple_buf);
 	if (scan->bm_versions)

@@ -754,6 +754,62 @@ armdb_shard_pread(ArmdbShardFiles *files, uint32 file_id, bool cached,
 	return true;
 }
 
+void
+armdb_shard_read_files_batch(ArmdbShardFiles *const *files,
+							 const ArmdbLocation *locs, char *const *dst,
+							 ArmdbEntryHeader *hdrs, bool *ok, int n)
+{
+	ArmdbError	err;
+	ArmdbReadRequest *reqs;
+	int		   *which;
+	int			nreqs = 0;
+
+	for (int i = 0; i < n; i++)
+		ok[i] = false;
+	reqs = armdb_alloc(&err, sizeof(ArmdbReadRequest) * n, "read batch");
+	which = armdb_alloc(&err, sizeof(int) * n, "read batch");
+	if (reqs == NULL || which == NULL)
+	{
+		if (reqs != NULL)
+			pfree(reqs);
+		return;					/* the callers' own reads will do */
+	}
+	for (int i = 0; i < n; i++)
+	{
+		int			fd;
+
+		Assert(files[i]->cached_reads);
+		fd = shard_file_fd(files[i], locs[i].file_id, false, &err);
+		if (fd < 0)
+			continue;			/* the caller's own read reports it */
+		reqs[nreqs].fd = fd;
+		reqs[nreqs].buf = dst[i];
+		reqs[nreqs].len = locs[i].len;
+		reqs[nreqs].off = locs[i].offset;
+		which[nreqs++] = i;
+	}
+	if (nreqs > 0 && armdb_io_read_batch(files[0]->io, reqs, nreqs, &err))
+	{
+		for (int r = 0; r < nreqs; r++)
+		{
+			int			i = which[r];
+
+			if (reqs[r].nread < locs[i].len)
+				continue;
+			if (armdb_debug_stale_cached_reads)
+			{
+				for (uint64 o = locs[i].offset; o < locs[i].offset + locs[i].len; o++)
+					if (o % ARMDB_BLOCK_SIZE >= ARMDB_BLOCK_SIZE / 2)
+						dst[i][o - locs[i].offset] = 0;
+			}
+			ok[i] = check_entry(files[i]->dir, &locs[i], dst[i], &hdrs[i],
+								&err);
+		}
+	}
+	pfree(reqs);
+	pfree(which);
+}
+
 /*
  * Read the entry at loc into dst, through the page cache when cached (no
  * alignment needed: just the entry's bytes, with no bounce buffer), else

@@ -280,6 +280,24 @@ extern bool armdb_shard_pread(ArmdbShardFiles *files, uint32 file_id,
 							  size_t *nread, ArmdbError *err);
 extern bool armdb_debug_stale_cached_reads;
 
+/*
+ * Read the entries at locs[0..n) -- of files[i] each -- through the page
+ * cache with one batch of reads (one system call with io_uring), into
+ * dst[i] (locs[i].len bytes), checked as armdb_shard_read_file() checks
+ * them; hdrs[i] gets the header.  ok[i] says which were read and passed:
+ * an entry that failed, or whose file could not be opened, is left for
+ * the caller's own armdb_shard_read_file(), which decides (cached bytes
+ * may be an older image of a block, armdb_shard_pread() says why).  At
+ * most ARMDB_SHARD_FD_CACHE files of one shard in a batch, so that no
+ * file's descriptor is closed before the batch is submitted.  The files
+ * must allow cached reads (files->cached_reads).
+ */
+extern void armdb_shard_read_files_batch(ArmdbShardFiles *const *files,
+										 const ArmdbLocation *locs,
+										 char *const *dst,
+										 ArmdbEntryHeader *hdrs, bool *ok,
+										 int n);
+
 /* Both of the above, for single-threaded callers. */
 extern bool armdb_shard_read(const ArmdbShardState *st, ArmdbShardFiles *files,
 							 const ArmdbLocation *loc, char *dst,

@@ -564,6 +564,76 @@ armdb_vstore_read(ArmdbRelKeydir *kd, uint64 slot, const ArmdbLocation *loc,
 }
 
 void
+armdb_vstore_read_ahead(ArmdbRelKeydir *kd, int n, const uint64 *slots,
+						const ArmdbLocation *locs, char *const *bufs,
+						bool *ok, const ArmdbStoreSettings *settings)
+{
+	ArmdbShardFiles **files = palloc(sizeof(ArmdbShardFiles *) * n);
+	ArmdbLocation *blocs = palloc(sizeof(ArmdbLocation) * n);
+	char	  **bbufs = palloc(sizeof(char *) * n);
+	ArmdbEntryHeader *hdrs = palloc(sizeof(ArmdbEntryHeader) * n);
+	bool	   *bok = palloc(sizeof(bool) * n);
+	int		   *which = palloc(sizeof(int) * n);
+	/* the distinct files of the batch: at most ARMDB_SHARD_FD_CACHE a shard */
+	uint32	   *fshard = palloc(sizeof(uint32) * n);
+	uint32	   *ffile = palloc(sizeof(uint32) * n);
+	int			nfiles = 0;
+	int			nb = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		uint32		shard = armdb_slot_shard(slots[i], kd->nshards);
+		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+		ArmdbShardFiles *sf;
+		bool		buffered;
+		bool		known = false;
+		int			of_shard = 0;
+
+		ok[i] = false;
+		if (!settings->cached_reads)
+			continue;
+		sf = armdb_vstore_shard_files(kd, shard, settings);
+		if (!sf->cached_reads)
+			continue;
+		LWLockAcquire(&rt->lock, LW_SHARED);
+		buffered = armdb_shard_is_buffered(&rt->st, &locs[i]);
+		LWLockRelease(&rt->lock);
+		if (buffered)
+			continue;
+		for (int f = 0; f < nfiles; f++)
+		{
+			if (fshard[f] != shard)
+				continue;
+			of_shard++;
+			known = known || ffile[f] == locs[i].file_id;
+		}
+		if (!known)
+		{
+			if (of_shard >= ARMDB_SHARD_FD_CACHE)
+				continue;
+			fshard[nfiles] = shard;
+			ffile[nfiles++] = locs[i].file_id;
+		}
+		files[nb] = sf;
+		blocs[nb] = locs[i];
+		bbufs[nb] = bufs[i];
+		which[nb++] = i;
+	}
+	if (nb > 0)
+		armdb_shard_read_files_batch(files, blocs, bbufs, hdrs, bok, nb);
+	for (int b = 0; b < nb; b++)
+		ok[which[b]] = bok[b] && hdrs[b].slot == slots[which[b]];
+	pfree(files);
+	pfree(blocs);
+	pfree(bbufs);
+	pfree(hdrs);
+	pfree(bok);
+	pfree(which);
+	pfree(fshard);
+	pfree(ffile);
+}
+
+void
 armdb_vstore_span_read(ArmdbVstoreSpan *span, ArmdbRelKeydir *kd,
 					   uint32 shard, uint32 file_id, uint64 from, uint64 to,
 					   size_t max_len, MemoryContext mcxt,

@@ -199,6 +199,21 @@ extern void armdb_vstore_read(ArmdbRelKeydir *kd, uint64 slot,
 							  const ArmdbStoreSettings *settings);
 
 /*
+ * Read ahead: the entries of slots[0..n) at locs into bufs[i] (locs[i].len
+ * bytes each) with one batch of reads through the page cache, for a scan
+ * that knows which rows it will return next.  ok[i] says which were read,
+ * checked as armdb_vstore_read() checks them; the rest (still in a write
+ * buffer, failing their checks, past the descriptors one batch may hold)
+ * are for armdb_vstore_read() to read when they are wanted.  Reads
+ * nothing without cached reads (settings->cached_reads).
+ */
+extern void armdb_vstore_read_ahead(ArmdbRelKeydir *kd, int n,
+									const uint64 *slots,
+									const ArmdbLocation *locs,
+									char *const *bufs, bool *ok,
+									const ArmdbStoreSettings *settings);
+
+/*
  * The bytes of a range of one data file, read at once: the entries of a
  * virtual page (ANALYZE, TABLESAMPLE) usually lie together.
  */

@@ -88,9 +88,16 @@ backend_close_cached(int handle)
 	FileClose((File) handle);
 }
 
+/* -1 when fd.c closed it: FileGetRawDesc() alone reopens nothing */
+static int
+backend_current_fd(int handle)
+{
+	return FileGetRawDesc((File) handle);
+}
+
 static const ArmdbFileHooks backend_file_hooks = {
 	backend_open, backend_close, backend_open_cached, backend_cached_fd,
-	backend_close_cached
+	backend_close_cached, backend_current_fd
 };
 
 /* armdb's reads, writes and syncs as PostgreSQL's data file wait events */

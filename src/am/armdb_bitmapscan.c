@@ -23,7 +23,7 @@
  * prefetching off for the bitmap heap scans of armdb tables, once the plan
  * is initialized and before it runs (armdb_bitmapscan_executor_start).
  *
- * Read-ahead.  Where a page holds one or two of the rows the bitmap names
+ * Read-ahead.  Where a page holds only a few of the rows the bitmap names
  * (a GIN or btree bitmap of scattered rows), each row is a point read of
  * its own: a system call, as many as the rows.  The hook also hands the
  * scan its executor node, and the scan walks the node's bitmap with a
@@ -35,10 +35,11 @@
  * locks and conflict checks stay where they were, when the page comes:
  * read-ahead only reads bytes, and an entry is used only if the version
  * judged then is at the very location read (the bytes at a location never
- * change, vstore.c), else it is read again.  Lossy pages are read whole
- * anyway; pages the executor will skip (count(*) over all-visible pages)
- * are skipped too; parallel bitmap scans, whose pages a shared iterator
- * hands out, are not read ahead.
+ * change, vstore.c), else it is read again.  Lossy pages are read whole,
+ * and pages naming more than AHEAD_PAGE_ROWS rows in one span, anyway;
+ * pages the executor will skip (count(*) over all-visible pages) are
+ * skipped too; parallel bitmap scans, whose pages a shared iterator hands
+ * out, are not read ahead.
  *
  *-------------------------------------------------------------------------
  */
@@ -72,9 +73,11 @@ static ExecutorStart_hook_type prev_executor_start = NULL;
 
 /* Read-ahead: pages at once, and what it may hold */
 #define AHEAD_PAGES			32
-#define AHEAD_ENTRIES		256
+#define AHEAD_ENTRIES		128
 #define AHEAD_BYTES			(256 * 1024)
 #define AHEAD_ENTRY_MAX		8192	/* larger entries: read when wanted */
+#define AHEAD_PAGE_ROWS		16		/* pages naming more rows: their span is
+									 * read at once when they come */
 
 typedef struct ArmdbBitmapAhead
 {
@@ -87,9 +90,11 @@ typedef struct ArmdbBitmapAhead
 	int			pos;			/* the first of a page not passed yet */
 	uint64		slots[AHEAD_ENTRIES];	/* ascending */
 	ArmdbLocation locs[AHEAD_ENTRIES];
-	char	   *bufs[AHEAD_ENTRIES];	/* into arena */
+	uint32		offs[AHEAD_ENTRIES];	/* in arena */
 	bool		ok[AHEAD_ENTRIES];	/* read, and passed its checks */
-	char	   *arena;			/* AHEAD_BYTES */
+	char	   *arena;			/* the entries of the last batch, sized to
+								 * them (a plan may hold many bitmap scans:
+								 * one per partition) */
 } ArmdbBitmapAhead;
 
 /* Is this plan node a bitmap heap scan of an armdb table? */
@@ -202,7 +207,8 @@ armdb_bitmap_ahead_free(ArmdbScanDesc scan)
 		tbm_end_iterate(ra->iter);
 	if (BufferIsValid(ra->vmbuffer))
 		ReleaseBuffer(ra->vmbuffer);
-	pfree(ra->arena);
+	if (ra->arena != NULL)
+		pfree(ra->arena);
 	pfree(ra);
 	scan->bm_ahead = NULL;
 }
@@ -233,7 +239,6 @@ read_ahead(ArmdbScanDesc scan, BlockNumber blockno)
 		MemoryContext oldcontext = MemoryContextSwitchTo(scan->mcxt);
 
 		ra = palloc0(sizeof(ArmdbBitmapAhead));
-		ra->arena = palloc(AHEAD_BYTES);
 		ra->tbm = node->tbm;
 		ra->iter = tbm_begin_iterate(node->tbm);
 		ra->last = InvalidBlockNumber;
@@ -249,6 +254,9 @@ read_ahead(ArmdbScanDesc scan, BlockNumber blockno)
 		return;
 
 	ra->n = ra->pos = 0;
+	if (ra->arena != NULL)
+		pfree(ra->arena);
+	ra->arena = NULL;
 	while (npages < AHEAD_PAGES && !full)
 	{
 		TBMIterateResult *r = tbm_iterate(ra->iter);
@@ -264,8 +272,8 @@ read_ahead(ArmdbScanDesc scan, BlockNumber blockno)
 		if (r->blockno < blockno)
 			continue;			/* a page the executor skipped */
 		npages++;
-		/* lossy pages are read whole; and the executor's skipped pages */
-		if (r->ntuples < 0 ||
+		/* pages read whole, or in one span; and the executor's skipped ones */
+		if (r->ntuples < 0 || r->ntuples > AHEAD_PAGE_ROWS ||
 			(node->can_skip_fetch && !r->recheck &&
 			 VM_ALL_VISIBLE(rel, r->blockno, &ra->vmbuffer)))
 			continue;
@@ -296,15 +304,25 @@ read_ahead(ArmdbScanDesc scan, BlockNumber blockno)
 			ra->locs[ra->n].file_id = v.file_id;
 			ra->locs[ra->n].offset = v.offset;
 			ra->locs[ra->n].len = v.len;
-			ra->bufs[ra->n] = ra->arena + used;
+			ra->offs[ra->n] = used;
 			used += MAXALIGN(v.len);
 			ra->n++;
 		}
 		LWLockRelease(&page->lock);
 	}
 	if (ra->n > 0)
-		armdb_vstore_read_ahead(scan->kd, ra->n, ra->slots, ra->locs,
-								ra->bufs, ra->ok, settings);
+	{
+		char	   *bufs[AHEAD_ENTRIES];
+		int			n = ra->n;
+
+		ra->n = 0;				/* nothing read until the batch is */
+		ra->arena = MemoryContextAlloc(scan->mcxt, used);
+		for (int i = 0; i < n; i++)
+			bufs[i] = ra->arena + ra->offs[i];
+		armdb_vstore_read_ahead(scan->kd, n, ra->slots, ra->locs, bufs,
+								ra->ok, settings);
+		ra->n = n;
+	}
 }
 
 /* Was the entry of slot at loc read ahead?  Then into buf. */
@@ -323,7 +341,7 @@ armdb_bitmap_ahead_copy(ArmdbScanDesc scan, uint64 slot,
 		if (!ra->ok[i] || ra->locs[i].file_id != loc->file_id ||
 			ra->locs[i].offset != loc->offset || ra->locs[i].len != loc->len)
 			return false;
-		memcpy(buf, ra->bufs[i], loc->len);
+		memcpy(buf, ra->arena + ra->offs[i], loc->len);
 		return true;
 	}
 	return false;
@@ -450,15 +468,34 @@ judge_page(ArmdbScanDesc scan, BlockNumber blockno,
 	return nvisible > 0;
 }
 
+/*
+ * Once the executor is on the bitmap's last page and has what it needs of
+ * it, the read-ahead is done with: its memory and pin go now, not at the
+ * end of the plan, which may hold many bitmap scans (one per partition).
+ */
+static void
+ahead_release_if_done(ArmdbScanDesc scan)
+{
+	ArmdbBitmapAhead *ra = scan->bm_ahead;
+
+	if (ra != NULL && ra->done && scan->cblock >= ra->last &&
+		scan->bm_pos >= scan->bm_count)
+		armdb_bitmap_ahead_free(scan);
+}
+
 /* The versions of tbmres's page that the bitmap names. */
 bool
 armdb_scan_bitmap_next_block(TableScanDesc sscan, TBMIterateResult *tbmres)
 {
 	ArmdbScanDesc scan = (ArmdbScanDesc) sscan;
+	bool		any;
 
 	check_prefetch(scan);
 	read_ahead(scan, tbmres->blockno);
-	return judge_page(scan, tbmres->blockno, tbmres->offsets, tbmres->ntuples);
+	any = judge_page(scan, tbmres->blockno, tbmres->offsets, tbmres->ntuples);
+	if (!any)
+		ahead_release_if_done(scan);
+	return any;
 }
 
 /*
@@ -480,7 +517,10 @@ armdb_scan_bitmap_next_tuple(TableScanDesc sscan, TBMIterateResult *tbmres,
 	int			i = scan->bm_pos;
 
 	if (i >= scan->bm_count)
+	{
+		ahead_release_if_done(scan);
 		return false;
+	}
 	CHECK_FOR_INTERRUPTS();
 	armdb_scan_store_version(scan, scan->bm_slots[i], &scan->bm_versions[i],
 							 slot);

@@ -55,7 +55,8 @@ cached_fd_default(int handle)
 }
 
 ArmdbFileHooks armdb_file_hooks = {
-	open_default, close_default, open_default, cached_fd_default, close_default
+	open_default, close_default, open_default, cached_fd_default, close_default,
+	cached_fd_default
 };
 
 static void
@@ -675,6 +676,12 @@ armdb_file_cached_fd(int handle, const char *path, ArmdbError *err)
 		armdb_error(err, ARMDB_ERR_IO, errno,
 					"could not reopen file \"%s\": %s", path, strerror(errno));
 	return fd;
+}
+
+int
+armdb_file_current_fd(int handle)
+{
+	return armdb_file_hooks.current_fd(handle);
 }
 
 void

@@ -135,6 +135,13 @@ extern int	armdb_file_cached_fd(int handle, const char *path, ArmdbError *err);
 extern void armdb_file_close_cached(int handle);
 
 /*
+ * The handle's descriptor as it is now, -1 if fd.c closed it to make room:
+ * never opens anything, so calls between which nothing opens a file give
+ * descriptors that all stay good (a batch of reads across files).
+ */
+extern int	armdb_file_current_fd(int handle);
+
+/*
  * How descriptors are obtained.  The defaults are open(2) and close(2),
  * with a handle being the descriptor itself.  The backend (armdb_storage.c)
  * routes them through fd.c:
@@ -152,6 +159,7 @@ typedef struct ArmdbFileHooks
 	int			(*open_cached) (const char *path, int flags, mode_t mode);
 	int			(*cached_fd) (int handle);
 	void		(*close_cached) (int handle);
+	int			(*current_fd) (int handle);	/* -1 if closed; never opens */
 } ArmdbFileHooks;
 
 extern ArmdbFileHooks armdb_file_hooks;

@@ -109,6 +109,23 @@ shard_file_fd(ArmdbShardFiles *files, uint32 file_id, bool direct,
 	return armdb_file_cached_fd(handle, path, err);
 }
 
+/*
+ * The descriptor of a data file the shard holds open for buffered reads,
+ * as it is now (armdb_file_current_fd()); -1 if the shard does not hold it
+ * or it was closed.  Opens nothing.
+ */
+static int
+shard_file_current_fd(ArmdbShardFiles *files, uint32 file_id)
+{
+	bool		direct = false;
+
+	for (int i = 0; i < ARMDB_SHARD_FD_CACHE; i++)
+		if (files->fds[i].file_id == file_id && files->fds[i].direct == direct &&
+			files->fds[i].handle >= 0)
+			return armdb_file_current_fd(files->fds[i].handle);
+	return -1;
+}
+
 int
 armdb_shard_file_fd(ArmdbShardFiles *files, uint32 file_id, ArmdbError *err)
 {
@@ -772,14 +789,25 @@ armdb_shard_read_files_batch(ArmdbShardFiles *const *files,
 	{
 		if (reqs != NULL)
 			pfree(reqs);
+		if (which != NULL)
+			pfree(which);
 		return;					/* the callers' own reads will do */
+	}
+	/*
+	 * Open every file first; opening one may close another's descriptor
+	 * (the shard's cache, or fd.c at its limit).  Then take the descriptors
+	 * as they are, opening nothing: each stays good until the batch is
+	 * done, and a file closed meanwhile is left to the caller's own read.
+	 */
+	for (int i = 0; i < n; i++)
+	{
+		Assert(files[i]->cached_reads);
+		(void) shard_file_fd(files[i], locs[i].file_id, false, &err);
 	}
 	for (int i = 0; i < n; i++)
 	{
-		int			fd;
+		int			fd = shard_file_current_fd(files[i], locs[i].file_id);
 
-		Assert(files[i]->cached_reads);
-		fd = shard_file_fd(files[i], locs[i].file_id, false, &err);
 		if (fd < 0)
 			continue;			/* the caller's own read reports it */
 		reqs[nreqs].fd = fd;

@@ -287,10 +287,10 @@ extern bool armdb_debug_stale_cached_reads;
  * them; hdrs[i] gets the header.  ok[i] says which were read and passed:
  * an entry that failed, or whose file could not be opened, is left for
  * the caller's own armdb_shard_read_file(), which decides (cached bytes
- * may be an older image of a block, armdb_shard_pread() says why).  At
- * most ARMDB_SHARD_FD_CACHE files of one shard in a batch, so that no
- * file's descriptor is closed before the batch is submitted.  The files
- * must allow cached reads (files->cached_reads).
+ * may be an older image of a block, armdb_shard_pread() says why).  A
+ * batch of more than ARMDB_SHARD_FD_CACHE files of one shard leaves some
+ * unread: the shard keeps that many open.  The files must allow cached
+ * reads (files->cached_reads).
  */
 extern void armdb_shard_read_files_batch(ArmdbShardFiles *const *files,
 										 const ArmdbLocation *locs,

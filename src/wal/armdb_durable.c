@@ -43,8 +43,10 @@
  * record before the redo pointer must be in its file by the time the
  * checkpoint completes: the flusher holds each checkpoint at its slot's
  * I/O lock until the shard buffers are written out (the checkpoint gate,
- * below).  Committed entries are also written to their files (not synced)
- * right after the commit record is flushed.  A start from a base backup or
+ * below).  Between these, committed entries may stay in their shard's
+ * buffer (vstore_commit.c says until when); a backend that committed
+ * writes its shards' buffers out when it exits, so that a clean shutdown
+ * leaves them in their files.  A start from a base backup or
  * for archive recovery skips the own replay: WAL before the backup's start
  * point is not there, and the files were copied after it.
  *
@@ -57,7 +59,8 @@
  * DELAY_CHKPT_START gave them, without changing the entry format, and
  * keeping write-ahead order keeps recovery from having to cut anything; the
  * price is that a shard's buffer is written out only once WAL is flushed
- * past it (at commit, by the flusher, when the buffer fills).
+ * past it (by the flusher, at the gate, when the buffer fills, when a
+ * backend that committed exits).
  *
  *-------------------------------------------------------------------------
  */

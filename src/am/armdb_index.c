@@ -113,8 +113,9 @@ armdb_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
  * Index deletion (heap_index_delete_tuples): btree asks which of the TIDs
  * it proposes may go.  Entries it already knows dead (LP_DEAD) are trusted,
  * as heap trusts them; every other one goes when its version is dead to
- * every snapshot, or gone.  Slots are never reused, so an entry whose
- * version is gone can never come to point at another row.  Returns the
+ * every snapshot, or gone.  A slot is reused only after VACUUM removed
+ * every index entry pointing at it (design §2), so an empty slot's entry
+ * may go, and an entry never comes to point at another row.  Returns the
  * newest xid whose changes the deletions depend on
  * (HeapTupleHeaderAdvanceLatestRemovedXid), for hot-standby conflicts.
  */

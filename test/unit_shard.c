@@ -641,26 +641,38 @@ test_shard_cached_reads(void)
  * second half of every block read as zeros) is never believed: the entry
  * is read again with O_DIRECT.  A damaged entry still fails, both ways.
  */
+/*
+ * A shard reading through the page cache, with 40 entries of 30 to 8259
+ * bytes written out: the cached-read tests' start.
+ */
+static bool
+start_cached_shard(TShard *s, TLog *log, TInfos *infos)
+{
+	ArmdbRecoveryReport rep;
+
+	tlog_init(log);
+	tinfos_init(infos);
+	HASSERT_CALL(tshard_start(s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, true,
+							  infos, &rep));
+	s->files.cached_reads = true;
+	for (int i = 0; i < 40; i++)
+		HASSERT_CALL(tshard_append(s, log, 30 + 211 * i, false, NULL));
+	HASSERT_CALL(tshard_flush_all(s));
+	return true;
+}
+
 static void
 test_shard_stale_cached_reads(void)
 {
 	TShard		s;
 	TLog		log;
 	TInfos		infos;
-	ArmdbRecoveryReport rep;
 	ArmdbError	err;
 	ArmdbEntryHeader hdr;
 	char		path[MAXPGPATH];
 	char	   *dst;
 
-	tlog_init(&log);
-	tinfos_init(&infos);
-	ASSERT_CALL(tshard_start(&s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, true,
-							 &infos, &rep));
-	s.files.cached_reads = true;
-	for (int i = 0; i < 40; i++)
-		ASSERT_CALL(tshard_append(&s, &log, 30 + 211 * i, false, NULL));
-	ASSERT_CALL(tshard_flush_all(&s));
+	ASSERT_CALL(start_cached_shard(&s, &log, &infos));
 	armdb_debug_stale_cached_reads = true;
 	for (int i = 0; i < log.n; i++)
 	{
@@ -714,7 +726,6 @@ test_shard_read_files_batch(void)
 	TShard		s;
 	TLog		log;
 	TInfos		infos;
-	ArmdbRecoveryReport rep;
 	ArmdbShardFiles *files[40];
 	ArmdbLocation locs[40];
 	char	   *dst[40];
@@ -723,14 +734,7 @@ test_shard_read_files_batch(void)
 	char		path[MAXPGPATH];
 	int			n;
 
-	tlog_init(&log);
-	tinfos_init(&infos);
-	ASSERT_CALL(tshard_start(&s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, true,
-							 &infos, &rep));
-	s.files.cached_reads = true;
-	for (int i = 0; i < 40; i++)
-		ASSERT_CALL(tshard_append(&s, &log, 30 + 211 * i, false, NULL));
-	ASSERT_CALL(tshard_flush_all(&s));
+	ASSERT_CALL(start_cached_shard(&s, &log, &infos));
 	n = log.n;
 	ASSERT(n == 40);
 	for (int i = 0; i < n; i++)

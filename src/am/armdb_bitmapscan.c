@@ -325,26 +325,37 @@ read_ahead(ArmdbScanDesc scan, BlockNumber blockno)
 	}
 }
 
-/* Was the entry of slot at loc read ahead?  Then into buf. */
-bool
-armdb_bitmap_ahead_copy(ArmdbScanDesc scan, uint64 slot,
-						const ArmdbLocation *loc, char *buf)
+/*
+ * The read-ahead's entry of slot, if it was read and is at loc; -1 if not.
+ * Entries are in slot order from ra->pos, the executor's current page.
+ */
+static int
+ahead_find(const ArmdbBitmapAhead *ra, uint64 slot, const ArmdbLocation *loc)
 {
-	ArmdbBitmapAhead *ra = scan->bm_ahead;
-
-	if (ra == NULL)
-		return false;
 	for (int i = ra->pos; i < ra->n && ra->slots[i] <= slot; i++)
 	{
 		if (ra->slots[i] != slot)
 			continue;
 		if (!ra->ok[i] || ra->locs[i].file_id != loc->file_id ||
 			ra->locs[i].offset != loc->offset || ra->locs[i].len != loc->len)
-			return false;
-		memcpy(buf, ra->arena + ra->offs[i], loc->len);
-		return true;
+			return -1;
+		return i;
 	}
-	return false;
+	return -1;
+}
+
+/* Was the entry of slot at loc read ahead?  Then into buf. */
+bool
+armdb_bitmap_ahead_copy(ArmdbScanDesc scan, uint64 slot,
+						const ArmdbLocation *loc, char *buf)
+{
+	ArmdbBitmapAhead *ra = scan->bm_ahead;
+	int			i;
+
+	if (ra == NULL || (i = ahead_find(ra, slot, loc)) < 0)
+		return false;
+	memcpy(buf, ra->arena + ra->offs[i], loc->len);
+	return true;
 }
 
 /* Were the entries of every version kept for the page read ahead? */
@@ -352,19 +363,15 @@ static bool
 ahead_has_all(ArmdbScanDesc scan)
 {
 	ArmdbBitmapAhead *ra = scan->bm_ahead;
-	int			i = 0;
 
 	if (ra == NULL)
 		return false;
 	for (int k = 0; k < scan->bm_count; k++)
 	{
 		const ArmdbVersion *v = &scan->bm_versions[k];
+		ArmdbLocation loc = {v->file_id, v->offset, v->len};
 
-		while (ra->pos + i < ra->n && ra->slots[ra->pos + i] < scan->bm_slots[k])
-			i++;
-		if (ra->pos + i >= ra->n || ra->slots[ra->pos + i] != scan->bm_slots[k] ||
-			!ra->ok[ra->pos + i] || ra->locs[ra->pos + i].file_id != v->file_id ||
-			ra->locs[ra->pos + i].offset != v->offset)
+		if (ahead_find(ra, scan->bm_slots[k], &loc) < 0)
 			return false;
 	}
 	return true;

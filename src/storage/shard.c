@@ -750,6 +750,17 @@ armdb_shard_read_buffered(const ArmdbShardState *st, const ArmdbLocation *loc,
  */
 bool		armdb_debug_stale_cached_reads = false;
 
+/* What armdb.debug_stale_cached_reads makes of len cached bytes from off */
+static void
+debug_stale_image(char *buf, uint64 off, size_t len)
+{
+	if (!armdb_debug_stale_cached_reads)
+		return;
+	for (uint64 o = off; o < off + len; o++)
+		if (o % ARMDB_BLOCK_SIZE >= ARMDB_BLOCK_SIZE / 2)
+			buf[o - off] = 0;
+}
+
 bool
 armdb_shard_pread(ArmdbShardFiles *files, uint32 file_id, bool cached,
 				  char *buf, size_t len, uint64 off, size_t *nread,
@@ -762,12 +773,8 @@ armdb_shard_pread(ArmdbShardFiles *files, uint32 file_id, bool cached,
 	if (!armdb_io_pread(files->io, fd, buf, len, off, nread, err))
 		return armdb_error_context(err, "could not read data file %06u of \"%s\"",
 								   file_id, files->dir);
-	if (cached && armdb_debug_stale_cached_reads)
-	{
-		for (uint64 o = off; o < off + *nread; o++)
-			if (o % ARMDB_BLOCK_SIZE >= ARMDB_BLOCK_SIZE / 2)
-				buf[o - off] = 0;
-	}
+	if (cached)
+		debug_stale_image(buf, off, *nread);
 	return true;
 }
 
@@ -824,12 +831,7 @@ armdb_shard_read_files_batch(ArmdbShardFiles *const *files,
 
 			if (reqs[r].nread < locs[i].len)
 				continue;
-			if (armdb_debug_stale_cached_reads)
-			{
-				for (uint64 o = locs[i].offset; o < locs[i].offset + locs[i].len; o++)
-					if (o % ARMDB_BLOCK_SIZE >= ARMDB_BLOCK_SIZE / 2)
-						dst[i][o - locs[i].offset] = 0;
-			}
+			debug_stale_image(dst[i], locs[i].offset, locs[i].len);
 			ok[i] = check_entry(files[i]->dir, &locs[i], dst[i], &hdrs[i],
 								&err);
 		}

@@ -581,6 +581,8 @@ armdb_vstore_read_ahead(ArmdbRelKeydir *kd, int n, const uint64 *slots,
 	int			nb = 0;
 
 	for (int i = 0; i < n; i++)
+		ok[i] = false;
+	for (int i = 0; settings->cached_reads && i < n; i++)
 	{
 		uint32		shard = armdb_slot_shard(slots[i], kd->nshards);
 		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
@@ -589,9 +591,6 @@ armdb_vstore_read_ahead(ArmdbRelKeydir *kd, int n, const uint64 *slots,
 		bool		known = false;
 		int			of_shard = 0;
 
-		ok[i] = false;
-		if (!settings->cached_reads)
-			continue;
 		sf = armdb_vstore_shard_files(kd, shard, settings);
 		if (!sf->cached_reads)
 			continue;

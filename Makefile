@@ -22,7 +22,7 @@ OBJS = src/armdb.o src/armdb_storage.o src/armdb_funcs.o src/armdb_utility.o \
 	src/armdb_workers.o \
 	src/armdb_sweep.o \
 	src/am/armdb_handler.o src/am/armdb_index.o src/am/armdb_seqscan.o \
-	src/am/armdb_fetch.o src/am/armdb_analyze.o src/am/armdb_bitmapscan.o \
+	src/am/armdb_fetch.o src/am/armdb_hot.o src/am/armdb_analyze.o src/am/armdb_bitmapscan.o \
 	src/am/armdb_modify.o src/am/armdb_update.o src/am/armdb_rowlock.o \
 	src/am/armdb_ddl.o src/am/armdb_vacuum.o src/am/armdb_xact.o \
 	src/am/armdb_vm.o \
@@ -32,7 +32,7 @@ OBJS = src/armdb.o src/armdb_storage.o src/armdb_funcs.o src/armdb_utility.o \
 	src/wal/armdb_wal.o src/wal/armdb_durable.o \
 	$(STORAGE_OBJS)
 
-REGRESS = armdb_init armdb_table armdb_analyze armdb_toast armdb_compact armdb_tidrange armdb_bitmapscan armdb_estimates armdb_stale_cache armdb_tuple_format armdb_compression armdb_vm
+REGRESS = armdb_init armdb_table armdb_analyze armdb_toast armdb_compact armdb_tidrange armdb_bitmapscan armdb_estimates armdb_stale_cache armdb_tuple_format armdb_compression armdb_vm armdb_hot
 ISOLATION = armdb-eval-plan-qual armdb-update-delete armdb-row-locks \
 	armdb-rr-conflict armdb-write-skew armdb-unique armdb-visibility \
 	armdb-subxact-locks armdb-fk armdb-compact-scan armdb-ssi-delete armdb-ios

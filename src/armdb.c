@@ -47,6 +47,7 @@ char	   *armdb_data_directory = NULL;
 int			armdb_write_buffer_size_kb = 128;
 bool		armdb_skip_damaged_entries = false;
 bool		armdb_debug_full_tuple_images = false;
+bool		armdb_hot_updates = true;
 
 static const struct config_enum_entry io_method_options[] = {
 	{"auto", ARMDB_IO_AUTO, false},
@@ -252,6 +253,16 @@ _PG_init(void)
 							 &armdb_cached_reads,
 							 true,
 							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("armdb.hot_updates",
+							 "Let an UPDATE that changes no indexed column add no index entry.",
+							 "A heap-only (HOT) update, as heap's: the indexes keep "
+							 "naming the row's first version, and index scans follow "
+							 "the update chain from there.  Off: every UPDATE adds "
+							 "index entries for its new version.",
+							 &armdb_hot_updates,
+							 true,
+							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 	DefineCustomBoolVariable("armdb.debug_full_tuple_images",
 							 "Test only: write whole heap tuple images, as armdb "

@@ -25,5 +25,6 @@ extern char *armdb_data_directory;
 extern int	armdb_write_buffer_size_kb;
 extern bool armdb_skip_damaged_entries;
 extern bool armdb_debug_full_tuple_images;
+extern bool armdb_hot_updates;
 
 #endif							/* ARMDB_GUC_H */

@@ -146,6 +146,45 @@ extern HTSV_Result armdb_version_htsv(ArmdbRelKeydir *kd, uint64 slot,
 									  TransactionId OldestXmin,
 									  TransactionId *xwait);
 
+extern bool armdb_read_version_cached(ArmdbRelKeydir *kd, uint64 slot,
+									  const ArmdbVersion *v, char *buf);
+extern uint64 armdb_entry_root_slot(const char *entry, uint64 slot);
+
+/* armdb_hot.c */
+
+/*
+ * A walk along a HOT chain: the walker holds root_page's lock; the page it
+ * entered last, cur_page, is locked in mode.
+ */
+typedef struct ArmdbChainWalk
+{
+	ArmdbRelKeydir *kd;
+	ArmdbPage  *root_page;
+	ArmdbPage  *cur_page;
+	LWLockMode	mode;
+} ArmdbChainWalk;
+
+extern bool armdb_hot_next(const ArmdbVersion *v, uint64 slot, uint64 *next);
+extern bool armdb_chain_member(const ArmdbVersion *v, bool at_chain_start,
+							   TransactionId prior_xmax);
+extern ArmdbVersion *armdb_chain_version(ArmdbChainWalk *walk, uint64 slot);
+extern void armdb_chain_done(ArmdbChainWalk *walk);
+extern bool armdb_hot_search_locked(Relation rel, ArmdbRelKeydir *kd,
+									ArmdbPage *root_page, uint64 *slotp,
+									Snapshot snapshot, ArmdbVersion *copy,
+									bool *all_dead,
+									struct GlobalVisState *vistest,
+									bool first_call,
+									TransactionId resume_xmin);
+extern bool armdb_hot_search(Relation rel, ArmdbRelKeydir *kd, uint64 *slotp,
+							 Snapshot snapshot, ArmdbVersion *copy,
+							 bool *all_dead, struct GlobalVisState *vistest,
+							 bool first_call, TransactionId resume_xmin);
+extern bool armdb_hot_chain_dead(ArmdbRelKeydir *kd, uint64 root,
+								 struct GlobalVisState *vistest,
+								 bool known_dead,
+								 TransactionId *latest_removed);
+
 /*
  * The scan descriptor of sequential scans (armdb_seqscan.c), which also
  * serves ANALYZE and TABLESAMPLE (armdb_analyze.c).
@@ -322,7 +361,8 @@ extern void armdb_copy_version(Relation rel, TupleTableSlot *slot,
 							   const ArmdbVersion *old);
 extern void armdb_insert_version(Relation rel, ArmdbRelKeydir *kd,
 								 TupleTableSlot *slot, CommandId cid,
-								 uint64 prev_slot, const ArmdbVersion *lockers);
+								 uint64 prev_slot, uint64 root_slot,
+								 const ArmdbVersion *lockers);
 
 /* armdb_update.c */
 extern TM_Result armdb_tuple_delete(Relation rel, ItemPointer tid,

@@ -386,6 +386,7 @@ read_versions_span(ArmdbScanDesc scan)
 {
 	ArmdbRelKeydir *kd = scan->kd;
 	uint32		file_id = 0;
+	uint32		shard;
 	uint64		from = PG_UINT64_MAX;
 	uint64		to = 0;
 	uint64		wanted = 0;
@@ -393,10 +394,14 @@ read_versions_span(ArmdbScanDesc scan)
 	scan->span.file_id = 0;
 	if (scan->bm_count < 2)
 		return;
+	/* the page's shard's; HOT chains may lead into other shards */
+	shard = armdb_slot_shard(scan->bm_slots[0], kd->nshards);
 	for (int i = 0; i < scan->bm_count; i++)
 	{
 		ArmdbVersion *v = &scan->bm_versions[i];
 
+		if (armdb_slot_shard(scan->bm_slots[i], kd->nshards) != shard)
+			continue;
 		if (file_id == 0)
 			file_id = v->file_id;
 		if (v->file_id != file_id)
@@ -408,8 +413,7 @@ read_versions_span(ArmdbScanDesc scan)
 	if (to - from > BITMAP_SPAN_SMALL &&
 		(to - from > 4 * wanted || to - from > ARMDB_SPAN_MAX))
 		return;
-	armdb_vstore_span_read(&scan->span, kd,
-						   armdb_slot_shard(scan->bm_slots[0], kd->nshards),
+	armdb_vstore_span_read(&scan->span, kd, shard,
 						   file_id, from, to, Max(to - from, BITMAP_SPAN_SMALL),
 						   scan->mcxt, armdb_store_settings());
 }
@@ -417,11 +421,16 @@ read_versions_span(ArmdbScanDesc scan)
 /*
  * Judge the versions of page blockno that offsets names (all of them when
  * ntuples is -1, a lossy page) against the scan's snapshot, keeping the
- * visible ones; false if none is.
+ * visible ones; false if none is.  With chains (a bitmap heap scan), a
+ * slot names a HOT chain's root, and its version the snapshot sees may be
+ * a newer one on another page (heap_hot_search_buffer); a heap-only
+ * version of the page is left to its chain's root, as heap's lossy pages
+ * do.  Without (a parallel sequential scan), every version of the page
+ * counts for itself.
  */
 static bool
 judge_page(ArmdbScanDesc scan, BlockNumber blockno,
-		   const OffsetNumber *offsets, int ntuples)
+		   const OffsetNumber *offsets, int ntuples, bool chains)
 {
 	Relation	rel = scan->base.rs_rd;
 	Snapshot	snapshot = scan->base.rs_snapshot;
@@ -460,6 +469,22 @@ judge_page(ArmdbScanDesc scan, BlockNumber blockno,
 		}
 		else
 			index = i;
+		if (chains)
+		{
+			uint64		found = first + index;
+
+			if (ntuples < 0 && (page->v[index].infomask2 & HEAP_ONLY_TUPLE) &&
+				page->v[index].file_id != 0)
+				continue;
+			if (!armdb_hot_search_locked(rel, scan->kd, page, &found,
+										 snapshot, &scan->bm_versions[nvisible],
+										 NULL, NULL, true,
+										 InvalidTransactionId))
+				continue;
+			scan->bm_slots[nvisible] = found;
+			nvisible++;
+			continue;
+		}
 		if (!armdb_version_judge(rel, &page->v[index], first + index,
 								 snapshot))
 			continue;
@@ -499,7 +524,8 @@ armdb_scan_bitmap_next_block(TableScanDesc sscan, TBMIterateResult *tbmres)
 
 	check_prefetch(scan);
 	read_ahead(scan, tbmres->blockno);
-	any = judge_page(scan, tbmres->blockno, tbmres->offsets, tbmres->ntuples);
+	any = judge_page(scan, tbmres->blockno, tbmres->offsets, tbmres->ntuples,
+					 true);
 	if (!any)
 		ahead_release_if_done(scan);
 	return any;
@@ -512,7 +538,7 @@ armdb_scan_bitmap_next_block(TableScanDesc sscan, TBMIterateResult *tbmres)
 bool
 armdb_scan_judge_page(ArmdbScanDesc scan, BlockNumber blockno)
 {
-	return judge_page(scan, blockno, NULL, -1);
+	return judge_page(scan, blockno, NULL, -1, false);
 }
 
 /* The next version kept by armdb_scan_bitmap_next_block(), into slot. */

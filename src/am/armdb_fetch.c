@@ -17,6 +17,7 @@
 #include "access/xact.h"
 #include "executor/tuptable.h"
 #include "storage/predicate.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
 #include "am/armdb_am.h"
@@ -129,6 +130,74 @@ armdb_read_version(ArmdbRelKeydir *kd, uint64 slot, const ArmdbVersion *v,
 	ArmdbLocation loc = {v->file_id, v->offset, v->len};
 
 	armdb_vstore_read(kd, slot, &loc, buf, armdb_store_settings());
+}
+
+/*
+ * The entry fetched by TID last (armdb_fetch_row_version): an UPDATE reads
+ * its old row again to compare indexed columns (armdb_update.c), right
+ * after the executor fetched it.  Bytes at a location never change
+ * (vstore.c), so a copy of them keyed by keydir, slot and location is good
+ * for as long as it is kept.
+ */
+#define RECENT_ENTRY_MAX	(64 * 1024)
+
+static struct
+{
+	uint64		generation;		/* the keydir's; 0: nothing kept */
+	uint64		slot;
+	ArmdbLocation loc;
+	char	   *bytes;			/* RECENT_ENTRY_MAX, in TopMemoryContext */
+} recent_entry;
+
+static void
+remember_entry(ArmdbRelKeydir *kd, uint64 slot, const ArmdbVersion *v,
+			   const char *entry)
+{
+	recent_entry.generation = 0;
+	if (v->len > RECENT_ENTRY_MAX)
+		return;
+	if (recent_entry.bytes == NULL)
+		recent_entry.bytes = MemoryContextAlloc(TopMemoryContext,
+												RECENT_ENTRY_MAX);
+	memcpy(recent_entry.bytes, entry, v->len);
+	recent_entry.slot = slot;
+	recent_entry.loc.file_id = v->file_id;
+	recent_entry.loc.offset = v->offset;
+	recent_entry.loc.len = v->len;
+	recent_entry.generation = kd->generation;
+}
+
+/*
+ * armdb_read_version(), served from the entry fetched by TID last when it
+ * is v's; true if it was.
+ */
+bool
+armdb_read_version_cached(ArmdbRelKeydir *kd, uint64 slot,
+						  const ArmdbVersion *v, char *buf)
+{
+	if (recent_entry.generation == kd->generation && recent_entry.slot == slot &&
+		recent_entry.loc.file_id == v->file_id &&
+		recent_entry.loc.offset == v->offset && recent_entry.loc.len == v->len)
+	{
+		memcpy(buf, recent_entry.bytes, v->len);
+		return true;
+	}
+	armdb_read_version(kd, slot, v, buf);
+	return false;
+}
+
+/* The HOT chain root that the version entry of slot (its header) names. */
+uint64
+armdb_entry_root_slot(const char *entry, uint64 slot)
+{
+	ArmdbEntryHeader hdr;
+
+	memcpy(&hdr, entry, offsetof(ArmdbEntryHeader, root_slot));
+	if (armdb_entry_header_size(hdr.gsn) < ARMDB_ENTRY_HEADER_SIZE)
+		return slot;			/* a short header: its own root */
+	memcpy(&hdr.root_slot, entry + offsetof(ArmdbEntryHeader, root_slot),
+		   sizeof(hdr.root_slot));
+	return hdr.root_slot == ARMDB_INVALID_SLOT ? slot : hdr.root_slot;
 }
 
 /*
@@ -348,6 +417,7 @@ armdb_fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot,
 	buf = palloc(HEAPTUPLESIZE + v.len);
 	tuple = (HeapTuple) buf;
 	armdb_read_version(kd, slotno, &v, buf + HEAPTUPLESIZE);
+	remember_entry(kd, slotno, &v, buf + HEAPTUPLESIZE);
 	image = armdb_entry_tuple(buf + HEAPTUPLESIZE, v.len, &image_len);
 	armdb_fill_tuple(tuple, rel, slotno, image, image_len, &v);
 	ExecStoreHeapTuple(tuple, slot, true);

@@ -4,12 +4,12 @@
  *	  Index support of armdb tables: fetching a version for an index scan,
  *	  building an index, and the index-deletion callback.
  *
- * Versions are never updated in place yet, so every index entry points at a
- * version that is its own chain root: an index fetch looks up one slot, and
- * the build scan indexes each version under its own TID.  The visibility
- * decisions are heap's (heapam_index_build_range_scan,
- * heap_hot_search_buffer), made on the version record under its virtual
- * page's lock.
+ * Index entries name the roots of HOT chains (armdb_hot.c): an index fetch
+ * walks the chain from there, the build scan indexes a heap-only version
+ * under its root's TID, and index deletion removes an entry only when its
+ * whole chain is dead.  The visibility decisions are heap's
+ * (heapam_index_build_range_scan, heap_hot_search_buffer), made on the
+ * version records under their virtual pages' locks.
  *
  *-------------------------------------------------------------------------
  */
@@ -20,6 +20,7 @@
 #include "access/xact.h"
 #include "catalog/catalog.h"
 #include "catalog/index.h"
+#include "catalog/pg_am_d.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -40,6 +41,8 @@ typedef struct ArmdbIndexFetchData
 	char	   *buf;			/* the last tuple fetched */
 	Size		buf_size;
 	HeapTupleData tuple;
+	TransactionId last_xmin;	/* of the version fetched last, where a
+								 * walk for the same entry goes on */
 } ArmdbIndexFetchData;
 
 IndexFetchTableData *
@@ -69,9 +72,12 @@ armdb_index_fetch_end(IndexFetchTableData *scan)
 }
 
 /*
- * heap_hot_search_buffer for chains of one version: return it if the
- * snapshot sees it; *all_dead only when it is dead to every snapshot, since
- * the index AM then kills the entry.
+ * heapam_index_fetch_tuple(): walk the HOT chain of the entry's root to the
+ * version the snapshot sees (armdb_hot_search), and set *tid to it.  A
+ * snapshot that is not MVCC may see several versions of one chain: the
+ * caller then calls again, and the walk goes on after the one returned.
+ * *all_dead only when the whole chain is dead to every snapshot, since the
+ * index AM then kills the entry.
  */
 bool
 armdb_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
@@ -82,7 +88,7 @@ armdb_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
 	Relation	rel = scan->rel;
 	ArmdbVersion v;
 	uint64		slotno;
-	bool		visible;
+	bool		first_call = !*call_again;
 
 	*call_again = false;
 	if (all_dead)
@@ -90,30 +96,28 @@ armdb_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
 	if (!armdb_slot_of_tid(fetch->kd, tid, &slotno))
 		return false;
 
-	visible = armdb_version_lookup_ssi(rel, fetch->kd, slotno, snapshot, &v);
-	if (!visible)
-	{
-		if (all_dead && v.file_id != 0 &&
-			armdb_version_surely_dead(fetch->kd, slotno,
-									  GlobalVisTestFor(rel)))
-			*all_dead = true;
+	if (!armdb_hot_search(rel, fetch->kd, &slotno, snapshot, &v, all_dead,
+						  all_dead ? GlobalVisTestFor(rel) : NULL,
+						  first_call, fetch->last_xmin))
 		return false;
-	}
 
+	armdb_slot_to_tid(slotno, tid);
+	fetch->last_xmin = v.xmin;
 	armdb_read_version_tuple(rel, fetch->kd, slotno, &v,
 							 armdb_reserve_buffer(&fetch->buf, &fetch->buf_size,
 												  v.len, fetch->mcxt),
 							 &fetch->tuple);
 	ExecStoreHeapTuple(&fetch->tuple, slot, false);
 	pgstat_count_heap_fetch(rel);
+	*call_again = !IsMVCCSnapshot(snapshot);
 	return true;
 }
 
 /*
  * Index deletion (heap_index_delete_tuples): btree asks which of the TIDs
  * it proposes may go.  Entries it already knows dead (LP_DEAD) are trusted,
- * as heap trusts them; every other one goes when its version is dead to
- * every snapshot, or gone.  A slot is reused only after VACUUM removed
+ * as heap trusts them; every other one goes when every version of its HOT
+ * chain is dead to every snapshot, or gone.  A slot is reused only after VACUUM removed
  * every index entry pointing at it (design §2), so an empty slot's entry
  * may go, and an entry never comes to point at another row.  Returns the
  * newest xid whose changes the deletions depend on
@@ -131,47 +135,96 @@ armdb_index_delete_tuples(Relation rel, TM_IndexDeleteOp *delstate)
 		TM_IndexDelete *ideltid = &delstate->deltids[i];
 		TM_IndexStatus *istatus = delstate->status + ideltid->id;
 		uint64		slot;
-		ArmdbPage  *page;
-		ArmdbVersion *v;
-		bool		dead;
-		TransactionId xmax = InvalidTransactionId;
-		bool		xmin_committed;
 
-		if (!armdb_slot_of_tid(kd, &ideltid->tid, &slot) ||
-			(page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE)) == NULL)
+		if (!armdb_slot_of_tid(kd, &ideltid->tid, &slot))
 		{
 			istatus->knowndeletable = true;
 			continue;
 		}
-		LWLockAcquire(&page->lock, LW_SHARED);
-		v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];
-		dead = v->file_id == 0 || istatus->knowndeletable ||
-			armdb_version_is_surely_dead(v, vistest);
-		if (dead && v->file_id != 0)
-		{
-			xmax = armdb_version_get_update_xid(v);
-			xmin_committed = armdb_version_xmin_committed(v) ||
-				(!armdb_version_xmin_invalid(v) && TransactionIdDidCommit(v->xmin));
-			if (!xmin_committed || TransactionIdEquals(xmax, v->xmin))
-				xmax = InvalidTransactionId;
-		}
-		LWLockRelease(&page->lock);
-
-		if (!dead)
-			continue;
-		istatus->knowndeletable = true;
-		if (TransactionIdIsValid(xmax) &&
-			(!TransactionIdIsValid(latest_removed) ||
-			 TransactionIdFollows(xmax, latest_removed)))
-			latest_removed = xmax;
+		/* the entry's whole HOT chain must be dead (heap's rule) */
+		if (armdb_hot_chain_dead(kd, slot, vistest, istatus->knowndeletable,
+								 &latest_removed))
+			istatus->knowndeletable = true;
 	}
 	return latest_removed;
 }
 
 /*
+ * The slots of the HOT chain whose root is slot, oldest first, into
+ * *chain (grown as needed); none if slot holds a heap-only version or
+ * nothing.  A redirect's chain starts at the version it names.
+ */
+static int
+collect_chain(ArmdbRelKeydir *kd, uint64 slot, uint64 **chain, int *cap)
+{
+	ArmdbPage  *page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE);
+	ArmdbChainWalk walk = {kd, page, NULL, LW_SHARED};
+	TransactionId prior_xmax = InvalidTransactionId;
+	int			n = 0;
+	bool		at_chain_start = true;
+
+	if (page == NULL)
+		return 0;
+	LWLockAcquire(&page->lock, LW_SHARED);
+	for (;;)
+	{
+		ArmdbVersion *v = armdb_chain_version(&walk, slot);
+		uint64		next;
+
+		if (v == NULL)
+			break;
+		if (armdb_version_is_redirect(v) && at_chain_start)
+		{
+			slot = v->ctid;
+			at_chain_start = false;
+			continue;
+		}
+		if (!armdb_chain_member(v, at_chain_start, prior_xmax))
+			break;
+		if (n == *cap)
+		{
+			*cap = Max(16, *cap * 2);
+			*chain = *chain == NULL ? palloc(sizeof(uint64) * *cap) :
+				repalloc(*chain, sizeof(uint64) * *cap);
+		}
+		(*chain)[n++] = slot;
+		if (!armdb_hot_next(v, slot, &next))
+			break;
+		prior_xmax = armdb_version_get_update_xid(v);
+		slot = next;
+		at_chain_start = false;
+	}
+	armdb_chain_done(&walk);
+	LWLockRelease(&page->lock);
+	return n;
+}
+
+/* The root of the HOT chain of the heap-only version v in slot: its entry's. */
+static uint64
+heap_only_root(ArmdbRelKeydir *kd, uint64 slot, const ArmdbVersion *v)
+{
+	char	   *buf = palloc(v->len);
+	uint64		root;
+
+	armdb_read_version(kd, slot, v, buf);
+	root = armdb_entry_root_slot(buf, slot);
+	pfree(buf);
+	return root;
+}
+
+/*
  * heapam_index_build_range_scan() for armdb: a sequential scan with
  * SnapshotAny (or an MVCC snapshot for concurrent builds), deciding for
- * each version like heap does with HeapTupleSatisfiesVacuum.
+ * each version like heap does with HeapTupleSatisfiesVacuum.  A heap-only
+ * version is indexed under its chain root's TID; a recently dead one that
+ * was HOT-updated is not indexed at all, and the index is then unsafe for
+ * older snapshots (ii_BrokenHotChain: indcheckxmin), as on heap.
+ *
+ * A block range (BRIN summarizing new ranges) is read virtual page by
+ * virtual page, each chain from its root, so that TIDs come in order; so
+ * is a whole BRIN build, whose callback needs them in order too (it closes
+ * a range when a TID passes it).  Other builds scan the files, in the
+ * order the rows were written.
  */
 double
 armdb_index_build_range_scan(Relation heapRelation, Relation indexRelation,
@@ -195,17 +248,18 @@ armdb_index_build_range_scan(Relation heapRelation, Relation indexRelation,
 	bool		need_unregister_snapshot = false;
 	TransactionId OldestXmin;
 
-	/*
-	 * A block range (BRIN summarizing new ranges) is read virtual page by
-	 * virtual page, its slots in TID order; a whole-table build scans the
-	 * files.
-	 */
-	bool		ranged = start_blockno != 0 || numblocks != InvalidBlockNumber;
+	bool		ranged = start_blockno != 0 || numblocks != InvalidBlockNumber ||
+		(scan == NULL && indexRelation->rd_rel->relam == BRIN_AM_OID);
 	uint64		range_slot = (uint64) start_blockno * ARMDB_SLOTS_PER_PAGE;
 	uint64		range_end;
 	char	   *range_buf = NULL;
 	Size		range_buf_size = 0;
 	HeapTupleData range_tuple;
+	uint64	   *chain = NULL;	/* (ranged) the chain being read */
+	int			chain_cap = 0;
+	int			chain_n = 0;
+	int			chain_pos = 0;
+	uint64		chain_root = 0;
 
 	checking_uniqueness = (indexInfo->ii_Unique ||
 						   indexInfo->ii_ExclusionOps != NULL);
@@ -246,33 +300,54 @@ armdb_index_build_range_scan(Relation heapRelation, Relation indexRelation,
 	{
 		bool		tupleIsAlive;
 		uint64		slotno;
+		uint64		root;
+		ArmdbVersion v;
+		uint64		next;
+		bool		hot_updated;
+		ItemPointerData root_tid;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ranged)
 		{
-			ArmdbVersion v;
 			bool		found = false;
 
-			while (!found && range_slot < range_end)
+			while (!found)
 			{
-				slotno = range_slot++;
-				if (!armdb_version_lookup(kd, slotno, snapshot, &v))
-					continue;
-				armdb_read_version_tuple(heapRelation, kd, slotno, &v,
-										 armdb_reserve_buffer(&range_buf,
-															  &range_buf_size,
-															  v.len,
-															  CurrentMemoryContext),
-										 &range_tuple);
-				ExecStoreHeapTuple(&range_tuple, slot, false);
-				found = true;
+				if (chain_pos < chain_n)
+				{
+					slotno = chain[chain_pos++];
+					if (!armdb_version_lookup(kd, slotno, snapshot, &v))
+						continue;
+					armdb_read_version_tuple(heapRelation, kd, slotno, &v,
+											 armdb_reserve_buffer(&range_buf,
+																  &range_buf_size,
+																  v.len,
+																  CurrentMemoryContext),
+											 &range_tuple);
+					ExecStoreHeapTuple(&range_tuple, slot, false);
+					root = chain_root;
+					found = true;
+					break;
+				}
+				if (range_slot >= range_end)
+					break;
+				chain_root = range_slot++;
+				chain_n = collect_chain(kd, chain_root, &chain, &chain_cap);
+				chain_pos = 0;
 			}
 			if (!found)
 				break;
 		}
-		else if (!table_scan_getnextslot(scan, ForwardScanDirection, slot))
-			break;
-		slotno = armdb_tid_to_slot(&slot->tts_tid);
+		else
+		{
+			if (!table_scan_getnextslot(scan, ForwardScanDirection, slot))
+				break;
+			slotno = armdb_tid_to_slot(&slot->tts_tid);
+			(void) armdb_version_lookup(kd, slotno, SnapshotAny, &v);
+			root = (v.infomask2 & HEAP_ONLY_TUPLE) ?
+				heap_only_root(kd, slotno, &v) : slotno;
+		}
+		armdb_slot_to_tid(root, &root_tid);
 
 		if (snapshot == SnapshotAny)
 		{
@@ -282,6 +357,8 @@ armdb_index_build_range_scan(Relation heapRelation, Relation indexRelation,
 
 	recheck:
 			res = armdb_version_htsv(kd, slotno, OldestXmin, &xwait);
+			(void) armdb_version_lookup(kd, slotno, SnapshotAny, &v);
+			hot_updated = armdb_hot_next(&v, slotno, &next);
 			switch (res)
 			{
 				case HEAPTUPLE_DEAD:
@@ -294,8 +371,10 @@ armdb_index_build_range_scan(Relation heapRelation, Relation indexRelation,
 					reltuples += 1;
 					break;
 				case HEAPTUPLE_RECENTLY_DEAD:
-					/* no HOT chains yet: index it, like a non-HOT tuple */
-					indexIt = true;
+					/* a newer version of its chain is indexed instead */
+					indexIt = !hot_updated;
+					if (hot_updated)
+						indexInfo->ii_BrokenHotChain = true;
 					tupleIsAlive = false;
 					break;
 				case HEAPTUPLE_INSERT_IN_PROGRESS:
@@ -338,7 +417,7 @@ armdb_index_build_range_scan(Relation heapRelation, Relation indexRelation,
 						if (!is_system_catalog)
 							elog(WARNING, "concurrent delete in progress within table \"%s\"",
 								 RelationGetRelationName(heapRelation));
-						if (checking_uniqueness)
+						if (checking_uniqueness || hot_updated)
 						{
 							XactLockTableWait(xwait, heapRelation,
 											  &slot->tts_tid,
@@ -346,9 +425,17 @@ armdb_index_build_range_scan(Relation heapRelation, Relation indexRelation,
 							CHECK_FOR_INTERRUPTS();
 							goto recheck;
 						}
+						indexIt = true;
 						reltuples += 1;
 					}
-					indexIt = true;
+					else if (hot_updated)
+					{
+						/* our own HOT update: its newer version is indexed */
+						indexIt = false;
+						indexInfo->ii_BrokenHotChain = true;
+					}
+					else
+						indexIt = true;
 					tupleIsAlive = false;
 					break;
 				default:
@@ -370,10 +457,12 @@ armdb_index_build_range_scan(Relation heapRelation, Relation indexRelation,
 		if (predicate != NULL && !ExecQual(predicate, econtext))
 			continue;
 		FormIndexDatum(indexInfo, slot, estate, values, isnull);
-		callback(indexRelation, &slot->tts_tid, values, isnull, tupleIsAlive,
+		callback(indexRelation, &root_tid, values, isnull, tupleIsAlive,
 				 callback_state);
 	}
 
+	if (chain != NULL)
+		pfree(chain);
 	if (scan != NULL)
 		table_endscan(scan);
 	if (need_unregister_snapshot)
@@ -389,10 +478,10 @@ armdb_index_build_range_scan(Relation heapRelation, Relation indexRelation,
 
 /*
  * CREATE INDEX CONCURRENTLY's validation pass (heapam_index_validate_scan):
- * every version visible to snapshot whose TID the index lacks is inserted.
- * state->tuplesort holds the index's TIDs in order; the versions are
- * visited in TID order too -- virtual page by virtual page, not file by
- * file -- so that the two lists merge.
+ * every version visible to snapshot whose chain root's TID the index lacks
+ * is inserted under that TID.  state->tuplesort holds the index's TIDs in
+ * order; the roots are visited in TID order too -- virtual page by virtual
+ * page, not file by file -- so that the two lists merge.
  */
 void
 armdb_index_validate_scan(Relation heapRelation, Relation indexRelation,
@@ -425,15 +514,18 @@ armdb_index_validate_scan(Relation heapRelation, Relation indexRelation,
 	{
 		for (int i = 0; i < ARMDB_SLOTS_PER_PAGE; i++)
 		{
-			uint64		slotno = p * ARMDB_SLOTS_PER_PAGE + i;
+			uint64		root = p * ARMDB_SLOTS_PER_PAGE + i;
+			uint64		slotno = root;
 			ItemPointerData tid;
 			ArmdbVersion v;
 
 			CHECK_FOR_INTERRUPTS();
-			if (!armdb_version_lookup(kd, slotno, snapshot, &v))
+			/* from each chain's root, its version the snapshot sees */
+			if (!armdb_hot_search(NULL, kd, &slotno, snapshot, &v, NULL, NULL,
+								  true, InvalidTransactionId))
 				continue;
 			state->htups += 1;
-			armdb_slot_to_tid(slotno, &tid);
+			armdb_slot_to_tid(root, &tid);
 
 			/* skip the index's TIDs up to this one */
 			while (!tuplesort_empty &&

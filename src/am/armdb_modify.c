@@ -175,7 +175,8 @@ static void
 append_version(Relation rel, ArmdbVstoreAppend *ap, HeapTuple tuple,
 			   TransactionId xid,
 			   FullTransactionId fxid, CommandId cid, uint64 prev_slot,
-			   uint32 spec_token, const ArmdbVersion *lockers, ItemPointer tid)
+			   uint64 root_slot, uint32 spec_token,
+			   const ArmdbVersion *lockers, ItemPointer tid)
 {
 	ArmdbLocation loc;
 	ArmdbPage  *page;
@@ -185,12 +186,12 @@ append_version(Relation rel, ArmdbVstoreAppend *ap, HeapTuple tuple,
 	/* without the header fields the version record holds */
 	if (armdb_debug_full_tuple_images)
 		slot = armdb_vstore_insert(ap, tuple->t_data, tuple->t_len, 0,
-								   prev_slot, fxid, &loc);
+								   prev_slot, root_slot, fxid, &loc);
 	else
 		slot = armdb_vstore_insert(ap, (char *) tuple->t_data + ARMDB_TUPLE_SHORTENED,
 								   tuple->t_len - ARMDB_TUPLE_SHORTENED,
 								   ARMDB_GSN_FLAG_SHORT_TUPLE, prev_slot,
-								   fxid, &loc);
+								   root_slot, fxid, &loc);
 	page = armdb_keydir_page(ap->kd, slot / ARMDB_SLOTS_PER_PAGE);
 
 	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
@@ -206,6 +207,8 @@ append_version(Relation rel, ArmdbVstoreAppend *ap, HeapTuple tuple,
 	v->infomask = HEAP_XMAX_INVALID;
 	v->infomask2 = 0;
 	v->ctid = (uint32) slot;
+	if (root_slot != ARMDB_INVALID_SLOT)
+		v->infomask2 = HEAP_ONLY_TUPLE; /* a HOT update's (armdb_hot.c) */
 	if (spec_token != 0)
 	{
 		/* a speculative insertion: ctid holds the token (heap: t_ctid) */
@@ -217,7 +220,7 @@ append_version(Relation rel, ArmdbVstoreAppend *ap, HeapTuple tuple,
 		/* an UPDATE's new version inherits the old one's key-share lockers */
 		v->xmax = lockers->xmax;
 		v->infomask = lockers->infomask;
-		v->infomask2 = lockers->infomask2;
+		v->infomask2 |= lockers->infomask2;
 	}
 	LWLockRelease(&page->lock);
 
@@ -256,8 +259,8 @@ stamp_slot_tuple(TupleTableSlot *slot, TransactionId xid, CommandId cid)
  */
 static void
 insert_slots(Relation rel, ArmdbRelKeydir *kd, TupleTableSlot **slots,
-			 int ntuples, CommandId cid, uint64 prev_slot, uint32 spec_token,
-			 const ArmdbVersion *lockers)
+			 int ntuples, CommandId cid, uint64 prev_slot, uint64 root_slot,
+			 uint32 spec_token, const ArmdbVersion *lockers)
 {
 	const ArmdbStoreSettings *settings = armdb_store_settings();
 	FullTransactionId fxid = GetCurrentFullTransactionId();
@@ -281,7 +284,8 @@ insert_slots(Relation rel, ArmdbRelKeydir *kd, TupleTableSlot **slots,
 		{
 			slots[i]->tts_tableOid = RelationGetRelid(rel);
 			append_version(rel, &ap, tuples[i], xid, fxid, cid, prev_slot,
-						   spec_token, lockers, &slots[i]->tts_tid);
+						   root_slot, spec_token, lockers,
+						   &slots[i]->tts_tid);
 		}
 	}
 	PG_CATCH();
@@ -311,7 +315,7 @@ armdb_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid,
 				   int options, struct BulkInsertStateData *bistate)
 {
 	insert_slots(rel, armdb_rel_keydir(rel), &slot, 1, cid, ARMDB_INVALID_SLOT,
-				 0, NULL);
+				 ARMDB_INVALID_SLOT, 0, NULL);
 	pgstat_count_heap_insert(rel, 1);
 }
 
@@ -329,7 +333,7 @@ armdb_tuple_insert_speculative(Relation rel, TupleTableSlot *slot,
 {
 	Assert(specToken != 0);
 	insert_slots(rel, armdb_rel_keydir(rel), &slot, 1, cid, ARMDB_INVALID_SLOT,
-				 specToken, NULL);
+				 ARMDB_INVALID_SLOT, specToken, NULL);
 	pgstat_count_heap_insert(rel, 1);
 }
 
@@ -380,7 +384,7 @@ armdb_multi_insert(Relation rel, TupleTableSlot **slots, int ntuples,
 				   struct BulkInsertStateData *bistate)
 {
 	insert_slots(rel, armdb_rel_keydir(rel), slots, ntuples, cid,
-				 ARMDB_INVALID_SLOT, 0, NULL);
+				 ARMDB_INVALID_SLOT, ARMDB_INVALID_SLOT, 0, NULL);
 	pgstat_count_heap_insert(rel, ntuples);
 }
 
@@ -428,7 +432,8 @@ armdb_copy_version(Relation rel, TupleTableSlot *slot, const ArmdbVersion *old)
 	armdb_vstore_append_begin(&ap, kd, armdb_my_shard(kd),
 							  RelationNeedsWAL(rel), armdb_store_settings());
 	append_version(rel, &ap, tuple, old->xmin, full_xid(old->xmin), FirstCommandId,
-				   ARMDB_INVALID_SLOT, 0, NULL, &slot->tts_tid);
+				   ARMDB_INVALID_SLOT, ARMDB_INVALID_SLOT, 0, NULL,
+				   &slot->tts_tid);
 	slotno = armdb_tid_to_slot(&slot->tts_tid);
 	armdb_vstore_append_end(&ap);
 
@@ -443,7 +448,9 @@ armdb_copy_version(Relation rel, TupleTableSlot *slot, const ArmdbVersion *old)
 	v->xmax = old->xmax;
 	v->cid = old->cid;
 	v->infomask = old->infomask;
-	v->infomask2 = old->infomask2 & ~ARMDB_V2_SPECULATIVE;
+	/* every version is its own root in the new table */
+	v->infomask2 = old->infomask2 & ~(ARMDB_V2_SPECULATIVE | HEAP_HOT_UPDATED |
+									  HEAP_ONLY_TUPLE);
 	v->ctid = (uint32) slotno;
 	LWLockRelease(&page->lock);
 
@@ -454,12 +461,13 @@ armdb_copy_version(Relation rel, TupleTableSlot *slot, const ArmdbVersion *old)
 
 /*
  * The new version of an UPDATE, locked by lockers->xmax (with its infomask
- * bits) if valid; slot->tts_tid is set to its TID.
+ * bits) if valid; slot->tts_tid is set to its TID.  root_slot: the root of
+ * a HOT update's chain, or ARMDB_INVALID_SLOT (not heap-only).
  */
 void
 armdb_insert_version(Relation rel, ArmdbRelKeydir *kd, TupleTableSlot *slot,
-					 CommandId cid, uint64 prev_slot,
+					 CommandId cid, uint64 prev_slot, uint64 root_slot,
 					 const ArmdbVersion *lockers)
 {
-	insert_slots(rel, kd, &slot, 1, cid, prev_slot, 0, lockers);
+	insert_slots(rel, kd, &slot, 1, cid, prev_slot, root_slot, 0, lockers);
 }

@@ -48,8 +48,16 @@
  * transactions, the one kind whose locks matter after a crash (lock
  * entries, armdb_xact.c and keep_carried_locks below).
  *
- * Every UPDATE is a non-HOT update for now: the new version gets index
- * entries of its own (*update_indexes = true).
+ * HOT.  An UPDATE that changes no indexed column (binary comparison, as
+ * heap's HeapDetermineColumnsInfo) is a heap-only update (armdb_hot.c):
+ * its new version is marked HEAP_ONLY_TUPLE, its entry names the chain's
+ * root, the old version gets HEAP_HOT_UPDATED when it is linked, and no
+ * index entry is added (*update_indexes = false).  The comparison needs
+ * the old row: the executor fetched it by TID just before
+ * (ExecModifyTable), so it is read again from the copy that fetch kept
+ * (armdb_read_version_cached), and the key columns are settled from it
+ * at once.  A table without indexes gains nothing from HOT and its
+ * updates are never heap-only (heap's are: n_tup_hot_upd differs there).
  *
  *-------------------------------------------------------------------------
  */
@@ -65,11 +73,14 @@
 #include "storage/lmgr.h"
 #include "storage/predicate.h"
 #include "storage/procarray.h"
+#include "utils/datum.h"
+#include "utils/snapmgr.h"
 
 #include "am/armdb_am.h"
 #include "am/armdb_vm.h"
 #include "armdb.h"
 #include "keydir/visibility.h"
+#include "armdb_guc.h"
 
 /* what an UPDATE knows about its key columns */
 typedef enum KeyState
@@ -269,6 +280,8 @@ retry:
 	/* the page is no longer all-visible (armdb_vm.c) */
 	armdb_vm_clear(rel, kd, page, slot / ARMDB_SLOTS_PER_PAGE);
 	armdb_set_xmax(v, new_xmax, new_infomask, new_infomask2);
+	/* a HOT update of ours sets it again when it links (heap_delete too) */
+	v->infomask2 &= ~HEAP_HOT_UPDATED;
 	if (new_infomask & HEAP_XMAX_IS_MULTI)
 		armdb_xact_note_row_lock(rel);	/* lockers beside us: PREPARE */
 	v->infomask &= ~HEAP_COMBOCID;
@@ -360,6 +373,93 @@ armdb_tuple_delete(Relation rel, ItemPointer tid, CommandId cid,
 	return TM_Ok;
 }
 
+/*
+ * heap's HeapDetermineColumnsInfo(), for the attributes in attrs: does one
+ * of newslot's differ from oldtup's, binary?  A system attribute other
+ * than tableoid, or the whole row, counts as changed.
+ */
+static bool
+columns_differ(Relation rel, Bitmapset *attrs, HeapTuple oldtup,
+			   TupleTableSlot *newslot)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			x = -1;
+
+	while ((x = bms_next_member(attrs, x)) >= 0)
+	{
+		AttrNumber	attnum = x + FirstLowInvalidHeapAttributeNumber;
+		Form_pg_attribute att;
+		Datum		oldval;
+		Datum		newval;
+		bool		oldnull;
+		bool		newnull;
+
+		if (attnum == TableOidAttributeNumber)
+			continue;
+		if (attnum <= 0)
+			return true;
+		att = TupleDescAttr(desc, attnum - 1);
+		oldval = heap_getattr(oldtup, attnum, desc, &oldnull);
+		newval = slot_getattr(newslot, attnum, &newnull);
+		if (oldnull != newnull)
+			return true;
+		if (!oldnull && !datumIsEqual(oldval, newval, att->attbyval, att->attlen))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * May the UPDATE of the version in oslot by newslot be heap-only (file
+ * header)?  If so, *root is its chain's root slot.  *keys is settled from
+ * the same comparison when it was unknown.
+ */
+static bool
+update_is_hot(Relation rel, ArmdbRelKeydir *kd, uint64 oslot,
+			  TupleTableSlot *newslot, uint64 *root, KeyState *keys)
+{
+	ArmdbVersion v;
+	Bitmapset  *hot_attrs;
+	HeapTupleData oldtup;
+	char	   *buf;
+	char	   *image;
+	uint32		image_len;
+	bool		hot;
+
+	*root = ARMDB_INVALID_SLOT;
+	if (!armdb_hot_updates || !rel->rd_rel->relhasindex)
+		return false;
+	(void) armdb_version_lookup(kd, oslot, SnapshotAny, &v);
+	if (v.file_id == 0)
+		return false;			/* end_version() says what is wrong */
+
+	buf = palloc(v.len);
+	(void) armdb_read_version_cached(kd, oslot, &v, buf);
+	*root = (v.infomask2 & HEAP_ONLY_TUPLE) ?
+		armdb_entry_root_slot(buf, oslot) : oslot;
+	image = armdb_entry_tuple(buf, v.len, &image_len);
+	armdb_fill_tuple(&oldtup, rel, oslot, image, image_len, &v);
+
+	hot_attrs = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_ALL);
+	hot = !columns_differ(rel, hot_attrs, &oldtup, newslot);
+	bms_free(hot_attrs);
+	if (hot)
+		*keys = KEYS_INTACT;	/* key columns are indexed columns */
+	else if (*keys == KEYS_UNKNOWN)
+	{
+		Bitmapset  *key_attrs = RelationGetIndexAttrBitmap(rel,
+														   INDEX_ATTR_BITMAP_KEY);
+
+		*keys = columns_differ(rel, key_attrs, &oldtup, newslot) ?
+			KEYS_CHANGED : KEYS_INTACT;
+		bms_free(key_attrs);
+	}
+	pfree(buf);
+	if (!hot)
+		*root = ARMDB_INVALID_SLOT;
+	return hot;
+}
+
 TM_Result
 armdb_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot,
 				   CommandId cid, Snapshot snapshot, Snapshot crosscheck,
@@ -371,28 +471,37 @@ armdb_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot,
 	uint64		nslot;
 	ArmdbVersion lockers;
 	ArmdbPage  *page;
+	ArmdbVersion *v;
 	TM_Result	result;
+	/* without key columns no update can change one: no comparing */
+	KeyState	keys = armdb_has_key_columns(rel) ? KEYS_UNKNOWN : KEYS_INTACT;
+	uint64		root;
+	bool		hot;
 
 	*update_indexes = true;
+	if (!armdb_slot_of_tid(kd, otid, &oslot))
+		elog(ERROR, "armdb: attempted to update a row version that does not exist");
+	hot = update_is_hot(rel, kd, oslot, slot, &root, &keys);
 
-	/* without key columns no update can change one: no comparing */
-	result = end_version(rel, kd, otid, cid, crosscheck, wait, slot,
-						 armdb_has_key_columns(rel) ?
-						 KEYS_UNKNOWN : KEYS_INTACT,
+	result = end_version(rel, kd, otid, cid, crosscheck, wait, slot, keys,
 						 false, tmfd, lockmode, &lockers);
 	if (result != TM_Ok)
 		return result;
 
 	/* the new version, in our shard; then link the old one to it */
-	armdb_insert_version(rel, kd, slot, cid, oslot, &lockers);
+	armdb_insert_version(rel, kd, slot, cid, oslot, root, &lockers);
 	nslot = armdb_tid_to_slot(&slot->tts_tid);
 	page = armdb_keydir_page(kd, oslot / ARMDB_SLOTS_PER_PAGE);
 	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
-	page->v[oslot % ARMDB_SLOTS_PER_PAGE].ctid = (uint32) nslot;
+	v = &page->v[oslot % ARMDB_SLOTS_PER_PAGE];
+	v->ctid = (uint32) nslot;
+	if (hot)
+		v->infomask2 |= HEAP_HOT_UPDATED;
 	LWLockRelease(&page->lock);
 	if (TransactionIdIsValid(lockers.xmax))
 		keep_carried_locks(rel, kd, nslot, &lockers);
 
-	pgstat_count_heap_update(rel, false);
+	*update_indexes = !hot;
+	pgstat_count_heap_update(rel, hot);
 	return TM_Ok;
 }

@@ -79,6 +79,294 @@ dead_slot_callback(ItemPointer itemptr, void *state)
 }
 
 /*
+ * HOT pruning (heap's pruneheap.c, across virtual pages).  Pass 1 decides,
+ * for each chain, with the root's page locked: the dead and recently dead
+ * versions at its front go, and the root's slot becomes a redirect to the
+ * first version left -- or, when none is left, an empty slot whose index
+ * entries pass 2 removes.  Nothing changes before the prune record is
+ * logged; then each chain is pruned as one step (prune_chains()): the
+ * root first, then the heap-only versions it no longer leads to.  Freeing
+ * takes the shard's lock, which comes before a page's, so it cannot
+ * happen under pass 1's page lock; and no interrupt is taken inside a
+ * chain's step, so that an ERROR or a cancel never leaves a version no
+ * walk reaches (its bytes would then never be counted as dead, and
+ * compaction could drop the entry that ended it: design §5).
+ */
+typedef struct PruneVictim
+{
+	uint64		slot;			/* a heap-only version's slot */
+	TransactionId xmin;			/* ... while it holds this version */
+} PruneVictim;
+
+/* what prune_chain() decided for a chain's root */
+typedef enum ChainRoot
+{
+	ROOT_KEPT,					/* as it is (nothing dead at the front) */
+	ROOT_REDIRECTED,			/* to redirect (or still redirecting) */
+	ROOT_DEAD					/* the whole chain is dead: the root's slot
+								 * goes the way of a dead version */
+} ChainRoot;
+
+typedef struct PrunePlan
+{
+	uint64		root;
+	ChainRoot	outcome;		/* ROOT_REDIRECTED or ROOT_DEAD */
+	bool		was_redirect;	/* the root's slot redirected already */
+	TransactionId root_xmin;	/* the root's version's, when it has one */
+	uint32		root_ctid;		/* the root's ctid (or redirect) seen */
+	uint32		target;			/* ROOT_REDIRECTED: the first version left */
+	int64		first_victim;	/* its versions to free, in victims[] */
+	int64		nvictims;
+} PrunePlan;
+
+typedef struct HotPrune
+{
+	PrunePlan  *plans;
+	int64		nplans;
+	int64		plans_cap;
+	PruneVictim *victims;		/* of the plans, then lone ones */
+	int64		nvictims;
+	int64		victims_cap;
+	PruneVictim *lone;			/* dead heap-only versions at a chain's
+								 * end (an aborted update, mostly) */
+	int64		nlone;
+	int64		lone_cap;
+	uint64	   *chain;			/* scratch: the chain being looked at */
+	TransactionId *chain_xmin;
+	int			chain_cap;
+	uint64		nredirects;		/* for the log line */
+	uint64		nfreed;
+} HotPrune;
+
+#define GROW(arr, n, cap, type) \
+	do { \
+		if ((n) == (cap)) \
+		{ \
+			(cap) = Max(64, (cap) * 2); \
+			(arr) = (arr) == NULL ? \
+				palloc_extended(sizeof(type) * (cap), MCXT_ALLOC_HUGE) : \
+				repalloc_huge((arr), sizeof(type) * (cap)); \
+		} \
+	} while (0)
+
+static void advance_latest_removed(ArmdbVersion *v, TransactionId *latest);
+
+/*
+ * heap_prune_chain(): the HOT chain whose root is slot, on page (locked
+ * exclusively by the caller).  Walking from the root, the dead and
+ * recently dead versions up to the last dead one go: a plan in hp says so,
+ * with the heap-only ones among them to be freed, and the root to redirect
+ * to the version after them -- or, when nothing after them is left, to be
+ * dead.
+ */
+static ChainRoot
+prune_chain(ArmdbRelKeydir *kd, ArmdbPage *page, uint64 root,
+			TransactionId oldest_xmin, HotPrune *hp,
+			TransactionId *latest_removed)
+{
+	ArmdbChainWalk walk = {kd, page, NULL, LW_SHARED};
+	ArmdbVersion *rv = &page->v[root % ARMDB_SLOTS_PER_PAGE];
+	bool		redirected = armdb_version_is_redirect(rv);
+	TransactionId prior_xmax = InvalidTransactionId;
+	uint64		slot = redirected ? rv->ctid : root;
+	int			n = 0;
+	int			latestdead = -1;
+	PrunePlan  *plan;
+
+	for (;;)
+	{
+		ArmdbVersion *v = armdb_chain_version(&walk, slot);
+		HTSV_Result res;
+		uint64		next;
+
+		/* past the root's own version, the chain is heap-only */
+		if (v == NULL || !armdb_chain_member(v, n == 0 && !redirected,
+											  prior_xmax))
+			break;
+		if (n == hp->chain_cap)
+		{
+			hp->chain_cap = Max(16, hp->chain_cap * 2);
+			hp->chain = hp->chain == NULL ?
+				palloc(sizeof(uint64) * hp->chain_cap) :
+				repalloc(hp->chain, sizeof(uint64) * hp->chain_cap);
+			hp->chain_xmin = hp->chain_xmin == NULL ?
+				palloc(sizeof(TransactionId) * hp->chain_cap) :
+				repalloc(hp->chain_xmin, sizeof(TransactionId) * hp->chain_cap);
+		}
+		hp->chain[n] = slot;
+		hp->chain_xmin[n++] = v->xmin;
+		res = armdb_version_satisfies_vacuum(v, oldest_xmin);
+		if (res == HEAPTUPLE_DEAD)
+		{
+			latestdead = n - 1;
+			advance_latest_removed(v, latest_removed);
+		}
+		else if (res != HEAPTUPLE_RECENTLY_DEAD)
+			break;
+		if (!armdb_hot_next(v, slot, &next))
+			break;
+		prior_xmax = armdb_version_get_update_xid(v);
+		slot = next;
+	}
+	armdb_chain_done(&walk);
+
+	/* nothing dead at the front; but a redirect to nothing is dead */
+	if (latestdead < 0 && !(redirected && n == 0))
+		return ROOT_KEPT;
+
+	GROW(hp->plans, hp->nplans, hp->plans_cap, PrunePlan);
+	plan = &hp->plans[hp->nplans++];
+	plan->root = root;
+	plan->was_redirect = redirected;
+	plan->root_xmin = redirected ? InvalidTransactionId : rv->xmin;
+	plan->root_ctid = rv->ctid;
+	plan->first_victim = hp->nvictims;
+	for (int i = redirected ? 0 : 1; i <= latestdead; i++)
+	{
+		GROW(hp->victims, hp->nvictims, hp->victims_cap, PruneVictim);
+		hp->victims[hp->nvictims].slot = hp->chain[i];
+		hp->victims[hp->nvictims++].xmin = hp->chain_xmin[i];
+	}
+	plan->nvictims = hp->nvictims - plan->first_victim;
+	if (latestdead == n - 1)
+	{
+		plan->outcome = ROOT_DEAD;
+		plan->target = 0;
+	}
+	else
+	{
+		plan->outcome = ROOT_REDIRECTED;
+		plan->target = (uint32) hp->chain[latestdead + 1];
+	}
+	return plan->outcome;
+}
+
+/*
+ * Free the heap-only version victim, if its slot still holds it: it is
+ * dead and no index entry names it, so the slot is free for reuse at
+ * once, and the version's bytes count as dead.  Whether it did.
+ */
+static bool
+free_heap_only(ArmdbRelKeydir *kd, const PruneVictim *victim)
+{
+	ArmdbShardRt *rt = armdb_keydir_shard(kd, armdb_slot_shard(victim->slot,
+															   kd->nshards));
+	ArmdbPage  *page = armdb_keydir_page(kd, victim->slot / ARMDB_SLOTS_PER_PAGE);
+	ArmdbVersion *v = &page->v[victim->slot % ARMDB_SLOTS_PER_PAGE];
+	bool		freed = false;
+
+	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+	/* noted twice (by its chain and on its own), it is freed once */
+	if (v->file_id != 0 && (v->infomask2 & HEAP_ONLY_TUPLE) &&
+		TransactionIdEquals(v->xmin, victim->xmin))
+	{
+		pg_atomic_fetch_add_u64(&rt->dead_bytes, v->len);
+		armdb_files_add_dead(rt, v->file_id, v->len);
+		memset(v, 0, sizeof(*v));
+		v->infomask2 = ARMDB_V2_FREED;	/* no index entry named it */
+		freed = true;
+	}
+	LWLockRelease(&page->lock);
+	if (freed)
+		(void) armdb_keydir_free_slot(rt, victim->slot);
+	LWLockRelease(&rt->lock);
+	return freed;
+}
+
+/*
+ * One chain's pruning, as pass 1 planned it: the root first (a redirect,
+ * whose version's bytes now count as dead; or, for a dead chain, an empty
+ * slot whose index entries are still to go), then the versions it no
+ * longer leads to.  Nothing else changes a dead chain meanwhile -- VACUUM
+ * runs alone on the table, and updates only add at a chain's live end --
+ * but a root that is not as pass 1 saw it is left alone, versions and all.
+ * Returns the versions removed.
+ */
+static uint64
+prune_one_chain(ArmdbRelKeydir *kd, const HotPrune *hp, const PrunePlan *plan)
+{
+	ArmdbShardRt *rt = armdb_keydir_shard(kd, armdb_slot_shard(plan->root,
+															   kd->nshards));
+	ArmdbPage  *page = armdb_keydir_page(kd, plan->root / ARMDB_SLOTS_PER_PAGE);
+	ArmdbVersion *rv = &page->v[plan->root % ARMDB_SLOTS_PER_PAGE];
+	uint64		nremoved = 0;
+	bool		same;
+
+	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+	if (plan->was_redirect)
+		same = armdb_version_is_redirect(rv) && rv->ctid == plan->root_ctid;
+	else
+		same = rv->file_id != 0 && !(rv->infomask2 & HEAP_ONLY_TUPLE) &&
+			TransactionIdEquals(rv->xmin, plan->root_xmin) &&
+			rv->ctid == plan->root_ctid;
+	Assert(same);
+	if (same && plan->outcome == ROOT_REDIRECTED)
+	{
+		if (!plan->was_redirect)
+		{
+			pg_atomic_fetch_add_u64(&rt->dead_bytes, rv->len);
+			armdb_files_add_dead(rt, rv->file_id, rv->len);
+			nremoved++;
+		}
+		memset(rv, 0, sizeof(*rv));
+		rv->infomask2 = ARMDB_V2_REDIRECT;
+		rv->ctid = plan->target;
+	}
+	else if (same && plan->was_redirect)
+	{
+		/* ROOT_DEAD: a slot index entries still name (pass 3 frees it) */
+		memset(rv, 0, sizeof(*rv));
+		rv->infomask2 = ARMDB_V2_ORPHAN;
+	}
+	/* a dead root's own version waits for pass 3, as any dead version */
+	LWLockRelease(&page->lock);
+	LWLockRelease(&rt->lock);
+
+	if (same)
+		for (int64 i = 0; i < plan->nvictims; i++)
+			nremoved += free_heap_only(kd, &hp->victims[plan->first_victim + i]);
+	return nremoved;
+}
+
+/*
+ * Carry out pass 1's pruning, once its record is logged: every plan, then
+ * the lone dead heap-only versions.  The versions removed are counted in
+ * hp->nfreed.
+ */
+static void
+prune_chains(ArmdbRelKeydir *kd, HotPrune *hp)
+{
+	for (int64 i = 0; i < hp->nplans; i++)
+	{
+		uint64		n;
+
+		vacuum_delay_point();
+		HOLD_INTERRUPTS();
+		n = prune_one_chain(kd, hp, &hp->plans[i]);
+		RESUME_INTERRUPTS();
+		hp->nfreed += n;
+		if (hp->plans[i].outcome == ROOT_REDIRECTED &&
+			!hp->plans[i].was_redirect)
+			hp->nredirects++;
+		if (n > 0)
+			pg_atomic_fetch_sub_u64(&kd->nversions,
+									Min(n, pg_atomic_read_u64(&kd->nversions)));
+	}
+	for (int64 i = 0; i < hp->nlone; i++)
+	{
+		vacuum_delay_point();
+		if (free_heap_only(kd, &hp->lone[i]))
+		{
+			hp->nfreed++;
+			if (pg_atomic_read_u64(&kd->nversions) > 0)
+				pg_atomic_fetch_sub_u64(&kd->nversions, 1);
+		}
+	}
+}
+
+/*
  * A MultiXact xmax whose members have all ended is replaced by what
  * remains of it (heap's FreezeMultiXactId, simplified): its committed
  * updater, or nothing.  One still running lowers *min_multi, the
@@ -211,6 +499,9 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 	TransactionId latest_removed = InvalidTransactionId;
 	BlockNumber relallvisible;
 	uint64		nremoved = 0;
+	HotPrune	hp;
+
+	memset(&hp, 0, sizeof(hp));
 
 	/* 1. the dead */
 	for (uint64 p = 0; p < npages; p++)
@@ -224,14 +515,37 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 		for (int i = 0; i < ARMDB_SLOTS_PER_PAGE; i++)
 		{
 			ArmdbVersion *v = &page->v[i];
+			uint64		slot = p * ARMDB_SLOTS_PER_PAGE + i;
 			HTSV_Result res;
+			uint64		next;
 
+			if (armdb_version_is_redirect(v))
+			{
+				if (prune_chain(kd, page, slot, oldest_xmin, &hp,
+								&latest_removed) == ROOT_DEAD)
+					add_dead(&dead, slot);
+				continue;
+			}
+			if (v->file_id != 0 && !(v->infomask2 & HEAP_ONLY_TUPLE) &&
+				armdb_hot_next(v, slot, &next))
+			{
+				/* the root of a HOT chain: prune it */
+				ChainRoot	r = prune_chain(kd, page, slot, oldest_xmin, &hp,
+											&latest_removed);
+
+				if (r == ROOT_DEAD)
+					add_dead(&dead, slot);
+				if (r != ROOT_KEPT)
+					continue;
+			}
 			if (v->file_id == 0)
 			{
 				/*
-				 * A slot the load found empty may still have index
-				 * entries: remove them too.  What ended its version ended
-				 * before the load; a hot standby may still hold the version.
+				 * A slot the load found empty (or a dead chain's redirect,
+				 * when a VACUUM stopped before its pass 3) may still have
+				 * index entries: remove them too.  What ended its version
+				 * ended before the load; a hot standby may still hold the
+				 * version.
 				 */
 				if (v->infomask2 & ARMDB_V2_ORPHAN)
 				{
@@ -244,6 +558,23 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 				continue;
 			}
 			res = armdb_version_satisfies_vacuum(v, oldest_xmin);
+			if (res == HEAPTUPLE_DEAD && (v->infomask2 & HEAP_ONLY_TUPLE))
+			{
+				/*
+				 * A dead heap-only version has no index entry.  One that
+				 * no newer version follows goes now (its update aborted,
+				 * or its chain ends here and its root is pruned too);
+				 * otherwise its chain's pruning decides.
+				 */
+				if (!armdb_hot_next(v, slot, &next))
+				{
+					GROW(hp.lone, hp.nlone, hp.lone_cap, PruneVictim);
+					hp.lone[hp.nlone].slot = slot;
+					hp.lone[hp.nlone++].xmin = v->xmin;
+					advance_latest_removed(v, &latest_removed);
+				}
+				continue;
+			}
 			switch (res)
 			{
 				case HEAPTUPLE_LIVE:
@@ -290,17 +621,33 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 	/*
 	 * Hot standbys drop them too, once the snapshots that could see them
 	 * are gone (a recovery conflict): before their index entries go, as
-	 * heap's prune record comes before its index vacuum.
+	 * heap's prune record comes before its index vacuum.  The redirects
+	 * come first, then the heap-only versions pruning passes over, then
+	 * the dead slots (a dead chain's redirecting root among them).
 	 */
-	if (dead.n > 0 && RelationNeedsWAL(rel) && XLogStandbyInfoActive())
+	if ((dead.n > 0 || hp.nplans > 0 || hp.nlone > 0) &&
+		RelationNeedsWAL(rel) && XLogStandbyInfoActive())
 	{
-		uint64	   *slots = palloc_extended(sizeof(uint64) * dead.n, MCXT_ALLOC_HUGE);
+		int64		n = 2 * hp.nplans + hp.nvictims + hp.nlone + dead.n;
+		uint64	   *slots = palloc_extended(sizeof(uint64) * n, MCXT_ALLOC_HUGE);
+		int64		k = 0;
 
+		for (int64 i = 0; i < hp.nplans; i++)
+			if (hp.plans[i].outcome == ROOT_REDIRECTED)
+			{
+				slots[k++] = hp.plans[i].root | ARMDB_PRUNE_REDIRECT;
+				slots[k++] = hp.plans[i].target;
+			}
+		for (int64 i = 0; i < hp.nvictims; i++)
+			slots[k++] = hp.victims[i].slot;
+		for (int64 i = 0; i < hp.nlone; i++)
+			slots[k++] = hp.lone[i].slot;
 		for (int64 i = 0; i < dead.n; i++)
-			slots[i] = armdb_tid_to_slot(&dead.tids[i]);
-		armdb_wal_log_prune(&rel->rd_node, latest_removed, slots, dead.n);
+			slots[k++] = armdb_tid_to_slot(&dead.tids[i]);
+		armdb_wal_log_prune(&rel->rd_node, latest_removed, slots, k);
 		pfree(slots);
 	}
+	prune_chains(kd, &hp);
 
 	/* 2. their index entries */
 	vac_open_indexes(rel, RowExclusiveLock, &nindexes, &indrels);
@@ -353,12 +700,11 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 		(void) armdb_keydir_free_slot(rt, slot);
 		LWLockRelease(&rt->lock);
 	}
-	if (dead.n > 0)
-	{
+	if (nremoved > 0)
 		pg_atomic_fetch_sub_u64(&kd->nversions,
 								Min(nremoved, pg_atomic_read_u64(&kd->nversions)));
+	if (dead.n > 0)
 		pfree(dead.tids);
-	}
 
 	/* 4. the visibility map */
 	relallvisible = set_all_visible(rel, kd, oldest_xmin);
@@ -397,8 +743,9 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 	pgstat_report_vacuum(RelationGetRelid(rel), rel->rd_rel->relisshared,
 						 (PgStat_Counter) live, (PgStat_Counter) recently_dead);
 	ereport(params->log_min_duration >= 0 ? LOG : DEBUG2,
-			(errmsg("armdb: vacuumed \"%s\": %llu dead versions removed, %llu slots emptied before a restart freed, %.0f live, %.0f recently dead",
-					RelationGetRelationName(rel), (unsigned long long) nremoved,
-					(unsigned long long) (dead.n - nremoved), live,
-					recently_dead)));
+			(errmsg("armdb: vacuumed \"%s\": %llu dead versions removed (%llu of HOT chains, and %llu chain roots now redirect), %.0f live, %.0f recently dead",
+					RelationGetRelationName(rel),
+					(unsigned long long) (nremoved + hp.nfreed),
+					(unsigned long long) hp.nfreed,
+					(unsigned long long) hp.nredirects, live, recently_dead)));
 }

@@ -45,6 +45,7 @@
 #include "storage/merge.h"
 #include "storage/recovery.h"
 #include "storage/winner.h"
+#include "wal/armdb_wal.h"
 #include "wal/armdb_durable.h"
 
 static dshash_table *keydir_hash = NULL;
@@ -418,7 +419,16 @@ typedef struct LoadKill
 	uint64		newer;			/* slot of the new version (UPDATE), or the
 								 * slot itself (DELETE); a lock's xmax and
 								 * infomask bits (lock_xmax) */
+	bool		hot;			/* a HOT update: newer is heap-only */
 } LoadKill;
+
+/* A heap-only version met by the load, for its chain root's redirect. */
+typedef struct LoadHeapOnly
+{
+	uint64		root;
+	uint64		gsn;
+	uint64		slot;
+} LoadHeapOnly;
 
 /*
  * How a keydir is loaded: the normal way; during recovery, for hot-standby
@@ -445,6 +455,9 @@ typedef struct LoadState
 	LoadKill   *kills;
 	uint64		nkills;
 	uint64		maxkills;
+	LoadHeapOnly *honly;		/* every heap-only version entry */
+	uint64		nhonly;
+	uint64		maxhonly;
 	uint32		file_id;		/* file of the last entry seen */
 	uint64		file_pos;		/* where the next entry of file_id must be */
 	bool		gaps;			/* bytes between two entries of a file:
@@ -497,7 +510,7 @@ cmp_file_stat(const void *a, const void *b)
 
 static void
 note_kill(LoadState *ls, uint64 slot, uint64 gsn, TransactionId xid,
-		  bool in_progress, uint64 newer)
+		  bool in_progress, uint64 newer, bool hot)
 {
 	if (ls->nkills == ls->maxkills)
 	{
@@ -512,7 +525,24 @@ note_kill(LoadState *ls, uint64 slot, uint64 gsn, TransactionId xid,
 	ls->kills[ls->nkills].in_progress = in_progress;
 	ls->kills[ls->nkills].lock = false;
 	ls->kills[ls->nkills].newer = newer;
+	ls->kills[ls->nkills].hot = hot;
 	ls->nkills++;
+}
+
+static void
+note_heap_only(LoadState *ls, uint64 slot, uint64 gsn, uint64 root)
+{
+	if (ls->nhonly == ls->maxhonly)
+	{
+		ls->maxhonly = Max(1024, ls->maxhonly * 2);
+		ls->honly = ls->honly == NULL ?
+			palloc_extended(sizeof(LoadHeapOnly) * ls->maxhonly, MCXT_ALLOC_HUGE) :
+			repalloc_huge(ls->honly, sizeof(LoadHeapOnly) * ls->maxhonly);
+	}
+	ls->honly[ls->nhonly].root = root;
+	ls->honly[ls->nhonly].gsn = gsn & ARMDB_GSN_MAX;
+	ls->honly[ls->nhonly].slot = slot;
+	ls->nhonly++;
 }
 
 /* A lock entry's xmax and its bits (format.h), as one number. */
@@ -527,7 +557,8 @@ lock_xmax(const ArmdbEntryInfo *e)
 static void
 note_lock(LoadState *ls, const ArmdbEntryInfo *e)
 {
-	note_kill(ls, e->slot, e->gsn, InvalidTransactionId, true, lock_xmax(e));
+	note_kill(ls, e->slot, e->gsn, InvalidTransactionId, true, lock_xmax(e),
+			  false);
 	ls->kills[ls->nkills - 1].lock = true;
 }
 
@@ -557,13 +588,16 @@ stashed_gsn(const ArmdbVersion *v)
  * (UPDATE), or the slot itself (DELETE).
  */
 static void
-mark_ended(ArmdbVersion *v, TransactionId xid, uint64 newer)
+mark_ended(ArmdbVersion *v, TransactionId xid, uint64 newer, bool hot)
 {
 	v->xmax = xid;
 	v->infomask &= ~(HEAP_XMAX_INVALID | HEAP_XMAX_COMMITTED |
 					 HEAP_XMAX_IS_MULTI | HEAP_LOCK_MASK |
 					 HEAP_XMAX_LOCK_ONLY);
 	v->infomask2 |= HEAP_KEYS_UPDATED;
+	v->infomask2 &= ~HEAP_HOT_UPDATED;
+	if (hot)
+		v->infomask2 |= HEAP_HOT_UPDATED;
 	v->ctid = (uint32) newer;
 }
 
@@ -702,11 +736,13 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 				  (ls->mode == LOAD_STANDBY &&
 				   !(e->gsn & ARMDB_GSN_FLAG_FROZEN) &&
 				   !GlobalVisCheckRemovableXid(NULL, xid)),
-				  role.newer);
+				  role.newer, role.heap_only_root != ARMDB_INVALID_SLOT);
 	if (role.locks != ARMDB_INVALID_SLOT)
 		note_lock(ls, e);
 	if (!role.version)
 		return true;
+	if (role.heap_only_root != ARMDB_INVALID_SLOT)
+		note_heap_only(ls, e->slot, e->gsn, role.heap_only_root);
 
 	/* the loader holds kd->lock */
 	page = page_for_slot(kd, e->slot, true, ls->settings);
@@ -721,7 +757,8 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	v->infomask = HEAP_XMAX_INVALID | (role.in_progress ? 0 : HEAP_XMIN_COMMITTED);
 	if (role.frozen)
 		v->infomask |= HEAP_XMIN_FROZEN;	/* its xid may be older than clog */
-	v->infomask2 = 0;
+	v->infomask2 = role.heap_only_root != ARMDB_INVALID_SLOT ?
+		HEAP_ONLY_TUPLE : 0;
 	v->ctid = (uint32) e->slot;
 	return true;
 }
@@ -824,7 +861,89 @@ mark_running(ArmdbRelKeydir *kd, LoadState *ls)
 		if (k->lock)
 			mark_locked(v, k->slot, k->newer);
 		else
-			mark_ended(v, k->xid, k->newer);
+			mark_ended(v, k->xid, k->newer, k->hot);
+	}
+}
+
+static int
+cmp_heap_only(const void *a, const void *b)
+{
+	const LoadHeapOnly *x = a;
+	const LoadHeapOnly *y = b;
+
+	if (x->root != y->root)
+		return (x->root > y->root) - (x->root < y->root);
+	return (x->gsn > y->gsn) - (x->gsn < y->gsn);
+}
+
+/*
+ * The redirects of HOT chain roots (armdb_hot.c), which no entry records:
+ * a root whose slot lost its version (its end committed) redirects to the
+ * oldest version of its chain still there, which every later version
+ * follows through ctid.  Runs after the ends are applied, while records
+ * still hold their entries' gsns.  The roots that kept their versions are
+ * left in ls->honly, each with the oldest version of its chain, for
+ * relink_roots().
+ */
+static void
+rebuild_redirects(ArmdbRelKeydir *kd, LoadState *ls)
+{
+	uint64		nkept = 0;
+
+	if (ls->nhonly > 1)
+		qsort(ls->honly, ls->nhonly, sizeof(LoadHeapOnly), cmp_heap_only);
+	for (uint64 i = 0; i < ls->nhonly; i++)
+	{
+		LoadHeapOnly *h = &ls->honly[i];
+		ArmdbPage  *page = armdb_keydir_page(kd, h->slot / ARMDB_SLOTS_PER_PAGE);
+		ArmdbVersion *v;
+		ArmdbVersion *rv;
+
+		/* the oldest of its chain whose version is still there */
+		if (page == NULL)
+			continue;
+		v = &page->v[h->slot % ARMDB_SLOTS_PER_PAGE];
+		if (v->file_id == 0 || stashed_gsn(v) != h->gsn)
+			continue;
+		rv = &page_for_slot(kd, h->root, true, ls->settings)->v[h->root % ARMDB_SLOTS_PER_PAGE];
+		if (rv->file_id == 0 && !armdb_version_is_redirect(rv))
+		{
+			rv->infomask2 = ARMDB_V2_REDIRECT;
+			rv->ctid = (uint32) h->slot;
+		}
+		else if (rv->file_id != 0)
+			ls->honly[nkept++] = *h;	/* nkept <= i */
+		/* the chain's later versions: already followed */
+		while (i + 1 < ls->nhonly && ls->honly[i + 1].root == h->root)
+			i++;
+	}
+	ls->nhonly = nkept;
+}
+
+/*
+ * A root kept with its end as xmax -- a running update, or on a standby a
+ * committed one that older snapshots still see -- leads on to its chain's
+ * next version, as its update made it: HEAP_HOT_UPDATED and that version's
+ * slot.  The end's entry says so, unless a merge has kept it as a
+ * tombstone, which names no newer version; then the chain's oldest version
+ * left (rebuild_redirects) is the one.  Runs once the ends are marked.
+ */
+static void
+relink_roots(ArmdbRelKeydir *kd, LoadState *ls)
+{
+	for (uint64 i = 0; i < ls->nhonly; i++)
+	{
+		LoadHeapOnly *h = &ls->honly[i];
+		ArmdbVersion *rv = &armdb_keydir_page(kd, h->root / ARMDB_SLOTS_PER_PAGE)->v[h->root % ARMDB_SLOTS_PER_PAGE];
+
+		if (rv->file_id != 0 && !(rv->infomask & HEAP_XMAX_INVALID) &&
+			!HEAP_XMAX_IS_LOCKED_ONLY(rv->infomask) &&
+			!(rv->infomask2 & (HEAP_HOT_UPDATED | HEAP_ONLY_TUPLE)) &&
+			rv->ctid == (uint32) h->root)
+		{
+			rv->infomask2 |= HEAP_HOT_UPDATED;
+			rv->ctid = (uint32) h->slot;
+		}
 	}
 }
 
@@ -1002,6 +1121,9 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 		}
 	}
 
+	if (mode != LOAD_PROMOTED)
+		rebuild_redirects(kd, &ls);
+
 	/*
 	 * unstash; what no live version uses is dead bytes for compaction (a
 	 * promoted keydir's records hold real values, and readers: they are
@@ -1022,6 +1144,8 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 			uint32		shard;
 			ArmdbFileStat *f;
 
+			if (armdb_version_is_redirect(v))
+				continue;		/* a HOT chain's root (rebuild_redirects) */
 			if (v->file_id == 0)
 			{
 				/*
@@ -1052,8 +1176,11 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 			LWLockRelease(&page->lock);
 	}
 	mark_running(kd, &ls);
+	relink_roots(kd, &ls);
 	if (ls.kills)
 		pfree(ls.kills);
+	if (ls.honly)
+		pfree(ls.honly);
 	for (uint32 shard = 0; shard < kd->nshards; shard++)
 		pg_atomic_write_u64(&armdb_keydir_shard(kd, shard)->dead_bytes,
 							shard_bytes[shard] - Min(shard_live_bytes[shard],
@@ -1340,7 +1467,8 @@ redo_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 		v->xmax = InvalidTransactionId;
 		v->cid = FirstCommandId;
 		v->infomask = HEAP_XMAX_INVALID;
-		v->infomask2 = 0;
+		v->infomask2 = role.heap_only_root != ARMDB_INVALID_SLOT ?
+			HEAP_ONLY_TUPLE : 0;
 		v->ctid = (uint32) e->slot;
 		LWLockRelease(&page->lock);
 	}
@@ -1350,7 +1478,8 @@ redo_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 		v = &page->v[role.ends % ARMDB_SLOTS_PER_PAGE];
 		if (v->file_id != 0)
-			mark_ended(v, xid, role.newer);
+			mark_ended(v, xid, role.newer,
+					   role.heap_only_root != ARMDB_INVALID_SLOT);
 		LWLockRelease(&page->lock);
 	}
 	if (role.locks != ARMDB_INVALID_SLOT &&
@@ -1422,18 +1551,31 @@ armdb_keydir_redo_prune(ArmdbRelKeydir *kd, const uint64 *slots, uint32 nslots)
 		return;
 	for (uint32 i = 0; i < nslots; i++)
 	{
-		ArmdbPage  *page = armdb_keydir_page(kd, slots[i] / ARMDB_SLOTS_PER_PAGE);
+		bool		redirect = (slots[i] & ARMDB_PRUNE_REDIRECT) != 0;
+		uint64		slot = slots[i] & ~ARMDB_PRUNE_REDIRECT;
+		ArmdbPage  *page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE);
 		ArmdbVersion *v;
 
+		if (redirect && i + 1 >= nslots)
+			elog(PANIC, "armdb redo: prune record ends inside a redirect");
 		if (page == NULL)
+		{
+			i += redirect;
 			continue;
+		}
 		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
-		v = &page->v[slots[i] % ARMDB_SLOTS_PER_PAGE];
+		v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];
 		if (v->file_id != 0)
 		{
-			memset(v, 0, sizeof(*v));
 			if (pg_atomic_read_u64(&kd->nversions) > 0)
 				pg_atomic_fetch_sub_u64(&kd->nversions, 1);
+		}
+		memset(v, 0, sizeof(*v));
+		if (redirect)
+		{
+			/* a HOT chain's root, now redirecting (armdb_hot.c) */
+			v->infomask2 = ARMDB_V2_REDIRECT;
+			v->ctid = (uint32) slots[++i];
 		}
 		LWLockRelease(&page->lock);
 	}
@@ -1493,6 +1635,12 @@ armdb_keydir_redo_freeze(ArmdbRelKeydir *kd, TransactionId cutoff)
 					v->xmax = InvalidTransactionId;
 				}
 			}
+			/*
+			 * A version of a HOT chain stays: the chain would break.  The
+			 * primary's pruning removes it (armdb_keydir_redo_prune).
+			 */
+			if (gone && (v->infomask2 & (HEAP_HOT_UPDATED | HEAP_ONLY_TUPLE)))
+				gone = false;
 			if (gone)
 			{
 				memset(v, 0, sizeof(*v));

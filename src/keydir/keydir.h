@@ -21,7 +21,8 @@
  *
  * Version records mirror the fields of a heap tuple header that concurrency
  * needs (design §3): xmin, xmax, the command id (cmin/cmax or a combo id),
- * heap's t_infomask bits and t_infomask2 flag bits, and ctid, the slot of
+ * heap's t_infomask bits and t_infomask2 flag bits (HEAP_HOT_UPDATED and
+ * HEAP_ONLY_TUPLE included: HOT chains, armdb_hot.c), and ctid, the slot of
  * the newer version.  The row image itself is in the data files.
  *
  *-------------------------------------------------------------------------
@@ -74,9 +75,17 @@ struct ArmdbMergeMove;
 										 * version's insert aborted or its
 										 * end committed before the
 										 * restart, or it was reserved and
-										 * never used; index entries may
-										 * point at it until VACUUM removes
-										 * them and frees it */
+										 * never used; or a redirect VACUUM
+										 * found its HOT chain all dead
+										 * (armdb_vacuum.c); index entries
+										 * may point at it until VACUUM
+										 * removes them and frees it */
+#define ARMDB_V2_REDIRECT		0x0010	/* no version: the root of a HOT
+										 * chain whose first versions
+										 * VACUUM removed; ctid is the slot
+										 * of the chain's first version
+										 * left (heap's LP_REDIRECT,
+										 * armdb_hot.c) */
 
 /*
  * The settings the key directory and the version store (src/vstore/) work
@@ -114,6 +123,13 @@ typedef struct ArmdbVersion
 } ArmdbVersion;
 
 StaticAssertDecl(sizeof(ArmdbVersion) == 32, "version record is 32 bytes");
+
+/* A slot holding no version but the redirect of a HOT chain's root? */
+static inline bool
+armdb_version_is_redirect(const ArmdbVersion *v)
+{
+	return v->file_id == 0 && (v->infomask2 & ARMDB_V2_REDIRECT) != 0;
+}
 
 /*
  * The infomask bits that say who holds an xmax and how, hint bits aside:

@@ -22,6 +22,7 @@ armdb_winner_classify(const ArmdbEntryInfo *e, uint64 max_slots,
 	role->ends = ARMDB_INVALID_SLOT;
 	role->newer = ARMDB_INVALID_SLOT;
 	role->locks = ARMDB_INVALID_SLOT;
+	role->heap_only_root = ARMDB_INVALID_SLOT;
 
 	if (armdb_gsn_is_reservation(e->gsn))
 	{
@@ -66,6 +67,8 @@ armdb_winner_classify(const ArmdbEntryInfo *e, uint64 max_slots,
 	role->version = true;
 	role->frozen = (e->gsn & ARMDB_GSN_FLAG_FROZEN) != 0;
 	role->in_progress = fate == ARMDB_XACT_IN_PROGRESS;
+	if (e->root_slot != e->slot && e->root_slot < max_slots)
+		role->heap_only_root = e->root_slot;
 	if (e->prev_slot != ARMDB_INVALID_SLOT && e->prev_slot < max_slots)
 	{
 		role->ends = e->prev_slot;

@@ -78,6 +78,10 @@ typedef struct ArmdbEntryRole
 	uint64		locks;			/* slot whose version a row lock entry of a
 								 * running transaction locks, or
 								 * ARMDB_INVALID_SLOT */
+	uint64		heap_only_root; /* (version) the root of the HOT chain of a
+								 * heap-only version (its end of an older
+								 * version is a HOT update), or
+								 * ARMDB_INVALID_SLOT */
 } ArmdbEntryRole;
 
 /*

@@ -360,7 +360,7 @@ armdb_vstore_append_version(ArmdbVstoreAppend *ap, uint64 slot,
 
 uint64
 armdb_vstore_insert(ArmdbVstoreAppend *ap, const void *image, uint32 len,
-					uint64 value_flags, uint64 prev_slot,
+					uint64 value_flags, uint64 prev_slot, uint64 root_slot,
 					FullTransactionId fxid, ArmdbLocation *loc)
 {
 	ArmdbShardRt *rt = ap->rt;
@@ -394,8 +394,9 @@ armdb_vstore_insert(ArmdbVstoreAppend *ap, const void *image, uint32 len,
 	/* may ERROR: memory */
 	(void) armdb_keydir_page_for_slot(ap->kd, slot, ap->settings);
 
-	armdb_vstore_append_version(ap, slot, slot, prev_slot, fxid, image, len,
-								value_flags, loc);
+	armdb_vstore_append_version(ap, slot,
+								root_slot == ARMDB_INVALID_SLOT ? slot : root_slot,
+								prev_slot, fxid, image, len, value_flags, loc);
 
 	/* the slot is used up even if this transaction aborts */
 	if (rt->nfree > 0)
@@ -647,6 +648,8 @@ armdb_vstore_span_read(ArmdbVstoreSpan *span, ArmdbRelKeydir *kd,
 	bool		ok;
 
 	span->file_id = 0;
+	span->shard = shard;
+	span->nshards = kd->nshards;
 	loc.file_id = file_id;
 	loc.offset = (uint32) from;
 	loc.len = (uint32) (to - from);
@@ -688,7 +691,9 @@ armdb_vstore_span_copy(const ArmdbVstoreSpan *span, uint64 slot,
 	 * last block may hold an entry appended since (a reused slot's new
 	 * version), which the read may have seen half written, or not at all.
 	 */
-	if (loc->file_id != span->file_id || loc->offset < span->from ||
+	if (loc->file_id != span->file_id ||
+		armdb_slot_shard(slot, span->nshards) != span->shard ||
+		loc->offset < span->from ||
 		(uint64) loc->offset + loc->len > Min(span->to, span->from + span->len))
 		return false;
 	memcpy(buf, span->buf.data + (loc->offset - span->from), loc->len);

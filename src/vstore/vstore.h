@@ -112,13 +112,14 @@ extern void armdb_vstore_append_end(ArmdbVstoreAppend *ap);
  * virtual page exists when this returns (ERROR if armdb.memory is full,
  * before anything is written); the slot is used up even if the transaction
  * aborts.  Returns the slot; *loc is where its entry is.  value_flags is 0
- * or ARMDB_GSN_FLAG_SHORT_TUPLE, for the entry's gsn.
+ * or ARMDB_GSN_FLAG_SHORT_TUPLE, for the entry's gsn; root_slot the HOT
+ * chain's root (ARMDB_INVALID_SLOT: the new slot is its own).
  * ERROR (54000) if the image is longer than an entry can hold.
  */
 extern uint64 armdb_vstore_insert(ArmdbVstoreAppend *ap, const void *image,
 								  uint32 len, uint64 value_flags,
-								  uint64 prev_slot, FullTransactionId fxid,
-								  ArmdbLocation *loc);
+								  uint64 prev_slot, uint64 root_slot,
+								  FullTransactionId fxid, ArmdbLocation *loc);
 
 /*
  * Append a version of slot, with the chain's root_slot and the slot of the
@@ -220,6 +221,8 @@ extern void armdb_vstore_read_ahead(ArmdbRelKeydir *kd, int n,
 typedef struct ArmdbVstoreSpan
 {
 	ArmdbAlignedBuf buf;
+	uint32		shard;			/* the shard of the file read */
+	uint32		nshards;
 	uint32		file_id;		/* 0: nothing read */
 	uint64		from;			/* file offset of buf.data[0] */
 	size_t		len;

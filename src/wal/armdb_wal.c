@@ -244,6 +244,11 @@ armdb_wal_log_prune(const RelFileNode *rnode, TransactionId latest_removed,
 		xl_armdb_prune xlrec;
 		uint32		n = (uint32) Min(nslots - done, XLOG_ARMDB_PRUNE_MAX_SLOTS);
 
+		/* a redirect's pair stays in one record */
+		if (n > 1 && done + n < nslots &&
+			(slots[done + n - 1] & ARMDB_PRUNE_REDIRECT))
+			n--;
+
 		xlrec.dbNode = rnode->dbNode;
 		xlrec.relNode = rnode->relNode;
 		xlrec.latest_removed = latest_removed;

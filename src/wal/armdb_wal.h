@@ -195,8 +195,16 @@ typedef struct xl_armdb_merge
  * with snapshots that could still see them (latest_removed: the newest
  * transaction that ended one, as heap's prune records carry), then drops
  * them from its key directory.  At most XLOG_ARMDB_PRUNE_MAX_SLOTS a record.
+ *
+ * HOT pruning rides along (armdb_vacuum.c): a slot with ARMDB_PRUNE_REDIRECT
+ * is a chain's root that now redirects to the slot in the next uint64 (the
+ * pair never split between records), and the heap-only versions pruning
+ * passed over are among the slots, freed on the primary right after the
+ * record.  Redirects come first, as a standby's readers of a chain must
+ * meet the redirect before the versions it passes over are gone.
  */
 #define XLOG_ARMDB_PRUNE_MAX_SLOTS	8192
+#define ARMDB_PRUNE_REDIRECT		(UINT64CONST(1) << 63)
 typedef struct xl_armdb_prune
 {
 	Oid			dbNode;

@@ -192,3 +192,21 @@ SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'hot_no
 
 DROP TABLE hot_a, hot_h, hot_noidx;
 DROP FUNCTION hot_same(text);
+
+-- a rolled-back transaction's two HOT updates of one row: VACUUM frees both
+-- versions (the second follows the first, whose insert aborted)
+CREATE TABLE hot_ab (id int PRIMARY KEY, v text) USING armdb;
+INSERT INTO hot_ab VALUES (1, 'a');
+BEGIN;
+UPDATE hot_ab SET v = 'b';
+UPDATE hot_ab SET v = 'c';
+ROLLBACK;
+SELECT sum(live_versions) AS versions_before FROM armdb_shard_stats('hot_ab');
+VACUUM hot_ab;
+SELECT sum(live_versions) AS versions_after FROM armdb_shard_stats('hot_ab');
+SELECT * FROM hot_ab;
+UPDATE hot_ab SET v = 'd';
+SET enable_seqscan = off;
+SELECT * FROM hot_ab WHERE id = 1;
+RESET enable_seqscan;
+DROP TABLE hot_ab;

@@ -48,6 +48,7 @@ int			armdb_write_buffer_size_kb = 128;
 bool		armdb_skip_damaged_entries = false;
 bool		armdb_debug_full_tuple_images = false;
 bool		armdb_hot_updates = true;
+bool		armdb_debug_seqscan_pages = false;
 
 static const struct config_enum_entry io_method_options[] = {
 	{"auto", ARMDB_IO_AUTO, false},
@@ -269,6 +270,15 @@ _PG_init(void)
 							 "did before it shortened them.",
 							 "Tables can hold both kinds; tests read them side by side.",
 							 &armdb_debug_full_tuple_images,
+							 false,
+							 PGC_SUSET, GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("armdb.debug_seqscan_pages",
+							 "Test only: serial sequential scans read virtual pages "
+							 "whatever the share of dead bytes in the table's files.",
+							 "They do by themselves when the files hold mostly "
+							 "versions no snapshot needs.",
+							 &armdb_debug_seqscan_pages,
 							 false,
 							 PGC_SUSET, GUC_NOT_IN_SAMPLE,
 							 NULL, NULL, NULL);

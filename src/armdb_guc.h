@@ -26,5 +26,6 @@ extern int	armdb_write_buffer_size_kb;
 extern bool armdb_skip_damaged_entries;
 extern bool armdb_debug_full_tuple_images;
 extern bool armdb_hot_updates;
+extern bool armdb_debug_seqscan_pages;
 
 #endif							/* ARMDB_GUC_H */

@@ -203,6 +203,9 @@ typedef struct ArmdbScanDescData
 	 * the pages [par_next, par_end) this participant took.
 	 */
 	bool		started;
+	bool		mode_chosen;	/* serial: files or pages, decided */
+	bool		page_mode;		/* serial: pages [par_next, par_end), as
+								 * a parallel participant reads them */
 	struct ShardCursor *cursors;	/* per shard (serial scans only) */
 	int			ncursors;
 	struct binaryheap *merge;	/* serial: cursors with entries, by gsn */

@@ -18,7 +18,11 @@
  *	   gave to another row;
  *	 - once VACUUM has removed the chain's first versions, the root's slot
  *	   holds no version but a *redirect* (ARMDB_V2_REDIRECT, heap's
- *	   LP_REDIRECT): its ctid names the first version left.  Only the
+ *	   LP_REDIRECT): its ctid names the first version left, and its xmin
+ *	   that version's xmin, so that a walk never follows it into a slot
+ *	   given to another row since (heap's redirects stay on their page,
+ *	   whose lock keeps the target; a hot standby that loaded its keydir
+ *	   may keep versions the primary has freed and reused).  Only the
  *	   root's slot may redirect, and a redirect stays until the whole chain
  *	   is dead; then the root's slot is an ordinary dead slot, whose index
  *	   entries VACUUM removes before the slot is used again.
@@ -51,14 +55,14 @@
 
 /*
  * Does version v (in slot) go on to a newer version of its HOT chain?  Its
- * slot in *next.  heap's HeapTupleHeaderIsHotUpdated, and a ctid that
- * names another slot.
+ * slot in *next.  heap's HeapTupleHeaderIsHotUpdated (an insert known to
+ * have aborted leads nowhere), and a ctid that names another slot.
  */
 bool
 armdb_hot_next(const ArmdbVersion *v, uint64 slot, uint64 *next)
 {
 	if (v->file_id == 0 || !(v->infomask2 & HEAP_HOT_UPDATED) ||
-		(v->infomask & HEAP_XMAX_INVALID) ||
+		(v->infomask & HEAP_XMAX_INVALID) || armdb_version_xmin_invalid(v) ||
 		HEAP_XMAX_IS_LOCKED_ONLY(v->infomask) ||
 		(v->infomask2 & ARMDB_V2_SPECULATIVE) ||
 		v->ctid == ARMDB_CTID_MOVED || v->ctid == (uint32) slot)
@@ -162,6 +166,7 @@ armdb_hot_search_locked(Relation rel, ArmdbRelKeydir *kd, ArmdbPage *root_page,
 			if (!at_chain_start)
 				break;
 			slot = v->ctid;
+			prior_xmax = armdb_redirect_xmin(v);
 			at_chain_start = false;
 			continue;
 		}
@@ -259,6 +264,7 @@ armdb_hot_chain_dead(ArmdbRelKeydir *kd, uint64 root, GlobalVisState *vistest,
 			if (!at_chain_start)
 				break;
 			slot = v->ctid;
+			prior_xmax = armdb_redirect_xmin(v);
 			at_chain_start = false;
 			continue;
 		}

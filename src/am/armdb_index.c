@@ -176,6 +176,7 @@ collect_chain(ArmdbRelKeydir *kd, uint64 slot, uint64 **chain, int *cap)
 		if (armdb_version_is_redirect(v) && at_chain_start)
 		{
 			slot = v->ctid;
+			prior_xmax = armdb_redirect_xmin(v);
 			at_chain_start = false;
 			continue;
 		}

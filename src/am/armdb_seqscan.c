@@ -20,6 +20,14 @@
  * together.  Handing out shards, as it did before, left a table written by
  * one backend -- all of its rows in one shard -- to one participant.
  *
+ * A serial scan reads pages the same way when the files are mostly bytes
+ * no snapshot needs (choose_mode()): a small table updated thousands of
+ * times a second -- pgbench's branches and tellers -- has a few live rows
+ * and megabytes of old versions in its active file, which compaction
+ * cannot merge until the file is sealed; reading them all for each scan
+ * cost more than heap's one pruned page by orders of magnitude.  Its rows
+ * then come in slot order rather than in the order they were written.
+ *
  * The scan descriptor (ArmdbScanDescData, armdb_am.h) also serves ANALYZE
  * and TABLESAMPLE, whose block-at-a-time callbacks are armdb_analyze.c's;
  * reading single versions is armdb_fetch.c's.
@@ -38,6 +46,8 @@
 
 #include "am/armdb_am.h"
 #include "armdb.h"
+#include "armdb_guc.h"
+#include "keydir/files.h"
 #include "keydir/visibility.h"
 
 typedef struct ArmdbParallelScanDescData
@@ -158,6 +168,8 @@ scan_reset(ArmdbScanDesc scan)
 	scan->cblock = InvalidBlockNumber;
 	scan->coffset = 0;
 	scan->tr_started = false;
+	scan->mode_chosen = false;
+	scan->page_mode = false;
 }
 
 void
@@ -439,6 +451,127 @@ parallel_next(ArmdbScanDesc scan, TupleTableSlot *slot)
 	return true;
 }
 
+/*
+ * What a serial scan costs either way, in bytes of file read (a
+ * sequential read takes about a nanosecond a byte): judging a version
+ * record under its page's lock is worth about 32 bytes, reading a visible
+ * version on its own about 1 kB (a system call; versions that lie
+ * together on a page are read with one).
+ */
+#define PAGE_MODE_JUDGE_BYTES	32
+#define PAGE_MODE_READ_BYTES	1024
+/* files smaller than this are read as files: rows come in written order */
+#define PAGE_MODE_MIN_FILE_BYTES	(1024 * 1024)
+
+/*
+ * Files or pages for a serial scan?  Pages when the files hold more than
+ * twice the bytes that reading the visible versions by page would cost:
+ * every version record judged, and the rows the last VACUUM or ANALYZE
+ * counted (reltuples) read.  Only for MVCC snapshots and plain sequential
+ * scans (not ANALYZE, TABLESAMPLE or TID ranges, which have their own).
+ */
+static void
+choose_mode(ArmdbScanDesc scan)
+{
+	Relation	rel = scan->base.rs_rd;
+	ArmdbRelKeydir *kd = scan->kd;
+	uint64		file_bytes = 0;
+	uint64		nversions;
+	uint64		npages;
+	double		visible;
+
+	scan->mode_chosen = true;
+	scan->page_mode = false;
+	if (!(scan->base.rs_flags & SO_TYPE_SEQSCAN) ||
+		!IsMVCCSnapshot(scan->base.rs_snapshot))
+		return;
+	npages = pg_atomic_read_u64(&kd->npages);
+	if (!armdb_debug_seqscan_pages)
+	{
+		for (uint32 i = 0; i < kd->nshards; i++)
+		{
+			ArmdbShardRt *rt = armdb_keydir_shard(kd, i);
+
+			LWLockAcquire(&rt->lock, LW_SHARED);
+			file_bytes += armdb_files_bytes(rt);
+			LWLockRelease(&rt->lock);
+		}
+		if (file_bytes < PAGE_MODE_MIN_FILE_BYTES)
+			return;
+		nversions = pg_atomic_read_u64(&kd->nversions);
+		visible = rel->rd_rel->reltuples >= 0 ?
+			Min((double) rel->rd_rel->reltuples, (double) nversions) :
+			(double) nversions;
+		if ((double) file_bytes <=
+			2.0 * ((double) nversions * PAGE_MODE_JUDGE_BYTES +
+				   visible * PAGE_MODE_READ_BYTES))
+			return;
+	}
+	elog(DEBUG1, "armdb: sequential scan of \"%s\" reads its virtual pages, not its files",
+		 RelationGetRelationName(rel));
+	scan->page_mode = true;
+	scan->par_next = 0;
+	scan->par_end = Min(npages, (uint64) MaxBlockNumber + 1);
+	scan->bm_count = scan->bm_pos = 0;
+}
+
+/*
+ * The next visible version of a serial scan reading pages: its slot in
+ * *slotno and, unless replay, its tuple in slot.
+ */
+static bool
+page_next(ArmdbScanDesc scan, bool replay, uint64 *slotno,
+		  TupleTableSlot *slot)
+{
+	while (scan->bm_pos >= scan->bm_count)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (scan->par_next >= scan->par_end)
+			return false;
+		(void) armdb_scan_judge_page(scan, (BlockNumber) scan->par_next++);
+	}
+	*slotno = scan->bm_slots[scan->bm_pos];
+	if (!replay)
+	{
+		armdb_scan_store_version(scan, *slotno, &scan->bm_versions[scan->bm_pos],
+								 slot);
+		pgstat_count_heap_getnext(scan->base.rs_rd);
+	}
+	scan->bm_pos++;
+	return true;
+}
+
+/*
+ * The next visible version of a serial scan, from its files or its pages:
+ * its slot in *slotno and, unless replay, its tuple in slot.
+ */
+static bool
+serial_next(ArmdbScanDesc scan, bool replay, uint64 *slotno,
+			TupleTableSlot *slot)
+{
+	if (!scan->mode_chosen)
+		choose_mode(scan);
+	if (scan->page_mode)
+		return page_next(scan, replay, slotno, slot);
+	if (!merge_next(scan, replay, slotno))
+		return false;
+	if (!replay)
+		ExecStoreHeapTuple(&scan->tuple, slot, false);
+	return true;
+}
+
+/* Back to the start of a serial scan, in the mode it chose. */
+static void
+serial_restart(ArmdbScanDesc scan)
+{
+	free_cursors(scan);
+	if (scan->page_mode)
+	{
+		scan->par_next = 0;
+		scan->bm_count = scan->bm_pos = 0;
+	}
+}
+
 static void
 history_append(ArmdbScanDesc scan, uint64 slotno)
 {
@@ -468,13 +601,13 @@ history_build(ArmdbScanDesc scan)
 	bool		to_end = scan->merge_done || n == 0;
 	uint64		slotno;
 
-	free_cursors(scan);
+	serial_restart(scan);
 	scan->hist_cap = 1024;
 	scan->history = MemoryContextAllocHuge(scan->mcxt,
 										   sizeof(uint64) * scan->hist_cap);
 	scan->hist_len = 0;
 	while ((to_end || (uint64) scan->hist_len < n) &&
-		   merge_next(scan, true, &slotno))
+		   serial_next(scan, true, &slotno, NULL))
 		history_append(scan, slotno);
 	if (to_end)
 		scan->merge_done = true;
@@ -534,7 +667,7 @@ armdb_scan_getnextslot(TableScanDesc sscan, ScanDirection direction,
 		history_fetch(scan, slot);
 		return true;
 	}
-	if (!scan->merge_done && merge_next(scan, false, &slotno))
+	if (!scan->merge_done && serial_next(scan, false, &slotno, slot))
 	{
 		scan->nreturned++;
 		if (scan->history != NULL)
@@ -542,7 +675,6 @@ armdb_scan_getnextslot(TableScanDesc sscan, ScanDirection direction,
 			history_append(scan, slotno);
 			scan->hist_pos = scan->hist_len - 1;
 		}
-		ExecStoreHeapTuple(&scan->tuple, slot, false);
 		return true;
 	}
 	scan->merge_done = true;

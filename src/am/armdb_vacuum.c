@@ -115,6 +115,7 @@ typedef struct PrunePlan
 	TransactionId root_xmin;	/* the root's version's, when it has one */
 	uint32		root_ctid;		/* the root's ctid (or redirect) seen */
 	uint32		target;			/* ROOT_REDIRECTED: the first version left */
+	TransactionId target_xmin;	/* ... and its xmin */
 	int64		first_victim;	/* its versions to free, in victims[] */
 	int64		nvictims;
 } PrunePlan;
@@ -167,7 +168,8 @@ prune_chain(ArmdbRelKeydir *kd, ArmdbPage *page, uint64 root,
 	ArmdbChainWalk walk = {kd, page, NULL, LW_SHARED};
 	ArmdbVersion *rv = &page->v[root % ARMDB_SLOTS_PER_PAGE];
 	bool		redirected = armdb_version_is_redirect(rv);
-	TransactionId prior_xmax = InvalidTransactionId;
+	TransactionId prior_xmax = redirected ? armdb_redirect_xmin(rv) :
+		InvalidTransactionId;
 	uint64		slot = redirected ? rv->ctid : root;
 	int			n = 0;
 	int			latestdead = -1;
@@ -232,11 +234,13 @@ prune_chain(ArmdbRelKeydir *kd, ArmdbPage *page, uint64 root,
 	{
 		plan->outcome = ROOT_DEAD;
 		plan->target = 0;
+		plan->target_xmin = InvalidTransactionId;
 	}
 	else
 	{
 		plan->outcome = ROOT_REDIRECTED;
 		plan->target = (uint32) hp->chain[latestdead + 1];
+		plan->target_xmin = hp->chain_xmin[latestdead + 1];
 	}
 	return plan->outcome;
 }
@@ -279,8 +283,7 @@ free_heap_only(ArmdbRelKeydir *kd, const PruneVictim *victim)
  * whose version's bytes now count as dead; or, for a dead chain, an empty
  * slot whose index entries are still to go), then the versions it no
  * longer leads to.  Nothing else changes a dead chain meanwhile -- VACUUM
- * runs alone on the table, and updates only add at a chain's live end --
- * but a root that is not as pass 1 saw it is left alone, versions and all.
+ * runs alone on the table, and updates only add at a chain's live end.
  * Returns the versions removed.
  */
 static uint64
@@ -301,8 +304,20 @@ prune_one_chain(ArmdbRelKeydir *kd, const HotPrune *hp, const PrunePlan *plan)
 		same = rv->file_id != 0 && !(rv->infomask2 & HEAP_ONLY_TUPLE) &&
 			TransactionIdEquals(rv->xmin, plan->root_xmin) &&
 			rv->ctid == plan->root_ctid;
-	Assert(same);
-	if (same && plan->outcome == ROOT_REDIRECTED)
+	if (!same)
+	{
+		/*
+		 * Nothing but VACUUM changes a dead chain's root, and VACUUM runs
+		 * alone on a table: stop before anything changes (the lone
+		 * versions after it could be a redirect's target).
+		 */
+		LWLockRelease(&page->lock);
+		LWLockRelease(&rt->lock);
+		RESUME_INTERRUPTS();
+		elog(ERROR, "armdb: the HOT chain at slot " UINT64_FORMAT " changed during VACUUM",
+			 plan->root);
+	}
+	if (plan->outcome == ROOT_REDIRECTED)
 	{
 		if (!plan->was_redirect)
 		{
@@ -313,8 +328,9 @@ prune_one_chain(ArmdbRelKeydir *kd, const HotPrune *hp, const PrunePlan *plan)
 		memset(rv, 0, sizeof(*rv));
 		rv->infomask2 = ARMDB_V2_REDIRECT;
 		rv->ctid = plan->target;
+		rv->xmin = plan->target_xmin;	/* armdb_redirect_xmin() */
 	}
-	else if (same && plan->was_redirect)
+	else if (plan->was_redirect)
 	{
 		/* ROOT_DEAD: a slot index entries still name (pass 3 frees it) */
 		memset(rv, 0, sizeof(*rv));
@@ -324,9 +340,8 @@ prune_one_chain(ArmdbRelKeydir *kd, const HotPrune *hp, const PrunePlan *plan)
 	LWLockRelease(&page->lock);
 	LWLockRelease(&rt->lock);
 
-	if (same)
-		for (int64 i = 0; i < plan->nvictims; i++)
-			nremoved += free_heap_only(kd, &hp->victims[plan->first_victim + i]);
+	for (int64 i = 0; i < plan->nvictims; i++)
+		nremoved += free_heap_only(kd, &hp->victims[plan->first_victim + i]);
 	return nremoved;
 }
 
@@ -562,11 +577,15 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 			{
 				/*
 				 * A dead heap-only version has no index entry.  One that
-				 * no newer version follows goes now (its update aborted,
-				 * or its chain ends here and its root is pruned too);
-				 * otherwise its chain's pruning decides.
+				 * no newer version follows goes now (its chain ends here
+				 * and its root is pruned too), and so does one whose
+				 * insert aborted (no walk from its root gets past the
+				 * root's aborted update to it); otherwise its chain's
+				 * pruning decides.
 				 */
-				if (!armdb_hot_next(v, slot, &next))
+				if (!armdb_hot_next(v, slot, &next) ||
+					!(armdb_version_xmin_committed(v) ||
+					  TransactionIdDidCommit(v->xmin)))
 				{
 					GROW(hp.lone, hp.nlone, hp.lone_cap, PruneVictim);
 					hp.lone[hp.nlone].slot = slot;

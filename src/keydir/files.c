@@ -99,6 +99,20 @@ armdb_files_add_dead(ArmdbShardRt *rt, uint32 file_id, uint64 bytes)
 	}
 }
 
+uint64
+armdb_files_bytes(ArmdbShardRt *rt)
+{
+	ArmdbFileStat *fs = files_array(rt);
+	uint64		bytes = 0;
+
+	for (uint32 i = 0; i < rt->nfiles; i++)
+		if (fs[i].file_id != rt->st.active_file_id)
+			bytes += fs[i].total_bytes;
+	if (rt->st.active_file_id != 0)
+		bytes += rt->st.append_end;
+	return bytes;
+}
+
 ArmdbFileStat *
 armdb_files_copy(ArmdbShardRt *rt, int *nfiles)
 {

@@ -67,6 +67,9 @@ extern ArmdbFileStat *armdb_files_lookup(ArmdbShardRt *rt, uint32 file_id,
 extern void armdb_files_add_dead(ArmdbShardRt *rt, uint32 file_id,
 								 uint64 bytes);
 
+/* Bytes in the shard's data files: sealed ones and the active one so far. */
+extern uint64 armdb_files_bytes(ArmdbShardRt *rt);
+
 /* A palloc'd copy of the list, ascending by file number. */
 extern ArmdbFileStat *armdb_files_copy(ArmdbShardRt *rt, int *nfiles);
 

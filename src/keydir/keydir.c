@@ -876,14 +876,38 @@ cmp_heap_only(const void *a, const void *b)
 	return (x->gsn > y->gsn) - (x->gsn < y->gsn);
 }
 
+/* Is the version h noted still in its slot after the ends? */
+static bool
+honly_present(ArmdbRelKeydir *kd, const LoadHeapOnly *h)
+{
+	ArmdbPage  *page = armdb_keydir_page(kd, h->slot / ARMDB_SLOTS_PER_PAGE);
+	ArmdbVersion *v;
+
+	if (page == NULL)
+		return false;
+	v = &page->v[h->slot % ARMDB_SLOTS_PER_PAGE];
+	return v->file_id != 0 && stashed_gsn(v) == h->gsn;
+}
+
 /*
  * The redirects of HOT chain roots (armdb_hot.c), which no entry records:
  * a root whose slot lost its version (its end committed) redirects to the
  * oldest version of its chain still there, which every later version
- * follows through ctid.  Runs after the ends are applied, while records
- * still hold their entries' gsns.  The roots that kept their versions are
- * left in ls->honly, each with the oldest version of its chain, for
- * relink_roots().
+ * follows through ctid, with that version's xmin.  Runs after the ends are
+ * applied, while records still hold their entries' gsns.
+ *
+ * A chain's versions went in the order they were written, as VACUUM
+ * prunes a chain from its front, except where a hot standby keeps ended
+ * versions for snapshots that may still see them: it judges each end by
+ * its xid, and xids need not end in the order of their commits, so a
+ * version may go while an older one of its chain stays.  What is older
+ * than a version gone ended before it, and is gone to every snapshot too
+ * (the end that removed the newer one is older than all of them): those
+ * go as well, as heap_prune_chain would have it, and the root redirects
+ * past the gap.
+ *
+ * The roots that kept their versions are left in ls->honly, each with the
+ * oldest version of its chain, for relink_roots().
  */
 static void
 rebuild_redirects(ArmdbRelKeydir *kd, LoadState *ls)
@@ -892,30 +916,62 @@ rebuild_redirects(ArmdbRelKeydir *kd, LoadState *ls)
 
 	if (ls->nhonly > 1)
 		qsort(ls->honly, ls->nhonly, sizeof(LoadHeapOnly), cmp_heap_only);
-	for (uint64 i = 0; i < ls->nhonly; i++)
+	for (uint64 i = 0; i < ls->nhonly;)
 	{
-		LoadHeapOnly *h = &ls->honly[i];
-		ArmdbPage  *page = armdb_keydir_page(kd, h->slot / ARMDB_SLOTS_PER_PAGE);
-		ArmdbVersion *v;
+		uint64		root = ls->honly[i].root;
+		uint64		end = i;
+		uint64		first;		/* the first version after the last gap */
+		bool		gap = false;
 		ArmdbVersion *rv;
 
-		/* the oldest of its chain whose version is still there */
-		if (page == NULL)
-			continue;
-		v = &page->v[h->slot % ARMDB_SLOTS_PER_PAGE];
-		if (v->file_id == 0 || stashed_gsn(v) != h->gsn)
-			continue;
-		rv = &page_for_slot(kd, h->root, true, ls->settings)->v[h->root % ARMDB_SLOTS_PER_PAGE];
-		if (rv->file_id == 0 && !armdb_version_is_redirect(rv))
+		while (end < ls->nhonly && ls->honly[end].root == root)
+			end++;
+		rv = &page_for_slot(kd, root, true, ls->settings)->v[root % ARMDB_SLOTS_PER_PAGE];
+
+		/*
+		 * A root slot that holds a version: the versions older than it
+		 * were of the slot's earlier row (VACUUM freed the slot once that
+		 * row's chain was dead), not of this chain.
+		 */
+		if (rv->file_id != 0)
+			while (i < end && ls->honly[i].gsn < stashed_gsn(rv))
+				i++;
+		first = i;
+		for (uint64 k = i; k < end; k++)
+			if (!honly_present(kd, &ls->honly[k]))
+			{
+				gap = true;
+				first = k + 1;
+			}
+		if (gap)
 		{
-			rv->infomask2 = ARMDB_V2_REDIRECT;
-			rv->ctid = (uint32) h->slot;
+			for (uint64 k = i; k < first; k++)
+				if (honly_present(kd, &ls->honly[k]))
+				{
+					LoadHeapOnly *h = &ls->honly[k];
+
+					memset(&armdb_keydir_page(kd, h->slot / ARMDB_SLOTS_PER_PAGE)->v[h->slot % ARMDB_SLOTS_PER_PAGE],
+						   0, sizeof(ArmdbVersion));
+				}
+			if (!armdb_version_is_redirect(rv))
+				memset(rv, 0, sizeof(*rv));
 		}
-		else if (rv->file_id != 0)
-			ls->honly[nkept++] = *h;	/* nkept <= i */
-		/* the chain's later versions: already followed */
-		while (i + 1 < ls->nhonly && ls->honly[i + 1].root == h->root)
-			i++;
+		while (first < end && !honly_present(kd, &ls->honly[first]))
+			first++;
+		if (first < end)
+		{
+			LoadHeapOnly *h = &ls->honly[first];
+
+			if (rv->file_id == 0 && !armdb_version_is_redirect(rv))
+			{
+				rv->infomask2 = ARMDB_V2_REDIRECT;
+				rv->ctid = (uint32) h->slot;
+				rv->xmin = armdb_keydir_page(kd, h->slot / ARMDB_SLOTS_PER_PAGE)->v[h->slot % ARMDB_SLOTS_PER_PAGE].xmin;
+			}
+			else if (rv->file_id != 0)
+				ls->honly[nkept++] = *h;	/* nkept <= first */
+		}
+		i = end;
 	}
 	ls->nhonly = nkept;
 }
@@ -1554,10 +1610,24 @@ armdb_keydir_redo_prune(ArmdbRelKeydir *kd, const uint64 *slots, uint32 nslots)
 		bool		redirect = (slots[i] & ARMDB_PRUNE_REDIRECT) != 0;
 		uint64		slot = slots[i] & ~ARMDB_PRUNE_REDIRECT;
 		ArmdbPage  *page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE);
+		TransactionId target_xmin = InvalidTransactionId;
 		ArmdbVersion *v;
 
 		if (redirect && i + 1 >= nslots)
 			elog(PANIC, "armdb redo: prune record ends inside a redirect");
+		if (redirect)
+		{
+			/* the xmin of the version it names (armdb_redirect_xmin) */
+			ArmdbPage  *tpage = armdb_keydir_page(kd, slots[i + 1] / ARMDB_SLOTS_PER_PAGE);
+
+			if (tpage != NULL)
+			{
+				LWLockAcquire(&tpage->lock, LW_SHARED);
+				if (tpage->v[slots[i + 1] % ARMDB_SLOTS_PER_PAGE].file_id != 0)
+					target_xmin = tpage->v[slots[i + 1] % ARMDB_SLOTS_PER_PAGE].xmin;
+				LWLockRelease(&tpage->lock);
+			}
+		}
 		if (page == NULL)
 		{
 			i += redirect;
@@ -1576,6 +1646,7 @@ armdb_keydir_redo_prune(ArmdbRelKeydir *kd, const uint64 *slots, uint32 nslots)
 			/* a HOT chain's root, now redirecting (armdb_hot.c) */
 			v->infomask2 = ARMDB_V2_REDIRECT;
 			v->ctid = (uint32) slots[++i];
+			v->xmin = target_xmin;
 		}
 		LWLockRelease(&page->lock);
 	}

@@ -131,6 +131,13 @@ armdb_version_is_redirect(const ArmdbVersion *v)
 	return v->file_id == 0 && (v->infomask2 & ARMDB_V2_REDIRECT) != 0;
 }
 
+/* The xmin of the version a redirect names; invalid: not known. */
+static inline TransactionId
+armdb_redirect_xmin(const ArmdbVersion *v)
+{
+	return v->xmin;
+}
+
 /*
  * The infomask bits that say who holds an xmax and how, hint bits aside:
  * what a row lock entry records of it (format.h, ARMDB_GSN_FLAG_LOCK).

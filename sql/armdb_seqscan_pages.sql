@@ -1,6 +1,9 @@
 -- Serial sequential scans read a table's virtual pages instead of its files
 -- when the files hold mostly versions no snapshot needs (armdb_seqscan.c,
 -- choose_mode): a few live rows updated thousands of times.
+-- (The DEBUG lines below are the only messages wanted: no statement log.)
+SET log_statement = none;
+SET log_min_duration_statement = -1;
 CREATE TABLE sp (id int PRIMARY KEY, n int, v text) USING armdb;
 CREATE TABLE sp_heap (id int PRIMARY KEY, n int, v text) USING heap;
 INSERT INTO sp SELECT g, 0, repeat('x', 100) || g FROM generate_series(1, 40) g;

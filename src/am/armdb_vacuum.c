@@ -25,7 +25,6 @@
 #include "pgstat.h"
 #include "storage/bufmgr.h"
 #include "storage/procarray.h"
-#include "utils/snapmgr.h"
 
 #include "am/armdb_am.h"
 #include "am/armdb_vm.h"
@@ -104,18 +103,14 @@ typedef enum ChainRoot
 {
 	ROOT_KEPT,					/* as it is (nothing dead at the front) */
 	ROOT_REDIRECTED,			/* to redirect (or still redirecting) */
-	ROOT_DEAD,					/* the whole chain is dead: the root's slot
+	ROOT_DEAD					/* the whole chain is dead: the root's slot
 								 * goes the way of a dead version */
-	ROOT_MEMBERS				/* ROOT_DEAD outside VACUUM: only the
-								 * heap-only versions go; the root waits
-								 * for VACUUM to remove its index entries */
 } ChainRoot;
 
 typedef struct PrunePlan
 {
 	uint64		root;
-	ChainRoot	outcome;		/* ROOT_REDIRECTED, ROOT_DEAD or
-								 * ROOT_MEMBERS */
+	ChainRoot	outcome;		/* ROOT_REDIRECTED or ROOT_DEAD */
 	bool		was_redirect;	/* the root's slot redirected already */
 	TransactionId root_xmin;	/* the root's version's, when it has one */
 	uint32		root_ctid;		/* the root's ctid (or redirect) seen */
@@ -158,8 +153,8 @@ typedef struct HotPrune
 static void advance_latest_removed(ArmdbVersion *v, TransactionId *latest);
 
 /*
- * heap_prune_chain(): the HOT chain whose root is slot, on page (locked by
- * the caller: exclusively by VACUUM, which runs alone on a table).  Walking from the root, the dead and
+ * heap_prune_chain(): the HOT chain whose root is slot, on page (locked
+ * exclusively by the caller).  Walking from the root, the dead and
  * recently dead versions up to the last dead one go: a plan in hp says so,
  * with the heap-only ones among them to be freed, and the root to redirect
  * to the version after them -- or, when nothing after them is left, to be
@@ -287,9 +282,9 @@ free_heap_only(ArmdbRelKeydir *kd, const PruneVictim *victim)
  * One chain's pruning, as pass 1 planned it: the root first (a redirect,
  * whose version's bytes now count as dead; or, for a dead chain, an empty
  * slot whose index entries are still to go), then the versions it no
- * longer leads to.  Updates only add at a chain's live end; a root that is
- * not as the plan saw it was pruned by someone else meanwhile, and is left
- * to them.  Returns the versions removed.
+ * longer leads to.  Nothing else changes a dead chain meanwhile -- VACUUM
+ * runs alone on the table, and updates only add at a chain's live end.
+ * Returns the versions removed.
  */
 static uint64
 prune_one_chain(ArmdbRelKeydir *kd, const HotPrune *hp, const PrunePlan *plan)
@@ -312,15 +307,15 @@ prune_one_chain(ArmdbRelKeydir *kd, const HotPrune *hp, const PrunePlan *plan)
 	if (!same)
 	{
 		/*
-		 * Pruned meanwhile by a reader (armdb_hot_prune_opt), or by
-		 * VACUUM if we are the reader: leave it to that.  Its versions are
-		 * freed, or will be, by whoever pruned it; a version this plan
-		 * would free is never the target of a redirect it did not make
-		 * (redirects carry their target's xmin besides).
+		 * Nothing but VACUUM changes a dead chain's root, and VACUUM runs
+		 * alone on a table: stop before anything changes (the lone
+		 * versions after it could be a redirect's target).
 		 */
 		LWLockRelease(&page->lock);
 		LWLockRelease(&rt->lock);
-		return 0;
+		RESUME_INTERRUPTS();
+		elog(ERROR, "armdb: the HOT chain at slot " UINT64_FORMAT " changed during VACUUM",
+			 plan->root);
 	}
 	if (plan->outcome == ROOT_REDIRECTED)
 	{
@@ -335,7 +330,7 @@ prune_one_chain(ArmdbRelKeydir *kd, const HotPrune *hp, const PrunePlan *plan)
 		rv->ctid = plan->target;
 		rv->xmin = plan->target_xmin;	/* armdb_redirect_xmin() */
 	}
-	else if (plan->outcome == ROOT_DEAD && plan->was_redirect)
+	else if (plan->was_redirect)
 	{
 		/* ROOT_DEAD: a slot index entries still name (pass 3 frees it) */
 		memset(rv, 0, sizeof(*rv));
@@ -384,78 +379,6 @@ prune_chains(ArmdbRelKeydir *kd, HotPrune *hp)
 				pg_atomic_fetch_sub_u64(&kd->nversions, 1);
 		}
 	}
-}
-
-/*
- * Opportunistic pruning (heap's heap_page_prune_opt, one chain at a time):
- * a reader that met a dead version at the front of root's HOT chain
- * (armdb_hot_prunable) prunes the chain, so that walks along chains of
- * rows updated again and again stay short between VACUUMs.  As VACUUM's
- * pruning, logged first; a chain that is dead as a whole keeps its root
- * for VACUUM, which removes the root's index entries.  Nothing is done
- * during recovery.
- */
-void
-armdb_hot_prune_opt(Relation rel, ArmdbRelKeydir *kd, uint64 root,
-					GlobalVisState *vistest)
-{
-	ArmdbPage  *page = armdb_keydir_page(kd, root / ARMDB_SLOTS_PER_PAGE);
-	ArmdbVersion *rv;
-	TransactionId oldest_xmin;
-	TransactionId latest_removed = InvalidTransactionId;
-	HotPrune	hp;
-	uint64		next;
-
-	if (page == NULL || RecoveryInProgress())
-		return;
-	oldest_xmin = GlobalVisTestNonRemovableHorizon(vistest);
-	memset(&hp, 0, sizeof(hp));
-
-	/*
-	 * Planned under a share lock: readers prune concurrently, and one that
-	 * held its root's page exclusively while it walked could deadlock with
-	 * another whose chain crosses it the other way.  What the plan saw
-	 * dead stays dead, and prune_one_chain() leaves a root somebody else
-	 * changed meanwhile.
-	 */
-	LWLockAcquire(&page->lock, LW_SHARED);
-	rv = &page->v[root % ARMDB_SLOTS_PER_PAGE];
-	if (armdb_version_is_redirect(rv) ||
-		(rv->file_id != 0 && !(rv->infomask2 & HEAP_ONLY_TUPLE) &&
-		 armdb_hot_next(rv, root, &next)))
-		(void) prune_chain(kd, page, root, oldest_xmin, &hp, &latest_removed);
-	LWLockRelease(&page->lock);
-
-	if (hp.nplans > 0 && hp.plans[0].outcome == ROOT_DEAD)
-		hp.plans[0].outcome = ROOT_MEMBERS;
-	if (hp.nplans > 0 &&
-		(hp.plans[0].outcome == ROOT_REDIRECTED || hp.nvictims > 0))
-	{
-		if (RelationNeedsWAL(rel) && XLogStandbyInfoActive())
-		{
-			uint64	   *slots = palloc(sizeof(uint64) * (2 + hp.nvictims));
-			int64		k = 0;
-
-			if (hp.plans[0].outcome == ROOT_REDIRECTED)
-			{
-				slots[k++] = root | ARMDB_PRUNE_REDIRECT;
-				slots[k++] = hp.plans[0].target;
-			}
-			for (int64 i = 0; i < hp.nvictims; i++)
-				slots[k++] = hp.victims[i].slot;
-			armdb_wal_log_prune(&rel->rd_node, latest_removed, slots, k);
-			pfree(slots);
-		}
-		prune_chains(kd, &hp);
-	}
-	if (hp.plans)
-		pfree(hp.plans);
-	if (hp.victims)
-		pfree(hp.victims);
-	if (hp.chain)
-		pfree(hp.chain);
-	if (hp.chain_xmin)
-		pfree(hp.chain_xmin);
 }
 
 /*

@@ -412,6 +412,8 @@ extern void armdb_set_xmax(ArmdbVersion *v, TransactionId xmax,
 extern void armdb_fill_failure(TM_FailureData *tmfd, ArmdbVersion *v,
 							   uint64 slot, TM_Result result);
 extern bool armdb_has_key_columns(Relation rel);
+extern bool armdb_columns_differ(Relation rel, Bitmapset *attrs,
+								 HeapTuple oldtup, TupleTableSlot *newslot);
 extern bool armdb_update_changes_keys(Relation rel, ItemPointer tid,
 									  TupleTableSlot *newslot);
 extern TM_Result armdb_tuple_lock(Relation rel, ItemPointer tid,

@@ -285,7 +285,7 @@ armdb_hot_chain_dead(ArmdbRelKeydir *kd, uint64 root, GlobalVisState *vistest,
 			newest = xmax;
 		if (!armdb_hot_next(v, slot, &next))
 			break;
-		prior_xmax = armdb_version_get_update_xid(v);
+		prior_xmax = xmax;
 		slot = next;
 		at_chain_start = false;
 	}

@@ -621,40 +621,20 @@ armdb_has_key_columns(Relation rel)
 
 /*
  * heap's HeapDetermineColumnsInfo(), for the key columns: does a key column
- * of newslot differ from oldslot's, binary?  (A value that is equal but
- * stored differently counts as changed, as in heap: the safe side.)
+ * of newslot differ from oldslot's (a heap tuple slot), binary?  (A value
+ * that is equal but stored differently counts as changed, as in heap: the
+ * safe side.)  armdb_columns_differ() compares.
  */
 static bool
 key_columns_differ(Relation rel, TupleTableSlot *oldslot,
 				   TupleTableSlot *newslot)
 {
 	Bitmapset  *keys = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_KEY);
-	TupleDesc	desc = RelationGetDescr(rel);
-	bool		differ = false;
-	int			x = -1;
+	bool		differ;
 
-	while (!differ && (x = bms_next_member(keys, x)) >= 0)
-	{
-		AttrNumber	attnum = x + FirstLowInvalidHeapAttributeNumber;
-		Form_pg_attribute att;
-		Datum		oldval;
-		Datum		newval;
-		bool		oldnull;
-		bool		newnull;
-
-		if (attnum <= 0)
-		{
-			differ = true;		/* no system column is a key; be safe */
-			break;
-		}
-		att = TupleDescAttr(desc, attnum - 1);
-		oldval = slot_getattr(oldslot, attnum, &oldnull);
-		newval = slot_getattr(newslot, attnum, &newnull);
-		if (oldnull != newnull ||
-			(!oldnull && !datumIsEqual(oldval, newval, att->attbyval,
-									   att->attlen)))
-			differ = true;
-	}
+	differ = armdb_columns_differ(rel, keys,
+								  ExecFetchSlotHeapTuple(oldslot, false, NULL),
+								  newslot);
 	bms_free(keys);
 	return differ;
 }

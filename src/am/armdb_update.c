@@ -378,9 +378,9 @@ armdb_tuple_delete(Relation rel, ItemPointer tid, CommandId cid,
  * of newslot's differ from oldtup's, binary?  A system attribute other
  * than tableoid, or the whole row, counts as changed.
  */
-static bool
-columns_differ(Relation rel, Bitmapset *attrs, HeapTuple oldtup,
-			   TupleTableSlot *newslot)
+bool
+armdb_columns_differ(Relation rel, Bitmapset *attrs, HeapTuple oldtup,
+					 TupleTableSlot *newslot)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	int			x = -1;
@@ -441,7 +441,7 @@ update_is_hot(Relation rel, ArmdbRelKeydir *kd, uint64 oslot,
 	armdb_fill_tuple(&oldtup, rel, oslot, image, image_len, &v);
 
 	hot_attrs = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_ALL);
-	hot = !columns_differ(rel, hot_attrs, &oldtup, newslot);
+	hot = !armdb_columns_differ(rel, hot_attrs, &oldtup, newslot);
 	bms_free(hot_attrs);
 	if (hot)
 		*keys = KEYS_INTACT;	/* key columns are indexed columns */
@@ -450,7 +450,7 @@ update_is_hot(Relation rel, ArmdbRelKeydir *kd, uint64 oslot,
 		Bitmapset  *key_attrs = RelationGetIndexAttrBitmap(rel,
 														   INDEX_ATTR_BITMAP_KEY);
 
-		*keys = columns_differ(rel, key_attrs, &oldtup, newslot) ?
+		*keys = armdb_columns_differ(rel, key_attrs, &oldtup, newslot) ?
 			KEYS_CHANGED : KEYS_INTACT;
 		bms_free(key_attrs);
 	}

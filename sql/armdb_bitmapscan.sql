@@ -134,12 +134,13 @@ RESET min_parallel_index_scan_size;
 
 -- the executor prefetches the main fork's blocks of a bitmap's pages, which
 -- fails past the fork's first segment (armdb leaves the fork empty); armdb
--- turns that prefetching off.  256 shards spread 150,000 rows over pages
--- past block 131072 (RELSEG_SIZE).
-SET armdb.shards = 256;
+-- turns that prefetching off.  armdb.debug_first_page (test only) puts
+-- 150,000 rows on pages past block 131072 (RELSEG_SIZE), as 38 million
+-- rows would.
 CREATE TABLE bm_wide (id int, n int) USING armdb;
+SET armdb.debug_first_page = 131000;
 INSERT INTO bm_wide SELECT g, g % 3 FROM generate_series(1, 150000) g;
-RESET armdb.shards;
+RESET armdb.debug_first_page;
 CREATE INDEX ON bm_wide (n);
 ANALYZE bm_wide;
 SET effective_io_concurrency = 16;

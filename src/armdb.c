@@ -49,6 +49,7 @@ bool		armdb_skip_damaged_entries = false;
 bool		armdb_debug_full_tuple_images = false;
 bool		armdb_hot_updates = true;
 bool		armdb_debug_seqscan_pages = false;
+int			armdb_debug_first_page = 0;
 
 static const struct config_enum_entry io_method_options[] = {
 	{"auto", ARMDB_IO_AUTO, false},
@@ -184,6 +185,7 @@ armdb_store_settings(void)
 	settings.memory_mb = armdb_memory_mb;
 	settings.skip_damaged_entries = armdb_skip_damaged_entries;
 	settings.hints_by_worker = armdb_compact_worker_running();
+	settings.first_page = (uint32) armdb_debug_first_page;
 	return &settings;
 }
 
@@ -282,6 +284,15 @@ _PG_init(void)
 							 false,
 							 PGC_SUSET, GUC_NOT_IN_SAMPLE,
 							 NULL, NULL, NULL);
+	DefineCustomIntVariable("armdb.debug_first_page",
+							"Test only: runs of pages are claimed from this block "
+							"number on, leaving the ones below empty.",
+							"As a table of 38 million rows would reach past the "
+							"first 1 GB segment of its main fork.",
+							&armdb_debug_first_page,
+							0, 0, ARMDB_PAGES_PER_CHUNK * (ARMDB_MAX_CHUNKS / 2),
+							PGC_SUSET, GUC_NOT_IN_SAMPLE,
+							NULL, NULL, NULL);
 	DefineCustomBoolVariable("armdb.debug_stale_cached_reads",
 							 "Test only: every read through the page cache returns "
 							 "the second half of each 4 kB block as zeros.",

@@ -181,7 +181,7 @@ armdb_shard_stats_sql(PG_FUNCTION_ARGS)
 	for (uint64 p = 0; p < npages; p++)
 	{
 		ArmdbPage  *page = armdb_keydir_page(kd, p);
-		uint32		shard = armdb_slot_shard(p * ARMDB_SLOTS_PER_PAGE, kd->nshards);
+		uint32		shard = armdb_page_shard(kd, p);
 
 		if (page == NULL)
 			continue;

@@ -27,5 +27,6 @@ extern bool armdb_skip_damaged_entries;
 extern bool armdb_debug_full_tuple_images;
 extern bool armdb_hot_updates;
 extern bool armdb_debug_seqscan_pages;
+extern int	armdb_debug_first_page;
 
 #endif							/* ARMDB_GUC_H */

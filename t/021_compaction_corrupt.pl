@@ -71,8 +71,9 @@ sub dir_files
 # rows 1-100 were updated), while the server runs ---
 my $at = 64 + 100;
 # the second entry starts after the file header (64 bytes) and the slot
-# reservation, a header without value (32 bytes: a short header)
-my $second = 64 + 32;
+# reservation, a header without value (48 bytes: it names its run of
+# pages, first slot to last)
+my $second = 64 + 48;
 flip_byte($file, $at);
 my $damaged_md5 = file_md5($file);
 my $files_before = dir_files();

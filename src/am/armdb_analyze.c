@@ -138,8 +138,7 @@ armdb_scan_read_block_span(ArmdbScanDesc scan, BlockNumber blockno)
 {
 	ArmdbRelKeydir *kd = scan->kd;
 	ArmdbPage  *page = armdb_keydir_page(kd, blockno);
-	uint32		shard = armdb_slot_shard((uint64) blockno * ARMDB_SLOTS_PER_PAGE,
-										 kd->nshards);
+	uint32		shard = armdb_page_shard(kd, blockno);
 	uint32		file_id = 0;
 	uint64		from = PG_UINT64_MAX;
 	uint64		to = 0;

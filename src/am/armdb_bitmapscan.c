@@ -395,12 +395,12 @@ read_versions_span(ArmdbScanDesc scan)
 	if (scan->bm_count < 2)
 		return;
 	/* the page's shard's; HOT chains may lead into other shards */
-	shard = armdb_slot_shard(scan->bm_slots[0], kd->nshards);
+	shard = armdb_slot_shard(kd, scan->bm_slots[0]);
 	for (int i = 0; i < scan->bm_count; i++)
 	{
 		ArmdbVersion *v = &scan->bm_versions[i];
 
-		if (armdb_slot_shard(scan->bm_slots[i], kd->nshards) != shard)
+		if (armdb_slot_shard(kd, scan->bm_slots[i]) != shard)
 			continue;
 		if (file_id == 0)
 			file_id = v->file_id;

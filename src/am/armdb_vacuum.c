@@ -253,8 +253,7 @@ prune_chain(ArmdbRelKeydir *kd, ArmdbPage *page, uint64 root,
 static bool
 free_heap_only(ArmdbRelKeydir *kd, const PruneVictim *victim)
 {
-	ArmdbShardRt *rt = armdb_keydir_shard(kd, armdb_slot_shard(victim->slot,
-															   kd->nshards));
+	ArmdbShardRt *rt = armdb_keydir_shard(kd, armdb_slot_shard(kd, victim->slot));
 	ArmdbPage  *page = armdb_keydir_page(kd, victim->slot / ARMDB_SLOTS_PER_PAGE);
 	ArmdbVersion *v = &page->v[victim->slot % ARMDB_SLOTS_PER_PAGE];
 	bool		freed = false;
@@ -289,8 +288,7 @@ free_heap_only(ArmdbRelKeydir *kd, const PruneVictim *victim)
 static uint64
 prune_one_chain(ArmdbRelKeydir *kd, const HotPrune *hp, const PrunePlan *plan)
 {
-	ArmdbShardRt *rt = armdb_keydir_shard(kd, armdb_slot_shard(plan->root,
-															   kd->nshards));
+	ArmdbShardRt *rt = armdb_keydir_shard(kd, armdb_slot_shard(kd, plan->root));
 	ArmdbPage  *page = armdb_keydir_page(kd, plan->root / ARMDB_SLOTS_PER_PAGE);
 	ArmdbVersion *rv = &page->v[plan->root % ARMDB_SLOTS_PER_PAGE];
 	uint64		nremoved = 0;
@@ -699,7 +697,7 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 	for (int64 i = 0; i < dead.n; i++)
 	{
 		uint64		slot = armdb_tid_to_slot(&dead.tids[i]);
-		uint32		shard = armdb_slot_shard(slot, kd->nshards);
+		uint32		shard = armdb_slot_shard(kd, slot);
 		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
 		ArmdbPage  *page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE);
 		ArmdbVersion *v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];

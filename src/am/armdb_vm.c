@@ -170,9 +170,9 @@ armdb_vm_page_all_visible(ArmdbRelKeydir *kd, ArmdbPage *page, uint64 pageno,
 
 			if (v->infomask2 & ARMDB_V2_FREED)
 				continue;
-			rt = armdb_keydir_shard(kd, armdb_slot_shard(slot, kd->nshards));
-			/* next_seq only grows; a stale value errs on the safe side */
-			if (armdb_slot_seq(slot, kd->nshards) >= rt->next_seq)
+			rt = armdb_keydir_shard(kd, armdb_slot_shard(kd, slot));
+			/* never handed out: next_slot only grows (keydir.h) */
+			if (slot >= rt->next_slot)
 				continue;
 			return false;
 		}

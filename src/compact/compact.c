@@ -7,8 +7,9 @@
  *
  * Which entries a merge keeps.  An entry of an input file is kept when
  *
- *	 - it is a slot reservation (one per 37,248 slots: cheap, and recovery
- *	   must never hand those slots out again);
+ *	 - it is a slot reservation (one per run of up to 37,248 slots: cheap,
+ *	   and recovery must never hand those slots out again, nor give their
+ *	   pages to another shard);
  *	 - it is a version the keydir still points at ("live"; its location is
  *	   then swapped to the copy);
  *	 - or it ends a version (a tombstone, or a version naming prev_slot)
@@ -300,7 +301,7 @@ ending_matters(CompactShard *cs, const ArmdbEntryInfo *e, uint64 slot)
 		cs->kept_victim++;
 		return true;
 	}
-	vshard = armdb_slot_shard(slot, cs->kd->nshards);
+	vshard = armdb_slot_shard(cs->kd, slot);
 	if (gsn > cs->floor_gsn[vshard])
 	{
 		cs->kept_older++;

@@ -163,13 +163,11 @@ armdb_keydir_shard(ArmdbRelKeydir *kd, uint32 shard)
  * page is initialised before its pointer is published, so readers need no
  * lock to find a page: a barrier pairs with the writer's.
  */
-ArmdbPage *
-armdb_keydir_page(ArmdbRelKeydir *kd, uint64 pageno)
+static ArmdbPageChunk *
+find_chunk(ArmdbRelKeydir *kd, uint64 pageno)
 {
 	dsa_area   *area = armdb_keydir_area();
 	dsa_pointer *chunks;
-	dsa_pointer *chunk;
-	dsa_pointer page_dp;
 
 	if (pageno >= (uint64) ARMDB_PAGES_PER_CHUNK * ARMDB_MAX_CHUNKS)
 		return NULL;
@@ -177,12 +175,107 @@ armdb_keydir_page(ArmdbRelKeydir *kd, uint64 pageno)
 	if (!DsaPointerIsValid(chunks[pageno / ARMDB_PAGES_PER_CHUNK]))
 		return NULL;
 	pg_read_barrier();
-	chunk = dsa_get_address(area, chunks[pageno / ARMDB_PAGES_PER_CHUNK]);
-	page_dp = chunk[pageno % ARMDB_PAGES_PER_CHUNK];
+	return dsa_get_address(area, chunks[pageno / ARMDB_PAGES_PER_CHUNK]);
+}
+
+ArmdbPage *
+armdb_keydir_page(ArmdbRelKeydir *kd, uint64 pageno)
+{
+	ArmdbPageChunk *chunk = find_chunk(kd, pageno);
+	dsa_pointer page_dp;
+
+	if (chunk == NULL)
+		return NULL;
+	page_dp = chunk->pages[pageno % ARMDB_PAGES_PER_CHUNK];
 	if (!DsaPointerIsValid(page_dp))
 		return NULL;
 	pg_read_barrier();
-	return dsa_get_address(area, page_dp);
+	return dsa_get_address(armdb_keydir_area(), page_dp);
+}
+
+/*
+ * An owner is set once, before any slot of its page is handed out (claimed
+ * runs) or while the keydir is being loaded, so a reader that has a slot
+ * of the page in hand sees it.
+ */
+uint32
+armdb_page_shard(ArmdbRelKeydir *kd, uint64 pageno)
+{
+	ArmdbPageChunk *chunk = find_chunk(kd, pageno);
+	uint16		owner;
+
+	if (chunk != NULL &&
+		(owner = chunk->owner[pageno % ARMDB_PAGES_PER_CHUNK]) != 0)
+		return owner - 1;
+	/* no run names it: numbered as before runs existed (keydir.h) */
+	return (uint32) (pageno % kd->nshards);
+}
+
+/* The chunk of pageno, allocated if need be; caller holds kd->lock. */
+static ArmdbPageChunk *
+chunk_for_page(ArmdbRelKeydir *kd, uint64 pageno,
+			   const ArmdbStoreSettings *settings)
+{
+	dsa_pointer *chunks;
+	ArmdbPageChunk *chunk = find_chunk(kd, pageno);
+
+	if (chunk != NULL)
+		return chunk;
+	if (pageno >= (uint64) ARMDB_PAGES_PER_CHUNK * ARMDB_MAX_CHUNKS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("armdb table has used all of its %llu row slots",
+						(unsigned long long) ARMDB_MAX_SLOTS),
+				 errhint("VACUUM FULL the table to renumber its rows.")));
+	chunks = dsa_get_address(armdb_keydir_area(), kd->chunks);
+	{
+		dsa_pointer dp;
+
+		/* DSA_ALLOC_ZERO: no page, no owner */
+		chunk = keydir_alloc(&dp, sizeof(ArmdbPageChunk),
+							 "a page directory chunk", settings);
+		pg_write_barrier();
+		chunks[pageno / ARMDB_PAGES_PER_CHUNK] = dp;
+	}
+	return chunk;
+}
+
+/*
+ * Record that pages [first, first + npages) belong to shard; false if one
+ * of them already belongs to another (damage: two shards' files name it).
+ * Caller holds kd->lock exclusively.
+ */
+static bool
+claim_pages(ArmdbRelKeydir *kd, uint64 first, uint64 npages, uint32 shard,
+			const ArmdbStoreSettings *settings)
+{
+	/* nothing changes until memory and owners were found to allow it */
+	for (uint64 p = first; p < first + npages; p++)
+	{
+		uint16		owner = chunk_for_page(kd, p, settings)->owner[p % ARMDB_PAGES_PER_CHUNK];
+
+		if (owner != 0 && owner != shard + 1)
+			return false;
+	}
+	for (uint64 p = first; p < first + npages; p++)
+		find_chunk(kd, p)->owner[p % ARMDB_PAGES_PER_CHUNK] = (uint16) (shard + 1);
+	kd->next_page = Max(kd->next_page, first + npages);
+	return true;
+}
+
+uint64
+armdb_keydir_claim_pages(ArmdbRelKeydir *kd, uint32 shard, uint32 npages,
+						 const ArmdbStoreSettings *settings)
+{
+	uint64		first;
+
+	LWLockAcquire(&kd->lock, LW_EXCLUSIVE);
+	first = Max(kd->next_page, settings->first_page);
+	if (!claim_pages(kd, first, npages, shard, settings))
+		elog(ERROR, "armdb: page %llu was claimed twice",
+			 (unsigned long long) first);
+	LWLockRelease(&kd->lock);
+	return first;
 }
 
 static ArmdbPage *
@@ -191,34 +284,14 @@ page_for_slot(ArmdbRelKeydir *kd, uint64 slot, bool have_lock,
 {
 	uint64		pageno = slot / ARMDB_SLOTS_PER_PAGE;
 	ArmdbPage  *page = armdb_keydir_page(kd, pageno);
-	dsa_pointer *chunks;
-	dsa_pointer *chunk;
+	ArmdbPageChunk *chunk;
 
 	if (page != NULL)
 		return page;
-	if (slot >= ARMDB_MAX_SLOTS)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("armdb table has used all of its %llu row slots",
-						(unsigned long long) ARMDB_MAX_SLOTS),
-				 errhint("VACUUM FULL the table to renumber its rows.")));
-
 	if (!have_lock)
 		LWLockAcquire(&kd->lock, LW_EXCLUSIVE);
-	chunks = dsa_get_address(armdb_keydir_area(), kd->chunks);
-	if (!DsaPointerIsValid(chunks[pageno / ARMDB_PAGES_PER_CHUNK]))
-	{
-		dsa_pointer dp;
-
-		keydir_alloc(&dp, sizeof(dsa_pointer) * ARMDB_PAGES_PER_CHUNK,
-					 "a page directory chunk", settings);
-		/* DSA_ALLOC_ZERO: every entry is InvalidDsaPointer (0) */
-		pg_write_barrier();
-		chunks[pageno / ARMDB_PAGES_PER_CHUNK] = dp;
-	}
-	chunk = dsa_get_address(armdb_keydir_area(),
-							chunks[pageno / ARMDB_PAGES_PER_CHUNK]);
-	if (!DsaPointerIsValid(chunk[pageno % ARMDB_PAGES_PER_CHUNK]))
+	chunk = chunk_for_page(kd, pageno, settings);
+	if (!DsaPointerIsValid(chunk->pages[pageno % ARMDB_PAGES_PER_CHUNK]))
 	{
 		dsa_pointer dp;
 
@@ -228,7 +301,7 @@ page_for_slot(ArmdbRelKeydir *kd, uint64 slot, bool have_lock,
 		/* a page loaded after a restart may have its bit in the map */
 		page->vm_maybe_set = true;
 		pg_write_barrier();
-		chunk[pageno % ARMDB_PAGES_PER_CHUNK] = dp;
+		chunk->pages[pageno % ARMDB_PAGES_PER_CHUNK] = dp;
 		pg_atomic_fetch_add_u64(&kd->nallocated, 1);
 	}
 	/* npages only grows */
@@ -449,7 +522,6 @@ typedef struct LoadState
 	ArmdbRelKeydir *kd;
 	const ArmdbStoreSettings *settings;
 	uint32		shard;
-	uint64		max_seq;		/* highest slot sequence seen, + 1 */
 	uint64		entries;
 	uint64		bytes;			/* of all entries of this shard */
 	LoadKill   *kills;
@@ -700,14 +772,31 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	fstat->min_gsn = Min(fstat->min_gsn, e->gsn & ARMDB_GSN_MAX);
 	fstat->max_gsn = Max(fstat->max_gsn, e->gsn & ARMDB_GSN_MAX);
 
-	if (e->slot >= ARMDB_MAX_SLOTS ||
-		((armdb_gsn_is_version(e->gsn) || armdb_gsn_is_reservation(e->gsn)) &&
-		 armdb_slot_shard(e->slot, kd->nshards) != ls->shard))
-		/* versions and reservations live in their slot's shard */
+	if (e->slot >= ARMDB_MAX_SLOTS)
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
-						   "entry at offset %u of data file %06u has slot %llu, which does not belong to shard %u",
+						   "entry at offset %u of data file %06u has slot %llu, beyond the last one",
 						   e->offset, e->file_id,
-						   (unsigned long long) e->slot, ls->shard);
+						   (unsigned long long) e->slot);
+	if (armdb_gsn_is_version(e->gsn) || armdb_gsn_is_reservation(e->gsn))
+	{
+		/*
+		 * Versions and reservations live in their page's shard.  A
+		 * reservation names its run of pages, first slot to last (or, made
+		 * before runs existed, only its last slot); the loader holds
+		 * kd->lock.
+		 */
+		uint64		first = e->slot;
+
+		if (armdb_gsn_is_reservation(e->gsn) && e->root_slot < e->slot)
+			first = e->root_slot;
+		if (!claim_pages(kd, first / ARMDB_SLOTS_PER_PAGE,
+						 e->slot / ARMDB_SLOTS_PER_PAGE - first / ARMDB_SLOTS_PER_PAGE + 1,
+						 ls->shard, ls->settings))
+			return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+							   "entry at offset %u of data file %06u has slot %llu, whose page belongs to another shard than %u",
+							   e->offset, e->file_id,
+							   (unsigned long long) e->slot, ls->shard);
+	}
 	ls->entries++;
 	ls->bytes += e->len;
 
@@ -719,8 +808,6 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 		fstat->ending_bytes += e->len;
 		fstat->ending_max_gsn = Max(fstat->ending_max_gsn, e->gsn & ARMDB_GSN_MAX);
 	}
-	if (role.uses_slot)
-		ls->max_seq = Max(ls->max_seq, armdb_slot_seq(e->slot, kd->nshards) + 1);
 	if (ls->mode == LOAD_PROMOTED)
 		return true;			/* the versions are there already */
 
@@ -1071,7 +1158,6 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 		files = armdb_keydir_shard_files(kd, shard, settings);
 
 		ls.shard = shard;
-		ls.max_seq = 0;
 		ls.bytes = 0;
 		ls.file_id = 0;
 		ls.gaps = false;
@@ -1130,12 +1216,32 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 		if (mode == LOAD_PROMOTED)
 			LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
 		rt->damaged = ls.gaps;
-		rt->next_seq = ls.max_seq;
-		rt->reserved_seq = ls.max_seq;	/* the next insert reserves anew */
 		load_shard_state(kd, rt, files, &report, mode, settings);
 		if (mode == LOAD_PROMOTED)
 			LWLockRelease(&rt->lock);
 	}
+
+	/*
+	 * Every page the files name was claimed by its shard above; what runs
+	 * were claimed and never reserved durably, nobody used.  Each shard's
+	 * next insert claims a new run past all of them: the slots left over in
+	 * its last run before the restart are handed out again only once
+	 * VACUUM has freed them (design §2).
+	 */
+	kd->next_page = Max(kd->next_page, pg_atomic_read_u64(&kd->npages));
+	for (uint32 shard = 0; shard < kd->nshards; shard++)
+	{
+		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+
+		if (mode == LOAD_PROMOTED)
+			LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+		rt->next_slot = kd->next_page * ARMDB_SLOTS_PER_PAGE;
+		rt->run_end = rt->next_slot;
+		rt->run_pages = 0;
+		if (mode == LOAD_PROMOTED)
+			LWLockRelease(&rt->lock);
+	}
+
 	/*
 	 * Second pass: end the (older) versions that committed changes ended.
 	 * An end by a transaction still running -- a prepared one, after a
@@ -1196,7 +1302,6 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 		for (int i = 0; page != NULL && i < ARMDB_SLOTS_PER_PAGE; i++)
 		{
 			ArmdbVersion *v = &page->v[i];
-			uint64		slot = p * ARMDB_SLOTS_PER_PAGE + i;
 			uint32		shard;
 			ArmdbFileStat *f;
 
@@ -1209,9 +1314,7 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 				 * index entries may point at it, so it is not reused
 				 * until VACUUM has removed them (design §2).
 				 */
-				if (mode != LOAD_STANDBY &&
-					armdb_slot_seq(slot, kd->nshards) <
-					armdb_keydir_shard(kd, armdb_slot_shard(slot, kd->nshards))->next_seq)
+				if (mode != LOAD_STANDBY)
 					v->infomask2 = ARMDB_V2_ORPHAN;
 				continue;
 			}
@@ -1221,7 +1324,7 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 				v->cid = FirstCommandId;
 			}
 			live++;
-			shard = armdb_slot_shard(p * ARMDB_SLOTS_PER_PAGE, kd->nshards);
+			shard = armdb_page_shard(kd, p);
 			shard_live_bytes[shard] += v->len;
 			f = find_file_stat(shard_fstats[shard], shard_nfstats[shard],
 							   v->file_id);
@@ -1301,6 +1404,7 @@ init_keydir_entry(ArmdbRelKeydir *kd)
 	pg_atomic_init_u64(&kd->next_gsn, 1);
 	pg_atomic_init_u64(&kd->npages, 0);
 	pg_atomic_init_u64(&kd->nallocated, 0);
+	kd->next_page = 0;
 	kd->orphan_horizon = InvalidTransactionId;
 	pg_atomic_init_u32(&kd->vm_state, ARMDB_VM_UNKNOWN);
 	pg_atomic_init_u64(&kd->nversions, 0);
@@ -1499,15 +1603,38 @@ redo_entry_fate(void *arg, uint64 fxid)
 	return ARMDB_XACT_IN_PROGRESS;
 }
 
+typedef struct RedoTarget
+{
+	ArmdbRelKeydir *kd;
+	uint32		shard;			/* whose entries are replayed */
+} RedoTarget;
+
 static bool
 redo_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 {
-	ArmdbRelKeydir *kd = arg;
+	RedoTarget *target = arg;
+	ArmdbRelKeydir *kd = target->kd;
 	TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64(e->xid));
 	ArmdbEntryRole role;
 	ArmdbPage  *page;
 	ArmdbVersion *v;
 
+	/* pages claimed by the primary (the redo holds kd->lock): as the load */
+	if (e->slot < ARMDB_MAX_SLOTS &&
+		(armdb_gsn_is_version(e->gsn) || armdb_gsn_is_reservation(e->gsn)))
+	{
+		uint64		first = e->slot;
+
+		if (armdb_gsn_is_reservation(e->gsn) && e->root_slot < e->slot)
+			first = e->root_slot;
+		if (!claim_pages(kd, first / ARMDB_SLOTS_PER_PAGE,
+						 e->slot / ARMDB_SLOTS_PER_PAGE - first / ARMDB_SLOTS_PER_PAGE + 1,
+						 target->shard, armdb_store_settings()))
+			return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+							   "replayed entry at offset %u of data file %06u has slot %llu, whose page belongs to another shard than %u",
+							   e->offset, e->file_id,
+							   (unsigned long long) e->slot, target->shard);
+	}
 	armdb_winner_classify(e, ARMDB_MAX_SLOTS, redo_entry_fate, NULL, &role);
 	if (role.version)
 	{
@@ -1566,9 +1693,10 @@ armdb_keydir_redo_append(ArmdbRelKeydir *kd, uint32 shard, uint32 file_id,
 		ArmdbScanResult acc;
 		ArmdbParseResult stop;
 		ArmdbError	err;
+		RedoTarget	target = {kd, shard};
 
 		memset(&acc, 0, sizeof(acc));
-		if (!armdb_scan_buffer(entries, len, file_id, offset, redo_entry, kd,
+		if (!armdb_scan_buffer(entries, len, file_id, offset, redo_entry, &target,
 							   &acc, &stop, &err))
 			armdb_report_storage_error(ERROR, &err);
 	}
@@ -1803,14 +1931,14 @@ armdb_keydir_bytes(ArmdbRelKeydir *kd)
 		chunks = dsa_get_address(area, kd->chunks);
 		for (int c = 0; c < ARMDB_MAX_CHUNKS; c++)
 		{
-			dsa_pointer *chunk;
+			ArmdbPageChunk *chunk;
 
 			if (!DsaPointerIsValid(chunks[c]))
 				continue;
-			total += sizeof(dsa_pointer) * ARMDB_PAGES_PER_CHUNK;
+			total += sizeof(ArmdbPageChunk);
 			chunk = dsa_get_address(area, chunks[c]);
 			for (int p = 0; p < ARMDB_PAGES_PER_CHUNK; p++)
-				if (DsaPointerIsValid(chunk[p]))
+				if (DsaPointerIsValid(chunk->pages[p]))
 					total += sizeof(ArmdbPage);
 		}
 	}
@@ -1839,20 +1967,21 @@ free_keydir_memory(ArmdbRelKeydir *kd)
 	pg_atomic_fetch_add_u64(&armdb_shared->keydir_drops, 1);
 	pg_atomic_write_u64(&kd->npages, 0);
 	pg_atomic_write_u64(&kd->nallocated, 0);
+	kd->next_page = 0;
 	if (DsaPointerIsValid(kd->chunks))
 	{
 		dsa_pointer *chunks = dsa_get_address(area, kd->chunks);
 
 		for (int c = 0; c < ARMDB_MAX_CHUNKS; c++)
 		{
-			dsa_pointer *chunk;
+			ArmdbPageChunk *chunk;
 
 			if (!DsaPointerIsValid(chunks[c]))
 				continue;
 			chunk = dsa_get_address(area, chunks[c]);
 			for (int p = 0; p < ARMDB_PAGES_PER_CHUNK; p++)
-				if (DsaPointerIsValid(chunk[p]))
-					dsa_free(area, chunk[p]);
+				if (DsaPointerIsValid(chunk->pages[p]))
+					dsa_free(area, chunk->pages[p]);
 			dsa_free(area, chunks[c]);
 		}
 		dsa_free(area, kd->chunks);

@@ -13,11 +13,19 @@
  * (slot / ARMDB_SLOTS_PER_PAGE, slot % ARMDB_SLOTS_PER_PAGE + 1).  The 291
  * slots of one block number form a *virtual page*: an array of version
  * records with one LWLock, the stand-in for a heap buffer's content lock.
- * Virtual page p belongs to shard p % nshards, which hands out its slots in
- * order, so a slot's version lives in the slot's shard and a single writer
- * fills whole pages (design §2 suggests slot % nshards; that would leave
- * each page of a one-writer table 1/nshards full, nshards times the
- * memory per row).
+ *
+ * Block numbers are dense, whatever the number of shards and writers.  A
+ * page belongs to one shard, which writes every version of its slots: a
+ * shard claims a run of consecutive pages from the relation's next page
+ * (1 page at first, twice as many each time after, up to
+ * ARMDB_RESERVE_PAGES) and hands their slots out in order, so that a
+ * single writer fills pages 0, 1, 2, ... and two writers interleave runs.
+ * The run is recorded in the shard's files by a reservation entry
+ * (format.h) made durable before any of its slots is used, and the page
+ * directory keeps each claimed page's shard (ArmdbPageChunk.owner); the
+ * load rebuilds both from the reservations and the versions found.
+ * Storage written before runs existed numbered page p of shard p % nshards,
+ * and a page no run names still belongs to that shard.
  *
  * Version records mirror the fields of a heap tuple header that concurrency
  * needs (design §3): xmin, xmax, the command id (cmin/cmax or a combo id),
@@ -44,8 +52,8 @@
 struct ArmdbMerge;
 struct ArmdbMergeMove;
 
-/* slots a shard reserves at a time (vstore.c) */
-#define ARMDB_RESERVE_SEQS		(128 * 291)
+/* the most pages a shard claims and reserves at a time (vstore.c) */
+#define ARMDB_RESERVE_PAGES		128
 
 /* slots per virtual page: MaxHeapTuplesPerPage, so TIDs stay heap-valid */
 #define ARMDB_SLOTS_PER_PAGE	291
@@ -105,6 +113,7 @@ typedef struct ArmdbStoreSettings
 	bool		hints_by_worker;	/* the compaction worker builds the hint
 									 * files of sealed data files; else the
 									 * backend that sealed one does */
+	uint32		first_page;		/* test only: claim no page below it */
 } ArmdbStoreSettings;
 
 typedef struct ArmdbVersion
@@ -174,8 +183,13 @@ typedef struct ArmdbShardRt
 {
 	LWLock		lock;			/* append, write-out, buffered reads */
 	LWLock		flush_lock;		/* elects one fdatasync for a group */
-	uint64		next_seq;		/* next slot: armdb_shard_slot(next_seq) */
-	uint64		reserved_seq;	/* slots below this are durably reserved */
+	uint64		next_slot;		/* the next new slot it hands out: slots
+								 * below were handed out, or abandoned (only
+								 * grows) */
+	uint64		run_end;		/* end of its current run of pages (a
+								 * slot): next_slot up to it is durably
+								 * reserved */
+	uint32		run_pages;		/* pages of the run it claimed last */
 	dsa_pointer buf_dp;			/* write buffer, allocated on first append */
 	XLogRecPtr	wal_lsn;		/* WAL to flush before entries in the buffer
 								 * reach the file (vstore_commit.c) */
@@ -226,6 +240,8 @@ typedef struct ArmdbRelKeydir
 	LWLock		lock;			/* loading; allocating page chunks */
 	pg_atomic_uint64 next_gsn;
 	pg_atomic_uint64 npages;	/* virtual pages that may hold versions */
+	uint64		next_page;		/* pages below were claimed by shards (under
+								 * lock) */
 	pg_atomic_uint64 nallocated;	/* ... of which allocated (the others
 									 * belong to shards that never got
 									 * that far) */
@@ -237,9 +253,19 @@ typedef struct ArmdbRelKeydir
 									 * leaving an ARMDB_V2_ORPHAN slot (a
 									 * hot standby may still have it) */
 	dsa_pointer shards;			/* ArmdbShardRt[nshards] */
-	dsa_pointer chunks;			/* dsa_pointer[ARMDB_MAX_CHUNKS] -> chunk of
-								 * ARMDB_PAGES_PER_CHUNK page pointers */
+	dsa_pointer chunks;			/* dsa_pointer[ARMDB_MAX_CHUNKS] ->
+								 * ArmdbPageChunk */
 } ArmdbRelKeydir;
+
+/*
+ * ARMDB_PAGES_PER_CHUNK pages of the page directory: their pointers, and the
+ * shard each belongs to, plus one (0: no run names the page).
+ */
+typedef struct ArmdbPageChunk
+{
+	dsa_pointer pages[ARMDB_PAGES_PER_CHUNK];
+	uint16		owner[ARMDB_PAGES_PER_CHUNK];
+} ArmdbPageChunk;
 
 /* ----------------
  * keydir.c
@@ -304,6 +330,18 @@ extern ArmdbPage *armdb_keydir_page(ArmdbRelKeydir *kd, uint64 pageno);
 extern ArmdbPage *armdb_keydir_page_for_slot(ArmdbRelKeydir *kd, uint64 slot,
 											 const ArmdbStoreSettings *settings);
 
+/* The shard virtual page pageno belongs to. */
+extern uint32 armdb_page_shard(ArmdbRelKeydir *kd, uint64 pageno);
+
+/*
+ * Claim the next npages pages of the relation for shard (vstore.c, which
+ * then reserves them durably); returns the first.  ERROR when memory is
+ * full.  Caller holds the shard's lock exclusively.
+ */
+extern uint64 armdb_keydir_claim_pages(ArmdbRelKeydir *kd, uint32 shard,
+									   uint32 npages,
+									   const ArmdbStoreSettings *settings);
+
 /*
  * Hand slot (of this shard, index entries gone) out again; caller holds the
  * shard lock exclusively.  Returns false if there is no memory to remember
@@ -349,28 +387,11 @@ extern void armdb_keydir_foreach_loaded(void (*fn) (ArmdbRelKeydir *kd,
 /* Shared memory a keydir occupies, its write buffers included. */
 extern int64 armdb_keydir_bytes(ArmdbRelKeydir *kd);
 
-/* The shard a slot belongs to. */
+/* The shard a slot belongs to: its page's. */
 static inline uint32
-armdb_slot_shard(uint64 slot, uint32 nshards)
+armdb_slot_shard(ArmdbRelKeydir *kd, uint64 slot)
 {
-	return (uint32) ((slot / ARMDB_SLOTS_PER_PAGE) % nshards);
-}
-
-/* The seq-th slot (0, 1, ...) of a shard. */
-static inline uint64
-armdb_shard_slot(uint32 shard, uint64 seq, uint32 nshards)
-{
-	uint64		page = (seq / ARMDB_SLOTS_PER_PAGE) * nshards + shard;
-
-	return page * ARMDB_SLOTS_PER_PAGE + seq % ARMDB_SLOTS_PER_PAGE;
-}
-
-/* The inverse: which of its shard's slots is slot. */
-static inline uint64
-armdb_slot_seq(uint64 slot, uint32 nshards)
-{
-	return (slot / ARMDB_SLOTS_PER_PAGE / nshards) * ARMDB_SLOTS_PER_PAGE +
-		slot % ARMDB_SLOTS_PER_PAGE;
+	return armdb_page_shard(kd, slot / ARMDB_SLOTS_PER_PAGE);
 }
 
 static inline uint64

@@ -89,10 +89,12 @@ StaticAssertDecl(sizeof(ArmdbFileHeader) == ARMDB_FILE_HEADER_SIZE,
 
 #define ARMDB_GSN_FLAG_TOMBSTONE	(UINT64CONST(1) << 63)
 /*
- * A slot reservation: no value; slot is the highest slot of its shard that
- * may have been handed out.  Recovery never hands out a slot at or below it
- * again, even if nothing of that slot reached the files (an index entry may
- * still point at it).
+ * A slot reservation: no value; the shard's run of pages (keydir.h), from
+ * root_slot (the run's first slot) to slot (its last).  The pages belong to
+ * the shard, and recovery never hands out their slots again, even if
+ * nothing of them reached the files (an index entry may still point at
+ * one).  Written before runs existed, root_slot is slot: slots of the shard
+ * up to slot, its pages numbered p % nshards.
  */
 #define ARMDB_GSN_FLAG_RESERVE		(UINT64CONST(1) << 62)
 /*

@@ -10,7 +10,7 @@
  * shared by whatever else must decide them (compaction: which entries are
  * still live).
  *
- *	 - a reservation only says that slots up to its own were handed out;
+ *	 - a reservation only says that the slots of its run were handed out;
  *	 - an entry whose transaction aborted counts for nothing, except that a
  *	   version's slot stays used up (an index entry may point at it);
  *	 - a version is a candidate for its slot's record; of two versions of

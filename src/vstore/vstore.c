@@ -280,10 +280,12 @@ append_entry(ArmdbVstoreAppend *ap, uint64 flags, FullTransactionId fxid,
  * while an index entry may point at it.  Index entries are WAL-logged, but
  * the entries of a transaction that never commits may never reach the data
  * files, so after a restart the files alone cannot say which slots were
- * handed out.  A shard therefore reserves slots ahead, ARMDB_RESERVE_SEQS at
- * a time, with a reservation entry made durable before any of them is used;
- * recovery starts after the highest reservation.  Caller holds the shard
- * lock exclusively.
+ * handed out.  A shard therefore claims a run of pages (keydir.h) and
+ * reserves their slots with a reservation entry made durable before any of
+ * them is used; recovery starts past every page a reservation names.  The
+ * runs grow from one page to ARMDB_RESERVE_PAGES, so that a small table
+ * has no holes in its block numbers and a large one pays one fsync per
+ * 37,248 slots.  Caller holds the shard lock exclusively.
  */
 static void
 reserve_slots(ArmdbVstoreAppend *ap)
@@ -292,17 +294,27 @@ reserve_slots(ArmdbVstoreAppend *ap)
 	ArmdbLocation loc;
 	ArmdbError	err;
 	ArmdbPos	reached;
-	uint64		upto = rt->next_seq + ARMDB_RESERVE_SEQS;
-	uint64		slot = armdb_shard_slot(ap->shard, upto - 1, ap->kd->nshards);
+	uint32		npages = Min(Max(rt->run_pages * 2, 1), ARMDB_RESERVE_PAGES);
+	uint64		first;
+	uint64		last;
 
-	append_entry(ap, ARMDB_GSN_FLAG_RESERVE, InvalidFullTransactionId, slot,
-				 slot, ARMDB_INVALID_SLOT, NULL, 0, &loc);
+	/*
+	 * Claimed pages stay the shard's even if the reservation fails below:
+	 * the next attempt claims others (the hole is only block numbers).
+	 */
+	first = armdb_keydir_claim_pages(ap->kd, ap->shard, npages, ap->settings) *
+		ARMDB_SLOTS_PER_PAGE;
+	last = first + (uint64) npages * ARMDB_SLOTS_PER_PAGE - 1;
+	rt->run_pages = npages;
+	append_entry(ap, ARMDB_GSN_FLAG_RESERVE, InvalidFullTransactionId, last,
+				 first, ARMDB_INVALID_SLOT, NULL, 0, &loc);
 	if (!armdb_shard_write_out(&rt->st, ap->files, &reached, &err) ||
 		!armdb_shard_sync(&rt->st, ap->files, reached, &err))
 		armdb_report_storage_error(rt->st.failed ? data_sync_elevel(ERROR) : ERROR,
 								   &err);
 	armdb_shard_note_flushed(&rt->st, reached);
-	rt->reserved_seq = upto;
+	rt->next_slot = first;
+	rt->run_end = last + 1;
 }
 
 void
@@ -387,9 +399,9 @@ armdb_vstore_insert(ArmdbVstoreAppend *ap, const void *image, uint32 len,
 	}
 	else
 	{
-		if (rt->next_seq >= rt->reserved_seq)
+		if (rt->next_slot >= rt->run_end)
 			reserve_slots(ap);
-		slot = armdb_shard_slot(ap->shard, rt->next_seq, ap->kd->nshards);
+		slot = rt->next_slot;
 	}
 	/* may ERROR: memory */
 	(void) armdb_keydir_page_for_slot(ap->kd, slot, ap->settings);
@@ -402,7 +414,7 @@ armdb_vstore_insert(ArmdbVstoreAppend *ap, const void *image, uint32 len,
 	if (rt->nfree > 0)
 		rt->nfree--;
 	else
-		rt->next_seq++;
+		rt->next_slot++;
 	return slot;
 }
 
@@ -533,7 +545,7 @@ void
 armdb_vstore_read(ArmdbRelKeydir *kd, uint64 slot, const ArmdbLocation *loc,
 				  char *buf, const ArmdbStoreSettings *settings)
 {
-	uint32		shard = armdb_slot_shard(slot, kd->nshards);
+	uint32		shard = armdb_slot_shard(kd, slot);
 	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
 	ArmdbShardFiles *files;
 	ArmdbEntryHeader hdr;
@@ -585,7 +597,7 @@ armdb_vstore_read_ahead(ArmdbRelKeydir *kd, int n, const uint64 *slots,
 		ok[i] = false;
 	for (int i = 0; settings->cached_reads && i < n; i++)
 	{
-		uint32		shard = armdb_slot_shard(slots[i], kd->nshards);
+		uint32		shard = armdb_slot_shard(kd, slots[i]);
 		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
 		ArmdbShardFiles *sf;
 		bool		buffered;
@@ -649,7 +661,7 @@ armdb_vstore_span_read(ArmdbVstoreSpan *span, ArmdbRelKeydir *kd,
 
 	span->file_id = 0;
 	span->shard = shard;
-	span->nshards = kd->nshards;
+	span->kd = kd;
 	loc.file_id = file_id;
 	loc.offset = (uint32) from;
 	loc.len = (uint32) (to - from);
@@ -692,7 +704,7 @@ armdb_vstore_span_copy(const ArmdbVstoreSpan *span, uint64 slot,
 	 * version), which the read may have seen half written, or not at all.
 	 */
 	if (loc->file_id != span->file_id ||
-		armdb_slot_shard(slot, span->nshards) != span->shard ||
+		armdb_slot_shard(span->kd, slot) != span->shard ||
 		loc->offset < span->from ||
 		(uint64) loc->offset + loc->len > Min(span->to, span->from + span->len))
 		return false;

@@ -221,8 +221,8 @@ extern void armdb_vstore_read_ahead(ArmdbRelKeydir *kd, int n,
 typedef struct ArmdbVstoreSpan
 {
 	ArmdbAlignedBuf buf;
+	ArmdbRelKeydir *kd;			/* the relation's */
 	uint32		shard;			/* the shard of the file read */
-	uint32		nshards;
 	uint32		file_id;		/* 0: nothing read */
 	uint64		from;			/* file offset of buf.data[0] */
 	size_t		len;

@@ -1447,7 +1447,8 @@ desc_entry(StringInfo buf, const char *p, uint32 len)
 		return;
 	}
 	if (armdb_gsn_is_reservation(hdr.gsn))
-		appendStringInfo(buf, "; reservation up to slot %llu",
+		appendStringInfo(buf, "; reservation of slots %llu to %llu",
+						 (unsigned long long) Min(hdr.root_slot, hdr.slot),
 						 (unsigned long long) hdr.slot);
 	else if (armdb_gsn_is_lock(hdr.gsn))
 	{

@@ -210,3 +210,34 @@ SET enable_seqscan = off;
 SELECT * FROM hot_ab WHERE id = 1;
 RESET enable_seqscan;
 DROP TABLE hot_ab;
+
+-- readers prune: an index fetch that walks past versions dead to everybody
+-- prunes the chain (no VACUUM), as a sequential scan reading pages does
+CREATE TABLE hot_op (id int PRIMARY KEY, n int) USING armdb;
+INSERT INTO hot_op VALUES (1, 0), (2, 0);
+-- (updates found by index fetches would prune as they go)
+SET enable_indexscan = off; SET enable_bitmapscan = off;
+UPDATE hot_op SET n = n + 1 WHERE id = 1;
+UPDATE hot_op SET n = n + 1 WHERE id = 1;
+UPDATE hot_op SET n = n + 1 WHERE id = 1;
+UPDATE hot_op SET n = n + 1 WHERE id = 1;
+UPDATE hot_op SET n = n + 1 WHERE id = 1;
+UPDATE hot_op SET n = n + 1 WHERE id = 2;
+UPDATE hot_op SET n = n + 1 WHERE id = 2;
+RESET enable_indexscan; RESET enable_bitmapscan;
+SELECT sum(live_versions) AS versions_before FROM armdb_shard_stats('hot_op');
+SET enable_seqscan = off; SET enable_bitmapscan = off;
+SELECT n FROM hot_op WHERE id = 1;
+SELECT sum(live_versions) AS versions_after_fetch FROM armdb_shard_stats('hot_op');
+SELECT n FROM hot_op WHERE id = 1;
+RESET enable_seqscan; RESET enable_bitmapscan;
+SET armdb.debug_seqscan_pages = on;
+SELECT id, n FROM hot_op ORDER BY id;
+RESET armdb.debug_seqscan_pages;
+SELECT sum(live_versions) AS versions_after_scan FROM armdb_shard_stats('hot_op');
+SET enable_seqscan = off; SET enable_bitmapscan = off;
+SELECT id, n FROM hot_op WHERE id IN (1, 2) ORDER BY id;
+RESET enable_seqscan; RESET enable_bitmapscan;
+VACUUM hot_op;
+SELECT id, n FROM hot_op ORDER BY id;
+DROP TABLE hot_op;

@@ -50,6 +50,7 @@ bool		armdb_debug_full_tuple_images = false;
 bool		armdb_hot_updates = true;
 bool		armdb_debug_seqscan_pages = false;
 int			armdb_debug_first_page = 0;
+int			armdb_debug_prune_lock = 0;
 
 static const struct config_enum_entry io_method_options[] = {
 	{"auto", ARMDB_IO_AUTO, false},
@@ -291,6 +292,16 @@ _PG_init(void)
 							"first 1 GB segment of its main fork.",
 							&armdb_debug_first_page,
 							0, 0, ARMDB_PAGES_PER_CHUNK * (ARMDB_MAX_CHUNKS / 2),
+							PGC_SUSET, GUC_NOT_IN_SAMPLE,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("armdb.debug_prune_lock",
+							"Test only: VACUUM takes this advisory lock in share mode "
+							"between planning its pruning of HOT chains and "
+							"carrying it out (0: none).",
+							"So that a test holding the lock can change the chains "
+							"meanwhile.",
+							&armdb_debug_prune_lock,
+							0, 0, INT_MAX,
 							PGC_SUSET, GUC_NOT_IN_SAMPLE,
 							NULL, NULL, NULL);
 	DefineCustomBoolVariable("armdb.debug_stale_cached_reads",

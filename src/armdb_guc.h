@@ -28,5 +28,6 @@ extern bool armdb_debug_full_tuple_images;
 extern bool armdb_hot_updates;
 extern bool armdb_debug_seqscan_pages;
 extern int	armdb_debug_first_page;
+extern int	armdb_debug_prune_lock;
 
 #endif							/* ARMDB_GUC_H */

@@ -175,15 +175,22 @@ extern bool armdb_hot_search_locked(Relation rel, ArmdbRelKeydir *kd,
 									bool *all_dead,
 									struct GlobalVisState *vistest,
 									bool first_call,
-									TransactionId resume_xmin);
+									TransactionId resume_xmin,
+									int *npassed);
 extern bool armdb_hot_search(Relation rel, ArmdbRelKeydir *kd, uint64 *slotp,
 							 Snapshot snapshot, ArmdbVersion *copy,
 							 bool *all_dead, struct GlobalVisState *vistest,
-							 bool first_call, TransactionId resume_xmin);
+							 bool first_call, TransactionId resume_xmin,
+							 int *npassed);
 extern bool armdb_hot_chain_dead(ArmdbRelKeydir *kd, uint64 root,
 								 struct GlobalVisState *vistest,
 								 bool known_dead,
 								 TransactionId *latest_removed);
+extern bool armdb_hot_prunable_locked(ArmdbRelKeydir *kd, ArmdbPage *root_page,
+									  uint64 root,
+									  struct GlobalVisState *vistest);
+extern bool armdb_hot_prunable(ArmdbRelKeydir *kd, uint64 root,
+							   struct GlobalVisState *vistest);
 
 /*
  * The scan descriptor of sequential scans (armdb_seqscan.c), which also
@@ -445,6 +452,9 @@ extern void armdb_relation_estimate_size(Relation rel, int32 *attr_widths,
 										 double *allvisfrac);
 
 /* armdb_vacuum.c */
+extern void armdb_hot_prune_opt(Relation rel, ArmdbRelKeydir *kd, uint64 root,
+								struct GlobalVisState *vistest);
+extern void armdb_vacuum_at_abort(void);
 extern void armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 								  BufferAccessStrategy bstrategy);
 

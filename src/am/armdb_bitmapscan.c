@@ -47,6 +47,7 @@
 
 #include "access/visibilitymap.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "commands/tablespace.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
@@ -394,7 +395,7 @@ read_versions_span(ArmdbScanDesc scan)
 	scan->span.file_id = 0;
 	if (scan->bm_count < 2)
 		return;
-	/* the page's shard's; HOT chains may lead into other shards */
+	/* the first version's shard (HOT chains may lead to other pages) */
 	shard = armdb_slot_shard(kd, scan->bm_slots[0]);
 	for (int i = 0; i < scan->bm_count; i++)
 	{
@@ -418,6 +419,9 @@ read_versions_span(ArmdbScanDesc scan)
 						   scan->mcxt, armdb_store_settings());
 }
 
+/* chains a sequential scan prunes per virtual page, at most */
+#define PRUNE_PER_PAGE	16
+
 /*
  * Judge the versions of page blockno that offsets names (all of them when
  * ntuples is -1, a lossy page) against the scan's snapshot, keeping the
@@ -437,6 +441,9 @@ judge_page(ArmdbScanDesc scan, BlockNumber blockno,
 	uint64		first = (uint64) blockno * ARMDB_SLOTS_PER_PAGE;
 	ArmdbPage  *page;
 	int			nvisible = 0;
+	GlobalVisState *vistest = NULL;
+	uint64		prunable[PRUNE_PER_PAGE];
+	int			nprunable = 0;
 
 	scan->bm_count = scan->bm_pos = 0;
 	scan->cblock = blockno;
@@ -450,6 +457,10 @@ judge_page(ArmdbScanDesc scan, BlockNumber blockno,
 		scan->bm_slots = MemoryContextAlloc(scan->mcxt,
 											sizeof(uint64) * ARMDB_SLOTS_PER_PAGE);
 	}
+
+	if (!chains && (scan->base.rs_flags & SO_TYPE_SEQSCAN) &&
+		!RecoveryInProgress())
+		vistest = GlobalVisTestFor(rel);
 
 	/*
 	 * As heap holds the buffer's share lock while it judges the page and
@@ -479,12 +490,20 @@ judge_page(ArmdbScanDesc scan, BlockNumber blockno,
 			if (!armdb_hot_search_locked(rel, scan->kd, page, &found,
 										 snapshot, &scan->bm_versions[nvisible],
 										 NULL, NULL, true,
-										 InvalidTransactionId))
+										 InvalidTransactionId, NULL))
 				continue;
 			scan->bm_slots[nvisible] = found;
 			nvisible++;
 			continue;
 		}
+		/* a sequential scan prunes the chains it passes, as heap's does */
+		if (vistest != NULL && nprunable < PRUNE_PER_PAGE &&
+			(armdb_version_is_redirect(&page->v[index]) ||
+			 (page->v[index].file_id != 0 &&
+			  (page->v[index].infomask2 & HEAP_HOT_UPDATED) &&
+			  !(page->v[index].infomask2 & HEAP_ONLY_TUPLE))) &&
+			armdb_hot_prunable_locked(scan->kd, page, first + index, vistest))
+			prunable[nprunable++] = first + index;
 		if (!armdb_version_judge(rel, &page->v[index], first + index,
 								 snapshot))
 			continue;
@@ -497,6 +516,9 @@ judge_page(ArmdbScanDesc scan, BlockNumber blockno,
 	scan->bm_count = nvisible;
 	if (nvisible > 0 && !ahead_has_all(scan))
 		read_versions_span(scan);
+	/* after the reads: pruning frees no version the scan sees */
+	for (int i = 0; i < nprunable; i++)
+		armdb_hot_prune_opt(rel, scan->kd, prunable[i], vistest);
 	return nvisible > 0;
 }
 

@@ -35,8 +35,13 @@
  * page lock held exclusively, and frees the versions it passed over only
  * after that: so a walk that started before the prune has finished before
  * the prune could begin, and one that starts after it never meets the
- * freed slots.  Nothing else takes a second page lock while it holds one,
- * so these nested share locks cannot deadlock.
+ * freed slots.  Readers prune too (armdb_hot_prune_opt, heap's
+ * heap_page_prune_opt): a walk or a sequential scan that meets a dead
+ * version at the front of a chain plans the chain's pruning under a share
+ * lock and carries it out as VACUUM does, leaving a root that somebody
+ * else pruned meanwhile.  Only VACUUM, which runs alone on a table, takes
+ * a second page lock while it holds one exclusively, so these nested
+ * share locks cannot deadlock.
  *
  * Root slots survive a restart in the entries: a heap-only version's entry
  * names its chain's root (root_slot, format.h), and the load gives the
@@ -134,13 +139,15 @@ armdb_chain_done(ArmdbChainWalk *walk)
  * A walk that is not the first for its index entry (call_again, for
  * snapshots that may see several versions of a chain) starts after the
  * version returned last, *slotp, if that still holds the version whose
- * xmin was resume_xmin.
+ * xmin was resume_xmin.  *npassed, when not NULL, counts the versions
+ * the walk looked at and passed over.
  */
 bool
 armdb_hot_search_locked(Relation rel, ArmdbRelKeydir *kd, ArmdbPage *root_page,
 						uint64 *slotp, Snapshot snapshot, ArmdbVersion *copy,
 						bool *all_dead, GlobalVisState *vistest,
-						bool first_call, TransactionId resume_xmin)
+						bool first_call, TransactionId resume_xmin,
+						int *npassed)
 {
 	ArmdbChainWalk walk = {kd, root_page, NULL, LW_SHARED};
 	TransactionId prior_xmax = InvalidTransactionId;
@@ -151,6 +158,8 @@ armdb_hot_search_locked(Relation rel, ArmdbRelKeydir *kd, ArmdbPage *root_page,
 
 	if (all_dead != NULL)
 		*all_dead = first_call;
+	if (npassed != NULL)
+		*npassed = 0;
 	memset(copy, 0, sizeof(*copy));
 
 	for (;;)
@@ -189,6 +198,8 @@ armdb_hot_search_locked(Relation rel, ArmdbRelKeydir *kd, ArmdbPage *root_page,
 			break;
 		}
 		skip = false;
+		if (npassed != NULL)
+			(*npassed)++;
 
 		if (all_dead != NULL && *all_dead &&
 			(vistest == NULL || !armdb_version_is_surely_dead(v, vistest)))
@@ -209,7 +220,7 @@ bool
 armdb_hot_search(Relation rel, ArmdbRelKeydir *kd, uint64 *slotp,
 				 Snapshot snapshot, ArmdbVersion *copy, bool *all_dead,
 				 GlobalVisState *vistest, bool first_call,
-				 TransactionId resume_xmin)
+				 TransactionId resume_xmin, int *npassed)
 {
 	ArmdbPage  *page = armdb_keydir_page(kd, *slotp / ARMDB_SLOTS_PER_PAGE);
 	bool		found;
@@ -219,12 +230,14 @@ armdb_hot_search(Relation rel, ArmdbRelKeydir *kd, uint64 *slotp,
 		memset(copy, 0, sizeof(*copy));
 		if (all_dead != NULL)
 			*all_dead = false;
+		if (npassed != NULL)
+			*npassed = 0;
 		return false;
 	}
 	LWLockAcquire(&page->lock, LW_SHARED);
 	found = armdb_hot_search_locked(rel, kd, page, slotp, snapshot, copy,
 									all_dead, vistest, first_call,
-									resume_xmin);
+									resume_xmin, npassed);
 	LWLockRelease(&page->lock);
 	return found;
 }
@@ -296,4 +309,52 @@ armdb_hot_chain_dead(ArmdbRelKeydir *kd, uint64 root, GlobalVisState *vistest,
 		 TransactionIdFollows(newest, *latest_removed)))
 		*latest_removed = newest;
 	return dead;
+}
+
+/*
+ * Is there something to prune at the front of root's chain: its first
+ * version (the root's own, or the one its redirect names) dead to
+ * everybody (vistest) and followed by a newer one?  heap_page_prune_opt's
+ * question, for one chain.  The caller holds root_page's lock.
+ */
+bool
+armdb_hot_prunable_locked(ArmdbRelKeydir *kd, ArmdbPage *root_page,
+						  uint64 root, GlobalVisState *vistest)
+{
+	ArmdbChainWalk walk = {kd, root_page, NULL, LW_SHARED};
+	ArmdbVersion *v = &root_page->v[root % ARMDB_SLOTS_PER_PAGE];
+	TransactionId prior_xmax = InvalidTransactionId;
+	bool		at_chain_start = true;
+	uint64		slot = root;
+	uint64		next;
+	bool		prunable;
+
+	if (armdb_version_is_redirect(v))
+	{
+		slot = v->ctid;
+		prior_xmax = armdb_redirect_xmin(v);
+		at_chain_start = false;
+		v = armdb_chain_version(&walk, slot);
+	}
+	prunable = v != NULL &&
+		armdb_chain_member(v, at_chain_start, prior_xmax) &&
+		armdb_hot_next(v, slot, &next) &&
+		armdb_version_is_surely_dead(v, vistest);
+	armdb_chain_done(&walk);
+	return prunable;
+}
+
+/* armdb_hot_prunable_locked(), taking the root's page lock itself */
+bool
+armdb_hot_prunable(ArmdbRelKeydir *kd, uint64 root, GlobalVisState *vistest)
+{
+	ArmdbPage  *page = armdb_keydir_page(kd, root / ARMDB_SLOTS_PER_PAGE);
+	bool		prunable;
+
+	if (page == NULL)
+		return false;
+	LWLockAcquire(&page->lock, LW_SHARED);
+	prunable = armdb_hot_prunable_locked(kd, page, root, vistest);
+	LWLockRelease(&page->lock);
+	return prunable;
 }

@@ -18,6 +18,7 @@
 #include "access/genam.h"
 #include "access/heapam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/catalog.h"
 #include "catalog/index.h"
 #include "catalog/pg_am_d.h"
@@ -88,6 +89,8 @@ armdb_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
 	Relation	rel = scan->rel;
 	ArmdbVersion v;
 	uint64		slotno;
+	uint64		root;
+	int			npassed;
 	bool		first_call = !*call_again;
 
 	*call_again = false;
@@ -95,10 +98,11 @@ armdb_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
 		*all_dead = false;
 	if (!armdb_slot_of_tid(fetch->kd, tid, &slotno))
 		return false;
+	root = slotno;
 
 	if (!armdb_hot_search(rel, fetch->kd, &slotno, snapshot, &v, all_dead,
 						  all_dead ? GlobalVisTestFor(rel) : NULL,
-						  first_call, fetch->last_xmin))
+						  first_call, fetch->last_xmin, &npassed))
 		return false;
 
 	armdb_slot_to_tid(slotno, tid);
@@ -110,6 +114,15 @@ armdb_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
 	ExecStoreHeapTuple(&fetch->tuple, slot, false);
 	pgstat_count_heap_fetch(rel);
 	*call_again = !IsMVCCSnapshot(snapshot);
+
+	/* a walk past a version dead to everybody: prune the chain */
+	if (first_call && npassed > 0 && !RecoveryInProgress())
+	{
+		GlobalVisState *vistest = GlobalVisTestFor(rel);
+
+		if (armdb_hot_prunable(fetch->kd, root, vistest))
+			armdb_hot_prune_opt(rel, fetch->kd, root, vistest);
+	}
 	return true;
 }
 
@@ -523,7 +536,7 @@ armdb_index_validate_scan(Relation heapRelation, Relation indexRelation,
 			CHECK_FOR_INTERRUPTS();
 			/* from each chain's root, its version the snapshot sees */
 			if (!armdb_hot_search(NULL, kd, &slotno, snapshot, &v, NULL, NULL,
-								  true, InvalidTransactionId))
+								  true, InvalidTransactionId, NULL))
 				continue;
 			state->htups += 1;
 			armdb_slot_to_tid(root, &tid);

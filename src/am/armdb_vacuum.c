@@ -25,9 +25,12 @@
 #include "pgstat.h"
 #include "storage/bufmgr.h"
 #include "storage/procarray.h"
+#include "utils/fmgrprotos.h"
+#include "utils/snapmgr.h"
 
 #include "am/armdb_am.h"
 #include "am/armdb_vm.h"
+#include "armdb_guc.h"
 #include "armdb.h"
 #include "keydir/files.h"
 #include "keydir/visibility.h"
@@ -103,16 +106,23 @@ typedef enum ChainRoot
 {
 	ROOT_KEPT,					/* as it is (nothing dead at the front) */
 	ROOT_REDIRECTED,			/* to redirect (or still redirecting) */
-	ROOT_DEAD					/* the whole chain is dead: the root's slot
+	ROOT_DEAD,					/* the whole chain is dead: the root's slot
 								 * goes the way of a dead version */
+	ROOT_MEMBERS				/* ROOT_DEAD outside VACUUM: only the
+								 * heap-only versions go; the root waits
+								 * for VACUUM to remove its index entries */
 } ChainRoot;
 
 typedef struct PrunePlan
 {
 	uint64		root;
-	ChainRoot	outcome;		/* ROOT_REDIRECTED or ROOT_DEAD */
+	ChainRoot	outcome;		/* ROOT_REDIRECTED, ROOT_DEAD or
+								 * ROOT_MEMBERS */
 	bool		was_redirect;	/* the root's slot redirected already */
-	TransactionId root_xmin;	/* the root's version's, when it has one */
+	TransactionId root_xmin;	/* the root's version's, or the xmin its
+								 * redirect names (the plan is stale if a
+								 * redirect now names another version in
+								 * the same slot) */
 	uint32		root_ctid;		/* the root's ctid (or redirect) seen */
 	uint32		target;			/* ROOT_REDIRECTED: the first version left */
 	TransactionId target_xmin;	/* ... and its xmin */
@@ -152,9 +162,36 @@ typedef struct HotPrune
 
 static void advance_latest_removed(ArmdbVersion *v, TransactionId *latest);
 
+/* the keydir whose readers' pruning this backend's VACUUM holds off */
+static ArmdbRelKeydir *pruning_held = NULL;
+
+static void
+hold_readers_pruning(ArmdbRelKeydir *kd)
+{
+	pruning_held = kd;
+	pg_atomic_write_u32(&kd->vacuum_pruning, 1);
+	pg_memory_barrier();
+}
+
+static void
+release_readers_pruning(void)
+{
+	if (pruning_held == NULL)
+		return;
+	pg_atomic_write_u32(&pruning_held->vacuum_pruning, 0);
+	pruning_held = NULL;
+}
+
+/* A VACUUM that fails lets readers prune again (armdb_xact.c, at abort). */
+void
+armdb_vacuum_at_abort(void)
+{
+	release_readers_pruning();
+}
+
 /*
- * heap_prune_chain(): the HOT chain whose root is slot, on page (locked
- * exclusively by the caller).  Walking from the root, the dead and
+ * heap_prune_chain(): the HOT chain whose root is slot, on page (locked by
+ * the caller: exclusively by VACUUM, which runs alone on a table).  Walking from the root, the dead and
  * recently dead versions up to the last dead one go: a plan in hp says so,
  * with the heap-only ones among them to be freed, and the root to redirect
  * to the version after them -- or, when nothing after them is left, to be
@@ -220,7 +257,7 @@ prune_chain(ArmdbRelKeydir *kd, ArmdbPage *page, uint64 root,
 	plan = &hp->plans[hp->nplans++];
 	plan->root = root;
 	plan->was_redirect = redirected;
-	plan->root_xmin = redirected ? InvalidTransactionId : rv->xmin;
+	plan->root_xmin = redirected ? armdb_redirect_xmin(rv) : rv->xmin;
 	plan->root_ctid = rv->ctid;
 	plan->first_victim = hp->nvictims;
 	for (int i = redirected ? 0 : 1; i <= latestdead; i++)
@@ -278,15 +315,21 @@ free_heap_only(ArmdbRelKeydir *kd, const PruneVictim *victim)
 }
 
 /*
- * One chain's pruning, as pass 1 planned it: the root first (a redirect,
- * whose version's bytes now count as dead; or, for a dead chain, an empty
- * slot whose index entries are still to go), then the versions it no
- * longer leads to.  Nothing else changes a dead chain meanwhile -- VACUUM
- * runs alone on the table, and updates only add at a chain's live end.
- * Returns the versions removed.
+ * One chain's pruning, as planned: the root first (a redirect, whose
+ * version's bytes now count as dead; or, for a dead chain, an empty slot
+ * whose index entries are still to go), then the versions it no longer
+ * leads to.  Updates only add at a chain's live end, and while VACUUM
+ * prunes a table no reader does (armdb_hot_prune_opt), so VACUUM finds
+ * every root as it planned it.  A reader (rel not NULL) finds it changed
+ * when another reader pruned the chain first, and leaves it; it logs its
+ * pruning here, under the root's lock, once it knows the plan holds, so
+ * that a hot standby replays prunings in the order they were done.  A
+ * reader waits for no lock: it gives up instead.  Returns the versions
+ * removed.
  */
 static uint64
-prune_one_chain(ArmdbRelKeydir *kd, const HotPrune *hp, const PrunePlan *plan)
+prune_one_chain(ArmdbRelKeydir *kd, const HotPrune *hp, const PrunePlan *plan,
+				Relation reader, TransactionId latest_removed)
 {
 	ArmdbShardRt *rt = armdb_keydir_shard(kd, armdb_slot_shard(kd, plan->root));
 	ArmdbPage  *page = armdb_keydir_page(kd, plan->root / ARMDB_SLOTS_PER_PAGE);
@@ -294,26 +337,63 @@ prune_one_chain(ArmdbRelKeydir *kd, const HotPrune *hp, const PrunePlan *plan)
 	uint64		nremoved = 0;
 	bool		same;
 
-	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
-	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+	if (reader == NULL)
+	{
+		LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+	}
+	else
+	{
+		if (!LWLockConditionalAcquire(&rt->lock, LW_EXCLUSIVE))
+			return 0;
+		if (!LWLockConditionalAcquire(&page->lock, LW_EXCLUSIVE))
+		{
+			LWLockRelease(&rt->lock);
+			return 0;
+		}
+	}
 	if (plan->was_redirect)
-		same = armdb_version_is_redirect(rv) && rv->ctid == plan->root_ctid;
+		same = armdb_version_is_redirect(rv) && rv->ctid == plan->root_ctid &&
+			TransactionIdEquals(armdb_redirect_xmin(rv), plan->root_xmin);
 	else
 		same = rv->file_id != 0 && !(rv->infomask2 & HEAP_ONLY_TUPLE) &&
 			TransactionIdEquals(rv->xmin, plan->root_xmin) &&
 			rv->ctid == plan->root_ctid;
+	if (reader != NULL &&
+		(!same || pg_atomic_read_u32(&kd->vacuum_pruning) != 0))
+	{
+		/* pruned by another reader meanwhile, or VACUUM's to prune now */
+		LWLockRelease(&page->lock);
+		LWLockRelease(&rt->lock);
+		return 0;
+	}
 	if (!same)
 	{
 		/*
-		 * Nothing but VACUUM changes a dead chain's root, and VACUUM runs
-		 * alone on a table: stop before anything changes (the lone
-		 * versions after it could be a redirect's target).
+		 * Nothing but VACUUM changes a dead chain's root while VACUUM
+		 * prunes: stop before anything changes (the lone versions after
+		 * it could be a redirect's target).
 		 */
 		LWLockRelease(&page->lock);
 		LWLockRelease(&rt->lock);
 		RESUME_INTERRUPTS();
 		elog(ERROR, "armdb: the HOT chain at slot " UINT64_FORMAT " changed during VACUUM",
 			 plan->root);
+	}
+	if (reader != NULL && RelationNeedsWAL(reader) && XLogStandbyInfoActive())
+	{
+		uint64	   *slots = palloc(sizeof(uint64) * (2 + plan->nvictims));
+		int64		k = 0;
+
+		if (plan->outcome == ROOT_REDIRECTED)
+		{
+			slots[k++] = plan->root | ARMDB_PRUNE_REDIRECT;
+			slots[k++] = plan->target;
+		}
+		for (int64 i = 0; i < plan->nvictims; i++)
+			slots[k++] = hp->victims[plan->first_victim + i].slot;
+		armdb_wal_log_prune(&reader->rd_node, latest_removed, slots, k);
+		pfree(slots);
 	}
 	if (plan->outcome == ROOT_REDIRECTED)
 	{
@@ -328,7 +408,7 @@ prune_one_chain(ArmdbRelKeydir *kd, const HotPrune *hp, const PrunePlan *plan)
 		rv->ctid = plan->target;
 		rv->xmin = plan->target_xmin;	/* armdb_redirect_xmin() */
 	}
-	else if (plan->was_redirect)
+	else if (plan->outcome == ROOT_DEAD && plan->was_redirect)
 	{
 		/* ROOT_DEAD: a slot index entries still name (pass 3 frees it) */
 		memset(rv, 0, sizeof(*rv));
@@ -338,6 +418,10 @@ prune_one_chain(ArmdbRelKeydir *kd, const HotPrune *hp, const PrunePlan *plan)
 	LWLockRelease(&page->lock);
 	LWLockRelease(&rt->lock);
 
+	/*
+	 * Nobody else frees these: no walk from the root reaches them any more
+	 * (so VACUUM's plans never name them), and they are not lone.
+	 */
 	for (int64 i = 0; i < plan->nvictims; i++)
 		nremoved += free_heap_only(kd, &hp->victims[plan->first_victim + i]);
 	return nremoved;
@@ -349,7 +433,8 @@ prune_one_chain(ArmdbRelKeydir *kd, const HotPrune *hp, const PrunePlan *plan)
  * hp->nfreed.
  */
 static void
-prune_chains(ArmdbRelKeydir *kd, HotPrune *hp)
+prune_chains(ArmdbRelKeydir *kd, HotPrune *hp, Relation reader,
+			 TransactionId latest_removed)
 {
 	for (int64 i = 0; i < hp->nplans; i++)
 	{
@@ -357,11 +442,11 @@ prune_chains(ArmdbRelKeydir *kd, HotPrune *hp)
 
 		vacuum_delay_point();
 		HOLD_INTERRUPTS();
-		n = prune_one_chain(kd, hp, &hp->plans[i]);
+		n = prune_one_chain(kd, hp, &hp->plans[i], reader, latest_removed);
 		RESUME_INTERRUPTS();
 		hp->nfreed += n;
 		if (hp->plans[i].outcome == ROOT_REDIRECTED &&
-			!hp->plans[i].was_redirect)
+			!hp->plans[i].was_redirect && n > 0)
 			hp->nredirects++;
 		if (n > 0)
 			pg_atomic_fetch_sub_u64(&kd->nversions,
@@ -377,6 +462,64 @@ prune_chains(ArmdbRelKeydir *kd, HotPrune *hp)
 				pg_atomic_fetch_sub_u64(&kd->nversions, 1);
 		}
 	}
+}
+
+/*
+ * Opportunistic pruning (heap's heap_page_prune_opt, one chain at a time):
+ * a reader that met a dead version at the front of root's HOT chain
+ * (armdb_hot_prunable) prunes the chain, so that walks along chains of
+ * rows updated again and again stay short between VACUUMs.  Carried out
+ * as VACUUM's pruning (prune_one_chain), unless the root changed since
+ * the plan, a lock is busy or VACUUM is pruning the table; a chain that is
+ * dead as a whole keeps its root for VACUUM, which removes the root's
+ * index entries.  Nothing is done during recovery.
+ */
+void
+armdb_hot_prune_opt(Relation rel, ArmdbRelKeydir *kd, uint64 root,
+					GlobalVisState *vistest)
+{
+	ArmdbPage  *page = armdb_keydir_page(kd, root / ARMDB_SLOTS_PER_PAGE);
+	ArmdbVersion *rv;
+	TransactionId oldest_xmin;
+	TransactionId latest_removed = InvalidTransactionId;
+	HotPrune	hp;
+	uint64		next;
+
+	if (page == NULL || RecoveryInProgress())
+		return;
+	oldest_xmin = GlobalVisTestNonRemovableHorizon(vistest);
+	memset(&hp, 0, sizeof(hp));
+
+	/*
+	 * Planned under a share lock: readers prune concurrently, and one that
+	 * held its root's page exclusively while it walked could deadlock with
+	 * another whose chain crosses it the other way.  What the plan saw
+	 * dead stays dead, and prune_one_chain() leaves a root somebody else
+	 * changed meanwhile: the root's ctid and xmin, or its redirect's
+	 * target and that target's xmin, say so (a freed slot may hold a new
+	 * version again, never one with the same xmin).
+	 */
+	LWLockAcquire(&page->lock, LW_SHARED);
+	rv = &page->v[root % ARMDB_SLOTS_PER_PAGE];
+	if (armdb_version_is_redirect(rv) ||
+		(rv->file_id != 0 && !(rv->infomask2 & HEAP_ONLY_TUPLE) &&
+		 armdb_hot_next(rv, root, &next)))
+		(void) prune_chain(kd, page, root, oldest_xmin, &hp, &latest_removed);
+	LWLockRelease(&page->lock);
+
+	if (hp.nplans > 0 && hp.plans[0].outcome == ROOT_DEAD)
+		hp.plans[0].outcome = ROOT_MEMBERS;
+	if (hp.nplans > 0 &&
+		(hp.plans[0].outcome == ROOT_REDIRECTED || hp.nvictims > 0))
+		prune_chains(kd, &hp, rel, latest_removed);
+	if (hp.plans)
+		pfree(hp.plans);
+	if (hp.victims)
+		pfree(hp.victims);
+	if (hp.chain)
+		pfree(hp.chain);
+	if (hp.chain_xmin)
+		pfree(hp.chain_xmin);
 }
 
 /*
@@ -515,6 +658,13 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 	HotPrune	hp;
 
 	memset(&hp, 0, sizeof(hp));
+
+	/*
+	 * No reader prunes while we do (armdb_hot_prune_opt): our plans, made
+	 * under each page's lock from now on, then stay true until carried out
+	 * after the whole record is logged.
+	 */
+	hold_readers_pruning(kd);
 
 	/* 1. the dead */
 	for (uint64 p = 0; p < npages; p++)
@@ -664,7 +814,14 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 		armdb_wal_log_prune(&rel->rd_node, latest_removed, slots, k);
 		pfree(slots);
 	}
-	prune_chains(kd, &hp);
+	if (armdb_debug_prune_lock != 0)
+	{
+		/* tests: writers and readers go on while the lock's holder waits */
+		DirectFunctionCall1(pg_advisory_xact_lock_shared_int8,
+							Int64GetDatum(armdb_debug_prune_lock));
+	}
+	prune_chains(kd, &hp, NULL, latest_removed);
+	release_readers_pruning();
 
 	/* 2. their index entries */
 	vac_open_indexes(rel, RowExclusiveLock, &nindexes, &indrels);

@@ -363,6 +363,7 @@ armdb_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			armdb_vacuum_at_abort();
 			armdb_vstore_forget_writes();
 			forget_locked_tables();
 			remove_pending_deletes(false);

@@ -1222,27 +1222,6 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 	}
 
 	/*
-	 * Every page the files name was claimed by its shard above; what runs
-	 * were claimed and never reserved durably, nobody used.  Each shard's
-	 * next insert claims a new run past all of them: the slots left over in
-	 * its last run before the restart are handed out again only once
-	 * VACUUM has freed them (design §2).
-	 */
-	kd->next_page = Max(kd->next_page, pg_atomic_read_u64(&kd->npages));
-	for (uint32 shard = 0; shard < kd->nshards; shard++)
-	{
-		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
-
-		if (mode == LOAD_PROMOTED)
-			LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
-		rt->next_slot = kd->next_page * ARMDB_SLOTS_PER_PAGE;
-		rt->run_end = rt->next_slot;
-		rt->run_pages = 0;
-		if (mode == LOAD_PROMOTED)
-			LWLockRelease(&rt->lock);
-	}
-
-	/*
 	 * Second pass: end the (older) versions that committed changes ended.
 	 * An end by a transaction still running -- a prepared one, after a
 	 * restart -- only marks the version as being deleted or updated by it,
@@ -1285,6 +1264,29 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 
 	if (mode != LOAD_PROMOTED)
 		rebuild_redirects(kd, &ls);
+
+	/*
+	 * Every page the files name was claimed by its shard above (and a
+	 * redirect's root page allocated, damaged storage aside); what runs
+	 * were claimed and never reserved durably, nobody used.  Each shard's
+	 * next insert claims a new run past all of them: the slots left over in
+	 * its last run before the restart are handed out again only once
+	 * VACUUM has freed them (design §2).
+	 */
+	kd->next_page = Max(kd->next_page, pg_atomic_read_u64(&kd->npages));
+	for (uint32 shard = 0; shard < kd->nshards; shard++)
+	{
+		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+
+		if (mode == LOAD_PROMOTED)
+			LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+		rt->next_slot = kd->next_page * ARMDB_SLOTS_PER_PAGE;
+		rt->run_end = rt->next_slot;
+		rt->run_pages = 0;
+		rt->pending_pages = 0;
+		if (mode == LOAD_PROMOTED)
+			LWLockRelease(&rt->lock);
+	}
 
 	/*
 	 * unstash; what no live version uses is dead bytes for compaction (a
@@ -1407,6 +1409,7 @@ init_keydir_entry(ArmdbRelKeydir *kd)
 	kd->next_page = 0;
 	kd->orphan_horizon = InvalidTransactionId;
 	pg_atomic_init_u32(&kd->vm_state, ARMDB_VM_UNKNOWN);
+	pg_atomic_init_u32(&kd->vacuum_pruning, 0);
 	pg_atomic_init_u64(&kd->nversions, 0);
 	kd->shards = InvalidDsaPointer;
 	kd->chunks = InvalidDsaPointer;

@@ -190,6 +190,11 @@ typedef struct ArmdbShardRt
 								 * slot): next_slot up to it is durably
 								 * reserved */
 	uint32		run_pages;		/* pages of the run it claimed last */
+	uint64		pending_first;	/* a run claimed but not yet durably
+								 * reserved (its reservation failed): the
+								 * next attempt retries it */
+	uint32		pending_pages;	/* 0: none */
+	bool		pending_appended;	/* its reservation entry is appended */
 	dsa_pointer buf_dp;			/* write buffer, allocated on first append */
 	XLogRecPtr	wal_lsn;		/* WAL to flush before entries in the buffer
 								 * reach the file (vstore_commit.c) */
@@ -246,6 +251,8 @@ typedef struct ArmdbRelKeydir
 									 * belong to shards that never got
 									 * that far) */
 	pg_atomic_uint64 nversions; /* versions stored (for size estimates) */
+	pg_atomic_uint32 vacuum_pruning;	/* VACUUM is pruning HOT chains:
+										 * readers do not (armdb_vacuum.c) */
 	pg_atomic_uint32 vm_state;	/* ARMDB_VM_*: may the relation's
 								 * visibility map hold bits? (armdb_vm.c) */
 	TransactionId orphan_horizon;	/* the newest transaction whose end

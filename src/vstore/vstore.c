@@ -294,25 +294,39 @@ reserve_slots(ArmdbVstoreAppend *ap)
 	ArmdbLocation loc;
 	ArmdbError	err;
 	ArmdbPos	reached;
-	uint32		npages = Min(Max(rt->run_pages * 2, 1), ARMDB_RESERVE_PAGES);
 	uint64		first;
 	uint64		last;
 
 	/*
-	 * Claimed pages stay the shard's even if the reservation fails below:
-	 * the next attempt claims others (the hole is only block numbers).
+	 * Claimed pages stay the shard's even if the reservation fails below
+	 * (its entry, once appended, names them): the next attempt retries the
+	 * same run, so that a full disk does not use up block numbers.
 	 */
-	first = armdb_keydir_claim_pages(ap->kd, ap->shard, npages, ap->settings) *
-		ARMDB_SLOTS_PER_PAGE;
-	last = first + (uint64) npages * ARMDB_SLOTS_PER_PAGE - 1;
-	rt->run_pages = npages;
-	append_entry(ap, ARMDB_GSN_FLAG_RESERVE, InvalidFullTransactionId, last,
-				 first, ARMDB_INVALID_SLOT, NULL, 0, &loc);
+	if (rt->pending_pages == 0)
+	{
+		uint32		npages = Min(Max(rt->run_pages * 2, 1), ARMDB_RESERVE_PAGES);
+
+		rt->pending_first =
+			armdb_keydir_claim_pages(ap->kd, ap->shard, npages, ap->settings) *
+			ARMDB_SLOTS_PER_PAGE;
+		rt->pending_pages = npages;
+		rt->pending_appended = false;
+	}
+	first = rt->pending_first;
+	last = first + (uint64) rt->pending_pages * ARMDB_SLOTS_PER_PAGE - 1;
+	if (!rt->pending_appended)
+	{
+		append_entry(ap, ARMDB_GSN_FLAG_RESERVE, InvalidFullTransactionId, last,
+					 first, ARMDB_INVALID_SLOT, NULL, 0, &loc);
+		rt->pending_appended = true;
+	}
 	if (!armdb_shard_write_out(&rt->st, ap->files, &reached, &err) ||
 		!armdb_shard_sync(&rt->st, ap->files, reached, &err))
 		armdb_report_storage_error(rt->st.failed ? data_sync_elevel(ERROR) : ERROR,
 								   &err);
 	armdb_shard_note_flushed(&rt->st, reached);
+	rt->run_pages = rt->pending_pages;
+	rt->pending_pages = 0;
 	rt->next_slot = first;
 	rt->run_end = last + 1;
 }

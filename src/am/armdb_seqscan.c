@@ -73,12 +73,28 @@ typedef struct ShardCursor
 	 * Page-at-a-time visibility (MVCC snapshots), as heap's page mode: the
 	 * version records of the virtual page last met, copied and judged
 	 * under one acquisition of its lock.  A shard's entries fill its pages
-	 * in order, so most entries find their page here.
+	 * in order, so most entries find their page here -- unless updates and
+	 * slot reuse scattered them: entries whose pages change from one to the
+	 * next are judged one by one (entry_visible).
 	 */
 	uint64		vis_page;		/* PG_UINT64_MAX: none */
 	ArmdbVersion *vis_copy;		/* [ARMDB_SLOTS_PER_PAGE] */
 	bool	   *vis;			/* [ARMDB_SLOTS_PER_PAGE] */
+	uint32		vis_uses;		/* entries that used vis_page so far */
+	uint64		run_page;		/* the page of the last entries judged one
+								 * by one, and how many in a row */
+	uint32		run_len;
 } ShardCursor;
+
+/*
+ * Judging a whole page costs about as much as judging its 291 versions one
+ * by one: it pays when the entries that follow are on that page.  A cursor
+ * judges whole pages while its entries come page after page (the last page
+ * served at least PAGE_JUDGE_USES of them), otherwise one version at a
+ * time until PAGE_JUDGE_RUN entries in a row are on one page.
+ */
+#define PAGE_JUDGE_USES		16
+#define PAGE_JUDGE_RUN		4
 
 /* ----------------
  * Sequential scans
@@ -236,6 +252,9 @@ cursor_start(ArmdbScanDesc scan, ShardCursor *cur, uint32 shard)
 		scan->file_counts[shard] = cur->sc.nfids;
 	}
 	cur->vis_page = PG_UINT64_MAX;
+	cur->vis_uses = 0;
+	cur->run_page = PG_UINT64_MAX;
+	cur->run_len = 0;
 }
 
 /*
@@ -327,6 +346,34 @@ entry_visible(ArmdbScanDesc scan, ShardCursor *cur, uint64 slot,
 		return armdb_version_lookup(scan->kd, slot, snapshot, v);
 	if (cur->vis_page != pageno)
 	{
+		if (cur->run_page == pageno)
+			cur->run_len++;
+		else
+		{
+			cur->run_page = pageno;
+			cur->run_len = 1;
+		}
+		if (cur->vis_uses < PAGE_JUDGE_USES && cur->run_len < PAGE_JUDGE_RUN)
+		{
+			/* scattered entries: this one's version alone */
+			ArmdbPage  *page = armdb_keydir_page(scan->kd, pageno);
+			bool		visible;
+
+			if (page == NULL)
+			{
+				memset(v, 0, sizeof(*v));
+				return false;
+			}
+			LWLockAcquire(&page->lock, LW_SHARED);
+			visible = page->v[i].file_id != 0 &&
+				armdb_version_satisfies(&page->v[i], slot, snapshot);
+			*v = page->v[i];
+			LWLockRelease(&page->lock);
+			return visible;
+		}
+	}
+	if (cur->vis_page != pageno)
+	{
 		ArmdbPage  *page = armdb_keydir_page(scan->kd, pageno);
 
 		if (cur->vis_copy == NULL)
@@ -357,7 +404,9 @@ entry_visible(ArmdbScanDesc scan, ShardCursor *cur, uint64 slot,
 			LWLockRelease(&page->lock);
 		}
 		cur->vis_page = pageno;
+		cur->vis_uses = 0;
 	}
+	cur->vis_uses++;
 	*v = cur->vis_copy[i];
 	return cur->vis[i];
 }

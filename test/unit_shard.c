@@ -214,6 +214,99 @@ test_shard_min_buffer(void)
 	tlog_free(&log);
 }
 
+/*
+ * A buffer that grows (ArmdbShardFiles.grow_buffer, as keydir.c's): it
+ * doubles up to GROW_MAX when an entry does not fit, keeping what it holds.
+ */
+#define GROW_MAX	(8 * ARMDB_MIN_BUFFER_SIZE)
+
+static int	grow_calls;
+
+static void
+grow_test_buffer(void *arg, ArmdbShardState *st, uint64 needed)
+{
+	TShard	   *s = arg;
+	ArmdbAlignedBuf bigger;
+	ArmdbError	err;
+	uint64		size = st->buf_size;
+
+	grow_calls++;
+	while (size < needed && size < GROW_MAX)
+		size = Min(size * 2, GROW_MAX);
+	if (size <= st->buf_size || !armdb_aligned_alloc(&bigger, size, &err))
+		return;
+	memset(bigger.data, 0xA5, size);	/* past the copy: zeroed below */
+	memcpy(bigger.data, st->buf, st->buf_size);
+	memset(bigger.data + st->buf_size, 0, size - st->buf_size);
+	armdb_aligned_free(&s->abuf);
+	s->abuf = bigger;
+	st->buf = bigger.data;
+	st->buf_size = (uint32) size;
+}
+
+static void
+test_shard_growing_buffer(void)
+{
+	TShard		s;
+	TLog		log;
+	TInfos		infos;
+	ArmdbRecoveryReport rep;
+	uint64		rng = 11;
+	uint32		big[] = {
+		ARMDB_MIN_BUFFER_SIZE, 3 * ARMDB_MIN_BUFFER_SIZE, 0, 17,
+		GROW_MAX - ARMDB_ENTRY_HEADER_SIZE, GROW_MAX, 2 * GROW_MAX, 5,
+	};
+
+	tlog_init(&log);
+	tinfos_init(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, ARMDB_MIN_BUFFER_SIZE, T_FILE_SIZE,
+							 true, &infos, &rep));
+	s.files.grow_buffer = grow_test_buffer;
+	s.files.grow_buffer_arg = &s;
+	grow_calls = 0;
+
+	/* a few small entries: no growth, nothing written out but the header */
+	ASSERT_CALL(append_random(&s, &log, &rng, 5, 500, true));
+	ASSERT_EQ(s.st.buf_size, ARMDB_MIN_BUFFER_SIZE);
+	ASSERT_EQ(grow_calls, 0);
+
+	/* more: the buffer doubles to its limit before entries are written */
+	for (int i = 0; i < 200; i++)
+	{
+		ASSERT_CALL(append_random(&s, &log, &rng, 1, 3000, true));
+		ASSERT_CALL(tshard_check_state(&s));
+		if (s.st.buf_size < GROW_MAX)
+			ASSERT(s.st.written_end <= ARMDB_FILE_HEADER_SIZE);
+	}
+	ASSERT_EQ(s.st.buf_size, GROW_MAX);
+	ASSERT(s.st.written_end > ARMDB_FILE_HEADER_SIZE);
+
+	/* entries at and beyond its limit, then everything read back */
+	ASSERT_CALL(append_list(&s, &log, big, lengthof(big), true));
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+	ASSERT_CALL(tshard_flush_all(&s));
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+	tshard_close(&s);
+
+	/* recovery finds every entry, with a small buffer again */
+	tinfos_free(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, ARMDB_MIN_BUFFER_SIZE, T_FILE_SIZE,
+							 true, &infos, &rep));
+	ASSERT_CALL(tinfos_match(&infos, &log, log.n));
+	ASSERT_EQ(rep.torn_tail, false);
+	s.files.grow_buffer = grow_test_buffer;
+	s.files.grow_buffer_arg = &s;
+	ASSERT_CALL(append_list(&s, &log, big, lengthof(big), true));
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+	ASSERT_CALL(tshard_flush_all(&s));
+	tshard_close(&s);
+	tinfos_free(&infos);
+	ASSERT_CALL(trecover(&infos, &rep));
+	ASSERT_CALL(tinfos_match(&infos, &log, log.n));
+	tinfos_free(&infos);
+	tlog_free(&log);
+}
+
 static void
 test_shard_should_rotate(void)
 {
@@ -925,6 +1018,7 @@ const UnitTest unit_shard_tests[] = {
 	{"shard_roundtrip", test_shard_roundtrip},
 	{"shard_roundtrip_buffered_io", test_shard_roundtrip_buffered_io},
 	{"shard_min_buffer", test_shard_min_buffer},
+	{"shard_growing_buffer", test_shard_growing_buffer},
 	{"shard_should_rotate", test_shard_should_rotate},
 	{"shard_rotation_boundary", test_shard_rotation_boundary},
 	{"shard_rotation_random", test_shard_rotation_random},

@@ -167,15 +167,34 @@ static ArmdbPageChunk *
 find_chunk(ArmdbRelKeydir *kd, uint64 pageno)
 {
 	dsa_area   *area = armdb_keydir_area();
-	dsa_pointer *chunks;
+	dsa_pointer dir_dp = *((volatile dsa_pointer *) &kd->chunks);
+	ArmdbPageDir *dir;
+	uint64		c = pageno / ARMDB_PAGES_PER_CHUNK;
 
-	if (pageno >= (uint64) ARMDB_PAGES_PER_CHUNK * ARMDB_MAX_CHUNKS)
-		return NULL;
-	chunks = dsa_get_address(area, kd->chunks);
-	if (!DsaPointerIsValid(chunks[pageno / ARMDB_PAGES_PER_CHUNK]))
+	if (!DsaPointerIsValid(dir_dp))
 		return NULL;
 	pg_read_barrier();
-	return dsa_get_address(area, chunks[pageno / ARMDB_PAGES_PER_CHUNK]);
+	dir = dsa_get_address(area, dir_dp);
+	if (c >= dir->nchunks || !DsaPointerIsValid(dir->chunk[c]))
+		return NULL;
+	pg_read_barrier();
+	return dsa_get_address(area, dir->chunk[c]);
+}
+
+/* A page directory of nchunks entries, none used; ERROR without memory. */
+static dsa_pointer
+new_page_dir(uint32 nchunks, const ArmdbStoreSettings *settings)
+{
+	dsa_pointer dp;
+	ArmdbPageDir *dir;
+
+	/* DSA_ALLOC_ZERO: every entry InvalidDsaPointer */
+	dir = keydir_alloc(&dp, offsetof(ArmdbPageDir, chunk) +
+					   sizeof(dsa_pointer) * nchunks,
+					   "a page directory", settings);
+	dir->nchunks = nchunks;
+	dir->retired = InvalidDsaPointer;
+	return dp;
 }
 
 ArmdbPage *
@@ -216,27 +235,42 @@ static ArmdbPageChunk *
 chunk_for_page(ArmdbRelKeydir *kd, uint64 pageno,
 			   const ArmdbStoreSettings *settings)
 {
-	dsa_pointer *chunks;
+	dsa_area   *area = armdb_keydir_area();
 	ArmdbPageChunk *chunk = find_chunk(kd, pageno);
+	ArmdbPageDir *dir;
+	uint64		c = pageno / ARMDB_PAGES_PER_CHUNK;
+	dsa_pointer dp;
 
 	if (chunk != NULL)
 		return chunk;
-	if (pageno >= (uint64) ARMDB_PAGES_PER_CHUNK * ARMDB_MAX_CHUNKS)
+	if (c >= ARMDB_MAX_CHUNKS)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("armdb table has used all of its %llu row slots",
 						(unsigned long long) ARMDB_MAX_SLOTS),
 				 errhint("VACUUM FULL the table to renumber its rows.")));
-	chunks = dsa_get_address(armdb_keydir_area(), kd->chunks);
+	dir = dsa_get_address(area, kd->chunks);
+	if (c >= dir->nchunks)
 	{
-		dsa_pointer dp;
+		/* a larger directory, published whole; the old one is retired */
+		uint32		n = dir->nchunks;
+		ArmdbPageDir *bigger;
 
-		/* DSA_ALLOC_ZERO: no page, no owner */
-		chunk = keydir_alloc(&dp, sizeof(ArmdbPageChunk),
-							 "a page directory chunk", settings);
+		while (n <= c)
+			n = Min(n * 2, ARMDB_MAX_CHUNKS);
+		dp = new_page_dir(n, settings);
+		bigger = dsa_get_address(area, dp);
+		memcpy(bigger->chunk, dir->chunk, sizeof(dsa_pointer) * dir->nchunks);
+		bigger->retired = kd->chunks;
 		pg_write_barrier();
-		chunks[pageno / ARMDB_PAGES_PER_CHUNK] = dp;
+		kd->chunks = dp;
+		dir = bigger;
 	}
+	/* DSA_ALLOC_ZERO: no page, no owner */
+	chunk = keydir_alloc(&dp, sizeof(ArmdbPageChunk),
+						 "a page directory chunk", settings);
+	pg_write_barrier();
+	dir->chunk[c] = dp;
 	return chunk;
 }
 
@@ -359,8 +393,9 @@ armdb_keydir_shard_buffer(ArmdbRelKeydir *kd, ArmdbShardRt *rt,
 {
 	char	   *raw;
 	/* a whole number of O_DIRECT blocks */
-	uint32		size = (uint32) TYPEALIGN_DOWN(ARMDB_BLOCK_SIZE,
-											   settings->write_buffer_size);
+	uint32		max = (uint32) TYPEALIGN_DOWN(ARMDB_BLOCK_SIZE,
+											  settings->write_buffer_size);
+	uint32		size = Min(max, ARMDB_MIN_BUFFER_SIZE);
 
 	if (rt->st.buf != NULL)
 		return;
@@ -369,6 +404,41 @@ armdb_keydir_shard_buffer(ArmdbRelKeydir *kd, ArmdbShardRt *rt,
 					   "a shard write buffer", settings);
 	rt->st.buf = (char *) TYPEALIGN(ARMDB_BLOCK_SIZE, raw);
 	rt->st.buf_size = size;
+	rt->buf_max = Max(max, size);
+}
+
+/*
+ * ArmdbShardFiles.grow_buffer: a shard's write buffer starts at
+ * ARMDB_MIN_BUFFER_SIZE, so that a table written a few rows at a time
+ * holds little memory, and doubles when an entry does not fit, up to
+ * armdb.write_buffer_size.  Under the shard's lock held exclusively (every
+ * user of st->buf holds it); without memory the buffer stays as it is, and
+ * is written out sooner.
+ */
+static void
+grow_shard_buffer(void *arg, ArmdbShardState *st, uint64 needed)
+{
+	ArmdbShardRt *rt = arg;
+	dsa_area   *area = armdb_keydir_area();
+	uint64		size = st->buf_size;
+	dsa_pointer dp;
+	char	   *buf;
+
+	Assert(st == &rt->st);
+	while (size < needed && size < rt->buf_max)
+		size = Min(size * 2, rt->buf_max);
+	if (size <= st->buf_size)
+		return;
+	dp = dsa_allocate_extended(area, size + ARMDB_BLOCK_SIZE, DSA_ALLOC_NO_OOM);
+	if (!DsaPointerIsValid(dp))
+		return;
+	buf = (char *) TYPEALIGN(ARMDB_BLOCK_SIZE, dsa_get_address(area, dp));
+	memcpy(buf, st->buf, st->buf_size);
+	memset(buf + st->buf_size, 0, size - st->buf_size);
+	dsa_free(area, rt->buf_dp);
+	rt->buf_dp = dp;
+	st->buf = buf;
+	st->buf_size = (uint32) size;
 }
 
 /* ----------------
@@ -413,6 +483,8 @@ armdb_keydir_shard_files(ArmdbRelKeydir *kd, uint32 shard,
 	entry->relkey = kd->key;
 	entry->files.io = armdb_backend_io();
 	entry->files.cached_reads = settings->cached_reads;
+	entry->files.grow_buffer = grow_shard_buffer;
+	entry->files.grow_buffer_arg = armdb_keydir_shard(kd, shard);
 	return &entry->files;
 }
 
@@ -1124,8 +1196,7 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 		kd->nshards = armdb_rel_storage_read_meta(rnode, NULL);
 		keydir_alloc(&kd->shards, sizeof(ArmdbShardRt) * kd->nshards,
 					 "shard states", settings);
-		(void) keydir_alloc(&kd->chunks, sizeof(dsa_pointer) * ARMDB_MAX_CHUNKS,
-							"a page directory", settings);
+		kd->chunks = new_page_dir(ARMDB_PAGE_DIR_MIN, settings);
 	}
 
 	memset(&ls, 0, sizeof(ls));
@@ -1914,7 +1985,6 @@ armdb_keydir_bytes(ArmdbRelKeydir *kd)
 {
 	dsa_area   *area = armdb_keydir_area();
 	int64		total = sizeof(ArmdbRelKeydir);
-	dsa_pointer *chunks;
 
 	LWLockAcquire(&kd->lock, LW_SHARED);
 	if (DsaPointerIsValid(kd->shards))
@@ -1930,16 +2000,19 @@ armdb_keydir_bytes(ArmdbRelKeydir *kd)
 	}
 	if (DsaPointerIsValid(kd->chunks))
 	{
-		total += sizeof(dsa_pointer) * ARMDB_MAX_CHUNKS;
-		chunks = dsa_get_address(area, kd->chunks);
-		for (int c = 0; c < ARMDB_MAX_CHUNKS; c++)
+		ArmdbPageDir *dir = dsa_get_address(area, kd->chunks);
+
+		for (ArmdbPageDir *d = dir; d != NULL;
+			 d = DsaPointerIsValid(d->retired) ? dsa_get_address(area, d->retired) : NULL)
+			total += offsetof(ArmdbPageDir, chunk) + sizeof(dsa_pointer) * d->nchunks;
+		for (uint32 c = 0; c < dir->nchunks; c++)
 		{
 			ArmdbPageChunk *chunk;
 
-			if (!DsaPointerIsValid(chunks[c]))
+			if (!DsaPointerIsValid(dir->chunk[c]))
 				continue;
 			total += sizeof(ArmdbPageChunk);
-			chunk = dsa_get_address(area, chunks[c]);
+			chunk = dsa_get_address(area, dir->chunk[c]);
 			for (int p = 0; p < ARMDB_PAGES_PER_CHUNK; p++)
 				if (DsaPointerIsValid(chunk->pages[p]))
 					total += sizeof(ArmdbPage);
@@ -1973,21 +2046,30 @@ free_keydir_memory(ArmdbRelKeydir *kd)
 	kd->next_page = 0;
 	if (DsaPointerIsValid(kd->chunks))
 	{
-		dsa_pointer *chunks = dsa_get_address(area, kd->chunks);
+		ArmdbPageDir *dir = dsa_get_address(area, kd->chunks);
+		dsa_pointer dp;
 
-		for (int c = 0; c < ARMDB_MAX_CHUNKS; c++)
+		for (uint32 c = 0; c < dir->nchunks; c++)
 		{
 			ArmdbPageChunk *chunk;
 
-			if (!DsaPointerIsValid(chunks[c]))
+			if (!DsaPointerIsValid(dir->chunk[c]))
 				continue;
-			chunk = dsa_get_address(area, chunks[c]);
+			chunk = dsa_get_address(area, dir->chunk[c]);
 			for (int p = 0; p < ARMDB_PAGES_PER_CHUNK; p++)
 				if (DsaPointerIsValid(chunk->pages[p]))
 					dsa_free(area, chunk->pages[p]);
-			dsa_free(area, chunks[c]);
+			dsa_free(area, dir->chunk[c]);
 		}
-		dsa_free(area, kd->chunks);
+		/* the directory and those it replaced */
+		dp = kd->chunks;
+		while (DsaPointerIsValid(dp))
+		{
+			dsa_pointer retired = ((ArmdbPageDir *) dsa_get_address(area, dp))->retired;
+
+			dsa_free(area, dp);
+			dp = retired;
+		}
 	}
 	if (DsaPointerIsValid(kd->shards))
 	{

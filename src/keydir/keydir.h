@@ -58,9 +58,12 @@ struct ArmdbMergeMove;
 /* slots per virtual page: MaxHeapTuplesPerPage, so TIDs stay heap-valid */
 #define ARMDB_SLOTS_PER_PAGE	291
 
-/* virtual pages per directory chunk, and chunks per relation */
-#define ARMDB_PAGES_PER_CHUNK	1024
-#define ARMDB_MAX_CHUNKS		4096
+/*
+ * virtual pages per directory chunk, and chunks per relation (the directory
+ * grows to what the relation uses: a small table's costs some 1.5 kB)
+ */
+#define ARMDB_PAGES_PER_CHUNK	128
+#define ARMDB_MAX_CHUNKS		32768
 #define ARMDB_MAX_SLOTS \
 	((uint64) ARMDB_SLOTS_PER_PAGE * ARMDB_PAGES_PER_CHUNK * ARMDB_MAX_CHUNKS)
 
@@ -195,7 +198,10 @@ typedef struct ArmdbShardRt
 								 * next attempt retries it */
 	uint32		pending_pages;	/* 0: none */
 	bool		pending_appended;	/* its reservation entry is appended */
-	dsa_pointer buf_dp;			/* write buffer, allocated on first append */
+	dsa_pointer buf_dp;			/* write buffer, allocated on first append:
+								 * ARMDB_MIN_BUFFER_SIZE, doubled as the
+								 * shard's appends need, up to buf_max */
+	uint32		buf_max;		/* armdb.write_buffer_size when allocated */
 	XLogRecPtr	wal_lsn;		/* WAL to flush before entries in the buffer
 								 * reach the file (vstore_commit.c) */
 	/* slots VACUUM freed (index entries gone): reused before new ones */
@@ -260,9 +266,24 @@ typedef struct ArmdbRelKeydir
 									 * leaving an ARMDB_V2_ORPHAN slot (a
 									 * hot standby may still have it) */
 	dsa_pointer shards;			/* ArmdbShardRt[nshards] */
-	dsa_pointer chunks;			/* dsa_pointer[ARMDB_MAX_CHUNKS] ->
-								 * ArmdbPageChunk */
+	dsa_pointer chunks;			/* ArmdbPageDir; replaced by a larger one
+								 * under lock, read without */
 } ArmdbRelKeydir;
+
+/*
+ * The page directory: a pointer per chunk of ARMDB_PAGES_PER_CHUNK pages.
+ * It starts small and is replaced by one twice as large when a page past
+ * it is needed; readers that still hold the old one see the same chunks,
+ * so it is freed with the keydir (retired).
+ */
+typedef struct ArmdbPageDir
+{
+	uint32		nchunks;		/* entries in chunk[] */
+	dsa_pointer retired;		/* the directory this one replaced */
+	dsa_pointer chunk[FLEXIBLE_ARRAY_MEMBER];	/* -> ArmdbPageChunk */
+} ArmdbPageDir;
+
+#define ARMDB_PAGE_DIR_MIN		4	/* chunks a new directory holds */
 
 /*
  * ARMDB_PAGES_PER_CHUNK pages of the page directory: their pointers, and the

@@ -583,8 +583,10 @@ armdb_shard_append_copy(ArmdbShardState *st, ArmdbShardFiles *files,
 	if (st->failed)
 		return shard_failed(st, err);
 
-	/* make room: write out and drop whole blocks if the entry won't fit */
+	/* make room: a larger buffer, or write out and drop whole blocks */
 	used = st->append_end - st->buf_start;
+	if (used + entry_len > st->buf_size && files->grow_buffer != NULL)
+		files->grow_buffer(files->grow_buffer_arg, st, used + entry_len);
 	if (used + entry_len > st->buf_size)
 	{
 		if (!buffer_write_out(st, files, err))

@@ -130,6 +130,16 @@ typedef struct ArmdbShardFiles
 	 */
 	bool		(*write_barrier) (void *arg, ArmdbError *err);
 	void	   *write_barrier_arg;
+
+	/*
+	 * Called when an entry does not fit in the rest of the write buffer,
+	 * before the buffer is written out to make room: it may give st a
+	 * larger buffer (a copy of the old one, zeroed past it) of at least
+	 * needed bytes, or leave it as it is.  Buffers start small and grow
+	 * only for shards that write (keydir.c).  NULL: they never grow.
+	 */
+	void		(*grow_buffer) (void *arg, ArmdbShardState *st, uint64 needed);
+	void	   *grow_buffer_arg;
 } ArmdbShardFiles;
 
 extern void armdb_shard_state_init(ArmdbShardState *st, uint32 shard_no,

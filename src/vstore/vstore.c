@@ -863,7 +863,10 @@ armdb_vstore_cursor_start(ArmdbVstoreCursor *cur, ArmdbRelKeydir *kd,
 
 	for (;;)
 	{
-		/* buf_size is set once, with the buffer: allocate outside the lock */
+		/*
+		 * Allocate outside the lock; the buffer may appear or grow
+		 * meanwhile (keydir.c), and then the tail may not fit: again.
+		 */
 		Size		cap = rt->st.buf_size;
 		char	   *tail = cap > 0 ? MemoryContextAlloc(mcxt, cap) : NULL;
 		uint64		tail_len = 0;

@@ -24,6 +24,21 @@ SELECT count(*) AS tables,
 FROM pg_class c WHERE c.relname LIKE 'mem_small_%';
 SELECT * FROM mem_small_1 UNION ALL SELECT * FROM mem_small_50;
 
+-- a table written one row per transaction, each written out at its commit
+-- (an unlogged table's are; a logged table's wait for the flusher, WAL
+-- holding them): its buffer holds little that is not written out yet, and
+-- stays at 16 kB (two pages of versions, the buffer, the rest: 43 kB)
+CREATE UNLOGGED TABLE mem_commits (id int, v text) USING armdb;
+DO $$
+BEGIN
+	FOR i IN 1..400 LOOP
+		INSERT INTO mem_commits VALUES (i, repeat('c', 100));
+		COMMIT;
+	END LOOP;
+END $$;
+SELECT count(*), sum(id) FROM mem_commits;
+SELECT armdb_keydir_size('mem_commits') < 48 * 1024 AS commits_small;
+
 -- a table written in bulk: its shard's buffer grew to write_buffer_size
 -- (128 kB), and every row reads back
 CREATE TABLE mem_big (id int, v text) USING armdb;
@@ -40,4 +55,4 @@ BEGIN
 		EXECUTE format('DROP TABLE mem_small_%s', i);
 	END LOOP;
 END $$;
-DROP TABLE mem_big, mem_big_heap;
+DROP TABLE mem_big, mem_big_heap, mem_commits;

@@ -583,8 +583,17 @@ armdb_shard_append_copy(ArmdbShardState *st, ArmdbShardFiles *files,
 	if (st->failed)
 		return shard_failed(st, err);
 
-	/* make room: a larger buffer, or write out and drop whole blocks */
+	/*
+	 * Make room: drop the blocks already written out (a shard written one
+	 * commit at a time has little else in its buffer); else a larger
+	 * buffer; else write out and drop whole blocks.
+	 */
 	used = st->append_end - st->buf_start;
+	if (used + entry_len > st->buf_size && st->written_end == st->append_end)
+	{
+		buffer_slide(st);
+		used = st->append_end - st->buf_start;
+	}
 	if (used + entry_len > st->buf_size && files->grow_buffer != NULL)
 		files->grow_buffer(files->grow_buffer_arg, st, used + entry_len);
 	if (used + entry_len > st->buf_size)

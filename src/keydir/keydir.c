@@ -297,6 +297,29 @@ claim_pages(ArmdbRelKeydir *kd, uint64 first, uint64 npages, uint32 shard,
 	return true;
 }
 
+/*
+ * An entry that uses up its slot (role->uses_slot: a version, or a
+ * reservation) claims its page for shard -- a reservation its run of
+ * pages, from root_slot (or, made before runs existed, only its own);
+ * false if another shard's entries named one of them.  For the load and
+ * replay, which hold kd->lock.
+ */
+static bool
+claim_entry_pages(ArmdbRelKeydir *kd, const ArmdbEntryInfo *e,
+				  const ArmdbEntryRole *role, uint32 shard,
+				  const ArmdbStoreSettings *settings)
+{
+	uint64		first = e->slot;
+
+	if (!role->uses_slot || e->slot >= ARMDB_MAX_SLOTS)
+		return true;
+	if (armdb_gsn_is_reservation(e->gsn) && e->root_slot < e->slot)
+		first = e->root_slot;
+	return claim_pages(kd, first / ARMDB_SLOTS_PER_PAGE,
+					   e->slot / ARMDB_SLOTS_PER_PAGE - first / ARMDB_SLOTS_PER_PAGE + 1,
+					   shard, settings);
+}
+
 uint64
 armdb_keydir_claim_pages(ArmdbRelKeydir *kd, uint32 shard, uint32 npages,
 						 const ArmdbStoreSettings *settings)
@@ -849,30 +872,16 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 						   "entry at offset %u of data file %06u has slot %llu, beyond the last one",
 						   e->offset, e->file_id,
 						   (unsigned long long) e->slot);
-	if (armdb_gsn_is_version(e->gsn) || armdb_gsn_is_reservation(e->gsn))
-	{
-		/*
-		 * Versions and reservations live in their page's shard.  A
-		 * reservation names its run of pages, first slot to last (or, made
-		 * before runs existed, only its last slot); the loader holds
-		 * kd->lock.
-		 */
-		uint64		first = e->slot;
-
-		if (armdb_gsn_is_reservation(e->gsn) && e->root_slot < e->slot)
-			first = e->root_slot;
-		if (!claim_pages(kd, first / ARMDB_SLOTS_PER_PAGE,
-						 e->slot / ARMDB_SLOTS_PER_PAGE - first / ARMDB_SLOTS_PER_PAGE + 1,
-						 ls->shard, ls->settings))
-			return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
-							   "entry at offset %u of data file %06u has slot %llu, whose page belongs to another shard than %u",
-							   e->offset, e->file_id,
-							   (unsigned long long) e->slot, ls->shard);
-	}
 	ls->entries++;
 	ls->bytes += e->len;
 
 	armdb_winner_classify(e, ARMDB_MAX_SLOTS, entry_fate, NULL, &role);
+	/* versions and reservations live in their page's shard */
+	if (!claim_entry_pages(kd, e, &role, ls->shard, ls->settings))
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "entry at offset %u of data file %06u has slot %llu, whose page belongs to another shard than %u",
+						   e->offset, e->file_id,
+						   (unsigned long long) e->slot, ls->shard);
 	if (armdb_gsn_is_version(e->gsn))
 		fstat->dead_version_bytes += e->len;	/* versions, for now */
 	else if (armdb_gsn_is_tombstone(e->gsn))
@@ -1693,23 +1702,13 @@ redo_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	ArmdbPage  *page;
 	ArmdbVersion *v;
 
-	/* pages claimed by the primary (the redo holds kd->lock): as the load */
-	if (e->slot < ARMDB_MAX_SLOTS &&
-		(armdb_gsn_is_version(e->gsn) || armdb_gsn_is_reservation(e->gsn)))
-	{
-		uint64		first = e->slot;
-
-		if (armdb_gsn_is_reservation(e->gsn) && e->root_slot < e->slot)
-			first = e->root_slot;
-		if (!claim_pages(kd, first / ARMDB_SLOTS_PER_PAGE,
-						 e->slot / ARMDB_SLOTS_PER_PAGE - first / ARMDB_SLOTS_PER_PAGE + 1,
-						 target->shard, armdb_store_settings()))
-			return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
-							   "replayed entry at offset %u of data file %06u has slot %llu, whose page belongs to another shard than %u",
-							   e->offset, e->file_id,
-							   (unsigned long long) e->slot, target->shard);
-	}
 	armdb_winner_classify(e, ARMDB_MAX_SLOTS, redo_entry_fate, NULL, &role);
+	/* pages claimed by the primary (the redo holds kd->lock): as the load */
+	if (!claim_entry_pages(kd, e, &role, target->shard, armdb_store_settings()))
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "replayed entry at offset %u of data file %06u has slot %llu, whose page belongs to another shard than %u",
+						   e->offset, e->file_id,
+						   (unsigned long long) e->slot, target->shard);
 	if (role.version)
 	{
 		page = page_for_slot(kd, e->slot, true, armdb_store_settings());

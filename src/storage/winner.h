@@ -61,8 +61,9 @@ typedef ArmdbXactFate (*ArmdbXactFateLookup) (void *arg, uint64 xid);
 /* What one entry means for the keydir being loaded. */
 typedef struct ArmdbEntryRole
 {
-	bool		uses_slot;		/* the sequence of e->slot is used up: never
-								 * hand it out again */
+	bool		uses_slot;		/* e->slot is used up: never hand it out
+								 * again; its page (a reservation's: its
+								 * run) is its shard's (keydir.c) */
 	bool		version;		/* a version of e->slot, candidate for its
 								 * record (armdb_winner_version_replaces) */
 	bool		frozen;			/* (version) committed, and its xid may be

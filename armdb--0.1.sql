@@ -87,3 +87,42 @@ LANGUAGE C STRICT VOLATILE;
 
 COMMENT ON FUNCTION armdb_wal_status() IS
   'how armdb commits are made durable: "wal" (one WAL flush) or "commit" (data files synced, and why); the WAL position before which every data file is synced';
+
+CREATE FUNCTION armdb_memory_tables(
+    OUT database oid, OUT relid oid, OUT relfilenode oid, OUT temporary boolean,
+    OUT loaded boolean, OUT shards integer, OUT versions bigint, OUT pages bigint,
+    OUT page_bytes bigint, OUT buffer_bytes bigint, OUT other_bytes bigint,
+    OUT total_bytes bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'armdb_memory_tables_sql'
+LANGUAGE C STRICT VOLATILE;
+
+COMMENT ON FUNCTION armdb_memory_tables() IS
+  'the shared memory (armdb.memory) of each armdb table''s key directory, in every database';
+
+CREATE VIEW armdb_memory_tables AS
+  SELECT m.database, d.datname AS database_name,
+         CASE WHEN d.datname = current_database() THEN m.relid::regclass END
+           AS relation,
+         m.relid, m.relfilenode, m.temporary, m.loaded, m.shards, m.versions,
+         m.pages, m.page_bytes, m.buffer_bytes, m.other_bytes, m.total_bytes
+  FROM armdb_memory_tables() m
+  LEFT JOIN pg_database d ON d.oid = m.database;
+
+COMMENT ON VIEW armdb_memory_tables IS
+  'the shared memory of each armdb table''s key directory: version pages, write buffers, the rest';
+
+CREATE FUNCTION armdb_memory_total(
+    OUT limit_bytes bigint, OUT initial_bytes bigint, OUT used_bytes bigint,
+    OUT free_bytes bigint, OUT tables bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'armdb_memory_total_sql'
+LANGUAGE C STRICT VOLATILE;
+
+COMMENT ON FUNCTION armdb_memory_total() IS
+  'all armdb key directories against armdb.memory';
+
+CREATE VIEW armdb_memory AS SELECT * FROM armdb_memory_total();
+
+COMMENT ON VIEW armdb_memory IS
+  'all armdb key directories against armdb.memory: the limit, the part set aside at start, used, free, tables';

@@ -67,6 +67,7 @@ trap cleanup EXIT
 # the key directory holds 32 bytes per row version
 start_cluster "${DIR}" "${PORT}" \
 	"armdb.memory = '$((256 + 8 * SCALE))MB'" \
+	"armdb.memory_initial = '$((256 + 8 * SCALE))MB'" \
 	"armdb.max_file_size = '16MB'" \
 	"armdb.compaction = off" \
 	"armdb.compaction_naptime = '1s'" \

@@ -90,6 +90,7 @@ trap cleanup EXIT
 # 32 bytes of key directory per row version; updates add versions until
 # VACUUM frees them
 CONF=("armdb.memory = '$((512 + ROWS * 160 / 1000000))MB'"
+	"armdb.memory_initial = '$((512 + ROWS * 160 / 1000000))MB'"
 	"shared_buffers = '1GB'" "max_wal_size = '8GB'" "checkpoint_timeout = '30min'"
 	"max_prepared_transactions = 0")
 start_cluster "${DIR}" "${PORT}" "${CONF[@]}"

@@ -9,7 +9,14 @@ SELECT obj_description(oid, 'pg_am') FROM pg_am WHERE amname = 'armdb';
 
 -- every setting with its default, unit and when it can change
 SELECT name, setting, unit, context, vartype, boot_val
-FROM pg_settings WHERE name LIKE 'armdb.%' ORDER BY name;
+FROM pg_settings WHERE name LIKE 'armdb.%' AND name <> 'armdb.memory'
+ORDER BY name;
+
+-- armdb.memory's default is sized from the machine: a quarter of its
+-- memory, at least armdb.memory_initial
+SELECT unit, context, vartype, boot_val::int >= 64 AS at_least_initial,
+       boot_val::int <= 1024 * 1024 AS at_most_1tb
+FROM pg_settings WHERE name = 'armdb.memory';
 
 SELECT enumvals FROM pg_settings WHERE name = 'armdb.io_method';
 
@@ -27,7 +34,9 @@ SHOW armdb.io_method;
 SET armdb.io_method = 'bogus';
 RESET armdb.io_method;
 
--- settings fixed at server start cannot be changed in a session
+-- settings fixed at server start cannot be changed in a session, nor
+-- those a reload changes
+SET armdb.memory_initial = '128MB';
 SET armdb.memory = '64MB';
 SET armdb.max_file_size = '1MB';
 

@@ -23,6 +23,20 @@ SELECT count(*) AS tables,
 	sum(armdb_keydir_size(c.oid)) < 50 * 40 * 1024 AS all_under_2MB
 FROM pg_class c WHERE c.relname LIKE 'mem_small_%';
 SELECT * FROM mem_small_1 UNION ALL SELECT * FROM mem_small_50;
+-- the statistics view says what each takes, as the DSA area counts it: a
+-- page of its own (12 kB: DSA rounds 9.3 kB up to whole 4 kB pages), the
+-- buffer, and the rest (shard states, page directory, file lists)
+SELECT relation, temporary, loaded, shards, versions, pages, page_bytes,
+	buffer_bytes, other_bytes < 8192 AS other_small,
+	total_bytes = armdb_keydir_size(relation) AS same_as_keydir_size
+FROM armdb_memory_tables
+WHERE database_name = current_database() AND relation::text = 'mem_small_1';
+-- a table never written holds only its states
+CREATE TABLE mem_empty (id int) USING armdb;
+SELECT count(*) FROM mem_empty;
+SELECT versions, pages, page_bytes, buffer_bytes, total_bytes < 4096 AS under_4kB
+FROM armdb_memory_tables
+WHERE database_name = current_database() AND relation = 'mem_empty'::regclass;
 
 -- a table written one row per transaction, each written out at its commit
 -- (an unlogged table's are; a logged table's wait for the flusher, WAL
@@ -49,10 +63,28 @@ SELECT max(keydir_bytes) >= 128 * 1024 AS buffer_grew
 FROM armdb_shard_stats('mem_big');
 SELECT count(*), sum(id), sum(length(v)) FROM mem_big;
 SELECT count(*) FROM (SELECT * FROM mem_big EXCEPT SELECT * FROM mem_big_heap) d;
+-- pages past a table's first seven come from 64 kB blocks of seven: about
+-- 32 bytes per version (a page of its own would take 42)
+SELECT versions, pages,
+	page_bytes::numeric / versions BETWEEN 32 AND 33 AS page_bytes_per_version
+FROM armdb_memory_tables
+WHERE database_name = current_database() AND relation = 'mem_big'::regclass;
+
+-- the total against armdb.memory (a reload changes it; see t/040)
+SELECT limit_bytes = pg_size_bytes(current_setting('armdb.memory')) AS limit_is_setting,
+	initial_bytes = pg_size_bytes(current_setting('armdb.memory_initial')) AS initial_is_setting,
+	used_bytes >= (SELECT sum(total_bytes) FROM armdb_memory_tables
+				   WHERE database_name = current_database()) AS used_counts_tables,
+	free_bytes = limit_bytes - used_bytes AS free_is_rest,
+	tables >= 53 AS tables_counted
+FROM armdb_memory;
 DO $$
 BEGIN
 	FOR i IN 1..50 LOOP
 		EXECUTE format('DROP TABLE mem_small_%s', i);
 	END LOOP;
 END $$;
-DROP TABLE mem_big, mem_big_heap, mem_commits;
+DROP TABLE mem_big, mem_big_heap, mem_commits, mem_empty;
+-- dropped tables give their memory back
+SELECT count(*) FROM armdb_memory_tables
+WHERE database_name = current_database() AND relation::text LIKE 'mem_%';

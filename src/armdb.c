@@ -12,10 +12,14 @@
  */
 #include "postgres.h"
 
+#include <sys/statvfs.h>
+#include <unistd.h>
+
 #include "catalog/pg_control.h"
 #include "common/controldata_utils.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/dsm_impl.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
@@ -42,9 +46,11 @@ int			armdb_max_file_size_kb = 1024 * 1024;	/* 1 GB */
 bool		armdb_direct_io = true;
 bool		armdb_cached_reads = true;
 int			armdb_io_method = ARMDB_IO_AUTO;
-int			armdb_memory_mb = 256;
+int			armdb_memory_mb = 256;	/* its default is set from the machine */
+int			armdb_memory_initial_mb = 64;
 char	   *armdb_data_directory = NULL;
 int			armdb_write_buffer_size_kb = 128;
+int			armdb_write_buffer_idle_ms = 10000;
 bool		armdb_skip_damaged_entries = false;
 bool		armdb_debug_full_tuple_images = false;
 bool		armdb_hot_updates = true;
@@ -68,11 +74,68 @@ static dsa_area *keydir_area = NULL;
 
 void		_PG_init(void);
 
+/* bytes of the in-place area, fixed when the postmaster first asks for it */
+static Size keydir_initial_size = 0;
+
 static Size
 armdb_shmem_size(void)
 {
+	if (keydir_initial_size == 0)
+		keydir_initial_size = (Size) Min(armdb_memory_initial_mb,
+										 armdb_memory_mb) * 1024 * 1024;
+	/* room to start the area on a 4 kB boundary: see keydir_place() */
 	return add_size(offsetof(ArmdbSharedState, keydir_area),
-					mul_size((Size) armdb_memory_mb, 1024 * 1024));
+					keydir_initial_size + ARMDB_BLOCK_SIZE);
+}
+
+/*
+ * Where the in-place area starts: on a 4 kB boundary, as DSM segments do,
+ * so that DSA's allocations of whole pages are block-aligned for O_DIRECT
+ * in every segment (write buffers, keydir.c).  The main shared memory
+ * segment is at the same address in every process.
+ */
+static void *
+keydir_place(void)
+{
+	return (void *) TYPEALIGN(ARMDB_BLOCK_SIZE, armdb_shared->keydir_area);
+}
+
+/*
+ * armdb.memory's default: a quarter of the machine's memory, and, where
+ * dynamic shared memory segments are files in /dev/shm (the default
+ * dynamic_shared_memory_type, posix), no more than armdb.memory_initial plus
+ * half of what /dev/shm can hold (a container's is often 64 MB).  It is
+ * only a limit: memory is taken as key directories need it.
+ */
+static int
+default_memory_mb(void)
+{
+	long		pages = sysconf(_SC_PHYS_PAGES);
+	long		page_size = sysconf(_SC_PAGESIZE);
+	uint64		mb = 1024;		/* if the machine does not say */
+	struct statvfs shm;
+
+	if (pages > 0 && page_size > 0)
+		mb = (uint64) pages * (uint64) page_size / 4 / (1024 * 1024);
+	if (dynamic_shared_memory_type == DSM_IMPL_POSIX &&
+		statvfs("/dev/shm", &shm) == 0)
+		mb = Min(mb, armdb_memory_initial_mb +
+				 (uint64) shm.f_blocks * shm.f_frsize / 2 / (1024 * 1024));
+	return (int) Max(Min(mb, (uint64) ARMDB_MAX_MEMORY_MB),
+					 (uint64) armdb_memory_initial_mb);
+}
+
+/*
+ * A reload's armdb.memory, read by the postmaster, becomes the limit the
+ * backends give the area at their next allocation (armdb_keydir_area_to_grow):
+ * one value for all, whenever each backend reads its configuration file.
+ */
+static void
+assign_memory_mb(int newval, void *extra)
+{
+	if (!IsUnderPostmaster && armdb_shared != NULL)
+		pg_atomic_write_u64(&armdb_shared->memory_limit,
+							(uint64) newval * 1024 * 1024);
 }
 
 static void
@@ -115,19 +178,23 @@ armdb_shmem_startup(void)
 
 		armdb_shared->control_lock = &(GetNamedLWLockTranche("armdb"))->lock;
 		armdb_shared->keydir_tranche_id = LWLockNewTrancheId();
-		armdb_shared->keydir_size = (Size) armdb_memory_mb * 1024 * 1024;
+		armdb_shared->keydir_initial_size = keydir_initial_size;
 
 		/*
 		 * The keydir lives in a DSA area created in place, as pgstat does
-		 * (the postmaster cannot use DSM segments).  Capping it at its own
-		 * size keeps it from ever growing into DSM segments: armdb.memory is
-		 * the bound, and running out of it is a clean ERROR naming the GUC.
+		 * (the postmaster cannot create DSM segments, but backends can: the
+		 * area grows into them).  armdb.memory is its limit, and running
+		 * out of it is a clean ERROR naming the setting.
 		 */
-		area = dsa_create_in_place(armdb_shared->keydir_area,
-								   armdb_shared->keydir_size,
+		area = dsa_create_in_place(keydir_place(),
+								   armdb_shared->keydir_initial_size,
 								   armdb_shared->keydir_tranche_id, NULL);
 		dsa_pin(area);
-		dsa_set_size_limit(area, armdb_shared->keydir_size);
+		dsa_set_size_limit(area, (Size) armdb_memory_mb * 1024 * 1024);
+		pg_atomic_init_u64(&armdb_shared->memory_limit,
+						   (uint64) armdb_memory_mb * 1024 * 1024);
+		pg_atomic_init_u64(&armdb_shared->memory_limit_applied,
+						   (uint64) armdb_memory_mb * 1024 * 1024);
 		armdb_keydir_shmem_init(area);
 		dsa_detach(area);
 		pg_atomic_init_u64(&armdb_shared->next_generation, 1);
@@ -155,14 +222,30 @@ armdb_shmem_startup(void)
 	}
 }
 
+/*
+ * Process exit, before dynamic shared memory segments are detached: no
+ * LWLock of a key directory may stay held, for ProcKill releases them all
+ * after the segments holding some of them are gone.  (The exiting backend's
+ * transaction is aborted by now or right after, while the segments are
+ * still there: abort callbacks can use the keydir.)
+ */
+static void
+keydir_area_before_exit(int code, Datum arg)
+{
+	LWLockReleaseAll();
+}
+
+/*
+ * Process exit, after dsm_backend_shutdown() unmapped the area's segments:
+ * only the in-place part's reference count is left to release (no segment
+ * was given to dsa_attach_in_place()).  Nothing may use the keydir now.
+ */
 static void
 keydir_area_detach(int code, Datum arg)
 {
 	if (keydir_area != NULL)
 	{
-		dsa_detach(keydir_area);
-		/* no segment was given to dsa_attach_in_place(): release by hand */
-		dsa_release_in_place(armdb_shared->keydir_area);
+		dsa_release_in_place(keydir_place());
 		keydir_area = NULL;
 	}
 }
@@ -183,11 +266,19 @@ armdb_store_settings(void)
 	settings.direct_io = armdb_direct_io;
 	settings.cached_reads = armdb_cached_reads;
 	settings.write_buffer_size = (uint32) armdb_write_buffer_size_kb * 1024;
-	settings.memory_mb = armdb_memory_mb;
+	settings.write_buffer_idle_ms = armdb_write_buffer_idle_ms;
+	settings.memory_mb = armdb_memory_limit_mb();
 	settings.skip_damaged_entries = armdb_skip_damaged_entries;
 	settings.hints_by_worker = armdb_compact_worker_running();
 	settings.first_page = (uint32) armdb_debug_first_page;
 	return &settings;
+}
+
+/* ArmdbShardState.buf_ref: a DSA pointer (keydir.c) */
+static char *
+resolve_shard_buffer(uint64 buf_ref)
+{
+	return dsa_get_address(keydir_area, (dsa_pointer) buf_ref);
 }
 
 dsa_area *
@@ -199,17 +290,36 @@ armdb_keydir_area(void)
 		return keydir_area;
 
 	oldcontext = MemoryContextSwitchTo(TopMemoryContext);
-	keydir_area = dsa_attach_in_place(armdb_shared->keydir_area, NULL);
+	keydir_area = dsa_attach_in_place(keydir_place(), NULL);
 	dsa_pin_mapping(keydir_area);
 	MemoryContextSwitchTo(oldcontext);
+	armdb_shard_buf_resolver = resolve_shard_buffer;
 
-	/*
-	 * on_shmem_exit, not before_shmem_exit: it must run after the exiting
-	 * backend's transaction has been aborted, whose callbacks may still use
-	 * the keydir.
-	 */
+	before_shmem_exit(keydir_area_before_exit, (Datum) 0);
 	on_shmem_exit(keydir_area_detach, (Datum) 0);
 	return keydir_area;
+}
+
+dsa_area *
+armdb_keydir_area_to_grow(void)
+{
+	dsa_area   *area = armdb_keydir_area();
+	uint64		limit = pg_atomic_read_u64(&armdb_shared->memory_limit);
+
+	/* a race between two backends sets the same value twice */
+	if (pg_atomic_read_u64(&armdb_shared->memory_limit_applied) != limit)
+	{
+		dsa_set_size_limit(area, (Size) limit);
+		pg_atomic_write_u64(&armdb_shared->memory_limit_applied, limit);
+	}
+	return area;
+}
+
+int
+armdb_memory_limit_mb(void)
+{
+	return (int) (pg_atomic_read_u64(&armdb_shared->memory_limit) /
+				  (1024 * 1024));
 }
 
 void
@@ -332,6 +442,16 @@ _PG_init(void)
 							PGC_SIGHUP, GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("armdb.write_buffer_idle_timeout",
+							"Time after which an idle armdb shard gives its write buffer back.",
+							"A shard that appended nothing for this long, and whose "
+							"entries are all in its file, frees its write buffer; its "
+							"next append allocates one again. 0: buffers are kept.",
+							&armdb_write_buffer_idle_ms,
+							10000, 0, 24 * 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	DefineCustomBoolVariable("armdb.skip_damaged_entries",
 							 "Load armdb tables around damaged entries instead of failing.",
 							 "Like zero_damaged_pages: when a data file is found damaged "
@@ -343,13 +463,26 @@ _PG_init(void)
 							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
 
-	DefineCustomIntVariable("armdb.memory",
-							"Shared memory for the armdb key directory.",
-							NULL,
-							&armdb_memory_mb,
-							256, 8, 1024 * 1024,
+	DefineCustomIntVariable("armdb.memory_initial",
+							"Shared memory set aside for the armdb key directories at server start.",
+							"Part of PostgreSQL's main shared memory segment (huge pages "
+							"apply to it); past it the key directories grow into dynamic "
+							"shared memory segments, up to armdb.memory.",
+							&armdb_memory_initial_mb,
+							64, 8, ARMDB_MAX_MEMORY_MB,
 							PGC_POSTMASTER, GUC_UNIT_MB,
 							NULL, NULL, NULL);
+
+	/* after armdb.memory_initial: its default depends on it */
+	DefineCustomIntVariable("armdb.memory",
+							"Limit of the shared memory of the armdb key directories and write buffers.",
+							"Taken as tables need it. The default is a quarter of the "
+							"machine's memory (bounded by /dev/shm's size); a reload "
+							"applies a new value.",
+							&armdb_memory_mb,
+							default_memory_mb(), 8, ARMDB_MAX_MEMORY_MB,
+							PGC_SIGHUP, GUC_UNIT_MB,
+							NULL, assign_memory_mb, NULL);
 
 	DefineCustomStringVariable("armdb.data_directory",
 							   "Directory of armdb's files; empty means \"armdb\" inside the data directory.",

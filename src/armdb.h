@@ -30,8 +30,10 @@ extern const struct ArmdbStoreSettings *armdb_store_settings(void);
 
 /*
  * The part of the main shared memory segment armdb owns: a control struct,
- * followed by the key directory's memory, a DSA area created in place and
- * capped at its size so that armdb.memory is a hard bound.
+ * followed by the first part of the key directory's memory, a DSA area
+ * created in place (armdb.memory_initial).  The area grows past it into
+ * dynamic shared memory segments as key directories need, up to
+ * armdb.memory; segments wholly freed go back to the system.
  */
 /* merges logging at once (wal/armdb_durable.c, armdb_durable_merge_begin) */
 #define ARMDB_MAX_LOGGING_MERGES	64
@@ -43,7 +45,11 @@ typedef struct ArmdbSharedState
 	bool		after_crash;	/* this server start (or shared memory
 								 * reinitialisation) followed a crash: the
 								 * active data files may end in torn writes */
-	Size		keydir_size;	/* bytes of the in-place DSA area */
+	Size		keydir_initial_size;	/* bytes of the in-place DSA area */
+	pg_atomic_uint64 memory_limit;	/* armdb.memory in bytes, as the
+									 * postmaster read it last: the area's
+									 * limit */
+	pg_atomic_uint64 memory_limit_applied;	/* the area's limit now */
 	dshash_table_handle keydir_hash;	/* relation -> ArmdbRelKeydir */
 	pg_atomic_uint64 next_generation;	/* of keydirs */
 	pg_atomic_uint64 keydir_drops;	/* keydirs dropped so far: backends then
@@ -76,6 +82,15 @@ extern ArmdbSharedState *armdb_shared;
 
 /* the key directory's DSA area, attached on first use in this backend */
 extern dsa_area *armdb_keydir_area(void);
+
+/*
+ * The area, about to be allocated from: with armdb.memory's current value
+ * as its limit (a reload changes it without a restart).
+ */
+extern dsa_area *armdb_keydir_area_to_grow(void);
+
+/* armdb.memory as the postmaster read it last, in MB (for messages) */
+extern int	armdb_memory_limit_mb(void);
 
 /* src/armdb_utility.c: CREATE/DROP DATABASE */
 extern void armdb_utility_init(void);

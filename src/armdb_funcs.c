@@ -6,7 +6,8 @@
  *
  * pg_relation_size() and \dt+ look at the main fork, which armdb keeps
  * empty (design §8); these say what an armdb table really occupies, on
- * disk and in the key directory.
+ * disk and in the key directory, and what all key directories take of
+ * armdb.memory.
  *
  *-------------------------------------------------------------------------
  */
@@ -15,6 +16,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include "access/htup_details.h"
 #include "access/relation.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -32,6 +34,8 @@ PG_FUNCTION_INFO_V1(armdb_relation_size_sql);
 PG_FUNCTION_INFO_V1(armdb_keydir_size_sql);
 PG_FUNCTION_INFO_V1(armdb_file_stats_sql);
 PG_FUNCTION_INFO_V1(armdb_shard_stats_sql);
+PG_FUNCTION_INFO_V1(armdb_memory_tables_sql);
+PG_FUNCTION_INFO_V1(armdb_memory_total_sql);
 
 static Relation
 open_armdb_relation(Oid relid)
@@ -231,4 +235,76 @@ armdb_shard_stats_sql(PG_FUNCTION_ARGS)
 	}
 	relation_close(rel, AccessShareLock);
 	return (Datum) 0;
+}
+
+/* armdb_memory_tables(): the shared memory of every table's key directory */
+typedef struct MemoryTablesState
+{
+	ReturnSetInfo *rsinfo;
+	int64		used;			/* for armdb_memory_total() */
+	int64		tables;
+} MemoryTablesState;
+
+static void
+memory_table_row(ArmdbRelKeydir *kd, void *arg)
+{
+	MemoryTablesState *state = arg;
+	ArmdbKeydirMemory mem;
+	Datum		values[12];
+	bool		nulls[12] = {0};
+	int64		total;
+
+	armdb_keydir_memory(kd, &mem);
+	total = mem.page_bytes + mem.buffer_bytes + mem.other_bytes;
+	state->used += total;
+	state->tables++;
+	if (state->rsinfo == NULL)
+		return;
+	values[0] = ObjectIdGetDatum(kd->key.dbNode);
+	values[1] = ObjectIdGetDatum(kd->relid);
+	nulls[1] = !OidIsValid(kd->relid);
+	values[2] = ObjectIdGetDatum(kd->key.relNode);
+	values[3] = BoolGetDatum(kd->key.backend != InvalidBackendId);
+	values[4] = BoolGetDatum(kd->loaded);
+	values[5] = Int32GetDatum((int32) kd->nshards);
+	values[6] = Int64GetDatum(mem.versions);
+	values[7] = Int64GetDatum(mem.pages);
+	values[8] = Int64GetDatum(mem.page_bytes);
+	values[9] = Int64GetDatum(mem.buffer_bytes);
+	values[10] = Int64GetDatum(mem.other_bytes);
+	values[11] = Int64GetDatum(total);
+	tuplestore_putvalues(state->rsinfo->setResult, state->rsinfo->setDesc,
+						 values, nulls);
+}
+
+Datum
+armdb_memory_tables_sql(PG_FUNCTION_ARGS)
+{
+	MemoryTablesState state = {0};
+
+	InitMaterializedSRF(fcinfo, 0);
+	state.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	armdb_keydir_foreach(memory_table_row, &state);
+	return (Datum) 0;
+}
+
+/* armdb_memory_total(): all key directories against armdb.memory */
+Datum
+armdb_memory_total_sql(PG_FUNCTION_ARGS)
+{
+	MemoryTablesState state = {0};
+	TupleDesc	tupdesc;
+	Datum		values[5];
+	bool		nulls[5] = {0};
+	int64		limit = (int64) armdb_memory_limit_mb() * 1024 * 1024;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	armdb_keydir_foreach(memory_table_row, &state);
+	values[0] = Int64GetDatum(limit);
+	values[1] = Int64GetDatum((int64) armdb_shared->keydir_initial_size);
+	values[2] = Int64GetDatum(state.used);
+	values[3] = Int64GetDatum(Max(limit - state.used, 0));
+	values[4] = Int64GetDatum(state.tables);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

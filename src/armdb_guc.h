@@ -21,8 +21,13 @@ extern bool armdb_direct_io;
 extern bool armdb_cached_reads;
 extern int	armdb_io_method;
 extern int	armdb_memory_mb;
+extern int	armdb_memory_initial_mb;
+
+/* the largest armdb.memory, in MB: 1 TB */
+#define ARMDB_MAX_MEMORY_MB	(1024 * 1024)
 extern char *armdb_data_directory;
 extern int	armdb_write_buffer_size_kb;
+extern int	armdb_write_buffer_idle_ms;
 extern bool armdb_skip_damaged_entries;
 extern bool armdb_debug_full_tuple_images;
 extern bool armdb_hot_updates;

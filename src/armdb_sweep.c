@@ -61,6 +61,7 @@
 #include "storage/shmem.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -507,7 +508,13 @@ armdb_sweep_worker_main(Datum main_arg)
 	rels = armdb_rel_storage_listed_relnodes(db, &nrels);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	used = armdb_sweep_used_relfilenodes(&nused);
+	{
+		/* made in the transaction's memory: kept past its commit */
+		Oid		   *in_xact = armdb_sweep_used_relfilenodes(&nused);
+
+		used = MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * Max(nused, 1));
+		memcpy(used, in_xact, sizeof(Oid) * nused);
+	}
 	CommitTransactionCommand();
 
 	for (int i = 0; i < nrels; i++)

@@ -236,11 +236,11 @@ grow_test_buffer(void *arg, ArmdbShardState *st, uint64 needed)
 	if (size <= st->buf_size || !armdb_aligned_alloc(&bigger, size, &err))
 		return;
 	memset(bigger.data, 0xA5, size);	/* past the copy: zeroed below */
-	memcpy(bigger.data, st->buf, st->buf_size);
+	memcpy(bigger.data, armdb_shard_buf(st), st->buf_size);
 	memset(bigger.data + st->buf_size, 0, size - st->buf_size);
 	armdb_aligned_free(&s->abuf);
 	s->abuf = bigger;
-	st->buf = bigger.data;
+	st->buf_ref = (uint64) (uintptr_t) bigger.data;
 	st->buf_size = (uint32) size;
 }
 
@@ -303,6 +303,60 @@ test_shard_growing_buffer(void)
 	tinfos_free(&infos);
 	ASSERT_CALL(trecover(&infos, &rep));
 	ASSERT_CALL(tinfos_match(&infos, &log, log.n));
+	tinfos_free(&infos);
+	tlog_free(&log);
+}
+
+/*
+ * An idle shard's buffer taken away and given back, as keydir.c does for a
+ * shard idle for armdb.write_buffer_idle_timeout: never while entries wait
+ * in it; without it, reads find everything in the file; given back (into
+ * memory full of garbage), the partial last block is read from the file
+ * and appends go on after it, across rotations; recovery finds every entry.
+ */
+static void
+test_shard_released_buffer(void)
+{
+	TShard		s;
+	TLog		log;
+	TInfos		infos;
+	ArmdbRecoveryReport rep;
+	uint64		rng = 23;
+
+	tlog_init(&log);
+	tinfos_init(&infos);
+	ASSERT_CALL(tshard_start(&s, unit_dir, ARMDB_MIN_BUFFER_SIZE, ARMDB_MIN_FILE_SIZE,
+							 true, &infos, &rep));
+	for (int round = 0; round < 40; round++)
+	{
+		ArmdbAlignedBuf again;
+		ArmdbError	err;
+
+		ASSERT_CALL(append_random(&s, &log, &rng, 1 + round % 5, 2000, false));
+		if (s.st.written_end != s.st.append_end)
+			ASSERT(!armdb_shard_release_buffer(&s.st));
+		ASSERT_CALL(tshard_flush_all(&s));
+		ASSERT(armdb_shard_release_buffer(&s.st));
+		ASSERT_EQ(s.st.buf_ref, 0);
+		ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+
+		ASSERT(armdb_aligned_alloc(&again, ARMDB_MIN_BUFFER_SIZE, &err));
+		memset(again.data, 0x5A, ARMDB_MIN_BUFFER_SIZE);
+		ASSERT(armdb_shard_restore_buffer(&s.st, &s.files,
+										  (uint64) (uintptr_t) again.data,
+										  ARMDB_MIN_BUFFER_SIZE, &err));
+		armdb_aligned_free(&s.abuf);
+		s.abuf = again;
+		ASSERT_CALL(tshard_check_state(&s));
+	}
+	ASSERT(s.st.active_file_id > 1);	/* rotations happened */
+	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
+	ASSERT_CALL(tshard_flush_all(&s));
+	tshard_close(&s);
+	tinfos_free(&infos);
+	ASSERT_CALL(trecover(&infos, &rep));
+	ASSERT_CALL(tinfos_match(&infos, &log, log.n));
+	ASSERT_EQ(rep.torn_tail, false);
 	tinfos_free(&infos);
 	tlog_free(&log);
 }
@@ -1019,6 +1073,7 @@ const UnitTest unit_shard_tests[] = {
 	{"shard_roundtrip_buffered_io", test_shard_roundtrip_buffered_io},
 	{"shard_min_buffer", test_shard_min_buffer},
 	{"shard_growing_buffer", test_shard_growing_buffer},
+	{"shard_released_buffer", test_shard_released_buffer},
 	{"shard_should_rotate", test_shard_should_rotate},
 	{"shard_rotation_boundary", test_shard_rotation_boundary},
 	{"shard_rotation_random", test_shard_rotation_random},

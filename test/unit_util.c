@@ -403,7 +403,8 @@ tshard_init(TShard *s, const char *dir, uint32 buf_size,
 	HASSERT((((uintptr_t) s->abuf.data) % ARMDB_BLOCK_SIZE) == 0);
 	/* garbage: armdb_shard_state_init must establish the zeroed buffer */
 	memset(s->abuf.data, 0xA5, buf_size);
-	armdb_shard_state_init(&s->st, 0, s->abuf.data, buf_size, max_file_size);
+	armdb_shard_state_init(&s->st, 0, (uint64) (uintptr_t) s->abuf.data,
+						   buf_size, max_file_size);
 	armdb_shard_files_init(&s->files, dir, unit_io, direct);
 	s->active = true;
 	return true;
@@ -463,7 +464,7 @@ tshard_check_state(const TShard *s)
 				(unsigned long long) st->flushed,
 				(unsigned long long) armdb_shard_end(st));
 	for (uint64 i = st->append_end - st->buf_start; i < st->buf_size; i++)
-		HASSERT_MSG(st->buf[i] == 0,
+		HASSERT_MSG(armdb_shard_buf(st)[i] == 0,
 					"write buffer byte %llu (past append_end) is not zero",
 					(unsigned long long) i);
 	return true;

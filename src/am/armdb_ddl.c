@@ -37,10 +37,17 @@
 
 static bool temp_cleanup_registered = false;
 
-/* At backend exit: this backend's temporary armdb tables go away. */
+/*
+ * At backend exit: this backend's temporary armdb tables go away.  Their
+ * keydirs may be in dynamic shared memory segments, so this runs before
+ * they are detached (before_shmem_exit); it first aborts the transaction,
+ * as ShutdownPostgres would a little later, since its abort callbacks may
+ * still use them.
+ */
 static void
 temp_cleanup(int code, Datum arg)
 {
+	AbortOutOfAnyTransaction();
 	armdb_keydir_drop_backend_temp();
 	armdb_rel_storage_remove_backend_temp();
 }
@@ -90,9 +97,7 @@ armdb_relation_set_new_filenode(Relation rel, const RelFileNode *newrnode,
 
 	if (persistence == RELPERSISTENCE_TEMP && !temp_cleanup_registered)
 	{
-		/* after the keydir area's own detach callback: runs before it */
-		(void) armdb_keydir_area();
-		on_shmem_exit(temp_cleanup, (Datum) 0);
+		before_shmem_exit(temp_cleanup, (Datum) 0);
 		temp_cleanup_registered = true;
 	}
 }

@@ -455,11 +455,12 @@ first_entry_gsn(CompactShard *cs, uint32 file_id)
 	bool		ok = false;
 
 	LWLockAcquire(&rt->lock, LW_SHARED);
-	if (file_id == rt->st.active_file_id && rt->st.buf_start == 0)
+	if (file_id == rt->st.active_file_id && rt->st.buf_start == 0 &&
+		rt->st.buf_ref != 0)
 	{
 		if (rt->st.append_end > ARMDB_FILE_HEADER_SIZE)
 		{
-			memcpy(&hdr, rt->st.buf + ARMDB_FILE_HEADER_SIZE, sizeof(hdr));
+			memcpy(&hdr, armdb_shard_buf(&rt->st) + ARMDB_FILE_HEADER_SIZE, sizeof(hdr));
 			ok = true;
 		}
 		LWLockRelease(&rt->lock);

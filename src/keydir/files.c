@@ -40,7 +40,7 @@ armdb_files_search(const ArmdbFileStat *fs, uint32 n, uint32 file_id)
 bool
 armdb_files_reserve(ArmdbShardRt *rt, uint32 n)
 {
-	dsa_area   *area = armdb_keydir_area();
+	dsa_area   *area = armdb_keydir_area_to_grow();
 	uint32		cap;
 	dsa_pointer dp;
 

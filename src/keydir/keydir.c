@@ -17,8 +17,8 @@
  * standby" below), and after promotion its first use rebuilds the shards
  * for writing around the versions replay kept.
  *
- * All memory comes from the in-place DSA area capped at armdb.memory.  When
- * it is full, the operation that needed memory fails with an ERROR naming
+ * All memory comes from the DSA area limited by armdb.memory.  When it is
+ * full, the operation that needed memory fails with an ERROR naming
  * the setting, and nothing already stored is affected.
  *
  *-------------------------------------------------------------------------
@@ -82,6 +82,7 @@ static uint64 shard_files_drops_seen = 0;
 static uint64 shard_files_removed_seen = 0;
 
 static void forget_shard_files(ArmdbRelKeydir *kd);
+static int64 dsa_cost(Size size);
 static void free_keydir_memory(ArmdbRelKeydir *kd);
 
 void
@@ -91,7 +92,7 @@ armdb_keydir_report_full(const char *what, const ArmdbStoreSettings *settings)
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 			 errmsg("armdb key directory is full"),
 			 errdetail("No memory was left for %s.", what),
-			 errhint("Increase armdb.memory (currently %d MB) and restart the server.",
+			 errhint("Increase armdb.memory (currently %d MB) and reload the server configuration.",
 					 settings->memory_mb)));
 }
 
@@ -99,7 +100,7 @@ static void *
 keydir_alloc(dsa_pointer *dp, Size size, const char *what,
 			 const ArmdbStoreSettings *settings)
 {
-	*dp = dsa_allocate_extended(armdb_keydir_area(), size,
+	*dp = dsa_allocate_extended(armdb_keydir_area_to_grow(), size,
 								DSA_ALLOC_NO_OOM | DSA_ALLOC_ZERO |
 								(size > MaxAllocSize ? DSA_ALLOC_HUGE : 0));
 	if (!DsaPointerIsValid(*dp))
@@ -335,6 +336,37 @@ armdb_keydir_claim_pages(ArmdbRelKeydir *kd, uint32 shard, uint32 npages,
 	return first;
 }
 
+/*
+ * Memory for a new page: of its own for a table's first pages, from a block
+ * after them (keydir.h).  Zeroed.  Caller holds kd->lock exclusively.
+ */
+static ArmdbPage *
+new_page(ArmdbRelKeydir *kd, dsa_pointer *dp,
+		 const ArmdbStoreSettings *settings)
+{
+	ArmdbPageBlock *block;
+
+	if (pg_atomic_read_u64(&kd->nallocated) < ARMDB_PAGES_PER_BLOCK)
+		return keydir_alloc(dp, sizeof(ArmdbPage), "a page of row versions",
+							settings);
+	if (!DsaPointerIsValid(kd->blocks) ||
+		kd->block_used == ARMDB_PAGES_PER_BLOCK)
+	{
+		dsa_pointer block_dp;
+
+		block = keydir_alloc(&block_dp, sizeof(ArmdbPageBlock),
+							 "a block of pages of row versions", settings);
+		block->next = kd->blocks;
+		kd->blocks = block_dp;
+		kd->block_used = 0;
+	}
+	block = dsa_get_address(armdb_keydir_area(), kd->blocks);
+	*dp = kd->blocks + offsetof(ArmdbPageBlock, pages) +
+		sizeof(ArmdbPage) * kd->block_used;
+	block->pages[kd->block_used].in_block = true;
+	return &block->pages[kd->block_used++];
+}
+
 static ArmdbPage *
 page_for_slot(ArmdbRelKeydir *kd, uint64 slot, bool have_lock,
 			  const ArmdbStoreSettings *settings)
@@ -352,8 +384,7 @@ page_for_slot(ArmdbRelKeydir *kd, uint64 slot, bool have_lock,
 	{
 		dsa_pointer dp;
 
-		page = keydir_alloc(&dp, sizeof(ArmdbPage), "a page of row versions",
-							settings);
+		page = new_page(kd, &dp, settings);
 		LWLockInitialize(&page->lock, armdb_shared->keydir_tranche_id);
 		/* a page loaded after a restart may have its bit in the map */
 		page->vm_maybe_set = true;
@@ -384,7 +415,7 @@ armdb_keydir_page_for_slot(ArmdbRelKeydir *kd, uint64 slot,
 bool
 armdb_keydir_free_slot(ArmdbShardRt *rt, uint64 slot)
 {
-	dsa_area   *area = armdb_keydir_area();
+	dsa_area   *area = armdb_keydir_area_to_grow();
 	uint32	   *slots;
 
 	if (rt->nfree == rt->free_cap)
@@ -410,24 +441,112 @@ armdb_keydir_free_slot(ArmdbShardRt *rt, uint64 slot)
 	return true;
 }
 
+/*
+ * A write buffer of size bytes (a multiple of ARMDB_BLOCK_SIZE) for O_DIRECT,
+ * named in shared memory by the DSA pointer of its first block-aligned byte
+ * (ArmdbShardState.buf_ref, resolved by armdb_keydir_area()'s resolver).
+ * DSA gives allocations past 8 kB whole 4 kB pages, and its segments start
+ * on 4 kB boundaries (the in-place one too, armdb.c), so the buffer is
+ * aligned as allocated; were it not, it is allocated again one block larger
+ * and aligned by hand.  Processes map segments at addresses of their own,
+ * but at the same offsets from a page boundary, so the alignment falls on
+ * the same byte for all of them.  *dp is the allocation, to be freed.
+ * InvalidDsaPointer without memory.
+ */
+static uint64
+alloc_buffer(dsa_area *area, uint32 size, dsa_pointer *dp)
+{
+	char	   *raw;
+	char	   *aligned;
+
+	*dp = dsa_allocate_extended(area, size, DSA_ALLOC_NO_OOM);
+	if (!DsaPointerIsValid(*dp))
+		return 0;
+	raw = dsa_get_address(area, *dp);
+	if ((uintptr_t) raw % ARMDB_BLOCK_SIZE != 0)
+	{
+		dsa_free(area, *dp);
+		*dp = dsa_allocate_extended(area, size + ARMDB_BLOCK_SIZE,
+									DSA_ALLOC_NO_OOM);
+		if (!DsaPointerIsValid(*dp))
+			return 0;
+		raw = dsa_get_address(area, *dp);
+	}
+	aligned = (char *) TYPEALIGN(ARMDB_BLOCK_SIZE, raw);
+	return (uint64) (*dp + (aligned - raw));
+}
+
 void
 armdb_keydir_shard_buffer(ArmdbRelKeydir *kd, ArmdbShardRt *rt,
 						  const ArmdbStoreSettings *settings)
 {
-	char	   *raw;
 	/* a whole number of O_DIRECT blocks */
 	uint32		max = (uint32) TYPEALIGN_DOWN(ARMDB_BLOCK_SIZE,
 											  settings->write_buffer_size);
 	uint32		size = Min(max, ARMDB_MIN_BUFFER_SIZE);
+	uint64		ref;
 
-	if (rt->st.buf != NULL)
+	if (rt->st.buf_ref != 0)
 		return;
-	/* over-allocate to align: O_DIRECT writes straight from this buffer */
-	raw = keydir_alloc(&rt->buf_dp, size + ARMDB_BLOCK_SIZE,
-					   "a shard write buffer", settings);
-	rt->st.buf = (char *) TYPEALIGN(ARMDB_BLOCK_SIZE, raw);
-	rt->st.buf_size = size;
+	ref = alloc_buffer(armdb_keydir_area_to_grow(), size, &rt->buf_dp);
+	if (ref == 0)
+		armdb_keydir_report_full("a shard write buffer", settings);
 	rt->buf_max = Max(max, size);
+	if (rt->buf_released)
+	{
+		ArmdbShardFiles *files = armdb_keydir_shard_files(kd, rt->st.shard_no,
+														  settings);
+		ArmdbError	err;
+
+		if (!armdb_shard_restore_buffer(&rt->st, files, ref, size, &err))
+		{
+			dsa_free(armdb_keydir_area(), rt->buf_dp);
+			rt->buf_dp = InvalidDsaPointer;
+			armdb_report_storage_error(ERROR, &err);
+		}
+		rt->buf_released = false;
+		return;
+	}
+	rt->st.buf_ref = ref;
+	rt->st.buf_size = size;
+}
+
+int64
+armdb_keydir_release_idle_buffers(ArmdbRelKeydir *kd, int64 now, int idle_ms)
+{
+	int64		freed = 0;
+
+	if (!DsaPointerIsValid(kd->shards))
+		return 0;
+	for (uint32 shard = 0; shard < kd->nshards; shard++)
+	{
+		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+		ArmdbPos	pos;
+		uint32		size;
+
+		/* never wait for a writer: it is not idle */
+		if (!DsaPointerIsValid(rt->buf_dp) ||
+			!LWLockConditionalAcquire(&rt->lock, LW_EXCLUSIVE))
+			continue;
+		pos = armdb_shard_end(&rt->st);
+		if (pos != rt->idle_pos || rt->idle_since == 0)
+		{
+			rt->idle_pos = pos;
+			rt->idle_since = now;
+		}
+		else if (now - rt->idle_since >= (int64) idle_ms * 1000 &&
+				 DsaPointerIsValid(rt->buf_dp) &&
+				 (size = rt->st.buf_size) > 0 &&
+				 armdb_shard_release_buffer(&rt->st))
+		{
+			freed += dsa_cost(size);
+			dsa_free(armdb_keydir_area(), rt->buf_dp);
+			rt->buf_dp = InvalidDsaPointer;
+			rt->buf_released = true;
+		}
+		LWLockRelease(&rt->lock);
+	}
+	return freed;
 }
 
 /*
@@ -435,16 +554,17 @@ armdb_keydir_shard_buffer(ArmdbRelKeydir *kd, ArmdbShardRt *rt,
  * ARMDB_MIN_BUFFER_SIZE, so that a table written a few rows at a time
  * holds little memory, and doubles when an entry does not fit, up to
  * armdb.write_buffer_size.  Under the shard's lock held exclusively (every
- * user of st->buf holds it); without memory the buffer stays as it is, and
+ * user of the buffer holds it); without memory the buffer stays as it is, and
  * is written out sooner.
  */
 static void
 grow_shard_buffer(void *arg, ArmdbShardState *st, uint64 needed)
 {
 	ArmdbShardRt *rt = arg;
-	dsa_area   *area = armdb_keydir_area();
+	dsa_area   *area = armdb_keydir_area_to_grow();
 	uint64		size = st->buf_size;
 	dsa_pointer dp;
+	uint64		ref;
 	char	   *buf;
 
 	Assert(st == &rt->st);
@@ -452,15 +572,15 @@ grow_shard_buffer(void *arg, ArmdbShardState *st, uint64 needed)
 		size = Min(size * 2, rt->buf_max);
 	if (size <= st->buf_size)
 		return;
-	dp = dsa_allocate_extended(area, size + ARMDB_BLOCK_SIZE, DSA_ALLOC_NO_OOM);
-	if (!DsaPointerIsValid(dp))
+	ref = alloc_buffer(area, (uint32) size, &dp);
+	if (ref == 0)
 		return;
-	buf = (char *) TYPEALIGN(ARMDB_BLOCK_SIZE, dsa_get_address(area, dp));
-	memcpy(buf, st->buf, st->buf_size);
+	buf = dsa_get_address(area, (dsa_pointer) ref);
+	memcpy(buf, armdb_shard_buf(st), st->buf_size);
 	memset(buf + st->buf_size, 0, size - st->buf_size);
 	dsa_free(area, rt->buf_dp);
 	rt->buf_dp = dp;
-	st->buf = buf;
+	st->buf_ref = ref;
 	st->buf_size = (uint32) size;
 }
 
@@ -967,7 +1087,7 @@ load_shard_state(ArmdbRelKeydir *kd, ArmdbShardRt *rt, ArmdbShardFiles *files,
 	else if (report->last_file_id != 0)
 	{
 		armdb_keydir_shard_buffer(kd, rt, settings);
-		armdb_shard_state_init(&rt->st, rt->st.shard_no, rt->st.buf,
+		armdb_shard_state_init(&rt->st, rt->st.shard_no, rt->st.buf_ref,
 							   rt->st.buf_size, rt->st.max_file_size);
 		if (!armdb_shard_open(&rt->st, files, report->last_file_id,
 							  report->end_offset, &err))
@@ -1493,6 +1613,8 @@ init_keydir_entry(ArmdbRelKeydir *kd)
 	pg_atomic_init_u64(&kd->nversions, 0);
 	kd->shards = InvalidDsaPointer;
 	kd->chunks = InvalidDsaPointer;
+	kd->blocks = InvalidDsaPointer;
+	kd->block_used = 0;
 }
 
 ArmdbRelKeydir *
@@ -1979,46 +2101,101 @@ armdb_keydir_redo_merge(ArmdbRelKeydir *kd, uint32 shard, const ArmdbMerge *m)
 		redo_stale(kd, "no room in armdb.memory for a shard's file list");
 }
 
-int64
-armdb_keydir_bytes(ArmdbRelKeydir *kd)
+/*
+ * What DSA takes for an allocation of size bytes: more than 8 kB, whole
+ * 4 kB pages; else the smallest of its size classes that holds it (the
+ * classes of PostgreSQL 15's dsa.c, dsa_size_classes[]).
+ */
+static int64
+dsa_cost(Size size)
+{
+	static const uint16 classes[] = {
+		8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256,
+		320, 384, 448, 512, 640, 768, 896, 1024, 1280, 1560, 1816, 2048,
+		2616, 3120, 3640, 4096, 5456, 6552, 7280, 8192
+	};
+
+	if (size == 0)
+		return 0;
+	if (size > 8192)
+		return (int64) TYPEALIGN(4096, size);
+	for (int i = 0; i < lengthof(classes); i++)
+		if (size <= classes[i])
+			return classes[i];
+	return 8192;
+}
+
+/*
+ * The caller keeps kd from being dropped: it holds a lock on its relation,
+ * or its hash partition.  Shards are read under their locks first, then the
+ * pages under kd->lock (the order of armdb_keydir_claim_pages' locks).
+ */
+void
+armdb_keydir_memory(ArmdbRelKeydir *kd, ArmdbKeydirMemory *mem)
 {
 	dsa_area   *area = armdb_keydir_area();
-	int64		total = sizeof(ArmdbRelKeydir);
 
-	LWLockAcquire(&kd->lock, LW_SHARED);
+	memset(mem, 0, sizeof(*mem));
+	/* its hash entry, a dshash item header before it */
+	mem->other_bytes = dsa_cost(sizeof(ArmdbRelKeydir) + 16);
+	mem->versions = (int64) pg_atomic_read_u64(&kd->nversions);
 	if (DsaPointerIsValid(kd->shards))
 	{
-		total += sizeof(ArmdbShardRt) * kd->nshards;
+		mem->other_bytes += dsa_cost(sizeof(ArmdbShardRt) * kd->nshards);
 		for (uint32 shard = 0; shard < kd->nshards; shard++)
 		{
 			ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
 
+			LWLockAcquire(&rt->lock, LW_SHARED);
 			if (DsaPointerIsValid(rt->buf_dp))
-				total += rt->st.buf_size + ARMDB_BLOCK_SIZE;
+				mem->buffer_bytes += dsa_cost(rt->st.buf_size);
+			if (DsaPointerIsValid(rt->files))
+				mem->other_bytes += dsa_cost(sizeof(ArmdbFileStat) * rt->files_cap);
+			if (DsaPointerIsValid(rt->free_slots))
+				mem->other_bytes += dsa_cost(sizeof(uint32) * rt->free_cap);
+			LWLockRelease(&rt->lock);
 		}
 	}
+	LWLockAcquire(&kd->lock, LW_SHARED);
 	if (DsaPointerIsValid(kd->chunks))
 	{
 		ArmdbPageDir *dir = dsa_get_address(area, kd->chunks);
 
 		for (ArmdbPageDir *d = dir; d != NULL;
 			 d = DsaPointerIsValid(d->retired) ? dsa_get_address(area, d->retired) : NULL)
-			total += offsetof(ArmdbPageDir, chunk) + sizeof(dsa_pointer) * d->nchunks;
+			mem->other_bytes += dsa_cost(offsetof(ArmdbPageDir, chunk) +
+										 sizeof(dsa_pointer) * d->nchunks);
 		for (uint32 c = 0; c < dir->nchunks; c++)
 		{
 			ArmdbPageChunk *chunk;
 
 			if (!DsaPointerIsValid(dir->chunk[c]))
 				continue;
-			total += sizeof(ArmdbPageChunk);
+			mem->other_bytes += dsa_cost(sizeof(ArmdbPageChunk));
 			chunk = dsa_get_address(area, dir->chunk[c]);
 			for (int p = 0; p < ARMDB_PAGES_PER_CHUNK; p++)
-				if (DsaPointerIsValid(chunk->pages[p]))
-					total += sizeof(ArmdbPage);
+			{
+				if (!DsaPointerIsValid(chunk->pages[p]))
+					continue;
+				mem->pages++;
+				if (!((ArmdbPage *) dsa_get_address(area, chunk->pages[p]))->in_block)
+					mem->page_bytes += dsa_cost(sizeof(ArmdbPage));
+			}
 		}
+		for (dsa_pointer b = kd->blocks; DsaPointerIsValid(b);
+			 b = ((ArmdbPageBlock *) dsa_get_address(area, b))->next)
+			mem->page_bytes += dsa_cost(sizeof(ArmdbPageBlock));
 	}
 	LWLockRelease(&kd->lock);
-	return total;
+}
+
+int64
+armdb_keydir_bytes(ArmdbRelKeydir *kd)
+{
+	ArmdbKeydirMemory mem;
+
+	armdb_keydir_memory(kd, &mem);
+	return mem.page_bytes + mem.buffer_bytes + mem.other_bytes;
 }
 
 ArmdbRelKeydir *
@@ -2056,10 +2233,19 @@ free_keydir_memory(ArmdbRelKeydir *kd)
 				continue;
 			chunk = dsa_get_address(area, dir->chunk[c]);
 			for (int p = 0; p < ARMDB_PAGES_PER_CHUNK; p++)
-				if (DsaPointerIsValid(chunk->pages[p]))
+				if (DsaPointerIsValid(chunk->pages[p]) &&
+					!((ArmdbPage *) dsa_get_address(area, chunk->pages[p]))->in_block)
 					dsa_free(area, chunk->pages[p]);
 			dsa_free(area, dir->chunk[c]);
 		}
+		/* the blocks the other pages were in */
+		while (DsaPointerIsValid(kd->blocks))
+		{
+			dp = kd->blocks;
+			kd->blocks = ((ArmdbPageBlock *) dsa_get_address(area, dp))->next;
+			dsa_free(area, dp);
+		}
+		kd->block_used = 0;
 		/* the directory and those it replaced */
 		dp = kd->chunks;
 		while (DsaPointerIsValid(dp))
@@ -2209,6 +2395,18 @@ armdb_keydir_relnodes(Oid db, int *nrels)
 	}
 	dshash_seq_term(&status);
 	return rels;
+}
+
+void
+armdb_keydir_foreach(void (*fn) (ArmdbRelKeydir *kd, void *arg), void *arg)
+{
+	dshash_seq_status status;
+	ArmdbRelKeydir *kd;
+
+	dshash_seq_init(&status, keydir_table(), false);
+	while ((kd = dshash_seq_next(&status)) != NULL)
+		fn(kd, arg);
+	dshash_seq_term(&status);
 }
 
 void

@@ -7,7 +7,7 @@
  * A relation's keydir is found through a dshash table keyed by its
  * RelFileNodeBackend (relfilenode, not relation OID: TRUNCATE and rewrites
  * give a relation new storage, and a new, empty keydir).  Everything lives
- * in the in-place DSA area sized by armdb.memory.
+ * in the DSA area limited by armdb.memory (armdb.h).
  *
  * Slots and TIDs (design §2).  A version's slot is its key; its TID is
  * (slot / ARMDB_SLOTS_PER_PAGE, slot % ARMDB_SLOTS_PER_PAGE + 1).  The 291
@@ -111,6 +111,8 @@ typedef struct ArmdbStoreSettings
 	bool		direct_io;		/* ask for O_DIRECT */
 	bool		cached_reads;	/* point reads through the OS page cache */
 	uint32		write_buffer_size;	/* bytes, of a shard's write buffer */
+	int			write_buffer_idle_ms;	/* an idle shard's buffer is freed
+										 * after this long; 0: never */
 	int			memory_mb;		/* armdb.memory, for messages */
 	bool		skip_damaged_entries;	/* salvage damaged files on load */
 	bool		hints_by_worker;	/* the compaction worker builds the hint
@@ -176,10 +178,31 @@ typedef struct ArmdbPage
 											 * line */
 	bool		vm_maybe_set;	/* the visibility map may hold the page's
 								 * bit (armdb_vm.c; under lock) */
-} ArmdbPage;
+	bool		in_block;		/* part of an ArmdbPageBlock, not an
+								 * allocation of its own */
+} pg_attribute_aligned(16) ArmdbPage;
 
 StaticAssertDecl(offsetof(ArmdbPage, v) % 16 == 0,
 				 "version records do not straddle cache lines");
+
+/*
+ * Pages past a table's first few are carved out of blocks of
+ * ARMDB_PAGES_PER_BLOCK: DSA gives an allocation larger than 8 kB whole 4 kB
+ * pages, so a page of its own (9.3 kB) takes 12 kB, and 7 pages in one
+ * allocation take 64 kB, 0.2% more than they need.  A block is freed with
+ * its keydir.
+ */
+#define ARMDB_PAGES_PER_BLOCK	7
+
+typedef struct ArmdbPageBlock
+{
+	dsa_pointer next;			/* the block allocated before it */
+	uint64		pad;			/* pages 16-byte aligned */
+	ArmdbPage	pages[ARMDB_PAGES_PER_BLOCK];
+} ArmdbPageBlock;
+
+StaticAssertDecl(sizeof(ArmdbPageBlock) <= 16 * 4096,
+				 "a block of pages fits the 64 kB it is given");
 
 /* A shard's shared runtime state. */
 typedef struct ArmdbShardRt
@@ -202,6 +225,10 @@ typedef struct ArmdbShardRt
 								 * ARMDB_MIN_BUFFER_SIZE, doubled as the
 								 * shard's appends need, up to buf_max */
 	uint32		buf_max;		/* armdb.write_buffer_size when allocated */
+	bool		buf_released;	/* taken away while idle, the shard's state
+								 * kept: the next use restores it */
+	ArmdbPos	idle_pos;		/* the shard's end when last looked at ... */
+	int64		idle_since;		/* ... and since when (TimestampTz) */
 	XLogRecPtr	wal_lsn;		/* WAL to flush before entries in the buffer
 								 * reach the file (vstore_commit.c) */
 	/* slots VACUUM freed (index entries gone): reused before new ones */
@@ -268,6 +295,8 @@ typedef struct ArmdbRelKeydir
 	dsa_pointer shards;			/* ArmdbShardRt[nshards] */
 	dsa_pointer chunks;			/* ArmdbPageDir; replaced by a larger one
 								 * under lock, read without */
+	dsa_pointer blocks;			/* the newest ArmdbPageBlock (under lock) */
+	uint32		block_used;		/* ... and how many of its pages are used */
 } ArmdbRelKeydir;
 
 /*
@@ -380,9 +409,21 @@ extern bool armdb_keydir_free_slot(ArmdbShardRt *rt, uint64 slot);
 /* Close descriptors of keydirs dropped since the last call (xact end). */
 extern void armdb_keydir_close_dropped_files(void);
 
-/* Write buffer of a shard, allocated on first use. */
+/*
+ * Write buffer of a shard, allocated on first use, and again after an idle
+ * spell took it away (its partial last block read back from the file).
+ * Caller holds the shard's lock exclusively.
+ */
 extern void armdb_keydir_shard_buffer(ArmdbRelKeydir *kd, ArmdbShardRt *rt,
 									  const ArmdbStoreSettings *settings);
+
+/*
+ * Take the write buffers away from the shards of kd that appended nothing
+ * for idle_ms and have everything in their files (the flusher, every
+ * round); a shard busy now keeps its buffer.  Returns the bytes freed.
+ */
+extern int64 armdb_keydir_release_idle_buffers(ArmdbRelKeydir *kd,
+											   int64 now, int idle_ms);
 
 /*
  * This process's descriptors for a shard's files.  Their write barrier is
@@ -412,7 +453,28 @@ extern void armdb_keydir_foreach_loaded(void (*fn) (ArmdbRelKeydir *kd,
 													void *arg),
 										void *arg);
 
-/* Shared memory a keydir occupies, its write buffers included. */
+/* ... and for every keydir, loaded or not (statistics) */
+extern void armdb_keydir_foreach(void (*fn) (ArmdbRelKeydir *kd, void *arg),
+								 void *arg);
+
+/*
+ * The shared memory a keydir occupies, as the DSA area counts it (each
+ * allocation rounded up as DSA rounds it).
+ */
+typedef struct ArmdbKeydirMemory
+{
+	int64		pages;			/* virtual pages allocated */
+	int64		versions;		/* version records stored */
+	int64		page_bytes;		/* the pages: their version records */
+	int64		buffer_bytes;	/* its shards' write buffers */
+	int64		other_bytes;	/* the keydir itself, its shards' states,
+								 * file and free-slot lists, and its page
+								 * directory */
+} ArmdbKeydirMemory;
+
+extern void armdb_keydir_memory(ArmdbRelKeydir *kd, ArmdbKeydirMemory *mem);
+
+/* ... all of it */
 extern int64 armdb_keydir_bytes(ArmdbRelKeydir *kd);
 
 /* The shard a slot belongs to: its page's. */

@@ -20,20 +20,22 @@
 #include <fcntl.h>
 
 
+ArmdbShardBufResolver armdb_shard_buf_resolver = NULL;
+
 void
-armdb_shard_state_init(ArmdbShardState *st, uint32 shard_no, char *buf,
+armdb_shard_state_init(ArmdbShardState *st, uint32 shard_no, uint64 buf_ref,
 					   uint32 buf_size, uint32 max_file_size)
 {
 	Assert(buf_size >= ARMDB_MIN_BUFFER_SIZE);
 	Assert(buf_size % ARMDB_BLOCK_SIZE == 0);
-	Assert(((uintptr_t) buf) % ARMDB_BLOCK_SIZE == 0);
 
 	memset(st, 0, sizeof(*st));
 	st->shard_no = shard_no;
 	st->max_file_size = Max(max_file_size, ARMDB_MIN_FILE_SIZE);
 	st->buf_size = buf_size;
-	st->buf = buf;
-	memset(buf, 0, buf_size);
+	st->buf_ref = buf_ref;
+	Assert(((uintptr_t) armdb_shard_buf(st)) % ARMDB_BLOCK_SIZE == 0);
+	memset(armdb_shard_buf(st), 0, buf_size);
 }
 
 void
@@ -173,7 +175,7 @@ buffer_write_out(ArmdbShardState *st, ArmdbShardFiles *files, ArmdbError *err)
 	fd = armdb_shard_file_fd(files, st->active_file_id, err);
 	if (fd < 0)
 		return false;
-	if (!armdb_io_pwrite(files->io, fd, st->buf + (from - st->buf_start),
+	if (!armdb_io_pwrite(files->io, fd, armdb_shard_buf(st) + (from - st->buf_start),
 						 to - from, from, err))
 	{
 		char		path[MAXPGPATH];
@@ -211,8 +213,8 @@ buffer_slide(ArmdbShardState *st)
 	Assert(st->written_end == st->append_end);
 	if (new_start == st->buf_start)
 		return;
-	memmove(st->buf, st->buf + (new_start - st->buf_start), partial);
-	memset(st->buf + partial, 0, used - partial);
+	memmove(armdb_shard_buf(st), armdb_shard_buf(st) + (new_start - st->buf_start), partial);
+	memset(armdb_shard_buf(st) + partial, 0, used - partial);
 	st->buf_start = new_start;
 }
 
@@ -256,7 +258,7 @@ start_new_file(ArmdbShardState *st, ArmdbShardFiles *files, uint32 file_id,
 		return false;
 
 	/*
-	 * The header goes through its own block: st->buf still holds the old
+	 * The header goes through its own block: armdb_shard_buf(st) still holds the old
 	 * file's partial last block, which must survive if this fails.
 	 */
 	armdb_file_header_init(&fh, file_id, st->shard_no);
@@ -300,8 +302,8 @@ start_new_file(ArmdbShardState *st, ArmdbShardFiles *files, uint32 file_id,
 		return false;
 	}
 
-	memcpy(st->buf, block.data, ARMDB_BLOCK_SIZE);
-	memset(st->buf + ARMDB_BLOCK_SIZE, 0, st->buf_size - ARMDB_BLOCK_SIZE);
+	memcpy(armdb_shard_buf(st), block.data, ARMDB_BLOCK_SIZE);
+	memset(armdb_shard_buf(st) + ARMDB_BLOCK_SIZE, 0, st->buf_size - ARMDB_BLOCK_SIZE);
 	armdb_aligned_free(&block);
 	st->active_file_id = file_id;
 	st->next_file_id = Max(st->next_file_id, file_id + 1);
@@ -325,7 +327,7 @@ file_takes_short_entries(ArmdbShardState *st, ArmdbShardFiles *files,
 	ArmdbFileHeader fh;
 
 	if (st->buf_start == 0)
-		memcpy(&fh, st->buf, sizeof(fh));	/* read with the last block */
+		memcpy(&fh, armdb_shard_buf(st), sizeof(fh));	/* read with the last block */
 	else
 	{
 		ArmdbAlignedBuf block;
@@ -380,7 +382,7 @@ armdb_shard_open(ArmdbShardState *st, ArmdbShardFiles *files,
 
 	if (last_file_id == 0)
 	{
-		memset(st->buf, 0, st->buf_size);
+		memset(armdb_shard_buf(st), 0, st->buf_size);
 		st->active_file_id = 0;
 		st->buf_start = st->append_end = st->written_end = 0;
 		st->flushed = 0;
@@ -408,7 +410,7 @@ armdb_shard_open(ArmdbShardState *st, ArmdbShardFiles *files,
 						   "cannot open shard \"%s\" at offset %llu",
 						   files->dir, (unsigned long long) end_offset);
 
-	memset(st->buf, 0, st->buf_size);
+	memset(armdb_shard_buf(st), 0, st->buf_size);
 	st->active_file_id = last_file_id;
 	st->buf_start = ARMDB_BLOCK_FLOOR(end_offset);
 	st->append_end = st->written_end = end_offset;
@@ -433,7 +435,7 @@ armdb_shard_open(ArmdbShardState *st, ArmdbShardFiles *files,
 							 last_file_id, files->dir,
 							 (unsigned long long) end_offset);
 		if (ok)
-			memcpy(st->buf, block.data, end_offset - st->buf_start);
+			memcpy(armdb_shard_buf(st), block.data, end_offset - st->buf_start);
 		armdb_aligned_free(&block);
 		if (!ok)
 			return false;
@@ -492,7 +494,7 @@ append_large(ArmdbShardState *st, ArmdbShardFiles *files,
 		return false;
 	memset(tmp.data, 0, tmp.size);
 	p = tmp.data;
-	memcpy(p, st->buf, st->append_end - from);
+	memcpy(p, armdb_shard_buf(st), st->append_end - from);
 	p += st->append_end - from;
 	memcpy(p, hdr, hsize);
 	memcpy(p + hsize, value, hdr->value_len);
@@ -519,8 +521,8 @@ append_large(ArmdbShardState *st, ArmdbShardFiles *files,
 		/* keep the new partial last block, as buffer_slide would */
 		st->append_end = st->written_end = end;
 		st->buf_start = ARMDB_BLOCK_FLOOR(end);
-		memset(st->buf, 0, st->buf_size);
-		memcpy(st->buf, tmp.data + (st->buf_start - from), end - st->buf_start);
+		memset(armdb_shard_buf(st), 0, st->buf_size);
+		memcpy(armdb_shard_buf(st), tmp.data + (st->buf_start - from), end - st->buf_start);
 	}
 	armdb_aligned_free(&tmp);
 	return ok;
@@ -606,9 +608,9 @@ armdb_shard_append_copy(ArmdbShardState *st, ArmdbShardFiles *files,
 	if (used + entry_len > st->buf_size)
 		return append_large(st, files, hdr, value, err);
 
-	memcpy(st->buf + used, hdr, hsize);
+	memcpy(armdb_shard_buf(st) + used, hdr, hsize);
 	if (hdr->value_len > 0)
-		memcpy(st->buf + used + hsize, value, hdr->value_len);
+		memcpy(armdb_shard_buf(st) + used + hsize, value, hdr->value_len);
 	st->append_end += entry_len;
 	return true;
 }
@@ -692,6 +694,59 @@ armdb_shard_flush(ArmdbShardState *st, ArmdbShardFiles *files, ArmdbPos upto,
 }
 
 bool
+armdb_shard_release_buffer(ArmdbShardState *st)
+{
+	if (st->buf_ref == 0 || st->failed || st->sealed ||
+		st->written_end != st->append_end)
+		return false;
+	st->buf_ref = 0;
+	st->buf_size = 0;
+	st->buf_start = ARMDB_BLOCK_FLOOR(st->append_end);
+	return true;
+}
+
+bool
+armdb_shard_restore_buffer(ArmdbShardState *st, ArmdbShardFiles *files,
+						   uint64 buf_ref, uint32 buf_size, ArmdbError *err)
+{
+	uint64		partial;
+
+	Assert(st->buf_ref == 0 && st->written_end == st->append_end);
+	Assert(buf_size >= ARMDB_MIN_BUFFER_SIZE && buf_size % ARMDB_BLOCK_SIZE == 0);
+	st->buf_ref = buf_ref;
+	st->buf_size = buf_size;
+	Assert(((uintptr_t) armdb_shard_buf(st)) % ARMDB_BLOCK_SIZE == 0);
+	memset(armdb_shard_buf(st), 0, buf_size);
+	st->buf_start = ARMDB_BLOCK_FLOOR(st->append_end);
+	partial = st->append_end - st->buf_start;
+	if (st->active_file_id != 0 && partial > 0)
+	{
+		size_t		nread;
+		int			fd = armdb_shard_file_fd(files, st->active_file_id, err);
+		bool		ok;
+
+		/* straight into the buffer: it is block-aligned for O_DIRECT */
+		ok = fd >= 0 &&
+			armdb_io_pread(files->io, fd, armdb_shard_buf(st), ARMDB_BLOCK_SIZE,
+						   st->buf_start, &nread, err);
+		if (ok && nread < partial)
+			ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+							 "data file %06u of \"%s\" is shorter than its end %llu",
+							 st->active_file_id, files->dir,
+							 (unsigned long long) st->append_end);
+		if (!ok)
+		{
+			st->buf_ref = 0;
+			st->buf_size = 0;
+			return false;
+		}
+		/* past the end: zeros, as the write-out wrote them */
+		memset(armdb_shard_buf(st) + partial, 0, ARMDB_BLOCK_SIZE - partial);
+	}
+	return true;
+}
+
+bool
 armdb_shard_is_buffered(const ArmdbShardState *st, const ArmdbLocation *loc)
 {
 	return loc->file_id == st->active_file_id &&
@@ -726,7 +781,7 @@ armdb_shard_read_buffered(const ArmdbShardState *st, const ArmdbLocation *loc,
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
 						   "entry at offset %u of data file %06u is not in the write buffer",
 						   loc->offset, loc->file_id);
-	memcpy(dst, st->buf + (loc->offset - st->buf_start), loc->len);
+	memcpy(dst, armdb_shard_buf(st) + (loc->offset - st->buf_start), loc->len);
 	return check_entry("write buffer", loc, dst, hdr, err);
 }
 

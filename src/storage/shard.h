@@ -65,8 +65,8 @@ typedef struct ArmdbShardState
 	uint32		shard_no;
 	uint32		max_file_size;	/* rotate before an append would pass it */
 	uint32		buf_size;		/* multiple of ARMDB_BLOCK_SIZE */
-	char	   *buf;			/* write buffer, block-aligned, zeroed past
-								 * append_end */
+	uint64		buf_ref;		/* write buffer, block-aligned, zeroed past
+								 * append_end: see armdb_shard_buf() */
 
 	uint32		active_file_id; /* 0: the shard has no file yet */
 	uint32		next_file_id;	/* lowest number no file of the shard has
@@ -142,8 +142,25 @@ typedef struct ArmdbShardFiles
 	void	   *grow_buffer_arg;
 } ArmdbShardFiles;
 
+/*
+ * The write buffer lives in memory shared by processes that may map it at
+ * different addresses (a DSA area grown into DSM segments, keydir.c), so a
+ * shard's state names it by a reference that each process resolves.  No
+ * resolver: the reference is the buffer's address (unit tests, tools).
+ */
+typedef char *(*ArmdbShardBufResolver) (uint64 buf_ref);
+extern PGDLLIMPORT ArmdbShardBufResolver armdb_shard_buf_resolver;
+
+static inline char *
+armdb_shard_buf(const ArmdbShardState *st)
+{
+	if (armdb_shard_buf_resolver != NULL)
+		return armdb_shard_buf_resolver(st->buf_ref);
+	return (char *) (uintptr_t) st->buf_ref;
+}
+
 extern void armdb_shard_state_init(ArmdbShardState *st, uint32 shard_no,
-								   char *buf, uint32 buf_size,
+								   uint64 buf_ref, uint32 buf_size,
 								   uint32 max_file_size);
 
 extern void armdb_shard_files_init(ArmdbShardFiles *files, const char *dir,
@@ -218,6 +235,20 @@ extern bool armdb_shard_seal(ArmdbShardState *st, ArmdbShardFiles *files,
  * *reached is the position everything before which is now in the file.
  * Caller: shard lock exclusive.
  */
+/*
+ * An idle shard's write buffer may be taken away when everything in it is
+ * in the file: armdb_shard_release_buffer() says whether it can (the
+ * caller then frees the memory), and armdb_shard_restore_buffer() gives
+ * the shard a new one (of buf_size bytes, block-aligned) before its next
+ * append, its partial last block read back from the active file.  Without
+ * a buffer, the shard takes no append, seal or rotation, and reads find
+ * everything in the file.
+ */
+extern bool armdb_shard_release_buffer(ArmdbShardState *st);
+extern bool armdb_shard_restore_buffer(ArmdbShardState *st,
+									   ArmdbShardFiles *files, uint64 buf_ref,
+									   uint32 buf_size, ArmdbError *err);
+
 extern bool armdb_shard_write_out(ArmdbShardState *st, ArmdbShardFiles *files,
 								  ArmdbPos *reached, ArmdbError *err);
 

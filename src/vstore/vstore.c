@@ -147,11 +147,14 @@ shard_prepare(ArmdbRelKeydir *kd, ArmdbShardRt *rt, uint32 shard,
 {
 	uint32		max_file_size = settings->max_file_size;
 
-	if (rt->st.buf == NULL)
+	if (rt->st.buf_ref == 0)
 	{
+		bool		first = !rt->buf_released;
+
 		armdb_keydir_shard_buffer(kd, rt, settings);
-		armdb_shard_state_init(&rt->st, shard, rt->st.buf, rt->st.buf_size,
-							   max_file_size);
+		if (first)
+			armdb_shard_state_init(&rt->st, shard, rt->st.buf_ref,
+								   rt->st.buf_size, max_file_size);
 	}
 	rt->st.max_file_size = Max(max_file_size, ARMDB_MIN_FILE_SIZE);
 }
@@ -888,7 +891,7 @@ armdb_vstore_cursor_start(ArmdbVstoreCursor *cur, ArmdbRelKeydir *kd,
 			continue;
 		}
 		if (tail_len > 0)
-			memcpy(tail, rt->st.buf + (rt->st.written_end - rt->st.buf_start),
+			memcpy(tail, armdb_shard_buf(&rt->st) + (rt->st.written_end - rt->st.buf_start),
 				   tail_len);
 		LWLockRelease(&rt->lock);
 		if (tail_len > 0)
@@ -1248,6 +1251,9 @@ armdb_vstore_freeze(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal,
 		active = rt->st.active_file_id;
 		if (active != 0)
 		{
+			/* a seal starts a file: in the buffer, taken away if idle */
+			if (seal)
+				shard_prepare(kd, rt, shard, settings);
 			ok = seal ? armdb_shard_seal(&rt->st, files, &sealed, &err) :
 				armdb_shard_write_out(&rt->st, files, &reached, &err);
 			active = rt->st.active_file_id;

@@ -719,6 +719,27 @@ flush_keydir(ArmdbRelKeydir *kd, void *arg)
 }
 
 /*
+ * Idle shards give their write buffers back (armdb.write_buffer_idle_timeout),
+ * looked at about once a second: a table written now and then holds its
+ * virtual pages only.
+ */
+#define RELEASE_ROUND_MS	1000
+
+typedef struct ReleaseRound
+{
+	TimestampTz now;
+	int			idle_ms;
+} ReleaseRound;
+
+static void
+release_keydir_buffers(ArmdbRelKeydir *kd, void *arg)
+{
+	ReleaseRound *round = arg;
+
+	(void) armdb_keydir_release_idle_buffers(kd, round->now, round->idle_ms);
+}
+
+/*
  * Hold the slot, creating it if it is missing, and say what for: WAL and
  * the checkpoint gate, the gate only (max_slot_wal_keep_size set), or
  * nothing (no slot possible); with the reason when not WAL.
@@ -1050,6 +1071,7 @@ armdb_flusher_main(Datum main_arg)
 	bool		warned = false;
 	bool		expect_slot;
 	TimestampTz next_round = 0;
+	TimestampTz next_release = 0;
 
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -1120,6 +1142,19 @@ armdb_flusher_main(Datum main_arg)
 			}
 			next_round = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													 armdb_flush_interval_ms);
+		}
+
+		if (armdb_store_settings()->write_buffer_idle_ms > 0 &&
+			GetCurrentTimestamp() >= next_release)
+		{
+			ReleaseRound round;
+
+			round.now = GetCurrentTimestamp();
+			round.idle_ms = armdb_store_settings()->write_buffer_idle_ms;
+			armdb_keydir_foreach_loaded(release_keydir_buffers, &round);
+			next_release = TimestampTzPlusMilliseconds(round.now,
+													   Min(RELEASE_ROUND_MS,
+														   Max(round.idle_ms / 2, 10)));
 		}
 
 		/* short naps: a checkpoint waiting at the gate is let by soon */

@@ -20,7 +20,7 @@ STORAGE_OBJS = $(STORAGE_SRCS:.c=.o)
 
 OBJS = src/armdb.o src/armdb_storage.o src/armdb_funcs.o src/armdb_utility.o \
 	src/armdb_workers.o \
-	src/armdb_sweep.o \
+	src/armdb_sweep.o src/armdb_load.o \
 	src/am/armdb_handler.o src/am/armdb_index.o src/am/armdb_seqscan.o \
 	src/am/armdb_fetch.o src/am/armdb_hot.o src/am/armdb_analyze.o src/am/armdb_bitmapscan.o \
 	src/am/armdb_modify.o src/am/armdb_update.o src/am/armdb_rowlock.o \

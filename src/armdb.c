@@ -28,6 +28,7 @@
 #include "am/armdb_am.h"
 #include "armdb.h"
 #include "armdb_guc.h"
+#include "armdb_load.h"
 #include "armdb_sweep.h"
 #include "compact/compact.h"
 #include "keydir/keydir.h"
@@ -494,6 +495,8 @@ _PG_init(void)
 
 	/* defines armdb.sweep_delay: before the prefix is reserved */
 	armdb_sweep_init();
+	/* armdb.load_workers */
+	armdb_load_init();
 	/* defines armdb.compaction*: likewise */
 	armdb_compact_init();
 	/* defines armdb.sync_at_commit and armdb.flush_interval, and the flusher */

@@ -238,28 +238,15 @@ armdb_shard_stats_sql(PG_FUNCTION_ARGS)
 }
 
 /* armdb_memory_tables(): the shared memory of every table's key directory */
-typedef struct MemoryTablesState
-{
-	ReturnSetInfo *rsinfo;
-	int64		used;			/* for armdb_memory_total() */
-	int64		tables;
-} MemoryTablesState;
-
 static void
 memory_table_row(ArmdbRelKeydir *kd, void *arg)
 {
-	MemoryTablesState *state = arg;
+	ReturnSetInfo *rsinfo = arg;
 	ArmdbKeydirMemory mem;
 	Datum		values[12];
 	bool		nulls[12] = {0};
-	int64		total;
 
 	armdb_keydir_memory(kd, &mem);
-	total = mem.page_bytes + mem.buffer_bytes + mem.other_bytes;
-	state->used += total;
-	state->tables++;
-	if (state->rsinfo == NULL)
-		return;
 	values[0] = ObjectIdGetDatum(kd->key.dbNode);
 	values[1] = ObjectIdGetDatum(kd->relid);
 	nulls[1] = !OidIsValid(kd->relid);
@@ -272,19 +259,15 @@ memory_table_row(ArmdbRelKeydir *kd, void *arg)
 	values[8] = Int64GetDatum(mem.page_bytes);
 	values[9] = Int64GetDatum(mem.buffer_bytes);
 	values[10] = Int64GetDatum(mem.other_bytes);
-	values[11] = Int64GetDatum(total);
-	tuplestore_putvalues(state->rsinfo->setResult, state->rsinfo->setDesc,
-						 values, nulls);
+	values[11] = Int64GetDatum(mem.page_bytes + mem.buffer_bytes + mem.other_bytes);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
 Datum
 armdb_memory_tables_sql(PG_FUNCTION_ARGS)
 {
-	MemoryTablesState state = {0};
-
 	InitMaterializedSRF(fcinfo, 0);
-	state.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	armdb_keydir_foreach(memory_table_row, &state);
+	armdb_keydir_foreach(memory_table_row, fcinfo->resultinfo);
 	return (Datum) 0;
 }
 
@@ -292,19 +275,19 @@ armdb_memory_tables_sql(PG_FUNCTION_ARGS)
 Datum
 armdb_memory_total_sql(PG_FUNCTION_ARGS)
 {
-	MemoryTablesState state = {0};
 	TupleDesc	tupdesc;
 	Datum		values[5];
 	bool		nulls[5] = {0};
 	int64		limit = (int64) armdb_memory_limit_mb() * 1024 * 1024;
+	int64		tables;
+	int64		used = armdb_keydir_total_bytes(&tables);
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	armdb_keydir_foreach(memory_table_row, &state);
 	values[0] = Int64GetDatum(limit);
 	values[1] = Int64GetDatum((int64) armdb_shared->keydir_initial_size);
-	values[2] = Int64GetDatum(state.used);
-	values[3] = Int64GetDatum(Max(limit - state.used, 0));
-	values[4] = Int64GetDatum(state.tables);
+	values[2] = Int64GetDatum(used);
+	values[3] = Int64GetDatum(Max(limit - used, 0));
+	values[4] = Int64GetDatum(tables);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -65,6 +65,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "armdb_load.h"
 #include "armdb_sweep.h"
 #include "armdb_workers.h"
 #include "keydir/relstorage.h"
@@ -373,7 +374,19 @@ armdb_sweep_launcher_main(Datum main_arg)
 	ereport(LOG,
 			(errmsg("armdb sweep: finished: removed %d of the %d armdb relation directories present at start-up",
 					removed, nlisted)));
-	pgstat_report_activity(STATE_IDLE, "swept; waiting for shutdown");
+
+	/* then the key directories of the databases left (armdb_load.c) */
+	if (armdb_load_workers > 0)
+	{
+		pfree(dbs);
+		dbs = armdb_rel_storage_listed_databases(&ndbs);
+		states = repalloc(states, Max(ndbs, 1) * sizeof(DatabaseState));
+		database_states(dbs, ndbs, states);
+		for (int i = 0; i < ndbs; i++)
+			if (states[i] == DB_EXISTS)
+				armdb_load_databases(&dbs[i], 1);
+	}
+	pgstat_report_activity(STATE_IDLE, "swept and loaded; waiting for shutdown");
 
 	for (;;)
 	{

@@ -5,9 +5,10 @@
  *	  launchers and running one worker per database.
  *
  * Two launchers run on every server (both connected to no database): the
- * sweep after recovery (armdb_sweep.c) and compaction (compact/worker.c).
- * Each does its work database by database, in a dynamic worker connected to
- * that database, one at a time.
+ * sweep after recovery (armdb_sweep.c), which then has the key directories
+ * loaded (armdb_load.c), and compaction (compact/worker.c).  Each does its
+ * work database by database, in dynamic workers connected to that
+ * database.
  *
  *-------------------------------------------------------------------------
  */
@@ -39,11 +40,12 @@ armdb_register_launcher(const char *function, const char *name,
 }
 
 bool
-armdb_run_database_worker(const char *function, const char *type,
-						  const char *who, Oid db, const char *what_waits)
+armdb_start_database_worker(const char *function, const char *type,
+							const char *who, Oid db, uint32 arg,
+							const char *what_waits,
+							BackgroundWorkerHandle **handle)
 {
 	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
@@ -55,9 +57,10 @@ armdb_run_database_worker(const char *function, const char *type,
 	snprintf(worker.bgw_name, BGW_MAXLEN, "%s for database %u", type, db);
 	strlcpy(worker.bgw_type, type, BGW_MAXLEN);
 	worker.bgw_main_arg = ObjectIdGetDatum(db);
+	memcpy(worker.bgw_extra, &arg, sizeof(arg));
 	worker.bgw_notify_pid = MyProcPid;
 
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	if (!RegisterDynamicBackgroundWorker(&worker, handle))
 	{
 		ereport(LOG,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -67,7 +70,34 @@ armdb_run_database_worker(const char *function, const char *type,
 				 errhint("Raise max_worker_processes.")));
 		return false;
 	}
+	return true;
+}
+
+uint32
+armdb_database_worker_arg(void)
+{
+	uint32		arg;
+
+	memcpy(&arg, MyBgworkerEntry->bgw_extra, sizeof(arg));
+	return arg;
+}
+
+void
+armdb_wait_database_worker(BackgroundWorkerHandle *handle)
+{
 	if (WaitForBackgroundWorkerShutdown(handle) == BGWH_POSTMASTER_DIED)
 		proc_exit(1);
+}
+
+bool
+armdb_run_database_worker(const char *function, const char *type,
+						  const char *who, Oid db, const char *what_waits)
+{
+	BackgroundWorkerHandle *handle;
+
+	if (!armdb_start_database_worker(function, type, who, db, 0, what_waits,
+									 &handle))
+		return false;
+	armdb_wait_database_worker(handle);
 	return true;
 }

@@ -25,4 +25,17 @@ extern bool armdb_run_database_worker(const char *function, const char *type,
 									  const char *who, Oid db,
 									  const char *what_waits);
 
+/*
+ * The same in two steps, for workers that run side by side: start one,
+ * handing it arg (armdb_database_worker_arg() in the worker), then wait for
+ * it to exit.
+ */
+struct BackgroundWorkerHandle;
+extern bool armdb_start_database_worker(const char *function, const char *type,
+										const char *who, Oid db, uint32 arg,
+										const char *what_waits,
+										struct BackgroundWorkerHandle **handle);
+extern uint32 armdb_database_worker_arg(void);
+extern void armdb_wait_database_worker(struct BackgroundWorkerHandle *handle);
+
 #endif							/* ARMDB_WORKERS_H */

@@ -14,6 +14,8 @@ $node->init(allows_streaming => 1);
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'armdb'
 armdb.memory = '64MB'
+# the loads under test are the queries' own, not the background loader's
+armdb.load_workers = 0
 });
 $node->start;
 $node->safe_psql('postgres', q{

@@ -23,6 +23,8 @@ restart_after_crash = on
 autovacuum = off
 armdb.compaction = off
 armdb.max_file_size = '64kB'
+# the files are looked at as a crash left them, before a load recovers them
+armdb.load_workers = 0
 ));
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION armdb');

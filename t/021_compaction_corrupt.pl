@@ -19,6 +19,8 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'armdb'
 armdb.max_file_size = '64kB'
 armdb.compaction = off
+# salvaging is a session's choice for the load it makes: no loader first
+armdb.load_workers = 0
 });
 $node->start;
 

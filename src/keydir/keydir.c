@@ -486,16 +486,19 @@ armdb_keydir_shard_buffer(ArmdbRelKeydir *kd, ArmdbShardRt *rt,
 	uint32		size = Min(max, ARMDB_MIN_BUFFER_SIZE);
 	uint64		ref;
 
+	ArmdbShardFiles *files = NULL;
+
 	if (rt->st.buf_ref != 0)
 		return;
+	/* before the allocation: nothing to free if it fails */
+	if (rt->buf_released)
+		files = armdb_keydir_shard_files(kd, rt->st.shard_no, settings);
 	ref = alloc_buffer(armdb_keydir_area_to_grow(), size, &rt->buf_dp);
 	if (ref == 0)
 		armdb_keydir_report_full("a shard write buffer", settings);
 	rt->buf_max = Max(max, size);
 	if (rt->buf_released)
 	{
-		ArmdbShardFiles *files = armdb_keydir_shard_files(kd, rt->st.shard_no,
-														  settings);
 		ArmdbError	err;
 
 		if (!armdb_shard_restore_buffer(&rt->st, files, ref, size, &err))
@@ -1632,6 +1635,8 @@ armdb_keydir_get(RelFileNodeBackend rnode, const ArmdbStoreSettings *settings)
 	kd = dshash_find(keydir_table(), &key, false);
 	if (kd == NULL)
 	{
+		/* its entry may need memory: with armdb.memory's current limit */
+		(void) armdb_keydir_area_to_grow();
 		kd = dshash_find_or_insert(keydir_table(), &key, &found);
 		if (!found)
 			init_keydir_entry(kd);
@@ -2135,9 +2140,23 @@ armdb_keydir_memory(ArmdbRelKeydir *kd, ArmdbKeydirMemory *mem)
 {
 	dsa_area   *area = armdb_keydir_area();
 
+	bool		loaded;
+
 	memset(mem, 0, sizeof(*mem));
 	/* its hash entry, a dshash item header before it */
 	mem->other_bytes = dsa_cost(sizeof(ArmdbRelKeydir) + 16);
+
+	/*
+	 * A keydir being loaded (its lock held exclusively, for seconds maybe)
+	 * has shard states half made, and a failed load frees them: count only
+	 * loaded ones, which keep their shards until they are dropped.
+	 */
+	if (!LWLockConditionalAcquire(&kd->lock, LW_SHARED))
+		return;
+	loaded = kd->loaded;
+	LWLockRelease(&kd->lock);
+	if (!loaded)
+		return;
 	mem->versions = (int64) pg_atomic_read_u64(&kd->nversions);
 	if (DsaPointerIsValid(kd->shards))
 	{
@@ -2187,6 +2206,32 @@ armdb_keydir_memory(ArmdbRelKeydir *kd, ArmdbKeydirMemory *mem)
 			mem->page_bytes += dsa_cost(sizeof(ArmdbPageBlock));
 	}
 	LWLockRelease(&kd->lock);
+}
+
+typedef struct TotalBytes
+{
+	int64		bytes;
+	int64		keydirs;
+} TotalBytes;
+
+static void
+add_keydir_bytes(ArmdbRelKeydir *kd, void *arg)
+{
+	TotalBytes *total = arg;
+
+	total->bytes += armdb_keydir_bytes(kd);
+	total->keydirs++;
+}
+
+int64
+armdb_keydir_total_bytes(int64 *nkeydirs)
+{
+	TotalBytes	total = {0};
+
+	armdb_keydir_foreach(add_keydir_bytes, &total);
+	if (nkeydirs)
+		*nkeydirs = total.keydirs;
+	return total.bytes;
 }
 
 int64

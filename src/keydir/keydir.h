@@ -477,6 +477,9 @@ extern void armdb_keydir_memory(ArmdbRelKeydir *kd, ArmdbKeydirMemory *mem);
 /* ... all of it */
 extern int64 armdb_keydir_bytes(ArmdbRelKeydir *kd);
 
+/* ... and of every keydir, with their number */
+extern int64 armdb_keydir_total_bytes(int64 *nkeydirs);
+
 /* The shard a slot belongs to: its page's. */
 static inline uint32
 armdb_slot_shard(ArmdbRelKeydir *kd, uint64 slot)

@@ -154,6 +154,7 @@ extern PGDLLIMPORT ArmdbShardBufResolver armdb_shard_buf_resolver;
 static inline char *
 armdb_shard_buf(const ArmdbShardState *st)
 {
+	Assert(st->buf_ref != 0);
 	if (armdb_shard_buf_resolver != NULL)
 		return armdb_shard_buf_resolver(st->buf_ref);
 	return (char *) (uintptr_t) st->buf_ref;

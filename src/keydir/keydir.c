@@ -756,6 +756,13 @@ typedef struct LoadState
 	ArmdbFileStat *fstats;
 	int			nfstats;
 	int			fstats_cap;
+	/*
+	 * The page of the last version loaded, which the next one is most
+	 * likely on (pages do not move, and this shard claimed it): most
+	 * entries need neither a claim nor a lookup in the page directory.
+	 */
+	uint64		last_pageno;	/* PG_UINT64_MAX: none */
+	ArmdbPage  *last_page;
 } LoadState;
 
 /* The file of the entry being loaded, in the shard's list being built. */
@@ -1000,7 +1007,9 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 
 	armdb_winner_classify(e, ARMDB_MAX_SLOTS, entry_fate, NULL, &role);
 	/* versions and reservations live in their page's shard */
-	if (!claim_entry_pages(kd, e, &role, ls->shard, ls->settings))
+	if ((!role.uses_slot || armdb_gsn_is_reservation(e->gsn) ||
+		 e->slot / ARMDB_SLOTS_PER_PAGE != ls->last_pageno) &&
+		!claim_entry_pages(kd, e, &role, ls->shard, ls->settings))
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						   "entry at offset %u of data file %06u has slot %llu, whose page belongs to another shard than %u",
 						   e->offset, e->file_id,
@@ -1036,7 +1045,14 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 		note_heap_only(ls, e->slot, e->gsn, role.heap_only_root);
 
 	/* the loader holds kd->lock */
-	page = page_for_slot(kd, e->slot, true, ls->settings);
+	if (e->slot / ARMDB_SLOTS_PER_PAGE == ls->last_pageno)
+		page = ls->last_page;
+	else
+	{
+		page = page_for_slot(kd, e->slot, true, ls->settings);
+		ls->last_pageno = e->slot / ARMDB_SLOTS_PER_PAGE;
+		ls->last_page = page;
+	}
 	v = &page->v[e->slot % ARMDB_SLOTS_PER_PAGE];
 	if (!armdb_winner_version_replaces(v->file_id != 0, stashed_gsn(v), e->gsn))
 		return true;
@@ -1366,6 +1382,8 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 		ls.gaps = false;
 		ls.fstats = NULL;
 		ls.nfstats = ls.fstats_cap = 0;
+		ls.last_pageno = PG_UINT64_MAX;
+		ls.last_page = NULL;
 		if (!armdb_recover_shard(armdb_backend_io(), files->dir,
 								 settings->direct_io, recover_flags, load_entry,
 								 &ls, &report, &err))

@@ -1670,6 +1670,7 @@ armdb_keydir_get(RelFileNodeBackend rnode, const ArmdbStoreSettings *settings)
 		if (!kd->loaded)
 		{
 			bool		standby = RecoveryInProgress();
+			uint32		holdoff = InterruptHoldoffCount;
 
 			PG_TRY();
 			{
@@ -1685,6 +1686,8 @@ armdb_keydir_get(RelFileNodeBackend rnode, const ArmdbStoreSettings *settings)
 				 */
 				forget_shard_files(kd);
 				free_keydir_memory(kd);
+				/* an ERROR zeroed it: as it was, for the release to match */
+				InterruptHoldoffCount = holdoff;
 				LWLockRelease(&kd->lock);
 				PG_RE_THROW();
 			}

@@ -218,6 +218,27 @@ buffer_slide(ArmdbShardState *st)
 	st->buf_start = new_start;
 }
 
+/*
+ * Make room for an entry of entry_len bytes without writing anything: drop
+ * the blocks already written out (a shard written one commit at a time has
+ * little else in its buffer), else ask for a larger buffer.  The caller
+ * writes out and drops whole blocks if that was not enough.
+ */
+static void
+buffer_make_room(ArmdbShardState *st, ArmdbShardFiles *files,
+				 uint64 entry_len)
+{
+	uint64		used = st->append_end - st->buf_start;
+
+	if (used + entry_len > st->buf_size && st->written_end == st->append_end)
+	{
+		buffer_slide(st);
+		used = st->append_end - st->buf_start;
+	}
+	if (used + entry_len > st->buf_size && files->grow_buffer != NULL)
+		files->grow_buffer(files->grow_buffer_arg, st, used + entry_len);
+}
+
 /* The number of the next active file. */
 static uint32
 successor_id(const ArmdbShardState *st)
@@ -567,6 +588,14 @@ armdb_shard_append_place(ArmdbShardState *st, ArmdbShardFiles *files,
 		*sealed_file_id = old;
 	}
 
+	/*
+	 * Room in the buffer now, before the caller logs the entry: a larger
+	 * buffer is new shared memory, which can fail with an ERROR (a dynamic
+	 * shared memory segment the system refuses), and that must come before
+	 * the entry's WAL record, not between it and the entry.
+	 */
+	buffer_make_room(st, files, entry_len);
+
 	loc->file_id = st->active_file_id;
 	loc->offset = (uint32) st->append_end;
 	loc->len = (uint32) entry_len;
@@ -585,19 +614,9 @@ armdb_shard_append_copy(ArmdbShardState *st, ArmdbShardFiles *files,
 	if (st->failed)
 		return shard_failed(st, err);
 
-	/*
-	 * Make room: drop the blocks already written out (a shard written one
-	 * commit at a time has little else in its buffer); else a larger
-	 * buffer; else write out and drop whole blocks.
-	 */
+	/* room, as armdb_shard_append_place made it; else write out */
+	buffer_make_room(st, files, entry_len);
 	used = st->append_end - st->buf_start;
-	if (used + entry_len > st->buf_size && st->written_end == st->append_end)
-	{
-		buffer_slide(st);
-		used = st->append_end - st->buf_start;
-	}
-	if (used + entry_len > st->buf_size && files->grow_buffer != NULL)
-		files->grow_buffer(files->grow_buffer_arg, st, used + entry_len);
 	if (used + entry_len > st->buf_size)
 	{
 		if (!buffer_write_out(st, files, err))

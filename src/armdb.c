@@ -226,7 +226,9 @@ armdb_shmem_startup(void)
 /*
  * Process exit, before dynamic shared memory segments are detached: no
  * LWLock of a key directory may stay held, for ProcKill releases them all
- * after the segments holding some of them are gone.  (The exiting backend's
+ * after the segments holding some of them are gone.  Recent minor releases
+ * of PostgreSQL 15 release them first thing in shmem_exit(), before any
+ * callback; this is for those that do not.  (The exiting backend's
  * transaction is aborted by now or right after, while the segments are
  * still there: abort callbacks can use the keydir.)
  */

@@ -68,33 +68,28 @@ armdb_load_init(void)
 }
 
 void
-armdb_load_databases(const Oid *dbs, int ndbs)
+armdb_load_database(Oid db)
 {
 	BackgroundWorkerHandle *handles[MAX_LOAD_WORKERS];
+	int			nworkers = armdb_load_workers;
+	int			started = 0;
 
-	for (int i = 0; i < ndbs; i++)
+	for (int w = 0; w < nworkers; w++)
 	{
-		int			nworkers = armdb_load_workers;
-		int			started = 0;
+		/* which of the database's tables it takes: every nworkers-th */
+		uint32		arg = ((uint32) w << 16) | (uint32) nworkers;
 
-		CHECK_FOR_INTERRUPTS();
-		for (int w = 0; w < nworkers; w++)
-		{
-			/* which of the database's tables it takes: every nworkers-th */
-			uint32		arg = ((uint32) w << 16) | (uint32) nworkers;
-
-			if (!armdb_start_database_worker("armdb_load_worker_main",
-											 "armdb loader", "armdb loader",
-											 dbs[i], arg,
-											 "Its armdb tables are loaded by their first queries.",
-											 &handles[started]))
-				break;
-			started++;
-		}
-		for (int w = 0; w < started; w++)
-			armdb_wait_database_worker(handles[w]);
-		/* fewer were started: their share is left to first queries */
+		if (!armdb_start_database_worker("armdb_load_worker_main",
+										 "armdb loader", "armdb loader",
+										 db, arg,
+										 "Its armdb tables are loaded by their first queries.",
+										 &handles[started]))
+			break;
+		started++;
 	}
+	/* fewer were started: their share is left to first queries */
+	for (int w = 0; w < started; w++)
+		armdb_wait_database_worker(handles[w]);
 }
 
 /*

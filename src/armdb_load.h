@@ -16,8 +16,8 @@ extern void armdb_load_init(void);
 
 /*
  * From the sweep's launcher, once the sweep is done: load the armdb tables
- * of each of the ndbs databases dbs, armdb.load_workers workers at a time.
+ * of database db, by armdb.load_workers workers side by side.
  */
-extern void armdb_load_databases(const Oid *dbs, int ndbs);
+extern void armdb_load_database(Oid db);
 
 #endif							/* ARMDB_LOAD_H */

@@ -383,8 +383,11 @@ armdb_sweep_launcher_main(Datum main_arg)
 		states = repalloc(states, Max(ndbs, 1) * sizeof(DatabaseState));
 		database_states(dbs, ndbs, states);
 		for (int i = 0; i < ndbs; i++)
+		{
+			CHECK_FOR_INTERRUPTS();
 			if (states[i] == DB_EXISTS)
-				armdb_load_databases(&dbs[i], 1);
+				armdb_load_database(dbs[i]);
+		}
 	}
 	pgstat_report_activity(STATE_IDLE, "swept and loaded; waiting for shutdown");
 

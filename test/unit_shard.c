@@ -156,6 +156,42 @@ test_shard_roundtrip_buffered_io(void)
 	roundtrip(false);
 }
 
+static void grow_test_buffer(void *arg, ArmdbShardState *st, uint64 needed);
+
+/*
+ * After a clean close of s: reopen it (every entry found, no torn tail),
+ * append entries of the sizes big[] again (grow: its buffer growing as
+ * keydir.c's does), flush, close, and recover from scratch: every entry
+ * found.  Frees infos.
+ */
+static bool
+reopen_append_recover(TShard *s, TLog *log, TInfos *infos, const uint32 *big,
+					  int nbig, bool grow)
+{
+	ArmdbRecoveryReport rep;
+
+	tinfos_free(infos);
+	HASSERT_CALL(tshard_start(s, unit_dir, ARMDB_MIN_BUFFER_SIZE, T_FILE_SIZE,
+							  true, infos, &rep));
+	HASSERT_CALL(tinfos_match(infos, log, log->n));
+	HASSERT_EQ(rep.torn_tail, false);
+	HASSERT_CALL(tshard_verify_all(s, log, log->n));
+	if (grow)
+	{
+		s->files.grow_buffer = grow_test_buffer;
+		s->files.grow_buffer_arg = s;
+	}
+	HASSERT_CALL(append_list(s, log, big, nbig, true));
+	HASSERT_CALL(tshard_verify_all(s, log, log->n));
+	HASSERT_CALL(tshard_flush_all(s));
+	tshard_close(s);
+	tinfos_free(infos);
+	HASSERT_CALL(trecover(infos, &rep));
+	HASSERT_CALL(tinfos_match(infos, log, log->n));
+	tinfos_free(infos);
+	return true;
+}
+
 static void
 test_shard_min_buffer(void)
 {
@@ -198,19 +234,8 @@ test_shard_min_buffer(void)
 	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
 	tshard_close(&s);
 
-	tinfos_free(&infos);
-	ASSERT_CALL(tshard_start(&s, unit_dir, ARMDB_MIN_BUFFER_SIZE, T_FILE_SIZE,
-							 true, &infos, &rep));
-	ASSERT_CALL(tinfos_match(&infos, &log, log.n));
-	ASSERT_EQ(rep.torn_tail, false);
-	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
-	ASSERT_CALL(append_list(&s, &log, big, lengthof(big), true));
-	ASSERT_CALL(tshard_flush_all(&s));
-	tshard_close(&s);
-	tinfos_free(&infos);
-	ASSERT_CALL(trecover(&infos, &rep));
-	ASSERT_CALL(tinfos_match(&infos, &log, log.n));
-	tinfos_free(&infos);
+	ASSERT_CALL(reopen_append_recover(&s, &log, &infos, big, lengthof(big),
+									  false));
 	tlog_free(&log);
 }
 
@@ -289,21 +314,8 @@ test_shard_growing_buffer(void)
 	tshard_close(&s);
 
 	/* recovery finds every entry, with a small buffer again */
-	tinfos_free(&infos);
-	ASSERT_CALL(tshard_start(&s, unit_dir, ARMDB_MIN_BUFFER_SIZE, T_FILE_SIZE,
-							 true, &infos, &rep));
-	ASSERT_CALL(tinfos_match(&infos, &log, log.n));
-	ASSERT_EQ(rep.torn_tail, false);
-	s.files.grow_buffer = grow_test_buffer;
-	s.files.grow_buffer_arg = &s;
-	ASSERT_CALL(append_list(&s, &log, big, lengthof(big), true));
-	ASSERT_CALL(tshard_verify_all(&s, &log, log.n));
-	ASSERT_CALL(tshard_flush_all(&s));
-	tshard_close(&s);
-	tinfos_free(&infos);
-	ASSERT_CALL(trecover(&infos, &rep));
-	ASSERT_CALL(tinfos_match(&infos, &log, log.n));
-	tinfos_free(&infos);
+	ASSERT_CALL(reopen_append_recover(&s, &log, &infos, big, lengthof(big),
+									  true));
 	tlog_free(&log);
 }
 

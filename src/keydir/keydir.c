@@ -485,7 +485,6 @@ armdb_keydir_shard_buffer(ArmdbRelKeydir *kd, ArmdbShardRt *rt,
 											  settings->write_buffer_size);
 	uint32		size = Min(max, ARMDB_MIN_BUFFER_SIZE);
 	uint64		ref;
-
 	ArmdbShardFiles *files = NULL;
 
 	if (rt->st.buf_ref != 0)
@@ -532,14 +531,14 @@ armdb_keydir_release_idle_buffers(ArmdbRelKeydir *kd, int64 now, int idle_ms)
 			!LWLockConditionalAcquire(&rt->lock, LW_EXCLUSIVE))
 			continue;
 		pos = armdb_shard_end(&rt->st);
+		size = rt->st.buf_size;
 		if (pos != rt->idle_pos || rt->idle_since == 0)
 		{
 			rt->idle_pos = pos;
 			rt->idle_since = now;
 		}
+		/* it checks the buffer is there, and all in the file */
 		else if (now - rt->idle_since >= (int64) idle_ms * 1000 &&
-				 DsaPointerIsValid(rt->buf_dp) &&
-				 (size = rt->st.buf_size) > 0 &&
 				 armdb_shard_release_buffer(&rt->st))
 		{
 			freed += dsa_cost(size);
@@ -1007,7 +1006,7 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 
 	armdb_winner_classify(e, ARMDB_MAX_SLOTS, entry_fate, NULL, &role);
 	/* versions and reservations live in their page's shard */
-	if ((!role.uses_slot || armdb_gsn_is_reservation(e->gsn) ||
+	if ((armdb_gsn_is_reservation(e->gsn) ||
 		 e->slot / ARMDB_SLOTS_PER_PAGE != ls->last_pageno) &&
 		!claim_entry_pages(kd, e, &role, ls->shard, ls->settings))
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
@@ -2160,7 +2159,6 @@ void
 armdb_keydir_memory(ArmdbRelKeydir *kd, ArmdbKeydirMemory *mem)
 {
 	dsa_area   *area = armdb_keydir_area();
-
 	bool		loaded;
 
 	memset(mem, 0, sizeof(*mem));

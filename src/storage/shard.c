@@ -279,7 +279,7 @@ start_new_file(ArmdbShardState *st, ArmdbShardFiles *files, uint32 file_id,
 		return false;
 
 	/*
-	 * The header goes through its own block: armdb_shard_buf(st) still holds the old
+	 * The header goes through its own block: the buffer still holds the old
 	 * file's partial last block, which must survive if this fails.
 	 */
 	armdb_file_header_init(&fh, file_id, st->shard_no);

@@ -236,6 +236,9 @@ extern bool armdb_shard_seal(ArmdbShardState *st, ArmdbShardFiles *files,
  * *reached is the position everything before which is now in the file.
  * Caller: shard lock exclusive.
  */
+extern bool armdb_shard_write_out(ArmdbShardState *st, ArmdbShardFiles *files,
+								  ArmdbPos *reached, ArmdbError *err);
+
 /*
  * An idle shard's write buffer may be taken away when everything in it is
  * in the file: armdb_shard_release_buffer() says whether it can (the
@@ -249,9 +252,6 @@ extern bool armdb_shard_release_buffer(ArmdbShardState *st);
 extern bool armdb_shard_restore_buffer(ArmdbShardState *st,
 									   ArmdbShardFiles *files, uint64 buf_ref,
 									   uint32 buf_size, ArmdbError *err);
-
-extern bool armdb_shard_write_out(ArmdbShardState *st, ArmdbShardFiles *files,
-								  ArmdbPos *reached, ArmdbError *err);
 
 /*
  * fdatasync the data file of pos.  Does not touch st->flushed: the caller

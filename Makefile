@@ -28,7 +28,7 @@ OBJS = src/armdb.o src/armdb_storage.o src/armdb_funcs.o src/armdb_utility.o \
 	src/am/armdb_vm.o \
 	src/vstore/vstore.o src/vstore/vstore_commit.o \
 	src/keydir/keydir.o src/keydir/relstorage.o src/keydir/visibility.o \
-	src/keydir/files.o src/compact/compact.o src/compact/worker.o \
+	src/keydir/files.o src/keydir/image.o src/compact/compact.o src/compact/worker.o \
 	src/wal/armdb_wal.o src/wal/armdb_durable.o \
 	$(STORAGE_OBJS)
 

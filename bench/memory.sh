@@ -22,7 +22,10 @@
 #               armdb.load_workers = 0 (the query loads the key directory)
 #               and with the default loaders (the query waits for them, if
 #               they are still at it), and the time from the server's start
-#               until the background loaders have loaded the table
+#               until the background loaders have loaded the table; a clean
+#               restart loads the key directory image the shutdown saved
+#               (src/keydir/image.c), "files" is a clean restart with the
+#               image removed (the files are read, as after a crash)
 #
 # Output: a markdown table on stdout and in bench/results/memory.md.
 # Progress goes to stderr.
@@ -125,7 +128,17 @@ restart() {
 			-c "DELETE FROM big WHERE id = ${ROWS} + 1"
 		pgctl -m immediate stop
 	else
+		t0=$(now_ms)
 		pgctl -m fast stop
+		t1=$(now_ms)
+		T[stop/${mode}/${loaders}]=$((t1 - t0))
+		# the launcher's own figure for the images, from its log line
+		T[save/${mode}/${loaders}]=$(as_postgres grep -o 'armdb: saved the key directories of [0-9]* tables ([0-9]* MB) in [0-9]* ms' \
+			"${DIR}/log/postgresql.log" | tail -1 | sed -E 's/.*tables \(([0-9]+) MB\) in ([0-9]+) ms.*/\2 ms, \1 MB/' || true)
+		# "files": as before images existed, the files are read
+		if [[ ${mode} == files ]]; then
+			as_root find "${DIR}/data/armdb" -name keydir.image -delete
+		fi
 	fi
 	t0=$(now_ms)
 	pgctl start
@@ -140,7 +153,7 @@ restart() {
 	fi
 	step "restart ${mode}, load_workers ${loaders}: start ${T[start/${mode}/${loaders}]} ms, heap ${T[heap/${mode}/${loaders}]} ms, armdb ${T[armdb/${mode}/${loaders}]} ms"
 }
-for mode in clean crash; do
+for mode in clean files crash; do
 	restart "${mode}" 0
 	restart "${mode}" 2
 done
@@ -157,7 +170,8 @@ done
 	echo "| ... per one-row table, idle (write buffer given back) | ${ONE_IDLE} bytes |"
 	echo "| ... per row version, 1,000,000 rows | ${ROW_1M} bytes |"
 	echo "| ... per row version, ${ROWS} rows | ${ROW_N} bytes (${KEYDIR_MB} MB) |"
-	for mode in clean crash; do
+	echo "| clean shutdown: pg_ctl stop; saving the key directory image | ${T[stop/clean/0]} ms; ${T[save/clean/0]} |"
+	for mode in clean files crash; do
 		echo "| ${mode} restart: pg_ctl start | ${T[start/${mode}/0]} ms, ${T[start/${mode}/2]} ms |"
 		echo "| ${mode} restart, no loaders: first query, heap / armdb | ${T[heap/${mode}/0]} ms / ${T[armdb/${mode}/0]} ms |"
 		echo "| ${mode} restart, 2 loaders: first query, heap / armdb | ${T[heap/${mode}/2]} ms / ${T[armdb/${mode}/2]} ms |"

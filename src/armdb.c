@@ -201,6 +201,7 @@ armdb_shmem_startup(void)
 		pg_atomic_init_u64(&armdb_shared->next_generation, 1);
 		pg_atomic_init_u64(&armdb_shared->keydir_drops, 0);
 		pg_atomic_init_u64(&armdb_shared->files_removed, 0);
+		pg_atomic_init_u32(&armdb_shared->images_writing, 0);
 		armdb_shared->replay_lock = &(GetNamedLWLockTranche("armdb"))[1].lock;
 		/* in the postmaster, before the startup process changes pg_control */
 		if (!IsUnderPostmaster)

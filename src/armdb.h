@@ -57,6 +57,9 @@ typedef struct ArmdbSharedState
 	pg_atomic_uint64 files_removed; /* merges that removed input files:
 									 * backends then close their cached
 									 * descriptors */
+	pg_atomic_uint32 images_writing;	/* a clean shutdown is saving the
+										 * key directories (image.c): no
+										 * keydir may be used any more */
 
 	/* durability from WAL (wal/armdb_durable.c) */
 	LWLock	   *replay_lock;	/* one start-up replay at a time */

@@ -68,6 +68,7 @@
 #include "armdb_load.h"
 #include "armdb_sweep.h"
 #include "armdb_workers.h"
+#include "keydir/image.h"
 #include "keydir/relstorage.h"
 
 #define SWEEP_ROUNDS		6
@@ -391,7 +392,15 @@ armdb_sweep_launcher_main(Datum main_arg)
 	}
 	pgstat_report_activity(STATE_IDLE, "swept and loaded; waiting for shutdown");
 
-	for (;;)
+	/*
+	 * From here a SIGTERM is the shutdown (a SIGTERM before it ended the
+	 * worker at the CHECK_FOR_INTERRUPTS above): the launcher then saves the
+	 * key directories for the next start (keydir/image.c), once everything
+	 * else that could use them has exited.  An immediate shutdown or a
+	 * crash sends SIGQUIT instead, and saves nothing.
+	 */
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	while (!ShutdownRequestPending)
 	{
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L,
 						 PG_WAIT_EXTENSION);
@@ -399,6 +408,13 @@ armdb_sweep_launcher_main(Datum main_arg)
 		CHECK_FOR_INTERRUPTS();
 		process_reload();
 	}
+	pgstat_report_activity(STATE_RUNNING, "saving key directories for the next start");
+	if (!armdb_keydir_images_write())
+		ereport(FATAL,
+				(errcode(ERRCODE_ADMIN_SHUTDOWN),
+				 errmsg("terminating background worker \"%s\" due to administrator command",
+						MyBgworkerEntry->bgw_type)));
+	proc_exit(0);
 }
 
 /*

@@ -3,9 +3,12 @@
 # its data file, losing nothing.
 use strict;
 use warnings;
+use FindBin;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use lib $FindBin::RealBin;
+use ArmdbTest;
 
 my $node = PostgreSQL::Test::Cluster->new('hints');
 $node->init(allows_streaming => 1);
@@ -33,12 +36,16 @@ cmp_ok(scalar(@data), '>', 3, 'the table spans several data files');
 is(scalar(@hints), scalar(@data) - 1,
 	'every closed data file has a hint file (the active one has none)');
 
-$node->restart;
+# the key directory image a clean shutdown saves would be read instead
+$node->stop;
+is(remove_keydir_images($node), 1, 'the shutdown saved the key directory');
+$node->start;
 is($node->safe_psql('postgres', 'SELECT count(*), sum(id), sum(length(v)) FROM h'),
 	$want, 'rows recovered through hint files');
 
 # damage one hint: recovery scans its data file instead
 $node->stop;
+remove_keydir_images($node);
 open(my $fh, '+<', $hints[0]) or die "open $hints[0]: $!";
 binmode $fh;
 seek($fh, 40, 0);

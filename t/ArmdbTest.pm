@@ -9,7 +9,8 @@ use Exporter 'import';
 use IPC::Run;
 use Test::More;
 
-our @EXPORT = qw(file_md5 flip_byte start_psql_script backup_across_open_transaction);
+our @EXPORT = qw(file_md5 flip_byte remove_keydir_images start_psql_script
+  backup_across_open_transaction);
 
 # the MD5 of a file's bytes
 sub file_md5
@@ -31,6 +32,18 @@ sub flip_byte
 	seek($fh, $at, 0);
 	print $fh chr(ord($b) ^ 0x5a);
 	close($fh);
+}
+
+# Remove the key directory images a clean shutdown saved
+# (src/keydir/image.c) from a stopped node, so that its next start reads
+# the tables' files (hint files, data files) as it would after a crash.
+# Returns how many there were.
+sub remove_keydir_images
+{
+	my $node = shift;
+	my @images = glob($node->data_dir . '/armdb/*/*/keydir.image');
+	unlink(@images) == scalar(@images) or die "unlink: $!";
+	return scalar(@images);
 }
 
 # Run psql on a script file against the node's postgres database, in the

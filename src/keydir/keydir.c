@@ -39,7 +39,9 @@
 
 #include "armdb.h"
 #include "keydir/files.h"
+#include "keydir/image.h"
 #include "keydir/keydir.h"
+#include "keydir/keydir_int.h"
 #include "keydir/relstorage.h"
 #include "storage/hint.h"
 #include "storage/merge.h"
@@ -81,9 +83,7 @@ static HTAB *shard_files_cache = NULL;
 static uint64 shard_files_drops_seen = 0;
 static uint64 shard_files_removed_seen = 0;
 
-static void forget_shard_files(ArmdbRelKeydir *kd);
 static int64 dsa_cost(Size size);
-static void free_keydir_memory(ArmdbRelKeydir *kd);
 
 void
 armdb_keydir_report_full(const char *what, const ArmdbStoreSettings *settings)
@@ -96,7 +96,7 @@ armdb_keydir_report_full(const char *what, const ArmdbStoreSettings *settings)
 					 settings->memory_mb)));
 }
 
-static void *
+void *
 keydir_alloc(dsa_pointer *dp, Size size, const char *what,
 			 const ArmdbStoreSettings *settings)
 {
@@ -183,7 +183,7 @@ find_chunk(ArmdbRelKeydir *kd, uint64 pageno)
 }
 
 /* A page directory of nchunks entries, none used; ERROR without memory. */
-static dsa_pointer
+dsa_pointer
 new_page_dir(uint32 nchunks, const ArmdbStoreSettings *settings)
 {
 	dsa_pointer dp;
@@ -231,8 +231,16 @@ armdb_page_shard(ArmdbRelKeydir *kd, uint64 pageno)
 	return (uint32) (pageno % kd->nshards);
 }
 
+uint16
+keydir_page_owner(ArmdbRelKeydir *kd, uint64 pageno)
+{
+	ArmdbPageChunk *chunk = find_chunk(kd, pageno);
+
+	return chunk != NULL ? chunk->owner[pageno % ARMDB_PAGES_PER_CHUNK] : 0;
+}
+
 /* The chunk of pageno, allocated if need be; caller holds kd->lock. */
-static ArmdbPageChunk *
+ArmdbPageChunk *
 chunk_for_page(ArmdbRelKeydir *kd, uint64 pageno,
 			   const ArmdbStoreSettings *settings)
 {
@@ -367,7 +375,7 @@ new_page(ArmdbRelKeydir *kd, dsa_pointer *dp,
 	return &block->pages[kd->block_used++];
 }
 
-static ArmdbPage *
+ArmdbPage *
 page_for_slot(ArmdbRelKeydir *kd, uint64 slot, bool have_lock,
 			  const ArmdbStoreSettings *settings)
 {
@@ -615,13 +623,8 @@ armdb_keydir_shard_files(ArmdbRelKeydir *kd, uint32 shard,
 	if (!found)
 	{
 		char		dir[MAXPGPATH];
-		RelFileNodeBackend rnode;
 
-		rnode.node.spcNode = InvalidOid;
-		rnode.node.dbNode = kd->key.dbNode;
-		rnode.node.relNode = kd->key.relNode;
-		rnode.backend = kd->key.backend;
-		armdb_shard_dir_path(dir, rnode, shard);
+		armdb_shard_dir_path(dir, armdb_keydir_rnode(kd), shard);
 		armdb_shard_files_init(&entry->files, dir, armdb_backend_io(),
 							   settings->direct_io);
 	}
@@ -672,7 +675,7 @@ armdb_keydir_close_dropped_files(void)
 }
 
 /* Close this backend's descriptors of a keydir's files. */
-static void
+void
 forget_shard_files(ArmdbRelKeydir *kd)
 {
 	if (shard_files_cache == NULL)
@@ -719,19 +722,6 @@ typedef struct LoadHeapOnly
 	uint64		gsn;
 	uint64		slot;
 } LoadHeapOnly;
-
-/*
- * How a keydir is loaded: the normal way; during recovery, for hot-standby
- * readers (nothing written, shards for reading only, committed ends kept as
- * xmax for older snapshots); or after promotion, the shards only, around
- * the versions replay kept current.
- */
-typedef enum LoadMode
-{
-	LOAD_NORMAL,
-	LOAD_STANDBY,
-	LOAD_PROMOTED
-} LoadMode;
 
 typedef struct LoadState
 {
@@ -1089,7 +1079,7 @@ report_load_error(const char *dir, const ArmdbError *err)
  * A shard's state as loading found it: for reading only (LOAD_STANDBY, no
  * write buffer, nothing opened for appends), or open for appends.
  */
-static void
+void
 load_shard_state(ArmdbRelKeydir *kd, ArmdbShardRt *rt, ArmdbShardFiles *files,
 				 const ArmdbRecoveryReport *report, LoadMode mode,
 				 const ArmdbStoreSettings *settings)
@@ -1129,6 +1119,21 @@ load_shard_state(ArmdbRelKeydir *kd, ArmdbShardRt *rt, ArmdbShardFiles *files,
 	}
 	/* merge outputs may have higher numbers than the active file */
 	armdb_shard_note_file_id(&rt->st, report->max_file_id);
+}
+
+/* A shard's runtime state before its files are read (zeroed memory). */
+void
+init_shard(ArmdbShardRt *rt, uint32 shard, const ArmdbStoreSettings *settings)
+{
+	LWLockInitialize(&rt->lock, armdb_shared->keydir_tranche_id);
+	LWLockInitialize(&rt->flush_lock, armdb_shared->keydir_tranche_id);
+	rt->wal_lsn = InvalidXLogRecPtr;
+	rt->free_slots = InvalidDsaPointer;
+	rt->nfree = rt->free_cap = 0;
+	pg_atomic_init_u64(&rt->dead_bytes, 0);
+	memset(&rt->st, 0, sizeof(rt->st));
+	rt->st.shard_no = shard;
+	rt->st.max_file_size = settings->max_file_size;
 }
 
 static int
@@ -1338,6 +1343,18 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 		if (settings->skip_damaged_entries)
 			recover_flags |= ARMDB_RECOVER_SALVAGE;
 	}
+
+	/*
+	 * The image of the keydir that a clean shutdown wrote (image.c) is taken
+	 * away whatever the mode, before anything can change the files; only a
+	 * normal load after a clean shutdown, not salvaging, uses it.
+	 */
+	if (armdb_keydir_image_load(kd, rnode, settings,
+								mode == LOAD_NORMAL &&
+								!armdb_shared->after_crash &&
+								!settings->skip_damaged_entries))
+		return;
+
 	if (mode != LOAD_PROMOTED)
 	{
 		kd->nshards = armdb_rel_storage_read_meta(rnode, NULL);
@@ -1362,17 +1379,7 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 		ArmdbError	err;
 
 		if (mode != LOAD_PROMOTED)
-		{
-			LWLockInitialize(&rt->lock, armdb_shared->keydir_tranche_id);
-			LWLockInitialize(&rt->flush_lock, armdb_shared->keydir_tranche_id);
-			rt->wal_lsn = InvalidXLogRecPtr;
-			rt->free_slots = InvalidDsaPointer;
-			rt->nfree = rt->free_cap = 0;
-			pg_atomic_init_u64(&rt->dead_bytes, 0);
-			memset(&rt->st, 0, sizeof(rt->st));
-			rt->st.shard_no = shard;
-			rt->st.max_file_size = settings->max_file_size;
-		}
+			init_shard(rt, shard, settings);
 		files = armdb_keydir_shard_files(kd, shard, settings);
 
 		ls.shard = shard;
@@ -1628,6 +1635,7 @@ init_keydir_entry(ArmdbRelKeydir *kd)
 	pg_atomic_init_u64(&kd->nallocated, 0);
 	kd->next_page = 0;
 	kd->orphan_horizon = InvalidTransactionId;
+	kd->damage_seen = false;
 	pg_atomic_init_u32(&kd->vm_state, ARMDB_VM_UNKNOWN);
 	pg_atomic_init_u32(&kd->vacuum_pruning, 0);
 	pg_atomic_init_u64(&kd->nversions, 0);
@@ -1646,6 +1654,13 @@ armdb_keydir_get(RelFileNodeBackend rnode, const ArmdbStoreSettings *settings)
 
 	/* the data files may first need armdb's own replay (armdb_durable.c) */
 	armdb_durable_startup_replay();
+
+	/* once shutdown images are being written, nothing may change keydirs */
+	if (pg_atomic_read_u32(&armdb_shared->images_writing) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_ADMIN_SHUTDOWN),
+				 errmsg("armdb is shutting down"),
+				 errdetail("The key directories are being saved for the next start.")));
 
 	armdb_rel_key(&key, rnode);
 	/* every scan and fetch starts here: a shared partition lock when found */
@@ -2275,7 +2290,7 @@ armdb_keydir_find(const ArmdbRelKey *key, uint64 generation)
 	return kd;
 }
 
-static void
+void
 free_keydir_memory(ArmdbRelKeydir *kd)
 {
 	dsa_area   *area = armdb_keydir_area();

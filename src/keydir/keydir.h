@@ -288,6 +288,8 @@ typedef struct ArmdbRelKeydir
 										 * readers do not (armdb_vacuum.c) */
 	pg_atomic_uint32 vm_state;	/* ARMDB_VM_*: may the relation's
 								 * visibility map hold bits? (armdb_vm.c) */
+	bool		damage_seen;	/* a read found a damaged entry: no image
+								 * of this keydir is saved (image.c) */
 	TransactionId orphan_horizon;	/* the newest transaction whose end
 									 * of a version the load dropped,
 									 * leaving an ARMDB_V2_ORPHAN slot (a
@@ -479,6 +481,22 @@ extern int64 armdb_keydir_bytes(ArmdbRelKeydir *kd);
 
 /* ... and of every keydir, with their number */
 extern int64 armdb_keydir_total_bytes(int64 *nkeydirs);
+
+/*
+ * The storage kd belongs to, as relstorage.c names its directories (the
+ * tablespace is no part of the name, nor of the key).
+ */
+static inline RelFileNodeBackend
+armdb_keydir_rnode(const ArmdbRelKeydir *kd)
+{
+	RelFileNodeBackend rnode;
+
+	rnode.node.spcNode = InvalidOid;
+	rnode.node.dbNode = kd->key.dbNode;
+	rnode.node.relNode = kd->key.relNode;
+	rnode.backend = kd->key.backend;
+	return rnode;
+}
 
 /* The shard a slot belongs to: its page's. */
 static inline uint32

@@ -28,6 +28,7 @@
 
 #include "armdb.h"
 #include "keydir/files.h"
+#include "keydir/relstorage.h"
 #include "storage/hint.h"
 #include "storage/merge.h"
 #include "storage/recovery.h"
@@ -490,18 +491,62 @@ armdb_vstore_append_locks(ArmdbRelKeydir *kd, uint32 shard,
  * ----------------
  */
 
+/*
+ * Damage a read found (the table's load read a key directory image, or the
+ * files were damaged since it read them): the keydir remembers it, so that
+ * the next clean shutdown saves no image of it (keydir/image.c) and the
+ * next load reads the files, which reports the damage in full and can
+ * salvage it.
+ */
+#define DAMAGE_HINT "Restore the table from a backup, or restart the server: the table's next load reads its files and reports the damage, and a superuser can then set armdb.skip_damaged_entries to keep every undamaged row."
+
+static void
+report_damaged_entry(ArmdbRelKeydir *kd, const char *dir, uint32 file_id,
+					 uint64 offset) pg_attribute_noreturn();
+static void
+report_read_error(ArmdbRelKeydir *kd, const ArmdbError *err) pg_attribute_noreturn();
+
+static void
+report_damaged_entry(ArmdbRelKeydir *kd, const char *dir, uint32 file_id,
+					 uint64 offset)
+{
+	kd->damage_seen = true;
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("armdb: data file \"%s/%06u.data\" is corrupted at offset %llu",
+					dir, file_id, (unsigned long long) offset),
+			 errhint(DAMAGE_HINT)));
+}
+
+/* A read of kd's files failed: ERROR, remembering damage as above. */
+static void
+report_read_error(ArmdbRelKeydir *kd, const ArmdbError *err)
+{
+	if (err->code != ARMDB_ERR_CORRUPT)
+		armdb_report_storage_error(ERROR, err);
+	kd->damage_seen = true;
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("armdb: %s", err->message),
+			 errhint(DAMAGE_HINT)));
+}
+
 /* The entry at loc must be slot's: else the keydir points at a wrong one. */
 static void
-check_entry_slot(const ArmdbEntryHeader *hdr, uint64 slot,
-				 const ArmdbLocation *loc, const char *dir)
+check_entry_slot(ArmdbRelKeydir *kd, const ArmdbEntryHeader *hdr,
+				 uint64 slot, const ArmdbLocation *loc, const char *dir)
 {
 	if (hdr->slot != slot)
+	{
+		kd->damage_seen = true;
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("armdb: entry at offset %u of data file %06u in \"%s\" belongs to slot %llu, not %llu",
 						loc->offset, loc->file_id, dir,
 						(unsigned long long) hdr->slot,
-						(unsigned long long) slot)));
+						(unsigned long long) slot),
+				 errhint(DAMAGE_HINT)));
+	}
 }
 
 /*
@@ -588,8 +633,8 @@ armdb_vstore_read(ArmdbRelKeydir *kd, uint64 slot, const ArmdbLocation *loc,
 		ok = armdb_shard_read_file(files, loc, buf, &hdr, &err);
 	}
 	if (!ok)
-		armdb_report_storage_error(ERROR, &err);
-	check_entry_slot(&hdr, slot, loc, files->dir);
+		report_read_error(kd, &err);
+	check_entry_slot(kd, &hdr, slot, loc, files->dir);
 	recent_add(kd, loc, buf);
 }
 
@@ -703,7 +748,7 @@ armdb_vstore_span_read(ArmdbVstoreSpan *span, ArmdbRelKeydir *kd,
 						   span->buf.data,
 						   TYPEALIGN(ARMDB_BLOCK_SIZE, to) - span->from,
 						   span->from, &span->len, &err))
-		armdb_report_storage_error(ERROR, &err);
+		report_read_error(kd, &err);
 	span->to = to;
 	span->file_id = file_id;
 	span->cached = files->cached_reads;
@@ -729,13 +774,13 @@ armdb_vstore_span_copy(const ArmdbVstoreSpan *span, uint64 slot,
 	if (armdb_entry_parse(buf, loc->len, &hdr) != ARMDB_PARSE_OK ||
 		hdr.slot != slot)
 	{
+		char		dir[MAXPGPATH];
+
 		/* maybe an older image from the page cache: the caller reads it */
 		if (span->cached)
 			return false;
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("armdb: entry at offset %u of data file %06u is corrupted",
-						loc->offset, loc->file_id)));
+		armdb_shard_dir_path(dir, armdb_keydir_rnode(span->kd), span->shard);
+		report_damaged_entry(span->kd, dir, loc->file_id, loc->offset);
 	}
 	return true;
 }
@@ -978,7 +1023,7 @@ cursor_bytes(ArmdbVstoreCursor *cur, uint64 need)
 	if (!armdb_shard_pread(cur->files, cur->file_id, cur->chunk_cached,
 						   cur->chunk.data, cur->chunk.size, from,
 						   &cur->chunk_len, &err))
-		armdb_report_storage_error(ERROR, &err);
+		report_read_error(cur->kd, &err);
 	cur->from_cache = cur->chunk_cached;
 	cur->chunk_off = from;
 	cur->avail_end = cur->chunk_off + cur->chunk_len;
@@ -1056,17 +1101,14 @@ armdb_vstore_cursor_peek(ArmdbVstoreCursor *cur)
 			if (fd < 0 ||
 				!armdb_find_next_entry(cur->files->io, fd, cur->pos,
 									   cur->file_end, &next, &err))
-				armdb_report_storage_error(ERROR, &err);
+				report_read_error(cur->kd, &err);
 			cur->pos = next != 0 ? next : cur->file_end;
 			cur->chunk_len = 0;
 			continue;
 		}
 		if (res != ARMDB_PARSE_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("armdb: entry at offset %llu of data file %06u in \"%s\" is corrupted",
-							(unsigned long long) cur->pos, cur->file_id,
-							cur->files->dir)));
+			report_damaged_entry(cur->kd, cur->files->dir, cur->file_id,
+								 cur->pos);
 		cur->entry = p;
 		return cur->valid = true;
 	}

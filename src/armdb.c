@@ -31,6 +31,7 @@
 #include "armdb_load.h"
 #include "armdb_sweep.h"
 #include "compact/compact.h"
+#include "keydir/image.h"
 #include "keydir/keydir.h"
 #include "keydir/relstorage.h"
 #include "wal/armdb_durable.h"
@@ -208,6 +209,7 @@ armdb_shmem_startup(void)
 			control = get_controlfile(DataDir, &crc_ok);
 		armdb_shared->after_crash = control != NULL &&
 			server_crashed(control, crc_ok);
+		armdb_keydir_images_startup(control, crc_ok);
 		armdb_durable_shmem_init(control, crc_ok);
 		if (control != NULL)
 			pfree(control);

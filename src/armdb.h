@@ -60,6 +60,8 @@ typedef struct ArmdbSharedState
 	pg_atomic_uint32 images_writing;	/* a clean shutdown is saving the
 										 * key directories (image.c): no
 										 * keydir may be used any more */
+	uint64		image_token;	/* the images this start may read back
+								 * carry it; 0: none (keydir/image.c) */
 
 	/* durability from WAL (wal/armdb_durable.c) */
 	LWLock	   *replay_lock;	/* one start-up replay at a time */

@@ -115,18 +115,46 @@ $node->start;
 is($node->safe_psql('postgres', q{SELECT count(*), sum(id), sum(length(v)) FROM t}),
 	$expected, 'the rows are there after the crash');
 
-# an image of files that changed since is not used
+# an image an earlier shutdown saved is not used, whatever its files
 $node->stop('fast');
 ok(-f "$dir/keydir.image", 'the next clean shutdown saved it again');
 copy("$dir/../image.saved", "$dir/keydir.image") or die "copy: $!";
 $log_pos = -s $node->logfile;
 $node->start;
 is($node->safe_psql('postgres', q{SELECT count(*), sum(id), sum(length(v)) FROM t}),
-	$expected, 'an image older than the files is not used');
+	$expected, 'an image of an earlier shutdown is not used');
+like(substr(slurp_file($node->logfile), $log_pos),
+	qr/did not use the key directory image of relation \d+\/\d+: it was not saved by the clean shutdown this start follows/,
+	'and the log says why');
+ok(!-f "$dir/keydir.image", 'it was removed');
+
+# nor one whose token is gone (a base backup copies images, not the token,
+# which the start before it used up)
+$node->stop('fast');
+my $token = $node->data_dir . '/armdb/images.token';
+ok(-f $token, 'the shutdown wrote its token');
+unlink($token) or die "unlink: $!";
+$log_pos = -s $node->logfile;
+$node->start;
+is($node->safe_psql('postgres', q{SELECT count(*), sum(id), sum(length(v)) FROM t}),
+	$expected, 'an image without its token is not used');
+like(substr(slurp_file($node->logfile), $log_pos),
+	qr/did not use the key directory image of relation \d+\/\d+: it was not saved by the clean shutdown this start follows/,
+	'and the log says why');
+
+# nor one of files that changed since it was written
+$node->stop('fast');
+my ($active) = sort { -s $b <=> -s $a } glob("$dir/*/*.data");
+open(my $fh, '>>', $active) or die "open $active: $!";
+print $fh "\0" x 8192;
+close($fh);
+$log_pos = -s $node->logfile;
+$node->start;
+is($node->safe_psql('postgres', q{SELECT count(*), sum(id), sum(length(v)) FROM t}),
+	$expected, 'an image of files that have changed is not used');
 like(substr(slurp_file($node->logfile), $log_pos),
 	qr/did not use the key directory image of relation \d+\/\d+: the files have changed since it was written/,
 	'and the log says why');
-ok(!-f "$dir/keydir.image", 'it was removed');
 
 # a damaged image is not used
 $node->stop('fast');

@@ -734,6 +734,9 @@ report_failure(CompactShard *cs, Relation rel, const ArmdbError *err)
 	memset(&delta, 0, sizeof(delta));
 	delta.failures = 1;
 	delta.crc_errors = err->code == ARMDB_ERR_CORRUPT ? 1 : 0;
+	/* the next start reads the files, which reports it (keydir/image.c) */
+	if (err->code == ARMDB_ERR_CORRUPT)
+		cs->kd->damage_seen = true;
 	armdb_compact_stats_add(&delta, err->message);
 	ereport(err->code == ARMDB_ERR_CORRUPT ? WARNING : LOG,
 			(errcode(err->code == ARMDB_ERR_CORRUPT ? ERRCODE_DATA_CORRUPTED :

@@ -31,16 +31,27 @@
  *	 - It is taken away (removed, and its directory synced) by the first
  *	   load of the keydir, whether it is used or not, before anything can
  *	   change the files; the next clean shutdown writes a new one.
- *	 - Only a normal load after a clean shutdown uses it (not after a crash,
- *	   not during recovery or on a standby, not when salvaging); anything
- *	   else only removes it.
+ *	 - It carries the token of the shutdown that wrote it, which writes the
+ *	   token to "images.token" in armdb's directory once all its images are
+ *	   in place.  The postmaster reads and removes that file at the next
+ *	   start, and keeps the token only if the start follows that clean
+ *	   shutdown with no recovery at all (pg_control says shut down, and
+ *	   there is no backup_label, standby.signal or recovery.signal): an
+ *	   image copied by a base backup, left by an earlier shutdown or
+ *	   brought to a standby or through a rewind is never read back, whatever
+ *	   replay did to the table meanwhile (freezing rewrites hint files in
+ *	   place, the visibility map is not in the listing).
+ *	 - Only a normal load uses it (not during recovery or on a standby, not
+ *	   when salvaging); anything else only removes it.
  *	 - A CRC covers it all, and its header names the system, relation,
  *	   shard count and record layout: a damaged, foreign or older image is
  *	   logged and the files are loaded instead.
  *
  * Layout: a header; per shard its state, free slots, file statistics and
  * directory listing; the page owners; every allocated page (number, flags,
- * version records); the CRC of all that.
+ * version records); the CRC of all that.  Nothing read from an image acts
+ * on the files (the shards are opened at their ends) before its CRC and
+ * bounds are checked.
  *
  *-------------------------------------------------------------------------
  */
@@ -51,6 +62,7 @@
 #include <unistd.h>
 
 #include "access/xlog.h"
+#include "catalog/pg_control.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/pg_crc32c.h"
@@ -61,6 +73,7 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
+#include "utils/memutils.h"
 #include "utils/pidfile.h"
 #include "utils/timestamp.h"
 
@@ -74,6 +87,9 @@
 #define IMAGE_MAGIC		0x4b494441	/* "ADIK" */
 #define IMAGE_VERSION	1
 
+/* in armdb's directory: the token of the last shutdown's images */
+#define IMAGE_TOKEN_FILE	"images.token"
+
 /* how long a shutdown waits for the other processes before giving up */
 #define IMAGE_WAIT_MS	60000
 
@@ -81,6 +97,7 @@ typedef struct ImageHeader
 {
 	uint32		magic;
 	uint32		version;
+	uint64		token;			/* of the shutdown that wrote it */
 	uint64		system_id;		/* pg_control's */
 	Oid			db_node;
 	Oid			rel_node;
@@ -359,7 +376,7 @@ not_at_rest(ArmdbRelKeydir *kd)
  * locks are taken anyway, as any reader of a page does.
  */
 static bool
-write_image(ArmdbRelKeydir *kd, int64 *bytes, const char **why)
+write_image(ArmdbRelKeydir *kd, uint64 token, int64 *bytes, const char **why)
 {
 	dsa_area   *area = armdb_keydir_area();
 	RelFileNodeBackend rnode = armdb_keydir_rnode(kd);
@@ -379,6 +396,7 @@ write_image(ArmdbRelKeydir *kd, int64 *bytes, const char **why)
 	memset(&hdr, 0, sizeof(hdr));
 	hdr.magic = IMAGE_MAGIC;
 	hdr.version = IMAGE_VERSION;
+	hdr.token = token;
 	hdr.system_id = GetSystemIdentifier();
 	hdr.db_node = kd->key.dbNode;
 	hdr.rel_node = kd->key.relNode;
@@ -431,18 +449,26 @@ write_image(ArmdbRelKeydir *kd, int64 *bytes, const char **why)
 		is.next_file_id = rt->st.next_file_id;
 		is.files_upto = rt->files_upto;
 		is.dead_bytes = pg_atomic_read_u64(&rt->dead_bytes);
+		is.nlisted = nlisted;
+
+		/*
+		 * Under the shard's lock, as its other readers: a walsender running
+		 * SQL may still prune (and free slots) while the images are written.
+		 * What it does after this is lost, which only leaves work to do.
+		 */
+		LWLockAcquire(&rt->lock, LW_SHARED);
 		is.nfree = rt->nfree;
 		is.nfiles = rt->nfiles;
-		is.nlisted = nlisted;
 		ok = io_write(&io, &is, sizeof(is)) &&
 			(rt->nfree == 0 ||
 			 io_write(&io, dsa_get_address(area, rt->free_slots),
 					  sizeof(uint32) * rt->nfree)) &&
 			(rt->nfiles == 0 ||
 			 io_write(&io, dsa_get_address(area, rt->files),
-					  sizeof(ArmdbFileStat) * rt->nfiles)) &&
-			(nlisted == 0 ||
-			 io_write(&io, listed, sizeof(ImageFile) * nlisted));
+					  sizeof(ArmdbFileStat) * rt->nfiles));
+		LWLockRelease(&rt->lock);
+		ok = ok && (nlisted == 0 ||
+					io_write(&io, listed, sizeof(ImageFile) * nlisted));
 		pfree(listed);
 	}
 	if (!ok && *why == NULL)
@@ -558,6 +584,85 @@ add_target(ArmdbRelKeydir *kd, void *arg)
 	t->n++;
 }
 
+static void
+token_path(char *path)
+{
+	char		base[MAXPGPATH];
+
+	armdb_data_dir_path(base);
+	snprintf(path, MAXPGPATH, "%s/%s", base, IMAGE_TOKEN_FILE);
+}
+
+/* Write the token durably (temporary name, fsync, rename); false: errno. */
+static bool
+write_token(uint64 token)
+{
+	char		path[MAXPGPATH];
+	char		tmp[MAXPGPATH];
+	int			fd;
+	bool		ok;
+
+	token_path(path);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = OpenTransientFile(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
+	if (fd < 0)
+		return false;
+	ok = write(fd, &token, sizeof(token)) == sizeof(token) && pg_fsync(fd) == 0;
+	if (CloseTransientFile(fd) != 0)
+		ok = false;
+	if (ok && durable_rename(tmp, path, LOG) != 0)
+		ok = false;
+	if (!ok)
+	{
+		int			save_errno = errno;
+
+		(void) unlink(tmp);
+		errno = save_errno;
+	}
+	return ok;
+}
+
+void
+armdb_keydir_images_startup(const ControlFileData *control, bool crc_ok)
+{
+	char		path[MAXPGPATH];
+	uint64		token = 0;
+	int			fd;
+
+	armdb_shared->image_token = 0;
+	if (control == NULL)
+		return;					/* not the postmaster */
+	token_path(path);
+	fd = open(path, O_RDONLY | PG_BINARY, 0);
+	if (fd < 0)
+		return;
+	if (read(fd, &token, sizeof(token)) != sizeof(token))
+		token = 0;
+	close(fd);
+	/* used up by this start, whatever comes of it */
+	if (unlink(path) != 0)
+	{
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 errmsg("armdb: could not remove \"%s\": %m", path),
+				 errdetail("No key directory image is used.")));
+		return;
+	}
+	{
+		char		base[MAXPGPATH];
+
+		armdb_data_dir_path(base);
+		(void) fsync_fname_ext(base, true, false, LOG);
+	}
+	/* a start with recovery of any kind replays changes images do not have */
+	if (!crc_ok || control->state != DB_SHUTDOWNED ||
+		access(BACKUP_LABEL_FILE, F_OK) == 0 ||
+		access(STANDBY_SIGNAL_FILE, F_OK) == 0 ||
+		access(RECOVERY_SIGNAL_FILE, F_OK) == 0)
+		return;
+	armdb_shared->image_token = token;
+}
+
 /*
  * Is the server shutting down?  The postmaster says so in its lock file
  * before it signals anybody: a SIGTERM that came otherwise (an
@@ -588,6 +693,7 @@ armdb_keydir_images_write(void)
 {
 	TimestampTz start = GetCurrentTimestamp();
 	ImageTargets targets;
+	uint64		token;
 	int			written = 0;
 	int			failed = 0;
 	int64		total = 0;
@@ -612,6 +718,8 @@ armdb_keydir_images_write(void)
 		ResetLatch(MyLatch);
 	}
 
+	if (!pg_strong_random(&token, sizeof(token)) || token == 0)
+		token = (uint64) GetCurrentTimestamp() ^ ((uint64) MyProcPid << 32);
 	targets.cap = 64;
 	targets.n = 0;
 	targets.items = palloc(sizeof(ImageTarget) * targets.cap);
@@ -625,7 +733,7 @@ armdb_keydir_images_write(void)
 
 		if (kd == NULL || not_at_rest(kd) != NULL)
 			continue;
-		if (write_image(kd, &bytes, &why))
+		if (write_image(kd, token, &bytes, &why))
 		{
 			written++;
 			total += bytes;
@@ -643,6 +751,15 @@ armdb_keydir_images_write(void)
 					 errdetail("The table loads from its files at the next start.")));
 		}
 	}
+	/* the token last: it makes them count */
+	if (written > 0 && !write_token(token))
+	{
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 errmsg("armdb: could not write the token of the key directory images: %m"),
+				 errdetail("The tables load from their files at the next start.")));
+		written = 0;
+	}
 	if (written > 0 || failed > 0)
 		ereport(LOG,
 				(errmsg("armdb: saved the key directories of %d tables (%lld MB) in %ld ms for the next start%s",
@@ -659,14 +776,18 @@ armdb_keydir_images_write(void)
  */
 
 /*
- * Restore kd from the image open in io; false with *why if it does not fit
- * the files or is damaged (kd is then partly built: the caller frees it).
+ * Restore kd from the image open in io (size bytes); false with *why if it
+ * does not fit the files or is damaged (kd is then partly built: the caller
+ * frees it).  Pages and page owners go into memory as they come; the
+ * shards are opened at their ends only once the CRC has vouched for it all.
  */
 static bool
 restore(ArmdbRelKeydir *kd, RelFileNodeBackend rnode, ImageIo *io,
-		const ArmdbStoreSettings *settings, const char **why)
+		uint64 size, const ArmdbStoreSettings *settings, const char **why)
 {
 	ImageHeader hdr;
+	ImageShard *shards;
+	uint32	  **free_slots;
 	pg_crc32c	crc;
 	pg_crc32c	stored;
 	char		extra;
@@ -680,6 +801,8 @@ restore(ArmdbRelKeydir *kd, RelFileNodeBackend rnode, ImageIo *io,
 			return false; \
 		} \
 	} while (0)
+/* a count read from the image: what the file could hold at most */
+#define FITS(n, each) ((uint64) (n) <= size / (each))
 
 	READ_OR_FAIL(&hdr, sizeof(hdr));
 	if (hdr.magic != IMAGE_MAGIC || hdr.version != IMAGE_VERSION ||
@@ -695,9 +818,16 @@ restore(ArmdbRelKeydir *kd, RelFileNodeBackend rnode, ImageIo *io,
 		*why = "it belongs to another relation or cluster";
 		return false;
 	}
+	if (hdr.token == 0 || hdr.token != armdb_shared->image_token)
+	{
+		*why = "it was not saved by the clean shutdown this start follows";
+		return false;
+	}
 	kd->nshards = armdb_rel_storage_read_meta(rnode, NULL);
-	if (hdr.nshards != kd->nshards || hdr.nowners > ARMDB_MAX_SLOTS ||
-		hdr.npages > ARMDB_MAX_SLOTS / ARMDB_SLOTS_PER_PAGE ||
+	if (hdr.nshards != kd->nshards ||
+		hdr.nowners > ARMDB_MAX_SLOTS / ARMDB_SLOTS_PER_PAGE ||
+		!FITS(hdr.nowners, sizeof(uint16)) ||
+		!FITS(hdr.nimaged, sizeof(ImagePage) + sizeof(ArmdbVersion) * ARMDB_SLOTS_PER_PAGE) ||
 		hdr.nimaged > hdr.npages || hdr.nowners < hdr.npages)
 	{
 		*why = "its header does not fit the relation";
@@ -707,75 +837,67 @@ restore(ArmdbRelKeydir *kd, RelFileNodeBackend rnode, ImageIo *io,
 				 "shard states", settings);
 	kd->chunks = new_page_dir(ARMDB_PAGE_DIR_MIN, settings);
 
+	shards = palloc(sizeof(ImageShard) * kd->nshards);
+	free_slots = palloc0(sizeof(uint32 *) * kd->nshards);
 	for (uint32 shard = 0; shard < kd->nshards; shard++)
 	{
 		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
-		ImageShard	is;
+		ImageShard *is = &shards[shard];
 		ImageFile  *listed;
 		ImageFile  *present;
 		uint32		npresent;
-		uint32	   *free_slots = NULL;
 		char		sdir[MAXPGPATH];
-		ArmdbRecoveryReport report;
+		bool		active_listed;
 
-		READ_OR_FAIL(&is, sizeof(is));
-		if (is.nlisted > 1000000 || is.nfiles > 1000000)
+		READ_OR_FAIL(is, sizeof(*is));
+		active_listed = is->active_file_id == 0;
+		if (!FITS(is->nfree, sizeof(uint32)) ||
+			!FITS(is->nfiles, sizeof(ArmdbFileStat)) ||
+			!FITS(is->nlisted, sizeof(ImageFile)))
 		{
 			*why = "a shard's record is damaged";
 			return false;
 		}
-		if (is.nfree > 0)
+		if (is->nfree > 0)
 		{
-			free_slots = palloc_extended(sizeof(uint32) * is.nfree,
-										 MCXT_ALLOC_HUGE);
-			READ_OR_FAIL(free_slots, sizeof(uint32) * is.nfree);
+			free_slots[shard] = palloc_extended(sizeof(uint32) * is->nfree,
+												MCXT_ALLOC_HUGE);
+			READ_OR_FAIL(free_slots[shard], sizeof(uint32) * is->nfree);
 		}
 		init_shard(rt, shard, settings);
-		if (is.nfiles > 0)
+		if (is->nfiles > 0)
 		{
-			if (!armdb_files_reserve(rt, is.nfiles))
+			if (!armdb_files_reserve(rt, is->nfiles))
 				armdb_keydir_report_full("a shard's file list", settings);
 			READ_OR_FAIL(dsa_get_address(armdb_keydir_area(), rt->files),
-						 sizeof(ArmdbFileStat) * is.nfiles);
-			rt->nfiles = is.nfiles;
+						 sizeof(ArmdbFileStat) * is->nfiles);
+			rt->nfiles = is->nfiles;
 		}
-		listed = palloc(sizeof(ImageFile) * Max(is.nlisted, 1));
-		if (is.nlisted > 0)
-			READ_OR_FAIL(listed, sizeof(ImageFile) * is.nlisted);
+		listed = palloc(sizeof(ImageFile) * Max(is->nlisted, 1));
+		if (is->nlisted > 0)
+			READ_OR_FAIL(listed, sizeof(ImageFile) * is->nlisted);
 
 		/* the files as they are now, against the files it was taken from */
 		armdb_shard_dir_path(sdir, rnode, shard);
 		if (!list_shard_dir(sdir, &present, &npresent, why))
 			return false;
-		if (npresent != is.nlisted ||
+		if (npresent != is->nlisted ||
 			memcmp(present, listed, sizeof(ImageFile) * npresent) != 0)
 		{
 			*why = "the files have changed since it was written";
 			return false;
 		}
-		pfree(present);
-		pfree(listed);
-
-		/* the shard's end, as a recovery of its files would report it */
-		memset(&report, 0, sizeof(report));
-		report.last_file_id = is.active_file_id;
-		report.end_offset = is.append_end;
-		report.max_file_id = is.next_file_id > 0 ? is.next_file_id - 1 : 0;
-		load_shard_state(kd, rt, armdb_keydir_shard_files(kd, shard, settings),
-						 &report, LOAD_NORMAL, settings);
-		rt->next_slot = is.next_slot;
-		rt->run_end = is.run_end;
-		rt->run_pages = is.run_pages;
-		rt->pending_first = is.pending_first;
-		rt->pending_pages = is.pending_pages;
-		rt->pending_appended = is.pending_appended != 0;
-		rt->files_upto = is.files_upto;
-		pg_atomic_write_u64(&rt->dead_bytes, is.dead_bytes);
-		for (uint32 i = 0; i < is.nfree; i++)
-			if (!armdb_keydir_free_slot(rt, free_slots[i]))
-				armdb_keydir_report_full("a shard's free slots", settings);
-		if (free_slots != NULL)
-			pfree(free_slots);
+		/* ... and its end within its active file */
+		for (uint32 i = 0; i < npresent && !active_listed; i++)
+			active_listed = present[i].file_id == is->active_file_id &&
+				present[i].kind == ARMDB_FILE_DATA &&
+				is->append_end >= ARMDB_FILE_HEADER_SIZE &&
+				is->append_end <= present[i].size;
+		if (!active_listed)
+		{
+			*why = "a shard's end is not in its active file";
+			return false;
+		}
 	}
 
 	owners = palloc_extended(sizeof(uint16) * Max(hdr.nowners, 1),
@@ -791,7 +913,6 @@ restore(ArmdbRelKeydir *kd, RelFileNodeBackend rnode, ImageIo *io,
 		if (owners[p] != 0)
 			chunk_for_page(kd, p, settings)->owner[p % ARMDB_PAGES_PER_CHUNK] = owners[p];
 	}
-	pfree(owners);
 
 	for (uint64 i = 0; i < hdr.nimaged; i++)
 	{
@@ -824,7 +945,33 @@ restore(ArmdbRelKeydir *kd, RelFileNodeBackend rnode, ImageIo *io,
 		return false;
 	}
 #undef READ_OR_FAIL
+#undef FITS
 
+	/* vouched for: each shard opened at its end, and its state as it was */
+	for (uint32 shard = 0; shard < kd->nshards; shard++)
+	{
+		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+		ImageShard *is = &shards[shard];
+		ArmdbRecoveryReport report;
+
+		memset(&report, 0, sizeof(report));
+		report.last_file_id = is->active_file_id;
+		report.end_offset = is->append_end;
+		report.max_file_id = is->next_file_id > 0 ? is->next_file_id - 1 : 0;
+		load_shard_state(kd, rt, armdb_keydir_shard_files(kd, shard, settings),
+						 &report, LOAD_NORMAL, settings);
+		rt->next_slot = is->next_slot;
+		rt->run_end = is->run_end;
+		rt->run_pages = is->run_pages;
+		rt->pending_first = is->pending_first;
+		rt->pending_pages = is->pending_pages;
+		rt->pending_appended = is->pending_appended != 0;
+		rt->files_upto = is->files_upto;
+		pg_atomic_write_u64(&rt->dead_bytes, is->dead_bytes);
+		for (uint32 i = 0; i < is->nfree; i++)
+			if (!armdb_keydir_free_slot(rt, free_slots[shard][i]))
+				armdb_keydir_report_full("a shard's free slots", settings);
+	}
 	pg_atomic_write_u64(&kd->npages, hdr.npages);
 	kd->next_page = hdr.next_page;
 	pg_atomic_write_u64(&kd->next_gsn, hdr.next_gsn);
@@ -839,16 +986,23 @@ armdb_keydir_image_load(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 {
 	char		dir[MAXPGPATH];
 	char		path[MAXPGPATH];
+	char		tmp[MAXPGPATH];
 	int			fd;
 	ImageIo		io;
+	struct stat st;
 	const char *why = NULL;
 	bool		ok;
 	TimestampTz start = GetCurrentTimestamp();
+	MemoryContext mcxt;
+	MemoryContext oldcontext;
 
 	if (rnode.backend != InvalidBackendId)
 		return false;			/* temporary tables have none */
 	armdb_rel_dir_path(dir, rnode);
 	image_path(path, dir);
+	/* what a shutdown cut short left, if anything */
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	(void) unlink(tmp);
 	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
 	if (fd < 0)
 	{
@@ -859,7 +1013,11 @@ armdb_keydir_image_load(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 		return false;
 	}
 
-	/* taken away before anything can change the files it describes */
+	/*
+	 * Taken away before anything can change the files it describes.  One
+	 * that cannot be removed is harmless (its token is used up) but not
+	 * used.
+	 */
 	if (unlink(path) != 0)
 	{
 		ereport(LOG,
@@ -870,15 +1028,19 @@ armdb_keydir_image_load(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 		return false;
 	}
 	fsync_fname(dir, true);
-	if (!use)
+	if (!use || fstat(fd, &st) != 0)
 	{
 		CloseTransientFile(fd);
 		return false;
 	}
 
+	mcxt = AllocSetContextCreate(CurrentMemoryContext, "armdb keydir image",
+								 ALLOCSET_DEFAULT_SIZES);
+	oldcontext = MemoryContextSwitchTo(mcxt);
 	io_init(&io, fd, path);
-	ok = restore(kd, rnode, &io, settings, &why);
-	pfree(io.buf);
+	ok = restore(kd, rnode, &io, (uint64) st.st_size, settings, &why);
+	MemoryContextSwitchTo(oldcontext);
+	MemoryContextDelete(mcxt);
 	CloseTransientFile(fd);
 	if (!ok)
 	{

@@ -31,6 +31,16 @@
 extern bool armdb_keydir_images_write(void);
 
 /*
+ * At the postmaster's start: the token of the images this start may read
+ * back, if the start follows the clean shutdown that wrote them with no
+ * recovery (control is pg_control as the start found it; NULL outside the
+ * postmaster).  The token's file is removed whatever it says.
+ */
+struct ControlFileData;
+extern void armdb_keydir_images_startup(const struct ControlFileData *control,
+										bool crc_ok);
+
+/*
  * Take rnode's image away (it is removed durably, used or not, so that it
  * never outlives a change of the files), and if use, restore kd from it;
  * the caller holds kd->lock exclusively and kd is empty.  Returns true if

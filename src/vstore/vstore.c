@@ -1193,8 +1193,11 @@ armdb_vstore_flush_fates(void)
 
 /* VACUUM could not freeze the files in dir: say so, and why. */
 static TransactionId
-freeze_failed(const char *dir, const ArmdbError *err)
+freeze_failed(ArmdbRelKeydir *kd, const char *dir, const ArmdbError *err)
 {
+	/* the next start reads the files, which reports it (keydir/image.c) */
+	if (err->code == ARMDB_ERR_CORRUPT)
+		kd->damage_seen = true;
 	ereport(WARNING,
 			(errmsg("armdb: could not freeze the data files in \"%s\": %s",
 					dir, err->message),
@@ -1321,7 +1324,7 @@ armdb_vstore_freeze(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal,
 			if (fd < 0 ||
 				!freeze_file(files->io, files->dir, ids[fi], fd, cutoff,
 							 settings->direct_io, &frozen_to, &err))
-				return freeze_failed(files->dir, &err);
+				return freeze_failed(kd, files->dir, &err);
 		}
 
 		/* the active file: its oldest xid still needs clog */
@@ -1330,7 +1333,7 @@ armdb_vstore_freeze(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal,
 		if (fd < 0 ||
 			!armdb_scan_data_file(files->io, fd, active, false, oldest_xid_of, &fs,
 								  &scan, &err))
-			return freeze_failed(files->dir, &err);
+			return freeze_failed(kd, files->dir, &err);
 		if (TransactionIdIsValid(fs.oldest) &&
 			TransactionIdPrecedes(fs.oldest, frozen_to))
 			frozen_to = fs.oldest;

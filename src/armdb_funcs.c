@@ -178,7 +178,7 @@ armdb_shard_stats_sql(PG_FUNCTION_ARGS)
 	uint64		npages = pg_atomic_read_u64(&kd->npages);
 	int64	   *live_versions = palloc0(sizeof(int64) * kd->nshards);
 	int64	   *live_bytes = palloc0(sizeof(int64) * kd->nshards);
-	int64	   *pages = palloc0(sizeof(int64) * kd->nshards);
+	int64	   *page_bytes = palloc0(sizeof(int64) * kd->nshards);
 
 	InitMaterializedSRF(fcinfo, 0);
 	armdb_compact_sync_files(kd);
@@ -189,7 +189,7 @@ armdb_shard_stats_sql(PG_FUNCTION_ARGS)
 
 		if (page == NULL)
 			continue;
-		pages[shard]++;
+		page_bytes[shard] += armdb_keydir_page_cost(page);
 		LWLockAcquire(&page->lock, LW_SHARED);
 		for (int i = 0; i < ARMDB_SLOTS_PER_PAGE; i++)
 			if (page->v[i].file_id != 0)
@@ -219,10 +219,14 @@ armdb_shard_stats_sql(PG_FUNCTION_ARGS)
 		}
 		pfree(fs);
 		LWLockAcquire(&rt->lock, LW_SHARED);
-		kbytes = pages[shard] * sizeof(ArmdbPage) +
-			(DsaPointerIsValid(rt->buf_dp) ? rt->st.buf_size : 0) +
-			(int64) rt->free_cap * sizeof(uint32) +
-			(int64) rt->files_cap * sizeof(ArmdbFileStat);
+		/* as armdb_memory_tables counts them (keydir.c) */
+		kbytes = page_bytes[shard] +
+			(DsaPointerIsValid(rt->buf_dp) ?
+			 armdb_keydir_alloc_cost(rt->st.buf_size) : 0) +
+			(DsaPointerIsValid(rt->free_slots) ?
+			 armdb_keydir_alloc_cost(sizeof(uint32) * rt->free_cap) : 0) +
+			(DsaPointerIsValid(rt->files) ?
+			 armdb_keydir_alloc_cost(sizeof(ArmdbFileStat) * rt->files_cap) : 0);
 		LWLockRelease(&rt->lock);
 		values[0] = Int32GetDatum((int32) shard);
 		values[1] = Int32GetDatum(n);

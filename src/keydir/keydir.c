@@ -83,7 +83,6 @@ static HTAB *shard_files_cache = NULL;
 static uint64 shard_files_drops_seen = 0;
 static uint64 shard_files_removed_seen = 0;
 
-static int64 dsa_cost(Size size);
 
 void
 armdb_keydir_report_full(const char *what, const ArmdbStoreSettings *settings)
@@ -549,7 +548,7 @@ armdb_keydir_release_idle_buffers(ArmdbRelKeydir *kd, int64 now, int idle_ms)
 		else if (now - rt->idle_since >= (int64) idle_ms * 1000 &&
 				 armdb_shard_release_buffer(&rt->st))
 		{
-			freed += dsa_cost(size);
+			freed += armdb_keydir_alloc_cost(size);
 			dsa_free(armdb_keydir_area(), rt->buf_dp);
 			rt->buf_dp = InvalidDsaPointer;
 			rt->buf_released = true;
@@ -1686,6 +1685,17 @@ armdb_keydir_get(RelFileNodeBackend rnode, const ArmdbStoreSettings *settings)
 			bool		standby = RecoveryInProgress();
 			uint32		holdoff = InterruptHoldoffCount;
 
+			/*
+			 * What a load that a FATAL cut short left (an ERROR's is freed
+			 * below): its process is gone, and nobody uses a keydir that is
+			 * not loaded.
+			 */
+			if (DsaPointerIsValid(kd->shards) || DsaPointerIsValid(kd->chunks))
+			{
+				forget_shard_files(kd);
+				free_keydir_memory(kd);
+			}
+
 			PG_TRY();
 			{
 				load_keydir(kd, rnode, settings,
@@ -2146,8 +2156,8 @@ armdb_keydir_redo_merge(ArmdbRelKeydir *kd, uint32 shard, const ArmdbMerge *m)
  * 4 kB pages; else the smallest of its size classes that holds it (the
  * classes of PostgreSQL 15's dsa.c, dsa_size_classes[]).
  */
-static int64
-dsa_cost(Size size)
+int64
+armdb_keydir_alloc_cost(Size size)
 {
 	static const uint16 classes[] = {
 		8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256,
@@ -2178,7 +2188,7 @@ armdb_keydir_memory(ArmdbRelKeydir *kd, ArmdbKeydirMemory *mem)
 
 	memset(mem, 0, sizeof(*mem));
 	/* its hash entry, a dshash item header before it */
-	mem->other_bytes = dsa_cost(sizeof(ArmdbRelKeydir) + 16);
+	mem->other_bytes = armdb_keydir_alloc_cost(sizeof(ArmdbRelKeydir) + 16);
 
 	/*
 	 * A keydir being loaded (its lock held exclusively, for seconds maybe)
@@ -2194,18 +2204,18 @@ armdb_keydir_memory(ArmdbRelKeydir *kd, ArmdbKeydirMemory *mem)
 	mem->versions = (int64) pg_atomic_read_u64(&kd->nversions);
 	if (DsaPointerIsValid(kd->shards))
 	{
-		mem->other_bytes += dsa_cost(sizeof(ArmdbShardRt) * kd->nshards);
+		mem->other_bytes += armdb_keydir_alloc_cost(sizeof(ArmdbShardRt) * kd->nshards);
 		for (uint32 shard = 0; shard < kd->nshards; shard++)
 		{
 			ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
 
 			LWLockAcquire(&rt->lock, LW_SHARED);
 			if (DsaPointerIsValid(rt->buf_dp))
-				mem->buffer_bytes += dsa_cost(rt->st.buf_size);
+				mem->buffer_bytes += armdb_keydir_alloc_cost(rt->st.buf_size);
 			if (DsaPointerIsValid(rt->files))
-				mem->other_bytes += dsa_cost(sizeof(ArmdbFileStat) * rt->files_cap);
+				mem->other_bytes += armdb_keydir_alloc_cost(sizeof(ArmdbFileStat) * rt->files_cap);
 			if (DsaPointerIsValid(rt->free_slots))
-				mem->other_bytes += dsa_cost(sizeof(uint32) * rt->free_cap);
+				mem->other_bytes += armdb_keydir_alloc_cost(sizeof(uint32) * rt->free_cap);
 			LWLockRelease(&rt->lock);
 		}
 	}
@@ -2216,7 +2226,7 @@ armdb_keydir_memory(ArmdbRelKeydir *kd, ArmdbKeydirMemory *mem)
 
 		for (ArmdbPageDir *d = dir; d != NULL;
 			 d = DsaPointerIsValid(d->retired) ? dsa_get_address(area, d->retired) : NULL)
-			mem->other_bytes += dsa_cost(offsetof(ArmdbPageDir, chunk) +
+			mem->other_bytes += armdb_keydir_alloc_cost(offsetof(ArmdbPageDir, chunk) +
 										 sizeof(dsa_pointer) * d->nchunks);
 		for (uint32 c = 0; c < dir->nchunks; c++)
 		{
@@ -2224,7 +2234,7 @@ armdb_keydir_memory(ArmdbRelKeydir *kd, ArmdbKeydirMemory *mem)
 
 			if (!DsaPointerIsValid(dir->chunk[c]))
 				continue;
-			mem->other_bytes += dsa_cost(sizeof(ArmdbPageChunk));
+			mem->other_bytes += armdb_keydir_alloc_cost(sizeof(ArmdbPageChunk));
 			chunk = dsa_get_address(area, dir->chunk[c]);
 			for (int p = 0; p < ARMDB_PAGES_PER_CHUNK; p++)
 			{
@@ -2232,14 +2242,22 @@ armdb_keydir_memory(ArmdbRelKeydir *kd, ArmdbKeydirMemory *mem)
 					continue;
 				mem->pages++;
 				if (!((ArmdbPage *) dsa_get_address(area, chunk->pages[p]))->in_block)
-					mem->page_bytes += dsa_cost(sizeof(ArmdbPage));
+					mem->page_bytes += armdb_keydir_page_cost(dsa_get_address(area, chunk->pages[p]));
 			}
 		}
 		for (dsa_pointer b = kd->blocks; DsaPointerIsValid(b);
 			 b = ((ArmdbPageBlock *) dsa_get_address(area, b))->next)
-			mem->page_bytes += dsa_cost(sizeof(ArmdbPageBlock));
+			mem->page_bytes += armdb_keydir_alloc_cost(sizeof(ArmdbPageBlock));
 	}
 	LWLockRelease(&kd->lock);
+}
+
+int64
+armdb_keydir_page_cost(const ArmdbPage *page)
+{
+	if (page->in_block)
+		return armdb_keydir_alloc_cost(sizeof(ArmdbPageBlock)) / ARMDB_PAGES_PER_BLOCK;
+	return armdb_keydir_alloc_cost(sizeof(ArmdbPage));
 }
 
 typedef struct TotalBytes

@@ -479,6 +479,13 @@ extern void armdb_keydir_memory(ArmdbRelKeydir *kd, ArmdbKeydirMemory *mem);
 /* ... all of it */
 extern int64 armdb_keydir_bytes(ArmdbRelKeydir *kd);
 
+/*
+ * What an allocation of size bytes takes of the area, as DSA rounds it, and
+ * what one page takes (its share of its block, for a page in one).
+ */
+extern int64 armdb_keydir_alloc_cost(Size size);
+extern int64 armdb_keydir_page_cost(const ArmdbPage *page);
+
 /* ... and of every keydir, with their number */
 extern int64 armdb_keydir_total_bytes(int64 *nkeydirs);
 

@@ -53,6 +53,7 @@ int			armdb_memory_initial_mb = 64;
 char	   *armdb_data_directory = NULL;
 int			armdb_write_buffer_size_kb = 128;
 int			armdb_write_buffer_idle_ms = 10000;
+int			armdb_keydir_idle_ms = 300000;
 bool		armdb_skip_damaged_entries = false;
 bool		armdb_debug_full_tuple_images = false;
 bool		armdb_hot_updates = true;
@@ -455,6 +456,18 @@ _PG_init(void)
 							"next append allocates one again. 0: buffers are kept.",
 							&armdb_write_buffer_idle_ms,
 							10000, 0, 24 * 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("armdb.keydir_idle_timeout",
+							"Time after which the key directory of a small armdb table no session uses is given back.",
+							"The key directory of a table of fewer than 32 virtual pages "
+							"(9,312 row slots) that no session used for this long, whose "
+							"entries are all in its files and synced, and that nobody "
+							"holds a lock on, is freed; its next use loads it again from "
+							"its files. 0: key directories are kept.",
+							&armdb_keydir_idle_ms,
+							300000, 0, 24 * 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 

@@ -28,6 +28,7 @@ extern int	armdb_memory_initial_mb;
 extern char *armdb_data_directory;
 extern int	armdb_write_buffer_size_kb;
 extern int	armdb_write_buffer_idle_ms;
+extern int	armdb_keydir_idle_ms;
 extern bool armdb_skip_damaged_entries;
 extern bool armdb_debug_full_tuple_images;
 extern bool armdb_hot_updates;

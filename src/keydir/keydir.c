@@ -32,6 +32,8 @@
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
 #include "storage/procarray.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -1635,6 +1637,7 @@ init_keydir_entry(ArmdbRelKeydir *kd)
 	kd->next_page = 0;
 	kd->orphan_horizon = InvalidTransactionId;
 	kd->damage_seen = false;
+	pg_atomic_init_u64(&kd->last_used, (uint64) GetCurrentTimestamp());
 	pg_atomic_init_u32(&kd->vm_state, ARMDB_VM_UNKNOWN);
 	pg_atomic_init_u32(&kd->vacuum_pruning, 0);
 	pg_atomic_init_u64(&kd->nversions, 0);
@@ -1673,6 +1676,18 @@ armdb_keydir_get(RelFileNodeBackend rnode, const ArmdbStoreSettings *settings)
 			init_keydir_entry(kd);
 	}
 	dshash_release_lock(keydir_table(), kd);
+
+	/*
+	 * A session's use keeps it from being given back when idle (workers'
+	 * do not: a compaction or a background load is no reason to keep it).
+	 */
+	if (MyBackendType == B_BACKEND)
+	{
+		TimestampTz stmt = GetCurrentStatementStartTimestamp();
+
+		if (stmt - (TimestampTz) pg_atomic_read_u64(&kd->last_used) >= USECS_PER_SEC)
+			pg_atomic_write_u64(&kd->last_used, (uint64) stmt);
+	}
 
 	/* a restarted standby: not before replay is back where it was */
 	if (!kd->loaded && RecoveryInProgress())
@@ -2308,6 +2323,25 @@ armdb_keydir_find(const ArmdbRelKey *key, uint64 generation)
 	return kd;
 }
 
+ArmdbRelKeydir *
+armdb_keydir_find_pinned(const ArmdbRelKey *key, uint64 generation)
+{
+	ArmdbRelKeydir *kd = dshash_find(keydir_table(), key, false);
+
+	if (kd != NULL && (kd->generation != generation || !kd->loaded))
+	{
+		dshash_release_lock(keydir_table(), kd);
+		kd = NULL;
+	}
+	return kd;
+}
+
+void
+armdb_keydir_unpin(ArmdbRelKeydir *kd)
+{
+	dshash_release_lock(keydir_table(), kd);
+}
+
 void
 free_keydir_memory(ArmdbRelKeydir *kd)
 {
@@ -2371,6 +2405,167 @@ free_keydir_memory(ArmdbRelKeydir *kd)
 	kd->shards = InvalidDsaPointer;
 	kd->nshards = 0;
 	kd->loaded = false;
+}
+
+/* ----------------
+ * Giving back idle keydirs
+ * ----------------
+ *
+ * A table nobody uses keeps its keydir until it is dropped or the server
+ * restarts; a small one costs a page of version records (12 kB) and its
+ * shards' states for nothing.  The flusher gives back those of small
+ * tables no session used for armdb.keydir_idle_timeout; the next use loads
+ * them again from their files, in a few milliseconds.
+ *
+ * Nothing may be using the keydir: every user holds a lock on the relation
+ * (armdb_keydir_get's contract; those that hold none pin it, see
+ * armdb_keydir_find_pinned), so the flusher locks the keydir's hash
+ * partition exclusively and gives it back only if nobody holds a lock on
+ * the relation (it takes none itself: an AccessExclusiveLock would be
+ * WAL-logged for standbys, from a process with no transaction).  And
+ * nothing may be lost: only shards whose entries are all in their files
+ * and synced are given back, the flusher syncing them first (its durable
+ * LSN covers the shards it syncs: a keydir it no longer sees must have
+ * nothing left to sync).  What memory alone held -- VACUUM's
+ * free slots, HOT redirects, hint bits -- the load rebuilds or VACUUM
+ * finds again, as after a restart.
+ */
+typedef struct EvictCandidate
+{
+	ArmdbRelKey key;
+	uint64		generation;
+	Oid			relid;
+} EvictCandidate;
+
+typedef struct EvictScan
+{
+	int64		now;
+	int			idle_ms;
+	void		(*settle) (ArmdbRelKeydir *kd, void *arg);
+	void	   *settle_arg;
+	EvictCandidate *items;
+	int			n;
+	int			cap;
+} EvictScan;
+
+static void
+note_evict_candidate(ArmdbRelKeydir *kd, void *arg)
+{
+	EvictScan  *scan = arg;
+
+	if (kd->stale || !OidIsValid(kd->relid) ||
+		pg_atomic_read_u64(&kd->nallocated) >= ARMDB_EVICT_MAX_PAGES ||
+		scan->now - (int64) pg_atomic_read_u64(&kd->last_used) <
+		(int64) scan->idle_ms * 1000)
+		return;
+	/* its entries in its files, synced (the flusher syncs only now and then) */
+	scan->settle(kd, scan->settle_arg);
+	if (scan->n == scan->cap)
+	{
+		scan->cap = Max(64, scan->cap * 2);
+		scan->items = scan->items == NULL ?
+			palloc(sizeof(EvictCandidate) * scan->cap) :
+			repalloc(scan->items, sizeof(EvictCandidate) * scan->cap);
+	}
+	scan->items[scan->n].key = kd->key;
+	scan->items[scan->n].generation = kd->generation;
+	scan->items[scan->n].relid = kd->relid;
+	scan->n++;
+}
+
+/* Are all of kd's entries in their files, synced?  Nobody else uses it. */
+static bool
+keydir_at_rest(ArmdbRelKeydir *kd)
+{
+	bool		at_rest = true;
+
+	for (uint32 shard = 0; at_rest && shard < kd->nshards; shard++)
+	{
+		ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+
+		if (!LWLockConditionalAcquire(&rt->lock, LW_SHARED))
+			return false;
+		at_rest = !rt->st.failed &&
+			rt->st.written_end == rt->st.append_end &&
+			(rt->st.active_file_id == 0 ||
+			 rt->st.flushed == armdb_shard_end(&rt->st));
+		LWLockRelease(&rt->lock);
+	}
+	return at_rest;
+}
+
+/*
+ * Does anybody hold a lock on the relation?  Granted locks of any mode,
+ * fast-path ones included, and prepared transactions' where they keep the
+ * virtual transaction id that GetLockConflicts() reports (15.18 does).
+ * Where they do not, a keydir given back under a prepared transaction is
+ * loaded again as after a restart: its changes and row locks as the
+ * prepared transaction's, which is what t/009 and t/033 check.
+ */
+static bool
+relation_unlocked(Oid db, Oid relid)
+{
+	LOCKTAG		tag;
+	int			n;
+	VirtualTransactionId *holders;
+
+	SET_LOCKTAG_RELATION(tag, db, relid);
+	holders = GetLockConflicts(&tag, AccessExclusiveLock, &n);
+	pfree(holders);
+	return n == 0;
+}
+
+/*
+ * Give back one candidate's keydir if it still is what was seen.  Its hash
+ * partition is locked exclusively first: a session that locks the relation
+ * after the check below then finds no keydir and loads it anew, and one
+ * that locked it before is seen by the check.
+ */
+static int64
+evict_keydir(const EvictCandidate *c, int64 now, int idle_ms)
+{
+	ArmdbRelKeydir *kd = dshash_find(keydir_table(), &c->key, true);
+	int64		freed = 0;
+
+	if (kd == NULL)
+		return 0;
+	if (kd->generation == c->generation && kd->loaded && !kd->standby &&
+		!kd->stale && kd->relid == c->relid &&
+		now - (int64) pg_atomic_read_u64(&kd->last_used) >= (int64) idle_ms * 1000 &&
+		relation_unlocked(c->key.dbNode, c->relid) &&
+		keydir_at_rest(kd))
+	{
+		freed = armdb_keydir_bytes(kd);
+		forget_shard_files(kd);
+		free_keydir_memory(kd);
+		dshash_delete_entry(keydir_table(), kd);
+	}
+	else
+		dshash_release_lock(keydir_table(), kd);
+	return freed;
+}
+
+int64
+armdb_keydir_evict_idle(int64 now, int idle_ms,
+						void (*settle) (ArmdbRelKeydir *kd, void *arg),
+						void *arg)
+{
+	EvictScan	scan;
+	int64		freed = 0;
+
+	if (idle_ms <= 0 || RecoveryInProgress())
+		return 0;
+	memset(&scan, 0, sizeof(scan));
+	scan.now = now;
+	scan.idle_ms = idle_ms;
+	scan.settle = settle;
+	scan.settle_arg = arg;
+	armdb_keydir_foreach_loaded(note_evict_candidate, &scan);
+	for (int i = 0; i < scan.n; i++)
+		freed += evict_keydir(&scan.items[i], now, idle_ms);
+	if (scan.items != NULL)
+		pfree(scan.items);
+	return freed;
 }
 
 void

@@ -290,6 +290,8 @@ typedef struct ArmdbRelKeydir
 								 * visibility map hold bits? (armdb_vm.c) */
 	bool		damage_seen;	/* a read found a damaged entry: no image
 								 * of this keydir is saved (image.c) */
+	pg_atomic_uint64 last_used;	/* TimestampTz: a session's statement
+								 * last used it (to the second) */
 	TransactionId orphan_horizon;	/* the newest transaction whose end
 									 * of a version the load dropped,
 									 * leaving an ARMDB_V2_ORPHAN slot (a
@@ -341,9 +343,23 @@ extern void armdb_rel_key(ArmdbRelKey *key, RelFileNodeBackend rnode);
 extern ArmdbRelKeydir *armdb_keydir_get(RelFileNodeBackend rnode,
 										const ArmdbStoreSettings *settings);
 
-/* The keydir if it exists in shared memory, without loading anything. */
+/*
+ * The keydir if it exists in shared memory, without loading anything.  The
+ * caller must hold a lock on the relation (or know that nothing can drop
+ * the keydir meanwhile): a drop frees it.
+ */
 extern ArmdbRelKeydir *armdb_keydir_find(const ArmdbRelKey *key,
 										 uint64 generation);
+
+/*
+ * ... for a caller holding no lock on the relation (a backend writing out
+ * its buffers as it exits): the keydir's hash partition stays locked, in
+ * share mode, until armdb_keydir_unpin(), and a drop waits for that.  Take
+ * no other keydir meanwhile.
+ */
+extern ArmdbRelKeydir *armdb_keydir_find_pinned(const ArmdbRelKey *key,
+												uint64 generation);
+extern void armdb_keydir_unpin(ArmdbRelKeydir *kd);
 
 /*
  * Replay (armdb_wal.c) on a hot standby: the keydir of rnode, created empty
@@ -370,6 +386,19 @@ extern void armdb_keydir_redo_merge(ArmdbRelKeydir *kd, uint32 shard,
  */
 extern bool armdb_keydir_move_version(ArmdbRelKeydir *kd,
 									  const struct ArmdbMergeMove *mv);
+
+/*
+ * Give back the keydirs of small tables (fewer than ARMDB_EVICT_MAX_PAGES
+ * pages) that no session used for idle_ms (the flusher, about once a
+ * second; not during recovery).  settle(kd, arg) is first called for each
+ * of them to write out and sync what its shards hold.  Returns the bytes
+ * freed.
+ */
+#define ARMDB_EVICT_MAX_PAGES	32
+extern int64 armdb_keydir_evict_idle(int64 now, int idle_ms,
+									 void (*settle) (ArmdbRelKeydir *kd,
+													 void *arg),
+									 void *arg);
 
 /* Forget a keydir (storage dropped or replaced); frees all its memory. */
 extern void armdb_keydir_drop(RelFileNodeBackend rnode);

@@ -271,16 +271,23 @@ write_out_deferred(int code, Datum arg)
 
 	for (int i = 0; i < ndeferred; i++)
 	{
-		ArmdbRelKeydir *kd = armdb_keydir_find(&deferred[i].key,
-											   deferred[i].generation);
+		/*
+		 * No lock on the relation any more: pinned, so that a concurrent
+		 * DROP cannot free the keydir while it is written out.
+		 */
+		ArmdbRelKeydir *kd = armdb_keydir_find_pinned(&deferred[i].key,
+													  deferred[i].generation);
 
-		/* exiting on an error in the middle of an append: leave it */
-		if (kd == NULL ||
-			LWLockHeldByMe(&armdb_keydir_shard(kd, deferred[i].shard)->lock))
+		if (kd == NULL)
 			continue;
-		/* the shard's write barrier flushes WAL first */
-		(void) write_out_upto(kd, deferred[i].shard, deferred[i].pos,
-							  InvalidXLogRecPtr, settings);
+		/* exiting on an error in the middle of an append: leave it */
+		if (!LWLockHeldByMe(&armdb_keydir_shard(kd, deferred[i].shard)->lock))
+		{
+			/* the shard's write barrier flushes WAL first */
+			(void) write_out_upto(kd, deferred[i].shard, deferred[i].pos,
+								  InvalidXLogRecPtr, settings);
+		}
+		armdb_keydir_unpin(kd);
 	}
 	ndeferred = 0;
 }

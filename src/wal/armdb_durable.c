@@ -98,6 +98,7 @@
 #include "utils/timestamp.h"
 
 #include "armdb.h"
+#include "armdb_guc.h"
 #include "armdb_workers.h"
 #include "keydir/keydir.h"
 #include "vstore/vstore.h"
@@ -1144,17 +1145,27 @@ armdb_flusher_main(Datum main_arg)
 													 armdb_flush_interval_ms);
 		}
 
-		if (armdb_store_settings()->write_buffer_idle_ms > 0 &&
+		if ((armdb_store_settings()->write_buffer_idle_ms > 0 ||
+			 armdb_keydir_idle_ms > 0) &&
 			GetCurrentTimestamp() >= next_release)
 		{
 			ReleaseRound round;
+			int			shortest;
 
 			round.now = GetCurrentTimestamp();
 			round.idle_ms = armdb_store_settings()->write_buffer_idle_ms;
-			armdb_keydir_foreach_loaded(release_keydir_buffers, &round);
+			if (round.idle_ms > 0)
+				armdb_keydir_foreach_loaded(release_keydir_buffers, &round);
+			/* and the keydirs of small tables nobody uses */
+			(void) armdb_keydir_evict_idle(round.now, armdb_keydir_idle_ms,
+										   flush_keydir,
+										   (void *) armdb_store_settings());
+			shortest = round.idle_ms > 0 && armdb_keydir_idle_ms > 0 ?
+				Min(round.idle_ms, armdb_keydir_idle_ms) :
+				Max(round.idle_ms, armdb_keydir_idle_ms);
 			next_release = TimestampTzPlusMilliseconds(round.now,
 													   Min(RELEASE_ROUND_MS,
-														   Max(round.idle_ms / 2, 10)));
+														   Max(shortest / 2, 10)));
 		}
 
 		/* short naps: a checkpoint waiting at the gate is let by soon */

@@ -13,7 +13,9 @@
 #
 #   per table   armdb.memory of 1000 empty armdb tables, each read once, and
 #               of 1000 one-row tables, while written and once idle (past
-#               armdb.write_buffer_idle_timeout), from armdb_memory_tables
+#               armdb.write_buffer_idle_timeout), from armdb_memory_tables;
+#               then what each gives back once its key directory is
+#               (armdb.keydir_idle_timeout, set to 5 s for this)
 #   per row     armdb.memory per row version of a table of (id int primary
 #               key, v text of 20 bytes) at 1,000,000 rows and at ROWS rows
 #   restart     ROWS rows, heap and armdb tables side by side: after a clean
@@ -95,6 +97,20 @@ for _ in $(seq 1 120); do
 	sleep 1
 done
 ONE_IDLE=$(per_schema o)
+# given back after armdb.keydir_idle_timeout (5 min by default; 5 s here)
+USED_IDLE=$(q -c "SELECT used_bytes FROM armdb_memory")
+set_conf "armdb.keydir_idle_timeout = '5s'"
+step "waiting for the idle small tables' key directories to be given back"
+for _ in $(seq 1 120); do
+	left=$(q -c "SELECT count(*) FROM armdb_memory_tables m
+		JOIN pg_class c ON c.relfilenode = m.relfilenode
+		WHERE c.relnamespace IN ('e'::regnamespace, 'o'::regnamespace)")
+	[[ ${left} == 0 ]] && break
+	sleep 1
+done
+GIVEN_BACK=$(( ($(q -c "SELECT used_bytes FROM armdb_memory") - USED_IDLE) / -2000 ))
+KEPT=${left}
+q -c "ALTER SYSTEM RESET armdb.keydir_idle_timeout" -c "SELECT pg_reload_conf()" >/dev/null
 q -c "DROP SCHEMA e CASCADE; DROP SCHEMA o CASCADE; DROP PROCEDURE mk()"
 
 per_row() {
@@ -168,6 +184,7 @@ done
 	echo "| armdb.memory per empty table (read once) | ${EMPTY} bytes |"
 	echo "| ... per one-row table, being written | ${ONE_BUSY} bytes |"
 	echo "| ... per one-row table, idle (write buffer given back) | ${ONE_IDLE} bytes |"
+	echo "| ... per empty or one-row table, after armdb.keydir_idle_timeout | given back: ${GIVEN_BACK} bytes on average; ${KEPT} of 2000 kept |"
 	echo "| ... per row version, 1,000,000 rows | ${ROW_1M} bytes |"
 	echo "| ... per row version, ${ROWS} rows | ${ROW_N} bytes (${KEYDIR_MB} MB) |"
 	echo "| clean shutdown: pg_ctl stop; saving the key directory image | ${T[stop/clean/0]} ms; ${T[save/clean/0]} |"

@@ -196,6 +196,9 @@ armdb_load_worker_main(Datum main_arg)
 	TimestampTz start;
 	bool		stopped = false;
 
+	/* loading a table is no reason to keep its keydir (keydir.c) */
+	armdb_keydir_use_counts = false;
+
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	/* template0 and others that refuse connections may have armdb tables */

@@ -65,11 +65,8 @@ armdb_widen_xid(TransactionId xid)
 static inline ArmdbRelKeydir *
 armdb_rel_keydir(Relation rel)
 {
-	ArmdbRelKeydir *kd = armdb_keydir_get(armdb_rel_rnode(rel),
-										  armdb_store_settings());
-
-	kd->relid = RelationGetRelid(rel);
-	return kd;
+	return armdb_keydir_get(armdb_rel_rnode(rel), RelationGetRelid(rel),
+							armdb_store_settings());
 }
 
 /* armdb_seqscan.c */

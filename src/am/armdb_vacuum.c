@@ -162,13 +162,22 @@ typedef struct HotPrune
 
 static void advance_latest_removed(ArmdbVersion *v, TransactionId *latest);
 
-/* the keydir whose readers' pruning this backend's VACUUM holds off */
-static ArmdbRelKeydir *pruning_held = NULL;
+/*
+ * The keydir whose readers' pruning this backend's VACUUM holds off, by key
+ * and generation: at abort the lock on the relation no longer shows in
+ * GetLockConflicts() (no virtual transaction id), so the keydir is pinned
+ * to be released (giving idle keydirs back relies on it, keydir.c).
+ */
+static bool pruning_held = false;
+static ArmdbRelKey pruning_key;
+static uint64 pruning_generation;
 
 static void
 hold_readers_pruning(ArmdbRelKeydir *kd)
 {
-	pruning_held = kd;
+	pruning_key = kd->key;
+	pruning_generation = kd->generation;
+	pruning_held = true;
 	pg_atomic_write_u32(&kd->vacuum_pruning, 1);
 	pg_memory_barrier();
 }
@@ -176,10 +185,17 @@ hold_readers_pruning(ArmdbRelKeydir *kd)
 static void
 release_readers_pruning(void)
 {
-	if (pruning_held == NULL)
+	ArmdbRelKeydir *kd;
+
+	if (!pruning_held)
 		return;
-	pg_atomic_write_u32(&pruning_held->vacuum_pruning, 0);
-	pruning_held = NULL;
+	pruning_held = false;
+	kd = armdb_keydir_find_pinned(&pruning_key, pruning_generation);
+	if (kd != NULL)
+	{
+		pg_atomic_write_u32(&kd->vacuum_pruning, 0);
+		armdb_keydir_unpin(kd);
+	}
 }
 
 /* A VACUUM that fails lets readers prune again (armdb_xact.c, at abort). */

@@ -255,7 +255,7 @@ write_row_locks(void)
 
 		rnode.node = locked_tables[t].node;
 		rnode.backend = InvalidBackendId;
-		kd = armdb_keydir_get(rnode, settings);
+		kd = armdb_keydir_get(rnode, InvalidOid, settings);
 		npages = pg_atomic_read_u64(&kd->npages);
 		for (uint64 p = 0; p < npages; p++)
 		{

@@ -340,6 +340,8 @@ armdb_compact_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
+	/* compacting a table is no reason to keep its keydir (keydir.c) */
+	armdb_keydir_use_counts = false;
 	BackgroundWorkerInitializeConnectionByOid(db, InvalidOid,
 											  BGWORKER_BYPASS_ALLOWCONN);
 	pending = palloc(sizeof(ArmdbPendingFinish) * ARMDB_MAX_PENDING_FINISH);

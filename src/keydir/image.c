@@ -111,6 +111,7 @@ typedef struct ImageHeader
 	uint64		nimaged;		/* pages that follow */
 	uint64		next_gsn;
 	uint64		nversions;
+	uint64		newest_writer;	/* FullTransactionId (keydir.h) */
 	TransactionId orphan_horizon;
 	uint32		pad2;
 } ImageHeader;
@@ -411,6 +412,7 @@ write_image(ArmdbRelKeydir *kd, uint64 token, int64 *bytes, const char **why)
 			hdr.nimaged++;
 	hdr.next_gsn = pg_atomic_read_u64(&kd->next_gsn);
 	hdr.nversions = pg_atomic_read_u64(&kd->nversions);
+	hdr.newest_writer = pg_atomic_read_u64(&kd->newest_writer);
 	hdr.orphan_horizon = kd->orphan_horizon;
 
 	fd = OpenTransientFile(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
@@ -976,6 +978,7 @@ restore(ArmdbRelKeydir *kd, RelFileNodeBackend rnode, ImageIo *io,
 	kd->next_page = hdr.next_page;
 	pg_atomic_write_u64(&kd->next_gsn, hdr.next_gsn);
 	pg_atomic_write_u64(&kd->nversions, hdr.nversions);
+	pg_atomic_write_u64(&kd->newest_writer, hdr.newest_writer);
 	kd->orphan_horizon = hdr.orphan_horizon;
 	return true;
 }

@@ -25,11 +25,14 @@
  */
 #include "postgres.h"
 
+#include <unistd.h>
+
 #include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlogutils.h"
 #include "miscadmin.h"
+#include "postmaster/autovacuum.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/lmgr.h"
@@ -753,6 +756,7 @@ typedef struct LoadState
 	 */
 	uint64		last_pageno;	/* PG_UINT64_MAX: none */
 	ArmdbPage  *last_page;
+	uint64		newest_fxid;	/* of all entries read */
 } LoadState;
 
 /* The file of the entry being loaded, in the shard's list being built. */
@@ -994,6 +998,7 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 						   (unsigned long long) e->slot);
 	ls->entries++;
 	ls->bytes += e->len;
+	ls->newest_fxid = Max(ls->newest_fxid, e->xid);
 
 	armdb_winner_classify(e, ARMDB_MAX_SLOTS, entry_fate, NULL, &role);
 	/* versions and reservations live in their page's shard */
@@ -1618,6 +1623,8 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 	pfree(shard_nfstats);
 	pg_atomic_write_u64(&kd->next_gsn, max_gsn + 1);
 	pg_atomic_write_u64(&kd->nversions, live);
+	/* snapshots older than these writers may need what the load left out */
+	armdb_keydir_note_writer(kd, FullTransactionIdFromU64(ls.newest_fxid));
 }
 
 /* A keydir entry just inserted into the hash: empty, not loaded. */
@@ -1638,6 +1645,7 @@ init_keydir_entry(ArmdbRelKeydir *kd)
 	kd->orphan_horizon = InvalidTransactionId;
 	kd->damage_seen = false;
 	pg_atomic_init_u64(&kd->last_used, (uint64) GetCurrentTimestamp());
+	pg_atomic_init_u64(&kd->newest_writer, 0);
 	pg_atomic_init_u32(&kd->vm_state, ARMDB_VM_UNKNOWN);
 	pg_atomic_init_u32(&kd->vacuum_pruning, 0);
 	pg_atomic_init_u64(&kd->nversions, 0);
@@ -1647,8 +1655,11 @@ init_keydir_entry(ArmdbRelKeydir *kd)
 	kd->block_used = 0;
 }
 
+bool		armdb_keydir_use_counts = true;
+
 ArmdbRelKeydir *
-armdb_keydir_get(RelFileNodeBackend rnode, const ArmdbStoreSettings *settings)
+armdb_keydir_get(RelFileNodeBackend rnode, Oid relid,
+				 const ArmdbStoreSettings *settings)
 {
 	ArmdbRelKey key;
 	ArmdbRelKeydir *kd;
@@ -1675,13 +1686,20 @@ armdb_keydir_get(RelFileNodeBackend rnode, const ArmdbStoreSettings *settings)
 		if (!found)
 			init_keydir_entry(kd);
 	}
+	/*
+	 * Under the partition lock: giving an idle keydir back checks the locks
+	 * on this relation (a rewrite's keydir first had the transient table's)
+	 */
+	if (OidIsValid(relid))
+		kd->relid = relid;
 	dshash_release_lock(keydir_table(), kd);
 
 	/*
-	 * A session's use keeps it from being given back when idle (workers'
-	 * do not: a compaction or a background load is no reason to keep it).
+	 * A use keeps it from being given back when idle; armdb's own workers'
+	 * and autovacuum's do not (a compaction or a background load is no
+	 * reason to keep it).
 	 */
-	if (MyBackendType == B_BACKEND)
+	if (armdb_keydir_use_counts && !IsAutoVacuumWorkerProcess())
 	{
 		TimestampTz stmt = GetCurrentStatementStartTimestamp();
 
@@ -2441,12 +2459,32 @@ typedef struct EvictScan
 {
 	int64		now;
 	int			idle_ms;
+	TransactionId horizon;		/* older xids' outcomes all snapshots see */
+	FullTransactionId next_fxid;
 	void		(*settle) (ArmdbRelKeydir *kd, void *arg);
 	void	   *settle_arg;
 	EvictCandidate *items;
 	int			n;
 	int			cap;
 } EvictScan;
+
+/*
+ * Does every snapshot see the outcome of every transaction that wrote to
+ * kd?  Then none needs a version the load would leave out (a committed end
+ * removes its version).  Before that, a snapshot older than the reload
+ * could miss a row.
+ */
+static bool
+writers_settled(ArmdbRelKeydir *kd, const EvictScan *scan)
+{
+	uint64		newest = pg_atomic_read_u64(&kd->newest_writer);
+
+	if (newest == 0 ||
+		U64FromFullTransactionId(scan->next_fxid) - newest > (uint64) PG_INT32_MAX)
+		return true;
+	return TransactionIdPrecedes(XidFromFullTransactionId(FullTransactionIdFromU64(newest)),
+								 scan->horizon);
+}
 
 static void
 note_evict_candidate(ArmdbRelKeydir *kd, void *arg)
@@ -2456,7 +2494,8 @@ note_evict_candidate(ArmdbRelKeydir *kd, void *arg)
 	if (kd->stale || !OidIsValid(kd->relid) ||
 		pg_atomic_read_u64(&kd->nallocated) >= ARMDB_EVICT_MAX_PAGES ||
 		scan->now - (int64) pg_atomic_read_u64(&kd->last_used) <
-		(int64) scan->idle_ms * 1000)
+		(int64) scan->idle_ms * 1000 ||
+		!writers_settled(kd, scan))
 		return;
 	/* its entries in its files, synced (the flusher syncs only now and then) */
 	scan->settle(kd, scan->settle_arg);
@@ -2489,6 +2528,16 @@ keydir_at_rest(ArmdbRelKeydir *kd)
 			rt->st.written_end == rt->st.append_end &&
 			(rt->st.active_file_id == 0 ||
 			 rt->st.flushed == armdb_shard_end(&rt->st));
+		if (at_rest && rt->swapped_manifest != 0)
+		{
+			char		dir[MAXPGPATH];
+			char		path[MAXPGPATH];
+
+			/* a merge the compaction worker has yet to finish, unlocked */
+			armdb_shard_dir_path(dir, armdb_keydir_rnode(kd), shard);
+			armdb_file_path(path, dir, rt->swapped_manifest, ARMDB_FILE_MERGE);
+			at_rest = access(path, F_OK) != 0;
+		}
 		LWLockRelease(&rt->lock);
 	}
 	return at_rest;
@@ -2522,8 +2571,10 @@ relation_unlocked(Oid db, Oid relid)
  * that locked it before is seen by the check.
  */
 static int64
-evict_keydir(const EvictCandidate *c, int64 now, int idle_ms)
+evict_keydir(const EvictCandidate *c, const EvictScan *scan)
 {
+	int64		now = scan->now;
+	int			idle_ms = scan->idle_ms;
 	ArmdbRelKeydir *kd = dshash_find(keydir_table(), &c->key, true);
 	int64		freed = 0;
 
@@ -2532,6 +2583,7 @@ evict_keydir(const EvictCandidate *c, int64 now, int idle_ms)
 	if (kd->generation == c->generation && kd->loaded && !kd->standby &&
 		!kd->stale && kd->relid == c->relid &&
 		now - (int64) pg_atomic_read_u64(&kd->last_used) >= (int64) idle_ms * 1000 &&
+		writers_settled(kd, scan) &&
 		relation_unlocked(c->key.dbNode, c->relid) &&
 		keydir_at_rest(kd))
 	{
@@ -2560,9 +2612,14 @@ armdb_keydir_evict_idle(int64 now, int idle_ms,
 	scan.idle_ms = idle_ms;
 	scan.settle = settle;
 	scan.settle_arg = arg;
+	/* (all databases' snapshots, replication slots and standbys' feedback) */
+	scan.horizon = GetOldestNonRemovableTransactionId(NULL);
+	scan.next_fxid = ReadNextFullTransactionId();
+	if (!TransactionIdIsValid(scan.horizon))
+		return 0;
 	armdb_keydir_foreach_loaded(note_evict_candidate, &scan);
 	for (int i = 0; i < scan.n; i++)
-		freed += evict_keydir(&scan.items[i], now, idle_ms);
+		freed += evict_keydir(&scan.items[i], &scan);
 	if (scan.items != NULL)
 		pfree(scan.items);
 	return freed;

@@ -39,6 +39,7 @@
 #define ARMDB_KEYDIR_H
 
 #include "access/htup_details.h"
+#include "access/transam.h"
 #include "access/xlogdefs.h"
 #include "lib/dshash.h"
 #include "port/atomics.h"
@@ -292,6 +293,11 @@ typedef struct ArmdbRelKeydir
 								 * of this keydir is saved (image.c) */
 	pg_atomic_uint64 last_used;	/* TimestampTz: a session's statement
 								 * last used it (to the second) */
+	pg_atomic_uint64 newest_writer; /* FullTransactionId: the newest that
+									 * wrote an entry of its files (the
+									 * load's too): giving it back waits
+									 * until every snapshot sees that
+									 * one's outcome */
 	TransactionId orphan_horizon;	/* the newest transaction whose end
 									 * of a version the load dropped,
 									 * leaving an ARMDB_V2_ORPHAN slot (a
@@ -340,7 +346,7 @@ extern void armdb_rel_key(ArmdbRelKey *key, RelFileNodeBackend rnode);
  * use.  The caller holds a lock on the relation, which keeps the keydir
  * from being dropped underneath it.
  */
-extern ArmdbRelKeydir *armdb_keydir_get(RelFileNodeBackend rnode,
+extern ArmdbRelKeydir *armdb_keydir_get(RelFileNodeBackend rnode, Oid relid,
 										const ArmdbStoreSettings *settings);
 
 /*
@@ -395,6 +401,21 @@ extern bool armdb_keydir_move_version(ArmdbRelKeydir *kd,
  * freed.
  */
 #define ARMDB_EVICT_MAX_PAGES	32
+/* Keydir uses by this process count as use (not armdb's own workers'). */
+extern bool armdb_keydir_use_counts;
+
+/* An entry of fxid was appended to kd (the version store). */
+static inline void
+armdb_keydir_note_writer(ArmdbRelKeydir *kd, FullTransactionId fxid)
+{
+	uint64		x = U64FromFullTransactionId(fxid);
+	uint64		cur = pg_atomic_read_u64(&kd->newest_writer);
+
+	while (x > cur &&
+		   !pg_atomic_compare_exchange_u64(&kd->newest_writer, &cur, x))
+		;
+}
+
 extern int64 armdb_keydir_evict_idle(int64 now, int idle_ms,
 									 void (*settle) (ArmdbRelKeydir *kd,
 													 void *arg),

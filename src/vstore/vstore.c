@@ -253,6 +253,9 @@ append_entry(ArmdbVstoreAppend *ap, uint64 flags, FullTransactionId fxid,
 	ArmdbError	err;
 	uint32		sealed;
 
+	/* an idle keydir is given back only once every snapshot sees it */
+	if (FullTransactionIdIsValid(fxid))
+		armdb_keydir_note_writer(ap->kd, fxid);
 	memset(&hdr, 0, sizeof(hdr));
 	hdr.value_len = value_len;
 	hdr.gsn = (pg_atomic_fetch_add_u64(&ap->kd->next_gsn, 1) & ARMDB_GSN_MAX) |

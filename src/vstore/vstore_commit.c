@@ -334,13 +334,23 @@ armdb_vstore_write_out_writes(const ArmdbStoreSettings *settings)
 	{
 		for (int i = 0; i < npending; i++)
 		{
-			ArmdbRelKeydir *kd = armdb_keydir_find(&pending[i].key,
-												   pending[i].generation);
+			/*
+			 * Pinned: after the commit record the lock on the relation,
+			 * still held, no longer shows in GetLockConflicts() (no
+			 * virtual transaction id), which giving idle keydirs back
+			 * relies on.
+			 */
+			ArmdbRelKeydir *kd = armdb_keydir_find_pinned(&pending[i].key,
+														  pending[i].generation);
+			bool		done;
+
 			if (kd == NULL)
 				continue;
-			if ((pending[i].wal && armdb_durable_lazy()) ||
-				!write_out_upto(kd, pending[i].shard, pending[i].pos, flushed,
-								settings))
+			done = !(pending[i].wal && armdb_durable_lazy()) &&
+				write_out_upto(kd, pending[i].shard, pending[i].pos, flushed,
+							   settings);
+			armdb_keydir_unpin(kd);
+			if (!done)
 				defer_write_out(&pending[i]);
 		}
 	}

@@ -1701,7 +1701,9 @@ armdb_keydir_get(RelFileNodeBackend rnode, Oid relid,
 	 */
 	if (armdb_keydir_use_counts && !IsAutoVacuumWorkerProcess())
 	{
-		TimestampTz stmt = GetCurrentStatementStartTimestamp();
+		/* (a procedure's statement runs on across its transactions) */
+		TimestampTz stmt = Max(GetCurrentStatementStartTimestamp(),
+							   GetCurrentTransactionStartTimestamp());
 
 		if (stmt - (TimestampTz) pg_atomic_read_u64(&kd->last_used) >= USECS_PER_SEC)
 			pg_atomic_write_u64(&kd->last_used, (uint64) stmt);
@@ -2478,12 +2480,13 @@ static bool
 writers_settled(ArmdbRelKeydir *kd, const EvictScan *scan)
 {
 	uint64		newest = pg_atomic_read_u64(&kd->newest_writer);
+	uint64		next = U64FromFullTransactionId(scan->next_fxid);
+	/* the horizon as a full xid: it is at most 2^31 xids before next */
+	uint64		horizon = next -
+		(uint32) (XidFromFullTransactionId(scan->next_fxid) - scan->horizon);
 
-	if (newest == 0 ||
-		U64FromFullTransactionId(scan->next_fxid) - newest > (uint64) PG_INT32_MAX)
-		return true;
-	return TransactionIdPrecedes(XidFromFullTransactionId(FullTransactionIdFromU64(newest)),
-								 scan->horizon);
+	/* (a writer that began after next was read is never settled) */
+	return newest < horizon;
 }
 
 static void
@@ -2536,7 +2539,7 @@ keydir_at_rest(ArmdbRelKeydir *kd)
 			/* a merge the compaction worker has yet to finish, unlocked */
 			armdb_shard_dir_path(dir, armdb_keydir_rnode(kd), shard);
 			armdb_file_path(path, dir, rt->swapped_manifest, ARMDB_FILE_MERGE);
-			at_rest = access(path, F_OK) != 0;
+			at_rest = access(path, F_OK) != 0 && errno == ENOENT;
 		}
 		LWLockRelease(&rt->lock);
 	}

@@ -36,6 +36,7 @@
 #include "postgres.h"
 
 #include "access/xlog.h"
+#include "miscadmin.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "utils/memutils.h"
@@ -329,6 +330,9 @@ armdb_vstore_write_out_writes(const ArmdbStoreSettings *settings)
 {
 	XLogRecPtr	flushed = GetFlushRecPtr(NULL);
 	MemoryContext oldcontext = CurrentMemoryContext;
+	uint32		holdoff = InterruptHoldoffCount;
+	ArmdbRelKeydir *volatile pinned = NULL;
+	volatile uint32 pinned_shard = 0;
 
 	PG_TRY();
 	{
@@ -346,9 +350,12 @@ armdb_vstore_write_out_writes(const ArmdbStoreSettings *settings)
 
 			if (kd == NULL)
 				continue;
+			pinned = kd;
+			pinned_shard = pending[i].shard;
 			done = !(pending[i].wal && armdb_durable_lazy()) &&
 				write_out_upto(kd, pending[i].shard, pending[i].pos, flushed,
 							   settings);
+			pinned = NULL;
 			armdb_keydir_unpin(kd);
 			if (!done)
 				defer_write_out(&pending[i]);
@@ -365,6 +372,17 @@ armdb_vstore_write_out_writes(const ArmdbStoreSettings *settings)
 		MemoryContextSwitchTo(oldcontext);
 		edata = CopyErrorData();
 		FlushErrorState();
+		/* let go of the keydir (an ERROR zeroed the holdoff count its locks took) */
+		if (pinned != NULL)
+		{
+			LWLock	   *shard_lock = &armdb_keydir_shard(pinned, pinned_shard)->lock;
+			bool		shard_held = LWLockHeldByMe(shard_lock);
+
+			InterruptHoldoffCount = holdoff + 1 + (shard_held ? 1 : 0);
+			if (shard_held)
+				LWLockRelease(shard_lock);
+			armdb_keydir_unpin(pinned);
+		}
 		ereport(WARNING,
 				(errmsg("armdb could not write the entries of a committed transaction to their files: %s",
 						edata->message),

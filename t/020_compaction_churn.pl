@@ -203,6 +203,7 @@ for my $round (1 .. 3)
 	like($launcher, qr/^\d+$/, "round $round: the compaction launcher runs");
 	my $size_start =
 	  $node->safe_psql('postgres', "SELECT armdb_relation_size('t')");
+	my $log_pos = -s $node->logfile;
 
 	my @writers =
 	  map { start_writer($_, $last{$_} + 1, $round) } (1 .. $nwriters);
@@ -248,7 +249,14 @@ for my $round (1 .. 3)
 	cmp_ok($s->{runs}, '>', 0,
 		"round $round: the worker merged during the churn ($s->{runs} merges in ${secs}s, $s->{files_merged} files, $s->{bytes_reclaimed} bytes reclaimed, $worker worker running)"
 	);
-	is($s->{failures}, '0', "round $round: no merge failed");
+	# A merge that finds a concurrent VACUUM freed versions whose endings
+	# it dropped is undone, safely (compact.c, condition (3)): autovacuum
+	# runs during the churn.  Any other failure is one.
+	my @undone = (substr(slurp_file($node->logfile), $log_pos) =~
+		  /compaction of shard \d+ of "t" was undone: ([^\n]*)/g);
+	my $vacuum_races = grep { /a concurrent VACUUM freed versions/ } @undone;
+	cmp_ok($s->{failures}, '<=', $vacuum_races,
+		"round $round: no merge failed ($vacuum_races undone for a concurrent VACUUM)");
 
 	my $total = 0;
 	for my $writer (@writers)

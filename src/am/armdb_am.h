@@ -118,15 +118,18 @@ extern bool armdb_tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot,
 extern bool armdb_slot_of_tid(ArmdbRelKeydir *kd, ItemPointer tid,
 							  uint64 *slot);
 extern bool armdb_version_lookup(ArmdbRelKeydir *kd, uint64 slot,
-								 Snapshot snapshot, ArmdbVersion *copy);
+								 Snapshot snapshot, ArmdbVersion *copy,
+								 ArmdbVersionExtra *xcopy);
 extern bool armdb_version_judge(Relation rel, ArmdbVersion *v, uint64 slot,
 								Snapshot snapshot);
 extern bool armdb_version_lookup_ssi(Relation rel, ArmdbRelKeydir *kd,
 									 uint64 slot, Snapshot snapshot,
-									 ArmdbVersion *copy);
+									 ArmdbVersion *copy,
+									 ArmdbVersionExtra *xcopy);
 extern void armdb_fill_tuple(HeapTuple tuple, Relation rel, uint64 slot,
 							 char *image, uint32 image_len,
-							 const ArmdbVersion *v);
+							 const ArmdbVersion *v,
+							 const ArmdbVersionExtra *x);
 extern char *armdb_entry_tuple(char *entry, uint32 len, uint32 *image_len);
 extern char *armdb_reserve_buffer(char **buf, Size *size, Size len,
 								  MemoryContext mcxt);
@@ -134,6 +137,7 @@ extern void armdb_read_version(ArmdbRelKeydir *kd, uint64 slot,
 							   const ArmdbVersion *v, char *buf);
 extern void armdb_read_version_tuple(Relation rel, ArmdbRelKeydir *kd,
 									 uint64 slotno, const ArmdbVersion *v,
+									 const ArmdbVersionExtra *x,
 									 char *buf, HeapTuple tuple);
 extern void armdb_check_serializable_out(Relation rel, ArmdbVersion *v,
 										 bool visible, Snapshot snapshot);
@@ -162,6 +166,8 @@ typedef struct ArmdbChainWalk
 } ArmdbChainWalk;
 
 extern bool armdb_hot_next(const ArmdbVersion *v, uint64 slot, uint64 *next);
+extern bool armdb_hot_next_copy(const ArmdbVersion *v, uint32 ctid,
+								uint64 slot, uint64 *next);
 extern bool armdb_chain_member(const ArmdbVersion *v, bool at_chain_start,
 							   TransactionId prior_xmax);
 extern ArmdbVersion *armdb_chain_version(ArmdbChainWalk *walk, uint64 slot);
@@ -169,6 +175,7 @@ extern void armdb_chain_done(ArmdbChainWalk *walk);
 extern bool armdb_hot_search_locked(Relation rel, ArmdbRelKeydir *kd,
 									ArmdbPage *root_page, uint64 *slotp,
 									Snapshot snapshot, ArmdbVersion *copy,
+									ArmdbVersionExtra *xcopy,
 									bool *all_dead,
 									struct GlobalVisState *vistest,
 									bool first_call,
@@ -176,6 +183,7 @@ extern bool armdb_hot_search_locked(Relation rel, ArmdbRelKeydir *kd,
 									int *npassed);
 extern bool armdb_hot_search(Relation rel, ArmdbRelKeydir *kd, uint64 *slotp,
 							 Snapshot snapshot, ArmdbVersion *copy,
+							 ArmdbVersionExtra *xcopy,
 							 bool *all_dead, struct GlobalVisState *vistest,
 							 bool first_call, TransactionId resume_xmin,
 							 int *npassed);
@@ -257,6 +265,7 @@ typedef struct ArmdbScanDescData
 	 */
 	uint64	   *bm_slots;		/* [ARMDB_SLOTS_PER_PAGE] */
 	ArmdbVersion *bm_versions;	/* [ARMDB_SLOTS_PER_PAGE] */
+	ArmdbVersionExtra *bm_extras;	/* ... their command ids and ctids */
 	int			bm_count;
 	int			bm_pos;
 	bool		bm_prefetch_off;
@@ -299,6 +308,7 @@ extern bool armdb_bitmap_ahead_copy(ArmdbScanDesc scan, uint64 slot,
 extern void armdb_bitmap_ahead_free(ArmdbScanDesc scan);
 extern void armdb_scan_store_version(ArmdbScanDesc scan, uint64 slotno,
 									 const ArmdbVersion *v,
+									 const ArmdbVersionExtra *x,
 									 TupleTableSlot *slot);
 
 
@@ -365,7 +375,7 @@ extern void armdb_tuple_complete_speculative(Relation rel,
 											 uint32 specToken,
 											 bool succeeded);
 extern void armdb_copy_version(Relation rel, TupleTableSlot *slot,
-							   const ArmdbVersion *old);
+							   const ArmdbVersion *old, CommandId old_cid);
 extern void armdb_insert_version(Relation rel, ArmdbRelKeydir *kd,
 								 TupleTableSlot *slot, CommandId cid,
 								 uint64 prev_slot, uint64 root_slot,

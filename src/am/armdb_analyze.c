@@ -31,7 +31,8 @@
 /* Read a version found in the keydir and store it in slot. */
 static void
 store_version(ArmdbScanDesc scan, Relation rel, ArmdbRelKeydir *kd,
-			  uint64 slotno, const ArmdbVersion *v, TupleTableSlot *slot)
+			  uint64 slotno, const ArmdbVersion *v, const ArmdbVersionExtra *x,
+			  TupleTableSlot *slot)
 {
 	char	   *buf = armdb_scan_tuple_buffer(scan, v->len);
 	uint32		image_len;
@@ -39,7 +40,7 @@ store_version(ArmdbScanDesc scan, Relation rel, ArmdbRelKeydir *kd,
 
 	armdb_read_version(kd, slotno, v, buf);
 	image = armdb_entry_tuple(buf, v->len, &image_len);
-	armdb_fill_tuple(&scan->tuple, rel, slotno, image, image_len, v);
+	armdb_fill_tuple(&scan->tuple, rel, slotno, image, image_len, v, x);
 	ExecStoreHeapTuple(&scan->tuple, slot, false);
 }
 
@@ -183,7 +184,8 @@ armdb_scan_analyze_next_block(TableScanDesc sscan, BlockNumber blockno,
 /* Store the version of slotno in slot, from the block span if it is there. */
 void
 armdb_scan_store_version(ArmdbScanDesc scan, uint64 slotno,
-						 const ArmdbVersion *v, TupleTableSlot *slot)
+						 const ArmdbVersion *v, const ArmdbVersionExtra *x,
+						 TupleTableSlot *slot)
 {
 	ArmdbLocation loc = {v->file_id, v->offset, v->len};
 	char	   *buf = armdb_scan_tuple_buffer(scan, v->len);
@@ -193,12 +195,12 @@ armdb_scan_store_version(ArmdbScanDesc scan, uint64 slotno,
 	if (!armdb_bitmap_ahead_copy(scan, slotno, &loc, buf) &&
 		!armdb_vstore_span_copy(&scan->span, slotno, &loc, buf))
 	{
-		store_version(scan, scan->base.rs_rd, scan->kd, slotno, v, slot);
+		store_version(scan, scan->base.rs_rd, scan->kd, slotno, v, x, slot);
 		return;
 	}
 	image = armdb_entry_tuple(buf, v->len, &image_len);
 	armdb_fill_tuple(&scan->tuple, scan->base.rs_rd, slotno, image,
-					 image_len, v);
+					 image_len, v, x);
 	ExecStoreHeapTuple(&scan->tuple, slot, false);
 }
 
@@ -218,10 +220,12 @@ armdb_scan_analyze_next_tuple(TableScanDesc sscan, TransactionId OldestXmin,
 		int			i = scan->coffset++;
 		uint64		slotno = (uint64) scan->cblock * ARMDB_SLOTS_PER_PAGE + i;
 		ArmdbVersion v;
+		ArmdbVersionExtra x;
 		bool		sample_it = false;
 
 		LWLockAcquire(&page->lock, LW_SHARED);
 		v = page->v[i];
+		x = armdb_version_extra_values(&page->v[i], slotno);
 		if (v.file_id == 0)
 		{
 			LWLockRelease(&page->lock);
@@ -261,7 +265,7 @@ armdb_scan_analyze_next_tuple(TableScanDesc sscan, TransactionId OldestXmin,
 
 		if (sample_it)
 		{
-			armdb_scan_store_version(scan, slotno, &v, slot);
+			armdb_scan_store_version(scan, slotno, &v, &x, slot);
 			return true;
 		}
 	}
@@ -317,6 +321,7 @@ armdb_scan_sample_next_tuple(TableScanDesc sscan, SampleScanState *scanstate,
 		OffsetNumber off;
 		uint64		slotno;
 		ArmdbVersion v;
+		ArmdbVersionExtra x;
 		bool		visible;
 
 		CHECK_FOR_INTERRUPTS();
@@ -327,13 +332,14 @@ armdb_scan_sample_next_tuple(TableScanDesc sscan, SampleScanState *scanstate,
 			return false;
 		}
 		slotno = (uint64) scan->cblock * ARMDB_SLOTS_PER_PAGE + off - 1;
-		visible = armdb_version_lookup(scan->kd, slotno, sscan->rs_snapshot, &v);
+		visible = armdb_version_lookup(scan->kd, slotno, sscan->rs_snapshot,
+									   &v, &x);
 		if (v.file_id != 0)
 			armdb_check_serializable_out(sscan->rs_rd, &v, visible,
 										 sscan->rs_snapshot);
 		if (visible)
 		{
-			armdb_scan_store_version(scan, slotno, &v, slot);
+			armdb_scan_store_version(scan, slotno, &v, &x, slot);
 			pgstat_count_heap_getnext(sscan->rs_rd);
 			return true;
 		}

@@ -292,9 +292,9 @@ read_ahead(ArmdbScanDesc scan, BlockNumber blockno)
 				continue;
 			slot = first + r->offsets[i] - 1;
 			v = page->v[r->offsets[i] - 1];
-			/* on a copy: hint bits it may set are not kept */
 			if (v.file_id == 0 || v.len > AHEAD_ENTRY_MAX ||
-				!armdb_version_satisfies(&v, slot, scan->base.rs_snapshot))
+				!armdb_version_satisfies(&page->v[r->offsets[i] - 1], slot,
+										 scan->base.rs_snapshot))
 				continue;
 			if (ra->n == AHEAD_ENTRIES || used + MAXALIGN(v.len) > AHEAD_BYTES)
 			{
@@ -454,6 +454,8 @@ judge_page(ArmdbScanDesc scan, BlockNumber blockno,
 	{
 		scan->bm_versions = MemoryContextAlloc(scan->mcxt,
 											   sizeof(ArmdbVersion) * ARMDB_SLOTS_PER_PAGE);
+		scan->bm_extras = MemoryContextAlloc(scan->mcxt,
+											 sizeof(ArmdbVersionExtra) * ARMDB_SLOTS_PER_PAGE);
 		scan->bm_slots = MemoryContextAlloc(scan->mcxt,
 											sizeof(uint64) * ARMDB_SLOTS_PER_PAGE);
 	}
@@ -489,7 +491,7 @@ judge_page(ArmdbScanDesc scan, BlockNumber blockno,
 				continue;
 			if (!armdb_hot_search_locked(rel, scan->kd, page, &found,
 										 snapshot, &scan->bm_versions[nvisible],
-										 NULL, NULL, true,
+										 &scan->bm_extras[nvisible], NULL, NULL, true,
 										 InvalidTransactionId, NULL))
 				continue;
 			scan->bm_slots[nvisible] = found;
@@ -508,6 +510,8 @@ judge_page(ArmdbScanDesc scan, BlockNumber blockno,
 								 snapshot))
 			continue;
 		scan->bm_versions[nvisible] = page->v[index];
+		scan->bm_extras[nvisible] = armdb_version_extra_values(&page->v[index],
+															   first + index);
 		scan->bm_slots[nvisible] = first + index;
 		nvisible++;
 	}
@@ -578,7 +582,7 @@ armdb_scan_bitmap_next_tuple(TableScanDesc sscan, TBMIterateResult *tbmres,
 	}
 	CHECK_FOR_INTERRUPTS();
 	armdb_scan_store_version(scan, scan->bm_slots[i], &scan->bm_versions[i],
-							 slot);
+							 &scan->bm_extras[i], slot);
 	scan->bm_pos++;
 	pgstat_count_heap_fetch(sscan->rs_rd);
 	return true;

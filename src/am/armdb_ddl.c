@@ -194,6 +194,7 @@ armdb_relation_copy_for_cluster(Relation OldTable, Relation NewTable,
 	{
 		uint64		slotno;
 		ArmdbVersion v;
+		ArmdbVersionExtra x;
 		TransactionId xwait;
 		bool		keep;
 
@@ -238,9 +239,9 @@ armdb_relation_copy_for_cluster(Relation OldTable, Relation NewTable,
 		if (!keep)
 			continue;
 
-		(void) armdb_version_lookup(kd, slotno, SnapshotAny, &v);
+		(void) armdb_version_lookup(kd, slotno, SnapshotAny, &v, &x);
 		*num_tuples += 1;
-		armdb_copy_version(NewTable, slot, &v);
+		armdb_copy_version(NewTable, slot, &v, x.cid);
 	}
 
 	if (index_scan != NULL)

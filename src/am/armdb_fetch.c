@@ -43,7 +43,8 @@ StaticAssertDecl(ARMDB_ENTRY_HEADER_SIZE % MAXIMUM_ALIGNOF == 0 &&
  */
 void
 armdb_fill_tuple(HeapTuple tuple, Relation rel, uint64 slot, char *image,
-				 uint32 image_len, const ArmdbVersion *v)
+				 uint32 image_len, const ArmdbVersion *v,
+				 const ArmdbVersionExtra *x)
 {
 	HeapTupleHeader td = (HeapTupleHeader) image;
 
@@ -58,13 +59,13 @@ armdb_fill_tuple(HeapTuple tuple, Relation rel, uint64 slot, char *image,
 		(v->infomask2 & HEAP2_XACT_MASK);
 	HeapTupleHeaderSetXmin(td, v->xmin);
 	HeapTupleHeaderSetXmax(td, v->xmax);
-	td->t_choice.t_heap.t_field3.t_cid = v->cid;
+	td->t_choice.t_heap.t_field3.t_cid = x->cid;
 	if (v->infomask2 & ARMDB_V2_SPECULATIVE)
 		td->t_ctid = tuple->t_self;
-	else if (v->ctid == ARMDB_CTID_MOVED)
+	else if (x->ctid == ARMDB_CTID_MOVED)
 		ItemPointerSetMovedPartitions(&td->t_ctid);
 	else
-		armdb_slot_to_tid(v->ctid, &td->t_ctid);
+		armdb_slot_to_tid(x->ctid, &td->t_ctid);
 }
 
 /*
@@ -206,9 +207,9 @@ armdb_entry_root_slot(const char *entry, uint64 slot)
  */
 bool
 armdb_version_lookup(ArmdbRelKeydir *kd, uint64 slot, Snapshot snapshot,
-					 ArmdbVersion *copy)
+					 ArmdbVersion *copy, ArmdbVersionExtra *xcopy)
 {
-	return armdb_version_lookup_ssi(NULL, kd, slot, snapshot, copy);
+	return armdb_version_lookup_ssi(NULL, kd, slot, snapshot, copy, xcopy);
 }
 
 /*
@@ -249,7 +250,8 @@ armdb_version_judge(Relation rel, ArmdbVersion *v, uint64 slot,
 /* armdb_version_lookup(), judged by armdb_version_judge() with rel */
 bool
 armdb_version_lookup_ssi(Relation rel, ArmdbRelKeydir *kd, uint64 slot,
-						 Snapshot snapshot, ArmdbVersion *copy)
+						 Snapshot snapshot, ArmdbVersion *copy,
+						 ArmdbVersionExtra *xcopy)
 {
 	ArmdbPage  *page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE);
 	bool		visible;
@@ -257,12 +259,20 @@ armdb_version_lookup_ssi(Relation rel, ArmdbRelKeydir *kd, uint64 slot,
 	if (page == NULL)
 	{
 		memset(copy, 0, sizeof(*copy));
+		if (xcopy != NULL)
+		{
+			xcopy->cid = FirstCommandId;
+			xcopy->ctid = (uint32) slot;
+		}
 		return false;
 	}
 	LWLockAcquire(&page->lock, LW_SHARED);
 	visible = armdb_version_judge(rel, &page->v[slot % ARMDB_SLOTS_PER_PAGE],
 								  slot, snapshot);
 	*copy = page->v[slot % ARMDB_SLOTS_PER_PAGE];
+	if (xcopy != NULL)
+		*xcopy = armdb_version_extra_values(&page->v[slot % ARMDB_SLOTS_PER_PAGE],
+											slot);
 	LWLockRelease(&page->lock);
 	return visible;
 }
@@ -273,14 +283,15 @@ armdb_version_lookup_ssi(Relation rel, ArmdbRelKeydir *kd, uint64 slot,
  */
 void
 armdb_read_version_tuple(Relation rel, ArmdbRelKeydir *kd, uint64 slotno,
-						 const ArmdbVersion *v, char *buf, HeapTuple tuple)
+						 const ArmdbVersion *v, const ArmdbVersionExtra *x,
+						 char *buf, HeapTuple tuple)
 {
 	uint32		image_len;
 	char	   *image;
 
 	armdb_read_version(kd, slotno, v, buf);
 	image = armdb_entry_tuple(buf, v->len, &image_len);
-	armdb_fill_tuple(tuple, rel, slotno, image, image_len, v);
+	armdb_fill_tuple(tuple, rel, slotno, image, image_len, v, x);
 }
 
 /* Is the version in slot dead to every snapshot vistest describes? */
@@ -398,6 +409,7 @@ armdb_fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot,
 {
 	ArmdbRelKeydir *kd = armdb_rel_keydir(rel);
 	ArmdbVersion v;
+	ArmdbVersionExtra x;
 	uint64		slotno;
 	char	   *buf;
 	char	   *image;
@@ -406,7 +418,7 @@ armdb_fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot,
 
 	if (!armdb_slot_of_tid(kd, tid, &slotno))
 		return false;
-	if (!armdb_version_lookup_ssi(rel, kd, slotno, snapshot, &v))
+	if (!armdb_version_lookup_ssi(rel, kd, slotno, snapshot, &v, &x))
 		return false;
 
 	/*
@@ -419,7 +431,7 @@ armdb_fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot,
 	armdb_read_version(kd, slotno, &v, buf + HEAPTUPLESIZE);
 	remember_entry(kd, slotno, &v, buf + HEAPTUPLESIZE);
 	image = armdb_entry_tuple(buf + HEAPTUPLESIZE, v.len, &image_len);
-	armdb_fill_tuple(tuple, rel, slotno, image, image_len, &v);
+	armdb_fill_tuple(tuple, rel, slotno, image, image_len, &v, &x);
 	ExecStoreHeapTuple(tuple, slot, true);
 	return true;
 }
@@ -448,11 +460,12 @@ armdb_get_latest_tid(TableScanDesc sscan, ItemPointer tid)
 	{
 		uint64		slot;
 		ArmdbVersion v;
+		ArmdbVersionExtra x;
 		bool		visible;
 
 		if (!armdb_slot_of_tid(kd, &ctid, &slot))
 			break;
-		visible = armdb_version_lookup(kd, slot, snapshot, &v);
+		visible = armdb_version_lookup(kd, slot, snapshot, &v, &x);
 		if (v.file_id == 0)
 			break;
 		/* a broken chain: the slot holds something else now */
@@ -463,10 +476,10 @@ armdb_get_latest_tid(TableScanDesc sscan, ItemPointer tid)
 			*tid = ctid;
 		if ((v.infomask & HEAP_XMAX_INVALID) ||
 			armdb_version_is_only_locked(&v) ||
-			v.ctid == ARMDB_CTID_MOVED ||
-			armdb_version_ctid_is_self(&v, slot))
+			x.ctid == ARMDB_CTID_MOVED ||
+			(!armdb_version_is_speculative(&v) && x.ctid == (uint32) slot))
 			break;
-		armdb_slot_to_tid(v.ctid, &ctid);
+		armdb_slot_to_tid(x.ctid, &ctid);
 		prior_xmax = armdb_version_get_update_xid(&v);
 	}
 }
@@ -481,5 +494,5 @@ armdb_tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot,
 
 	if (!armdb_slot_of_tid(kd, &slot->tts_tid, &slotno))
 		return false;
-	return armdb_version_lookup(kd, slotno, snapshot, &v);
+	return armdb_version_lookup(kd, slotno, snapshot, &v, NULL);
 }

@@ -66,13 +66,23 @@
 bool
 armdb_hot_next(const ArmdbVersion *v, uint64 slot, uint64 *next)
 {
+	if (v->file_id == 0)
+		return false;
+	return armdb_hot_next_copy(v, armdb_version_ctid(v, slot), slot, next);
+}
+
+/* ... for a copy of the record, v, with its ctid */
+bool
+armdb_hot_next_copy(const ArmdbVersion *v, uint32 ctid, uint64 slot,
+					uint64 *next)
+{
 	if (v->file_id == 0 || !(v->infomask2 & HEAP_HOT_UPDATED) ||
 		(v->infomask & HEAP_XMAX_INVALID) || armdb_version_xmin_invalid(v) ||
 		HEAP_XMAX_IS_LOCKED_ONLY(v->infomask) ||
 		(v->infomask2 & ARMDB_V2_SPECULATIVE) ||
-		v->ctid == ARMDB_CTID_MOVED || v->ctid == (uint32) slot)
+		ctid == ARMDB_CTID_MOVED || ctid == (uint32) slot)
 		return false;
-	*next = v->ctid;
+	*next = ctid;
 	return true;
 }
 
@@ -145,7 +155,7 @@ armdb_chain_done(ArmdbChainWalk *walk)
 bool
 armdb_hot_search_locked(Relation rel, ArmdbRelKeydir *kd, ArmdbPage *root_page,
 						uint64 *slotp, Snapshot snapshot, ArmdbVersion *copy,
-						bool *all_dead, GlobalVisState *vistest,
+						ArmdbVersionExtra *xcopy, bool *all_dead, GlobalVisState *vistest,
 						bool first_call, TransactionId resume_xmin,
 						int *npassed)
 {
@@ -174,7 +184,7 @@ armdb_hot_search_locked(Relation rel, ArmdbRelKeydir *kd, ArmdbPage *root_page,
 			/* only an index entry's own slot may redirect */
 			if (!at_chain_start)
 				break;
-			slot = v->ctid;
+			slot = armdb_version_ctid(v, slot);
 			prior_xmax = armdb_redirect_xmin(v);
 			at_chain_start = false;
 			continue;
@@ -191,6 +201,8 @@ armdb_hot_search_locked(Relation rel, ArmdbRelKeydir *kd, ArmdbPage *root_page,
 		if (!skip && armdb_version_judge(rel, v, slot, snapshot))
 		{
 			*copy = *v;
+			if (xcopy != NULL)
+				*xcopy = armdb_version_extra_values(v, slot);
 			*slotp = slot;
 			if (all_dead != NULL)
 				*all_dead = false;
@@ -218,7 +230,8 @@ armdb_hot_search_locked(Relation rel, ArmdbRelKeydir *kd, ArmdbPage *root_page,
 /* armdb_hot_search_locked(), taking the root's page lock itself */
 bool
 armdb_hot_search(Relation rel, ArmdbRelKeydir *kd, uint64 *slotp,
-				 Snapshot snapshot, ArmdbVersion *copy, bool *all_dead,
+				 Snapshot snapshot, ArmdbVersion *copy,
+				 ArmdbVersionExtra *xcopy, bool *all_dead,
 				 GlobalVisState *vistest, bool first_call,
 				 TransactionId resume_xmin, int *npassed)
 {
@@ -236,7 +249,7 @@ armdb_hot_search(Relation rel, ArmdbRelKeydir *kd, uint64 *slotp,
 	}
 	LWLockAcquire(&page->lock, LW_SHARED);
 	found = armdb_hot_search_locked(rel, kd, page, slotp, snapshot, copy,
-									all_dead, vistest, first_call,
+									xcopy, all_dead, vistest, first_call,
 									resume_xmin, npassed);
 	LWLockRelease(&page->lock);
 	return found;
@@ -276,7 +289,7 @@ armdb_hot_chain_dead(ArmdbRelKeydir *kd, uint64 root, GlobalVisState *vistest,
 		{
 			if (!at_chain_start)
 				break;
-			slot = v->ctid;
+			slot = armdb_version_ctid(v, slot);
 			prior_xmax = armdb_redirect_xmin(v);
 			at_chain_start = false;
 			continue;
@@ -331,7 +344,7 @@ armdb_hot_prunable_locked(ArmdbRelKeydir *kd, ArmdbPage *root_page,
 
 	if (armdb_version_is_redirect(v))
 	{
-		slot = v->ctid;
+		slot = armdb_version_ctid(v, slot);
 		prior_xmax = armdb_redirect_xmin(v);
 		at_chain_start = false;
 		v = armdb_chain_version(&walk, slot);

@@ -88,6 +88,7 @@ armdb_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
 	ArmdbIndexFetchData *fetch = (ArmdbIndexFetchData *) scan;
 	Relation	rel = scan->rel;
 	ArmdbVersion v;
+	ArmdbVersionExtra x;
 	uint64		slotno;
 	uint64		root;
 	int			npassed;
@@ -100,14 +101,14 @@ armdb_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
 		return false;
 	root = slotno;
 
-	if (!armdb_hot_search(rel, fetch->kd, &slotno, snapshot, &v, all_dead,
+	if (!armdb_hot_search(rel, fetch->kd, &slotno, snapshot, &v, &x, all_dead,
 						  all_dead ? GlobalVisTestFor(rel) : NULL,
 						  first_call, fetch->last_xmin, &npassed))
 		return false;
 
 	armdb_slot_to_tid(slotno, tid);
 	fetch->last_xmin = v.xmin;
-	armdb_read_version_tuple(rel, fetch->kd, slotno, &v,
+	armdb_read_version_tuple(rel, fetch->kd, slotno, &v, &x,
 							 armdb_reserve_buffer(&fetch->buf, &fetch->buf_size,
 												  v.len, fetch->mcxt),
 							 &fetch->tuple);
@@ -188,7 +189,7 @@ collect_chain(ArmdbRelKeydir *kd, uint64 slot, uint64 **chain, int *cap)
 			break;
 		if (armdb_version_is_redirect(v) && at_chain_start)
 		{
-			slot = v->ctid;
+			slot = armdb_version_ctid(v, slot);
 			prior_xmax = armdb_redirect_xmin(v);
 			at_chain_start = false;
 			continue;
@@ -316,6 +317,7 @@ armdb_index_build_range_scan(Relation heapRelation, Relation indexRelation,
 		uint64		slotno;
 		uint64		root;
 		ArmdbVersion v;
+		ArmdbVersionExtra x;
 		uint64		next;
 		bool		hot_updated;
 		ItemPointerData root_tid;
@@ -330,9 +332,9 @@ armdb_index_build_range_scan(Relation heapRelation, Relation indexRelation,
 				if (chain_pos < chain_n)
 				{
 					slotno = chain[chain_pos++];
-					if (!armdb_version_lookup(kd, slotno, snapshot, &v))
+					if (!armdb_version_lookup(kd, slotno, snapshot, &v, &x))
 						continue;
-					armdb_read_version_tuple(heapRelation, kd, slotno, &v,
+					armdb_read_version_tuple(heapRelation, kd, slotno, &v, &x,
 											 armdb_reserve_buffer(&range_buf,
 																  &range_buf_size,
 																  v.len,
@@ -357,7 +359,7 @@ armdb_index_build_range_scan(Relation heapRelation, Relation indexRelation,
 			if (!table_scan_getnextslot(scan, ForwardScanDirection, slot))
 				break;
 			slotno = armdb_tid_to_slot(&slot->tts_tid);
-			(void) armdb_version_lookup(kd, slotno, SnapshotAny, &v);
+			(void) armdb_version_lookup(kd, slotno, SnapshotAny, &v, &x);
 			root = (v.infomask2 & HEAP_ONLY_TUPLE) ?
 				heap_only_root(kd, slotno, &v) : slotno;
 		}
@@ -371,8 +373,8 @@ armdb_index_build_range_scan(Relation heapRelation, Relation indexRelation,
 
 	recheck:
 			res = armdb_version_htsv(kd, slotno, OldestXmin, &xwait);
-			(void) armdb_version_lookup(kd, slotno, SnapshotAny, &v);
-			hot_updated = armdb_hot_next(&v, slotno, &next);
+			(void) armdb_version_lookup(kd, slotno, SnapshotAny, &v, &x);
+			hot_updated = armdb_hot_next_copy(&v, x.ctid, slotno, &next);
 			switch (res)
 			{
 				case HEAPTUPLE_DEAD:
@@ -532,10 +534,11 @@ armdb_index_validate_scan(Relation heapRelation, Relation indexRelation,
 			uint64		slotno = root;
 			ItemPointerData tid;
 			ArmdbVersion v;
+			ArmdbVersionExtra x;
 
 			CHECK_FOR_INTERRUPTS();
 			/* from each chain's root, its version the snapshot sees */
-			if (!armdb_hot_search(NULL, kd, &slotno, snapshot, &v, NULL, NULL,
+			if (!armdb_hot_search(NULL, kd, &slotno, snapshot, &v, &x, NULL, NULL,
 								  true, InvalidTransactionId, NULL))
 				continue;
 			state->htups += 1;
@@ -564,7 +567,7 @@ armdb_index_validate_scan(Relation heapRelation, Relation indexRelation,
 				continue;		/* already in the index */
 
 			MemoryContextReset(econtext->ecxt_per_tuple_memory);
-			armdb_read_version_tuple(heapRelation, kd, slotno, &v,
+			armdb_read_version_tuple(heapRelation, kd, slotno, &v, &x,
 									 armdb_reserve_buffer(&buf, &buf_size, v.len,
 														  CurrentMemoryContext),
 									 &tuple);

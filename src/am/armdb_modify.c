@@ -195,6 +195,10 @@ append_version(Relation rel, ArmdbVstoreAppend *ap, HeapTuple tuple,
 	page = armdb_keydir_page(ap->kd, slot / ARMDB_SLOTS_PER_PAGE);
 
 	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+	/* before the record changes: an ERROR leaves the slot empty */
+	if (cid != FirstCommandId || spec_token != 0)
+		armdb_page_prepare_extra(page, slot / ARMDB_SLOTS_PER_PAGE,
+								 ap->settings);
 	/* the page is no longer all-visible (armdb_vm.c) */
 	armdb_vm_clear(rel, ap->kd, page, slot / ARMDB_SLOTS_PER_PAGE);
 	v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];
@@ -203,17 +207,17 @@ append_version(Relation rel, ArmdbVstoreAppend *ap, HeapTuple tuple,
 	v->len = loc.len;
 	v->xmin = xid;
 	v->xmax = InvalidTransactionId;
-	v->cid = cid;
+	armdb_version_set_cid(v, slot, cid, ap->settings);
 	v->infomask = HEAP_XMAX_INVALID;
 	v->infomask2 = 0;
-	v->ctid = (uint32) slot;
+	armdb_version_set_ctid(v, slot, (uint32) slot, ap->settings);
 	if (root_slot != ARMDB_INVALID_SLOT)
 		v->infomask2 = HEAP_ONLY_TUPLE; /* a HOT update's (armdb_hot.c) */
 	if (spec_token != 0)
 	{
 		/* a speculative insertion: ctid holds the token (heap: t_ctid) */
 		v->infomask2 = ARMDB_V2_SPECULATIVE;
-		v->ctid = spec_token;
+		armdb_version_set_ctid(v, slot, spec_token, ap->settings);
 	}
 	else if (lockers != NULL && TransactionIdIsValid(lockers->xmax))
 	{
@@ -365,7 +369,7 @@ armdb_tuple_complete_speculative(Relation rel, TupleTableSlot *slot,
 	v = &page->v[slotno % ARMDB_SLOTS_PER_PAGE];
 	Assert(v->infomask2 & ARMDB_V2_SPECULATIVE);
 	v->infomask2 &= ~ARMDB_V2_SPECULATIVE;
-	v->ctid = (uint32) slotno;
+	armdb_version_set_ctid(v, slotno, (uint32) slotno, armdb_store_settings());
 	if (!succeeded)
 	{
 		v->infomask &= ~(HEAP_XMAX_COMMITTED | HEAP_XMAX_INVALID |
@@ -411,7 +415,8 @@ full_xid(TransactionId xid)
  * carried over (the version's ctid points at itself).
  */
 void
-armdb_copy_version(Relation rel, TupleTableSlot *slot, const ArmdbVersion *old)
+armdb_copy_version(Relation rel, TupleTableSlot *slot, const ArmdbVersion *old,
+				   CommandId old_cid)
 {
 	ArmdbRelKeydir *kd = armdb_rel_keydir(rel);
 	bool		should_free;
@@ -444,14 +449,14 @@ armdb_copy_version(Relation rel, TupleTableSlot *slot, const ArmdbVersion *old)
 	page = armdb_keydir_page(kd, slotno / ARMDB_SLOTS_PER_PAGE);
 	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 	v = &page->v[slotno % ARMDB_SLOTS_PER_PAGE];
+	armdb_version_set_cid(v, slotno, old_cid, armdb_store_settings());
 	v->xmin = old->xmin;
 	v->xmax = old->xmax;
-	v->cid = old->cid;
 	v->infomask = old->infomask;
 	/* every version is its own root in the new table */
 	v->infomask2 = old->infomask2 & ~(ARMDB_V2_SPECULATIVE | HEAP_HOT_UPDATED |
 									  HEAP_ONLY_TUPLE);
-	v->ctid = (uint32) slotno;
+	armdb_version_set_ctid(v, slotno, (uint32) slotno, armdb_store_settings());
 	LWLockRelease(&page->lock);
 
 	pg_atomic_fetch_add_u64(&kd->nversions, 1);

@@ -548,15 +548,15 @@ armdb_set_xmax(ArmdbVersion *v, TransactionId xmax, uint16 infomask,
 
 /*
  * The slot of the version's newer version (heap: t_ctid != t_self), if an
- * update made one in this relation.
+ * update made one in this relation; ctid is the version's.
  */
 static bool
-newer_version(const ArmdbVersion *v, uint64 slot, uint64 *newer)
+newer_version(const ArmdbVersion *v, uint32 ctid, uint64 slot, uint64 *newer)
 {
-	if (armdb_version_is_speculative(v) || v->ctid == slot ||
-		v->ctid == ARMDB_CTID_MOVED)
+	if (armdb_version_is_speculative(v) || ctid == slot ||
+		ctid == ARMDB_CTID_MOVED)
 		return false;
-	*newer = v->ctid;
+	*newer = ctid;
 	return true;
 }
 
@@ -564,14 +564,15 @@ newer_version(const ArmdbVersion *v, uint64 slot, uint64 *newer)
  * Is an UPDATE of this version between setting its xmax and linking its
  * new version (file header: the link window)?  Only a no-key update, or
  * one whose key question is open, matters: lockers wait for key updates
- * and deletes anyway.  v is a copy, or the caller holds the page lock.
+ * and deletes anyway.  v is a copy, or the caller holds the page lock;
+ * ctid is the version's.
  */
 static bool
-link_pending(ArmdbVersion *v, uint64 slot)
+link_pending(ArmdbVersion *v, uint32 ctid, uint64 slot)
 {
 	if ((v->infomask & HEAP_XMAX_INVALID) ||
 		HEAP_XMAX_IS_LOCKED_ONLY(v->infomask) ||
-		armdb_version_is_speculative(v) || v->ctid != slot ||
+		armdb_version_is_speculative(v) || ctid != slot ||
 		((v->infomask2 & HEAP_KEYS_UPDATED) &&
 		 !(v->infomask2 & ARMDB_V2_KEYS_UNKNOWN)))
 		return false;
@@ -590,14 +591,16 @@ void
 armdb_fill_failure(TM_FailureData *tmfd, ArmdbVersion *v, uint64 slot,
 				   TM_Result result)
 {
-	if (v->ctid == ARMDB_CTID_MOVED && !armdb_version_is_speculative(v))
+	uint32		ctid = armdb_version_ctid(v, slot);
+
+	if (ctid == ARMDB_CTID_MOVED && !armdb_version_is_speculative(v))
 		ItemPointerSetMovedPartitions(&tmfd->ctid);
 	else
-		armdb_slot_to_tid(armdb_version_ctid_is_self(v, slot) ? slot : v->ctid,
+		armdb_slot_to_tid(armdb_version_ctid_is_self(v, slot) ? slot : ctid,
 						  &tmfd->ctid);
 	tmfd->xmax = armdb_version_get_update_xid(v);
 	if (result == TM_SelfModified)
-		tmfd->cmax = armdb_version_get_cmax(v);
+		tmfd->cmax = armdb_version_get_cmax(v, slot);
 	else
 		tmfd->cmax = InvalidCommandId;
 	tmfd->traversed = false;
@@ -672,21 +675,23 @@ settle_keys_updated(Relation rel, ArmdbRelKeydir *kd, uint64 slot)
 	ArmdbPage  *page = armdb_keydir_page(kd, slot / ARMDB_SLOTS_PER_PAGE);
 	ArmdbVersion *v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];
 	ArmdbVersion seen;
+	uint32		seen_ctid;
 	ArmdbVersion newer_seen;
 	uint64		newer;
 	bool		differ = true;
 
 	LWLockAcquire(&page->lock, LW_SHARED);
 	seen = *v;
+	seen_ctid = armdb_version_ctid(v, slot);
 	LWLockRelease(&page->lock);
 	if (!(seen.infomask2 & ARMDB_V2_KEYS_UNKNOWN) ||
-		!newer_version(&seen, slot, &newer))
+		!newer_version(&seen, seen_ctid, slot, &newer))
 		return false;
 
 	/* armdb_set_xmax() clears the flag if xmax becomes a MultiXact: be safe */
 	if (!(seen.infomask & HEAP_XMAX_IS_MULTI))
 	{
-		(void) armdb_version_lookup(kd, newer, SnapshotAny, &newer_seen);
+		(void) armdb_version_lookup(kd, newer, SnapshotAny, &newer_seen, NULL);
 		if (newer_seen.file_id != 0 &&
 			TransactionIdEquals(newer_seen.xmin, seen.xmax))
 		{
@@ -706,7 +711,8 @@ settle_keys_updated(Relation rel, ArmdbRelKeydir *kd, uint64 slot)
 
 	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 	if ((v->infomask2 & ARMDB_V2_KEYS_UNKNOWN) &&
-		TransactionIdEquals(v->xmax, seen.xmax) && v->ctid == seen.ctid)
+		TransactionIdEquals(v->xmax, seen.xmax) &&
+		armdb_version_ctid(v, slot) == seen_ctid)
 	{
 		v->infomask2 &= ~ARMDB_V2_KEYS_UNKNOWN;
 		if (!differ)
@@ -810,7 +816,7 @@ retry:
 			TM_Result	result = TM_Ok;
 			TransactionId waitxid = InvalidTransactionId;
 
-			if (link_pending(v, slot))
+			if (link_pending(v, armdb_version_ctid(v, slot), slot))
 			{
 				LWLockRelease(&page->lock);
 				wait_for_link();
@@ -882,7 +888,7 @@ retry:
 
 next:
 		/* we may have locked it inside an update's link window */
-		if (link_pending(v, slot))
+		if (link_pending(v, armdb_version_ctid(v, slot), slot))
 		{
 			LWLockRelease(&page->lock);
 			wait_for_link();
@@ -890,7 +896,7 @@ next:
 			goto next;
 		}
 		if ((v->infomask & HEAP_XMAX_INVALID) ||
-			!newer_version(v, slot, &newer) ||
+			!newer_version(v, armdb_version_ctid(v, slot), slot, &newer) ||
 			armdb_version_is_only_locked(v))
 		{
 			LWLockRelease(&page->lock);
@@ -945,8 +951,9 @@ retry:
 		TransactionId xwait = v->xmax;
 		uint16		infomask = v->infomask;
 		uint16		infomask2 = v->infomask2;
+		uint32		ctid = armdb_version_ctid(v, slot);
 		uint64		newer = 0;
-		bool		has_newer = newer_version(v, slot, &newer);
+		bool		has_newer = newer_version(v, ctid, slot, &newer);
 		bool		require_sleep;
 
 		LWLockRelease(&page->lock);
@@ -962,7 +969,7 @@ retry:
 			seen.xmax = xwait;
 			seen.infomask = infomask;
 			seen.infomask2 = infomask2;
-			if (link_pending(&seen, slot))
+			if (link_pending(&seen, ctid, slot))
 			{
 				wait_for_link();
 				LWLockAcquire(&page->lock, LW_EXCLUSIVE);
@@ -1201,7 +1208,8 @@ failed:
 	armdb_set_xmax(v, new_xmax, new_infomask, new_infomask2);
 	if (HEAP_XMAX_IS_LOCKED_ONLY(new_infomask) &&
 		!armdb_version_is_speculative(v))
-		v->ctid = (uint32) slot;	/* no forward link */
+		armdb_version_set_ctid(v, slot, (uint32) slot,
+							   armdb_store_settings());	/* no forward link */
 	result = TM_Ok;
 
 out_locked:
@@ -1251,11 +1259,12 @@ retry:
 		{
 			uint64		nslot;
 			ArmdbVersion nv;
+			ArmdbVersionExtra nx;
 			bool		visible;
 
 			if (!armdb_slot_of_tid(kd, tid, &nslot))
 				return TM_Deleted;
-			visible = armdb_version_lookup(kd, nslot, &dirty, &nv);
+			visible = armdb_version_lookup(kd, nslot, &dirty, &nv, &nx);
 			if (nv.file_id == 0 || !TransactionIdEquals(nv.xmin, prior_xmax))
 				return TM_Deleted;	/* the row was deleted meanwhile */
 			if (visible)
@@ -1268,22 +1277,22 @@ retry:
 					continue;
 				}
 				if (TransactionIdIsCurrentTransactionId(prior_xmax) &&
-					armdb_version_get_cmin(&nv) >= cid)
+					armdb_version_cmin_of(&nv, nx.cid) >= cid)
 				{
 					tmfd->xmax = prior_xmax;
-					tmfd->cmax = armdb_version_get_cmin(&nv);
+					tmfd->cmax = armdb_version_cmin_of(&nv, nx.cid);
 					return TM_SelfModified;
 				}
 				goto retry;
 			}
 			/* updated or deleted by a committed transaction (or us) */
-			if (nv.ctid == ARMDB_CTID_MOVED)
+			if (nx.ctid == ARMDB_CTID_MOVED)
 				ereport(ERROR,
 						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 						 errmsg("tuple to be locked was already moved to another partition due to concurrent update")));
-			if (armdb_version_ctid_is_self(&nv, nslot))
+			if (!armdb_version_is_speculative(&nv) && nx.ctid == (uint32) nslot)
 				return TM_Deleted;
-			armdb_slot_to_tid(nv.ctid, tid);
+			armdb_slot_to_tid(nx.ctid, tid);
 			prior_xmax = armdb_version_get_update_xid(&nv);
 		}
 	}

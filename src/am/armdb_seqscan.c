@@ -79,6 +79,7 @@ typedef struct ShardCursor
 	 */
 	uint64		vis_page;		/* PG_UINT64_MAX: none */
 	ArmdbVersion *vis_copy;		/* [ARMDB_SLOTS_PER_PAGE] */
+	ArmdbVersionExtra *vis_extra;	/* ... their command ids and ctids */
 	bool	   *vis;			/* [ARMDB_SLOTS_PER_PAGE] */
 	uint32		vis_uses;		/* entries that used vis_page so far */
 	uint64		run_page;		/* the page of the last entries judged one
@@ -139,6 +140,8 @@ free_cursors(ArmdbScanDesc scan)
 		armdb_vstore_cursor_free(&scan->cursors[i].sc);
 		if (scan->cursors[i].vis_copy)
 			pfree(scan->cursors[i].vis_copy);
+		if (scan->cursors[i].vis_extra)
+			pfree(scan->cursors[i].vis_extra);
 		if (scan->cursors[i].vis)
 			pfree(scan->cursors[i].vis);
 	}
@@ -215,6 +218,8 @@ armdb_scan_end(TableScanDesc sscan)
 		pfree(scan->tuple_buf);
 	if (scan->bm_versions)
 		pfree(scan->bm_versions);
+	if (scan->bm_extras)
+		pfree(scan->bm_extras);
 	if (scan->bm_slots)
 		pfree(scan->bm_slots);
 	if (scan->history)
@@ -336,14 +341,14 @@ scan_next_entry(ArmdbScanDesc scan)
  */
 static bool
 entry_visible(ArmdbScanDesc scan, ShardCursor *cur, uint64 slot,
-			  ArmdbVersion *v)
+			  ArmdbVersion *v, ArmdbVersionExtra *x)
 {
 	Snapshot	snapshot = scan->base.rs_snapshot;
 	uint64		pageno = slot / ARMDB_SLOTS_PER_PAGE;
 	int			i = slot % ARMDB_SLOTS_PER_PAGE;
 
 	if (!IsMVCCSnapshot(snapshot))
-		return armdb_version_lookup(scan->kd, slot, snapshot, v);
+		return armdb_version_lookup(scan->kd, slot, snapshot, v, x);
 	if (cur->vis_page != pageno)
 	{
 		if (cur->run_page == pageno)
@@ -368,6 +373,7 @@ entry_visible(ArmdbScanDesc scan, ShardCursor *cur, uint64 slot,
 			visible = page->v[i].file_id != 0 &&
 				armdb_version_satisfies(&page->v[i], slot, snapshot);
 			*v = page->v[i];
+			*x = armdb_version_extra_values(&page->v[i], slot);
 			LWLockRelease(&page->lock);
 			return visible;
 		}
@@ -380,6 +386,8 @@ entry_visible(ArmdbScanDesc scan, ShardCursor *cur, uint64 slot,
 		{
 			cur->vis_copy = MemoryContextAlloc(scan->mcxt,
 											   sizeof(ArmdbVersion) * ARMDB_SLOTS_PER_PAGE);
+			cur->vis_extra = MemoryContextAlloc(scan->mcxt,
+												sizeof(ArmdbVersionExtra) * ARMDB_SLOTS_PER_PAGE);
 			cur->vis = MemoryContextAlloc(scan->mcxt,
 										  sizeof(bool) * ARMDB_SLOTS_PER_PAGE);
 		}
@@ -400,6 +408,7 @@ entry_visible(ArmdbScanDesc scan, ShardCursor *cur, uint64 slot,
 				cur->vis[j] = pv->file_id != 0 &&
 					armdb_version_satisfies(pv, first + j, snapshot);
 				cur->vis_copy[j] = *pv;
+				cur->vis_extra[j] = armdb_version_extra_values(pv, first + j);
 			}
 			LWLockRelease(&page->lock);
 		}
@@ -408,6 +417,7 @@ entry_visible(ArmdbScanDesc scan, ShardCursor *cur, uint64 slot,
 	}
 	cur->vis_uses++;
 	*v = cur->vis_copy[i];
+	*x = cur->vis_extra[i];
 	return cur->vis[i];
 }
 
@@ -427,11 +437,12 @@ merge_next(ArmdbScanDesc scan, bool replay, uint64 *slotno)
 	{
 		ArmdbEntryHeader *hdr = &cur->sc.hdr;
 		ArmdbVersion v;
+		ArmdbVersionExtra x;
 		bool		visible = false;
 
 		if (armdb_gsn_is_version(hdr->gsn))
 		{
-			visible = entry_visible(scan, cur, hdr->slot, &v);
+			visible = entry_visible(scan, cur, hdr->slot, &v, &x);
 			if ((v.file_id != cur->sc.file_id || v.offset != cur->sc.pos) &&
 				!entry_moved(cur, hdr, &v))
 				visible = false;	/* not this slot's version any more */
@@ -453,7 +464,7 @@ merge_next(ArmdbScanDesc scan, bool replay, uint64 *slotno)
 					   cur->sc.entry + armdb_entry_header_size(hdr->gsn),
 					   hdr->value_len);
 				armdb_fill_tuple(&scan->tuple, rel, hdr->slot, buf,
-								 skip + hdr->value_len, &v);
+								 skip + hdr->value_len, &v, &x);
 				pgstat_count_heap_getnext(rel);
 			}
 			armdb_vstore_cursor_advance(&cur->sc);
@@ -494,7 +505,8 @@ parallel_next(ArmdbScanDesc scan, TupleTableSlot *slot)
 		(void) armdb_scan_judge_page(scan, (BlockNumber) scan->par_next++);
 	}
 	armdb_scan_store_version(scan, scan->bm_slots[scan->bm_pos],
-							 &scan->bm_versions[scan->bm_pos], slot);
+							 &scan->bm_versions[scan->bm_pos],
+							 &scan->bm_extras[scan->bm_pos], slot);
 	scan->bm_pos++;
 	pgstat_count_heap_getnext(scan->base.rs_rd);
 	return true;
@@ -583,7 +595,7 @@ page_next(ArmdbScanDesc scan, bool replay, uint64 *slotno,
 	if (!replay)
 	{
 		armdb_scan_store_version(scan, *slotno, &scan->bm_versions[scan->bm_pos],
-								 slot);
+								 &scan->bm_extras[scan->bm_pos], slot);
 		pgstat_count_heap_getnext(scan->base.rs_rd);
 	}
 	scan->bm_pos++;
@@ -670,13 +682,14 @@ history_fetch(ArmdbScanDesc scan, TupleTableSlot *slot)
 	Relation	rel = scan->base.rs_rd;
 	uint64		slotno = scan->history[scan->hist_pos];
 	ArmdbVersion v;
+	ArmdbVersionExtra x;
 	char	   *buf;
 
-	if (!armdb_version_lookup(scan->kd, slotno, scan->base.rs_snapshot, &v))
+	if (!armdb_version_lookup(scan->kd, slotno, scan->base.rs_snapshot, &v, &x))
 		elog(ERROR, "armdb: row version in slot " UINT64_FORMAT " vanished under a scan's snapshot",
 			 slotno);
 	buf = armdb_scan_tuple_buffer(scan, v.len);
-	armdb_read_version_tuple(rel, scan->kd, slotno, &v, buf, &scan->tuple);
+	armdb_read_version_tuple(rel, scan->kd, slotno, &v, &x, buf, &scan->tuple);
 	pgstat_count_heap_getnext(rel);
 	ExecStoreHeapTuple(&scan->tuple, slot, false);
 }
@@ -833,6 +846,7 @@ armdb_scan_getnextslot_tidrange(TableScanDesc sscan, ScanDirection direction,
 	{
 		int64		pos = scan->tr_pos + step;
 		ArmdbVersion v;
+		ArmdbVersionExtra x;
 		bool		visible;
 
 		if (pos < (int64) scan->tr_first || pos >= (int64) scan->tr_end)
@@ -853,7 +867,7 @@ armdb_scan_getnextslot_tidrange(TableScanDesc sscan, ScanDirection direction,
 		}
 		CHECK_FOR_INTERRUPTS();
 		visible = armdb_version_lookup_ssi(rel, scan->kd, (uint64) pos,
-										   snapshot, &v);
+										   snapshot, &v, &x);
 		if (!visible)
 			continue;
 		/* the page's entries with one read when it is entered */
@@ -862,7 +876,7 @@ armdb_scan_getnextslot_tidrange(TableScanDesc sscan, ScanDirection direction,
 			scan->cblock = (BlockNumber) (pos / ARMDB_SLOTS_PER_PAGE);
 			armdb_scan_read_block_span(scan, scan->cblock);
 		}
-		armdb_scan_store_version(scan, (uint64) pos, &v, slot);
+		armdb_scan_store_version(scan, (uint64) pos, &v, &x, slot);
 		pgstat_count_heap_getnext(rel);
 		return true;
 	}

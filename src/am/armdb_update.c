@@ -274,8 +274,16 @@ retry:
 	memset(&hdr, 0, sizeof(hdr));
 	hdr.t_infomask = v->infomask;
 	HeapTupleHeaderSetXmin(&hdr, v->xmin);
-	hdr.t_choice.t_heap.t_field3.t_cid = v->cid;
+	hdr.t_choice.t_heap.t_field3.t_cid = armdb_version_cid(v, slot);
 	HeapTupleHeaderAdjustCmax(&hdr, &cmax, &iscombo);
+
+	/*
+	 * Room for the command id and the link to the new version before the
+	 * record changes (an ERROR when memory is full leaves it as it was).
+	 */
+	if (cmax != FirstCommandId || changing_part || newslot != NULL)
+		armdb_page_prepare_extra(page, slot / ARMDB_SLOTS_PER_PAGE,
+								 armdb_store_settings());
 
 	/* the page is no longer all-visible (armdb_vm.c) */
 	armdb_vm_clear(rel, kd, page, slot / ARMDB_SLOTS_PER_PAGE);
@@ -292,8 +300,10 @@ retry:
 		Assert(v->infomask2 & HEAP_KEYS_UPDATED);
 		v->infomask2 |= ARMDB_V2_KEYS_UNKNOWN;
 	}
-	v->cid = cmax;
-	v->ctid = changing_part ? ARMDB_CTID_MOVED : (uint32) slot;
+	armdb_version_set_cid(v, slot, cmax, armdb_store_settings());
+	armdb_version_set_ctid(v, slot,
+						   changing_part ? ARMDB_CTID_MOVED : (uint32) slot,
+						   armdb_store_settings());
 	LWLockRelease(&page->lock);
 	if (have_tuple_lock)
 		UnlockTuple(rel, tid, armdb_tuple_lock_hwmode(mode));
@@ -419,6 +429,7 @@ update_is_hot(Relation rel, ArmdbRelKeydir *kd, uint64 oslot,
 			  TupleTableSlot *newslot, uint64 *root, KeyState *keys)
 {
 	ArmdbVersion v;
+	ArmdbVersionExtra x;
 	Bitmapset  *hot_attrs;
 	HeapTupleData oldtup;
 	char	   *buf;
@@ -429,7 +440,7 @@ update_is_hot(Relation rel, ArmdbRelKeydir *kd, uint64 oslot,
 	*root = ARMDB_INVALID_SLOT;
 	if (!armdb_hot_updates || !rel->rd_rel->relhasindex)
 		return false;
-	(void) armdb_version_lookup(kd, oslot, SnapshotAny, &v);
+	(void) armdb_version_lookup(kd, oslot, SnapshotAny, &v, &x);
 	if (v.file_id == 0)
 		return false;			/* end_version() says what is wrong */
 
@@ -438,7 +449,7 @@ update_is_hot(Relation rel, ArmdbRelKeydir *kd, uint64 oslot,
 	*root = (v.infomask2 & HEAP_ONLY_TUPLE) ?
 		armdb_entry_root_slot(buf, oslot) : oslot;
 	image = armdb_entry_tuple(buf, v.len, &image_len);
-	armdb_fill_tuple(&oldtup, rel, oslot, image, image_len, &v);
+	armdb_fill_tuple(&oldtup, rel, oslot, image, image_len, &v, &x);
 
 	hot_attrs = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_ALL);
 	hot = !armdb_columns_differ(rel, hot_attrs, &oldtup, newslot);
@@ -494,7 +505,7 @@ armdb_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot,
 	page = armdb_keydir_page(kd, oslot / ARMDB_SLOTS_PER_PAGE);
 	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 	v = &page->v[oslot % ARMDB_SLOTS_PER_PAGE];
-	v->ctid = (uint32) nslot;
+	armdb_version_set_ctid(v, oslot, (uint32) nslot, armdb_store_settings());
 	if (hot)
 		v->infomask2 |= HEAP_HOT_UPDATED;
 	LWLockRelease(&page->lock);

@@ -223,7 +223,7 @@ prune_chain(ArmdbRelKeydir *kd, ArmdbPage *page, uint64 root,
 	bool		redirected = armdb_version_is_redirect(rv);
 	TransactionId prior_xmax = redirected ? armdb_redirect_xmin(rv) :
 		InvalidTransactionId;
-	uint64		slot = redirected ? rv->ctid : root;
+	uint64		slot = redirected ? armdb_version_ctid(rv, root) : root;
 	int			n = 0;
 	int			latestdead = -1;
 	PrunePlan  *plan;
@@ -274,7 +274,7 @@ prune_chain(ArmdbRelKeydir *kd, ArmdbPage *page, uint64 root,
 	plan->root = root;
 	plan->was_redirect = redirected;
 	plan->root_xmin = redirected ? armdb_redirect_xmin(rv) : rv->xmin;
-	plan->root_ctid = rv->ctid;
+	plan->root_ctid = armdb_version_ctid(rv, root);
 	plan->first_victim = hp->nvictims;
 	for (int i = redirected ? 0 : 1; i <= latestdead; i++)
 	{
@@ -319,7 +319,7 @@ free_heap_only(ArmdbRelKeydir *kd, const PruneVictim *victim)
 	{
 		pg_atomic_fetch_add_u64(&rt->dead_bytes, v->len);
 		armdb_files_add_dead(rt, v->file_id, v->len);
-		memset(v, 0, sizeof(*v));
+		armdb_version_clear(v, victim->slot);
 		v->infomask2 = ARMDB_V2_FREED;	/* no index entry named it */
 		freed = true;
 	}
@@ -369,12 +369,13 @@ prune_one_chain(ArmdbRelKeydir *kd, const HotPrune *hp, const PrunePlan *plan,
 		}
 	}
 	if (plan->was_redirect)
-		same = armdb_version_is_redirect(rv) && rv->ctid == plan->root_ctid &&
+		same = armdb_version_is_redirect(rv) &&
+			armdb_version_ctid(rv, plan->root) == plan->root_ctid &&
 			TransactionIdEquals(armdb_redirect_xmin(rv), plan->root_xmin);
 	else
 		same = rv->file_id != 0 && !(rv->infomask2 & HEAP_ONLY_TUPLE) &&
 			TransactionIdEquals(rv->xmin, plan->root_xmin) &&
-			rv->ctid == plan->root_ctid;
+			armdb_version_ctid(rv, plan->root) == plan->root_ctid;
 	if (reader != NULL &&
 		(!same || pg_atomic_read_u32(&kd->vacuum_pruning) != 0))
 	{
@@ -419,15 +420,14 @@ prune_one_chain(ArmdbRelKeydir *kd, const HotPrune *hp, const PrunePlan *plan,
 			armdb_files_add_dead(rt, rv->file_id, rv->len);
 			nremoved++;
 		}
-		memset(rv, 0, sizeof(*rv));
-		rv->infomask2 = ARMDB_V2_REDIRECT;
-		rv->ctid = plan->target;
+		armdb_version_clear(rv, plan->root);
+		armdb_version_set_redirect(rv, (uint32) plan->target);
 		rv->xmin = plan->target_xmin;	/* armdb_redirect_xmin() */
 	}
 	else if (plan->outcome == ROOT_DEAD && plan->was_redirect)
 	{
 		/* ROOT_DEAD: a slot index entries still name (pass 3 frees it) */
-		memset(rv, 0, sizeof(*rv));
+		armdb_version_clear(rv, plan->root);
 		rv->infomask2 = ARMDB_V2_ORPHAN;
 	}
 	/* a dead root's own version waits for pass 3, as any dead version */
@@ -798,6 +798,8 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 					break;
 			}
 		}
+		/* command ids and links no slot needs any more */
+		armdb_page_release_extra(page, p);
 		LWLockRelease(&page->lock);
 	}
 
@@ -884,8 +886,9 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 			armdb_files_add_dead(rt, v->file_id, v->len);
 			nremoved++;
 		}
-		memset(v, 0, sizeof(*v));
+		armdb_version_clear(v, slot);
 		v->infomask2 = ARMDB_V2_FREED;	/* its index entries are gone */
+		armdb_page_release_extra(page, slot / ARMDB_SLOTS_PER_PAGE);
 		LWLockRelease(&page->lock);
 		(void) armdb_keydir_free_slot(rt, slot);
 		LWLockRelease(&rt->lock);

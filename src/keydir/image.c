@@ -85,7 +85,7 @@
 #include "storage/format.h"
 
 #define IMAGE_MAGIC		0x4b494441	/* "ADIK" */
-#define IMAGE_VERSION	2
+#define IMAGE_VERSION	3
 
 /* in armdb's directory: the token of the last shutdown's images */
 #define IMAGE_TOKEN_FILE	"images.token"
@@ -147,8 +147,11 @@ typedef struct ImagePage
 {
 	uint64		pageno;
 	uint32		vm_maybe_set;
-	uint32		pad;
-	/* ArmdbVersion[ARMDB_SLOTS_PER_PAGE] follow */
+	uint32		has_extra;
+	/*
+	 * ArmdbVersion[ARMDB_SLOTS_PER_PAGE] follow, then, if has_extra, the
+	 * page's side array, ArmdbVersionExtra[ARMDB_SLOTS_PER_PAGE]
+	 */
 } ImagePage;
 
 #define IMAGE_BUFFER_SIZE	(1024 * 1024)
@@ -493,8 +496,12 @@ write_image(ArmdbRelKeydir *kd, uint64 token, int64 *bytes, const char **why)
 		ip.pageno = p;
 		ip.vm_maybe_set = page->vm_maybe_set;
 		LWLockAcquire(&page->lock, LW_SHARED);
+		ip.has_extra = DsaPointerIsValid(page->extra);
 		ok = io_write(&io, &ip, sizeof(ip)) &&
-			io_write(&io, page->v, sizeof(page->v));
+			io_write(&io, page->v, sizeof(page->v)) &&
+			(!ip.has_extra ||
+			 io_write(&io, dsa_get_address(armdb_keydir_area(), page->extra),
+					  sizeof(ArmdbVersionExtra) * ARMDB_SLOTS_PER_PAGE));
 		LWLockRelease(&page->lock);
 	}
 	if (ok)
@@ -931,6 +938,12 @@ restore(ArmdbRelKeydir *kd, RelFileNodeBackend rnode, ImageIo *io,
 							 settings);
 		READ_OR_FAIL(page->v, sizeof(page->v));
 		page->vm_maybe_set = ip.vm_maybe_set != 0;
+		if (ip.has_extra)
+		{
+			armdb_page_prepare_extra(page, ip.pageno, settings);
+			READ_OR_FAIL(dsa_get_address(armdb_keydir_area(), page->extra),
+						 sizeof(ArmdbVersionExtra) * ARMDB_SLOTS_PER_PAGE);
+		}
 	}
 
 	crc = io->crc;

@@ -89,6 +89,8 @@ static uint64 shard_files_drops_seen = 0;
 static uint64 shard_files_removed_seen = 0;
 
 
+static int64 extra_cost(const ArmdbPage *page);
+
 void
 armdb_keydir_report_full(const char *what, const ArmdbStoreSettings *settings)
 {
@@ -377,6 +379,121 @@ new_page(ArmdbRelKeydir *kd, dsa_pointer *dp,
 		sizeof(ArmdbPage) * kd->block_used;
 	block->pages[kd->block_used].in_block = true;
 	return &block->pages[kd->block_used++];
+}
+
+/*
+ * Give page (number pageno) its side array, if it has none: every command id
+ * FirstCommandId, every ctid its own slot, as without one.  ERROR when
+ * memory is full.  Caller holds the page's lock exclusively (or is loading).
+ */
+void
+armdb_page_prepare_extra(ArmdbPage *page, uint64 pageno,
+						 const ArmdbStoreSettings *settings)
+{
+	ArmdbVersionExtra *x;
+	dsa_pointer dp;
+
+	if (DsaPointerIsValid(page->extra))
+		return;
+	Assert(CritSectionCount == 0);
+	x = keydir_alloc(&dp, sizeof(ArmdbVersionExtra) * ARMDB_SLOTS_PER_PAGE,
+					 "the command ids and links of a page of row versions",
+					 settings);
+	for (int i = 0; i < ARMDB_SLOTS_PER_PAGE; i++)
+		x[i].ctid = (uint32) (pageno * ARMDB_SLOTS_PER_PAGE + i);
+	pg_write_barrier();
+	page->extra = dp;
+}
+
+static ArmdbVersionExtra *
+extra_to_set(ArmdbVersion *v, uint64 slot, const ArmdbStoreSettings *settings)
+{
+	ArmdbVersionExtra *x = armdb_version_extra(v, slot);
+
+	if (x == NULL)
+	{
+		armdb_page_prepare_extra(armdb_version_page(v, slot),
+								 slot / ARMDB_SLOTS_PER_PAGE, settings);
+		x = armdb_version_extra(v, slot);
+	}
+	return x;
+}
+
+void
+armdb_version_set_cid(ArmdbVersion *v, uint64 slot, CommandId cid,
+					  const ArmdbStoreSettings *settings)
+{
+	ArmdbVersionExtra *x = armdb_version_extra(v, slot);
+
+	if (x == NULL && cid == FirstCommandId)
+		return;
+	if (x == NULL)
+		x = extra_to_set(v, slot, settings);
+	x->cid = cid;
+}
+
+void
+armdb_version_set_ctid(ArmdbVersion *v, uint64 slot, uint32 ctid,
+					   const ArmdbStoreSettings *settings)
+{
+	ArmdbVersionExtra *x = armdb_version_extra(v, slot);
+
+	Assert(!armdb_version_is_redirect(v));
+	if (x == NULL && ctid == (uint32) slot)
+		return;
+	if (x == NULL)
+		x = extra_to_set(v, slot, settings);
+	x->ctid = ctid;
+}
+
+/*
+ * Free page's side array if no slot needs it any more (the load, once it
+ * has unstashed the gsns; VACUUM): every version links to itself and has
+ * command id FirstCommandId, or a command id nobody reads again -- its
+ * insert and its end, if any, are over, as hint bits say (only the
+ * transaction that wrote a command id reads it).  An empty slot needs
+ * nothing (a redirect keeps its target in the record).  Caller holds the
+ * page's lock exclusively, or is loading.
+ */
+void
+armdb_page_release_extra(ArmdbPage *page, uint64 pageno)
+{
+	ArmdbVersionExtra *x;
+
+	if (!DsaPointerIsValid(page->extra))
+		return;
+	x = dsa_get_address(armdb_keydir_area(), page->extra);
+	for (int i = 0; i < ARMDB_SLOTS_PER_PAGE; i++)
+	{
+		const ArmdbVersion *v = &page->v[i];
+
+		if (v->file_id == 0)
+			continue;
+		if (x[i].ctid != (uint32) (pageno * ARMDB_SLOTS_PER_PAGE + i) ||
+			(v->infomask2 & ARMDB_V2_SPECULATIVE))
+			return;
+		if (x[i].cid != FirstCommandId &&
+			(!(v->infomask & (HEAP_XMIN_COMMITTED | HEAP_XMIN_INVALID)) ||
+			 !((v->infomask & HEAP_XMAX_INVALID) ||
+			   ((v->infomask & HEAP_XMAX_COMMITTED) &&
+				!(v->infomask & HEAP_XMAX_IS_MULTI)))))
+			return;
+	}
+	dsa_free(armdb_keydir_area(), page->extra);
+	page->extra = InvalidDsaPointer;
+}
+
+void
+armdb_version_clear(ArmdbVersion *v, uint64 slot)
+{
+	ArmdbVersionExtra *x = armdb_version_extra(v, slot);
+
+	memset(v, 0, sizeof(ArmdbVersion));
+	if (x != NULL)
+	{
+		x->cid = FirstCommandId;
+		x->ctid = (uint32) slot;
+	}
 }
 
 ArmdbPage *
@@ -859,17 +976,19 @@ note_lock(LoadState *ls, const ArmdbEntryInfo *e)
  * since VACUUM may have given the slot to a newer one.
  */
 static inline void
-stash_gsn(ArmdbVersion *v, uint64 gsn)
+stash_gsn(ArmdbVersion *v, uint64 slot, uint64 gsn,
+		  const ArmdbStoreSettings *settings)
 {
 	gsn &= ARMDB_GSN_MAX;
 	v->xmax = (TransactionId) (gsn & 0xFFFFFFFF);
-	v->cid = (CommandId) (gsn >> 32);
+	/* no side array for the gsns of a table's first 2^32 entries */
+	armdb_version_set_cid(v, slot, (CommandId) (gsn >> 32), settings);
 }
 
 static inline uint64
-stashed_gsn(const ArmdbVersion *v)
+stashed_gsn(const ArmdbVersion *v, uint64 slot)
 {
-	return ((uint64) v->cid << 32) | v->xmax;
+	return ((uint64) armdb_version_cid(v, slot) << 32) | v->xmax;
 }
 
 /*
@@ -879,7 +998,8 @@ stashed_gsn(const ArmdbVersion *v)
  * (UPDATE), or the slot itself (DELETE).
  */
 static void
-mark_ended(ArmdbVersion *v, TransactionId xid, uint64 newer, bool hot)
+mark_ended(ArmdbVersion *v, uint64 slot, TransactionId xid, uint64 newer,
+		   bool hot, const ArmdbStoreSettings *settings)
 {
 	v->xmax = xid;
 	v->infomask &= ~(HEAP_XMAX_INVALID | HEAP_XMAX_COMMITTED |
@@ -889,7 +1009,7 @@ mark_ended(ArmdbVersion *v, TransactionId xid, uint64 newer, bool hot)
 	v->infomask2 &= ~HEAP_HOT_UPDATED;
 	if (hot)
 		v->infomask2 |= HEAP_HOT_UPDATED;
-	v->ctid = (uint32) newer;
+	armdb_version_set_ctid(v, slot, (uint32) newer, settings);
 }
 
 /*
@@ -902,7 +1022,8 @@ mark_ended(ArmdbVersion *v, TransactionId xid, uint64 newer, bool hot)
  * not be their order.
  */
 static void
-mark_locked(ArmdbVersion *v, uint64 slot, uint64 xmax)
+mark_locked(ArmdbVersion *v, uint64 slot, uint64 xmax,
+			const ArmdbStoreSettings *settings)
 {
 	uint16		bits = (uint16) ((xmax >> 32) & ARMDB_LOCK_INFOMASK_MASK);
 
@@ -920,7 +1041,9 @@ mark_locked(ArmdbVersion *v, uint64 slot, uint64 xmax)
 	if ((xmax >> 32) & ARMDB_LOCK_KEYS_UPDATED)
 		v->infomask2 |= HEAP_KEYS_UPDATED;
 	if (HEAP_XMAX_IS_LOCKED_ONLY(v->infomask))
-		v->ctid = (uint32) slot;	/* no forward link */
+		armdb_version_set_ctid(v, slot, (uint32) slot, settings);	/* no
+																	 * forward
+																	 * link */
 }
 
 /*
@@ -1049,19 +1172,20 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 		ls->last_page = page;
 	}
 	v = &page->v[e->slot % ARMDB_SLOTS_PER_PAGE];
-	if (!armdb_winner_version_replaces(v->file_id != 0, stashed_gsn(v), e->gsn))
+	if (!armdb_winner_version_replaces(v->file_id != 0,
+									   stashed_gsn(v, e->slot), e->gsn))
 		return true;
 	v->file_id = e->file_id;
 	v->offset = e->offset;
 	v->len = e->len;
 	v->xmin = xid;
-	stash_gsn(v, e->gsn);
+	stash_gsn(v, e->slot, e->gsn, ls->settings);
 	v->infomask = HEAP_XMAX_INVALID | (role.in_progress ? 0 : HEAP_XMIN_COMMITTED);
 	if (role.frozen)
 		v->infomask |= HEAP_XMIN_FROZEN;	/* its xid may be older than clog */
 	v->infomask2 = role.heap_only_root != ARMDB_INVALID_SLOT ?
 		HEAP_ONLY_TUPLE : 0;
-	v->ctid = (uint32) e->slot;
+	armdb_version_set_ctid(v, e->slot, (uint32) e->slot, ls->settings);
 	return true;
 }
 
@@ -1176,9 +1300,9 @@ mark_running(ArmdbRelKeydir *kd, LoadState *ls)
 		if (v->file_id == 0)
 			continue;
 		if (k->lock)
-			mark_locked(v, k->slot, k->newer);
+			mark_locked(v, k->slot, k->newer, ls->settings);
 		else
-			mark_ended(v, k->xid, k->newer, k->hot);
+			mark_ended(v, k->slot, k->xid, k->newer, k->hot, ls->settings);
 	}
 }
 
@@ -1203,7 +1327,7 @@ honly_present(ArmdbRelKeydir *kd, const LoadHeapOnly *h)
 	if (page == NULL)
 		return false;
 	v = &page->v[h->slot % ARMDB_SLOTS_PER_PAGE];
-	return v->file_id != 0 && stashed_gsn(v) == h->gsn;
+	return v->file_id != 0 && stashed_gsn(v, h->slot) == h->gsn;
 }
 
 /*
@@ -1251,7 +1375,7 @@ rebuild_redirects(ArmdbRelKeydir *kd, LoadState *ls)
 		 * row's chain was dead), not of this chain.
 		 */
 		if (rv->file_id != 0)
-			while (i < end && ls->honly[i].gsn < stashed_gsn(rv))
+			while (i < end && ls->honly[i].gsn < stashed_gsn(rv, root))
 				i++;
 		first = i;
 		for (uint64 k = i; k < end; k++)
@@ -1267,11 +1391,11 @@ rebuild_redirects(ArmdbRelKeydir *kd, LoadState *ls)
 				{
 					LoadHeapOnly *h = &ls->honly[k];
 
-					memset(&armdb_keydir_page(kd, h->slot / ARMDB_SLOTS_PER_PAGE)->v[h->slot % ARMDB_SLOTS_PER_PAGE],
-						   0, sizeof(ArmdbVersion));
+					armdb_version_clear(&armdb_keydir_page(kd, h->slot / ARMDB_SLOTS_PER_PAGE)->v[h->slot % ARMDB_SLOTS_PER_PAGE],
+										h->slot);
 				}
 			if (!armdb_version_is_redirect(rv))
-				memset(rv, 0, sizeof(*rv));
+				armdb_version_clear(rv, root);
 		}
 		while (first < end && !honly_present(kd, &ls->honly[first]))
 			first++;
@@ -1281,8 +1405,7 @@ rebuild_redirects(ArmdbRelKeydir *kd, LoadState *ls)
 
 			if (rv->file_id == 0 && !armdb_version_is_redirect(rv))
 			{
-				rv->infomask2 = ARMDB_V2_REDIRECT;
-				rv->ctid = (uint32) h->slot;
+				armdb_version_set_redirect(rv, (uint32) h->slot);
 				rv->xmin = armdb_keydir_page(kd, h->slot / ARMDB_SLOTS_PER_PAGE)->v[h->slot % ARMDB_SLOTS_PER_PAGE].xmin;
 			}
 			else if (rv->file_id != 0)
@@ -1312,10 +1435,11 @@ relink_roots(ArmdbRelKeydir *kd, LoadState *ls)
 		if (rv->file_id != 0 && !(rv->infomask & HEAP_XMAX_INVALID) &&
 			!HEAP_XMAX_IS_LOCKED_ONLY(rv->infomask) &&
 			!(rv->infomask2 & (HEAP_HOT_UPDATED | HEAP_ONLY_TUPLE)) &&
-			rv->ctid == (uint32) h->root)
+			armdb_version_ctid(rv, h->root) == (uint32) h->root)
 		{
 			rv->infomask2 |= HEAP_HOT_UPDATED;
-			rv->ctid = (uint32) h->slot;
+			armdb_version_set_ctid(rv, h->root, (uint32) h->slot,
+								   ls->settings);
 		}
 	}
 }
@@ -1474,19 +1598,19 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 		{
 			ls.kills[i].in_progress =
 				armdb_winner_lock_applies(has_version,
-										  has_version ? stashed_gsn(v) : 0,
+										  has_version ? stashed_gsn(v, ls.kills[i].slot) : 0,
 										  ls.kills[i].gsn);
 			continue;
 		}
 		effect = armdb_winner_end_effect(has_version,
-										 has_version ? stashed_gsn(v) : 0,
+										 has_version ? stashed_gsn(v, ls.kills[i].slot) : 0,
 										 ls.kills[i].gsn,
 										 ls.kills[i].in_progress);
 		if (effect != ARMDB_END_SETS_XMAX)
 			ls.kills[i].in_progress = false;	/* nothing to mark below */
 		if (effect == ARMDB_END_REMOVES)
 		{
-			memset(v, 0, sizeof(ArmdbVersion));
+			armdb_version_clear(v, ls.kills[i].slot);
 			/* the horizon of the slot's removal, for hot standbys */
 			if (TransactionIdIsNormal(ls.kills[i].xid) &&
 				(!TransactionIdIsValid(removed_newest) ||
@@ -1556,7 +1680,8 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 			if (mode != LOAD_PROMOTED)
 			{
 				v->xmax = InvalidTransactionId;
-				v->cid = FirstCommandId;
+				armdb_version_set_cid(v, p * ARMDB_SLOTS_PER_PAGE + i,
+									  FirstCommandId, settings);
 			}
 			live++;
 			shard = armdb_page_shard(kd, p);
@@ -1571,6 +1696,14 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 	}
 	mark_running(kd, &ls);
 	relink_roots(kd, &ls);
+	/* the side arrays that only held gsns */
+	for (uint64 p = 0; mode != LOAD_PROMOTED && p < pg_atomic_read_u64(&kd->npages); p++)
+	{
+		ArmdbPage  *page = armdb_keydir_page(kd, p);
+
+		if (page != NULL)
+			armdb_page_release_extra(page, p);
+	}
 	if (ls.kills)
 		pfree(ls.kills);
 	if (ls.honly)
@@ -1928,11 +2061,12 @@ redo_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 		v->len = e->len;
 		v->xmin = xid;
 		v->xmax = InvalidTransactionId;
-		v->cid = FirstCommandId;
+		armdb_version_set_cid(v, e->slot, FirstCommandId, armdb_store_settings());
 		v->infomask = HEAP_XMAX_INVALID;
 		v->infomask2 = role.heap_only_root != ARMDB_INVALID_SLOT ?
 			HEAP_ONLY_TUPLE : 0;
-		v->ctid = (uint32) e->slot;
+		armdb_version_set_ctid(v, e->slot, (uint32) e->slot,
+							   armdb_store_settings());
 		LWLockRelease(&page->lock);
 	}
 	if (role.ends != ARMDB_INVALID_SLOT &&
@@ -1941,8 +2075,9 @@ redo_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 		v = &page->v[role.ends % ARMDB_SLOTS_PER_PAGE];
 		if (v->file_id != 0)
-			mark_ended(v, xid, role.newer,
-					   role.heap_only_root != ARMDB_INVALID_SLOT);
+			mark_ended(v, role.ends, xid, role.newer,
+					   role.heap_only_root != ARMDB_INVALID_SLOT,
+					   armdb_store_settings());
 		LWLockRelease(&page->lock);
 	}
 	if (role.locks != ARMDB_INVALID_SLOT &&
@@ -1951,7 +2086,7 @@ redo_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 		v = &page->v[role.locks % ARMDB_SLOTS_PER_PAGE];
 		if (v->file_id != 0)
-			mark_locked(v, role.locks, lock_xmax(e));
+			mark_locked(v, role.locks, lock_xmax(e), armdb_store_settings());
 		LWLockRelease(&page->lock);
 	}
 	return true;
@@ -2048,12 +2183,11 @@ armdb_keydir_redo_prune(ArmdbRelKeydir *kd, const uint64 *slots, uint32 nslots)
 			if (pg_atomic_read_u64(&kd->nversions) > 0)
 				pg_atomic_fetch_sub_u64(&kd->nversions, 1);
 		}
-		memset(v, 0, sizeof(*v));
+		armdb_version_clear(v, slot);
 		if (redirect)
 		{
 			/* a HOT chain's root, now redirecting (armdb_hot.c) */
-			v->infomask2 = ARMDB_V2_REDIRECT;
-			v->ctid = (uint32) slots[++i];
+			armdb_version_set_redirect(v, (uint32) slots[++i]);
 			v->xmin = target_xmin;
 		}
 		LWLockRelease(&page->lock);
@@ -2122,7 +2256,7 @@ armdb_keydir_redo_freeze(ArmdbRelKeydir *kd, TransactionId cutoff)
 				gone = false;
 			if (gone)
 			{
-				memset(v, 0, sizeof(*v));
+				armdb_version_clear(v, p * ARMDB_SLOTS_PER_PAGE + i);
 				removed++;
 			}
 		}
@@ -2277,7 +2411,8 @@ armdb_keydir_memory(ArmdbRelKeydir *kd, ArmdbKeydirMemory *mem)
 					continue;
 				mem->pages++;
 				if (!((ArmdbPage *) dsa_get_address(area, chunk->pages[p]))->in_block)
-					mem->page_bytes += armdb_keydir_page_cost(dsa_get_address(area, chunk->pages[p]));
+					mem->page_bytes += armdb_keydir_alloc_cost(sizeof(ArmdbPage));
+				mem->page_bytes += extra_cost(dsa_get_address(area, chunk->pages[p]));
 			}
 		}
 		for (dsa_pointer b = kd->blocks; DsaPointerIsValid(b);
@@ -2287,12 +2422,22 @@ armdb_keydir_memory(ArmdbRelKeydir *kd, ArmdbKeydirMemory *mem)
 	LWLockRelease(&kd->lock);
 }
 
+/* what a page's side array costs, if it has one */
+static int64
+extra_cost(const ArmdbPage *page)
+{
+	if (!DsaPointerIsValid(page->extra))
+		return 0;
+	return armdb_keydir_alloc_cost(sizeof(ArmdbVersionExtra) * ARMDB_SLOTS_PER_PAGE);
+}
+
 int64
 armdb_keydir_page_cost(const ArmdbPage *page)
 {
 	if (page->in_block)
-		return armdb_keydir_alloc_cost(sizeof(ArmdbPageBlock)) / ARMDB_PAGES_PER_BLOCK;
-	return armdb_keydir_alloc_cost(sizeof(ArmdbPage));
+		return armdb_keydir_alloc_cost(sizeof(ArmdbPageBlock)) / ARMDB_PAGES_PER_BLOCK +
+			extra_cost(page);
+	return armdb_keydir_alloc_cost(sizeof(ArmdbPage)) + extra_cost(page);
 }
 
 typedef struct TotalBytes
@@ -2384,9 +2529,17 @@ free_keydir_memory(ArmdbRelKeydir *kd)
 				continue;
 			chunk = dsa_get_address(area, dir->chunk[c]);
 			for (int p = 0; p < ARMDB_PAGES_PER_CHUNK; p++)
-				if (DsaPointerIsValid(chunk->pages[p]) &&
-					!((ArmdbPage *) dsa_get_address(area, chunk->pages[p]))->in_block)
+			{
+				ArmdbPage  *page;
+
+				if (!DsaPointerIsValid(chunk->pages[p]))
+					continue;
+				page = dsa_get_address(area, chunk->pages[p]);
+				if (DsaPointerIsValid(page->extra))
+					dsa_free(area, page->extra);
+				if (!page->in_block)
 					dsa_free(area, chunk->pages[p]);
+			}
 			dsa_free(area, dir->chunk[c]);
 		}
 		/* the blocks the other pages were in */

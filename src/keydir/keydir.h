@@ -94,10 +94,12 @@ struct ArmdbMergeMove;
 										 * removes them and frees it */
 #define ARMDB_V2_REDIRECT		0x0010	/* no version: the root of a HOT
 										 * chain whose first versions
-										 * VACUUM removed; ctid is the slot
-										 * of the chain's first version
-										 * left (heap's LP_REDIRECT,
-										 * armdb_hot.c) */
+										 * VACUUM removed; its ctid (kept
+										 * in offset, which a slot with no
+										 * version does not use) is the
+										 * slot of the chain's first
+										 * version left (heap's
+										 * LP_REDIRECT, armdb_hot.c) */
 
 /*
  * The settings the key directory and the version store (src/vstore/) work
@@ -125,19 +127,34 @@ typedef struct ArmdbStoreSettings
 typedef struct ArmdbVersion
 {
 	uint32		file_id;		/* 0: the slot holds no version */
-	uint32		offset;			/* entry location in the shard's file */
+	uint32		offset;			/* entry location in the shard's file; a
+								 * redirect's target slot (file_id 0) */
 	uint32		len;			/* whole entry, header included */
 	TransactionId xmin;
 	TransactionId xmax;			/* deleter, updater, locker, or a MultiXact */
-	CommandId	cid;			/* cmin, cmax, or combo id (HEAP_COMBOCID) */
 	uint16		infomask;		/* heap's t_infomask bits */
 	uint16		infomask2;		/* heap's t_infomask2 flags, ARMDB_V2_* */
-	uint32		ctid;			/* slot of the newer version; own slot if
-								 * none; speculative token if SPECULATIVE
-								 * (slots fit: ARMDB_MAX_SLOTS < 2^32) */
 } ArmdbVersion;
 
-StaticAssertDecl(sizeof(ArmdbVersion) == 32, "version record is 32 bytes");
+StaticAssertDecl(sizeof(ArmdbVersion) == 24, "version record is 24 bytes");
+
+/*
+ * What a version record keeps beside it, in its page's side array
+ * (ArmdbPage.extra): the command id (cmin, cmax or combo id), and ctid, the slot of the newer version (its own slot
+ * if none; the speculative insertion token if ARMDB_V2_SPECULATIVE).  Most
+ * records never need either: a version's command id is read only by the
+ * transaction that wrote it, and a live version has no newer one.  So a
+ * page has no side array until one of its slots needs a command id other
+ * than FirstCommandId or a ctid other than its own slot; until then, those
+ * are the values (armdb_version_cid(), armdb_version_ctid()), and the page
+ * costs 24 bytes a slot instead of 32.  A side array, once there, stays
+ * with its page.
+ */
+typedef struct ArmdbVersionExtra
+{
+	CommandId	cid;
+	uint32		ctid;
+} ArmdbVersionExtra;
 
 /* A slot holding no version but the redirect of a HOT chain's root? */
 static inline bool
@@ -175,35 +192,121 @@ StaticAssertDecl(ARMDB_MAX_SLOTS < PG_UINT32_MAX, "slots fit in 32 bits");
 typedef struct ArmdbPage
 {
 	LWLock		lock;			/* like a heap buffer's content lock */
-	ArmdbVersion v[ARMDB_SLOTS_PER_PAGE];	/* 16-byte aligned: two a cache
-											 * line */
+	dsa_pointer extra;			/* ArmdbVersionExtra[ARMDB_SLOTS_PER_PAGE],
+								 * or none yet (ArmdbVersionExtra); set and
+								 * changed under lock, exclusively */
+	ArmdbVersion v[ARMDB_SLOTS_PER_PAGE];
 	bool		vm_maybe_set;	/* the visibility map may hold the page's
 								 * bit (armdb_vm.c; under lock) */
 	bool		in_block;		/* part of an ArmdbPageBlock, not an
 								 * allocation of its own */
-} pg_attribute_aligned(16) ArmdbPage;
+} ArmdbPage;
 
-StaticAssertDecl(offsetof(ArmdbPage, v) % 16 == 0,
-				 "version records do not straddle cache lines");
+/*
+ * A version record's page, from the record and its slot: v must be the
+ * record in its page, not a copy of it.
+ */
+static inline ArmdbPage *
+armdb_version_page(const ArmdbVersion *v, uint64 slot)
+{
+	return (ArmdbPage *) ((char *) (v - slot % ARMDB_SLOTS_PER_PAGE) -
+						  offsetof(ArmdbPage, v));
+}
+
+extern dsa_area *armdb_keydir_area(void);
+
+/* The side array entry of slot's record v, or NULL if its page has none. */
+static inline ArmdbVersionExtra *
+armdb_version_extra(const ArmdbVersion *v, uint64 slot)
+{
+	ArmdbPage  *page = armdb_version_page(v, slot);
+
+	if (!DsaPointerIsValid(page->extra))
+		return NULL;
+	return (ArmdbVersionExtra *) dsa_get_address(armdb_keydir_area(),
+												 page->extra) +
+		slot % ARMDB_SLOTS_PER_PAGE;
+}
+
+/* The command id of slot's record v (its page's lock held). */
+static inline CommandId
+armdb_version_cid(const ArmdbVersion *v, uint64 slot)
+{
+	ArmdbVersionExtra *x = armdb_version_extra(v, slot);
+
+	return x != NULL ? x->cid : FirstCommandId;
+}
+
+/*
+ * The ctid of slot's record v (its page's lock held): the newer version's
+ * slot, its own if none, a speculative insertion's token, or a redirect's
+ * target.
+ */
+static inline uint32
+armdb_version_ctid(const ArmdbVersion *v, uint64 slot)
+{
+	ArmdbVersionExtra *x;
+
+	if (v->file_id == 0 && (v->infomask2 & ARMDB_V2_REDIRECT))
+		return v->offset;
+	x = armdb_version_extra(v, slot);
+	return x != NULL ? x->ctid : (uint32) slot;
+}
+
+/* Both, as values: what a copy of the record needs beside it */
+static inline ArmdbVersionExtra
+armdb_version_extra_values(const ArmdbVersion *v, uint64 slot)
+{
+	ArmdbVersionExtra x;
+
+	x.cid = armdb_version_cid(v, slot);
+	x.ctid = armdb_version_ctid(v, slot);
+	return x;
+}
+
+/*
+ * Set the command id or the ctid of slot's record v, its page's lock held
+ * exclusively.  A value other than the default gives the page its side
+ * array if it has none yet: an ERROR if memory is full, so outside a
+ * critical section unless armdb_page_prepare_extra() made it beforehand.
+ */
+extern void armdb_version_set_cid(ArmdbVersion *v, uint64 slot, CommandId cid,
+								  const ArmdbStoreSettings *settings);
+extern void armdb_version_set_ctid(ArmdbVersion *v, uint64 slot, uint32 ctid,
+								   const ArmdbStoreSettings *settings);
+extern void armdb_page_prepare_extra(ArmdbPage *page, uint64 pageno,
+									 const ArmdbStoreSettings *settings);
+/* Free page's side array if every entry holds the defaults again */
+extern void armdb_page_release_extra(ArmdbPage *page, uint64 pageno);
+
+/* Make slot's record v a redirect to target (armdb_hot.c) */
+static inline void
+armdb_version_set_redirect(ArmdbVersion *v, uint32 target)
+{
+	v->file_id = 0;
+	v->infomask2 = ARMDB_V2_REDIRECT;
+	v->offset = target;
+}
+
+/* Empty slot's record v, and its side array entry (its page's lock held) */
+extern void armdb_version_clear(ArmdbVersion *v, uint64 slot);
 
 /*
  * Pages past a table's first few are carved out of blocks of
  * ARMDB_PAGES_PER_BLOCK: DSA gives an allocation larger than 8 kB whole 4 kB
- * pages, so a page of its own (9.3 kB) takes 12 kB, and 7 pages in one
- * allocation take 64 kB, 0.2% more than they need.  A block is freed with
- * its keydir.
+ * pages, and 7 pages (7,016 bytes each) in one allocation take 48 kB, 24
+ * bytes more than they need.  A block is freed with its keydir.
  */
 #define ARMDB_PAGES_PER_BLOCK	7
 
 typedef struct ArmdbPageBlock
 {
 	dsa_pointer next;			/* the block allocated before it */
-	uint64		pad;			/* pages 16-byte aligned */
 	ArmdbPage	pages[ARMDB_PAGES_PER_BLOCK];
 } ArmdbPageBlock;
 
-StaticAssertDecl(sizeof(ArmdbPageBlock) <= 16 * 4096,
-				 "a block of pages fits the 64 kB it is given");
+StaticAssertDecl(sizeof(ArmdbPageBlock) <= 12 * 4096,
+				 "a block of pages fits the 48 kB it is given");
 
 /* A shard's shared runtime state. */
 typedef struct ArmdbShardRt

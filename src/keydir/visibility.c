@@ -83,13 +83,13 @@
  * the rest is zeroed.
  */
 static inline void
-version_header(ArmdbVersion *v, HeapTupleHeader tup)
+version_header(const ArmdbVersion *v, CommandId cid, HeapTupleHeader tup)
 {
 	memset(tup, 0, SizeofHeapTupleHeader);
 	tup->t_infomask = v->infomask;
 	HeapTupleHeaderSetXmin(tup, v->xmin);
 	HeapTupleHeaderSetXmax(tup, v->xmax);
-	tup->t_choice.t_heap.t_field3.t_cid = v->cid;
+	tup->t_choice.t_heap.t_field3.t_cid = cid;
 }
 
 /*
@@ -98,11 +98,18 @@ version_header(ArmdbVersion *v, HeapTupleHeader tup)
  *		resolving a combo id.  Only valid in the inserting transaction.
  */
 CommandId
-armdb_version_get_cmin(ArmdbVersion *v)
+armdb_version_get_cmin(ArmdbVersion *v, uint64 slot)
+{
+	return armdb_version_cmin_of(v, armdb_version_cid(v, slot));
+}
+
+/* ... of a copy of the record, v, with its command id */
+CommandId
+armdb_version_cmin_of(const ArmdbVersion *v, CommandId cid)
 {
 	HeapTupleHeaderData tup;
 
-	version_header(v, &tup);
+	version_header(v, cid, &tup);
 	return HeapTupleHeaderGetCmin(&tup);
 }
 
@@ -112,11 +119,11 @@ armdb_version_get_cmin(ArmdbVersion *v)
  *		resolving a combo id.  Only valid in the deleting transaction.
  */
 CommandId
-armdb_version_get_cmax(ArmdbVersion *v)
+armdb_version_get_cmax(ArmdbVersion *v, uint64 slot)
 {
 	HeapTupleHeaderData tup;
 
-	version_header(v, &tup);
+	version_header(v, armdb_version_cid(v, slot), &tup);
 	return HeapTupleHeaderGetCmax(&tup);
 }
 
@@ -204,7 +211,7 @@ armdb_version_set_hint_bits(ArmdbVersion *v, uint16 infomask)
  *			 Xmax is not committed)))			that has not been committed
  */
 static bool
-version_satisfies_self(ArmdbVersion *v, Snapshot snapshot)
+version_satisfies_self(ArmdbVersion *v, uint64 slot, Snapshot snapshot)
 {
 	if (!armdb_version_xmin_committed(v))
 	{
@@ -360,7 +367,7 @@ version_satisfies_self(ArmdbVersion *v, Snapshot snapshot)
  *		(HeapTupleSatisfiesAny).
  */
 static bool
-version_satisfies_any(ArmdbVersion *v, Snapshot snapshot)
+version_satisfies_any(ArmdbVersion *v, uint64 slot, Snapshot snapshot)
 {
 	return true;
 }
@@ -376,7 +383,7 @@ version_satisfies_any(ArmdbVersion *v, Snapshot snapshot)
  * TOAST reference, you should be able to see the TOASTed value.
  */
 static bool
-version_satisfies_toast(ArmdbVersion *v, Snapshot snapshot)
+version_satisfies_toast(ArmdbVersion *v, uint64 slot, Snapshot snapshot)
 {
 	if (!armdb_version_xmin_committed(v))
 	{
@@ -510,7 +517,7 @@ armdb_version_satisfies_update(ArmdbVersion *v, uint64 slot, CommandId curcid)
 		}
 		else if (TransactionIdIsCurrentTransactionId(v->xmin))
 		{
-			if (armdb_version_get_cmin(v) >= curcid)
+			if (armdb_version_get_cmin(v, slot) >= curcid)
 				return TM_Invisible;	/* inserted after scan started */
 
 			if (v->infomask & HEAP_XMAX_INVALID)	/* xid invalid */
@@ -565,7 +572,7 @@ armdb_version_satisfies_update(ArmdbVersion *v, uint64 slot, CommandId curcid)
 				}
 				else
 				{
-					if (armdb_version_get_cmax(v) >= curcid)
+					if (armdb_version_get_cmax(v, slot) >= curcid)
 						return TM_SelfModified; /* updated after scan started */
 					else
 						return TM_Invisible;	/* updated before scan started */
@@ -579,7 +586,7 @@ armdb_version_satisfies_update(ArmdbVersion *v, uint64 slot, CommandId curcid)
 				return TM_Ok;
 			}
 
-			if (armdb_version_get_cmax(v) >= curcid)
+			if (armdb_version_get_cmax(v, slot) >= curcid)
 				return TM_SelfModified; /* updated after scan started */
 			else
 				return TM_Invisible;	/* updated before scan started */
@@ -639,7 +646,7 @@ armdb_version_satisfies_update(ArmdbVersion *v, uint64 slot, CommandId curcid)
 
 		if (TransactionIdIsCurrentTransactionId(xmax))
 		{
-			if (armdb_version_get_cmax(v) >= curcid)
+			if (armdb_version_get_cmax(v, slot) >= curcid)
 				return TM_SelfModified; /* updated after scan started */
 			else
 				return TM_Invisible;	/* updated before scan started */
@@ -681,7 +688,7 @@ armdb_version_satisfies_update(ArmdbVersion *v, uint64 slot, CommandId curcid)
 	{
 		if (HEAP_XMAX_IS_LOCKED_ONLY(v->infomask))
 			return TM_BeingModified;
-		if (armdb_version_get_cmax(v) >= curcid)
+		if (armdb_version_get_cmax(v, slot) >= curcid)
 			return TM_SelfModified; /* updated after scan started */
 		else
 			return TM_Invisible;	/* updated before scan started */
@@ -734,7 +741,7 @@ armdb_version_satisfies_update(ArmdbVersion *v, uint64 slot, CommandId curcid)
  * also returned in snapshot->speculativeToken.
  */
 static bool
-version_satisfies_dirty(ArmdbVersion *v, Snapshot snapshot)
+version_satisfies_dirty(ArmdbVersion *v, uint64 slot, Snapshot snapshot)
 {
 	snapshot->xmin = snapshot->xmax = InvalidTransactionId;
 	snapshot->speculativeToken = 0;
@@ -823,7 +830,7 @@ version_satisfies_dirty(ArmdbVersion *v, Snapshot snapshot)
 			if (armdb_version_is_speculative(v))
 			{
 				snapshot->speculativeToken =
-					armdb_version_get_speculative_token(v);
+					armdb_version_get_speculative_token(v, slot);
 
 				Assert(snapshot->speculativeToken != 0);
 			}
@@ -926,7 +933,7 @@ version_satisfies_dirty(ArmdbVersion *v, Snapshot snapshot)
  * snapshot new enough to see the transaction as done sets them.
  */
 static bool
-version_satisfies_mvcc(ArmdbVersion *v, Snapshot snapshot)
+version_satisfies_mvcc(ArmdbVersion *v, uint64 slot, Snapshot snapshot)
 {
 	if (!armdb_version_xmin_committed(v))
 	{
@@ -970,7 +977,7 @@ version_satisfies_mvcc(ArmdbVersion *v, Snapshot snapshot)
 		}
 		else if (TransactionIdIsCurrentTransactionId(v->xmin))
 		{
-			if (armdb_version_get_cmin(v) >= snapshot->curcid)
+			if (armdb_version_get_cmin(v, slot) >= snapshot->curcid)
 				return false;	/* inserted after scan started */
 
 			if (v->infomask & HEAP_XMAX_INVALID)	/* xid invalid */
@@ -991,7 +998,7 @@ version_satisfies_mvcc(ArmdbVersion *v, Snapshot snapshot)
 				/* updating subtransaction must have aborted */
 				if (!TransactionIdIsCurrentTransactionId(xmax))
 					return true;
-				else if (armdb_version_get_cmax(v) >= snapshot->curcid)
+				else if (armdb_version_get_cmax(v, slot) >= snapshot->curcid)
 					return true;	/* updated after scan started */
 				else
 					return false;	/* updated before scan started */
@@ -1004,7 +1011,7 @@ version_satisfies_mvcc(ArmdbVersion *v, Snapshot snapshot)
 				return true;
 			}
 
-			if (armdb_version_get_cmax(v) >= snapshot->curcid)
+			if (armdb_version_get_cmax(v, slot) >= snapshot->curcid)
 				return true;	/* deleted after scan started */
 			else
 				return false;	/* deleted before scan started */
@@ -1050,7 +1057,7 @@ version_satisfies_mvcc(ArmdbVersion *v, Snapshot snapshot)
 
 		if (TransactionIdIsCurrentTransactionId(xmax))
 		{
-			if (armdb_version_get_cmax(v) >= snapshot->curcid)
+			if (armdb_version_get_cmax(v, slot) >= snapshot->curcid)
 				return true;	/* deleted after scan started */
 			else
 				return false;	/* deleted before scan started */
@@ -1067,7 +1074,7 @@ version_satisfies_mvcc(ArmdbVersion *v, Snapshot snapshot)
 	{
 		if (TransactionIdIsCurrentTransactionId(v->xmax))
 		{
-			if (armdb_version_get_cmax(v) >= snapshot->curcid)
+			if (armdb_version_get_cmax(v, slot) >= snapshot->curcid)
 				return true;	/* deleted after scan started */
 			else
 				return false;	/* deleted before scan started */
@@ -1358,7 +1365,7 @@ armdb_version_satisfies_vacuum_horizon(ArmdbVersion *v,
  *	snapshot->vistest must have been set up with the horizon to use.
  */
 static bool
-version_satisfies_non_vacuumable(ArmdbVersion *v, Snapshot snapshot)
+version_satisfies_non_vacuumable(ArmdbVersion *v, uint64 slot, Snapshot snapshot)
 {
 	TransactionId dead_after = InvalidTransactionId;
 	HTSV_Result res;
@@ -1492,7 +1499,7 @@ armdb_version_is_only_locked(ArmdbVersion *v)
  * nothing could resolve the command ids; refuse rather than guess.
  */
 static bool
-version_satisfies_historic_mvcc(ArmdbVersion *v, Snapshot snapshot)
+version_satisfies_historic_mvcc(ArmdbVersion *v, uint64 slot, Snapshot snapshot)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -1520,25 +1527,25 @@ armdb_version_satisfies(ArmdbVersion *v, uint64 slot, Snapshot snapshot)
 	switch (snapshot->snapshot_type)
 	{
 		case SNAPSHOT_MVCC:
-			return version_satisfies_mvcc(v, snapshot);
+			return version_satisfies_mvcc(v, slot, snapshot);
 			break;
 		case SNAPSHOT_SELF:
-			return version_satisfies_self(v, snapshot);
+			return version_satisfies_self(v, slot, snapshot);
 			break;
 		case SNAPSHOT_ANY:
-			return version_satisfies_any(v, snapshot);
+			return version_satisfies_any(v, slot, snapshot);
 			break;
 		case SNAPSHOT_TOAST:
-			return version_satisfies_toast(v, snapshot);
+			return version_satisfies_toast(v, slot, snapshot);
 			break;
 		case SNAPSHOT_DIRTY:
-			return version_satisfies_dirty(v, snapshot);
+			return version_satisfies_dirty(v, slot, snapshot);
 			break;
 		case SNAPSHOT_HISTORIC_MVCC:
-			return version_satisfies_historic_mvcc(v, snapshot);
+			return version_satisfies_historic_mvcc(v, slot, snapshot);
 			break;
 		case SNAPSHOT_NON_VACUUMABLE:
-			return version_satisfies_non_vacuumable(v, snapshot);
+			return version_satisfies_non_vacuumable(v, slot, snapshot);
 			break;
 	}
 

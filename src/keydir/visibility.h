@@ -60,14 +60,16 @@ armdb_version_get_xmin(const ArmdbVersion *v)
 }
 
 /*
- * HeapTupleHeaderGetXvac.  Heap keeps xvac in t_field3, a union with t_cid;
- * a version record keeps it in cid.
+ * HeapTupleHeaderGetXvac.  Heap keeps xvac in t_field3, a union with t_cid.
+ * Only an old-style VACUUM FULL set HEAP_MOVED, which armdb never does: a
+ * version record has no xvac, and the ported branches that read one never
+ * run.
  */
 static inline TransactionId
 armdb_version_get_xvac(const ArmdbVersion *v)
 {
-	return (v->infomask & HEAP_MOVED) ? (TransactionId) v->cid :
-		InvalidTransactionId;
+	Assert(!(v->infomask & HEAP_MOVED));
+	return InvalidTransactionId;
 }
 
 /*
@@ -82,10 +84,10 @@ armdb_version_is_speculative(const ArmdbVersion *v)
 
 /* HeapTupleHeaderGetSpeculativeToken: the token is kept in ctid */
 static inline uint32
-armdb_version_get_speculative_token(const ArmdbVersion *v)
+armdb_version_get_speculative_token(const ArmdbVersion *v, uint64 slot)
 {
 	Assert(armdb_version_is_speculative(v));
-	return (uint32) v->ctid;
+	return armdb_version_ctid(v, slot);
 }
 
 /*
@@ -97,7 +99,8 @@ armdb_version_get_speculative_token(const ArmdbVersion *v)
 static inline bool
 armdb_version_ctid_is_self(const ArmdbVersion *v, uint64 slot)
 {
-	return !armdb_version_is_speculative(v) && v->ctid == slot;
+	return !armdb_version_is_speculative(v) &&
+		armdb_version_ctid(v, slot) == (uint32) slot;
 }
 
 extern TransactionId armdb_version_get_multi_update_xid(ArmdbVersion *v);
@@ -117,8 +120,9 @@ armdb_version_get_update_xid(ArmdbVersion *v)
 	return v->xmax;
 }
 
-extern CommandId armdb_version_get_cmin(ArmdbVersion *v);
-extern CommandId armdb_version_get_cmax(ArmdbVersion *v);
+extern CommandId armdb_version_get_cmin(ArmdbVersion *v, uint64 slot);
+extern CommandId armdb_version_cmin_of(const ArmdbVersion *v, CommandId cid);
+extern CommandId armdb_version_get_cmax(ArmdbVersion *v, uint64 slot);
 extern void armdb_version_set_hint_bits(ArmdbVersion *v, uint16 infomask);
 
 extern bool armdb_version_satisfies(ArmdbVersion *v, uint64 slot,

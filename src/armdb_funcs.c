@@ -195,7 +195,8 @@ armdb_shard_stats_sql(PG_FUNCTION_ARGS)
 			if (page->v[i].file_id != 0)
 			{
 				live_versions[shard]++;
-				live_bytes[shard] += page->v[i].len;
+				live_bytes[shard] += armdb_version_len(&page->v[i],
+													   p * ARMDB_SLOTS_PER_PAGE + i);
 			}
 		LWLockRelease(&page->lock);
 	}

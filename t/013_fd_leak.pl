@@ -22,15 +22,15 @@ $node->safe_psql('postgres', q{
 CREATE EXTENSION armdb;
 CREATE TABLE a (id int) USING armdb;
 CREATE TABLE b (id int) USING armdb;
-INSERT INTO a SELECT g FROM generate_series(1, 170000) g;
-INSERT INTO b SELECT g FROM generate_series(1, 170000) g;
+INSERT INTO a SELECT g FROM generate_series(1, 250000) g;
+INSERT INTO b SELECT g FROM generate_series(1, 250000) g;
 });
 
 # with less memory, a fits and then b cannot be loaded
 $node->stop;
 $node->append_conf('postgresql.conf', "armdb.memory = '8MB'");
 $node->start;
-is($node->safe_psql('postgres', 'SELECT count(*) FROM a'), '170000',
+is($node->safe_psql('postgres', 'SELECT count(*) FROM a'), '250000',
 	'the first table loads');
 my ($ret, $out, $err) = $node->psql('postgres', 'SELECT count(*) FROM b');
 like($err, qr/armdb key directory is full/,
@@ -85,7 +85,7 @@ is($counts[2], $counts[1],
 
 # freeing memory (a DROP) lets the table load: nothing was damaged
 $node->safe_psql('postgres', 'DROP TABLE a');
-is($node->safe_psql('postgres', 'SELECT count(*) FROM b'), '170000',
+is($node->safe_psql('postgres', 'SELECT count(*) FROM b'), '250000',
 	'the table loads once memory is free');
 
 done_testing();

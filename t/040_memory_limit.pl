@@ -14,7 +14,7 @@ $node->init(allows_streaming => 1);
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'armdb'
 armdb.memory_initial = '8MB'
-armdb.memory = '24MB'
+armdb.memory = '20MB'
 });
 $node->start;
 $node->safe_psql('postgres', q{
@@ -38,7 +38,7 @@ sub rows
 	return $node->safe_psql('postgres', 'SELECT count(*), sum(id) FROM m');
 }
 
-# 400,000 versions take about 13 MB: more than the 8 MB set aside at start
+# 400,000 versions take about 9 MB: more than the 8 MB set aside at start
 $node->safe_psql('postgres',
 	'INSERT INTO m SELECT g FROM generate_series(1, 400000) g');
 is( $node->safe_psql(
@@ -48,14 +48,14 @@ is( $node->safe_psql(
 	'the key directory grew past armdb.memory_initial');
 is(rows(), '400000|80000200000', 'every row reads back');
 
-# 600,000 more do not fit in 24 MB
+# 600,000 more do not fit in 20 MB
 my ($ret, $out, $err) = $node->psql('postgres',
 	'INSERT INTO m SELECT g FROM generate_series(400001, 1000000) g');
 isnt($ret, 0, 'an insert past armdb.memory fails');
 like($err, qr/ERROR:  armdb key directory is full/, 'with the error');
 like(
 	$err,
-	qr/HINT:  Increase armdb.memory \(currently 24 MB\) and reload the server configuration/,
+	qr/HINT:  Increase armdb.memory \(currently 20 MB\) and reload the server configuration/,
 	'whose hint names the setting and says a reload applies it');
 is(rows(), '400000|80000200000', 'the failed insert lost nothing');
 

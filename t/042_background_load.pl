@@ -22,7 +22,7 @@ CREATE TABLE big1 (id int PRIMARY KEY, v text) USING armdb;
 CREATE TABLE big2 (id int, v text) USING armdb;
 CREATE TABLE big3 (id int, v text) USING armdb;
 CREATE UNLOGGED TABLE unlogged1 (id int) USING armdb;
-INSERT INTO big1 SELECT g, 'b1' FROM generate_series(1, 200000) g;
+INSERT INTO big1 SELECT g, 'b1' FROM generate_series(1, 300000) g;
 INSERT INTO big2 SELECT g, 'b2' FROM generate_series(1, 150000) g;
 INSERT INTO big3 SELECT g, 'b3' FROM generate_series(1, 100000) g;
 INSERT INTO unlogged1 SELECT g FROM generate_series(1, 1000) g;
@@ -51,7 +51,7 @@ like(
 	qr/armdb loader 1 of 2: loaded the key directories of \d+ tables of database \d+ in \d+ ms/,
 	'the loaders said what they loaded');
 is($node->safe_psql('postgres', 'SELECT count(*), sum(id) FROM big1'),
-	'200000|20000100000', 'the loaded tables answer');
+	'300000|45000150000', 'the loaded tables answer');
 is($node->safe_psql('postgres', 'SELECT count(*), sum(id) FROM big2'),
 	'100000|7500000000', 'all of them');
 is($node->safe_psql('postgres', 'SELECT v FROM big1 WHERE id = 77777'),
@@ -66,7 +66,7 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM big3'),
 	'100000', 'the first query loads its table');
 is($node->safe_psql('postgres', $loaded), 'big3', 'and only that one');
 
-# loaders stop at half of armdb.memory: with 8 MB, big1 (the largest, 6.5
+# loaders stop at half of armdb.memory: with 12 MB, big1 (the largest, 6.6
 # MB) is loaded, the others are left to their first queries
 $node->append_conf('postgresql.conf', qq{
 armdb.load_workers = 1

@@ -34,6 +34,10 @@ DELETE FROM t WHERE id % 13 = 0;
 VACUUM t;
 INSERT INTO t SELECT g, g % 100, 'again ' || g FROM generate_series(30001, 30500) g;
 DELETE FROM t WHERE id % 17 = 0;
+-- rows of 64 kB or more: their lengths are in their pages' side arrays
+INSERT INTO t SELECT g, g % 100,
+	(SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 5000) i)
+FROM generate_series(30501, 30503) g;
 CREATE TABLE small (id int) USING armdb;
 INSERT INTO small VALUES (1), (2);
 });
@@ -115,17 +119,27 @@ $node->start;
 is($node->safe_psql('postgres', q{SELECT count(*), sum(id), sum(length(v)) FROM t}),
 	$expected, 'the rows are there after the crash');
 
+# start the node, then check that the image was not used: the rows are
+# there all the same, and the log says why
+sub start_without_image
+{
+	my ($what, $why) = @_;
+	my $pos = -s $node->logfile;
+
+	$node->start;
+	is($node->safe_psql('postgres', q{SELECT count(*), sum(id), sum(length(v)) FROM t}),
+		$expected, "$what is not used");
+	like(substr(slurp_file($node->logfile), $pos),
+		qr/did not use the key directory image of relation \d+\/\d+: $why/,
+		'and the log says why');
+}
+
 # an image an earlier shutdown saved is not used, whatever its files
 $node->stop('fast');
 ok(-f "$dir/keydir.image", 'the next clean shutdown saved it again');
 copy("$dir/../image.saved", "$dir/keydir.image") or die "copy: $!";
-$log_pos = -s $node->logfile;
-$node->start;
-is($node->safe_psql('postgres', q{SELECT count(*), sum(id), sum(length(v)) FROM t}),
-	$expected, 'an image of an earlier shutdown is not used');
-like(substr(slurp_file($node->logfile), $log_pos),
-	qr/did not use the key directory image of relation \d+\/\d+: it was not saved by the clean shutdown this start follows/,
-	'and the log says why');
+start_without_image('an image of an earlier shutdown',
+	'it was not saved by the clean shutdown this start follows');
 ok(!-f "$dir/keydir.image", 'it was removed');
 
 # nor one whose token is gone (a base backup copies images, not the token,
@@ -134,13 +148,8 @@ $node->stop('fast');
 my $token = $node->data_dir . '/armdb/images.token';
 ok(-f $token, 'the shutdown wrote its token');
 unlink($token) or die "unlink: $!";
-$log_pos = -s $node->logfile;
-$node->start;
-is($node->safe_psql('postgres', q{SELECT count(*), sum(id), sum(length(v)) FROM t}),
-	$expected, 'an image without its token is not used');
-like(substr(slurp_file($node->logfile), $log_pos),
-	qr/did not use the key directory image of relation \d+\/\d+: it was not saved by the clean shutdown this start follows/,
-	'and the log says why');
+start_without_image('an image without its token',
+	'it was not saved by the clean shutdown this start follows');
 
 # nor one of files that changed since it was written
 $node->stop('fast');
@@ -148,24 +157,13 @@ my ($active) = sort { -s $b <=> -s $a } glob("$dir/*/*.data");
 open(my $fh, '>>', $active) or die "open $active: $!";
 print $fh "\0" x 8192;
 close($fh);
-$log_pos = -s $node->logfile;
-$node->start;
-is($node->safe_psql('postgres', q{SELECT count(*), sum(id), sum(length(v)) FROM t}),
-	$expected, 'an image of files that have changed is not used');
-like(substr(slurp_file($node->logfile), $log_pos),
-	qr/did not use the key directory image of relation \d+\/\d+: the files have changed since it was written/,
-	'and the log says why');
+start_without_image('an image of files that have changed',
+	'the files have changed since it was written');
 
 # a damaged image is not used
 $node->stop('fast');
 flip_byte("$dir/keydir.image", int((-s "$dir/keydir.image") / 2));
-$log_pos = -s $node->logfile;
-$node->start;
-is($node->safe_psql('postgres', q{SELECT count(*), sum(id), sum(length(v)) FROM t}),
-	$expected, 'a damaged image is not used');
-like(substr(slurp_file($node->logfile), $log_pos),
-	qr/did not use the key directory image of relation \d+\/\d+: its checksum does not match/,
-	'and the log says why');
+start_without_image('a damaged image', 'its checksum does not match');
 
 # an image is only used after a clean shutdown: a crash before the first
 # load leaves it unused (and removed by that load)

@@ -134,7 +134,8 @@ extern char *armdb_entry_tuple(char *entry, uint32 len, uint32 *image_len);
 extern char *armdb_reserve_buffer(char **buf, Size *size, Size len,
 								  MemoryContext mcxt);
 extern void armdb_read_version(ArmdbRelKeydir *kd, uint64 slot,
-							   const ArmdbVersion *v, char *buf);
+							   const ArmdbVersion *v,
+							   const ArmdbVersionExtra *x, char *buf);
 extern void armdb_read_version_tuple(Relation rel, ArmdbRelKeydir *kd,
 									 uint64 slotno, const ArmdbVersion *v,
 									 const ArmdbVersionExtra *x,
@@ -148,7 +149,8 @@ extern HTSV_Result armdb_version_htsv(ArmdbRelKeydir *kd, uint64 slot,
 									  TransactionId *xwait);
 
 extern bool armdb_read_version_cached(ArmdbRelKeydir *kd, uint64 slot,
-									  const ArmdbVersion *v, char *buf);
+									  const ArmdbVersion *v,
+									  const ArmdbVersionExtra *x, char *buf);
 extern uint64 armdb_entry_root_slot(const char *entry, uint64 slot);
 
 /* armdb_hot.c */

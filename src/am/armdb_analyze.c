@@ -34,12 +34,12 @@ store_version(ArmdbScanDesc scan, Relation rel, ArmdbRelKeydir *kd,
 			  uint64 slotno, const ArmdbVersion *v, const ArmdbVersionExtra *x,
 			  TupleTableSlot *slot)
 {
-	char	   *buf = armdb_scan_tuple_buffer(scan, v->len);
+	char	   *buf = armdb_scan_tuple_buffer(scan, x->len);
 	uint32		image_len;
 	char	   *image;
 
-	armdb_read_version(kd, slotno, v, buf);
-	image = armdb_entry_tuple(buf, v->len, &image_len);
+	armdb_read_version(kd, slotno, v, x, buf);
+	image = armdb_entry_tuple(buf, x->len, &image_len);
 	armdb_fill_tuple(&scan->tuple, rel, slotno, image, image_len, v, x);
 	ExecStoreHeapTuple(&scan->tuple, slot, false);
 }
@@ -159,7 +159,8 @@ armdb_scan_read_block_span(ArmdbScanDesc scan, BlockNumber blockno)
 		if (v->file_id != file_id)
 			continue;
 		from = Min(from, v->offset);
-		to = Max(to, (uint64) v->offset + v->len);
+		to = Max(to, (uint64) v->offset +
+				 armdb_version_len(v, (uint64) blockno * ARMDB_SLOTS_PER_PAGE + i));
 	}
 	LWLockRelease(&page->lock);
 	if (file_id == 0 || to - from > ARMDB_SPAN_MAX)
@@ -187,8 +188,8 @@ armdb_scan_store_version(ArmdbScanDesc scan, uint64 slotno,
 						 const ArmdbVersion *v, const ArmdbVersionExtra *x,
 						 TupleTableSlot *slot)
 {
-	ArmdbLocation loc = {v->file_id, v->offset, v->len};
-	char	   *buf = armdb_scan_tuple_buffer(scan, v->len);
+	ArmdbLocation loc = armdb_version_location(v, x);
+	char	   *buf = armdb_scan_tuple_buffer(scan, x->len);
 	uint32		image_len;
 	char	   *image;
 
@@ -198,7 +199,7 @@ armdb_scan_store_version(ArmdbScanDesc scan, uint64 slotno,
 		store_version(scan, scan->base.rs_rd, scan->kd, slotno, v, x, slot);
 		return;
 	}
-	image = armdb_entry_tuple(buf, v->len, &image_len);
+	image = armdb_entry_tuple(buf, x->len, &image_len);
 	armdb_fill_tuple(&scan->tuple, scan->base.rs_rd, slotno, image,
 					 image_len, v, x);
 	ExecStoreHeapTuple(&scan->tuple, slot, false);

@@ -285,28 +285,31 @@ read_ahead(ArmdbScanDesc scan, BlockNumber blockno)
 		LWLockAcquire(&page->lock, LW_SHARED);
 		for (int i = 0; i < r->ntuples; i++)
 		{
-			ArmdbVersion v;
+			ArmdbVersion *v;
 			uint64		slot;
+			uint32		len;
 
 			if (r->offsets[i] > ARMDB_SLOTS_PER_PAGE)
 				continue;
 			slot = first + r->offsets[i] - 1;
-			v = page->v[r->offsets[i] - 1];
-			if (v.file_id == 0 || v.len > AHEAD_ENTRY_MAX ||
-				!armdb_version_satisfies(&page->v[r->offsets[i] - 1], slot,
-										 scan->base.rs_snapshot))
+			v = &page->v[r->offsets[i] - 1];
+			if (v->file_id == 0)
 				continue;
-			if (ra->n == AHEAD_ENTRIES || used + MAXALIGN(v.len) > AHEAD_BYTES)
+			len = armdb_version_len(v, slot);
+			if (len > AHEAD_ENTRY_MAX ||
+				!armdb_version_satisfies(v, slot, scan->base.rs_snapshot))
+				continue;
+			if (ra->n == AHEAD_ENTRIES || used + MAXALIGN(len) > AHEAD_BYTES)
 			{
 				full = true;	/* the rest of this page: read when wanted */
 				break;
 			}
 			ra->slots[ra->n] = slot;
-			ra->locs[ra->n].file_id = v.file_id;
-			ra->locs[ra->n].offset = v.offset;
-			ra->locs[ra->n].len = v.len;
+			ra->locs[ra->n].file_id = v->file_id;
+			ra->locs[ra->n].offset = v->offset;
+			ra->locs[ra->n].len = len;
 			ra->offs[ra->n] = used;
-			used += MAXALIGN(v.len);
+			used += MAXALIGN(len);
 			ra->n++;
 		}
 		LWLockRelease(&page->lock);
@@ -369,8 +372,8 @@ ahead_has_all(ArmdbScanDesc scan)
 		return false;
 	for (int k = 0; k < scan->bm_count; k++)
 	{
-		const ArmdbVersion *v = &scan->bm_versions[k];
-		ArmdbLocation loc = {v->file_id, v->offset, v->len};
+		ArmdbLocation loc = armdb_version_location(&scan->bm_versions[k],
+												   &scan->bm_extras[k]);
 
 		if (ahead_find(ra, scan->bm_slots[k], &loc) < 0)
 			return false;
@@ -400,6 +403,7 @@ read_versions_span(ArmdbScanDesc scan)
 	for (int i = 0; i < scan->bm_count; i++)
 	{
 		ArmdbVersion *v = &scan->bm_versions[i];
+		uint32		len = scan->bm_extras[i].len;
 
 		if (armdb_slot_shard(kd, scan->bm_slots[i]) != shard)
 			continue;
@@ -408,8 +412,8 @@ read_versions_span(ArmdbScanDesc scan)
 		if (v->file_id != file_id)
 			continue;
 		from = Min(from, v->offset);
-		to = Max(to, (uint64) v->offset + v->len);
-		wanted += v->len;
+		to = Max(to, (uint64) v->offset + len);
+		wanted += len;
 	}
 	if (to - from > BITMAP_SPAN_SMALL &&
 		(to - from > 4 * wanted || to - from > ARMDB_SPAN_MAX))

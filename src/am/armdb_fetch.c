@@ -121,14 +121,15 @@ armdb_reserve_buffer(char **buf, Size *size, Size len, MemoryContext mcxt)
 }
 
 /*
- * Read the entry of version v (slot) into buf (v->len bytes), from the write
- * buffer or the file, and check that it is the entry of that slot.
+ * Read the entry of version v (slot; a copy, with its values x) into buf
+ * (x->len bytes), from the write buffer or the file, and check that it is
+ * the entry of that slot.
  */
 void
 armdb_read_version(ArmdbRelKeydir *kd, uint64 slot, const ArmdbVersion *v,
-				   char *buf)
+				   const ArmdbVersionExtra *x, char *buf)
 {
-	ArmdbLocation loc = {v->file_id, v->offset, v->len};
+	ArmdbLocation loc = armdb_version_location(v, x);
 
 	armdb_vstore_read(kd, slot, &loc, buf, armdb_store_settings());
 }
@@ -152,19 +153,17 @@ static struct
 
 static void
 remember_entry(ArmdbRelKeydir *kd, uint64 slot, const ArmdbVersion *v,
-			   const char *entry)
+			   const ArmdbVersionExtra *x, const char *entry)
 {
 	recent_entry.generation = 0;
-	if (v->len > RECENT_ENTRY_MAX)
+	if (x->len > RECENT_ENTRY_MAX)
 		return;
 	if (recent_entry.bytes == NULL)
 		recent_entry.bytes = MemoryContextAlloc(TopMemoryContext,
 												RECENT_ENTRY_MAX);
-	memcpy(recent_entry.bytes, entry, v->len);
+	memcpy(recent_entry.bytes, entry, x->len);
 	recent_entry.slot = slot;
-	recent_entry.loc.file_id = v->file_id;
-	recent_entry.loc.offset = v->offset;
-	recent_entry.loc.len = v->len;
+	recent_entry.loc = armdb_version_location(v, x);
 	recent_entry.generation = kd->generation;
 }
 
@@ -174,16 +173,17 @@ remember_entry(ArmdbRelKeydir *kd, uint64 slot, const ArmdbVersion *v,
  */
 bool
 armdb_read_version_cached(ArmdbRelKeydir *kd, uint64 slot,
-						  const ArmdbVersion *v, char *buf)
+						  const ArmdbVersion *v, const ArmdbVersionExtra *x,
+						  char *buf)
 {
 	if (recent_entry.generation == kd->generation && recent_entry.slot == slot &&
 		recent_entry.loc.file_id == v->file_id &&
-		recent_entry.loc.offset == v->offset && recent_entry.loc.len == v->len)
+		recent_entry.loc.offset == v->offset && recent_entry.loc.len == x->len)
 	{
-		memcpy(buf, recent_entry.bytes, v->len);
+		memcpy(buf, recent_entry.bytes, x->len);
 		return true;
 	}
-	armdb_read_version(kd, slot, v, buf);
+	armdb_read_version(kd, slot, v, x, buf);
 	return false;
 }
 
@@ -278,7 +278,7 @@ armdb_version_lookup_ssi(Relation rel, ArmdbRelKeydir *kd, uint64 slot,
 }
 
 /*
- * Read the tuple of a version found in the keydir into buf (v->len bytes)
+ * Read the tuple of a version found in the keydir into buf (x->len bytes)
  * and make *tuple describe it.
  */
 void
@@ -289,8 +289,8 @@ armdb_read_version_tuple(Relation rel, ArmdbRelKeydir *kd, uint64 slotno,
 	uint32		image_len;
 	char	   *image;
 
-	armdb_read_version(kd, slotno, v, buf);
-	image = armdb_entry_tuple(buf, v->len, &image_len);
+	armdb_read_version(kd, slotno, v, x, buf);
+	image = armdb_entry_tuple(buf, x->len, &image_len);
 	armdb_fill_tuple(tuple, rel, slotno, image, image_len, v, x);
 }
 
@@ -426,11 +426,11 @@ armdb_fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot,
 	 * image where armdb_entry_tuple() leaves it (freeing the slot's tuple
 	 * frees the block).
 	 */
-	buf = palloc(HEAPTUPLESIZE + v.len);
+	buf = palloc(HEAPTUPLESIZE + x.len);
 	tuple = (HeapTuple) buf;
-	armdb_read_version(kd, slotno, &v, buf + HEAPTUPLESIZE);
-	remember_entry(kd, slotno, &v, buf + HEAPTUPLESIZE);
-	image = armdb_entry_tuple(buf + HEAPTUPLESIZE, v.len, &image_len);
+	armdb_read_version(kd, slotno, &v, &x, buf + HEAPTUPLESIZE);
+	remember_entry(kd, slotno, &v, &x, buf + HEAPTUPLESIZE);
+	image = armdb_entry_tuple(buf + HEAPTUPLESIZE, x.len, &image_len);
 	armdb_fill_tuple(tuple, rel, slotno, image, image_len, &v, &x);
 	ExecStoreHeapTuple(tuple, slot, true);
 	return true;

@@ -110,7 +110,7 @@ armdb_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
 	fetch->last_xmin = v.xmin;
 	armdb_read_version_tuple(rel, fetch->kd, slotno, &v, &x,
 							 armdb_reserve_buffer(&fetch->buf, &fetch->buf_size,
-												  v.len, fetch->mcxt),
+												  x.len, fetch->mcxt),
 							 &fetch->tuple);
 	ExecStoreHeapTuple(&fetch->tuple, slot, false);
 	pgstat_count_heap_fetch(rel);
@@ -214,14 +214,18 @@ collect_chain(ArmdbRelKeydir *kd, uint64 slot, uint64 **chain, int *cap)
 	return n;
 }
 
-/* The root of the HOT chain of the heap-only version v in slot: its entry's. */
+/*
+ * The root of the HOT chain of the heap-only version v in slot (a copy, with
+ * its values x): its entry's.
+ */
 static uint64
-heap_only_root(ArmdbRelKeydir *kd, uint64 slot, const ArmdbVersion *v)
+heap_only_root(ArmdbRelKeydir *kd, uint64 slot, const ArmdbVersion *v,
+			   const ArmdbVersionExtra *x)
 {
-	char	   *buf = palloc(v->len);
+	char	   *buf = palloc(x->len);
 	uint64		root;
 
-	armdb_read_version(kd, slot, v, buf);
+	armdb_read_version(kd, slot, v, x, buf);
 	root = armdb_entry_root_slot(buf, slot);
 	pfree(buf);
 	return root;
@@ -337,7 +341,7 @@ armdb_index_build_range_scan(Relation heapRelation, Relation indexRelation,
 					armdb_read_version_tuple(heapRelation, kd, slotno, &v, &x,
 											 armdb_reserve_buffer(&range_buf,
 																  &range_buf_size,
-																  v.len,
+																  x.len,
 																  CurrentMemoryContext),
 											 &range_tuple);
 					ExecStoreHeapTuple(&range_tuple, slot, false);
@@ -361,7 +365,7 @@ armdb_index_build_range_scan(Relation heapRelation, Relation indexRelation,
 			slotno = armdb_tid_to_slot(&slot->tts_tid);
 			(void) armdb_version_lookup(kd, slotno, SnapshotAny, &v, &x);
 			root = (v.infomask2 & HEAP_ONLY_TUPLE) ?
-				heap_only_root(kd, slotno, &v) : slotno;
+				heap_only_root(kd, slotno, &v, &x) : slotno;
 		}
 		armdb_slot_to_tid(root, &root_tid);
 
@@ -568,7 +572,7 @@ armdb_index_validate_scan(Relation heapRelation, Relation indexRelation,
 
 			MemoryContextReset(econtext->ecxt_per_tuple_memory);
 			armdb_read_version_tuple(heapRelation, kd, slotno, &v, &x,
-									 armdb_reserve_buffer(&buf, &buf_size, v.len,
+									 armdb_reserve_buffer(&buf, &buf_size, x.len,
 														  CurrentMemoryContext),
 									 &tuple);
 			ExecStoreHeapTuple(&tuple, slot, false);

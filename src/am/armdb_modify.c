@@ -196,15 +196,16 @@ append_version(Relation rel, ArmdbVstoreAppend *ap, HeapTuple tuple,
 
 	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 	/* before the record changes: an ERROR leaves the slot empty */
-	if (cid != FirstCommandId || spec_token != 0)
+	if (cid != FirstCommandId || spec_token != 0 ||
+		loc.len >= ARMDB_LONG_ENTRY)
 		armdb_page_prepare_extra(page, slot / ARMDB_SLOTS_PER_PAGE,
 								 ap->settings);
 	/* the page is no longer all-visible (armdb_vm.c) */
 	armdb_vm_clear(rel, ap->kd, page, slot / ARMDB_SLOTS_PER_PAGE);
 	v = &page->v[slot % ARMDB_SLOTS_PER_PAGE];
+	armdb_version_set_len(v, slot, loc.len, ap->settings);
 	v->file_id = loc.file_id;
 	v->offset = loc.offset;
-	v->len = loc.len;
 	v->xmin = xid;
 	v->xmax = InvalidTransactionId;
 	armdb_version_set_cid(v, slot, cid, ap->settings);

@@ -273,9 +273,9 @@ cursor_start(ArmdbScanDesc scan, ShardCursor *cur, uint32 shard)
  */
 static bool
 entry_moved(const ShardCursor *cur, const ArmdbEntryHeader *hdr,
-			const ArmdbVersion *v)
+			const ArmdbVersion *v, const ArmdbVersionExtra *x)
 {
-	return v->file_id != 0 && v->len == armdb_entry_size(hdr->gsn, hdr->value_len) &&
+	return v->file_id != 0 && x->len == armdb_entry_size(hdr->gsn, hdr->value_len) &&
 		v->xmin == XidFromFullTransactionId(FullTransactionIdFromU64(hdr->xid)) &&
 		!armdb_vstore_cursor_reads_file(&cur->sc, v->file_id);
 }
@@ -367,6 +367,7 @@ entry_visible(ArmdbScanDesc scan, ShardCursor *cur, uint64 slot,
 			if (page == NULL)
 			{
 				memset(v, 0, sizeof(*v));
+				memset(x, 0, sizeof(*x));
 				return false;
 			}
 			LWLockAcquire(&page->lock, LW_SHARED);
@@ -394,6 +395,7 @@ entry_visible(ArmdbScanDesc scan, ShardCursor *cur, uint64 slot,
 		if (page == NULL)
 		{
 			memset(cur->vis_copy, 0, sizeof(ArmdbVersion) * ARMDB_SLOTS_PER_PAGE);
+			memset(cur->vis_extra, 0, sizeof(ArmdbVersionExtra) * ARMDB_SLOTS_PER_PAGE);
 			memset(cur->vis, 0, sizeof(bool) * ARMDB_SLOTS_PER_PAGE);
 		}
 		else
@@ -444,7 +446,7 @@ merge_next(ArmdbScanDesc scan, bool replay, uint64 *slotno)
 		{
 			visible = entry_visible(scan, cur, hdr->slot, &v, &x);
 			if ((v.file_id != cur->sc.file_id || v.offset != cur->sc.pos) &&
-				!entry_moved(cur, hdr, &v))
+				!entry_moved(cur, hdr, &v, &x))
 				visible = false;	/* not this slot's version any more */
 			else if (!replay)
 				armdb_check_serializable_out(rel, &v, visible,
@@ -688,7 +690,7 @@ history_fetch(ArmdbScanDesc scan, TupleTableSlot *slot)
 	if (!armdb_version_lookup(scan->kd, slotno, scan->base.rs_snapshot, &v, &x))
 		elog(ERROR, "armdb: row version in slot " UINT64_FORMAT " vanished under a scan's snapshot",
 			 slotno);
-	buf = armdb_scan_tuple_buffer(scan, v.len);
+	buf = armdb_scan_tuple_buffer(scan, x.len);
 	armdb_read_version_tuple(rel, scan->kd, slotno, &v, &x, buf, &scan->tuple);
 	pgstat_count_heap_getnext(rel);
 	ExecStoreHeapTuple(&scan->tuple, slot, false);

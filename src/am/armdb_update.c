@@ -264,8 +264,15 @@ retry:
 	{
 		lockers->xmax = v->xmax;
 		if (v->infomask & HEAP_XMAX_IS_MULTI)
-			armdb_multi_hint_bits(v->xmax, &lockers->infomask,
-								  &lockers->infomask2);
+		{
+			uint16		infomask;
+			uint16		infomask2;
+
+			/* (a record is packed: no pointers into it) */
+			armdb_multi_hint_bits(v->xmax, &infomask, &infomask2);
+			lockers->infomask = infomask;
+			lockers->infomask2 = infomask2;
+		}
 		else
 			lockers->infomask = HEAP_XMAX_KEYSHR_LOCK | HEAP_XMAX_LOCK_ONLY;
 	}
@@ -444,11 +451,11 @@ update_is_hot(Relation rel, ArmdbRelKeydir *kd, uint64 oslot,
 	if (v.file_id == 0)
 		return false;			/* end_version() says what is wrong */
 
-	buf = palloc(v.len);
-	(void) armdb_read_version_cached(kd, oslot, &v, buf);
+	buf = palloc(x.len);
+	(void) armdb_read_version_cached(kd, oslot, &v, &x, buf);
 	*root = (v.infomask2 & HEAP_ONLY_TUPLE) ?
 		armdb_entry_root_slot(buf, oslot) : oslot;
-	image = armdb_entry_tuple(buf, v.len, &image_len);
+	image = armdb_entry_tuple(buf, x.len, &image_len);
 	armdb_fill_tuple(&oldtup, rel, oslot, image, image_len, &v, &x);
 
 	hot_attrs = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_ALL);

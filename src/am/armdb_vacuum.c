@@ -317,8 +317,10 @@ free_heap_only(ArmdbRelKeydir *kd, const PruneVictim *victim)
 	if (v->file_id != 0 && (v->infomask2 & HEAP_ONLY_TUPLE) &&
 		TransactionIdEquals(v->xmin, victim->xmin))
 	{
-		pg_atomic_fetch_add_u64(&rt->dead_bytes, v->len);
-		armdb_files_add_dead(rt, v->file_id, v->len);
+		uint32		len = armdb_version_len(v, victim->slot);
+
+		pg_atomic_fetch_add_u64(&rt->dead_bytes, len);
+		armdb_files_add_dead(rt, v->file_id, len);
 		armdb_version_clear(v, victim->slot);
 		v->infomask2 = ARMDB_V2_FREED;	/* no index entry named it */
 		freed = true;
@@ -416,8 +418,10 @@ prune_one_chain(ArmdbRelKeydir *kd, const HotPrune *hp, const PrunePlan *plan,
 	{
 		if (!plan->was_redirect)
 		{
-			pg_atomic_fetch_add_u64(&rt->dead_bytes, rv->len);
-			armdb_files_add_dead(rt, rv->file_id, rv->len);
+			uint32		len = armdb_version_len(rv, plan->root);
+
+			pg_atomic_fetch_add_u64(&rt->dead_bytes, len);
+			armdb_files_add_dead(rt, rv->file_id, len);
 			nremoved++;
 		}
 		armdb_version_clear(rv, plan->root);
@@ -790,6 +794,8 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 										 HEAP_XMAX_LOCK_ONLY);
 						v->infomask |= HEAP_XMAX_INVALID;
 						v->xmax = InvalidTransactionId;
+						/* an aborted update's link goes too */
+						armdb_version_set_ctid(v, slot, (uint32) slot, NULL);
 					}
 					break;
 				case HEAPTUPLE_DEAD:
@@ -882,8 +888,10 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 		if (v->file_id != 0)
 		{
-			pg_atomic_fetch_add_u64(&rt->dead_bytes, v->len);
-			armdb_files_add_dead(rt, v->file_id, v->len);
+			uint32		len = armdb_version_len(v, slot);
+
+			pg_atomic_fetch_add_u64(&rt->dead_bytes, len);
+			armdb_files_add_dead(rt, v->file_id, len);
 			nremoved++;
 		}
 		armdb_version_clear(v, slot);

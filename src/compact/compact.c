@@ -183,7 +183,8 @@ entry_committed(const ArmdbEntryInfo *e, bool *in_progress)
 
 /* A copy of slot's version record (file_id 0: none), or false: no page. */
 static bool
-record_of(ArmdbRelKeydir *kd, uint64 slot, ArmdbVersion *copy)
+record_of(ArmdbRelKeydir *kd, uint64 slot, ArmdbVersion *copy,
+		  ArmdbVersionExtra *xcopy)
 {
 	ArmdbPage  *page;
 
@@ -194,6 +195,8 @@ record_of(ArmdbRelKeydir *kd, uint64 slot, ArmdbVersion *copy)
 		return false;
 	LWLockAcquire(&page->lock, LW_SHARED);
 	*copy = page->v[slot % ARMDB_SLOTS_PER_PAGE];
+	*xcopy = armdb_version_extra_values(&page->v[slot % ARMDB_SLOTS_PER_PAGE],
+										slot);
 	LWLockRelease(&page->lock);
 	return true;
 }
@@ -211,8 +214,9 @@ static bool
 victim_present(ArmdbRelKeydir *kd, uint64 slot, FullTransactionId ender)
 {
 	ArmdbVersion v;
+	ArmdbVersionExtra x;
 
-	if (!record_of(kd, slot, &v) || v.file_id == 0)
+	if (!record_of(kd, slot, &v, &x) || v.file_id == 0)
 		return false;
 	if ((v.infomask & HEAP_XMAX_IS_MULTI) ||
 		v.xmax == XidFromFullTransactionId(ender))
@@ -230,9 +234,10 @@ static bool
 entry_is_live(ArmdbRelKeydir *kd, const ArmdbEntryInfo *e)
 {
 	ArmdbVersion v;
+	ArmdbVersionExtra x;
 
-	return record_of(kd, e->slot, &v) && v.file_id == e->file_id &&
-		v.offset == e->offset && v.len == e->len;
+	return record_of(kd, e->slot, &v, &x) && v.file_id == e->file_id &&
+		v.offset == e->offset && x.len == e->len;
 }
 
 /*

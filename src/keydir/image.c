@@ -374,6 +374,41 @@ not_at_rest(ArmdbRelKeydir *kd)
 	return NULL;
 }
 
+typedef enum FinishResult
+{
+	FINISHED,
+	WRITE_FAILED,
+	SYNC_FAILED,
+	CLOSE_FAILED,
+	RENAME_FAILED
+} FinishResult;
+
+/*
+ * Put a file written under the temporary name tmp (fd, open) in place at
+ * path, durably: sync, close, rename, sync the directory.  written: the
+ * writes succeeded.  On any failure tmp is removed (errno kept).
+ */
+static FinishResult
+finish_file(int fd, bool written, const char *tmp, const char *path)
+{
+	FinishResult result = written ? FINISHED : WRITE_FAILED;
+
+	if (result == FINISHED && pg_fsync(fd) != 0)
+		result = SYNC_FAILED;
+	if (CloseTransientFile(fd) != 0 && result == FINISHED)
+		result = CLOSE_FAILED;
+	if (result == FINISHED && durable_rename(tmp, path, LOG) != 0)
+		result = RENAME_FAILED;
+	if (result != FINISHED)
+	{
+		int			save_errno = errno;
+
+		(void) unlink(tmp);
+		errno = save_errno;
+	}
+	return result;
+}
+
 /*
  * Write kd's image beside its files; false with *why (errno set for I/O)
  * if it could not.  Nothing else runs: no lock is needed, but the page
@@ -511,33 +546,27 @@ write_image(ArmdbRelKeydir *kd, uint64 token, int64 *bytes, const char **why)
 		FIN_CRC32C(crc);
 		ok = io_write(&io, &crc, sizeof(crc)) && io_flush(&io);
 	}
-	if (!ok && *why == NULL)
-		*why = "could not write the image";
-	if (ok && pg_fsync(fd) != 0)
-	{
-		ok = false;
-		*why = "could not sync the image";
-	}
 	*bytes = (int64) io.bytes;
 	pfree(io.buf);
-	if (CloseTransientFile(fd) != 0 && ok)
+	switch (finish_file(fd, ok, tmp, path))
 	{
-		ok = false;
-		*why = "could not close the image";
+		case FINISHED:
+			return true;
+		case WRITE_FAILED:
+			if (*why == NULL)
+				*why = "could not write the image";
+			break;
+		case SYNC_FAILED:
+			*why = "could not sync the image";
+			break;
+		case CLOSE_FAILED:
+			*why = "could not close the image";
+			break;
+		case RENAME_FAILED:
+			*why = "could not rename the image into place";
+			break;
 	}
-	if (ok && durable_rename(tmp, path, LOG) != 0)
-	{
-		ok = false;
-		*why = "could not rename the image into place";
-	}
-	if (!ok)
-	{
-		int			save_errno = errno;
-
-		(void) unlink(tmp);
-		errno = save_errno;
-	}
-	return ok;
+	return false;
 }
 
 /*
@@ -616,19 +645,8 @@ write_token(uint64 token)
 	fd = OpenTransientFile(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
 	if (fd < 0)
 		return false;
-	ok = write(fd, &token, sizeof(token)) == sizeof(token) && pg_fsync(fd) == 0;
-	if (CloseTransientFile(fd) != 0)
-		ok = false;
-	if (ok && durable_rename(tmp, path, LOG) != 0)
-		ok = false;
-	if (!ok)
-	{
-		int			save_errno = errno;
-
-		(void) unlink(tmp);
-		errno = save_errno;
-	}
-	return ok;
+	ok = write(fd, &token, sizeof(token)) == sizeof(token);
+	return finish_file(fd, ok, tmp, path) == FINISHED;
 }
 
 void

@@ -405,15 +405,21 @@ armdb_page_prepare_extra(ArmdbPage *page, uint64 pageno,
 	page->extra = dp;
 }
 
+/*
+ * The side array entry of slot's record v, to be set to a value: made if
+ * the page has no side array yet, unless the value is the default (NULL).
+ */
 static ArmdbVersionExtra *
-extra_to_set(ArmdbVersion *v, uint64 slot, const ArmdbStoreSettings *settings)
+extra_to_set(ArmdbVersion *v, uint64 slot, bool is_default,
+			 const ArmdbStoreSettings *settings)
 {
 	ArmdbVersionExtra *x = armdb_version_extra(v, slot);
 
-	if (x == NULL)
+	if (x == NULL && !is_default)
 	{
 		armdb_page_prepare_extra(armdb_version_page(v, slot),
-								 slot / ARMDB_SLOTS_PER_PAGE, settings);
+								 slot / ARMDB_SLOTS_PER_PAGE,
+								 settings ? settings : armdb_store_settings());
 		x = armdb_version_extra(v, slot);
 	}
 	return x;
@@ -423,37 +429,47 @@ void
 armdb_version_set_cid(ArmdbVersion *v, uint64 slot, CommandId cid,
 					  const ArmdbStoreSettings *settings)
 {
-	ArmdbVersionExtra *x = armdb_version_extra(v, slot);
+	ArmdbVersionExtra *x = extra_to_set(v, slot, cid == FirstCommandId,
+										settings);
 
-	if (x == NULL && cid == FirstCommandId)
-		return;
-	if (x == NULL)
-		x = extra_to_set(v, slot, settings);
-	x->cid = cid;
+	if (x != NULL)
+		x->cid = cid;
 }
 
 void
 armdb_version_set_ctid(ArmdbVersion *v, uint64 slot, uint32 ctid,
 					   const ArmdbStoreSettings *settings)
 {
-	ArmdbVersionExtra *x = armdb_version_extra(v, slot);
+	ArmdbVersionExtra *x;
 
 	Assert(!armdb_version_is_redirect(v));
-	if (x == NULL && ctid == (uint32) slot)
-		return;
-	if (x == NULL)
-		x = extra_to_set(v, slot, settings);
-	x->ctid = ctid;
+	x = extra_to_set(v, slot, ctid == (uint32) slot, settings);
+	if (x != NULL)
+		x->ctid = ctid;
+}
+
+void
+armdb_version_set_len(ArmdbVersion *v, uint64 slot, uint32 len,
+					  const ArmdbStoreSettings *settings)
+{
+	if (len < ARMDB_LONG_ENTRY)
+		v->short_len = (uint16) len;
+	else
+	{
+		extra_to_set(v, slot, false, settings)->len = len;
+		v->short_len = ARMDB_LONG_ENTRY;
+	}
 }
 
 /*
  * Free page's side array if no slot needs it any more (the load, once it
- * has unstashed the gsns; VACUUM): every version links to itself and has
- * command id FirstCommandId, or a command id nobody reads again -- its
- * insert and its end, if any, are over, as hint bits say (only the
- * transaction that wrote a command id reads it).  An empty slot needs
- * nothing (a redirect keeps its target in the record).  Caller holds the
- * page's lock exclusively, or is loading.
+ * has unstashed the gsns; VACUUM): every version is shorter than
+ * ARMDB_LONG_ENTRY, links to itself, no update of it is under way, and
+ * its command id is FirstCommandId or one nobody reads again -- its insert
+ * and its end, if any, are over, as hint bits say (only the transaction
+ * that wrote a command id reads it).  An empty slot needs nothing (a
+ * redirect keeps its target in the record).  Caller holds the page's lock
+ * exclusively, or is loading.
  */
 void
 armdb_page_release_extra(ArmdbPage *page, uint64 pageno)
@@ -470,7 +486,12 @@ armdb_page_release_extra(ArmdbPage *page, uint64 pageno)
 		if (v->file_id == 0)
 			continue;
 		if (x[i].ctid != (uint32) (pageno * ARMDB_SLOTS_PER_PAGE + i) ||
-			(v->infomask2 & ARMDB_V2_SPECULATIVE))
+			(v->infomask2 & ARMDB_V2_SPECULATIVE) ||
+			v->short_len == ARMDB_LONG_ENTRY)
+			return;
+		/* an update under way links its new version next (armdb_update.c) */
+		if (!(v->infomask & (HEAP_XMAX_INVALID | HEAP_XMAX_COMMITTED)) &&
+			!HEAP_XMAX_IS_LOCKED_ONLY(v->infomask))
 			return;
 		if (x[i].cid != FirstCommandId &&
 			(!(v->infomask & (HEAP_XMIN_COMMITTED | HEAP_XMIN_INVALID)) ||
@@ -481,6 +502,40 @@ armdb_page_release_extra(ArmdbPage *page, uint64 pageno)
 	}
 	dsa_free(armdb_keydir_area(), page->extra);
 	page->extra = InvalidDsaPointer;
+}
+
+/*
+ * armdb_page_prepare_extra() for a caller that does not hold the page's
+ * lock, and must not hold it when an ERROR comes (replay: its error path
+ * keeps kd->lock, so it cannot release every LWLock): the side array is
+ * allocated first, then installed under the lock unless one is there.
+ */
+void
+armdb_page_prepare_extra_unlocked(ArmdbPage *page, uint64 pageno,
+								  const ArmdbStoreSettings *settings)
+{
+	ArmdbVersionExtra *x;
+	dsa_pointer dp;
+
+	LWLockAcquire(&page->lock, LW_SHARED);
+	dp = page->extra;
+	LWLockRelease(&page->lock);
+	if (DsaPointerIsValid(dp))
+		return;
+	x = keydir_alloc(&dp, sizeof(ArmdbVersionExtra) * ARMDB_SLOTS_PER_PAGE,
+					 "the command ids and links of a page of row versions",
+					 settings);
+	for (int i = 0; i < ARMDB_SLOTS_PER_PAGE; i++)
+		x[i].ctid = (uint32) (pageno * ARMDB_SLOTS_PER_PAGE + i);
+	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
+	if (!DsaPointerIsValid(page->extra))
+	{
+		page->extra = dp;
+		dp = InvalidDsaPointer;
+	}
+	LWLockRelease(&page->lock);
+	if (DsaPointerIsValid(dp))
+		dsa_free(armdb_keydir_area(), dp);
 }
 
 void
@@ -1175,9 +1230,9 @@ load_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	if (!armdb_winner_version_replaces(v->file_id != 0,
 									   stashed_gsn(v, e->slot), e->gsn))
 		return true;
+	armdb_version_set_len(v, e->slot, e->len, ls->settings);
 	v->file_id = e->file_id;
 	v->offset = e->offset;
-	v->len = e->len;
 	v->xmin = xid;
 	stash_gsn(v, e->slot, e->gsn, ls->settings);
 	v->infomask = HEAP_XMAX_INVALID | (role.in_progress ? 0 : HEAP_XMIN_COMMITTED);
@@ -1663,6 +1718,7 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 			ArmdbVersion *v = &page->v[i];
 			uint32		shard;
 			ArmdbFileStat *f;
+			uint32		len;
 
 			if (armdb_version_is_redirect(v))
 				continue;		/* a HOT chain's root (rebuild_redirects) */
@@ -1685,11 +1741,12 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 			}
 			live++;
 			shard = armdb_page_shard(kd, p);
-			shard_live_bytes[shard] += v->len;
+			len = armdb_version_len(v, p * ARMDB_SLOTS_PER_PAGE + i);
+			shard_live_bytes[shard] += len;
 			f = find_file_stat(shard_fstats[shard], shard_nfstats[shard],
 							   v->file_id);
 			if (f != NULL)
-				f->dead_bytes += v->len;	/* live, for now: see below */
+				f->dead_bytes += len;	/* live, for now: see below */
 		}
 		if (page != NULL && mode == LOAD_PROMOTED)
 			LWLockRelease(&page->lock);
@@ -2052,13 +2109,17 @@ redo_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	if (role.version)
 	{
 		page = page_for_slot(kd, e->slot, true, armdb_store_settings());
+		/* what can fail, before the page's lock (redo_went_stale) */
+		if (e->len >= ARMDB_LONG_ENTRY)
+			armdb_page_prepare_extra_unlocked(page, e->slot / ARMDB_SLOTS_PER_PAGE,
+											  armdb_store_settings());
 		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 		v = &page->v[e->slot % ARMDB_SLOTS_PER_PAGE];
 		if (v->file_id == 0)
 			pg_atomic_fetch_add_u64(&kd->nversions, 1);
+		armdb_version_set_len(v, e->slot, e->len, armdb_store_settings());
 		v->file_id = e->file_id;
 		v->offset = e->offset;
-		v->len = e->len;
 		v->xmin = xid;
 		v->xmax = InvalidTransactionId;
 		armdb_version_set_cid(v, e->slot, FirstCommandId, armdb_store_settings());
@@ -2072,6 +2133,9 @@ redo_entry(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 	if (role.ends != ARMDB_INVALID_SLOT &&
 		(page = armdb_keydir_page(kd, role.ends / ARMDB_SLOTS_PER_PAGE)) != NULL)
 	{
+		if (role.newer != role.ends)
+			armdb_page_prepare_extra_unlocked(page, role.ends / ARMDB_SLOTS_PER_PAGE,
+											  armdb_store_settings());
 		LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 		v = &page->v[role.ends % ARMDB_SLOTS_PER_PAGE];
 		if (v->file_id != 0)
@@ -2190,6 +2254,8 @@ armdb_keydir_redo_prune(ArmdbRelKeydir *kd, const uint64 *slots, uint32 nslots)
 			armdb_version_set_redirect(v, (uint32) slots[++i]);
 			v->xmin = target_xmin;
 		}
+		/* as the primary's VACUUM frees it */
+		armdb_page_release_extra(page, slot / ARMDB_SLOTS_PER_PAGE);
 		LWLockRelease(&page->lock);
 	}
 }
@@ -2246,6 +2312,9 @@ armdb_keydir_redo_freeze(ArmdbRelKeydir *kd, TransactionId cutoff)
 									 HEAP_LOCK_MASK | HEAP_XMAX_LOCK_ONLY);
 					v->infomask |= HEAP_XMAX_INVALID;
 					v->xmax = InvalidTransactionId;
+					armdb_version_set_ctid(v, p * ARMDB_SLOTS_PER_PAGE + i,
+										   (uint32) (p * ARMDB_SLOTS_PER_PAGE + i),
+										   NULL);
 				}
 			}
 			/*
@@ -2260,6 +2329,7 @@ armdb_keydir_redo_freeze(ArmdbRelKeydir *kd, TransactionId cutoff)
 				removed++;
 			}
 		}
+		armdb_page_release_extra(page, p);
 		LWLockRelease(&page->lock);
 	}
 	pg_atomic_fetch_sub_u64(&kd->nversions,
@@ -2278,7 +2348,7 @@ armdb_keydir_move_version(ArmdbRelKeydir *kd, const ArmdbMergeMove *mv)
 	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 	v = &page->v[mv->entry.slot % ARMDB_SLOTS_PER_PAGE];
 	if (v->file_id == mv->entry.file_id && v->offset == mv->entry.offset &&
-		v->len == mv->entry.len)
+		armdb_version_len(v, mv->entry.slot) == mv->entry.len)
 	{
 		v->file_id = mv->new_file_id;
 		v->offset = mv->new_offset;
@@ -2726,16 +2796,16 @@ relation_unlocked(Oid db, Oid relid)
  * after the check below then finds no keydir and loads it anew, and one
  * that locked it before is seen by the check.
  */
-static int64
+static bool
 evict_keydir(const EvictCandidate *c, const EvictScan *scan)
 {
 	int64		now = scan->now;
 	int			idle_ms = scan->idle_ms;
 	ArmdbRelKeydir *kd = dshash_find(keydir_table(), &c->key, true);
-	int64		freed = 0;
+	bool		freed = false;
 
 	if (kd == NULL)
-		return 0;
+		return false;
 	if (kd->generation == c->generation && kd->loaded && !kd->standby &&
 		!kd->stale && kd->relid == c->relid &&
 		now - (int64) pg_atomic_read_u64(&kd->last_used) >= (int64) idle_ms * 1000 &&
@@ -2743,7 +2813,7 @@ evict_keydir(const EvictCandidate *c, const EvictScan *scan)
 		relation_unlocked(c->key.dbNode, c->relid) &&
 		keydir_at_rest(kd))
 	{
-		freed = armdb_keydir_bytes(kd);
+		freed = true;
 		forget_shard_files(kd);
 		free_keydir_memory(kd);
 		dshash_delete_entry(keydir_table(), kd);
@@ -2753,13 +2823,13 @@ evict_keydir(const EvictCandidate *c, const EvictScan *scan)
 	return freed;
 }
 
-int64
+int
 armdb_keydir_evict_idle(int64 now, int idle_ms,
 						void (*settle) (ArmdbRelKeydir *kd, void *arg),
 						void *arg)
 {
 	EvictScan	scan;
-	int64		freed = 0;
+	int			freed = 0;
 
 	if (idle_ms <= 0 || RecoveryInProgress())
 		return 0;
@@ -2775,7 +2845,8 @@ armdb_keydir_evict_idle(int64 now, int idle_ms,
 		return 0;
 	armdb_keydir_foreach_loaded(note_evict_candidate, &scan);
 	for (int i = 0; i < scan.n; i++)
-		freed += evict_keydir(&scan.items[i], &scan);
+		if (evict_keydir(&scan.items[i], &scan))
+			freed++;
 	if (scan.items != NULL)
 		pfree(scan.items);
 	return freed;

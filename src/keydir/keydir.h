@@ -129,31 +129,44 @@ typedef struct ArmdbVersion
 	uint32		file_id;		/* 0: the slot holds no version */
 	uint32		offset;			/* entry location in the shard's file; a
 								 * redirect's target slot (file_id 0) */
-	uint32		len;			/* whole entry, header included */
 	TransactionId xmin;
 	TransactionId xmax;			/* deleter, updater, locker, or a MultiXact */
+	uint16		short_len;		/* whole entry, header included, if below
+								 * ARMDB_LONG_ENTRY; else the side array
+								 * has it (armdb_version_len()) */
 	uint16		infomask;		/* heap's t_infomask bits */
 	uint16		infomask2;		/* heap's t_infomask2 flags, ARMDB_V2_* */
-} ArmdbVersion;
+} pg_attribute_packed() ArmdbVersion;
 
-StaticAssertDecl(sizeof(ArmdbVersion) == 24, "version record is 24 bytes");
+StaticAssertDecl(sizeof(ArmdbVersion) == 22, "version record is 22 bytes");
+
+/* ArmdbVersion.short_len of an entry of this length or longer */
+#define ARMDB_LONG_ENTRY	PG_UINT16_MAX
 
 /*
  * What a version record keeps beside it, in its page's side array
- * (ArmdbPage.extra): the command id (cmin, cmax or combo id), and ctid, the slot of the newer version (its own slot
- * if none; the speculative insertion token if ARMDB_V2_SPECULATIVE).  Most
- * records never need either: a version's command id is read only by the
- * transaction that wrote it, and a live version has no newer one.  So a
- * page has no side array until one of its slots needs a command id other
- * than FirstCommandId or a ctid other than its own slot; until then, those
- * are the values (armdb_version_cid(), armdb_version_ctid()), and the page
- * costs 24 bytes a slot instead of 32.  A side array, once there, stays
- * with its page.
+ * (ArmdbPage.extra): the command id (cmin, cmax or combo id); ctid, the
+ * slot of the newer version (its own slot if none; the speculative
+ * insertion token if ARMDB_V2_SPECULATIVE); and the length of an entry of
+ * 64 kB or more.  Most records never need any of them: a version's command
+ * id is read only by the transaction that wrote it, a live version has no
+ * newer one, and rows are short.  So a page has no side array until one
+ * of its slots needs a command id other than FirstCommandId, a ctid other
+ * than its own slot, or a long length; until then, those are the values
+ * (armdb_version_cid(), armdb_version_ctid(), armdb_version_len()), and
+ * the page costs 22 bytes a slot, not the 34 of all fields.  VACUUM frees
+ * a side array no slot needs any more (armdb_page_release_extra()).
+ *
+ * A copy of a record taken under the page's lock carries these values
+ * beside it (armdb_version_extra_values()): the accessors below find the
+ * side array from the record's address, so they work on the record in its
+ * page only.
  */
 typedef struct ArmdbVersionExtra
 {
 	CommandId	cid;
 	uint32		ctid;
+	uint32		len;			/* a copy's: always its whole length */
 } ArmdbVersionExtra;
 
 /* A slot holding no version but the redirect of a HOT chain's root? */
@@ -237,6 +250,19 @@ armdb_version_cid(const ArmdbVersion *v, uint64 slot)
 	return x != NULL ? x->cid : FirstCommandId;
 }
 
+/* The length of the entry of slot's record v (its page's lock held) */
+static inline uint32
+armdb_version_len(const ArmdbVersion *v, uint64 slot)
+{
+	ArmdbVersionExtra *x;
+
+	if (v->short_len != ARMDB_LONG_ENTRY)
+		return v->short_len;
+	x = armdb_version_extra(v, slot);
+	Assert(x != NULL);
+	return x->len;
+}
+
 /*
  * The ctid of slot's record v (its page's lock held): the newer version's
  * slot, its own if none, a speculative insertion's token, or a redirect's
@@ -261,7 +287,20 @@ armdb_version_extra_values(const ArmdbVersion *v, uint64 slot)
 
 	x.cid = armdb_version_cid(v, slot);
 	x.ctid = armdb_version_ctid(v, slot);
+	x.len = v->file_id != 0 ? armdb_version_len(v, slot) : 0;
 	return x;
+}
+
+/* The location of the entry of a copy of a record, v, with its values x */
+static inline ArmdbLocation
+armdb_version_location(const ArmdbVersion *v, const ArmdbVersionExtra *x)
+{
+	ArmdbLocation loc;
+
+	loc.file_id = v->file_id;
+	loc.offset = v->offset;
+	loc.len = x->len;
+	return loc;
 }
 
 /*
@@ -269,14 +308,20 @@ armdb_version_extra_values(const ArmdbVersion *v, uint64 slot)
  * exclusively.  A value other than the default gives the page its side
  * array if it has none yet: an ERROR if memory is full, so outside a
  * critical section unless armdb_page_prepare_extra() made it beforehand.
+ * settings, for that ERROR's hint, may be NULL when the value is the
+ * default or the side array is known to be there.
  */
 extern void armdb_version_set_cid(ArmdbVersion *v, uint64 slot, CommandId cid,
 								  const ArmdbStoreSettings *settings);
 extern void armdb_version_set_ctid(ArmdbVersion *v, uint64 slot, uint32 ctid,
 								   const ArmdbStoreSettings *settings);
+extern void armdb_version_set_len(ArmdbVersion *v, uint64 slot, uint32 len,
+								  const ArmdbStoreSettings *settings);
 extern void armdb_page_prepare_extra(ArmdbPage *page, uint64 pageno,
 									 const ArmdbStoreSettings *settings);
-/* Free page's side array if every entry holds the defaults again */
+extern void armdb_page_prepare_extra_unlocked(ArmdbPage *page, uint64 pageno,
+											  const ArmdbStoreSettings *settings);
+/* Free page's side array if no slot needs it any more */
 extern void armdb_page_release_extra(ArmdbPage *page, uint64 pageno);
 
 /* Make slot's record v a redirect to target (armdb_hot.c) */
@@ -294,7 +339,7 @@ extern void armdb_version_clear(ArmdbVersion *v, uint64 slot);
 /*
  * Pages past a table's first few are carved out of blocks of
  * ARMDB_PAGES_PER_BLOCK: DSA gives an allocation larger than 8 kB whole 4 kB
- * pages, and 7 pages (7,016 bytes each) in one allocation take 48 kB, 24
+ * pages, and 7 pages (6,432 bytes each) in one allocation take 44 kB, 24
  * bytes more than they need.  A block is freed with its keydir.
  */
 #define ARMDB_PAGES_PER_BLOCK	7
@@ -305,8 +350,8 @@ typedef struct ArmdbPageBlock
 	ArmdbPage	pages[ARMDB_PAGES_PER_BLOCK];
 } ArmdbPageBlock;
 
-StaticAssertDecl(sizeof(ArmdbPageBlock) <= 12 * 4096,
-				 "a block of pages fits the 48 kB it is given");
+StaticAssertDecl(sizeof(ArmdbPageBlock) <= 11 * 4096,
+				 "a block of pages fits the 44 kB it is given");
 
 /* A shard's shared runtime state. */
 typedef struct ArmdbShardRt
@@ -500,8 +545,8 @@ extern bool armdb_keydir_move_version(ArmdbRelKeydir *kd,
  * Give back the keydirs of small tables (fewer than ARMDB_EVICT_MAX_PAGES
  * pages) that no session used for idle_ms (the flusher, about once a
  * second; not during recovery).  settle(kd, arg) is first called for each
- * of them to write out and sync what its shards hold.  Returns the bytes
- * freed.
+ * of them to write out and sync what its shards hold.  Returns how many
+ * it gave back.
  */
 #define ARMDB_EVICT_MAX_PAGES	32
 /* Keydir uses by this process count as use (not armdb's own workers'). */
@@ -519,10 +564,10 @@ armdb_keydir_note_writer(ArmdbRelKeydir *kd, FullTransactionId fxid)
 		;
 }
 
-extern int64 armdb_keydir_evict_idle(int64 now, int idle_ms,
-									 void (*settle) (ArmdbRelKeydir *kd,
+extern int	armdb_keydir_evict_idle(int64 now, int idle_ms,
+									void (*settle) (ArmdbRelKeydir *kd,
 													 void *arg),
-									 void *arg);
+									void *arg);
 
 /* Forget a keydir (storage dropped or replaced); frees all its memory. */
 extern void armdb_keydir_drop(RelFileNodeBackend rnode);

@@ -263,6 +263,7 @@ armdb_version_lookup_ssi(Relation rel, ArmdbRelKeydir *kd, uint64 slot,
 		{
 			xcopy->cid = FirstCommandId;
 			xcopy->ctid = (uint32) slot;
+			xcopy->len = 0;
 		}
 		return false;
 	}

@@ -795,7 +795,8 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 						v->infomask |= HEAP_XMAX_INVALID;
 						v->xmax = InvalidTransactionId;
 						/* an aborted update's link goes too */
-						armdb_version_set_ctid(v, slot, (uint32) slot, NULL);
+						if (!armdb_version_is_speculative(v))
+							armdb_version_set_ctid(v, slot, (uint32) slot, NULL);
 					}
 					break;
 				case HEAPTUPLE_DEAD:

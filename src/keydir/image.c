@@ -85,7 +85,7 @@
 #include "storage/format.h"
 
 #define IMAGE_MAGIC		0x4b494441	/* "ADIK" */
-#define IMAGE_VERSION	3
+#define IMAGE_VERSION	4
 
 /* in armdb's directory: the token of the last shutdown's images */
 #define IMAGE_TOKEN_FILE	"images.token"

@@ -397,7 +397,7 @@ armdb_page_prepare_extra(ArmdbPage *page, uint64 pageno,
 		return;
 	Assert(CritSectionCount == 0);
 	x = keydir_alloc(&dp, sizeof(ArmdbVersionExtra) * ARMDB_SLOTS_PER_PAGE,
-					 "the command ids and links of a page of row versions",
+					 "the command ids, links and lengths of a page of row versions",
 					 settings);
 	for (int i = 0; i < ARMDB_SLOTS_PER_PAGE; i++)
 		x[i].ctid = (uint32) (pageno * ARMDB_SLOTS_PER_PAGE + i);
@@ -523,7 +523,7 @@ armdb_page_prepare_extra_unlocked(ArmdbPage *page, uint64 pageno,
 	if (DsaPointerIsValid(dp))
 		return;
 	x = keydir_alloc(&dp, sizeof(ArmdbVersionExtra) * ARMDB_SLOTS_PER_PAGE,
-					 "the command ids and links of a page of row versions",
+					 "the command ids, links and lengths of a page of row versions",
 					 settings);
 	for (int i = 0; i < ARMDB_SLOTS_PER_PAGE; i++)
 		x[i].ctid = (uint32) (pageno * ARMDB_SLOTS_PER_PAGE + i);

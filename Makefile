@@ -29,7 +29,7 @@ OBJS = src/armdb.o src/armdb_storage.o src/armdb_funcs.o src/armdb_utility.o \
 	src/vstore/vstore.o src/vstore/vstore_commit.o \
 	src/keydir/keydir.o src/keydir/relstorage.o src/keydir/visibility.o \
 	src/keydir/files.o src/keydir/image.o src/compact/compact.o src/compact/worker.o \
-	src/wal/armdb_wal.o src/wal/armdb_durable.o \
+	src/wal/armdb_wal.o src/wal/armdb_durable.o src/wal/armdb_logical.o \
 	$(STORAGE_OBJS)
 
 REGRESS = armdb_init armdb_table armdb_analyze armdb_toast armdb_compact armdb_tidrange armdb_bitmapscan armdb_estimates armdb_stale_cache armdb_tuple_format armdb_compression armdb_vm armdb_hot armdb_seqscan_pages armdb_memory

@@ -45,6 +45,9 @@ ARMDB_DEB_PACKAGES=(
 	# TAP tests (PostgreSQL::Test::Cluster needs IPC::Run; prove is in perl)
 	perl
 	libipc-run-perl
+	# t/046_logical_decoding.pl: wal2json, an output plugin from outside
+	# PostgreSQL, decodes armdb tables too
+	postgresql-15-wal2json
 	# t/018_power_loss.pl: test/lossyfs is a FUSE file system (libfuse3),
 	# mounted as postgres through fusermount3 (fuse3)
 	fuse3

@@ -381,7 +381,8 @@ extern void armdb_copy_version(Relation rel, TupleTableSlot *slot,
 extern void armdb_insert_version(Relation rel, ArmdbRelKeydir *kd,
 								 TupleTableSlot *slot, CommandId cid,
 								 uint64 prev_slot, uint64 root_slot,
-								 const ArmdbVersion *lockers);
+								 const ArmdbVersion *lockers,
+								 HeapTuple old_key);
 
 /* armdb_update.c */
 extern TM_Result armdb_tuple_delete(Relation rel, ItemPointer tid,

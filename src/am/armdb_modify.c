@@ -24,6 +24,7 @@
 #include "access/heaptoast.h"
 #include "access/toast_helper.h"
 #include "access/xact.h"
+#include "catalog/catalog.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/predicate.h"
@@ -32,6 +33,7 @@
 #include "am/armdb_vm.h"
 #include "armdb_guc.h"
 #include "keydir/visibility.h"
+#include "wal/armdb_wal.h"
 
 /* The shard this backend appends to. */
 uint32
@@ -261,11 +263,14 @@ stamp_slot_tuple(TupleTableSlot *slot, TransactionId xid, CommandId cid)
  * Insert ntuples slots under one acquisition of the shard lock; prev_slot
  * is the version an UPDATE replaces, or ARMDB_INVALID_SLOT, and lockers
  * (xmax and its infomask bits) the row locks its new version starts with.
+ * For logical decoding (unless options has TABLE_INSERT_NO_LOGICAL), an
+ * UPDATE's old key or row is old_key (NULL: none).
  */
 static void
 insert_slots(Relation rel, ArmdbRelKeydir *kd, TupleTableSlot **slots,
 			 int ntuples, CommandId cid, uint64 prev_slot, uint64 root_slot,
-			 uint32 spec_token, const ArmdbVersion *lockers)
+			 uint32 spec_token, const ArmdbVersion *lockers,
+			 HeapTuple old_key, int options)
 {
 	const ArmdbStoreSettings *settings = armdb_store_settings();
 	FullTransactionId fxid = GetCurrentFullTransactionId();
@@ -305,6 +310,15 @@ insert_slots(Relation rel, ArmdbRelKeydir *kd, TupleTableSlot **slots,
 	pg_atomic_fetch_add_u64(&kd->nversions, ntuples);
 	armdb_vstore_build_sealed_hints(settings);
 
+	/* the changes as logical decoding reads them (armdb_logical.c) */
+	if (RelationIsLogicallyLogged(rel) && !(options & TABLE_INSERT_NO_LOGICAL))
+		for (int i = 0; i < ntuples; i++)
+			armdb_wal_log_logical(rel,
+								  spec_token != 0 ? ARMDB_LOGICAL_SPEC_INSERT :
+								  prev_slot != ARMDB_INVALID_SLOT ?
+								  ARMDB_LOGICAL_UPDATE : ARMDB_LOGICAL_INSERT,
+								  tuples[i], old_key);
+
 	for (int i = 0; i < ntuples; i++)
 	{
 		if (should_free[i])
@@ -320,7 +334,7 @@ armdb_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid,
 				   int options, struct BulkInsertStateData *bistate)
 {
 	insert_slots(rel, armdb_rel_keydir(rel), &slot, 1, cid, ARMDB_INVALID_SLOT,
-				 ARMDB_INVALID_SLOT, 0, NULL);
+				 ARMDB_INVALID_SLOT, 0, NULL, NULL, options);
 	pgstat_count_heap_insert(rel, 1);
 }
 
@@ -338,7 +352,7 @@ armdb_tuple_insert_speculative(Relation rel, TupleTableSlot *slot,
 {
 	Assert(specToken != 0);
 	insert_slots(rel, armdb_rel_keydir(rel), &slot, 1, cid, ARMDB_INVALID_SLOT,
-				 ARMDB_INVALID_SLOT, specToken, NULL);
+				 ARMDB_INVALID_SLOT, specToken, NULL, NULL, options);
 	pgstat_count_heap_insert(rel, 1);
 }
 
@@ -381,6 +395,11 @@ armdb_tuple_complete_speculative(Relation rel, TupleTableSlot *slot,
 		v->xmin = InvalidTransactionId;
 	}
 	LWLockRelease(&page->lock);
+
+	/* heap logs a confirmation, or a "super delete" (armdb_logical.c) */
+	if (RelationIsLogicallyLogged(rel))
+		armdb_wal_log_logical(rel, succeeded ? ARMDB_LOGICAL_SPEC_CONFIRM :
+							  ARMDB_LOGICAL_SPEC_ABORT, NULL, NULL);
 }
 
 void
@@ -389,7 +408,7 @@ armdb_multi_insert(Relation rel, TupleTableSlot **slots, int ntuples,
 				   struct BulkInsertStateData *bistate)
 {
 	insert_slots(rel, armdb_rel_keydir(rel), slots, ntuples, cid,
-				 ARMDB_INVALID_SLOT, ARMDB_INVALID_SLOT, 0, NULL);
+				 ARMDB_INVALID_SLOT, ARMDB_INVALID_SLOT, 0, NULL, NULL, options);
 	pgstat_count_heap_insert(rel, ntuples);
 }
 
@@ -473,7 +492,8 @@ armdb_copy_version(Relation rel, TupleTableSlot *slot, const ArmdbVersion *old,
 void
 armdb_insert_version(Relation rel, ArmdbRelKeydir *kd, TupleTableSlot *slot,
 					 CommandId cid, uint64 prev_slot, uint64 root_slot,
-					 const ArmdbVersion *lockers)
+					 const ArmdbVersion *lockers, HeapTuple old_key)
 {
-	insert_slots(rel, kd, &slot, 1, cid, prev_slot, root_slot, 0, lockers);
+	insert_slots(rel, kd, &slot, 1, cid, prev_slot, root_slot, 0, lockers,
+				 old_key, 0);
 }

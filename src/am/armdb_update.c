@@ -68,12 +68,15 @@
 #include "access/multixact.h"
 #include "access/twophase.h"
 #include "access/xact.h"
+#include "catalog/catalog.h"
 #include "executor/tuptable.h"
 #include "pgstat.h"
 #include "storage/lmgr.h"
 #include "storage/predicate.h"
 #include "storage/procarray.h"
 #include "utils/datum.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/snapmgr.h"
 
 #include "am/armdb_am.h"
@@ -81,6 +84,7 @@
 #include "armdb.h"
 #include "keydir/visibility.h"
 #include "armdb_guc.h"
+#include "wal/armdb_wal.h"
 
 /* what an UPDATE knows about its key columns */
 typedef enum KeyState
@@ -367,6 +371,59 @@ keep_carried_locks(Relation rel, ArmdbRelKeydir *kd, uint64 nslot,
 		pfree(members);
 }
 
+/*
+ * For logical decoding of a change to the row at otid (its old version,
+ * still there): heap's ExtractReplicaIdentity().  NULL for REPLICA
+ * IDENTITY NOTHING, and for an UPDATE (newslot) that leaves the identity
+ * key as it was; the whole row for FULL; else the key's columns, the others
+ * null.  palloc'd.
+ */
+static HeapTuple
+logical_old_tuple(Relation rel, ItemPointer otid, TupleTableSlot *newslot)
+{
+	char		replident = rel->rd_rel->relreplident;
+	TupleDesc	desc = RelationGetDescr(rel);
+	TupleTableSlot *oldslot;
+	HeapTuple	old;
+	HeapTuple	key = NULL;
+	Bitmapset  *idattrs;
+	bool		should_free;
+
+	if (replident == REPLICA_IDENTITY_NOTHING)
+		return NULL;
+	oldslot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+	if (!armdb_fetch_row_version(rel, otid, SnapshotAny, oldslot))
+		elog(ERROR, "armdb: the old version of a changed row at (%u,%u) is gone",
+			 ItemPointerGetBlockNumber(otid), ItemPointerGetOffsetNumber(otid));
+	old = ExecFetchSlotHeapTuple(oldslot, false, &should_free);
+	if (replident == REPLICA_IDENTITY_FULL)
+		key = heap_copytuple(old);
+	else
+	{
+		idattrs = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_IDENTITY_KEY);
+		if (!bms_is_empty(idattrs) &&
+			(newslot == NULL || armdb_columns_differ(rel, idattrs, old, newslot)))
+		{
+			Datum	   *values = palloc(sizeof(Datum) * desc->natts);
+			bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+
+			heap_deform_tuple(old, desc, values, nulls);
+			for (int i = 0; i < desc->natts; i++)
+				if (!bms_is_member(i + 1 - FirstLowInvalidHeapAttributeNumber,
+								   idattrs))
+					nulls[i] = true;
+			key = heap_form_tuple(desc, values, nulls);
+			pfree(values);
+			pfree(nulls);
+		}
+		bms_free(idattrs);
+	}
+	if (should_free)
+		heap_freetuple(old);
+	ExecDropSingleTupleTableSlot(oldslot);
+	return key;
+}
+
 TM_Result
 armdb_tuple_delete(Relation rel, ItemPointer tid, CommandId cid,
 				   Snapshot snapshot, Snapshot crosscheck, bool wait,
@@ -386,6 +443,14 @@ armdb_tuple_delete(Relation rel, ItemPointer tid, CommandId cid,
 
 	armdb_append_tombstone(rel, kd, armdb_tid_to_slot(tid),
 						   GetCurrentFullTransactionId());
+	if (RelationIsLogicallyLogged(rel))
+	{
+		HeapTuple	old_key = logical_old_tuple(rel, tid, NULL);
+
+		armdb_wal_log_logical(rel, ARMDB_LOGICAL_DELETE, NULL, old_key);
+		if (old_key != NULL)
+			heap_freetuple(old_key);
+	}
 	pgstat_count_heap_delete(rel);
 	return TM_Ok;
 }
@@ -495,6 +560,7 @@ armdb_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot,
 	KeyState	keys = armdb_has_key_columns(rel) ? KEYS_UNKNOWN : KEYS_INTACT;
 	uint64		root;
 	bool		hot;
+	HeapTuple	old_key;
 
 	*update_indexes = true;
 	if (!armdb_slot_of_tid(kd, otid, &oslot))
@@ -507,7 +573,11 @@ armdb_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot,
 		return result;
 
 	/* the new version, in our shard; then link the old one to it */
-	armdb_insert_version(rel, kd, slot, cid, oslot, root, &lockers);
+	old_key = RelationIsLogicallyLogged(rel) ?
+		logical_old_tuple(rel, otid, slot) : NULL;
+	armdb_insert_version(rel, kd, slot, cid, oslot, root, &lockers, old_key);
+	if (old_key != NULL)
+		heap_freetuple(old_key);
 	nslot = armdb_tid_to_slot(&slot->tts_tid);
 	page = armdb_keydir_page(kd, oslot / ARMDB_SLOTS_PER_PAGE);
 	LWLockAcquire(&page->lock, LW_EXCLUSIVE);

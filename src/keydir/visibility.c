@@ -1493,17 +1493,18 @@ armdb_version_is_only_locked(ArmdbVersion *v)
  * version_satisfies_historic_mvcc
  *		HeapTupleSatisfiesHistoricMVCC counterpart: not supported.
  *
- * Historic MVCC snapshots are used by logical decoding, which reads tables
- * as of a point in the past using the combo CIDs and catalog changes it has
- * decoded from WAL.  armdb writes no heap WAL records for its rows, so
- * nothing could resolve the command ids; refuse rather than guess.
+ * Historic MVCC snapshots are used by logical decoding, which reads
+ * catalogs (and user_catalog_table tables) as of a point in the past using
+ * the combo CIDs and catalog changes it has decoded from WAL.  armdb logs
+ * its rows' changes for decoding (armdb_logical.c), not their command ids,
+ * so nothing could resolve those; refuse rather than guess.
  */
 static bool
 version_satisfies_historic_mvcc(ArmdbVersion *v, uint64 slot, Snapshot snapshot)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("logical decoding of armdb tables is not supported"),
+			 errmsg("armdb tables cannot be read during logical decoding"),
 			 errhint("Output plugins can read only heap tables during logical decoding; do not mark armdb tables as user_catalog_table.")));
 	return false;				/* keep compiler quiet */
 }

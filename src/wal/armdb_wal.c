@@ -91,7 +91,7 @@ static RmgrData armdb_rmgr = {
 	.rm_startup = armdb_durable_redo_startup,
 	.rm_cleanup = armdb_durable_redo_cleanup,
 	.rm_mask = NULL,
-	.rm_decode = NULL
+	.rm_decode = armdb_decode
 };
 
 void
@@ -1426,6 +1426,8 @@ armdb_wal_redo(XLogReaderState *record)
 		case XLOG_ARMDB_VM_CLEAR:
 			armdb_vm_redo_clear(record);
 			break;
+		case XLOG_ARMDB_LOGICAL:
+			break;				/* for logical decoding only */
 		default:
 			elog(PANIC, "armdb redo: unknown record kind %u", info);
 	}
@@ -1595,6 +1597,22 @@ armdb_wal_desc(StringInfo buf, XLogReaderState *record)
 									 xlrec->flags, xlrec->cutoff);
 				break;
 			}
+		case XLOG_ARMDB_LOGICAL:
+			{
+				xl_armdb_logical *xlrec = (xl_armdb_logical *) data;
+				static const char *const actions[] = {
+					"?", "INSERT", "UPDATE", "DELETE", "SPEC_INSERT",
+					"SPEC_CONFIRM", "SPEC_ABORT"
+				};
+
+				appendStringInfo(buf, "rel %u/%u/%u %s: new tuple %u bytes, old %u",
+								 xlrec->rnode.spcNode, xlrec->rnode.dbNode,
+								 xlrec->rnode.relNode,
+								 actions[xlrec->action <= ARMDB_LOGICAL_SPEC_ABORT ?
+										 xlrec->action : 0],
+								 xlrec->new_len, xlrec->old_len);
+				break;
+			}
 		case XLOG_ARMDB_PRUNE:
 			{
 				xl_armdb_prune *xlrec = (xl_armdb_prune *) data;
@@ -1659,6 +1677,8 @@ armdb_wal_identify(uint8 info)
 			return "VM_SET";
 		case XLOG_ARMDB_VM_CLEAR:
 			return "VM_CLEAR";
+		case XLOG_ARMDB_LOGICAL:
+			return "LOGICAL";
 	}
 	return NULL;
 }

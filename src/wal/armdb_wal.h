@@ -17,6 +17,7 @@
 #include "lib/stringinfo.h"
 #include "storage/buf.h"
 #include "storage/relfilenode.h"
+#include "utils/rel.h"
 
 #include "storage/format.h"
 #include "storage/shard.h"
@@ -39,6 +40,7 @@
 #define XLOG_ARMDB_MERGE_DATA	0xB0	/* bytes of a merge's output file */
 #define XLOG_ARMDB_VM_SET		0xC0	/* a virtual page is all-visible */
 #define XLOG_ARMDB_VM_CLEAR		0xD0	/* ... no longer */
+#define XLOG_ARMDB_LOGICAL		0xE0	/* a row change, for logical decoding */
 #define XLOG_ARMDB_OPMASK		0xF0
 
 /*
@@ -246,7 +248,34 @@ typedef struct xl_armdb_hint
 	uint32		file_id;
 } xl_armdb_hint;
 
+/*
+ * XLOG_ARMDB_LOGICAL: what logical decoding needs of one row change of a
+ * logically logged relation (wal_level = logical), written beside the
+ * entries that make the change: redo ignores it, and armdb_decode()
+ * (armdb_logical.c) turns it into a change for the reorder buffer.  The
+ * new tuple (new_len bytes), then the old one (old_len: the replica
+ * identity's key, or the whole row for REPLICA IDENTITY FULL) follow,
+ * each as heap logs a tuple: an xl_heap_header, then the tuple's bytes
+ * past its fixed header.  Written with its origin (XLOG_INCLUDE_ORIGIN).
+ */
+typedef struct xl_armdb_logical
+{
+	RelFileNode rnode;
+	uint32		new_len;		/* 0: none */
+	uint32		old_len;		/* 0: none */
+	uint8		action;			/* ARMDB_LOGICAL_* */
+} xl_armdb_logical;
+
+#define ARMDB_LOGICAL_INSERT		1
+#define ARMDB_LOGICAL_UPDATE		2
+#define ARMDB_LOGICAL_DELETE		3
+#define ARMDB_LOGICAL_SPEC_INSERT	4	/* INSERT ... ON CONFLICT, until: */
+#define ARMDB_LOGICAL_SPEC_CONFIRM	5	/* ... it went in */
+#define ARMDB_LOGICAL_SPEC_ABORT	6	/* ... it did not */
+
 struct ArmdbMerge;
+struct LogicalDecodingContext;
+struct XLogRecordBuffer;
 
 /* _PG_init, from shared_preload_libraries */
 extern void armdb_wal_init(void);
@@ -309,6 +338,12 @@ armdb_wal_is_buffer_record(uint8 info)
 
 extern XLogRecPtr armdb_wal_log_vm(uint8 info, const xl_armdb_vm *xlrec,
 								   Buffer vmbuf);
+
+/* armdb_logical.c */
+extern void armdb_wal_log_logical(Relation rel, uint8 action,
+								  HeapTuple newtup, HeapTuple oldtup);
+extern void armdb_decode(struct LogicalDecodingContext *ctx,
+						 struct XLogRecordBuffer *buf);
 
 extern void armdb_wal_redo(XLogReaderState *record);
 extern void armdb_wal_desc(StringInfo buf, XLogReaderState *record);

@@ -2,7 +2,9 @@
 # subscriber's heap tables and another's armdb tables -- the initial copy,
 # then a pgbench workload of inserts, updates and deletes, a row filter
 # and a column list, a REPLICA IDENTITY FULL table, streamed large
-# transactions -- and after catch-up both sides hold the same rows.
+# transactions -- and after catch-up both sides hold the same rows.  A
+# third subscribes to a FOR ALL TABLES publication with two_phase = true:
+# a transaction prepared on the publisher is prepared there too.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -16,6 +18,7 @@ shared_preload_libraries = 'armdb'
 logical_decoding_work_mem = '64kB'
 max_wal_senders = 10
 max_replication_slots = 10
+max_prepared_transactions = 5
 });
 $pub->start;
 
@@ -25,6 +28,7 @@ $sub->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'armdb'
 max_logical_replication_workers = 8
 max_worker_processes = 16
+max_prepared_transactions = 5
 });
 $sub->start;
 
@@ -46,6 +50,7 @@ INSERT INTO full_t SELECT g % 10, 'v' || g FROM generate_series(1, 50) g;
 INSERT INTO filt SELECT g, 'v' || g, 's' || g FROM generate_series(1, 100) g;
 CREATE PUBLICATION pub FOR TABLE acct, hist, full_t;
 CREATE PUBLICATION pub_filt FOR TABLE filt (id, v) WHERE (id % 2 = 0);
+CREATE PUBLICATION pub_all FOR ALL TABLES;
 });
 
 my %am = (sub_heap => 'heap', sub_armdb => 'armdb');
@@ -61,7 +66,18 @@ CREATE SUBSCRIPTION $db CONNECTION '$connstr' PUBLICATION pub, pub_filt
 	WITH (streaming = on);
 });
 }
-$sub->wait_for_subscription_sync($pub, $_, $_) for sort keys %am;
+$sub->safe_psql('postgres', 'CREATE DATABASE sub_all');
+$sub->safe_psql('sub_all', qq{
+CREATE EXTENSION armdb;
+SET default_table_access_method = armdb;
+$schema
+CREATE SUBSCRIPTION sub_all CONNECTION '$connstr' PUBLICATION pub_all
+	WITH (two_phase = true);
+});
+$sub->wait_for_subscription_sync($pub, $_, $_) for (sort(keys %am), 'sub_all');
+$sub->poll_query_until('sub_all',
+	q{SELECT subtwophasestate = 'e' FROM pg_subscription WHERE subname = 'sub_all'})
+  or die 'two_phase was not enabled';
 for my $db (sort keys %am)
 {
 	is($sub->safe_psql($db, 'SELECT count(*), sum(id) FROM acct'), '1000|500500',
@@ -101,7 +117,23 @@ DELETE FROM full_t WHERE k = 3;
 COMMIT;
 });
 
-$pub->wait_for_catchup($_) for sort keys %am;
+# a prepared transaction is prepared on the two_phase subscriber too
+$pub->safe_psql('postgres', q{
+BEGIN;
+UPDATE acct SET balance = balance + 1000000 WHERE id = 500;
+INSERT INTO hist VALUES (nextval('hist_seq'), 500, 1000000, now());
+PREPARE TRANSACTION 'p1';
+});
+$pub->wait_for_catchup('sub_all');
+is($sub->safe_psql('sub_all', 'SELECT count(*) FROM pg_prepared_xacts'), '1',
+	'sub_all: the transaction is prepared there');
+is($sub->safe_psql('sub_all', 'SELECT count(*) FROM acct WHERE balance >= 1000000'), '0',
+	'sub_all: and not visible yet');
+$pub->safe_psql('postgres', q{COMMIT PREPARED 'p1'});
+
+$pub->wait_for_catchup($_) for (sort(keys %am), 'sub_all');
+is($sub->safe_psql('sub_all', 'SELECT count(*) FROM pg_prepared_xacts'), '0',
+	'sub_all: committed');
 
 my %q = (
 	acct => q{SELECT md5(string_agg(id || ':' || balance || ':' || filler, ',' ORDER BY id)) FROM acct},
@@ -112,7 +144,7 @@ for my $t (sort keys %q)
 {
 	my $want = $pub->safe_psql('postgres', $q{$t});
 	is($sub->safe_psql($_, $q{$t}), $want, "$_: $t as on the publisher")
-	  for sort keys %am;
+	  for (sort(keys %am), 'sub_all');
 }
 my $filt = $pub->safe_psql('postgres',
 	q{SELECT md5(string_agg(id || ':' || v, ',' ORDER BY id)) FROM filt WHERE id % 2 = 0});
@@ -123,6 +155,9 @@ for my $db (sort keys %am)
 	is($sub->safe_psql($db, q{SELECT count(*) FROM filt WHERE secret IS NOT NULL}),
 		'0', "$db: the column list");
 }
+is($sub->safe_psql('sub_all', q{SELECT md5(string_agg(id || ':' || v || ':' || secret, ',' ORDER BY id)) FROM filt}),
+	$pub->safe_psql('postgres', q{SELECT md5(string_agg(id || ':' || v || ':' || secret, ',' ORDER BY id)) FROM filt}),
+	'sub_all: every row and column of filt');
 cmp_ok($pub->safe_psql('postgres', 'SELECT count(*) FROM hist'), '>', 5000,
 	'the workload wrote');
 

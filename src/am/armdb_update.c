@@ -391,6 +391,10 @@ logical_old_tuple(Relation rel, ItemPointer otid, TupleTableSlot *newslot)
 
 	if (replident == REPLICA_IDENTITY_NOTHING)
 		return NULL;
+	idattrs = replident == REPLICA_IDENTITY_FULL ? NULL :
+		RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_IDENTITY_KEY);
+	if (replident != REPLICA_IDENTITY_FULL && bms_is_empty(idattrs))
+		return NULL;			/* no key: nothing to log */
 	oldslot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
 	if (!armdb_fetch_row_version(rel, otid, SnapshotAny, oldslot))
 		elog(ERROR, "armdb: the old version of a changed row at (%u,%u) is gone",
@@ -400,9 +404,7 @@ logical_old_tuple(Relation rel, ItemPointer otid, TupleTableSlot *newslot)
 		key = heap_copytuple(old);
 	else
 	{
-		idattrs = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_IDENTITY_KEY);
-		if (!bms_is_empty(idattrs) &&
-			(newslot == NULL || armdb_columns_differ(rel, idattrs, old, newslot)))
+		if (newslot == NULL || armdb_columns_differ(rel, idattrs, old, newslot))
 		{
 			Datum	   *values = palloc(sizeof(Datum) * desc->natts);
 			bool	   *nulls = palloc(sizeof(bool) * desc->natts);
@@ -567,14 +569,24 @@ armdb_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot,
 		elog(ERROR, "armdb: attempted to update a row version that does not exist");
 	hot = update_is_hot(rel, kd, oslot, slot, &root, &keys);
 
+	/*
+	 * For logical decoding, the old key or row: read before the version is
+	 * ended, not between its end and the link to its new version, which key
+	 * share lockers wait out (armdb_rowlock.c).  If the end fails, the
+	 * executor retries on the newer version, and this is read again.
+	 */
+	old_key = RelationIsLogicallyLogged(rel) ?
+		logical_old_tuple(rel, otid, slot) : NULL;
 	result = end_version(rel, kd, otid, cid, crosscheck, wait, slot, keys,
 						 false, tmfd, lockmode, &lockers);
 	if (result != TM_Ok)
+	{
+		if (old_key != NULL)
+			heap_freetuple(old_key);
 		return result;
+	}
 
 	/* the new version, in our shard; then link the old one to it */
-	old_key = RelationIsLogicallyLogged(rel) ?
-		logical_old_tuple(rel, otid, slot) : NULL;
 	armdb_insert_version(rel, kd, slot, cid, oslot, root, &lockers, old_key);
 	if (old_key != NULL)
 		heap_freetuple(old_key);

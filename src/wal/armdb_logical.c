@@ -38,8 +38,15 @@
 #include "replication/logical.h"
 #include "replication/reorderbuffer.h"
 #include "replication/snapbuild.h"
+#include "utils/memutils.h"
 
 #include "wal/armdb_wal.h"
+
+/*
+ * The largest record this writes: a WAL reader must allocate a record
+ * whole (MaxAllocSize), and a decoder holds its tuples beside it.
+ */
+#define LOGICAL_RECORD_MAX	(MaxAllocSize / 2)
 
 /* Register tuple tup as heap's records carry one; its length in *len. */
 static void
@@ -73,6 +80,18 @@ armdb_wal_log_logical(Relation rel, uint8 action, HeapTuple newtup,
 	xl_heap_header oldhdr;
 
 	Assert(RelationIsLogicallyLogged(rel));
+	if ((newtup ? (uint64) newtup->t_len : 0) + (oldtup ? (uint64) oldtup->t_len : 0) >
+		LOGICAL_RECORD_MAX - sizeof(xlrec) - 2 * SizeOfHeapHeader)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("row of relation \"%s\" is too large to be logged for logical decoding",
+						RelationGetRelationName(rel)),
+				 errdetail("The new row and the old one take %llu bytes together; at most %llu fit in one record.",
+						   (unsigned long long) ((newtup ? newtup->t_len : 0) +
+												 (oldtup ? oldtup->t_len : 0)),
+						   (unsigned long long) (LOGICAL_RECORD_MAX - sizeof(xlrec) -
+												 2 * SizeOfHeapHeader)),
+				 errhint("With wal_level = logical, keep armdb rows under 512 MB, or use REPLICA IDENTITY DEFAULT rather than FULL for tables with large rows.")));
 	memset(&xlrec, 0, sizeof(xlrec));
 	xlrec.rnode = rel->rd_node;
 	xlrec.action = action;
@@ -136,9 +155,13 @@ armdb_decode(LogicalDecodingContext *ctx, XLogRecordBuffer *buf)
 		return;
 
 	xlrec = (xl_armdb_logical *) XLogRecGetData(r);
-	if (XLogRecGetDataLen(r) != sizeof(*xlrec) + xlrec->new_len + xlrec->old_len ||
+	if (XLogRecGetDataLen(r) < sizeof(*xlrec) ||
+		XLogRecGetDataLen(r) != sizeof(*xlrec) + (uint64) xlrec->new_len + xlrec->old_len ||
 		(xlrec->new_len != 0 && xlrec->new_len < SizeOfHeapHeader) ||
-		(xlrec->old_len != 0 && xlrec->old_len < SizeOfHeapHeader))
+		(xlrec->old_len != 0 && xlrec->old_len < SizeOfHeapHeader) ||
+		((xlrec->action == ARMDB_LOGICAL_INSERT ||
+		  xlrec->action == ARMDB_LOGICAL_UPDATE ||
+		  xlrec->action == ARMDB_LOGICAL_SPEC_INSERT) && xlrec->new_len == 0))
 		elog(ERROR, "armdb: logical decoding record at %X/%X is damaged",
 			 LSN_FORMAT_ARGS(buf->origptr));
 

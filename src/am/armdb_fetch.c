@@ -429,8 +429,9 @@ armdb_fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot,
 	 */
 	buf = palloc(HEAPTUPLESIZE + x.len);
 	tuple = (HeapTuple) buf;
-	armdb_read_version(kd, slotno, &v, &x, buf + HEAPTUPLESIZE);
-	remember_entry(kd, slotno, &v, &x, buf + HEAPTUPLESIZE);
+	/* a row fetched again (the old row an UPDATE logs for decoding) */
+	if (!armdb_read_version_cached(kd, slotno, &v, &x, buf + HEAPTUPLESIZE))
+		remember_entry(kd, slotno, &v, &x, buf + HEAPTUPLESIZE);
 	image = armdb_entry_tuple(buf + HEAPTUPLESIZE, x.len, &image_len);
 	armdb_fill_tuple(tuple, rel, slotno, image, image_len, &v, &x);
 	ExecStoreHeapTuple(tuple, slot, true);

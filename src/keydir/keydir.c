@@ -386,21 +386,31 @@ new_page(ArmdbRelKeydir *kd, dsa_pointer *dp,
  * FirstCommandId, every ctid its own slot, as without one.  ERROR when
  * memory is full.  Caller holds the page's lock exclusively (or is loading).
  */
-void
-armdb_page_prepare_extra(ArmdbPage *page, uint64 pageno,
-						 const ArmdbStoreSettings *settings)
+/* A new side array for page pageno, holding the defaults; ERROR if full. */
+static dsa_pointer
+new_extra(uint64 pageno, const ArmdbStoreSettings *settings)
 {
 	ArmdbVersionExtra *x;
 	dsa_pointer dp;
 
-	if (DsaPointerIsValid(page->extra))
-		return;
 	Assert(CritSectionCount == 0);
 	x = keydir_alloc(&dp, sizeof(ArmdbVersionExtra) * ARMDB_SLOTS_PER_PAGE,
 					 "the command ids, links and lengths of a page of row versions",
 					 settings);
 	for (int i = 0; i < ARMDB_SLOTS_PER_PAGE; i++)
 		x[i].ctid = (uint32) (pageno * ARMDB_SLOTS_PER_PAGE + i);
+	return dp;
+}
+
+void
+armdb_page_prepare_extra(ArmdbPage *page, uint64 pageno,
+						 const ArmdbStoreSettings *settings)
+{
+	dsa_pointer dp;
+
+	if (DsaPointerIsValid(page->extra))
+		return;
+	dp = new_extra(pageno, settings);
 	pg_write_barrier();
 	page->extra = dp;
 }
@@ -514,7 +524,6 @@ void
 armdb_page_prepare_extra_unlocked(ArmdbPage *page, uint64 pageno,
 								  const ArmdbStoreSettings *settings)
 {
-	ArmdbVersionExtra *x;
 	dsa_pointer dp;
 
 	LWLockAcquire(&page->lock, LW_SHARED);
@@ -522,11 +531,7 @@ armdb_page_prepare_extra_unlocked(ArmdbPage *page, uint64 pageno,
 	LWLockRelease(&page->lock);
 	if (DsaPointerIsValid(dp))
 		return;
-	x = keydir_alloc(&dp, sizeof(ArmdbVersionExtra) * ARMDB_SLOTS_PER_PAGE,
-					 "the command ids, links and lengths of a page of row versions",
-					 settings);
-	for (int i = 0; i < ARMDB_SLOTS_PER_PAGE; i++)
-		x[i].ctid = (uint32) (pageno * ARMDB_SLOTS_PER_PAGE + i);
+	dp = new_extra(pageno, settings);
 	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 	if (!DsaPointerIsValid(page->extra))
 	{

@@ -15,10 +15,10 @@ PGFILEDESC = "armdb - bitcask table access method"
 STORAGE_SRCS = src/storage/status.c src/storage/format.c src/storage/io.c \
 	src/storage/merge.c \
 	src/storage/shard.c src/storage/recovery.c src/storage/hint.c \
-	src/storage/winner.c
+	src/storage/winner.c src/storage/cipher.c
 STORAGE_OBJS = $(STORAGE_SRCS:.c=.o)
 
-OBJS = src/armdb.o src/armdb_storage.o src/armdb_funcs.o src/armdb_utility.o \
+OBJS = src/armdb.o src/armdb_crypt.o src/armdb_storage.o src/armdb_funcs.o src/armdb_utility.o \
 	src/armdb_workers.o \
 	src/armdb_sweep.o src/armdb_load.o \
 	src/am/armdb_handler.o src/am/armdb_index.o src/am/armdb_seqscan.o \
@@ -50,7 +50,7 @@ endif
 ARMDB_WARNINGS = -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wno-missing-field-initializers -Wno-sign-compare
 PG_CFLAGS = $(ARMDB_WARNINGS)
-SHLIB_LINK = -luring
+SHLIB_LINK = -luring -lcrypto
 
 EXTRA_CLEAN = test/armdb_unit test/fuzz_parsers test/obj test/fuzz-corpus \
 	test/lossyfs
@@ -70,7 +70,7 @@ $(OBJS): $(wildcard $(srcdir)/src/*.h $(srcdir)/src/*/*.h)
 FE_CC = $(CC)
 FE_CFLAGS = -O1 -g $(ARMDB_WARNINGS) -D_GNU_SOURCE -DFRONTEND -I$(srcdir)/src \
 	-I$(includedir_server) -I$(includedir_internal)
-FE_LIBS = -L$(pkglibdir) -L$(libdir) -lpgcommon -lpgport -luring -lpthread
+FE_LIBS = -L$(pkglibdir) -L$(libdir) -lpgcommon -lpgport -luring -lcrypto -lpthread
 
 UNIT_SRCS = $(wildcard $(srcdir)/test/unit_*.c)
 # the unit tests run under AddressSanitizer and UBSan: a test that "passes"

@@ -126,3 +126,20 @@ CREATE VIEW armdb_memory AS SELECT * FROM armdb_memory_total();
 
 COMMENT ON VIEW armdb_memory IS
   'all armdb key directories against armdb.memory: the limit, the part set aside at start, used, free, tables';
+
+CREATE FUNCTION armdb_relation_encryption(tbl regclass,
+    OUT encrypted boolean, OUT key_ids text[])
+RETURNS record
+AS 'MODULE_PATHNAME', 'armdb_relation_encryption_sql'
+LANGUAGE C STRICT VOLATILE;
+
+COMMENT ON FUNCTION armdb_relation_encryption(regclass) IS
+  'whether an armdb table is encrypted, and the ids of the keys its data files need';
+
+CREATE FUNCTION armdb_encryption_keys(OUT key_id text, OUT current boolean)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'armdb_encryption_keys_sql'
+LANGUAGE C STRICT VOLATILE;
+
+COMMENT ON FUNCTION armdb_encryption_keys() IS
+  'the ids of the encryption keys the server holds; the current one encrypts new data';

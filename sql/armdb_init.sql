@@ -9,8 +9,12 @@ SELECT obj_description(oid, 'pg_am') FROM pg_am WHERE amname = 'armdb';
 
 -- every setting with its default, unit and when it can change
 SELECT name, setting, unit, context, vartype, boot_val
-FROM pg_settings WHERE name LIKE 'armdb.%' AND name <> 'armdb.memory'
+FROM pg_settings WHERE name LIKE 'armdb.%'
+  AND name NOT IN ('armdb.memory', 'armdb.encryption_key_command')
 ORDER BY name;
+-- set or not (the suite runs both ways), never shown to ordinary users
+SELECT name, unit, context, vartype, boot_val
+FROM pg_settings WHERE name = 'armdb.encryption_key_command';
 
 -- armdb.memory's default is sized from the machine: a quarter of its
 -- memory, at least armdb.memory_initial

@@ -27,6 +27,7 @@
 
 #include "am/armdb_am.h"
 #include "armdb.h"
+#include "armdb_crypt.h"
 #include "armdb_guc.h"
 #include "armdb_load.h"
 #include "armdb_sweep.h"
@@ -520,7 +521,9 @@ _PG_init(void)
 	/* defines armdb.sync_at_commit and armdb.flush_interval, and the flusher */
 	armdb_durable_init();
 
+	armdb_crypt_define_gucs();
 	MarkGUCPrefixReserved("armdb");
+	armdb_crypt_load_keys();
 
 	armdb_xact_init();
 	armdb_utility_init();

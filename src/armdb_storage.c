@@ -251,6 +251,12 @@ armdb_report_storage_error(int elevel, const ArmdbError *err)
 					 errmsg("armdb: %s", err->message),
 					 errhint("Restart the server to recover the shard from its files.")));
 			break;
+		case ARMDB_ERR_KEY:
+			ereport(elevel,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("armdb: %s", err->message),
+					 errhint("Set armdb.encryption_key_command to a command that prints the table's key (with the keys in use by older files after it) and restart the server.")));
+			break;
 		case ARMDB_OK:
 			elog(elevel, "armdb: storage error reported without an error");
 			break;

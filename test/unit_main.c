@@ -29,6 +29,7 @@ extern const UnitTest unit_shard_tests[];
 extern const UnitTest unit_recovery_tests[];
 extern const UnitTest unit_merge_tests[];
 extern const UnitTest unit_winner_tests[];
+extern const UnitTest unit_cipher_tests[];
 
 static const UnitTest *const unit_suites[] = {
 	unit_format_tests,
@@ -37,6 +38,7 @@ static const UnitTest *const unit_suites[] = {
 	unit_recovery_tests,
 	unit_merge_tests,
 	unit_winner_tests,
+	unit_cipher_tests,
 	NULL
 };
 

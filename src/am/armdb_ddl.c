@@ -29,6 +29,7 @@
 #include "storage/smgr.h"
 #include "utils/snapmgr.h"
 
+#include "armdb_crypt.h"
 #include "am/armdb_am.h"
 #include "armdb.h"
 #include "armdb_guc.h"
@@ -59,6 +60,7 @@ armdb_relation_set_new_filenode(Relation rel, const RelFileNode *newrnode,
 {
 	SMgrRelation srel;
 	RelFileNodeBackend rnode;
+	bool		encrypted;
 
 	/* as heap: nothing in the new storage is older than this */
 	*freezeXid = RecentXmin;
@@ -88,12 +90,27 @@ armdb_relation_set_new_filenode(Relation rel, const RelFileNode *newrnode,
 
 	/* relfilenodes are reused: forget whatever had this one before */
 	armdb_keydir_drop(rnode);
-	armdb_rel_storage_create(rnode, (uint32) armdb_shards, persistence);
+	/*
+	 * Encrypted if the setting says so now, and new storage for a table
+	 * (TRUNCATE) never drops the encryption its old storage had.  A
+	 * rewrite into a new relation (VACUUM FULL, CLUSTER, ALTER TABLE)
+	 * follows the setting.
+	 */
+	encrypted = armdb_encrypt_new_tables();
+	if (!encrypted && !RelFileNodeEquals(rel->rd_node, *newrnode))
+	{
+		RelFileNodeBackend old = armdb_rel_rnode(rel);
+
+		if (armdb_rel_storage_exists(old))
+			(void) armdb_rel_storage_read_meta(old, NULL, &encrypted);
+	}
+	armdb_rel_storage_create(rnode, (uint32) armdb_shards, persistence,
+							 encrypted);
 	if (persistence == RELPERSISTENCE_TEMP)
 		armdb_xact_note_temp_storage(rnode);
 	else
 		armdb_wal_log_create(newrnode, (uint32) armdb_shards, persistence,
-							 false);
+							 false, encrypted);
 
 	if (persistence == RELPERSISTENCE_TEMP && !temp_cleanup_registered)
 	{
@@ -111,12 +128,15 @@ armdb_relation_nontransactional_truncate(Relation rel)
 {
 	RelFileNodeBackend rnode = armdb_rel_rnode(rel);
 	char		persistence;
-	uint32		nshards = armdb_rel_storage_read_meta(rnode, &persistence);
+	bool		encrypted;
+	uint32		nshards = armdb_rel_storage_read_meta(rnode, &persistence,
+													  &encrypted);
 
 	armdb_keydir_drop(rnode);
-	armdb_rel_storage_create(rnode, nshards, persistence);
+	armdb_rel_storage_create(rnode, nshards, persistence, encrypted);
 	if (RelationNeedsWAL(rel))
-		armdb_wal_log_create(&rnode.node, nshards, persistence, true);
+		armdb_wal_log_create(&rnode.node, nshards, persistence, true,
+							 encrypted);
 	/* the visibility map's bits were of the versions just dropped */
 	if (smgrexists(RelationGetSmgr(rel), VISIBILITYMAP_FORKNUM))
 		RelationTruncate(rel, 0);

@@ -84,7 +84,14 @@ armdb_entry_tuple(char *entry, uint32 len, uint32 *image_len)
 
 	memcpy(&gsn, entry + offsetof(ArmdbEntryHeader, gsn), sizeof(gsn));
 	hsize = armdb_entry_header_size(gsn);
-	value_len = len - hsize;
+	/* the header's: a decrypted entry's value is shorter than its place */
+	memcpy(&value_len, entry + offsetof(ArmdbEntryHeader, value_len),
+		   sizeof(value_len));
+	if ((gsn & ARMDB_GSN_FLAG_ENCRYPTED) || value_len > len - hsize)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg_internal("armdb: entry of %u bytes read undecrypted or with a value of %u bytes",
+								 len, value_len)));
 	if (ARMDB_TUPLE_OMITTED(gsn) == 0)
 	{
 		/* 48 and 32 are MAXALIGNed */

@@ -49,6 +49,7 @@
 #include "armdb_guc.h"
 #include "keydir/files.h"
 #include "keydir/visibility.h"
+#include "storage/cipher.h"
 
 typedef struct ArmdbParallelScanDescData
 {
@@ -459,14 +460,31 @@ merge_next(ArmdbScanDesc scan, bool replay, uint64 *slotno)
 			{
 				/* room for the fields a shortened image leaves out */
 				uint32		skip = ARMDB_TUPLE_OMITTED(hdr->gsn);
-				char	   *buf = armdb_scan_tuple_buffer(scan,
-														  skip + hdr->value_len);
+				bool		encrypted = (hdr->gsn & ARMDB_GSN_FLAG_ENCRYPTED) != 0;
+				uint32		len = hdr->value_len -
+					(encrypted ? ARMDB_CIPHER_TAG_LEN : 0);
+				char	   *buf = armdb_scan_tuple_buffer(scan, skip + len);
 
-				memcpy(buf + skip,
-					   cur->sc.entry + armdb_entry_header_size(hdr->gsn),
-					   hdr->value_len);
+				/* only the rows a scan returns are decrypted */
+				if (encrypted)
+				{
+					ArmdbLocation loc;
+					ArmdbError	err;
+
+					loc.file_id = cur->sc.file_id;
+					loc.offset = (uint32) cur->sc.pos;
+					loc.len = (uint32) armdb_entry_size(hdr->gsn, hdr->value_len);
+					if (!armdb_shard_decrypt_value(cur->sc.files, &loc, hdr,
+												   cur->sc.entry, buf + skip,
+												   &err))
+						armdb_report_storage_error(ERROR, &err);
+				}
+				else
+					memcpy(buf + skip,
+						   cur->sc.entry + armdb_entry_header_size(hdr->gsn),
+						   len);
 				armdb_fill_tuple(&scan->tuple, rel, hdr->slot, buf,
-								 skip + hdr->value_len, &v, &x);
+								 skip + len, &v, &x);
 				pgstat_count_heap_getnext(rel);
 			}
 			armdb_vstore_cursor_advance(&cur->sc);

@@ -73,6 +73,7 @@
 #include "armdb.h"
 #include "compact/compact.h"
 #include "keydir/files.h"
+#include "storage/cipher.h"
 #include "storage/hint.h"
 #include "storage/merge.h"
 #include "vstore/vstore.h"
@@ -886,6 +887,20 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 	m->io = armdb_backend_io();
 	m->dir = cs.files->dir;
 	m->shard_no = shard;
+	m->key_id = 0;
+	if (kd->encrypted)
+	{
+		/* the current key: merges are how old keys are retired */
+		if (armdb_keyring.nkeys == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("armdb: cannot merge files of encrypted table \"%s\": the server has no encryption key",
+							RelationGetRelationName(rel)),
+					 errhint("Set armdb.encryption_key_command and restart the server.")));
+		m->key_id = armdb_keyring.keys[0].id;
+		if (!armdb_cipher_random_salt(m->salt, &err))
+			armdb_report_storage_error(ERROR, &err);
+	}
 	m->max_file_size = armdb_store_settings()->max_file_size;
 	m->direct_io = armdb_store_settings()->direct_io;
 	m->keep = keep_entry;

@@ -850,7 +850,7 @@ restore(ArmdbRelKeydir *kd, RelFileNodeBackend rnode, ImageIo *io,
 		*why = "it was not saved by the clean shutdown this start follows";
 		return false;
 	}
-	kd->nshards = armdb_rel_storage_read_meta(rnode, NULL);
+	kd->nshards = armdb_rel_storage_read_meta(rnode, NULL, &kd->encrypted);
 	if (hdr.nshards != kd->nshards ||
 		hdr.nowners > ARMDB_MAX_SLOTS / ARMDB_SLOTS_PER_PAGE ||
 		!FITS(hdr.nowners, sizeof(uint16)) ||

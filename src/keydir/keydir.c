@@ -812,6 +812,7 @@ armdb_keydir_shard_files(ArmdbRelKeydir *kd, uint32 shard,
 	entry->relkey = kd->key;
 	entry->files.io = armdb_backend_io();
 	entry->files.cached_reads = settings->cached_reads;
+	entry->files.encrypt = kd->encrypted;
 	entry->files.grow_buffer = grow_shard_buffer;
 	entry->files.grow_buffer_arg = armdb_keydir_shard(kd, shard);
 	return &entry->files;
@@ -1547,7 +1548,8 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 
 	if (mode != LOAD_PROMOTED)
 	{
-		kd->nshards = armdb_rel_storage_read_meta(rnode, NULL);
+		kd->nshards = armdb_rel_storage_read_meta(rnode, NULL,
+												  &kd->encrypted);
 		keydir_alloc(&kd->shards, sizeof(ArmdbShardRt) * kd->nshards,
 					 "shard states", settings);
 		kd->chunks = new_page_dir(ARMDB_PAGE_DIR_MIN, settings);

@@ -414,6 +414,7 @@ typedef struct ArmdbRelKeydir
 	ArmdbRelKey key;			/* dshash key: must be first */
 	uint64		generation;		/* unique per keydir ever created */
 	uint32		nshards;
+	bool		encrypted;		/* its versions' values are (cipher.h) */
 	bool		loaded;			/* recovered from the files */
 	bool		standby;		/* loaded during recovery (hot standby):
 								 * replay keeps its versions current, but its

@@ -52,7 +52,9 @@ typedef struct ArmdbMeta
 	Oid			relNode;
 	int32		backend;
 	char		persistence;	/* RELPERSISTENCE_* */
-	char		pad[3];
+	bool		encrypted;		/* its data files are (cipher.h); 0 in metas
+								 * written before encryption existed */
+	char		pad[2];
 	pg_crc32c	crc;			/* of everything before it */
 } ArmdbMeta;
 
@@ -160,7 +162,7 @@ remove_leftover_for_create(RelFileNodeBackend rnode)
 /* Write the meta file durably: temporary name, fsync, rename, fsync dir. */
 static void
 write_meta(const char *dir, RelFileNodeBackend rnode, uint32 nshards,
-		   char persistence)
+		   char persistence, bool encrypted)
 {
 	char		path[MAXPGPATH];
 	char		tmp[MAXPGPATH];
@@ -176,6 +178,7 @@ write_meta(const char *dir, RelFileNodeBackend rnode, uint32 nshards,
 	meta.relNode = rnode.node.relNode;
 	meta.backend = rnode.backend;
 	meta.persistence = persistence;
+	meta.encrypted = encrypted;
 	meta.crc = meta_crc(&meta);
 
 	snprintf(path, sizeof(path), "%s/%s", dir, ARMDB_META_FILE);
@@ -204,7 +207,7 @@ write_meta(const char *dir, RelFileNodeBackend rnode, uint32 nshards,
 
 void
 armdb_rel_storage_create(RelFileNodeBackend rnode, uint32 nshards,
-						 char persistence)
+						 char persistence, bool encrypted)
 {
 	char		dir[MAXPGPATH];
 	char		parent[MAXPGPATH];
@@ -220,7 +223,7 @@ armdb_rel_storage_create(RelFileNodeBackend rnode, uint32 nshards,
 
 	if (!armdb_make_dir(dir, &err))
 		armdb_report_storage_error(ERROR, &err);
-	write_meta(dir, rnode, nshards, persistence);
+	write_meta(dir, rnode, nshards, persistence, encrypted);
 
 	/* the new directory's entry in its parent must be durable too */
 	strlcpy(parent, dir, sizeof(parent));
@@ -239,7 +242,8 @@ armdb_rel_storage_exists(RelFileNodeBackend rnode)
 }
 
 uint32
-armdb_rel_storage_read_meta(RelFileNodeBackend rnode, char *persistence)
+armdb_rel_storage_read_meta(RelFileNodeBackend rnode, char *persistence,
+							bool *encrypted)
 {
 	char		path[MAXPGPATH];
 	char		dir[MAXPGPATH];
@@ -276,6 +280,8 @@ armdb_rel_storage_read_meta(RelFileNodeBackend rnode, char *persistence)
 				 errmsg("armdb file \"%s\" is corrupted", path)));
 	if (persistence)
 		*persistence = meta.persistence;
+	if (encrypted)
+		*encrypted = meta.encrypted;
 	return meta.nshards;
 }
 
@@ -322,13 +328,16 @@ armdb_rel_storage_copy(RelFileNodeBackend from, RelFileNodeBackend to,
 {
 	char		src[MAXPGPATH];
 	char		dst[MAXPGPATH];
+	bool		encrypted;
 
+	/* the files are copied as they are: encrypted if they were */
+	(void) armdb_rel_storage_read_meta(from, NULL, &encrypted);
 	armdb_rel_dir_path(src, from);
 	armdb_rel_dir_path(dst, to);
 	remove_leftover_for_create(to);
 	/* copydir() fsyncs the files and the new directory */
 	copydir(src, dst, true);
-	write_meta(dst, to, nshards, persistence);
+	write_meta(dst, to, nshards, persistence, encrypted);
 }
 
 /*
@@ -398,7 +407,8 @@ armdb_rel_storage_copy_database(Oid src_db, Oid dst_db)
 		rnode.node.dbNode = dst_db;
 		rnode.node.relNode = meta.relNode;
 		rnode.backend = InvalidBackendId;
-		write_meta(reldir, rnode, meta.nshards, meta.persistence);
+		write_meta(reldir, rnode, meta.nshards, meta.persistence,
+				   meta.encrypted);
 	}
 	FreeDir(dir);
 	fsync_fname(dst, true);

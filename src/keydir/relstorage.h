@@ -23,13 +23,19 @@ extern void armdb_rel_dir_path(char *path, RelFileNodeBackend rnode);
 extern void armdb_shard_dir_path(char *path, RelFileNodeBackend rnode,
 								 uint32 shard);
 
-/* Fresh, empty storage (a leftover directory of that name is removed). */
+/*
+ * Fresh, empty storage (a leftover directory of that name is removed);
+ * encrypted: its data files will be (cipher.h), for good.
+ */
 extern void armdb_rel_storage_create(RelFileNodeBackend rnode, uint32 nshards,
-									 char persistence);
+									 char persistence, bool encrypted);
 
-/* The shard count; ERROR (data corrupted) if the storage is missing. */
+/*
+ * The shard count, and what else the meta file says (NULL: not wanted);
+ * ERROR (data corrupted) if the storage is missing.
+ */
 extern uint32 armdb_rel_storage_read_meta(RelFileNodeBackend rnode,
-										  char *persistence);
+										  char *persistence, bool *encrypted);
 
 extern bool armdb_rel_storage_exists(RelFileNodeBackend rnode);
 

@@ -28,7 +28,7 @@ entry_crc(const ArmdbEntryHeader *hdr, const void *value)
 }
 
 void
-armdb_entry_seal(ArmdbEntryHeader *hdr, const void *value)
+armdb_entry_choose_header(ArmdbEntryHeader *hdr)
 {
 	/* a lock entry's chain fields hold its xmax and infomask */
 	if (!armdb_gsn_is_lock(hdr->gsn) && hdr->root_slot == hdr->slot &&
@@ -36,6 +36,12 @@ armdb_entry_seal(ArmdbEntryHeader *hdr, const void *value)
 		hdr->gsn |= ARMDB_GSN_FLAG_SHORT_HEADER;
 	else
 		hdr->gsn &= ~ARMDB_GSN_FLAG_SHORT_HEADER;
+}
+
+void
+armdb_entry_seal(ArmdbEntryHeader *hdr, const void *value)
+{
+	armdb_entry_choose_header(hdr);
 	hdr->crc = entry_crc(hdr, value);
 }
 
@@ -135,6 +141,16 @@ armdb_file_header_init(ArmdbFileHeader *fh, uint32 file_id, uint32 shard)
 	armdb_file_header_init_flags(fh, file_id, shard, 0);
 }
 
+void
+armdb_file_header_set_key(ArmdbFileHeader *fh, uint32 key_id,
+						  const uint8 *salt)
+{
+	fh->flags |= ARMDB_FILE_FLAG_ENCRYPTED;
+	fh->key_id = key_id;
+	memcpy(fh->salt, salt, sizeof(fh->salt));
+	fh->crc = file_header_crc(fh);
+}
+
 bool
 armdb_file_header_check(const char *buf, size_t avail, uint32 file_id,
 						ArmdbError *err)
@@ -166,6 +182,10 @@ armdb_file_header_check(const char *buf, size_t avail, uint32 file_id,
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						   "data file %06u says it is file %06u",
 						   file_id, fh.file_id);
+	if ((fh.flags & ARMDB_FILE_FLAG_ENCRYPTED) && fh.key_id == 0)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "data file %06u is encrypted under no key",
+						   file_id);
 	return true;
 }
 

@@ -62,7 +62,10 @@ typedef struct ArmdbFileHeader
 	uint16		flags;			/* ARMDB_FILE_FLAG_* */
 	uint32		file_id;		/* must match the file name */
 	uint32		shard;			/* shard number the file belongs to */
-	uint8		reserved[44];	/* zero; room for key check etc. */
+	/* with ARMDB_FILE_FLAG_ENCRYPTED, what the file's key is made of */
+	uint32		key_id;			/* the master key's id (cipher.h) */
+	uint8		salt[32];		/* ARMDB_CIPHER_SALT_LEN random bytes */
+	uint8		reserved[8];	/* zero */
 } ArmdbFileHeader;
 
 StaticAssertDecl(sizeof(ArmdbFileHeader) == ARMDB_FILE_HEADER_SIZE,
@@ -126,9 +129,16 @@ StaticAssertDecl(sizeof(ArmdbFileHeader) == ARMDB_FILE_HEADER_SIZE,
 	(((gsn) & ARMDB_GSN_FLAG_SHORT_TUPLE) ? ARMDB_TUPLE_SHORTENED : 0)
 /* a 32-byte header (ARMDB_ENTRY_SHORT_HEADER_SIZE); armdb_entry_seal() sets it */
 #define ARMDB_GSN_FLAG_SHORT_HEADER	(UINT64CONST(1) << 57)
+/*
+ * A version whose value is encrypted: ciphertext then a 16-byte tag, under
+ * the key of the file the entry is in, its header authenticated with it
+ * (cipher.h).  Only versions: the other kinds have no value.
+ */
+#define ARMDB_GSN_FLAG_ENCRYPTED	(UINT64CONST(1) << 56)
 /* the flags an entry in a data file may carry */
 #define ARMDB_GSN_DATA_FLAGS		(ARMDB_GSN_ENTRY_FLAGS | ARMDB_GSN_FLAG_SHORT_TUPLE | \
-									 ARMDB_GSN_FLAG_SHORT_HEADER)
+									 ARMDB_GSN_FLAG_SHORT_HEADER | \
+									 ARMDB_GSN_FLAG_ENCRYPTED)
 
 /* a lock entry's prev_slot: the xmax's infomask bits, and KEYS_UPDATED */
 #define ARMDB_LOCK_INFOMASK_MASK	UINT64CONST(0xFFFF)
@@ -227,6 +237,7 @@ armdb_gsn_flags_valid(uint64 gsn)
 	return (gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_DATA_FLAGS) == 0 &&
 		(kind & (kind - 1)) == 0 &&
 		(!(gsn & ARMDB_GSN_FLAG_SHORT_TUPLE) || kind == 0) &&
+		(!(gsn & ARMDB_GSN_FLAG_ENCRYPTED) || kind == 0) &&
 		(!(gsn & ARMDB_GSN_FLAG_SHORT_HEADER) || !(kind & ARMDB_GSN_FLAG_LOCK));
 }
 
@@ -258,6 +269,8 @@ typedef enum ArmdbParseResult
  * first armdb_entry_header_size() bytes of *hdr are then its file image.
  */
 extern void armdb_entry_seal(ArmdbEntryHeader *hdr, const void *value);
+/* Only its first step: the gsn's SHORT_HEADER flag, the header's length. */
+extern void armdb_entry_choose_header(ArmdbEntryHeader *hdr);
 
 /*
  * Copy the header at buf (avail bytes readable) into *hdr, the fields a
@@ -289,12 +302,21 @@ extern ArmdbParseResult armdb_entry_parse(const char *buf, size_t avail,
  * instead of reading its entries as damage.
  */
 #define ARMDB_FILE_FLAG_SHORT_ENTRIES 0x0002
-#define ARMDB_FILE_FLAGS_KNOWN	(ARMDB_FILE_FLAG_MERGED | ARMDB_FILE_FLAG_SHORT_ENTRIES)
+/*
+ * The file's versions are encrypted under the key its header's key_id and
+ * salt make (cipher.h).
+ */
+#define ARMDB_FILE_FLAG_ENCRYPTED	0x0004
+#define ARMDB_FILE_FLAGS_KNOWN	(ARMDB_FILE_FLAG_MERGED | ARMDB_FILE_FLAG_SHORT_ENTRIES | \
+								 ARMDB_FILE_FLAG_ENCRYPTED)
 
 extern void armdb_file_header_init_flags(ArmdbFileHeader *fh, uint32 file_id,
 										 uint32 shard, uint16 flags);
 extern void armdb_file_header_init(ArmdbFileHeader *fh, uint32 file_id,
 								   uint32 shard);
+/* Make fh an encrypted file's header (flag, key id, salt, CRC). */
+extern void armdb_file_header_set_key(ArmdbFileHeader *fh, uint32 key_id,
+									  const uint8 *salt);
 extern bool armdb_file_header_check(const char *buf, size_t avail,
 									uint32 file_id, ArmdbError *err);
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "port/pg_crc32c.h"
+#include "storage/cipher.h"
 #include "storage/hint.h"
 #include "storage/merge.h"
 #include "storage/recovery.h"
@@ -121,6 +122,13 @@ output_open(ArmdbMerge *m, ArmdbError *err)
 
 	armdb_file_header_init_flags(&fh, file_id, m->shard_no,
 								 ARMDB_FILE_FLAG_MERGED);
+	if (m->key_id != 0)
+	{
+		armdb_file_header_set_key(&fh, m->key_id, m->salt);
+		if (!armdb_cipher_file_key(&armdb_keyring, m->key_id, m->salt,
+								   m->shard_no, file_id, m->out_key, err))
+			return armdb_error_context(err, "merge in \"%s\"", m->dir);
+	}
 	memset(m->out_buf.data, 0, m->out_buf.size);
 	memcpy(m->out_buf.data, &fh, sizeof(fh));
 	m->out_buf_start = 0;
@@ -196,6 +204,59 @@ note_move(ArmdbMerge *m, const ArmdbEntryInfo *e, ArmdbError *err)
 	return true;
 }
 
+/*
+ * The encrypted entry image at image (header hdr), from the current input,
+ * encrypted again under the current output's key, in m->resealed: the
+ * same header (so the same gsn, the nonce) with a new CRC.
+ */
+static bool
+reseal_entry(ArmdbMerge *m, const ArmdbEntryInfo *e, const ArmdbEntryHeader *hdr,
+			 const char *image, const char **resealed, ArmdbError *err)
+{
+	uint32		hsize = armdb_entry_header_size(hdr->gsn);
+	uint32		len = hdr->value_len - ARMDB_CIPHER_TAG_LEN;
+	char	   *out;
+	ArmdbEntryHeader sealed;
+
+	if (m->key_id == 0 || !m->in_encrypted)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "entry at offset %u of data file %06u in \"%s\" is encrypted, but %s",
+						   e->offset, e->file_id, m->dir,
+						   m->in_encrypted ? "its table is not" : "its file is not");
+	if (m->resealed_size < e->len)
+	{
+		char	   *p = armdb_alloc(err, Max(e->len, 8192), "a merged entry");
+
+		if (p == NULL)
+			return false;
+		if (m->resealed != NULL)
+			pfree(m->resealed);
+		m->resealed = p;
+		m->resealed_size = Max(e->len, 8192);
+	}
+	out = m->resealed;
+	memcpy(out, image, hsize);
+	if (!armdb_cipher_open(m->in_key, hdr->gsn, ARMDB_CIPHER_ENTRY,
+						   image + sizeof(uint32), hsize - sizeof(uint32),
+						   image + hsize, len, out + hsize, err))
+	{
+		if (err->code != ARMDB_OK)
+			return false;
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "encrypted entry at offset %u of data file %06u in \"%s\" failed authentication: its value, tag or header was changed",
+						   e->offset, e->file_id, m->dir);
+	}
+	if (!armdb_cipher_seal(m->out_key, hdr->gsn, ARMDB_CIPHER_ENTRY,
+						   image + sizeof(uint32), hsize - sizeof(uint32),
+						   out + hsize, len, out + hsize, err))
+		return false;
+	memcpy(&sealed, hdr, sizeof(sealed));
+	armdb_entry_seal(&sealed, out + hsize);
+	memcpy(out, &sealed.crc, sizeof(uint32));
+	*resealed = out;
+	return true;
+}
+
 /* Append one whole entry image (header + value) to the outputs. */
 static bool
 output_append(ArmdbMerge *m, const ArmdbEntryInfo *e, const char *image,
@@ -210,6 +271,14 @@ output_append(ArmdbMerge *m, const ArmdbEntryInfo *e, const char *image,
 		if (m->out_fd >= 0 && !output_close(m, err))
 			return false;
 		if (!output_open(m, err))
+			return false;
+	}
+	if (e->gsn & ARMDB_GSN_FLAG_ENCRYPTED)
+	{
+		ArmdbEntryHeader hdr;
+
+		if (armdb_entry_parse(image, e->len, &hdr) != ARMDB_PARSE_OK ||
+			!reseal_entry(m, e, &hdr, image, &image, err))
 			return false;
 	}
 	if (!note_move(m, e, err))
@@ -409,6 +478,16 @@ merge_input(ArmdbMerge *m, uint32 file_id, ArmdbAlignedBuf *buf,
 		ok = input_corrupt(m, file_id, 0, "a short file header", err);
 	if (ok)
 		ok = armdb_file_header_check(image, ARMDB_FILE_HEADER_SIZE, file_id, err);
+	m->in_encrypted = false;
+	if (ok && (((const ArmdbFileHeader *) image)->flags & ARMDB_FILE_FLAG_ENCRYPTED))
+	{
+		ArmdbFileHeader fh;
+
+		memcpy(&fh, image, sizeof(fh));
+		ok = armdb_cipher_file_key(&armdb_keyring, fh.key_id, fh.salt,
+								   fh.shard, file_id, m->in_key, err);
+		m->in_encrypted = ok;
+	}
 	memset(&hf, 0, sizeof(hf));
 	if (ok)
 		load_fates(m, file_id, file_size, &hf);
@@ -787,6 +866,12 @@ armdb_merge_free(ArmdbMerge *m)
 		pfree(m->output_sizes);
 	if (m->moves)
 		pfree(m->moves);
+	if (m->resealed)
+		pfree(m->resealed);
+	m->resealed = NULL;
+	m->resealed_size = 0;
+	explicit_bzero(m->in_key, sizeof(m->in_key));
+	explicit_bzero(m->out_key, sizeof(m->out_key));
 	armdb_aligned_free(&m->out_buf);
 	m->outputs = NULL;
 	m->output_sizes = NULL;

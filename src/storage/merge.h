@@ -156,6 +156,17 @@ typedef struct ArmdbMerge
 	ArmdbMergeProgressFn progress;	/* may be NULL */
 	void	   *arg;			/* for the three callbacks */
 
+	/*
+	 * Encryption (cipher.h): outputs are encrypted under master key key_id
+	 * (0: not) with this salt, each output's key derived from it and its
+	 * number; every encrypted value kept is decrypted with its input's key
+	 * and encrypted again with its output's.  A merge takes a fresh salt,
+	 * and a WAL replay of it the one its record carries, which makes the
+	 * same bytes.
+	 */
+	uint32		key_id;
+	uint8		salt[32];
+
 	/* the inputs */
 	uint32		inputs[ARMDB_MERGE_MAX_INPUTS];
 	int			ninputs;
@@ -181,6 +192,11 @@ typedef struct ArmdbMerge
 	ArmdbAlignedBuf out_buf;
 	int			outputs_cap;
 	uint64		moves_cap;
+	bool		in_encrypted;	/* the current input is */
+	uint8		in_key[32];		/* ... under this key */
+	uint8		out_key[32];	/* the current output's key */
+	char	   *resealed;		/* an entry's image encrypted again */
+	uint32		resealed_size;
 } ArmdbMerge;
 
 /*

@@ -16,6 +16,7 @@
  *-------------------------------------------------------------------------
  */
 #include "storage/shard.h"
+#include "storage/cipher.h"
 
 #include <fcntl.h>
 
@@ -50,6 +51,19 @@ armdb_shard_files_init(ArmdbShardFiles *files, const char *dir, ArmdbIo *io,
 		files->fds[i].handle = -1;
 }
 
+static void
+forget_key(ArmdbShardFiles *files, uint32 file_id)
+{
+	for (int i = 0; i < ARMDB_SHARD_FD_CACHE; i++)
+	{
+		if (file_id == 0 || files->keys[i].file_id == file_id)
+		{
+			explicit_bzero(files->keys[i].key, sizeof(files->keys[i].key));
+			files->keys[i].file_id = 0;
+		}
+	}
+}
+
 void
 armdb_shard_files_close(ArmdbShardFiles *files)
 {
@@ -58,6 +72,13 @@ armdb_shard_files_close(ArmdbShardFiles *files)
 		armdb_file_close_cached(files->fds[i].handle);
 		files->fds[i].handle = -1;
 		files->fds[i].file_id = 0;
+	}
+	forget_key(files, 0);
+	if (files->sealed_value != NULL)
+	{
+		pfree(files->sealed_value);
+		files->sealed_value = NULL;
+		files->sealed_size = 0;
 	}
 }
 
@@ -73,6 +94,176 @@ armdb_shard_forget_file(ArmdbShardFiles *files, uint32 file_id)
 			files->fds[i].file_id = 0;
 		}
 	}
+	forget_key(files, file_id);
+}
+
+/* ----------------
+ * Encryption (cipher.h)
+ * ----------------
+ */
+
+/* Remember the key of file_id (derived from key_id and salt) in key. */
+static bool
+derive_key(ArmdbShardFiles *files, uint32 shard, uint32 file_id,
+		   uint32 key_id, const uint8 *salt, uint8 *key, ArmdbError *err)
+{
+	int			i = files->keys_next;
+
+	if (!armdb_cipher_file_key(&armdb_keyring, key_id, salt, shard, file_id,
+							   key, err))
+		return armdb_error_context(err, "data file %06u of \"%s\"", file_id,
+								   files->dir);
+	files->keys_next = (i + 1) % ARMDB_SHARD_FD_CACHE;
+	files->keys[i].file_id = file_id;
+	memcpy(files->keys[i].key, key, ARMDB_CIPHER_KEY_LEN);
+	return true;
+}
+
+static const uint8 *
+cached_key(ArmdbShardFiles *files, uint32 file_id)
+{
+	for (int i = 0; i < ARMDB_SHARD_FD_CACHE; i++)
+		if (files->keys[i].file_id == file_id)
+			return files->keys[i].key;
+	return NULL;
+}
+
+bool
+armdb_shard_file_key(ArmdbShardFiles *files, uint32 file_id, uint8 *key,
+					 ArmdbError *err)
+{
+	const uint8 *known = cached_key(files, file_id);
+	ArmdbAlignedBuf block;
+	ArmdbFileHeader fh;
+	size_t		nread;
+	int			fd;
+	bool		ok;
+
+	if (known != NULL)
+	{
+		memcpy(key, known, ARMDB_CIPHER_KEY_LEN);
+		return true;
+	}
+	fd = armdb_shard_file_fd(files, file_id, err);
+	if (fd < 0 || !armdb_aligned_alloc(&block, ARMDB_BLOCK_SIZE, err))
+		return false;
+	ok = armdb_io_pread(files->io, fd, block.data, ARMDB_BLOCK_SIZE, 0,
+						&nread, err) &&
+		armdb_file_header_check(block.data, nread, file_id, err);
+	if (ok)
+		memcpy(&fh, block.data, sizeof(fh));
+	armdb_aligned_free(&block);
+	if (!ok)
+		return armdb_error_context(err, "\"%s\"", files->dir);
+	if (!(fh.flags & ARMDB_FILE_FLAG_ENCRYPTED))
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "data file %06u of \"%s\" holds encrypted entries but is not encrypted",
+						   file_id, files->dir);
+	return derive_key(files, fh.shard, file_id, fh.key_id, fh.salt, key, err);
+}
+
+static bool
+decrypt_value(ArmdbShardFiles *files, const ArmdbLocation *loc,
+			  const ArmdbEntryHeader *hdr, const char *entry, char *out,
+			  ArmdbError *err)
+{
+	uint32		hsize = armdb_entry_header_size(hdr->gsn);
+	uint8		key[ARMDB_CIPHER_KEY_LEN];
+	bool		ok;
+
+	if (hdr->value_len < ARMDB_CIPHER_TAG_LEN)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "encrypted entry at offset %u of data file %06u in \"%s\" has no room for its tag",
+						   loc->offset, loc->file_id, files->dir);
+	for (int attempt = 0;; attempt++)
+	{
+		bool		was_cached = cached_key(files, loc->file_id) != NULL;
+
+		if (!armdb_shard_file_key(files, loc->file_id, key, err))
+			return false;
+		ok = armdb_cipher_open(key, hdr->gsn, ARMDB_CIPHER_ENTRY,
+							   entry + sizeof(uint32), hsize - sizeof(uint32),
+							   entry + hsize,
+							   hdr->value_len - ARMDB_CIPHER_TAG_LEN, out, err);
+		explicit_bzero(key, sizeof(key));
+		if (ok || err->code != ARMDB_OK)
+			return ok;
+		/* a key remembered for an older file of that number: once more */
+		if (!was_cached || attempt > 0)
+			break;
+		forget_key(files, loc->file_id);
+	}
+	return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+					   "encrypted entry at offset %u of data file %06u in \"%s\" failed authentication: its value, tag or header was changed",
+					   loc->offset, loc->file_id, files->dir);
+}
+
+bool
+armdb_shard_decrypt_value(ArmdbShardFiles *files, const ArmdbLocation *loc,
+						  const ArmdbEntryHeader *hdr, const char *entry,
+						  char *out, ArmdbError *err)
+{
+	Assert(hdr->gsn & ARMDB_GSN_FLAG_ENCRYPTED);
+	return decrypt_value(files, loc, hdr, entry, out, err);
+}
+
+bool
+armdb_shard_open_entry(ArmdbShardFiles *files, const ArmdbLocation *loc,
+					   char *entry, ArmdbEntryHeader *hdr, ArmdbError *err)
+{
+	uint32		hsize = armdb_entry_header_size(hdr->gsn);
+
+	if (!(hdr->gsn & ARMDB_GSN_FLAG_ENCRYPTED))
+		return true;
+	if (!decrypt_value(files, loc, hdr, entry, entry + hsize, err))
+		return false;
+	hdr->gsn &= ~ARMDB_GSN_FLAG_ENCRYPTED;
+	hdr->value_len -= ARMDB_CIPHER_TAG_LEN;
+	memcpy(entry + offsetof(ArmdbEntryHeader, gsn), &hdr->gsn, sizeof(hdr->gsn));
+	memcpy(entry + offsetof(ArmdbEntryHeader, value_len), &hdr->value_len,
+		   sizeof(hdr->value_len));
+	return true;
+}
+
+/*
+ * Encrypt the value of the version being appended (hdr's value_len counts
+ * the tag, its header length chosen) under the active file's key, into
+ * files->sealed_value.
+ */
+static bool
+seal_value(ArmdbShardState *st, ArmdbShardFiles *files,
+		   const ArmdbEntryHeader *hdr, const void *value, ArmdbError *err)
+{
+	uint32		hsize = armdb_entry_header_size(hdr->gsn);
+	const uint8 *known = cached_key(files, st->active_file_id);
+	uint8		key[ARMDB_CIPHER_KEY_LEN];
+	bool		ok;
+
+	if (files->sealed_size < hdr->value_len)
+	{
+		uint32		size = Max(hdr->value_len, 8192);
+		/* files outlive statements (keydir.c keeps them per backend) */
+		char	   *p = armdb_alloc_lasting(err, size, "an encrypted value");
+
+		if (p == NULL)
+			return false;
+		if (files->sealed_value != NULL)
+			pfree(files->sealed_value);
+		files->sealed_value = p;
+		files->sealed_size = size;
+	}
+	if (known != NULL)
+		memcpy(key, known, sizeof(key));
+	else if (!derive_key(files, st->shard_no, st->active_file_id,
+						 st->active_key_id, st->active_salt, key, err))
+		return false;
+	ok = armdb_cipher_seal(key, hdr->gsn, ARMDB_CIPHER_ENTRY,
+						   ((const char *) hdr) + sizeof(uint32),
+						   hsize - sizeof(uint32), value,
+						   hdr->value_len - ARMDB_CIPHER_TAG_LEN,
+						   files->sealed_value, err);
+	explicit_bzero(key, sizeof(key));
+	return ok;
 }
 
 /*
@@ -283,6 +474,18 @@ start_new_file(ArmdbShardState *st, ArmdbShardFiles *files, uint32 file_id,
 	 * file's partial last block, which must survive if this fails.
 	 */
 	armdb_file_header_init(&fh, file_id, st->shard_no);
+	if (files->encrypt)
+	{
+		uint8		salt[ARMDB_CIPHER_SALT_LEN];
+
+		if (armdb_keyring.nkeys == 0)
+			return armdb_error(err, ARMDB_ERR_KEY, 0,
+							   "shard \"%s\" belongs to an encrypted table, and the server has no encryption key",
+							   files->dir);
+		if (!armdb_cipher_random_salt(salt, err))
+			return false;
+		armdb_file_header_set_key(&fh, armdb_keyring.keys[0].id, salt);
+	}
 	if (!armdb_aligned_alloc(&block, ARMDB_BLOCK_SIZE, err))
 		return false;
 	memset(block.data, 0, ARMDB_BLOCK_SIZE);
@@ -330,6 +533,9 @@ start_new_file(ArmdbShardState *st, ArmdbShardFiles *files, uint32 file_id,
 	st->next_file_id = Max(st->next_file_id, file_id + 1);
 	st->sealed = false;
 	st->short_entries = true;
+	st->active_own = true;
+	st->active_key_id = fh.key_id;
+	memcpy(st->active_salt, fh.salt, sizeof(st->active_salt));
 	st->buf_start = 0;
 	st->append_end = ARMDB_FILE_HEADER_SIZE;
 	st->written_end = ARMDB_FILE_HEADER_SIZE;
@@ -551,32 +757,46 @@ append_large(ArmdbShardState *st, ArmdbShardFiles *files,
 
 bool
 armdb_shard_append_place(ArmdbShardState *st, ArmdbShardFiles *files,
-						 ArmdbEntryHeader *hdr, const void *value,
+						 ArmdbEntryHeader *hdr, const void **value,
 						 ArmdbLocation *loc, uint32 *sealed_file_id,
 						 ArmdbError *err)
 {
 	uint64		entry_len;
+	bool		encrypt = files->encrypt && hdr->value_len > 0 &&
+		armdb_gsn_is_version(hdr->gsn);
 
 	*sealed_file_id = 0;
 	if (st->failed)
 		return shard_failed(st, err);
-	if (hdr->value_len > ARMDB_MAX_VALUE_LEN)
+	if (hdr->value_len > ARMDB_MAX_VALUE_LEN - (encrypt ? ARMDB_CIPHER_TAG_LEN : 0))
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
 						   "entry value of %u bytes exceeds the maximum of %u",
-						   hdr->value_len, ARMDB_MAX_VALUE_LEN);
+						   hdr->value_len, ARMDB_MAX_VALUE_LEN -
+						   (encrypt ? ARMDB_CIPHER_TAG_LEN : 0));
 	if (!armdb_gsn_flags_valid(hdr->gsn))
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
 						   "entry gsn %llx has unknown flags",
 						   (unsigned long long) hdr->gsn);
-	armdb_entry_seal(hdr, value);	/* chooses the header's length */
+	if (encrypt)
+	{
+		hdr->gsn |= ARMDB_GSN_FLAG_ENCRYPTED;
+		hdr->value_len += ARMDB_CIPHER_TAG_LEN;
+	}
+	armdb_entry_choose_header(hdr);
 	entry_len = armdb_entry_size(hdr->gsn, hdr->value_len);
 
+	/*
+	 * An encrypted value goes only to a file this server life created, and
+	 * encrypted (cipher.h: a file found at start-up may have had entries
+	 * past its recovered end, under the same key and gsns).
+	 */
 	if (st->active_file_id == 0)
 	{
 		if (!start_new_file(st, files, successor_id(st), err))
 			return false;
 	}
 	else if (st->sealed || !st->short_entries ||
+			 (encrypt && (!st->active_own || st->active_key_id == 0)) ||
 			 armdb_should_rotate(st->append_end, entry_len, st->max_file_size))
 	{
 		uint32		old = st->active_file_id;
@@ -595,6 +815,14 @@ armdb_shard_append_place(ArmdbShardState *st, ArmdbShardFiles *files,
 	 * the entry's WAL record, not between it and the entry.
 	 */
 	buffer_make_room(st, files, entry_len);
+
+	if (encrypt)
+	{
+		if (!seal_value(st, files, hdr, *value, err))
+			return false;
+		*value = files->sealed_value;
+	}
+	armdb_entry_seal(hdr, *value);
 
 	loc->file_id = st->active_file_id;
 	loc->offset = (uint32) st->append_end;
@@ -639,7 +867,7 @@ armdb_shard_append(ArmdbShardState *st, ArmdbShardFiles *files,
 				   ArmdbEntryHeader *hdr, const void *value,
 				   ArmdbLocation *loc, uint32 *sealed_file_id, ArmdbError *err)
 {
-	return armdb_shard_append_place(st, files, hdr, value, loc,
+	return armdb_shard_append_place(st, files, hdr, &value, loc,
 									sealed_file_id, err) &&
 		armdb_shard_append_copy(st, files, hdr, value, err);
 }

@@ -94,6 +94,16 @@ typedef struct ArmdbShardState
 	bool		short_entries;
 
 	/*
+	 * The active file was created by this server life (start_new_file), not
+	 * found at start-up or written by WAL replay: only such a file takes
+	 * encrypted appends (cipher.h, nonces).  Its key's makings, key_id 0
+	 * when it is not encrypted.
+	 */
+	bool		active_own;
+	uint32		active_key_id;
+	uint8		active_salt[32];
+
+	/*
 	 * Set when an fdatasync failed.  After a failed fsync the kernel may have
 	 * dropped the dirty data and cleared the error (see PostgreSQL's
 	 * data_sync_retry), so nothing written since the last good fsync can be
@@ -121,6 +131,22 @@ typedef struct ArmdbShardFiles
 		uint64		last_use;
 	}			fds[ARMDB_SHARD_FD_CACHE];
 	uint64		use_counter;
+
+	/*
+	 * Encryption (cipher.h): the shard's relation is encrypted, so its new
+	 * files are, under armdb_keyring's first key, and so are the values of
+	 * the versions appended.  Set by the caller.
+	 */
+	bool		encrypt;
+	/* the keys of files lately read or written; file_id 0: unused */
+	struct
+	{
+		uint32		file_id;
+		uint8		key[32];
+	}			keys[ARMDB_SHARD_FD_CACHE];
+	int			keys_next;
+	char	   *sealed_value;	/* an appended value encrypted, and its room */
+	uint32		sealed_size;
 
 	/*
 	 * Called before any write of entries to a data file (not for file
@@ -213,9 +239,36 @@ extern bool armdb_shard_append(ArmdbShardState *st, ArmdbShardFiles *files,
  * without a _copy() chooses the same location again.
  * Caller: shard lock exclusive across both.
  */
+/*
+ * The plaintext of the encrypted version entry (ARMDB_GSN_FLAG_ENCRYPTED)
+ * whose image, read from loc, is at entry with header hdr: its value less
+ * the tag, hdr->value_len - ARMDB_CIPHER_TAG_LEN bytes, into out.  A tag
+ * that does not match is ARMDB_ERR_CORRUPT naming the file and offset; a
+ * key the server lacks, ARMDB_ERR_KEY.
+ */
+extern bool armdb_shard_decrypt_value(ArmdbShardFiles *files,
+									  const ArmdbLocation *loc,
+									  const ArmdbEntryHeader *hdr,
+									  const char *entry, char *out,
+									  ArmdbError *err);
+
+/*
+ * The same in place: the value at entry becomes its plaintext, and the
+ * header at entry and *hdr say so (no ENCRYPTED flag, value_len less the
+ * tag; the CRC no longer matches, so such an image is never parsed again).
+ * Nothing to do for an entry that is not encrypted.
+ */
+extern bool armdb_shard_open_entry(ArmdbShardFiles *files,
+								   const ArmdbLocation *loc, char *entry,
+								   ArmdbEntryHeader *hdr, ArmdbError *err);
+
+/* The key of data file file_id (its header read on a miss), into key. */
+extern bool armdb_shard_file_key(ArmdbShardFiles *files, uint32 file_id,
+								 uint8 *key, ArmdbError *err);
+
 extern bool armdb_shard_append_place(ArmdbShardState *st,
 									 ArmdbShardFiles *files,
-									 ArmdbEntryHeader *hdr, const void *value,
+									 ArmdbEntryHeader *hdr, const void **value,
 									 ArmdbLocation *loc,
 									 uint32 *sealed_file_id, ArmdbError *err);
 extern bool armdb_shard_append_copy(ArmdbShardState *st, ArmdbShardFiles *files,

@@ -9,6 +9,10 @@
 
 #include <stdarg.h>
 
+#ifndef FRONTEND
+#include "utils/memutils.h"
+#endif
+
 bool
 armdb_error(ArmdbError *err, ArmdbErrorCode code, int sys_errno,
 			const char *fmt,...)
@@ -52,6 +56,20 @@ armdb_error_clear(ArmdbError *err)
  * backend the memory belongs to CurrentMemoryContext, so an ERROR raised by
  * the caller later cannot leak it.
  */
+void *
+armdb_alloc_lasting(ArmdbError *err, size_t size, const char *what)
+{
+#ifndef FRONTEND
+	MemoryContext oldcontext = MemoryContextSwitchTo(TopMemoryContext);
+#endif
+	void	   *p = armdb_alloc(err, size, what);
+
+#ifndef FRONTEND
+	MemoryContextSwitchTo(oldcontext);
+#endif
+	return p;
+}
+
 void *
 armdb_alloc(ArmdbError *err, size_t size, const char *what)
 {

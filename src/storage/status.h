@@ -33,7 +33,8 @@ typedef enum ArmdbErrorCode
 								 * valid */
 	ARMDB_ERR_NOMEM,			/* an allocation failed */
 	ARMDB_ERR_INVALID,			/* caller asked for something impossible */
-	ARMDB_ERR_FAILED			/* shard refused work after an fsync failure */
+	ARMDB_ERR_FAILED,			/* shard refused work after an fsync failure */
+	ARMDB_ERR_KEY				/* an encryption key the server was not given */
 } ArmdbErrorCode;
 
 typedef struct ArmdbError
@@ -60,5 +61,8 @@ extern void armdb_error_clear(ArmdbError *err);
 
 /* Allocation that reports failure instead of raising or exiting. */
 extern void *armdb_alloc(ArmdbError *err, size_t size, const char *what);
+/* The same for memory kept across statements: TopMemoryContext's. */
+extern void *armdb_alloc_lasting(ArmdbError *err, size_t size,
+								 const char *what);
 
 #endif							/* ARMDB_STORAGE_STATUS_H */

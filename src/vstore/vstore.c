@@ -264,10 +264,19 @@ append_entry(ArmdbVstoreAppend *ap, uint64 flags, FullTransactionId fxid,
 	hdr.slot = slot;
 	hdr.root_slot = root_slot;
 	hdr.prev_slot = prev_slot;
-	if (!armdb_shard_append_place(&ap->rt->st, ap->files, &hdr, value, loc,
+	/* an encrypted table's value comes back as its ciphertext */
+	if (!armdb_shard_append_place(&ap->rt->st, ap->files, &hdr, &value, loc,
 								  &sealed, &err))
 		armdb_report_storage_error(ERROR, &err);
 	note_sealed(ap->kd, ap->rt, ap->files, sealed, ap->settings);
+	if (ap->wal && loc->offset == ARMDB_FILE_HEADER_SIZE)
+	{
+		/* a new file: its header first (an encrypted file's key, cipher.h) */
+		armdb_vstore_log_batch(NULL);
+		Assert(ap->rt->st.buf_start == 0);
+		armdb_wal_log_file(ap->kd->key.dbNode, ap->kd->key.relNode, ap->shard,
+						   loc->file_id, armdb_shard_buf(&ap->rt->st));
+	}
 	if (ap->wal && ap->batch)
 		batch_add(ap, loc, &hdr, value);
 	else if (ap->wal)
@@ -638,6 +647,8 @@ armdb_vstore_read(ArmdbRelKeydir *kd, uint64 slot, const ArmdbLocation *loc,
 	if (!ok)
 		report_read_error(kd, &err);
 	check_entry_slot(kd, &hdr, slot, loc, files->dir);
+	if (!armdb_shard_open_entry(files, loc, buf, &hdr, &err))
+		report_read_error(kd, &err);
 	recent_add(kd, loc, buf);
 }
 
@@ -699,7 +710,14 @@ armdb_vstore_read_ahead(ArmdbRelKeydir *kd, int n, const uint64 *slots,
 	if (nb > 0)
 		armdb_shard_read_files_batch(files, blocs, bbufs, hdrs, bok, nb);
 	for (int b = 0; b < nb; b++)
-		ok[which[b]] = bok[b] && hdrs[b].slot == slots[which[b]];
+	{
+		ArmdbError	err;
+
+		/* a failed decryption is reported by the caller's own read */
+		ok[which[b]] = bok[b] && hdrs[b].slot == slots[which[b]] &&
+			armdb_shard_open_entry(files[b], &blocs[b], bbufs[b], &hdrs[b],
+								   &err);
+	}
 	pfree(files);
 	pfree(blocs);
 	pfree(bbufs);
@@ -755,6 +773,7 @@ armdb_vstore_span_read(ArmdbVstoreSpan *span, ArmdbRelKeydir *kd,
 	span->to = to;
 	span->file_id = file_id;
 	span->cached = files->cached_reads;
+	span->files = files;
 }
 
 bool
@@ -762,6 +781,7 @@ armdb_vstore_span_copy(const ArmdbVstoreSpan *span, uint64 slot,
 					   const ArmdbLocation *loc, char *buf)
 {
 	ArmdbEntryHeader hdr;
+	ArmdbError	err;
 
 	/*
 	 * Only entries that were there when the span was read: the rest of its
@@ -785,6 +805,8 @@ armdb_vstore_span_copy(const ArmdbVstoreSpan *span, uint64 slot,
 		armdb_shard_dir_path(dir, armdb_keydir_rnode(span->kd), span->shard);
 		report_damaged_entry(span->kd, dir, loc->file_id, loc->offset);
 	}
+	if (!armdb_shard_open_entry(span->files, loc, buf, &hdr, &err))
+		report_read_error(span->kd, &err);
 	return true;
 }
 

@@ -230,6 +230,7 @@ typedef struct ArmdbVstoreSpan
 								 * it (the rest of the last block) may have
 								 * been appended after the read */
 	bool		cached;			/* read through the page cache */
+	struct ArmdbShardFiles *files;	/* the shard's, to decrypt with */
 } ArmdbVstoreSpan;
 
 /*

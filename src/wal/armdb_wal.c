@@ -161,8 +161,22 @@ armdb_wal_log_entries(Oid dbNode, Oid relNode, uint32 shard,
 }
 
 void
+armdb_wal_log_file(Oid dbNode, Oid relNode, uint32 shard, uint32 file_id,
+				   const char *header)
+{
+	xl_armdb_file xlrec;
+
+	xlrec.dbNode = dbNode;
+	xlrec.relNode = relNode;
+	xlrec.shard = shard;
+	xlrec.file_id = file_id;
+	memcpy(xlrec.header, header, sizeof(xlrec.header));
+	(void) insert_record(XLOG_ARMDB_FILE, &xlrec, sizeof(xlrec));
+}
+
+void
 armdb_wal_log_create(const RelFileNode *rnode, uint32 nshards,
-					 char persistence, bool reset)
+					 char persistence, bool reset, bool encrypted)
 {
 	xl_armdb_create xlrec;
 
@@ -173,6 +187,7 @@ armdb_wal_log_create(const RelFileNode *rnode, uint32 nshards,
 	xlrec.nshards = nshards;
 	xlrec.persistence = persistence;
 	xlrec.reset = reset;
+	xlrec.encrypted = encrypted;
 	(void) insert_record(XLOG_ARMDB_CREATE, &xlrec, sizeof(xlrec));
 }
 
@@ -407,6 +422,8 @@ armdb_wal_log_merge(const RelFileNode *rnode, uint32 shard,
 	xlrec.ninputs = m->ninputs;
 	for (int i = 0; i < m->ninputs; i++)
 		xlrec.inputs[i] = m->inputs[i];
+	xlrec.key_id = m->key_id;
+	memcpy(xlrec.salt, m->salt, sizeof(xlrec.salt));
 	xlrec.noutputs = m->noutputs;
 	XLogBeginInsert();
 	XLogRegisterData((char *) &xlrec, sizeof(xlrec));
@@ -504,7 +521,7 @@ newer_data_file_exists(const char *shard_dir, uint32 file_id)
  */
 static bool
 create_data_file(const char *shard_dir, const char *rel_dir, uint32 shard,
-				 uint32 file_id, const char *path)
+				 uint32 file_id, const char *path, const char *header)
 {
 	struct stat st;
 	char		block[ARMDB_FILE_HEADER_SIZE];
@@ -520,7 +537,7 @@ create_data_file(const char *shard_dir, const char *rel_dir, uint32 shard,
 						shard_dir)));
 	armdb_file_header_init(&fh, file_id, shard);
 	memset(block, 0, sizeof(block));
-	memcpy(block, &fh, sizeof(fh));
+	memcpy(block, header != NULL ? header : (const char *) &fh, sizeof(fh));
 	fd = OpenTransientFile(path, O_RDWR | O_CREAT | PG_BINARY);
 	if (fd < 0)
 		ereport(ERROR,
@@ -563,7 +580,7 @@ append_to_file(XLogReaderState *record)
 		/* a new file; else one merged away or dropped later in WAL */
 		if (xlrec->offset != ARMDB_FILE_HEADER_SIZE ||
 			!create_data_file(shard_dir, rel_dir, xlrec->shard,
-							  xlrec->file_id, path))
+							  xlrec->file_id, path, NULL))
 			return false;
 		fd = OpenTransientFile(path, O_RDWR | PG_BINARY);
 	}
@@ -642,6 +659,36 @@ append_to_file(XLogReaderState *record)
 }
 
 /*
+ * A FILE: create the data file with the logged header, where it is missing
+ * (else it was created before, with this header, or merged away since).
+ */
+static void
+redo_file(XLogReaderState *record)
+{
+	xl_armdb_file *xlrec = (xl_armdb_file *) XLogRecGetData(record);
+	RelFileNodeBackend rnode = permanent_rnode(InvalidOid, xlrec->dbNode,
+											   xlrec->relNode);
+	char		rel_dir[MAXPGPATH];
+	char		shard_dir[MAXPGPATH];
+	char		path[MAXPGPATH];
+	struct stat st;
+	ArmdbError	err;
+
+	if (XLogRecGetDataLen(record) != sizeof(*xlrec) ||
+		!armdb_file_header_check(xlrec->header, sizeof(xlrec->header),
+								 xlrec->file_id, &err))
+		elog(PANIC, "armdb redo: damaged file record for data file %06u",
+			 xlrec->file_id);
+	armdb_rel_dir_path(rel_dir, rnode);
+	armdb_shard_dir_path(shard_dir, rnode, xlrec->shard);
+	armdb_file_path(path, shard_dir, xlrec->file_id, ARMDB_FILE_DATA);
+	if (stat(path, &st) == 0)
+		return;
+	(void) create_data_file(shard_dir, rel_dir, xlrec->shard, xlrec->file_id,
+							path, xlrec->header);
+}
+
+/*
  * An APPEND: the entries into their file, and into the keydir a hot
  * standby's reader loaded (unless the file is gone since: merged away or
  * dropped later in WAL, which replay will get to).
@@ -670,7 +717,8 @@ redo_create(XLogReaderState *record)
 
 	if (!xlrec->reset && armdb_rel_storage_exists(rnode))
 		return;
-	armdb_rel_storage_create(rnode, xlrec->nshards, xlrec->persistence);
+	armdb_rel_storage_create(rnode, xlrec->nshards, xlrec->persistence,
+							 xlrec->encrypted);
 	/* TRUNCATE in place: replay holds the table's AccessExclusiveLock */
 	if (xlrec->reset)
 		armdb_keydir_drop(rnode);
@@ -731,7 +779,7 @@ redo_freeze(XLogReaderState *record)
 	kd = armdb_keydir_redo_acquire(rnode);
 	if (armdb_rel_storage_exists(rnode))	/* else dropped later in WAL */
 	{
-		nshards = armdb_rel_storage_read_meta(rnode, NULL);
+		nshards = armdb_rel_storage_read_meta(rnode, NULL, NULL);
 		for (uint32 shard = 0; shard < nshards; shard++)
 		{
 			char		dir[MAXPGPATH];
@@ -1263,6 +1311,8 @@ redo_merge(XLogReaderState *record)
 	m.io = armdb_backend_io();
 	m.dir = dir;
 	m.shard_no = xlrec->shard;
+	m.key_id = xlrec->key_id;
+	memcpy(m.salt, xlrec->salt, sizeof(m.salt));
 	m.max_file_size = xlrec->max_file_size;
 	m.direct_io = armdb_store_settings()->direct_io;
 	m.keep = replay_keep;
@@ -1428,6 +1478,9 @@ armdb_wal_redo(XLogReaderState *record)
 			break;
 		case XLOG_ARMDB_LOGICAL:
 			break;				/* for logical decoding only */
+		case XLOG_ARMDB_FILE:
+			redo_file(record);
+			break;
 		default:
 			elog(PANIC, "armdb redo: unknown record kind %u", info);
 	}
@@ -1566,6 +1619,19 @@ armdb_wal_desc(StringInfo buf, XLogReaderState *record)
 								 xlrec->seq, xlrec->nmoves);
 				break;
 			}
+		case XLOG_ARMDB_FILE:
+			{
+				xl_armdb_file *xlrec = (xl_armdb_file *) data;
+				ArmdbFileHeader fh;
+
+				memcpy(&fh, xlrec->header, sizeof(fh));
+				appendStringInfo(buf, "rel %u/%u shard %u file %06u",
+								 xlrec->dbNode, xlrec->relNode, xlrec->shard,
+								 xlrec->file_id);
+				if (fh.flags & ARMDB_FILE_FLAG_ENCRYPTED)
+					appendStringInfo(buf, " encrypted, key %08x", fh.key_id);
+				break;
+			}
 		case XLOG_ARMDB_HINT:
 			{
 				xl_armdb_hint *xlrec = (xl_armdb_hint *) data;
@@ -1679,6 +1745,8 @@ armdb_wal_identify(uint8 info)
 			return "VM_CLEAR";
 		case XLOG_ARMDB_LOGICAL:
 			return "LOGICAL";
+		case XLOG_ARMDB_FILE:
+			return "FILE";
 	}
 	return NULL;
 }

@@ -41,6 +41,7 @@
 #define XLOG_ARMDB_VM_SET		0xC0	/* a virtual page is all-visible */
 #define XLOG_ARMDB_VM_CLEAR		0xD0	/* ... no longer */
 #define XLOG_ARMDB_LOGICAL		0xE0	/* a row change, for logical decoding */
+#define XLOG_ARMDB_FILE			0xF0	/* a new data file's header */
 #define XLOG_ARMDB_OPMASK		0xF0
 
 /*
@@ -61,6 +62,22 @@ typedef struct xl_armdb_append
 } xl_armdb_append;
 
 /*
+ * XLOG_ARMDB_FILE: the header of a data file that is getting its first
+ * entry, logged before that entry's APPEND.  Replay creates the file with
+ * this header, which holds an encrypted file's key id and salt (cipher.h);
+ * without the record (WAL from before it), replay makes an unencrypted
+ * header.
+ */
+typedef struct xl_armdb_file
+{
+	Oid			dbNode;
+	Oid			relNode;
+	uint32		shard;
+	uint32		file_id;
+	char		header[ARMDB_FILE_HEADER_SIZE];
+} xl_armdb_file;
+
+/*
  * XLOG_ARMDB_CREATE: storage of nshards shards for a permanent or unlogged
  * relation.  Without reset, replay creates it only where it is missing
  * (what is there is this relation's, with entries replay does not repeat:
@@ -75,6 +92,7 @@ typedef struct xl_armdb_create
 	uint32		nshards;
 	char		persistence;
 	bool		reset;
+	bool		encrypted;		/* (in what was padding: false before) */
 } xl_armdb_create;
 
 /* XLOG_ARMDB_DROP: a relation's storage is removed */
@@ -186,6 +204,8 @@ typedef struct xl_armdb_merge
 	uint32		nchunks;		/* how many MERGE_MOVES records */
 	uint32		ninputs;
 	uint32		inputs[4];		/* ARMDB_MERGE_MAX_INPUTS */
+	uint32		key_id;			/* the outputs' encryption (ArmdbMerge), */
+	uint8		salt[32];		/* which replay repeats */
 	uint32		noutputs;
 	/* noutputs uint32 output file ids follow, then their uint64 sizes */
 } xl_armdb_merge;
@@ -294,8 +314,10 @@ extern XLogRecPtr armdb_wal_log_append(Oid dbNode, Oid relNode, uint32 shard,
 extern XLogRecPtr armdb_wal_log_entries(Oid dbNode, Oid relNode, uint32 shard,
 										const ArmdbLocation *loc,
 										const char *entries);
+extern void armdb_wal_log_file(Oid dbNode, Oid relNode, uint32 shard,
+							   uint32 file_id, const char *header);
 extern void armdb_wal_log_create(const RelFileNode *rnode, uint32 nshards,
-								 char persistence, bool reset);
+								 char persistence, bool reset, bool encrypted);
 
 /*
  * Log the removal of a relation's storage, flushed: storage is removed

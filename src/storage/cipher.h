@@ -1,0 +1,113 @@
+/*-------------------------------------------------------------------------
+ *
+ * cipher.h
+ *	  Encryption at rest: AES-256-GCM of entry values (OpenSSL EVP), the keys
+ *	  it uses, and how each data file gets a key of its own.
+ *
+ * Granularity.  Each version entry's value is encrypted on its own, before
+ * it is written anywhere: the bytes that reach the WAL record, the shared
+ * write buffer and the data file are the same ciphertext.  The value
+ * becomes ciphertext || 16-byte tag (value_len counts the tag), the gsn
+ * carries ARMDB_GSN_FLAG_ENCRYPTED, and the entry's header -- which
+ * recovery, hint files and the keydir read without a key -- stays readable
+ * but is the cipher's additional authenticated data: a changed header byte
+ * fails the tag as a changed value byte does.  Entries without a value
+ * (tombstones, reservations, row locks) are only CRC-protected.
+ *
+ * Keys.  The server reads one or more 256-bit master keys at start
+ * (armdb.encryption_key_command); the first encrypts new files, the others
+ * stay readable.  A key is known by its id, the first four bytes of a
+ * SHA-256 of it, which file headers carry: a file written under a key the
+ * server was not given is refused by name, never decrypted into garbage.
+ *
+ * Nonces.  No master key encrypts anything: each encrypted data file has a
+ * key of its own, derived (HKDF-SHA256) from a master key, a 32-byte random
+ * salt in the file's header, the shard and the file number.  Under a file
+ * key the 96-bit nonce is the entry's gsn and a purpose byte.  A gsn is
+ * unique within a relation for as long as a server runs, and a file takes
+ * appends only from the server life that created it (shard.c rotates away
+ * from any other file before its first encrypted append: one found at
+ * start-up, after a crash, a promotion, PITR or a restored backup), so no
+ * two different plaintexts ever meet the same key and nonce, even where a
+ * crash cut entries whose gsns are handed out again, or two servers grow
+ * from one backup.  A merge re-encrypts what it keeps under its outputs'
+ * keys (a fresh salt per merge, logged in its WAL record, so that a
+ * standby's replay writes the same bytes); a WAL record for logical
+ * decoding uses the key of the entry it describes with another purpose
+ * byte.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ARMDB_STORAGE_CIPHER_H
+#define ARMDB_STORAGE_CIPHER_H
+
+#include "storage/status.h"
+
+#define ARMDB_CIPHER_KEY_LEN	32	/* AES-256 */
+#define ARMDB_CIPHER_SALT_LEN	32
+#define ARMDB_CIPHER_TAG_LEN	16
+#define ARMDB_CIPHER_MAX_KEYS	16
+
+/* what a nonce's purpose byte says the plaintext is */
+#define ARMDB_CIPHER_ENTRY			0	/* an entry's value */
+#define ARMDB_CIPHER_LOGICAL_NEW	1	/* a decoding record's new tuple */
+#define ARMDB_CIPHER_LOGICAL_OLD	2	/* ... its old tuple */
+
+typedef struct ArmdbKeyring
+{
+	int			nkeys;			/* 0: no key; keys[0] encrypts new files */
+	struct
+	{
+		uint32		id;
+		uint8		key[ARMDB_CIPHER_KEY_LEN];
+	}			keys[ARMDB_CIPHER_MAX_KEYS];
+} ArmdbKeyring;
+
+/* The process's keys: set once at start (armdb_crypt.c), read everywhere. */
+extern PGDLLIMPORT ArmdbKeyring armdb_keyring;
+
+/* The id of a master key (never 0: 0 means "not encrypted"). */
+extern uint32 armdb_cipher_key_id(const uint8 *key);
+
+/*
+ * Parse the key command's output into ring: one key a line, 64 hex digits,
+ * blank lines and lines starting with '#' ignored.  The message in err
+ * never quotes the text.
+ */
+extern bool armdb_cipher_parse_keys(const char *text, ArmdbKeyring *ring,
+									ArmdbError *err);
+
+/* The master key of id, or NULL. */
+extern const uint8 *armdb_cipher_find_key(const ArmdbKeyring *ring, uint32 id);
+
+/* Fill salt with random bytes (OpenSSL's CSPRNG). */
+extern bool armdb_cipher_random_salt(uint8 *salt, ArmdbError *err);
+
+/*
+ * The key of data file file_id of shard shard whose header names key_id
+ * and salt.  Fails with ARMDB_ERR_KEY when the ring lacks key_id.
+ */
+extern bool armdb_cipher_file_key(const ArmdbKeyring *ring, uint32 key_id,
+								  const uint8 *salt, uint32 shard,
+								  uint32 file_id, uint8 *key, ArmdbError *err);
+
+/*
+ * Encrypt len bytes at in to out (which may be in) and put the tag at
+ * out + len; aad (aad_len bytes) is authenticated with them.
+ */
+extern bool armdb_cipher_seal(const uint8 *key, uint64 gsn, uint8 purpose,
+							  const void *aad, size_t aad_len,
+							  const void *in, size_t len, void *out,
+							  ArmdbError *err);
+
+/*
+ * Decrypt len bytes at in (the tag follows them) to out (which may be in).
+ * False without err set when the tag does not match (the caller names
+ * the place); with err set when OpenSSL itself failed.
+ */
+extern bool armdb_cipher_open(const uint8 *key, uint64 gsn, uint8 purpose,
+							  const void *aad, size_t aad_len,
+							  const void *in, size_t len, void *out,
+							  ArmdbError *err);
+
+#endif							/* ARMDB_STORAGE_CIPHER_H */

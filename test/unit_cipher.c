@@ -1,0 +1,252 @@
+/*-------------------------------------------------------------------------
+ *
+ * unit_cipher.c
+ *	  Unit tests of encryption at rest (storage/cipher.h): keys, the AEAD,
+ *	  and encrypted appends, reads and tampering through a shard.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "unit.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "storage/cipher.h"
+
+#define KEY_A "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+#define KEY_B "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+
+static void
+set_keys(const char *text)
+{
+	ArmdbError	err;
+
+	ASSERT_OK(armdb_cipher_parse_keys(text, &armdb_keyring, &err));
+}
+
+static void
+test_parse_keys(void)
+{
+	ArmdbKeyring ring;
+	ArmdbError	err;
+
+	ASSERT_OK(armdb_cipher_parse_keys("# comment\n\n" KEY_A "\r\n  " KEY_B "\n" KEY_A "\n",
+									  &ring, &err));
+	ASSERT_EQ(ring.nkeys, 2);	/* the repeated key once */
+	ASSERT(ring.keys[0].id != 0 && ring.keys[0].id != ring.keys[1].id);
+	ASSERT(armdb_cipher_find_key(&ring, ring.keys[1].id) != NULL);
+	ASSERT(armdb_cipher_find_key(&ring, 12345) == NULL);
+	ASSERT_FAILS(armdb_cipher_parse_keys("", &ring, &err), ARMDB_ERR_KEY);
+	ASSERT_FAILS(armdb_cipher_parse_keys("0011", &ring, &err), ARMDB_ERR_KEY);
+	/* a message never quotes the text */
+	ASSERT_FAILS(armdb_cipher_parse_keys(KEY_A "\nzz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+										 &ring, &err), ARMDB_ERR_KEY);
+	ASSERT(strstr(err.message, "line 2") != NULL);
+	ASSERT(strstr(err.message, "zz11") == NULL);
+}
+
+static void
+test_seal_open(void)
+{
+	ArmdbKeyring ring;
+	ArmdbError	err;
+	uint8		salt[ARMDB_CIPHER_SALT_LEN];
+	uint8		k1[ARMDB_CIPHER_KEY_LEN];
+	uint8		k2[ARMDB_CIPHER_KEY_LEN];
+	char		aad[28] = "an entry header of 28 bytes";
+	char		plain[100];
+	char		sealed[100 + ARMDB_CIPHER_TAG_LEN];
+	char		opened[100];
+
+	ASSERT_OK(armdb_cipher_parse_keys(KEY_A, &ring, &err));
+	ASSERT_OK(armdb_cipher_random_salt(salt, &err));
+	ASSERT_OK(armdb_cipher_file_key(&ring, ring.keys[0].id, salt, 3, 7, k1, &err));
+	ASSERT_OK(armdb_cipher_file_key(&ring, ring.keys[0].id, salt, 3, 8, k2, &err));
+	ASSERT(memcmp(k1, k2, sizeof(k1)) != 0);	/* a key per file */
+	ASSERT_FAILS(armdb_cipher_file_key(&ring, ring.keys[0].id + 1, salt, 3, 7, k2, &err),
+				 ARMDB_ERR_KEY);
+
+	for (int i = 0; i < (int) sizeof(plain); i++)
+		plain[i] = (char) i;
+	ASSERT_OK(armdb_cipher_seal(k1, 42, ARMDB_CIPHER_ENTRY, aad, sizeof(aad),
+								plain, sizeof(plain), sealed, &err));
+	ASSERT(memcmp(sealed, plain, sizeof(plain)) != 0);
+	ASSERT(armdb_cipher_open(k1, 42, ARMDB_CIPHER_ENTRY, aad, sizeof(aad),
+							 sealed, sizeof(plain), opened, &err));
+	ASSERT(memcmp(opened, plain, sizeof(plain)) == 0);
+	/* in place */
+	ASSERT(armdb_cipher_open(k1, 42, ARMDB_CIPHER_ENTRY, aad, sizeof(aad),
+							 sealed, sizeof(plain), sealed, &err));
+	ASSERT(memcmp(sealed, plain, sizeof(plain)) == 0);
+	ASSERT_OK(armdb_cipher_seal(k1, 42, ARMDB_CIPHER_ENTRY, aad, sizeof(aad),
+								plain, sizeof(plain), sealed, &err));
+
+	/* every byte of value, tag and header counts, and so do key and nonce */
+	for (int i = 0; i < (int) sizeof(sealed); i++)
+	{
+		sealed[i] ^= 0x01;
+		ASSERT(!armdb_cipher_open(k1, 42, ARMDB_CIPHER_ENTRY, aad, sizeof(aad),
+								  sealed, sizeof(plain), opened, &err));
+		ASSERT_EQ(err.code, ARMDB_OK);
+		sealed[i] ^= 0x01;
+	}
+	for (int i = 0; i < (int) sizeof(aad); i++)
+	{
+		aad[i] ^= 0x80;
+		ASSERT(!armdb_cipher_open(k1, 42, ARMDB_CIPHER_ENTRY, aad, sizeof(aad),
+								  sealed, sizeof(plain), opened, &err));
+		aad[i] ^= 0x80;
+	}
+	ASSERT(!armdb_cipher_open(k2, 42, ARMDB_CIPHER_ENTRY, aad, sizeof(aad),
+							  sealed, sizeof(plain), opened, &err));
+	ASSERT(!armdb_cipher_open(k1, 43, ARMDB_CIPHER_ENTRY, aad, sizeof(aad),
+							  sealed, sizeof(plain), opened, &err));
+	ASSERT(!armdb_cipher_open(k1, 42, ARMDB_CIPHER_LOGICAL_NEW, aad, sizeof(aad),
+							  sealed, sizeof(plain), opened, &err));
+	ASSERT(armdb_cipher_open(k1, 42, ARMDB_CIPHER_ENTRY, aad, sizeof(aad),
+							 sealed, sizeof(plain), opened, &err));
+}
+
+/* Encrypted appends through a shard: read back, tamper, a missing key. */
+static void
+test_shard_encrypted(void)
+{
+	TShard		s;
+	ArmdbError	err;
+	ArmdbLocation locs[50];
+	char		value[300];
+	char		path[MAXPGPATH];
+	ArmdbKeyring saved;
+	int			fd;
+
+	set_keys(KEY_A "\n" KEY_B);
+	ASSERT_CALL(tshard_init(&s, unit_dir, 16 * ARMDB_BLOCK_SIZE, 1 << 20, true));
+	s.files.encrypt = true;
+	for (int i = 0; i < 50; i++)
+	{
+		ArmdbEntryHeader hdr;
+		uint32		sealed;
+
+		memset(&hdr, 0, sizeof(hdr));
+		memset(value, 'a' + i % 26, sizeof(value));
+		snprintf(value, sizeof(value), "marker-%d", i);
+		hdr.value_len = 100 + i;
+		hdr.gsn = (uint64) i + 1;
+		hdr.xid = 500;
+		hdr.slot = (uint64) i;
+		hdr.root_slot = (uint64) i;
+		hdr.prev_slot = ARMDB_INVALID_SLOT;
+		ASSERT_OK(armdb_shard_append(&s.st, &s.files, &hdr, value, &locs[i],
+									 &sealed, &err));
+		ASSERT(hdr.gsn & ARMDB_GSN_FLAG_ENCRYPTED);
+		ASSERT_EQ(hdr.value_len, 100 + i + ARMDB_CIPHER_TAG_LEN);
+	}
+	ASSERT_CALL(tshard_flush_all(&s));
+
+	/* the file holds no plaintext, the header names the current key */
+	armdb_file_path(path, unit_dir, locs[0].file_id, ARMDB_FILE_DATA);
+	{
+		char		image[64 * 1024];
+		ArmdbFileHeader fh;
+		ssize_t		n;
+
+		fd = open(path, O_RDONLY);
+		ASSERT(fd >= 0);
+		n = pread(fd, image, sizeof(image), 0);
+		close(fd);
+		ASSERT(n > 0);
+		memcpy(&fh, image, sizeof(fh));
+		ASSERT(fh.flags & ARMDB_FILE_FLAG_ENCRYPTED);
+		ASSERT_EQ(fh.key_id, armdb_keyring.keys[0].id);
+		ASSERT(memmem(image, n, "marker-", 7) == NULL);
+	}
+
+	for (int i = 0; i < 50; i++)
+	{
+		char		dst[512];
+		ArmdbEntryHeader hdr;
+
+		ASSERT_OK(armdb_shard_read_file(&s.files, &locs[i], dst, &hdr, &err));
+		ASSERT_OK(armdb_shard_open_entry(&s.files, &locs[i], dst, &hdr, &err));
+		ASSERT_EQ(hdr.value_len, 100 + i);
+		ASSERT(!(hdr.gsn & ARMDB_GSN_FLAG_ENCRYPTED));
+		snprintf(value, sizeof(value), "marker-%d", i);
+		ASSERT(strcmp(dst + armdb_entry_header_size(hdr.gsn), value) == 0);
+	}
+
+	/* an old key still reads; without it, the key is named */
+	saved = armdb_keyring;
+	set_keys(KEY_B "\n" KEY_A);
+	armdb_shard_forget_file(&s.files, locs[0].file_id);
+	{
+		char		dst[512];
+		ArmdbEntryHeader hdr;
+
+		ASSERT_OK(armdb_shard_read_file(&s.files, &locs[3], dst, &hdr, &err));
+		ASSERT_OK(armdb_shard_open_entry(&s.files, &locs[3], dst, &hdr, &err));
+		set_keys(KEY_B);
+		armdb_shard_forget_file(&s.files, locs[0].file_id);
+		ASSERT_OK(armdb_shard_read_file(&s.files, &locs[4], dst, &hdr, &err));
+		ASSERT_FAILS(armdb_shard_open_entry(&s.files, &locs[4], dst, &hdr, &err),
+					 ARMDB_ERR_KEY);
+	}
+	armdb_keyring = saved;
+	armdb_shard_forget_file(&s.files, locs[0].file_id);
+
+	/*
+	 * A flipped byte in a value, or in the tag, with the CRC made to match
+	 * again (a forger): the tag catches it, naming file and offset.
+	 */
+	for (int what = 0; what < 2; what++)
+	{
+		char		dst[512];
+		ArmdbEntryHeader hdr;
+		const ArmdbLocation *loc = &locs[10 + what];
+		uint32		off = loc->offset + loc->len - (what == 0 ? 40 : 3);
+
+		ASSERT_OK(armdb_shard_read_file(&s.files, loc, dst, &hdr, &err));
+		dst[off - loc->offset] ^= 0x20;
+		armdb_entry_seal(&hdr, dst + armdb_entry_header_size(hdr.gsn));
+		memcpy(dst, &hdr.crc, sizeof(uint32));
+		fd = open(path, O_WRONLY);
+		ASSERT(fd >= 0);
+		ASSERT(pwrite(fd, dst, loc->len, loc->offset) == (ssize_t) loc->len);
+		close(fd);
+		ASSERT_OK(armdb_shard_read_file(&s.files, loc, dst, &hdr, &err));
+		ASSERT_FAILS(armdb_shard_open_entry(&s.files, loc, dst, &hdr, &err),
+					 ARMDB_ERR_CORRUPT);
+		ASSERT(strstr(err.message, "failed authentication") != NULL);
+	}
+	tshard_close(&s);
+	memset(&armdb_keyring, 0, sizeof(armdb_keyring));
+}
+
+/* A table's files are encrypted, but the server has no key. */
+static void
+test_shard_no_key(void)
+{
+	TShard		s;
+	ArmdbError	err;
+	ArmdbEntryHeader hdr;
+	ArmdbLocation loc;
+	uint32		sealed;
+
+	memset(&armdb_keyring, 0, sizeof(armdb_keyring));
+	ASSERT_CALL(tshard_init(&s, unit_dir, 16 * ARMDB_BLOCK_SIZE, 1 << 20, true));
+	s.files.encrypt = true;
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.value_len = 10;
+	hdr.gsn = 1;
+	hdr.prev_slot = ARMDB_INVALID_SLOT;
+	ASSERT_FAILS(armdb_shard_append(&s.st, &s.files, &hdr, "0123456789", &loc,
+									&sealed, &err), ARMDB_ERR_KEY);
+	tshard_close(&s);
+}
+
+const UnitTest unit_cipher_tests[] = {
+	{"cipher_parse_keys", test_parse_keys},
+	{"cipher_seal_open", test_seal_open},
+	{"cipher_shard_encrypted", test_shard_encrypted},
+	{"cipher_shard_no_key", test_shard_no_key},
+	{NULL, NULL}
+};

@@ -40,6 +40,8 @@
 #include "replication/snapbuild.h"
 #include "utils/memutils.h"
 
+#include "am/armdb_am.h"
+#include "storage/cipher.h"
 #include "wal/armdb_wal.h"
 
 /*
@@ -47,6 +49,73 @@
  * whole (MaxAllocSize), and a decoder holds its tuples beside it.
  */
 #define LOGICAL_RECORD_MAX	(MaxAllocSize / 2)
+
+/*
+ * This backend's key for the tuples of encrypted tables' records, made at
+ * its first such record (cipher.h): a random salt makes it a key no other
+ * backend, server life or clone of this server has.
+ */
+static struct
+{
+	bool		valid;
+	xl_armdb_logical_key id;	/* key_id, salt, and the next counter */
+	uint8		key[ARMDB_CIPHER_KEY_LEN];
+}			log_key;
+
+static void
+prepare_log_key(void)
+{
+	ArmdbError	err;
+
+	if (log_key.valid && log_key.id.key_id == armdb_keyring.keys[0].id &&
+		log_key.id.counter < UINT64CONST(0x00FF000000000000))
+		return;
+	if (armdb_keyring.nkeys == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("armdb: cannot log a change of an encrypted table for logical decoding: the server has no encryption key"),
+				 errhint("Set armdb.encryption_key_command and restart the server.")));
+	memset(&log_key.id, 0, sizeof(log_key.id));
+	log_key.id.key_id = armdb_keyring.keys[0].id;
+	if (!armdb_cipher_random_salt(log_key.id.salt, &err) ||
+		!armdb_cipher_file_key(&armdb_keyring, log_key.id.key_id,
+							   log_key.id.salt, 0, 0, log_key.key, &err))
+		armdb_report_storage_error(ERROR, &err);
+	log_key.valid = true;
+}
+
+/*
+ * Tuple tup as heap's records carry one, encrypted with purpose and counter
+ * under this backend's key, into a palloc'd buffer; *len, its length, is
+ * in aad, the record's header, already.
+ */
+static char *
+register_sealed_tuple(HeapTuple tup, uint64 counter, uint8 purpose,
+					  const xl_armdb_logical *aad, uint32 *len)
+{
+	xl_heap_header xlhdr;
+	uint32		plain_len;
+	char	   *buf;
+	ArmdbError	err;
+
+	if (tup == NULL)
+		return NULL;
+	plain_len = SizeOfHeapHeader + tup->t_len - SizeofHeapTupleHeader;
+	/* the header's lengths are set already: they are authenticated */
+	Assert(*len == plain_len + ARMDB_CIPHER_TAG_LEN);
+	buf = palloc(plain_len + ARMDB_CIPHER_TAG_LEN);
+	xlhdr.t_infomask2 = tup->t_data->t_infomask2;
+	xlhdr.t_infomask = tup->t_data->t_infomask;
+	xlhdr.t_hoff = tup->t_data->t_hoff;
+	memcpy(buf, &xlhdr, SizeOfHeapHeader);
+	memcpy(buf + SizeOfHeapHeader, (char *) tup->t_data + SizeofHeapTupleHeader,
+		   tup->t_len - SizeofHeapTupleHeader);
+	if (!armdb_cipher_seal(log_key.key, counter, purpose,
+						   aad, offsetof(xl_armdb_logical, encrypted),
+						   buf, plain_len, buf, &err))
+		armdb_report_storage_error(ERROR, &err);
+	return buf;
+}
 
 /* Register tuple tup as heap's records carry one; its length in *len. */
 static void
@@ -78,10 +147,13 @@ armdb_wal_log_logical(Relation rel, uint8 action, HeapTuple newtup,
 	xl_armdb_logical xlrec;
 	xl_heap_header newhdr;
 	xl_heap_header oldhdr;
+	xl_armdb_logical_key key;
+	bool		encrypted = armdb_rel_keydir(rel)->encrypted;
 
 	Assert(RelationIsLogicallyLogged(rel));
 	if ((newtup ? (uint64) newtup->t_len : 0) + (oldtup ? (uint64) oldtup->t_len : 0) >
-		LOGICAL_RECORD_MAX - sizeof(xlrec) - 2 * SizeOfHeapHeader)
+		LOGICAL_RECORD_MAX - sizeof(xlrec) - 2 * SizeOfHeapHeader -
+		sizeof(key) - 2 * ARMDB_CIPHER_TAG_LEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("row of relation \"%s\" is too large to be logged for logical decoding",
@@ -96,6 +168,42 @@ armdb_wal_log_logical(Relation rel, uint8 action, HeapTuple newtup,
 	xlrec.rnode = rel->rd_node;
 	xlrec.action = action;
 
+	if (encrypted)
+	{
+		char	   *newbuf;
+		char	   *oldbuf;
+
+		/* a counter is used up even if the record never gets in */
+		prepare_log_key();
+		key = log_key.id;
+		log_key.id.counter++;
+		xlrec.encrypted = true;
+		/* the lengths are in the authenticated header: known first */
+		xlrec.new_len = newtup ? SizeOfHeapHeader + newtup->t_len -
+			SizeofHeapTupleHeader + ARMDB_CIPHER_TAG_LEN : 0;
+		xlrec.old_len = oldtup ? SizeOfHeapHeader + oldtup->t_len -
+			SizeofHeapTupleHeader + ARMDB_CIPHER_TAG_LEN : 0;
+		newbuf = register_sealed_tuple(newtup, key.counter,
+									   ARMDB_CIPHER_LOGICAL_NEW, &xlrec,
+									   &xlrec.new_len);
+		oldbuf = register_sealed_tuple(oldtup, key.counter,
+									   ARMDB_CIPHER_LOGICAL_OLD, &xlrec,
+									   &xlrec.old_len);
+		XLogBeginInsert();
+		XLogSetRecordFlags(XLOG_INCLUDE_ORIGIN);
+		XLogRegisterData((char *) &xlrec, sizeof(xlrec));
+		XLogRegisterData((char *) &key, sizeof(key));
+		if (newbuf)
+			XLogRegisterData(newbuf, xlrec.new_len);
+		if (oldbuf)
+			XLogRegisterData(oldbuf, xlrec.old_len);
+		(void) XLogInsert(ARMDB_RMGR_ID, XLOG_ARMDB_LOGICAL);
+		if (newbuf)
+			pfree(newbuf);
+		if (oldbuf)
+			pfree(oldbuf);
+		return;
+	}
 	XLogBeginInsert();
 	XLogSetRecordFlags(XLOG_INCLUDE_ORIGIN);
 	XLogRegisterData((char *) &xlrec, sizeof(xlrec));
@@ -129,6 +237,52 @@ decode_tuple(ReorderBuffer *rb, const char *data, uint32 len)
 }
 
 /*
+ * An encrypted tuple of record xlrec (len bytes at data, the tag last),
+ * decrypted into a tuple buffer.  The key of the last record decoded is
+ * kept: a backend's records share one.
+ */
+static ReorderBufferTupleBuf *
+decode_sealed_tuple(ReorderBuffer *rb, const xl_armdb_logical *xlrec,
+					const xl_armdb_logical_key *key, uint8 purpose,
+					const char *data, uint32 len, XLogRecPtr lsn)
+{
+	static uint32 last_id = 0;
+	static uint8 last_salt[ARMDB_CIPHER_SALT_LEN];
+	static uint8 last_key[ARMDB_CIPHER_KEY_LEN];
+	uint32		plain_len = len - ARMDB_CIPHER_TAG_LEN;
+	char	   *plain;
+	ArmdbError	err;
+	ReorderBufferTupleBuf *tb;
+
+	if (last_id != key->key_id ||
+		memcmp(last_salt, key->salt, sizeof(last_salt)) != 0)
+	{
+		last_id = 0;
+		if (!armdb_cipher_file_key(&armdb_keyring, key->key_id, key->salt, 0,
+								   0, last_key, &err))
+			armdb_report_storage_error(ERROR, &err);
+		last_id = key->key_id;
+		memcpy(last_salt, key->salt, sizeof(last_salt));
+	}
+	plain = palloc(plain_len);
+	if (!armdb_cipher_open(last_key, key->counter, purpose, xlrec,
+						   offsetof(xl_armdb_logical, encrypted), data,
+						   plain_len, plain, &err))
+	{
+		if (err.code != ARMDB_OK)
+			armdb_report_storage_error(ERROR, &err);
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("armdb: logical decoding record at %X/%X failed authentication",
+						LSN_FORMAT_ARGS(lsn)),
+				 errdetail("Its encrypted row or its header was changed.")));
+	}
+	tb = decode_tuple(rb, plain, plain_len);
+	pfree(plain);
+	return tb;
+}
+
+/*
  * rm_decode: heap_decode() for armdb's records.  Every record makes its
  * transaction known to the reorder buffer; only XLOG_ARMDB_LOGICAL ones
  * carry changes.
@@ -156,7 +310,11 @@ armdb_decode(LogicalDecodingContext *ctx, XLogRecordBuffer *buf)
 
 	xlrec = (xl_armdb_logical *) XLogRecGetData(r);
 	if (XLogRecGetDataLen(r) < sizeof(*xlrec) ||
-		XLogRecGetDataLen(r) != sizeof(*xlrec) + (uint64) xlrec->new_len + xlrec->old_len ||
+		XLogRecGetDataLen(r) != sizeof(*xlrec) + (uint64) xlrec->new_len + xlrec->old_len +
+		(xlrec->encrypted ? sizeof(xl_armdb_logical_key) : 0) ||
+		(xlrec->encrypted &&
+		 ((xlrec->new_len != 0 && xlrec->new_len < SizeOfHeapHeader + ARMDB_CIPHER_TAG_LEN) ||
+		  (xlrec->old_len != 0 && xlrec->old_len < SizeOfHeapHeader + ARMDB_CIPHER_TAG_LEN))) ||
 		(xlrec->new_len != 0 && xlrec->new_len < SizeOfHeapHeader) ||
 		(xlrec->old_len != 0 && xlrec->old_len < SizeOfHeapHeader) ||
 		((xlrec->action == ARMDB_LOGICAL_INSERT ||
@@ -200,13 +358,34 @@ armdb_decode(LogicalDecodingContext *ctx, XLogRecordBuffer *buf)
 	change->origin_id = XLogRecGetOrigin(r);
 	change->data.tp.relnode = xlrec->rnode;
 	data = (const char *) (xlrec + 1);
-	if (xlrec->new_len != 0)
-		change->data.tp.newtuple = decode_tuple(ctx->reorder, data,
-												xlrec->new_len);
-	if (xlrec->old_len != 0)
-		change->data.tp.oldtuple = decode_tuple(ctx->reorder,
-												data + xlrec->new_len,
-												xlrec->old_len);
+	if (xlrec->encrypted)
+	{
+		xl_armdb_logical_key key;
+
+		memcpy(&key, data, sizeof(key));
+		data += sizeof(key);
+		if (xlrec->new_len != 0)
+			change->data.tp.newtuple =
+				decode_sealed_tuple(ctx->reorder, xlrec, &key,
+									ARMDB_CIPHER_LOGICAL_NEW, data,
+									xlrec->new_len, buf->origptr);
+		if (xlrec->old_len != 0)
+			change->data.tp.oldtuple =
+				decode_sealed_tuple(ctx->reorder, xlrec, &key,
+									ARMDB_CIPHER_LOGICAL_OLD,
+									data + xlrec->new_len, xlrec->old_len,
+									buf->origptr);
+	}
+	else
+	{
+		if (xlrec->new_len != 0)
+			change->data.tp.newtuple = decode_tuple(ctx->reorder, data,
+													xlrec->new_len);
+		if (xlrec->old_len != 0)
+			change->data.tp.oldtuple = decode_tuple(ctx->reorder,
+													data + xlrec->new_len,
+													xlrec->old_len);
+	}
 	change->data.tp.clear_toast_afterwards = true;
 	ReorderBufferQueueChange(ctx->reorder, xid, buf->origptr, change, false);
 }

@@ -284,7 +284,25 @@ typedef struct xl_armdb_logical
 	uint32		new_len;		/* 0: none */
 	uint32		old_len;		/* 0: none */
 	uint8		action;			/* ARMDB_LOGICAL_* */
+	bool		encrypted;		/* see below (in what was padding) */
 } xl_armdb_logical;
+
+/*
+ * An encrypted table's rows are never in WAL in plaintext: with encrypted,
+ * an xl_armdb_logical_key follows the record's header, and each tuple (as
+ * above) is AES-256-GCM ciphertext and a 16-byte tag, new_len and old_len
+ * counting both; the header is authenticated with them.  The key is the
+ * writing backend's own (cipher.h), derived from a master key and a salt
+ * the backend drew at random when it first needed one; under it the nonce
+ * is a counter the backend never repeats, and the tuple's purpose.  A
+ * decoder derives the same key from the record.
+ */
+typedef struct xl_armdb_logical_key
+{
+	uint32		key_id;			/* the master key's id */
+	uint8		salt[32];
+	uint64		counter;
+} xl_armdb_logical_key;
 
 #define ARMDB_LOGICAL_INSERT		1
 #define ARMDB_LOGICAL_UPDATE		2

@@ -1,0 +1,262 @@
+# Encryption at rest (storage/cipher.h): encrypted armdb tables round-trip;
+# none of a set of marker strings written into them is found in plaintext
+# in the data directory's armdb files or in pg_wal, while the markers of an
+# unencrypted twin are (the search works); logical decoding decrypts; a
+# wrong or missing key is an ERROR naming the setting; a flipped byte in a
+# value, a tag or a header (with its CRC mended, as a forger would) is
+# ERRCODE_DATA_CORRUPTED naming file and offset; a standby, a restored base
+# backup and crash recovery read encrypted tables; a new key encrypts new
+# writes, a merge and VACUUM FULL re-encrypt old data, and the old key can
+# then be retired.
+use strict;
+use warnings;
+use File::Find;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ArmdbTest;
+
+my $key_a = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff';
+my $key_b = 'a5a5a5a5b6b6b6b6c7c7c7c7d8d8d8d8e9e9e9e9fafafafa0b0b0b0b1c1c1c1c';
+my $key_c = '0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a090807060504030201000';
+
+my $keydir = PostgreSQL::Test::Utils::tempdir();
+my $keyfile = "$keydir/armdb.keys";
+sub write_keys
+{
+	open(my $fh, '>', $keyfile) or die "open $keyfile: $!";
+	print $fh "# armdb keys: the first encrypts new data\n";
+	print $fh "$_\n" for @_;
+	close($fh);
+}
+write_keys($key_a);
+
+my $node = PostgreSQL::Test::Cluster->new('encryption');
+$node->init(allows_streaming => 'logical');
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'armdb'
+armdb.encryption_key_command = 'cat $keyfile'
+autovacuum = off
+max_wal_senders = 4
+});
+$node->start;
+$node->safe_psql('postgres', q{
+CREATE EXTENSION armdb;
+SELECT 'init' FROM pg_create_logical_replication_slot('enc_slot', 'test_decoding');
+CREATE TABLE enc (id int PRIMARY KEY, v text) USING armdb;
+SET armdb.encrypt_new_tables = off;
+CREATE TABLE plain (id int PRIMARY KEY, v text) USING armdb;
+});
+
+my $id_a = $node->safe_psql('postgres',
+	"SELECT key_id FROM armdb_encryption_keys() WHERE current");
+like($id_a, qr/^[0-9a-f]{8}$/, 'the server holds the key, known by its id');
+unlike(slurp_file($node->logfile), qr/$key_a/, 'the key never reaches the log');
+
+# rows of every kind: inserted singly and in bulk, updated, deleted, long
+$node->safe_psql('postgres', q{
+INSERT INTO enc SELECT g, 'ENCMARKER_' || g || repeat('e', g % 50) FROM generate_series(1, 2000) g;
+INSERT INTO plain SELECT g, 'PLAINMARKER_' || g FROM generate_series(1, 2000) g;
+INSERT INTO enc VALUES (5001, 'ENCMARKER_single');
+UPDATE enc SET v = v || '_ENCMARKER_updated' WHERE id % 10 = 0;
+DELETE FROM enc WHERE id % 7 = 0;
+INSERT INTO enc VALUES (6000, 'ENCMARKER_long' || repeat(md5('x'), 3000));
+});
+my $expect;
+is($node->safe_psql('postgres', "SELECT armdb_relation_encryption('enc')"),
+	"(t,{$id_a})", 'the table is encrypted under the current key');
+is($node->safe_psql('postgres', "SELECT armdb_relation_encryption('plain')"),
+	'(f,{})', 'its twin, created with armdb.encrypt_new_tables off, is not');
+is($node->safe_psql('postgres', "SELECT v FROM enc WHERE id = 5001"),
+	'ENCMARKER_single', 'an encrypted row reads back by index');
+is($node->safe_psql('postgres', "SELECT count(*) FROM enc WHERE v LIKE '%_updated'"),
+	'172', 'and by sequential scan');
+
+# logical decoding decrypts for the output plugin
+my $decoded = $node->safe_psql('postgres',
+	"SELECT string_agg(data, E'\\n') FROM pg_logical_slot_get_changes('enc_slot', NULL, NULL)");
+like($decoded, qr/table public\.enc: INSERT: id\[integer\]:5001 v\[text\]:'ENCMARKER_single'/,
+	'decoding shows the encrypted table\'s inserts');
+like($decoded, qr/table public\.enc: DELETE: id\[integer\]:7\b/, 'and its deletes');
+
+# the search: files under armdb/ and pg_wal
+sub files_with
+{
+	my ($marker) = @_;
+	my @hits;
+	find(
+		sub {
+			return unless -f $_;
+			open(my $fh, '<', $_) or return;
+			binmode $fh;
+			local $/;
+			my $bytes = <$fh>;
+			close($fh);
+			push @hits, $File::Find::name if index($bytes, $marker) >= 0;
+		},
+		$node->data_dir . '/armdb', $node->data_dir . '/pg_wal');
+	return @hits;
+}
+$node->safe_psql('postgres', 'CHECKPOINT');
+ok(scalar(files_with('PLAINMARKER_')) > 0,
+	'the unencrypted twin\'s markers are found: the search works');
+is(join(' ', files_with('ENCMARKER')), '',
+	'no marker of the encrypted table is in armdb files or WAL in plaintext');
+
+# --- crash recovery, a standby, a restored base backup ---
+my $at_backup = $node->safe_psql('postgres', "SELECT count(*) FROM enc");
+$node->backup('b1');
+my $standby = PostgreSQL::Test::Cluster->new('encryption_standby');
+$standby->init_from_backup($node, 'b1', has_streaming => 1);
+$standby->start;
+my $restored = PostgreSQL::Test::Cluster->new('encryption_restored');
+$restored->init_from_backup($node, 'b1');
+$restored->start;
+
+$node->safe_psql('postgres', q{
+INSERT INTO enc SELECT g, 'ENCMARKER_after_' || g FROM generate_series(10001, 10500) g;
+});
+$node->stop('immediate');
+$node->start;
+is($node->safe_psql('postgres', "SELECT count(*) FROM enc"), $at_backup + 500,
+	'after a crash every committed row is back');
+$node->safe_psql('postgres', "INSERT INTO enc VALUES (20000, 'ENCMARKER_after_crash')");
+$expect = $node->safe_psql('postgres',
+	"SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM enc");
+$node->wait_for_catchup($standby, 'replay', $node->lsn('insert'));
+is($standby->safe_psql('postgres',
+		"SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM enc"),
+	$expect, 'a standby with the key reads the encrypted table');
+is($restored->safe_psql('postgres', "SELECT count(*) FROM enc"), $at_backup,
+	'so does a server restored from a base backup');
+$restored->stop;
+
+# --- rotation: a new key encrypts new writes, merges re-encrypt ---
+# the standby first: it replays merges, which encrypt under the new key
+write_keys($key_b, $key_a);
+$standby->restart;
+$node->restart;
+my $id_b = $node->safe_psql('postgres',
+	"SELECT key_id FROM armdb_encryption_keys() WHERE current");
+isnt($id_b, $id_a, 'the new key is current');
+$node->safe_psql('postgres', q{
+INSERT INTO enc SELECT g, 'ENCMARKER_rotated_' || g FROM generate_series(30001, 30300) g;
+DELETE FROM enc WHERE id BETWEEN 1 AND 600;
+VACUUM enc;
+});
+my $keys = $node->safe_psql('postgres', "SELECT key_ids FROM armdb_relation_encryption('enc')");
+ok($keys =~ /$id_a/ && $keys =~ /$id_b/, 'after rotation the table\'s files need both keys');
+is($node->safe_psql('postgres', "SELECT files_in > 0 FROM armdb_compact('enc')"), 't',
+	'a merge ran');
+$expect = $node->safe_psql('postgres',
+	"SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM enc");
+$node->wait_for_catchup($standby, 'replay', $node->lsn('insert'));
+is($standby->safe_psql('postgres',
+		"SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM enc"),
+	$expect, 'the standby replays the merge that re-encrypted files');
+$node->safe_psql('postgres', 'VACUUM FULL enc');
+is($node->safe_psql('postgres', "SELECT armdb_relation_encryption('enc')"),
+	"(t,{$id_b})", 'VACUUM FULL re-encrypts everything under the new key');
+write_keys($key_b);
+$node->restart;
+is($node->safe_psql('postgres',
+		"SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM enc"),
+	$expect, 'the old key retired, the table reads');
+$node->wait_for_catchup($standby, 'replay', $node->lsn('insert'));
+is($standby->safe_psql('postgres',
+		"SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM enc"),
+	$expect, 'and so does the standby after the rewrite');
+is(join(' ', files_with('ENCMARKER')), '',
+	'still no marker in plaintext after merges and rewrites');
+
+# --- a wrong key, no key ---
+write_keys($key_c);
+$node->restart;
+my ($ret, $out, $err) = $node->psql('postgres', 'SELECT count(*), max(v) FROM enc');
+isnt($ret, 0, 'a wrong key fails');
+like($err, qr/encryption key $id_b is needed by data file \d+ of "[^"]+", and the server was not given it/,
+	'naming the key');
+like($err, qr/armdb\.encryption_key_command/, 'and the setting');
+($ret, $out, $err) = $node->psql('postgres', 'SELECT count(*) FROM plain');
+is($out, '2000', 'an unencrypted table still reads');
+($ret, $out, $err) = $node->psql('postgres', "INSERT INTO enc VALUES (1, 'x')");
+like($err, qr/armdb\.encryption_key_command/, 'writing is refused too');
+$node->append_conf('postgresql.conf', "armdb.encryption_key_command = 'false'");
+$node->restart;
+like(slurp_file($node->logfile), qr/armdb\.encryption_key_command failed/,
+	'a failing key command is logged');
+($ret, $out, $err) = $node->psql('postgres', 'SELECT count(*) FROM enc');
+like($err, qr/the server has no encryption key/, 'no key: a clear error');
+($ret, $out, $err) = $node->psql('postgres', 'CREATE TABLE t2 (a int) USING armdb');
+like($err, qr/cannot create an encrypted table/,
+	'and no table is created unencrypted by mistake');
+$node->append_conf('postgresql.conf', "armdb.encryption_key_command = 'cat $keyfile'");
+write_keys($key_b);
+$node->restart;
+
+# --- tampering: a byte of a value, of a tag, of a header, CRC mended ---
+my @crc_table;
+for my $i (0 .. 255)
+{
+	my $c = $i;
+	$c = ($c & 1) ? (($c >> 1) ^ 0x82F63B78) : ($c >> 1) for 1 .. 8;
+	$crc_table[$i] = $c;
+}
+sub crc32c
+{
+	my $crc = 0xFFFFFFFF;
+	$crc = $crc_table[($crc ^ $_) & 0xFF] ^ ($crc >> 8) for unpack('C*', $_[0]);
+	return $crc ^ 0xFFFFFFFF;
+}
+$node->safe_psql('postgres', "CHECKPOINT");
+my $shard_file = (sort { -s $b <=> -s $a } glob($node->data_dir . '/armdb/*/*/*/*.data'))[0];
+$node->stop;
+open(my $fh, '<', $shard_file) or die;
+binmode $fh;
+my $image = do { local $/; <$fh> };
+close($fh);
+# the encrypted versions: [offset, header size, value length]
+my @entries;
+for (my $off = 64; $off + 16 <= length($image);)
+{
+	my ($crc, $vlen, $gsn_lo, $gsn_hi) = unpack('V V V V', substr($image, $off, 16));
+	last if $crc == 0 && $vlen == 0 && $gsn_lo == 0 && $gsn_hi == 0;
+	my $hsize = ($gsn_hi & (1 << 25)) ? 32 : 48;
+	push @entries, [ $off, $hsize, $vlen ] if $gsn_hi & (1 << 24);
+	$off += $hsize + $vlen;
+}
+ok(scalar(@entries) > 30, 'the file holds encrypted versions');
+for my $case (['value', 5], ['tag', -1], ['header', 20])
+{
+	my ($what, $at) = @$case;
+	my ($off, $hsize, $vlen) = @{ $entries[10] };
+	my $pos = $what eq 'header' ? $off + $at
+	  : $what eq 'tag' ? $off + $hsize + $vlen - 1 : $off + $hsize + $at;
+	my $forged = $image;
+	substr($forged, $pos, 1) = chr(ord(substr($forged, $pos, 1)) ^ 0x10);
+	substr($forged, $off, 4) =
+	  pack('V', crc32c(substr($forged, $off + 4, $hsize - 4 + $vlen)));
+	open($fh, '+<', $shard_file) or die;
+	binmode $fh;
+	print $fh $forged;
+	close($fh);
+	$node->start;
+	($ret, $out, $err) = $node->psql('postgres', 'SELECT count(*), max(v) FROM enc');
+	like($err, qr/failed authentication/, "a forged $what fails authentication");
+	like($err, qr/offset $off of data file/, "naming file and offset ($what)");
+	$node->stop;
+	open($fh, '+<', $shard_file) or die;
+	binmode $fh;
+	print $fh $image;
+	close($fh);
+}
+$node->start;
+is($node->safe_psql('postgres',
+		"SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM enc"),
+	$expect, 'the file mended, the table reads again');
+
+$standby->stop;
+$node->stop;
+done_testing();

@@ -9,6 +9,8 @@
 # Steps: Debian packages, build, unit tests, fuzz smoke run, install, a
 # throw-away cluster, and "make installcheck" against it as the postgres
 # user: the pg_regress tests (sql/) and the TAP tests (t/, TAP_TESTS = 1);
+# the pg_regress and isolation tests again, and the crash, WAL, standby and
+# compaction TAP tests, with encryption at rest on (a key command set);
 # then a pgbench TPC-B run on armdb tables, checked for consistency, and
 # PostgreSQL's core regression suite against the diff hunks accepted in
 # test/core-regress-allowlist/, and its isolation suite against those in
@@ -227,6 +229,46 @@ step_installcheck() {
 	return "${rc}"
 }
 
+# Encryption at rest on: the test cluster restarted with a key command, so
+# that every armdb table the tests create is encrypted, then the pg_regress
+# and isolation tests again, and the crash, WAL, standby and compaction TAP
+# tests with the key command in every node they start (TEMP_CONFIG).  The
+# cluster is then restarted without it for the steps that follow.
+ENCRYPTION_KEY=5c1f0e3a9b7d24681357ace02468bdf19e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b
+ENCRYPTED_TAP_TESTS="t/002_crash.pl t/006_hints.pl t/011_corruption.pl
+	t/019_compaction_crash.pl t/021_compaction_corrupt.pl t/023_wal.pl
+	t/025_wal_durability.pl t/026_base_backup.pl t/027_pitr.pl
+	t/029_hot_standby.pl t/033_prepared_locks.pl t/043_keydir_image.pl
+	t/046_logical_decoding.pl"
+step_encrypted() {
+	local rc=0 conf=${WORK}/encryption.conf
+	printf "armdb.encryption_key_command = 'echo %s'\n" "${ENCRYPTION_KEY}" >"${conf}"
+	chmod 0644 "${conf}"
+	start_cluster "${CLUSTER_DIR}" "${ARMDB_TEST_PORT}" "max_prepared_transactions = 10" \
+		"$(cat "${conf}")"
+	# the key is loaded: a new armdb table is encrypted
+	cluster_psql "${ARMDB_TEST_PORT}" -At -c "CREATE EXTENSION armdb" \
+		-c "CREATE TABLE encryption_check (a int) USING armdb" \
+		-c "SELECT encrypted FROM armdb_relation_encryption('encryption_check')" \
+		-c "DROP EXTENSION armdb CASCADE" | grep -qx t ||
+		{
+			log "armdb tables are not encrypted with armdb.encryption_key_command set"
+			return 1
+		}
+	prepare_pg_tree
+	pg_make installcheck TAP_TESTS= || rc=$?
+	if [[ ${rc} -ne 0 && -f ${PG_TREE}/regression.diffs ]]; then
+		printf '\n----- regression.diffs (encrypted) -----\n'
+		cat "${PG_TREE}/regression.diffs"
+	fi
+	as_postgres env PGHOST=127.0.0.1 PGPORT="${ARMDB_TEST_PORT}" PGUSER=postgres \
+		ARMDB_TEST_SMALL_FS="${SMALL_FS}" TEMP_CONFIG="${conf}" \
+		make -C "${PG_TREE}" PG_CONFIG="${PG_CONFIG}" installcheck REGRESS= ISOLATION= \
+		PROVE_TESTS="$(echo ${ENCRYPTED_TAP_TESTS})" || rc=$?
+	start_cluster "${CLUSTER_DIR}" "${ARMDB_TEST_PORT}" "max_prepared_transactions = 10"
+	return "${rc}"
+}
+
 # pgbench TPC-B with armdb as the default access method: no failed
 # transaction, balances consistent with history (bench/pgbench-check.sh).
 # postgres runs a copy of the script: it may not be able to read the
@@ -288,11 +330,13 @@ fi
 
 if step_passed cluster; then
 	run_step installcheck step_installcheck
+	run_step encrypted step_encrypted
 	run_step pgbench step_pgbench
 	run_step core-regress step_core_regress
 	run_step core-isolation step_core_isolation
 else
 	skip_step installcheck "no cluster"
+	skip_step encrypted "no cluster"
 	skip_step pgbench "no cluster"
 	skip_step core-regress "no cluster"
 	skip_step core-isolation "no cluster"

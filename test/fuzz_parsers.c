@@ -20,6 +20,11 @@
  *		little-endian), bytes [5, n) the hint file image
  *	 3	armdb_file_header_check(): bytes [1, n) are the start of a data file
  *	 4	armdb_file_name_parse(): bytes [1, n) are a directory entry name
+ *	 5	decryption (storage/cipher.h): bytes [1, n) are one encrypted entry,
+ *		opened with a fixed file key; with FUZZ_FIX_CRC the harness first
+ *		encrypts its value and seals it, so that the mutations that follow
+ *		in later runs start from entries that authenticate
+ *	 6	armdb_cipher_parse_keys(): bytes [1, n) are the key command's output
  *
  * Flag bit 0 (FUZZ_FIX_CRC): before parsing, the harness writes correct
  * CRCs into the copy (every entry it can walk, the hint trailer, the file
@@ -40,11 +45,12 @@
 #include <string.h>
 
 #include "port/pg_crc32c.h"
+#include "storage/cipher.h"
 #include "storage/format.h"
 #include "storage/recovery.h"
 
 #define FUZZ_FILE_ID	1
-#define FUZZ_NMODES		5
+#define FUZZ_NMODES		7
 #define FUZZ_FIX_CRC	0x01
 
 #define CHECK(cond) \
@@ -391,6 +397,11 @@ fuzz_file_header(const char *buf, size_t len)
 
 		/* what init writes for the same id, shard and flags passes too */
 		armdb_file_header_init_flags(&again, fh.file_id, fh.shard, fh.flags);
+		if (fh.flags & ARMDB_FILE_FLAG_ENCRYPTED)
+		{
+			CHECK(fh.key_id != 0);
+			armdb_file_header_set_key(&again, fh.key_id, fh.salt);
+		}
 		armdb_error_clear(&err);
 		CHECK(armdb_file_header_check((const char *) &again, sizeof(again),
 									  FUZZ_FILE_ID, &err));
@@ -435,6 +446,129 @@ fuzz_file_name(const char *buf, size_t len)
 		CHECK(strcmp(path + 2, name) == 0);
 	}
 	free(name);
+}
+
+/* ----------------
+ * (f) decryption of an entry
+ * ----------------
+ */
+static const uint8 fuzz_key[ARMDB_CIPHER_KEY_LEN] = {
+	1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+	17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32
+};
+
+/* Make buf an encrypted entry that authenticates (FUZZ_FIX_CRC). */
+static void
+seal_entry(char *buf, size_t len)
+{
+	ArmdbEntryHeader hdr;
+	uint32		hsize;
+	ArmdbError	err;
+
+	if (len < ARMDB_ENTRY_HEADER_SIZE)
+		return;
+	memcpy(&hdr, buf, sizeof(hdr));
+	/* a version (the only kind with a value), with flags a file may hold */
+	hdr.gsn = (hdr.gsn & (ARMDB_GSN_MAX | ARMDB_GSN_FLAG_SHORT_TUPLE)) |
+		ARMDB_GSN_FLAG_ENCRYPTED;
+	armdb_entry_choose_header(&hdr);
+	hsize = armdb_entry_header_size(hdr.gsn);
+	if (len < hsize + ARMDB_CIPHER_TAG_LEN)
+		return;
+	hdr.value_len = (uint32) (len - hsize);
+	CHECK(armdb_cipher_seal(fuzz_key, hdr.gsn, ARMDB_CIPHER_ENTRY,
+							((const char *) &hdr) + sizeof(uint32),
+							hsize - sizeof(uint32), buf + hsize,
+							hdr.value_len - ARMDB_CIPHER_TAG_LEN, buf + hsize,
+							&err));
+	armdb_entry_seal(&hdr, buf + hsize);
+	memcpy(buf, &hdr, hsize);
+}
+
+static void
+fuzz_decrypt(const char *buf, size_t len, bool sealed)
+{
+	ArmdbEntryHeader hdr;
+	ArmdbError	err;
+	uint32		hsize;
+	uint32		plain_len;
+	char	   *plain;
+	bool		ok;
+
+	if (armdb_entry_parse(buf, len, &hdr) != ARMDB_PARSE_OK ||
+		!(hdr.gsn & ARMDB_GSN_FLAG_ENCRYPTED))
+	{
+		CHECK(!sealed || len < ARMDB_ENTRY_HEADER_SIZE + ARMDB_CIPHER_TAG_LEN);
+		return;
+	}
+	hsize = armdb_entry_header_size(hdr.gsn);
+	if (hdr.value_len < ARMDB_CIPHER_TAG_LEN)
+		return;					/* the reader refuses it by its length */
+	plain_len = hdr.value_len - ARMDB_CIPHER_TAG_LEN;
+	plain = malloc(plain_len > 0 ? plain_len : 1);
+	if (plain == NULL)
+		return;
+	armdb_error_clear(&err);
+	ok = armdb_cipher_open(fuzz_key, hdr.gsn, ARMDB_CIPHER_ENTRY,
+						   buf + sizeof(uint32), hsize - sizeof(uint32),
+						   buf + hsize, plain_len, plain, &err);
+	CHECK(err.code == ARMDB_OK);
+	/* what the harness sealed authenticates; what it opens seals back */
+	if (sealed)
+		CHECK(ok);
+	if (ok)
+	{
+		char	   *again = malloc(hdr.value_len);
+
+		if (again != NULL)
+		{
+			CHECK(armdb_cipher_seal(fuzz_key, hdr.gsn, ARMDB_CIPHER_ENTRY,
+									buf + sizeof(uint32), hsize - sizeof(uint32),
+									plain, plain_len, again, &err));
+			CHECK(memcmp(again, buf + hsize, hdr.value_len) == 0);
+			free(again);
+		}
+		/* a different nonce or key never authenticates it */
+		CHECK(!armdb_cipher_open(fuzz_key, hdr.gsn + 1, ARMDB_CIPHER_ENTRY,
+								 buf + sizeof(uint32), hsize - sizeof(uint32),
+								 buf + hsize, plain_len, plain, &err));
+	}
+	free(plain);
+}
+
+/* ----------------
+ * (g) the key command's output
+ * ----------------
+ */
+static void
+fuzz_keys(const char *buf, size_t len)
+{
+	char	   *text = malloc(len + 1);
+	ArmdbKeyring ring;
+	ArmdbError	err;
+
+	if (text == NULL)
+		return;
+	memcpy(text, buf, len);
+	text[len] = '\0';
+	armdb_error_clear(&err);
+	if (armdb_cipher_parse_keys(text, &ring, &err))
+	{
+		CHECK(ring.nkeys >= 1 && ring.nkeys <= ARMDB_CIPHER_MAX_KEYS);
+		for (int i = 0; i < ring.nkeys; i++)
+		{
+			CHECK(ring.keys[i].id != 0);
+			CHECK(ring.keys[i].id == armdb_cipher_key_id(ring.keys[i].key));
+			CHECK(armdb_cipher_find_key(&ring, ring.keys[i].id) == ring.keys[i].key);
+		}
+	}
+	else
+	{
+		CHECK(err.code == ARMDB_ERR_KEY);
+		/* never the text itself: no hexadecimal run of a key's length */
+		CHECK(strlen(err.message) < 100);
+	}
+	free(text);
 }
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -482,6 +616,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fix_hint_crc(copy, restlen);
 		else if (mode == 3)
 			fix_file_header_crc(copy, restlen);
+		else if (mode == 5)
+			seal_entry(copy, restlen);
 	}
 
 	switch (mode)
@@ -500,6 +636,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 4:
 			fuzz_file_name(copy, restlen);
+			break;
+		case 5:
+			fuzz_decrypt(copy, restlen, (flags & FUZZ_FIX_CRC) != 0);
+			break;
+		case 6:
+			fuzz_keys(copy, restlen);
 			break;
 	}
 	free(copy);

@@ -762,6 +762,22 @@ report_failure(CompactShard *cs, Relation rel, const ArmdbError *err)
  * caller's own merges waiting in pending, not an unfinished merge.
  * Returns whether it merged.
  */
+/*
+ * Is data file file_id of the shard encrypted under a key other than the
+ * current one (key rotation, cipher.h)?  A file that cannot be read is
+ * left to the merge's own checks.
+ */
+static bool
+under_old_key(CompactShard *cs, uint32 file_id)
+{
+	ArmdbFileHeader fh;
+	ArmdbError	err;
+
+	return armdb_shard_file_header(cs->files, file_id, &fh, &err) &&
+		(fh.flags & ARMDB_FILE_FLAG_ENCRYPTED) &&
+		fh.key_id != armdb_keyring.keys[0].id;
+}
+
 static bool
 compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 			  uint32 *max_input, bool own_manifests,
@@ -846,6 +862,10 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 		cand[ncand].file_id = fs[i].file_id;
 		cand[ncand].total_bytes = fs[i].total_bytes;
 		cand[ncand].dead_bytes = mergeable_dead_bytes(&fs[i], floor);
+		/* a file under an older key is merged whole: that re-encrypts it */
+		if (kd->encrypted && armdb_keyring.nkeys > 1 &&
+			fs[i].file_id != active && under_old_key(&cs, fs[i].file_id))
+			cand[ncand].dead_bytes = cand[ncand].total_bytes;
 		cand[ncand].min_gsn = fs[i].min_gsn;
 		cand[ncand].cooldown = (fs[i].flags & ARMDB_FSTAT_COOLDOWN) != 0;
 		ncand++;

@@ -48,7 +48,6 @@
 #include "keydir/keydir.h"
 #include "keydir/keydir_int.h"
 #include "keydir/relstorage.h"
-#include "storage/cipher.h"
 #include "storage/hint.h"
 #include "storage/merge.h"
 #include "storage/recovery.h"
@@ -780,53 +779,6 @@ grow_shard_buffer(void *arg, ArmdbShardState *st, uint64 needed)
  * Backend-local shard files
  * ----------------
  */
-/*
- * The first use of an encrypted table's shard in a backend: every data file
- * of it must be under a key the server holds.  Else an ERROR names the key
- * and the setting now, before any row is read or written -- not later, at
- * the first row of an old file, nor never for a write (which would go to a
- * new file under the current key).
- */
-static void
-check_shard_keys(const char *dir)
-{
-	uint32	   *ids;
-	int			n;
-	uint32		max_id;
-	ArmdbError	err;
-
-	if (!armdb_list_data_files(dir, &ids, &n, &max_id, &err))
-		armdb_report_storage_error(ERROR, &err);
-	for (int i = 0; i < n; i++)
-	{
-		char		path[MAXPGPATH];
-		ArmdbFileHeader fh;
-		int			fd;
-		bool		ok;
-
-		armdb_file_path(path, dir, ids[i], ARMDB_FILE_DATA);
-		fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
-		if (fd < 0)
-			continue;			/* merged away meanwhile; reads say the rest */
-		ok = read(fd, &fh, sizeof(fh)) == sizeof(fh) &&
-			armdb_file_header_check((const char *) &fh, sizeof(fh), ids[i], &err);
-		CloseTransientFile(fd);
-		if (ok && (fh.flags & ARMDB_FILE_FLAG_ENCRYPTED) &&
-			armdb_cipher_find_key(&armdb_keyring, fh.key_id) == NULL)
-		{
-			armdb_error(&err, ARMDB_ERR_KEY, 0,
-						armdb_keyring.nkeys == 0 ?
-						"encryption key %08x is needed by data file %06u of \"%s\", and the server has no encryption key" :
-						"encryption key %08x is needed by data file %06u of \"%s\", and the server was not given it",
-						fh.key_id, ids[i], dir);
-			pfree(ids);
-			armdb_report_storage_error(ERROR, &err);
-		}
-	}
-	if (ids != NULL)
-		pfree(ids);
-}
-
 ArmdbShardFiles *
 armdb_keydir_shard_files(ArmdbRelKeydir *kd, uint32 shard,
 						 const ArmdbStoreSettings *settings)
@@ -848,14 +800,6 @@ armdb_keydir_shard_files(ArmdbRelKeydir *kd, uint32 shard,
 	memset(&key, 0, sizeof(key));
 	key.generation = kd->generation;
 	key.shard = shard;
-	if (kd->encrypted && !AmStartupProcess() &&
-		hash_search(shard_files_cache, &key, HASH_FIND, NULL) == NULL)
-	{
-		char		dir[MAXPGPATH];
-
-		armdb_shard_dir_path(dir, armdb_keydir_rnode(kd), shard);
-		check_shard_keys(dir);
-	}
 	entry = hash_search(shard_files_cache, &key, HASH_ENTER, &found);
 	if (!found)
 	{

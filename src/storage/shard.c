@@ -129,21 +129,14 @@ cached_key(ArmdbShardFiles *files, uint32 file_id)
 }
 
 bool
-armdb_shard_file_key(ArmdbShardFiles *files, uint32 file_id, uint8 *key,
-					 ArmdbError *err)
+armdb_shard_file_header(ArmdbShardFiles *files, uint32 file_id,
+						ArmdbFileHeader *fh, ArmdbError *err)
 {
-	const uint8 *known = cached_key(files, file_id);
 	ArmdbAlignedBuf block;
-	ArmdbFileHeader fh;
 	size_t		nread;
 	int			fd;
 	bool		ok;
 
-	if (known != NULL)
-	{
-		memcpy(key, known, ARMDB_CIPHER_KEY_LEN);
-		return true;
-	}
 	fd = armdb_shard_file_fd(files, file_id, err);
 	if (fd < 0 || !armdb_aligned_alloc(&block, ARMDB_BLOCK_SIZE, err))
 		return false;
@@ -151,10 +144,27 @@ armdb_shard_file_key(ArmdbShardFiles *files, uint32 file_id, uint8 *key,
 						&nread, err) &&
 		armdb_file_header_check(block.data, nread, file_id, err);
 	if (ok)
-		memcpy(&fh, block.data, sizeof(fh));
+		memcpy(fh, block.data, sizeof(*fh));
 	armdb_aligned_free(&block);
 	if (!ok)
 		return armdb_error_context(err, "\"%s\"", files->dir);
+	return true;
+}
+
+bool
+armdb_shard_file_key(ArmdbShardFiles *files, uint32 file_id, uint8 *key,
+					 ArmdbError *err)
+{
+	const uint8 *known = cached_key(files, file_id);
+	ArmdbFileHeader fh;
+
+	if (known != NULL)
+	{
+		memcpy(key, known, ARMDB_CIPHER_KEY_LEN);
+		return true;
+	}
+	if (!armdb_shard_file_header(files, file_id, &fh, err))
+		return false;
 	if (!(fh.flags & ARMDB_FILE_FLAG_ENCRYPTED))
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						   "data file %06u of \"%s\" holds encrypted entries but is not encrypted",
@@ -606,6 +616,8 @@ armdb_shard_open(ArmdbShardState *st, ArmdbShardFiles *files,
 	 */
 	st->failed = true;
 	st->sealed = false;
+	/* a file found, not made: no encrypted append goes to it (cipher.h) */
+	st->active_own = false;
 
 	if (last_file_id == 0)
 	{

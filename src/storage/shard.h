@@ -138,6 +138,7 @@ typedef struct ArmdbShardFiles
 	 * the versions appended.  Set by the caller.
 	 */
 	bool		encrypt;
+	bool		keys_checked;	/* the caller's: every file's key is held */
 	/* the keys of files lately read or written; file_id 0: unused */
 	struct
 	{
@@ -261,6 +262,10 @@ extern bool armdb_shard_decrypt_value(ArmdbShardFiles *files,
 extern bool armdb_shard_open_entry(ArmdbShardFiles *files,
 								   const ArmdbLocation *loc, char *entry,
 								   ArmdbEntryHeader *hdr, ArmdbError *err);
+
+/* The (checked) header of data file file_id. */
+extern bool armdb_shard_file_header(ArmdbShardFiles *files, uint32 file_id,
+									ArmdbFileHeader *fh, ArmdbError *err);
 
 /* The key of data file file_id (its header read on a miss), into key. */
 extern bool armdb_shard_file_key(ArmdbShardFiles *files, uint32 file_id,

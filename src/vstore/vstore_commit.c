@@ -42,6 +42,8 @@
 #include "utils/memutils.h"
 
 #include "armdb.h"
+#include "storage/cipher.h"
+#include "storage/io.h"
 #include "vstore/vstore.h"
 #include "vstore/vstore_internal.h"
 #include "wal/armdb_durable.h"
@@ -71,11 +73,77 @@ shard_write_barrier(void *arg, ArmdbError *err)
 	return true;
 }
 
+/*
+ * The first use of an encrypted table in a session: every data file of its
+ * shards must be under a key the server holds.  Else an ERROR names the key
+ * and the setting now, before any row is read or written -- not later, at
+ * the first row of an old file, nor never for a write (which would go to a
+ * new file under the current key).
+ */
+static void
+check_shard_keys(const char *dir)
+{
+	uint32	   *ids;
+	int			n;
+	uint32		max_id;
+	ArmdbError	err;
+
+	if (!armdb_list_data_files(dir, &ids, &n, &max_id, &err))
+		armdb_report_storage_error(ERROR, &err);
+	for (int i = 0; i < n; i++)
+	{
+		char		path[MAXPGPATH];
+		ArmdbFileHeader fh;
+		int			fd;
+		bool		ok;
+
+		armdb_file_path(path, dir, ids[i], ARMDB_FILE_DATA);
+		fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+		if (fd < 0)
+			continue;			/* merged away meanwhile; reads say the rest */
+		ok = read(fd, &fh, sizeof(fh)) == sizeof(fh) &&
+			armdb_file_header_check((const char *) &fh, sizeof(fh), ids[i], &err);
+		CloseTransientFile(fd);
+		if (ok && (fh.flags & ARMDB_FILE_FLAG_ENCRYPTED) &&
+			armdb_cipher_find_key(&armdb_keyring, fh.key_id) == NULL)
+		{
+			armdb_error(&err, ARMDB_ERR_KEY, 0,
+						armdb_keyring.nkeys == 0 ?
+						"encryption key %08x is needed by data file %06u of \"%s\", and the server has no encryption key" :
+						"encryption key %08x is needed by data file %06u of \"%s\", and the server was not given it",
+						fh.key_id, ids[i], dir);
+			pfree(ids);
+			armdb_report_storage_error(ERROR, &err);
+		}
+	}
+	if (ids != NULL)
+		pfree(ids);
+}
+
 ArmdbShardFiles *
 armdb_vstore_shard_files(ArmdbRelKeydir *kd, uint32 shard,
 						 const ArmdbStoreSettings *settings)
 {
 	ArmdbShardFiles *files = armdb_keydir_shard_files(kd, shard, settings);
+
+	/*
+	 * Sessions only: armdb's own workers never need it (a merge reads each
+	 * input's key, a load and the flusher read no value), and must not be
+	 * stopped by it.
+	 */
+	if (files->encrypt && !files->keys_checked && MyBackendType == B_BACKEND)
+	{
+		/* every shard: a write to one of them is under the current key */
+		for (uint32 s = 0; s < kd->nshards; s++)
+		{
+			ArmdbShardFiles *other = s == shard ? files :
+				armdb_keydir_shard_files(kd, s, settings);
+
+			if (!other->keys_checked)
+				check_shard_keys(other->dir);
+			other->keys_checked = true;
+		}
+	}
 
 	files->write_barrier = shard_write_barrier;
 	files->write_barrier_arg = armdb_keydir_shard(kd, shard);

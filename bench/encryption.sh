@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+#
+# bench/encryption.sh - encryption at rest on against off, side by side
+# (issue 17).
+#
+#   bash bench/encryption.sh [ROWS [ROUNDS]]
+#
+# Run it as root (or a user with sudo), with armdb installed into
+# PostgreSQL 15 (bash scripts/demo.sh does that).  It starts a cluster of
+# its own with armdb.encryption_key_command set, under ARMDB_BENCH_DIR
+# (default /var/tmp) on port ARMDB_BENCH_PORT (default 54326), and removes
+# it when done.  Two armdb tables of the same shape, in two databases: one
+# created with armdb.encrypt_new_tables off (plain), one encrypted; each
+# round runs every workload on both, one after the other (plain first in
+# odd rounds), and the table gives the medians and the cost of encryption
+# (encrypted / plain - 1 for times, plain / encrypted - 1 for rates: above
+# 0 means slower).  ROWS (default 1000000) rows, ROUNDS (default 3),
+# BENCH_SECONDS (default 10) per throughput run.
+#
+#   COPY        ROWS rows (id bigint PRIMARY KEY, k int, n int, v text of
+#               60 bytes) from a server-side file, rows/s
+#   SELECT hot  point SELECT by primary key, 2 clients, TPS, the data files
+#               in the OS page cache first (armdb.cached_reads reads there)
+#   SELECT cold point SELECT by primary key, 1 client, 2000 random keys,
+#               after a restart and with the OS page cache of every file of
+#               the cluster dropped (dd iflag=nocache); TPS
+#   UPDATE      of a non-indexed column by primary key, 2 clients, TPS
+#   seq scan    SELECT sum(length(v)) (every row decrypted), ms
+#
+# Output: a markdown table on stdout and in bench/results/encryption.md,
+# with the CPU's model and its AES-related flags.  Progress goes to stderr.
+set -euo pipefail
+ROWS=${1:-1000000}
+ROUNDS=${2:-3}
+SECS=${BENCH_SECONDS:-10}
+PORT=${ARMDB_BENCH_PORT:-54326}
+BASE=${ARMDB_BENCH_DIR:-/var/tmp}
+[[ ${ROWS} =~ ^[1-9][0-9]*$ && ${ROUNDS} =~ ^[1-9][0-9]*$ ]] ||
+	{ echo "usage: $0 [ROWS [ROUNDS]]" >&2; exit 2; }
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+RESULTS=${HERE}/results
+
+# shellcheck source=../scripts/lib.sh
+. "${HERE}/../scripts/lib.sh"
+
+DIR=$(mktemp -d "${BASE}/armdb-encryption.XXXXXX")
+cleanup() {
+	stop_cluster "${DIR}"
+	as_root rm -rf "${DIR}"
+}
+trap cleanup EXIT
+KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+CONF=("armdb.encryption_key_command = 'echo ${KEY}'"
+	"armdb.memory = '$((512 + ROWS * 100 / 1000000))MB'"
+	"shared_buffers = '1GB'" "max_wal_size = '8GB'" "checkpoint_timeout = '30min'")
+start_cluster "${DIR}" "${PORT}" "${CONF[@]}"
+
+step() { log "$(printf '%5ds' "${SECONDS}") $*"; }
+q() { local db=$1; shift; cluster_psql "${PORT}" -d "${db}" -q -At "$@"; }
+pgb() { as_postgres "${PGBIN}/pgbench" -h 127.0.0.1 -p "${PORT}" -U postgres -n "$@" 2>&1; }
+tps() { awk '/^tps = / { print $3 }'; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+drop_caches() {
+	as_root find "${DIR}/data" -type f -exec dd if={} iflag=nocache count=0 status=none \; 2>/dev/null || true
+}
+restart() {
+	as_postgres "${PGBIN}/pg_ctl" -D "${DIR}/data" -l "${DIR}/log/postgresql.log" \
+		-w -t 300 -m fast restart >/dev/null
+}
+
+WORK=${DIR}/work
+as_postgres mkdir -p "${WORK}"
+step "generating ${ROWS} rows"
+q postgres -c "COPY (SELECT g, g % 1000, 0, md5(g::text) || left(md5((g + 1)::text), 28)
+	FROM generate_series(1, ${ROWS}) g) TO '${WORK}/rows.copy'"
+for kind in plain enc; do
+	q postgres -c "CREATE DATABASE b_${kind}"
+	q "b_${kind}" -c "CREATE EXTENSION armdb"
+done
+printf '\\set id random(1, %d)\nSELECT v FROM t WHERE id = :id;\n' "${ROWS}" |
+	as_postgres tee "${WORK}/select.sql" >/dev/null
+printf '\\set id random(1, %d)\nUPDATE t SET n = n + 1 WHERE id = :id;\n' "${ROWS}" |
+	as_postgres tee "${WORK}/update.sql" >/dev/null
+
+declare -A VALUES
+record() { VALUES["$1|$2|$3"]=$4; }
+
+run_kind() {
+	local kind=$1 round=$2 db=b_$1 t0 t1 dboid node
+	local off=""
+	[[ ${kind} == plain ]] && off="SET armdb.encrypt_new_tables = off;"
+	q "${db}" -c "DROP TABLE IF EXISTS t"
+	q "${db}" -c "${off} CREATE TABLE t (id bigint PRIMARY KEY, k int, n int, v text) USING armdb"
+	step "round ${round}: ${kind}: COPY"
+	t0=$(now_ms)
+	q "${db}" -c "COPY t FROM '${WORK}/rows.copy'"
+	t1=$(now_ms)
+	record "COPY, rows/s" "${kind}" "${round}" "$(awk "BEGIN { printf \"%.0f\", ${ROWS} * 1000 / ($t1 - $t0) }")"
+	q "${db}" -c "VACUUM ANALYZE t"
+	[[ $(q "${db}" -c "SELECT encrypted FROM armdb_relation_encryption('t')") == \
+		$([[ ${kind} == enc ]] && echo t || echo f) ]] || die "table t of ${db} is not ${kind}"
+	dboid=$(q "${db}" -c "SELECT oid FROM pg_database WHERE datname = current_database()")
+	node=$(q "${db}" -c "SELECT pg_relation_filenode('t')")
+	as_root find "${DIR}/data/armdb/${dboid}/${node}" -name '*.data' -exec cat {} + >/dev/null
+	q "${db}" -c "SELECT count(*) FROM t WHERE id < 1000" >/dev/null
+	step "round ${round}: ${kind}: point SELECT hot"
+	record "point SELECT hot, TPS" "${kind}" "${round}" \
+		"$(pgb -f "${WORK}/select.sql" -c 2 -j 2 -T "${SECS}" "${db}" | tps)"
+	step "round ${round}: ${kind}: sequential scan"
+	q "${db}" -c "SELECT sum(length(v)) FROM t" >/dev/null
+	t0=$(now_ms)
+	q "${db}" -c "SELECT sum(length(v)) FROM t" >/dev/null
+	t1=$(now_ms)
+	record "seq scan, ms" "${kind}" "${round}" "$((t1 - t0))"
+	step "round ${round}: ${kind}: UPDATE"
+	record "UPDATE, TPS" "${kind}" "${round}" \
+		"$(pgb -f "${WORK}/update.sql" -c 2 -j 2 -T "${SECS}" "${db}" | tps)"
+}
+
+run_cold() {
+	local kind=$1 round=$2 db=b_$1
+	step "round ${round}: ${kind}: point SELECT cold"
+	restart
+	q "${db}" -c "SELECT v FROM t WHERE id = 1" >/dev/null
+	drop_caches
+	record "point SELECT cold, TPS" "${kind}" "${round}" \
+		"$(pgb -f "${WORK}/select.sql" -t 2000 "${db}" | tps)"
+}
+
+for round in $(seq "${ROUNDS}"); do
+	if ((round % 2)); then order=(plain enc); else order=(enc plain); fi
+	for kind in "${order[@]}"; do run_kind "${kind}" "${round}"; done
+	for kind in "${order[@]}"; do run_cold "${kind}" "${round}"; done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -Ex 'aes|vaes|pclmulqdq|vpclmulqdq|avx|avx2|avx512f|sha_ni' | tr '\n' ' ')
+{
+	echo "# Encryption at rest: on against off"
+	echo
+	echo "\`bash bench/encryption.sh ${ROWS} ${ROUNDS}\` ($(date -u +%Y-%m-%d), BENCH_SECONDS=${SECS});"
+	echo "${ROWS} rows (id bigint primary key, k int, n int, v text of 60 bytes);"
+	echo "median of ${ROUNDS} rounds. CPU: ${cpu}; flags: ${flags:-none of aes, pclmulqdq}."
+	echo
+	echo "| workload | plain | encrypted | cost of encryption |"
+	echo "| --- | ---: | ---: | ---: |"
+	for w in "COPY, rows/s" "point SELECT hot, TPS" "point SELECT cold, TPS" "UPDATE, TPS" "seq scan, ms"; do
+		p=$(for r in $(seq "${ROUNDS}"); do echo -n "${VALUES["${w}|plain|${r}"]} "; done | median)
+		e=$(for r in $(seq "${ROUNDS}"); do echo -n "${VALUES["${w}|enc|${r}"]} "; done | median)
+		if [[ ${w} == *", ms" ]]; then
+			c=$(awk "BEGIN { printf \"%+.1f%%\", (${e} / ${p} - 1) * 100 }")
+		else
+			c=$(awk "BEGIN { printf \"%+.1f%%\", (${p} / ${e} - 1) * 100 }")
+		fi
+		echo "| ${w} | ${p} | ${e} | ${c} |"
+	done
+} | tee "${RESULTS}/encryption.md"

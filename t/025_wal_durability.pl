@@ -161,6 +161,20 @@ for my $file (glob($node->data_dir . "/armdb/$relpath/*/*.data"))
 	my $i = index($bytes, 'marker-mmmm');
 	($damaged, $at) = ($file, $i + 10) if $i >= 0;
 }
+# encrypted (armdb.encryption_key_command set): the newest version entry
+if (!defined $damaged)
+{
+	my $newest = -1;
+	for my $file (glob($node->data_dir . "/armdb/$relpath/*/*.data"))
+	{
+		for my $e (data_file_entries($file))
+		{
+			next if ($e->{flags} & (0x80 | 0x40 | 0x08)) || $e->{gsn} <= $newest;
+			$newest = $e->{gsn};
+			($damaged, $at) = ($file, $e->{offset} + $e->{header} + 10);
+		}
+	}
+}
 ok(defined $damaged, 'the row\'s entry is in a data file');
 flip_byte($damaged, $at);
 $log_offset = -s $node->logfile;

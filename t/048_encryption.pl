@@ -228,14 +228,16 @@ for (my $off = 64; $off + 16 <= length($image);)
 	$off += $hsize + $vlen;
 }
 ok(scalar(@entries) > 30, 'the file holds encrypted versions');
-for my $case (['value', 5], ['tag', -1], ['header', 20])
+# (flag: the ENCRYPTED bit of the gsn taken off, the value left as it is)
+for my $case (['value', 5], ['tag', -1], ['header', 20], ['flag', 15])
 {
 	my ($what, $at) = @$case;
 	my ($off, $hsize, $vlen) = @{ $entries[10] };
-	my $pos = $what eq 'header' ? $off + $at
+	my $pos = $what eq 'header' || $what eq 'flag' ? $off + $at
 	  : $what eq 'tag' ? $off + $hsize + $vlen - 1 : $off + $hsize + $at;
 	my $forged = $image;
-	substr($forged, $pos, 1) = chr(ord(substr($forged, $pos, 1)) ^ 0x10);
+	substr($forged, $pos, 1) =
+	  chr(ord(substr($forged, $pos, 1)) ^ ($what eq 'flag' ? 0x01 : 0x10));
 	substr($forged, $off, 4) =
 	  pack('V', crc32c(substr($forged, $off + 4, $hsize - 4 + $vlen)));
 	open($fh, '+<', $shard_file) or die;
@@ -244,7 +246,8 @@ for my $case (['value', 5], ['tag', -1], ['header', 20])
 	close($fh);
 	$node->start;
 	($ret, $out, $err) = $node->psql('postgres', 'SELECT count(*), max(v) FROM enc');
-	like($err, qr/failed authentication/, "a forged $what fails authentication");
+	like($err, qr/failed authentication|a version of an encrypted table that is not encrypted/,
+		"a forged $what fails authentication");
 	like($err, qr/offset $off of data file/, "naming file and offset ($what)");
 	$node->stop;
 	open($fh, '+<', $shard_file) or die;

@@ -10,7 +10,7 @@ use IPC::Run;
 use Test::More;
 
 our @EXPORT = qw(file_md5 flip_byte remove_keydir_images start_psql_script
-  backup_across_open_transaction);
+  backup_across_open_transaction data_file_entries);
 
 # the MD5 of a file's bytes
 sub file_md5
@@ -32,6 +32,37 @@ sub flip_byte
 	seek($fh, $at, 0);
 	print $fh chr(ord($b) ^ 0x5a);
 	close($fh);
+}
+
+# The entries of a data file (src/storage/format.h), in file order: a list
+# of hashes with offset, header (its size), value_len, gsn (without flags)
+# and flags (the gsn's top byte: 0x80 tombstone, 0x40 reservation, 0x08
+# lock, 0x01 encrypted, ...).  Stops at the first all-zero header.
+sub data_file_entries
+{
+	my $path = shift;
+	open(my $fh, '<', $path) or die "open $path: $!";
+	binmode $fh;
+	my $bytes = do { local $/; <$fh> };
+	close($fh);
+	my @entries;
+	for (my $off = 64; $off + 16 <= length($bytes);)
+	{
+		my ($crc, $vlen, $lo, $hi) = unpack('V V V V', substr($bytes, $off, 16));
+		last if $crc == 0 && $vlen == 0 && $lo == 0 && $hi == 0;
+		my $flags = $hi >> 24;
+		my $header = ($flags & 0x02) ? 32 : 48;
+		push @entries,
+		  {
+			offset => $off,
+			header => $header,
+			value_len => $vlen,
+			gsn => ($hi & 0xFFFFFF) * 4294967296 + $lo,
+			flags => $flags
+		  };
+		$off += $header + $vlen;
+	}
+	return @entries;
 }
 
 # Remove the key directory images a clean shutdown saved

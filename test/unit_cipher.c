@@ -217,6 +217,31 @@ test_shard_encrypted(void)
 					 ARMDB_ERR_CORRUPT);
 		ASSERT(strstr(err.message, "failed authentication") != NULL);
 	}
+	/*
+	 * A version with its ENCRYPTED flag taken off and a plaintext value
+	 * under a mended CRC: an encrypted table has no such version.
+	 */
+	{
+		char		dst[512];
+		ArmdbEntryHeader hdr;
+		const ArmdbLocation *loc = &locs[20];
+		uint32		hsize;
+
+		ASSERT_OK(armdb_shard_read_file(&s.files, loc, dst, &hdr, &err));
+		hsize = armdb_entry_header_size(hdr.gsn);
+		hdr.gsn &= ~ARMDB_GSN_FLAG_ENCRYPTED;
+		memset(dst + hsize, 'F', hdr.value_len);
+		armdb_entry_seal(&hdr, dst + hsize);
+		memcpy(dst, &hdr, hsize);
+		fd = open(path, O_WRONLY);
+		ASSERT(fd >= 0);
+		ASSERT(pwrite(fd, dst, loc->len, loc->offset) == (ssize_t) loc->len);
+		close(fd);
+		ASSERT_OK(armdb_shard_read_file(&s.files, loc, dst, &hdr, &err));
+		ASSERT_FAILS(armdb_shard_open_entry(&s.files, loc, dst, &hdr, &err),
+					 ARMDB_ERR_CORRUPT);
+		ASSERT(strstr(err.message, "not encrypted") != NULL);
+	}
 	tshard_close(&s);
 	memset(&armdb_keyring, 0, sizeof(armdb_keyring));
 }

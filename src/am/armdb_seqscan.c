@@ -480,9 +480,19 @@ merge_next(ArmdbScanDesc scan, bool replay, uint64 *slotno)
 						armdb_report_storage_error(ERROR, &err);
 				}
 				else
+				{
+					ArmdbLocation loc;
+					ArmdbError	err;
+
+					loc.file_id = cur->sc.file_id;
+					loc.offset = (uint32) cur->sc.pos;
+					loc.len = (uint32) armdb_entry_size(hdr->gsn, hdr->value_len);
+					if (!armdb_shard_check_plain(cur->sc.files, &loc, hdr, &err))
+						armdb_report_storage_error(ERROR, &err);
 					memcpy(buf + skip,
 						   cur->sc.entry + armdb_entry_header_size(hdr->gsn),
 						   len);
+				}
 				armdb_fill_tuple(&scan->tuple, rel, hdr->slot, buf,
 								 skip + len, &v, &x);
 				pgstat_count_heap_getnext(rel);

@@ -813,6 +813,7 @@ armdb_keydir_shard_files(ArmdbRelKeydir *kd, uint32 shard,
 	entry->files.io = armdb_backend_io();
 	entry->files.cached_reads = settings->cached_reads;
 	entry->files.encrypt = kd->encrypted;
+	entry->files.shard_no = shard;
 	entry->files.grow_buffer = grow_shard_buffer;
 	entry->files.grow_buffer_arg = armdb_keydir_shard(kd, shard);
 	return &entry->files;

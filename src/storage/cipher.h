@@ -45,7 +45,7 @@
 
 #define ARMDB_CIPHER_KEY_LEN	32	/* AES-256 */
 #define ARMDB_CIPHER_SALT_LEN	32
-#define ARMDB_CIPHER_TAG_LEN	16
+#define ARMDB_CIPHER_TAG_LEN	16	/* ARMDB_ENCRYPTED_TAG_LEN */
 #define ARMDB_CIPHER_MAX_KEYS	16
 
 /* what a nonce's purpose byte says the plaintext is */

@@ -97,6 +97,10 @@ armdb_entry_parse(const char *buf, size_t avail, ArmdbEntryHeader *hdr)
 		return ARMDB_PARSE_BAD;
 	if (!armdb_gsn_flags_valid(hdr->gsn))
 		return ARMDB_PARSE_BAD;
+	/* an encrypted value ends in its tag */
+	if ((hdr->gsn & ARMDB_GSN_FLAG_ENCRYPTED) &&
+		hdr->value_len < ARMDB_ENCRYPTED_TAG_LEN)
+		return ARMDB_PARSE_BAD;
 
 	if (avail - hsize < hdr->value_len)
 		return ARMDB_PARSE_SHORT;

@@ -135,6 +135,7 @@ StaticAssertDecl(sizeof(ArmdbFileHeader) == ARMDB_FILE_HEADER_SIZE,
  * (cipher.h).  Only versions: the other kinds have no value.
  */
 #define ARMDB_GSN_FLAG_ENCRYPTED	(UINT64CONST(1) << 56)
+#define ARMDB_ENCRYPTED_TAG_LEN		16	/* ARMDB_CIPHER_TAG_LEN */
 /* the flags an entry in a data file may carry */
 #define ARMDB_GSN_DATA_FLAGS		(ARMDB_GSN_ENTRY_FLAGS | ARMDB_GSN_FLAG_SHORT_TUPLE | \
 									 ARMDB_GSN_FLAG_SHORT_HEADER | \

@@ -281,6 +281,12 @@ output_append(ArmdbMerge *m, const ArmdbEntryInfo *e, const char *image,
 			!reseal_entry(m, e, &hdr, image, &image, err))
 			return false;
 	}
+	else if ((m->in_encrypted || m->key_id != 0) &&
+			 armdb_gsn_is_version(e->gsn) &&
+			 e->len > armdb_entry_header_size(e->gsn))
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "entry at offset %u of data file %06u in \"%s\" is a version of an encrypted table that is not encrypted",
+						   e->offset, e->file_id, m->dir);
 	if (!note_move(m, e, err))
 		return false;
 
@@ -484,8 +490,13 @@ merge_input(ArmdbMerge *m, uint32 file_id, ArmdbAlignedBuf *buf,
 		ArmdbFileHeader fh;
 
 		memcpy(&fh, image, sizeof(fh));
-		ok = armdb_cipher_file_key(&armdb_keyring, fh.key_id, fh.salt,
-								   fh.shard, file_id, m->in_key, err);
+		if (fh.shard != m->shard_no)
+			ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+							 "data file %06u of \"%s\" says it belongs to shard %u",
+							 file_id, m->dir, fh.shard);
+		else
+			ok = armdb_cipher_file_key(&armdb_keyring, fh.key_id, fh.salt,
+									   fh.shard, file_id, m->in_key, err);
 		m->in_encrypted = ok;
 	}
 	memset(&hf, 0, sizeof(hf));

@@ -44,6 +44,7 @@ armdb_shard_files_init(ArmdbShardFiles *files, const char *dir, ArmdbIo *io,
 					   bool direct_io)
 {
 	memset(files, 0, sizeof(*files));
+	files->shard_no = ARMDB_SHARD_ANY;
 	strlcpy(files->dir, dir, sizeof(files->dir));
 	files->io = io;
 	files->direct_io = direct_io;
@@ -115,15 +116,22 @@ derive_key(ArmdbShardFiles *files, uint32 shard, uint32 file_id,
 								   files->dir);
 	files->keys_next = (i + 1) % ARMDB_SHARD_FD_CACHE;
 	files->keys[i].file_id = file_id;
+	files->keys[i].key_id = key_id;
+	memcpy(files->keys[i].salt, salt, sizeof(files->keys[i].salt));
 	memcpy(files->keys[i].key, key, ARMDB_CIPHER_KEY_LEN);
 	return true;
 }
 
+/* The remembered key of file_id (made of key_id and salt, if not 0). */
 static const uint8 *
-cached_key(ArmdbShardFiles *files, uint32 file_id)
+cached_key(ArmdbShardFiles *files, uint32 file_id, uint32 key_id,
+		   const uint8 *salt)
 {
 	for (int i = 0; i < ARMDB_SHARD_FD_CACHE; i++)
-		if (files->keys[i].file_id == file_id)
+		if (files->keys[i].file_id == file_id &&
+			(key_id == 0 ||
+			 (files->keys[i].key_id == key_id &&
+			  memcmp(files->keys[i].salt, salt, sizeof(files->keys[i].salt)) == 0)))
 			return files->keys[i].key;
 	return NULL;
 }
@@ -155,7 +163,7 @@ bool
 armdb_shard_file_key(ArmdbShardFiles *files, uint32 file_id, uint8 *key,
 					 ArmdbError *err)
 {
-	const uint8 *known = cached_key(files, file_id);
+	const uint8 *known = cached_key(files, file_id, 0, NULL);
 	ArmdbFileHeader fh;
 
 	if (known != NULL)
@@ -169,6 +177,11 @@ armdb_shard_file_key(ArmdbShardFiles *files, uint32 file_id, uint8 *key,
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						   "data file %06u of \"%s\" holds encrypted entries but is not encrypted",
 						   file_id, files->dir);
+	/* a file of another shard (copied over this one) is not this shard's */
+	if (files->shard_no != ARMDB_SHARD_ANY && fh.shard != files->shard_no)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "data file %06u of \"%s\" says it belongs to shard %u",
+						   file_id, files->dir, fh.shard);
 	return derive_key(files, fh.shard, file_id, fh.key_id, fh.salt, key, err);
 }
 
@@ -185,27 +198,30 @@ decrypt_value(ArmdbShardFiles *files, const ArmdbLocation *loc,
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						   "encrypted entry at offset %u of data file %06u in \"%s\" has no room for its tag",
 						   loc->offset, loc->file_id, files->dir);
-	for (int attempt = 0;; attempt++)
-	{
-		bool		was_cached = cached_key(files, loc->file_id) != NULL;
-
-		if (!armdb_shard_file_key(files, loc->file_id, key, err))
-			return false;
-		ok = armdb_cipher_open(key, hdr->gsn, ARMDB_CIPHER_ENTRY,
-							   entry + sizeof(uint32), hsize - sizeof(uint32),
-							   entry + hsize,
-							   hdr->value_len - ARMDB_CIPHER_TAG_LEN, out, err);
-		explicit_bzero(key, sizeof(key));
-		if (ok || err->code != ARMDB_OK)
-			return ok;
-		/* a key remembered for an older file of that number: once more */
-		if (!was_cached || attempt > 0)
-			break;
-		forget_key(files, loc->file_id);
-	}
+	if (!armdb_shard_file_key(files, loc->file_id, key, err))
+		return false;
+	ok = armdb_cipher_open(key, hdr->gsn, ARMDB_CIPHER_ENTRY,
+						   entry + sizeof(uint32), hsize - sizeof(uint32),
+						   entry + hsize, hdr->value_len - ARMDB_CIPHER_TAG_LEN,
+						   out, err);
+	explicit_bzero(key, sizeof(key));
+	if (ok || err->code != ARMDB_OK)
+		return ok;
 	return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 					   "encrypted entry at offset %u of data file %06u in \"%s\" failed authentication: its value, tag or header was changed",
 					   loc->offset, loc->file_id, files->dir);
+}
+
+bool
+armdb_shard_check_plain(ArmdbShardFiles *files, const ArmdbLocation *loc,
+						const ArmdbEntryHeader *hdr, ArmdbError *err)
+{
+	if (files->encrypt && !(hdr->gsn & ARMDB_GSN_FLAG_ENCRYPTED) &&
+		armdb_gsn_is_version(hdr->gsn) && hdr->value_len > 0)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "entry at offset %u of data file %06u in \"%s\" is a version of an encrypted table that is not encrypted",
+						   loc->offset, loc->file_id, files->dir);
+	return true;
 }
 
 bool
@@ -224,7 +240,7 @@ armdb_shard_open_entry(ArmdbShardFiles *files, const ArmdbLocation *loc,
 	uint32		hsize = armdb_entry_header_size(hdr->gsn);
 
 	if (!(hdr->gsn & ARMDB_GSN_FLAG_ENCRYPTED))
-		return true;
+		return armdb_shard_check_plain(files, loc, hdr, err);
 	if (!decrypt_value(files, loc, hdr, entry, entry + hsize, err))
 		return false;
 	hdr->gsn &= ~ARMDB_GSN_FLAG_ENCRYPTED;
@@ -245,10 +261,18 @@ seal_value(ArmdbShardState *st, ArmdbShardFiles *files,
 		   const ArmdbEntryHeader *hdr, const void *value, ArmdbError *err)
 {
 	uint32		hsize = armdb_entry_header_size(hdr->gsn);
-	const uint8 *known = cached_key(files, st->active_file_id);
+	const uint8 *known = cached_key(files, st->active_file_id,
+									st->active_key_id, st->active_salt);
 	uint8		key[ARMDB_CIPHER_KEY_LEN];
 	bool		ok;
 
+	/* a room grown for a long row is not kept for short ones */
+	if (files->sealed_size > 65536 && hdr->value_len <= 8192)
+	{
+		pfree(files->sealed_value);
+		files->sealed_value = NULL;
+		files->sealed_size = 0;
+	}
 	if (files->sealed_size < hdr->value_len)
 	{
 		uint32		size = Max(hdr->value_len, 8192);

@@ -113,6 +113,8 @@ typedef struct ArmdbShardState
 	bool		failed;
 } ArmdbShardState;
 
+#define ARMDB_SHARD_ANY		UINT32_MAX
+
 /* Per-process: data files of a shard with a cached-file handle. */
 #define ARMDB_SHARD_FD_CACHE	4
 
@@ -138,11 +140,15 @@ typedef struct ArmdbShardFiles
 	 * the versions appended.  Set by the caller.
 	 */
 	bool		encrypt;
+	uint32		shard_no;		/* the files' shard (their headers must say
+								 * so), ARMDB_SHARD_ANY: not known */
 	bool		keys_checked;	/* the caller's: every file's key is held */
 	/* the keys of files lately read or written; file_id 0: unused */
 	struct
 	{
 		uint32		file_id;
+		uint32		key_id;
+		uint8		salt[32];
 		uint8		key[32];
 	}			keys[ARMDB_SHARD_FD_CACHE];
 	int			keys_next;
@@ -252,6 +258,16 @@ extern bool armdb_shard_decrypt_value(ArmdbShardFiles *files,
 									  const ArmdbEntryHeader *hdr,
 									  const char *entry, char *out,
 									  ArmdbError *err);
+
+/*
+ * An entry read that is not encrypted: an ERROR (ARMDB_ERR_CORRUPT) if it is
+ * a version with a value in an encrypted table (files->encrypt), which can
+ * only be a forgery -- every such version is encrypted when appended.
+ */
+extern bool armdb_shard_check_plain(ArmdbShardFiles *files,
+									const ArmdbLocation *loc,
+									const ArmdbEntryHeader *hdr,
+									ArmdbError *err);
 
 /*
  * The same in place: the value at entry becomes its plaintext, and the

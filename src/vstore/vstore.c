@@ -408,8 +408,11 @@ armdb_vstore_insert(ArmdbVstoreAppend *ap, const void *image, uint32 len,
 	ArmdbShardRt *rt = ap->rt;
 	uint64		slot;
 
-	/* (sizes of the whole row: a shortened image left out its first bytes) */
-	if (len > ARMDB_MAX_VALUE_LEN)
+	/*
+	 * (sizes of the whole row: a shortened image left out its first bytes;
+	 * an encrypted one has its tag to fit too)
+	 */
+	if (len > ARMDB_MAX_VALUE_LEN - (ap->kd->encrypted ? ARMDB_ENCRYPTED_TAG_LEN : 0))
 	{
 		uint32		omitted = ARMDB_TUPLE_OMITTED(value_flags);
 
@@ -417,7 +420,8 @@ armdb_vstore_insert(ArmdbVstoreAppend *ap, const void *image, uint32 len,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("row is too big: size %llu, maximum size %u",
 						(unsigned long long) len + omitted,
-						ARMDB_MAX_VALUE_LEN + omitted)));
+						ARMDB_MAX_VALUE_LEN + omitted -
+						(ap->kd->encrypted ? ARMDB_ENCRYPTED_TAG_LEN : 0))));
 	}
 
 	shard_prepare(ap->kd, rt, ap->shard, ap->settings);

@@ -370,6 +370,7 @@ armdb_wal_log_merge(const RelFileNode *rnode, uint32 shard,
 					const ArmdbMerge *m, TransactionId freeze_cutoff)
 {
 	xl_armdb_merge xlrec;
+	xl_armdb_merge_key key;
 	xl_armdb_move *moves;
 	uint32		nchunks = 0;
 
@@ -422,8 +423,6 @@ armdb_wal_log_merge(const RelFileNode *rnode, uint32 shard,
 	xlrec.ninputs = m->ninputs;
 	for (int i = 0; i < m->ninputs; i++)
 		xlrec.inputs[i] = m->inputs[i];
-	xlrec.key_id = m->key_id;
-	memcpy(xlrec.salt, m->salt, sizeof(xlrec.salt));
 	xlrec.noutputs = m->noutputs;
 	XLogBeginInsert();
 	XLogRegisterData((char *) &xlrec, sizeof(xlrec));
@@ -431,6 +430,12 @@ armdb_wal_log_merge(const RelFileNode *rnode, uint32 shard,
 	{
 		XLogRegisterData((char *) m->outputs, sizeof(uint32) * m->noutputs);
 		XLogRegisterData((char *) m->output_sizes, sizeof(uint64) * m->noutputs);
+	}
+	if (m->key_id != 0)
+	{
+		key.key_id = m->key_id;
+		memcpy(key.salt, m->salt, sizeof(key.salt));
+		XLogRegisterData((char *) &key, sizeof(key));
 	}
 	XLogFlush(XLogInsert(ARMDB_RMGR_ID, XLOG_ARMDB_MERGE));
 }
@@ -683,7 +688,27 @@ redo_file(XLogReaderState *record)
 	armdb_shard_dir_path(shard_dir, rnode, xlrec->shard);
 	armdb_file_path(path, shard_dir, xlrec->file_id, ARMDB_FILE_DATA);
 	if (stat(path, &st) == 0)
+	{
+		char		have[ARMDB_FILE_HEADER_SIZE];
+		int			fd = OpenTransientFile(path, O_RDWR | PG_BINARY);
+
+		if (fd < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("armdb redo: could not open \"%s\": %m", path)));
+		/*
+		 * A base backup may have copied the file between its creation and
+		 * the write of its header: the logged header goes in.
+		 */
+		if (pg_pread(fd, have, sizeof(have), 0) != sizeof(have) ||
+			!armdb_file_header_check(have, sizeof(have), xlrec->file_id, &err))
+		{
+			write_all(fd, path, xlrec->header, sizeof(xlrec->header), 0);
+			sync_fd(fd, path);
+		}
+		CloseTransientFile(fd);
 		return;
+	}
 	(void) create_data_file(shard_dir, rel_dir, xlrec->shard, xlrec->file_id,
 							path, xlrec->header);
 }
@@ -1251,9 +1276,15 @@ redo_merge(XLogReaderState *record)
 	bool		inputs = true;
 	bool		ok;
 	ArmdbRelKeydir *kd;
+	uint64		base_len = sizeof(*xlrec) +
+		(sizeof(uint32) + sizeof(uint64)) * (uint64) xlrec->noutputs;
+	xl_armdb_merge_key key;
 
-	if (XLogRecGetDataLen(record) != sizeof(*xlrec) +
-		(sizeof(uint32) + sizeof(uint64)) * xlrec->noutputs)
+	/* without its key part (unencrypted outputs, or an older build's) */
+	memset(&key, 0, sizeof(key));
+	if (XLogRecGetDataLen(record) == base_len + sizeof(key))
+		memcpy(&key, (const char *) xlrec + base_len, sizeof(key));
+	else if (XLogRecGetDataLen(record) != base_len)
 		elog(PANIC, "armdb redo: merge record of %u bytes for %u outputs",
 			 XLogRecGetDataLen(record), xlrec->noutputs);
 	armdb_shard_dir_path(dir, rnode, xlrec->shard);
@@ -1311,8 +1342,8 @@ redo_merge(XLogReaderState *record)
 	m.io = armdb_backend_io();
 	m.dir = dir;
 	m.shard_no = xlrec->shard;
-	m.key_id = xlrec->key_id;
-	memcpy(m.salt, xlrec->salt, sizeof(m.salt));
+	m.key_id = key.key_id;
+	memcpy(m.salt, key.salt, sizeof(m.salt));
 	m.max_file_size = xlrec->max_file_size;
 	m.direct_io = armdb_store_settings()->direct_io;
 	m.keep = replay_keep;

@@ -204,11 +204,19 @@ typedef struct xl_armdb_merge
 	uint32		nchunks;		/* how many MERGE_MOVES records */
 	uint32		ninputs;
 	uint32		inputs[4];		/* ARMDB_MERGE_MAX_INPUTS */
-	uint32		key_id;			/* the outputs' encryption (ArmdbMerge), */
-	uint8		salt[32];		/* which replay repeats */
 	uint32		noutputs;
-	/* noutputs uint32 output file ids follow, then their uint64 sizes */
+	/*
+	 * noutputs uint32 output file ids follow, then their uint64 sizes, then,
+	 * if the outputs are encrypted, an xl_armdb_merge_key
+	 */
 } xl_armdb_merge;
+
+/* the outputs' encryption (ArmdbMerge), which replay repeats */
+typedef struct xl_armdb_merge_key
+{
+	uint32		key_id;
+	uint8		salt[32];
+} xl_armdb_merge_key;
 
 /*
  * XLOG_ARMDB_PRUNE: VACUUM found these versions dead to every snapshot and

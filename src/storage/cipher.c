@@ -4,9 +4,11 @@
  *	  AES-256-GCM and HKDF through OpenSSL's EVP interface (cipher.h).
  *
  * OpenSSL picks AES-NI and carry-less multiplication where the CPU has
- * them.  One cipher context per process is set up once and re-keyed per
- * call: a call is one entry, and setting a key costs less than the
- * allocation a fresh context would.
+ * them.  A process keeps one context for encrypting and one for
+ * decrypting, set up once; a call is one entry, and consecutive entries
+ * mostly share a file key (a scan of a file, a COPY into one), so a context
+ * is given a new key only when the key changes: the key schedule and
+ * GHASH's tables cost more than a small entry's encryption.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,7 +23,16 @@
 
 ArmdbKeyring armdb_keyring;
 
-static EVP_CIPHER_CTX *gcm_ctx;
+/* a context and the key it holds */
+typedef struct GcmContext
+{
+	EVP_CIPHER_CTX *ctx;
+	bool		keyed;
+	uint8		key[ARMDB_CIPHER_KEY_LEN];
+} GcmContext;
+
+static GcmContext seal_ctx;
+static GcmContext open_ctx;
 
 uint32
 armdb_cipher_key_id(const uint8 *key)
@@ -174,16 +185,35 @@ armdb_cipher_file_key(const ArmdbKeyring *ring, uint32 key_id,
 	return true;
 }
 
+/*
+ * gc ready for a call with key and nonce: the context made on first use,
+ * keyed only when the key is not the one it holds.
+ */
 static bool
-gcm_setup(ArmdbError *err)
+gcm_begin(GcmContext *gc, bool encrypt, const uint8 *key, const uint8 *nonce)
 {
-	if (gcm_ctx == NULL)
+	bool		rekey = !gc->keyed || memcmp(gc->key, key, sizeof(gc->key)) != 0;
+
+	if (gc->ctx == NULL)
 	{
-		gcm_ctx = EVP_CIPHER_CTX_new();
-		if (gcm_ctx == NULL)
-			return armdb_error(err, ARMDB_ERR_NOMEM, 0,
-							   "could not create a cipher context");
+		gc->ctx = EVP_CIPHER_CTX_new();
+		if (gc->ctx == NULL ||
+			(encrypt ? EVP_EncryptInit_ex(gc->ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) :
+			 EVP_DecryptInit_ex(gc->ctx, EVP_aes_256_gcm(), NULL, NULL, NULL)) != 1)
+		{
+			EVP_CIPHER_CTX_free(gc->ctx);
+			gc->ctx = NULL;
+			return false;
+		}
 	}
+	gc->keyed = false;
+	if ((encrypt ?
+		 EVP_EncryptInit_ex(gc->ctx, NULL, NULL, rekey ? key : NULL, nonce) :
+		 EVP_DecryptInit_ex(gc->ctx, NULL, NULL, rekey ? key : NULL, nonce)) != 1)
+		return false;
+	if (rekey)
+		memcpy(gc->key, key, sizeof(gc->key));
+	gc->keyed = true;
 	return true;
 }
 
@@ -206,17 +236,15 @@ armdb_cipher_seal(const uint8 *key, uint64 gsn, uint8 purpose,
 	int			outl;
 	bool		ok;
 
-	if (!gcm_setup(err))
-		return false;
 	make_nonce(nonce, gsn, purpose);
 	ok = len <= INT_MAX && aad_len <= INT_MAX &&
-		EVP_EncryptInit_ex(gcm_ctx, EVP_aes_256_gcm(), NULL, key, nonce) == 1 &&
+		gcm_begin(&seal_ctx, true, key, nonce) &&
 		(aad_len == 0 ||
-		 EVP_EncryptUpdate(gcm_ctx, NULL, &outl, aad, (int) aad_len) == 1) &&
+		 EVP_EncryptUpdate(seal_ctx.ctx, NULL, &outl, aad, (int) aad_len) == 1) &&
 		(len == 0 ||
-		 EVP_EncryptUpdate(gcm_ctx, out, &outl, in, (int) len) == 1) &&
-		EVP_EncryptFinal_ex(gcm_ctx, (uint8 *) out + len, &outl) == 1 &&
-		EVP_CIPHER_CTX_ctrl(gcm_ctx, EVP_CTRL_GCM_GET_TAG, ARMDB_CIPHER_TAG_LEN,
+		 EVP_EncryptUpdate(seal_ctx.ctx, out, &outl, in, (int) len) == 1) &&
+		EVP_EncryptFinal_ex(seal_ctx.ctx, (uint8 *) out + len, &outl) == 1 &&
+		EVP_CIPHER_CTX_ctrl(seal_ctx.ctx, EVP_CTRL_GCM_GET_TAG, ARMDB_CIPHER_TAG_LEN,
 							(uint8 *) out + len) == 1;
 	if (!ok)
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
@@ -233,8 +261,6 @@ armdb_cipher_open(const uint8 *key, uint64 gsn, uint8 purpose,
 	uint8		tag[ARMDB_CIPHER_TAG_LEN];
 	int			outl;
 
-	if (!gcm_setup(err))
-		return false;
 	armdb_error_clear(err);
 	if (len > INT_MAX || aad_len > INT_MAX)
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
@@ -242,13 +268,13 @@ armdb_cipher_open(const uint8 *key, uint64 gsn, uint8 purpose,
 	make_nonce(nonce, gsn, purpose);
 	/* the tag first: out may be in, and then overwrites it */
 	memcpy(tag, (const uint8 *) in + len, sizeof(tag));
-	if (EVP_DecryptInit_ex(gcm_ctx, EVP_aes_256_gcm(), NULL, key, nonce) != 1 ||
+	if (!gcm_begin(&open_ctx, false, key, nonce) ||
 		(aad_len > 0 &&
-		 EVP_DecryptUpdate(gcm_ctx, NULL, &outl, aad, (int) aad_len) != 1) ||
+		 EVP_DecryptUpdate(open_ctx.ctx, NULL, &outl, aad, (int) aad_len) != 1) ||
 		(len > 0 &&
-		 EVP_DecryptUpdate(gcm_ctx, out, &outl, in, (int) len) != 1) ||
-		EVP_CIPHER_CTX_ctrl(gcm_ctx, EVP_CTRL_GCM_SET_TAG, sizeof(tag), tag) != 1)
+		 EVP_DecryptUpdate(open_ctx.ctx, out, &outl, in, (int) len) != 1) ||
+		EVP_CIPHER_CTX_ctrl(open_ctx.ctx, EVP_CTRL_GCM_SET_TAG, sizeof(tag), tag) != 1)
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
 						   "could not decrypt %zu bytes", len);
-	return EVP_DecryptFinal_ex(gcm_ctx, (uint8 *) out + len, &outl) == 1;
+	return EVP_DecryptFinal_ex(open_ctx.ctx, (uint8 *) out + len, &outl) == 1;
 }

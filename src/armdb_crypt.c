@@ -36,7 +36,7 @@
 #include "keydir/keydir.h"
 #include "keydir/relstorage.h"
 #include "storage/cipher.h"
-#include "storage/io.h"
+#include "vstore/vstore.h"
 
 char	   *armdb_encryption_key_command = NULL;
 bool		armdb_encrypt_tables = true;
@@ -196,43 +196,21 @@ armdb_relation_encryption_sql(PG_FUNCTION_ARGS)
 	for (uint32 shard = 0; shard < nshards; shard++)
 	{
 		char		dir[MAXPGPATH];
-		uint32	   *files;
-		int			nfiles;
-		uint32		max_id;
-		ArmdbError	err;
+		uint32		shard_ids[lengthof(ids)];
+		uint32		file_ids[lengthof(ids)];
+		int			n;
 
 		armdb_shard_dir_path(dir, rnode, shard);
-		if (!armdb_list_data_files(dir, &files, &nfiles, &max_id, &err))
-			armdb_report_storage_error(ERROR, &err);
-		for (int i = 0; i < nfiles; i++)
+		n = armdb_vstore_dir_key_ids(dir, shard_ids, file_ids, lengthof(ids));
+		for (int k = 0; k < n; k++)
 		{
-			char		path[MAXPGPATH];
-			ArmdbFileHeader fh;
-			int			fd;
 			bool		known = false;
 
-			armdb_file_path(path, dir, files[i], ARMDB_FILE_DATA);
-			fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
-			if (fd < 0 && errno == ENOENT)
-				continue;		/* merged away meanwhile */
-			if (fd < 0)
-				ereport(ERROR,
-						(errcode_for_file_access(),
-						 errmsg("could not open file \"%s\": %m", path)));
-			if (read(fd, &fh, sizeof(fh)) != sizeof(fh) ||
-				!armdb_file_header_check((const char *) &fh, sizeof(fh),
-										 files[i], &err))
-				fh.flags = 0;	/* a damaged header: reads report it */
-			CloseTransientFile(fd);
-			if (!(fh.flags & ARMDB_FILE_FLAG_ENCRYPTED))
-				continue;
-			for (int k = 0; k < nids; k++)
-				known = known || ids[k] == fh.key_id;
+			for (int m = 0; m < nids; m++)
+				known = known || ids[m] == shard_ids[k];
 			if (!known && nids < lengthof(ids))
-				ids[nids++] = fh.key_id;
+				ids[nids++] = shard_ids[k];
 		}
-		if (files != NULL)
-			pfree(files);
 	}
 	relation_close(rel, AccessShareLock);
 

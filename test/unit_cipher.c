@@ -107,6 +107,29 @@ test_seal_open(void)
 							 sealed, sizeof(plain), opened, &err));
 }
 
+/*
+ * Write the forged entry image at forged over loc in the data file at path,
+ * then read it back: its opening must fail as corruption saying why.
+ */
+static bool
+forged_entry_fails(TShard *s, const char *path, const ArmdbLocation *loc,
+				   const char *forged, const char *why)
+{
+	char		dst[512];
+	ArmdbEntryHeader hdr;
+	ArmdbError	err;
+	int			fd = open(path, O_WRONLY);
+
+	HASSERT(fd >= 0);
+	HASSERT(pwrite(fd, forged, loc->len, loc->offset) == (ssize_t) loc->len);
+	close(fd);
+	HASSERT_OK(armdb_shard_read_file(&s->files, loc, dst, &hdr, &err));
+	HASSERT(!armdb_shard_open_entry(&s->files, loc, dst, &hdr, &err));
+	HASSERT(err.code == ARMDB_ERR_CORRUPT);
+	HASSERT(strstr(err.message, why) != NULL);
+	return true;
+}
+
 /* Encrypted appends through a shard: read back, tamper, a missing key. */
 static void
 test_shard_encrypted(void)
@@ -208,14 +231,7 @@ test_shard_encrypted(void)
 		dst[off - loc->offset] ^= 0x20;
 		armdb_entry_seal(&hdr, dst + armdb_entry_header_size(hdr.gsn));
 		memcpy(dst, &hdr.crc, sizeof(uint32));
-		fd = open(path, O_WRONLY);
-		ASSERT(fd >= 0);
-		ASSERT(pwrite(fd, dst, loc->len, loc->offset) == (ssize_t) loc->len);
-		close(fd);
-		ASSERT_OK(armdb_shard_read_file(&s.files, loc, dst, &hdr, &err));
-		ASSERT_FAILS(armdb_shard_open_entry(&s.files, loc, dst, &hdr, &err),
-					 ARMDB_ERR_CORRUPT);
-		ASSERT(strstr(err.message, "failed authentication") != NULL);
+		ASSERT_CALL(forged_entry_fails(&s, path, loc, dst, "failed authentication"));
 	}
 	/*
 	 * A version with its ENCRYPTED flag taken off and a plaintext value
@@ -233,14 +249,7 @@ test_shard_encrypted(void)
 		memset(dst + hsize, 'F', hdr.value_len);
 		armdb_entry_seal(&hdr, dst + hsize);
 		memcpy(dst, &hdr, hsize);
-		fd = open(path, O_WRONLY);
-		ASSERT(fd >= 0);
-		ASSERT(pwrite(fd, dst, loc->len, loc->offset) == (ssize_t) loc->len);
-		close(fd);
-		ASSERT_OK(armdb_shard_read_file(&s.files, loc, dst, &hdr, &err));
-		ASSERT_FAILS(armdb_shard_open_entry(&s.files, loc, dst, &hdr, &err),
-					 ARMDB_ERR_CORRUPT);
-		ASSERT(strstr(err.message, "not encrypted") != NULL);
+		ASSERT_CALL(forged_entry_fails(&s, path, loc, dst, "not encrypted"));
 	}
 	tshard_close(&s);
 	memset(&armdb_keyring, 0, sizeof(armdb_keyring));

@@ -415,4 +415,13 @@ extern void armdb_vstore_freeze_dir(const char *dir, TransactionId cutoff,
  */
 extern void armdb_vstore_flush_fates(void);
 
+/*
+ * The distinct master keys the encrypted data files of shard directory dir
+ * are under (cipher.h): up to max of them into key_ids, with one file of
+ * each in file_ids; returns how many.  Files merged away meanwhile, and
+ * damaged headers (which reads report), are passed over.
+ */
+extern int	armdb_vstore_dir_key_ids(const char *dir, uint32 *key_ids,
+									 uint32 *file_ids, int max);
+
 #endif							/* ARMDB_VSTORE_H */

@@ -73,18 +73,13 @@ shard_write_barrier(void *arg, ArmdbError *err)
 	return true;
 }
 
-/*
- * The first use of an encrypted table in a session: every data file of its
- * shards must be under a key the server holds.  Else an ERROR names the key
- * and the setting now, before any row is read or written -- not later, at
- * the first row of an old file, nor never for a write (which would go to a
- * new file under the current key).
- */
-static void
-check_shard_keys(const char *dir)
+int
+armdb_vstore_dir_key_ids(const char *dir, uint32 *key_ids, uint32 *file_ids,
+						 int max)
 {
 	uint32	   *ids;
 	int			n;
+	int			found = 0;
 	uint32		max_id;
 	ArmdbError	err;
 
@@ -96,28 +91,57 @@ check_shard_keys(const char *dir)
 		ArmdbFileHeader fh;
 		int			fd;
 		bool		ok;
+		bool		known = false;
 
 		armdb_file_path(path, dir, ids[i], ARMDB_FILE_DATA);
 		fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
 		if (fd < 0)
-			continue;			/* merged away meanwhile; reads say the rest */
+			continue;			/* merged away meanwhile */
 		ok = read(fd, &fh, sizeof(fh)) == sizeof(fh) &&
 			armdb_file_header_check((const char *) &fh, sizeof(fh), ids[i], &err);
 		CloseTransientFile(fd);
-		if (ok && (fh.flags & ARMDB_FILE_FLAG_ENCRYPTED) &&
-			armdb_cipher_find_key(&armdb_keyring, fh.key_id) == NULL)
+		if (!ok || !(fh.flags & ARMDB_FILE_FLAG_ENCRYPTED))
+			continue;			/* a damaged header: reads report it */
+		for (int k = 0; k < found; k++)
+			known = known || key_ids[k] == fh.key_id;
+		if (!known && found < max)
 		{
-			armdb_error(&err, ARMDB_ERR_KEY, 0,
-						armdb_keyring.nkeys == 0 ?
-						"encryption key %08x is needed by data file %06u of \"%s\", and the server has no encryption key" :
-						"encryption key %08x is needed by data file %06u of \"%s\", and the server was not given it",
-						fh.key_id, ids[i], dir);
-			pfree(ids);
-			armdb_report_storage_error(ERROR, &err);
+			key_ids[found] = fh.key_id;
+			file_ids[found++] = ids[i];
 		}
 	}
 	if (ids != NULL)
 		pfree(ids);
+	return found;
+}
+
+/*
+ * The first use of an encrypted table in a session: every data file of its
+ * shards must be under a key the server holds.  Else an ERROR names the key
+ * and the setting now, before any row is read or written -- not later, at
+ * the first row of an old file, nor never for a write (which would go to a
+ * new file under the current key).
+ */
+static void
+check_shard_keys(const char *dir)
+{
+	uint32		key_ids[ARMDB_CIPHER_MAX_KEYS + 1];
+	uint32		file_ids[ARMDB_CIPHER_MAX_KEYS + 1];
+	int			n = armdb_vstore_dir_key_ids(dir, key_ids, file_ids,
+											 lengthof(key_ids));
+	ArmdbError	err;
+
+	for (int k = 0; k < n; k++)
+	{
+		if (armdb_cipher_find_key(&armdb_keyring, key_ids[k]) != NULL)
+			continue;
+		armdb_error(&err, ARMDB_ERR_KEY, 0,
+					armdb_keyring.nkeys == 0 ?
+					"encryption key %08x is needed by data file %06u of \"%s\", and the server has no encryption key" :
+					"encryption key %08x is needed by data file %06u of \"%s\", and the server was not given it",
+					key_ids[k], file_ids[k], dir);
+		armdb_report_storage_error(ERROR, &err);
+	}
 }
 
 ArmdbShardFiles *

@@ -476,11 +476,8 @@ seal_entry(char *buf, size_t len)
 	if (len < hsize + ARMDB_CIPHER_TAG_LEN)
 		return;
 	hdr.value_len = (uint32) (len - hsize);
-	CHECK(armdb_cipher_seal(fuzz_key, hdr.gsn, ARMDB_CIPHER_ENTRY,
-							((const char *) &hdr) + sizeof(uint32),
-							hsize - sizeof(uint32), buf + hsize,
-							hdr.value_len - ARMDB_CIPHER_TAG_LEN, buf + hsize,
-							&err));
+	CHECK(armdb_cipher_seal_entry(fuzz_key, &hdr, buf + hsize, buf + hsize,
+								  &err));
 	armdb_entry_seal(&hdr, buf + hsize);
 	memcpy(buf, &hdr, hsize);
 }
@@ -509,9 +506,7 @@ fuzz_decrypt(const char *buf, size_t len, bool sealed)
 	if (plain == NULL)
 		return;
 	armdb_error_clear(&err);
-	ok = armdb_cipher_open(fuzz_key, hdr.gsn, ARMDB_CIPHER_ENTRY,
-						   buf + sizeof(uint32), hsize - sizeof(uint32),
-						   buf + hsize, plain_len, plain, &err);
+	ok = armdb_cipher_open_entry(fuzz_key, &hdr, buf + hsize, plain, &err);
 	CHECK(err.code == ARMDB_OK);
 	/* what the harness sealed authenticates; what it opens seals back */
 	if (sealed)
@@ -522,9 +517,7 @@ fuzz_decrypt(const char *buf, size_t len, bool sealed)
 
 		if (again != NULL)
 		{
-			CHECK(armdb_cipher_seal(fuzz_key, hdr.gsn, ARMDB_CIPHER_ENTRY,
-									buf + sizeof(uint32), hsize - sizeof(uint32),
-									plain, plain_len, again, &err));
+			CHECK(armdb_cipher_seal_entry(fuzz_key, &hdr, plain, again, &err));
 			CHECK(memcmp(again, buf + hsize, hdr.value_len) == 0);
 			free(again);
 		}

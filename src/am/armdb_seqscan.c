@@ -464,35 +464,22 @@ merge_next(ArmdbScanDesc scan, bool replay, uint64 *slotno)
 				uint32		len = hdr->value_len -
 					(encrypted ? ARMDB_CIPHER_TAG_LEN : 0);
 				char	   *buf = armdb_scan_tuple_buffer(scan, skip + len);
+				ArmdbLocation loc;
+				ArmdbError	err;
 
+				loc.file_id = cur->sc.file_id;
+				loc.offset = (uint32) cur->sc.pos;
+				loc.len = (uint32) armdb_entry_size(hdr->gsn, hdr->value_len);
 				/* only the rows a scan returns are decrypted */
-				if (encrypted)
-				{
-					ArmdbLocation loc;
-					ArmdbError	err;
-
-					loc.file_id = cur->sc.file_id;
-					loc.offset = (uint32) cur->sc.pos;
-					loc.len = (uint32) armdb_entry_size(hdr->gsn, hdr->value_len);
-					if (!armdb_shard_decrypt_value(cur->sc.files, &loc, hdr,
-												   cur->sc.entry, buf + skip,
-												   &err))
-						armdb_report_storage_error(ERROR, &err);
-				}
-				else
-				{
-					ArmdbLocation loc;
-					ArmdbError	err;
-
-					loc.file_id = cur->sc.file_id;
-					loc.offset = (uint32) cur->sc.pos;
-					loc.len = (uint32) armdb_entry_size(hdr->gsn, hdr->value_len);
-					if (!armdb_shard_check_plain(cur->sc.files, &loc, hdr, &err))
-						armdb_report_storage_error(ERROR, &err);
+				if (encrypted ?
+					!armdb_shard_decrypt_value(cur->sc.files, &loc, hdr,
+											   cur->sc.entry, buf + skip, &err) :
+					!armdb_shard_check_plain(cur->sc.files, &loc, hdr, &err))
+					armdb_report_storage_error(ERROR, &err);
+				if (!encrypted)
 					memcpy(buf + skip,
 						   cur->sc.entry + armdb_entry_header_size(hdr->gsn),
 						   len);
-				}
 				armdb_fill_tuple(&scan->tuple, rel, hdr->slot, buf,
 								 skip + len, &v, &x);
 				pgstat_count_heap_getnext(rel);

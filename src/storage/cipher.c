@@ -20,6 +20,7 @@
 #include <openssl/sha.h>
 
 #include "storage/cipher.h"
+#include "storage/format.h"
 
 ArmdbKeyring armdb_keyring;
 
@@ -277,4 +278,30 @@ armdb_cipher_open(const uint8 *key, uint64 gsn, uint8 purpose,
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
 						   "could not decrypt %zu bytes", len);
 	return EVP_DecryptFinal_ex(open_ctx.ctx, (uint8 *) out + len, &outl) == 1;
+}
+
+bool
+armdb_cipher_seal_entry(const uint8 *key, const ArmdbEntryHeader *hdr,
+						const void *plain, void *out, ArmdbError *err)
+{
+	uint32		hsize = armdb_entry_header_size(hdr->gsn);
+
+	Assert(hdr->value_len >= ARMDB_CIPHER_TAG_LEN);
+	return armdb_cipher_seal(key, hdr->gsn, ARMDB_CIPHER_ENTRY,
+							 (const char *) hdr + sizeof(uint32),
+							 hsize - sizeof(uint32), plain,
+							 hdr->value_len - ARMDB_CIPHER_TAG_LEN, out, err);
+}
+
+bool
+armdb_cipher_open_entry(const uint8 *key, const ArmdbEntryHeader *hdr,
+						const void *sealed, void *out, ArmdbError *err)
+{
+	uint32		hsize = armdb_entry_header_size(hdr->gsn);
+
+	Assert(hdr->value_len >= ARMDB_CIPHER_TAG_LEN);
+	return armdb_cipher_open(key, hdr->gsn, ARMDB_CIPHER_ENTRY,
+							 (const char *) hdr + sizeof(uint32),
+							 hsize - sizeof(uint32), sealed,
+							 hdr->value_len - ARMDB_CIPHER_TAG_LEN, out, err);
 }

@@ -110,4 +110,21 @@ extern bool armdb_cipher_open(const uint8 *key, uint64 gsn, uint8 purpose,
 							  const void *in, size_t len, void *out,
 							  ArmdbError *err);
 
+/*
+ * An entry's value under a file key: the nonce is the entry's gsn, the
+ * authenticated data its header past the CRC (the first bytes of *hdr,
+ * armdb_entry_header_size() of them, are the header's file image).  The
+ * plaintext is hdr->value_len less the tag.  _open_entry() is false
+ * without err set when the tag does not match.
+ */
+struct ArmdbEntryHeader;
+extern bool armdb_cipher_seal_entry(const uint8 *key,
+									const struct ArmdbEntryHeader *hdr,
+									const void *plain, void *out,
+									ArmdbError *err);
+extern bool armdb_cipher_open_entry(const uint8 *key,
+									const struct ArmdbEntryHeader *hdr,
+									const void *sealed, void *out,
+									ArmdbError *err);
+
 #endif							/* ARMDB_STORAGE_CIPHER_H */

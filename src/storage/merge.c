@@ -214,7 +214,6 @@ reseal_entry(ArmdbMerge *m, const ArmdbEntryInfo *e, const ArmdbEntryHeader *hdr
 			 const char *image, const char **resealed, ArmdbError *err)
 {
 	uint32		hsize = armdb_entry_header_size(hdr->gsn);
-	uint32		len = hdr->value_len - ARMDB_CIPHER_TAG_LEN;
 	char	   *out;
 	ArmdbEntryHeader sealed;
 
@@ -236,9 +235,8 @@ reseal_entry(ArmdbMerge *m, const ArmdbEntryInfo *e, const ArmdbEntryHeader *hdr
 	}
 	out = m->resealed;
 	memcpy(out, image, hsize);
-	if (!armdb_cipher_open(m->in_key, hdr->gsn, ARMDB_CIPHER_ENTRY,
-						   image + sizeof(uint32), hsize - sizeof(uint32),
-						   image + hsize, len, out + hsize, err))
+	if (!armdb_cipher_open_entry(m->in_key, hdr, image + hsize, out + hsize,
+								 err))
 	{
 		if (err->code != ARMDB_OK)
 			return false;
@@ -246,9 +244,8 @@ reseal_entry(ArmdbMerge *m, const ArmdbEntryInfo *e, const ArmdbEntryHeader *hdr
 						   "encrypted entry at offset %u of data file %06u in \"%s\" failed authentication: its value, tag or header was changed",
 						   e->offset, e->file_id, m->dir);
 	}
-	if (!armdb_cipher_seal(m->out_key, hdr->gsn, ARMDB_CIPHER_ENTRY,
-						   image + sizeof(uint32), hsize - sizeof(uint32),
-						   out + hsize, len, out + hsize, err))
+	if (!armdb_cipher_seal_entry(m->out_key, hdr, out + hsize, out + hsize,
+								 err))
 		return false;
 	memcpy(&sealed, hdr, sizeof(sealed));
 	armdb_entry_seal(&sealed, out + hsize);

@@ -200,10 +200,7 @@ decrypt_value(ArmdbShardFiles *files, const ArmdbLocation *loc,
 						   loc->offset, loc->file_id, files->dir);
 	if (!armdb_shard_file_key(files, loc->file_id, key, err))
 		return false;
-	ok = armdb_cipher_open(key, hdr->gsn, ARMDB_CIPHER_ENTRY,
-						   entry + sizeof(uint32), hsize - sizeof(uint32),
-						   entry + hsize, hdr->value_len - ARMDB_CIPHER_TAG_LEN,
-						   out, err);
+	ok = armdb_cipher_open_entry(key, hdr, entry + hsize, out, err);
 	explicit_bzero(key, sizeof(key));
 	if (ok || err->code != ARMDB_OK)
 		return ok;
@@ -260,7 +257,6 @@ static bool
 seal_value(ArmdbShardState *st, ArmdbShardFiles *files,
 		   const ArmdbEntryHeader *hdr, const void *value, ArmdbError *err)
 {
-	uint32		hsize = armdb_entry_header_size(hdr->gsn);
 	const uint8 *known = cached_key(files, st->active_file_id,
 									st->active_key_id, st->active_salt);
 	uint8		key[ARMDB_CIPHER_KEY_LEN];
@@ -291,11 +287,7 @@ seal_value(ArmdbShardState *st, ArmdbShardFiles *files,
 	else if (!derive_key(files, st->shard_no, st->active_file_id,
 						 st->active_key_id, st->active_salt, key, err))
 		return false;
-	ok = armdb_cipher_seal(key, hdr->gsn, ARMDB_CIPHER_ENTRY,
-						   ((const char *) hdr) + sizeof(uint32),
-						   hsize - sizeof(uint32), value,
-						   hdr->value_len - ARMDB_CIPHER_TAG_LEN,
-						   files->sealed_value, err);
+	ok = armdb_cipher_seal_entry(key, hdr, value, files->sealed_value, err);
 	explicit_bzero(key, sizeof(key));
 	return ok;
 }

@@ -84,14 +84,23 @@ prepare_log_key(void)
 	log_key.valid = true;
 }
 
+/* The xl_heap_header heap's records carry for tuple tup. */
+static void
+tuple_header(HeapTuple tup, xl_heap_header *xlhdr)
+{
+	xlhdr->t_infomask2 = tup->t_data->t_infomask2;
+	xlhdr->t_infomask = tup->t_data->t_infomask;
+	xlhdr->t_hoff = tup->t_data->t_hoff;
+}
+
 /*
  * Tuple tup as heap's records carry one, encrypted with purpose and counter
- * under this backend's key, into a palloc'd buffer; *len, its length, is
- * in aad, the record's header, already.
+ * under this backend's key, into a palloc'd buffer; len, its length, is in
+ * aad, the record's header, already.
  */
 static char *
-register_sealed_tuple(HeapTuple tup, uint64 counter, uint8 purpose,
-					  const xl_armdb_logical *aad, uint32 *len)
+sealed_tuple(HeapTuple tup, uint64 counter, uint8 purpose,
+			 const xl_armdb_logical *aad, uint32 len)
 {
 	xl_heap_header xlhdr;
 	uint32		plain_len;
@@ -102,11 +111,9 @@ register_sealed_tuple(HeapTuple tup, uint64 counter, uint8 purpose,
 		return NULL;
 	plain_len = SizeOfHeapHeader + tup->t_len - SizeofHeapTupleHeader;
 	/* the header's lengths are set already: they are authenticated */
-	Assert(*len == plain_len + ARMDB_CIPHER_TAG_LEN);
+	Assert(len == plain_len + ARMDB_CIPHER_TAG_LEN);
 	buf = palloc(plain_len + ARMDB_CIPHER_TAG_LEN);
-	xlhdr.t_infomask2 = tup->t_data->t_infomask2;
-	xlhdr.t_infomask = tup->t_data->t_infomask;
-	xlhdr.t_hoff = tup->t_data->t_hoff;
+	tuple_header(tup, &xlhdr);
 	memcpy(buf, &xlhdr, SizeOfHeapHeader);
 	memcpy(buf + SizeOfHeapHeader, (char *) tup->t_data + SizeofHeapTupleHeader,
 		   tup->t_len - SizeofHeapTupleHeader);
@@ -124,9 +131,7 @@ register_tuple(HeapTuple tup, xl_heap_header *xlhdr, uint32 *len)
 	*len = 0;
 	if (tup == NULL)
 		return;
-	xlhdr->t_infomask2 = tup->t_data->t_infomask2;
-	xlhdr->t_infomask = tup->t_data->t_infomask;
-	xlhdr->t_hoff = tup->t_data->t_hoff;
+	tuple_header(tup, xlhdr);
 	XLogRegisterData((char *) xlhdr, SizeOfHeapHeader);
 	if (tup->t_len > SizeofHeapTupleHeader)
 		XLogRegisterData((char *) tup->t_data + SizeofHeapTupleHeader,
@@ -183,12 +188,10 @@ armdb_wal_log_logical(Relation rel, uint8 action, HeapTuple newtup,
 			SizeofHeapTupleHeader + ARMDB_CIPHER_TAG_LEN : 0;
 		xlrec.old_len = oldtup ? SizeOfHeapHeader + oldtup->t_len -
 			SizeofHeapTupleHeader + ARMDB_CIPHER_TAG_LEN : 0;
-		newbuf = register_sealed_tuple(newtup, key.counter,
-									   ARMDB_CIPHER_LOGICAL_NEW, &xlrec,
-									   &xlrec.new_len);
-		oldbuf = register_sealed_tuple(oldtup, key.counter,
-									   ARMDB_CIPHER_LOGICAL_OLD, &xlrec,
-									   &xlrec.old_len);
+		newbuf = sealed_tuple(newtup, key.counter, ARMDB_CIPHER_LOGICAL_NEW,
+							  &xlrec, xlrec.new_len);
+		oldbuf = sealed_tuple(oldtup, key.counter, ARMDB_CIPHER_LOGICAL_OLD,
+							  &xlrec, xlrec.old_len);
 		XLogBeginInsert();
 		XLogSetRecordFlags(XLOG_INCLUDE_ORIGIN);
 		XLogRegisterData((char *) &xlrec, sizeof(xlrec));

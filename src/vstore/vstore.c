@@ -264,11 +264,24 @@ append_entry(ArmdbVstoreAppend *ap, uint64 flags, FullTransactionId fxid,
 	hdr.slot = slot;
 	hdr.root_slot = root_slot;
 	hdr.prev_slot = prev_slot;
+	/*
+	 * Room in the shard's file list for the file this entry may close and
+	 * the one it may start, before anything is placed: both must join the
+	 * list (files.h).
+	 */
+	if (!armdb_files_reserve(ap->rt, 2))
+	{
+		armdb_error(&err, ARMDB_ERR_NOMEM, 0,
+					"no room in armdb.memory for the list of a shard's files");
+		armdb_report_storage_error(ERROR, &err);
+	}
 	/* an encrypted table's value comes back as its ciphertext */
 	if (!armdb_shard_append_place(&ap->rt->st, ap->files, &hdr, &value, loc,
 								  &sealed, &err))
 		armdb_report_storage_error(ERROR, &err);
 	note_sealed(ap->kd, ap->rt, ap->files, sealed, ap->settings);
+	if (loc->offset == ARMDB_FILE_HEADER_SIZE)
+		(void) armdb_files_lookup(ap->rt, loc->file_id, true);
 	if (ap->wal && loc->offset == ARMDB_FILE_HEADER_SIZE)
 	{
 		/* a new file: its header first (an encrypted file's key, cipher.h) */
@@ -893,6 +906,21 @@ armdb_vstore_files_since(const char *dir, uint32 upto, uint32 last_file_id,
 			continue;
 		ids = repalloc(ids, sizeof(uint32) * (n + 1));
 		ids[n++] = id;
+	}
+	/* the active file, wherever its number is (files.h) */
+	if (last_file_id != 0 && last_file_id <= upto)
+	{
+		bool		listed = false;
+		char		path[MAXPGPATH];
+
+		for (int i = 0; i < n && !listed; i++)
+			listed = ids[i] == last_file_id;
+		armdb_file_path(path, dir, last_file_id, ARMDB_FILE_DATA);
+		if (!listed && access(path, F_OK) == 0)
+		{
+			ids = repalloc(ids, sizeof(uint32) * (n + 1));
+			ids[n++] = last_file_id;
+		}
 	}
 	qsort(ids, n, sizeof(uint32), cmp_file_ids);
 	*nids = n;

@@ -1,0 +1,95 @@
+# Copyright (c) 2026, armdb developers
+#
+# A shard's active file started while a merge runs: the merge's later
+# outputs take numbers above it, and every scan must still read it.  A
+# slow merge (the cost delay) of a one-shard table keeps more than one
+# output's worth of rows; while it copies, another session's inserts fill
+# the active file and start a new one, whose number is below the outputs
+# opened after it.  Sequential scans, index scans and the rows inserted
+# must agree afterwards -- and after more merges, and after a restart.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+use Time::HiRes qw(usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('rot');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'armdb'
+armdb.max_file_size = '64kB'
+armdb.compaction = off
+armdb.compaction_cost_delay = '40ms'
+armdb.compaction_cost_limit = 1
+autovacuum = off
+});
+$node->start;
+$node->safe_psql('postgres', q{
+CREATE EXTENSION armdb;
+SET armdb.shards = 1;
+CREATE TABLE t (id int PRIMARY KEY, pad text) USING armdb;
+INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 3000) g;
+DELETE FROM t WHERE id % 10 = 0;
+VACUUM t;
+});
+
+my $counts = q{
+SET enable_indexscan = off; SET enable_bitmapscan = off; SET enable_indexonlyscan = off;
+SELECT count(*), coalesce(sum(id), 0) FROM t;
+RESET enable_indexscan; SET enable_seqscan = off;
+SELECT count(*), coalesce(sum(id), 0) FROM t WHERE id > 0;
+SET armdb.debug_seqscan_pages = on; RESET enable_seqscan; SET enable_indexscan = off;
+SELECT count(*), coalesce(sum(id), 0) FROM t;
+};
+
+sub check_counts
+{
+	my ($n, $sum, $what) = @_;
+	my @r = split /\n/, $node->safe_psql('postgres', $counts);
+	is(join(', ', @r), join(', ', ("$n|$sum") x 3),
+		"$what: sequential scan, index scan and page scan see all $n rows");
+}
+
+# the ids the table holds
+my %ids = map { $_ => 1 } grep { $_ % 10 != 0 } 1 .. 3000;
+sub expected
+{
+	my $sum = 0;
+	$sum += $_ for keys %ids;
+	return (scalar(keys %ids), $sum);
+}
+check_counts(expected(), 'before the merge');
+
+my $next = 3001;
+foreach my $round (1 .. 3)
+{
+	my $merge = IPC::Run::start(
+		[ 'psql', '-X', '-A', '-t', '-d', $node->connstr('postgres'),
+		  '-c', "SELECT files_out FROM armdb_compact('t')" ],
+		'>', \my $merge_out, '2>', \my $merge_err);
+	usleep(300_000);
+	# more than a file's worth, one row a statement: the active file fills
+	# and its successor starts while the merge copies
+	my $last = $next + 799;
+	$node->safe_psql('postgres', join('',
+		map { "INSERT INTO t VALUES ($_, repeat('y', 100));\n" } $next .. $last));
+	$ids{$_} = 1 for $next .. $last;
+	$next = $last + 1;
+	$merge->finish;
+	chomp $merge_out;
+	cmp_ok($merge_out, '>=', 2, "round $round: the merge wrote $merge_out outputs")
+	  or diag($merge_err);
+	check_counts(expected(), "round $round, after a merge beside a rotation");
+	$node->safe_psql('postgres', "DELETE FROM t WHERE id % 7 = $round; VACUUM t");
+	delete $ids{$_} for grep { $_ % 7 == $round } keys %ids;
+	check_counts(expected(), "round $round, after DELETE and VACUUM");
+}
+
+$node->restart;
+check_counts(expected(), 'after a restart');
+$node->safe_psql('postgres', "SELECT armdb_compact('t')");
+check_counts(expected(), 'after a last merge');
+$node->stop;
+done_testing();

@@ -192,7 +192,7 @@ armdb_relation_encryption_sql(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	rnode = armdb_rel_rnode(rel);
-	nshards = armdb_rel_storage_read_meta(rnode, NULL, &encrypted);
+	nshards = armdb_rel_storage_read_meta(rnode, NULL, &encrypted, NULL);
 	for (uint32 shard = 0; shard < nshards; shard++)
 	{
 		char		dir[MAXPGPATH];

@@ -10,6 +10,7 @@
 # then be retired.
 use strict;
 use warnings;
+use File::Copy;
 use File::Find;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -259,6 +260,79 @@ $node->start;
 is($node->safe_psql('postgres',
 		"SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM enc"),
 	$expect, 'the file mended, the table reads again');
+
+# --- a data file put in another encrypted table's place: each table's
+# files' keys have its storage id in them ---
+$node->safe_psql('postgres', q{
+SET armdb.shards = 1;
+CREATE TABLE enc_a (id int, v text) USING armdb;
+CREATE TABLE enc_b (id int, v text) USING armdb;
+INSERT INTO enc_a SELECT g, 'a row of a ' || g FROM generate_series(1, 50) g;
+INSERT INTO enc_b SELECT g, 'a row of b ' || g FROM generate_series(1, 50) g;
+CHECKPOINT;
+});
+my $db_oid = $node->safe_psql('postgres',
+	"SELECT oid FROM pg_database WHERE datname = current_database()");
+my ($dir_a, $dir_b) = map {
+	$node->data_dir . "/armdb/$db_oid/"
+	  . $node->safe_psql('postgres', "SELECT pg_relation_filenode('$_')") . '/0'
+} qw(enc_a enc_b);
+my %in_b = map { (m{([^/]+)$})[0] => 1 } glob("$dir_b/*.data");
+my @same = grep { $in_b{$_} } map { (m{([^/]+)$})[0] } glob("$dir_a/*.data");
+ok(scalar(@same) >= 1, "the two tables have a data file of the same number (@same)");
+$node->stop;
+my $b_image = slurp_file("$dir_b/$same[0]");
+copy("$dir_a/$same[0]", "$dir_b/$same[0]") or die "copy: $!";
+$node->start;
+($ret, $out, $err) = $node->psql('postgres', 'SELECT count(*), max(v) FROM enc_b');
+like($err, qr/failed authentication/,
+	"another table's data file fails authentication in enc_b");
+unlike($out, qr/a row of a/, "and none of its rows is returned");
+$node->stop;
+open($fh, '>', "$dir_b/$same[0]") or die;
+binmode $fh;
+print $fh $b_image;
+close($fh);
+$node->start;
+is($node->safe_psql('postgres', 'SELECT count(*), max(v) FROM enc_b'),
+	'50|a row of b 9', 'its own file back, enc_b reads again');
+
+# meta files of an older build (version 1, before storage ids): an
+# unencrypted table with rows, and an encrypted one written after, whose
+# files' keys then leave the storage id out
+$node->safe_psql('postgres',
+	'CREATE TABLE enc_old (id int PRIMARY KEY, v text) USING armdb');
+my $plain_rows = $node->safe_psql('postgres', 'SELECT count(*), max(v) FROM plain');
+my %meta_of = map {
+	$_ => $node->data_dir . "/armdb/$db_oid/"
+	  . $node->safe_psql('postgres', "SELECT pg_relation_filenode('$_')")
+	  . '/armdb.meta'
+} qw(plain enc_old);
+$node->stop;
+foreach my $path (values %meta_of)
+{
+	my $meta = slurp_file($path);
+	is(length($meta), 52, 'a meta file of this build is 52 bytes');
+	my $v1 = substr($meta, 0, 4) . pack('V', 1) . substr($meta, 8, 24);
+	$v1 .= pack('V', crc32c($v1));
+	open($fh, '>', $path) or die;
+	binmode $fh;
+	print $fh $v1;
+	close($fh);
+}
+$node->start;
+is($node->safe_psql('postgres', 'SELECT count(*), max(v) FROM plain'),
+	$plain_rows, 'a version 1 meta file reads');
+$node->safe_psql('postgres', q{
+INSERT INTO enc_old SELECT g, 'ENCMARKER_old_' || g FROM generate_series(1, 300) g;
+UPDATE enc_old SET v = v || '_u' WHERE id % 3 = 0;
+});
+is($node->safe_psql('postgres', "SELECT armdb_relation_encryption('enc_old')"),
+	"(t,{$id_b})", 'a table of version 1 meta is encrypted');
+$node->restart;
+is($node->safe_psql('postgres',
+		"SELECT count(*), count(*) FILTER (WHERE v LIKE '%_u') FROM enc_old"),
+	'300|100', 'and reads back after a restart, without a storage id');
 
 $standby->stop;
 $node->stop;

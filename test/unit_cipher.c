@@ -60,11 +60,30 @@ test_seal_open(void)
 
 	ASSERT_OK(armdb_cipher_parse_keys(KEY_A, &ring, &err));
 	ASSERT_OK(armdb_cipher_random_salt(salt, &err));
-	ASSERT_OK(armdb_cipher_file_key(&ring, ring.keys[0].id, salt, 3, 7, k1, &err));
-	ASSERT_OK(armdb_cipher_file_key(&ring, ring.keys[0].id, salt, 3, 8, k2, &err));
+	ASSERT_OK(armdb_cipher_file_key(&ring, ring.keys[0].id, salt, 3, 7, NULL, k1, &err));
+	ASSERT_OK(armdb_cipher_file_key(&ring, ring.keys[0].id, salt, 3, 8, NULL, k2, &err));
 	ASSERT(memcmp(k1, k2, sizeof(k1)) != 0);	/* a key per file */
-	ASSERT_FAILS(armdb_cipher_file_key(&ring, ring.keys[0].id + 1, salt, 3, 7, k2, &err),
+	ASSERT_FAILS(armdb_cipher_file_key(&ring, ring.keys[0].id + 1, salt, 3, 7, NULL, k2, &err),
 				 ARMDB_ERR_KEY);
+
+	/*
+	 * A key per relation: another storage id, another key; all zeros is
+	 * storage made before ids, whose keys are those without one.
+	 */
+	{
+		uint8		id_a[ARMDB_CIPHER_STORAGE_ID_LEN] = {1};
+		uint8		id_b[ARMDB_CIPHER_STORAGE_ID_LEN] = {2};
+		uint8		id_0[ARMDB_CIPHER_STORAGE_ID_LEN] = {0};
+		uint8		ka[ARMDB_CIPHER_KEY_LEN];
+		uint8		kb[ARMDB_CIPHER_KEY_LEN];
+
+		ASSERT_OK(armdb_cipher_file_key(&ring, ring.keys[0].id, salt, 3, 7, id_a, ka, &err));
+		ASSERT_OK(armdb_cipher_file_key(&ring, ring.keys[0].id, salt, 3, 7, id_b, kb, &err));
+		ASSERT(memcmp(ka, kb, sizeof(ka)) != 0);
+		ASSERT(memcmp(ka, k1, sizeof(ka)) != 0);
+		ASSERT_OK(armdb_cipher_file_key(&ring, ring.keys[0].id, salt, 3, 7, id_0, ka, &err));
+		ASSERT(memcmp(ka, k1, sizeof(ka)) == 0);
+	}
 
 	for (int i = 0; i < (int) sizeof(plain); i++)
 		plain[i] = (char) i;

@@ -60,6 +60,7 @@ armdb_relation_set_new_filenode(Relation rel, const RelFileNode *newrnode,
 {
 	SMgrRelation srel;
 	RelFileNodeBackend rnode;
+	uint8		storage_id[ARMDB_STORAGE_ID_LEN];
 	bool		encrypted;
 
 	/* as heap: nothing in the new storage is older than this */
@@ -102,15 +103,16 @@ armdb_relation_set_new_filenode(Relation rel, const RelFileNode *newrnode,
 		RelFileNodeBackend old = armdb_rel_rnode(rel);
 
 		if (armdb_rel_storage_exists(old))
-			(void) armdb_rel_storage_read_meta(old, NULL, &encrypted);
+			(void) armdb_rel_storage_read_meta(old, NULL, &encrypted, NULL);
 	}
+	armdb_rel_storage_new_id(storage_id);
 	armdb_rel_storage_create(rnode, (uint32) armdb_shards, persistence,
-							 encrypted);
+							 encrypted, storage_id);
 	if (persistence == RELPERSISTENCE_TEMP)
 		armdb_xact_note_temp_storage(rnode);
 	else
 		armdb_wal_log_create(newrnode, (uint32) armdb_shards, persistence,
-							 false, encrypted);
+							 false, encrypted, storage_id);
 
 	if (persistence == RELPERSISTENCE_TEMP && !temp_cleanup_registered)
 	{
@@ -129,14 +131,17 @@ armdb_relation_nontransactional_truncate(Relation rel)
 	RelFileNodeBackend rnode = armdb_rel_rnode(rel);
 	char		persistence;
 	bool		encrypted;
+	uint8		storage_id[ARMDB_STORAGE_ID_LEN];
 	uint32		nshards = armdb_rel_storage_read_meta(rnode, &persistence,
-													  &encrypted);
+													  &encrypted, NULL);
 
 	armdb_keydir_drop(rnode);
-	armdb_rel_storage_create(rnode, nshards, persistence, encrypted);
+	armdb_rel_storage_new_id(storage_id);
+	armdb_rel_storage_create(rnode, nshards, persistence, encrypted,
+							 storage_id);
 	if (RelationNeedsWAL(rel))
 		armdb_wal_log_create(&rnode.node, nshards, persistence, true,
-							 encrypted);
+							 encrypted, storage_id);
 	/* the visibility map's bits were of the versions just dropped */
 	if (smgrexists(RelationGetSmgr(rel), VISIBILITYMAP_FORKNUM))
 		RelationTruncate(rel, 0);

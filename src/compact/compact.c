@@ -518,8 +518,14 @@ sync_file_list(CompactShard *cs, int *nfiles, uint32 *active)
 	LWLockRelease(&rt->lock);
 	pfree(started);
 
+	/*
+	 * The active file as of the copy: one started since the first look is
+	 * in the list already (it joins with its first entry), and must not be
+	 * taken for a closed file -- sized from its partial length, or merged.
+	 */
 	LWLockAcquire(&rt->lock, LW_SHARED);
 	fs = armdb_files_copy(rt, &n);
+	*active = rt->st.active_file_id;
 	LWLockRelease(&rt->lock);
 	for (int i = 0; i < n; i++)
 	{
@@ -908,6 +914,7 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 	m->dir = cs.files->dir;
 	m->shard_no = shard;
 	m->key_id = 0;
+	memcpy(m->storage_id, kd->storage_id, sizeof(m->storage_id));
 	if (kd->encrypted)
 	{
 		/* the current key: merges are how old keys are retired */

@@ -12,14 +12,15 @@
  * and kept up to date while the server runs:
  *
  *	 - a new active file joins with its first entry (vstore.c,
- *	   append_entry).  It must not wait for compaction to bring the list
- *	   up to date, as it once did: a merge's outputs take numbers from the
- *	   same counter and raise ArmdbShardRt.files_upto past a file started
- *	   while the merge copied, and readers, who add the files numbered
- *	   above files_upto themselves (armdb_vstore_files_since), then missed
- *	   it and every row in it.  Readers still add the active file when the
- *	   list lacks it: one started by a seal and still empty, or kept so by
- *	   a keydir image of an older build;
+ *	   append_entry), which makes room in the list before it is placed.
+ *	   It must not wait for compaction to bring the list up to date, as it
+ *	   once did: a merge's outputs take numbers from the same counter and
+ *	   raise ArmdbShardRt.files_upto past a file started while the merge
+ *	   copied, and readers, who add the files numbered above files_upto
+ *	   themselves (armdb_vstore_files_since), then missed it and every row
+ *	   in it.  (Keydir images of builds with that bug are not read: their
+ *	   lists may lack such a file.)  A file a seal started is unlisted
+ *	   only while it is empty;
  *	 - VACUUM adds a freed version's bytes to its file's dead bytes;
  *	 - a merge replaces its inputs by its outputs.
  *

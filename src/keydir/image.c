@@ -85,7 +85,7 @@
 #include "storage/format.h"
 
 #define IMAGE_MAGIC		0x4b494441	/* "ADIK" */
-#define IMAGE_VERSION	4
+#define IMAGE_VERSION	5	/* 4: file lists may lack a file (files.h) */
 
 /* in armdb's directory: the token of the last shutdown's images */
 #define IMAGE_TOKEN_FILE	"images.token"
@@ -850,7 +850,8 @@ restore(ArmdbRelKeydir *kd, RelFileNodeBackend rnode, ImageIo *io,
 		*why = "it was not saved by the clean shutdown this start follows";
 		return false;
 	}
-	kd->nshards = armdb_rel_storage_read_meta(rnode, NULL, &kd->encrypted);
+	kd->nshards = armdb_rel_storage_read_meta(rnode, NULL, &kd->encrypted,
+											  kd->storage_id);
 	if (hdr.nshards != kd->nshards ||
 		hdr.nowners > ARMDB_MAX_SLOTS / ARMDB_SLOTS_PER_PAGE ||
 		!FITS(hdr.nowners, sizeof(uint16)) ||

@@ -813,6 +813,8 @@ armdb_keydir_shard_files(ArmdbRelKeydir *kd, uint32 shard,
 	entry->files.io = armdb_backend_io();
 	entry->files.cached_reads = settings->cached_reads;
 	entry->files.encrypt = kd->encrypted;
+	memcpy(entry->files.storage_id, kd->storage_id,
+		   sizeof(entry->files.storage_id));
 	entry->files.shard_no = shard;
 	entry->files.grow_buffer = grow_shard_buffer;
 	entry->files.grow_buffer_arg = armdb_keydir_shard(kd, shard);
@@ -1550,7 +1552,8 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 	if (mode != LOAD_PROMOTED)
 	{
 		kd->nshards = armdb_rel_storage_read_meta(rnode, NULL,
-												  &kd->encrypted);
+												  &kd->encrypted,
+												  kd->storage_id);
 		keydir_alloc(&kd->shards, sizeof(ArmdbShardRt) * kd->nshards,
 					 "shard states", settings);
 		kd->chunks = new_page_dir(ARMDB_PAGE_DIR_MIN, settings);

@@ -415,6 +415,8 @@ typedef struct ArmdbRelKeydir
 	uint64		generation;		/* unique per keydir ever created */
 	uint32		nshards;
 	bool		encrypted;		/* its versions' values are (cipher.h) */
+	/* its meta file's storage id, part of its files' keys (cipher.h) */
+	uint8		storage_id[ARMDB_CIPHER_STORAGE_ID_LEN];
 	bool		loaded;			/* recovered from the files */
 	bool		standby;		/* loaded during recovery (hot standby):
 								 * replay keeps its versions current, but its

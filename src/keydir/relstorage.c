@@ -40,7 +40,7 @@
 
 #define ARMDB_META_FILE		"armdb.meta"
 #define ARMDB_META_MAGIC	0x4d444d52	/* "RMDM" */
-#define ARMDB_META_VERSION	1
+#define ARMDB_META_VERSION	2	/* 1: before storage ids (all zeros) */
 
 typedef struct ArmdbMeta
 {
@@ -55,8 +55,17 @@ typedef struct ArmdbMeta
 	bool		encrypted;		/* its data files are (cipher.h); 0 in metas
 								 * written before encryption existed */
 	char		pad[2];
+	/*
+	 * Random, drawn when the storage was made, kept by its copies: part of
+	 * its files' keys (cipher.h).  Version 1 had none (all zeros).
+	 */
+	uint8		storage_id[ARMDB_STORAGE_ID_LEN];
 	pg_crc32c	crc;			/* of everything before it */
 } ArmdbMeta;
+
+/* a version 1 meta file: the fields before storage_id, then its CRC */
+#define ARMDB_META_V1_SIZE \
+	(offsetof(ArmdbMeta, storage_id) + sizeof(pg_crc32c))
 
 /*
  * A permanent relation's directory as the postmaster found it at start-up,
@@ -113,34 +122,66 @@ armdb_shard_dir_path(char *path, RelFileNodeBackend rnode, uint32 shard)
 }
 
 static pg_crc32c
-meta_crc(const ArmdbMeta *meta)
+meta_crc(const void *bytes, size_t len)
 {
 	pg_crc32c	crc;
 
 	INIT_CRC32C(crc);
-	COMP_CRC32C(crc, meta, offsetof(ArmdbMeta, crc));
+	COMP_CRC32C(crc, bytes, len);
 	FIN_CRC32C(crc);
 	return crc;
 }
+
+/*
+ * The n bytes of a meta file into *meta, if they are armdb's and undamaged:
+ * of this version, or of version 1 (whose storage id reads as all zeros).
+ */
+static bool
+meta_parse(const char *buf, int n, ArmdbMeta *meta)
+{
+	uint32		version;
+
+	memset(meta, 0, sizeof(*meta));
+	if (n < (int) ARMDB_META_V1_SIZE)
+		return false;
+	memcpy(&version, buf + offsetof(ArmdbMeta, version), sizeof(version));
+	if (version == ARMDB_META_VERSION && n == (int) sizeof(ArmdbMeta))
+		memcpy(meta, buf, sizeof(*meta));
+	else if (version == 1 && n == (int) ARMDB_META_V1_SIZE)
+	{
+		memcpy(meta, buf, offsetof(ArmdbMeta, storage_id));
+		memcpy(&meta->crc, buf + offsetof(ArmdbMeta, storage_id),
+			   sizeof(pg_crc32c));
+	}
+	else
+		return false;
+	return meta->magic == ARMDB_META_MAGIC &&
+		meta->crc == meta_crc(buf, n - sizeof(pg_crc32c));
+}
+
+/* A meta file's bytes: a read of one more than the largest tells a longer. */
+typedef union
+{
+	ArmdbMeta	meta;
+	char		bytes[sizeof(ArmdbMeta) + 1];
+} MetaBuf;
 
 /* Read the meta file in dir, checking that it is armdb's and undamaged. */
 static MetaState
 read_meta_file(const char *dir, ArmdbMeta *meta)
 {
 	char		path[MAXPGPATH];
+	MetaBuf		buf;
 	int			fd;
-	bool		ok;
+	int			n;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, ARMDB_META_FILE);
 	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
 	if (fd < 0)
 		return errno == ENOENT ? META_MISSING : META_DAMAGED;
-	ok = read(fd, meta, sizeof(*meta)) == sizeof(*meta);
+	n = read(fd, buf.bytes, sizeof(buf.bytes));
 	CloseTransientFile(fd);
-	if (!ok || meta->magic != ARMDB_META_MAGIC || meta->crc != meta_crc(meta) ||
-		meta->version != ARMDB_META_VERSION)
-		return META_DAMAGED;
-	return META_OK;
+	return meta_parse(buf.bytes, n, meta) ? META_OK : META_DAMAGED;
 }
 
 /*
@@ -162,7 +203,7 @@ remove_leftover_for_create(RelFileNodeBackend rnode)
 /* Write the meta file durably: temporary name, fsync, rename, fsync dir. */
 static void
 write_meta(const char *dir, RelFileNodeBackend rnode, uint32 nshards,
-		   char persistence, bool encrypted)
+		   char persistence, bool encrypted, const uint8 *storage_id)
 {
 	char		path[MAXPGPATH];
 	char		tmp[MAXPGPATH];
@@ -179,7 +220,8 @@ write_meta(const char *dir, RelFileNodeBackend rnode, uint32 nshards,
 	meta.backend = rnode.backend;
 	meta.persistence = persistence;
 	meta.encrypted = encrypted;
-	meta.crc = meta_crc(&meta);
+	memcpy(meta.storage_id, storage_id, ARMDB_STORAGE_ID_LEN);
+	meta.crc = meta_crc(&meta, offsetof(ArmdbMeta, crc));
 
 	snprintf(path, sizeof(path), "%s/%s", dir, ARMDB_META_FILE);
 	snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, ARMDB_META_FILE);
@@ -206,8 +248,18 @@ write_meta(const char *dir, RelFileNodeBackend rnode, uint32 nshards,
 }
 
 void
+armdb_rel_storage_new_id(uint8 *storage_id)
+{
+	if (!pg_strong_random(storage_id, ARMDB_STORAGE_ID_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random storage id")));
+}
+
+void
 armdb_rel_storage_create(RelFileNodeBackend rnode, uint32 nshards,
-						 char persistence, bool encrypted)
+						 char persistence, bool encrypted,
+						 const uint8 *storage_id)
 {
 	char		dir[MAXPGPATH];
 	char		parent[MAXPGPATH];
@@ -223,12 +275,25 @@ armdb_rel_storage_create(RelFileNodeBackend rnode, uint32 nshards,
 
 	if (!armdb_make_dir(dir, &err))
 		armdb_report_storage_error(ERROR, &err);
-	write_meta(dir, rnode, nshards, persistence, encrypted);
+	write_meta(dir, rnode, nshards, persistence, encrypted, storage_id);
 
 	/* the new directory's entry in its parent must be durable too */
 	strlcpy(parent, dir, sizeof(parent));
 	*strrchr(parent, '/') = '\0';
 	fsync_fname(parent, true);
+}
+
+bool
+armdb_rel_storage_get_id(RelFileNodeBackend rnode, uint8 *storage_id)
+{
+	char		dir[MAXPGPATH];
+	ArmdbMeta	meta;
+
+	armdb_rel_dir_path(dir, rnode);
+	if (read_meta_file(dir, &meta) != META_OK)
+		return false;
+	memcpy(storage_id, meta.storage_id, ARMDB_STORAGE_ID_LEN);
+	return true;
 }
 
 bool
@@ -243,10 +308,11 @@ armdb_rel_storage_exists(RelFileNodeBackend rnode)
 
 uint32
 armdb_rel_storage_read_meta(RelFileNodeBackend rnode, char *persistence,
-							bool *encrypted)
+							bool *encrypted, uint8 *storage_id)
 {
 	char		path[MAXPGPATH];
 	char		dir[MAXPGPATH];
+	MetaBuf		buf;
 	ArmdbMeta	meta;
 	int			fd;
 	int			nread;
@@ -265,14 +331,13 @@ armdb_rel_storage_read_meta(RelFileNodeBackend rnode, char *persistence,
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open file \"%s\": %m", path)));
-	nread = read(fd, &meta, sizeof(meta));
+	nread = read(fd, buf.bytes, sizeof(buf.bytes));
 	if (nread < 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not read file \"%s\": %m", path)));
 	CloseTransientFile(fd);
-	if (nread != sizeof(meta) || meta.magic != ARMDB_META_MAGIC ||
-		meta.crc != meta_crc(&meta) || meta.version != ARMDB_META_VERSION ||
+	if (!meta_parse(buf.bytes, nread, &meta) ||
 		meta.nshards == 0 || meta.nshards > 256 ||
 		meta.dbNode != rnode.node.dbNode || meta.relNode != rnode.node.relNode)
 		ereport(ERROR,
@@ -282,6 +347,8 @@ armdb_rel_storage_read_meta(RelFileNodeBackend rnode, char *persistence,
 		*persistence = meta.persistence;
 	if (encrypted)
 		*encrypted = meta.encrypted;
+	if (storage_id)
+		memcpy(storage_id, meta.storage_id, ARMDB_STORAGE_ID_LEN);
 	return meta.nshards;
 }
 
@@ -329,15 +396,19 @@ armdb_rel_storage_copy(RelFileNodeBackend from, RelFileNodeBackend to,
 	char		src[MAXPGPATH];
 	char		dst[MAXPGPATH];
 	bool		encrypted;
+	uint8		storage_id[ARMDB_STORAGE_ID_LEN];
 
-	/* the files are copied as they are: encrypted if they were */
-	(void) armdb_rel_storage_read_meta(from, NULL, &encrypted);
+	/*
+	 * The files are copied as they are: encrypted if they were, under keys
+	 * that need the storage id (cipher.h).
+	 */
+	(void) armdb_rel_storage_read_meta(from, NULL, &encrypted, storage_id);
 	armdb_rel_dir_path(src, from);
 	armdb_rel_dir_path(dst, to);
 	remove_leftover_for_create(to);
 	/* copydir() fsyncs the files and the new directory */
 	copydir(src, dst, true);
-	write_meta(dst, to, nshards, persistence, encrypted);
+	write_meta(dst, to, nshards, persistence, encrypted, storage_id);
 }
 
 /*
@@ -377,6 +448,7 @@ armdb_rel_storage_copy_database(Oid src_db, Oid dst_db)
 	{
 		char		reldir[MAXPGPATH];
 		RelFileNodeBackend rnode;
+		MetaBuf		buf;
 		ArmdbMeta	meta;
 		char		path[MAXPGPATH];
 		int			fd;
@@ -395,8 +467,8 @@ armdb_rel_storage_copy_database(Oid src_db, Oid dst_db)
 		snprintf(reldir, sizeof(reldir), "%s/%s", dst, de->d_name);
 		snprintf(path, sizeof(path), "%s/%s", reldir, ARMDB_META_FILE);
 		fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
-		ok = fd >= 0 && read(fd, &meta, sizeof(meta)) == sizeof(meta) &&
-			meta.magic == ARMDB_META_MAGIC && meta.crc == meta_crc(&meta);
+		ok = fd >= 0 &&
+			meta_parse(buf.bytes, read(fd, buf.bytes, sizeof(buf.bytes)), &meta);
 		if (fd >= 0)
 			CloseTransientFile(fd);
 		if (!ok)
@@ -408,7 +480,7 @@ armdb_rel_storage_copy_database(Oid src_db, Oid dst_db)
 		rnode.node.relNode = meta.relNode;
 		rnode.backend = InvalidBackendId;
 		write_meta(reldir, rnode, meta.nshards, meta.persistence,
-				   meta.encrypted);
+				   meta.encrypted, meta.storage_id);
 	}
 	FreeDir(dir);
 	fsync_fname(dst, true);

@@ -19,23 +19,38 @@
 
 #include "storage/relfilenode.h"
 
+#include "storage/cipher.h"
+
 extern void armdb_rel_dir_path(char *path, RelFileNodeBackend rnode);
 extern void armdb_shard_dir_path(char *path, RelFileNodeBackend rnode,
 								 uint32 shard);
 
+/* a storage's random id, part of its data files' keys (cipher.h) */
+#define ARMDB_STORAGE_ID_LEN	ARMDB_CIPHER_STORAGE_ID_LEN
+
+/* A new storage id (a strong random number). */
+extern void armdb_rel_storage_new_id(uint8 *storage_id);
+
 /*
  * Fresh, empty storage (a leftover directory of that name is removed);
- * encrypted: its data files will be (cipher.h), for good.
+ * encrypted: its data files will be (cipher.h), for good.  storage_id is
+ * a new one, or the one its CREATE record carries.
  */
 extern void armdb_rel_storage_create(RelFileNodeBackend rnode, uint32 nshards,
-									 char persistence, bool encrypted);
+									 char persistence, bool encrypted,
+									 const uint8 *storage_id);
 
 /*
  * The shard count, and what else the meta file says (NULL: not wanted);
  * ERROR (data corrupted) if the storage is missing.
  */
 extern uint32 armdb_rel_storage_read_meta(RelFileNodeBackend rnode,
-										  char *persistence, bool *encrypted);
+										  char *persistence, bool *encrypted,
+										  uint8 *storage_id);
+
+/* The storage id its meta file says; false if that is missing or damaged. */
+extern bool armdb_rel_storage_get_id(RelFileNodeBackend rnode,
+									 uint8 *storage_id);
 
 extern bool armdb_rel_storage_exists(RelFileNodeBackend rnode);
 

@@ -150,13 +150,18 @@ armdb_cipher_random_salt(uint8 *salt, ArmdbError *err)
 bool
 armdb_cipher_file_key(const ArmdbKeyring *ring, uint32 key_id,
 					  const uint8 *salt, uint32 shard, uint32 file_id,
-					  uint8 *key, ArmdbError *err)
+					  const uint8 *storage_id, uint8 *key, ArmdbError *err)
 {
 	const uint8 *master = armdb_cipher_find_key(ring, key_id);
 	EVP_PKEY_CTX *pctx;
-	uint8		info[20];
+	uint8		info[20 + ARMDB_CIPHER_STORAGE_ID_LEN];
+	size_t		info_len = 20;
 	size_t		outlen = ARMDB_CIPHER_KEY_LEN;
+	bool		bound = false;
 	bool		ok;
+
+	for (int i = 0; storage_id != NULL && i < ARMDB_CIPHER_STORAGE_ID_LEN; i++)
+		bound = bound || storage_id[i] != 0;
 
 	if (master == NULL)
 		return armdb_error(err, ARMDB_ERR_KEY, 0,
@@ -164,19 +169,25 @@ armdb_cipher_file_key(const ArmdbKeyring *ring, uint32 key_id,
 						   "encryption key %08x is needed, and the server has no encryption key" :
 						   "encryption key %08x is needed, and the server was not given it",
 						   key_id);
+	/* byte 11 says whether the storage id follows (cipher.h) */
 	memcpy(info, "armdbfile", 9);
 	info[9] = 0;
 	info[10] = 0;
-	info[11] = 0;
+	info[11] = bound ? 1 : 0;
 	memcpy(info + 12, &shard, 4);
 	memcpy(info + 16, &file_id, 4);
+	if (bound)
+	{
+		memcpy(info + 20, storage_id, ARMDB_CIPHER_STORAGE_ID_LEN);
+		info_len += ARMDB_CIPHER_STORAGE_ID_LEN;
+	}
 	pctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
 	ok = pctx != NULL &&
 		EVP_PKEY_derive_init(pctx) > 0 &&
 		EVP_PKEY_CTX_set_hkdf_md(pctx, EVP_sha256()) > 0 &&
 		EVP_PKEY_CTX_set1_hkdf_salt(pctx, salt, ARMDB_CIPHER_SALT_LEN) > 0 &&
 		EVP_PKEY_CTX_set1_hkdf_key(pctx, master, ARMDB_CIPHER_KEY_LEN) > 0 &&
-		EVP_PKEY_CTX_add1_hkdf_info(pctx, info, sizeof(info)) > 0 &&
+		EVP_PKEY_CTX_add1_hkdf_info(pctx, info, (int) info_len) > 0 &&
 		EVP_PKEY_derive(pctx, key, &outlen) > 0 &&
 		outlen == ARMDB_CIPHER_KEY_LEN;
 	EVP_PKEY_CTX_free(pctx);

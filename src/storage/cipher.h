@@ -22,12 +22,18 @@
  *
  * Nonces.  No master key encrypts anything: each encrypted data file has a
  * key of its own, derived (HKDF-SHA256) from a master key, a 32-byte random
- * salt in the file's header, the shard and the file number.  Under a file
- * key the 96-bit nonce is the entry's gsn and a purpose byte.  A gsn is
- * unique within a relation for as long as a server runs, and a file takes
- * appends only from the server life that created it (shard.c rotates away
- * from any other file before its first encrypted append: one found at
- * start-up, after a crash, a promotion, PITR or a restored backup), so no
+ * salt in the file's header, the shard, the file number and the storage id
+ * of the relation (16 random bytes drawn when its storage is created, kept
+ * in its meta file and CREATE record, carried by copies of the storage):
+ * a data file authenticates only in the relation it was written for, not
+ * when copied into another table's directory.  (Storage made before the
+ * id existed has none, all zeros, and its files' keys leave it out.)
+ * Under a file key the 96-bit nonce is the entry's gsn and a purpose byte.
+ * A gsn is unique within a relation for as long as a server runs, and a
+ * file takes appends only from the server life that created it (shard.c
+ * rotates away from any other file before its first encrypted append: one
+ * found at start-up, after a crash, a promotion, PITR or a restored
+ * backup), so no
  * two different plaintexts ever meet the same key and nonce, even where a
  * crash cut entries whose gsns are handed out again, or two servers grow
  * from one backup.  A merge re-encrypts what it keeps under its outputs'
@@ -47,6 +53,7 @@
 #define ARMDB_CIPHER_SALT_LEN	32
 #define ARMDB_CIPHER_TAG_LEN	16	/* ARMDB_ENCRYPTED_TAG_LEN */
 #define ARMDB_CIPHER_MAX_KEYS	16
+#define ARMDB_CIPHER_STORAGE_ID_LEN	16	/* a relation's storage id */
 
 /* what a nonce's purpose byte says the plaintext is */
 #define ARMDB_CIPHER_ENTRY			0	/* an entry's value */
@@ -85,11 +92,13 @@ extern bool armdb_cipher_random_salt(uint8 *salt, ArmdbError *err);
 
 /*
  * The key of data file file_id of shard shard whose header names key_id
- * and salt.  Fails with ARMDB_ERR_KEY when the ring lacks key_id.
+ * and salt, in the relation of storage_id (NULL or all zeros: storage made
+ * before ids existed).  Fails with ARMDB_ERR_KEY when the ring lacks key_id.
  */
 extern bool armdb_cipher_file_key(const ArmdbKeyring *ring, uint32 key_id,
 								  const uint8 *salt, uint32 shard,
-								  uint32 file_id, uint8 *key, ArmdbError *err);
+								  uint32 file_id, const uint8 *storage_id,
+								  uint8 *key, ArmdbError *err);
 
 /*
  * Encrypt len bytes at in to out (which may be in) and put the tag at

@@ -126,7 +126,8 @@ output_open(ArmdbMerge *m, ArmdbError *err)
 	{
 		armdb_file_header_set_key(&fh, m->key_id, m->salt);
 		if (!armdb_cipher_file_key(&armdb_keyring, m->key_id, m->salt,
-								   m->shard_no, file_id, m->out_key, err))
+								   m->shard_no, file_id, m->storage_id,
+								   m->out_key, err))
 			return armdb_error_context(err, "merge in \"%s\"", m->dir);
 	}
 	memset(m->out_buf.data, 0, m->out_buf.size);
@@ -493,7 +494,8 @@ merge_input(ArmdbMerge *m, uint32 file_id, ArmdbAlignedBuf *buf,
 							 file_id, m->dir, fh.shard);
 		else
 			ok = armdb_cipher_file_key(&armdb_keyring, fh.key_id, fh.salt,
-									   fh.shard, file_id, m->in_key, err);
+									   fh.shard, file_id, m->storage_id,
+									   m->in_key, err);
 		m->in_encrypted = ok;
 	}
 	memset(&hf, 0, sizeof(hf));

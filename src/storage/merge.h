@@ -52,6 +52,7 @@
 #ifndef ARMDB_STORAGE_MERGE_H
 #define ARMDB_STORAGE_MERGE_H
 
+#include "storage/cipher.h"
 #include "storage/format.h"
 #include "storage/io.h"
 
@@ -166,6 +167,8 @@ typedef struct ArmdbMerge
 	 */
 	uint32		key_id;
 	uint8		salt[32];
+	/* the relation's storage id, part of every file key */
+	uint8		storage_id[ARMDB_CIPHER_STORAGE_ID_LEN];
 
 	/* the inputs */
 	uint32		inputs[ARMDB_MERGE_MAX_INPUTS];

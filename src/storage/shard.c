@@ -111,7 +111,7 @@ derive_key(ArmdbShardFiles *files, uint32 shard, uint32 file_id,
 	int			i = files->keys_next;
 
 	if (!armdb_cipher_file_key(&armdb_keyring, key_id, salt, shard, file_id,
-							   key, err))
+							   files->storage_id, key, err))
 		return armdb_error_context(err, "data file %06u of \"%s\"", file_id,
 								   files->dir);
 	files->keys_next = (i + 1) % ARMDB_SHARD_FD_CACHE;
@@ -358,6 +358,26 @@ armdb_should_rotate(uint64 append_end, uint64 entry_len, uint32 max_file_size)
 	if (append_end <= ARMDB_FILE_HEADER_SIZE)
 		return false;
 	return append_end + entry_len > max_file_size;
+}
+
+/* Must an entry of entry_len bytes (as stored) go to a new file? */
+static bool
+append_starts_file(const ArmdbShardState *st, uint64 entry_len, bool encrypt)
+{
+	return st->active_file_id == 0 || st->sealed || !st->short_entries ||
+		(encrypt && (!st->active_own || st->active_key_id == 0)) ||
+		armdb_should_rotate(st->append_end, entry_len, st->max_file_size);
+}
+
+bool
+armdb_shard_append_may_begin_file(const ArmdbShardState *st,
+								  const ArmdbShardFiles *files,
+								  uint32 value_len)
+{
+	/* the largest the entry can be: a long header, a tag */
+	return st->append_end <= ARMDB_FILE_HEADER_SIZE ||
+		append_starts_file(st, (uint64) ARMDB_ENTRY_HEADER_SIZE + value_len +
+						   ARMDB_CIPHER_TAG_LEN, files->encrypt);
 }
 
 static bool
@@ -823,9 +843,7 @@ armdb_shard_append_place(ArmdbShardState *st, ArmdbShardFiles *files,
 		if (!start_new_file(st, files, successor_id(st), err))
 			return false;
 	}
-	else if (st->sealed || !st->short_entries ||
-			 (encrypt && (!st->active_own || st->active_key_id == 0)) ||
-			 armdb_should_rotate(st->append_end, entry_len, st->max_file_size))
+	else if (append_starts_file(st, entry_len, encrypt))
 	{
 		uint32		old = st->active_file_id;
 

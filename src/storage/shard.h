@@ -39,6 +39,7 @@
 #ifndef ARMDB_STORAGE_SHARD_H
 #define ARMDB_STORAGE_SHARD_H
 
+#include "storage/cipher.h"
 #include "storage/format.h"
 #include "storage/io.h"
 
@@ -142,6 +143,8 @@ typedef struct ArmdbShardFiles
 	bool		encrypt;
 	uint32		shard_no;		/* the files' shard (their headers must say
 								 * so), ARMDB_SHARD_ANY: not known */
+	/* the relation's storage id, part of its files' keys (cipher.h) */
+	uint8		storage_id[ARMDB_CIPHER_STORAGE_ID_LEN];
 	bool		keys_checked;	/* the caller's: every file's key is held */
 	/* the keys of files lately read or written; file_id 0: unused */
 	struct
@@ -437,6 +440,15 @@ armdb_shard_note_file_id(ArmdbShardState *st, uint32 max_file_id)
 	if (max_file_id >= st->next_file_id)
 		st->next_file_id = max_file_id + 1;
 }
+
+/*
+ * Might an append of a value of value_len bytes be the first entry of a
+ * file, a new one or the empty active one?  (Its caller makes room
+ * beforehand for what a file's first entry needs.)
+ */
+extern bool armdb_shard_append_may_begin_file(const ArmdbShardState *st,
+											  const ArmdbShardFiles *files,
+											  uint32 value_len);
 
 /* Decision function: must an entry of entry_len bytes go to a new file? */
 extern bool armdb_should_rotate(uint64 append_end, uint64 entry_len,

@@ -265,11 +265,14 @@ append_entry(ArmdbVstoreAppend *ap, uint64 flags, FullTransactionId fxid,
 	hdr.root_slot = root_slot;
 	hdr.prev_slot = prev_slot;
 	/*
-	 * Room in the shard's file list for the file this entry may close and
-	 * the one it may start, before anything is placed: both must join the
-	 * list (files.h).
+	 * Room in the shard's file list for the file this entry may begin, and
+	 * the one it may close, before anything is placed: both must be in the
+	 * list (files.h), and nothing may fail between the placing and the
+	 * entry's WAL record.  (The one it closes joined the list with its own
+	 * first entry, unless it was found at a load: room for two.)
 	 */
-	if (!armdb_files_reserve(ap->rt, 2))
+	if (armdb_shard_append_may_begin_file(&ap->rt->st, ap->files, value_len) &&
+		!armdb_files_reserve(ap->rt, 2))
 	{
 		armdb_error(&err, ARMDB_ERR_NOMEM, 0,
 					"no room in armdb.memory for the list of a shard's files");
@@ -906,21 +909,6 @@ armdb_vstore_files_since(const char *dir, uint32 upto, uint32 last_file_id,
 			continue;
 		ids = repalloc(ids, sizeof(uint32) * (n + 1));
 		ids[n++] = id;
-	}
-	/* the active file, wherever its number is (files.h) */
-	if (last_file_id != 0 && last_file_id <= upto)
-	{
-		bool		listed = false;
-		char		path[MAXPGPATH];
-
-		for (int i = 0; i < n && !listed; i++)
-			listed = ids[i] == last_file_id;
-		armdb_file_path(path, dir, last_file_id, ARMDB_FILE_DATA);
-		if (!listed && access(path, F_OK) == 0)
-		{
-			ids = repalloc(ids, sizeof(uint32) * (n + 1));
-			ids[n++] = last_file_id;
-		}
 	}
 	qsort(ids, n, sizeof(uint32), cmp_file_ids);
 	*nids = n;

@@ -176,7 +176,8 @@ armdb_wal_log_file(Oid dbNode, Oid relNode, uint32 shard, uint32 file_id,
 
 void
 armdb_wal_log_create(const RelFileNode *rnode, uint32 nshards,
-					 char persistence, bool reset, bool encrypted)
+					 char persistence, bool reset, bool encrypted,
+					 const uint8 *storage_id)
 {
 	xl_armdb_create xlrec;
 
@@ -188,6 +189,7 @@ armdb_wal_log_create(const RelFileNode *rnode, uint32 nshards,
 	xlrec.persistence = persistence;
 	xlrec.reset = reset;
 	xlrec.encrypted = encrypted;
+	memcpy(xlrec.storage_id, storage_id, sizeof(xlrec.storage_id));
 	(void) insert_record(XLOG_ARMDB_CREATE, &xlrec, sizeof(xlrec));
 }
 
@@ -739,11 +741,21 @@ redo_create(XLogReaderState *record)
 	xl_armdb_create *xlrec = (xl_armdb_create *) XLogRecGetData(record);
 	RelFileNodeBackend rnode = permanent_rnode(xlrec->spcNode, xlrec->dbNode,
 											   xlrec->relNode);
+	uint8		storage_id[ARMDB_STORAGE_ID_LEN];
 
+	/* an older build's record ends before the storage id: none (zeros) */
+	StaticAssertStmt(offsetof(xl_armdb_create, storage_id) == 20,
+					 "older CREATE records are 20 bytes");
+	memset(storage_id, 0, sizeof(storage_id));
+	if (XLogRecGetDataLen(record) == sizeof(*xlrec))
+		memcpy(storage_id, xlrec->storage_id, sizeof(storage_id));
+	else if (XLogRecGetDataLen(record) != offsetof(xl_armdb_create, storage_id))
+		elog(PANIC, "armdb redo: create record of %u bytes",
+			 XLogRecGetDataLen(record));
 	if (!xlrec->reset && armdb_rel_storage_exists(rnode))
 		return;
 	armdb_rel_storage_create(rnode, xlrec->nshards, xlrec->persistence,
-							 xlrec->encrypted);
+							 xlrec->encrypted, storage_id);
 	/* TRUNCATE in place: replay holds the table's AccessExclusiveLock */
 	if (xlrec->reset)
 		armdb_keydir_drop(rnode);
@@ -804,7 +816,7 @@ redo_freeze(XLogReaderState *record)
 	kd = armdb_keydir_redo_acquire(rnode);
 	if (armdb_rel_storage_exists(rnode))	/* else dropped later in WAL */
 	{
-		nshards = armdb_rel_storage_read_meta(rnode, NULL, NULL);
+		nshards = armdb_rel_storage_read_meta(rnode, NULL, NULL, NULL);
 		for (uint32 shard = 0; shard < nshards; shard++)
 		{
 			char		dir[MAXPGPATH];
@@ -1379,6 +1391,12 @@ redo_merge(XLogReaderState *record)
 		if (!complete)
 		{
 			why = "replay did not see all of its records";
+			goto skip;
+		}
+		/* an encrypted table's file keys need its storage id (cipher.h) */
+		if (key.key_id != 0 && !armdb_rel_storage_get_id(rnode, m.storage_id))
+		{
+			why = "its meta file is missing or damaged";
 			goto skip;
 		}
 		ok = armdb_merge_copy(&m, &err);

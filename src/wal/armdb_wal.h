@@ -93,6 +93,9 @@ typedef struct xl_armdb_create
 	char		persistence;
 	bool		reset;
 	bool		encrypted;		/* (in what was padding: false before) */
+	char		pad;
+	/* its files' keys need it (cipher.h); older records end before it */
+	uint8		storage_id[ARMDB_CIPHER_STORAGE_ID_LEN];
 } xl_armdb_create;
 
 /* XLOG_ARMDB_DROP: a relation's storage is removed */
@@ -343,7 +346,8 @@ extern XLogRecPtr armdb_wal_log_entries(Oid dbNode, Oid relNode, uint32 shard,
 extern void armdb_wal_log_file(Oid dbNode, Oid relNode, uint32 shard,
 							   uint32 file_id, const char *header);
 extern void armdb_wal_log_create(const RelFileNode *rnode, uint32 nshards,
-								 char persistence, bool reset, bool encrypted);
+								 char persistence, bool reset, bool encrypted,
+								 const uint8 *storage_id);
 
 /*
  * Log the removal of a relation's storage, flushed: storage is removed

@@ -135,6 +135,14 @@ is($restored->safe_psql('postgres', "SELECT count(*) FROM enc"), $at_backup,
 $restored->stop;
 
 # --- rotation: a new key encrypts new writes, merges re-encrypt ---
+# (enc_idle takes no writes after the rotation: its active file is closed
+# by compaction to be re-encrypted)
+$node->safe_psql('postgres', q{
+CREATE TABLE enc_idle (id int, v text) USING armdb;
+INSERT INTO enc_idle SELECT g, 'ENCMARKER_idle_' || g FROM generate_series(1, 500) g;
+});
+my $idle_expect = $node->safe_psql('postgres',
+	"SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM enc_idle");
 # the standby first: it replays merges, which encrypt under the new key
 write_keys($key_b, $key_a);
 $standby->restart;
@@ -157,6 +165,18 @@ $node->wait_for_catchup($standby, 'replay', $node->lsn('insert'));
 is($standby->safe_psql('postgres',
 		"SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM enc"),
 	$expect, 'the standby replays the merge that re-encrypted files');
+is($node->safe_psql('postgres', "SELECT armdb_relation_encryption('enc_idle')"),
+	"(t,{$id_a})", 'a table not written since the rotation needs the old key');
+$node->safe_psql('postgres', "SELECT armdb_compact('enc_idle')");
+is($node->safe_psql('postgres', "SELECT armdb_relation_encryption('enc_idle')"),
+	"(t,{$id_b})", 'armdb_compact() closes and merges its active file: the new key only');
+is($node->safe_psql('postgres',
+		"SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM enc_idle"),
+	$idle_expect, 'and its rows read back');
+$node->safe_psql('postgres', "INSERT INTO enc_idle VALUES (501, 'ENCMARKER_idle_501')");
+$node->wait_for_catchup($standby, 'replay', $node->lsn('insert'));
+is($standby->safe_psql('postgres', "SELECT count(*) FROM enc_idle"),
+	'501', 'the standby reads it after the merge and a new file');
 $node->safe_psql('postgres', 'VACUUM FULL enc');
 is($node->safe_psql('postgres', "SELECT armdb_relation_encryption('enc')"),
 	"(t,{$id_b})", 'VACUUM FULL re-encrypts everything under the new key');

@@ -847,6 +847,22 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 		return false;
 	}
 
+	/*
+	 * The active file under an older key (rotation, cipher.h) is closed, so
+	 * that it is merged -- re-encrypted -- like any other, and the key can
+	 * be retired although the shard takes no more writes (a written shard
+	 * leaves such a file at its first append).
+	 */
+	if (kd->encrypted && armdb_keyring.nkeys > 1)
+	{
+		LWLockAcquire(&cs.rt->lock, LW_SHARED);
+		active = cs.rt->st.active_file_id;
+		LWLockRelease(&cs.rt->lock);
+		if (active != 0 && under_old_key(&cs, active))
+			(void) armdb_vstore_seal_file(kd, shard, active,
+										  armdb_store_settings());
+	}
+
 	/* 1. the files, and the hint files sealed files are waiting for */
 	fs = sync_file_list(&cs, &nfiles, &active);
 	build_hints(&cs, rel, fs, nfiles);

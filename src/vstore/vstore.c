@@ -1304,6 +1304,39 @@ freeze_file(ArmdbIo *io, const char *dir, uint32 file, int fd,
 }
 
 /*
+ * Close the shard's active file if it is file_id and holds entries (its
+ * successor starts empty): for compaction, which then may merge it.  Its
+ * entries are all in WAL already; a standby learns of the successor with
+ * its first entry.  Returns whether it closed the file.
+ */
+bool
+armdb_vstore_seal_file(ArmdbRelKeydir *kd, uint32 shard, uint32 file_id,
+					   const ArmdbStoreSettings *settings)
+{
+	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
+	ArmdbShardFiles *files = armdb_vstore_shard_files(kd, shard, settings);
+	ArmdbError	err;
+	uint32		sealed = 0;
+	bool		ok = true;
+
+	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
+	if (rt->st.active_file_id == file_id && file_id != 0 &&
+		rt->st.append_end > ARMDB_FILE_HEADER_SIZE && !rt->st.sealed)
+	{
+		/* a seal starts a file: in the buffer, taken away if idle */
+		shard_prepare(kd, rt, shard, settings);
+		ok = armdb_shard_seal(&rt->st, files, &sealed, &err);
+		if (ok)
+			note_sealed(kd, rt, files, sealed, settings);
+	}
+	LWLockRelease(&rt->lock);
+	if (!ok)
+		armdb_report_storage_error(ERROR, &err);
+	armdb_vstore_build_sealed_hints(settings);
+	return sealed != 0;
+}
+
+/*
  * Record in the hint files what became of every transaction older than
  * cutoff whose entries they list, and return the oldest xid whose fate the
  * files still leave to clog -- the relfrozenxid recovery allows (design

@@ -150,6 +150,11 @@ extern void armdb_vstore_append_tombstone(ArmdbRelKeydir *kd, uint32 shard,
  */
 extern void armdb_vstore_build_sealed_hints(const ArmdbStoreSettings *settings);
 
+/* Close the shard's active file if it is file_id (for compaction). */
+extern bool armdb_vstore_seal_file(ArmdbRelKeydir *kd, uint32 shard,
+								   uint32 file_id,
+								   const ArmdbStoreSettings *settings);
+
 /*
  * The hint file of a sealed data file was written: WAL says so, so that a
  * standby builds its own (armdb_wal.c).

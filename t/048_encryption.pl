@@ -136,8 +136,10 @@ $restored->stop;
 
 # --- rotation: a new key encrypts new writes, merges re-encrypt ---
 # (enc_idle takes no writes after the rotation: its active file is closed
-# by compaction to be re-encrypted)
+# by compaction to be re-encrypted; one shard, so that the row written
+# after goes to the file that closing started)
 $node->safe_psql('postgres', q{
+SET armdb.shards = 1;
 CREATE TABLE enc_idle (id int, v text) USING armdb;
 INSERT INTO enc_idle SELECT g, 'ENCMARKER_idle_' || g FROM generate_series(1, 500) g;
 });

@@ -7,6 +7,11 @@
 # the active file and start a new one, whose number is below the outputs
 # opened after it.  Sequential scans, index scans and the rows inserted
 # must agree afterwards -- and after more merges, and after a restart.
+#
+# Then a file started by a seal (VACUUM FREEZE closes the active file)
+# before its first entry, and a merge whose outputs take higher numbers
+# before that entry: a standby must still create the file and replay its
+# entries (its FILE record comes with the seal, not with the entry).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -16,7 +21,7 @@ use IPC::Run;
 use Time::HiRes qw(usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('rot');
-$node->init;
+$node->init(allows_streaming => 1);
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'armdb'
 armdb.max_file_size = '64kB'
@@ -91,5 +96,28 @@ $node->restart;
 check_counts(expected(), 'after a restart');
 $node->safe_psql('postgres', "SELECT armdb_compact('t')");
 check_counts(expected(), 'after a last merge');
+
+# a standby, then: rows deleted, the active file closed by VACUUM FREEZE,
+# a merge (outputs numbered above the file the seal started), new rows
+$node->backup('b');
+my $standby = PostgreSQL::Test::Cluster->new('rot_standby');
+$standby->init_from_backup($node, 'b', has_streaming => 1);
+$standby->start;
+$node->safe_psql('postgres', 'DELETE FROM t WHERE id % 5 = 0; VACUUM (FREEZE) t');
+delete $ids{$_} for grep { $_ % 5 == 0 } keys %ids;
+cmp_ok($node->safe_psql('postgres', "SELECT files_out FROM armdb_compact('t')"),
+	'>=', 1, 'a merge after the seal');
+$node->safe_psql('postgres', join('',
+	map { "INSERT INTO t VALUES ($_, 'z');\n" } $next .. $next + 99));
+$ids{$_} = 1 for $next .. $next + 99;
+check_counts(expected(), 'rows written after a seal and a merge');
+$node->wait_for_catchup($standby);
+my ($n, $sum) = expected();
+is($standby->safe_psql('postgres', 'SELECT count(*), sum(id) FROM t'),
+	"$n|$sum", 'the standby replays them too');
+$standby->promote;
+is($standby->safe_psql('postgres', 'SELECT count(*), sum(id) FROM t'),
+	"$n|$sum", 'and keeps them when promoted');
+$standby->stop;
 $node->stop;
 done_testing();

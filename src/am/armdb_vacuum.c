@@ -926,6 +926,7 @@ armdb_relation_vacuum(Relation rel, struct VacuumParams *params,
 			params->is_wraparound || age > table_age_limit;
 
 		new_frozen_xid = armdb_vstore_freeze(kd, oldest_xmin, aggressive,
+											 RelationNeedsWAL(rel),
 											 armdb_store_settings());
 		if (TransactionIdIsValid(new_frozen_xid) &&
 			TransactionIdIsValid(multi_min_xid) &&

@@ -860,6 +860,7 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 		LWLockRelease(&cs.rt->lock);
 		if (active != 0 && under_old_key(&cs, active))
 			(void) armdb_vstore_seal_file(kd, shard, active,
+										  RelationNeedsWAL(rel),
 										  armdb_store_settings());
 	}
 

@@ -1304,14 +1304,34 @@ freeze_file(ArmdbIo *io, const char *dir, uint32 file, int fd,
 }
 
 /*
+ * A seal closed a file and started its successor, which has no entry yet:
+ * the successor's FILE record now, under the shard lock, before any record
+ * of the shard can name a higher number.  A merge's outputs take higher
+ * numbers, and replay creates a missing file only when no higher one is
+ * there (armdb_wal.c: else it was merged away): were the FILE record to
+ * wait for the first entry, as an append's does, and a merge come first,
+ * replay would drop every entry of the successor.
+ */
+static void
+log_started_file(ArmdbRelKeydir *kd, ArmdbShardRt *rt, uint32 shard)
+{
+	Assert(rt->st.buf_start == 0 &&
+		   rt->st.append_end == ARMDB_FILE_HEADER_SIZE);
+	armdb_vstore_log_batch(NULL);
+	armdb_wal_log_file(kd->key.dbNode, kd->key.relNode, shard,
+					   rt->st.active_file_id, armdb_shard_buf(&rt->st));
+}
+
+/*
  * Close the shard's active file if it is file_id and holds entries (its
- * successor starts empty): for compaction, which then may merge it.  Its
- * entries are all in WAL already; a standby learns of the successor with
- * its first entry.  Returns whether it closed the file.
+ * successor starts empty; wal: its FILE record is logged): for compaction,
+ * which then may merge it.  Its entries are all in WAL already.  A failure
+ * is a WARNING (a shard that failed before, say): the file stays open.
+ * Returns whether it closed the file.
  */
 bool
 armdb_vstore_seal_file(ArmdbRelKeydir *kd, uint32 shard, uint32 file_id,
-					   const ArmdbStoreSettings *settings)
+					   bool wal, const ArmdbStoreSettings *settings)
 {
 	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
 	ArmdbShardFiles *files = armdb_vstore_shard_files(kd, shard, settings);
@@ -1321,17 +1341,25 @@ armdb_vstore_seal_file(ArmdbRelKeydir *kd, uint32 shard, uint32 file_id,
 
 	LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
 	if (rt->st.active_file_id == file_id && file_id != 0 &&
-		rt->st.append_end > ARMDB_FILE_HEADER_SIZE && !rt->st.sealed)
+		rt->st.append_end > ARMDB_FILE_HEADER_SIZE && !rt->st.sealed &&
+		!rt->st.failed)
 	{
 		/* a seal starts a file: in the buffer, taken away if idle */
 		shard_prepare(kd, rt, shard, settings);
 		ok = armdb_shard_seal(&rt->st, files, &sealed, &err);
-		if (ok)
+		if (ok && sealed != 0)
+		{
 			note_sealed(kd, rt, files, sealed, settings);
+			if (wal)
+				log_started_file(kd, rt, shard);
+		}
 	}
 	LWLockRelease(&rt->lock);
 	if (!ok)
-		armdb_report_storage_error(ERROR, &err);
+	{
+		armdb_report_storage_error(WARNING, &err);
+		return false;
+	}
 	armdb_vstore_build_sealed_hints(settings);
 	return sealed != 0;
 }
@@ -1348,7 +1376,7 @@ armdb_vstore_seal_file(ArmdbRelKeydir *kd, uint32 shard, uint32 file_id,
  */
 TransactionId
 armdb_vstore_freeze(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal,
-					const ArmdbStoreSettings *settings)
+					bool wal, const ArmdbStoreSettings *settings)
 {
 	TransactionId frozen_to = cutoff;
 
@@ -1379,6 +1407,8 @@ armdb_vstore_freeze(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal,
 				shard_prepare(kd, rt, shard, settings);
 			ok = seal ? armdb_shard_seal(&rt->st, files, &sealed, &err) :
 				armdb_shard_write_out(&rt->st, files, &reached, &err);
+			if (ok && sealed != 0 && wal)
+				log_started_file(kd, rt, shard);
 			active = rt->st.active_file_id;
 		}
 		ids = list_files(rt, CurrentMemoryContext, &nids, &upto);

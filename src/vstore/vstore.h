@@ -152,7 +152,7 @@ extern void armdb_vstore_build_sealed_hints(const ArmdbStoreSettings *settings);
 
 /* Close the shard's active file if it is file_id (for compaction). */
 extern bool armdb_vstore_seal_file(ArmdbRelKeydir *kd, uint32 shard,
-								   uint32 file_id,
+								   uint32 file_id, bool wal,
 								   const ArmdbStoreSettings *settings);
 
 /*
@@ -404,6 +404,7 @@ extern void armdb_vstore_write_out_all_shards(ArmdbRelKeydir *kd,
  */
 extern TransactionId armdb_vstore_freeze(ArmdbRelKeydir *kd,
 										 TransactionId cutoff, bool seal,
+										 bool wal,
 										 const ArmdbStoreSettings *settings);
 
 /*

@@ -11,6 +11,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "storage/cipher.h"
 
 #define KEY_A "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
@@ -124,6 +126,108 @@ test_seal_open(void)
 							  sealed, sizeof(plain), opened, &err));
 	ASSERT(armdb_cipher_open(k1, 42, ARMDB_CIPHER_ENTRY, aad, sizeof(aad),
 							 sealed, sizeof(plain), opened, &err));
+}
+
+/* AES-256-GCM of in through EVP, as builds before cipher.c's own path */
+static bool
+evp_seal(const uint8 *key, const uint8 *nonce, const uint8 *aad,
+		 size_t aad_len, const uint8 *in, size_t len, uint8 *out)
+{
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	int			outl;
+	bool		ok;
+
+	ok = ctx != NULL &&
+		EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, nonce) == 1 &&
+		(aad_len == 0 || EVP_EncryptUpdate(ctx, NULL, &outl, aad, (int) aad_len) == 1) &&
+		(len == 0 || EVP_EncryptUpdate(ctx, out, &outl, in, (int) len) == 1) &&
+		EVP_EncryptFinal_ex(ctx, out + len, &outl) == 1 &&
+		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, ARMDB_CIPHER_TAG_LEN,
+							out + len) == 1;
+	EVP_CIPHER_CTX_free(ctx);
+	return ok;
+}
+
+/*
+ * cipher.c runs GCM itself over prepared AES blocks: its bytes must be
+ * EVP's AES-256-GCM, byte for byte -- every length around the blocks it
+ * prepares (64 of 16 bytes) and GHASH's chunks (3 kB), in place or not,
+ * with keys changing from call to call -- and what EVP sealed must open.
+ */
+static void
+test_matches_evp(void)
+{
+	ArmdbError	err;
+	static const size_t lens[] = {0, 1, 15, 16, 17, 31, 60, 80, 255, 1007,
+		1008, 1009, 1023, 1024, 1025, 1040, 3071, 3072, 3073, 5000, 20001};
+	static const size_t aad_lens[] = {0, 1, 16, 28, 36, 45};
+	uint8		keys[3][ARMDB_CIPHER_KEY_LEN];
+	uint8	   *plain = malloc(20001);
+	uint8	   *mine = malloc(20001 + ARMDB_CIPHER_TAG_LEN);
+	uint8	   *evp = malloc(20001 + ARMDB_CIPHER_TAG_LEN);
+	uint8	   *opened = malloc(20001);
+	uint8		aad[45];
+	uint64		rs = 17;
+	int			calls = 0;
+
+	for (int k = 0; k < 3; k++)
+		for (int i = 0; i < ARMDB_CIPHER_KEY_LEN; i++)
+			keys[k][i] = (uint8) unit_rand(&rs);
+	for (size_t i = 0; i < 20001; i++)
+		plain[i] = (uint8) unit_rand(&rs);
+	for (size_t i = 0; i < sizeof(aad); i++)
+		aad[i] = (uint8) unit_rand(&rs);
+
+	for (int l = 0; l < (int) lengthof(lens); l++)
+		for (int a = 0; a < (int) lengthof(aad_lens); a++)
+		{
+			const uint8 *key = keys[calls % 3];
+			size_t		len = lens[l];
+			size_t		alen = aad_lens[a];
+			uint64		gsn = unit_rand(&rs) | ((uint64) unit_rand(&rs) << 32);
+			uint8		purpose = (uint8) (calls % 3);
+			uint8		nonce[12] = {0};
+			uint64		n = gsn & UINT64CONST(0x00FFFFFFFFFFFFFF);
+
+			calls++;
+			memcpy(nonce, &n, sizeof(n));
+			nonce[8] = purpose;
+			ASSERT(evp_seal(key, nonce, aad, alen, plain, len, evp));
+			ASSERT_OK(armdb_cipher_seal(key, gsn, purpose, aad, alen, plain,
+										len, mine, &err));
+			ASSERT(memcmp(mine, evp, len + ARMDB_CIPHER_TAG_LEN) == 0);
+			ASSERT(armdb_cipher_open(key, gsn, purpose, aad, alen, evp, len,
+									 opened, &err));
+			ASSERT(memcmp(opened, plain, len) == 0);
+			/* in place, both ways */
+			memcpy(mine, plain, len);
+			ASSERT_OK(armdb_cipher_seal(key, gsn, purpose, aad, alen, mine,
+										len, mine, &err));
+			ASSERT(memcmp(mine, evp, len + ARMDB_CIPHER_TAG_LEN) == 0);
+			ASSERT(armdb_cipher_open(key, gsn, purpose, aad, alen, mine, len,
+									 mine, &err));
+			ASSERT(memcmp(mine, plain, len) == 0);
+			/* the last byte of the value and of the tag count */
+			evp[len + ARMDB_CIPHER_TAG_LEN - 1] ^= 0x40;
+			ASSERT(!armdb_cipher_open(key, gsn, purpose, aad, alen, evp, len,
+									  opened, &err));
+			ASSERT_EQ(err.code, ARMDB_OK);
+			evp[len + ARMDB_CIPHER_TAG_LEN - 1] ^= 0x40;
+			if (len > 0)
+			{
+				evp[len - 1] ^= 0x01;
+				ASSERT(!armdb_cipher_open(key, gsn, purpose, aad, alen, evp,
+										  len, opened, &err));
+				evp[len - 1] ^= 0x01;
+			}
+			/* and another counter's block is no substitute */
+			ASSERT(!armdb_cipher_open(key, gsn + 1, purpose, aad, alen, evp,
+									  len, opened, &err));
+		}
+	free(plain);
+	free(mine);
+	free(evp);
+	free(opened);
 }
 
 /*
@@ -299,6 +403,7 @@ test_shard_no_key(void)
 const UnitTest unit_cipher_tests[] = {
 	{"cipher_parse_keys", test_parse_keys},
 	{"cipher_seal_open", test_seal_open},
+	{"cipher_matches_evp", test_matches_evp},
 	{"cipher_shard_encrypted", test_shard_encrypted},
 	{"cipher_shard_no_key", test_shard_no_key},
 	{NULL, NULL}

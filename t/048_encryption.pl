@@ -41,6 +41,9 @@ shared_preload_libraries = 'armdb'
 armdb.encryption_key_command = 'cat $keyfile'
 autovacuum = off
 max_wal_senders = 4
+# the worker stays asleep until the rotation's test of it wakes it (a
+# reload), so that it merges nothing the steps before check by hand
+armdb.compaction_naptime = 3600
 });
 $node->start;
 $node->safe_psql('postgres', q{
@@ -138,6 +141,25 @@ $restored->stop;
 # (enc_idle takes no writes after the rotation: its active file is closed
 # by compaction to be re-encrypted; one shard, so that the row written
 # after goes to the file that closing started)
+# (database rot: a table with next to no dead bytes, in more files under
+# the old key than the worker merges in a round -- four merges of four
+# files a shard: rotation alone stays work for it until none is left)
+$node->safe_psql('postgres', 'CREATE DATABASE rot');
+$node->append_conf('postgresql.conf', "armdb.max_file_size = '64kB'");
+$node->reload;
+$node->safe_psql('rot', q{
+CREATE EXTENSION armdb;
+SET armdb.shards = 1;
+CREATE TABLE rot_t (id int, v text) USING armdb;
+INSERT INTO rot_t SELECT g, 'ENCMARKER_rot_' || g || repeat('r', 60)
+	FROM generate_series(1, 15000) g;
+});
+$node->append_conf('postgresql.conf', "armdb.max_file_size = '1GB'");
+$node->reload;
+cmp_ok($node->safe_psql('rot', "SELECT count(*) FROM armdb_file_stats('rot_t')"),
+	'>', 20, 'rot_t fills more files than a round of the worker merges');
+my $rot_expect = $node->safe_psql('rot',
+	"SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM rot_t");
 $node->safe_psql('postgres', q{
 SET armdb.shards = 1;
 CREATE TABLE enc_idle (id int, v text) USING armdb;
@@ -179,6 +201,28 @@ $node->safe_psql('postgres', "INSERT INTO enc_idle VALUES (501, 'ENCMARKER_idle_
 $node->wait_for_catchup($standby, 'replay', $node->lsn('insert'));
 is($standby->safe_psql('postgres', "SELECT count(*) FROM enc_idle"),
 	'501', 'the standby reads it after the merge and a new file');
+# the worker, woken with a short nap, re-encrypts rot_t without being asked
+# (it compacts the tables with a key directory: a read loads rot_t's)
+is($node->safe_psql('rot',
+		"SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM rot_t"),
+	$rot_expect, 'rot_t reads after the rotation');
+is($node->safe_psql('rot', "SELECT armdb_relation_encryption('rot_t')"),
+	"(t,{$id_a})", 'a table with no dead byte, unwritten since the rotation, needs the old key');
+$node->append_conf('postgresql.conf', 'armdb.compaction_naptime = 1');
+$node->reload;
+ok($node->poll_query_until('rot',
+		"SELECT armdb_relation_encryption('rot_t')::text = '(t,{$id_b})'"),
+	'the compaction worker alone re-encrypts it under the new key');
+is($node->safe_psql('rot',
+		"SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM rot_t"),
+	$rot_expect, 'and its rows read back');
+$node->wait_for_catchup($standby, 'replay', $node->lsn('insert'));
+is($standby->safe_psql('rot',
+		"SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM rot_t"),
+	$rot_expect, 'on the standby too');
+$node->safe_psql('postgres', 'DROP DATABASE rot');
+$node->append_conf('postgresql.conf', 'armdb.compaction_naptime = 3600');
+$node->reload;
 $node->safe_psql('postgres', 'VACUUM FULL enc');
 is($node->safe_psql('postgres', "SELECT armdb_relation_encryption('enc')"),
 	"(t,{$id_b})", 'VACUUM FULL re-encrypts everything under the new key');

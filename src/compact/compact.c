@@ -784,6 +784,46 @@ under_old_key(CompactShard *cs, uint32 file_id)
 		fh.key_id != armdb_keyring.keys[0].id;
 }
 
+/*
+ * Does kd still have a file under an older key that compaction would
+ * re-encrypt: a closed file that is not damaged (merge_pick() leaves
+ * damaged ones), or an active file with entries, which compact_shard()
+ * closes first?  For the launcher (armdb_compact_keydir_has_work()), so
+ * that rotation alone is work for the worker, until a round finds none.
+ */
+static bool
+has_old_key_files(ArmdbRelKeydir *kd)
+{
+	for (uint32 shard = 0; shard < kd->nshards; shard++)
+	{
+		CompactShard cs;
+		ArmdbFileStat *fs;
+		uint32		active;
+		int			nfiles;
+		bool		found = false;
+		bool		sealable;
+
+		memset(&cs, 0, sizeof(cs));
+		cs.kd = kd;
+		cs.shard = shard;
+		cs.rt = armdb_keydir_shard(kd, shard);
+		cs.files = armdb_vstore_shard_files(kd, shard, armdb_store_settings());
+		fs = sync_file_list(&cs, &nfiles, &active);
+		for (int i = 0; i < nfiles && !found; i++)
+			found = !(fs[i].flags & ARMDB_FSTAT_DAMAGED) &&
+				fs[i].file_id != active && under_old_key(&cs, fs[i].file_id);
+		pfree(fs);
+		LWLockAcquire(&cs.rt->lock, LW_SHARED);
+		sealable = cs.rt->st.active_file_id == active && active != 0 &&
+			cs.rt->st.append_end > ARMDB_FILE_HEADER_SIZE &&
+			!cs.rt->st.sealed && !cs.rt->st.failed;
+		LWLockRelease(&cs.rt->lock);
+		if (found || (sealable && under_old_key(&cs, active)))
+			return true;
+	}
+	return false;
+}
+
 static bool
 compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 			  uint32 *max_input, bool own_manifests,
@@ -1183,6 +1223,10 @@ armdb_compact_relation(Relation rel, bool force, ArmdbCompactResult *result,
 			}
 		}
 	}
+	/* what rotation left is done once a round finds nothing of it */
+	if (kd->encrypted && armdb_keyring.nkeys > 1 && !kd->old_keys_merged &&
+		!has_old_key_files(kd))
+		kd->old_keys_merged = true;
 	result->duration_ms = (double) (GetCurrentTimestamp() - start) / 1000.0;
 	pgstat_report_activity(STATE_RUNNING, NULL);
 	return npending;
@@ -1240,6 +1284,10 @@ armdb_compact_keydir_has_work(ArmdbRelKeydir *kd, void *arg)
 {
 	double		threshold = *(double *) arg;
 	uint64		floor = PG_UINT64_MAX;
+
+	/* a rotated key: the worker has files to re-encrypt, or looks once */
+	if (kd->encrypted && armdb_keyring.nkeys > 1 && !kd->old_keys_merged)
+		return true;
 
 	for (int pass = 0; pass < 2; pass++)
 		for (uint32 shard = 0; shard < kd->nshards; shard++)

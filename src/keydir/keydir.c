@@ -1837,6 +1837,7 @@ init_keydir_entry(ArmdbRelKeydir *kd)
 	kd->loaded = false;
 	kd->standby = false;
 	kd->stale = false;
+	kd->old_keys_merged = false;
 	kd->relid = InvalidOid;
 	LWLockInitialize(&kd->lock, armdb_shared->keydir_tranche_id);
 	pg_atomic_init_u64(&kd->next_gsn, 1);

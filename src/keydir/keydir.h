@@ -415,6 +415,10 @@ typedef struct ArmdbRelKeydir
 	uint64		generation;		/* unique per keydir ever created */
 	uint32		nshards;
 	bool		encrypted;		/* its versions' values are (cipher.h) */
+	bool		old_keys_merged;	/* compaction found no file left that it
+									 * could re-encrypt under the current key
+									 * (keys change only with a restart, and
+									 * new files take the current one) */
 	/* its meta file's storage id, part of its files' keys (cipher.h) */
 	uint8		storage_id[ARMDB_CIPHER_STORAGE_ID_LEN];
 	bool		loaded;			/* recovered from the files */

@@ -993,7 +993,7 @@ restore(ArmdbRelKeydir *kd, RelFileNodeBackend rnode, ImageIo *io,
 		report.end_offset = is->append_end;
 		report.max_file_id = is->next_file_id > 0 ? is->next_file_id - 1 : 0;
 		load_shard_state(kd, rt, armdb_keydir_shard_files(kd, shard, settings),
-						 &report, LOAD_NORMAL, settings);
+						 &report, LOAD_NORMAL, false, settings);
 		rt->next_slot = is->next_slot;
 		rt->run_end = is->run_end;
 		rt->run_pages = is->run_pages;

@@ -1275,7 +1275,7 @@ report_load_error(const char *dir, const ArmdbError *err)
  */
 void
 load_shard_state(ArmdbRelKeydir *kd, ArmdbShardRt *rt, ArmdbShardFiles *files,
-				 const ArmdbRecoveryReport *report, LoadMode mode,
+				 const ArmdbRecoveryReport *report, LoadMode mode, bool wal,
 				 const ArmdbStoreSettings *settings)
 {
 	ArmdbError	err;
@@ -1294,11 +1294,17 @@ load_shard_state(ArmdbRelKeydir *kd, ArmdbShardRt *rt, ArmdbShardFiles *files,
 		if (!armdb_shard_open(&rt->st, files, report->last_file_id,
 							  report->end_offset, &err))
 			armdb_report_storage_error(ERROR, &err);
+		/* (before the seal below, whose new file must not be a merge's) */
+		armdb_shard_note_file_id(&rt->st, report->max_file_id);
 
 		/*
 		 * Salvaging skipped damage inside the active file: close it and
 		 * give it a hint file listing its good entries, so that the next
-		 * start reads the hint and never meets the damage again.
+		 * start reads the hint and never meets the damage again.  The file
+		 * the seal starts gets its FILE record now, as any seal's does
+		 * (vstore.c, log_started_file): a merge numbered above it could
+		 * otherwise reach WAL before its first entry, and replay would
+		 * then take it for merged away and drop its entries.
 		 */
 		if (report->active_salvaged)
 		{
@@ -1309,6 +1315,10 @@ load_shard_state(ArmdbRelKeydir *kd, ArmdbShardRt *rt, ArmdbShardFiles *files,
 				 !armdb_hint_build(files->io, files->dir, sealed,
 								   settings->direct_io, true, &err)))
 				armdb_report_storage_error(ERROR, &err);
+			if (sealed != 0 && wal)
+				armdb_wal_log_file(kd->key.dbNode, kd->key.relNode,
+								   rt->st.shard_no, rt->st.active_file_id,
+								   armdb_shard_buf(&rt->st));
 		}
 	}
 	/* merge outputs may have higher numbers than the active file */
@@ -1527,6 +1537,8 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 	uint64	   *shard_live_bytes;
 	ArmdbFileStat **shard_fstats;
 	int		   *shard_nfstats;
+	char		persistence = RELPERSISTENCE_PERMANENT;
+	bool		wal;
 
 	if (mode == LOAD_STANDBY)
 		recover_flags |= ARMDB_RECOVER_NO_CUT;	/* replay owns the files */
@@ -1551,13 +1563,19 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 
 	if (mode != LOAD_PROMOTED)
 	{
-		kd->nshards = armdb_rel_storage_read_meta(rnode, NULL,
+		kd->nshards = armdb_rel_storage_read_meta(rnode, &persistence,
 												  &kd->encrypted,
 												  kd->storage_id);
 		keydir_alloc(&kd->shards, sizeof(ArmdbShardRt) * kd->nshards,
 					 "shard states", settings);
 		kd->chunks = new_page_dir(ARMDB_PAGE_DIR_MIN, settings);
 	}
+	else
+		(void) armdb_rel_storage_read_meta(rnode, &persistence, NULL, NULL);
+	/* may a file started here (a salvage's seal) be WAL-logged? */
+	wal = mode != LOAD_STANDBY && !RecoveryInProgress() &&
+		rnode.backend == InvalidBackendId &&
+		persistence == RELPERSISTENCE_PERMANENT;
 
 	memset(&ls, 0, sizeof(ls));
 	ls.mode = mode;
@@ -1639,7 +1657,7 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 		if (mode == LOAD_PROMOTED)
 			LWLockAcquire(&rt->lock, LW_EXCLUSIVE);
 		rt->damaged = ls.gaps;
-		load_shard_state(kd, rt, files, &report, mode, settings);
+		load_shard_state(kd, rt, files, &report, mode, wal, settings);
 		if (mode == LOAD_PROMOTED)
 			LWLockRelease(&rt->lock);
 	}

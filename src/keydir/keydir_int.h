@@ -52,12 +52,13 @@ extern void init_shard(ArmdbShardRt *rt, uint32 shard,
 
 /*
  * A shard's state once its files are known to end where report says:
- * open for appends (or, LOAD_STANDBY, for reading only).
+ * open for appends (or, LOAD_STANDBY, for reading only); wal: the relation's
+ * changes are WAL-logged (a file started at load gets its FILE record).
  */
 extern void load_shard_state(ArmdbRelKeydir *kd, ArmdbShardRt *rt,
 							 ArmdbShardFiles *files,
 							 const ArmdbRecoveryReport *report, LoadMode mode,
-							 const ArmdbStoreSettings *settings);
+							 bool wal, const ArmdbStoreSettings *settings);
 
 /* Undo a load that failed: this process's descriptors, then the memory. */
 extern void forget_shard_files(ArmdbRelKeydir *kd);

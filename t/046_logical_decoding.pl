@@ -166,6 +166,36 @@ for my $db (sort keys %am)
 is($out{crash_dec_armdb}, $out{crash_dec_heap}, 'after a crash too');
 like($out{crash_dec_armdb}, qr/after the crash/, 'with the change made after it');
 
+# replication origins: changes a session makes under an origin (as an
+# apply worker does) carry it, and an output plugin filtering by origin
+# (test_decoding's only-local) leaves them out, as heap's
+for my $db (sort keys %am)
+{
+	$node->safe_psql($db, qq{
+SELECT pg_replication_origin_create('orig_$db');
+SELECT pg_replication_origin_session_setup('orig_$db');
+INSERT INTO t VALUES (300, 'from elsewhere', 3);
+UPDATE t SET v = 'elsewhere too' WHERE id = 300;
+BEGIN;
+SELECT pg_replication_origin_xact_setup('0/AABBCC', now());
+DELETE FROM t WHERE id = 300;
+INSERT INTO t VALUES (302, 'from elsewhere', 3);
+COMMIT;
+SELECT pg_replication_origin_session_reset();
+INSERT INTO t VALUES (301, 'local', 3);
+});
+	$out{"local_$db"} = changes($db, 's', 'only-local', '1');
+	$out{"origin_$db"} = $node->safe_psql($db,
+		"SELECT remote_lsn FROM pg_replication_origin_status s
+		 JOIN pg_replication_origin o ON o.roident = s.local_id
+		 WHERE o.roname = 'orig_$db'");
+}
+is($out{local_dec_armdb}, $out{local_dec_heap},
+	'only-local decodes as heap does');
+unlike($out{local_dec_armdb}, qr/elsewhere/, 'leaving out the changes made under an origin');
+like($out{local_dec_armdb}, qr/id\[integer\]:301 v\[text\]:'local'/, 'keeping the local one');
+is($out{origin_dec_armdb}, '0/AABBCC', 'the origin\'s progress is recorded');
+
 # wal2json, an output plugin from outside PostgreSQL, sees them as well
 # (a server that lists its trusted output plugins must name it)
 my $trusted = $node->safe_psql('postgres',

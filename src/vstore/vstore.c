@@ -1323,6 +1323,26 @@ log_started_file(ArmdbRelKeydir *kd, ArmdbShardRt *rt, uint32 shard)
 }
 
 /*
+ * Close the shard's active file (the caller holds the shard lock
+ * exclusively): its successor starts in the write buffer, and with wal its
+ * FILE record is logged at once (log_started_file()).  *sealed: the closed
+ * file's number, 0 if there was nothing to close.
+ */
+static bool
+seal_active(ArmdbRelKeydir *kd, ArmdbShardRt *rt, uint32 shard,
+			ArmdbShardFiles *files, bool wal, const ArmdbStoreSettings *settings,
+			uint32 *sealed, ArmdbError *err)
+{
+	/* a seal starts a file: in the buffer, taken away if idle */
+	shard_prepare(kd, rt, shard, settings);
+	if (!armdb_shard_seal(&rt->st, files, sealed, err))
+		return false;
+	if (*sealed != 0 && wal)
+		log_started_file(kd, rt, shard);
+	return true;
+}
+
+/*
  * Close the shard's active file if it is file_id and holds entries (its
  * successor starts empty; wal: its FILE record is logged): for compaction,
  * which then may merge it.  Its entries are all in WAL already.  A failure
@@ -1344,15 +1364,9 @@ armdb_vstore_seal_file(ArmdbRelKeydir *kd, uint32 shard, uint32 file_id,
 		rt->st.append_end > ARMDB_FILE_HEADER_SIZE && !rt->st.sealed &&
 		!rt->st.failed)
 	{
-		/* a seal starts a file: in the buffer, taken away if idle */
-		shard_prepare(kd, rt, shard, settings);
-		ok = armdb_shard_seal(&rt->st, files, &sealed, &err);
-		if (ok && sealed != 0)
-		{
+		ok = seal_active(kd, rt, shard, files, wal, settings, &sealed, &err);
+		if (ok)
 			note_sealed(kd, rt, files, sealed, settings);
-			if (wal)
-				log_started_file(kd, rt, shard);
-		}
 	}
 	LWLockRelease(&rt->lock);
 	if (!ok)
@@ -1402,13 +1416,9 @@ armdb_vstore_freeze(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal,
 		active = rt->st.active_file_id;
 		if (active != 0)
 		{
-			/* a seal starts a file: in the buffer, taken away if idle */
-			if (seal)
-				shard_prepare(kd, rt, shard, settings);
-			ok = seal ? armdb_shard_seal(&rt->st, files, &sealed, &err) :
+			ok = seal ?
+				seal_active(kd, rt, shard, files, wal, settings, &sealed, &err) :
 				armdb_shard_write_out(&rt->st, files, &reached, &err);
-			if (ok && sealed != 0 && wal)
-				log_started_file(kd, rt, shard);
 			active = rt->st.active_file_id;
 		}
 		ids = list_files(rt, CurrentMemoryContext, &nids, &upto);

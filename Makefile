@@ -33,7 +33,7 @@ OBJS = src/armdb.o src/armdb_crypt.o src/armdb_storage.o src/armdb_funcs.o src/a
 	$(STORAGE_OBJS)
 
 REGRESS = armdb_init armdb_table armdb_analyze armdb_toast armdb_compact armdb_tidrange armdb_bitmapscan armdb_estimates armdb_stale_cache armdb_tuple_format armdb_compression armdb_vm armdb_hot armdb_seqscan_pages armdb_memory
-ISOLATION = armdb-eval-plan-qual armdb-update-delete armdb-row-locks \
+ISOLATION = armdb-eval-plan-qual armdb-update-delete armdb-row-locks armdb-spec-abort \
 	armdb-rr-conflict armdb-write-skew armdb-unique armdb-visibility \
 	armdb-subxact-locks armdb-fk armdb-compact-scan armdb-ssi-delete armdb-ios \
 	armdb-hot-prune

@@ -378,7 +378,11 @@ armdb_tuple_complete_speculative(Relation rel, TupleTableSlot *slot,
 			 ItemPointerGetOffsetNumber(&slot->tts_tid));
 
 	if (!succeeded)
+	{
 		armdb_append_tombstone(rel, kd, slotno, GetCurrentFullTransactionId());
+		/* a deletion, as heap counts it: the insertion was counted too */
+		pgstat_count_heap_delete(rel);
+	}
 
 	LWLockAcquire(&page->lock, LW_EXCLUSIVE);
 	v = &page->v[slotno % ARMDB_SLOTS_PER_PAGE];

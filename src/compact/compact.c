@@ -128,6 +128,17 @@ typedef struct CompactShard
 	bool		canceled;
 } CompactShard;
 
+/* cs, zeroed, for shard of kd */
+static void
+compact_shard_init(CompactShard *cs, ArmdbRelKeydir *kd, uint32 shard)
+{
+	memset(cs, 0, sizeof(*cs));
+	cs->kd = kd;
+	cs->shard = shard;
+	cs->rt = armdb_keydir_shard(kd, shard);
+	cs->files = armdb_vstore_shard_files(kd, shard, armdb_store_settings());
+}
+
 static void
 crash_at(int point)
 {
@@ -803,11 +814,7 @@ has_old_key_files(ArmdbRelKeydir *kd)
 		bool		found = false;
 		bool		sealable;
 
-		memset(&cs, 0, sizeof(cs));
-		cs.kd = kd;
-		cs.shard = shard;
-		cs.rt = armdb_keydir_shard(kd, shard);
-		cs.files = armdb_vstore_shard_files(kd, shard, armdb_store_settings());
+		compact_shard_init(&cs, kd, shard);
 		fs = sync_file_list(&cs, &nfiles, &active);
 		for (int i = 0; i < nfiles && !found; i++)
 			found = !(fs[i].flags & ARMDB_FSTAT_DAMAGED) &&
@@ -850,11 +857,7 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 	volatile int floor_slot;
 	volatile bool committed = false;
 
-	memset(&cs, 0, sizeof(cs));
-	cs.kd = kd;
-	cs.shard = shard;
-	cs.rt = armdb_keydir_shard(kd, shard);
-	cs.files = armdb_vstore_shard_files(kd, shard, armdb_store_settings());
+	compact_shard_init(&cs, kd, shard);
 	if (!own_manifests && shard_has_manifest(cs.files->dir))
 	{
 		uint32		swapped;
@@ -1171,11 +1174,7 @@ armdb_compact_sync_files(ArmdbRelKeydir *kd)
 		uint32		active;
 		int			n;
 
-		memset(&cs, 0, sizeof(cs));
-		cs.kd = kd;
-		cs.shard = shard;
-		cs.rt = armdb_keydir_shard(kd, shard);
-		cs.files = armdb_vstore_shard_files(kd, shard, armdb_store_settings());
+		compact_shard_init(&cs, kd, shard);
 		pfree(sync_file_list(&cs, &n, &active));
 	}
 }

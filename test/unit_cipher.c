@@ -223,6 +223,14 @@ test_matches_evp(void)
 			/* and another counter's block is no substitute */
 			ASSERT(!armdb_cipher_open(key, gsn + 1, purpose, aad, alen, evp,
 									  len, opened, &err));
+			ASSERT_EQ(err.code, ARMDB_OK);
+			/* nor is another key's, for the same nonce */
+			ASSERT(!armdb_cipher_open(keys[calls % 3], gsn, purpose, aad,
+									  alen, evp, len, opened, &err));
+			ASSERT_EQ(err.code, ARMDB_OK);
+			ASSERT_OK(armdb_cipher_seal(keys[calls % 3], gsn, purpose, aad,
+										alen, plain, len, mine, &err));
+			ASSERT(memcmp(mine + len, evp + len, ARMDB_CIPHER_TAG_LEN) != 0);
 		}
 	free(plain);
 	free(mine);

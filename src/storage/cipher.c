@@ -342,6 +342,7 @@ gcm_stream(const unsigned char *in, unsigned char *out, size_t blocks,
 		blocks -= n;
 		counter += (uint32) n;
 	}
+	explicit_bzero(ks, sizeof(ks));
 }
 
 /*
@@ -395,6 +396,24 @@ make_nonce(uint8 *nonce, uint64 gsn, uint8 purpose)
 	nonce[8] = purpose;
 }
 
+/*
+ * After a call: the prepared keystream wiped, and after a failed AES call
+ * the key forgotten, so that the next call sets the context up anew.
+ * Returns whether the call's AES calls all succeeded.
+ */
+static bool
+gcm_end(GcmContext *gc)
+{
+	bool		ok = !gc->failed;
+
+	explicit_bzero(gc->ks, (size_t) AES_BLOCK * gc->nprepared);
+	gc->nprepared = 0;
+	if (!ok)
+		gc->keyed = false;
+	gc->failed = false;
+	return ok;
+}
+
 bool
 armdb_cipher_seal(const uint8 *key, uint64 gsn, uint8 purpose,
 				  const void *aad, size_t aad_len, const void *in, size_t len,
@@ -412,9 +431,14 @@ armdb_cipher_seal(const uint8 *key, uint64 gsn, uint8 purpose,
 		 CRYPTO_gcm128_encrypt_ctr32(gc->gcm, in, out, len, gcm_stream) == 0);
 	if (ok)
 		CRYPTO_gcm128_tag(gc->gcm, (uint8 *) out + len, ARMDB_CIPHER_TAG_LEN);
-	if (!ok || gc->failed)
+	if (!gcm_end(gc) || !ok)
+	{
+		/* out may hold plaintext (a failed AES call's zero keystream) */
+		if (len <= INT_MAX)
+			memset(out, 0, len + ARMDB_CIPHER_TAG_LEN);
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
 						   "could not encrypt %zu bytes", len);
+	}
 	return true;
 }
 
@@ -439,10 +463,13 @@ armdb_cipher_open(const uint8 *key, uint64 gsn, uint8 purpose,
 		(aad_len > 0 && CRYPTO_gcm128_aad(gc->gcm, aad, aad_len) != 0) ||
 		(len > 0 &&
 		 CRYPTO_gcm128_decrypt_ctr32(gc->gcm, in, out, len, gcm_stream) != 0))
+	{
+		(void) gcm_end(gc);
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
 						   "could not decrypt %zu bytes", len);
+	}
 	match = CRYPTO_gcm128_finish(gc->gcm, tag, sizeof(tag)) == 0;
-	if (gc->failed)
+	if (!gcm_end(gc))
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
 						   "could not decrypt %zu bytes", len);
 	return match;

@@ -74,8 +74,11 @@ sub dir_files
 my $at = 64 + 100;
 # the second entry starts after the file header (64 bytes) and the slot
 # reservation, a header without value (48 bytes: it names its run of
-# pages, first slot to last)
-my $second = 64 + 48;
+# pages, first slot to last; 16 more in an encrypted table, its tag)
+my $second = do {
+	my ($crc, $vlen, $gsn_lo, $gsn_hi) = unpack('V V V V', substr(slurp_file($file), 64, 16));
+	64 + (($gsn_hi & (1 << 25)) ? 32 : 48) + $vlen;
+};
 flip_byte($file, $at);
 my $damaged_md5 = file_md5($file);
 my $files_before = dir_files();

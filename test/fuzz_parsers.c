@@ -17,7 +17,9 @@
  *		starting at offset ARMDB_FILE_HEADER_SIZE (after the file header)
  *	 1	armdb_entry_parse(): bytes [1, n) are one entry
  *	 2	armdb_hint_parse(): bytes [1, 5) are the data file size (uint32,
- *		little-endian), bytes [5, n) the hint file image
+ *		little-endian), bytes [5, n) the hint file image; with flag
+ *		FUZZ_HINT_MAC its MAC is checked under a fixed key (and with
+ *		FUZZ_FIX_CRC, a hint whose header says it has a MAC gets a good one)
  *	 3	armdb_file_header_check(): bytes [1, n) are the start of a data file
  *	 4	armdb_file_name_parse(): bytes [1, n) are a directory entry name
  *	 5	decryption (storage/cipher.h): bytes [1, n) are one encrypted entry,
@@ -52,12 +54,20 @@
 #define FUZZ_FILE_ID	1
 #define FUZZ_NMODES		7
 #define FUZZ_FIX_CRC	0x01
+#define FUZZ_HINT_MAC	0x02	/* mode 2: the MAC checked, under fuzz_hint_key */
 
 #define CHECK(cond) \
 	do { \
 		if (!(cond)) \
 			__builtin_trap(); \
 	} while (0)
+
+/* the hint key of mode 2 with FUZZ_HINT_MAC */
+static const uint8 fuzz_hint_key[ARMDB_CIPHER_KEY_LEN] = {
+	0x68, 0x69, 0x6e, 0x74, 0x2d, 0x6b, 0x65, 0x79, 0x00, 0x11, 0x22, 0x33,
+	0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
+	0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef
+};
 
 /* ----------------
  * (a) data file scan
@@ -154,9 +164,22 @@ static void
 fix_hint_crc(char *buf, size_t len)
 {
 	uint32		crc;
+	ArmdbHintHeader hh;
+	size_t		mac_at;
 
 	if (len < sizeof(ArmdbHintHeader) + sizeof(ArmdbHintTrailer))
 		return;
+	/* a hint that says it has a MAC gets the one fuzz_hint_key makes */
+	memcpy(&hh, buf, sizeof(hh));
+	mac_at = len - sizeof(ArmdbHintTrailer) - ARMDB_HINT_MAC_LEN;
+	if ((hh.flags & ARMDB_HINT_FLAG_MAC) &&
+		len >= sizeof(ArmdbHintHeader) + sizeof(ArmdbHintTrailer) + ARMDB_HINT_MAC_LEN)
+	{
+		ArmdbError	err;
+
+		CHECK(armdb_cipher_hint_mac(fuzz_hint_key, buf, mac_at,
+									(uint8 *) buf + mac_at, &err));
+	}
 	crc = crc_of(buf, len - sizeof(ArmdbHintTrailer), NULL, 0);
 	memcpy(buf + len - sizeof(ArmdbHintTrailer), &crc, sizeof(uint32));
 }
@@ -329,8 +352,9 @@ hint_cb(void *arg, const ArmdbEntryInfo *e, ArmdbError *err)
 }
 
 static void
-fuzz_hint(const char *buf, size_t len, uint64 data_size)
+fuzz_hint(const char *buf, size_t len, uint64 data_size, bool mac)
 {
+	const uint8 *mac_key = mac ? fuzz_hint_key : NULL;
 	HintCheck	hc;
 	ArmdbError	err;
 	bool		ok,
@@ -341,18 +365,22 @@ fuzz_hint(const char *buf, size_t len, uint64 data_size)
 	hc.prev_end = ARMDB_FILE_HEADER_SIZE;
 	armdb_error_clear(&err);
 
-	ok = armdb_hint_parse(buf, len, FUZZ_FILE_ID, data_size, hint_cb, &hc,
-						  &err);
+	ok = armdb_hint_parse(buf, len, FUZZ_FILE_ID, data_size, mac_key, hint_cb,
+						  &hc, &err);
 	if (ok)
 	{
 		ArmdbHintHeader hh;
+		size_t		mac_len;
 
 		CHECK(len >= sizeof(ArmdbHintHeader) + sizeof(ArmdbHintTrailer));
 		memcpy(&hh, buf, sizeof(hh));
+		mac_len = (hh.flags & ARMDB_HINT_FLAG_MAC) ? ARMDB_HINT_MAC_LEN : 0;
+		/* a MAC was asked for: there is one */
+		CHECK(!mac || mac_len > 0);
 		CHECK(hh.data_end <= data_size);
 		CHECK(hc.calls == hh.nrecords);
 		CHECK(len == sizeof(ArmdbHintHeader) + sizeof(ArmdbHintTrailer) +
-			  (uint64) hh.nrecords * sizeof(ArmdbHintRecord));
+			  mac_len + (uint64) hh.nrecords * sizeof(ArmdbHintRecord));
 		CHECK(hc.prev_end <= hh.data_end || hh.nrecords == 0);
 	}
 	else
@@ -365,8 +393,8 @@ fuzz_hint(const char *buf, size_t len, uint64 data_size)
 
 	/* validation alone agrees */
 	armdb_error_clear(&err);
-	ok_nocb = armdb_hint_parse(buf, len, FUZZ_FILE_ID, data_size, NULL, NULL,
-							   &err);
+	ok_nocb = armdb_hint_parse(buf, len, FUZZ_FILE_ID, data_size, mac_key, NULL,
+							   NULL, &err);
 	CHECK(ok == ok_nocb);
 }
 
@@ -622,7 +650,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fuzz_entry(copy, restlen);
 			break;
 		case 2:
-			fuzz_hint(copy, restlen, data_size);
+			fuzz_hint(copy, restlen, data_size, (flags & FUZZ_HINT_MAC) != 0);
 			break;
 		case 3:
 			fuzz_file_header(copy, restlen);

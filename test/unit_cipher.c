@@ -13,6 +13,8 @@
 
 #include <openssl/evp.h>
 
+#include "port/pg_crc32c.h"
+
 #include "storage/cipher.h"
 
 #define KEY_A "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
@@ -62,10 +64,10 @@ test_seal_open(void)
 
 	ASSERT_OK(armdb_cipher_parse_keys(KEY_A, &ring, &err));
 	ASSERT_OK(armdb_cipher_random_salt(salt, &err));
-	ASSERT_OK(armdb_cipher_file_key(&ring, ring.keys[0].id, salt, 3, 7, NULL, k1, &err));
-	ASSERT_OK(armdb_cipher_file_key(&ring, ring.keys[0].id, salt, 3, 8, NULL, k2, &err));
+	ASSERT_OK(armdb_cipher_file_key(&ring, ring.keys[0].id, salt, 3, 7, NULL, false, k1, &err));
+	ASSERT_OK(armdb_cipher_file_key(&ring, ring.keys[0].id, salt, 3, 8, NULL, false, k2, &err));
 	ASSERT(memcmp(k1, k2, sizeof(k1)) != 0);	/* a key per file */
-	ASSERT_FAILS(armdb_cipher_file_key(&ring, ring.keys[0].id + 1, salt, 3, 7, NULL, k2, &err),
+	ASSERT_FAILS(armdb_cipher_file_key(&ring, ring.keys[0].id + 1, salt, 3, 7, NULL, false, k2, &err),
 				 ARMDB_ERR_KEY);
 
 	/*
@@ -79,11 +81,11 @@ test_seal_open(void)
 		uint8		ka[ARMDB_CIPHER_KEY_LEN];
 		uint8		kb[ARMDB_CIPHER_KEY_LEN];
 
-		ASSERT_OK(armdb_cipher_file_key(&ring, ring.keys[0].id, salt, 3, 7, id_a, ka, &err));
-		ASSERT_OK(armdb_cipher_file_key(&ring, ring.keys[0].id, salt, 3, 7, id_b, kb, &err));
+		ASSERT_OK(armdb_cipher_file_key(&ring, ring.keys[0].id, salt, 3, 7, id_a, false, ka, &err));
+		ASSERT_OK(armdb_cipher_file_key(&ring, ring.keys[0].id, salt, 3, 7, id_b, false, kb, &err));
 		ASSERT(memcmp(ka, kb, sizeof(ka)) != 0);
 		ASSERT(memcmp(ka, k1, sizeof(ka)) != 0);
-		ASSERT_OK(armdb_cipher_file_key(&ring, ring.keys[0].id, salt, 3, 7, id_0, ka, &err));
+		ASSERT_OK(armdb_cipher_file_key(&ring, ring.keys[0].id, salt, 3, 7, id_0, false, ka, &err));
 		ASSERT(memcmp(ka, k1, sizeof(ka)) == 0);
 	}
 
@@ -408,11 +410,250 @@ test_shard_no_key(void)
 	tshard_close(&s);
 }
 
+/* Count what a scan or a load reports. */
+static bool
+count_cb(void *arg, const ArmdbEntryInfo *entry, ArmdbError *err)
+{
+	(*(int *) arg)++;
+	return true;
+}
+
+/* Rewrite len bytes at off of path. */
+static bool
+overwrite(const char *path, const void *bytes, size_t len, off_t off)
+{
+	int			fd = open(path, O_WRONLY);
+
+	HASSERT(fd >= 0);
+	HASSERT(pwrite(fd, bytes, len, off) == (ssize_t) len);
+	close(fd);
+	return true;
+}
+
+/* Read len bytes at off of path. */
+static bool
+read_at(const char *path, void *bytes, size_t len, off_t off)
+{
+	int			fd = open(path, O_RDONLY);
+
+	HASSERT(fd >= 0);
+	HASSERT(pread(fd, bytes, len, off) == (ssize_t) len);
+	close(fd);
+	return true;
+}
+
+/* Scan data file file_id of unit_dir with auth; entries counted in *n. */
+static bool
+scan_with(uint32 file_id, const ArmdbFileAuth *auth, int *n, ArmdbError *err)
+{
+	char		path[MAXPGPATH];
+	ArmdbScanResult scan;
+	int			fd;
+	bool		ok;
+
+	armdb_file_path(path, unit_dir, file_id, ARMDB_FILE_DATA);
+	fd = open(path, O_RDONLY);
+	HASSERT(fd >= 0);
+	*n = 0;
+	ok = armdb_scan_data_file(unit_io, fd, file_id, false, auth, count_cb, n,
+							  &scan, err);
+	close(fd);
+	return ok;
+}
+
+/*
+ * Everything a load takes from an encrypted table's files is authenticated
+ * (cipher.h): entries without a value are sealed too, a scan with the
+ * table's ArmdbFileAuth opens every entry, and hint files carry a MAC.  A
+ * forger who mends CRCs -- a tombstone's xid changed, an unsealed
+ * tombstone, a hint record changed, a hint without its MAC, the file's
+ * AUTHENTICATED flag cleared -- gets an error, never a different table.
+ */
+static void
+test_load_authenticated(void)
+{
+	TShard		s;
+	ArmdbError	err;
+	ArmdbLocation locs[30];
+	const ArmdbFileAuth *auth;
+	ArmdbFileAuth other;
+	uint8		other_id[ARMDB_CIPHER_STORAGE_ID_LEN];
+	char		value[200];
+	char		path[MAXPGPATH];
+	char		hint[MAXPGPATH];
+	uint32		sealed;
+	uint32		file_id;
+	int			n;
+
+	set_keys(KEY_A);
+	ASSERT_CALL(tshard_init(&s, unit_dir, 16 * ARMDB_BLOCK_SIZE, 1 << 20, true));
+	s.files.encrypt = true;
+	memset(s.files.storage_id, 7, sizeof(s.files.storage_id));
+	for (int i = 0; i < 30; i++)
+	{
+		ArmdbEntryHeader hdr;
+		bool		valueless = i >= 20;
+
+		memset(&hdr, 0, sizeof(hdr));
+		snprintf(value, sizeof(value), "marker-%d", i);
+		hdr.value_len = valueless ? 0 : 50 + i;
+		hdr.gsn = (uint64) i + 1;
+		if (i >= 20 && i < 25)
+			hdr.gsn |= ARMDB_GSN_FLAG_TOMBSTONE;
+		else if (i >= 25 && i < 28)
+			hdr.gsn |= ARMDB_GSN_FLAG_RESERVE;
+		else if (i >= 28)
+			hdr.gsn |= ARMDB_GSN_FLAG_LOCK;
+		hdr.xid = 500 + i;
+		hdr.slot = (uint64) i % 20;
+		hdr.root_slot = hdr.slot;
+		hdr.prev_slot = i >= 28 ? 7 : ARMDB_INVALID_SLOT;
+		ASSERT_OK(armdb_shard_append(&s.st, &s.files, &hdr, valueless ? NULL : value,
+									 &locs[i], &sealed, &err));
+		/* every kind is sealed: a valueless entry's value is its tag */
+		ASSERT(hdr.gsn & ARMDB_GSN_FLAG_ENCRYPTED);
+		ASSERT_EQ(hdr.value_len, (valueless ? 0 : 50 + i) + ARMDB_CIPHER_TAG_LEN);
+	}
+	ASSERT_OK(armdb_shard_seal(&s.st, &s.files, &sealed, &err));
+	ASSERT_CALL(tshard_flush_all(&s));
+	file_id = locs[0].file_id;
+	ASSERT_EQ(sealed, file_id);
+	auth = armdb_shard_files_auth(&s.files);
+	ASSERT(auth != NULL);
+	armdb_file_path(path, unit_dir, file_id, ARMDB_FILE_DATA);
+	armdb_file_path(hint, unit_dir, file_id, ARMDB_FILE_HINT);
+
+	/* the whole file authenticates, and only in its own table */
+	ASSERT_OK(scan_with(file_id, auth, &n, &err));
+	ASSERT_EQ(n, 30);
+	other = *auth;
+	memset(other_id, 8, sizeof(other_id));
+	other.storage_id = other_id;
+	ASSERT_FAILS(scan_with(file_id, &other, &n, &err), ARMDB_ERR_CORRUPT);
+	ASSERT(strstr(err.message, "failed authentication") != NULL);
+
+	/* a hint built with auth carries a MAC, which its load checks */
+	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, file_id, true, false, auth,
+							   &err));
+	n = 0;
+	ASSERT_OK(armdb_hint_load(unit_io, unit_dir, file_id, unit_file_size(path),
+							  auth, count_cb, &n, &err));
+	ASSERT_EQ(n, 30);
+	{
+		ArmdbHintHeader hh;
+		ArmdbHintRecord rec;
+		ArmdbHintTrailer tr;
+		uint64		size = unit_file_size(hint);
+		char	   *image = malloc(size);
+
+		ASSERT_CALL(read_at(hint, image, size, 0));
+		memcpy(&hh, image, sizeof(hh));
+		ASSERT(hh.flags & ARMDB_HINT_FLAG_MAC);
+		/* a record's xid changed, the CRC mended */
+		memcpy(&rec, image + sizeof(hh) + 22 * sizeof(rec), sizeof(rec));
+		rec.xid = 3;
+		memcpy(image + sizeof(hh) + 22 * sizeof(rec), &rec, sizeof(rec));
+		INIT_CRC32C(tr.crc);
+		COMP_CRC32C(tr.crc, image, size - sizeof(tr));
+		FIN_CRC32C(tr.crc);
+		tr.magic = ARMDB_HINT_MAGIC;
+		memcpy(image + size - sizeof(tr), &tr, sizeof(tr));
+		ASSERT_CALL(overwrite(hint, image, size, 0));
+		ASSERT_FAILS(armdb_hint_load(unit_io, unit_dir, file_id,
+									 unit_file_size(path), auth, count_cb, &n,
+									 &err), ARMDB_ERR_CORRUPT);
+		ASSERT(strstr(err.message, "failed authentication") != NULL);
+		/* (without auth, the MAC is not checked: a plain table's load) */
+		ASSERT_OK(armdb_hint_load(unit_io, unit_dir, file_id,
+								  unit_file_size(path), NULL, count_cb, &n,
+								  &err));
+		free(image);
+	}
+	/* a hint without a MAC, as an earlier build wrote: not taken */
+	{
+		ArmdbEntryInfo infos[1];
+
+		memset(infos, 0, sizeof(infos));
+		ASSERT_OK(armdb_hint_write(unit_dir, file_id, infos, 0,
+								   ARMDB_FILE_HEADER_SIZE, NULL, &err));
+		ASSERT_FAILS(armdb_hint_load(unit_io, unit_dir, file_id,
+									 unit_file_size(path), auth, count_cb, &n,
+									 &err), ARMDB_ERR_CORRUPT);
+		ASSERT(strstr(err.message, "has no MAC") != NULL);
+		ASSERT(unlink(hint) == 0);
+	}
+
+	/* a tombstone's xid changed under a mended CRC: its tag fails */
+	{
+		char		entry[128];
+		ArmdbEntryHeader hdr;
+		const ArmdbLocation *loc = &locs[21];
+
+		ASSERT_CALL(read_at(path, entry, loc->len, loc->offset));
+		ASSERT_EQ(armdb_entry_parse(entry, loc->len, &hdr), ARMDB_PARSE_OK);
+		hdr.xid = 3;
+		armdb_entry_seal(&hdr, entry + armdb_entry_header_size(hdr.gsn));
+		memcpy(entry, &hdr, armdb_entry_header_size(hdr.gsn));
+		ASSERT_CALL(overwrite(path, entry, loc->len, loc->offset));
+		ASSERT_FAILS(scan_with(file_id, auth, &n, &err), ARMDB_ERR_CORRUPT);
+		ASSERT(strstr(err.message, "failed authentication") != NULL);
+		ASSERT(strstr(err.message, "offset") != NULL);
+		/* the CRC alone is satisfied: a scan without auth takes it */
+		ASSERT_OK(scan_with(file_id, NULL, &n, &err));
+		ASSERT_EQ(n, 30);
+
+		/* an unsealed tombstone in its place (a long header, same length) */
+		memset(&hdr, 0, sizeof(hdr));
+		hdr.gsn = 22 | ARMDB_GSN_FLAG_TOMBSTONE;
+		hdr.xid = 521;
+		hdr.slot = 1;
+		hdr.root_slot = 5;
+		hdr.prev_slot = 1;
+		ASSERT_EQ(loc->len, ARMDB_ENTRY_HEADER_SIZE);
+		armdb_entry_seal(&hdr, NULL);
+		ASSERT_EQ(armdb_entry_header_size(hdr.gsn), ARMDB_ENTRY_HEADER_SIZE);
+		ASSERT_CALL(overwrite(path, &hdr, sizeof(hdr), loc->offset));
+		ASSERT_FAILS(scan_with(file_id, auth, &n, &err), ARMDB_ERR_CORRUPT);
+		ASSERT(strstr(err.message, "not sealed") != NULL);
+		ASSERT_OK(scan_with(file_id, NULL, &n, &err));
+	}
+
+	/*
+	 * The file's AUTHENTICATED flag cleared, its header's CRC mended: it
+	 * passes for an earlier build's file, whose valueless entries are not
+	 * checked -- but its key is another, so no version authenticates.
+	 */
+	{
+		ArmdbFileHeader fh;
+		char		dst[512];
+		ArmdbEntryHeader hdr;
+
+		ASSERT_CALL(read_at(path, &fh, sizeof(fh), 0));
+		ASSERT(fh.flags & ARMDB_FILE_FLAG_AUTHENTICATED);
+		fh.flags &= ~ARMDB_FILE_FLAG_AUTHENTICATED;
+		INIT_CRC32C(fh.crc);
+		COMP_CRC32C(fh.crc, ((const char *) &fh) + sizeof(uint32),
+					sizeof(fh) - sizeof(uint32));
+		FIN_CRC32C(fh.crc);
+		ASSERT_OK(armdb_file_header_check((const char *) &fh, sizeof(fh),
+										  file_id, &err));
+		ASSERT_CALL(overwrite(path, &fh, sizeof(fh), 0));
+		armdb_shard_forget_file(&s.files, file_id);
+		ASSERT_OK(armdb_shard_read_file(&s.files, &locs[3], dst, &hdr, &err));
+		ASSERT_FAILS(armdb_shard_open_entry(&s.files, &locs[3], dst, &hdr, &err),
+					 ARMDB_ERR_CORRUPT);
+		ASSERT(strstr(err.message, "failed authentication") != NULL);
+	}
+	tshard_close(&s);
+	memset(&armdb_keyring, 0, sizeof(armdb_keyring));
+}
+
 const UnitTest unit_cipher_tests[] = {
 	{"cipher_parse_keys", test_parse_keys},
 	{"cipher_seal_open", test_seal_open},
 	{"cipher_matches_evp", test_matches_evp},
 	{"cipher_shard_encrypted", test_shard_encrypted},
+	{"cipher_load_authenticated", test_load_authenticated},
 	{"cipher_shard_no_key", test_shard_no_key},
 	{NULL, NULL}
 };

@@ -380,7 +380,7 @@ hint_parse_expect(HintImage *h, size_t len, uint64 data_size, bool want_ok,
 
 	tinfos_init(&infos);
 	armdb_error_clear(&err);
-	ok = armdb_hint_parse(h->buf, len, 3, data_size, tinfos_cb, &infos, &err);
+	ok = armdb_hint_parse(h->buf, len, 3, data_size, NULL, tinfos_cb, &infos, &err);
 	if (want_ok)
 	{
 		if (!ok)
@@ -432,20 +432,20 @@ test_hint_roundtrip(void)
 
 	/* without a callback: validation only */
 	hint_image_make(&h, 3);
-	ASSERT_OK(armdb_hint_parse(h.buf, h.len, 3, h.data_end, NULL, NULL, &err));
+	ASSERT_OK(armdb_hint_parse(h.buf, h.len, 3, h.data_end, NULL, NULL, NULL, &err));
 
 	/* a failing callback stops the parse with its error */
 	tinfos_init(&infos);
 	infos.fail_at = 1;
 	armdb_error_clear(&err);
-	ASSERT(!armdb_hint_parse(h.buf, h.len, 3, h.data_end, tinfos_cb, &infos, &err));
+	ASSERT(!armdb_hint_parse(h.buf, h.len, 3, h.data_end, NULL, tinfos_cb, &infos, &err));
 	ASSERT_EQ(err.code, ARMDB_ERR_INVALID);
 	ASSERT_EQ(infos.n, 1);
 	tinfos_free(&infos);
 
 	/* describes another file */
 	armdb_error_clear(&err);
-	ASSERT(!armdb_hint_parse(h.buf, h.len, 4, h.data_end, NULL, NULL, &err));
+	ASSERT(!armdb_hint_parse(h.buf, h.len, 4, h.data_end, NULL, NULL, NULL, &err));
 	ASSERT_EQ(err.code, ARMDB_ERR_CORRUPT);
 	free(h.buf);
 }

@@ -548,7 +548,7 @@ test_fault_read_eio(void)
 	/* recovery fails and cuts nothing */
 	unit_file(path, 1, ARMDB_FILE_DATA);
 	size = unit_file_size(path);
-	ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL,
+	ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL, NULL,
 									 &rep, &err), ARMDB_ERR_IO);
 	ASSERT_EQ(err.sys_errno, EIO);
 	ASSERT_EQ(unit_file_size(path), size);
@@ -618,7 +618,7 @@ test_fault_hint_build(void)
 	{
 		unit_fault_set(faults[f].op, faults[f].e, faults[f].skip, -1);
 		armdb_error_clear(&err);
-		ASSERT_MSG(!armdb_hint_build(unit_io, unit_dir, 1, true, false, &err),
+		ASSERT_MSG(!armdb_hint_build(unit_io, unit_dir, 1, true, false, NULL, &err),
 				   "fault %d: hint build succeeded", f);
 		ASSERT_MSG(err.code == ARMDB_ERR_IO && err.sys_errno == faults[f].e,
 				   "fault %d: code %d errno %d: %s", f, err.code,
@@ -639,7 +639,7 @@ test_fault_hint_build(void)
 		armdb_unlink(hint, &err);
 	}
 
-	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, &err));
+	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, NULL, &err));
 	ASSERT(unit_exists(hint));
 	tinfos_init(&infos);
 	ASSERT_CALL(trecover(&infos, &rep));
@@ -958,7 +958,7 @@ test_fault_rotation_then_crash(void)
 
 	tinfos_free(&infos);
 	tinfos_init(&infos);
-	ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, tinfos_cb,
+	ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, tinfos_cb,
 								  &infos, &rep, &err));
 	ASSERT_CALL(tinfos_match(&infos, &log, durable));
 	tinfos_free(&infos);
@@ -988,11 +988,11 @@ test_fault_recovery_truncate(void)
 	size = unit_file_size(path);
 
 	unit_fault_set(ARMDB_IOOP_TRUNCATE, EIO, 0, -1);
-	ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL,
+	ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL, NULL,
 									 &rep, &err), ARMDB_ERR_IO);
 	ASSERT_EQ(unit_file_size(path), size);
 	unit_fault_set(ARMDB_IOOP_FSYNC, EIO, 0, -1);
-	ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL,
+	ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL, NULL,
 									 &rep, &err), ARMDB_ERR_IO);
 	unit_fault_clear();
 	tinfos_free(&infos);
@@ -1036,7 +1036,7 @@ test_fault_open_reload_read(void)
 	tshard_close(&s);
 
 	ASSERT_CALL(tshard_init(&s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, true));
-	ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL,
+	ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL, NULL,
 								  &rep, &err));
 	unit_fault_set(ARMDB_IOOP_READ, EIO, 0, -1);
 	ASSERT_FAILS(armdb_shard_open(&s.st, &s.files, rep.last_file_id,
@@ -1079,7 +1079,7 @@ test_fault_open_headerless(void)
 	ASSERT(unit_write_all(path, "", 0));
 
 	ASSERT_CALL(tshard_init(&s, unit_dir, T_BUF_SIZE, T_FILE_SIZE, true));
-	ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL,
+	ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL, NULL,
 								  &rep, &err));
 	ASSERT_EQ(rep.last_file_id, 2);
 	ASSERT_EQ(rep.end_offset, 0);
@@ -1175,7 +1175,7 @@ test_fault_large_append_then_rotate(void)
 	ASSERT_EQ(s.st.active_file_id, 2);
 	ASSERT_CALL(tshard_flush_all(&s));
 	tshard_close(&s);
-	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, &err));
+	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, NULL, &err));
 	ASSERT_CALL(recover_expect(&log, log.n, log.n));
 	tinfos_free(&infos);
 	tlog_free(&log);

@@ -391,7 +391,7 @@ test_merge_corrupt_input(void)
 
 		tinfos_init(&infos);
 		ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true,
-										 ARMDB_RECOVER_AFTER_CRASH, tinfos_cb,
+										 ARMDB_RECOVER_AFTER_CRASH, NULL, tinfos_cb,
 										 &infos, &rep, &err),
 					 ARMDB_ERR_CORRUPT);
 		tinfos_free(&infos);
@@ -530,7 +530,7 @@ test_merge_bad_manifest(void)
 	ASSERT(unit_flip_bit(path, 20, 1));
 	tinfos_init(&infos);
 	ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true,
-									 ARMDB_RECOVER_AFTER_CRASH, tinfos_cb,
+									 ARMDB_RECOVER_AFTER_CRASH, NULL, tinfos_cb,
 									 &infos, &rep, &err),
 				 ARMDB_ERR_CORRUPT);
 	ASSERT_MSG(strstr(err.message, "manifest") != NULL, "%s", err.message);

@@ -133,7 +133,7 @@ test_recovery_short_entries(void)
 	tshard_close(&s);
 	tinfos_free(&infos);
 
-	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, &err));
+	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, NULL, &err));
 	unit_file(path, 1, ARMDB_FILE_HINT);
 	{
 		char		dpath[MAXPGPATH];
@@ -141,7 +141,7 @@ test_recovery_short_entries(void)
 		unit_file(dpath, 1, ARMDB_FILE_DATA);
 		ASSERT(unit_file_size(path) > ARMDB_FILE_HEADER_SIZE + n * ARMDB_ENTRY_SHORT_HEADER_SIZE);
 		tinfos_init(&hinted);
-		ASSERT_OK(armdb_hint_load(unit_io, unit_dir, 1, unit_file_size(dpath),
+		ASSERT_OK(armdb_hint_load(unit_io, unit_dir, 1, unit_file_size(dpath), NULL,
 								  tinfos_cb, &hinted, &err));
 		ASSERT_EQ(hinted.n, n);
 	}
@@ -193,8 +193,8 @@ test_recovery_hinted_vs_scanned(void)
 	ASSERT_CALL(tinfos_match(&scanned, &log, log.n));
 
 	/* hints of the sealed files */
-	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, &err));
-	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 2, true, false, &err));
+	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, NULL, &err));
+	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 2, true, false, NULL, &err));
 	ASSERT_EQ(unit_count_files(unit_dir, ".hint"), 2);
 	ASSERT_EQ(unit_count_files(unit_dir, ".tmp"), 0);
 	tinfos_init(&hinted);
@@ -214,16 +214,16 @@ test_recovery_hinted_vs_scanned(void)
 			n1++;
 	unit_file(path, 1, ARMDB_FILE_DATA);
 	tinfos_init(&one);
-	ASSERT_OK(armdb_hint_load(unit_io, unit_dir, 1, unit_file_size(path),
+	ASSERT_OK(armdb_hint_load(unit_io, unit_dir, 1, unit_file_size(path), NULL,
 							  tinfos_cb, &one, &err));
 	ASSERT_CALL(tinfos_match(&one, &log, n1));
 	tinfos_free(&one);
 	tinfos_init(&one);
 	ASSERT_FAILS(armdb_hint_load(unit_io, unit_dir, 1,
-								 log.e[n1 - 1].loc.offset + log.e[n1 - 1].loc.len - 1,
+								 log.e[n1 - 1].loc.offset + log.e[n1 - 1].loc.len - 1, NULL,
 								 tinfos_cb, &one, &err), ARMDB_ERR_CORRUPT);
 	ASSERT_EQ(one.n, 0);
-	ASSERT_FAILS(armdb_hint_load(unit_io, unit_dir, 3, 1 << 20, tinfos_cb, &one,
+	ASSERT_FAILS(armdb_hint_load(unit_io, unit_dir, 3, 1 << 20, NULL, tinfos_cb, &one,
 								 &err), ARMDB_ERR_IO);
 	ASSERT_EQ(err.sys_errno, ENOENT);
 
@@ -237,7 +237,7 @@ test_recovery_hinted_vs_scanned(void)
 
 		unit_file(path, 1, ARMDB_FILE_HINT);
 		built = unit_read_all(path, &blen);
-		ASSERT_OK(armdb_hint_write(unit_dir, 1, scanned.e, n1, end1, &err));
+		ASSERT_OK(armdb_hint_write(unit_dir, 1, scanned.e, n1, end1, NULL, &err));
 		written = unit_read_all(path, &wlen);
 		ASSERT(built != NULL && written != NULL);
 		ASSERT_EQ(wlen, blen);
@@ -256,9 +256,9 @@ test_recovery_hinted_vs_scanned(void)
 		unit_file(path, 9, ARMDB_FILE_DATA);
 		ASSERT(unit_write_all(path, block, sizeof(block)));
 	}
-	ASSERT_OK(armdb_hint_write(unit_dir, 9, NULL, 0, ARMDB_FILE_HEADER_SIZE, &err));
+	ASSERT_OK(armdb_hint_write(unit_dir, 9, NULL, 0, ARMDB_FILE_HEADER_SIZE, NULL, &err));
 	tinfos_init(&one);
-	ASSERT_OK(armdb_hint_load(unit_io, unit_dir, 9, ARMDB_BLOCK_SIZE, tinfos_cb,
+	ASSERT_OK(armdb_hint_load(unit_io, unit_dir, 9, ARMDB_BLOCK_SIZE, NULL, tinfos_cb,
 							  &one, &err));
 	ASSERT_EQ(one.n, 0);
 	tinfos_free(&one);
@@ -315,7 +315,7 @@ test_recovery_hint_active_file(void)
 	tlog_init(&log);
 	tinfos_init(&infos);
 	ASSERT_CALL(build_shard(&log, sizes, lengthof(sizes), ARMDB_MIN_FILE_SIZE));
-	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, &err));
+	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, NULL, &err));
 
 	/* reopen and append to file 1 */
 	ASSERT_CALL(tshard_start(&s, unit_dir, T_BUF_SIZE, ARMDB_MIN_FILE_SIZE, true,
@@ -549,7 +549,7 @@ test_recovery_no_cut(void)
 	ASSERT(image != NULL);
 
 	tinfos_init(&infos);
-	ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_NO_CUT,
+	ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_NO_CUT, NULL,
 								  tinfos_cb, &infos, &rep, &err));
 	ASSERT_EQ(infos.n, n - 1);
 	ASSERT_CALL(tinfos_match(&infos, &log, n - 1));
@@ -612,7 +612,7 @@ test_recovery_damaged_active(void)
 
 			ASSERT(unit_flip_bit(path, log.e[k].loc.offset + offs[j], j));
 			ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true,
-											 ARMDB_RECOVER_AFTER_CRASH, NULL,
+											 ARMDB_RECOVER_AFTER_CRASH, NULL, NULL,
 											 NULL, &rep, &err),
 						 ARMDB_ERR_CORRUPT);
 			ASSERT_MSG(strstr(err.message, "a valid entry follows") != NULL,
@@ -628,13 +628,13 @@ test_recovery_damaged_active(void)
 		uint32		at = log.e[n - 1].loc.offset + 60;
 
 		ASSERT(unit_flip_bit(path, at, 3));
-		ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, 0, NULL, NULL,
+		ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, 0, NULL, NULL, NULL,
 										 &rep, &err), ARMDB_ERR_CORRUPT);
 		image[at] ^= 1 << 3;
 		ASSERT_CALL(files_equal(path, image, image_len));
 		/* and the same after a crash is a torn tail, cut */
 		ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true,
-									  ARMDB_RECOVER_AFTER_CRASH, NULL, NULL,
+									  ARMDB_RECOVER_AFTER_CRASH, NULL, NULL, NULL,
 									  &rep, &err));
 		ASSERT_EQ(rep.torn_tail, true);
 		ASSERT_EQ(unit_file_size(path), log.e[n - 1].loc.offset);
@@ -676,7 +676,7 @@ test_recovery_salvage(void)
 		ASSERT(unit_flip_bit(path, log.e[mid].loc.offset + 30, 1));
 		tinfos_init(&infos);
 		ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true,
-									  ARMDB_RECOVER_SALVAGE, tinfos_cb, &infos,
+									  ARMDB_RECOVER_SALVAGE, NULL, tinfos_cb, &infos,
 									  &rep, &err));
 		ASSERT_CALL(tinfos_match_but(&infos, &log, mid));
 		ASSERT_EQ(rep.salvaged_files, 1);
@@ -688,7 +688,7 @@ test_recovery_salvage(void)
 		tinfos_free(&infos);
 
 		/* the hint the caller then writes lists the good entries */
-		ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, true, &err));
+		ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, true, NULL, &err));
 		ASSERT(unit_flip_bit(path, log.e[mid].loc.offset + 30, 1));
 		ASSERT(unit_write_all(path, image, image_len));
 		unit_file(damaged, 1, ARMDB_FILE_HINT);
@@ -706,7 +706,7 @@ test_recovery_salvage(void)
 		ASSERT(unit_flip_bit(path, at + 5, 0));
 		tinfos_init(&infos);
 		ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true,
-									  ARMDB_RECOVER_SALVAGE, tinfos_cb, &infos,
+									  ARMDB_RECOVER_SALVAGE, NULL, tinfos_cb, &infos,
 									  &rep, &err));
 		ASSERT_CALL(tinfos_match(&infos, &log, n - 1));
 		ASSERT_EQ(rep.salvaged_files, 1);
@@ -757,7 +757,7 @@ test_recovery_salvage_immutable(void)
 		tinfos_init(&infos);
 		/* with salvaging, without (the hint is used), with again */
 		ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true,
-									  salvage ? ARMDB_RECOVER_SALVAGE : 0,
+									  salvage ? ARMDB_RECOVER_SALVAGE : 0, NULL,
 									  tinfos_cb, &infos, &rep, &err));
 		ASSERT_CALL(tinfos_match_but(&infos, &log, mid));
 		ASSERT_EQ(rep.salvaged_files, salvage ? 1 : 0);
@@ -816,7 +816,7 @@ test_recovery_flipped_immutable(void)
 		ArmdbRecoveryReport rep;
 
 		ASSERT(unit_flip_bit(p1, offsets[k], k % 8));
-		ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL,
+		ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL, NULL,
 										 &rep, &err), ARMDB_ERR_CORRUPT);
 		ASSERT(unit_flip_bit(p1, offsets[k], k % 8));
 		ASSERT_CALL(files_equal(p1, img1, len1));
@@ -830,7 +830,7 @@ test_recovery_flipped_immutable(void)
 		uint64		cut = log.e[last1].loc.offset + 10;
 
 		ASSERT(unit_truncate(p1, cut));
-		ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL,
+		ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL, NULL,
 										 &rep, &err), ARMDB_ERR_CORRUPT);
 		ASSERT_EQ(unit_file_size(p1), cut);
 		ASSERT(unit_write_all(p1, img1, len1));
@@ -883,8 +883,8 @@ test_recovery_bad_hint(void)
 
 	tlog_init(&log);
 	ASSERT_CALL(build_three_files(&log));
-	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, &err));
-	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 2, true, false, &err));
+	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, NULL, &err));
+	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 2, true, false, NULL, &err));
 	unit_file(hint, 1, ARMDB_FILE_HINT);
 	image = unit_read_all(hint, &len);
 	ASSERT(image != NULL && len > 40);
@@ -987,7 +987,7 @@ test_recovery_missing_dir(void)
 	unit_path(dir, "no/such/shard");
 	tinfos_init(&infos);
 	memset(&rep, 0x7f, sizeof(rep));
-	ASSERT_OK(armdb_recover_shard(unit_io, dir, true, ARMDB_RECOVER_MISSING_OK | ARMDB_RECOVER_AFTER_CRASH, tinfos_cb, &infos,
+	ASSERT_OK(armdb_recover_shard(unit_io, dir, true, ARMDB_RECOVER_MISSING_OK | ARMDB_RECOVER_AFTER_CRASH, NULL, tinfos_cb, &infos,
 								  &rep, &err));
 	ASSERT_EQ(rep.data_files, 0);
 	ASSERT_EQ(rep.entries, 0);
@@ -998,13 +998,13 @@ test_recovery_missing_dir(void)
 	ASSERT_EQ(infos.n, 0);
 	ASSERT(!unit_exists(dir));
 
-	ASSERT_FAILS(armdb_recover_shard(unit_io, dir, true, ARMDB_RECOVER_AFTER_CRASH, tinfos_cb, &infos,
+	ASSERT_FAILS(armdb_recover_shard(unit_io, dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, tinfos_cb, &infos,
 									 &rep, &err), ARMDB_ERR_IO);
 	ASSERT_EQ(err.sys_errno, ENOENT);
 
 	/* an empty directory, missing_ok or not */
 	memset(&rep, 0x7f, sizeof(rep));
-	ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, tinfos_cb, &infos,
+	ASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, tinfos_cb, &infos,
 								  &rep, &err));
 	ASSERT_EQ(rep.data_files, 0);
 	ASSERT_EQ(rep.entries, 0);
@@ -1016,7 +1016,7 @@ test_recovery_missing_dir(void)
 	/* not a directory */
 	unit_path(dir, "plain");
 	ASSERT(unit_write_all(dir, "x", 1));
-	ASSERT_FAILS(armdb_recover_shard(unit_io, dir, true, ARMDB_RECOVER_MISSING_OK | ARMDB_RECOVER_AFTER_CRASH, NULL, NULL, &rep,
+	ASSERT_FAILS(armdb_recover_shard(unit_io, dir, true, ARMDB_RECOVER_MISSING_OK | ARMDB_RECOVER_AFTER_CRASH, NULL, NULL, NULL, &rep,
 									 &err), ARMDB_ERR_IO);
 	tinfos_free(&infos);
 }
@@ -1153,7 +1153,7 @@ test_recovery_bad_header(void)
 	unit_file(path, 1, ARMDB_FILE_DATA);
 	size = unit_file_size(path);
 	ASSERT(unit_flip_bit(path, 12, 3));
-	ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL,
+	ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL, NULL,
 									 &rep, &err), ARMDB_ERR_CORRUPT);
 	ASSERT_EQ(unit_file_size(path), size);
 	ASSERT(unit_flip_bit(path, 12, 3));
@@ -1164,7 +1164,7 @@ test_recovery_bad_header(void)
 
 		unit_file(other, 2, ARMDB_FILE_DATA);
 		ASSERT(rename(path, other) == 0);
-		ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL,
+		ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, NULL,
 										 NULL, &rep, &err), ARMDB_ERR_CORRUPT);
 		ASSERT(rename(other, path) == 0);
 	}
@@ -1207,7 +1207,7 @@ test_recovery_large(void)
 	ASSERT_CALL(trecover(&a, &rep));
 	ASSERT_CALL(tinfos_match(&a, &log, log.n));
 	ASSERT_EQ(rep.torn_tail, false);
-	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, &err));
+	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, NULL, &err));
 	tinfos_init(&b);
 	ASSERT_CALL(trecover(&b, &rep));
 	ASSERT_EQ(rep.hinted_files, 1);
@@ -1251,7 +1251,7 @@ test_recovery_callback_fails(void)
 
 	tlog_init(&log);
 	ASSERT_CALL(build_three_files(&log));
-	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, &err));
+	ASSERT_OK(armdb_hint_build(unit_io, unit_dir, 1, true, false, NULL, &err));
 	unit_file(path, 3, ARMDB_FILE_DATA);
 	/* a torn tail that must not be cut by a recovery that fails */
 	size = unit_file_size(path);
@@ -1260,7 +1260,7 @@ test_recovery_callback_fails(void)
 	{
 		tinfos_init(&infos);
 		infos.fail_at = at;
-		ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, tinfos_cb,
+		ASSERT_FAILS(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, tinfos_cb,
 										 &infos, &rep, &err), ARMDB_ERR_INVALID);
 		ASSERT(strstr(err.message, "test callback") != NULL);
 		ASSERT_EQ(infos.n, at);
@@ -1300,7 +1300,7 @@ test_recovery_scan_api(void)
 	fd = armdb_file_open(path, O_RDONLY, true, NULL, &err);
 	ASSERT(fd >= 0);
 	tinfos_init(&infos);
-	ASSERT_OK(armdb_scan_data_file(unit_io, fd, 1, false, tinfos_cb, &infos, &res, &err));
+	ASSERT_OK(armdb_scan_data_file(unit_io, fd, 1, false, NULL, tinfos_cb, &infos, &res, &err));
 	ASSERT_CALL(tinfos_match(&infos, &log, n));
 	ASSERT_EQ(res.end, ARMDB_SCAN_END_CLEAN);
 	ASSERT_EQ(res.valid_end, end);
@@ -1310,7 +1310,7 @@ test_recovery_scan_api(void)
 	ASSERT_EQ(res.header_missing, false);
 	tinfos_free(&infos);
 	/* wrong file id */
-	ASSERT_FAILS(armdb_scan_data_file(unit_io, fd, 2, false, NULL, NULL, &res, &err),
+	ASSERT_FAILS(armdb_scan_data_file(unit_io, fd, 2, false, NULL, NULL, NULL, &res, &err),
 				 ARMDB_ERR_CORRUPT);
 	armdb_file_close(fd);
 
@@ -1318,7 +1318,7 @@ test_recovery_scan_api(void)
 	ASSERT(unit_flip_bit(path, log.e[n - 1].loc.offset + 60, 0));
 	fd = armdb_file_open(path, O_RDONLY, true, NULL, &err);
 	ASSERT(fd >= 0);
-	ASSERT_OK(armdb_scan_data_file(unit_io, fd, 1, false, NULL, NULL, &res, &err));
+	ASSERT_OK(armdb_scan_data_file(unit_io, fd, 1, false, NULL, NULL, NULL, &res, &err));
 	ASSERT_EQ(res.end, ARMDB_SCAN_END_TORN);
 	ASSERT_EQ(res.valid_end, log.e[n - 1].loc.offset);
 	ASSERT_EQ(res.entries, n - 1);

@@ -418,7 +418,7 @@ tshard_start(TShard *s, const char *dir, uint32 buf_size,
 	ArmdbError	err;
 
 	HASSERT_CALL(tshard_init(s, dir, buf_size, max_file_size, direct));
-	HASSERT_OK(armdb_recover_shard(unit_io, dir, direct, ARMDB_RECOVER_MISSING_OK | ARMDB_RECOVER_AFTER_CRASH,
+	HASSERT_OK(armdb_recover_shard(unit_io, dir, direct, ARMDB_RECOVER_MISSING_OK | ARMDB_RECOVER_AFTER_CRASH, NULL,
 								   infos ? tinfos_cb : NULL, infos, report,
 								   &err));
 	HASSERT_OK(armdb_shard_open(&s->st, &s->files, report->last_file_id,
@@ -609,7 +609,7 @@ trecover(TInfos *infos, ArmdbRecoveryReport *report)
 {
 	ArmdbError	err;
 
-	HASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, tinfos_cb,
+	HASSERT_OK(armdb_recover_shard(unit_io, unit_dir, true, ARMDB_RECOVER_AFTER_CRASH, NULL, tinfos_cb,
 								   infos, report, &err));
 	HASSERT_EQ(report->entries, infos->n);
 	return true;

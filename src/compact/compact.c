@@ -711,7 +711,8 @@ build_hints(CompactShard *cs, Relation rel, const ArmdbFileStat *fs, int nfiles)
 			continue;
 		CHECK_FOR_INTERRUPTS();
 		if (armdb_hint_build(cs->files->io, cs->files->dir, fs[i].file_id,
-							 armdb_store_settings()->direct_io, false, &err))
+							 armdb_store_settings()->direct_io, false,
+							 armdb_shard_files_auth(cs->files), &err))
 			armdb_vstore_log_hint(&cs->kd->key, cs->shard, fs[i].file_id);
 		else
 			ereport(LOG,
@@ -781,8 +782,10 @@ report_failure(CompactShard *cs, Relation rel, const ArmdbError *err)
  */
 /*
  * Is data file file_id of the shard encrypted under a key other than the
- * current one (key rotation, cipher.h)?  A file that cannot be read is
- * left to the merge's own checks.
+ * current one (key rotation, cipher.h), or by an earlier build, which left
+ * the entries without a value unsealed (format.h: AUTHENTICATED)?  Either
+ * way a merge re-encrypts it.  A file that cannot be read is left to the
+ * merge's own checks.
  */
 static bool
 under_old_key(CompactShard *cs, uint32 file_id)
@@ -792,7 +795,8 @@ under_old_key(CompactShard *cs, uint32 file_id)
 
 	return armdb_shard_file_header(cs->files, file_id, &fh, &err) &&
 		(fh.flags & ARMDB_FILE_FLAG_ENCRYPTED) &&
-		fh.key_id != armdb_keyring.keys[0].id;
+		(fh.key_id != armdb_keyring.keys[0].id ||
+		 !(fh.flags & ARMDB_FILE_FLAG_AUTHENTICATED));
 }
 
 /*

@@ -46,6 +46,10 @@
  *	 - A CRC covers it all, and its header names the system, relation,
  *	   shard count and record layout: a damaged, foreign or older image is
  *	   logged and the files are loaded instead.
+ *	 - An encrypted table has none: an image is not authenticated, and
+ *	   everything a load takes from an encrypted table's files is
+ *	   (storage/cipher.h).  Its load reads its hint files, whose MACs it
+ *	   checks, and scans the rest.
  *
  * Layout: a header; per shard its state, free slots, file statistics and
  * directory listing; the page owners; every allocated page (number, flags,
@@ -758,7 +762,8 @@ armdb_keydir_images_write(void)
 		const char *why = NULL;
 		int64		bytes = 0;
 
-		if (kd == NULL || not_at_rest(kd) != NULL)
+		/* an encrypted table's would not be read back (restore()) */
+		if (kd == NULL || kd->encrypted || not_at_rest(kd) != NULL)
 			continue;
 		if (write_image(kd, token, &bytes, &why))
 		{
@@ -852,6 +857,12 @@ restore(ArmdbRelKeydir *kd, RelFileNodeBackend rnode, ImageIo *io,
 	}
 	kd->nshards = armdb_rel_storage_read_meta(rnode, NULL, &kd->encrypted,
 											  kd->storage_id);
+	/* an image has a CRC, not a MAC: an encrypted table's is not taken */
+	if (kd->encrypted)
+	{
+		*why = "the table is encrypted, and an image is not authenticated";
+		return false;
+	}
 	if (hdr.nshards != kd->nshards ||
 		hdr.nowners > ARMDB_MAX_SLOTS / ARMDB_SLOTS_PER_PAGE ||
 		!FITS(hdr.nowners, sizeof(uint16)) ||

@@ -1313,7 +1313,8 @@ load_shard_state(ArmdbRelKeydir *kd, ArmdbShardRt *rt, ArmdbShardFiles *files,
 			if (!armdb_shard_seal(&rt->st, files, &sealed, &err) ||
 				(sealed != 0 &&
 				 !armdb_hint_build(files->io, files->dir, sealed,
-								   settings->direct_io, true, &err)))
+								   settings->direct_io, true,
+								   armdb_shard_files_auth(files), &err)))
 				armdb_report_storage_error(ERROR, &err);
 			if (sealed != 0 && wal)
 				armdb_wal_log_file(kd->key.dbNode, kd->key.relNode,
@@ -1605,7 +1606,8 @@ load_keydir(ArmdbRelKeydir *kd, RelFileNodeBackend rnode,
 		ls.last_pageno = PG_UINT64_MAX;
 		ls.last_page = NULL;
 		if (!armdb_recover_shard(armdb_backend_io(), files->dir,
-								 settings->direct_io, recover_flags, load_entry,
+								 settings->direct_io, recover_flags,
+								 armdb_shard_files_auth(files), load_entry,
 								 &ls, &report, &err))
 			report_load_error(files->dir, &err);
 		if (report.salvaged_files > 0)

@@ -182,7 +182,8 @@ armdb_cipher_random_salt(uint8 *salt, ArmdbError *err)
 bool
 armdb_cipher_file_key(const ArmdbKeyring *ring, uint32 key_id,
 					  const uint8 *salt, uint32 shard, uint32 file_id,
-					  const uint8 *storage_id, uint8 *key, ArmdbError *err)
+					  const uint8 *storage_id, bool authenticated, uint8 *key,
+					  ArmdbError *err)
 {
 	const uint8 *master = armdb_cipher_find_key(ring, key_id);
 	EVP_PKEY_CTX *pctx;
@@ -201,10 +202,13 @@ armdb_cipher_file_key(const ArmdbKeyring *ring, uint32 key_id,
 						   "encryption key %08x is needed, and the server has no encryption key" :
 						   "encryption key %08x is needed, and the server was not given it",
 						   key_id);
-	/* byte 11 says whether the storage id follows (cipher.h) */
+	/*
+	 * byte 10 says whether the file is authenticated (format.h), byte 11
+	 * whether the storage id follows (cipher.h)
+	 */
 	memcpy(info, "armdbfile", 9);
 	info[9] = 0;
-	info[10] = 0;
+	info[10] = authenticated ? 1 : 0;
 	info[11] = bound ? 1 : 0;
 	memcpy(info + 12, &shard, 4);
 	memcpy(info + 16, &file_id, 4);
@@ -227,6 +231,73 @@ armdb_cipher_file_key(const ArmdbKeyring *ring, uint32 key_id,
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
 						   "could not derive the key of data file %06u", file_id);
 	return true;
+}
+
+bool
+armdb_cipher_header_key(const ArmdbFileAuth *auth, const ArmdbFileHeader *fh,
+						uint8 *key, ArmdbError *err)
+{
+	Assert(fh->flags & ARMDB_FILE_FLAG_ENCRYPTED);
+	/* a file of another shard (copied over one of this) is not this one */
+	if (auth->shard_no != UINT32_MAX && fh->shard != auth->shard_no)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "data file %06u says it belongs to shard %u, not %u",
+						   fh->file_id, fh->shard, auth->shard_no);
+	if (armdb_cipher_find_key(auth->ring, fh->key_id) == NULL)
+		return armdb_error(err, ARMDB_ERR_KEY, 0,
+						   auth->ring->nkeys == 0 ?
+						   "encryption key %08x is needed by data file %06u, and the server has no encryption key" :
+						   "encryption key %08x is needed by data file %06u, and the server was not given it",
+						   fh->key_id, fh->file_id);
+	return armdb_cipher_file_key(auth->ring, fh->key_id, fh->salt, fh->shard,
+								 fh->file_id, auth->storage_id,
+								 (fh->flags & ARMDB_FILE_FLAG_AUTHENTICATED) != 0,
+								 key, err);
+}
+
+bool
+armdb_cipher_hint_key(const uint8 *file_key, uint8 *hint_key, ArmdbError *err)
+{
+	static const char info[] = "armdbhint";
+	EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
+	size_t		outlen = ARMDB_CIPHER_KEY_LEN;
+	bool		ok;
+
+	/* the file key is uniformly random already: expand only */
+	ok = pctx != NULL &&
+		EVP_PKEY_derive_init(pctx) > 0 &&
+		EVP_PKEY_CTX_set_hkdf_mode(pctx, EVP_PKEY_HKDEF_MODE_EXPAND_ONLY) > 0 &&
+		EVP_PKEY_CTX_set_hkdf_md(pctx, EVP_sha256()) > 0 &&
+		EVP_PKEY_CTX_set1_hkdf_key(pctx, file_key, ARMDB_CIPHER_KEY_LEN) > 0 &&
+		EVP_PKEY_CTX_add1_hkdf_info(pctx, (const unsigned char *) info,
+									sizeof(info) - 1) > 0 &&
+		EVP_PKEY_derive(pctx, hint_key, &outlen) > 0 &&
+		outlen == ARMDB_CIPHER_KEY_LEN;
+	EVP_PKEY_CTX_free(pctx);
+	if (!ok)
+		return armdb_error(err, ARMDB_ERR_INVALID, 0,
+						   "could not derive the key of a hint file");
+	return true;
+}
+
+bool
+armdb_cipher_hint_mac(const uint8 *hint_key, const void *buf, size_t len,
+					  uint8 *mac, ArmdbError *err)
+{
+	size_t		outlen = 0;
+
+	if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, hint_key,
+				  ARMDB_CIPHER_KEY_LEN, buf, len, mac, ARMDB_HINT_MAC_LEN,
+				  &outlen) == NULL || outlen != ARMDB_HINT_MAC_LEN)
+		return armdb_error(err, ARMDB_ERR_INVALID, 0,
+						   "could not compute the MAC of %zu bytes", len);
+	return true;
+}
+
+bool
+armdb_cipher_equal(const void *a, const void *b, size_t n)
+{
+	return CRYPTO_memcmp(a, b, n) == 0;
 }
 
 /* AES of n blocks at in to out; a failure is remembered, not returned */

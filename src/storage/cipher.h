@@ -12,7 +12,20 @@
  * recovery, hint files and the keydir read without a key -- stays readable
  * but is the cipher's additional authenticated data: a changed header byte
  * fails the tag as a changed value byte does.  Entries without a value
- * (tombstones, reservations, row locks) are only CRC-protected.
+ * (tombstones, reservations, row locks) are sealed too, with nothing to
+ * encrypt: their value is the tag alone (in files with
+ * ARMDB_FILE_FLAG_AUTHENTICATED; earlier builds left them CRC-protected).
+ *
+ * What a load trusts.  A load reads entry headers without their values, so
+ * a header forged with a good CRC -- a committed version's xid made an
+ * aborted one's, a tombstone added -- would hide rows without ever failing
+ * a tag.  So everything a load takes from an authenticated file is
+ * authenticated first: a scan of the data file opens every entry it
+ * reports (ArmdbFileAuth, recovery.h), a hint file carries an HMAC-SHA256
+ * of its records under a key derived from its data file's, and keydir
+ * images (which carry no MAC) are neither written nor read for encrypted
+ * tables.  Only WAL replay takes entries unchecked: the WAL itself has
+ * CRCs, not MACs, in PostgreSQL.
  *
  * Keys.  The server reads one or more 256-bit master keys at start
  * (armdb.encryption_key_command); the first encrypts new files, the others
@@ -93,12 +106,48 @@ extern bool armdb_cipher_random_salt(uint8 *salt, ArmdbError *err);
 /*
  * The key of data file file_id of shard shard whose header names key_id
  * and salt, in the relation of storage_id (NULL or all zeros: storage made
- * before ids existed).  Fails with ARMDB_ERR_KEY when the ring lacks key_id.
+ * before ids existed); authenticated: the header has
+ * ARMDB_FILE_FLAG_AUTHENTICATED, which the derivation covers.  Fails with
+ * ARMDB_ERR_KEY when the ring lacks key_id.
  */
 extern bool armdb_cipher_file_key(const ArmdbKeyring *ring, uint32 key_id,
 								  const uint8 *salt, uint32 shard,
 								  uint32 file_id, const uint8 *storage_id,
-								  uint8 *key, ArmdbError *err);
+								  bool authenticated, uint8 *key,
+								  ArmdbError *err);
+
+/*
+ * What authenticating a relation's files takes: the keys, its storage id,
+ * and the shard its files must say they belong to (ARMDB_SHARD_ANY: any).
+ * Storage functions that read files take one (NULL: a table that is not
+ * encrypted, nothing to check).
+ */
+typedef struct ArmdbFileAuth
+{
+	const ArmdbKeyring *ring;
+	const uint8 *storage_id;
+	uint32		shard_no;
+} ArmdbFileAuth;
+
+/*
+ * The key of the file whose header is fh (a checked one, encrypted), for
+ * auth: its shard must be auth's.
+ */
+struct ArmdbFileHeader;
+extern bool armdb_cipher_header_key(const ArmdbFileAuth *auth,
+									const struct ArmdbFileHeader *fh,
+									uint8 *key, ArmdbError *err);
+
+/* The hint file key of a data file of key file_key (HKDF). */
+extern bool armdb_cipher_hint_key(const uint8 *file_key, uint8 *hint_key,
+								  ArmdbError *err);
+
+/* HMAC-SHA256 of len bytes at buf under hint_key, into mac (32 bytes). */
+extern bool armdb_cipher_hint_mac(const uint8 *hint_key, const void *buf,
+								  size_t len, uint8 *mac, ArmdbError *err);
+
+/* Are the n bytes at a and b the same?  In time independent of them. */
+extern bool armdb_cipher_equal(const void *a, const void *b, size_t n);
 
 /*
  * Encrypt len bytes at in to out (which may be in) and put the tag at

@@ -11,6 +11,7 @@
 #include "storage/format.h"
 
 #include "port/pg_crc32c.h"
+#include "storage/cipher.h"
 
 /* The CRC of an entry covers its header after the crc field, then value. */
 static pg_crc32c
@@ -149,7 +150,7 @@ void
 armdb_file_header_set_key(ArmdbFileHeader *fh, uint32 key_id,
 						  const uint8 *salt)
 {
-	fh->flags |= ARMDB_FILE_FLAG_ENCRYPTED;
+	fh->flags |= ARMDB_FILE_FLAG_ENCRYPTED | ARMDB_FILE_FLAG_AUTHENTICATED;
 	fh->key_id = key_id;
 	memcpy(fh->salt, salt, sizeof(fh->salt));
 	fh->crc = file_header_crc(fh);
@@ -190,6 +191,11 @@ armdb_file_header_check(const char *buf, size_t avail, uint32 file_id,
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						   "data file %06u is encrypted under no key",
 						   file_id);
+	if ((fh.flags & ARMDB_FILE_FLAG_AUTHENTICATED) &&
+		!(fh.flags & ARMDB_FILE_FLAG_ENCRYPTED))
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "data file %06u is authenticated but not encrypted",
+						   file_id);
 	return true;
 }
 
@@ -216,13 +222,15 @@ armdb_hint_record_from_info(ArmdbHintRecord *rec, const ArmdbEntryInfo *info)
  */
 bool
 armdb_hint_parse(const char *buf, size_t len, uint32 file_id,
-				 uint64 data_size, ArmdbEntryCallback cb, void *arg,
-				 ArmdbError *err)
+				 uint64 data_size, const uint8 *mac_key,
+				 ArmdbEntryCallback cb, void *arg, ArmdbError *err)
 {
 	ArmdbHintHeader hh;
 	ArmdbHintTrailer tr;
 	pg_crc32c	crc;
 	const char *recs;
+	size_t		mac_len;
+	size_t		recs_len;
 	uint64		prev_end = ARMDB_FILE_HEADER_SIZE;
 
 	if (len < sizeof(hh) + sizeof(tr))
@@ -242,7 +250,8 @@ armdb_hint_parse(const char *buf, size_t len, uint32 file_id,
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						   "hint file %06u has a bad checksum", file_id);
 
-	if (hh.version != ARMDB_FORMAT_VERSION || hh.flags != 0)
+	if (hh.version != ARMDB_FORMAT_VERSION ||
+		(hh.flags & ~ARMDB_HINT_FLAG_MAC) != 0)
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						   "hint file %06u has unsupported version %u flags %04x",
 						   file_id, hh.version, hh.flags);
@@ -250,11 +259,33 @@ armdb_hint_parse(const char *buf, size_t len, uint32 file_id,
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						   "hint file %06u says it describes file %06u",
 						   file_id, hh.file_id);
-	if ((len - sizeof(hh) - sizeof(tr)) / sizeof(ArmdbHintRecord) != hh.nrecords ||
-		(len - sizeof(hh) - sizeof(tr)) % sizeof(ArmdbHintRecord) != 0)
+	mac_len = (hh.flags & ARMDB_HINT_FLAG_MAC) ? ARMDB_HINT_MAC_LEN : 0;
+	if (len < sizeof(hh) + sizeof(tr) + mac_len)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "hint file %06u is too short (%zu bytes)",
+						   file_id, len);
+	recs_len = len - sizeof(hh) - sizeof(tr) - mac_len;
+	if (recs_len / sizeof(ArmdbHintRecord) != hh.nrecords ||
+		recs_len % sizeof(ArmdbHintRecord) != 0)
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						   "hint file %06u has %zu bytes of records for %u records",
-						   file_id, len - sizeof(hh) - sizeof(tr), hh.nrecords);
+						   file_id, recs_len, hh.nrecords);
+	if (mac_key != NULL)
+	{
+		uint8		mac[ARMDB_HINT_MAC_LEN];
+
+		if (mac_len == 0)
+			return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+							   "hint file %06u of an authenticated data file has no MAC",
+							   file_id);
+		if (!armdb_cipher_hint_mac(mac_key, buf, sizeof(hh) + recs_len, mac,
+								   err))
+			return false;
+		if (!armdb_cipher_equal(mac, buf + sizeof(hh) + recs_len, sizeof(mac)))
+			return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+							   "hint file %06u failed authentication: its MAC does not match",
+							   file_id);
+	}
 	if (hh.data_end > data_size)
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						   "hint file %06u covers %llu bytes but the data file has %llu",

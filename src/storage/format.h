@@ -130,9 +130,11 @@ StaticAssertDecl(sizeof(ArmdbFileHeader) == ARMDB_FILE_HEADER_SIZE,
 /* a 32-byte header (ARMDB_ENTRY_SHORT_HEADER_SIZE); armdb_entry_seal() sets it */
 #define ARMDB_GSN_FLAG_SHORT_HEADER	(UINT64CONST(1) << 57)
 /*
- * A version whose value is encrypted: ciphertext then a 16-byte tag, under
- * the key of the file the entry is in, its header authenticated with it
- * (cipher.h).  Only versions: the other kinds have no value.
+ * An entry sealed under the key of the file it is in (cipher.h): a
+ * version's value is ciphertext then a 16-byte tag, and an entry without a
+ * value (tombstone, reservation, row lock) has the tag alone as its value;
+ * either way the header is authenticated with it.  Files of earlier builds
+ * (no ARMDB_FILE_FLAG_AUTHENTICATED) seal only versions.
  */
 #define ARMDB_GSN_FLAG_ENCRYPTED	(UINT64CONST(1) << 56)
 #define ARMDB_ENCRYPTED_TAG_LEN		16	/* ARMDB_CIPHER_TAG_LEN */
@@ -228,7 +230,7 @@ armdb_gsn_is_version(uint64 gsn)
 /*
  * May an entry in a data file carry these flags?  Known ones, one kind at
  * most, a shortened tuple image only in a version, a short header never in
- * a lock entry (its chain fields hold the xmax).
+ * a lock entry (its chain fields hold the xmax).  Any kind may be sealed.
  */
 static inline bool
 armdb_gsn_flags_valid(uint64 gsn)
@@ -238,7 +240,6 @@ armdb_gsn_flags_valid(uint64 gsn)
 	return (gsn & ARMDB_GSN_FLAG_MASK & ~ARMDB_GSN_DATA_FLAGS) == 0 &&
 		(kind & (kind - 1)) == 0 &&
 		(!(gsn & ARMDB_GSN_FLAG_SHORT_TUPLE) || kind == 0) &&
-		(!(gsn & ARMDB_GSN_FLAG_ENCRYPTED) || kind == 0) &&
 		(!(gsn & ARMDB_GSN_FLAG_SHORT_HEADER) || !(kind & ARMDB_GSN_FLAG_LOCK));
 }
 
@@ -308,14 +309,28 @@ extern ArmdbParseResult armdb_entry_parse(const char *buf, size_t avail,
  * salt make (cipher.h).
  */
 #define ARMDB_FILE_FLAG_ENCRYPTED	0x0004
+/*
+ * With ENCRYPTED: every entry of the file is sealed, those without a value
+ * too, and its hint file carries a MAC (cipher.h), so that nothing a load
+ * reads of it -- entry headers, hint records -- is taken without being
+ * authenticated.  The flag is part of the file key's derivation: a file
+ * whose flag was cleared to pass for an earlier build's has another key,
+ * and none of its entries authenticates.  Every encrypted file this build
+ * writes has it; compaction re-encrypts those that do not.
+ */
+#define ARMDB_FILE_FLAG_AUTHENTICATED 0x0008
 #define ARMDB_FILE_FLAGS_KNOWN	(ARMDB_FILE_FLAG_MERGED | ARMDB_FILE_FLAG_SHORT_ENTRIES | \
-								 ARMDB_FILE_FLAG_ENCRYPTED)
+								 ARMDB_FILE_FLAG_ENCRYPTED | \
+								 ARMDB_FILE_FLAG_AUTHENTICATED)
 
 extern void armdb_file_header_init_flags(ArmdbFileHeader *fh, uint32 file_id,
 										 uint32 shard, uint16 flags);
 extern void armdb_file_header_init(ArmdbFileHeader *fh, uint32 file_id,
 								   uint32 shard);
-/* Make fh an encrypted file's header (flag, key id, salt, CRC). */
+/*
+ * Make fh an encrypted file's header: the flags (ENCRYPTED, AUTHENTICATED),
+ * key id, salt and CRC.
+ */
 extern void armdb_file_header_set_key(ArmdbFileHeader *fh, uint32 key_id,
 									  const uint8 *salt);
 extern bool armdb_file_header_check(const char *buf, size_t avail,
@@ -330,14 +345,23 @@ extern bool armdb_file_header_check(const char *buf, size_t avail,
  * The trailer's CRC covers everything before it; a hint file is written to
  * .tmp, fsynced and renamed, so a torn one means corruption, and recovery
  * then scans the data file instead.
+ *
+ * The hint of an authenticated data file (ARMDB_FILE_FLAG_AUTHENTICATED)
+ * has flag ARMDB_HINT_FLAG_MAC and a MAC between its records and its
+ * trailer: HMAC-SHA256 of the header and records under a key derived from
+ * the data file's (cipher.h).  A hint is rewritten in place of an older one
+ * (freezing adds fates), which is why it is a MAC and not a GCM tag: no
+ * nonce to keep unique.
  */
+#define ARMDB_HINT_FLAG_MAC		0x0001
+#define ARMDB_HINT_MAC_LEN		32
 #define ARMDB_HINT_MAGIC		0x48444d52	/* "RMDH" */
 
 typedef struct ArmdbHintHeader
 {
 	uint32		magic;
 	uint16		version;
-	uint16		flags;			/* reserved, 0 */
+	uint16		flags;			/* ARMDB_HINT_FLAG_* */
 	uint32		file_id;		/* data file this hint describes */
 	uint32		nrecords;
 	uint64		data_end;		/* data file length the hint covers */
@@ -371,14 +395,17 @@ extern void armdb_hint_record_from_info(ArmdbHintRecord *rec,
 /*
  * Validate a whole hint file image; on success call cb for each record.
  * data_size is the current length of the data file: a hint that claims more
- * than the file holds is rejected.
+ * than the file holds is rejected.  With mac_key (the hint key of an
+ * authenticated data file, cipher.h), a hint without a matching MAC is
+ * rejected too; without, a MAC present is not checked.
  */
 typedef bool (*ArmdbEntryCallback) (void *arg, const ArmdbEntryInfo *entry,
 									ArmdbError *err);
 
 extern bool armdb_hint_parse(const char *buf, size_t len, uint32 file_id,
-							 uint64 data_size, ArmdbEntryCallback cb,
-							 void *arg, ArmdbError *err);
+							 uint64 data_size, const uint8 *mac_key,
+							 ArmdbEntryCallback cb, void *arg,
+							 ArmdbError *err);
 
 /* ----------------
  * File names

@@ -48,12 +48,12 @@ collect_entry(void *arg, const ArmdbEntryInfo *entry, ArmdbError *err)
 bool
 armdb_hint_write(const char *dir, uint32 file_id,
 				 const ArmdbEntryInfo *entries, uint32 n, uint64 data_end,
-				 ArmdbError *err)
+				 const uint8 *file_key, ArmdbError *err)
 {
 	char		tmp_path[MAXPGPATH];
 	char		hint_path[MAXPGPATH];
 	size_t		len = sizeof(ArmdbHintHeader) + (size_t) n * sizeof(ArmdbHintRecord) +
-		sizeof(ArmdbHintTrailer);
+		(file_key != NULL ? ARMDB_HINT_MAC_LEN : 0) + sizeof(ArmdbHintTrailer);
 	char	   *image;
 	char	   *p;
 	ArmdbHintHeader hh;
@@ -70,6 +70,8 @@ armdb_hint_write(const char *dir, uint32 file_id,
 	hh.file_id = file_id;
 	hh.nrecords = n;
 	hh.data_end = data_end;
+	if (file_key != NULL)
+		hh.flags |= ARMDB_HINT_FLAG_MAC;
 	memcpy(image, &hh, sizeof(hh));
 	p = image + sizeof(hh);
 	for (uint32 i = 0; i < n; i++)
@@ -79,6 +81,20 @@ armdb_hint_write(const char *dir, uint32 file_id,
 		armdb_hint_record_from_info(&rec, &entries[i]);
 		memcpy(p, &rec, sizeof(rec));
 		p += sizeof(rec);
+	}
+	if (file_key != NULL)
+	{
+		uint8		hint_key[ARMDB_CIPHER_KEY_LEN];
+
+		ok = armdb_cipher_hint_key(file_key, hint_key, err) &&
+			armdb_cipher_hint_mac(hint_key, image, p - image, (uint8 *) p, err);
+		explicit_bzero(hint_key, sizeof(hint_key));
+		if (!ok)
+		{
+			pfree(image);
+			return false;
+		}
+		p += ARMDB_HINT_MAC_LEN;
 	}
 	INIT_CRC32C(tr.crc);
 	COMP_CRC32C(tr.crc, image, p - image);
@@ -96,7 +112,7 @@ armdb_hint_write(const char *dir, uint32 file_id,
 
 bool
 armdb_hint_build(ArmdbIo *io, const char *dir, uint32 file_id, bool direct_io,
-				 bool skip_damage, ArmdbError *err)
+				 bool skip_damage, const ArmdbFileAuth *auth, ArmdbError *err)
 {
 	char		path[MAXPGPATH];
 	EntryArray	entries = {NULL, 0, 0};
@@ -108,8 +124,8 @@ armdb_hint_build(ArmdbIo *io, const char *dir, uint32 file_id, bool direct_io,
 	fd = armdb_file_open(path, O_RDONLY, direct_io, NULL, err);
 	if (fd < 0)
 		return false;
-	ok = armdb_scan_data_file(io, fd, file_id, skip_damage, collect_entry,
-							  &entries, &scan, err);
+	ok = armdb_scan_data_file(io, fd, file_id, skip_damage, auth,
+							  collect_entry, &entries, &scan, err);
 	armdb_file_close(fd);
 	if (ok && (scan.header_missing || scan.end != ARMDB_SCAN_END_CLEAN))
 		ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
@@ -117,7 +133,9 @@ armdb_hint_build(ArmdbIo *io, const char *dir, uint32 file_id, bool direct_io,
 						 path, (unsigned long long) scan.valid_end);
 	if (ok)
 		ok = armdb_hint_write(dir, file_id, entries.items, entries.n,
-							  scan.valid_end, err);
+							  scan.valid_end, scan.keyed ? scan.file_key : NULL,
+							  err);
+	explicit_bzero(scan.file_key, sizeof(scan.file_key));
 	if (entries.items)
 		pfree(entries.items);
 	return ok;
@@ -171,16 +189,72 @@ hint_covers_whole_file(ArmdbIo *io, const char *dir, uint32 file_id,
 }
 
 bool
-armdb_hint_load(ArmdbIo *io, const char *dir, uint32 file_id,
-				uint64 data_size, ArmdbEntryCallback cb, void *arg,
-				ArmdbError *err)
+armdb_data_file_key(ArmdbIo *io, const char *dir, uint32 file_id,
+					const ArmdbFileAuth *auth, uint8 *file_key, bool *keyed,
+					ArmdbError *err)
 {
 	char		path[MAXPGPATH];
+	ArmdbAlignedBuf buf;
+	ArmdbFileHeader fh;
+	size_t		nread;
+	bool		ok;
+	int			fd;
+
+	*keyed = false;
+	armdb_file_path(path, dir, file_id, ARMDB_FILE_DATA);
+	fd = armdb_file_open(path, O_RDONLY, true, NULL, err);
+	if (fd < 0)
+		return false;
+	if (!armdb_aligned_alloc(&buf, ARMDB_BLOCK_SIZE, err))
+	{
+		armdb_file_close(fd);
+		return false;
+	}
+	ok = armdb_io_pread(io, fd, buf.data, buf.size, 0, &nread, err) &&
+		armdb_file_header_check(buf.data, nread, file_id, err);
+	armdb_file_close(fd);
+	if (ok)
+		memcpy(&fh, buf.data, sizeof(fh));
+	armdb_aligned_free(&buf);
+	if (!ok || !(fh.flags & ARMDB_FILE_FLAG_AUTHENTICATED))
+		return ok;
+	*keyed = armdb_cipher_header_key(auth, &fh, file_key, err);
+	return *keyed;
+}
+
+/* The hint key of data file file_id if it is authenticated (*keyed). */
+static bool
+hint_key_of(ArmdbIo *io, const char *dir, uint32 file_id,
+			const ArmdbFileAuth *auth, uint8 *hint_key, bool *keyed,
+			ArmdbError *err)
+{
+	uint8		file_key[ARMDB_CIPHER_KEY_LEN];
+	bool		ok;
+
+	ok = armdb_data_file_key(io, dir, file_id, auth, file_key, keyed, err) &&
+		(!*keyed || armdb_cipher_hint_key(file_key, hint_key, err));
+	explicit_bzero(file_key, sizeof(file_key));
+	return ok;
+}
+
+bool
+armdb_hint_load(ArmdbIo *io, const char *dir, uint32 file_id,
+				uint64 data_size, const ArmdbFileAuth *auth,
+				ArmdbEntryCallback cb, void *arg, ArmdbError *err)
+{
+	char		path[MAXPGPATH];
+	uint8		hint_key[ARMDB_CIPHER_KEY_LEN];
+	bool		keyed = false;
 	uint64		size;
 	size_t		nread;
 	char	   *image;
 	int			fd;
 	bool		ok;
+
+	/* an authenticated file's hint is taken only with its MAC */
+	if (auth != NULL &&
+		!hint_key_of(io, dir, file_id, auth, hint_key, &keyed, err))
+		return false;
 
 	armdb_file_path(path, dir, file_id, ARMDB_FILE_HINT);
 	fd = armdb_file_open(path, O_RDONLY, false, NULL, err);
@@ -215,14 +289,17 @@ armdb_hint_load(ArmdbIo *io, const char *dir, uint32 file_id,
 						 path);
 	/* validate everything, the data file's end included, before any cb */
 	if (ok)
-		ok = armdb_hint_parse(image, size, file_id, data_size, NULL, NULL, err);
+		ok = armdb_hint_parse(image, size, file_id, data_size,
+							  keyed ? hint_key : NULL, NULL, NULL, err);
+	explicit_bzero(hint_key, sizeof(hint_key));
 	if (ok)
 	{
 		ArmdbHintHeader hh;
 
 		memcpy(&hh, image, sizeof(hh));
 		ok = hint_covers_whole_file(io, dir, file_id, hh.data_end, err) &&
-			armdb_hint_parse(image, size, file_id, data_size, cb, arg, err);
+			armdb_hint_parse(image, size, file_id, data_size, NULL, cb, arg,
+							 err);
 	}
 	pfree(image);
 	return ok;

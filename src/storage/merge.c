@@ -126,7 +126,7 @@ output_open(ArmdbMerge *m, ArmdbError *err)
 	{
 		armdb_file_header_set_key(&fh, m->key_id, m->salt);
 		if (!armdb_cipher_file_key(&armdb_keyring, m->key_id, m->salt,
-								   m->shard_no, file_id, m->storage_id,
+								   m->shard_no, file_id, m->storage_id, true,
 								   m->out_key, err))
 			return armdb_error_context(err, "merge in \"%s\"", m->dir);
 	}
@@ -205,6 +205,24 @@ note_move(ArmdbMerge *m, const ArmdbEntryInfo *e, ArmdbError *err)
 	return true;
 }
 
+/* m->resealed of len bytes at least */
+static bool
+resealed_room(ArmdbMerge *m, uint32 len, ArmdbError *err)
+{
+	if (m->resealed_size < len)
+	{
+		char	   *p = armdb_alloc(err, Max(len, 8192), "a merged entry");
+
+		if (p == NULL)
+			return false;
+		if (m->resealed != NULL)
+			pfree(m->resealed);
+		m->resealed = p;
+		m->resealed_size = Max(len, 8192);
+	}
+	return true;
+}
+
 /*
  * The encrypted entry image at image (header hdr), from the current input,
  * encrypted again under the current output's key, in m->resealed: the
@@ -223,17 +241,8 @@ reseal_entry(ArmdbMerge *m, const ArmdbEntryInfo *e, const ArmdbEntryHeader *hdr
 						   "entry at offset %u of data file %06u in \"%s\" is encrypted, but %s",
 						   e->offset, e->file_id, m->dir,
 						   m->in_encrypted ? "its table is not" : "its file is not");
-	if (m->resealed_size < e->len)
-	{
-		char	   *p = armdb_alloc(err, Max(e->len, 8192), "a merged entry");
-
-		if (p == NULL)
-			return false;
-		if (m->resealed != NULL)
-			pfree(m->resealed);
-		m->resealed = p;
-		m->resealed_size = Max(e->len, 8192);
-	}
+	if (!resealed_room(m, e->len, err))
+		return false;
 	out = m->resealed;
 	memcpy(out, image, hsize);
 	if (!armdb_cipher_open_entry(m->in_key, hdr, image + hsize, out + hsize,
@@ -255,16 +264,54 @@ reseal_entry(ArmdbMerge *m, const ArmdbEntryInfo *e, const ArmdbEntryHeader *hdr
 	return true;
 }
 
-/* Append one whole entry image (header + value) to the outputs. */
+/*
+ * The entry without a value at image (header hdr: a tombstone, reservation
+ * or row lock of a file of an earlier build, or an ending), sealed under
+ * the current output's key (format.h: an authenticated file's entries all
+ * are), in m->resealed; *len becomes its length.
+ */
+static bool
+seal_valueless(ArmdbMerge *m, const ArmdbEntryHeader *hdr, const char **image,
+			   uint32 *len, ArmdbError *err)
+{
+	ArmdbEntryHeader sealed;
+	uint32		hsize;
+
+	memcpy(&sealed, hdr, sizeof(sealed));
+	sealed.gsn = (hdr->gsn & ~ARMDB_GSN_FLAG_SHORT_HEADER) | ARMDB_GSN_FLAG_ENCRYPTED;
+	sealed.value_len = ARMDB_CIPHER_TAG_LEN;
+	armdb_entry_choose_header(&sealed);
+	hsize = armdb_entry_header_size(sealed.gsn);
+	if (!resealed_room(m, hsize + ARMDB_CIPHER_TAG_LEN, err) ||
+		!armdb_cipher_seal_entry(m->out_key, &sealed, NULL, m->resealed + hsize,
+								 err))
+		return false;
+	armdb_entry_seal(&sealed, m->resealed + hsize);
+	memcpy(m->resealed, &sealed, hsize);
+	*image = m->resealed;
+	*len = hsize + ARMDB_CIPHER_TAG_LEN;
+	return true;
+}
+
+/*
+ * Append one whole entry image (header + value) to the outputs: e says
+ * where it was, and its length there.
+ */
 static bool
 output_append(ArmdbMerge *m, const ArmdbEntryInfo *e, const char *image,
 			  ArmdbError *err)
 {
+	ArmdbEntryInfo moved = *e;
+	bool		valueless = e->len == armdb_entry_header_size(e->gsn);
+	bool		add_tag = m->key_id != 0 && valueless &&
+		!(e->gsn & ARMDB_GSN_FLAG_ENCRYPTED);
 	uint64		done = 0;
 
 	if (m->out_fd < 0 ||
 		(m->out_end > ARMDB_FILE_HEADER_SIZE &&
-		 armdb_should_rotate(m->out_end, e->len, m->max_file_size)))
+		 armdb_should_rotate(m->out_end,
+							 e->len + (add_tag ? ARMDB_CIPHER_TAG_LEN : 0),
+							 m->max_file_size)))
 	{
 		if (m->out_fd >= 0 && !output_close(m, err))
 			return false;
@@ -279,20 +326,34 @@ output_append(ArmdbMerge *m, const ArmdbEntryInfo *e, const char *image,
 			!reseal_entry(m, e, &hdr, image, &image, err))
 			return false;
 	}
-	else if ((m->in_encrypted || m->key_id != 0) &&
-			 armdb_gsn_is_version(e->gsn) &&
-			 e->len > armdb_entry_header_size(e->gsn))
+	else if ((m->in_encrypted || m->key_id != 0) && !valueless &&
+			 armdb_gsn_is_version(e->gsn))
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						   "entry at offset %u of data file %06u in \"%s\" is a version of an encrypted table that is not encrypted",
 						   e->offset, e->file_id, m->dir);
-	if (!note_move(m, e, err))
+	else if (m->in_authenticated)
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "entry at offset %u of data file %06u in \"%s\" is not authenticated, but its file is",
+						   e->offset, e->file_id, m->dir);
+	else if (add_tag)
+	{
+		ArmdbEntryHeader hdr;
+
+		if (armdb_entry_parse(image, e->len, &hdr) != ARMDB_PARSE_OK ||
+			!seal_valueless(m, &hdr, &image, &moved.len, err))
+			return false;
+		moved.gsn |= ARMDB_GSN_FLAG_ENCRYPTED;
+		moved.gsn = (moved.gsn & ~ARMDB_GSN_FLAG_SHORT_HEADER) |
+			(((const ArmdbEntryHeader *) image)->gsn & ARMDB_GSN_FLAG_SHORT_HEADER);
+	}
+	if (!note_move(m, &moved, err))
 		return false;
 
 	/* copy through the buffer, writing out whole blocks as it fills */
-	while (done < e->len)
+	while (done < moved.len)
 	{
 		uint64		used = m->out_end - m->out_buf_start;
-		uint64		n = Min(e->len - done, m->out_buf.size - used);
+		uint64		n = Min(moved.len - done, m->out_buf.size - used);
 
 		memcpy(m->out_buf.data + used, image + done, n);
 		m->out_end += n;
@@ -301,7 +362,7 @@ output_append(ArmdbMerge *m, const ArmdbEntryInfo *e, const char *image,
 			!output_write_out(m, false, err))
 			return false;
 	}
-	m->bytes_written += e->len;
+	m->bytes_written += moved.len;
 	return true;
 }
 
@@ -310,7 +371,8 @@ output_append(ArmdbMerge *m, const ArmdbEntryInfo *e, const char *image,
  * with its gsn and xid (see ArmdbMergeKeep).  info becomes the tombstone's.
  */
 static bool
-append_ending(ArmdbMerge *m, ArmdbEntryInfo *info, ArmdbError *err)
+append_ending(ArmdbMerge *m, ArmdbEntryInfo *info, const char *image,
+			  ArmdbError *err)
 {
 	ArmdbEntryHeader hdr;
 
@@ -318,6 +380,28 @@ append_ending(ArmdbMerge *m, ArmdbEntryInfo *info, ArmdbError *err)
 		return armdb_error(err, ARMDB_ERR_INVALID, 0,
 						   "entry at offset %u of data file %06u ends no version",
 						   info->offset, info->file_id);
+	/* the ending is made of the version's header: authenticate it first */
+	if (info->gsn & ARMDB_GSN_FLAG_ENCRYPTED)
+	{
+		if (!m->in_encrypted ||
+			armdb_entry_parse(image, info->len, &hdr) != ARMDB_PARSE_OK ||
+			!resealed_room(m, hdr.value_len, err))
+			return m->in_encrypted ? false :
+				armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+							"entry at offset %u of data file %06u in \"%s\" is encrypted, but its file is not",
+							info->offset, info->file_id, m->dir);
+		if (!armdb_cipher_open_entry(m->in_key, &hdr,
+									 image + armdb_entry_header_size(hdr.gsn),
+									 m->resealed, err))
+		{
+			if (err->code != ARMDB_OK)
+				return false;
+			return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+							   "encrypted entry at offset %u of data file %06u in \"%s\" failed authentication: its value, tag or header was changed",
+							   info->offset, info->file_id, m->dir);
+		}
+		explicit_bzero(m->resealed, hdr.value_len - ARMDB_CIPHER_TAG_LEN);
+	}
 	memset(&hdr, 0, sizeof(hdr));
 	hdr.value_len = 0;
 	hdr.gsn = (info->gsn & ARMDB_GSN_MAX) | ARMDB_GSN_FLAG_TOMBSTONE;
@@ -440,9 +524,12 @@ static void
 load_fates(ArmdbMerge *m, uint32 file_id, uint64 file_size, HintFates *hf)
 {
 	ArmdbError	ignore;
+	ArmdbFileAuth auth = {&armdb_keyring, m->storage_id, m->shard_no};
 
+	/* an encrypted input's hint counts only with its MAC */
 	memset(hf, 0, sizeof(*hf));
-	if (!armdb_hint_load(m->io, m->dir, file_id, file_size, collect_fate, hf,
+	if (!armdb_hint_load(m->io, m->dir, file_id, file_size,
+						 m->in_encrypted ? &auth : NULL, collect_fate, hf,
 						 &ignore))
 		hf->n = 0;
 }
@@ -483,6 +570,7 @@ merge_input(ArmdbMerge *m, uint32 file_id, ArmdbAlignedBuf *buf,
 	if (ok)
 		ok = armdb_file_header_check(image, ARMDB_FILE_HEADER_SIZE, file_id, err);
 	m->in_encrypted = false;
+	m->in_authenticated = false;
 	if (ok && (((const ArmdbFileHeader *) image)->flags & ARMDB_FILE_FLAG_ENCRYPTED))
 	{
 		ArmdbFileHeader fh;
@@ -495,8 +583,10 @@ merge_input(ArmdbMerge *m, uint32 file_id, ArmdbAlignedBuf *buf,
 		else
 			ok = armdb_cipher_file_key(&armdb_keyring, fh.key_id, fh.salt,
 									   fh.shard, file_id, m->storage_id,
+									   (fh.flags & ARMDB_FILE_FLAG_AUTHENTICATED) != 0,
 									   m->in_key, err);
 		m->in_encrypted = ok;
+		m->in_authenticated = ok && (fh.flags & ARMDB_FILE_FLAG_AUTHENTICATED);
 	}
 	memset(&hf, 0, sizeof(hf));
 	if (ok)
@@ -552,7 +642,7 @@ merge_input(ArmdbMerge *m, uint32 file_id, ArmdbAlignedBuf *buf,
 		else if (ok && keep == ARMDB_MERGE_KEEP)
 			ok = output_append(m, &info, image, err);
 		else if (ok && keep == ARMDB_MERGE_KEEP_ENDING)
-			ok = append_ending(m, &info, err);
+			ok = append_ending(m, &info, image, err);
 		off += len;
 		if (ok && m->progress != NULL)
 			ok = m->progress(m->arg, m->bytes_read, m->bytes_written, err);
@@ -778,6 +868,7 @@ output_hint(ArmdbMerge *m, int i, uint64 *move_pos, ArmdbError *err)
 	uint64		first = *move_pos;
 	uint64		n;
 	ArmdbEntryInfo *entries;
+	uint8		key[ARMDB_CIPHER_KEY_LEN];
 	bool		ok;
 
 	while (*move_pos < m->nmoves && m->moves[*move_pos].new_file_id == id)
@@ -792,8 +883,15 @@ output_hint(ArmdbMerge *m, int i, uint64 *move_pos, ArmdbError *err)
 		entries[j].file_id = id;
 		entries[j].offset = m->moves[first + j].new_offset;
 	}
-	ok = armdb_hint_write(m->dir, id, entries, (uint32) n, m->output_sizes[i],
-						  err);
+	/* an encrypted output's hint carries a MAC under its key (format.h) */
+	ok = m->key_id == 0 ||
+		armdb_cipher_file_key(&armdb_keyring, m->key_id, m->salt, m->shard_no,
+							  id, m->storage_id, true, key, err);
+	if (ok)
+		ok = armdb_hint_write(m->dir, id, entries, (uint32) n,
+							  m->output_sizes[i], m->key_id != 0 ? key : NULL,
+							  err);
+	explicit_bzero(key, sizeof(key));
 	pfree(entries);
 	return ok;
 }

@@ -196,6 +196,7 @@ typedef struct ArmdbMerge
 	int			outputs_cap;
 	uint64		moves_cap;
 	bool		in_encrypted;	/* the current input is */
+	bool		in_authenticated;	/* ... with every entry sealed */
 	uint8		in_key[32];		/* ... under this key */
 	uint8		out_key[32];	/* the current output's key */
 	char	   *resealed;		/* an entry's image encrypted again */

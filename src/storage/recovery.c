@@ -12,17 +12,63 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "storage/cipher.h"
 #include "storage/hint.h"
 #include "storage/merge.h"
 
 #define SCAN_CHUNK_SIZE		(1024 * 1024)
 
 
-bool
-armdb_scan_buffer(const char *buf, size_t len, uint32 file_id,
-				  uint64 base_offset, ArmdbEntryCallback cb, void *arg,
-				  ArmdbScanResult *acc, ArmdbParseResult *stop,
-				  ArmdbError *err)
+/* What opening an authenticated file's entries takes (ArmdbFileAuth). */
+typedef struct EntryOpener
+{
+	const uint8 *key;			/* the file's */
+	char	   *plain;			/* room for a value's plaintext */
+	uint32		plain_size;
+} EntryOpener;
+
+/* Open the entry at entry (header hdr), which the scan reports at offset. */
+static bool
+open_scanned_entry(EntryOpener *op, const ArmdbEntryHeader *hdr,
+				   const char *entry, uint32 file_id, uint64 offset,
+				   ArmdbError *err)
+{
+	uint32		plain_len;
+
+	if (!(hdr->gsn & ARMDB_GSN_FLAG_ENCRYPTED))
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "entry at offset %llu of data file %06u is not sealed, but its file is authenticated",
+						   (unsigned long long) offset, file_id);
+	plain_len = hdr->value_len - ARMDB_CIPHER_TAG_LEN;
+	if (op->plain_size < plain_len)
+	{
+		char	   *p = armdb_alloc(err, Max(plain_len, 8192), "an entry's plaintext");
+
+		if (p == NULL)
+			return false;
+		if (op->plain != NULL)
+			pfree(op->plain);
+		op->plain = p;
+		op->plain_size = Max(plain_len, 8192);
+	}
+	if (armdb_cipher_open_entry(op->key, hdr,
+								entry + armdb_entry_header_size(hdr->gsn),
+								op->plain, err))
+	{
+		explicit_bzero(op->plain, plain_len);
+		return true;
+	}
+	if (err->code != ARMDB_OK)
+		return false;
+	return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+					   "encrypted entry at offset %llu of data file %06u failed authentication: its value, tag or header was changed",
+					   (unsigned long long) offset, file_id);
+}
+
+static bool
+scan_entries(const char *buf, size_t len, uint32 file_id, uint64 base_offset,
+			 EntryOpener *op, ArmdbEntryCallback cb, void *arg,
+			 ArmdbScanResult *acc, ArmdbParseResult *stop, ArmdbError *err)
 {
 	size_t		pos = 0;
 
@@ -43,6 +89,11 @@ armdb_scan_buffer(const char *buf, size_t len, uint32 file_id,
 			break;
 		}
 
+		if (op != NULL &&
+			!open_scanned_entry(op, &hdr, buf + pos, file_id, base_offset + pos,
+								err))
+			return false;
+
 		info.gsn = hdr.gsn;
 		info.xid = hdr.xid;
 		info.slot = hdr.slot;
@@ -60,6 +111,16 @@ armdb_scan_buffer(const char *buf, size_t len, uint32 file_id,
 		acc->valid_end = base_offset + pos;
 	}
 	return true;
+}
+
+bool
+armdb_scan_buffer(const char *buf, size_t len, uint32 file_id,
+				  uint64 base_offset, ArmdbEntryCallback cb, void *arg,
+				  ArmdbScanResult *acc, ArmdbParseResult *stop,
+				  ArmdbError *err)
+{
+	return scan_entries(buf, len, file_id, base_offset, NULL, cb, arg, acc,
+						stop, err);
 }
 
 /* Are the bytes [from, size) of the file all zero? */
@@ -197,9 +258,11 @@ armdb_find_next_entry(ArmdbIo *io, int fd, uint64 from, uint64 size,
 
 bool
 armdb_scan_data_file(ArmdbIo *io, int fd, uint32 file_id, bool skip_damage,
-					 ArmdbEntryCallback cb, void *arg,
-					 ArmdbScanResult *result, ArmdbError *err)
+					 const ArmdbFileAuth *auth, ArmdbEntryCallback cb,
+					 void *arg, ArmdbScanResult *result, ArmdbError *err)
 {
+	EntryOpener opener = {NULL, NULL, 0};
+	EntryOpener *op = NULL;
 	ArmdbAlignedBuf buf;
 	uint64		size;
 	uint64		chunk_off = 0;
@@ -255,6 +318,19 @@ armdb_scan_data_file(ArmdbIo *io, int fd, uint32 file_id, bool skip_damage,
 		goto done;
 	}
 
+	if (auth != NULL)
+	{
+		ArmdbFileHeader fh;
+
+		memcpy(&fh, buf.data, sizeof(fh));
+		if ((fh.flags & ARMDB_FILE_FLAG_AUTHENTICATED) &&
+			!armdb_cipher_header_key(auth, &fh, result->file_key, err))
+			goto done;
+		result->keyed = (fh.flags & ARMDB_FILE_FLAG_AUTHENTICATED) != 0;
+		opener.key = result->file_key;
+		op = result->keyed ? &opener : NULL;
+	}
+
 	pos = result->valid_end = ARMDB_FILE_HEADER_SIZE;
 	for (;;)
 	{
@@ -263,9 +339,9 @@ armdb_scan_data_file(ArmdbIo *io, int fd, uint32 file_id, bool skip_damage,
 		uint64		next;
 		bool		stopped;
 
-		if (!armdb_scan_buffer(buf.data + (pos - chunk_off),
-							   chunk_len - (pos - chunk_off), file_id, pos,
-							   cb, arg, result, &stop, err))
+		if (!scan_entries(buf.data + (pos - chunk_off),
+						  chunk_len - (pos - chunk_off), file_id, pos, op,
+						  cb, arg, result, &stop, err))
 			goto done;
 		pos = result->valid_end;
 		stopped = stop != ARMDB_PARSE_SHORT || chunk_off + chunk_len >= size;
@@ -324,6 +400,8 @@ armdb_scan_data_file(ArmdbIo *io, int fd, uint32 file_id, bool skip_damage,
 
 done:
 	armdb_aligned_free(&buf);
+	if (opener.plain != NULL)
+		pfree(opener.plain);
 	return ok;
 }
 
@@ -333,6 +411,7 @@ done:
  */
 typedef struct RecoverCallback
 {
+	const ArmdbFileAuth *auth;
 	ArmdbEntryCallback cb;
 	void	   *arg;
 	ArmdbRecoveryReport *report;
@@ -573,7 +652,8 @@ recover_immutable_file(ArmdbIo *io, const char *dir, bool direct_io,
 	 */
 	if (has_hint && !salvage)
 	{
-		if (armdb_hint_load(io, dir, file_id, size, recover_entry, rc, err))
+		if (armdb_hint_load(io, dir, file_id, size, rc->auth, recover_entry,
+							rc, err))
 		{
 			armdb_file_close(fd);
 			rc->report->hinted_files++;
@@ -591,8 +671,9 @@ recover_immutable_file(ArmdbIo *io, const char *dir, bool direct_io,
 		armdb_error_clear(err);
 	}
 
-	ok = armdb_scan_data_file(io, fd, file_id, salvage, recover_entry, rc,
-							  &scan, err);
+	ok = armdb_scan_data_file(io, fd, file_id, salvage, rc->auth,
+							  recover_entry, rc, &scan, err);
+	explicit_bzero(scan.file_key, sizeof(scan.file_key));
 	if (ok)
 		rc->report->scanned_files++;
 
@@ -607,7 +688,7 @@ recover_immutable_file(ArmdbIo *io, const char *dir, bool direct_io,
 	else if (ok && salvage && !scan.header_missing &&
 			 (scan.skipped > 0 || scan.end != ARMDB_SCAN_END_CLEAN))
 		ok = salvage_scanned(io, fd, dir, file_id, path, &scan, rc, err) &&
-			armdb_hint_build(io, dir, file_id, direct_io, true, err);
+			armdb_hint_build(io, dir, file_id, direct_io, true, rc->auth, err);
 	armdb_file_close(fd);
 	return ok;
 }
@@ -628,8 +709,9 @@ recover_active_file(ArmdbIo *io, const char *dir, bool direct_io,
 	fd = armdb_file_open(path, O_RDWR, direct_io, NULL, err);
 	if (fd < 0)
 		return false;
-	ok = armdb_scan_data_file(io, fd, file_id, salvage, recover_entry, rc,
-							  &scan, err);
+	ok = armdb_scan_data_file(io, fd, file_id, salvage, rc->auth,
+							  recover_entry, rc, &scan, err);
+	explicit_bzero(scan.file_key, sizeof(scan.file_key));
 	if (ok)
 		report->scanned_files++;
 
@@ -686,11 +768,12 @@ recover_active_file(ArmdbIo *io, const char *dir, bool direct_io,
 
 bool
 armdb_recover_shard(ArmdbIo *io, const char *dir, bool direct_io,
-					uint32 flags, ArmdbEntryCallback cb, void *arg,
+					uint32 flags, const ArmdbFileAuth *auth,
+					ArmdbEntryCallback cb, void *arg,
 					ArmdbRecoveryReport *report, ArmdbError *err)
 {
 	ShardListing ls = {NULL, 0, NULL, 0};
-	RecoverCallback rc = {cb, arg, report, flags, false};
+	RecoverCallback rc = {auth, cb, arg, report, flags, false};
 	uint32		hint_pos = 0;
 	uint32		active;
 	bool		ok;

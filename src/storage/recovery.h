@@ -41,6 +41,7 @@
 #ifndef ARMDB_STORAGE_RECOVERY_H
 #define ARMDB_STORAGE_RECOVERY_H
 
+#include "storage/cipher.h"
 #include "storage/format.h"
 #include "storage/io.h"
 
@@ -65,6 +66,9 @@ typedef struct ArmdbScanResult
 	uint32		skipped;		/* how many */
 	uint64		skipped_bytes;	/* their total length */
 	uint64		first_skipped;	/* offset of the first */
+	/* with auth, of an authenticated file: its key */
+	bool		keyed;
+	uint8		file_key[32];	/* ARMDB_CIPHER_KEY_LEN */
 } ArmdbScanResult;
 
 /*
@@ -74,9 +78,18 @@ typedef struct ArmdbScanResult
  * ARMDB_ERR_CORRUPT.  With skip_damage, a bad entry followed by a valid one
  * is skipped (counted in result->skipped*) and the scan goes on from the
  * valid one; only a bad tail then ends it as ARMDB_SCAN_END_TORN.
+ *
+ * With auth, an authenticated file's entries (format.h) are each opened
+ * before cb sees them: one that is not sealed or fails its tag is
+ * ARMDB_ERR_CORRUPT naming its offset (never a torn write, which fails its
+ * CRC first; not skipped either), and result->file_key is the file's key
+ * (result->keyed).  An encrypted file under a key auth's ring lacks is
+ * ARMDB_ERR_KEY.
  */
 extern bool armdb_scan_data_file(ArmdbIo *io, int fd, uint32 file_id,
-								 bool skip_damage, ArmdbEntryCallback cb,
+								 bool skip_damage,
+								 const ArmdbFileAuth *auth,
+								 ArmdbEntryCallback cb,
 								 void *arg, ArmdbScanResult *result,
 								 ArmdbError *err);
 
@@ -143,11 +156,13 @@ typedef struct ArmdbRecoveryReport
 
 /*
  * Recover one shard directory (see the file comment).  cb sees every entry
- * of every file in order.  A missing directory is an empty shard only with
+ * of every file in order, authenticated with auth (an encrypted table's:
+ * armdb_scan_data_file, armdb_hint_load).  A missing directory is an empty shard only with
  * ARMDB_RECOVER_MISSING_OK; otherwise ARMDB_ERR_IO/ENOENT.
  */
 extern bool armdb_recover_shard(ArmdbIo *io, const char *dir, bool direct_io,
-								uint32 flags, ArmdbEntryCallback cb,
+								uint32 flags, const ArmdbFileAuth *auth,
+								ArmdbEntryCallback cb,
 								void *arg, ArmdbRecoveryReport *report,
 								ArmdbError *err);
 

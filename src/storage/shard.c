@@ -103,15 +103,27 @@ armdb_shard_forget_file(ArmdbShardFiles *files, uint32 file_id)
  * ----------------
  */
 
+const ArmdbFileAuth *
+armdb_shard_files_auth(ArmdbShardFiles *files)
+{
+	if (!files->encrypt)
+		return NULL;
+	files->auth.ring = &armdb_keyring;
+	files->auth.storage_id = files->storage_id;
+	files->auth.shard_no = files->shard_no;
+	return &files->auth;
+}
+
 /* Remember the key of file_id (derived from key_id and salt) in key. */
 static bool
 derive_key(ArmdbShardFiles *files, uint32 shard, uint32 file_id,
-		   uint32 key_id, const uint8 *salt, uint8 *key, ArmdbError *err)
+		   uint32 key_id, const uint8 *salt, bool authenticated, uint8 *key,
+		   ArmdbError *err)
 {
 	int			i = files->keys_next;
 
 	if (!armdb_cipher_file_key(&armdb_keyring, key_id, salt, shard, file_id,
-							   files->storage_id, key, err))
+							   files->storage_id, authenticated, key, err))
 		return armdb_error_context(err, "data file %06u of \"%s\"", file_id,
 								   files->dir);
 	files->keys_next = (i + 1) % ARMDB_SHARD_FD_CACHE;
@@ -182,7 +194,8 @@ armdb_shard_file_key(ArmdbShardFiles *files, uint32 file_id, uint8 *key,
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						   "data file %06u of \"%s\" says it belongs to shard %u",
 						   file_id, files->dir, fh.shard);
-	return derive_key(files, fh.shard, file_id, fh.key_id, fh.salt, key, err);
+	return derive_key(files, fh.shard, file_id, fh.key_id, fh.salt,
+					  (fh.flags & ARMDB_FILE_FLAG_AUTHENTICATED) != 0, key, err);
 }
 
 static bool
@@ -284,8 +297,9 @@ seal_value(ArmdbShardState *st, ArmdbShardFiles *files,
 	}
 	if (known != NULL)
 		memcpy(key, known, sizeof(key));
+	/* (this server life made the file: authenticated, format.h) */
 	else if (!derive_key(files, st->shard_no, st->active_file_id,
-						 st->active_key_id, st->active_salt, key, err))
+						 st->active_key_id, st->active_salt, true, key, err))
 		return false;
 	ok = armdb_cipher_seal_entry(key, hdr, value, files->sealed_value, err);
 	explicit_bzero(key, sizeof(key));
@@ -810,8 +824,8 @@ armdb_shard_append_place(ArmdbShardState *st, ArmdbShardFiles *files,
 						 ArmdbError *err)
 {
 	uint64		entry_len;
-	bool		encrypt = files->encrypt && hdr->value_len > 0 &&
-		armdb_gsn_is_version(hdr->gsn);
+	/* every entry of an encrypted table is sealed, those without a value too */
+	bool		encrypt = files->encrypt;
 
 	*sealed_file_id = 0;
 	if (st->failed)

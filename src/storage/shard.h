@@ -146,6 +146,7 @@ typedef struct ArmdbShardFiles
 	/* the relation's storage id, part of its files' keys (cipher.h) */
 	uint8		storage_id[ARMDB_CIPHER_STORAGE_ID_LEN];
 	bool		keys_checked;	/* the caller's: every file's key is held */
+	ArmdbFileAuth auth;			/* for armdb_shard_files_auth() */
 	/* the keys of files lately read or written; file_id 0: unused */
 	struct
 	{
@@ -195,6 +196,13 @@ armdb_shard_buf(const ArmdbShardState *st)
 		return armdb_shard_buf_resolver(st->buf_ref);
 	return (char *) (uintptr_t) st->buf_ref;
 }
+
+/*
+ * What authenticating the files' entries and hints takes (cipher.h), for
+ * the storage functions that read them: NULL when the relation is not
+ * encrypted.
+ */
+extern const ArmdbFileAuth *armdb_shard_files_auth(ArmdbShardFiles *files);
 
 extern void armdb_shard_state_init(ArmdbShardState *st, uint32 shard_no,
 								   uint64 buf_ref, uint32 buf_size,

@@ -62,6 +62,8 @@ static struct
 	char		dir[MAXPGPATH];
 	uint32		file_id;
 	uint32		shard;
+	bool		encrypted;		/* then authenticated with storage_id */
+	uint8		storage_id[ARMDB_CIPHER_STORAGE_ID_LEN];
 }			pending_hints[MAX_PENDING_HINTS];
 static int	npending_hints = 0;
 
@@ -93,6 +95,9 @@ note_sealed(ArmdbRelKeydir *kd, ArmdbShardRt *rt, ArmdbShardFiles *files,
 	pending_hints[npending_hints].relkey = kd->key;
 	pending_hints[npending_hints].generation = kd->generation;
 	strlcpy(pending_hints[npending_hints].dir, files->dir, MAXPGPATH);
+	pending_hints[npending_hints].encrypted = files->encrypt;
+	memcpy(pending_hints[npending_hints].storage_id, files->storage_id,
+		   sizeof(files->storage_id));
 	pending_hints[npending_hints].file_id = sealed_file_id;
 	pending_hints[npending_hints].shard = rt->st.shard_no;
 	npending_hints++;
@@ -110,6 +115,8 @@ armdb_vstore_build_sealed_hints(const ArmdbStoreSettings *settings)
 	{
 		ArmdbError	err;
 		int			i = --npending_hints;
+		ArmdbFileAuth auth = {&armdb_keyring, pending_hints[i].storage_id,
+		pending_hints[i].shard};
 
 		/* dropped since: nothing to do (and its files may be gone) */
 		if (armdb_keydir_find(&pending_hints[i].relkey,
@@ -117,7 +124,8 @@ armdb_vstore_build_sealed_hints(const ArmdbStoreSettings *settings)
 			continue;
 		if (armdb_hint_build(armdb_backend_io(), pending_hints[i].dir,
 							 pending_hints[i].file_id, settings->direct_io,
-							 false, &err))
+							 false, pending_hints[i].encrypted ? &auth : NULL,
+							 &err))
 			armdb_vstore_log_hint(&pending_hints[i].relkey,
 								  pending_hints[i].shard,
 								  pending_hints[i].file_id);
@@ -1259,10 +1267,12 @@ freeze_failed(ArmdbRelKeydir *kd, const char *dir, const ArmdbError *err)
  */
 static bool
 freeze_file(ArmdbIo *io, const char *dir, uint32 file, int fd,
-			TransactionId cutoff, bool direct_io, TransactionId *frozen_to,
-			ArmdbError *err)
+			TransactionId cutoff, bool direct_io, const ArmdbFileAuth *auth,
+			TransactionId *frozen_to, ArmdbError *err)
 {
 	char		hint[MAXPGPATH];
+	uint8		key[ARMDB_CIPHER_KEY_LEN];
+	bool		keyed = false;
 	bool		changed = false;
 	uint64		data_end = ARMDB_FILE_HEADER_SIZE;
 	uint64		size;
@@ -1271,11 +1281,11 @@ freeze_file(ArmdbIo *io, const char *dir, uint32 file, int fd,
 
 	armdb_file_path(hint, dir, file, ARMDB_FILE_HINT);
 	if (stat(hint, &st) != 0 &&
-		!armdb_hint_build(io, dir, file, direct_io, false, err))
+		!armdb_hint_build(io, dir, file, direct_io, false, auth, err))
 		return false;
 	memset(&fs, 0, sizeof(fs));
 	if (!armdb_file_size(fd, dir, &size, err) ||
-		!armdb_hint_load(io, dir, file, size, freeze_collect, &fs, err))
+		!armdb_hint_load(io, dir, file, size, auth, freeze_collect, &fs, err))
 		return false;
 	for (uint32 i = 0; i < fs.n; i++)
 	{
@@ -1295,9 +1305,18 @@ freeze_file(ArmdbIo *io, const char *dir, uint32 file, int fd,
 		else if (TransactionIdPrecedes(xid, *frozen_to))
 			*frozen_to = xid;
 	}
-	if (changed &&
-		!armdb_hint_write(dir, file, fs.items, fs.n, data_end, err))
+	/* the hint rewritten keeps its MAC, under the data file's key */
+	if (changed && auth != NULL &&
+		!armdb_data_file_key(io, dir, file, auth, key, &keyed, err))
 		return false;
+	if (changed &&
+		!armdb_hint_write(dir, file, fs.items, fs.n, data_end,
+						  keyed ? key : NULL, err))
+	{
+		explicit_bzero(key, sizeof(key));
+		return false;
+	}
+	explicit_bzero(key, sizeof(key));
 	if (fs.items)
 		pfree(fs.items);
 	return true;
@@ -1441,7 +1460,8 @@ armdb_vstore_freeze(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal,
 			fd = armdb_shard_file_fd(files, ids[fi], &err);
 			if (fd < 0 ||
 				!freeze_file(files->io, files->dir, ids[fi], fd, cutoff,
-							 settings->direct_io, &frozen_to, &err))
+							 settings->direct_io, armdb_shard_files_auth(files),
+							 &frozen_to, &err))
 				return freeze_failed(kd, files->dir, &err);
 		}
 
@@ -1449,8 +1469,9 @@ armdb_vstore_freeze(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal,
 		memset(&fs, 0, sizeof(fs));
 		fd = armdb_shard_file_fd(files, active, &err);
 		if (fd < 0 ||
-			!armdb_scan_data_file(files->io, fd, active, false, oldest_xid_of, &fs,
-								  &scan, &err))
+			!armdb_scan_data_file(files->io, fd, active, false,
+								  armdb_shard_files_auth(files), oldest_xid_of,
+								  &fs, &scan, &err))
 			return freeze_failed(kd, files->dir, &err);
 		if (TransactionIdIsValid(fs.oldest) &&
 			TransactionIdPrecedes(fs.oldest, frozen_to))
@@ -1472,7 +1493,8 @@ armdb_vstore_freeze(ArmdbRelKeydir *kd, TransactionId cutoff, bool seal,
  * Failures are WARNINGs: replay goes on, and the files keep needing clog.
  */
 void
-armdb_vstore_freeze_dir(const char *dir, TransactionId cutoff, bool direct_io)
+armdb_vstore_freeze_dir(const char *dir, TransactionId cutoff, bool direct_io,
+						const ArmdbFileAuth *auth)
 {
 	ArmdbIo    *io = armdb_backend_io();
 	uint32	   *ids;
@@ -1512,8 +1534,8 @@ armdb_vstore_freeze_dir(const char *dir, TransactionId cutoff, bool direct_io)
 			ArmdbScanResult scan;
 
 			memset(&fs, 0, sizeof(fs));
-			ok = armdb_scan_data_file(io, fd, active, false, oldest_xid_of,
-									  &fs, &scan, &err);
+			ok = armdb_scan_data_file(io, fd, active, false, auth,
+									  oldest_xid_of, &fs, &scan, &err);
 			if (ok && (!TransactionIdIsValid(fs.oldest) ||
 					   !TransactionIdPrecedes(fs.oldest, cutoff)))
 			{
@@ -1521,7 +1543,7 @@ armdb_vstore_freeze_dir(const char *dir, TransactionId cutoff, bool direct_io)
 				continue;
 			}
 		}
-		ok = ok && freeze_file(io, dir, ids[i], fd, cutoff, direct_io,
+		ok = ok && freeze_file(io, dir, ids[i], fd, cutoff, direct_io, auth,
 							   &ignore, &err);
 		armdb_file_close(fd);
 		if (!ok)

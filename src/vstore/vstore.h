@@ -413,7 +413,7 @@ extern TransactionId armdb_vstore_freeze(ArmdbRelKeydir *kd,
  * which files).  Failures are WARNINGs.
  */
 extern void armdb_vstore_freeze_dir(const char *dir, TransactionId cutoff,
-									bool direct_io);
+									bool direct_io, const ArmdbFileAuth *auth);
 
 /*
  * Make every commit record so far durable, so that the fates of the

@@ -152,8 +152,8 @@ armdb_vstore_shard_files(ArmdbRelKeydir *kd, uint32 shard,
 
 	/*
 	 * Sessions only: armdb's own workers never need it (a merge reads each
-	 * input's key, a load and the flusher read no value), and must not be
-	 * stopped by it.
+	 * input's key, a load each file's as it authenticates it, and the
+	 * flusher reads no value), and must not be stopped by it.
 	 */
 	if (files->encrypt && !files->keys_checked && MyBackendType == B_BACKEND)
 	{

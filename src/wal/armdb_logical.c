@@ -79,7 +79,8 @@ prepare_log_key(void)
 	log_key.id.key_id = armdb_keyring.keys[0].id;
 	if (!armdb_cipher_random_salt(log_key.id.salt, &err) ||
 		!armdb_cipher_file_key(&armdb_keyring, log_key.id.key_id,
-							   log_key.id.salt, 0, 0, NULL, log_key.key, &err))
+							   log_key.id.salt, 0, 0, NULL, false, log_key.key,
+							   &err))
 		armdb_report_storage_error(ERROR, &err);
 	log_key.valid = true;
 }
@@ -262,7 +263,7 @@ decode_sealed_tuple(ReorderBuffer *rb, const xl_armdb_logical *xlrec,
 	{
 		last_id = 0;
 		if (!armdb_cipher_file_key(&armdb_keyring, key->key_id, key->salt, 0,
-								   0, NULL, last_key, &err))
+								   0, NULL, false, last_key, &err))
 			armdb_report_storage_error(ERROR, &err);
 		last_id = key->key_id;
 		memcpy(last_salt, key->salt, sizeof(last_salt));

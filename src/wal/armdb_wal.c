@@ -816,14 +816,20 @@ redo_freeze(XLogReaderState *record)
 	kd = armdb_keydir_redo_acquire(rnode);
 	if (armdb_rel_storage_exists(rnode))	/* else dropped later in WAL */
 	{
-		nshards = armdb_rel_storage_read_meta(rnode, NULL, NULL, NULL);
+		bool		encrypted;
+		uint8		storage_id[ARMDB_CIPHER_STORAGE_ID_LEN];
+
+		nshards = armdb_rel_storage_read_meta(rnode, NULL, &encrypted,
+											  storage_id);
 		for (uint32 shard = 0; shard < nshards; shard++)
 		{
 			char		dir[MAXPGPATH];
+			ArmdbFileAuth auth = {&armdb_keyring, storage_id, shard};
 
 			armdb_shard_dir_path(dir, rnode, shard);
 			armdb_vstore_freeze_dir(dir, xlrec->cutoff,
-									armdb_store_settings()->direct_io);
+									armdb_store_settings()->direct_io,
+									encrypted ? &auth : NULL);
 		}
 		armdb_keydir_redo_freeze(kd, xlrec->cutoff);
 	}
@@ -1249,8 +1255,8 @@ merge_from_data(ArmdbMerge *m, const xl_armdb_merge *xlrec,
 			armdb_error(err, ARMDB_ERR_IO, errno, "could not truncate \"%s\": %s",
 						path, strerror(errno));
 		ok = ok && armdb_io_fdatasync(m->io, fd, err) &&
-			armdb_scan_data_file(m->io, fd, outputs[i], false, data_move, &dm,
-								 &scan, err);
+			armdb_scan_data_file(m->io, fd, outputs[i], false, NULL, data_move,
+								 &dm, &scan, err);
 		armdb_file_close(fd);
 		if (ok && (scan.end != ARMDB_SCAN_END_CLEAN || scan.valid_end != sizes[i]))
 			ok = armdb_error(err, ARMDB_ERR_INVALID, 0,
@@ -1285,6 +1291,7 @@ redo_merge(XLogReaderState *record)
 	uint32		finished;
 	bool		done = xlrec->noutputs > 0;
 	bool		complete;
+	bool		have_id;
 	bool		inputs = true;
 	bool		ok;
 	ArmdbRelKeydir *kd;
@@ -1367,6 +1374,9 @@ redo_merge(XLogReaderState *record)
 	for (uint32 i = 0; i < xlrec->ninputs; i++)
 		m.inputs[i] = xlrec->inputs[i];
 
+	/* an encrypted table's file keys need its storage id (cipher.h) */
+	have_id = key.key_id == 0 || armdb_rel_storage_get_id(rnode, m.storage_id);
+
 	if (!inputs && armdb_shared->skip_own_replay && !reachedConsistency &&
 		complete &&
 		xlrec->data_bytes > 0 && pm->data_bytes == xlrec->data_bytes)
@@ -1393,8 +1403,7 @@ redo_merge(XLogReaderState *record)
 			why = "replay did not see all of its records";
 			goto skip;
 		}
-		/* an encrypted table's file keys need its storage id (cipher.h) */
-		if (key.key_id != 0 && !armdb_rel_storage_get_id(rnode, m.storage_id))
+		if (!have_id)
 		{
 			why = "its meta file is missing or damaged";
 			goto skip;
@@ -1456,6 +1465,9 @@ redo_hint(XLogReaderState *record)
 	char		dir[MAXPGPATH];
 	ArmdbError	err;
 	ArmdbRelKeydir *kd;
+	bool		encrypted;
+	uint8		storage_id[ARMDB_CIPHER_STORAGE_ID_LEN];
+	ArmdbFileAuth auth = {&armdb_keyring, storage_id, xlrec->shard};
 
 	armdb_shard_dir_path(dir, rnode, xlrec->shard);
 	/* gone since (merged, dropped), or built already */
@@ -1464,8 +1476,11 @@ redo_hint(XLogReaderState *record)
 		return;
 	/* a reader loading the table meanwhile would remove the .tmp file */
 	kd = armdb_keydir_redo_acquire(rnode);
+	/* an encrypted table's hint has a MAC (storage/format.h) */
+	(void) armdb_rel_storage_read_meta(rnode, NULL, &encrypted, storage_id);
 	if (!armdb_hint_build(armdb_backend_io(), dir, xlrec->file_id,
-						  armdb_store_settings()->direct_io, false, &err))
+						  armdb_store_settings()->direct_io, false,
+						  encrypted ? &auth : NULL, &err))
 		ereport(WARNING,
 				(errmsg("armdb redo: could not write the hint file of data file %06u in \"%s\": %s",
 						xlrec->file_id, dir, err.message),
@@ -1562,6 +1577,8 @@ desc_entry(StringInfo buf, const char *p, uint32 len)
 						 (unsigned long long) (hdr.gsn & ARMDB_GSN_MAX),
 						 (uint32) hdr.root_slot,
 						 (uint32) (hdr.prev_slot & ARMDB_LOCK_INFOMASK_MASK));
+		if (hdr.gsn & ARMDB_GSN_FLAG_ENCRYPTED)
+			appendStringInfoString(buf, ", sealed");
 		return;
 	}
 	else
@@ -1574,7 +1591,10 @@ desc_entry(StringInfo buf, const char *p, uint32 len)
 		hdr.prev_slot != ARMDB_INVALID_SLOT)
 		appendStringInfo(buf, ", replaces slot %llu",
 						 (unsigned long long) hdr.prev_slot);
-	if (hdr.value_len > 0)
+	/* an encrypted table's entry without a value has its tag (format.h) */
+	if (!armdb_gsn_is_version(hdr.gsn) && (hdr.gsn & ARMDB_GSN_FLAG_ENCRYPTED))
+		appendStringInfoString(buf, ", sealed");
+	else if (hdr.value_len > 0)
 		appendStringInfo(buf, ", value %u bytes", hdr.value_len);
 }
 

@@ -191,9 +191,20 @@ is($standby->safe_psql('postgres',
 	$expect, 'the standby replays the merge that re-encrypted files');
 is($node->safe_psql('postgres', "SELECT armdb_relation_encryption('enc_idle')"),
 	"(t,{$id_a})", 'a table not written since the rotation needs the old key');
+my $idle_from = $node->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
 $node->safe_psql('postgres', "SELECT armdb_compact('enc_idle')");
 is($node->safe_psql('postgres', "SELECT armdb_relation_encryption('enc_idle')"),
 	"(t,{$id_b})", 'armdb_compact() closes and merges its active file: the new key only');
+# the file it closed is merged away at once: no hint file is built for it
+# (a whole read of the file, on the primary and on every standby)
+my $idle_node = $node->safe_psql('postgres', "SELECT pg_relation_filenode('enc_idle')");
+is($node->safe_psql('postgres', qq{
+CREATE EXTENSION IF NOT EXISTS pg_walinspect;
+SELECT string_agg(DISTINCT record_type, ',' ORDER BY record_type)
+FROM pg_get_wal_records_info('$idle_from', pg_current_wal_insert_lsn())
+WHERE resource_manager = 'armdb' AND description LIKE '%/$idle_node %'
+  AND record_type IN ('HINT', 'MERGE')}),
+	'MERGE', 'the merge is logged, and no hint file of the file it closed');
 is($node->safe_psql('postgres',
 		"SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM enc_idle"),
 	$idle_expect, 'and its rows read back');
@@ -438,6 +449,28 @@ $node->start;
 is($node->safe_psql('postgres',
 		"SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM enc_t"),
 	$t_expect, 'the files mended, the table reads again');
+# merges of authenticated files: updated rows (whose old versions a merge
+# may keep only as endings, sealed anew), deleted ones, every file merged
+my ($c_ret, $c_out, $c_err) = $node->psql('postgres', q{
+UPDATE enc_t SET v = v || ' updated' WHERE id % 3 = 0;
+DELETE FROM enc_t WHERE id % 7 = 0;
+VACUUM enc_t;
+SELECT sum(merges) > 0 FROM (SELECT merges FROM armdb_compact('enc_t')
+	UNION ALL SELECT merges FROM armdb_compact('enc_t')) c;
+});
+is($c_out, 't', 'the updated table is merged');
+unlike($c_err, qr/WARNING|ERROR/, 'without a warning');
+$t_expect = $node->safe_psql('postgres',
+	"SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM enc_t");
+is($t_expect, $node->safe_psql('postgres', q{
+SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM (
+	SELECT g AS id, 'a row of t ' || g || CASE WHEN g % 3 = 0 THEN ' updated' ELSE '' END AS v
+	FROM generate_series(1, 12000) g WHERE g % 100 <> 0 AND g % 7 <> 0) x}),
+	'every row as written after the merges');
+$node->restart;
+is($node->safe_psql('postgres',
+		"SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM enc_t"),
+	$t_expect, 'and after a restart, loaded from the merged files');
 
 # --- a data file put in another encrypted table's place: each table's
 # files' keys have its storage id in them ---

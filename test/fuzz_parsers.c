@@ -428,7 +428,8 @@ fuzz_file_header(const char *buf, size_t len)
 		if (fh.flags & ARMDB_FILE_FLAG_ENCRYPTED)
 		{
 			CHECK(fh.key_id != 0);
-			armdb_file_header_set_key(&again, fh.key_id, fh.salt);
+			armdb_file_header_set_key(&again, fh.key_id, fh.salt,
+									  (fh.flags & ARMDB_FILE_FLAG_AUTHENTICATED) != 0);
 		}
 		armdb_error_clear(&err);
 		CHECK(armdb_file_header_check((const char *) &again, sizeof(again),

@@ -7,6 +7,7 @@
  *-------------------------------------------------------------------------
  */
 #include "unit.h"
+#include "storage/merge.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -648,12 +649,253 @@ test_load_authenticated(void)
 	memset(&armdb_keyring, 0, sizeof(armdb_keyring));
 }
 
+/* A merge that keeps endings of versions that replaced others. */
+static bool
+keep_endings(void *arg, ArmdbEntryInfo *e, ArmdbMergeKeep *keep,
+			 ArmdbError *err)
+{
+	*keep = armdb_gsn_is_version(e->gsn) && e->prev_slot != ARMDB_INVALID_SLOT ?
+		ARMDB_MERGE_KEEP_ENDING : ARMDB_MERGE_KEEP;
+	return true;
+}
+
+static bool
+next_id(void *arg, uint32 *file_id, ArmdbError *err)
+{
+	*file_id = (*(uint32 *) arg)++;
+	return true;
+}
+
+/*
+ * Append n entries to s: a version of slot 0, one of slot 1 replacing it,
+ * then tombstones; the first is a tombstone when tombstone_first.
+ */
+static bool
+append_chain(TShard *s, int n, bool tombstone_first, uint32 *sealed)
+{
+	char		value[100];
+	ArmdbLocation loc;
+	ArmdbError	err;
+
+	memset(value, 'x', sizeof(value));
+	for (int i = 0; i < n; i++)
+	{
+		ArmdbEntryHeader hdr;
+		bool		tombstone = tombstone_first ? i == 0 : i >= 2;
+
+		memset(&hdr, 0, sizeof(hdr));
+		hdr.gsn = (uint64) i + 1;
+		if (tombstone)
+			hdr.gsn |= ARMDB_GSN_FLAG_TOMBSTONE;
+		hdr.xid = 500;
+		hdr.value_len = tombstone ? 0 : 60;
+		hdr.slot = tombstone ? 10 + (uint64) i : (uint64) i;
+		hdr.root_slot = tombstone ? hdr.slot : 0;
+		hdr.prev_slot = !tombstone && i == 1 ? 0 : ARMDB_INVALID_SLOT;
+		HASSERT_OK(armdb_shard_append(&s->st, &s->files, &hdr,
+									  tombstone ? NULL : value, &loc, sealed,
+									  &err));
+	}
+	HASSERT_OK(armdb_shard_seal(&s->st, &s->files, sealed, &err));
+	return tshard_flush_all(s);
+}
+
+/*
+ * A merge of an authenticated file that keeps an ending (a tombstone it
+ * makes of a dead version's header): the version is authenticated first,
+ * the ending sealed; the output and its hint authenticate.  A file whose
+ * first entry is valueless scans too (nothing to decrypt).
+ */
+static void
+test_merge_authenticated(void)
+{
+	TShard		s;
+	ArmdbError	err;
+	ArmdbMerge	m;
+	uint32		sealed;
+	uint32		next = 100;
+	int			n;
+	char		path[MAXPGPATH];
+	const ArmdbFileAuth *auth;
+
+	set_keys(KEY_A);
+	ASSERT_CALL(tshard_init(&s, unit_dir, 16 * ARMDB_BLOCK_SIZE, 1 << 20, true));
+	s.files.encrypt = true;
+	memset(s.files.storage_id, 7, sizeof(s.files.storage_id));
+	auth = armdb_shard_files_auth(&s.files);
+	ASSERT_CALL(append_chain(&s, 4, false, &sealed));
+
+	memset(&m, 0, sizeof(m));
+	m.io = unit_io;
+	m.dir = unit_dir;
+	m.shard_no = 0;				/* what the test shard's headers say */
+	m.max_file_size = 1 << 20;
+	m.direct_io = true;
+	m.keep = keep_endings;
+	m.next_file_id = next_id;
+	m.arg = &next;
+	m.inputs[0] = sealed;
+	m.ninputs = 1;
+	m.key_id = armdb_keyring.keys[0].id;
+	m.authenticated = true;
+	memset(m.salt, 3, sizeof(m.salt));
+	memcpy(m.storage_id, s.files.storage_id, sizeof(m.storage_id));
+	ASSERT_OK(armdb_merge_copy(&m, &err));
+	ASSERT_OK(armdb_merge_commit(&m, &err));
+	ASSERT_EQ(m.noutputs, 1);
+	ASSERT_OK(scan_with(m.outputs[0], auth, &n, &err));
+	ASSERT_EQ(n, 4);
+	armdb_file_path(path, unit_dir, m.outputs[0], ARMDB_FILE_DATA);
+	n = 0;
+	ASSERT_OK(armdb_hint_load(unit_io, unit_dir, m.outputs[0],
+							  unit_file_size(path), auth, count_cb, &n, &err));
+	ASSERT_EQ(n, 4);
+	armdb_merge_free(&m);
+	tshard_close(&s);
+
+	/* a file whose first entry has no value (numbered past the others) */
+	ASSERT_CALL(tshard_init(&s, unit_dir, 16 * ARMDB_BLOCK_SIZE, 1 << 20, true));
+	armdb_shard_note_file_id(&s.st, next);
+	s.files.encrypt = true;
+	ASSERT_CALL(append_chain(&s, 3, true, &sealed));
+	ASSERT_OK(scan_with(sealed, armdb_shard_files_auth(&s.files), &n, &err));
+	ASSERT_EQ(n, 3);
+	tshard_close(&s);
+	memset(&armdb_keyring, 0, sizeof(armdb_keyring));
+}
+
+/*
+ * What a table's ArmdbFileAuth makes of files that are not authenticated:
+ * in an encrypted table, a file that is not encrypted is refused; in an
+ * earlier build's encrypted file (no AUTHENTICATED flag), the sealed
+ * versions are opened, valueless entries taken as they are, and a version
+ * in plaintext refused.
+ */
+static void
+test_auth_unauthenticated_files(void)
+{
+	TShard		s;
+	ArmdbError	err;
+	ArmdbFileAuth auth;
+	uint8		storage_id[ARMDB_CIPHER_STORAGE_ID_LEN];
+	ArmdbFileHeader fh;
+	char		path[MAXPGPATH];
+	uint32		sealed;
+	int			n;
+
+	set_keys(KEY_A);
+	memset(storage_id, 0, sizeof(storage_id));
+	/* a plain file */
+	ASSERT_CALL(tshard_init(&s, unit_dir, 16 * ARMDB_BLOCK_SIZE, 1 << 20, true));
+	ASSERT_CALL(append_chain(&s, 3, false, &sealed));
+	tshard_close(&s);
+	auth.ring = &armdb_keyring;
+	auth.storage_id = storage_id;
+	auth.shard_no = UINT32_MAX;
+	auth.encrypted = false;
+	ASSERT_OK(scan_with(sealed, &auth, &n, &err));
+	ASSERT_EQ(n, 3);
+	auth.encrypted = true;
+	ASSERT_FAILS(scan_with(sealed, &auth, &n, &err), ARMDB_ERR_CORRUPT);
+	ASSERT(strstr(err.message, "of an encrypted table is not encrypted") != NULL);
+	{
+		uint8		key[ARMDB_CIPHER_KEY_LEN];
+		bool		keyed;
+
+		ASSERT_FAILS(armdb_data_file_key(unit_io, unit_dir, sealed, &auth, key,
+										 &keyed, &err), ARMDB_ERR_CORRUPT);
+	}
+
+	/*
+	 * An earlier build's encrypted file: its header without AUTHENTICATED,
+	 * its key derived without it, its valueless entries unsealed -- made
+	 * here by writing one, a version sealed under that key by hand.
+	 */
+	{
+		uint8		salt[ARMDB_CIPHER_SALT_LEN];
+		uint8		key[ARMDB_CIPHER_KEY_LEN];
+		char		image[ARMDB_BLOCK_SIZE];
+		ArmdbEntryHeader hdr;
+		char		plain[40];
+		uint32		off = ARMDB_FILE_HEADER_SIZE;
+		uint32		hsize;
+		int			fd;
+
+		memset(image, 0, sizeof(image));
+		memset(salt, 5, sizeof(salt));
+		armdb_file_header_init(&fh, 900, 0);
+		armdb_file_header_set_key(&fh, armdb_keyring.keys[0].id, salt, false);
+		memcpy(image, &fh, sizeof(fh));
+		ASSERT_OK(armdb_cipher_file_key(&armdb_keyring, fh.key_id, salt, 0, 900,
+										storage_id, false, key, &err));
+		/* a sealed version */
+		memset(&hdr, 0, sizeof(hdr));
+		hdr.gsn = 1 | ARMDB_GSN_FLAG_ENCRYPTED;
+		hdr.xid = 500;
+		hdr.slot = 0;
+		hdr.root_slot = 0;
+		hdr.prev_slot = ARMDB_INVALID_SLOT;
+		hdr.value_len = sizeof(plain) + ARMDB_CIPHER_TAG_LEN;
+		armdb_entry_choose_header(&hdr);
+		hsize = armdb_entry_header_size(hdr.gsn);
+		memset(plain, 'p', sizeof(plain));
+		ASSERT_OK(armdb_cipher_seal_entry(key, &hdr, plain, image + off + hsize,
+										  &err));
+		armdb_entry_seal(&hdr, image + off + hsize);
+		memcpy(image + off, &hdr, hsize);
+		off += hsize + hdr.value_len;
+		/* an unsealed tombstone */
+		memset(&hdr, 0, sizeof(hdr));
+		hdr.gsn = 2 | ARMDB_GSN_FLAG_TOMBSTONE;
+		hdr.xid = 501;
+		hdr.slot = 0;
+		hdr.root_slot = 0;
+		hdr.prev_slot = ARMDB_INVALID_SLOT;
+		armdb_entry_seal(&hdr, NULL);
+		memcpy(image + off, &hdr, armdb_entry_header_size(hdr.gsn));
+		off += armdb_entry_header_size(hdr.gsn);
+		armdb_file_path(path, unit_dir, 900, ARMDB_FILE_DATA);
+		fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+		ASSERT(fd >= 0);
+		ASSERT(write(fd, image, sizeof(image)) == (ssize_t) sizeof(image));
+		close(fd);
+		ASSERT_OK(scan_with(900, &auth, &n, &err));
+		ASSERT_EQ(n, 2);
+
+		/* the version's xid changed under a mended CRC: its tag fails */
+		memcpy(&hdr, image + ARMDB_FILE_HEADER_SIZE, sizeof(hdr));
+		ASSERT_EQ(armdb_entry_parse(image + ARMDB_FILE_HEADER_SIZE,
+									sizeof(image) - ARMDB_FILE_HEADER_SIZE, &hdr),
+				  ARMDB_PARSE_OK);
+		hdr.xid = 3;
+		hsize = armdb_entry_header_size(hdr.gsn);
+		armdb_entry_seal(&hdr, image + ARMDB_FILE_HEADER_SIZE + hsize);
+		memcpy(image + ARMDB_FILE_HEADER_SIZE, &hdr, hsize);
+		ASSERT_CALL(overwrite(path, image, sizeof(image), 0));
+		ASSERT_FAILS(scan_with(900, &auth, &n, &err), ARMDB_ERR_CORRUPT);
+		ASSERT(strstr(err.message, "failed authentication") != NULL);
+
+		/* a version in plaintext in its place */
+		hdr.gsn &= ~ARMDB_GSN_FLAG_ENCRYPTED;
+		memset(image + ARMDB_FILE_HEADER_SIZE + hsize, 'F', hdr.value_len);
+		armdb_entry_seal(&hdr, image + ARMDB_FILE_HEADER_SIZE + hsize);
+		memcpy(image + ARMDB_FILE_HEADER_SIZE, &hdr, hsize);
+		ASSERT_CALL(overwrite(path, image, sizeof(image), 0));
+		ASSERT_FAILS(scan_with(900, &auth, &n, &err), ARMDB_ERR_CORRUPT);
+		ASSERT(strstr(err.message, "is not encrypted, but its file is") != NULL);
+		explicit_bzero(key, sizeof(key));
+	}
+	memset(&armdb_keyring, 0, sizeof(armdb_keyring));
+}
+
 const UnitTest unit_cipher_tests[] = {
 	{"cipher_parse_keys", test_parse_keys},
 	{"cipher_seal_open", test_seal_open},
 	{"cipher_matches_evp", test_matches_evp},
 	{"cipher_shard_encrypted", test_shard_encrypted},
 	{"cipher_load_authenticated", test_load_authenticated},
+	{"cipher_merge_authenticated", test_merge_authenticated},
+	{"cipher_auth_unauthenticated_files", test_auth_unauthenticated_files},
 	{"cipher_shard_no_key", test_shard_no_key},
 	{NULL, NULL}
 };

@@ -697,17 +697,25 @@ output_stats(CompactShard *cs, const uint64 *failed_bytes,
 /*
  * Write the hint files of the files the shard sealed (rotation) while the
  * worker was running (ARMDB_FSTAT_NEEDS_HINT), which the writing backends
- * left to it.  A failure is only logged: recovery scans a file without one.
+ * left to it, and of those compaction sealed itself -- but not of the
+ * round's merge inputs, which the merge removes (one that fails keeps its
+ * flag for the next round).  A failure is only logged: recovery scans a
+ * file without one.
  */
 static void
-build_hints(CompactShard *cs, Relation rel, const ArmdbFileStat *fs, int nfiles)
+build_hints(CompactShard *cs, Relation rel, const ArmdbFileStat *fs, int nfiles,
+			const uint32 *inputs, int ninputs)
 {
 	for (int i = 0; i < nfiles; i++)
 	{
 		ArmdbError	err;
 		ArmdbFileStat *f;
+		bool		input = false;
 
-		if (!(fs[i].flags & ARMDB_FSTAT_NEEDS_HINT))
+		/* not a file the merge is about to remove (its flag stays) */
+		for (int j = 0; j < ninputs; j++)
+			input = input || inputs[j] == fs[i].file_id;
+		if (!(fs[i].flags & ARMDB_FSTAT_NEEDS_HINT) || input)
 			continue;
 		CHECK_FOR_INTERRUPTS();
 		if (armdb_hint_build(cs->files->io, cs->files->dir, fs[i].file_id,
@@ -911,9 +919,8 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 										  armdb_store_settings());
 	}
 
-	/* 1. the files, and the hint files sealed files are waiting for */
+	/* 1. the files; the merge's inputs; the hint files of the others */
 	fs = sync_file_list(&cs, &nfiles, &active);
-	build_hints(&cs, rel, fs, nfiles);
 	if (*max_input == 0)
 	{
 		*max_input = active;
@@ -944,6 +951,7 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 								  force ? 0.0 : armdb_compaction_threshold,
 								  ARMDB_MERGE_MAX_INPUTS, m->inputs);
 	pfree(cand);
+	build_hints(&cs, rel, fs, nfiles, m->inputs, m->ninputs);
 	/* the last run's outputs wait one run only */
 	LWLockAcquire(&cs.rt->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < nfiles; i++)
@@ -989,6 +997,7 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 							RelationGetRelationName(rel)),
 					 errhint("Set armdb.encryption_key_command and restart the server.")));
 		m->key_id = armdb_keyring.keys[0].id;
+		m->authenticated = true;
 		if (!armdb_cipher_random_salt(m->salt, &err))
 			armdb_report_storage_error(ERROR, &err);
 	}

@@ -118,15 +118,20 @@ extern bool armdb_cipher_file_key(const ArmdbKeyring *ring, uint32 key_id,
 
 /*
  * What authenticating a relation's files takes: the keys, its storage id,
- * and the shard its files must say they belong to (ARMDB_SHARD_ANY: any).
- * Storage functions that read files take one (NULL: a table that is not
- * encrypted, nothing to check).
+ * the shard its files must say they belong to (ARMDB_SHARD_ANY: any), and
+ * whether the relation is encrypted (then every data file must be).
+ * Storage functions that read files take one (NULL: nothing to check, a
+ * server without keys reading a table that is not encrypted).  An
+ * authenticated file is checked whatever the relation says it is: its
+ * meta file is only CRC-protected, and one changed to call an encrypted
+ * table plain must not turn the checks off.
  */
 typedef struct ArmdbFileAuth
 {
 	const ArmdbKeyring *ring;
 	const uint8 *storage_id;
 	uint32		shard_no;
+	bool		encrypted;
 } ArmdbFileAuth;
 
 /*

@@ -148,9 +148,11 @@ armdb_file_header_init(ArmdbFileHeader *fh, uint32 file_id, uint32 shard)
 
 void
 armdb_file_header_set_key(ArmdbFileHeader *fh, uint32 key_id,
-						  const uint8 *salt)
+						  const uint8 *salt, bool authenticated)
 {
-	fh->flags |= ARMDB_FILE_FLAG_ENCRYPTED | ARMDB_FILE_FLAG_AUTHENTICATED;
+	fh->flags |= ARMDB_FILE_FLAG_ENCRYPTED;
+	if (authenticated)
+		fh->flags |= ARMDB_FILE_FLAG_AUTHENTICATED;
 	fh->key_id = key_id;
 	memcpy(fh->salt, salt, sizeof(fh->salt));
 	fh->crc = file_header_crc(fh);

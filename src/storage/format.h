@@ -328,11 +328,12 @@ extern void armdb_file_header_init_flags(ArmdbFileHeader *fh, uint32 file_id,
 extern void armdb_file_header_init(ArmdbFileHeader *fh, uint32 file_id,
 								   uint32 shard);
 /*
- * Make fh an encrypted file's header: the flags (ENCRYPTED, AUTHENTICATED),
- * key id, salt and CRC.
+ * Make fh an encrypted file's header: the flags (ENCRYPTED, and
+ * AUTHENTICATED if authenticated: every file this build starts is), key
+ * id, salt and CRC.
  */
 extern void armdb_file_header_set_key(ArmdbFileHeader *fh, uint32 key_id,
-									  const uint8 *salt);
+									  const uint8 *salt, bool authenticated);
 extern bool armdb_file_header_check(const char *buf, size_t avail,
 									uint32 file_id, ArmdbError *err);
 

@@ -117,6 +117,8 @@ armdb_hint_build(ArmdbIo *io, const char *dir, uint32 file_id, bool direct_io,
 	char		path[MAXPGPATH];
 	EntryArray	entries = {NULL, 0, 0};
 	ArmdbScanResult scan;
+	uint8		key[ARMDB_CIPHER_KEY_LEN];
+	bool		keyed = false;
 	int			fd;
 	bool		ok;
 
@@ -132,10 +134,13 @@ armdb_hint_build(ArmdbIo *io, const char *dir, uint32 file_id, bool direct_io,
 						 "data file \"%s\" is corrupted at offset %llu",
 						 path, (unsigned long long) scan.valid_end);
 	if (ok)
+	/* an authenticated file's hint gets a MAC under its key */
+	if (ok && auth != NULL)
+		ok = armdb_data_file_key(io, dir, file_id, auth, key, &keyed, err);
+	if (ok)
 		ok = armdb_hint_write(dir, file_id, entries.items, entries.n,
-							  scan.valid_end, scan.keyed ? scan.file_key : NULL,
-							  err);
-	explicit_bzero(scan.file_key, sizeof(scan.file_key));
+							  scan.valid_end, keyed ? key : NULL, err);
+	explicit_bzero(key, sizeof(key));
 	if (entries.items)
 		pfree(entries.items);
 	return ok;
@@ -194,7 +199,6 @@ armdb_data_file_key(ArmdbIo *io, const char *dir, uint32 file_id,
 					ArmdbError *err)
 {
 	char		path[MAXPGPATH];
-	ArmdbAlignedBuf buf;
 	ArmdbFileHeader fh;
 	size_t		nread;
 	bool		ok;
@@ -202,22 +206,21 @@ armdb_data_file_key(ArmdbIo *io, const char *dir, uint32 file_id,
 
 	*keyed = false;
 	armdb_file_path(path, dir, file_id, ARMDB_FILE_DATA);
-	fd = armdb_file_open(path, O_RDONLY, true, NULL, err);
+	/* (not O_DIRECT: the header alone, as armdb_data_file_is_merged()) */
+	fd = armdb_file_open(path, O_RDONLY, false, NULL, err);
 	if (fd < 0)
 		return false;
-	if (!armdb_aligned_alloc(&buf, ARMDB_BLOCK_SIZE, err))
-	{
-		armdb_file_close(fd);
-		return false;
-	}
-	ok = armdb_io_pread(io, fd, buf.data, buf.size, 0, &nread, err) &&
-		armdb_file_header_check(buf.data, nread, file_id, err);
+	ok = armdb_io_pread(io, fd, &fh, sizeof(fh), 0, &nread, err) &&
+		armdb_file_header_check((const char *) &fh, nread, file_id, err);
 	armdb_file_close(fd);
-	if (ok)
-		memcpy(&fh, buf.data, sizeof(fh));
-	armdb_aligned_free(&buf);
-	if (!ok || !(fh.flags & ARMDB_FILE_FLAG_AUTHENTICATED))
-		return ok;
+	if (!ok)
+		return false;
+	if (auth->encrypted && !(fh.flags & ARMDB_FILE_FLAG_ENCRYPTED))
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "data file %06u of an encrypted table is not encrypted",
+						   file_id);
+	if (!(fh.flags & ARMDB_FILE_FLAG_AUTHENTICATED))
+		return true;
 	*keyed = armdb_cipher_header_key(auth, &fh, file_key, err);
 	return *keyed;
 }
@@ -259,10 +262,14 @@ armdb_hint_load(ArmdbIo *io, const char *dir, uint32 file_id,
 	armdb_file_path(path, dir, file_id, ARMDB_FILE_HINT);
 	fd = armdb_file_open(path, O_RDONLY, false, NULL, err);
 	if (fd < 0)
+	{
+		explicit_bzero(hint_key, sizeof(hint_key));
 		return false;
+	}
 	if (!armdb_file_size(fd, path, &size, err))
 	{
 		armdb_file_close(fd);
+		explicit_bzero(hint_key, sizeof(hint_key));
 		return false;
 	}
 
@@ -271,6 +278,7 @@ armdb_hint_load(ArmdbIo *io, const char *dir, uint32 file_id,
 		data_size / ARMDB_ENTRY_SHORT_HEADER_SIZE * sizeof(ArmdbHintRecord))
 	{
 		armdb_file_close(fd);
+		explicit_bzero(hint_key, sizeof(hint_key));
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						   "hint file \"%s\" is larger than its data file",
 						   path);
@@ -279,6 +287,7 @@ armdb_hint_load(ArmdbIo *io, const char *dir, uint32 file_id,
 	if (image == NULL)
 	{
 		armdb_file_close(fd);
+		explicit_bzero(hint_key, sizeof(hint_key));
 		return false;
 	}
 	ok = armdb_io_pread(io, fd, image, size, 0, &nread, err);

@@ -124,10 +124,10 @@ output_open(ArmdbMerge *m, ArmdbError *err)
 								 ARMDB_FILE_FLAG_MERGED);
 	if (m->key_id != 0)
 	{
-		armdb_file_header_set_key(&fh, m->key_id, m->salt);
+		armdb_file_header_set_key(&fh, m->key_id, m->salt, m->authenticated);
 		if (!armdb_cipher_file_key(&armdb_keyring, m->key_id, m->salt,
-								   m->shard_no, file_id, m->storage_id, true,
-								   m->out_key, err))
+								   m->shard_no, file_id, m->storage_id,
+								   m->authenticated, m->out_key, err))
 			return armdb_error_context(err, "merge in \"%s\"", m->dir);
 	}
 	memset(m->out_buf.data, 0, m->out_buf.size);
@@ -216,7 +216,10 @@ resealed_room(ArmdbMerge *m, uint32 len, ArmdbError *err)
 		if (p == NULL)
 			return false;
 		if (m->resealed != NULL)
+		{
+			explicit_bzero(m->resealed, m->resealed_size);
 			pfree(m->resealed);
+		}
 		m->resealed = p;
 		m->resealed_size = Max(len, 8192);
 	}
@@ -295,15 +298,16 @@ seal_valueless(ArmdbMerge *m, const ArmdbEntryHeader *hdr, const char **image,
 
 /*
  * Append one whole entry image (header + value) to the outputs: e says
- * where it was, and its length there.
+ * where it was, and its length there; ending: it is an ending the merge
+ * made (append_ending()), not an entry of the input.
  */
 static bool
 output_append(ArmdbMerge *m, const ArmdbEntryInfo *e, const char *image,
-			  ArmdbError *err)
+			  bool ending, ArmdbError *err)
 {
 	ArmdbEntryInfo moved = *e;
 	bool		valueless = e->len == armdb_entry_header_size(e->gsn);
-	bool		add_tag = m->key_id != 0 && valueless &&
+	bool		add_tag = m->key_id != 0 && m->authenticated && valueless &&
 		!(e->gsn & ARMDB_GSN_FLAG_ENCRYPTED);
 	uint64		done = 0;
 
@@ -331,7 +335,7 @@ output_append(ArmdbMerge *m, const ArmdbEntryInfo *e, const char *image,
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						   "entry at offset %u of data file %06u in \"%s\" is a version of an encrypted table that is not encrypted",
 						   e->offset, e->file_id, m->dir);
-	else if (m->in_authenticated)
+	else if (m->in_authenticated && !ending)
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						   "entry at offset %u of data file %06u in \"%s\" is not authenticated, but its file is",
 						   e->offset, e->file_id, m->dir);
@@ -366,6 +370,9 @@ output_append(ArmdbMerge *m, const ArmdbEntryInfo *e, const char *image,
 	return true;
 }
 
+static bool input_corrupt(ArmdbMerge *m, uint32 file_id, uint64 off,
+						  const char *what, ArmdbError *err);
+
 /*
  * Keep only the ending of a version entry: a tombstone of its prev_slot
  * with its gsn and xid (see ArmdbMergeKeep).  info becomes the tombstone's.
@@ -383,25 +390,32 @@ append_ending(ArmdbMerge *m, ArmdbEntryInfo *info, const char *image,
 	/* the ending is made of the version's header: authenticate it first */
 	if (info->gsn & ARMDB_GSN_FLAG_ENCRYPTED)
 	{
-		if (!m->in_encrypted ||
-			armdb_entry_parse(image, info->len, &hdr) != ARMDB_PARSE_OK ||
-			!resealed_room(m, hdr.value_len, err))
-			return m->in_encrypted ? false :
-				armdb_error(err, ARMDB_ERR_CORRUPT, 0,
-							"entry at offset %u of data file %06u in \"%s\" is encrypted, but its file is not",
-							info->offset, info->file_id, m->dir);
-		if (!armdb_cipher_open_entry(m->in_key, &hdr,
-									 image + armdb_entry_header_size(hdr.gsn),
-									 m->resealed, err))
-		{
-			if (err->code != ARMDB_OK)
-				return false;
+		bool		opened;
+
+		if (!m->in_encrypted)
+			return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+							   "entry at offset %u of data file %06u in \"%s\" is encrypted, but its file is not",
+							   info->offset, info->file_id, m->dir);
+		if (armdb_entry_parse(image, info->len, &hdr) != ARMDB_PARSE_OK)
+			return input_corrupt(m, info->file_id, info->offset,
+								 "an entry with a bad checksum", err);
+		if (!resealed_room(m, hdr.value_len, err))
+			return false;
+		opened = armdb_cipher_open_entry(m->in_key, &hdr,
+										 image + armdb_entry_header_size(hdr.gsn),
+										 m->resealed, err);
+		explicit_bzero(m->resealed, hdr.value_len - ARMDB_CIPHER_TAG_LEN);
+		if (!opened && err->code != ARMDB_OK)
+			return false;
+		if (!opened)
 			return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 							   "encrypted entry at offset %u of data file %06u in \"%s\" failed authentication: its value, tag or header was changed",
 							   info->offset, info->file_id, m->dir);
-		}
-		explicit_bzero(m->resealed, hdr.value_len - ARMDB_CIPHER_TAG_LEN);
 	}
+	else if (m->in_authenticated || (m->in_encrypted && info->len > armdb_entry_header_size(info->gsn)))
+		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						   "entry at offset %u of data file %06u in \"%s\" is not sealed, but its file is encrypted",
+						   info->offset, info->file_id, m->dir);
 	memset(&hdr, 0, sizeof(hdr));
 	hdr.value_len = 0;
 	hdr.gsn = (info->gsn & ARMDB_GSN_MAX) | ARMDB_GSN_FLAG_TOMBSTONE;
@@ -416,7 +430,7 @@ append_ending(ArmdbMerge *m, ArmdbEntryInfo *info, const char *image,
 	info->root_slot = hdr.root_slot;
 	info->prev_slot = hdr.prev_slot;
 	info->len = (uint32) armdb_entry_size(hdr.gsn, 0);
-	return output_append(m, info, (const char *) &hdr, err);
+	return output_append(m, info, (const char *) &hdr, true, err);
 }
 
 /* ----------------
@@ -524,7 +538,7 @@ static void
 load_fates(ArmdbMerge *m, uint32 file_id, uint64 file_size, HintFates *hf)
 {
 	ArmdbError	ignore;
-	ArmdbFileAuth auth = {&armdb_keyring, m->storage_id, m->shard_no};
+	ArmdbFileAuth auth = {&armdb_keyring, m->storage_id, m->shard_no, true};
 
 	/* an encrypted input's hint counts only with its MAC */
 	memset(hf, 0, sizeof(*hf));
@@ -640,7 +654,7 @@ merge_input(ArmdbMerge *m, uint32 file_id, ArmdbAlignedBuf *buf,
 							 "merge keep callback changed entry %llu",
 							 (unsigned long long) off);
 		else if (ok && keep == ARMDB_MERGE_KEEP)
-			ok = output_append(m, &info, image, err);
+			ok = output_append(m, &info, image, false, err);
 		else if (ok && keep == ARMDB_MERGE_KEEP_ENDING)
 			ok = append_ending(m, &info, image, err);
 		off += len;
@@ -883,13 +897,14 @@ output_hint(ArmdbMerge *m, int i, uint64 *move_pos, ArmdbError *err)
 		entries[j].file_id = id;
 		entries[j].offset = m->moves[first + j].new_offset;
 	}
-	/* an encrypted output's hint carries a MAC under its key (format.h) */
-	ok = m->key_id == 0 ||
+	/* an authenticated output's hint carries a MAC under its key (format.h) */
+	ok = m->key_id == 0 || !m->authenticated ||
 		armdb_cipher_file_key(&armdb_keyring, m->key_id, m->salt, m->shard_no,
 							  id, m->storage_id, true, key, err);
 	if (ok)
 		ok = armdb_hint_write(m->dir, id, entries, (uint32) n,
-							  m->output_sizes[i], m->key_id != 0 ? key : NULL,
+							  m->output_sizes[i],
+							  m->key_id != 0 && m->authenticated ? key : NULL,
 							  err);
 	explicit_bzero(key, sizeof(key));
 	pfree(entries);
@@ -975,7 +990,11 @@ armdb_merge_free(ArmdbMerge *m)
 	if (m->moves)
 		pfree(m->moves);
 	if (m->resealed)
+	{
+		/* (a value that failed its tag was decrypted into it anyway) */
+		explicit_bzero(m->resealed, m->resealed_size);
 		pfree(m->resealed);
+	}
 	m->resealed = NULL;
 	m->resealed_size = 0;
 	explicit_bzero(m->in_key, sizeof(m->in_key));

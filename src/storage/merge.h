@@ -167,6 +167,12 @@ typedef struct ArmdbMerge
 	 */
 	uint32		key_id;
 	uint8		salt[32];
+	/*
+	 * With key_id: the outputs are authenticated (format.h: every entry
+	 * sealed, hints with MACs).  Every merge this build starts; a replay of
+	 * an earlier build's merge record repeats that build's outputs.
+	 */
+	bool		authenticated;
 	/* the relation's storage id, part of every file key */
 	uint8		storage_id[ARMDB_CIPHER_STORAGE_ID_LEN];
 

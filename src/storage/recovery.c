@@ -23,6 +23,7 @@
 typedef struct EntryOpener
 {
 	const uint8 *key;			/* the file's */
+	bool		all_sealed;		/* it is authenticated: every entry is */
 	char	   *plain;			/* room for a value's plaintext */
 	uint32		plain_size;
 } EntryOpener;
@@ -34,30 +35,43 @@ open_scanned_entry(EntryOpener *op, const ArmdbEntryHeader *hdr,
 				   ArmdbError *err)
 {
 	uint32		plain_len;
+	bool		opened;
 
 	if (!(hdr->gsn & ARMDB_GSN_FLAG_ENCRYPTED))
-		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
-						   "entry at offset %llu of data file %06u is not sealed, but its file is authenticated",
-						   (unsigned long long) offset, file_id);
+	{
+		/* an earlier build's file left entries without a value unsealed */
+		if (op->all_sealed)
+			return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+							   "entry at offset %llu of data file %06u is not sealed, but its file is authenticated",
+							   (unsigned long long) offset, file_id);
+		if (hdr->value_len > 0)
+			return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+							   "entry at offset %llu of data file %06u is not encrypted, but its file is",
+							   (unsigned long long) offset, file_id);
+		return true;
+	}
 	plain_len = hdr->value_len - ARMDB_CIPHER_TAG_LEN;
-	if (op->plain_size < plain_len)
+	if (op->plain_size < Max(plain_len, 1))
 	{
 		char	   *p = armdb_alloc(err, Max(plain_len, 8192), "an entry's plaintext");
 
 		if (p == NULL)
 			return false;
 		if (op->plain != NULL)
+		{
+			explicit_bzero(op->plain, op->plain_size);
 			pfree(op->plain);
+		}
 		op->plain = p;
 		op->plain_size = Max(plain_len, 8192);
 	}
-	if (armdb_cipher_open_entry(op->key, hdr,
-								entry + armdb_entry_header_size(hdr->gsn),
-								op->plain, err))
-	{
-		explicit_bzero(op->plain, plain_len);
+	opened = armdb_cipher_open_entry(op->key, hdr,
+									 entry + armdb_entry_header_size(hdr->gsn),
+									 op->plain, err);
+	/* (a value that fails its tag is decrypted all the same) */
+	explicit_bzero(op->plain, plain_len);
+	if (opened)
 		return true;
-	}
 	if (err->code != ARMDB_OK)
 		return false;
 	return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
@@ -261,7 +275,8 @@ armdb_scan_data_file(ArmdbIo *io, int fd, uint32 file_id, bool skip_damage,
 					 const ArmdbFileAuth *auth, ArmdbEntryCallback cb,
 					 void *arg, ArmdbScanResult *result, ArmdbError *err)
 {
-	EntryOpener opener = {NULL, NULL, 0};
+	uint8		file_key[ARMDB_CIPHER_KEY_LEN];
+	EntryOpener opener = {file_key, false, NULL, 0};
 	EntryOpener *op = NULL;
 	ArmdbAlignedBuf buf;
 	uint64		size;
@@ -323,12 +338,21 @@ armdb_scan_data_file(ArmdbIo *io, int fd, uint32 file_id, bool skip_damage,
 		ArmdbFileHeader fh;
 
 		memcpy(&fh, buf.data, sizeof(fh));
-		if ((fh.flags & ARMDB_FILE_FLAG_AUTHENTICATED) &&
-			!armdb_cipher_header_key(auth, &fh, result->file_key, err))
+		if (auth->encrypted && !(fh.flags & ARMDB_FILE_FLAG_ENCRYPTED))
+		{
+			armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						"data file %06u of an encrypted table is not encrypted",
+						file_id);
 			goto done;
-		result->keyed = (fh.flags & ARMDB_FILE_FLAG_AUTHENTICATED) != 0;
-		opener.key = result->file_key;
-		op = result->keyed ? &opener : NULL;
+		}
+		/* every encrypted file's sealed entries are opened */
+		if (fh.flags & ARMDB_FILE_FLAG_ENCRYPTED)
+		{
+			if (!armdb_cipher_header_key(auth, &fh, file_key, err))
+				goto done;
+			opener.all_sealed = (fh.flags & ARMDB_FILE_FLAG_AUTHENTICATED) != 0;
+			op = &opener;
+		}
 	}
 
 	pos = result->valid_end = ARMDB_FILE_HEADER_SIZE;
@@ -402,6 +426,8 @@ done:
 	armdb_aligned_free(&buf);
 	if (opener.plain != NULL)
 		pfree(opener.plain);
+	if (op != NULL)
+		explicit_bzero(file_key, sizeof(file_key));
 	return ok;
 }
 
@@ -673,7 +699,6 @@ recover_immutable_file(ArmdbIo *io, const char *dir, bool direct_io,
 
 	ok = armdb_scan_data_file(io, fd, file_id, salvage, rc->auth,
 							  recover_entry, rc, &scan, err);
-	explicit_bzero(scan.file_key, sizeof(scan.file_key));
 	if (ok)
 		rc->report->scanned_files++;
 
@@ -711,7 +736,6 @@ recover_active_file(ArmdbIo *io, const char *dir, bool direct_io,
 		return false;
 	ok = armdb_scan_data_file(io, fd, file_id, salvage, rc->auth,
 							  recover_entry, rc, &scan, err);
-	explicit_bzero(scan.file_key, sizeof(scan.file_key));
 	if (ok)
 		report->scanned_files++;
 

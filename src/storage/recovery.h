@@ -66,9 +66,6 @@ typedef struct ArmdbScanResult
 	uint32		skipped;		/* how many */
 	uint64		skipped_bytes;	/* their total length */
 	uint64		first_skipped;	/* offset of the first */
-	/* with auth, of an authenticated file: its key */
-	bool		keyed;
-	uint8		file_key[32];	/* ARMDB_CIPHER_KEY_LEN */
 } ArmdbScanResult;
 
 /*
@@ -79,12 +76,13 @@ typedef struct ArmdbScanResult
  * is skipped (counted in result->skipped*) and the scan goes on from the
  * valid one; only a bad tail then ends it as ARMDB_SCAN_END_TORN.
  *
- * With auth, an authenticated file's entries (format.h) are each opened
- * before cb sees them: one that is not sealed or fails its tag is
- * ARMDB_ERR_CORRUPT naming its offset (never a torn write, which fails its
- * CRC first; not skipped either), and result->file_key is the file's key
- * (result->keyed).  An encrypted file under a key auth's ring lacks is
- * ARMDB_ERR_KEY.
+ * With auth, an encrypted file's sealed entries are each opened before cb
+ * sees them, and in an authenticated file (format.h) every entry must be
+ * sealed: one that is not, or fails its tag, is ARMDB_ERR_CORRUPT naming
+ * its offset (never a torn write, which fails its CRC first; not skipped
+ * either).  A file that is not encrypted in an encrypted table
+ * (auth->encrypted) is ARMDB_ERR_CORRUPT, one under a key auth's ring
+ * lacks ARMDB_ERR_KEY.
  */
 extern bool armdb_scan_data_file(ArmdbIo *io, int fd, uint32 file_id,
 								 bool skip_damage,

@@ -106,11 +106,12 @@ armdb_shard_forget_file(ArmdbShardFiles *files, uint32 file_id)
 const ArmdbFileAuth *
 armdb_shard_files_auth(ArmdbShardFiles *files)
 {
-	if (!files->encrypt)
+	if (!files->encrypt && armdb_keyring.nkeys == 0)
 		return NULL;
 	files->auth.ring = &armdb_keyring;
 	files->auth.storage_id = files->storage_id;
 	files->auth.shard_no = files->shard_no;
+	files->auth.encrypted = files->encrypt;
 	return &files->auth;
 }
 
@@ -544,7 +545,7 @@ start_new_file(ArmdbShardState *st, ArmdbShardFiles *files, uint32 file_id,
 							   files->dir);
 		if (!armdb_cipher_random_salt(salt, err))
 			return false;
-		armdb_file_header_set_key(&fh, armdb_keyring.keys[0].id, salt);
+		armdb_file_header_set_key(&fh, armdb_keyring.keys[0].id, salt, true);
 	}
 	if (!armdb_aligned_alloc(&block, ARMDB_BLOCK_SIZE, err))
 		return false;

@@ -200,7 +200,7 @@ armdb_shard_buf(const ArmdbShardState *st)
 /*
  * What authenticating the files' entries and hints takes (cipher.h), for
  * the storage functions that read them: NULL when the relation is not
- * encrypted.
+ * encrypted and the server has no key.
  */
 extern const ArmdbFileAuth *armdb_shard_files_auth(ArmdbShardFiles *files);
 

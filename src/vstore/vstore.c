@@ -116,7 +116,8 @@ armdb_vstore_build_sealed_hints(const ArmdbStoreSettings *settings)
 		ArmdbError	err;
 		int			i = --npending_hints;
 		ArmdbFileAuth auth = {&armdb_keyring, pending_hints[i].storage_id,
-		pending_hints[i].shard};
+		pending_hints[i].shard, pending_hints[i].encrypted};
+		bool		use_auth = auth.encrypted || armdb_keyring.nkeys > 0;
 
 		/* dropped since: nothing to do (and its files may be gone) */
 		if (armdb_keydir_find(&pending_hints[i].relkey,
@@ -124,8 +125,7 @@ armdb_vstore_build_sealed_hints(const ArmdbStoreSettings *settings)
 			continue;
 		if (armdb_hint_build(armdb_backend_io(), pending_hints[i].dir,
 							 pending_hints[i].file_id, settings->direct_io,
-							 false, pending_hints[i].encrypted ? &auth : NULL,
-							 &err))
+							 false, use_auth ? &auth : NULL, &err))
 			armdb_vstore_log_hint(&pending_hints[i].relkey,
 								  pending_hints[i].shard,
 								  pending_hints[i].file_id);
@@ -1308,12 +1308,17 @@ freeze_file(ArmdbIo *io, const char *dir, uint32 file, int fd,
 	/* the hint rewritten keeps its MAC, under the data file's key */
 	if (changed && auth != NULL &&
 		!armdb_data_file_key(io, dir, file, auth, key, &keyed, err))
+	{
+		pfree(fs.items);
 		return false;
+	}
 	if (changed &&
 		!armdb_hint_write(dir, file, fs.items, fs.n, data_end,
 						  keyed ? key : NULL, err))
 	{
 		explicit_bzero(key, sizeof(key));
+		if (fs.items)
+			pfree(fs.items);
 		return false;
 	}
 	explicit_bzero(key, sizeof(key));
@@ -1384,8 +1389,19 @@ armdb_vstore_seal_file(ArmdbRelKeydir *kd, uint32 shard, uint32 file_id,
 		!rt->st.failed)
 	{
 		ok = seal_active(kd, rt, shard, files, wal, settings, &sealed, &err);
-		if (ok)
-			note_sealed(kd, rt, files, sealed, settings);
+		/*
+		 * Listed, its hint file left to compaction, which is about to merge
+		 * it and then builds none (compact.c, build_hints()): a hint here
+		 * would be a whole read of the file, on the primary and on every
+		 * standby, for a file the merge removes.
+		 */
+		if (ok && sealed != 0)
+		{
+			ArmdbFileStat *f = armdb_files_lookup(rt, sealed, true);
+
+			if (f != NULL)
+				f->flags |= ARMDB_FSTAT_NEEDS_HINT;
+		}
 	}
 	LWLockRelease(&rt->lock);
 	if (!ok)
@@ -1393,7 +1409,6 @@ armdb_vstore_seal_file(ArmdbRelKeydir *kd, uint32 shard, uint32 file_id,
 		armdb_report_storage_error(WARNING, &err);
 		return false;
 	}
-	armdb_vstore_build_sealed_hints(settings);
 	return sealed != 0;
 }
 

@@ -437,6 +437,7 @@ armdb_wal_log_merge(const RelFileNode *rnode, uint32 shard,
 	{
 		key.key_id = m->key_id;
 		memcpy(key.salt, m->salt, sizeof(key.salt));
+		key.flags = m->authenticated ? XL_ARMDB_MERGE_AUTHENTICATED : 0;
 		XLogRegisterData((char *) &key, sizeof(key));
 	}
 	XLogFlush(XLogInsert(ARMDB_RMGR_ID, XLOG_ARMDB_MERGE));
@@ -824,12 +825,13 @@ redo_freeze(XLogReaderState *record)
 		for (uint32 shard = 0; shard < nshards; shard++)
 		{
 			char		dir[MAXPGPATH];
-			ArmdbFileAuth auth = {&armdb_keyring, storage_id, shard};
+			ArmdbFileAuth auth = {&armdb_keyring, storage_id, shard, encrypted};
 
 			armdb_shard_dir_path(dir, rnode, shard);
 			armdb_vstore_freeze_dir(dir, xlrec->cutoff,
 									armdb_store_settings()->direct_io,
-									encrypted ? &auth : NULL);
+									encrypted || armdb_keyring.nkeys > 0 ?
+									&auth : NULL);
 		}
 		armdb_keydir_redo_freeze(kd, xlrec->cutoff);
 	}
@@ -1299,10 +1301,17 @@ redo_merge(XLogReaderState *record)
 		(sizeof(uint32) + sizeof(uint64)) * (uint64) xlrec->noutputs;
 	xl_armdb_merge_key key;
 
-	/* without its key part (unencrypted outputs, or an older build's) */
+	/*
+	 * Without its key part (unencrypted outputs, or an older build's), or
+	 * with one without flags (an earlier build's: not authenticated)
+	 */
 	memset(&key, 0, sizeof(key));
 	if (XLogRecGetDataLen(record) == base_len + sizeof(key))
 		memcpy(&key, (const char *) xlrec + base_len, sizeof(key));
+	else if (XLogRecGetDataLen(record) ==
+			 base_len + offsetof(xl_armdb_merge_key, flags))
+		memcpy(&key, (const char *) xlrec + base_len,
+			   offsetof(xl_armdb_merge_key, flags));
 	else if (XLogRecGetDataLen(record) != base_len)
 		elog(PANIC, "armdb redo: merge record of %u bytes for %u outputs",
 			 XLogRecGetDataLen(record), xlrec->noutputs);
@@ -1363,6 +1372,7 @@ redo_merge(XLogReaderState *record)
 	m.shard_no = xlrec->shard;
 	m.key_id = key.key_id;
 	memcpy(m.salt, key.salt, sizeof(m.salt));
+	m.authenticated = (key.flags & XL_ARMDB_MERGE_AUTHENTICATED) != 0;
 	m.max_file_size = xlrec->max_file_size;
 	m.direct_io = armdb_store_settings()->direct_io;
 	m.keep = replay_keep;
@@ -1411,7 +1421,8 @@ redo_merge(XLogReaderState *record)
 		ok = armdb_merge_copy(&m, &err);
 		if (ok && (mr.next_move != mr.nmoves ||
 				   m.noutputs != (int) xlrec->noutputs ||
-				   memcmp(m.outputs, outputs, sizeof(uint32) * m.noutputs) != 0))
+				   memcmp(m.outputs, outputs, sizeof(uint32) * m.noutputs) != 0 ||
+				   memcmp(m.output_sizes, sizes, sizeof(uint64) * m.noutputs) != 0))
 		{
 			armdb_merge_abort(&m);
 			ok = armdb_error(&err, ARMDB_ERR_INVALID, 0,
@@ -1465,9 +1476,8 @@ redo_hint(XLogReaderState *record)
 	char		dir[MAXPGPATH];
 	ArmdbError	err;
 	ArmdbRelKeydir *kd;
-	bool		encrypted;
 	uint8		storage_id[ARMDB_CIPHER_STORAGE_ID_LEN];
-	ArmdbFileAuth auth = {&armdb_keyring, storage_id, xlrec->shard};
+	ArmdbFileAuth auth = {&armdb_keyring, storage_id, xlrec->shard, false};
 
 	armdb_shard_dir_path(dir, rnode, xlrec->shard);
 	/* gone since (merged, dropped), or built already */
@@ -1476,11 +1486,17 @@ redo_hint(XLogReaderState *record)
 		return;
 	/* a reader loading the table meanwhile would remove the .tmp file */
 	kd = armdb_keydir_redo_acquire(rnode);
-	/* an encrypted table's hint has a MAC (storage/format.h) */
-	(void) armdb_rel_storage_read_meta(rnode, NULL, &encrypted, storage_id);
+	/*
+	 * An authenticated file's hint has a MAC (storage/format.h), under a key
+	 * of the table's storage id; the files came from WAL, which replay
+	 * trusts, so the table's meta file is not needed (nor can its damage
+	 * stop replay here).
+	 */
+	if (!armdb_rel_storage_get_id(rnode, storage_id))
+		memset(storage_id, 0, sizeof(storage_id));
 	if (!armdb_hint_build(armdb_backend_io(), dir, xlrec->file_id,
 						  armdb_store_settings()->direct_io, false,
-						  encrypted ? &auth : NULL, &err))
+						  armdb_keyring.nkeys > 0 ? &auth : NULL, &err))
 		ereport(WARNING,
 				(errmsg("armdb redo: could not write the hint file of data file %06u in \"%s\": %s",
 						xlrec->file_id, dir, err.message),

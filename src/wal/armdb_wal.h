@@ -214,12 +214,19 @@ typedef struct xl_armdb_merge
 	 */
 } xl_armdb_merge;
 
-/* the outputs' encryption (ArmdbMerge), which replay repeats */
+/*
+ * The outputs' encryption (ArmdbMerge), which replay repeats.  Records of
+ * builds before authenticated files (storage/format.h) end at flags: their
+ * replay writes outputs as those builds did.
+ */
 typedef struct xl_armdb_merge_key
 {
 	uint32		key_id;
 	uint8		salt[32];
+	uint32		flags;			/* XL_ARMDB_MERGE_AUTHENTICATED */
 } xl_armdb_merge_key;
+
+#define XL_ARMDB_MERGE_AUTHENTICATED	0x0001
 
 /*
  * XLOG_ARMDB_PRUNE: VACUUM found these versions dead to every snapshot and

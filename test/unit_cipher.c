@@ -801,9 +801,27 @@ test_auth_unauthenticated_files(void)
 	{
 		uint8		key[ARMDB_CIPHER_KEY_LEN];
 		bool		keyed;
+		ArmdbMerge	m;
+		uint32		next = 800;
 
 		ASSERT_FAILS(armdb_data_file_key(unit_io, unit_dir, sealed, &auth, key,
 										 &keyed, &err), ARMDB_ERR_CORRUPT);
+		/* nor does a merge of an encrypted table seal one anew */
+		memset(&m, 0, sizeof(m));
+		m.io = unit_io;
+		m.dir = unit_dir;
+		m.max_file_size = 1 << 20;
+		m.direct_io = true;
+		m.keep = keep_endings;
+		m.next_file_id = next_id;
+		m.arg = &next;
+		m.inputs[0] = sealed;
+		m.ninputs = 1;
+		m.key_id = armdb_keyring.keys[0].id;
+		m.authenticated = true;
+		ASSERT_FAILS(armdb_merge_copy(&m, &err), ARMDB_ERR_CORRUPT);
+		ASSERT(strstr(err.message, "is not encrypted") != NULL);
+		armdb_merge_free(&m);
 	}
 
 	/*

@@ -908,7 +908,7 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 	 * be retired although the shard takes no more writes (a written shard
 	 * leaves such a file at its first append).
 	 */
-	if (kd->encrypted && armdb_keyring.nkeys > 1)
+	if (kd->encrypted && armdb_keyring.nkeys > 0)
 	{
 		LWLockAcquire(&cs.rt->lock, LW_SHARED);
 		active = cs.rt->st.active_file_id;
@@ -940,7 +940,7 @@ compact_shard(Relation rel, ArmdbRelKeydir *kd, uint32 shard, bool force,
 		cand[ncand].total_bytes = fs[i].total_bytes;
 		cand[ncand].dead_bytes = mergeable_dead_bytes(&fs[i], floor);
 		/* a file under an older key is merged whole: that re-encrypts it */
-		if (kd->encrypted && armdb_keyring.nkeys > 1 &&
+		if (kd->encrypted && armdb_keyring.nkeys > 0 &&
 			fs[i].file_id != active && under_old_key(&cs, fs[i].file_id))
 			cand[ncand].dead_bytes = cand[ncand].total_bytes;
 		cand[ncand].min_gsn = fs[i].min_gsn;
@@ -1236,7 +1236,7 @@ armdb_compact_relation(Relation rel, bool force, ArmdbCompactResult *result,
 		}
 	}
 	/* what rotation left is done once a round finds nothing of it */
-	if (kd->encrypted && armdb_keyring.nkeys > 1 && !kd->old_keys_merged &&
+	if (kd->encrypted && armdb_keyring.nkeys > 0 && !kd->old_keys_merged &&
 		!has_old_key_files(kd))
 		kd->old_keys_merged = true;
 	result->duration_ms = (double) (GetCurrentTimestamp() - start) / 1000.0;
@@ -1297,7 +1297,11 @@ armdb_compact_keydir_has_work(ArmdbRelKeydir *kd, void *arg)
 	double		threshold = *(double *) arg;
 	uint64		floor = PG_UINT64_MAX;
 
-	/* a rotated key: the worker has files to re-encrypt, or looks once */
+	/*
+	 * A rotated key: the worker has files to re-encrypt, or looks once.
+	 * (With one key, an earlier build's files -- under_old_key() -- wait
+	 * for the table's next round, which merges them whole.)
+	 */
 	if (kd->encrypted && armdb_keyring.nkeys > 1 && !kd->old_keys_merged)
 		return true;
 

@@ -133,7 +133,6 @@ armdb_hint_build(ArmdbIo *io, const char *dir, uint32 file_id, bool direct_io,
 		ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
 						 "data file \"%s\" is corrupted at offset %llu",
 						 path, (unsigned long long) scan.valid_end);
-	if (ok)
 	/* an authenticated file's hint gets a MAC under its key */
 	if (ok && auth != NULL)
 		ok = armdb_data_file_key(io, dir, file_id, auth, key, &keyed, err);

@@ -602,6 +602,11 @@ merge_input(ArmdbMerge *m, uint32 file_id, ArmdbAlignedBuf *buf,
 		m->in_encrypted = ok;
 		m->in_authenticated = ok && (fh.flags & ARMDB_FILE_FLAG_AUTHENTICATED);
 	}
+	/* an encrypted table's files are all encrypted: not one to seal anew */
+	else if (ok && m->key_id != 0)
+		ok = armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+						 "data file %06u of encrypted table \"%s\" is not encrypted",
+						 file_id, m->dir);
 	memset(&hf, 0, sizeof(hf));
 	if (ok)
 		load_fates(m, file_id, file_size, &hf);
@@ -887,6 +892,8 @@ output_hint(ArmdbMerge *m, int i, uint64 *move_pos, ArmdbError *err)
 
 	while (*move_pos < m->nmoves && m->moves[*move_pos].new_file_id == id)
 		(*move_pos)++;
+	if (m->no_hints)
+		return true;			/* recovery scans the output instead */
 	n = *move_pos - first;
 	entries = armdb_alloc(err, sizeof(ArmdbEntryInfo) * Max(n, 1), "hint entries");
 	if (entries == NULL)
@@ -897,10 +904,21 @@ output_hint(ArmdbMerge *m, int i, uint64 *move_pos, ArmdbError *err)
 		entries[j].file_id = id;
 		entries[j].offset = m->moves[first + j].new_offset;
 	}
-	/* an authenticated output's hint carries a MAC under its key (format.h) */
+	/*
+	 * An authenticated output's hint carries a MAC under its key
+	 * (format.h).  Without the key (a replay writing the outputs from WAL
+	 * on a node without it) the output gets no hint rather than one its
+	 * loads would refuse: a hint is only a shortcut.
+	 */
 	ok = m->key_id == 0 || !m->authenticated ||
 		armdb_cipher_file_key(&armdb_keyring, m->key_id, m->salt, m->shard_no,
 							  id, m->storage_id, true, key, err);
+	if (!ok && err->code == ARMDB_ERR_KEY)
+	{
+		armdb_error_clear(err);
+		pfree(entries);
+		return true;
+	}
 	if (ok)
 		ok = armdb_hint_write(m->dir, id, entries, (uint32) n,
 							  m->output_sizes[i],

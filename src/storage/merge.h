@@ -173,6 +173,8 @@ typedef struct ArmdbMerge
 	 * an earlier build's merge record repeats that build's outputs.
 	 */
 	bool		authenticated;
+	bool		no_hints;		/* the commit writes no hint files (a replay
+								 * without what their MACs need) */
 	/* the relation's storage id, part of every file key */
 	uint8		storage_id[ARMDB_CIPHER_STORAGE_ID_LEN];
 

@@ -409,7 +409,7 @@ armdb_scan_data_file(ArmdbIo *io, int fd, uint32 file_id, bool skip_damage,
 		{
 			armdb_aligned_free(&buf);
 			if (!armdb_aligned_alloc(&buf, need, err))
-				return false;
+				goto done;		/* (buf is empty: freeing it again is safe) */
 		}
 		if (!armdb_io_pread(io, fd, buf.data, buf.size, chunk_off, &chunk_len,
 							err))
@@ -688,7 +688,8 @@ recover_immutable_file(ArmdbIo *io, const char *dir, bool direct_io,
 		if (rc->failed || err->code != ARMDB_ERR_CORRUPT)
 		{
 			armdb_file_close(fd);
-			return false;
+			return rc->failed ? false :
+				armdb_error_context(err, "could not recover \"%s\"", path);
 		}
 		/* a bad hint is only a lost shortcut: scan the data file */
 		if (rc->report->bad_hints++ == 0)

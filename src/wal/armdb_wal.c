@@ -1401,6 +1401,8 @@ redo_merge(XLogReaderState *record)
 		 * takes a number after every file, as on the primary.
 		 */
 		mr.next_output = (int) xlrec->noutputs;
+		/* without the storage id, no hint: its MAC would be wrong */
+		m.no_hints = !have_id;
 		ok = merge_from_data(&m, xlrec, outputs, sizes, pm, &err);
 	}
 	else
@@ -1494,9 +1496,14 @@ redo_hint(XLogReaderState *record)
 	 */
 	if (!armdb_rel_storage_get_id(rnode, storage_id))
 		memset(storage_id, 0, sizeof(storage_id));
+	/*
+	 * Always with auth: without keys an authenticated file then gets no
+	 * hint (ARMDB_ERR_KEY), rather than one without the MAC its loads
+	 * would refuse once the keys are given.
+	 */
 	if (!armdb_hint_build(armdb_backend_io(), dir, xlrec->file_id,
-						  armdb_store_settings()->direct_io, false,
-						  armdb_keyring.nkeys > 0 ? &auth : NULL, &err))
+						  armdb_store_settings()->direct_io, false, &auth,
+						  &err))
 		ereport(WARNING,
 				(errmsg("armdb redo: could not write the hint file of data file %06u in \"%s\": %s",
 						xlrec->file_id, dir, err.message),

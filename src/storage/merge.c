@@ -227,6 +227,27 @@ resealed_room(ArmdbMerge *m, uint32 len, ArmdbError *err)
 }
 
 /*
+ * Decrypt the value of the encrypted entry at image (header hdr, at e in
+ * the current input) into out, authenticating it and its header: a tag
+ * that does not match is ARMDB_ERR_CORRUPT naming file and offset.
+ */
+static bool
+open_input_entry(ArmdbMerge *m, const ArmdbEntryInfo *e,
+				 const ArmdbEntryHeader *hdr, const char *image, char *out,
+				 ArmdbError *err)
+{
+	if (armdb_cipher_open_entry(m->in_key, hdr,
+								image + armdb_entry_header_size(hdr->gsn), out,
+								err))
+		return true;
+	if (err->code != ARMDB_OK)
+		return false;
+	return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
+					   "encrypted entry at offset %u of data file %06u in \"%s\" failed authentication: its value, tag or header was changed",
+					   e->offset, e->file_id, m->dir);
+}
+
+/*
  * The encrypted entry image at image (header hdr), from the current input,
  * encrypted again under the current output's key, in m->resealed: the
  * same header (so the same gsn, the nonce) with a new CRC.
@@ -248,15 +269,8 @@ reseal_entry(ArmdbMerge *m, const ArmdbEntryInfo *e, const ArmdbEntryHeader *hdr
 		return false;
 	out = m->resealed;
 	memcpy(out, image, hsize);
-	if (!armdb_cipher_open_entry(m->in_key, hdr, image + hsize, out + hsize,
-								 err))
-	{
-		if (err->code != ARMDB_OK)
-			return false;
-		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
-						   "encrypted entry at offset %u of data file %06u in \"%s\" failed authentication: its value, tag or header was changed",
-						   e->offset, e->file_id, m->dir);
-	}
+	if (!open_input_entry(m, e, hdr, image, out + hsize, err))
+		return false;
 	if (!armdb_cipher_seal_entry(m->out_key, hdr, out + hsize, out + hsize,
 								 err))
 		return false;
@@ -401,16 +415,10 @@ append_ending(ArmdbMerge *m, ArmdbEntryInfo *info, const char *image,
 								 "an entry with a bad checksum", err);
 		if (!resealed_room(m, hdr.value_len, err))
 			return false;
-		opened = armdb_cipher_open_entry(m->in_key, &hdr,
-										 image + armdb_entry_header_size(hdr.gsn),
-										 m->resealed, err);
+		opened = open_input_entry(m, info, &hdr, image, m->resealed, err);
 		explicit_bzero(m->resealed, hdr.value_len - ARMDB_CIPHER_TAG_LEN);
-		if (!opened && err->code != ARMDB_OK)
-			return false;
 		if (!opened)
-			return armdb_error(err, ARMDB_ERR_CORRUPT, 0,
-							   "encrypted entry at offset %u of data file %06u in \"%s\" failed authentication: its value, tag or header was changed",
-							   info->offset, info->file_id, m->dir);
+			return false;
 	}
 	else if (m->in_authenticated || (m->in_encrypted && info->len > armdb_entry_header_size(info->gsn)))
 		return armdb_error(err, ARMDB_ERR_CORRUPT, 0,

@@ -15,7 +15,7 @@ PGFILEDESC = "armdb - bitcask table access method"
 STORAGE_SRCS = src/storage/status.c src/storage/format.c src/storage/io.c \
 	src/storage/merge.c \
 	src/storage/shard.c src/storage/recovery.c src/storage/hint.c \
-	src/storage/winner.c src/storage/cipher.c
+	src/storage/winner.c src/storage/cipher.c src/storage/ghash.c
 STORAGE_OBJS = $(STORAGE_SRCS:.c=.o)
 
 OBJS = src/armdb.o src/armdb_crypt.o src/armdb_storage.o src/armdb_funcs.o src/armdb_utility.o \

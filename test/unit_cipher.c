@@ -17,6 +17,7 @@
 #include "port/pg_crc32c.h"
 
 #include "storage/cipher.h"
+#include "storage/ghash.h"
 
 #define KEY_A "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 #define KEY_B "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
@@ -152,17 +153,21 @@ evp_seal(const uint8 *key, const uint8 *nonce, const uint8 *aad,
 }
 
 /*
- * cipher.c runs GCM itself over prepared AES blocks: its bytes must be
- * EVP's AES-256-GCM, byte for byte -- every length around the blocks it
- * prepares (64 of 16 bytes) and GHASH's chunks (3 kB), in place or not,
- * with keys changing from call to call -- and what EVP sealed must open.
+ * cipher.c runs GCM itself over prepared AES blocks, hashing in ghash.c or
+ * (portable) OpenSSL's GCM: both ways, its bytes must be EVP's
+ * AES-256-GCM, byte for byte -- every length around the blocks it prepares
+ * (64 of 16 bytes), the entries ghash.c hashes in one call (up to 256
+ * bytes of padded blocks) and OpenSSL's GHASH chunks (3 kB), in place or
+ * not, with keys changing from call to call -- and what EVP sealed must
+ * open.
  */
 static void
 test_matches_evp(void)
 {
 	ArmdbError	err;
-	static const size_t lens[] = {0, 1, 15, 16, 17, 31, 60, 80, 255, 1007,
-		1008, 1009, 1023, 1024, 1025, 1040, 3071, 3072, 3073, 5000, 20001};
+	static const size_t lens[] = {0, 1, 15, 16, 17, 31, 60, 80, 176, 192,
+		193, 208, 239, 240, 255, 256, 1007, 1008, 1009, 1023, 1024, 1025, 1040,
+	3071, 3072, 3073, 5000, 20001};
 	static const size_t aad_lens[] = {0, 1, 16, 28, 36, 45};
 	uint8		keys[3][ARMDB_CIPHER_KEY_LEN];
 	uint8	   *plain = malloc(20001);
@@ -181,17 +186,19 @@ test_matches_evp(void)
 	for (size_t i = 0; i < sizeof(aad); i++)
 		aad[i] = (uint8) unit_rand(&rs);
 
-	for (int l = 0; l < (int) lengthof(lens); l++)
+	for (int l = 0; l < (int) lengthof(lens) * 2; l++)
 		for (int a = 0; a < (int) lengthof(aad_lens); a++)
 		{
 			const uint8 *key = keys[calls % 3];
-			size_t		len = lens[l];
+			size_t		len = lens[l % lengthof(lens)];
 			size_t		alen = aad_lens[a];
 			uint64		gsn = unit_rand(&rs) | ((uint64) unit_rand(&rs) << 32);
 			uint8		purpose = (uint8) (calls % 3);
 			uint8		nonce[12] = {0};
 			uint64		n = gsn & UINT64CONST(0x00FFFFFFFFFFFFFF);
 
+			/* every length both ways: ghash.c's and OpenSSL's GCM */
+			armdb_cipher_portable = l >= (int) lengthof(lens);
 			calls++;
 			memcpy(nonce, &n, sizeof(n));
 			nonce[8] = purpose;
@@ -210,11 +217,18 @@ test_matches_evp(void)
 			ASSERT(armdb_cipher_open(key, gsn, purpose, aad, alen, mine, len,
 									 mine, &err));
 			ASSERT(memcmp(mine, plain, len) == 0);
-			/* the last byte of the value and of the tag count */
+			/*
+			 * the last byte of the value and of the tag count; with ghash.c,
+			 * nothing is decrypted before it is authenticated
+			 */
 			evp[len + ARMDB_CIPHER_TAG_LEN - 1] ^= 0x40;
+			memset(opened, 0xA5, len);
 			ASSERT(!armdb_cipher_open(key, gsn, purpose, aad, alen, evp, len,
 									  opened, &err));
 			ASSERT_EQ(err.code, ARMDB_OK);
+			if (!armdb_cipher_portable && armdb_ghash_available())
+				for (size_t i = 0; i < len; i++)
+					ASSERT_EQ(opened[i], 0xA5);
 			evp[len + ARMDB_CIPHER_TAG_LEN - 1] ^= 0x40;
 			if (len > 0)
 			{
@@ -235,6 +249,7 @@ test_matches_evp(void)
 										alen, plain, len, mine, &err));
 			ASSERT(memcmp(mine + len, evp + len, ARMDB_CIPHER_TAG_LEN) != 0);
 		}
+	armdb_cipher_portable = false;
 	free(plain);
 	free(mine);
 	free(evp);

@@ -26,7 +26,7 @@ OBJS = src/armdb.o src/armdb_crypt.o src/armdb_storage.o src/armdb_funcs.o src/a
 	src/am/armdb_modify.o src/am/armdb_update.o src/am/armdb_rowlock.o \
 	src/am/armdb_ddl.o src/am/armdb_vacuum.o src/am/armdb_xact.o \
 	src/am/armdb_vm.o \
-	src/vstore/vstore.o src/vstore/vstore_commit.o \
+	src/vstore/vstore.o src/vstore/vstore_commit.o src/vstore/decrypted.o \
 	src/keydir/keydir.o src/keydir/relstorage.o src/keydir/visibility.o \
 	src/keydir/files.o src/keydir/image.o src/compact/compact.o src/compact/worker.o \
 	src/wal/armdb_wal.o src/wal/armdb_durable.o src/wal/armdb_logical.o \

@@ -136,6 +136,15 @@ LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION armdb_relation_encryption(regclass) IS
   'whether an armdb table is encrypted, and the ids of the keys its data files need';
 
+CREATE FUNCTION armdb_decrypted_cache(OUT size bigint, OUT hits bigint,
+  OUT misses bigint, OUT stored bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'armdb_decrypted_cache_sql'
+LANGUAGE C STRICT VOLATILE;
+
+COMMENT ON FUNCTION armdb_decrypted_cache() IS
+  'the decrypted cache of sequential scans of encrypted tables: its size in bytes, the chunks found there and not, the chunks kept';
+
 CREATE FUNCTION armdb_encryption_keys(OUT key_id text, OUT current boolean)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'armdb_encryption_keys_sql'

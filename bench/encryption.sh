@@ -11,11 +11,14 @@
 # (default /var/tmp) on port ARMDB_BENCH_PORT (default 54326), and removes
 # it when done.  Two armdb tables of the same shape, in two databases: one
 # created with armdb.encrypt_new_tables off (plain), one encrypted; each
-# round runs every workload on both, one after the other (plain first in
-# odd rounds), and the table gives the medians and the cost of encryption
-# (encrypted / plain - 1 for times, plain / encrypted - 1 for rates: above
-# 0 means slower).  ROWS (default 1000000) rows, ROUNDS (default 3),
-# BENCH_SECONDS (default 10) per throughput run.
+# round runs each workload on both, one right after the other (plain first
+# in odd rounds), so that a pair shares the machine's state (on a virtual
+# machine, throughput drifts by tens of percent within minutes).  The table
+# gives the medians of the rounds, and the cost of encryption: the median
+# of each round's pair (encrypted / plain - 1 for times, plain / encrypted
+# - 1 for rates: above 0 means slower), each round's listed beside it.
+# ROWS (default 1000000) rows, ROUNDS (default 3), BENCH_SECONDS (default
+# 10) per throughput run.
 #
 #   COPY        ROWS rows (id bigint PRIMARY KEY, k int, n int, v text of
 #               60 bytes) from a server-side file, rows/s
@@ -25,7 +28,14 @@
 #               after a restart and with the OS page cache of every file of
 #               the cluster dropped (dd iflag=nocache); TPS
 #   UPDATE      of a non-indexed column by primary key, 2 clients, TPS
-#   seq scan    SELECT sum(length(v)) (every row decrypted), ms
+#   seq scan    SELECT sum(length(v)) (every row decrypted), ms: the median
+#               of five scans, each a new connection, after one that fills
+#               armdb's decrypted cache (armdb.decrypted_cache_size = 512MB
+#               here, as shared_buffers = 1GB)
+#   seq scan after a restart
+#               the same, the first scan after a restart (the table's key
+#               directory loaded first by a point SELECT): every row read
+#               from the files and decrypted, the cache filled, ms
 #
 # Output: a markdown table on stdout and in bench/results/encryption.md,
 # with the CPU's model and its AES-related flags.  Progress goes to stderr.
@@ -52,7 +62,8 @@ trap cleanup EXIT
 KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 CONF=("armdb.encryption_key_command = 'echo ${KEY}'"
 	"armdb.memory = '$((512 + ROWS * 100 / 1000000))MB'"
-	"shared_buffers = '1GB'" "max_wal_size = '8GB'" "checkpoint_timeout = '30min'")
+	"shared_buffers = '1GB'" "armdb.decrypted_cache_size = '512MB'"
+	"max_wal_size = '8GB'" "checkpoint_timeout = '30min'")
 start_cluster "${DIR}" "${PORT}" "${CONF[@]}"
 
 step() { log "$(printf '%5ds' "${SECONDS}") $*"; }
@@ -84,10 +95,11 @@ printf '\\set id random(1, %d)\nUPDATE t SET n = n + 1 WHERE id = :id;\n' "${ROW
 
 declare -A VALUES
 record() { VALUES["$1|$2|$3"]=$4; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-run_kind() {
-	local kind=$1 round=$2 db=b_$1 t0 t1 dboid node
-	local off=""
+# one workload of a round on each table, one right after the other
+make_table() {
+	local kind=$1 round=$2 db=b_$1 t0 t1 off=""
 	[[ ${kind} == plain ]] && off="SET armdb.encrypt_new_tables = off;"
 	q "${db}" -c "DROP TABLE IF EXISTS t"
 	q "${db}" -c "${off} CREATE TABLE t (id bigint PRIMARY KEY, k int, n int, v text) USING armdb"
@@ -96,6 +108,10 @@ run_kind() {
 	q "${db}" -c "COPY t FROM '${WORK}/rows.copy'"
 	t1=$(now_ms)
 	record "COPY, rows/s" "${kind}" "${round}" "$(awk "BEGIN { printf \"%.0f\", ${ROWS} * 1000 / ($t1 - $t0) }")"
+}
+
+warm_table() {
+	local kind=$1 db=b_$1 dboid node
 	q "${db}" -c "VACUUM ANALYZE t"
 	[[ $(q "${db}" -c "SELECT encrypted FROM armdb_relation_encryption('t')") == \
 		$([[ ${kind} == enc ]] && echo t || echo f) ]] || die "table t of ${db} is not ${kind}"
@@ -103,21 +119,47 @@ run_kind() {
 	node=$(q "${db}" -c "SELECT pg_relation_filenode('t')")
 	as_root find "${DIR}/data/armdb/${dboid}/${node}" -name '*.data' -exec cat {} + >/dev/null
 	q "${db}" -c "SELECT count(*) FROM t WHERE id < 1000" >/dev/null
+}
+
+select_hot() {
+	local kind=$1 round=$2 db=b_$1
 	step "round ${round}: ${kind}: point SELECT hot"
 	record "point SELECT hot, TPS" "${kind}" "${round}" \
 		"$(pgb -f "${WORK}/select.sql" -c 2 -j 2 -T "${SECS}" "${db}" | tps)"
+}
+
+seq_scan() {
+	local kind=$1 round=$2 db=b_$1 t0 t1 scans=""
 	step "round ${round}: ${kind}: sequential scan"
 	q "${db}" -c "SELECT sum(length(v)) FROM t" >/dev/null
-	t0=$(now_ms)
-	q "${db}" -c "SELECT sum(length(v)) FROM t" >/dev/null
-	t1=$(now_ms)
-	record "seq scan, ms" "${kind}" "${round}" "$((t1 - t0))"
+	for _ in 1 2 3 4 5; do
+		t0=$(now_ms)
+		q "${db}" -c "SELECT sum(length(v)) FROM t" >/dev/null
+		t1=$(now_ms)
+		scans+="$((t1 - t0)) "
+	done
+	record "seq scan, ms" "${kind}" "${round}" "$(echo "${scans}" | median)"
+}
+
+update() {
+	local kind=$1 round=$2 db=b_$1
 	step "round ${round}: ${kind}: UPDATE"
 	record "UPDATE, TPS" "${kind}" "${round}" \
 		"$(pgb -f "${WORK}/update.sql" -c 2 -j 2 -T "${SECS}" "${db}" | tps)"
 }
 
-run_cold() {
+scan_after_restart() {
+	local kind=$1 round=$2 db=b_$1 t0 t1
+	step "round ${round}: ${kind}: sequential scan after a restart"
+	restart
+	q "${db}" -c "SELECT v FROM t WHERE id = 1" >/dev/null
+	t0=$(now_ms)
+	q "${db}" -c "SELECT sum(length(v)) FROM t" >/dev/null
+	t1=$(now_ms)
+	record "seq scan after a restart, ms" "${kind}" "${round}" "$((t1 - t0))"
+}
+
+select_cold() {
 	local kind=$1 round=$2 db=b_$1
 	step "round ${round}: ${kind}: point SELECT cold"
 	restart
@@ -129,11 +171,14 @@ run_cold() {
 
 for round in $(seq "${ROUNDS}"); do
 	if ((round % 2)); then order=(plain enc); else order=(enc plain); fi
-	for kind in "${order[@]}"; do run_kind "${kind}" "${round}"; done
-	for kind in "${order[@]}"; do run_cold "${kind}" "${round}"; done
+	for workload in make_table warm_table select_hot seq_scan update \
+		scan_after_restart select_cold; do
+		for kind in "${order[@]}"; do "${workload}" "${kind}" "${round}"; done
+	done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+# every round's figures, for the variance between runs
+for w in "${!VALUES[@]}"; do echo "${w}: ${VALUES[${w}]}"; done | sort >&2
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -Ex 'aes|vaes|pclmulqdq|vpclmulqdq|avx|avx2|avx512f|sha_ni' | tr '\n' ' ')
 {
@@ -143,16 +188,22 @@ flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -Ex 'aes|vaes|pclmu
 	echo "${ROWS} rows (id bigint primary key, k int, n int, v text of 60 bytes);"
 	echo "median of ${ROUNDS} rounds. CPU: ${cpu}; flags: ${flags:-none of aes, pclmulqdq}."
 	echo
-	echo "| workload | plain | encrypted | cost of encryption |"
-	echo "| --- | ---: | ---: | ---: |"
-	for w in "COPY, rows/s" "point SELECT hot, TPS" "point SELECT cold, TPS" "UPDATE, TPS" "seq scan, ms"; do
+	echo "| workload | plain | encrypted | cost of encryption | each round's |"
+	echo "| --- | ---: | ---: | ---: | --- |"
+	for w in "COPY, rows/s" "point SELECT hot, TPS" "point SELECT cold, TPS" "UPDATE, TPS" "seq scan, ms" "seq scan after a restart, ms"; do
 		p=$(for r in $(seq "${ROUNDS}"); do echo -n "${VALUES["${w}|plain|${r}"]} "; done | median)
 		e=$(for r in $(seq "${ROUNDS}"); do echo -n "${VALUES["${w}|enc|${r}"]} "; done | median)
-		if [[ ${w} == *", ms" ]]; then
-			c=$(awk "BEGIN { printf \"%+.1f%%\", (${e} / ${p} - 1) * 100 }")
-		else
-			c=$(awk "BEGIN { printf \"%+.1f%%\", (${p} / ${e} - 1) * 100 }")
-		fi
-		echo "| ${w} | ${p} | ${e} | ${c} |"
+		costs=""
+		for r in $(seq "${ROUNDS}"); do
+			pr=${VALUES["${w}|plain|${r}"]}
+			er=${VALUES["${w}|enc|${r}"]}
+			if [[ ${w} == *", ms" ]]; then
+				costs+="$(awk "BEGIN { printf \"%.1f\", (${er} / ${pr} - 1) * 100 }") "
+			else
+				costs+="$(awk "BEGIN { printf \"%.1f\", (${pr} / ${er} - 1) * 100 }") "
+			fi
+		done
+		c=$(echo "${costs}" | median)
+		echo "| ${w} | ${p} | ${e} | $(awk "BEGIN { printf \"%+.1f%%\", ${c} }") | ${costs% } |"
 	done
 } | tee "${RESULTS}/encryption.md"

@@ -28,6 +28,7 @@
 #include "am/armdb_am.h"
 #include "armdb.h"
 #include "armdb_crypt.h"
+#include "vstore/decrypted.h"
 #include "armdb_guc.h"
 #include "armdb_load.h"
 #include "armdb_sweep.h"
@@ -524,6 +525,8 @@ _PG_init(void)
 	armdb_crypt_define_gucs();
 	MarkGUCPrefixReserved("armdb");
 	armdb_crypt_load_keys();
+	/* after the keys: the decrypted cache is for servers that have them */
+	armdb_decrypted_init();
 
 	armdb_xact_init();
 	armdb_utility_init();

@@ -33,6 +33,7 @@
 
 #include "am/armdb_am.h"
 #include "armdb_crypt.h"
+#include "vstore/decrypted.h"
 #include "keydir/keydir.h"
 #include "keydir/relstorage.h"
 #include "storage/cipher.h"
@@ -48,6 +49,7 @@ static char key_failure[256] = "";
 
 PG_FUNCTION_INFO_V1(armdb_relation_encryption_sql);
 PG_FUNCTION_INFO_V1(armdb_encryption_keys_sql);
+PG_FUNCTION_INFO_V1(armdb_decrypted_cache_sql);
 
 void
 armdb_crypt_define_gucs(void)
@@ -69,6 +71,14 @@ armdb_crypt_define_gucs(void)
 							 true,
 							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
+	DefineCustomIntVariable("armdb.decrypted_cache_size",
+							"Shared memory keeping decrypted chunks of encrypted tables' data files for sequential scans.",
+							"Taken at server start, only when armdb.encryption_key_command "
+							"gives keys; 0 turns the cache off.",
+							&armdb_decrypted_cache_kb,
+							128 * 1024, 0, INT_MAX / 2,
+							PGC_POSTMASTER, GUC_UNIT_KB,
+							NULL, NULL, NULL);
 }
 
 /* Run the key command and keep its keys (postmaster, at load). */
@@ -222,6 +232,28 @@ armdb_relation_encryption_sql(PG_FUNCTION_ARGS)
 												false, TYPALIGN_INT));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
 													  values, nulls)));
+}
+
+/* armdb_decrypted_cache(): the decrypted cache's size and counters */
+Datum
+armdb_decrypted_cache_sql(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[4];
+	bool		nulls[4] = {0};
+	uint64		hits;
+	uint64		misses;
+	uint64		stored;
+	int			slots;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	armdb_decrypted_counters(&hits, &misses, &stored, &slots);
+	values[0] = Int64GetDatum((int64) slots * ARMDB_DECRYPTED_SLOT_SIZE);
+	values[1] = Int64GetDatum((int64) hits);
+	values[2] = Int64GetDatum((int64) misses);
+	values[3] = Int64GetDatum((int64) stored);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
 /* armdb_encryption_keys(): the ids of the keys the server holds */

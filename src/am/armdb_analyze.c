@@ -167,7 +167,8 @@ armdb_scan_read_block_span(ArmdbScanDesc scan, BlockNumber blockno)
 		return;
 
 	armdb_vstore_span_read(&scan->span, kd, shard, file_id, from, to,
-						   ARMDB_SPAN_MAX, scan->mcxt, armdb_store_settings());
+						   ARMDB_SPAN_MAX, false, scan->mcxt,
+						   armdb_store_settings());
 }
 
 bool

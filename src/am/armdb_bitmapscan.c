@@ -420,6 +420,7 @@ read_versions_span(ArmdbScanDesc scan)
 		return;
 	armdb_vstore_span_read(&scan->span, kd, shard,
 						   file_id, from, to, Max(to - from, BITMAP_SPAN_SMALL),
+						   2 * wanted >= to - from,
 						   scan->mcxt, armdb_store_settings());
 }
 

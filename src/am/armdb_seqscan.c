@@ -470,13 +470,16 @@ merge_next(ArmdbScanDesc scan, bool replay, uint64 *slotno)
 				loc.file_id = cur->sc.file_id;
 				loc.offset = (uint32) cur->sc.pos;
 				loc.len = (uint32) armdb_entry_size(hdr->gsn, hdr->value_len);
-				/* only the rows a scan returns are decrypted */
-				if (encrypted ?
+				/*
+				 * only the rows a scan returns are decrypted, unless the
+				 * cursor has them opened already (vstore/decrypted.h)
+				 */
+				if (encrypted && !cur->sc.opened ?
 					!armdb_shard_decrypt_value(cur->sc.files, &loc, hdr,
 											   cur->sc.entry, buf + skip, &err) :
 					!armdb_shard_check_plain(cur->sc.files, &loc, hdr, &err))
 					armdb_report_storage_error(ERROR, &err);
-				if (!encrypted)
+				if (!encrypted || cur->sc.opened)
 					memcpy(buf + skip,
 						   cur->sc.entry + armdb_entry_header_size(hdr->gsn),
 						   len);

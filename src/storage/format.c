@@ -14,8 +14,8 @@
 #include "storage/cipher.h"
 
 /* The CRC of an entry covers its header after the crc field, then value. */
-static pg_crc32c
-entry_crc(const ArmdbEntryHeader *hdr, const void *value)
+uint32
+armdb_entry_crc(const ArmdbEntryHeader *hdr, const void *value)
 {
 	pg_crc32c	crc;
 
@@ -43,7 +43,7 @@ void
 armdb_entry_seal(ArmdbEntryHeader *hdr, const void *value)
 {
 	armdb_entry_choose_header(hdr);
-	hdr->crc = entry_crc(hdr, value);
+	hdr->crc = armdb_entry_crc(hdr, value);
 }
 
 bool
@@ -106,7 +106,7 @@ armdb_entry_parse(const char *buf, size_t avail, ArmdbEntryHeader *hdr)
 	if (avail - hsize < hdr->value_len)
 		return ARMDB_PARSE_SHORT;
 
-	if (entry_crc(hdr, buf + hsize) != hdr->crc)
+	if (armdb_entry_crc(hdr, buf + hsize) != hdr->crc)
 		return ARMDB_PARSE_BAD;
 	return ARMDB_PARSE_OK;
 }

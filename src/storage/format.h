@@ -271,6 +271,9 @@ typedef enum ArmdbParseResult
  * first armdb_entry_header_size() bytes of *hdr are then its file image.
  */
 extern void armdb_entry_seal(ArmdbEntryHeader *hdr, const void *value);
+/* The CRC of the header (its first armdb_entry_header_size() bytes) and
+ * the value_len bytes of value. */
+extern uint32 armdb_entry_crc(const ArmdbEntryHeader *hdr, const void *value);
 /* Only its first step: the gsn's SHORT_HEADER flag, the header's length. */
 extern void armdb_entry_choose_header(ArmdbEntryHeader *hdr);
 

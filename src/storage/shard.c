@@ -173,6 +173,33 @@ armdb_shard_file_header(ArmdbShardFiles *files, uint32 file_id,
 }
 
 bool
+armdb_shard_file_salt(ArmdbShardFiles *files, uint32 file_id, uint8 *salt)
+{
+	uint8		key[ARMDB_CIPHER_KEY_LEN];
+	ArmdbError	err;
+
+	/* the file's key and salt are remembered together: derive it once */
+	for (int pass = 0; pass < 2; pass++)
+	{
+		for (int i = 0; i < ARMDB_SHARD_FD_CACHE; i++)
+			if (files->keys[i].file_id == file_id)
+			{
+				memcpy(salt, files->keys[i].salt, sizeof(files->keys[i].salt));
+				return true;
+			}
+		if (pass == 0)
+		{
+			bool		ok = armdb_shard_file_key(files, file_id, key, &err);
+
+			explicit_bzero(key, sizeof(key));
+			if (!ok)
+				return false;
+		}
+	}
+	return false;
+}
+
+bool
 armdb_shard_file_key(ArmdbShardFiles *files, uint32 file_id, uint8 *key,
 					 ArmdbError *err)
 {
@@ -254,12 +281,19 @@ armdb_shard_open_entry(ArmdbShardFiles *files, const ArmdbLocation *loc,
 		return armdb_shard_check_plain(files, loc, hdr, err);
 	if (!decrypt_value(files, loc, hdr, entry, entry + hsize, err))
 		return false;
+	armdb_shard_mark_opened(entry, hdr);
+	return true;
+}
+
+void
+armdb_shard_mark_opened(char *entry, ArmdbEntryHeader *hdr)
+{
+	Assert(hdr->gsn & ARMDB_GSN_FLAG_ENCRYPTED);
 	hdr->gsn &= ~ARMDB_GSN_FLAG_ENCRYPTED;
 	hdr->value_len -= ARMDB_CIPHER_TAG_LEN;
 	memcpy(entry + offsetof(ArmdbEntryHeader, gsn), &hdr->gsn, sizeof(hdr->gsn));
 	memcpy(entry + offsetof(ArmdbEntryHeader, value_len), &hdr->value_len,
 		   sizeof(hdr->value_len));
-	return true;
 }
 
 /*

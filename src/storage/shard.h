@@ -290,6 +290,18 @@ extern bool armdb_shard_open_entry(ArmdbShardFiles *files,
 								   const ArmdbLocation *loc, char *entry,
 								   ArmdbEntryHeader *hdr, ArmdbError *err);
 
+/*
+ * An encrypted entry whose value is plaintext already (the decrypted
+ * cache's): its header at entry and *hdr made what
+ * armdb_shard_open_entry() leaves.
+ */
+extern void armdb_shard_mark_opened(char *entry, ArmdbEntryHeader *hdr);
+
+/* The salt of encrypted data file file_id; false if it is not encrypted or
+ * its header cannot be read. */
+extern bool armdb_shard_file_salt(ArmdbShardFiles *files, uint32 file_id,
+								  uint8 *salt);
+
 /* The (checked) header of data file file_id. */
 extern bool armdb_shard_file_header(ArmdbShardFiles *files, uint32 file_id,
 									ArmdbFileHeader *fh, ArmdbError *err);

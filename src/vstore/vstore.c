@@ -32,6 +32,7 @@
 #include "storage/hint.h"
 #include "storage/merge.h"
 #include "storage/recovery.h"
+#include "vstore/decrypted.h"
 #include "vstore/vstore.h"
 #include "vstore/vstore_internal.h"
 #include "wal/armdb_durable.h"
@@ -527,6 +528,158 @@ armdb_vstore_append_locks(ArmdbRelKeydir *kd, uint32 shard,
 }
 
 /* ----------------
+ * The decrypted cache (decrypted.h)
+ * ----------------
+ */
+
+/* A backend's room to make an image in. */
+static char *image_room = NULL;
+
+/*
+ * The key of data file file_id's images, if scans keep them: an encrypted
+ * file of an encrypted table, in a shard not salvaged.  A header that
+ * cannot be read here only means no images: the scan reads the file as
+ * without them, and says what is wrong where it meets it.
+ */
+static bool
+image_key(ArmdbRelKeydir *kd, uint32 shard, ArmdbShardFiles *files,
+		  uint32 file_id, ArmdbDecryptedKey *key)
+{
+	uint8		salt[ARMDB_CIPHER_SALT_LEN];
+
+	if (!armdb_decrypted_enabled() || !files->encrypt ||
+		armdb_keydir_shard(kd, shard)->damaged ||
+		!armdb_shard_file_salt(files, file_id, salt))
+		return false;
+	memset(key, 0, sizeof(*key));
+	memcpy(key->salt, salt, sizeof(salt));
+	memcpy(key->storage_id, files->storage_id, sizeof(key->storage_id));
+	key->shard = shard;
+	key->file_id = file_id;
+	return true;
+}
+
+/*
+ * Are the relation's files small enough to keep images of?  A scan of a
+ * table larger than most of the cache would replace every image before
+ * the next scan came back to it -- all the cost and none of the gain --
+ * and push out the images of tables that fit: it reads as without the
+ * cache (as heap's large scans go through a ring of buffers).
+ */
+static bool
+images_fit(ArmdbRelKeydir *kd)
+{
+	uint64		bytes = 0;
+
+	for (uint32 i = 0; i < kd->nshards; i++)
+	{
+		ArmdbShardRt *rt = armdb_keydir_shard(kd, i);
+
+		LWLockAcquire(&rt->lock, LW_SHARED);
+		bytes += armdb_files_bytes(rt);
+		LWLockRelease(&rt->lock);
+	}
+	return bytes <= armdb_decrypted_capacity() / 4 * 3;
+}
+
+static void
+keep_image(ArmdbDecryptedKey *key, uint64 region, uint64 first, uint64 end)
+{
+	key->region = region;
+	armdb_decrypted_store(key, first, image_room, end - first);
+}
+
+/*
+ * Make and keep the images of the regions of file_id whose entries buf
+ * holds, from the entry at from on: buf holds the file's bytes from
+ * buf_off up to limit, the end of the file's data if at_end (a sealed file
+ * read to its end).  Each entry is opened and its CRC made that of its
+ * plaintext.  A region's image is kept once the walk reached the next
+ * region's first entry, or the end of a file that takes no more appends:
+ * never a region's first part only, which would keep a later reader from
+ * keeping the whole.  The walk stops at the first entry that does not
+ * parse or open (the reader meets it as without images) and at one that
+ * would make an image longer than a slot.
+ */
+static void
+make_images(ArmdbShardFiles *files, ArmdbDecryptedKey *key, uint32 file_id,
+			const char *buf, uint64 buf_off, uint64 limit, bool at_end,
+			uint64 from)
+{
+	uint64		region = from / ARMDB_DECRYPTED_REGION;
+	uint64		first = from;
+	uint64		at = from;
+
+	if (image_room == NULL)
+		image_room = MemoryContextAlloc(TopMemoryContext,
+										ARMDB_DECRYPTED_SLOT_SIZE);
+	for (;;)
+	{
+		const char *p = buf + (at - buf_off);
+		ArmdbParseResult res = ARMDB_PARSE_SHORT;
+		ArmdbEntryHeader hdr;
+		ArmdbLocation loc;
+		ArmdbError	err;
+		uint32		hsize;
+		uint32		crc;
+		char	   *q;
+
+		if (at < limit)
+			res = armdb_entry_parse(p, limit - at, &hdr);
+		if (res != ARMDB_PARSE_OK)
+		{
+			if (at_end && (at >= limit || res == ARMDB_PARSE_ZERO) && at > first)
+				keep_image(key, region, first, at);
+			return;
+		}
+		if (at / ARMDB_DECRYPTED_REGION != region)
+		{
+			keep_image(key, region, first, at);
+			region = at / ARMDB_DECRYPTED_REGION;
+			first = at;
+		}
+		hsize = armdb_entry_header_size(hdr.gsn);
+		loc.file_id = file_id;
+		loc.offset = (uint32) at;
+		loc.len = (uint32) armdb_entry_size(hdr.gsn, hdr.value_len);
+		if (at + loc.len - first > ARMDB_DECRYPTED_SLOT_SIZE)
+			return;
+		q = image_room + (at - first);
+		memcpy(q, p, loc.len);
+		if (hdr.gsn & ARMDB_GSN_FLAG_ENCRYPTED)
+		{
+			if (!armdb_shard_decrypt_value(files, &loc, &hdr, p, q + hsize,
+										   &err))
+				return;
+			crc = armdb_entry_crc(&hdr, q + hsize);
+			memcpy(q, &crc, sizeof(crc));
+		}
+		at += loc.len;
+	}
+}
+
+/*
+ * Copy the file's bytes from from on, up to to, from its images into out,
+ * as far as they go: where the copy ends (from: none).
+ */
+static uint64
+copy_images(ArmdbDecryptedKey *key, uint64 from, uint64 to, char *out)
+{
+	uint64		at = from;
+
+	while (at < to)
+	{
+		uint64		end;
+
+		key->region = at / ARMDB_DECRYPTED_REGION;
+		if (!armdb_decrypted_copy(key, at, to, out + (at - from), &end))
+			break;
+		at = end;
+	}
+	return at;
+}
+
+/* ----------------
  * Reading
  * ----------------
  */
@@ -759,32 +912,48 @@ armdb_vstore_read_ahead(ArmdbRelKeydir *kd, int n, const uint64 *slots,
 void
 armdb_vstore_span_read(ArmdbVstoreSpan *span, ArmdbRelKeydir *kd,
 					   uint32 shard, uint32 file_id, uint64 from, uint64 to,
-					   size_t max_len, MemoryContext mcxt,
+					   size_t max_len, bool dense, MemoryContext mcxt,
 					   const ArmdbStoreSettings *settings)
 {
 	ArmdbShardRt *rt = armdb_keydir_shard(kd, shard);
 	ArmdbShardFiles *files;
 	ArmdbLocation loc;
 	ArmdbError	err;
+	ArmdbDecryptedKey key;
 	bool		buffered;
+	bool		active;
+	bool		images;
+	uint64		written_end;
+	uint64		whole_regions;
+	size_t		want;
 	MemoryContext oldcontext;
 	bool		ok;
 
 	span->file_id = 0;
 	span->shard = shard;
 	span->kd = kd;
+	span->opened = false;
 	loc.file_id = file_id;
 	loc.offset = (uint32) from;
 	loc.len = (uint32) (to - from);
 	LWLockAcquire(&rt->lock, LW_SHARED);
 	buffered = armdb_shard_is_buffered(&rt->st, &loc);
+	active = rt->st.active_file_id == file_id;
+	written_end = rt->st.written_end;
 	LWLockRelease(&rt->lock);
 	if (buffered)
 		return;
 
 	files = armdb_vstore_shard_files(kd, shard, settings);
+	images = image_key(kd, shard, files, file_id, &key);
 	span->from = TYPEALIGN_DOWN(ARMDB_BLOCK_SIZE, from);
-	if (span->buf.size < TYPEALIGN(ARMDB_BLOCK_SIZE, to) - span->from)
+	/* room to read up to the end of the last region the span touches */
+	whole_regions = ((to - 1) / ARMDB_DECRYPTED_REGION + 1) *
+		ARMDB_DECRYPTED_REGION + ARMDB_DECRYPTED_MARGIN - span->from;
+	if (images)
+		max_len = Max(max_len, whole_regions);
+	if (span->buf.size < TYPEALIGN(ARMDB_BLOCK_SIZE, to) - span->from ||
+		span->buf.size < max_len)
 	{
 		oldcontext = MemoryContextSwitchTo(mcxt);
 		armdb_aligned_free(&span->buf);
@@ -793,15 +962,52 @@ armdb_vstore_span_read(ArmdbVstoreSpan *span, ArmdbRelKeydir *kd,
 		if (!ok)
 			armdb_report_storage_error(ERROR, &err);
 	}
-	if (!armdb_shard_pread(files, file_id, files->cached_reads,
-						   span->buf.data,
-						   TYPEALIGN(ARMDB_BLOCK_SIZE, to) - span->from,
-						   span->from, &span->len, &err))
-		report_read_error(kd, &err);
 	span->to = to;
 	span->file_id = file_id;
-	span->cached = files->cached_reads;
+	span->cached = false;
 	span->files = files;
+	if (images && copy_images(&key, from, to, span->buf.data) == to)
+	{
+		span->from = from;
+		span->len = to - from;
+		span->opened = true;
+		return;
+	}
+
+	/*
+	 * Read from the file; a span of mostly visible rows (a freshly loaded
+	 * table's) reads its first entry's whole region and keeps its images.
+	 */
+	want = TYPEALIGN(ARMDB_BLOCK_SIZE, to) - span->from;
+	if (images && dense && !images_fit(kd))
+		dense = false;
+	if (images && dense)
+		want = TYPEALIGN(ARMDB_BLOCK_SIZE, whole_regions);
+	if (!armdb_shard_pread(files, file_id, files->cached_reads,
+						   span->buf.data, want, span->from, &span->len, &err))
+		report_read_error(kd, &err);
+	span->cached = files->cached_reads;
+	if (images && dense)
+	{
+		uint64		limit = span->from + span->len;
+
+		/* what was on disk: the active file's last block may be rewritten */
+		if (active)
+			limit = Min(limit, written_end);
+		make_images(files, &key, file_id, span->buf.data, span->from, limit,
+					!active && span->len < want, from);
+		if (copy_images(&key, from, to, span->buf.data) == to)
+		{
+			span->from = from;
+			span->len = to - from;
+			span->cached = false;
+			span->opened = true;
+		}
+		else if (!armdb_shard_pread(files, file_id, files->cached_reads,
+									span->buf.data, want, span->from,
+									&span->len, &err))
+			report_read_error(kd, &err);
+	}
 }
 
 bool
@@ -833,7 +1039,9 @@ armdb_vstore_span_copy(const ArmdbVstoreSpan *span, uint64 slot,
 		armdb_shard_dir_path(dir, armdb_keydir_rnode(span->kd), span->shard);
 		report_damaged_entry(span->kd, dir, loc->file_id, loc->offset);
 	}
-	if (!armdb_shard_open_entry(span->files, loc, buf, &hdr, &err))
+	if (span->opened && (hdr.gsn & ARMDB_GSN_FLAG_ENCRYPTED))
+		armdb_shard_mark_opened(buf, &hdr);
+	else if (!armdb_shard_open_entry(span->files, loc, buf, &hdr, &err))
 		report_read_error(span->kd, &err);
 	return true;
 }
@@ -960,6 +1168,11 @@ armdb_vstore_cursor_start(ArmdbVstoreCursor *cur, ArmdbRelKeydir *kd,
 	cur->valid = false;
 	cur->chunk_len = 0;
 	cur->chunk_cached = cur->from_cache = cur->recheck = false;
+	cur->cache_file = false;
+	cur->images_fit = armdb_decrypted_enabled() && cur->files->encrypt &&
+		images_fit(kd);
+	cur->plain_start = cur->plain_end = 0;
+	cur->opened = false;
 	cur->tail = NULL;
 
 	for (;;)
@@ -1004,6 +1217,43 @@ armdb_vstore_cursor_start(ArmdbVstoreCursor *cur, ArmdbRelKeydir *kd,
 	}
 }
 
+/* Whether the cursor's current file has images, and their key. */
+static void
+cursor_cache_file(ArmdbVstoreCursor *cur)
+{
+	cur->cache_file = image_key(cur->kd, cur->shard, cur->files,
+								cur->file_id, &cur->cache_key);
+}
+
+/*
+ * The chunk as the current file's bytes from pos on as far as images hold
+ * them, if they hold need bytes at least (a header's worth may be more
+ * than the last entry of an image: a 32-byte one of an earlier build's
+ * file).  Otherwise false, with the chunk emptied if the copy overwrote
+ * part of it.
+ */
+static bool
+cursor_from_images(ArmdbVstoreCursor *cur, uint64 need)
+{
+	uint64		end;
+
+	Assert(cur->chunk.size >= ARMDB_DECRYPTED_SLOT_SIZE);
+	end = copy_images(&cur->cache_key, cur->pos, cur->pos + cur->chunk.size,
+					  cur->chunk.data);
+	if (end < cur->pos + Max(need, 1))
+	{
+		if (end > cur->pos)
+			cur->chunk_len = 0; /* what it held is partly overwritten */
+		return false;
+	}
+	cur->chunk_off = cur->pos;
+	cur->chunk_len = end - cur->pos;
+	cur->chunk_cached = false;
+	cur->plain_start = cur->pos;
+	cur->plain_end = end;
+	return true;
+}
+
 /* Move to the next data file of the shard; false at the shard's end. */
 static bool
 cursor_next_file(ArmdbVstoreCursor *cur)
@@ -1018,15 +1268,18 @@ cursor_next_file(ArmdbVstoreCursor *cur)
 	cur->pos = ARMDB_FILE_HEADER_SIZE;
 	cur->chunk_len = 0;
 	cur->chunk_off = 0;
+	cur->plain_start = cur->plain_end = 0;
+	cur->cache_file = false;
 	if (cur->file_id == cur->last_file_id)
-	{
 		cur->file_end = cur->last_end;
-		return true;
+	else
+	{
+		fd = armdb_shard_file_fd(cur->files, cur->file_id, &err);
+		if (fd < 0 || !armdb_file_size(fd, cur->files->dir, &size, &err))
+			armdb_report_storage_error(ERROR, &err);
+		cur->file_end = size;
 	}
-	fd = armdb_shard_file_fd(cur->files, cur->file_id, &err);
-	if (fd < 0 || !armdb_file_size(fd, cur->files->dir, &size, &err))
-		armdb_report_storage_error(ERROR, &err);
-	cur->file_end = size;
+	cursor_cache_file(cur);
 	return true;
 }
 
@@ -1059,6 +1312,9 @@ cursor_bytes(ArmdbVstoreCursor *cur, uint64 need)
 
 	from = TYPEALIGN_DOWN(ARMDB_BLOCK_SIZE, cur->pos);
 	want = Max(SCAN_CHUNK_SIZE, TYPEALIGN(ARMDB_BLOCK_SIZE, cur->pos - from + need));
+	/* with images: room for a whole region from pos on */
+	if (cur->cache_file)
+		want = Max(want, ARMDB_DECRYPTED_SLOT_SIZE + ARMDB_BLOCK_SIZE);
 	if (cur->chunk.size < want)
 	{
 		/* the scan's memory: callers reset their own between tuples */
@@ -1071,14 +1327,41 @@ cursor_bytes(ArmdbVstoreCursor *cur, uint64 need)
 		if (!ok)
 			armdb_report_storage_error(ERROR, &err);
 	}
-	cur->chunk_cached = cur->files->cached_reads && !cur->recheck;
-	cur->recheck = false;
-	if (!armdb_shard_pread(cur->files, cur->file_id, cur->chunk_cached,
-						   cur->chunk.data, cur->chunk.size, from,
-						   &cur->chunk_len, &err))
-		report_read_error(cur->kd, &err);
+	cur->plain_start = cur->plain_end = 0;
+	if (!cur->cache_file || cur->recheck || !cursor_from_images(cur, need))
+	{
+		cur->chunk_cached = cur->files->cached_reads && !cur->recheck;
+		cur->recheck = false;
+		if (!armdb_shard_pread(cur->files, cur->file_id, cur->chunk_cached,
+							   cur->chunk.data, cur->chunk.size, from,
+							   &cur->chunk_len, &err))
+			report_read_error(cur->kd, &err);
+		cur->chunk_off = from;
+		if (cur->cache_file && cur->images_fit)
+		{
+			/* only what was on disk at the start: not the copied tail */
+			uint64		limit = Min(from + cur->chunk_len, cur->file_end);
+			bool		sealed = cur->file_id != cur->last_file_id;
+
+			if (cur->tail != NULL && !sealed)
+				limit = Min(limit, cur->tail_start);
+			make_images(cur->files, &cur->cache_key, cur->file_id,
+						cur->chunk.data, from, limit,
+						sealed && from + cur->chunk_len >= cur->file_end,
+						cur->pos);
+			/* the images, or the file's bytes (again, if overwritten) */
+			if (!cursor_from_images(cur, need) && cur->chunk_len == 0)
+			{
+				if (!armdb_shard_pread(cur->files, cur->file_id,
+									   cur->chunk_cached, cur->chunk.data,
+									   cur->chunk.size, from,
+									   &cur->chunk_len, &err))
+					report_read_error(cur->kd, &err);
+				cur->chunk_off = from;
+			}
+		}
+	}
 	cur->from_cache = cur->chunk_cached;
-	cur->chunk_off = from;
 	cur->avail_end = cur->chunk_off + cur->chunk_len;
 	if (cur->pos + need > cur->chunk_off + cur->chunk_len)
 		return NULL;
@@ -1163,6 +1446,8 @@ armdb_vstore_cursor_peek(ArmdbVstoreCursor *cur)
 			report_damaged_entry(cur->kd, cur->files->dir, cur->file_id,
 								 cur->pos);
 		cur->entry = p;
+		cur->opened = (cur->hdr.gsn & ARMDB_GSN_FLAG_ENCRYPTED) &&
+			cur->pos >= cur->plain_start && cur->pos < cur->plain_end;
 		return cur->valid = true;
 	}
 }

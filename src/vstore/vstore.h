@@ -58,6 +58,7 @@
 #include "access/xlogdefs.h"
 
 #include "keydir/keydir.h"
+#include "vstore/decrypted.h"
 
 /* ----------------
  * Writing
@@ -235,17 +236,22 @@ typedef struct ArmdbVstoreSpan
 								 * it (the rest of the last block) may have
 								 * been appended after the read */
 	bool		cached;			/* read through the page cache */
+	bool		opened;			/* copied from the decrypted cache: its
+								 * encrypted entries' values are plaintext */
 	struct ArmdbShardFiles *files;	/* the shard's, to decrypt with */
 } ArmdbVstoreSpan;
 
 /*
  * Read [from, to) of data file file_id of shard into span (its buffer
  * allocated in mcxt, max_len bytes at most).  Reads nothing (span->file_id
- * 0) when that range is still in the shard's write buffer.
+ * 0) when that range is still in the shard's write buffer.  An encrypted
+ * file's span is copied from the decrypted cache when its images hold it;
+ * a dense one (mostly entries the caller wants) not there reads the rest
+ * of its first entry's region and makes the images (decrypted.h).
  */
 extern void armdb_vstore_span_read(ArmdbVstoreSpan *span, ArmdbRelKeydir *kd,
 								   uint32 shard, uint32 file_id, uint64 from,
-								   uint64 to, size_t max_len,
+								   uint64 to, size_t max_len, bool dense,
 								   MemoryContext mcxt,
 								   const ArmdbStoreSettings *settings);
 
@@ -314,7 +320,22 @@ typedef struct ArmdbVstoreCursor
 	char	   *tail;			/* NULL: none */
 	uint64		tail_start;
 
+	/*
+	 * The decrypted cache (vstore/decrypted.h): whether the current file's
+	 * chunks may be kept there (a sealed encrypted file) and under which
+	 * key, and the chunk's bytes [plain_start, plain_end) that hold entries
+	 * opened in place -- an image from the cache, or one just made.
+	 */
+	bool		cache_file;
+	bool		images_fit;		/* the relation is small enough to make
+								 * images of (images_fit()) */
+	ArmdbDecryptedKey cache_key;
+	uint64		plain_start;
+	uint64		plain_end;
+
 	bool		valid;			/* hdr/entry describe the entry at pos */
+	bool		opened;			/* ... and its value is plaintext (an
+								 * encrypted entry of an image) */
 	ArmdbEntryHeader hdr;
 	char	   *entry;			/* in chunk or tail */
 } ArmdbVstoreCursor;

@@ -193,7 +193,7 @@ slot_offset(int slot)
 	return (off_t) slot * ARMDB_DECRYPTED_SLOT_SIZE;
 }
 
-bool
+int
 armdb_decrypted_copy(const ArmdbDecryptedKey *key, uint64 from, uint64 to,
 					 char *buf, uint64 *end)
 {
@@ -203,7 +203,7 @@ armdb_decrypted_copy(const ArmdbDecryptedKey *key, uint64 from, uint64 to,
 	ssize_t		copied;
 
 	if (!armdb_decrypted_enabled())
-		return false;
+		return 0;
 	LWLockAcquire(cache->lock, LW_SHARED);
 	e = hash_search(cache_hash, key, HASH_FIND, NULL);
 	if (e != NULL)
@@ -224,7 +224,7 @@ armdb_decrypted_copy(const ArmdbDecryptedKey *key, uint64 from, uint64 to,
 	if (s == NULL)
 	{
 		pg_atomic_fetch_add_u64(&cache->misses, 1);
-		return false;
+		return 0;
 	}
 	copied = pread(cache_fd, buf, *end - from,
 				   slot_offset(slot) + (off_t) (from - s->first));
@@ -232,10 +232,10 @@ armdb_decrypted_copy(const ArmdbDecryptedKey *key, uint64 from, uint64 to,
 	if (copied != (ssize_t) (*end - from))
 	{
 		pg_atomic_fetch_add_u64(&cache->misses, 1);
-		return false;
+		return -1;
 	}
 	pg_atomic_fetch_add_u64(&cache->hits, 1);
-	return true;
+	return 1;
 }
 
 /* A slot to replace, under the lock held exclusively; -1 if all are pinned. */
@@ -280,9 +280,12 @@ armdb_decrypted_store(const ArmdbDecryptedKey *key, uint64 first,
 	if (e != NULL)
 	{
 		s = &cache->slots[e->slot];
-		/* one that starts as soon, or is being filled or copied, stays */
-		if (s->first <= first || s->len == 0 ||
-			pg_atomic_read_u32(&s->pins) > 0)
+		/*
+		 * one that starts sooner, or as soon and goes as far, stays; so
+		 * does one being filled or copied
+		 */
+		if (s->first < first || (s->first == first && s->len >= len) ||
+			s->len == 0 || pg_atomic_read_u32(&s->pins) > 0)
 		{
 			LWLockRelease(cache->lock);
 			return;

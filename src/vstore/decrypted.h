@@ -78,15 +78,17 @@ extern uint64 armdb_decrypted_capacity(void);
 
 /*
  * If key's image holds file offset from: copy its bytes from there up to
- * to (or its end, if sooner) into buf, with *end where the copy ends.
+ * to (or its end, if sooner) into buf, with *end where the copy ends: 1.
+ * 0: no image holds from.  -1: the copy failed, buf partly written.
  */
-extern bool armdb_decrypted_copy(const ArmdbDecryptedKey *key, uint64 from,
+extern int	armdb_decrypted_copy(const ArmdbDecryptedKey *key, uint64 from,
 								 uint64 to, char *buf, uint64 *end);
 
 /*
  * Keep len bytes at image as key's image, starting at file offset first:
- * the entries that start in key's region from first on, all of them.  An
- * image kept already stays unless this one starts sooner.
+ * the entries that start in key's region from first on.  An image kept
+ * already stays unless this one starts sooner, or as soon and goes on
+ * further.
  */
 extern void armdb_decrypted_store(const ArmdbDecryptedKey *key, uint64 first,
 								  const char *image, size_t len);

@@ -592,19 +592,21 @@ keep_image(ArmdbDecryptedKey *key, uint64 region, uint64 first, uint64 end)
 /*
  * Make and keep the images of the regions of file_id whose entries buf
  * holds, from the entry at from on: buf holds the file's bytes from
- * buf_off up to limit, the end of the file's data if at_end (a sealed file
- * read to its end).  Each entry is opened and its CRC made that of its
- * plaintext.  A region's image is kept once the walk reached the next
- * region's first entry, or the end of a file that takes no more appends:
- * never a region's first part only, which would keep a later reader from
- * keeping the whole.  The walk stops at the first entry that does not
- * parse or open (the reader meets it as without images) and at one that
- * would make an image longer than a slot.
+ * buf_off up to limit.  Each entry is opened and its CRC made that of its
+ * plaintext.  A region's image is kept once the walk reached the region's
+ * end (the next entry starts past it): never the first part only of a
+ * region whose rest a later read would find, which would keep that reader
+ * from keeping the whole -- so the last region of a file is not kept
+ * while its end is in it (the active file's, which grows, and a sealed
+ * file's last; whether a file still grows is not known everywhere: a
+ * standby learns of a new active file after its first entries).  An entry
+ * too long for the room left in a slot ends its region's image there.
+ * The walk stops at the first entry that does not parse or open: the
+ * reader meets it as without images, and reports it.
  */
 static void
 make_images(ArmdbShardFiles *files, ArmdbDecryptedKey *key, uint32 file_id,
-			const char *buf, uint64 buf_off, uint64 limit, bool at_end,
-			uint64 from)
+			const char *buf, uint64 buf_off, uint64 limit, uint64 from)
 {
 	uint64		region = from / ARMDB_DECRYPTED_REGION;
 	uint64		first = from;
@@ -613,10 +615,9 @@ make_images(ArmdbShardFiles *files, ArmdbDecryptedKey *key, uint32 file_id,
 	if (image_room == NULL)
 		image_room = MemoryContextAlloc(TopMemoryContext,
 										ARMDB_DECRYPTED_SLOT_SIZE);
-	for (;;)
+	while (at < limit)
 	{
 		const char *p = buf + (at - buf_off);
-		ArmdbParseResult res = ARMDB_PARSE_SHORT;
 		ArmdbEntryHeader hdr;
 		ArmdbLocation loc;
 		ArmdbError	err;
@@ -624,26 +625,27 @@ make_images(ArmdbShardFiles *files, ArmdbDecryptedKey *key, uint32 file_id,
 		uint32		crc;
 		char	   *q;
 
-		if (at < limit)
-			res = armdb_entry_parse(p, limit - at, &hdr);
-		if (res != ARMDB_PARSE_OK)
-		{
-			if (at_end && (at >= limit || res == ARMDB_PARSE_ZERO) && at > first)
-				keep_image(key, region, first, at);
-			return;
-		}
 		if (at / ARMDB_DECRYPTED_REGION != region)
 		{
-			keep_image(key, region, first, at);
+			/* at starts the next region's entries: this one is whole */
+			if (at > first)
+				keep_image(key, region, first, at);
 			region = at / ARMDB_DECRYPTED_REGION;
 			first = at;
 		}
+		if (armdb_entry_parse(p, limit - at, &hdr) != ARMDB_PARSE_OK)
+			return;
 		hsize = armdb_entry_header_size(hdr.gsn);
 		loc.file_id = file_id;
 		loc.offset = (uint32) at;
 		loc.len = (uint32) armdb_entry_size(hdr.gsn, hdr.value_len);
 		if (at + loc.len - first > ARMDB_DECRYPTED_SLOT_SIZE)
+		{
+			/* its region's image ends before it, for good */
+			if (at > first)
+				keep_image(key, region, first, at);
 			return;
+		}
 		q = image_room + (at - first);
 		memcpy(q, p, loc.len);
 		if (hdr.gsn & ARMDB_GSN_FLAG_ENCRYPTED)
@@ -656,24 +658,34 @@ make_images(ArmdbShardFiles *files, ArmdbDecryptedKey *key, uint32 file_id,
 		}
 		at += loc.len;
 	}
+	if (at / ARMDB_DECRYPTED_REGION != region && at > first)
+		keep_image(key, region, first, at);
 }
 
 /*
  * Copy the file's bytes from from on, up to to, from its images into out,
- * as far as they go: where the copy ends (from: none).
+ * as far as they go: where the copy ends (from: none).  *spoilt: a copy
+ * failed after writing part of out beyond that end.
  */
 static uint64
-copy_images(ArmdbDecryptedKey *key, uint64 from, uint64 to, char *out)
+copy_images(ArmdbDecryptedKey *key, uint64 from, uint64 to, char *out,
+			bool *spoilt)
 {
 	uint64		at = from;
 
+	*spoilt = false;
 	while (at < to)
 	{
 		uint64		end;
+		int			copied;
 
 		key->region = at / ARMDB_DECRYPTED_REGION;
-		if (!armdb_decrypted_copy(key, at, to, out + (at - from), &end))
+		copied = armdb_decrypted_copy(key, at, to, out + (at - from), &end);
+		if (copied <= 0)
+		{
+			*spoilt = copied < 0;
 			break;
+		}
 		at = end;
 	}
 	return at;
@@ -926,6 +938,7 @@ armdb_vstore_span_read(ArmdbVstoreSpan *span, ArmdbRelKeydir *kd,
 	uint64		written_end;
 	uint64		whole_regions;
 	size_t		want;
+	bool		spoilt;
 	MemoryContext oldcontext;
 	bool		ok;
 
@@ -966,7 +979,7 @@ armdb_vstore_span_read(ArmdbVstoreSpan *span, ArmdbRelKeydir *kd,
 	span->file_id = file_id;
 	span->cached = false;
 	span->files = files;
-	if (images && copy_images(&key, from, to, span->buf.data) == to)
+	if (images && copy_images(&key, from, to, span->buf.data, &spoilt) == to)
 	{
 		span->from = from;
 		span->len = to - from;
@@ -995,8 +1008,8 @@ armdb_vstore_span_read(ArmdbVstoreSpan *span, ArmdbRelKeydir *kd,
 		if (active)
 			limit = Min(limit, written_end);
 		make_images(files, &key, file_id, span->buf.data, span->from, limit,
-					!active && span->len < want, from);
-		if (copy_images(&key, from, to, span->buf.data) == to)
+					from);
+		if (copy_images(&key, from, to, span->buf.data, &spoilt) == to)
 		{
 			span->from = from;
 			span->len = to - from;
@@ -1236,13 +1249,14 @@ static bool
 cursor_from_images(ArmdbVstoreCursor *cur, uint64 need)
 {
 	uint64		end;
+	bool		spoilt;
 
 	Assert(cur->chunk.size >= ARMDB_DECRYPTED_SLOT_SIZE);
 	end = copy_images(&cur->cache_key, cur->pos, cur->pos + cur->chunk.size,
-					  cur->chunk.data);
+					  cur->chunk.data, &spoilt);
 	if (end < cur->pos + Max(need, 1))
 	{
-		if (end > cur->pos)
+		if (end > cur->pos || spoilt)
 			cur->chunk_len = 0; /* what it held is partly overwritten */
 		return false;
 	}
@@ -1295,6 +1309,8 @@ cursor_bytes(ArmdbVstoreCursor *cur, uint64 need)
 	if (cur->tail != NULL && cur->file_id == cur->last_file_id &&
 		cur->pos >= cur->tail_start)
 	{
+		/* ciphertext, whatever images of the file hold by now */
+		cur->plain_start = cur->plain_end = 0;
 		cur->from_cache = false;
 		cur->avail_end = cur->last_end;
 		if (cur->pos + need > cur->last_end)
@@ -1341,14 +1357,11 @@ cursor_bytes(ArmdbVstoreCursor *cur, uint64 need)
 		{
 			/* only what was on disk at the start: not the copied tail */
 			uint64		limit = Min(from + cur->chunk_len, cur->file_end);
-			bool		sealed = cur->file_id != cur->last_file_id;
 
-			if (cur->tail != NULL && !sealed)
+			if (cur->tail != NULL && cur->file_id == cur->last_file_id)
 				limit = Min(limit, cur->tail_start);
 			make_images(cur->files, &cur->cache_key, cur->file_id,
-						cur->chunk.data, from, limit,
-						sealed && from + cur->chunk_len >= cur->file_end,
-						cur->pos);
+						cur->chunk.data, from, limit, cur->pos);
 			/* the images, or the file's bytes (again, if overwritten) */
 			if (!cursor_from_images(cur, need) && cur->chunk_len == 0)
 			{
@@ -1446,7 +1459,9 @@ armdb_vstore_cursor_peek(ArmdbVstoreCursor *cur)
 			report_damaged_entry(cur->kd, cur->files->dir, cur->file_id,
 								 cur->pos);
 		cur->entry = p;
+		/* plaintext: an entry of the chunk where an image put it */
 		cur->opened = (cur->hdr.gsn & ARMDB_GSN_FLAG_ENCRYPTED) &&
+			p >= cur->chunk.data && p < cur->chunk.data + cur->chunk_len &&
 			cur->pos >= cur->plain_start && cur->pos < cur->plain_end;
 		return cur->valid = true;
 	}

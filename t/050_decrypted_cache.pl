@@ -2,14 +2,17 @@
 # tables, serial and parallel, keep what they decrypt and read it back; the
 # rows are always those of an unencrypted twin -- after updates and deletes
 # appended to the active file, after a merge, after a restart, on a hot
-# standby across the primary's merges; a table larger than the cache is
-# read from its files without filling it; a size of 0 turns it off; a byte
-# changed in a file is found once the cache no longer holds its region.
+# standby across the primary's merges, for a scan whose copy of the write
+# buffer another scan imaged from the file since; a table larger than the
+# cache is read from its files without filling it; a size of 0 turns it
+# off; a byte changed in a file is found once the cache no longer holds
+# its region.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Digest::MD5 qw(md5_hex);
 use FindBin;
 use lib $FindBin::RealBin;
 use ArmdbTest;
@@ -137,6 +140,44 @@ $node->restart;
 my ($h3, $m3, $s3) = counters($node);
 is("$h3|$s3", '0|0', 'a restart starts with an empty cache');
 same_rows($node, 'after a restart');
+
+# a scan's copy of the write buffer (the active file's newest entries,
+# not yet written out when it started: here its own transaction's) is
+# ciphertext, even where another scan imaged those bytes once written
+$node->safe_psql('postgres', q{
+CREATE TABLE race (id int PRIMARY KEY, v text) USING armdb;
+INSERT INTO race SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
+});
+$node->append_conf('postgresql.conf', 'armdb.flush_interval = 60000');
+$node->reload;
+sleep(1);
+my $slow = $node->background_psql('postgres');
+$slow->query_safe('SET max_parallel_workers_per_gather = 0');
+$slow->query_safe('BEGIN');
+$slow->query_safe(
+	'INSERT INTO race SELECT g, md5(g::text) FROM generate_series(20001, 20500) g');
+$slow->query_safe('DECLARE c CURSOR FOR SELECT id, v FROM race');
+is($slow->query_safe('FETCH 1 FROM c'), "1|" . md5_hex('1'),
+	'a scan started with its own rows in the write buffer');
+# more entries after them in that file, then everything written out
+$slow->query_safe(
+	'INSERT INTO race SELECT g, md5(g::text) FROM generate_series(20501, 26000) g');
+$node->append_conf('postgresql.conf', 'armdb.flush_interval = 10');
+$node->reload;
+sleep(1);
+my ($hb, $mb, $sb) = counters($node);
+is($node->safe_psql('postgres', q{
+SET max_parallel_workers_per_gather = 0;
+SELECT count(*) FROM race WHERE v = md5(id::text)}), '20000',
+	'another scan reads the table (and images its files)');
+my ($ha, $ma, $sa) = counters($node);
+cmp_ok($sa, '>', $sb, '... keeping images');
+my @rows = split /\n/, $slow->query_safe('FETCH ALL FROM c');
+my @bad = grep { my ($id, $v) = split /\|/; $v ne md5_hex($id) } @rows;
+is(scalar(@rows), 20499, 'the first scan goes on to its end');
+is(scalar(@bad), 0, '... reading every row right, its copied ones too');
+$slow->query_safe('COMMIT');
+$slow->quit;
 
 # the cache holds no byte across a restart: one changed while the server
 # was down (CRC mended, as a forger would) fails the scans that read it

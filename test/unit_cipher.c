@@ -716,6 +716,29 @@ append_chain(TShard *s, int n, bool tombstone_first, uint32 *sealed)
 }
 
 /*
+ * m set to merge file input of the test shard (shard 0, what its headers
+ * say) alone into authenticated outputs under the current key, keeping
+ * endings, numbering them from *next on.
+ */
+static void
+authenticated_merge_init(ArmdbMerge *m, uint32 input, uint32 *next)
+{
+	memset(m, 0, sizeof(*m));
+	m->io = unit_io;
+	m->dir = unit_dir;
+	m->shard_no = 0;
+	m->max_file_size = 1 << 20;
+	m->direct_io = true;
+	m->keep = keep_endings;
+	m->next_file_id = next_id;
+	m->arg = next;
+	m->inputs[0] = input;
+	m->ninputs = 1;
+	m->key_id = armdb_keyring.keys[0].id;
+	m->authenticated = true;
+}
+
+/*
  * A merge of an authenticated file that keeps an ending (a tombstone it
  * makes of a dead version's header): the version is authenticated first,
  * the ending sealed; the output and its hint authenticate.  A file whose
@@ -740,19 +763,7 @@ test_merge_authenticated(void)
 	auth = armdb_shard_files_auth(&s.files);
 	ASSERT_CALL(append_chain(&s, 4, false, &sealed));
 
-	memset(&m, 0, sizeof(m));
-	m.io = unit_io;
-	m.dir = unit_dir;
-	m.shard_no = 0;				/* what the test shard's headers say */
-	m.max_file_size = 1 << 20;
-	m.direct_io = true;
-	m.keep = keep_endings;
-	m.next_file_id = next_id;
-	m.arg = &next;
-	m.inputs[0] = sealed;
-	m.ninputs = 1;
-	m.key_id = armdb_keyring.keys[0].id;
-	m.authenticated = true;
+	authenticated_merge_init(&m, sealed, &next);
 	memset(m.salt, 3, sizeof(m.salt));
 	memcpy(m.storage_id, s.files.storage_id, sizeof(m.storage_id));
 	ASSERT_OK(armdb_merge_copy(&m, &err));
@@ -822,18 +833,7 @@ test_auth_unauthenticated_files(void)
 		ASSERT_FAILS(armdb_data_file_key(unit_io, unit_dir, sealed, &auth, key,
 										 &keyed, &err), ARMDB_ERR_CORRUPT);
 		/* nor does a merge of an encrypted table seal one anew */
-		memset(&m, 0, sizeof(m));
-		m.io = unit_io;
-		m.dir = unit_dir;
-		m.max_file_size = 1 << 20;
-		m.direct_io = true;
-		m.keep = keep_endings;
-		m.next_file_id = next_id;
-		m.arg = &next;
-		m.inputs[0] = sealed;
-		m.ninputs = 1;
-		m.key_id = armdb_keyring.keys[0].id;
-		m.authenticated = true;
+		authenticated_merge_init(&m, sealed, &next);
 		ASSERT_FAILS(armdb_merge_copy(&m, &err), ARMDB_ERR_CORRUPT);
 		ASSERT(strstr(err.message, "is not encrypted") != NULL);
 		armdb_merge_free(&m);

@@ -135,18 +135,31 @@ derive_key(ArmdbShardFiles *files, uint32 shard, uint32 file_id,
 	return true;
 }
 
-/* The remembered key of file_id (made of key_id and salt, if not 0). */
-static const uint8 *
-cached_key(ArmdbShardFiles *files, uint32 file_id, uint32 key_id,
-		   const uint8 *salt)
+/*
+ * Where files->keys remembers the key of file_id (made of key_id and salt,
+ * if not 0), or -1.
+ */
+static int
+cached_key_index(ArmdbShardFiles *files, uint32 file_id, uint32 key_id,
+				 const uint8 *salt)
 {
 	for (int i = 0; i < ARMDB_SHARD_FD_CACHE; i++)
 		if (files->keys[i].file_id == file_id &&
 			(key_id == 0 ||
 			 (files->keys[i].key_id == key_id &&
 			  memcmp(files->keys[i].salt, salt, sizeof(files->keys[i].salt)) == 0)))
-			return files->keys[i].key;
-	return NULL;
+			return i;
+	return -1;
+}
+
+/* The remembered key of file_id (made of key_id and salt, if not 0). */
+static const uint8 *
+cached_key(ArmdbShardFiles *files, uint32 file_id, uint32 key_id,
+		   const uint8 *salt)
+{
+	int			i = cached_key_index(files, file_id, key_id, salt);
+
+	return i >= 0 ? files->keys[i].key : NULL;
 }
 
 bool
@@ -177,26 +190,19 @@ armdb_shard_file_salt(ArmdbShardFiles *files, uint32 file_id, uint8 *salt)
 {
 	uint8		key[ARMDB_CIPHER_KEY_LEN];
 	ArmdbError	err;
+	int			i = cached_key_index(files, file_id, 0, NULL);
 
 	/* the file's key and salt are remembered together: derive it once */
-	for (int pass = 0; pass < 2; pass++)
+	if (i < 0)
 	{
-		for (int i = 0; i < ARMDB_SHARD_FD_CACHE; i++)
-			if (files->keys[i].file_id == file_id)
-			{
-				memcpy(salt, files->keys[i].salt, sizeof(files->keys[i].salt));
-				return true;
-			}
-		if (pass == 0)
-		{
-			bool		ok = armdb_shard_file_key(files, file_id, key, &err);
+		bool		ok = armdb_shard_file_key(files, file_id, key, &err);
 
-			explicit_bzero(key, sizeof(key));
-			if (!ok)
-				return false;
-		}
+		explicit_bzero(key, sizeof(key));
+		if (!ok || (i = cached_key_index(files, file_id, 0, NULL)) < 0)
+			return false;
 	}
-	return false;
+	memcpy(salt, files->keys[i].salt, sizeof(files->keys[i].salt));
+	return true;
 }
 
 bool

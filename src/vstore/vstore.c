@@ -615,7 +615,7 @@ make_images(ArmdbShardFiles *files, ArmdbDecryptedKey *key, uint32 file_id,
 	if (image_room == NULL)
 		image_room = MemoryContextAlloc(TopMemoryContext,
 										ARMDB_DECRYPTED_SLOT_SIZE);
-	while (at < limit)
+	for (;;)
 	{
 		const char *p = buf + (at - buf_off);
 		ArmdbEntryHeader hdr;
@@ -633,7 +633,8 @@ make_images(ArmdbShardFiles *files, ArmdbDecryptedKey *key, uint32 file_id,
 			region = at / ARMDB_DECRYPTED_REGION;
 			first = at;
 		}
-		if (armdb_entry_parse(p, limit - at, &hdr) != ARMDB_PARSE_OK)
+		if (at >= limit ||
+			armdb_entry_parse(p, limit - at, &hdr) != ARMDB_PARSE_OK)
 			return;
 		hsize = armdb_entry_header_size(hdr.gsn);
 		loc.file_id = file_id;
@@ -658,8 +659,6 @@ make_images(ArmdbShardFiles *files, ArmdbDecryptedKey *key, uint32 file_id,
 		}
 		at += loc.len;
 	}
-	if (at / ARMDB_DECRYPTED_REGION != region && at > first)
-		keep_image(key, region, first, at);
 }
 
 /*
@@ -689,6 +688,22 @@ copy_images(ArmdbDecryptedKey *key, uint64 from, uint64 to, char *out,
 		at = end;
 	}
 	return at;
+}
+
+/* The span [from, to) copied from images of key's file, if they hold it. */
+static bool
+span_from_images(ArmdbVstoreSpan *span, ArmdbDecryptedKey *key, uint64 from,
+				 uint64 to)
+{
+	bool		spoilt;
+
+	if (copy_images(key, from, to, span->buf.data, &spoilt) != to)
+		return false;
+	span->from = from;
+	span->len = to - from;
+	span->cached = false;
+	span->opened = true;
+	return true;
 }
 
 /* ----------------
@@ -938,7 +953,6 @@ armdb_vstore_span_read(ArmdbVstoreSpan *span, ArmdbRelKeydir *kd,
 	uint64		written_end;
 	uint64		whole_regions;
 	size_t		want;
-	bool		spoilt;
 	MemoryContext oldcontext;
 	bool		ok;
 
@@ -979,13 +993,8 @@ armdb_vstore_span_read(ArmdbVstoreSpan *span, ArmdbRelKeydir *kd,
 	span->file_id = file_id;
 	span->cached = false;
 	span->files = files;
-	if (images && copy_images(&key, from, to, span->buf.data, &spoilt) == to)
-	{
-		span->from = from;
-		span->len = to - from;
-		span->opened = true;
+	if (images && span_from_images(span, &key, from, to))
 		return;
-	}
 
 	/*
 	 * Read from the file; a span of mostly visible rows (a freshly loaded
@@ -1009,16 +1018,11 @@ armdb_vstore_span_read(ArmdbVstoreSpan *span, ArmdbRelKeydir *kd,
 			limit = Min(limit, written_end);
 		make_images(files, &key, file_id, span->buf.data, span->from, limit,
 					from);
-		if (copy_images(&key, from, to, span->buf.data, &spoilt) == to)
-		{
-			span->from = from;
-			span->len = to - from;
-			span->cached = false;
-			span->opened = true;
-		}
-		else if (!armdb_shard_pread(files, file_id, files->cached_reads,
-									span->buf.data, want, span->from,
-									&span->len, &err))
+		/* the images, or the file's bytes again (a copy may have begun) */
+		if (!span_from_images(span, &key, from, to) &&
+			!armdb_shard_pread(files, file_id, files->cached_reads,
+							   span->buf.data, want, span->from, &span->len,
+							   &err))
 			report_read_error(kd, &err);
 	}
 }
@@ -1230,14 +1234,6 @@ armdb_vstore_cursor_start(ArmdbVstoreCursor *cur, ArmdbRelKeydir *kd,
 	}
 }
 
-/* Whether the cursor's current file has images, and their key. */
-static void
-cursor_cache_file(ArmdbVstoreCursor *cur)
-{
-	cur->cache_file = image_key(cur->kd, cur->shard, cur->files,
-								cur->file_id, &cur->cache_key);
-}
-
 /*
  * The chunk as the current file's bytes from pos on as far as images hold
  * them, if they hold need bytes at least (a header's worth may be more
@@ -1293,7 +1289,8 @@ cursor_next_file(ArmdbVstoreCursor *cur)
 			armdb_report_storage_error(ERROR, &err);
 		cur->file_end = size;
 	}
-	cursor_cache_file(cur);
+	cur->cache_file = image_key(cur->kd, cur->shard, cur->files,
+								cur->file_id, &cur->cache_key);
 	return true;
 }
 
